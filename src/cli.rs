@@ -1,0 +1,196 @@
+//! Command-line surface: clap derive types and the syntax shared by every command (TARGET,
+//! durations). Validation only, no system access; like ripgrep's low-level arguments, values
+//! that need care stay strings here and are checked by `parse_targets`/`parse_duration` so the
+//! user gets our one-line error rather than clap's paragraph.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (doctor: no problem found)
+  1  doctor: warnings only
+  2  doctor: a critical finding
+  3  error: bad input, unreadable /proc file, netlink failure, missing privilege";
+
+const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [::1]:8100 \
+(default: every TCP listener in the network namespace)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "backlogctl",
+    version,
+    about = "Why do clients of this TCP server get resets or timeouts under bursts, and what to change",
+    after_help = EXIT_CODES,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
+    #[command(after_help = EXIT_CODES)]
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
+    pub targets: Vec<String>,
+    /// Observe for this long (e.g. 1s, 500ms); 0 takes a single sample
+    #[arg(long, short = 'w', value_name = "DUR", default_value = "0")]
+    pub window: String,
+    /// Time between samples within the window; short enough to see millisecond bursts
+    #[arg(long, value_name = "DUR", default_value = "10ms")]
+    pub sample_interval: String,
+    /// Write the snapshot to FILE (atomically) instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// One line of JSON instead of indented
+    #[arg(long)]
+    pub compact: bool,
+}
+
+/// A listener the user names: a port, optionally with the address clients connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target> {
+        let bad = |why: &str| {
+            Error::BadInput(format!(
+                "malformed target {s:?}: {why}; use :PORT, PORT, ADDR:PORT or [IPv6]:PORT, e.g. :8100 or [::1]:8100"
+            ))
+        };
+        let t = s.trim();
+        let port_of = |p: &str| -> Result<u16> {
+            match p.parse::<u16>() {
+                Ok(0) => Err(bad("port 0 is not a listening port")),
+                Ok(port) => Ok(port),
+                Err(_) => Err(bad(&format!("{p:?} is not a port number (1-65535)"))),
+            }
+        };
+        if t.is_empty() {
+            return Err(bad("empty"));
+        }
+        if let Some(p) = t.strip_prefix(':') {
+            return Ok(Target { ip: None, port: port_of(p)? });
+        }
+        if let Some(p) = t.strip_prefix("*:") {
+            return Ok(Target { ip: None, port: port_of(p)? });
+        }
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(Target { ip: None, port: port_of(t)? });
+        }
+        if let Ok(sa) = t.parse::<SocketAddr>() {
+            return Ok(Target { ip: Some(sa.ip()), port: port_of(&sa.port().to_string())? });
+        }
+        if t.parse::<IpAddr>().is_ok() {
+            return Err(bad("an address without a port"));
+        }
+        match t.rsplit_once(':') {
+            Some((addr, p)) if addr.parse::<IpAddr>().is_ok() || addr.starts_with('[') => {
+                port_of(p)?;
+                Err(bad("unreadable address (IPv6 addresses go in brackets: [::1]:8100)"))
+            }
+            Some((_, p)) => {
+                port_of(p)?;
+                Err(bad("the address must be numeric (host names are not resolved)"))
+            }
+            None => Err(bad("no port")),
+        }
+    }
+
+    /// Whether a listener bound to `local` serves this target.
+    pub fn matches(&self, listener: &crate::model::Listener) -> bool {
+        listener.local.port() == self.port && self.ip.is_none_or(|ip| listener.serves(ip))
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            None => write!(f, ":{}", self.port),
+            Some(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
+        }
+    }
+}
+
+pub fn parse_targets(raw: &[String]) -> Result<Vec<Target>> {
+    raw.iter().map(|s| Target::parse(s)).collect()
+}
+
+/// `0`, `250us`, `10ms`, `1s`, `1.5s`, `2m`. A bare number other than 0 is refused: seconds or
+/// milliseconds would both be plausible readings.
+pub fn parse_duration(what: &str, s: &str) -> Result<Duration> {
+    let bad = || {
+        Error::BadInput(format!(
+            "malformed duration {s:?} for {what}: use a number with a unit, e.g. 500ms, 1s, 2m"
+        ))
+    };
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 86_400.0 * 7.0 {
+        return Err(Error::BadInput(format!("duration {s:?} for {what} is too long (at most 7 days)")));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let ok = |s: &str| Target::parse(s).unwrap().to_string();
+        assert_eq!(ok(":8100"), ":8100");
+        assert_eq!(ok("8100"), ":8100");
+        assert_eq!(ok("*:8100"), ":8100");
+        assert_eq!(ok("127.0.0.1:8100"), "127.0.0.1:8100");
+        assert_eq!(ok("[::1]:8100"), "[::1]:8100");
+        assert_eq!(ok(" 0.0.0.0:80 "), "0.0.0.0:80");
+        for bad in ["", ":", ":0", "70000", ":abc", "::1:80", "localhost:80", "1.2.3.4", "[::1]", "1.2.3:80", "-5"] {
+            let e = Target::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("malformed target"), "{bad:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| parse_duration("--window", s).unwrap();
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("10ms"), Duration::from_millis(10));
+        assert_eq!(d("1.5s"), Duration::from_millis(1500));
+        assert_eq!(d("2m"), Duration::from_secs(120));
+        assert_eq!(d("250us"), Duration::from_micros(250));
+        for bad in ["", "5", "1x", "ms", "1.2.3s", "-1s", "99999h"] {
+            assert!(parse_duration("--window", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The one error type of the library. Every variant carries what failed and, where the user can
+//! do something about it, what to do; `main` prints it as a single `error: ...` line and exits 3.
+//! Partial data (a counter this kernel lacks, process names hidden by permissions) is never an
+//! error: it is recorded as a `Gap` in the snapshot instead.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A TARGET or option value the user typed that we cannot use.
+    BadInput(String),
+    /// A file or `/proc` entry that could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// An output file that could not be written.
+    Write { path: PathBuf, source: io::Error },
+    /// Writing the report to stdout failed (a closed pipe is handled by `main` as success).
+    Output(io::Error),
+    /// A netlink conversation with the kernel failed.
+    Netlink { op: &'static str, source: io::Error },
+    /// The kernel answered something we cannot decode.
+    Protocol(String),
+    /// A recorded snapshot that cannot be used.
+    Snapshot { path: PathBuf, reason: String },
+    /// Missing privilege for something the user asked for explicitly.
+    Permission { what: String, hint: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn read(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Read { path: path.into(), source }
+    }
+
+    /// True when the error is stdout going away under us (`backlogctl ... | head`): that is a
+    /// normal end of the program, not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadInput(msg) => f.write_str(msg),
+            Error::Read { path, source } => {
+                write!(f, "cannot read {}: {}", path.display(), io_reason(source))?;
+                if source.kind() == io::ErrorKind::NotFound && path.starts_with("/proc") {
+                    f.write_str(" (is /proc mounted, and does this kernel have TCP/IP support?)")?;
+                }
+                Ok(())
+            }
+            Error::Write { path, source } => write!(
+                f,
+                "cannot write {}: {} (choose a writable path with -o, or write to stdout)",
+                path.display(),
+                io_reason(source)
+            ),
+            Error::Output(e) => write!(f, "cannot write output: {}", io_reason(e)),
+            Error::Netlink { op, source } => {
+                write!(f, "netlink {op} failed: {}", io_reason(source))?;
+                if source.raw_os_error() == Some(nix::libc::EPROTONOSUPPORT) {
+                    f.write_str(" (this kernel lacks NETLINK_SOCK_DIAG; load the inet_diag and tcp_diag modules)")?;
+                }
+                Ok(())
+            }
+            Error::Protocol(msg) => write!(f, "unexpected answer from the kernel: {msg}"),
+            Error::Snapshot { path, reason } => {
+                write!(f, "cannot use snapshot {}: {reason}", path.display())
+            }
+            Error::Permission { what, hint } => write!(f, "{what}: permission denied ({hint})"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Read { source, .. }
+            | Error::Write { source, .. }
+            | Error::Netlink { source, .. }
+            | Error::Output(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// `io::Error`'s Display appends "(os error N)", which reads as noise in a one-line message.
+fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

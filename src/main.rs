@@ -1,0 +1,50 @@
+//! The binary edge: parse arguments, call `backlogctl::run`, map the outcome to an exit code.
+//! The only place that prints an error.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use backlogctl::{EXIT_ERROR, cli::Cli};
+use clap::Parser;
+use clap::error::ErrorKind;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut err = io::stderr();
+    match backlogctl::run(cli, &mut out, &mut err) {
+        Ok(status) => status.exit_code(),
+        // `backlogctl ... | head` closed stdout: the reader has what it wanted.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// clap would exit 2, which reads as "critical" in our convention: usage errors exit 3, as
+/// one `error:` line; help and version go to stdout and exit 0.
+fn usage_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_ERROR)
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            let _ = writeln!(io::stderr(), "error: {first} (see --help)");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

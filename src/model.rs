@@ -1,0 +1,213 @@
+//! The snapshot model: the one data type every command produces or consumes. A live run and a
+//! recorded JSON file both end up as a `Snapshot`, so the rules that read it cannot tell them
+//! apart. Plain serde types only: no I/O, no clock. The format is documented in
+//! `docs/snapshot.md`; bump `SCHEMA_VERSION` on any incompatible change.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON layout written by this build. Readers reject newer versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    /// `backlogctl <version>` that recorded it.
+    pub tool: String,
+    /// Kernel release (`uname -r`), when readable.
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// The network namespace the data comes from.
+    #[serde(default)]
+    pub netns: Netns,
+    /// Wall-clock start of the recording, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// The scope as the user gave it; empty = every TCP listener.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Sampling period used within the window, microseconds (0 for a single sample).
+    #[serde(default)]
+    pub sample_interval_us: u64,
+    /// Samples taken in the window, including the identical ones left out of `samples`.
+    #[serde(default)]
+    pub samples_taken: u64,
+    pub sysctls: Sysctls,
+    /// Processes holding the listeners in scope (one entry per process and socket).
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    /// In time order; the first and the last carry counters. A sample identical to the one
+    /// before it (same queues, drops and SYN_RECV counts) is not stored.
+    pub samples: Vec<Sample>,
+    /// What could not be read, and why. Partial data is data.
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Netns {
+    /// Inode of the namespace (`readlink /proc/PID/ns/net` → `net:[INODE]`).
+    #[serde(default)]
+    pub inode: Option<u64>,
+    /// True when it is the namespace of PID 1 (usually the host's).
+    #[serde(default)]
+    pub initial: Option<bool>,
+}
+
+/// The sysctls that decide listen-queue behaviour, each absent when unreadable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctls {
+    /// net.core.somaxconn: caps the backlog at listen() time.
+    #[serde(default)]
+    pub somaxconn: Option<u32>,
+    /// net.ipv4.tcp_max_syn_backlog: matters only with tcp_syncookies=0.
+    #[serde(default)]
+    pub tcp_max_syn_backlog: Option<u32>,
+    /// net.ipv4.tcp_syncookies: 0 off, 1 when the SYN queue is full, 2 always.
+    #[serde(default)]
+    pub tcp_syncookies: Option<u32>,
+    /// net.ipv4.tcp_abort_on_overflow: 1 = reset instead of dropping the final ACK.
+    #[serde(default)]
+    pub tcp_abort_on_overflow: Option<u32>,
+    /// net.ipv4.tcp_synack_retries: request-socket lifetime.
+    #[serde(default)]
+    pub tcp_synack_retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Microseconds since `started_unix_ms`.
+    pub elapsed_us: u64,
+    /// `/proc/net/netstat` + `/proc/net/snmp`, keyed `Section:Name` (`TcpExt:ListenOverflows`).
+    /// A counter the kernel lacks is absent, never 0. Absent on samples that did not read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<Counters>,
+    pub listeners: Vec<Listener>,
+}
+
+pub type Counters = BTreeMap<String, u64>;
+
+/// One listening TCP socket as inet_diag reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub local: SocketAddr,
+    /// Socket inode; ties the listener to its processes (`/proc/PID/fd` → `socket:[inode]`).
+    pub inode: u64,
+    pub uid: u32,
+    /// Recv-Q: connections waiting for accept() (`sk_ack_backlog`).
+    pub recv_q: u32,
+    /// Send-Q: effective backlog B = min(listen() backlog, somaxconn at listen time)
+    /// (`sk_max_ack_backlog`). The accept queue holds B+1.
+    pub send_q: u32,
+    /// `sk_drops` (SK_MEMINFO_DROPS): segments dropped at this listener, not clients.
+    /// None when the kernel sent a short skmeminfo array (drops unknown).
+    #[serde(default)]
+    pub drops: Option<u32>,
+    /// Request sockets (SYN_RECV) on this listener's address and port. Shared by all sockets
+    /// of an SO_REUSEPORT group, since request sockets carry no listener inode.
+    #[serde(default)]
+    pub syn_recv: u32,
+    /// IPV6_V6ONLY of an IPv6 listener; None for IPv4 or when not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6only: Option<bool>,
+}
+
+impl Listener {
+    /// Identity across samples: the same socket keeps its inode.
+    pub fn key(&self) -> (SocketAddr, u64) {
+        (self.local, self.inode)
+    }
+
+    /// True when the accept queue is at its kernel limit (`sk_acceptq_is_full`: Recv-Q > B).
+    pub fn accept_queue_full(&self) -> bool {
+        self.recv_q > self.send_q
+    }
+
+    /// Whether a client connecting to `ip` would reach this listener (wildcards included).
+    pub fn serves(&self, ip: IpAddr) -> bool {
+        let mine = self.local.ip();
+        if mine == ip {
+            return true;
+        }
+        match (mine, ip) {
+            (IpAddr::V4(a), IpAddr::V4(_)) => a.is_unspecified(),
+            (IpAddr::V6(a), IpAddr::V6(_)) => a.is_unspecified(),
+            // A dual-stack [::] listener also takes IPv4 clients, unless IPV6_V6ONLY is set.
+            (IpAddr::V6(a), IpAddr::V4(_)) => a.is_unspecified() && self.v6only != Some(true),
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+}
+
+/// A process holding a listening socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub inode: u64,
+    pub pid: u32,
+    /// `/proc/PID/comm`.
+    pub comm: String,
+    /// `/proc/PID/cmdline`, arguments joined by spaces.
+    #[serde(default)]
+    pub cmdline: String,
+}
+
+/// Something that could not be observed. Renderers print these so that an absent value is
+/// never mistaken for a zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// What is missing: `process-owners`, `counters`, `sysctl`, `skmeminfo`, ...
+    pub what: String,
+    /// Why, and what would fix it.
+    pub reason: String,
+}
+
+impl Gap {
+    pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Gap { what: what.into(), reason: reason.into() }
+    }
+}
+
+impl Snapshot {
+    pub fn first(&self) -> Option<&Sample> {
+        self.samples.first()
+    }
+
+    pub fn last(&self) -> Option<&Sample> {
+        self.samples.last()
+    }
+
+    /// Owners of the socket with this inode.
+    pub fn owners_of(&self, inode: u64) -> impl Iterator<Item = &Owner> {
+        self.owners.iter().filter(move |o| o.inode == inode)
+    }
+
+    /// Increase of a counter between the first and the last sample that carry counters.
+    /// None when either end lacks it (this kernel does not have it, or it was unreadable).
+    pub fn counter_delta(&self, key: &str) -> Option<u64> {
+        let mut with = self.samples.iter().filter_map(|s| s.counters.as_ref());
+        let first = with.next()?;
+        let last = with.last().unwrap_or(first);
+        Some(last.get(key)?.saturating_sub(*first.get(key)?))
+    }
+
+    /// Highest Recv-Q seen for the listener with this key over all samples.
+    pub fn peak_recv_q(&self, key: (SocketAddr, u64)) -> Option<u32> {
+        self.samples
+            .iter()
+            .flat_map(|s| s.listeners.iter())
+            .filter(|l| l.key() == key)
+            .map(|l| l.recv_q)
+            .max()
+    }
+
+    /// Duration covered by the samples, microseconds.
+    pub fn window_us(&self) -> u64 {
+        match (self.first(), self.last()) {
+            (Some(a), Some(b)) => b.elapsed_us.saturating_sub(a.elapsed_us),
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Live sources: the only code that knows netlink and `/proc` exist. Each returns plain data
+//! for `model`; everything downstream works the same on a recorded snapshot.
+
+pub mod diag;
+pub mod netns;
+pub mod netstat;
+pub mod procs;
+pub mod sysctl;

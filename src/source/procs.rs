@@ -1,0 +1,70 @@
+//! Process attribution: which processes hold the listening sockets in scope. The kernel keeps
+//! no socket → process index, so this scans `/proc/*/fd` for `socket:[INODE]` links, matching
+//! only the inodes asked for, and only when there are some. Processes that exit or deny access
+//! mid-scan are skipped; when a listener stays unattributed because of denied access, the gap
+//! says so (reading another user's `/proc/PID/fd` needs root or CAP_SYS_PTRACE).
+
+use std::collections::HashSet;
+
+use procfs::ProcError;
+use procfs::process::FDTarget;
+
+use crate::model::{Gap, Owner};
+
+/// Owners of the given socket inodes, plus a gap when some could not be attributed.
+pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
+    let mut found = Vec::new();
+    if inodes.is_empty() {
+        return (found, None);
+    }
+    let mut denied = 0usize;
+    let processes = match procfs::process::all_processes() {
+        Ok(p) => p,
+        Err(e) => return (found, Some(Gap::new("process-owners", format!("cannot list /proc: {e}")))),
+    };
+    for process in processes {
+        let Ok(process) = process else { continue };
+        let fds = match process.fd() {
+            Ok(fds) => fds,
+            Err(ProcError::PermissionDenied(_)) => {
+                denied += 1;
+                continue;
+            }
+            Err(_) => continue, // exited while we looked
+        };
+        let mut mine = fds
+            .filter_map(|fd| match fd.ok()?.target {
+                FDTarget::Socket(inode) if inodes.contains(&inode) => Some(inode),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if mine.is_empty() {
+            continue;
+        }
+        mine.sort_unstable();
+        mine.dedup();
+        let comm = process.stat().map(|s| s.comm).unwrap_or_default();
+        let cmdline = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
+        let pid = u32::try_from(process.pid()).unwrap_or_default();
+        for inode in mine {
+            found.push(Owner { inode, pid, comm: comm.clone(), cmdline: cmdline.clone() });
+        }
+    }
+    let attributed: HashSet<u64> = found.iter().map(|o| o.inode).collect();
+    let missing = inodes.len() - inodes.intersection(&attributed).count();
+    let gap = (missing > 0).then(|| {
+        let why = if denied > 0 {
+            format!(
+                "{missing} listener(s) without a known process: /proc/PID/fd of {denied} \
+                 process(es) could not be read; run as root (or with CAP_SYS_PTRACE) to see them"
+            )
+        } else {
+            format!(
+                "{missing} listener(s) without a known process: no process in this PID \
+                 namespace holds them (another container's, or the kernel's)"
+            )
+        };
+        Gap::new("process-owners", why)
+    });
+    (found, gap)
+}

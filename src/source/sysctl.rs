@@ -1,0 +1,52 @@
+//! The sysctls that decide listen-queue behaviour, read with `std::fs` from `/proc/sys`, which
+//! (unlike `/proc/net`) already follows the calling thread's network namespace. Each value is
+//! an `Option`: unreadable or unparsable means unknown, recorded as a gap, never a default.
+
+use crate::model::{Gap, Sysctls};
+
+const ROOT: &str = "/proc/sys";
+
+/// Reads the listen-queue sysctls of the calling thread's network namespace.
+pub fn read(gaps: &mut Vec<Gap>) -> Sysctls {
+    let mut one = |name: &str| read_one(name, gaps);
+    Sysctls {
+        somaxconn: one("net.core.somaxconn"),
+        tcp_max_syn_backlog: one("net.ipv4.tcp_max_syn_backlog"),
+        tcp_syncookies: one("net.ipv4.tcp_syncookies"),
+        tcp_abort_on_overflow: one("net.ipv4.tcp_abort_on_overflow"),
+        tcp_synack_retries: one("net.ipv4.tcp_synack_retries"),
+    }
+}
+
+/// Kernel release (`uname -r`).
+pub fn kernel_release() -> Option<String> {
+    let text = std::fs::read_to_string(format!("{ROOT}/kernel/osrelease")).ok()?;
+    Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+pub fn hostname() -> Option<String> {
+    let text = std::fs::read_to_string(format!("{ROOT}/kernel/hostname")).ok()?;
+    Some(text.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `net.core.somaxconn` → `/proc/sys/net/core/somaxconn`.
+pub fn path_of(name: &str) -> String {
+    format!("{ROOT}/{}", name.replace('.', "/"))
+}
+
+fn read_one(name: &str, gaps: &mut Vec<Gap>) -> Option<u32> {
+    let path = path_of(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<u32>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                gaps.push(Gap::new(name, format!("{path} holds {:?}, not a number", text.trim())));
+                None
+            }
+        },
+        Err(e) => {
+            gaps.push(Gap::new(name, format!("cannot read {path}: {e}")));
+            None
+        }
+    }
+}

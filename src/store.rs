@@ -1,0 +1,89 @@
+//! Snapshot files: atomic writes and schema-checked reads. A file from a newer backlogctl, a
+//! truncated file or plain garbage is a clear error naming the file, never a panic.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::{SCHEMA_VERSION, Snapshot};
+
+/// Reads and checks a snapshot written by `backlogctl snapshot` (or by hand, per
+/// docs/snapshot.md).
+pub fn load(path: &Path) -> Result<Snapshot> {
+    let text = fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    parse(&text).map_err(|reason| Error::Snapshot { path: path.to_path_buf(), reason })
+}
+
+pub fn parse(text: &str) -> Result<Snapshot, String> {
+    // Look at the version first, so a newer layout is reported as such rather than as
+    // whichever field happens not to parse.
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+    let version = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .ok_or("no schema_version: not a backlogctl snapshot")?;
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(format!(
+            "schema_version {version} is newer than this backlogctl understands ({SCHEMA_VERSION}); upgrade backlogctl"
+        ));
+    }
+    let snap: Snapshot = serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
+    if snap.samples.is_empty() {
+        return Err("it holds no samples".into());
+    }
+    Ok(snap)
+}
+
+/// A file that appears under its final name only when complete: written beside the
+/// destination, flushed to disk, then renamed over it. Created up front so that an
+/// unwritable path fails before any sampling.
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    file: BufWriter<File>,
+    committed: bool,
+}
+
+impl AtomicFile {
+    pub fn create(dest: &Path) -> Result<Self> {
+        let werr = |source| Error::Write { path: dest.to_path_buf(), source };
+        let name = dest
+            .file_name()
+            .ok_or_else(|| werr(io::Error::new(io::ErrorKind::InvalidInput, "not a file name")))?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if dest.is_dir() {
+            return Err(werr(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")));
+        }
+        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let file = File::create(&tmp).map_err(werr)?;
+        Ok(AtomicFile { dest: dest.to_path_buf(), tmp, file: BufWriter::new(file), committed: false })
+    }
+
+    pub fn writer(&mut self) -> &mut impl Write {
+        &mut self.file
+    }
+
+    /// Flushes, syncs and renames into place.
+    pub fn commit(mut self) -> Result<()> {
+        let dest = self.dest.clone();
+        let werr = |source| Error::Write { path: dest.clone(), source };
+        self.file.flush().map_err(werr)?;
+        self.file.get_ref().sync_all().map_err(werr)?;
+        fs::rename(&self.tmp, &self.dest).map_err(werr)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
