@@ -86,16 +86,28 @@ impl Target {
             return Err(bad("empty"));
         }
         if let Some(p) = t.strip_prefix(':') {
-            return Ok(Target { ip: None, port: port_of(p)? });
+            return Ok(Target {
+                ip: None,
+                port: port_of(p)?,
+            });
         }
         if let Some(p) = t.strip_prefix("*:") {
-            return Ok(Target { ip: None, port: port_of(p)? });
+            return Ok(Target {
+                ip: None,
+                port: port_of(p)?,
+            });
         }
         if t.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(Target { ip: None, port: port_of(t)? });
+            return Ok(Target {
+                ip: None,
+                port: port_of(t)?,
+            });
         }
         if let Ok(sa) = t.parse::<SocketAddr>() {
-            return Ok(Target { ip: Some(sa.ip()), port: port_of(&sa.port().to_string())? });
+            return Ok(Target {
+                ip: Some(sa.ip()),
+                port: port_of(&sa.port().to_string())?,
+            });
         }
         if t.parse::<IpAddr>().is_ok() {
             return Err(bad("an address without a port"));
@@ -103,11 +115,15 @@ impl Target {
         match t.rsplit_once(':') {
             Some((addr, p)) if addr.parse::<IpAddr>().is_ok() || addr.starts_with('[') => {
                 port_of(p)?;
-                Err(bad("unreadable address (IPv6 addresses go in brackets: [::1]:8100)"))
+                Err(bad(
+                    "unreadable address (IPv6 addresses go in brackets: [::1]:8100)",
+                ))
             }
             Some((_, p)) => {
                 port_of(p)?;
-                Err(bad("the address must be numeric (host names are not resolved)"))
+                Err(bad(
+                    "the address must be numeric (host names are not resolved)",
+                ))
             }
             None => Err(bad("no port")),
         }
@@ -144,7 +160,9 @@ pub fn parse_duration(what: &str, s: &str) -> Result<Duration> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
     let (num, unit) = t.split_at(split);
     let value: f64 = num.parse().map_err(|_| bad())?;
     let scale = match unit {
@@ -157,7 +175,9 @@ pub fn parse_duration(what: &str, s: &str) -> Result<Duration> {
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 86_400.0 * 7.0 {
-        return Err(Error::BadInput(format!("duration {s:?} for {what} is too long (at most 7 days)")));
+        return Err(Error::BadInput(format!(
+            "duration {s:?} for {what} is too long (at most 7 days)"
+        )));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -175,7 +195,19 @@ mod tests {
         assert_eq!(ok("127.0.0.1:8100"), "127.0.0.1:8100");
         assert_eq!(ok("[::1]:8100"), "[::1]:8100");
         assert_eq!(ok(" 0.0.0.0:80 "), "0.0.0.0:80");
-        for bad in ["", ":", ":0", "70000", ":abc", "::1:80", "localhost:80", "1.2.3.4", "[::1]", "1.2.3:80", "-5"] {
+        for bad in [
+            "",
+            ":",
+            ":0",
+            "70000",
+            ":abc",
+            "::1:80",
+            "localhost:80",
+            "1.2.3.4",
+            "[::1]",
+            "1.2.3:80",
+            "-5",
+        ] {
             let e = Target::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("malformed target"), "{bad:?} gave {e}");
         }

@@ -51,18 +51,31 @@ fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
         interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
     };
     // Open the output first: an unwritable path should fail before a long window, not after.
-    let mut file = args.output.as_deref().map(store::AtomicFile::create).transpose()?;
+    let mut file = args
+        .output
+        .as_deref()
+        .map(store::AtomicFile::create)
+        .transpose()?;
     let snap = record::record(&scope, &plan)?;
     for t in &scope.targets {
-        let seen = snap.samples.iter().any(|s| s.listeners.iter().any(|l| t.matches(l)));
+        let seen = snap
+            .samples
+            .iter()
+            .any(|s| s.listeners.iter().any(|l| t.matches(l)));
         if !seen {
-            let _ = writeln!(err, "warning: nothing listens on {t} in this network namespace");
+            let _ = writeln!(
+                err,
+                "warning: nothing listens on {t} in this network namespace"
+            );
         }
     }
     match file.as_mut() {
         Some(f) => {
             write_json(f.writer(), &snap, args.compact).map_err(|e| match e {
-                Error::Output(source) => Error::Write { path: args.output.clone().unwrap_or_default(), source },
+                Error::Output(source) => Error::Write {
+                    path: args.output.clone().unwrap_or_default(),
+                    source,
+                },
                 other => other,
             })?;
             if let Some(f) = file {
@@ -81,5 +94,7 @@ fn write_json(w: &mut dyn Write, snap: &model::Snapshot, compact: bool) -> Resul
         serde_json::to_writer_pretty(&mut *w, snap)
     };
     res.map_err(|e| Error::Output(io::Error::from(e)))?;
-    w.write_all(b"\n").and_then(|_| w.flush()).map_err(Error::Output)
+    w.write_all(b"\n")
+        .and_then(|_| w.flush())
+        .map_err(Error::Output)
 }

@@ -166,7 +166,10 @@ pub struct Gap {
 
 impl Gap {
     pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        Gap { what: what.into(), reason: reason.into() }
+        Gap {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 }
 

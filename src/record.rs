@@ -42,8 +42,10 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
     let mut gaps = Vec::new();
     let sysctls = sysctl::read(&mut gaps);
     let mut diag = diag::Diag::open()?;
-    let started_unix_ms =
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let start = Instant::now();
     let interval = plan.interval.max(Duration::from_micros(100));
     let ports = scope.ports();
@@ -59,8 +61,14 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
         let dump = diag.dump(&ports, true)?;
         taken += 1;
         drops_unknown = drops_unknown.max(dump.drops_unknown);
-        let listeners: Vec<Listener> = dump.listeners.into_iter().filter(|l| scope.contains(l)).collect();
-        let changed = samples.last().is_none_or(|prev| prev.listeners != listeners);
+        let listeners: Vec<Listener> = dump
+            .listeners
+            .into_iter()
+            .filter(|l| scope.contains(l))
+            .collect();
+        let changed = samples
+            .last()
+            .is_none_or(|prev| prev.listeners != listeners);
         if changed || last {
             let (counters, problems) = netstat::read()?;
             if counter_problems.is_empty() {
@@ -97,8 +105,10 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
     for p in counter_problems {
         gaps.push(Gap::new("counters", p));
     }
-    let inodes: HashSet<u64> =
-        samples.iter().flat_map(|s| s.listeners.iter().map(|l| l.inode)).collect();
+    let inodes: HashSet<u64> = samples
+        .iter()
+        .flat_map(|s| s.listeners.iter().map(|l| l.inode))
+        .collect();
     let (owners, owner_gap) = procs::owners(&inodes);
     gaps.extend(owner_gap);
 
@@ -110,7 +120,11 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
         netns: netns::current(),
         started_unix_ms,
         targets: scope.targets.iter().map(|t| t.to_string()).collect(),
-        sample_interval_us: if plan.window.is_zero() { 0 } else { interval.as_micros() as u64 },
+        sample_interval_us: if plan.window.is_zero() {
+            0
+        } else {
+            interval.as_micros() as u64
+        },
         samples_taken: taken,
         sysctls,
         owners,

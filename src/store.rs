@@ -12,7 +12,10 @@ use crate::model::{SCHEMA_VERSION, Snapshot};
 /// docs/snapshot.md).
 pub fn load(path: &Path) -> Result<Snapshot> {
     let text = fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
-    parse(&text).map_err(|reason| Error::Snapshot { path: path.to_path_buf(), reason })
+    parse(&text).map_err(|reason| Error::Snapshot {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 pub fn parse(text: &str) -> Result<Snapshot, String> {
@@ -29,7 +32,8 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
             "schema_version {version} is newer than this backlogctl understands ({SCHEMA_VERSION}); upgrade backlogctl"
         ));
     }
-    let snap: Snapshot = serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
+    let snap: Snapshot =
+        serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
     if snap.samples.is_empty() {
         return Err("it holds no samples".into());
     }
@@ -48,20 +52,38 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(dest: &Path) -> Result<Self> {
-        let werr = |source| Error::Write { path: dest.to_path_buf(), source };
-        let name = dest
-            .file_name()
-            .ok_or_else(|| werr(io::Error::new(io::ErrorKind::InvalidInput, "not a file name")))?;
+        let werr = |source| Error::Write {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let name = dest.file_name().ok_or_else(|| {
+            werr(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         if dest.is_dir() {
-            return Err(werr(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")));
+            return Err(werr(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
         }
-        let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let file = File::create(&tmp).map_err(werr)?;
-        Ok(AtomicFile { dest: dest.to_path_buf(), tmp, file: BufWriter::new(file), committed: false })
+        Ok(AtomicFile {
+            dest: dest.to_path_buf(),
+            tmp,
+            file: BufWriter::new(file),
+            committed: false,
+        })
     }
 
     pub fn writer(&mut self) -> &mut impl Write {
@@ -71,7 +93,10 @@ impl AtomicFile {
     /// Flushes, syncs and renames into place.
     pub fn commit(mut self) -> Result<()> {
         let dest = self.dest.clone();
-        let werr = |source| Error::Write { path: dest.clone(), source };
+        let werr = |source| Error::Write {
+            path: dest.clone(),
+            source,
+        };
         self.file.flush().map_err(werr)?;
         self.file.get_ref().sync_all().map_err(werr)?;
         fs::rename(&self.tmp, &self.dest).map_err(werr)?;

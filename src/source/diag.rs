@@ -65,12 +65,20 @@ pub struct Diag {
 
 impl Diag {
     pub fn open() -> Result<Self> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)
-            .map_err(|source| Error::Netlink { op: "socket(NETLINK_SOCK_DIAG)", source })?;
-        socket.bind_auto().map_err(|source| Error::Netlink { op: "bind", source })?;
+        let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(|source| Error::Netlink {
+            op: "socket(NETLINK_SOCK_DIAG)",
+            source,
+        })?;
+        socket
+            .bind_auto()
+            .map_err(|source| Error::Netlink { op: "bind", source })?;
         // Dumps are produced as we read, so this is headroom, not a requirement; ignore a refusal.
         let _ = socket.set_rx_buf_sz(SOCKET_RCVBUF as i32);
-        Ok(Diag { socket, buf: vec![0; RECV_BUF], seq: 0 })
+        Ok(Diag {
+            socket,
+            buf: vec![0; RECV_BUF],
+            seq: 0,
+        })
     }
 
     /// Listeners on `ports` (all when empty), and their request sockets when `syn_recv`.
@@ -83,7 +91,13 @@ impl Diag {
         Ok(out)
     }
 
-    fn dump_family(&mut self, family: u8, ports: &[u16], syn_recv: bool, out: &mut Dump) -> Result<()> {
+    fn dump_family(
+        &mut self,
+        family: u8,
+        ports: &[u16],
+        syn_recv: bool,
+        out: &mut Dump,
+    ) -> Result<()> {
         for _ in 0..DUMP_TRIES {
             let (l, r, d) = (out.listeners.len(), out.requests.len(), out.drops_unknown);
             match self.try_dump(family, ports, syn_recv, out)? {
@@ -102,7 +116,13 @@ impl Diag {
         )))
     }
 
-    fn try_dump(&mut self, family: u8, ports: &[u16], syn_recv: bool, out: &mut Dump) -> Result<Outcome> {
+    fn try_dump(
+        &mut self,
+        family: u8,
+        ports: &[u16],
+        syn_recv: bool,
+        out: &mut Dump,
+    ) -> Result<Outcome> {
         self.seq = self.seq.wrapping_add(1);
         let request = build_request(family, ports, syn_recv, self.seq);
         self.socket
@@ -136,7 +156,11 @@ impl Diag {
                 }
                 match msg.message_type() {
                     NLMSG_DONE => {
-                        return Ok(if interrupted { Outcome::Interrupted } else { Outcome::Complete });
+                        return Ok(if interrupted {
+                            Outcome::Interrupted
+                        } else {
+                            Outcome::Complete
+                        });
                     }
                     NLMSG_ERROR => {
                         let code = msg
@@ -147,8 +171,12 @@ impl Diag {
                         if code == 0 {
                             // An acknowledgement; the dump itself ends with NLMSG_DONE.
                         } else if family == AF_INET6
-                            && [nix::libc::ENOENT, nix::libc::EAFNOSUPPORT, nix::libc::EPROTONOSUPPORT]
-                                .contains(&-code)
+                            && [
+                                nix::libc::ENOENT,
+                                nix::libc::EAFNOSUPPORT,
+                                nix::libc::EPROTONOSUPPORT,
+                            ]
+                            .contains(&-code)
                         {
                             return Ok(Outcome::FamilyAbsent);
                         } else {
@@ -188,10 +216,18 @@ fn build_request(family: u8, ports: &[u16], syn_recv: bool, seq: u32) -> Vec<u8>
         protocol: IPPROTO_TCP,
         extensions: ExtensionFlags::SKMEMINFO,
         states,
-        socket_id: if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() },
+        socket_id: if family == AF_INET {
+            SocketId::new_v4()
+        } else {
+            SocketId::new_v6()
+        },
     };
     let bytecode = port_filter(ports);
-    let attr_len = if bytecode.is_empty() { 0 } else { 4 + bytecode.len() };
+    let attr_len = if bytecode.is_empty() {
+        0
+    } else {
+        4 + bytecode.len()
+    };
     let total = 16 + req.buffer_len() + attr_len;
     let mut buf = vec![0u8; total];
     {
@@ -255,7 +291,10 @@ fn parse_diag_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
     }
     let header = InetResponseHeader::parse(&payload[..DIAG_MSG_LEN])
         .map_err(|e| Error::Protocol(format!("inet_diag header: {e}")))?;
-    let local = SocketAddr::new(unmap(header.socket_id.source_address), header.socket_id.source_port);
+    let local = SocketAddr::new(
+        unmap(header.socket_id.source_address),
+        header.socket_id.source_port,
+    );
     match header.state {
         TCP_LISTEN => {
             let (mut drops, mut v6only) = (None, None);
@@ -281,7 +320,11 @@ fn parse_diag_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
                 send_q: header.send_queue,
                 drops,
                 syn_recv: 0,
-                v6only: if header.family == AF_INET6 { v6only } else { None },
+                v6only: if header.family == AF_INET6 {
+                    v6only
+                } else {
+                    None
+                },
             });
         }
         TCP_SYN_RECV | TCP_NEW_SYN_RECV => out.requests.push(local),
@@ -326,7 +369,9 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
                 Some(0)
             }
         };
-        let Some(best) = listeners.iter().filter_map(rank).max() else { continue };
+        let Some(best) = listeners.iter().filter_map(rank).max() else {
+            continue;
+        };
         for l in listeners.iter_mut().filter(|l| rank(l) == Some(best)) {
             l.syn_recv += n;
         }

@@ -19,3 +19,29 @@ fn ns_inode(link: &str) -> Option<u64> {
     let s = target.to_str()?;
     s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
+
+/// Brings the loopback interface of the calling thread's namespace up (a new namespace starts
+/// with `lo` down): SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP.
+pub fn loopback_up() -> std::io::Result<()> {
+    use nix::libc;
+    use std::io::Error;
+    // SAFETY: plain socket/ioctl calls on a zeroed `ifreq` we own; the fd is closed on all paths.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(Error::last_os_error());
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        let mut res = libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut ifr);
+        if res == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            res = libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &ifr);
+        }
+        let err = Error::last_os_error();
+        libc::close(fd);
+        if res < 0 { Err(err) } else { Ok(()) }
+    }
+}

@@ -24,7 +24,10 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
     let mut i = 0;
     while i < lines.len() {
         let Some((section, names)) = split_tag(lines[i]) else {
-            problems.push(format!("line without a `Section:` tag: {:?}", truncate(lines[i])));
+            problems.push(format!(
+                "line without a `Section:` tag: {:?}",
+                truncate(lines[i])
+            ));
             i += 1;
             continue;
         };
@@ -37,7 +40,9 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
                 continue;
             }
             None => {
-                problems.push(format!("{section}: header without a line of values (truncated file?)"));
+                problems.push(format!(
+                    "{section}: header without a line of values (truncated file?)"
+                ));
                 i += 1;
                 continue;
             }

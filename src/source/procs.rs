@@ -20,7 +20,15 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     let mut denied = 0usize;
     let processes = match procfs::process::all_processes() {
         Ok(p) => p,
-        Err(e) => return (found, Some(Gap::new("process-owners", format!("cannot list /proc: {e}")))),
+        Err(e) => {
+            return (
+                found,
+                Some(Gap::new(
+                    "process-owners",
+                    format!("cannot list /proc: {e}"),
+                )),
+            );
+        }
     };
     for process in processes {
         let Ok(process) = process else { continue };
@@ -47,7 +55,12 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         let cmdline = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
         let pid = u32::try_from(process.pid()).unwrap_or_default();
         for inode in mine {
-            found.push(Owner { inode, pid, comm: comm.clone(), cmdline: cmdline.clone() });
+            found.push(Owner {
+                inode,
+                pid,
+                comm: comm.clone(),
+                cmdline: cmdline.clone(),
+            });
         }
     }
     let attributed: HashSet<u64> = found.iter().map(|o| o.inode).collect();

@@ -40,7 +40,10 @@ fn read_one(name: &str, gaps: &mut Vec<Gap>) -> Option<u32> {
         Ok(text) => match text.trim().parse::<u32>() {
             Ok(v) => Some(v),
             Err(_) => {
-                gaps.push(Gap::new(name, format!("{path} holds {:?}, not a number", text.trim())));
+                gaps.push(Gap::new(
+                    name,
+                    format!("{path} holds {:?}, not a number", text.trim()),
+                ));
                 None
             }
         },

@@ -1,0 +1,224 @@
+//! Tests against the real kernel, each in a private network namespace (see tests/common).
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use backlogctl::cli::Target;
+use backlogctl::model::{Listener, Snapshot};
+use backlogctl::record::{Plan, Scope, record};
+use common::*;
+
+fn snap(targets: &[&str]) -> Snapshot {
+    let scope = Scope::new(targets.iter().map(|t| Target::parse(t).unwrap()).collect());
+    record(
+        &scope,
+        &Plan {
+            window: Default::default(),
+            interval: Default::default(),
+        },
+    )
+    .expect("record")
+}
+
+fn only_listener(s: &Snapshot) -> Listener {
+    let l = &s.samples.last().unwrap().listeners;
+    assert_eq!(l.len(), 1, "expected one listener in scope, got {l:?}");
+    l[0].clone()
+}
+
+/// The seed's experiment: somaxconn=5, listen(100), 20 connects, nobody accepts.
+#[test]
+fn accept_queue_holds_backlog_plus_one_and_overflows() {
+    in_netns("accept_queue_holds_backlog_plus_one_and_overflows", || {
+        set_sysctl("net.core.somaxconn", 5);
+        let _server = listener("127.0.0.1:8100", 100);
+        let _clients: Vec<_> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
+        let s = wait_for(300, || {
+            let s = snap(&[":8100"]);
+            let l = only_listener(&s);
+            (l.recv_q == 6 && l.drops.unwrap_or(0) > 0).then_some(s)
+        })
+        .expect("accept queue never reached 6 with drops");
+        let l = only_listener(&s);
+        // __sys_listen clamps 100 to somaxconn; sk_acceptq_is_full (`>`) admits B+1.
+        assert_eq!(l.send_q, 5, "Send-Q is the effective backlog");
+        assert_eq!(l.recv_q, 6, "Recv-Q is B+1 when full");
+        assert!(l.drops.unwrap() > 0);
+        assert!(l.accept_queue_full());
+        let c = s.samples.last().unwrap().counters.as_ref().unwrap();
+        assert!(
+            c["TcpExt:ListenOverflows"] > 0,
+            "ListenOverflows in this netns"
+        );
+        assert!(c["TcpExt:ListenDrops"] >= c["TcpExt:ListenOverflows"]);
+        assert_eq!(s.sysctls.somaxconn, Some(5), "sysctls are the namespace's");
+    });
+}
+
+#[test]
+fn sysctls_and_counters_are_the_namespaces_own() {
+    in_netns("sysctls_and_counters_are_the_namespaces_own", || {
+        set_sysctl("net.core.somaxconn", 77);
+        set_sysctl("net.ipv4.tcp_abort_on_overflow", 1);
+        set_sysctl("net.ipv4.tcp_syncookies", 2);
+        let s = snap(&[]);
+        assert_eq!(s.sysctls.somaxconn, Some(77));
+        assert_eq!(s.sysctls.tcp_abort_on_overflow, Some(1));
+        assert_eq!(s.sysctls.tcp_syncookies, Some(2));
+        assert!(s.sysctls.tcp_max_syn_backlog.is_some() && s.sysctls.tcp_synack_retries.is_some());
+        // A fresh namespace has no listeners and zeroed TcpExt counters, whatever the host has.
+        assert!(s.samples[0].listeners.is_empty());
+        let c = s.samples[0].counters.as_ref().unwrap();
+        assert_eq!(c.get("TcpExt:ListenOverflows"), Some(&0));
+        assert_eq!(c.get("Tcp:ActiveOpens"), Some(&0), "snmp is read too");
+        assert!(s.netns.inode.is_some());
+    });
+}
+
+#[test]
+fn listeners_of_both_families_with_owner_and_kernel_port_filter() {
+    in_netns(
+        "listeners_of_both_families_with_owner_and_kernel_port_filter",
+        || {
+            let _a = listener("127.0.0.1:8100", 7);
+            let _b = listener("[::1]:8200", 9);
+            let _c = listener("0.0.0.0:8300", 11);
+            let all = snap(&[]);
+            let mut ports: Vec<(u16, u32)> = all.samples[0]
+                .listeners
+                .iter()
+                .map(|l| (l.local.port(), l.send_q))
+                .collect();
+            ports.sort();
+            assert_eq!(ports, vec![(8100, 7), (8200, 9), (8300, 11)]);
+            let v6 = snap(&["[::1]:8200"]);
+            let l = only_listener(&v6);
+            assert_eq!(l.local, "[::1]:8200".parse().unwrap());
+            // inet6_bind sets ipv6only for a specific, non-mapped address.
+            assert_eq!(l.v6only, Some(true));
+            // The test process holds the socket, so it is its owner.
+            let me = std::process::id();
+            assert!(
+                v6.owners_of(l.inode).any(|o| o.pid == me),
+                "owners: {:?}",
+                v6.owners
+            );
+            assert!(
+                !v6.gaps.iter().any(|g| g.what == "process-owners"),
+                "{:?}",
+                v6.gaps
+            );
+            // 127.0.0.1:8300 is served by the 0.0.0.0 listener.
+            assert_eq!(only_listener(&snap(&["127.0.0.1:8300"])).local.port(), 8300);
+            assert!(snap(&[":8400"]).samples[0].listeners.is_empty());
+        },
+    );
+}
+
+/// Request sockets: TCP_DEFER_ACCEPT keeps a completed handshake in SYN_RECV until data
+/// arrives (tcp_check_req), a deterministic way to fill the SYN queue on loopback. IPv4
+/// clients of a dual-stack [::] listener appear as v4-mapped request sockets.
+#[test]
+fn syn_recv_is_counted_per_listener_including_v4_mapped() {
+    in_netns(
+        "syn_recv_is_counted_per_listener_including_v4_mapped",
+        || {
+            let dual = listener("[::]:8100", 50);
+            let v4 = listener("127.0.0.1:8200", 50);
+            for fd in [&dual, &v4] {
+                defer_accept(fd.as_fd());
+            }
+            let _clients: Vec<_> = (0..3)
+                .map(|_| start_connect("127.0.0.1:8100"))
+                .chain((0..2).map(|_| start_connect("[::1]:8100")))
+                .chain((0..4).map(|_| start_connect("127.0.0.1:8200")))
+                .collect();
+            let s = wait_for(300, || {
+                let s = snap(&[]);
+                let total: u32 = s.samples[0].listeners.iter().map(|l| l.syn_recv).sum();
+                (total == 9).then_some(s)
+            })
+            .expect("9 request sockets never showed up");
+            let by_port = |p: u16| {
+                s.samples[0]
+                    .listeners
+                    .iter()
+                    .find(|l| l.local.port() == p)
+                    .unwrap()
+                    .clone()
+            };
+            assert_eq!(by_port(8100).syn_recv, 5, "3 v4-mapped + 2 v6 on [::]:8100");
+            assert_eq!(by_port(8200).syn_recv, 4);
+            assert_eq!(
+                by_port(8100).recv_q,
+                0,
+                "deferred handshakes are not in the accept queue"
+            );
+            // The kernel-side port filter keeps the other listener's request sockets out.
+            assert_eq!(only_listener(&snap(&[":8200"])).syn_recv, 4);
+        },
+    );
+}
+
+fn defer_accept(fd: std::os::fd::BorrowedFd) {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = 30;
+    // SAFETY: setsockopt with a valid fd and a c_int option value that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "TCP_DEFER_ACCEPT: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A window samples repeatedly; unchanged samples collapse, the last one carries counters.
+#[test]
+fn window_records_several_samples_and_a_queue_rise() {
+    in_netns("window_records_several_samples_and_a_queue_rise", || {
+        set_sysctl("net.core.somaxconn", 4);
+        let _server = listener("127.0.0.1:8100", 100);
+        let scope = Scope::new(vec![Target::parse(":8100").unwrap()]);
+        let clients = std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            (0..10)
+                .map(|_| start_connect("127.0.0.1:8100"))
+                .collect::<Vec<_>>()
+        });
+        let plan = Plan {
+            window: std::time::Duration::from_millis(400),
+            interval: std::time::Duration::from_millis(5),
+        };
+        let s = record(&scope, &plan).expect("record");
+        let _keep = clients.join().unwrap();
+        assert!(
+            s.samples_taken >= 10,
+            "only {} samples in 400 ms",
+            s.samples_taken
+        );
+        assert!(s.samples.len() >= 2 && (s.samples.len() as u64) <= s.samples_taken);
+        assert!(
+            s.samples.first().unwrap().counters.is_some()
+                && s.samples.last().unwrap().counters.is_some()
+        );
+        let key = s.samples[0].listeners[0].key();
+        assert_eq!(s.peak_recv_q(key), Some(5), "peak = B+1 with B=4");
+        assert_eq!(
+            s.samples[0].listeners[0].recv_q, 0,
+            "the first sample predates the burst"
+        );
+        assert!(s.counter_delta("TcpExt:ListenOverflows").unwrap() > 0);
+        assert!(s.window_us() >= 300_000);
+    });
+}
