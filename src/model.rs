@@ -192,7 +192,7 @@ impl Snapshot {
     pub fn counter_delta(&self, key: &str) -> Option<u64> {
         let mut with = self.samples.iter().filter_map(|s| s.counters.as_ref());
         let first = with.next()?;
-        let last = with.last().unwrap_or(first);
+        let last = with.next_back().unwrap_or(first);
         Some(last.get(key)?.saturating_sub(*first.get(key)?))
     }
 

@@ -31,6 +31,11 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
             i += 1;
             continue;
         };
+        if names.split_whitespace().next().is_some() && names.split_whitespace().all(is_number) {
+            problems.push(format!("{section}: values without a header line; skipped"));
+            i += 1;
+            continue;
+        }
         let values = match lines.get(i + 1).and_then(|l| split_tag(l)) {
             Some((tag, values)) if tag == section => values,
             Some(_) => {
@@ -64,7 +69,7 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
                     counters.insert(format!("{section}:{name}"), v);
                 }
                 // Tcp:MaxConn is -1 by definition ("dynamic"): a setting, not a counter.
-                Err(_) if value.starts_with('-') && value[1..].parse::<u64>().is_ok() => {}
+                Err(_) if value.starts_with('-') && is_number(value) => {}
                 Err(_) => problems.push(format!("{section}:{name}: unreadable value {value:?}")),
             }
         }
@@ -99,7 +104,16 @@ pub fn read_from(netstat: &Path, snmp: &Path) -> Result<(Counters, Vec<String>)>
 fn split_tag(line: &str) -> Option<(&str, &str)> {
     let (tag, rest) = line.split_once(':')?;
     let tag = tag.trim();
-    (!tag.is_empty() && !tag.contains(char::is_whitespace)).then_some((tag, rest))
+    let ok = !tag.is_empty()
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then_some((tag, rest))
+}
+
+fn is_number(field: &str) -> bool {
+    let digits = field.strip_prefix('-').unwrap_or(field);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn truncate(s: &str) -> &str {

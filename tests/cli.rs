@@ -1,0 +1,139 @@
+//! The binary as a user runs it: exit codes, the single `error:` line, `| head`, and
+//! `snapshot` against a real listener (in a private network namespace).
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run backlogctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One line, starting with `error: `, no panic or backtrace.
+fn assert_one_error_line(stderr: &str, contains: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr:?}");
+    assert!(lines[0].contains(contains), "{stderr:?} lacks {contains:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"));
+}
+
+#[test]
+fn malformed_targets_exit_3_with_one_line() {
+    for bad in ["localhost:80", ":0", "::1:80", "abc", "[::1]", ":99999"] {
+        let (code, stdout, stderr) = run(&["snapshot", bad]);
+        assert_eq!(code, 3, "{bad}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_one_error_line(&stderr, "malformed target");
+    }
+}
+
+#[test]
+fn bad_options_exit_3_with_one_line() {
+    let (code, _, stderr) = run(&["snapshot", "--window", "soon"]);
+    assert_eq!(code, 3);
+    assert_one_error_line(&stderr, "--window");
+    let (code, _, stderr) = run(&["snapshot", "--no-such-flag"]);
+    assert_eq!(code, 3);
+    assert_one_error_line(&stderr, "--no-such-flag");
+    let (code, _, stderr) = run(&["no-such-command"]);
+    assert_eq!(code, 3);
+    assert_one_error_line(&stderr, "no-such-command");
+}
+
+#[test]
+fn help_and_version_exit_0_and_document_exit_codes() {
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Exit codes:") && stdout.contains("snapshot"));
+    let (code, stdout, _) = run(&["snapshot", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("[::1]:8100") && stdout.contains("--window"));
+    let (code, stdout, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("backlogctl "));
+}
+
+#[test]
+fn unwritable_output_fails_before_sampling() {
+    let (code, stdout, stderr) = run(&[
+        "snapshot",
+        "-o",
+        "/nonexistent-dir/x.json",
+        "--window",
+        "5s",
+    ]);
+    assert_eq!(code, 3);
+    assert!(stdout.is_empty());
+    assert_one_error_line(&stderr, "/nonexistent-dir/x.json");
+    let dir = std::env::temp_dir();
+    let (code, _, stderr) = run(&["snapshot", "-o", dir.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert_one_error_line(&stderr, "directory");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let mut child = Command::new(bin())
+        .args(["snapshot"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // like `| head -0`: the reader is gone before we write
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn snapshot_of_a_real_listener_prints_its_queues() {
+    in_netns("snapshot_of_a_real_listener_prints_its_queues", || {
+        set_sysctl("net.core.somaxconn", 3);
+        let _server = listener("127.0.0.1:8100", 64);
+        let _clients: Vec<_> = (0..4).map(|_| start_connect("127.0.0.1:8100")).collect();
+        // The child process inherits this thread's network namespace.
+        let snap = wait_for(300, || {
+            let (code, stdout, stderr) = run(&["snapshot", ":8100", "--compact"]);
+            assert_eq!(code, 0, "{stderr}");
+            let s = backlogctl::store::parse(&stdout).expect("valid snapshot");
+            (s.samples[0].listeners.first()?.recv_q == 4).then_some(s)
+        })
+        .expect("Recv-Q never reached 4");
+        let l = &snap.samples[0].listeners[0];
+        assert_eq!((l.send_q, l.recv_q), (3, 4));
+        assert_eq!(snap.targets, vec![":8100"]);
+
+        // -o writes the same thing atomically, and nothing else is left behind.
+        let dir = std::env::temp_dir().join(format!("backlogctl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("snap.json");
+        let (code, stdout, stderr) = run(&["snapshot", ":8100", "-o", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.is_empty());
+        let s = backlogctl::store::load(&file).expect("load");
+        assert_eq!(s.samples[0].listeners[0].send_q, 3);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A target nothing listens on is reported, not an error.
+        let (code, _, stderr) = run(&["snapshot", ":9999"]);
+        assert_eq!(code, 0);
+        assert!(stderr.contains("nothing listens on :9999"), "{stderr}");
+    });
+}

@@ -1,0 +1,170 @@
+//! Parsers on real captures (fixtures/, recorded from real kernels; see fixtures/README.md)
+//! and on the nasty inputs a tolerant parser must survive.
+
+mod common;
+
+use backlogctl::source::netstat::parse;
+use common::fixture;
+
+fn captures(dir: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(fixture(dir))
+        .expect("fixtures dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_netstat_capture_parses_completely() {
+    let caps = captures("netstat");
+    assert!(
+        caps.len() >= 2,
+        "need captures from more than one kernel, have {caps:?}"
+    );
+    for (name, text) in caps {
+        let (c, problems) = parse(&text);
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+        // Every value in the file became exactly one counter.
+        let expected: usize = text
+            .lines()
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .map(|pair| pair[0].split_whitespace().count() - 1)
+            .sum();
+        assert_eq!(c.len(), expected, "{name}");
+        for key in [
+            "TcpExt:ListenOverflows",
+            "TcpExt:ListenDrops",
+            "TcpExt:SyncookiesSent",
+        ] {
+            assert!(c.contains_key(key), "{name} lacks {key}");
+        }
+    }
+}
+
+#[test]
+fn every_snmp_capture_parses_and_skips_only_maxconn() {
+    let caps = captures("snmp");
+    assert!(caps.len() >= 2, "need captures from more than one kernel");
+    for (name, text) in caps {
+        let (c, problems) = parse(&text);
+        assert!(problems.is_empty(), "{name}: {problems:?}");
+        assert!(
+            c.contains_key("Tcp:OutRsts") && c.contains_key("Tcp:ActiveOpens"),
+            "{name}"
+        );
+        // Tcp:MaxConn is -1 ("dynamic"): a setting, not a counter, and left out.
+        assert!(!c.contains_key("Tcp:MaxConn"), "{name}");
+    }
+}
+
+/// Counters a kernel lacks are absent, never 0: compare the oldest and the newest capture.
+#[test]
+fn counters_missing_on_an_older_kernel_are_absent() {
+    let caps = captures("netstat");
+    let parsed: Vec<_> = caps.iter().map(|(n, t)| (n, parse(t).0)).collect();
+    let (newest, oldest) = (
+        &parsed.iter().max_by_key(|(_, c)| c.len()).unwrap().1,
+        &parsed.iter().min_by_key(|(_, c)| c.len()).unwrap().1,
+    );
+    let missing: Vec<_> = newest.keys().filter(|k| !oldest.contains_key(*k)).collect();
+    assert!(
+        !missing.is_empty(),
+        "the captures should come from kernels with different counter sets"
+    );
+    for k in missing {
+        assert_eq!(oldest.get(k), None);
+    }
+}
+
+#[test]
+fn unknown_counters_and_sections_are_kept() {
+    let (c, problems) =
+        parse("TcpExt: ListenOverflows TCPFromTheFuture\nTcpExt: 3 9\nNewSect: A\nNewSect: 1\n");
+    assert!(problems.is_empty());
+    assert_eq!(c["TcpExt:TCPFromTheFuture"], 9);
+    assert_eq!(c["NewSect:A"], 1);
+    assert_eq!(c["TcpExt:ListenOverflows"], 3);
+}
+
+#[test]
+fn nasty_inputs_never_panic_and_say_what_was_wrong() {
+    let cases: &[(&str, &str, usize)] = &[
+        ("", "empty file", 0),
+        ("TcpExt: A B C\n", "truncated after a header", 0),
+        ("TcpExt: A B C\nTcpExt: 1 2\n", "fewer values than names", 2),
+        ("TcpExt: A B\nTcpExt: 1 2 3\n", "more values than names", 2),
+        (
+            "TcpExt: A B\nIpExt: 1 2\nIpExt: X\nIpExt: 5\n",
+            "values of another section",
+            1,
+        ),
+        ("TcpExt: A B\nTcpExt: 1 x\n", "unreadable value", 1),
+        (
+            "garbage without tag\nTcpExt: A\nTcpExt: 4\n",
+            "line without a tag",
+            1,
+        ),
+        ("TcpExt: A\r\nTcpExt: 7\r\n", "CRLF", 1),
+        ("TcpExt: A\nTcpExt: 18446744073709551615\n", "u64 max", 1),
+        (
+            "TcpExt: A\nTcpExt: 18446744073709551616\n",
+            "u64 overflow",
+            0,
+        ),
+        (": A\n: 1\n", "empty tag", 0),
+        ("\u{0}\u{ff}: é\n\u{0}\u{ff}: 1\n", "binary junk", 0),
+    ];
+    for (text, what, counters) in cases {
+        let (c, problems) = parse(text);
+        assert_eq!(c.len(), *counters, "{what}: {c:?}");
+        let clean = matches!(*what, "empty file" | "CRLF" | "u64 max");
+        assert_eq!(problems.is_empty(), clean, "{what}: {problems:?}");
+    }
+}
+
+mod snapshot_files {
+    use backlogctl::store::parse;
+
+    #[test]
+    fn corrupt_or_foreign_snapshots_are_clear_errors() {
+        let cases = [
+            ("", "not valid JSON"),
+            ("{", "not valid JSON"),
+            ("[]", "no schema_version"),
+            ("{\"hello\": 1}", "no schema_version"),
+            ("{\"schema_version\": 99}", "newer than this backlogctl"),
+            ("{\"schema_version\": 1}", "invalid snapshot"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_minimal_hand_written_snapshot_of_the_docs_loads() {
+        // The smallest document docs/snapshot.md promises to accept.
+        let text = r#"{
+          "schema_version": 1, "tool": "by hand", "started_unix_ms": 0,
+          "sysctls": {"somaxconn": 4096},
+          "samples": [{"elapsed_us": 0, "counters": {"TcpExt:ListenOverflows": 5},
+                       "listeners": [{"local": "0.0.0.0:8100", "inode": 1, "uid": 0,
+                                      "recv_q": 51, "send_q": 50}]}]
+        }"#;
+        let s = parse(text).expect("loads");
+        let l = &s.samples[0].listeners[0];
+        assert_eq!((l.recv_q, l.send_q, l.drops, l.syn_recv), (51, 50, None, 0));
+        assert!(l.accept_queue_full());
+        assert_eq!(s.sysctls.tcp_syncookies, None, "absent stays unknown");
+        assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err(), "it holds no samples");
+    }
+}
