@@ -37,6 +37,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Diagnose listen-queue overflow: cause, evidence, what clients see, the exact fix
+    #[command(after_help = EXIT_CODES)]
+    Doctor(DoctorArgs),
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
     #[command(after_help = EXIT_CODES)]
     Snapshot(SnapshotArgs),
@@ -58,6 +61,24 @@ pub struct SnapshotArgs {
     /// One line of JSON instead of indented
     #[arg(long)]
     pub compact: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
+    pub targets: Vec<String>,
+    /// Observe for this long to catch bursts and count drops (0 = one sample, no deltas)
+    #[arg(long, short = 'w', value_name = "DUR", default_value = "1s")]
+    pub window: String,
+    /// Time between samples within the window
+    #[arg(long, value_name = "DUR", default_value = "10ms")]
+    pub sample_interval: String,
+    /// Diagnose a recorded snapshot instead of the live kernel
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["window", "sample_interval"])]
+    pub from: Option<PathBuf>,
+    /// Print the report as JSON (verdict, findings, listeners)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A listener the user names: a port, optionally with the address clients connect to.

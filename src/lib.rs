@@ -7,9 +7,11 @@
 //! `main` turns into a quiet exit.
 
 pub mod cli;
+pub mod doctor;
 pub mod error;
 pub mod model;
 pub mod record;
+pub mod render;
 pub mod source;
 pub mod store;
 
@@ -18,7 +20,7 @@ use std::process::ExitCode;
 
 pub use error::{Error, Result};
 
-use cli::{Cli, Command, SnapshotArgs};
+use cli::{Cli, Command, DoctorArgs, SnapshotArgs};
 use record::{Plan, Scope};
 
 /// How a successful run ends. `doctor` maps its worst finding onto these.
@@ -41,7 +43,60 @@ pub const EXIT_ERROR: u8 = 3;
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
     match cli.command {
         Command::Snapshot(args) => snapshot(args, out, err),
+        Command::Doctor(args) => doctor_cmd(args, out),
     }
+}
+
+fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
+    let targets = cli::parse_targets(&args.targets)?;
+    let snap = match &args.from {
+        Some(path) => {
+            let mut snap = store::load(path)?;
+            if !targets.is_empty() {
+                restrict(&mut snap, &targets);
+            }
+            snap
+        }
+        None => {
+            let plan = Plan {
+                window: cli::parse_duration("--window", &args.window)?,
+                interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
+            };
+            record::record(&Scope::new(targets), &plan)?
+        }
+    };
+    let report = doctor::diagnose(&snap);
+    if args.json {
+        render::json(out, &report)?;
+    } else {
+        render::text(out, &report, use_color())?;
+    }
+    out.flush().map_err(Error::Output)?;
+    Ok(match report.verdict {
+        doctor::Severity::Ok => Status::Ok,
+        doctor::Severity::Warning => Status::Warning,
+        doctor::Severity::Critical => Status::Critical,
+    })
+}
+
+/// Narrows a recorded snapshot to the given targets, as if it had been recorded with them.
+fn restrict(snap: &mut model::Snapshot, targets: &[cli::Target]) {
+    snap.targets = targets.iter().map(|t| t.to_string()).collect();
+    for s in &mut snap.samples {
+        s.listeners.retain(|l| targets.iter().any(|t| t.matches(l)));
+    }
+    let inodes: Vec<u64> = snap
+        .samples
+        .iter()
+        .flat_map(|s| s.listeners.iter().map(|l| l.inode))
+        .collect();
+    snap.owners.retain(|o| inodes.contains(&o.inode));
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+fn use_color() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {

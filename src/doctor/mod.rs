@@ -1,0 +1,230 @@
+//! The diagnosis: a pure function from a `Snapshot` to a `Report`. No clock, no files, no
+//! environment: a live run and `doctor --from FILE` give equal findings for equal data, and
+//! every rule is testable from a recorded fixture. Kernel facts behind each rule are in
+//! ../shared/KERNEL.md; the rules cite the section they rest on.
+
+mod advice;
+mod rules;
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::model::{Gap, Netns, Owner, Snapshot, Sysctls};
+
+/// How bad a finding is; the verdict is the worst of them. Ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Ok,
+    Warning,
+    Critical,
+}
+
+/// Stable identifiers, serialised in kebab-case (`accept-queue-overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleId {
+    NotListening,
+    AcceptQueueOverflow,
+    AcceptQueueDropped,
+    AcceptQueueHigh,
+    BacklogCappedBySomaxconn,
+    SomaxconnChangedAfterListen,
+    SmallAppBacklog,
+    SynQueueOverflow,
+    AbortOnOverflow,
+    SyncookiesDisabled,
+    ReuseportImbalance,
+}
+
+impl RuleId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleId::NotListening => "not-listening",
+            RuleId::AcceptQueueOverflow => "accept-queue-overflow",
+            RuleId::AcceptQueueDropped => "accept-queue-dropped",
+            RuleId::AcceptQueueHigh => "accept-queue-high",
+            RuleId::BacklogCappedBySomaxconn => "backlog-capped-by-somaxconn",
+            RuleId::SomaxconnChangedAfterListen => "somaxconn-changed-after-listen",
+            RuleId::SmallAppBacklog => "small-app-backlog",
+            RuleId::SynQueueOverflow => "syn-queue-overflow",
+            RuleId::AbortOnOverflow => "abort-on-overflow",
+            RuleId::SyncookiesDisabled => "syncookies-disabled",
+            RuleId::ReuseportImbalance => "reuseport-imbalance",
+        }
+    }
+}
+
+/// A number a finding rests on, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub name: String,
+    pub value: serde_json::Value,
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub id: RuleId,
+    pub severity: Severity,
+    /// `local` address of the listener concerned; None for the namespace as a whole.
+    pub listener: Option<String>,
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    /// Steps, most effective first.
+    pub fix: Vec<String>,
+}
+
+/// One listener over the window, as the rules and the renderers see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListenerView {
+    pub local: SocketAddr,
+    pub inode: u64,
+    /// Send-Q at the last sample: the effective backlog B.
+    pub send_q: u32,
+    /// Recv-Q at the last sample the listener was seen in.
+    pub recv_q: u32,
+    /// Highest Recv-Q seen in the window.
+    pub recv_q_peak: u32,
+    /// Recv-Q > Send-Q in some sample: the accept queue was full (`sk_acceptq_is_full`).
+    pub full_seen: bool,
+    /// sk_drops at the last sample (since the socket was created); None = unknown.
+    pub drops: Option<u32>,
+    /// Increase of sk_drops over the window; None when unknown or a single sample.
+    pub drops_delta: Option<u32>,
+    pub syn_recv_peak: u32,
+    /// Still listening at the end of the window.
+    pub present_at_end: bool,
+    pub v6only: Option<bool>,
+    pub owners: Vec<Owner>,
+}
+
+impl ListenerView {
+    /// `127.0.0.1:8100 (nginx, pid 12)` for prose.
+    pub fn label(&self) -> String {
+        match self.owners.first() {
+            Some(o) if self.owners.len() == 1 => {
+                format!("{} ({}, pid {})", self.local, o.comm, o.pid)
+            }
+            Some(o) => format!("{} ({}, pids {})", self.local, o.comm, pids(&self.owners)),
+            None => self.local.to_string(),
+        }
+    }
+
+    /// Percentage of the queue's capacity (B+1) reached at the peak.
+    pub fn peak_fill_pct(&self) -> u32 {
+        (u64::from(self.recv_q_peak) * 100 / (u64::from(self.send_q) + 1)) as u32
+    }
+}
+
+fn pids(owners: &[Owner]) -> String {
+    let mut p: Vec<u32> = owners.iter().map(|o| o.pid).collect();
+    p.sort_unstable();
+    p.dedup();
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub verdict: Severity,
+    pub findings: Vec<Finding>,
+    pub listeners: Vec<ListenerView>,
+    pub targets: Vec<String>,
+    /// Length of the observation, ms; 0 for a single sample (no deltas).
+    pub window_ms: u64,
+    pub samples_taken: u64,
+    pub kernel: Option<String>,
+    pub netns: Netns,
+    pub sysctls: Sysctls,
+    pub gaps: Vec<Gap>,
+}
+
+/// The whole diagnosis. Pure.
+pub fn diagnose(snap: &Snapshot) -> Report {
+    let listeners = views(snap);
+    let mut findings = rules::run(snap, &listeners);
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.id.cmp(&b.id))
+            .then(a.listener.cmp(&b.listener))
+    });
+    let verdict = findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Ok);
+    Report {
+        verdict,
+        findings,
+        listeners,
+        targets: snap.targets.clone(),
+        window_ms: snap.window_us() / 1000,
+        samples_taken: snap.samples_taken.max(snap.samples.len() as u64),
+        kernel: snap.kernel.clone(),
+        netns: snap.netns.clone(),
+        sysctls: snap.sysctls.clone(),
+        gaps: snap.gaps.clone(),
+    }
+}
+
+/// Folds the samples into one view per listener socket, in order of first appearance.
+fn views(snap: &Snapshot) -> Vec<ListenerView> {
+    let mut out: Vec<ListenerView> = Vec::new();
+    let mut first_drops: Vec<Option<u32>> = Vec::new();
+    for sample in &snap.samples {
+        for l in &sample.listeners {
+            match out
+                .iter()
+                .position(|v| v.local == l.local && v.inode == l.inode)
+            {
+                Some(i) => {
+                    let v = &mut out[i];
+                    v.send_q = l.send_q;
+                    v.recv_q = l.recv_q;
+                    v.recv_q_peak = v.recv_q_peak.max(l.recv_q);
+                    v.full_seen |= l.accept_queue_full();
+                    v.drops = l.drops;
+                    v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv);
+                }
+                None => {
+                    first_drops.push(l.drops);
+                    out.push(ListenerView {
+                        local: l.local,
+                        inode: l.inode,
+                        send_q: l.send_q,
+                        recv_q: l.recv_q,
+                        recv_q_peak: l.recv_q,
+                        full_seen: l.accept_queue_full(),
+                        drops: l.drops,
+                        drops_delta: None,
+                        syn_recv_peak: l.syn_recv,
+                        present_at_end: false,
+                        v6only: l.v6only,
+                        owners: snap.owners_of(l.inode).cloned().collect(),
+                    });
+                }
+            }
+        }
+    }
+    let last = snap.last();
+    let windowed = snap.samples.len() > 1 || snap.samples_taken > 1;
+    for (v, first) in out.iter_mut().zip(first_drops) {
+        v.present_at_end = last.is_some_and(|s| {
+            s.listeners
+                .iter()
+                .any(|l| l.inode == v.inode && l.local == v.local)
+        });
+        if windowed {
+            v.drops_delta = match (first, v.drops) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            };
+        }
+    }
+    out
+}

@@ -1,0 +1,206 @@
+//! Renderers: a `Report` into a writer, as a readable text report or as JSON. They only format;
+//! every decision was taken by `doctor`. Writing goes through `&mut dyn Write` so a closed pipe
+//! surfaces as an error value (handled in `main`) and output is testable into a `Vec<u8>`.
+
+use std::io::{self, Write};
+
+use comfy_table::{CellAlignment, Table, presets};
+
+use crate::doctor::{Finding, Report, Severity};
+use crate::error::{Error, Result};
+
+const WIDTH: usize = 100;
+
+pub fn json(w: &mut dyn Write, report: &Report) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *w, report).map_err(|e| Error::Output(io::Error::from(e)))?;
+    w.write_all(b"\n").map_err(Error::Output)
+}
+
+pub fn text(w: &mut dyn Write, report: &Report, color: bool) -> Result<()> {
+    write_text(w, report, color).map_err(Error::Output)
+}
+
+fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
+    let problems = r
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Ok)
+        .count();
+    let window = if r.window_ms == 0 {
+        "one sample".to_string()
+    } else {
+        format!(
+            "{:.1} s window, {} samples",
+            r.window_ms as f64 / 1000.0,
+            r.samples_taken
+        )
+    };
+    let ns = match r.netns.initial {
+        Some(true) => "host network namespace".to_string(),
+        Some(false) => format!(
+            "network namespace {}",
+            r.netns.inode.map(|i| i.to_string()).unwrap_or_default()
+        ),
+        None => match r.netns.inode {
+            Some(i) => format!("network namespace {i}"),
+            None => "network namespace unknown".to_string(),
+        },
+    };
+    writeln!(
+        w,
+        "{}: {} on {} listener(s) ({window}; kernel {}; {ns})",
+        paint(severity_word(r.verdict), r.verdict, color),
+        match problems {
+            0 => "no problem found".to_string(),
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        },
+        r.listeners.len(),
+        r.kernel.as_deref().unwrap_or("unknown"),
+    )?;
+    writeln!(w)?;
+    if r.listeners.is_empty() {
+        writeln!(w, "No TCP listener in scope.")?;
+    } else {
+        writeln!(w, "{}", listener_table(r))?;
+    }
+    for f in &r.findings {
+        writeln!(w)?;
+        finding(w, f, color)?;
+    }
+    if !r.gaps.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "Not observed:")?;
+        for g in &r.gaps {
+            wrap(w, &format!("- {}: {}", g.what, g.reason), "  ")?;
+        }
+    }
+    Ok(())
+}
+
+fn listener_table(r: &Report) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(vec![
+        "Listener",
+        "Process",
+        "Recv-Q now/peak",
+        "Send-Q",
+        "Peak fill",
+        "Drops window/total",
+        "SYN_RECV peak",
+    ]);
+    for v in &r.listeners {
+        let process = match v.owners.first() {
+            Some(o) => format!("{} ({})", o.comm, o.pid),
+            None => "?".to_string(),
+        };
+        let drops = match (v.drops_delta, v.drops) {
+            (Some(d), Some(t)) => format!("{d}/{t}"),
+            (None, Some(t)) => format!("-/{t}"),
+            _ => "unknown".to_string(),
+        };
+        let local = if v.present_at_end {
+            v.local.to_string()
+        } else {
+            format!("{} (closed)", v.local)
+        };
+        t.add_row(vec![
+            local,
+            process,
+            format!("{}/{}", v.recv_q, v.recv_q_peak),
+            v.send_q.to_string(),
+            format!("{}%", v.peak_fill_pct()),
+            drops,
+            v.syn_recv_peak.to_string(),
+        ]);
+    }
+    for i in 2..7 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+fn finding(w: &mut dyn Write, f: &Finding, color: bool) -> io::Result<()> {
+    let label = format!("{:<8}", severity_word(f.severity));
+    writeln!(
+        w,
+        "{} {}{}",
+        paint(&label, f.severity, color),
+        f.id.as_str(),
+        f.listener
+            .as_ref()
+            .map(|l| format!("  {l}"))
+            .unwrap_or_default()
+    )?;
+    wrap(w, &f.summary, "  ")?;
+    if !f.evidence.is_empty() {
+        let ev: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|e| format!("{} = {} ({})", e.name, plain(&e.value), e.source))
+            .collect();
+        wrap(w, &format!("Evidence: {}", ev.join("; ")), "  ")?;
+    }
+    match f.fix.as_slice() {
+        [] => {}
+        [one] => wrap(w, &format!("Fix: {one}"), "  ")?,
+        many => {
+            writeln!(w, "  Fix:")?;
+            for (i, step) in many.iter().enumerate() {
+                wrap(w, &format!("{}. {step}", i + 1), "    ")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "unknown".into(),
+        other => other.to_string(),
+    }
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Ok => "OK",
+        Severity::Warning => "WARNING",
+        Severity::Critical => "CRITICAL",
+    }
+}
+
+fn paint(text: &str, s: Severity, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    let code = match s {
+        Severity::Ok => "32",
+        Severity::Warning => "33",
+        Severity::Critical => "1;31",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Greedy word wrap at WIDTH columns; continuation lines get `indent` plus two spaces.
+fn wrap(w: &mut dyn Write, text: &str, indent: &str) -> io::Result<()> {
+    let mut line = String::from(indent);
+    let cont = format!("{indent}  ");
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            writeln!(w, "{line}")?;
+            line = cont.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    writeln!(w, "{line}")
+}
