@@ -66,7 +66,15 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
     }
     for f in &r.findings {
         writeln!(w)?;
-        finding(w, f, color)?;
+        // Sockets of an SO_REUSEPORT group share the address: name the socket too.
+        let shared = f.listener.as_ref().is_some_and(|l| {
+            r.listeners
+                .iter()
+                .filter(|v| v.local.to_string() == *l)
+                .count()
+                > 1
+        });
+        finding(w, f, shared, color)?;
     }
     if !r.gaps.is_empty() {
         writeln!(w)?;
@@ -123,17 +131,21 @@ fn listener_table(r: &Report) -> Table {
     t
 }
 
-fn finding(w: &mut dyn Write, f: &Finding, color: bool) -> io::Result<()> {
+fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Result<()> {
     let label = format!("{:<8}", severity_word(f.severity));
+    let mut whom = f
+        .listener
+        .as_ref()
+        .map(|l| format!("  {l}"))
+        .unwrap_or_default();
+    if let (true, Some(inode)) = (shared, f.inode) {
+        whom.push_str(&format!(" (socket inode {inode})"));
+    }
     writeln!(
         w,
-        "{} {}{}",
+        "{} {}{whom}",
         paint(&label, f.severity, color),
-        f.id.as_str(),
-        f.listener
-            .as_ref()
-            .map(|l| format!("  {l}"))
-            .unwrap_or_default()
+        f.id.as_str()
     )?;
     wrap(w, &f.summary, "  ")?;
     if !f.evidence.is_empty() {

@@ -70,6 +70,9 @@ pub struct Finding {
     pub severity: Severity,
     /// `local` address of the listener concerned; None for the namespace as a whole.
     pub listener: Option<String>,
+    /// Socket inode of that listener: tells apart the sockets of an SO_REUSEPORT group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
     /// Steps, most effective first.

@@ -46,12 +46,11 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> Vec<Finding> {
     }
     namespace_overflow(&ctx, views, &overflowing, &mut out);
     let syn = syn_queue(&ctx, views);
-    let any_overflow = !overflowing.is_empty()
-        || out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow)
-        || syn.iter().any(|f| f.severity == Severity::Critical);
+    let accept_overflow = out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow);
+    let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
     out.extend(syn);
-    if any_overflow {
-        out.push(what_clients_see(&ctx, &overflowing));
+    if accept_overflow || syn_overflow {
+        out.push(what_clients_see(&ctx, &overflowing, accept_overflow));
     }
     if ctx.snap.sysctls.tcp_syncookies == Some(0) {
         out.push(syncookies_disabled(&ctx));
@@ -102,6 +101,7 @@ fn finding(id: RuleId, severity: Severity, v: Option<&ListenerView>, summary: St
         id,
         severity,
         listener: v.map(|v| v.local.to_string()),
+        inode: v.map(|v| v.inode),
         summary,
         evidence: Vec::new(),
         fix: Vec::new(),
@@ -213,15 +213,20 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView) -> Option<Finding> {
         f.fix = queue_fix(ctx, v, true);
         return Some(f);
     }
-    if let Some(total) = v.drops.filter(|d| *d > 0) {
+    // Drops before the window: in it, sk_drops without ListenOverflows were other discards
+    // (SYN-queue drops, TCP_DEFER_ACCEPT's bare ACKs), which say nothing about this queue.
+    let earlier = v
+        .drops
+        .map(|d| d.saturating_sub(v.drops_delta.unwrap_or(0)));
+    if let Some(total) = earlier.filter(|d| *d > 0) {
         let mut f = finding(
             RuleId::AcceptQueueDropped,
             Severity::Warning,
             Some(v),
             format!(
-                "{} has dropped {total} segment(s) since it started listening, none {}: a burst has \
-                 overflowed it before. sk_drops counts every segment dropped at the listener (SYNs \
-                 and their retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients.",
+                "{} dropped {total} segment(s) before this observation, none {}: a burst has probably \
+                 overflowed it before. sk_drops counts every segment dropped at the listener (SYNs and \
+                 their retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients.",
                 v.label(),
                 if ctx.windowed {
                     format!("during the {} window", ctx.window_text())
@@ -518,7 +523,7 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
 }
 
 /// KERNEL.md §3: what the clients of an overflowing listener experience, by setting.
-fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView]) -> Finding {
+fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: bool) -> Finding {
     let abort = ctx.snap.sysctls.tcp_abort_on_overflow;
     let cookies = ctx.snap.sysctls.tcp_syncookies;
     let retries = ctx.snap.sysctls.tcp_synack_retries.unwrap_or(5);
@@ -533,7 +538,20 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView]) -> Finding {
         " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
          think they are connected and hang until room appears (forever, for protocols where the server speaks first)."
     };
-    let (severity, summary) = if abort == Some(1) {
+    let (severity, summary) = if !accept_overflow {
+        (
+            Severity::Ok,
+            format!(
+                "What clients see: SYNs dropped from a full SYN queue get no answer, so those clients retransmit \
+                 the SYN after 1 s and then at growing intervals: slow connects, and ETIMEDOUT after about 2 \
+                 minutes if the queue stays full. No resets: net.ipv4.tcp_abort_on_overflow (now {}) only concerns \
+                 final ACKs that meet a full accept queue.",
+                abort
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ),
+        )
+    } else if abort == Some(1) {
         (
             Severity::Warning,
             format!(
@@ -565,6 +583,7 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView]) -> Finding {
     );
     if overflowing.len() > 1 {
         f.listener = None;
+        f.inode = None;
     }
     f.evidence.push(ev(
         "net.ipv4.tcp_abort_on_overflow",

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;

@@ -1,0 +1,289 @@
+//! Real scenarios for `doctor`, each run inside the private namespace of `in_netns`: the
+//! sockets, sysctls and a client burst timed to fall inside the observation window. The same
+//! table drives the live kernel tests (tests/doctor.rs) and the recording of
+//! fixtures/snapshots/ (`RECORD_FIXTURES=1 cargo test --test doctor record_fixtures -- --ignored`),
+//! whose replay is checked everywhere against the same expectations.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::*;
+
+/// Everything a scenario keeps alive until the observation is over.
+pub struct Running {
+    _fds: Vec<OwnedFd>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<OwnedFd>>>,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub targets: &'static [&'static str],
+    /// Rule ids the diagnosis must contain, and nothing else.
+    pub expect: &'static [&'static str],
+    pub exit: i32,
+    pub setup: fn() -> Option<Running>,
+}
+
+/// Delay between the start of the observation and the burst, so the first sample predates it.
+pub const BURST_AFTER: Duration = Duration::from_millis(150);
+pub const WINDOW: &str = "700ms";
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "healthy-backlog511-idle",
+        what: "listen(511) with somaxconn 4096, nobody connecting",
+        targets: &[":8100"],
+        expect: &[],
+        exit: 0,
+        setup: || Some(running(vec![listener("127.0.0.1:8100", 511)])),
+    },
+    Scenario {
+        name: "somaxconn5-backlog100-burst",
+        what: "the seed: somaxconn 5, listen(100), a burst of 20 connects nobody accepts",
+        targets: &[":8100"],
+        expect: &[
+            "accept-queue-overflow",
+            "backlog-capped-by-somaxconn",
+            "abort-on-overflow",
+        ],
+        exit: 2,
+        setup: || {
+            set_sysctl("net.core.somaxconn", 5);
+            let fd = listener("127.0.0.1:8100", 100);
+            Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
+        },
+    },
+    Scenario {
+        name: "somaxconn5-backlog100-burst-abort1",
+        what: "the seed with net.ipv4.tcp_abort_on_overflow=1",
+        targets: &[":8100"],
+        expect: &[
+            "accept-queue-overflow",
+            "backlog-capped-by-somaxconn",
+            "abort-on-overflow",
+        ],
+        exit: 2,
+        setup: || {
+            set_sysctl("net.core.somaxconn", 5);
+            set_sysctl("net.ipv4.tcp_abort_on_overflow", 1);
+            let fd = listener("127.0.0.1:8100", 100);
+            Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
+        },
+    },
+    Scenario {
+        name: "backlog8-dropped-then-drained",
+        what: "listen(8), a burst of 20 before the window, then a fast acceptor",
+        targets: &[":8100"],
+        expect: &["accept-queue-dropped", "small-app-backlog"],
+        exit: 1,
+        setup: || {
+            let fd = listener("127.0.0.1:8100", 8);
+            let clients: Vec<OwnedFd> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
+            wait_for(300, || (queue_of(":8100")? == 9).then_some(()))?;
+            let mut r = running(clients);
+            let stop = r.stop.clone();
+            let lfd = fd.try_clone().ok()?;
+            r._fds.push(fd);
+            r.threads
+                .push(std::thread::spawn(move || accept_all(lfd, stop)));
+            wait_for(300, || (queue_of(":8100")? == 0).then_some(()))?;
+            Some(r)
+        },
+    },
+    Scenario {
+        name: "backlog10-nine-waiting",
+        what: "listen(10) with 9 connections waiting for accept(), no drops",
+        targets: &[":8100"],
+        expect: &["accept-queue-high", "small-app-backlog"],
+        exit: 1,
+        setup: || {
+            let mut fds = vec![listener("127.0.0.1:8100", 10)];
+            fds.extend((0..9).map(|_| start_connect("127.0.0.1:8100")));
+            wait_for(300, || (queue_of(":8100")? == 9).then_some(()))?;
+            Some(running(fds))
+        },
+    },
+    Scenario {
+        name: "backlog1024-somaxconn-lowered-to-128",
+        what: "listen(1024) under somaxconn 4096, then somaxconn lowered to 128",
+        targets: &[":8100"],
+        expect: &["somaxconn-changed-after-listen"],
+        exit: 1,
+        setup: || {
+            let fd = listener("127.0.0.1:8100", 1024);
+            set_sysctl("net.core.somaxconn", 128);
+            Some(running(vec![fd]))
+        },
+    },
+    Scenario {
+        name: "python-http-server-idle",
+        what: "python3 -m http.server (socketserver's request_queue_size 5), idle",
+        targets: &[":8100"],
+        expect: &["small-app-backlog"],
+        exit: 1,
+        setup: || {
+            let child = std::process::Command::new("python3")
+                .args(["-m", "http.server", "8100", "--bind", "127.0.0.1"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut r = running(Vec::new());
+            r.child = Some(child);
+            wait_for(500, || queue_of(":8100"))?;
+            Some(r)
+        },
+    },
+    Scenario {
+        name: "syncookies0-synqueue-full",
+        what: "tcp_syncookies=0, listen(4) with TCP_DEFER_ACCEPT, 10 silent clients in the window",
+        targets: &[":8100"],
+        expect: &[
+            "syn-queue-overflow",
+            "syncookies-disabled",
+            "small-app-backlog",
+            "abort-on-overflow",
+        ],
+        exit: 2,
+        setup: || {
+            set_sysctl("net.ipv4.tcp_syncookies", 0);
+            let fd = listener("127.0.0.1:8100", 4);
+            defer_accept(&fd);
+            Some(burst_later(vec![fd], "127.0.0.1:8100", 10))
+        },
+    },
+    Scenario {
+        name: "syncookies1-synqueue-full",
+        what: "tcp_syncookies=1, listen(4) with TCP_DEFER_ACCEPT, 7 silent clients in the window",
+        targets: &[":8100"],
+        expect: &["syn-queue-overflow", "small-app-backlog"],
+        exit: 1,
+        setup: || {
+            let fd = listener("127.0.0.1:8100", 4);
+            defer_accept(&fd);
+            Some(burst_later(vec![fd], "127.0.0.1:8100", 7))
+        },
+    },
+    Scenario {
+        name: "reuseport-backlog2-and-64",
+        what: "two SO_REUSEPORT listeners on one port, listen(2) and listen(64), 40 connects, no accept",
+        targets: &[":8100"],
+        expect: &[
+            "reuseport-imbalance",
+            "accept-queue-overflow",
+            "small-app-backlog",
+            "abort-on-overflow",
+        ],
+        exit: 2,
+        setup: || {
+            let small = reuseport_listener("127.0.0.1:8100", 2);
+            let big = reuseport_listener("127.0.0.1:8100", 64);
+            Some(burst_later(vec![small, big], "127.0.0.1:8100", 40))
+        },
+    },
+    Scenario {
+        name: "nothing-on-8200",
+        what: "a listener on 8100, the target is 8200",
+        targets: &[":8200"],
+        expect: &["not-listening"],
+        exit: 2,
+        setup: || Some(running(vec![listener("127.0.0.1:8100", 511)])),
+    },
+];
+
+fn running(fds: Vec<OwnedFd>) -> Running {
+    Running {
+        _fds: fds,
+        stop: Arc::new(AtomicBool::new(false)),
+        threads: Vec::new(),
+        child: None,
+    }
+}
+
+/// Keeps `fds` and starts `n` connects to `addr` after BURST_AFTER, from another thread (of
+/// the same namespace: threads inherit their creator's).
+fn burst_later(fds: Vec<OwnedFd>, addr: &'static str, n: usize) -> Running {
+    let mut r = running(fds);
+    r.threads.push(std::thread::spawn(move || {
+        std::thread::sleep(BURST_AFTER);
+        (0..n).map(|_| start_connect(addr)).collect()
+    }));
+    r
+}
+
+fn accept_all(fd: OwnedFd, stop: Arc<AtomicBool>) -> Vec<OwnedFd> {
+    let mut accepted = Vec::new();
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .ok();
+    while !stop.load(Ordering::Relaxed) {
+        match nix::sys::socket::accept(&fd) {
+            Ok(c) => accepted.push(c),
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    accepted
+}
+
+fn reuseport_listener(addr: &str, backlog: i32) -> OwnedFd {
+    use nix::sys::socket::*;
+    let sa: std::net::SocketAddr = addr.parse().unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).unwrap();
+    listen(&fd, Backlog::new(backlog).unwrap()).unwrap();
+    fd
+}
+
+fn defer_accept(fd: &OwnedFd) {
+    use nix::libc;
+    let secs: libc::c_int = 30;
+    // SAFETY: setsockopt on a valid fd with a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_DEFER_ACCEPT");
+}
+
+/// Recv-Q of the listener matching `target`, if there is one.
+pub fn queue_of(target: &str) -> Option<u32> {
+    let scope = backlogctl::record::Scope::new(vec![backlogctl::cli::Target::parse(target).ok()?]);
+    let plan = backlogctl::record::Plan {
+        window: Duration::ZERO,
+        interval: Duration::ZERO,
+    };
+    let snap = backlogctl::record::record(&scope, &plan).ok()?;
+    snap.samples.last()?.listeners.first().map(|l| l.recv_q)
+}
