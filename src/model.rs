@@ -107,9 +107,11 @@ pub struct Listener {
     #[serde(default)]
     pub drops: Option<u32>,
     /// Request sockets (SYN_RECV) on this listener's address and port. Shared by all sockets
-    /// of an SO_REUSEPORT group, since request sockets carry no listener inode.
-    #[serde(default)]
-    pub syn_recv: u32,
+    /// of an SO_REUSEPORT group, since request sockets carry no listener inode. Absent when
+    /// this sample did not count them: that walks the kernel's whole established-socket hash
+    /// (milliseconds), so recorders do it at a lower rate than the queue samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_recv: Option<u32>,
     /// IPV6_V6ONLY of an IPv6 listener; None for IPv4 or when not reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v6only: Option<bool>,
@@ -119,6 +121,18 @@ impl Listener {
     /// Identity across samples: the same socket keeps its inode.
     pub fn key(&self) -> (SocketAddr, u64) {
         (self.local, self.inode)
+    }
+
+    /// Same socket in the same state, ignoring a SYN_RECV count only one side measured.
+    pub fn same_state(&self, other: &Listener) -> bool {
+        let syn_same = match (self.syn_recv, other.syn_recv) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        self.key() == other.key()
+            && (self.recv_q, self.send_q, self.drops, self.v6only)
+                == (other.recv_q, other.send_q, other.drops, other.v6only)
+            && syn_same
     }
 
     /// True when the accept queue is at its kernel limit (`sk_acceptq_is_full`: Recv-Q > B).

@@ -37,6 +37,12 @@ pub struct Plan {
     pub interval: Duration,
 }
 
+/// Counting request sockets (SYN_RECV) makes the kernel walk its whole established-socket hash
+/// (`inet_diag_dump_icsk`), ~3.5 ms of CPU on this kind of machine whatever the filter; queue
+/// samples cost ~50 us. So SYN_RECV is counted in the first and last samples and at most this
+/// often in between (benches/sample_cost.rs).
+pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
+
 /// Records a snapshot of the calling thread's network namespace.
 pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
     let mut gaps = Vec::new();
@@ -55,10 +61,16 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
     let mut drops_unknown = 0usize;
     let mut counter_problems: Vec<String> = Vec::new();
     let mut tick = 0u32;
+    let mut syn_counted: Option<Duration> = None;
     loop {
         let elapsed = start.elapsed();
         let last = elapsed >= plan.window;
-        let dump = diag.dump(&ports, true)?;
+        let count_syn =
+            last || syn_counted.is_none_or(|t| elapsed.saturating_sub(t) >= SYN_RECV_EVERY);
+        if count_syn {
+            syn_counted = Some(elapsed);
+        }
+        let dump = diag.dump(&ports, count_syn)?;
         taken += 1;
         drops_unknown = drops_unknown.max(dump.drops_unknown);
         let listeners: Vec<Listener> = dump
@@ -66,9 +78,14 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
             .into_iter()
             .filter(|l| scope.contains(l))
             .collect();
-        let changed = samples
-            .last()
-            .is_none_or(|prev| prev.listeners != listeners);
+        let changed = samples.last().is_none_or(|prev| {
+            prev.listeners.len() != listeners.len()
+                || prev
+                    .listeners
+                    .iter()
+                    .zip(&listeners)
+                    .any(|(a, b)| !a.same_state(b))
+        });
         if changed || last {
             let (counters, problems) = netstat::read()?;
             if counter_problems.is_empty() {

@@ -162,7 +162,10 @@ mod snapshot_files {
         }"#;
         let s = parse(text).expect("loads");
         let l = &s.samples[0].listeners[0];
-        assert_eq!((l.recv_q, l.send_q, l.drops, l.syn_recv), (51, 50, None, 0));
+        assert_eq!(
+            (l.recv_q, l.send_q, l.drops, l.syn_recv),
+            (51, 50, None, None)
+        );
         assert!(l.accept_queue_full());
         assert_eq!(s.sysctls.tcp_syncookies, None, "absent stays unknown");
         assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err(), "it holds no samples");

@@ -192,7 +192,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                     v.recv_q_peak = v.recv_q_peak.max(l.recv_q);
                     v.full_seen |= l.accept_queue_full();
                     v.drops = l.drops;
-                    v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv);
+                    v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv.unwrap_or(0));
                 }
                 None => {
                     first_drops.push(l.drops);
@@ -205,7 +205,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         full_seen: l.accept_queue_full(),
                         drops: l.drops,
                         drops_delta: None,
-                        syn_recv_peak: l.syn_recv,
+                        syn_recv_peak: l.syn_recv.unwrap_or(0),
                         present_at_end: false,
                         v6only: l.v6only,
                         owners: snap.owners_of(l.inode).cloned().collect(),

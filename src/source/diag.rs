@@ -87,7 +87,9 @@ impl Diag {
         for family in [AF_INET, AF_INET6] {
             self.dump_family(family, ports, syn_recv, &mut out)?;
         }
-        attach_syn_recv(&mut out.listeners, &out.requests);
+        if syn_recv {
+            attach_syn_recv(&mut out.listeners, &out.requests);
+        }
         Ok(out)
     }
 
@@ -319,7 +321,7 @@ fn parse_diag_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
                 recv_q: header.recv_queue,
                 send_q: header.send_queue,
                 drops,
-                syn_recv: 0,
+                syn_recv: None,
                 v6only: if header.family == AF_INET6 {
                     v6only
                 } else {
@@ -353,6 +355,9 @@ fn unmap(ip: IpAddr) -> IpAddr {
 /// specific listener that would have received its SYN: same address, else the wildcard of the
 /// same family, else a dual-stack `[::]`. All sockets of an SO_REUSEPORT group get the count.
 pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
+    for l in listeners.iter_mut() {
+        l.syn_recv = Some(0);
+    }
     let mut per_addr: HashMap<SocketAddr, u32> = HashMap::new();
     for r in requests {
         *per_addr.entry(*r).or_default() += 1;
@@ -373,7 +378,7 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
             continue;
         };
         for l in listeners.iter_mut().filter(|l| rank(l) == Some(best)) {
-            l.syn_recv += n;
+            l.syn_recv = Some(l.syn_recv.unwrap_or(0) + n);
         }
     }
 }
