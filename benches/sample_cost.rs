@@ -10,11 +10,14 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{UsageWho, getrusage};
 use nix::sys::socket::*;
 
-fn cpu() -> Duration {
+use backlogctl::source::diag::Query;
+
+/// (user, system) CPU time of the calling thread.
+fn cpu() -> (Duration, Duration) {
     let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage");
     let t =
         |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
-    t(u.user_time()) + t(u.system_time())
+    (t(u.user_time()), t(u.system_time()))
 }
 
 fn listeners(n: u16) -> Vec<OwnedFd> {
@@ -40,15 +43,19 @@ fn listeners(n: u16) -> Vec<OwnedFd> {
 }
 
 fn measure(label: &str, iters: u32, mut f: impl FnMut()) {
-    let (c0, w0) = (cpu(), Instant::now());
+    let ((u0, s0), w0) = (cpu(), Instant::now());
     for _ in 0..iters {
         f();
     }
-    let per = (cpu() - c0) / iters;
+    let (u1, s1) = cpu();
+    let (user, sys) = ((u1 - u0) / iters, (s1 - s0) / iters);
+    let per = user + sys;
     let wall = w0.elapsed() / iters;
     println!(
-        "{label:<48} {:>8.1} us CPU/sample {:>8.1} us wall  at 100 Hz: {:.2}% of a core",
+        "{label:<52} {:>7.1} us CPU/sample ({:>6.1} user, {:>6.1} sys) {:>7.1} us wall; at 100 Hz {:.2}% of a core",
         per.as_secs_f64() * 1e6,
+        user.as_secs_f64() * 1e6,
+        sys.as_secs_f64() * 1e6,
         wall.as_secs_f64() * 1e6,
         per.as_secs_f64() * 100.0 * 100.0
     );
@@ -64,30 +71,26 @@ fn main() {
         let mut diag = backlogctl::source::diag::Diag::open().expect("diag");
         for n in [10u16, 1000] {
             let _keep = listeners(n);
-            measure(
-                &format!("{n} listeners: dump LISTEN only, all ports"),
-                500,
-                || {
-                    diag.dump(&[], false).unwrap();
-                },
-            );
-            measure(
-                &format!("{n} listeners: dump LISTEN+SYN_RECV, all ports"),
-                500,
-                || {
-                    diag.dump(&[], true).unwrap();
-                },
-            );
-            measure(
-                &format!("{n} listeners: dump LISTEN+SYN_RECV, one port"),
-                500,
-                || {
-                    diag.dump(&[20000], true).unwrap();
-                },
-            );
+            let cases: [(&str, &[u16], bool, bool); 5] = [
+                ("LISTEN, all ports, drops", &[], false, true),
+                ("LISTEN, all ports, no drops", &[], false, false),
+                ("LISTEN, one port, drops", &[20000], false, true),
+                ("LISTEN+SYN_RECV, all ports, drops", &[], true, true),
+                ("LISTEN+SYN_RECV, one port, drops", &[20000], true, true),
+            ];
+            for (what, ports, syn_recv, drops) in cases {
+                let q = Query {
+                    ports,
+                    syn_recv,
+                    drops,
+                };
+                measure(&format!("{n} listeners: dump {what}"), 300, || {
+                    diag.dump(&q).unwrap();
+                });
+            }
             measure(
                 &format!("{n} listeners: /proc/net/netstat+snmp"),
-                500,
+                300,
                 || {
                     backlogctl::source::netstat::read().unwrap();
                 },

@@ -70,7 +70,11 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
         if count_syn {
             syn_counted = Some(elapsed);
         }
-        let dump = diag.dump(&ports, count_syn)?;
+        let dump = diag.dump(&diag::Query {
+            ports: &ports,
+            syn_recv: count_syn,
+            drops: true,
+        })?;
         taken += 1;
         drops_unknown = drops_unknown.max(dump.drops_unknown);
         let listeners: Vec<Listener> = dump

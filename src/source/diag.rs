@@ -56,6 +56,18 @@ pub struct Dump {
     pub drops_unknown: usize,
 }
 
+/// What to dump.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// Local ports to keep, filtered in the kernel; empty = all.
+    pub ports: &'a [u16],
+    /// Also count request sockets (SYN_RECV). Expensive: the kernel then walks its whole
+    /// established-socket hash, not only the listeners (`inet_diag_dump_icsk`).
+    pub syn_recv: bool,
+    /// Ask for skmeminfo, the per-listener drop counter; without it `drops` is None.
+    pub drops: bool,
+}
+
 /// An open NETLINK_SOCK_DIAG socket with its receive buffer, reused across samples.
 pub struct Diag {
     socket: Socket,
@@ -81,28 +93,22 @@ impl Diag {
         })
     }
 
-    /// Listeners on `ports` (all when empty), and their request sockets when `syn_recv`.
-    pub fn dump(&mut self, ports: &[u16], syn_recv: bool) -> Result<Dump> {
+    /// The listeners (and request sockets) that `q` asks for.
+    pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let mut out = Dump::default();
         for family in [AF_INET, AF_INET6] {
-            self.dump_family(family, ports, syn_recv, &mut out)?;
+            self.dump_family(family, q, &mut out)?;
         }
-        if syn_recv {
+        if q.syn_recv {
             attach_syn_recv(&mut out.listeners, &out.requests);
         }
         Ok(out)
     }
 
-    fn dump_family(
-        &mut self,
-        family: u8,
-        ports: &[u16],
-        syn_recv: bool,
-        out: &mut Dump,
-    ) -> Result<()> {
+    fn dump_family(&mut self, family: u8, q: &Query, out: &mut Dump) -> Result<()> {
         for _ in 0..DUMP_TRIES {
             let (l, r, d) = (out.listeners.len(), out.requests.len(), out.drops_unknown);
-            match self.try_dump(family, ports, syn_recv, out)? {
+            match self.try_dump(family, q, out)? {
                 Outcome::Complete => return Ok(()),
                 Outcome::FamilyAbsent => return Ok(()),
                 Outcome::Interrupted => {
@@ -118,15 +124,9 @@ impl Diag {
         )))
     }
 
-    fn try_dump(
-        &mut self,
-        family: u8,
-        ports: &[u16],
-        syn_recv: bool,
-        out: &mut Dump,
-    ) -> Result<Outcome> {
+    fn try_dump(&mut self, family: u8, q: &Query, out: &mut Dump) -> Result<Outcome> {
         self.seq = self.seq.wrapping_add(1);
-        let request = build_request(family, ports, syn_recv, self.seq);
+        let request = build_request(family, q, self.seq);
         self.socket
             .send(&request, 0)
             .map_err(|source| Error::Netlink { op: "send", source })?;
@@ -188,7 +188,7 @@ impl Diag {
                             });
                         }
                     }
-                    SOCK_DIAG_BY_FAMILY => parse_diag_msg(msg.payload(), out)?,
+                    SOCK_DIAG_BY_FAMILY => parse_diag_msg(msg.payload(), q.drops, out)?,
                     _ => {}
                 }
                 data = &data[align4(len).min(data.len())..];
@@ -208,15 +208,19 @@ fn align4(n: usize) -> usize {
 }
 
 /// Netlink header + `inet_diag_req_v2` + optional INET_DIAG_REQ_BYTECODE attribute.
-fn build_request(family: u8, ports: &[u16], syn_recv: bool, seq: u32) -> Vec<u8> {
+fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
     let mut states = StateFlags::LISTEN;
-    if syn_recv {
+    if q.syn_recv {
         states |= StateFlags::SYN_RECV;
     }
     let req = InetRequest {
         family,
         protocol: IPPROTO_TCP,
-        extensions: ExtensionFlags::SKMEMINFO,
+        extensions: if q.drops {
+            ExtensionFlags::SKMEMINFO
+        } else {
+            ExtensionFlags::empty()
+        },
         states,
         socket_id: if family == AF_INET {
             SocketId::new_v4()
@@ -224,7 +228,7 @@ fn build_request(family: u8, ports: &[u16], syn_recv: bool, seq: u32) -> Vec<u8>
             SocketId::new_v6()
         },
     };
-    let bytecode = port_filter(ports);
+    let bytecode = port_filter(q.ports);
     let attr_len = if bytecode.is_empty() {
         0
     } else {
@@ -284,7 +288,7 @@ pub fn port_filter(ports: &[u16]) -> Vec<u8> {
     bc
 }
 
-fn parse_diag_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
+fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<()> {
     if payload.len() < DIAG_MSG_LEN {
         return Err(Error::Protocol(format!(
             "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
@@ -309,7 +313,7 @@ fn parse_diag_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
                     _ => {}
                 }
             }
-            if drops.is_none() {
+            if drops.is_none() && asked_drops {
                 out.drops_unknown += 1;
             }
             out.listeners.push(Listener {
