@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::os::fd::AsFd;
-
 use backlogctl::cli::Target;
 use backlogctl::model::{Listener, Snapshot};
 use backlogctl::record::{Plan, Scope, record};
@@ -127,7 +125,7 @@ fn syn_recv_is_counted_per_listener_including_v4_mapped() {
             let dual = listener("[::]:8100", 50);
             let v4 = listener("127.0.0.1:8200", 50);
             for fd in [&dual, &v4] {
-                defer_accept(fd.as_fd());
+                defer_accept(fd);
             }
             let _clients: Vec<_> = (0..3)
                 .map(|_| start_connect("127.0.0.1:8100"))
@@ -166,28 +164,6 @@ fn syn_recv_is_counted_per_listener_including_v4_mapped() {
             // The kernel-side port filter keeps the other listener's request sockets out.
             assert_eq!(only_listener(&snap(&[":8200"])).syn_recv, Some(4));
         },
-    );
-}
-
-fn defer_accept(fd: std::os::fd::BorrowedFd) {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let secs: libc::c_int = 30;
-    // SAFETY: setsockopt with a valid fd and a c_int option value that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "TCP_DEFER_ACCEPT: {}",
-        std::io::Error::last_os_error()
     );
 }
 

@@ -51,6 +51,11 @@ pub fn set_sysctl(name: &str, value: u32) {
 
 /// A TCP listener with an exact listen() backlog (std always asks for 128).
 pub fn listener(addr: &str, backlog: i32) -> OwnedFd {
+    listener_with(addr, backlog, false)
+}
+
+/// The same, optionally in an SO_REUSEPORT group.
+pub fn listener_with(addr: &str, backlog: i32, reuseport: bool) -> OwnedFd {
     let sa: SocketAddr = addr.parse().expect("test address");
     let family = if sa.is_ipv4() {
         AddressFamily::Inet
@@ -59,6 +64,9 @@ pub fn listener(addr: &str, backlog: i32) -> OwnedFd {
     };
     let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
     setsockopt(&fd, sockopt::ReuseAddr, &true).expect("SO_REUSEADDR");
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePort, &true).expect("SO_REUSEPORT");
+    }
     bind(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         &SockaddrStorage::from(sa),
@@ -66,6 +74,30 @@ pub fn listener(addr: &str, backlog: i32) -> OwnedFd {
     .expect("bind");
     listen(&fd, Backlog::new(backlog).expect("backlog")).expect("listen");
     fd
+}
+
+/// TCP_DEFER_ACCEPT: a completed handshake stays a request socket (SYN_RECV) until data
+/// arrives (`tcp_check_req`), a deterministic way to fill a SYN queue on loopback.
+pub fn defer_accept(fd: &OwnedFd) {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = 30;
+    // SAFETY: setsockopt on a valid fd with a c_int that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "TCP_DEFER_ACCEPT: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Starts a non-blocking connect; the handshake goes on in the kernel.

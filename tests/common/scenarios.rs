@@ -4,7 +4,7 @@
 //! fixtures/snapshots/ (`RECORD_FIXTURES=1 cargo test --test doctor record_fixtures -- --ignored`),
 //! whose replay is checked everywhere against the same expectations.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -65,11 +65,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "abort-on-overflow",
         ],
         exit: 2,
-        setup: || {
-            set_sysctl("net.core.somaxconn", 5);
-            let fd = listener("127.0.0.1:8100", 100);
-            Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
-        },
+        setup: seed,
     },
     Scenario {
         name: "somaxconn5-backlog100-burst-abort1",
@@ -82,10 +78,8 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         exit: 2,
         setup: || {
-            set_sysctl("net.core.somaxconn", 5);
             set_sysctl("net.ipv4.tcp_abort_on_overflow", 1);
-            let fd = listener("127.0.0.1:8100", 100);
-            Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
+            seed()
         },
     },
     Scenario {
@@ -194,8 +188,8 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         exit: 2,
         setup: || {
-            let small = reuseport_listener("127.0.0.1:8100", 2);
-            let big = reuseport_listener("127.0.0.1:8100", 64);
+            let small = listener_with("127.0.0.1:8100", 2, true);
+            let big = listener_with("127.0.0.1:8100", 64, true);
             Some(burst_later(vec![small, big], "127.0.0.1:8100", 40))
         },
     },
@@ -208,6 +202,13 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: || Some(running(vec![listener("127.0.0.1:8100", 511)])),
     },
 ];
+
+/// The seed's experiment: somaxconn 5, listen(100), 20 connects after BURST_AFTER.
+fn seed() -> Option<Running> {
+    set_sysctl("net.core.somaxconn", 5);
+    let fd = listener("127.0.0.1:8100", 100);
+    Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
+}
 
 fn running(fds: Vec<OwnedFd>) -> Running {
     Running {
@@ -243,38 +244,6 @@ fn accept_all(fd: OwnedFd, stop: Arc<AtomicBool>) -> Vec<OwnedFd> {
         }
     }
     accepted
-}
-
-fn reuseport_listener(addr: &str, backlog: i32) -> OwnedFd {
-    use nix::sys::socket::*;
-    let sa: std::net::SocketAddr = addr.parse().unwrap();
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::ReusePort, &true).unwrap();
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).unwrap();
-    listen(&fd, Backlog::new(backlog).unwrap()).unwrap();
-    fd
-}
-
-fn defer_accept(fd: &OwnedFd) {
-    use nix::libc;
-    let secs: libc::c_int = 30;
-    // SAFETY: setsockopt on a valid fd with a c_int that outlives the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&secs as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "TCP_DEFER_ACCEPT");
 }
 
 /// Recv-Q of the listener matching `target`, if there is one.
