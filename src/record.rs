@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::Target;
 use crate::error::Result;
-use crate::model::{Gap, Listener, SCHEMA_VERSION, Sample, Snapshot};
+use crate::model::{Counters, Gap, Listener, SCHEMA_VERSION, Sample, Snapshot};
 use crate::source::{diag, netns, netstat, procs, sysctl};
 
 /// Which listeners a command looks at.
@@ -45,44 +45,117 @@ pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 
 /// Records a snapshot of the calling thread's network namespace.
 pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
-    let mut gaps = Vec::new();
-    let sysctls = sysctl::read(&mut gaps);
-    let mut diag = diag::Diag::open()?;
-    let started_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let start = Instant::now();
     let interval = plan.interval.max(Duration::from_micros(100));
-    let ports = scope.ports();
-
-    let mut samples: Vec<Sample> = Vec::new();
-    let mut taken = 0u64;
-    let mut drops_unknown = 0usize;
-    let mut counter_problems: Vec<String> = Vec::new();
+    let mut rec = Recorder::start(scope.clone(), SYN_RECV_EVERY, true)?;
+    rec.snap.sample_interval_us = if plan.window.is_zero() {
+        0
+    } else {
+        interval.as_micros() as u64
+    };
     let mut tick = 0u32;
-    let mut syn_counted: Option<Duration> = None;
     loop {
-        let elapsed = start.elapsed();
-        let last = elapsed >= plan.window;
-        let count_syn =
-            last || syn_counted.is_none_or(|t| elapsed.saturating_sub(t) >= SYN_RECV_EVERY);
-        if count_syn {
-            syn_counted = Some(elapsed);
+        let last = rec.elapsed() >= plan.window;
+        rec.sample(last)?;
+        if last {
+            break;
         }
-        let dump = diag.dump(&diag::Query {
-            ports: &ports,
+        // Sleep to the next tick on a fixed grid, so a slow sample does not shift the rest.
+        tick += 1;
+        let next = (interval * tick).min(plan.window);
+        match next.checked_sub(rec.elapsed()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => tick = (rec.elapsed().as_micros() / interval.as_micros().max(1)) as u32,
+        }
+    }
+    Ok(rec.finish())
+}
+
+/// A recording in progress: takes samples of the listeners in scope, keeps the ones that
+/// changed (or only the latest, when not keeping history), and turns into a `Snapshot`.
+pub struct Recorder {
+    scope: Scope,
+    ports: Vec<u16>,
+    diag: diag::Diag,
+    start: Instant,
+    syn_every: Duration,
+    syn_counted: Option<Duration>,
+    keep: bool,
+    drops_unknown: usize,
+    counter_problems: Vec<String>,
+    /// The snapshot being built; `samples` grows as `sample` is called.
+    pub snap: Snapshot,
+}
+
+impl Recorder {
+    /// Reads the sysctls and opens the netlink socket of the calling thread's namespace.
+    /// `syn_every`: how often to count request sockets (see SYN_RECV_EVERY). `keep`: store
+    /// every changed sample (for a snapshot) or only the latest.
+    pub fn start(scope: Scope, syn_every: Duration, keep: bool) -> Result<Self> {
+        let mut gaps = Vec::new();
+        let sysctls = sysctl::read(&mut gaps);
+        let diag = diag::Diag::open()?;
+        let started_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let snap = Snapshot {
+            schema_version: SCHEMA_VERSION,
+            tool: format!("backlogctl {}", env!("CARGO_PKG_VERSION")),
+            kernel: sysctl::kernel_release(),
+            hostname: sysctl::hostname(),
+            netns: netns::current(),
+            started_unix_ms,
+            targets: scope.targets.iter().map(|t| t.to_string()).collect(),
+            sample_interval_us: 0,
+            samples_taken: 0,
+            sysctls,
+            owners: Vec::new(),
+            samples: Vec::new(),
+            gaps,
+        };
+        Ok(Recorder {
+            ports: scope.ports(),
+            scope,
+            diag,
+            start: Instant::now(),
+            syn_every,
+            syn_counted: None,
+            keep,
+            drops_unknown: 0,
+            counter_problems: Vec::new(),
+            snap,
+        })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Takes one sample. A `full` one always counts SYN_RECV, reads the counters and is kept;
+    /// others count SYN_RECV when due and are kept when a listener changed. Returns the
+    /// sample's listeners, and its counters when it read them.
+    pub fn sample(&mut self, full: bool) -> Result<(Vec<Listener>, Option<Counters>)> {
+        let elapsed = self.start.elapsed();
+        let count_syn = full
+            || self
+                .syn_counted
+                .is_none_or(|t| elapsed.saturating_sub(t) >= self.syn_every);
+        if count_syn {
+            self.syn_counted = Some(elapsed);
+        }
+        let dump = self.diag.dump(&diag::Query {
+            ports: &self.ports,
             syn_recv: count_syn,
             drops: true,
         })?;
-        taken += 1;
-        drops_unknown = drops_unknown.max(dump.drops_unknown);
+        self.snap.samples_taken += 1;
+        self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
         let listeners: Vec<Listener> = dump
             .listeners
             .into_iter()
-            .filter(|l| scope.contains(l))
+            .filter(|l| self.scope.contains(l))
             .collect();
-        let changed = samples.last().is_none_or(|prev| {
+        let changed = self.snap.samples.last().is_none_or(|prev| {
             prev.listeners.len() != listeners.len()
                 || prev
                     .listeners
@@ -90,66 +163,49 @@ pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
                     .zip(&listeners)
                     .any(|(a, b)| !a.same_state(b))
         });
-        if changed || last {
-            let (counters, problems) = netstat::read()?;
-            if counter_problems.is_empty() {
-                counter_problems = problems;
+        let mut counters = None;
+        if changed || full {
+            let (c, problems) = netstat::read()?;
+            if self.counter_problems.is_empty() {
+                self.counter_problems = problems;
             }
-            samples.push(Sample {
+            if !self.keep {
+                self.snap.samples.clear();
+            }
+            self.snap.samples.push(Sample {
                 elapsed_us: elapsed.as_micros() as u64,
-                counters: Some(counters),
-                listeners,
+                counters: Some(c.clone()),
+                listeners: listeners.clone(),
             });
+            counters = Some(c);
         }
-        if last {
-            break;
-        }
-        // Sleep to the next tick on a fixed grid, so a slow sample does not shift the rest.
-        tick += 1;
-        let next = (interval * tick).min(plan.window);
-        if let Some(wait) = next.checked_sub(start.elapsed()) {
-            std::thread::sleep(wait);
-        } else {
-            tick = (start.elapsed().as_micros() / interval.as_micros().max(1)) as u32;
-        }
+        Ok((listeners, counters))
     }
 
-    if drops_unknown > 0 {
-        gaps.push(Gap::new(
-            "drops",
-            format!(
-                "{drops_unknown} listener(s) without SK_MEMINFO_DROPS (short skmeminfo from this \
-                 kernel): per-listener drops unknown; rely on TcpExt counters"
-            ),
-        ));
+    /// Adds the gaps and the owners of every listener seen, and hands over the snapshot.
+    pub fn finish(mut self) -> Snapshot {
+        if self.drops_unknown > 0 {
+            self.snap.gaps.push(Gap::new(
+                "drops",
+                format!(
+                    "{} listener(s) without SK_MEMINFO_DROPS (short skmeminfo from this kernel): \
+                     per-listener drops unknown; rely on TcpExt counters",
+                    self.drops_unknown
+                ),
+            ));
+        }
+        for p in std::mem::take(&mut self.counter_problems) {
+            self.snap.gaps.push(Gap::new("counters", p));
+        }
+        let inodes: HashSet<u64> = self
+            .snap
+            .samples
+            .iter()
+            .flat_map(|s| s.listeners.iter().map(|l| l.inode))
+            .collect();
+        let (owners, owner_gap) = procs::owners(&inodes);
+        self.snap.owners = owners;
+        self.snap.gaps.extend(owner_gap);
+        self.snap
     }
-    for p in counter_problems {
-        gaps.push(Gap::new("counters", p));
-    }
-    let inodes: HashSet<u64> = samples
-        .iter()
-        .flat_map(|s| s.listeners.iter().map(|l| l.inode))
-        .collect();
-    let (owners, owner_gap) = procs::owners(&inodes);
-    gaps.extend(owner_gap);
-
-    Ok(Snapshot {
-        schema_version: SCHEMA_VERSION,
-        tool: format!("backlogctl {}", env!("CARGO_PKG_VERSION")),
-        kernel: sysctl::kernel_release(),
-        hostname: sysctl::hostname(),
-        netns: netns::current(),
-        started_unix_ms,
-        targets: scope.targets.iter().map(|t| t.to_string()).collect(),
-        sample_interval_us: if plan.window.is_zero() {
-            0
-        } else {
-            interval.as_micros() as u64
-        },
-        samples_taken: taken,
-        sysctls,
-        owners,
-        samples,
-        gaps,
-    })
 }
