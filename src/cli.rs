@@ -40,6 +40,9 @@ pub enum Command {
     /// Diagnose listen-queue overflow: cause, evidence, what clients see, the exact fix
     #[command(after_help = EXIT_CODES)]
     Doctor(DoctorArgs),
+    /// Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV
+    #[command(after_help = EXIT_CODES)]
+    Watch(WatchArgs),
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
     #[command(after_help = EXIT_CODES)]
     Snapshot(SnapshotArgs),
@@ -79,6 +82,30 @@ pub struct DoctorArgs {
     /// Print the report as JSON (verdict, findings, listeners)
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
+    pub targets: Vec<String>,
+    /// Time between refreshes of the display
+    #[arg(long, short = 'i', value_name = "DUR", default_value = "1s")]
+    pub interval: String,
+    /// Time between samples within a refresh: bursts shorter than a refresh still show as peaks
+    #[arg(long, value_name = "DUR", default_value = "10ms")]
+    pub sample_interval: String,
+    /// Stop after N refreshes
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this long
+    #[arg(long, short = 'd', value_name = "DUR")]
+    pub duration: Option<String>,
+    /// One JSON object per refresh (JSON lines), then a summary object
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the samples as a snapshot that `doctor --from` can diagnose
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 /// A listener the user names: a port, optionally with the address clients connect to.

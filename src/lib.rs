@@ -14,13 +14,14 @@ pub mod record;
 pub mod render;
 pub mod source;
 pub mod store;
+pub mod watch;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 pub use error::{Error, Result};
 
-use cli::{Cli, Command, DoctorArgs, SnapshotArgs};
+use cli::{Cli, Command, DoctorArgs, SnapshotArgs, WatchArgs};
 use record::{Plan, Scope};
 
 /// How a successful run ends. `doctor` maps its worst finding onto these.
@@ -44,6 +45,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
     match cli.command {
         Command::Snapshot(args) => snapshot(args, out, err),
         Command::Doctor(args) => doctor_cmd(args, out),
+        Command::Watch(args) => watch_cmd(args, out),
     }
 }
 
@@ -77,6 +79,61 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
         doctor::Severity::Warning => Status::Warning,
         doctor::Severity::Critical => Status::Critical,
     })
+}
+
+fn watch_cmd(args: WatchArgs, out: &mut dyn Write) -> Result<Status> {
+    use std::io::IsTerminal;
+    let scope = Scope::new(cli::parse_targets(&args.targets)?);
+    let interval = cli::parse_duration("--interval", &args.interval)?;
+    if interval.is_zero() {
+        return Err(Error::BadInput(
+            "--interval must be longer than 0, e.g. 1s".into(),
+        ));
+    }
+    let format = if args.json {
+        watch::Format::Json
+    } else if io::stdout().is_terminal() {
+        watch::Format::Tty {
+            color: use_color(),
+            rows: terminal_rows(),
+        }
+    } else {
+        watch::Format::Lines
+    };
+    let opts = watch::Options {
+        interval,
+        sample_interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
+        count: args.count.filter(|c| *c > 0),
+        duration: args
+            .duration
+            .as_deref()
+            .map(|d| cli::parse_duration("--duration", d))
+            .transpose()?,
+        format,
+    };
+    if args.count == Some(0) {
+        return Err(Error::BadInput("--count must be at least 1".into()));
+    }
+    let record = args
+        .record
+        .as_deref()
+        .map(store::AtomicFile::create)
+        .transpose()?;
+    watch::run(scope, &opts, out, record)?;
+    Ok(Status::Ok)
+}
+
+/// Rows of the terminal on stdout (TIOCGWINSZ), 24 when it cannot tell.
+fn terminal_rows() -> usize {
+    use nix::libc;
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_row > 0 {
+        usize::from(ws.ws_row)
+    } else {
+        24
+    }
 }
 
 /// Narrows a recorded snapshot to the given targets, as if it had been recorded with them.

@@ -1,0 +1,172 @@
+//! `watch` against the real kernel, in a private network namespace: a burst shorter than the
+//! refresh interval still shows as a peak of B+1 with drops, a listener that closes mid-run is
+//! reported as gone, and `--record` feeds `doctor --from`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn refreshes(stdout: &str) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let mut lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let summary = lines.pop().expect("summary line");
+    (lines, summary["summary"].clone())
+}
+
+#[test]
+fn short_burst_is_caught_between_refreshes_and_recorded() {
+    in_netns(
+        "short_burst_is_caught_between_refreshes_and_recorded",
+        || {
+            set_sysctl("net.core.somaxconn", 5);
+            let server = listener("127.0.0.1:8100", 100);
+            let closing = listener("127.0.0.1:8200", 10);
+            let dir = std::env::temp_dir().join(format!("backlogctl-watch-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let rec = dir.join("watch.json");
+            let child = Command::new(bin())
+                .args([
+                    "watch",
+                    "--json",
+                    "--count",
+                    "4",
+                    "--interval",
+                    "500ms",
+                    "--record",
+                ])
+                .arg(&rec)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn watch");
+            // Into the second refresh interval: a burst, drained ~50 ms later, long before the next
+            // refresh; then the second listener closes.
+            std::thread::sleep(Duration::from_millis(700));
+            let clients: Vec<_> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let mut accepted = Vec::new();
+            nix::fcntl::fcntl(
+                &server,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .unwrap();
+            while let Ok(c) = nix::sys::socket::accept(&server) {
+                accepted.push(c);
+            }
+            assert_eq!(accepted.len(), 6, "B+1 were queued");
+            drop(closing);
+            let out = child.wait_with_output().expect("watch ends by itself");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            let (refs, summary) = refreshes(&String::from_utf8_lossy(&out.stdout));
+            assert_eq!(refs.len(), 4);
+            let rows = |r: &serde_json::Value, port: &str| -> Vec<serde_json::Value> {
+                r["listeners"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l["local"].as_str().unwrap().ends_with(port))
+                    .cloned()
+                    .collect()
+            };
+            // The refresh after the burst: queue already empty, peak held at B+1, drops counted.
+            let hit = refs
+                .iter()
+                .find(|r| rows(r, ":8100").first().is_some_and(|l| l["peak"] == 6))
+                .expect("a refresh with peak 6");
+            let l = &rows(hit, ":8100")[0];
+            assert_eq!(
+                l["recv_q"], 0,
+                "drained before the refresh: only the peak shows it"
+            );
+            assert!(l["drops_per_s"].as_f64().unwrap() > 0.0, "{l}");
+            assert!(hit["rates"]["ListenOverflows"].as_f64().unwrap() > 0.0);
+            assert!(hit["time"].as_str().unwrap().ends_with('Z'));
+            // The closed listener is reported as gone, once.
+            let gone: Vec<_> = refs
+                .iter()
+                .flat_map(|r| rows(r, ":8200"))
+                .filter(|l| l["event"] == "gone")
+                .collect();
+            assert_eq!(gone.len(), 1, "{refs:?}");
+            // The summary keeps the worst moment.
+            let s8100 = summary["listeners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["local"] == "127.0.0.1:8100")
+                .unwrap();
+            assert_eq!(s8100["peak"], 6);
+            assert!(s8100["drops"].as_u64().unwrap() > 0);
+            assert!(summary["worst"]["time"].is_string());
+            // The recording diagnoses as an overflow.
+            let doc = Command::new(bin())
+                .args(["doctor", "--json", "--from"])
+                .arg(&rec)
+                .output()
+                .unwrap();
+            assert_eq!(
+                doc.status.code(),
+                Some(2),
+                "{}",
+                String::from_utf8_lossy(&doc.stderr)
+            );
+            let report: serde_json::Value = serde_json::from_slice(&doc.stdout).unwrap();
+            assert!(
+                report["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["id"] == "accept-queue-overflow")
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+            drop(clients);
+        },
+    );
+}
+
+#[test]
+fn plain_lines_when_not_a_terminal() {
+    in_netns("plain_lines_when_not_a_terminal", || {
+        let _l = listener("127.0.0.1:8100", 7);
+        let out = Command::new(bin())
+            .args(["watch", ":8100", "--count", "2", "--interval", "100ms"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" 127.0.0.1:8100 recv_q="))
+            .collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(
+            rows[0].contains("recv_q=0 peak=0 send_q=7 fill=0%"),
+            "{text}"
+        );
+        assert!(text.contains("Summary: 2 refresh(es)"), "{text}");
+        assert!(!text.contains('\x1b'), "no escapes off a terminal");
+    });
+}
+
+#[test]
+fn bad_watch_options_exit_3() {
+    for args in [
+        &["watch", "--interval", "0"][..],
+        &["watch", "--count", "0"],
+        &["watch", "--duration", "x"],
+    ] {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+}
