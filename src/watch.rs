@@ -37,6 +37,72 @@ pub enum Format {
     Json,
 }
 
+/// Share of one core that sampling between refreshes may use.
+const CPU_BUDGET: f64 = 0.018; // 2% with a margin for wake-ups and start-up
+
+/// Keeps the whole watch loop within CPU_BUDGET of one core. A dump costs about 0.5 us of
+/// kernel time per listener in scope (benches/sample_cost.rs), so with many listeners the
+/// sampling period stretches: from each queue sample's CPU time, corrected once per refresh by
+/// the CPU the thread really used (refreshes count SYN_RECV, read counters and print).
+struct Budget {
+    floor: Duration,
+    /// Moving average of one queue sample's CPU time, seconds.
+    cost: f64,
+    /// Correction for everything that is not a queue sample.
+    k: f64,
+    last: Option<(Duration, Duration)>,
+    every: Duration,
+}
+
+impl Budget {
+    fn new(floor: Duration) -> Self {
+        Budget {
+            floor,
+            cost: 0.0,
+            k: 1.0,
+            last: None,
+            every: floor,
+        }
+    }
+
+    fn sampled(&mut self, cpu: Duration) {
+        self.cost = if self.cost == 0.0 {
+            cpu.as_secs_f64()
+        } else {
+            (self.cost * 7.0 + cpu.as_secs_f64()) / 8.0
+        };
+        self.every = self
+            .floor
+            .max(Duration::from_secs_f64(self.k * self.cost / CPU_BUDGET));
+    }
+
+    /// At a refresh: compares the CPU used since the previous one with the budget.
+    fn refreshed(&mut self, cpu: Duration, wall: Duration) {
+        if let Some((cpu0, wall0)) = self.last {
+            let dw = wall.saturating_sub(wall0).as_secs_f64();
+            if dw > 0.0 && self.cost > 0.0 {
+                let share = cpu.saturating_sub(cpu0).as_secs_f64() / dw;
+                self.k = (self.k * (share / CPU_BUDGET).clamp(0.5, 2.0)).clamp(0.5, 16.0);
+            }
+        }
+        self.last = Some((cpu, wall));
+    }
+}
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanosecond precision.
+fn thread_cpu() -> Duration {
+    use nix::libc;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// The namespace counters shown as rates.
 const RATES: [&str; 4] = [
     "TcpExt:ListenOverflows",
@@ -72,6 +138,9 @@ pub struct Refresh {
     /// RFC 3339, UTC.
     pub time: String,
     pub elapsed_ms: u64,
+    /// Period of the queue samples behind the peaks, microseconds: --sample-interval, or longer
+    /// when sampling that often would cost more than 2% of a core.
+    pub sample_interval_us: u64,
     /// Namespace counters per second since the previous refresh; absent when the kernel lacks them.
     pub rates: BTreeMap<String, f64>,
     pub listeners: Vec<Row>,
@@ -271,6 +340,7 @@ impl Tracker {
         Refresh {
             time,
             elapsed_ms: elapsed.as_millis() as u64,
+            sample_interval_us: 0,
             rates,
             listeners: rows,
         }
@@ -337,7 +407,7 @@ pub fn run(
     let sample_every = opts.sample_interval.max(Duration::from_micros(500));
     let interval = opts.interval.max(sample_every);
     let mut next_refresh = Duration::ZERO;
-    let mut tick = 0u64;
+    let mut budget = Budget::new(sample_every);
     let w = |r: std::io::Result<()>| r.map_err(Error::Output);
 
     if let Format::Tty { .. } = opts.format {
@@ -351,7 +421,12 @@ pub fn run(
                     .count
                     .is_some_and(|c| tracker.refreshes + 1 >= c && elapsed >= next_refresh);
             let at_refresh = elapsed >= next_refresh || stop_after || STOP.load(Ordering::Relaxed);
+            let started = rec.elapsed();
+            let cpu_before = thread_cpu();
             let (listeners, counters) = rec.sample(at_refresh)?;
+            if !at_refresh {
+                budget.sampled(thread_cpu().saturating_sub(cpu_before));
+            }
             if at_refresh {
                 let fresh: HashSet<u64> = listeners
                     .iter()
@@ -363,9 +438,11 @@ pub fn run(
                     known.extend(fresh);
                 }
                 let time = rfc3339(rec.snap.started_unix_ms + elapsed.as_millis() as u64);
-                let refresh =
+                let mut refresh =
                     tracker.refresh(&listeners, counters.as_ref(), elapsed, time, &owners);
+                refresh.sample_interval_us = budget.every.as_micros() as u64;
                 w(render(out, &refresh, opts.format))?;
+                budget.refreshed(thread_cpu(), rec.elapsed());
                 next_refresh = interval * (tracker.refreshes as u32);
                 if stop_after || STOP.load(Ordering::Relaxed) {
                     return Ok(());
@@ -373,11 +450,9 @@ pub fn run(
             } else {
                 tracker.observe(&listeners);
             }
-            tick += 1;
-            let next = (sample_every * tick as u32).min(next_refresh);
-            match next.checked_sub(rec.elapsed()) {
-                Some(wait) => std::thread::sleep(wait),
-                None => tick = (rec.elapsed().as_micros() / sample_every.as_micros().max(1)) as u64,
+            let next = (started + budget.every).min(next_refresh);
+            if let Some(wait) = next.checked_sub(rec.elapsed()) {
+                std::thread::sleep(wait);
             }
         }
     })();
@@ -414,12 +489,13 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
         Format::Lines => {
             writeln!(
                 out,
-                "{} namespace ListenOverflows={} ListenDrops={} TCPReqQFullDrop={} TCPReqQFullDoCookies={}",
+                "{} namespace ListenOverflows={} ListenDrops={} TCPReqQFullDrop={} TCPReqQFullDoCookies={} sampling={}",
                 r.time,
                 rate("ListenOverflows"),
                 rate("ListenDrops"),
                 rate("TCPReqQFullDrop"),
-                rate("TCPReqQFullDoCookies")
+                rate("TCPReqQFullDoCookies"),
+                period(r.sample_interval_us)
             )?;
             for l in &r.listeners {
                 writeln!(
@@ -447,12 +523,13 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
             write!(out, "\x1b[H\x1b[2J")?;
             writeln!(
                 out,
-                "backlogctl watch  {}  ListenOverflows {}  ListenDrops {}  TCPReqQFullDrop {}  TCPReqQFullDoCookies {}",
-                r.time,
+                "backlogctl watch {}  ListenOverflows {}  ListenDrops {}  ReqQFullDrop {}  ReqQFullDoCookies {}  sampling {}",
+                r.time.get(11..19).unwrap_or(&r.time),
                 rate("ListenOverflows"),
                 rate("ListenDrops"),
                 rate("TCPReqQFullDrop"),
-                rate("TCPReqQFullDoCookies")
+                rate("TCPReqQFullDoCookies"),
+                period(r.sample_interval_us)
             )?;
             writeln!(
                 out,
@@ -499,6 +576,14 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
     }
 }
 
+fn period(us: u64) -> String {
+    if us >= 1000 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
 fn render_summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Result<()> {
     if format == Format::Json {
         serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": s }))?;
@@ -512,7 +597,13 @@ fn render_summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::
         s.samples,
         s.elapsed_ms as f64 / 1000.0
     )?;
-    for l in &s.listeners {
+    // Listeners that never queued or dropped anything are counted, not listed.
+    let busy: Vec<&ListenerSummary> = s
+        .listeners
+        .iter()
+        .filter(|l| l.peak > 0 || l.drops.is_some_and(|d| d > 0))
+        .collect();
+    for l in &busy {
         writeln!(
             out,
             "  {} (inode {}): peak Recv-Q {} of {} at {}, drops {}",
@@ -524,6 +615,13 @@ fn render_summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::
             l.drops
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "unknown".into())
+        )?;
+    }
+    if busy.len() < s.listeners.len() {
+        writeln!(
+            out,
+            "  {} listener(s) stayed empty",
+            s.listeners.len() - busy.len()
         )?;
     }
     if !s.totals.is_empty() {
