@@ -33,6 +33,13 @@ const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as
+    /// /proc/PID/ns/net (needs CAP_SYS_ADMIN)
+    #[arg(long, global = true, value_name = "NAME|PATH", conflicts_with = "pid")]
+    pub netns: Option<String>,
+    /// Work inside the network namespace of this process, e.g. a container's main process
+    #[arg(long, global = true, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +89,9 @@ pub struct DoctorArgs {
     /// Print the report as JSON (verdict, findings, listeners)
     #[arg(long)]
     pub json: bool,
+    /// Diagnose every network namespace on the host (named ones and those of processes)
+    #[arg(long, conflicts_with_all = ["from", "netns", "pid"])]
+    pub all_netns: bool,
 }
 
 #[derive(Debug, Args)]

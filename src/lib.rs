@@ -6,6 +6,7 @@
 //! writer it is given. Nothing here prints on its own, so a closed stdout is an error value that
 //! `main` turns into a quiet exit.
 
+mod allns;
 pub mod cli;
 pub mod doctor;
 pub mod error;
@@ -42,6 +43,15 @@ impl Status {
 pub const EXIT_ERROR: u8 = 3;
 
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
+    // First, before any netlink socket or thread exists: namespaces are per thread.
+    let which = match (&cli.netns, cli.pid) {
+        (Some(n), _) => Some(source::netns::Which::Named(n.clone())),
+        (None, Some(pid)) => Some(source::netns::Which::Pid(pid)),
+        _ => None,
+    };
+    if let Some(which) = &which {
+        source::netns::enter(which)?;
+    }
     match cli.command {
         Command::Snapshot(args) => snapshot(args, out, err),
         Command::Doctor(args) => doctor_cmd(args, out),
@@ -51,6 +61,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
 
 fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
     let targets = cli::parse_targets(&args.targets)?;
+    if args.all_netns {
+        let plan = Plan {
+            window: cli::parse_duration("--window", &args.window)?,
+            interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
+        };
+        let verdict = allns::run(Scope::new(targets), plan, args.json, use_color(), out)?;
+        return Ok(status_of(verdict));
+    }
     let snap = match &args.from {
         Some(path) => {
             let mut snap = store::load(path)?;
@@ -74,11 +92,15 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
         render::text(out, &report, use_color())?;
     }
     out.flush().map_err(Error::Output)?;
-    Ok(match report.verdict {
+    Ok(status_of(report.verdict))
+}
+
+fn status_of(verdict: doctor::Severity) -> Status {
+    match verdict {
         doctor::Severity::Ok => Status::Ok,
         doctor::Severity::Warning => Status::Warning,
         doctor::Severity::Critical => Status::Critical,
-    })
+    }
 }
 
 fn watch_cmd(args: WatchArgs, out: &mut dyn Write) -> Result<Status> {

@@ -52,9 +52,13 @@ pub struct Netns {
     /// Inode of the namespace (`readlink /proc/PID/ns/net` → `net:[INODE]`).
     #[serde(default)]
     pub inode: Option<u64>,
-    /// True when it is the namespace of PID 1 (usually the host's).
+    /// True for the host's initial namespace, false for another (a container's); None when
+    /// it could not be told.
     #[serde(default)]
     pub initial: Option<bool>,
+    /// Its names under /run/netns (`ip netns add NAME`), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 /// The sysctls that decide listen-queue behaviour, each absent when unreadable.

@@ -32,6 +32,7 @@ impl Scope {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct Plan {
     pub window: Duration,
     pub interval: Duration,

@@ -131,6 +131,12 @@ pub fn somaxconn_fix(netns: &Netns, n: u32) -> String {
          `securityContext.sysctls: [{{name: net.core.somaxconn, value: \"{n}\"}}]` with the kubelet allowing it \
          (`--allowed-unsafe-sysctls=net.core.somaxconn`); the host's sysctl.conf does not reach it"
     );
+    if let Some(name) = netns.names.first() {
+        return format!(
+            "raise net.core.somaxconn to {n} inside the namespace: `ip netns exec {name} sysctl -w \
+             net.core.somaxconn={n}` (and in whatever sets up {name}, to keep it); the host's value does not reach it"
+        );
+    }
     match netns.initial {
         Some(true) => format!("raise net.core.somaxconn to {n}: {host}"),
         Some(false) => format!("raise net.core.somaxconn to {n} for this container, {container}"),
@@ -194,6 +200,7 @@ mod tests {
             &Netns {
                 inode: None,
                 initial: Some(true),
+                names: vec![],
             },
             4096,
         );
@@ -202,6 +209,7 @@ mod tests {
             &Netns {
                 inode: None,
                 initial: Some(false),
+                names: vec![],
             },
             4096,
         );
@@ -209,6 +217,18 @@ mod tests {
             pod.contains("docker run --sysctl")
                 && pod.contains("allowed-unsafe-sysctls")
                 && !pod.contains("sysctl -w")
+        );
+        let named = somaxconn_fix(
+            &Netns {
+                inode: None,
+                initial: Some(false),
+                names: vec!["blue".into()],
+            },
+            4096,
+        );
+        assert!(
+            named.contains("ip netns exec blue sysctl -w net.core.somaxconn=4096"),
+            "{named}"
         );
         assert_eq!(recommended_backlog(50), 4096);
         assert_eq!(recommended_backlog(4096), 8192);
