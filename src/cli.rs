@@ -50,6 +50,9 @@ pub enum Command {
     /// Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV
     #[command(after_help = EXIT_CODES)]
     Watch(WatchArgs),
+    /// Reproduce a connection burst against a small backlog in a private namespace, safely
+    #[command(after_help = EXIT_CODES)]
+    Lab(LabArgs),
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
     #[command(after_help = EXIT_CODES)]
     Snapshot(SnapshotArgs),
@@ -116,6 +119,47 @@ pub struct WatchArgs {
     /// Also write the samples as a snapshot that `doctor --from` can diagnose
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// net.core.somaxconn inside the lab namespace
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub somaxconn: u32,
+    /// Backlog the server passes to listen() (50 = Java's ServerSocket default)
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub backlog: i32,
+    /// Server threads, each accepting and serving one connection at a time
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub workers: usize,
+    /// Time a worker spends per request
+    #[arg(long, value_name = "DUR", default_value = "100ms")]
+    pub work: String,
+    /// Concurrent clients
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub clients: usize,
+    /// net.ipv4.tcp_abort_on_overflow inside the lab namespace
+    #[arg(long, value_name = "0|1", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1))]
+    pub abort_on_overflow: u32,
+    /// net.ipv4.tcp_syncookies inside the lab namespace
+    #[arg(long, value_name = "0|1|2", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=2))]
+    pub syncookies: u32,
+    /// Give up on connect() after this long
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    pub connect_timeout: String,
+    /// Give up waiting for the reply after this long
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    pub reply_timeout: String,
+    /// Clients hold back the handshake's final ACK this long (sent with the request), like a
+    /// network round trip; 0 = loopback speed. At most 200ms (the kernel's delayed-ACK limit)
+    #[arg(long, value_name = "DUR", default_value = "20ms")]
+    pub ack_delay: String,
+    /// Start the clients evenly over this long instead of all at once
+    #[arg(long, value_name = "DUR", default_value = "0")]
+    pub ramp: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A listener the user names: a port, optionally with the address clients connect to.

@@ -10,6 +10,7 @@ mod allns;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod lab;
 pub mod model;
 pub mod record;
 pub mod render;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 pub use error::{Error, Result};
 
-use cli::{Cli, Command, DoctorArgs, SnapshotArgs, WatchArgs};
+use cli::{Cli, Command, DoctorArgs, LabArgs, SnapshotArgs, WatchArgs};
 use record::{Plan, Scope};
 
 /// How a successful run ends. `doctor` maps its worst finding onto these.
@@ -56,6 +57,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
         Command::Snapshot(args) => snapshot(args, out, err),
         Command::Doctor(args) => doctor_cmd(args, out),
         Command::Watch(args) => watch_cmd(args, out),
+        Command::Lab(args) => lab_cmd(args, which.is_some(), out),
     }
 }
 
@@ -101,6 +103,48 @@ fn status_of(verdict: doctor::Severity) -> Status {
         doctor::Severity::Warning => Status::Warning,
         doctor::Severity::Critical => Status::Critical,
     }
+}
+
+fn lab_cmd(args: LabArgs, in_netns: bool, out: &mut dyn Write) -> Result<Status> {
+    if in_netns {
+        return Err(Error::BadInput(
+            "lab makes its own private namespace; drop --netns/--pid".into(),
+        ));
+    }
+    let ack_delay = cli::parse_duration("--ack-delay", &args.ack_delay)?;
+    if ack_delay > std::time::Duration::from_millis(200) {
+        return Err(Error::BadInput(
+            "--ack-delay can be at most 200ms: the kernel sends the held-back ACK by then anyway"
+                .into(),
+        ));
+    }
+    if args.clients == 0 || args.clients > 20_000 {
+        return Err(Error::BadInput(
+            "--clients must be between 1 and 20000".into(),
+        ));
+    }
+    let opts = lab::LabOptions {
+        somaxconn: args.somaxconn,
+        backlog: args.backlog,
+        workers: args.workers.clamp(1, 1000),
+        work: cli::parse_duration("--work", &args.work)?,
+        clients: args.clients,
+        abort_on_overflow: args.abort_on_overflow,
+        syncookies: args.syncookies,
+        connect_timeout: cli::parse_duration("--connect-timeout", &args.connect_timeout)?,
+        reply_timeout: cli::parse_duration("--reply-timeout", &args.reply_timeout)?,
+        ack_delay,
+        ramp: cli::parse_duration("--ramp", &args.ramp)?,
+    };
+    let report = lab::run(&opts)?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| Error::Output(e.into()))?;
+        writeln!(out).map_err(Error::Output)?;
+    } else {
+        lab::render_text(out, &report).map_err(Error::Output)?;
+    }
+    out.flush().map_err(Error::Output)?;
+    Ok(Status::Ok)
 }
 
 fn watch_cmd(args: WatchArgs, out: &mut dyn Write) -> Result<Status> {

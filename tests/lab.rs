@@ -1,0 +1,140 @@
+//! `lab`'s three contrasts (KERNEL.md §3), small enough to finish in seconds: with
+//! tcp_abort_on_overflow=1 a clear share of clients is reset at once; the same run with 0 resets
+//! none and shows stalls instead; a large enough backlog serves everyone.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use common::bin;
+
+/// Runs `backlogctl lab --json ARGS`; None (after saying why) when no namespace can be made.
+fn lab(test: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let out = Command::new(bin())
+        .arg("lab")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run lab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) && stderr.contains("namespace") {
+        let _ = writeln!(std::io::stderr(), "skipped: {test}: {}", stderr.trim());
+        return None;
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    Some(serde_json::from_slice(&out.stdout).expect("lab JSON"))
+}
+
+const BURST: &[&str] = &[
+    "--clients",
+    "120",
+    "--ramp",
+    "300ms",
+    "--backlog",
+    "5",
+    "--workers",
+    "2",
+    "--work",
+    "50ms",
+    "--ack-delay",
+    "20ms",
+    "--connect-timeout",
+    "2s",
+    "--reply-timeout",
+    "1500ms",
+];
+
+fn n(r: &serde_json::Value, k: &str) -> u64 {
+    r["outcomes"][k].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn abort_on_overflow_1_resets_clients_at_once() {
+    let mut args = BURST.to_vec();
+    args.extend(["--abort-on-overflow", "1"]);
+    let Some(r) = lab("abort_on_overflow_1_resets_clients_at_once", &args) else {
+        return;
+    };
+    let resets = n(&r, "reset");
+    assert!(
+        resets * 10 >= 120,
+        "a clear share reset, got {resets}: {}",
+        r["outcomes"]
+    );
+    assert_eq!(
+        r["counters"]["TcpExt:EmbryonicRsts"].as_u64(),
+        Some(resets),
+        "each reset is a request-socket RST"
+    );
+    assert!(r["story"].to_string().contains("Connection reset by peer"));
+    assert_eq!(r["doctor"]["verdict"], "critical");
+    let story = r["doctor"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "abort-on-overflow")
+        .unwrap();
+    assert_eq!(story["severity"], "warning");
+}
+
+#[test]
+fn abort_on_overflow_0_stalls_instead_of_resetting() {
+    let mut args = BURST.to_vec();
+    args.extend(["--abort-on-overflow", "0"]);
+    let Some(r) = lab("abort_on_overflow_0_stalls_instead_of_resetting", &args) else {
+        return;
+    };
+    assert_eq!(n(&r, "reset"), 0, "{}", r["outcomes"]);
+    assert!(r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap() > 0);
+    let stalled = n(&r, "reply-timeout") + n(&r, "connect-timeout");
+    let slow = r["connect_latency"]["max_ms"].as_f64().unwrap_or(0.0) >= 900.0;
+    assert!(
+        stalled > 0 || slow,
+        "overflow must show as stalls or SYN retries: {r}"
+    );
+    assert!(r["story"].to_string().contains("No client was reset"));
+}
+
+#[test]
+fn a_large_enough_backlog_serves_everyone() {
+    let args = [
+        "--clients",
+        "60",
+        "--backlog",
+        "128",
+        "--somaxconn",
+        "4096",
+        "--workers",
+        "4",
+        "--work",
+        "5ms",
+        "--abort-on-overflow",
+        "1",
+    ];
+    let Some(r) = lab("a_large_enough_backlog_serves_everyone", &args) else {
+        return;
+    };
+    assert_eq!(n(&r, "served"), 60, "{}", r["outcomes"]);
+    assert_eq!(r["counters"]["TcpExt:ListenOverflows"].as_u64(), Some(0));
+    assert!(
+        r["story"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Every client was served")
+    );
+}
+
+#[test]
+fn lab_rejects_bad_settings() {
+    for args in [
+        &["--ack-delay", "1s"][..],
+        &["--clients", "0"],
+        &["--abort-on-overflow", "2"],
+        &["--work", "x"],
+    ] {
+        let out = Command::new(bin()).arg("lab").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    }
+}
