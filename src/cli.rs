@@ -12,12 +12,75 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 
-pub const EXIT_CODES: &str = "\
-Exit codes:
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
   0  success (doctor: no problem found)
   1  doctor: warnings only
   2  doctor: a critical finding
-  3  error: bad input, unreadable /proc file, netlink failure, missing privilege";
+  3  error: bad input, unreadable /proc file or snapshot, netlink failure, missing privilege"
+    };
+}
+
+/// Examples, shared by `--help` and the man pages: one `$ command` line, then what it does.
+macro_rules! examples {
+    (doctor) => {
+        "  backlogctl doctor :8100                 diagnose the listener on port 8100 over 1 s
+  backlogctl doctor --window 10s --json   every listener, 10 s, as JSON
+  backlogctl doctor --from snap.json      diagnose a recorded snapshot, no kernel access
+  backlogctl --pid 4242 doctor            inside the network namespace of PID 4242 (a container)
+  backlogctl doctor --all-netns           every network namespace on the host"
+    };
+    (watch) => {
+        "  backlogctl watch :8100                  live view of one listener
+  backlogctl watch --json -n 60 > w.jsonl one minute of JSON lines
+  backlogctl watch -d 5m --record w.json  five minutes, then: doctor --from w.json"
+    };
+    (lab) => {
+        "  backlogctl lab                          the seed: 1000 clients, 10 workers, backlog 50
+  backlogctl lab --abort-on-overflow 1    the same, resetting overflowing handshakes
+  backlogctl lab --backlog 4096           a backlog large enough for the burst"
+    };
+    (snapshot) => {
+        "  backlogctl snapshot :8100               one sample of port 8100, JSON on stdout
+  backlogctl snapshot -w 1s -o snap.json  one second of samples, written atomically"
+    };
+    (explain) => {
+        "  backlogctl explain ListenOverflows      what the counter means, and its value here
+  backlogctl explain somaxconn"
+    };
+    (metrics) => {
+        "  backlogctl metrics                      Prometheus text on stdout
+  backlogctl metrics -o /var/lib/node_exporter/textfile/backlog.prom"
+    };
+    (completions) => {
+        "  backlogctl completions bash > /etc/bash_completion.d/backlogctl
+  backlogctl completions zsh > \"${fpath[1]}/_backlogctl\"
+  backlogctl completions fish > ~/.config/fish/completions/backlogctl.fish"
+    };
+}
+
+pub const EXIT_CODES: &str = exit_codes!();
+
+/// The examples of a subcommand, for the man pages.
+pub fn examples(command: &str) -> &'static str {
+    match command {
+        "doctor" => examples!(doctor),
+        "watch" => examples!(watch),
+        "lab" => examples!(lab),
+        "snapshot" => examples!(snapshot),
+        "explain" => examples!(explain),
+        "metrics" => examples!(metrics),
+        "completions" => examples!(completions),
+        _ => concat!(
+            examples!(doctor),
+            "\n",
+            examples!(watch),
+            "\n",
+            examples!(snapshot)
+        ),
+    }
+}
 
 const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [::1]:8100 \
 (default: every TCP listener in the network namespace)";
@@ -27,7 +90,7 @@ const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [:
     name = "backlogctl",
     version,
     about = "Why do clients of this TCP server get resets or timeouts under bursts, and what to change",
-    after_help = EXIT_CODES,
+    after_help = concat!("Examples:\n", examples!(doctor), "\n\n", exit_codes!()),
     arg_required_else_help = true
 )]
 pub struct Cli {
@@ -45,17 +108,49 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose listen-queue overflow: cause, evidence, what clients see, the exact fix
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = concat!("Examples:\n", examples!(doctor), "\n\n", exit_codes!()))]
     Doctor(DoctorArgs),
     /// Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = concat!("Examples:\n", examples!(watch), "\n\n", exit_codes!()))]
     Watch(WatchArgs),
     /// Reproduce a connection burst against a small backlog in a private namespace, safely
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = concat!("Examples:\n", examples!(lab), "\n\n", exit_codes!()))]
     Lab(LabArgs),
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = concat!("Examples:\n", examples!(snapshot), "\n\n", exit_codes!()))]
     Snapshot(SnapshotArgs),
+    /// What a counter, sysctl or column means, and its value in this namespace
+    #[command(after_help = concat!("Examples:\n", examples!(explain), "\n\n", exit_codes!()))]
+    Explain(ExplainArgs),
+    /// Listener state, listen counters and sysctls in Prometheus text format
+    #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!()))]
+    Metrics(MetricsArgs),
+    /// Shell completion script for bash, zsh or fish, on stdout
+    #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!()))]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A counter (ListenOverflows, TcpExt:ListenDrops), a sysctl (somaxconn,
+    /// net.ipv4.tcp_abort_on_overflow) or a column (Recv-Q, Send-Q, drops, SYN_RECV)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
+    pub targets: Vec<String>,
+    /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,9 @@ mod allns;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod explain;
 pub mod lab;
+pub mod metrics;
 pub mod model;
 pub mod record;
 pub mod render;
@@ -23,7 +25,10 @@ use std::process::ExitCode;
 
 pub use error::{Error, Result};
 
-use cli::{Cli, Command, DoctorArgs, LabArgs, SnapshotArgs, WatchArgs};
+use cli::{
+    Cli, Command, CompletionsArgs, DoctorArgs, ExplainArgs, LabArgs, MetricsArgs, SnapshotArgs,
+    WatchArgs,
+};
 use record::{Plan, Scope};
 
 /// How a successful run ends. `doctor` maps its worst finding onto these.
@@ -58,6 +63,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
         Command::Doctor(args) => doctor_cmd(args, out),
         Command::Watch(args) => watch_cmd(args, out),
         Command::Lab(args) => lab_cmd(args, which.is_some(), out),
+        Command::Explain(args) => explain_cmd(args, out),
+        Command::Metrics(args) => metrics_cmd(args, out),
+        Command::Completions(args) => completions_cmd(args, out),
     }
 }
 
@@ -103,6 +111,93 @@ fn status_of(verdict: doctor::Severity) -> Status {
         doctor::Severity::Warning => Status::Warning,
         doctor::Severity::Critical => Status::Critical,
     }
+}
+
+fn explain_cmd(args: ExplainArgs, out: &mut dyn Write) -> Result<Status> {
+    let w = |r: io::Result<()>| r.map_err(Error::Output);
+    let Some(name) = args.name else {
+        w(writeln!(out, "Known names (backlogctl explain NAME):"))?;
+        for e in explain::ENTRIES {
+            w(writeln!(out, "  {}", e.name))?;
+        }
+        return Ok(Status::Ok);
+    };
+    let Some(entry) = explain::find(&name) else {
+        return Err(Error::BadInput(format!(
+            "unknown name {name:?}; did you mean {}? (`backlogctl explain` lists them all)",
+            explain::closest(&name)
+        )));
+    };
+    let counters = source::netstat::read().ok().map(|(c, _)| c);
+    let value = explain::current(entry, counters.as_ref(), |sysctl| {
+        std::fs::read_to_string(source::sysctl::path_of(sysctl))
+            .ok()
+            .map(|v| v.trim().to_string())
+    });
+    let full = match entry.kind {
+        explain::Kind::Counter(k) => k.to_string(),
+        explain::Kind::Sysctl(k) => k.to_string(),
+        explain::Kind::Field => entry.name.to_string(),
+    };
+    w(writeln!(out, "{full}"))?;
+    let mut text = String::new();
+    let mut col = 0;
+    for word in entry.text.split_whitespace() {
+        if col > 0 && col + 1 + word.len() > 96 {
+            text.push_str("\n  ");
+            col = 0;
+        } else if col > 0 {
+            text.push(' ');
+            col += 1;
+        } else {
+            text.push_str("  ");
+        }
+        text.push_str(word);
+        col += word.len();
+    }
+    w(writeln!(out, "{text}"))?;
+    if let Some(v) = value {
+        w(writeln!(out, "  Now, in this network namespace: {v}"))?;
+    }
+    w(writeln!(
+        out,
+        "  Source: ../shared/KERNEL.md ({})",
+        entry.reference
+    ))?;
+    Ok(Status::Ok)
+}
+
+fn metrics_cmd(args: MetricsArgs, out: &mut dyn Write) -> Result<Status> {
+    let scope = Scope::new(cli::parse_targets(&args.targets)?);
+    let mut file = args
+        .output
+        .as_deref()
+        .map(store::AtomicFile::create)
+        .transpose()?;
+    let plan = Plan {
+        window: std::time::Duration::ZERO,
+        interval: std::time::Duration::ZERO,
+    };
+    let snap = record::record(&scope, &plan)?;
+    match file.as_mut() {
+        Some(f) => {
+            let path = args.output.clone().unwrap_or_default();
+            metrics::write(f.writer(), &snap).map_err(|source| Error::Write { path, source })?;
+        }
+        None => metrics::write(out, &snap).map_err(Error::Output)?,
+    }
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    Ok(Status::Ok)
+}
+
+fn completions_cmd(args: CompletionsArgs, out: &mut dyn Write) -> Result<Status> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(args.shell, &mut cmd, "backlogctl", out);
+    out.flush().map_err(Error::Output)?;
+    Ok(Status::Ok)
 }
 
 fn lab_cmd(args: LabArgs, in_netns: bool, out: &mut dyn Write) -> Result<Status> {

@@ -1,0 +1,306 @@
+//! `explain NAME`: what a counter, sysctl or column means, in our words and per
+//! ../shared/KERNEL.md (the section is named with each entry), with its current value in this
+//! network namespace. The texts are data here; looking values up is the caller's business.
+
+use crate::model::Counters;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `/proc/net/netstat` or `/proc/net/snmp` counter, keyed `Section:Name`.
+    Counter(&'static str),
+    /// A sysctl, dotted name.
+    Sysctl(&'static str),
+    /// A column or field of `ss` / inet_diag.
+    Field,
+}
+
+pub struct Entry {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub kind: Kind,
+    pub text: &'static str,
+    pub reference: &'static str,
+}
+
+pub const ENTRIES: &[Entry] = &[
+    Entry {
+        name: "ListenOverflows",
+        aliases: &["TcpExt:ListenOverflows", "LINUX_MIB_LISTENOVERFLOWS"],
+        kind: Kind::Counter("TcpExt:ListenOverflows"),
+        text: "A segment arrived for a listener whose accept queue was full (more than B connections waiting \
+               for accept()), and was dropped: a SYN (counted in tcp_conn_request) or the final ACK of a handshake \
+               (counted in tcp_v4_syn_recv_sock). It counts segments, not clients: every SYN retransmit of the same \
+               client counts again. It says nothing about the SYN queue. `netstat -s`: \"times the listen queue of \
+               a socket overflowed\". Per network namespace.",
+        reference: "§4, §3",
+    },
+    Entry {
+        name: "ListenDrops",
+        aliases: &["TcpExt:ListenDrops"],
+        kind: Kind::Counter("TcpExt:ListenDrops"),
+        text: "Every segment a listener dropped (tcp_listendrop): accept-queue overflows plus SYN-queue drops and \
+               other listener drops, so it is at least ListenOverflows. `netstat -s`: \"SYNs to LISTEN sockets \
+               dropped\". Per network namespace.",
+        reference: "§4",
+    },
+    Entry {
+        name: "TCPReqQFullDrop",
+        aliases: &["TcpExt:TCPReqQFullDrop"],
+        kind: Kind::Counter("TcpExt:TCPReqQFullDrop"),
+        text: "A SYN was dropped because the listener's SYN queue (half-open connections) was full and SYN cookies \
+               were off (net.ipv4.tcp_syncookies=0). The SYN queue is full when it holds more than B requests. The \
+               client retransmits its SYN: slow connects, then timeouts.",
+        reference: "§1, §4",
+    },
+    Entry {
+        name: "TCPReqQFullDoCookies",
+        aliases: &["TcpExt:TCPReqQFullDoCookies"],
+        kind: Kind::Counter("TcpExt:TCPReqQFullDoCookies"),
+        text: "The SYN queue was full and a SYN cookie was sent instead of keeping state: the connection still \
+               completes. With net.ipv4.tcp_syncookies=2 it counts every SYN and means nothing.",
+        reference: "§4",
+    },
+    Entry {
+        name: "SyncookiesSent",
+        aliases: &["TcpExt:SyncookiesSent"],
+        kind: Kind::Counter("TcpExt:SyncookiesSent"),
+        text: "SYN-ACKs sent with a SYN cookie (no request socket kept). A cookie handshake is never answered with \
+               RST when its final ACK meets a full accept queue: it is dropped and the client hangs until room appears.",
+        reference: "§3, §4",
+    },
+    Entry {
+        name: "SyncookiesRecv",
+        aliases: &["TcpExt:SyncookiesRecv"],
+        kind: Kind::Counter("TcpExt:SyncookiesRecv"),
+        text: "Valid SYN-cookie ACKs received (segments, retransmits included).",
+        reference: "§4",
+    },
+    Entry {
+        name: "SyncookiesFailed",
+        aliases: &["TcpExt:SyncookiesFailed"],
+        kind: Kind::Counter("TcpExt:SyncookiesFailed"),
+        text: "ACKs that looked like SYN-cookie answers but did not validate.",
+        reference: "§4",
+    },
+    Entry {
+        name: "EmbryonicRsts",
+        aliases: &["TcpExt:EmbryonicRsts"],
+        kind: Kind::Counter("TcpExt:EmbryonicRsts"),
+        text: "Resets of half-open connections (request sockets) in tcp_check_req, including the ones \
+               net.ipv4.tcp_abort_on_overflow=1 sends when a final ACK meets a full accept queue: the clients see \
+               \"Connection reset by peer\".",
+        reference: "§3, §4",
+    },
+    Entry {
+        name: "OutRsts",
+        aliases: &["Tcp:OutRsts"],
+        kind: Kind::Counter("Tcp:OutRsts"),
+        text: "Every RST this namespace sent: tcp_abort_on_overflow resets, expired half-open connections answered \
+               late, connections still queued when a listener closed (restart), and all other resets.",
+        reference: "§4",
+    },
+    Entry {
+        name: "TCPBacklogDrop",
+        aliases: &["TcpExt:TCPBacklogDrop"],
+        kind: Kind::Counter("TcpExt:TCPBacklogDrop"),
+        text: "Not a listen queue at all: a socket's *socket backlog* (packets queued while its owner held the socket \
+               lock) overflowed (tcp_add_backlog). Unrelated to listen() backlogs, somaxconn or accept queues.",
+        reference: "§4, §6.7",
+    },
+    Entry {
+        name: "TCPDeferAcceptDrop",
+        aliases: &["TcpExt:TCPDeferAcceptDrop"],
+        kind: Kind::Counter("TcpExt:TCPDeferAcceptDrop"),
+        text: "Bare ACKs dropped at a TCP_DEFER_ACCEPT listener while it waits for data; they also count in the \
+               listener's sk_drops (`d`), which is why drops alone are not proof of overflow.",
+        reference: "§4",
+    },
+    Entry {
+        name: "somaxconn",
+        aliases: &["net.core.somaxconn", "SOMAXCONN"],
+        kind: Kind::Sysctl("net.core.somaxconn"),
+        text: "Caps the backlog an application passes to listen(): B = min(backlog, somaxconn), taken when listen() \
+               is called. Raising it changes nothing for sockets already listening (restart or re-listen), and \
+               nothing when the application asks for less. Per network namespace: a container has its own (default \
+               4096 since Linux 5.4, 128 before), not the host's.",
+        reference: "§1, §4, §5, §6.5-6",
+    },
+    Entry {
+        name: "tcp_max_syn_backlog",
+        aliases: &["net.ipv4.tcp_max_syn_backlog"],
+        kind: Kind::Sysctl("net.ipv4.tcp_max_syn_backlog"),
+        text: "Matters only with net.ipv4.tcp_syncookies=0, where a SYN from an unproven peer is dropped once about \
+               3/4 of it is used by half-open connections. It does not size the SYN queue (that limit is B) and \
+               raising it never fixes an accept-queue overflow.",
+        reference: "§1, §4, §6.3",
+    },
+    Entry {
+        name: "tcp_syncookies",
+        aliases: &["net.ipv4.tcp_syncookies"],
+        kind: Kind::Sysctl("net.ipv4.tcp_syncookies"),
+        text: "0: never send SYN cookies (a full SYN queue drops SYNs); 1 (default): send them when the SYN queue is \
+               full; 2: always. Keep 1: 0 turns SYN-queue overflow into timeouts, 2 makes TCPReqQFullDoCookies \
+               meaningless.",
+        reference: "§4, §8.5",
+    },
+    Entry {
+        name: "tcp_abort_on_overflow",
+        aliases: &["net.ipv4.tcp_abort_on_overflow"],
+        kind: Kind::Sysctl("net.ipv4.tcp_abort_on_overflow"),
+        text: "0 (default): when a handshake's final ACK meets a full accept queue it is dropped and the handshake \
+               retried (the client stalls, then completes). 1: answer with RST instead, so the client gets \
+               \"Connection reset by peer\" at once. It never affects dropped SYNs or SYN-cookie handshakes. Use 1 \
+               only to fail fast behind clients or balancers that retry elsewhere.",
+        reference: "§3, §4, §8.4",
+    },
+    Entry {
+        name: "tcp_synack_retries",
+        aliases: &["net.ipv4.tcp_synack_retries"],
+        kind: Kind::Sysctl("net.ipv4.tcp_synack_retries"),
+        text: "How often a SYN-ACK is retransmitted (default 5: after 1, 3, 7, 15, 31 s), hence how long a half-open \
+               connection lives (about 63 s). When it expires, the client's next segment gets a late RST.",
+        reference: "§3, §4",
+    },
+    Entry {
+        name: "tcp_syn_retries",
+        aliases: &["net.ipv4.tcp_syn_retries"],
+        kind: Kind::Sysctl("net.ipv4.tcp_syn_retries"),
+        text: "Client side: how often connect() resends an unanswered SYN (default 6) before ETIMEDOUT, about \
+               2 minutes.",
+        reference: "§4",
+    },
+    Entry {
+        name: "netdev_max_backlog",
+        aliases: &["net.core.netdev_max_backlog"],
+        kind: Kind::Sysctl("net.core.netdev_max_backlog"),
+        text: "Not a listen queue: the per-CPU queue of received packets before protocol processing. Unrelated to \
+               listen() backlogs and accept-queue overflow.",
+        reference: "§6.7",
+    },
+    Entry {
+        name: "Recv-Q",
+        aliases: &["recv_q", "rqueue", "idiag_rqueue"],
+        kind: Kind::Field,
+        text: "For a LISTEN socket (ss -ltn): connections that completed the handshake and wait for accept(), the \
+               accept queue (sk_ack_backlog). It holds at most B+1; Recv-Q > Send-Q means full. Not the SYN queue.",
+        reference: "§1, §2, §6.1",
+    },
+    Entry {
+        name: "Send-Q",
+        aliases: &["send_q", "wqueue", "idiag_wqueue", "backlog"],
+        kind: Kind::Field,
+        text: "For a LISTEN socket: the effective backlog B = min(backlog passed to listen(), somaxconn at that \
+               time) (sk_max_ack_backlog). /proc/net/tcp does not show it.",
+        reference: "§1, §2",
+    },
+    Entry {
+        name: "drops",
+        aliases: &["d", "sk_drops", "SK_MEMINFO_DROPS"],
+        kind: Kind::Field,
+        text: "`d` in `ss -m`: segments dropped at this listener (SYNs and their retransmits, final ACKs, which count \
+               2, TCP_DEFER_ACCEPT's bare ACKs). Drops at this listener, not a count of clients or of overflows.",
+        reference: "§2, §4",
+    },
+    Entry {
+        name: "SYN_RECV",
+        aliases: &["syn_recv", "SYN-RECV", "request sockets", "SYN queue"],
+        kind: Kind::Field,
+        text: "Half-open connections (request sockets) waiting for the handshake's final ACK: the SYN queue. It is \
+               full when it holds more than B. SYN-cookie handshakes leave no entry.",
+        reference: "§1, §2",
+    },
+];
+
+/// The entry for `name` (case-insensitive; `TcpExt:`/`net.` prefixes and aliases accepted).
+pub fn find(name: &str) -> Option<&'static Entry> {
+    let key = name.trim().to_ascii_lowercase();
+    ENTRIES.iter().find(|e| {
+        e.name.to_ascii_lowercase() == key
+            || e.aliases.iter().any(|a| a.to_ascii_lowercase() == key)
+    })
+}
+
+/// The known name closest to `name` (edit distance), for "did you mean".
+pub fn closest(name: &str) -> &'static str {
+    let key = name.trim().to_ascii_lowercase();
+    let key = key.rsplit([':', '.']).next().unwrap_or(&key).to_string();
+    ENTRIES
+        .iter()
+        .flat_map(|e| {
+            std::iter::once(e.name)
+                .chain(e.aliases.iter().copied())
+                .map(move |n| (e.name, n))
+        })
+        .min_by_key(|(_, n)| {
+            let n = n.to_ascii_lowercase();
+            let short = n.rsplit([':', '.']).next().unwrap_or(&n).to_string();
+            distance(&key, &short)
+        })
+        .map(|(name, _)| name)
+        .unwrap_or("ListenOverflows")
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The entry's current value, as text, from counters and a sysctl reader.
+pub fn current(
+    e: &Entry,
+    counters: Option<&Counters>,
+    sysctl: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    match e.kind {
+        Kind::Counter(key) => counters.map(|c| match c.get(key) {
+            Some(v) => v.to_string(),
+            None => "absent: this kernel does not have this counter".to_string(),
+        }),
+        Kind::Sysctl(name) => sysctl(name),
+        Kind::Field => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_and_suggestions() {
+        assert_eq!(find("listenoverflows").unwrap().name, "ListenOverflows");
+        assert_eq!(find("TcpExt:ListenDrops").unwrap().name, "ListenDrops");
+        assert_eq!(find("net.core.somaxconn").unwrap().name, "somaxconn");
+        assert_eq!(find("d").unwrap().name, "drops");
+        assert!(find("ListenOverflow").is_none());
+        assert_eq!(closest("ListenOverflow"), "ListenOverflows");
+        assert_eq!(closest("somaxcon"), "somaxconn");
+        assert_eq!(
+            closest("net.ipv4.tcp_abort_overflow"),
+            "tcp_abort_on_overflow"
+        );
+        assert_eq!(closest("TCPReqQFullDrops"), "TCPReqQFullDrop");
+    }
+
+    #[test]
+    fn absent_counters_are_not_zero() {
+        let e = find("ListenOverflows").unwrap();
+        let none = Counters::new();
+        assert!(
+            current(e, Some(&none), |_| None)
+                .unwrap()
+                .starts_with("absent")
+        );
+        let some = Counters::from([("TcpExt:ListenOverflows".to_string(), 7)]);
+        assert_eq!(current(e, Some(&some), |_| None).unwrap(), "7");
+    }
+}

@@ -1,0 +1,156 @@
+//! `metrics`: the last sample of a snapshot in the Prometheus text exposition format (0.0.4),
+//! for node_exporter's textfile collector or a scrape wrapper. Per-listener queue length,
+//! backlog, drops and SYN_RECV (node_exporter has no per-listener drop metric), the
+//! listen-related TcpExt counters and the sysctls. A value we do not have is left out, never
+//! written as 0. Pure: formats into a writer.
+
+use std::io::{self, Write};
+
+use crate::model::Snapshot;
+
+/// TcpExt/Tcp counters exported, with their metric names.
+const COUNTERS: [(&str, &str, &str); 9] = [
+    (
+        "TcpExt:ListenOverflows",
+        "listen_overflows_total",
+        "Segments dropped because a listener's accept queue was full (TcpExt ListenOverflows).",
+    ),
+    (
+        "TcpExt:ListenDrops",
+        "listen_drops_total",
+        "Segments dropped at listeners for any reason (TcpExt ListenDrops).",
+    ),
+    (
+        "TcpExt:TCPReqQFullDrop",
+        "reqq_full_drop_total",
+        "SYNs dropped because a SYN queue was full without SYN cookies (TcpExt TCPReqQFullDrop).",
+    ),
+    (
+        "TcpExt:TCPReqQFullDoCookies",
+        "reqq_full_do_cookies_total",
+        "SYN cookies sent because a SYN queue was full (TcpExt TCPReqQFullDoCookies).",
+    ),
+    (
+        "TcpExt:SyncookiesSent",
+        "syncookies_sent_total",
+        "SYN-ACKs sent with a SYN cookie (TcpExt SyncookiesSent).",
+    ),
+    (
+        "TcpExt:SyncookiesRecv",
+        "syncookies_recv_total",
+        "Valid SYN-cookie ACKs received (TcpExt SyncookiesRecv).",
+    ),
+    (
+        "TcpExt:SyncookiesFailed",
+        "syncookies_failed_total",
+        "Invalid SYN-cookie ACKs received (TcpExt SyncookiesFailed).",
+    ),
+    (
+        "TcpExt:EmbryonicRsts",
+        "embryonic_rsts_total",
+        "Resets of half-open connections, incl. tcp_abort_on_overflow (TcpExt EmbryonicRsts).",
+    ),
+    (
+        "Tcp:OutRsts",
+        "out_rsts_total",
+        "RST segments sent (Tcp OutRsts).",
+    ),
+];
+
+pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
+    let Some(sample) = snap.last() else {
+        return Ok(());
+    };
+    let netns = snap.netns.inode.map(|i| i.to_string()).unwrap_or_default();
+    let labels = |l: &crate::model::Listener| {
+        let mut s = format!(
+            "netns=\"{}\",address=\"{}\",port=\"{}\",inode=\"{}\"",
+            netns,
+            l.local.ip(),
+            l.local.port(),
+            l.inode
+        );
+        if let Some(o) = snap.owners_of(l.inode).next() {
+            s.push_str(&format!(
+                ",process=\"{}\",pid=\"{}\"",
+                escape(&o.comm),
+                o.pid
+            ));
+        }
+        s
+    };
+    type Get = fn(&crate::model::Listener) -> Option<u64>;
+    let families: [(&str, &str, &str, Get); 4] = [
+        (
+            "listen_queue_length",
+            "gauge",
+            "Connections waiting for accept() on a listening socket (Recv-Q).",
+            |l| Some(u64::from(l.recv_q)),
+        ),
+        (
+            "listen_backlog",
+            "gauge",
+            "Effective backlog B of a listening socket (Send-Q); the accept queue holds B+1.",
+            |l| Some(u64::from(l.send_q)),
+        ),
+        (
+            "listen_drops_total",
+            "counter",
+            "Segments dropped at a listening socket since it was created (sk_drops, ss -m d).",
+            |l| l.drops.map(u64::from),
+        ),
+        (
+            "listen_syn_recv",
+            "gauge",
+            "Half-open connections (SYN_RECV) on the listener's address and port.",
+            |l| l.syn_recv.map(u64::from),
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        writeln!(w, "# HELP backlogctl_{name} {help}")?;
+        writeln!(w, "# TYPE backlogctl_{name} {kind}")?;
+        for l in &sample.listeners {
+            if let Some(v) = get(l) {
+                writeln!(w, "backlogctl_{name}{{{}}} {v}", labels(l))?;
+            }
+        }
+    }
+    if let Some(c) = &sample.counters {
+        for (key, name, help) in COUNTERS {
+            if let Some(v) = c.get(key) {
+                writeln!(w, "# HELP backlogctl_tcp_{name} {help}")?;
+                writeln!(w, "# TYPE backlogctl_tcp_{name} counter")?;
+                writeln!(w, "backlogctl_tcp_{name}{{netns=\"{netns}\"}} {v}")?;
+            }
+        }
+    }
+    let s = &snap.sysctls;
+    let sysctls = [
+        ("net.core.somaxconn", s.somaxconn),
+        ("net.ipv4.tcp_max_syn_backlog", s.tcp_max_syn_backlog),
+        ("net.ipv4.tcp_syncookies", s.tcp_syncookies),
+        ("net.ipv4.tcp_abort_on_overflow", s.tcp_abort_on_overflow),
+        ("net.ipv4.tcp_synack_retries", s.tcp_synack_retries),
+    ];
+    writeln!(
+        w,
+        "# HELP backlogctl_sysctl Listen-queue sysctls of the network namespace."
+    )?;
+    writeln!(w, "# TYPE backlogctl_sysctl gauge")?;
+    for (name, value) in sysctls {
+        if let Some(v) = value {
+            writeln!(
+                w,
+                "backlogctl_sysctl{{netns=\"{netns}\",name=\"{name}\"}} {v}"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Label values: backslash, double quote and newline escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

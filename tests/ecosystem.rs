@@ -1,0 +1,161 @@
+//! How backlogctl fits beside ss, nstat, sysctl and Prometheus: `explain`, `completions`,
+//! and `metrics` output that `promtool check metrics` accepts.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin()).args(args).output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn explain_tells_meaning_value_and_source() {
+    let (code, out, _) = run(&["explain", "TcpExt:ListenOverflows"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("counts segments, not clients")
+            && out.contains("Now, in this network namespace: ")
+    );
+    assert!(out.contains("KERNEL.md (§4"));
+    let (code, out, _) = run(&["explain", "net.ipv4.tcp_max_syn_backlog"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("only with net.ipv4.tcp_syncookies=0"), "{out}");
+    let (code, out, _) = run(&["explain", "TCPBacklogDrop"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Not a listen queue"));
+    let (code, _, err) = run(&["explain", "ListenOverflow"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("did you mean ListenOverflows?") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, out, _) = run(&["explain"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("somaxconn") && out.contains("Recv-Q"));
+}
+
+#[test]
+fn completions_for_three_shells() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef backlogctl"),
+        ("fish", "complete -c backlogctl"),
+    ] {
+        let (code, out, err) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(marker), "{shell}");
+        for sub in ["doctor", "watch", "snapshot", "lab", "explain", "metrics"] {
+            assert!(out.contains(sub), "{shell} lacks {sub}");
+        }
+    }
+    let (code, _, _) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn every_command_has_an_example_in_its_help() {
+    for cmd in [
+        "doctor",
+        "watch",
+        "lab",
+        "snapshot",
+        "explain",
+        "metrics",
+        "completions",
+    ] {
+        let (code, out, _) = run(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("Examples:\n  backlogctl "), "{cmd}");
+    }
+}
+
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+#[test]
+fn metrics_of_an_overflowing_listener_pass_promtool() {
+    in_netns("metrics_of_an_overflowing_listener_pass_promtool", || {
+        set_sysctl("net.core.somaxconn", 5);
+        let _server = listener("127.0.0.1:8100", 100);
+        let _clients: Vec<_> = (0..12).map(|_| start_connect("127.0.0.1:8100")).collect();
+        wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(())).expect("queue full");
+        let (code, text, err) = run(&["metrics"]);
+        assert_eq!(code, 0, "{err}");
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix}"))
+        };
+        assert!(line("backlogctl_listen_queue_length{").ends_with(" 6"));
+        assert!(line("backlogctl_listen_backlog{").ends_with(" 5"));
+        assert!(
+            line("backlogctl_listen_queue_length{").contains("port=\"8100\"")
+                && line("backlogctl_listen_queue_length{").contains("process=")
+        );
+        let drops: u64 = line("backlogctl_listen_drops_total{")
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(drops > 0);
+        assert!(
+            line("backlogctl_tcp_listen_overflows_total")
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                != "0"
+        );
+        assert!(text.contains("name=\"net.core.somaxconn\"} 5"));
+        match promtool_check(&text) {
+            Some((ok, said)) => assert!(ok, "promtool: {said}\n{text}"),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped part: promtool not installed (apt-get install prometheus)"
+                );
+            }
+        }
+        // -o writes the same atomically.
+        let dir = std::env::temp_dir().join(format!("backlogctl-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("backlog.prom");
+        let (code, out, _) = run(&["metrics", ":8100", "-o", file.to_str().unwrap()]);
+        assert_eq!((code, out.as_str()), (0, ""));
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(written.contains("backlogctl_listen_backlog{") && written.ends_with('\n'));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
