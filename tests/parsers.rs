@@ -171,3 +171,29 @@ mod snapshot_files {
         assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err(), "it holds no samples");
     }
 }
+
+/// Named facts about the captures (fixtures/README.md): 5.10 predates TCPMigrateReq* (5.14)
+/// and the 6.18 PAWS/TSEcr counters, and has no MPTcpExt section at all.
+#[test]
+fn the_5_10_capture_lacks_newer_counters_and_sections() {
+    let (old, _) = parse(&std::fs::read_to_string(fixture("netstat/5.10.0-32-amd64.txt")).unwrap());
+    let (new, _) = parse(&std::fs::read_to_string(fixture("netstat/6.18.44-fc-v782.txt")).unwrap());
+    for key in [
+        "TcpExt:TCPMigrateReqSuccess",
+        "TcpExt:PAWSOldAck",
+        "TcpExt:TSEcrRejected",
+    ] {
+        assert_eq!(old.get(key), None, "{key} must be absent on 5.10, not 0");
+        assert!(new.contains_key(key), "{key} on 6.18");
+    }
+    assert!(!old.keys().any(|k| k.starts_with("MPTcpExt:")));
+    assert!(new.keys().any(|k| k.starts_with("MPTcpExt:")));
+    for key in [
+        "TcpExt:ListenOverflows",
+        "TcpExt:ListenDrops",
+        "TcpExt:TCPReqQFullDrop",
+        "TcpExt:TCPReqQFullDoCookies",
+    ] {
+        assert!(old.contains_key(key) && new.contains_key(key), "{key}");
+    }
+}

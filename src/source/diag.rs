@@ -99,6 +99,10 @@ impl Diag {
         for family in [AF_INET, AF_INET6] {
             self.dump_family(family, q, &mut out)?;
         }
+        // A dump spans several messages, and a listener closing or opening between two of them
+        // can make the kernel's resume point (bucket, index) repeat a socket; keep each once.
+        let mut seen = std::collections::HashSet::new();
+        out.listeners.retain(|l| seen.insert(l.key()));
         if q.syn_recv {
             attach_syn_recv(&mut out.listeners, &out.requests);
         }

@@ -66,7 +66,11 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
         for (name, value) in names.iter().zip(values.iter()) {
             match value.parse::<u64>() {
                 Ok(v) => {
-                    counters.insert(format!("{section}:{name}"), v);
+                    if counters.insert(format!("{section}:{name}"), v).is_some() {
+                        problems.push(format!(
+                            "{section}:{name} appears twice; the last value is kept"
+                        ));
+                    }
                 }
                 // Tcp:MaxConn is -1 by definition ("dynamic"): a setting, not a counter.
                 Err(_) if value.starts_with('-') && is_number(value) => {}

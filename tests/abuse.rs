@@ -1,0 +1,238 @@
+//! Bad input never panics: seeded random mutations of real captures (fixtures/) fed to the
+//! /proc parser and the snapshot loader — truncations at every boundary, garbage bytes, huge
+//! numbers, duplicated and swapped lines, wrong schema versions, non-UTF-8. Each gives a clear
+//! error or a documented tolerant result. Deterministic: a fixed-seed xorshift, no new crates.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use backlogctl::source::netstat::parse;
+use backlogctl::store;
+use common::fixture;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn texts(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixture(dir))
+        .expect("fixtures")
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures in {dir}");
+    v
+}
+
+const NASTY: &[&str] = &[
+    "",
+    "\n",
+    ":",
+    "-",
+    "-1",
+    "99999999999999999999999999",
+    "18446744073709551616",
+    "TcpExt:",
+    "TcpExt: ",
+    "\u{0}",
+    "\u{feff}",
+    "é",
+    " ",
+    "\t",
+    "NaN",
+    "0x10",
+    "+5",
+];
+
+fn mutate(rng: &mut Rng, text: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    match rng.below(7) {
+        0 if !lines.is_empty() => {
+            // duplicate a line
+            let i = rng.below(lines.len());
+            let l = lines[i].clone();
+            lines.insert(i, l);
+        }
+        1 if lines.len() > 1 => {
+            // swap two lines
+            let (a, b) = (rng.below(lines.len()), rng.below(lines.len()));
+            lines.swap(a, b);
+        }
+        2 if !lines.is_empty() => {
+            // replace a field with something nasty
+            let i = rng.below(lines.len());
+            let mut fields: Vec<String> = lines[i].split(' ').map(str::to_string).collect();
+            let f = rng.below(fields.len());
+            fields[f] = NASTY[rng.below(NASTY.len())].to_string();
+            lines[i] = fields.join(" ");
+        }
+        3 if !lines.is_empty() => {
+            lines.remove(rng.below(lines.len()));
+        }
+        4 => {
+            // flip bytes to printable ASCII, keeping UTF-8 valid
+            let mut bytes: Vec<u8> = lines.join("\n").into_bytes();
+            for _ in 0..1 + rng.below(8) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = rng.below(bytes.len());
+                if bytes[i].is_ascii() {
+                    bytes[i] = b" :\n-0123456789Xx"[rng.below(16)];
+                }
+            }
+            return String::from_utf8(bytes).unwrap_or_default();
+        }
+        5 => return text.chars().take(rng.below(text.len() + 1)).collect(),
+        _ => lines.push(NASTY[rng.below(NASTY.len())].to_string()),
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn proc_parser_survives_every_truncation_and_mutation() {
+    let mut rng = Rng(0x5eed_cafe_f00d_1234);
+    for dir in ["netstat", "snmp"] {
+        for text in texts(dir) {
+            let (full, problems) = parse(&text);
+            assert!(problems.is_empty());
+            // Every truncation: no panic, never a counter the full file does not have.
+            for (cut, _) in text.char_indices() {
+                let (c, _) = parse(&text[..cut]);
+                for k in c.keys() {
+                    assert!(full.contains_key(k), "truncation at {cut} invented {k}");
+                }
+            }
+            // Mutations: no panic; every counter is a Section:Name key with a u64.
+            for _ in 0..2000 {
+                let mut t = text.clone();
+                for _ in 0..1 + rng.below(3) {
+                    t = mutate(&mut rng, &t);
+                }
+                let (c, _problems) = parse(&t);
+                for k in c.keys() {
+                    let (sect, name) = k.split_once(':').expect("Section:Name");
+                    assert!(!sect.is_empty() && !name.is_empty(), "{k:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn duplicate_counter_names_are_reported_and_the_last_wins() {
+    let (c, problems) = parse("TcpExt: A A\nTcpExt: 1 2\n");
+    assert_eq!(c["TcpExt:A"], 2);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+}
+
+fn snapshot_texts() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixture("snapshots"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    v.sort();
+    v.truncate(3);
+    v
+}
+
+#[test]
+fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
+    let mut rng = Rng(0xdead_beef_0bad_f00d);
+    for text in snapshot_texts() {
+        assert!(store::parse(&text).is_ok());
+        // Truncations: an error (rarely a valid prefix), never a panic.
+        for _ in 0..300 {
+            let cut = rng.below(text.len());
+            if let Err(e) = store::parse(&text[..cut]) {
+                assert!(!e.is_empty() && !e.contains('\n'), "{e:?}");
+            }
+        }
+        // Garbage bytes anywhere.
+        for _ in 0..1000 {
+            let mut bytes = text.clone().into_bytes();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(bytes.len());
+                bytes[i] = b"{}[]\",:0-9e.xnull"[rng.below(17)];
+            }
+            if let Ok(t) = String::from_utf8(bytes) {
+                let _ = store::parse(&t);
+            }
+        }
+    }
+    // Wrong versions and types.
+    let mut v: serde_json::Value = serde_json::from_str(&snapshot_texts()[0]).unwrap();
+    for (version, want) in [
+        (serde_json::json!(2), "newer than this backlogctl"),
+        (serde_json::json!(u64::MAX), "newer than this backlogctl"),
+        (serde_json::json!(-1), "no schema_version"),
+        (serde_json::json!("1"), "no schema_version"),
+        (serde_json::json!(1.5), "no schema_version"),
+    ] {
+        v["schema_version"] = version.clone();
+        let e = store::parse(&v.to_string()).unwrap_err();
+        assert!(e.contains(want), "{version}: {e}");
+    }
+    v["schema_version"] = serde_json::json!(1);
+    v["samples"][0]["listeners"] = serde_json::json!([{"local": "0.0.0.0:1", "inode": 1, "uid": 0, "recv_q": 5_000_000_000u64, "send_q": 1}]);
+    assert!(
+        store::parse(&v.to_string())
+            .unwrap_err()
+            .contains("invalid snapshot")
+    );
+    v["samples"] = serde_json::json!([{"elapsed_us": 0, "listeners": [{"local": "not an address", "inode": 1, "uid": 0, "recv_q": 1, "send_q": 1}]}]);
+    assert!(
+        store::parse(&v.to_string())
+            .unwrap_err()
+            .contains("invalid snapshot")
+    );
+    // Duplicate keys: serde_json refuses them for structs.
+    let dup = r#"{"schema_version":1,"schema_version":1,"tool":"x","started_unix_ms":0,"sysctls":{},"samples":[]}"#;
+    assert!(store::parse(dup).is_err());
+    // Deep nesting stops at serde_json's recursion limit, not the stack.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(store::parse(&deep).unwrap_err().contains("not valid JSON"));
+}
+
+#[test]
+fn non_utf8_and_missing_snapshot_files_are_one_line_errors() {
+    let dir = std::env::temp_dir().join(format!("backlogctl-abuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("latin1.json");
+    std::fs::write(&bad, b"{\"schema_version\": 1, \"tool\": \"caf\xe9\"}").unwrap();
+    let cases: BTreeMap<&str, std::path::PathBuf> = [
+        ("valid UTF-8", bad.clone()),
+        ("No such file", dir.join("missing.json")),
+        ("directory", dir.clone()),
+    ]
+    .into();
+    for (want, path) in cases {
+        let out = std::process::Command::new(common::bin())
+            .args(["doctor", "--from"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.starts_with("error: ") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(
+            err.to_lowercase().contains(&want.to_lowercase()),
+            "{want}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
