@@ -169,6 +169,9 @@ pub struct SnapshotArgs {
     /// One line of JSON instead of indented
     #[arg(long)]
     pub compact: bool,
+    /// Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)
+    #[arg(long)]
+    pub syn_recv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +190,9 @@ pub struct DoctorArgs {
     /// Print the report as JSON (verdict, findings, listeners)
     #[arg(long)]
     pub json: bool,
+    /// Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)
+    #[arg(long)]
+    pub syn_recv: bool,
     /// Diagnose every network namespace on the host (named ones and those of processes)
     #[arg(long, conflicts_with_all = ["from", "netns", "pid"])]
     pub all_netns: bool,

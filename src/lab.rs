@@ -188,6 +188,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         std::thread::spawn(move || -> Result<crate::model::Snapshot> {
             // Held-back ACKs keep handshakes half-open for only --ack-delay: count them often.
             let mut rec = Recorder::start(scope, Duration::from_millis(20), true)?;
+            rec.force_syn_recv();
             rec.snap.sample_interval_us = 5000;
             rec.sample(true)?;
             while !stop.load(Ordering::Relaxed) {

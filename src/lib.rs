@@ -92,7 +92,7 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
                 window: cli::parse_duration("--window", &args.window)?,
                 interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
             };
-            record::record(&Scope::new(targets), &plan)?
+            record::record_with(&Scope::new(targets), &plan, args.syn_recv)?
         }
     };
     let report = doctor::diagnose(&snap);
@@ -329,7 +329,7 @@ fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
         .as_deref()
         .map(store::AtomicFile::create)
         .transpose()?;
-    let snap = record::record(&scope, &plan)?;
+    let snap = record::record_with(&scope, &plan, args.syn_recv)?;
     for t in &scope.targets {
         let seen = snap
             .samples

@@ -44,10 +44,32 @@ pub struct Plan {
 /// often in between (benches/sample_cost.rs).
 pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 
+/// Whether any SYN queue of the namespace has ever filled: the only case where counting request
+/// sockets tells more than "fewer than B". Counting walks the kernel's whole established-socket
+/// hash (twice, one dump per family): on a host with 100,000 connections that is tens of
+/// milliseconds per count (benches/vs_ss.sh), so it is skipped when this says no.
+fn syn_queue_used(c: &Counters) -> bool {
+    [
+        "TcpExt:TCPReqQFullDoCookies",
+        "TcpExt:TCPReqQFullDrop",
+        "TcpExt:SyncookiesSent",
+    ]
+    .iter()
+    .any(|k| c.get(*k).is_none_or(|v| *v > 0))
+}
+
 /// Records a snapshot of the calling thread's network namespace.
 pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
+    record_with(scope, plan, false)
+}
+
+/// The same, counting SYN_RECV even when no SYN queue has ever filled (`--syn-recv`).
+pub fn record_with(scope: &Scope, plan: &Plan, force_syn_recv: bool) -> Result<Snapshot> {
     let interval = plan.interval.max(Duration::from_micros(100));
     let mut rec = Recorder::start(scope.clone(), SYN_RECV_EVERY, true)?;
+    if force_syn_recv {
+        rec.force_syn_recv();
+    }
     rec.snap.sample_interval_us = if plan.window.is_zero() {
         0
     } else {
@@ -80,6 +102,9 @@ pub struct Recorder {
     start: Instant,
     syn_every: Duration,
     syn_counted: Option<Duration>,
+    /// Count request sockets at all: see `syn_queue_used`.
+    syn_wanted: bool,
+    syn_forced: bool,
     keep: bool,
     drops_unknown: usize,
     counter_problems: Vec<String>,
@@ -95,6 +120,9 @@ impl Recorder {
         let mut gaps = Vec::new();
         let sysctls = sysctl::read(&mut gaps);
         let diag = diag::Diag::open()?;
+        let syn_wanted = netstat::read()
+            .map(|(c, _)| syn_queue_used(&c))
+            .unwrap_or(true);
         let started_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -121,11 +149,18 @@ impl Recorder {
             start: Instant::now(),
             syn_every,
             syn_counted: None,
+            syn_wanted,
+            syn_forced: false,
             keep,
             drops_unknown: 0,
             counter_problems: Vec::new(),
             snap,
         })
+    }
+
+    /// Count SYN_RECV even when no SYN queue has ever filled (`--syn-recv`).
+    pub fn force_syn_recv(&mut self) {
+        self.syn_forced = true;
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -137,10 +172,11 @@ impl Recorder {
     /// sample's listeners, and its counters when it read them.
     pub fn sample(&mut self, full: bool) -> Result<(Vec<Listener>, Option<Counters>)> {
         let elapsed = self.start.elapsed();
-        let count_syn = full
+        let due = full
             || self
                 .syn_counted
                 .is_none_or(|t| elapsed.saturating_sub(t) >= self.syn_every);
+        let count_syn = due && (self.syn_wanted || self.syn_forced);
         if count_syn {
             self.syn_counted = Some(elapsed);
         }
@@ -170,6 +206,7 @@ impl Recorder {
             if self.counter_problems.is_empty() {
                 self.counter_problems = problems;
             }
+            self.syn_wanted |= syn_queue_used(&c);
             if !self.keep {
                 self.snap.samples.clear();
             }
@@ -185,6 +222,14 @@ impl Recorder {
 
     /// Adds the gaps and the owners of every listener seen, and hands over the snapshot.
     pub fn finish(mut self) -> Snapshot {
+        if !self.syn_wanted && !self.syn_forced {
+            self.snap.gaps.push(Gap::new(
+                "syn-recv",
+                "SYN_RECV not counted: no SYN queue in this namespace has ever filled (TCPReqQFullDoCookies, \
+                 TCPReqQFullDrop and SyncookiesSent are 0), and counting walks every established socket; \
+                 --syn-recv counts anyway",
+            ));
+        }
         if self.drops_unknown > 0 {
             self.snap.gaps.push(Gap::new(
                 "drops",

@@ -64,16 +64,17 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
     } else {
         writeln!(w, "{}", listener_table(r))?;
     }
+    // Sockets of an SO_REUSEPORT group share the address: name the socket too.
+    let mut per_addr: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for v in &r.listeners {
+        *per_addr.entry(v.local.to_string()).or_default() += 1;
+    }
     for f in &r.findings {
         writeln!(w)?;
-        // Sockets of an SO_REUSEPORT group share the address: name the socket too.
-        let shared = f.listener.as_ref().is_some_and(|l| {
-            r.listeners
-                .iter()
-                .filter(|v| v.local.to_string() == *l)
-                .count()
-                > 1
-        });
+        let shared = f
+            .listener
+            .as_ref()
+            .is_some_and(|l| per_addr.get(l).is_some_and(|n| *n > 1));
         finding(w, f, shared, color)?;
     }
     if !r.gaps.is_empty() {

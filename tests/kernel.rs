@@ -4,19 +4,17 @@ mod common;
 
 use backlogctl::cli::Target;
 use backlogctl::model::{Listener, Snapshot};
-use backlogctl::record::{Plan, Scope, record};
+use backlogctl::record::{Plan, Scope, record, record_with};
 use common::*;
 
 fn snap(targets: &[&str]) -> Snapshot {
     let scope = Scope::new(targets.iter().map(|t| Target::parse(t).unwrap()).collect());
-    record(
-        &scope,
-        &Plan {
-            window: Default::default(),
-            interval: Default::default(),
-        },
-    )
-    .expect("record")
+    // Forced: request sockets below a full SYN queue are counted only on demand.
+    let plan = Plan {
+        window: Default::default(),
+        interval: Default::default(),
+    };
+    record_with(&scope, &plan, true).expect("record")
 }
 
 fn only_listener(s: &Snapshot) -> Listener {

@@ -6,6 +6,7 @@
 mod advice;
 mod rules;
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use serde::Serialize;
@@ -179,12 +180,15 @@ pub fn diagnose(snap: &Snapshot) -> Report {
 fn views(snap: &Snapshot) -> Vec<ListenerView> {
     let mut out: Vec<ListenerView> = Vec::new();
     let mut first_drops: Vec<Option<u32>> = Vec::new();
+    // Indexes, so that ten thousand listeners cost ten thousand steps, not a hundred million.
+    let mut index: HashMap<(SocketAddr, u64), usize> = HashMap::new();
+    let mut owners: HashMap<u64, Vec<Owner>> = HashMap::new();
+    for o in &snap.owners {
+        owners.entry(o.inode).or_default().push(o.clone());
+    }
     for sample in &snap.samples {
         for l in &sample.listeners {
-            match out
-                .iter()
-                .position(|v| v.local == l.local && v.inode == l.inode)
-            {
+            match index.get(&l.key()).copied() {
                 Some(i) => {
                     let v = &mut out[i];
                     v.send_q = l.send_q;
@@ -195,6 +199,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                     v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv.unwrap_or(0));
                 }
                 None => {
+                    index.insert(l.key(), out.len());
                     first_drops.push(l.drops);
                     out.push(ListenerView {
                         local: l.local,
@@ -208,20 +213,19 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         syn_recv_peak: l.syn_recv.unwrap_or(0),
                         present_at_end: false,
                         v6only: l.v6only,
-                        owners: snap.owners_of(l.inode).cloned().collect(),
+                        owners: owners.get(&l.inode).cloned().unwrap_or_default(),
                     });
                 }
             }
         }
     }
-    let last = snap.last();
+    let at_end: HashSet<(SocketAddr, u64)> = snap
+        .last()
+        .map(|s| s.listeners.iter().map(|l| l.key()).collect())
+        .unwrap_or_default();
     let windowed = snap.samples.len() > 1 || snap.samples_taken > 1;
     for (v, first) in out.iter_mut().zip(first_drops) {
-        v.present_at_end = last.is_some_and(|s| {
-            s.listeners
-                .iter()
-                .any(|l| l.inode == v.inode && l.local == v.local)
-        });
+        v.present_at_end = at_end.contains(&(v.local, v.inode));
         if windowed {
             v.drops_delta = match (first, v.drops) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a)),

@@ -640,13 +640,17 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
 
 /// KERNEL.md §8.3: SO_REUSEPORT hashes the 4-tuple and ignores how full each queue is.
 fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Vec<Finding>) {
-    let mut done: Vec<std::net::SocketAddr> = Vec::new();
+    let mut groups: std::collections::HashMap<std::net::SocketAddr, Vec<&ListenerView>> =
+        std::collections::HashMap::new();
+    for v in views {
+        groups.entry(v.local).or_default().push(v);
+    }
+    let mut done = std::collections::HashSet::new();
     for v in overflowing {
-        if done.contains(&v.local) {
+        if !done.insert(v.local) {
             continue;
         }
-        done.push(v.local);
-        let group: Vec<&ListenerView> = views.iter().filter(|o| o.local == v.local).collect();
+        let group = &groups[&v.local];
         if group.len() < 2 {
             continue;
         }
@@ -670,7 +674,7 @@ fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Ve
                 roomy.len()
             ),
         );
-        for o in &group {
+        for o in group {
             f.evidence.push(ev(
                 format!("inode {} Recv-Q peak / B", o.inode),
                 json!(format!("{}/{}", o.recv_q_peak, o.send_q)),
