@@ -45,7 +45,7 @@ open(fifo, "w").write("connected %d\n" % total)
 time.sleep(3600)
 PY
 load=$!
-trap 'kill $load 2>/dev/null; rm -f "$fifo"' EXIT
+trap 'pkill -P $load 2>/dev/null; kill $load 2>/dev/null; rm -f "$fifo"' EXIT
 measure() {
     python3 - "$runs" "$@" <<'PY'
 import subprocess, sys, time, statistics, resource

@@ -38,7 +38,7 @@ pub enum Format {
 }
 
 /// Share of one core that sampling between refreshes may use.
-const CPU_BUDGET: f64 = 0.018; // 2% with a margin for wake-ups and start-up
+const CPU_BUDGET: f64 = 0.016; // 2% with a margin for wake-ups, refresh output and start-up
 
 /// Keeps the whole watch loop within CPU_BUDGET of one core. A dump costs about 0.5 us of
 /// kernel time per listener in scope (benches/sample_cost.rs), so with many listeners the

@@ -49,20 +49,25 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
             }
             Err(_) => continue, // exited while we looked
         };
-        let mut mine = fds
-            .filter_map(|fd| match fd.ok()?.target {
-                FDTarget::Socket(inode) if inodes.contains(&inode) => Some(inode),
-                _ => None,
-            })
-            .collect::<Vec<_>>();
+        // Read this process's descriptors until it has shown every listener still missing.
+        let mut mine = Vec::new();
+        for fd in fds {
+            if let Ok(fd) = fd
+                && let FDTarget::Socket(inode) = fd.target
+                && inodes.contains(&inode)
+            {
+                mine.push(inode);
+                missing.remove(&inode);
+                if missing.is_empty() {
+                    break;
+                }
+            }
+        }
         if mine.is_empty() {
             continue;
         }
         mine.sort_unstable();
         mine.dedup();
-        for inode in &mine {
-            missing.remove(inode);
-        }
         let comm = process.stat().map(|s| s.comm).unwrap_or_default();
         let cmdline = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
         let pid = u32::try_from(process.pid()).unwrap_or_default();
