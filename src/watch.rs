@@ -473,12 +473,6 @@ pub fn run(
 }
 
 fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
-    let rate = |k: &str| {
-        r.rates
-            .get(k)
-            .map(|v| format!("{v:.0}/s"))
-            .unwrap_or_else(|| "-".into())
-    };
     let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     let dps = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
     match format {
@@ -487,16 +481,7 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
             writeln!(out)
         }
         Format::Lines => {
-            writeln!(
-                out,
-                "{} namespace ListenOverflows={} ListenDrops={} TCPReqQFullDrop={} TCPReqQFullDoCookies={} sampling={}",
-                r.time,
-                rate("ListenOverflows"),
-                rate("ListenDrops"),
-                rate("TCPReqQFullDrop"),
-                rate("TCPReqQFullDoCookies"),
-                period(r.sample_interval_us)
-            )?;
+            writeln!(out, "{} namespace {}", r.time, namespace_rates(r, "="))?;
             for l in &r.listeners {
                 writeln!(
                     out,
@@ -523,13 +508,9 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
             write!(out, "\x1b[H\x1b[2J")?;
             writeln!(
                 out,
-                "backlogctl watch {}  ListenOverflows {}  ListenDrops {}  ReqQFullDrop {}  ReqQFullDoCookies {}  sampling {}",
+                "backlogctl watch {}  {}",
                 r.time.get(11..19).unwrap_or(&r.time),
-                rate("ListenOverflows"),
-                rate("ListenDrops"),
-                rate("TCPReqQFullDrop"),
-                rate("TCPReqQFullDoCookies"),
-                period(r.sample_interval_us)
+                namespace_rates(r, " ")
             )?;
             writeln!(
                 out,
@@ -574,6 +555,24 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
             out.flush()
         }
     }
+}
+
+/// `ListenOverflows=3/s ListenDrops=3/s ... sampling=10ms`, with `sep` between name and value.
+fn namespace_rates(r: &Refresh, sep: &str) -> String {
+    let mut parts: Vec<String> = RATES
+        .iter()
+        .map(|k| {
+            let name = short(k);
+            let v = r
+                .rates
+                .get(name)
+                .map(|v| format!("{v:.0}/s"))
+                .unwrap_or_else(|| "-".into());
+            format!("{name}{sep}{v}")
+        })
+        .collect();
+    parts.push(format!("sampling{sep}{}", period(r.sample_interval_us)));
+    parts.join(if sep == "=" { " " } else { "  " })
 }
 
 fn period(us: u64) -> String {

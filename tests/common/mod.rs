@@ -136,6 +136,19 @@ pub fn wait_for<T>(tries: u32, mut probe: impl FnMut() -> Option<T>) -> Option<T
     None
 }
 
+/// Runs the binary: (exit code, stdout, stderr).
+pub fn run_bin(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run backlogctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backlogctl"))
 }
