@@ -92,7 +92,13 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
                 window: cli::parse_duration("--window", &args.window)?,
                 interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,
             };
-            record::record_with(&Scope::new(targets), &plan, args.syn_recv)?
+            let extras = record::Extras {
+                force_syn_recv: args.syn_recv,
+                owners: false,
+            };
+            let mut snap = record::record_with(&Scope::new(targets), &plan, extras)?;
+            name_processes(&mut snap);
+            snap
         }
     };
     let report = doctor::diagnose(&snap);
@@ -103,6 +109,32 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
     }
     out.flush().map_err(Error::Output)?;
     Ok(status_of(report.verdict))
+}
+
+/// Up to this many listeners, doctor names the process of each; beyond, only of those with
+/// findings: reading /proc/*/fd costs about 10 us per descriptor (benches/vs_ss.sh).
+const NAME_ALL_UP_TO: usize = 64;
+
+fn name_processes(snap: &mut model::Snapshot) {
+    let all = record::listener_inodes(snap);
+    if all.len() <= NAME_ALL_UP_TO {
+        return record::attribute_owners(snap, &all);
+    }
+    let troubled: std::collections::HashSet<u64> = doctor::diagnose(snap)
+        .findings
+        .iter()
+        .filter_map(|f| f.inode)
+        .collect();
+    let skipped = all.len() - troubled.len();
+    record::attribute_owners(snap, &troubled);
+    snap.gaps.push(model::Gap::new(
+        "process-owners",
+        format!(
+            "processes named only for the {} listener(s) with findings; {skipped} others not looked up \
+             (naming every process reads /proc/*/fd, as `ss -p` does; `backlogctl snapshot` names them all)",
+            troubled.len()
+        ),
+    ));
 }
 
 fn status_of(verdict: doctor::Severity) -> Status {
@@ -329,7 +361,11 @@ fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
         .as_deref()
         .map(store::AtomicFile::create)
         .transpose()?;
-    let snap = record::record_with(&scope, &plan, args.syn_recv)?;
+    let extras = record::Extras {
+        force_syn_recv: args.syn_recv,
+        owners: true,
+    };
+    let snap = record::record_with(&scope, &plan, extras)?;
     for t in &scope.targets {
         let seen = snap
             .samples

@@ -60,16 +60,32 @@ fn syn_queue_used(c: &Counters) -> bool {
 
 /// Records a snapshot of the calling thread's network namespace.
 pub fn record(scope: &Scope, plan: &Plan) -> Result<Snapshot> {
-    record_with(scope, plan, false)
+    record_with(
+        scope,
+        plan,
+        Extras {
+            force_syn_recv: false,
+            owners: true,
+        },
+    )
 }
 
-/// The same, counting SYN_RECV even when no SYN queue has ever filled (`--syn-recv`).
-pub fn record_with(scope: &Scope, plan: &Plan, force_syn_recv: bool) -> Result<Snapshot> {
+/// What a recording does beyond the queues and counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras {
+    /// Count SYN_RECV even when no SYN queue has ever filled (`--syn-recv`).
+    pub force_syn_recv: bool,
+    /// Name the processes of every listener (else the caller uses `attribute_owners`).
+    pub owners: bool,
+}
+
+pub fn record_with(scope: &Scope, plan: &Plan, extras: Extras) -> Result<Snapshot> {
     let interval = plan.interval.max(Duration::from_micros(100));
     let mut rec = Recorder::start(scope.clone(), SYN_RECV_EVERY, true)?;
-    if force_syn_recv {
+    if extras.force_syn_recv {
         rec.force_syn_recv();
     }
+    rec.owners = extras.owners;
     rec.snap.sample_interval_us = if plan.window.is_zero() {
         0
     } else {
@@ -106,6 +122,8 @@ pub struct Recorder {
     syn_wanted: bool,
     syn_forced: bool,
     keep: bool,
+    /// Attribute owners in `finish`.
+    pub owners: bool,
     drops_unknown: usize,
     counter_problems: Vec<String>,
     /// The snapshot being built; `samples` grows as `sample` is called.
@@ -152,6 +170,7 @@ impl Recorder {
             syn_wanted,
             syn_forced: false,
             keep,
+            owners: true,
             drops_unknown: 0,
             counter_problems: Vec::new(),
             snap,
@@ -243,15 +262,25 @@ impl Recorder {
         for p in std::mem::take(&mut self.counter_problems) {
             self.snap.gaps.push(Gap::new("counters", p));
         }
-        let inodes: HashSet<u64> = self
-            .snap
-            .samples
-            .iter()
-            .flat_map(|s| s.listeners.iter().map(|l| l.inode))
-            .collect();
-        let (owners, owner_gap) = procs::owners(&inodes);
-        self.snap.owners = owners;
-        self.snap.gaps.extend(owner_gap);
+        if self.owners {
+            let inodes = listener_inodes(&self.snap);
+            attribute_owners(&mut self.snap, &inodes);
+        }
         self.snap
     }
+}
+
+/// Inodes of every listener in the snapshot.
+pub fn listener_inodes(snap: &Snapshot) -> HashSet<u64> {
+    snap.samples
+        .iter()
+        .flat_map(|s| s.listeners.iter().map(|l| l.inode))
+        .collect()
+}
+
+/// Names the processes holding these listeners (`/proc/*/fd`), adding a gap for any it cannot.
+pub fn attribute_owners(snap: &mut Snapshot, inodes: &HashSet<u64>) {
+    let (owners, gap) = procs::owners(inodes);
+    snap.owners.extend(owners);
+    snap.gaps.extend(gap);
 }

@@ -230,3 +230,43 @@ fn record_fixtures() {
         assert_eq!(got, expected(s), "{} recorded something else", s.name);
     }
 }
+
+/// With many listeners, doctor names processes only for the ones with findings, and says so.
+#[test]
+fn many_listeners_processes_named_only_where_needed() {
+    in_netns("many_listeners_processes_named_only_where_needed", || {
+        // Quiet ones: listen(128) under somaxconn 4096, nothing to report. Hot one: listen(5).
+        let _quiet: Vec<_> = (0..80)
+            .map(|i| listener(&format!("127.0.0.1:{}", 9000 + i), 128))
+            .collect();
+        let _hot = listener("127.0.0.1:8100", 5);
+        let _clients: Vec<_> = (0..12).map(|_| start_connect("127.0.0.1:8100")).collect();
+        wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(())).expect("queue full");
+        let (code, rep, err) = doctor(&["--json", "--window", "0"]);
+        assert_eq!(code, 2, "{err}");
+        let me = std::process::id() as u64;
+        let hot = rep["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["local"] == "127.0.0.1:8100")
+            .unwrap();
+        assert_eq!(
+            hot["owners"][0]["pid"].as_u64(),
+            Some(me),
+            "the troubled listener is named"
+        );
+        let quiet = rep["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["local"] == "127.0.0.1:9000")
+            .unwrap();
+        assert_eq!(quiet["owners"].as_array().unwrap().len(), 0);
+        let gaps = rep["gaps"].to_string();
+        assert!(
+            gaps.contains("processes named only for the 1 listener(s) with findings"),
+            "{gaps}"
+        );
+    });
+}

@@ -14,7 +14,11 @@ fn snap(targets: &[&str]) -> Snapshot {
         window: Default::default(),
         interval: Default::default(),
     };
-    record_with(&scope, &plan, true).expect("record")
+    let extras = backlogctl::record::Extras {
+        force_syn_recv: true,
+        owners: true,
+    };
+    record_with(&scope, &plan, extras).expect("record")
 }
 
 fn only_listener(s: &Snapshot) -> Listener {
