@@ -172,6 +172,10 @@ pub struct SnapshotArgs {
     /// Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)
     #[arg(long)]
     pub syn_recv: bool,
+    /// Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss`
+    /// without -p)
+    #[arg(long)]
+    pub no_processes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +197,10 @@ pub struct DoctorArgs {
     /// Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)
     #[arg(long)]
     pub syn_recv: bool,
+    /// Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss`
+    /// without -p)
+    #[arg(long)]
+    pub no_processes: bool,
     /// Diagnose every network namespace on the host (named ones and those of processes)
     #[arg(long, conflicts_with_all = ["from", "netns", "pid"])]
     pub all_netns: bool,

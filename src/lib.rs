@@ -97,7 +97,14 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
                 owners: false,
             };
             let mut snap = record::record_with(&Scope::new(targets), &plan, extras)?;
-            name_processes(&mut snap);
+            if args.no_processes {
+                snap.gaps.push(model::Gap::new(
+                    "process-owners",
+                    "not looked up (--no-processes)",
+                ));
+            } else {
+                name_processes(&mut snap);
+            }
             snap
         }
     };
@@ -363,9 +370,15 @@ fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Res
         .transpose()?;
     let extras = record::Extras {
         force_syn_recv: args.syn_recv,
-        owners: true,
+        owners: !args.no_processes,
     };
-    let snap = record::record_with(&scope, &plan, extras)?;
+    let mut snap = record::record_with(&scope, &plan, extras)?;
+    if args.no_processes {
+        snap.gaps.push(model::Gap::new(
+            "process-owners",
+            "not looked up (--no-processes)",
+        ));
+    }
     for t in &scope.targets {
         let seen = snap
             .samples

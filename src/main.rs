@@ -13,10 +13,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Stdout is line-buffered: a pretty snapshot of 10,000 listeners would be 150,000 writes.
+    // Commands flush where output must show at once (watch, after each refresh).
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     let mut err = io::stderr();
-    match backlogctl::run(cli, &mut out, &mut err) {
+    let result = backlogctl::run(cli, &mut out, &mut err).and_then(|status| {
+        out.flush()
+            .map(|_| status)
+            .map_err(backlogctl::Error::Output)
+    });
+    match result {
         Ok(status) => status.exit_code(),
         // `backlogctl ... | head` closed stdout: the reader has what it wanted.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,

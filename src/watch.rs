@@ -478,7 +478,8 @@ fn render(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<(
     match format {
         Format::Json => {
             serde_json::to_writer(&mut *out, r)?;
-            writeln!(out)
+            writeln!(out)?;
+            out.flush()
         }
         Format::Lines => {
             writeln!(out, "{} namespace {}", r.time, namespace_rates(r, "="))?;

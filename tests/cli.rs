@@ -123,6 +123,24 @@ fn snapshot_of_a_real_listener_prints_its_queues() {
         assert_eq!(names.len(), 1, "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
 
+        // --no-processes skips /proc/*/fd and says so.
+        let (code, stdout, _) = run(&["snapshot", ":8100", "--no-processes"]);
+        assert_eq!(code, 0);
+        let s = backlogctl::store::parse(&stdout).unwrap();
+        assert!(s.owners.is_empty());
+        assert!(
+            s.gaps
+                .iter()
+                .any(|g| g.what == "process-owners" && g.reason.contains("--no-processes"))
+        );
+        let (code, stdout, _) = run(&["snapshot", ":8100"]);
+        assert_eq!(code, 0);
+        assert_eq!(
+            backlogctl::store::parse(&stdout).unwrap().owners.len(),
+            1,
+            "named by default"
+        );
+
         // A target nothing listens on is reported, not an error.
         let (code, _, stderr) = run(&["snapshot", ":9999"]);
         assert_eq!(code, 0);
