@@ -6,10 +6,14 @@ use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, Table, presets};
 
-use crate::doctor::{Finding, Report, Severity};
+use crate::doctor::{Finding, Report, RuleId, Severity};
 use crate::error::{Error, Result};
 
 const WIDTH: usize = 100;
+/// Findings of one rule printed in full before the rest are only listed.
+const FULL_PER_RULE: usize = 5;
+/// Addresses listed for the rest.
+const LIST_AT_MOST: usize = 50;
 
 pub fn json(w: &mut dyn Write, report: &Report) -> Result<()> {
     serde_json::to_writer_pretty(&mut *w, report).map_err(|e| Error::Output(io::Error::from(e)))?;
@@ -69,13 +73,52 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
     for v in &r.listeners {
         *per_addr.entry(v.local.to_string()).or_default() += 1;
     }
+    // On a big host one rule can fire on thousands of listeners: the first few are printed in
+    // full, the rest listed by address (all are in --json).
+    let mut shown: std::collections::HashMap<(RuleId, Severity), usize> =
+        std::collections::HashMap::new();
+    let mut held: Vec<&Finding> = Vec::new();
     for f in &r.findings {
+        let n = shown.entry((f.id, f.severity)).or_default();
+        *n += 1;
+        if *n > FULL_PER_RULE {
+            held.push(f);
+            continue;
+        }
         writeln!(w)?;
         let shared = f
             .listener
             .as_ref()
             .is_some_and(|l| per_addr.get(l).is_some_and(|n| *n > 1));
         finding(w, f, shared, color)?;
+    }
+    let mut rules: Vec<(RuleId, Severity)> = held.iter().map(|f| (f.id, f.severity)).collect();
+    rules.dedup();
+    for (id, sev) in rules {
+        let rest: Vec<&str> = held
+            .iter()
+            .filter(|f| (f.id, f.severity) == (id, sev))
+            .filter_map(|f| f.listener.as_deref())
+            .collect();
+        writeln!(w)?;
+        let label = format!("{:<8}", severity_word(sev));
+        writeln!(
+            w,
+            "{} {}  on {} more listener(s), as above (--json has each):",
+            paint(&label, sev, color),
+            id.as_str(),
+            rest.len()
+        )?;
+        let mut list = rest
+            .iter()
+            .take(LIST_AT_MOST)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if rest.len() > LIST_AT_MOST {
+            list.push_str(&format!(", and {} more", rest.len() - LIST_AT_MOST));
+        }
+        wrap(w, &list, "  ")?;
     }
     if !r.gaps.is_empty() {
         writeln!(w)?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::model::{Gap, Netns, Owner, Snapshot, Sysctls};
 
 /// How bad a finding is; the verdict is the worst of them. Ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Ok,
@@ -23,7 +23,7 @@ pub enum Severity {
 }
 
 /// Stable identifiers, serialised in kebab-case (`accept-queue-overflow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleId {
     NotListening,
