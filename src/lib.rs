@@ -179,22 +179,7 @@ fn explain_cmd(args: ExplainArgs, out: &mut dyn Write) -> Result<Status> {
         explain::Kind::Field => entry.name.to_string(),
     };
     w(writeln!(out, "{full}"))?;
-    let mut text = String::new();
-    let mut col = 0;
-    for word in entry.text.split_whitespace() {
-        if col > 0 && col + 1 + word.len() > 96 {
-            text.push_str("\n  ");
-            col = 0;
-        } else if col > 0 {
-            text.push(' ');
-            col += 1;
-        } else {
-            text.push_str("  ");
-        }
-        text.push_str(word);
-        col += word.len();
-    }
-    w(writeln!(out, "{text}"))?;
+    w(render::wrap_block(out, entry.text, "  ", "  "))?;
     if let Some(v) = value {
         w(writeln!(out, "  Now, in this network namespace: {v}"))?;
     }

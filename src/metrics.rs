@@ -62,6 +62,7 @@ pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
         return Ok(());
     };
     let netns = snap.netns.inode.map(|i| i.to_string()).unwrap_or_default();
+    let owners = snap.owners_by_inode();
     let labels = |l: &crate::model::Listener| {
         let mut s = format!(
             "netns=\"{}\",address=\"{}\",port=\"{}\",inode=\"{}\"",
@@ -70,7 +71,7 @@ pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
             l.local.port(),
             l.inode
         );
-        if let Some(o) = snap.owners_of(l.inode).next() {
+        if let Some(o) = owners.get(&l.inode).and_then(|v| v.first()) {
             s.push_str(&format!(
                 ",process=\"{}\",pid=\"{}\"",
                 escape(&o.comm),

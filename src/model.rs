@@ -200,9 +200,18 @@ impl Snapshot {
         self.samples.last()
     }
 
-    /// Owners of the socket with this inode.
+    /// Owners of the socket with this inode (one lookup; see `owners_by_inode` for many).
     pub fn owners_of(&self, inode: u64) -> impl Iterator<Item = &Owner> {
         self.owners.iter().filter(move |o| o.inode == inode)
+    }
+
+    /// Owners grouped by socket inode, for looking up every listener without a scan each.
+    pub fn owners_by_inode(&self) -> std::collections::HashMap<u64, Vec<&Owner>> {
+        let mut map: std::collections::HashMap<u64, Vec<&Owner>> = std::collections::HashMap::new();
+        for o in &self.owners {
+            map.entry(o.inode).or_default().push(o);
+        }
+        map
     }
 
     /// Increase of a counter between the first and the last sample that carry counters.

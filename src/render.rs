@@ -243,13 +243,17 @@ fn paint(text: &str, s: Severity, color: bool) -> String {
 
 /// Greedy word wrap at WIDTH columns; continuation lines get `indent` plus two spaces.
 fn wrap(w: &mut dyn Write, text: &str, indent: &str) -> io::Result<()> {
-    let mut line = String::from(indent);
-    let cont = format!("{indent}  ");
+    wrap_block(w, text, indent, &format!("{indent}  "))
+}
+
+/// Greedy word wrap at WIDTH columns: the first line starts with `first`, the others with `cont`.
+pub fn wrap_block(w: &mut dyn Write, text: &str, first: &str, cont: &str) -> io::Result<()> {
+    let mut line = String::from(first);
     let mut empty = true;
     for word in text.split_whitespace() {
         if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
             writeln!(w, "{line}")?;
-            line = cont.clone();
+            line = cont.to_string();
             empty = true;
         }
         if !empty {

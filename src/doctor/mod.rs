@@ -182,10 +182,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
     let mut first_drops: Vec<Option<u32>> = Vec::new();
     // Indexes, so that ten thousand listeners cost ten thousand steps, not a hundred million.
     let mut index: HashMap<(SocketAddr, u64), usize> = HashMap::new();
-    let mut owners: HashMap<u64, Vec<Owner>> = HashMap::new();
-    for o in &snap.owners {
-        owners.entry(o.inode).or_default().push(o.clone());
-    }
+    let owners = snap.owners_by_inode();
     for sample in &snap.samples {
         for l in &sample.listeners {
             match index.get(&l.key()).copied() {
@@ -213,7 +210,10 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         syn_recv_peak: l.syn_recv.unwrap_or(0),
                         present_at_end: false,
                         v6only: l.v6only,
-                        owners: owners.get(&l.inode).cloned().unwrap_or_default(),
+                        owners: owners
+                            .get(&l.inode)
+                            .map(|v| v.iter().map(|o| (*o).clone()).collect())
+                            .unwrap_or_default(),
                     });
                 }
             }
