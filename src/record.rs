@@ -138,9 +138,6 @@ impl Recorder {
         let mut gaps = Vec::new();
         let sysctls = sysctl::read(&mut gaps);
         let diag = diag::Diag::open()?;
-        let syn_wanted = netstat::read()
-            .map(|(c, _)| syn_queue_used(&c))
-            .unwrap_or(true);
         let started_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -167,7 +164,7 @@ impl Recorder {
             start: Instant::now(),
             syn_every,
             syn_counted: None,
-            syn_wanted,
+            syn_wanted: false,
             syn_forced: false,
             keep,
             owners: true,
@@ -190,6 +187,14 @@ impl Recorder {
     /// others count SYN_RECV when due and are kept when a listener changed. Returns the
     /// sample's listeners, and its counters when it read them.
     pub fn sample(&mut self, full: bool) -> Result<(Vec<Listener>, Option<Counters>)> {
+        // The first sample (always stored) reads its counters before the dump: they decide
+        // whether this dump counts SYN_RECV.
+        let mut early = None;
+        if self.snap.samples_taken == 0 {
+            let read = netstat::read()?;
+            self.syn_wanted = syn_queue_used(&read.0);
+            early = Some(read);
+        }
         let elapsed = self.start.elapsed();
         let due = full
             || self
@@ -221,7 +226,10 @@ impl Recorder {
         });
         let mut counters = None;
         if changed || full {
-            let (c, problems) = netstat::read()?;
+            let (c, problems) = match early {
+                Some(read) => read,
+                None => netstat::read()?,
+            };
             if self.counter_problems.is_empty() {
                 self.counter_problems = problems;
             }
