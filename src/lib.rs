@@ -130,7 +130,7 @@ fn name_processes(snap: &mut model::Snapshot) {
     let troubled: std::collections::HashSet<u64> = doctor::diagnose(snap)
         .findings
         .iter()
-        .filter_map(|f| f.inode)
+        .flat_map(|f| f.inodes.iter().copied())
         .collect();
     let skipped = all.len() - troubled.len();
     record::attribute_owners(snap, &troubled);

@@ -6,12 +6,15 @@ use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, Table, presets};
 
-use crate::doctor::{Finding, Report, RuleId, Severity};
+use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
 use crate::error::{Error, Result};
 
 const WIDTH: usize = 100;
 /// Findings of one rule printed in full before the rest are only listed.
 const FULL_PER_RULE: usize = 5;
+/// The listener table shows every listener up to this many, else the TABLE_TOP most troubled.
+const TABLE_ALL_UP_TO: usize = 40;
+const TABLE_TOP: usize = 20;
 /// Addresses listed for the rest.
 const LIST_AT_MOST: usize = 50;
 
@@ -66,7 +69,15 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
     if r.listeners.is_empty() {
         writeln!(w, "No TCP listener in scope.")?;
     } else {
-        writeln!(w, "{}", listener_table(r))?;
+        let shown = table_rows(r);
+        writeln!(w, "{}", listener_table(&shown))?;
+        if shown.len() < r.listeners.len() {
+            writeln!(
+                w,
+                "... and {} more listener(s), quieter (--json lists every one)",
+                r.listeners.len() - shown.len()
+            )?;
+        }
     }
     // Sockets of an SO_REUSEPORT group share the address: name the socket too.
     let mut per_addr: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -98,7 +109,7 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
         let rest: Vec<&str> = held
             .iter()
             .filter(|f| (f.id, f.severity) == (id, sev))
-            .filter_map(|f| f.listener.as_deref())
+            .flat_map(|f| f.listeners.iter().map(String::as_str))
             .collect();
         writeln!(w)?;
         let label = format!("{:<8}", severity_word(sev));
@@ -109,16 +120,7 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
             id.as_str(),
             rest.len()
         )?;
-        let mut list = rest
-            .iter()
-            .take(LIST_AT_MOST)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if rest.len() > LIST_AT_MOST {
-            list.push_str(&format!(", and {} more", rest.len() - LIST_AT_MOST));
-        }
-        wrap(w, &list, "  ")?;
+        wrap(w, &address_list(&rest), "  ")?;
     }
     if !r.gaps.is_empty() {
         writeln!(w)?;
@@ -130,7 +132,30 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn listener_table(r: &Report) -> Table {
+/// All listeners up to TABLE_ALL_UP_TO; beyond, the TABLE_TOP most troubled (queue seen full,
+/// dropping, fullest), in their original order.
+fn table_rows(r: &Report) -> Vec<&ListenerView> {
+    if r.listeners.len() <= TABLE_ALL_UP_TO {
+        return r.listeners.iter().collect();
+    }
+    let mut ranked: Vec<(usize, &ListenerView)> = r.listeners.iter().enumerate().collect();
+    ranked.sort_by_key(|(i, v)| {
+        (
+            std::cmp::Reverse((
+                v.full_seen,
+                v.drops_delta.unwrap_or(0),
+                v.drops.unwrap_or(0),
+                v.peak_fill_pct(),
+            )),
+            *i,
+        )
+    });
+    ranked.truncate(TABLE_TOP);
+    ranked.sort_by_key(|(i, _)| *i);
+    ranked.into_iter().map(|(_, v)| v).collect()
+}
+
+fn listener_table(listeners: &[&ListenerView]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     t.set_header(vec![
@@ -142,7 +167,7 @@ fn listener_table(r: &Report) -> Table {
         "Drops window/total",
         "SYN_RECV peak",
     ]);
-    for v in &r.listeners {
+    for v in listeners {
         let process = match v.owners.first() {
             Some(o) => format!("{} ({})", o.comm, o.pid),
             None => "?".to_string(),
@@ -192,6 +217,13 @@ fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Res
         f.id.as_str()
     )?;
     wrap(w, &f.summary, "  ")?;
+    if f.listeners.len() > 1 {
+        wrap(
+            w,
+            &format!("Listeners: {}", address_list(&f.listeners)),
+            "  ",
+        )?;
+    }
     if !f.evidence.is_empty() {
         let ev: Vec<String> = f
             .evidence
@@ -211,6 +243,20 @@ fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Res
         }
     }
     Ok(())
+}
+
+/// `a, b, c, and 9,950 more`: at most LIST_AT_MOST addresses.
+fn address_list<S: AsRef<str>>(all: &[S]) -> String {
+    let mut list = all
+        .iter()
+        .take(LIST_AT_MOST)
+        .map(|a| a.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if all.len() > LIST_AT_MOST {
+        list.push_str(&format!(", and {} more", all.len() - LIST_AT_MOST));
+    }
+    list
 }
 
 fn plain(v: &serde_json::Value) -> String {

@@ -74,6 +74,12 @@ pub struct Finding {
     /// Socket inode of that listener: tells apart the sockets of an SO_REUSEPORT group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
+    /// Every listener the finding covers, `listener` first: listeners alike (same rule, backlog
+    /// and processes) share one finding. Empty for the namespace as a whole.
+    pub listeners: Vec<String>,
+    /// Socket inodes of `listeners`, in the same order (for naming their processes).
+    #[serde(skip)]
+    pub inodes: Vec<u64>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
     /// Steps, most effective first.
@@ -151,6 +157,10 @@ pub struct Report {
 pub fn diagnose(snap: &Snapshot) -> Report {
     let listeners = views(snap);
     let mut findings = rules::run(snap, &listeners);
+    for f in findings.iter_mut().filter(|f| f.listeners.is_empty()) {
+        f.listeners.extend(f.listener.clone());
+        f.inodes.extend(f.inode);
+    }
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -10,6 +10,8 @@
 //! - reuseport imbalance: in a group sharing address and port, one socket overflowed while
 //!   another peaked below half of its capacity.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::json;
 
 use super::advice::{self, Runtime};
@@ -34,15 +36,30 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> Vec<Finding> {
     };
     let mut out = Vec::new();
     not_listening(&ctx, views, &mut out);
+    // Per-listener rules: each listener is classified first, without writing any text; then
+    // one finding is written per group of listeners alike (same rule, backlog and processes),
+    // so that 10,000 listeners of one proxy cost one finding, not 10,000.
     let mut overflowing = Vec::new();
+    let mut groups: Vec<(RuleId, Vec<&ListenerView>)> = Vec::new();
+    let mut index: HashMap<(RuleId, u32, Vec<u32>), usize> = HashMap::new();
     for v in views {
-        if let Some(f) = accept_queue(&ctx, v) {
-            if f.id == RuleId::AcceptQueueOverflow {
-                overflowing.push(v);
-            }
-            out.push(f);
+        let queue = accept_queue_state(&ctx, v);
+        if queue == Some(RuleId::AcceptQueueOverflow) {
+            overflowing.push(v);
         }
-        out.extend(backlog_size(&ctx, v));
+        for id in [queue, backlog_state(&ctx, v)].into_iter().flatten() {
+            let key = (id, v.send_q, owner_pids(v));
+            match index.get(&key) {
+                Some(&i) => groups[i].1.push(v),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push((id, vec![v]));
+                }
+            }
+        }
+    }
+    for (id, group) in &groups {
+        out.push(group_finding(&ctx, *id, group));
     }
     namespace_overflow(&ctx, views, &overflowing, &mut out);
     let syn = syn_queue(&ctx, views);
@@ -102,6 +119,8 @@ fn finding(id: RuleId, severity: Severity, v: Option<&ListenerView>, summary: St
         severity,
         listener: v.map(|v| v.local.to_string()),
         inode: v.map(|v| v.inode),
+        listeners: Vec::new(),
+        inodes: Vec::new(),
         summary,
         evidence: Vec::new(),
         fix: Vec::new(),
@@ -143,10 +162,93 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
     }
 }
 
-fn accept_queue(ctx: &Ctx, v: &ListenerView) -> Option<Finding> {
-    let overflows = ctx.delta(LISTEN_OVERFLOWS);
+fn owner_pids(v: &ListenerView) -> Vec<u32> {
+    let mut pids: Vec<u32> = v.owners.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The finding of a group of listeners alike, written for the first; the others are named.
+fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
+    let v = group[0];
+    let mut f = match id {
+        RuleId::AcceptQueueOverflow | RuleId::AcceptQueueDropped | RuleId::AcceptQueueHigh => {
+            accept_queue(ctx, v, id)
+        }
+        _ => backlog_size(ctx, v, id),
+    };
+    f.listeners = group.iter().map(|v| v.local.to_string()).collect();
+    f.inodes = group.iter().map(|v| v.inode).collect();
+    if group.len() > 1 {
+        let whose = match v.owners.first() {
+            Some(o) if v.owners.len() == 1 => {
+                format!(" of the same process ({}, pid {})", o.comm, o.pid)
+            }
+            Some(o) => format!(
+                " of the same processes ({}, pids {})",
+                o.comm,
+                super::pids(&v.owners)
+            ),
+            None => " (their processes are unknown)".to_string(),
+        };
+        let figures = if matches!(
+            id,
+            RuleId::AcceptQueueOverflow | RuleId::AcceptQueueDropped | RuleId::AcceptQueueHigh
+        ) {
+            "; the figures above are the first one's, each listener's own are in --json"
+        } else {
+            ""
+        };
+        f.summary.push_str(&format!(
+            " The same finding applies to {} other listener(s){whose} with the same backlog of {}{figures}.",
+            group.len() - 1,
+            v.send_q
+        ));
+        f.evidence.push(ev(
+            "listeners with this finding",
+            json!(group.len()),
+            "inet_diag",
+        ));
+    }
+    f
+}
+
+/// The accept queue overflowed during the window: it was seen full, or the listener's drops
+/// rose while ListenOverflows did (or ListenOverflows is unknown).
+fn overflowed(ctx: &Ctx, v: &ListenerView) -> bool {
     let drops_rose = v.drops_delta.is_some_and(|d| d > 0);
-    let overflowed = v.full_seen || (drops_rose && overflows.is_none_or(|o| o > 0));
+    v.full_seen || (drops_rose && ctx.delta(LISTEN_OVERFLOWS).is_none_or(|o| o > 0))
+}
+
+/// Drops before the window: in it, sk_drops without ListenOverflows were other discards
+/// (SYN-queue drops, TCP_DEFER_ACCEPT's bare ACKs), which say nothing about this queue.
+fn earlier_drops(v: &ListenerView) -> Option<u32> {
+    v.drops
+        .map(|d| d.saturating_sub(v.drops_delta.unwrap_or(0)))
+        .filter(|d| *d > 0)
+}
+
+/// A peak from which a queue counts as nearly full: 80% of its capacity B+1, at least 2.
+fn high_mark(v: &ListenerView) -> u32 {
+    ((u64::from(v.send_q) + 1) * 80).div_ceil(100).max(2) as u32
+}
+
+/// Which accept-queue rule, if any, a listener falls under.
+fn accept_queue_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
+    if overflowed(ctx, v) {
+        Some(RuleId::AcceptQueueOverflow)
+    } else if earlier_drops(v).is_some() {
+        Some(RuleId::AcceptQueueDropped)
+    } else if v.recv_q_peak >= high_mark(v) {
+        Some(RuleId::AcceptQueueHigh)
+    } else {
+        None
+    }
+}
+
+fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
+    let overflows = ctx.delta(LISTEN_OVERFLOWS);
     let cap = v.send_q + 1;
     let mut evidence = vec![
         ev(
@@ -174,7 +276,7 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView) -> Option<Finding> {
             "sk_drops via SK_MEMINFO_DROPS, counts segments",
         ));
     }
-    if overflowed {
+    if id == RuleId::AcceptQueueOverflow {
         if let Some(o) = overflows {
             evidence.push(ev(
                 LISTEN_OVERFLOWS,
@@ -211,14 +313,9 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView) -> Option<Finding> {
         );
         f.evidence = evidence;
         f.fix = queue_fix(ctx, v, true);
-        return Some(f);
+        return f;
     }
-    // Drops before the window: in it, sk_drops without ListenOverflows were other discards
-    // (SYN-queue drops, TCP_DEFER_ACCEPT's bare ACKs), which say nothing about this queue.
-    let earlier = v
-        .drops
-        .map(|d| d.saturating_sub(v.drops_delta.unwrap_or(0)));
-    if let Some(total) = earlier.filter(|d| *d > 0) {
+    if let (RuleId::AcceptQueueDropped, Some(total)) = (id, earlier_drops(v)) {
         let mut f = finding(
             RuleId::AcceptQueueDropped,
             Severity::Warning,
@@ -237,26 +334,22 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView) -> Option<Finding> {
         );
         f.evidence = evidence;
         f.fix = queue_fix(ctx, v, false);
-        return Some(f);
+        return f;
     }
-    let high = (u64::from(cap) * 80).div_ceil(100).max(2) as u32;
-    if v.recv_q_peak >= high {
-        let mut f = finding(
-            RuleId::AcceptQueueHigh,
-            Severity::Warning,
-            Some(v),
-            format!(
-                "{} came close to overflowing: Recv-Q peaked at {} of {cap} ({}%), without drops.",
-                v.label(),
-                v.recv_q_peak,
-                v.peak_fill_pct()
-            ),
-        );
-        f.evidence = evidence;
-        f.fix = queue_fix(ctx, v, false);
-        return Some(f);
-    }
-    None
+    let mut f = finding(
+        RuleId::AcceptQueueHigh,
+        Severity::Warning,
+        Some(v),
+        format!(
+            "{} came close to overflowing: Recv-Q peaked at {} of {cap} ({}%), without drops.",
+            v.label(),
+            v.recv_q_peak,
+            v.peak_fill_pct()
+        ),
+    );
+    f.evidence = evidence;
+    f.fix = queue_fix(ctx, v, false);
+    f
 }
 
 /// Fix steps for a queue that is too small or drained too slowly (KERNEL.md §8, in order).
@@ -286,87 +379,102 @@ fn queue_fix(ctx: &Ctx, v: &ListenerView, overflowing: bool) -> Vec<String> {
     fix
 }
 
-fn backlog_size(ctx: &Ctx, v: &ListenerView) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let Some(somaxconn) = ctx.somaxconn() else {
-        return out;
-    };
-    let runtime = advice::runtime_of(&v.owners);
+/// Which backlog-size rule, if any, a listener falls under.
+fn backlog_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
+    let somaxconn = ctx.somaxconn()?;
     let troubled =
         v.full_seen || v.drops.is_some_and(|d| d > 0) || v.recv_q_peak * 5 >= (v.send_q + 1) * 4;
+    if v.send_q > somaxconn {
+        Some(RuleId::SomaxconnChangedAfterListen)
+    } else if v.send_q == somaxconn && (troubled || somaxconn < MODERN_SOMAXCONN) {
+        Some(RuleId::BacklogCappedBySomaxconn)
+    } else if v.send_q < SMALL_BACKLOG && v.send_q < somaxconn {
+        Some(RuleId::SmallAppBacklog)
+    } else {
+        None
+    }
+}
+
+/// The finding of a backlog-size rule that `backlog_state` chose for this listener.
+fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
+    let somaxconn = ctx.somaxconn().unwrap_or_default();
+    let runtime = advice::runtime_of(&v.owners);
     let somax_ev = || ev("net.core.somaxconn", json!(somaxconn), "/proc/sys, now");
     let b_ev = || ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue");
-    if v.send_q > somaxconn {
-        let mut f = finding(
-            RuleId::SomaxconnChangedAfterListen,
-            Severity::Warning,
-            Some(v),
-            format!(
-                "{} has a backlog of {}, above today's net.core.somaxconn {somaxconn}: it started listening \
+    match id {
+        RuleId::SomaxconnChangedAfterListen => {
+            let mut f = finding(
+                RuleId::SomaxconnChangedAfterListen,
+                Severity::Warning,
+                Some(v),
+                format!(
+                    "{} has a backlog of {}, above today's net.core.somaxconn {somaxconn}: it started listening \
                  before somaxconn was lowered. Its next restart will cut the backlog to {somaxconn}.",
-                v.label(),
-                v.send_q
-            ),
-        );
-        f.evidence = vec![b_ev(), somax_ev()];
-        f.fix.push(advice::somaxconn_fix(
-            &ctx.snap.netns,
-            v.send_q.max(MODERN_SOMAXCONN),
-        ));
-        out.push(f);
-    } else if v.send_q == somaxconn && (troubled || somaxconn < MODERN_SOMAXCONN) {
-        let target = advice::recommended_backlog(somaxconn);
-        let mut f = finding(
-            RuleId::BacklogCappedBySomaxconn,
-            Severity::Warning,
-            Some(v),
-            format!(
-                "The backlog of {} equals net.core.somaxconn ({somaxconn}): whatever the application asked \
+                    v.label(),
+                    v.send_q
+                ),
+            );
+            f.evidence = vec![b_ev(), somax_ev()];
+            f.fix.push(advice::somaxconn_fix(
+                &ctx.snap.netns,
+                v.send_q.max(MODERN_SOMAXCONN),
+            ));
+            f
+        }
+        RuleId::BacklogCappedBySomaxconn => {
+            let target = advice::recommended_backlog(somaxconn);
+            let mut f = finding(
+                RuleId::BacklogCappedBySomaxconn,
+                Severity::Warning,
+                Some(v),
+                format!(
+                    "The backlog of {} equals net.core.somaxconn ({somaxconn}): whatever the application asked \
                  listen() for was cut to {somaxconn}{}.",
-                v.label(),
-                if somaxconn < MODERN_SOMAXCONN {
-                    format!(", below the modern default of {MODERN_SOMAXCONN}")
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        f.evidence = vec![b_ev(), somax_ev()];
-        f.fix.push(advice::somaxconn_fix(&ctx.snap.netns, target));
-        f.fix.push(format!(
-            "make sure the application asks for at least {target}: {}",
-            advice::backlog_knob(runtime, target)
-        ));
-        f.fix.push("then restart the server: somaxconn caps the backlog when listen() is called, not later".into());
-        out.push(f);
-    } else if v.send_q < SMALL_BACKLOG && v.send_q < somaxconn {
-        let default_note = match runtime.zip(runtime.and_then(Runtime::default_backlog)) {
-            Some((r, d)) if d == v.send_q => format!(" — {}'s default", r.name()),
-            _ => String::new(),
-        };
-        let mut f = finding(
-            RuleId::SmallAppBacklog,
-            Severity::Warning,
-            Some(v),
-            format!(
-                "{} asked listen() for a backlog of only {}{default_note}; net.core.somaxconn ({somaxconn}) \
+                    v.label(),
+                    if somaxconn < MODERN_SOMAXCONN {
+                        format!(", below the modern default of {MODERN_SOMAXCONN}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+            f.evidence = vec![b_ev(), somax_ev()];
+            f.fix.push(advice::somaxconn_fix(&ctx.snap.netns, target));
+            f.fix.push(format!(
+                "make sure the application asks for at least {target}: {}",
+                advice::backlog_knob(runtime, target)
+            ));
+            f.fix.push("then restart the server: somaxconn caps the backlog when listen() is called, not later".into());
+            f
+        }
+        _ => {
+            let default_note = match runtime.zip(runtime.and_then(Runtime::default_backlog)) {
+                Some((r, d)) if d == v.send_q => format!(" — {}'s default", r.name()),
+                _ => String::new(),
+            };
+            let mut f = finding(
+                RuleId::SmallAppBacklog,
+                Severity::Warning,
+                Some(v),
+                format!(
+                    "{} asked listen() for a backlog of only {}{default_note}; net.core.somaxconn ({somaxconn}) \
                  would allow more. A burst of more than {} simultaneous connects overflows it.",
-                v.label(),
-                v.send_q,
-                v.send_q + 1
-            ),
-        );
-        f.evidence = vec![b_ev(), somax_ev()];
-        let target = advice::recommended_backlog(v.send_q).min(somaxconn.max(SMALL_BACKLOG));
-        f.fix.push(format!(
-            "ask for a larger backlog, e.g. {target}: {}",
-            advice::backlog_knob(runtime, target)
-        ));
-        f.fix
-            .push("restart the server so it calls listen() with the new value".into());
-        out.push(f);
+                    v.label(),
+                    v.send_q,
+                    v.send_q + 1
+                ),
+            );
+            f.evidence = vec![b_ev(), somax_ev()];
+            let target = advice::recommended_backlog(v.send_q).min(somaxconn.max(SMALL_BACKLOG));
+            f.fix.push(format!(
+                "ask for a larger backlog, e.g. {target}: {}",
+                advice::backlog_knob(runtime, target)
+            ));
+            f.fix
+                .push("restart the server so it calls listen() with the new value".into());
+            f
+        }
     }
-    out
 }
 
 /// ListenOverflows rose but no listener in view explains it.
@@ -640,12 +748,11 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
 
 /// KERNEL.md §8.3: SO_REUSEPORT hashes the 4-tuple and ignores how full each queue is.
 fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Vec<Finding>) {
-    let mut groups: std::collections::HashMap<std::net::SocketAddr, Vec<&ListenerView>> =
-        std::collections::HashMap::new();
+    let mut groups: HashMap<std::net::SocketAddr, Vec<&ListenerView>> = HashMap::new();
     for v in views {
         groups.entry(v.local).or_default().push(v);
     }
-    let mut done = std::collections::HashSet::new();
+    let mut done = HashSet::new();
     for v in overflowing {
         if !done.insert(v.local) {
             continue;

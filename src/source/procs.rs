@@ -2,17 +2,22 @@
 //! no socket → process index, so this scans `/proc/*/fd` for `socket:[INODE]` links, matching
 //! only the inodes asked for, and only when there are some. Processes are scanned in PID order
 //! and the scan stops after the process that gave the last missing listener its owner: one
-//! readlink per descriptor is the whole cost (100,000 client sockets elsewhere took a second),
-//! and listeners usually belong to long-running, low-PID daemons. A socket shared by several
+//! readlink per descriptor is the whole cost, and listeners usually belong to long-running,
+//! low-PID daemons. Each link is read with readlinkat() relative to the open `/proc/PID/fd`
+//! directory, so the kernel resolves one path component per descriptor instead of four
+//! (about 1.7 µs a descriptor instead of 5.6, benches/vs_ss.sh). A socket shared by several
 //! processes (pre-fork servers) thus names the holders found up to that point, the first at
 //! least. Processes that exit or deny access mid-scan are skipped; when a listener stays
 //! unattributed because of denied access, the gap says so (another user's `/proc/PID/fd` needs
 //! root or CAP_SYS_PTRACE).
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 
-use procfs::ProcError;
-use procfs::process::FDTarget;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open, readlinkat};
+use nix::sys::stat::Mode;
 
 use crate::model::{Gap, Owner};
 
@@ -23,8 +28,10 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         return (found, None);
     }
     let mut denied = 0usize;
-    let processes = match procfs::process::all_processes() {
-        Ok(p) => p,
+    let mut pids: Vec<u32> = match std::fs::read_dir("/proc") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
         Err(e) => {
             return (
                 found,
@@ -35,42 +42,35 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
             );
         }
     };
+    pids.sort_unstable();
     let mut missing: HashSet<u64> = inodes.clone();
-    for process in processes {
+    for pid in pids {
         if missing.is_empty() {
             break;
         }
-        let Ok(process) = process else { continue };
-        let fds = match process.fd() {
-            Ok(fds) => fds,
-            Err(ProcError::PermissionDenied(_)) => {
+        let mine = match sockets_of(pid, inodes, &mut missing) {
+            Ok(mine) => mine,
+            Err(Errno::EACCES | Errno::EPERM) => {
                 denied += 1;
                 continue;
             }
             Err(_) => continue, // exited while we looked
         };
-        // Read this process's descriptors until it has shown every listener still missing.
-        let mut mine = Vec::new();
-        for fd in fds {
-            if let Ok(fd) = fd
-                && let FDTarget::Socket(inode) = fd.target
-                && inodes.contains(&inode)
-            {
-                mine.push(inode);
-                missing.remove(&inode);
-                if missing.is_empty() {
-                    break;
-                }
-            }
-        }
         if mine.is_empty() {
             continue;
         }
-        mine.sort_unstable();
-        mine.dedup();
-        let comm = process.stat().map(|s| s.comm).unwrap_or_default();
-        let cmdline = process.cmdline().map(|a| a.join(" ")).unwrap_or_default();
-        let pid = u32::try_from(process.pid()).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim_end_matches('\n').to_string())
+            .unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|raw| {
+                raw.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
         for inode in mine {
             found.push(Owner {
                 inode,
@@ -97,4 +97,63 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         Gap::new("process-owners", why)
     });
     (found, gap)
+}
+
+/// The wanted socket inodes among `pid`'s descriptors, sorted and deduplicated; reads until
+/// the process has shown every listener still `missing`, removing those it finds.
+fn sockets_of(
+    pid: u32,
+    wanted: &HashSet<u64>,
+    missing: &mut HashSet<u64>,
+) -> nix::Result<Vec<u64>> {
+    let path = format!("/proc/{pid}/fd");
+    let dir = open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let entries = std::fs::read_dir(&path)
+        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?;
+    let mut mine = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { continue };
+        let Ok(target) = readlinkat(&dir, entry.file_name().as_os_str()) else {
+            continue; // closed meanwhile
+        };
+        if let Some(inode) = socket_inode(&target)
+            && wanted.contains(&inode)
+        {
+            mine.push(inode);
+            missing.remove(&inode);
+            if missing.is_empty() {
+                break;
+            }
+        }
+    }
+    mine.sort_unstable();
+    mine.dedup();
+    Ok(mine)
+}
+
+/// `socket:[12345]` → 12345.
+fn socket_inode(link: &OsStr) -> Option<u64> {
+    std::str::from_utf8(link.as_bytes())
+        .ok()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(socket_inode(OsStr::new("socket:[4026]")), Some(4026));
+        assert_eq!(socket_inode(OsStr::new("pipe:[4026]")), None);
+        assert_eq!(socket_inode(OsStr::new("socket:[]")), None);
+        assert_eq!(socket_inode(OsStr::new("/dev/null")), None);
+    }
 }
