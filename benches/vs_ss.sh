@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # backlogctl against `ss` on the same namespace: 10,000 listeners, first with no established
 # connections, then with 100,000 (200,000 sockets), in a private network namespace (root).
-# Times `ss -ltnm`, `ss -ltnmp`, `backlogctl snapshot --window 0`, `backlogctl doctor --window 0`
-# and `backlogctl doctor --window 0 :20000` (median of RUNS), with peak RSS. A measurement.
+# Times `ss -ltnm` against `backlogctl snapshot|doctor --window 0 --no-processes` (the same data:
+# every listener with its memory info), `ss -ltnmp` against the same with process names, and
+# `backlogctl doctor --window 0 :20000` (median of RUNS), with peak RSS. A measurement.
 #   usage: benches/vs_ss.sh [RUNS]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,8 +64,9 @@ for cmd in cmds:
 PY
 }
 set_of() {
-    measure "ss -ltnm" "ss -ltnmp" "$bin snapshot --window 0 --no-processes" "$bin snapshot --window 0" \
-        "$bin doctor --window 0" "$bin doctor --window 0 :20000"
+    # Same data in pairs: listeners with memory info, then the same with their processes.
+    measure "ss -ltnm" "$bin snapshot --window 0 --no-processes" "$bin doctor --window 0 --no-processes" \
+        "ss -ltnmp" "$bin snapshot --window 0" "$bin doctor --window 0" "$bin doctor --window 0 :20000"
 }
 read -r _ < "$fifo"
 echo "10,000 listeners, 0 established connections:"

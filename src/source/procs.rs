@@ -12,7 +12,7 @@
 //! root or CAP_SYS_PTRACE).
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -99,8 +99,15 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     (found, gap)
 }
 
+/// Descriptors read one after the other before the rest of a big table is split across threads:
+/// a server's listeners usually sit among its first descriptors, so small tables and early
+/// finds stop here.
+const SERIAL_FDS: usize = 1024;
+
 /// The wanted socket inodes among `pid`'s descriptors, sorted and deduplicated; reads until
-/// the process has shown every listener still `missing`, removing those it finds.
+/// the process has shown every listener still `missing`, removing those it finds. A table
+/// bigger than SERIAL_FDS is read by up to 4 threads, since each descriptor costs one
+/// readlinkat() of about 3 µs in the kernel and a proxy may hold tens of thousands.
 fn sockets_of(
     pid: u32,
     wanted: &HashSet<u64>,
@@ -112,23 +119,52 @@ fn sockets_of(
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    let entries = std::fs::read_dir(&path)
-        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?;
+    let mut names = std::fs::read_dir(&path)
+        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
+        .filter_map(|e| Some(e.ok()?.file_name()));
+    let read = |names: &[OsString]| -> Vec<u64> {
+        names
+            .iter()
+            .filter_map(|n| socket_inode(&readlinkat(&dir, n.as_os_str()).ok()?))
+            .filter(|i| wanted.contains(i))
+            .collect()
+    };
     let mut mine = Vec::new();
-    for entry in entries {
-        let Ok(entry) = entry else { continue };
-        let Ok(target) = readlinkat(&dir, entry.file_name().as_os_str()) else {
-            continue; // closed meanwhile
+    for n in names.by_ref().take(SERIAL_FDS) {
+        // An error is a descriptor closed meanwhile.
+        let Ok(target) = readlinkat(&dir, n.as_os_str()) else {
+            continue;
         };
-        if let Some(inode) = socket_inode(&target)
-            && wanted.contains(&inode)
-        {
+        if let Some(inode) = socket_inode(&target).filter(|i| wanted.contains(i)) {
             mine.push(inode);
             missing.remove(&inode);
             if missing.is_empty() {
                 break;
             }
         }
+    }
+    let tail: Vec<OsString> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        names.collect()
+    };
+    if !missing.is_empty() && !tail.is_empty() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let chunk = tail.len().div_ceil(threads);
+        let found: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = tail
+                .chunks(chunk)
+                .map(|part| s.spawn(move || read(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for inode in &found {
+            missing.remove(inode);
+        }
+        mine.extend(found);
     }
     mine.sort_unstable();
     mine.dedup();
