@@ -152,14 +152,19 @@ fn sockets_of(
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let chunk = tail.len().div_ceil(threads);
         let found: Vec<u64> = std::thread::scope(|s| {
-            let handles: Vec<_> = tail
-                .chunks(chunk)
-                .map(|part| s.spawn(move || read(part)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
+            let mut found = Vec::new();
+            let mut handles = Vec::new();
+            for part in tail.chunks(chunk) {
+                // A thread that cannot be started (RLIMIT_NPROC) leaves its part to this one.
+                match std::thread::Builder::new().spawn_scoped(s, move || read(part)) {
+                    Ok(h) => handles.push(h),
+                    Err(_) => found.extend(read(part)),
+                }
+            }
+            for h in handles {
+                found.extend(h.join().unwrap_or_default());
+            }
+            found
         });
         for inode in &found {
             missing.remove(inode);
