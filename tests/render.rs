@@ -134,3 +134,39 @@ fn a_big_listener_table_shows_the_troubled_ones() {
         "{out}"
     );
 }
+
+#[test]
+fn a_group_of_overflowing_listeners_is_told_by_its_worst() {
+    // Three listeners of one process, all full; the second dropped the most.
+    let mut snap = snapshot(3, |_| Some(10));
+    for (l, drops) in snap.samples[0].listeners.iter_mut().zip([3, 40, 7]) {
+        l.recv_q = 11;
+        l.drops = Some(drops);
+    }
+    let report = doctor::diagnose(&snap);
+    let overflow = report
+        .findings
+        .iter()
+        .find(|f| f.id.as_str() == "accept-queue-overflow")
+        .expect("an overflow finding");
+    assert_eq!(overflow.listener.as_deref(), Some("127.0.0.1:8101"));
+    assert_eq!(
+        overflow.listeners,
+        ["127.0.0.1:8101", "127.0.0.1:8100", "127.0.0.1:8102"]
+    );
+    assert!(
+        overflow
+            .summary
+            .contains("the figures above are the worst one's"),
+        "{}",
+        overflow.summary
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.id.as_str() == "accept-queue-overflow")
+            .count(),
+        1
+    );
+}

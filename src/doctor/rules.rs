@@ -169,14 +169,38 @@ fn owner_pids(v: &ListenerView) -> Vec<u32> {
     pids
 }
 
-/// The finding of a group of listeners alike, written for the first; the others are named.
+fn is_queue_rule(id: RuleId) -> bool {
+    matches!(
+        id,
+        RuleId::AcceptQueueOverflow | RuleId::AcceptQueueDropped | RuleId::AcceptQueueHigh
+    )
+}
+
+/// The finding of a group of listeners alike, written for one of them and naming the others.
+/// Queue findings are written for the worst listener (most drops, then fullest), which comes
+/// first; configuration findings, alike for all, for the first.
 fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
+    let mut group = group.to_vec();
+    if is_queue_rule(id) {
+        let worst = (0..group.len())
+            .max_by_key(|&i| {
+                let v = group[i];
+                (
+                    v.drops_delta.unwrap_or(0),
+                    v.drops.unwrap_or(0),
+                    v.recv_q_peak,
+                    std::cmp::Reverse(i),
+                )
+            })
+            .unwrap_or(0);
+        let first = group.remove(worst);
+        group.insert(0, first);
+    }
     let v = group[0];
-    let mut f = match id {
-        RuleId::AcceptQueueOverflow | RuleId::AcceptQueueDropped | RuleId::AcceptQueueHigh => {
-            accept_queue(ctx, v, id)
-        }
-        _ => backlog_size(ctx, v, id),
+    let mut f = if is_queue_rule(id) {
+        accept_queue(ctx, v, id)
+    } else {
+        backlog_size(ctx, v, id)
     };
     f.listeners = group.iter().map(|v| v.local.to_string()).collect();
     f.inodes = group.iter().map(|v| v.inode).collect();
@@ -192,11 +216,8 @@ fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
             ),
             None => " (their processes are unknown)".to_string(),
         };
-        let figures = if matches!(
-            id,
-            RuleId::AcceptQueueOverflow | RuleId::AcceptQueueDropped | RuleId::AcceptQueueHigh
-        ) {
-            "; the figures above are the first one's, each listener's own are in --json"
+        let figures = if is_queue_rule(id) {
+            "; the figures above are the worst one's, each listener's own are in --json"
         } else {
             ""
         };
