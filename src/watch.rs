@@ -5,7 +5,7 @@
 //! the worst moments for a summary at the end (bounded run or Ctrl-C). The arithmetic lives in
 //! `Tracker` (no I/O); the loop and the renderers around it only move data.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -215,6 +215,7 @@ impl Tracker {
         let first = self.refreshes == 0;
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
+        let owner_of: HashMap<u64, &Owner> = owners.iter().rev().map(|o| (o.inode, o)).collect();
         for l in listeners {
             let key = l.key();
             seen.insert(key);
@@ -224,9 +225,8 @@ impl Tracker {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a)),
                 _ => None,
             };
-            let process = owners
-                .iter()
-                .find(|o| o.inode == l.inode)
+            let process = owner_of
+                .get(&l.inode)
                 .map(|o| format!("{}[{}]", o.comm, o.pid));
             rows.push(Row {
                 local: l.local,
@@ -436,6 +436,13 @@ pub fn run(
                 if !fresh.is_empty() {
                     owners.extend(procs::owners(&fresh).0);
                     known.extend(fresh);
+                }
+                // A closed socket's inode never comes back: forget its owner, so that a long
+                // watch over churning listeners does not grow.
+                if known.len() > listeners.len() {
+                    let live: HashSet<u64> = listeners.iter().map(|l| l.inode).collect();
+                    known.retain(|i| live.contains(i));
+                    owners.retain(|o| live.contains(&o.inode));
                 }
                 let time = rfc3339(rec.snap.started_unix_ms + elapsed.as_millis() as u64);
                 let mut refresh =
