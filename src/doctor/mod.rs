@@ -113,29 +113,35 @@ pub struct ListenerView {
 impl ListenerView {
     /// `127.0.0.1:8100 (nginx, pid 12)` for prose.
     pub fn label(&self) -> String {
-        match self.owners.first() {
-            Some(o) if self.owners.len() == 1 => {
-                format!("{} ({}, pid {})", self.local, o.comm, o.pid)
-            }
-            Some(o) => format!("{} ({}, pids {})", self.local, o.comm, pids(&self.owners)),
+        match self.process() {
+            Some(p) => format!("{} ({p})", self.local),
             None => self.local.to_string(),
         }
+    }
+
+    /// `nginx, pid 12`, or `nginx, pids 12,13` for a shared socket; None when unknown.
+    pub fn process(&self) -> Option<String> {
+        let o = self.owners.first()?;
+        Some(if self.owners.len() == 1 {
+            format!("{}, pid {}", o.comm, o.pid)
+        } else {
+            let pids: Vec<String> = self.owner_pids().iter().map(u32::to_string).collect();
+            format!("{}, pids {}", o.comm, pids.join(","))
+        })
+    }
+
+    /// PIDs of the processes holding the socket, sorted, each once.
+    pub fn owner_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.owners.iter().map(|o| o.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// Percentage of the queue's capacity (B+1) reached at the peak.
     pub fn peak_fill_pct(&self) -> u32 {
         (u64::from(self.recv_q_peak) * 100 / (u64::from(self.send_q) + 1)) as u32
     }
-}
-
-fn pids(owners: &[Owner]) -> String {
-    let mut p: Vec<u32> = owners.iter().map(|o| o.pid).collect();
-    p.sort_unstable();
-    p.dedup();
-    p.iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -48,7 +48,7 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> Vec<Finding> {
             overflowing.push(v);
         }
         for id in [queue, backlog_state(&ctx, v)].into_iter().flatten() {
-            let key = (id, v.send_q, owner_pids(v));
+            let key = (id, v.send_q, v.owner_pids());
             match index.get(&key) {
                 Some(&i) => groups[i].1.push(v),
                 None => {
@@ -162,13 +162,6 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
     }
 }
 
-fn owner_pids(v: &ListenerView) -> Vec<u32> {
-    let mut pids: Vec<u32> = v.owners.iter().map(|o| o.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
 fn is_queue_rule(id: RuleId) -> bool {
     matches!(
         id,
@@ -205,15 +198,9 @@ fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
     f.listeners = group.iter().map(|v| v.local.to_string()).collect();
     f.inodes = group.iter().map(|v| v.inode).collect();
     if group.len() > 1 {
-        let whose = match v.owners.first() {
-            Some(o) if v.owners.len() == 1 => {
-                format!(" of the same process ({}, pid {})", o.comm, o.pid)
-            }
-            Some(o) => format!(
-                " of the same processes ({}, pids {})",
-                o.comm,
-                super::pids(&v.owners)
-            ),
+        let whose = match v.process() {
+            Some(p) if v.owners.len() == 1 => format!(" of the same process ({p})"),
+            Some(p) => format!(" of the same processes ({p})"),
             None => " (their processes are unknown)".to_string(),
         };
         let figures = if is_queue_rule(id) {
