@@ -119,7 +119,7 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
 }
 
 /// Up to this many listeners, doctor names the process of each; beyond, only of those with
-/// findings: reading /proc/*/fd costs about 10 us per descriptor (benches/vs_ss.sh).
+/// findings: reading /proc/*/fd costs about 2.5 us per descriptor (benches/sample_cost.rs).
 const NAME_ALL_UP_TO: usize = 64;
 
 fn name_processes(snap: &mut model::Snapshot) {

@@ -122,20 +122,14 @@ fn sockets_of(
     let mut names = std::fs::read_dir(&path)
         .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
         .filter_map(|e| Some(e.ok()?.file_name()));
-    let read = |names: &[OsString]| -> Vec<u64> {
-        names
-            .iter()
-            .filter_map(|n| socket_inode(&readlinkat(&dir, n.as_os_str()).ok()?))
-            .filter(|i| wanted.contains(i))
-            .collect()
+    // A wanted listener behind this descriptor; an error is a descriptor closed meanwhile.
+    let wanted_inode = |n: &OsString| {
+        socket_inode(&readlinkat(&dir, n.as_os_str()).ok()?).filter(|i| wanted.contains(i))
     };
+    let read = |names: &[OsString]| -> Vec<u64> { names.iter().filter_map(wanted_inode).collect() };
     let mut mine = Vec::new();
     for n in names.by_ref().take(SERIAL_FDS) {
-        // An error is a descriptor closed meanwhile.
-        let Ok(target) = readlinkat(&dir, n.as_os_str()) else {
-            continue;
-        };
-        if let Some(inode) = socket_inode(&target).filter(|i| wanted.contains(i)) {
+        if let Some(inode) = wanted_inode(&n) {
             mine.push(inode);
             missing.remove(&inode);
             if missing.is_empty() {
