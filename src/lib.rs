@@ -324,9 +324,23 @@ fn terminal_rows() -> usize {
 /// Narrows a recorded snapshot to the given targets, as if it had been recorded with them.
 fn restrict(snap: &mut model::Snapshot, targets: &[cli::Target]) {
     snap.targets = targets.iter().map(|t| t.to_string()).collect();
+    let ports: std::collections::HashSet<u16> = targets.iter().map(|t| t.port).collect();
+    let mut others: Vec<std::net::SocketAddr> = std::mem::take(&mut snap.other_addresses);
     for s in &mut snap.samples {
+        others.extend(
+            s.listeners
+                .iter()
+                .filter(|l| {
+                    ports.contains(&l.local.port()) && !targets.iter().any(|t| t.matches(l))
+                })
+                .map(|l| l.local),
+        );
         s.listeners.retain(|l| targets.iter().any(|t| t.matches(l)));
     }
+    others.retain(|a| ports.contains(&a.port()));
+    others.sort();
+    others.dedup();
+    snap.other_addresses = others;
     let inodes: Vec<u64> = snap
         .samples
         .iter()

@@ -45,6 +45,10 @@ pub struct Snapshot {
     /// What could not be read, and why. Partial data is data.
     #[serde(default)]
     pub gaps: Vec<Gap>,
+    /// Listeners on a target's port at an address no target matches, from the first sample:
+    /// what `not-listening` names when `10.0.0.1:8000` is asked for and `127.0.0.1:8000` listens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_addresses: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,6 +63,13 @@ pub struct Netns {
     /// Its names under /run/netns (`ip netns add NAME`), if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// The process it was entered by (`--pid PID`, or a process found in it by
+    /// `--all-netns`): fixes run their commands there with `nsenter -t PID -n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// The nsfs path it was entered by (`--netns PATH`), when it has no name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The sysctls that decide listen-queue behaviour, each absent when unreadable.

@@ -156,6 +156,7 @@ impl Recorder {
             owners: Vec::new(),
             samples: Vec::new(),
             gaps,
+            other_addresses: Vec::new(),
         };
         Ok(Recorder {
             ports: scope.ports(),
@@ -211,11 +212,14 @@ impl Recorder {
         })?;
         self.snap.samples_taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
-        let listeners: Vec<Listener> = dump
+        let (listeners, others): (Vec<Listener>, Vec<Listener>) = dump
             .listeners
             .into_iter()
-            .filter(|l| self.scope.contains(l))
-            .collect();
+            .partition(|l| self.scope.contains(l));
+        if self.snap.samples_taken == 1 {
+            // The kernel filtered by port: the rest listen on a target's port elsewhere.
+            self.snap.other_addresses = others.iter().map(|l| l.local).collect();
+        }
         let changed = self.snap.samples.last().is_none_or(|prev| {
             prev.listeners.len() != listeners.len()
                 || prev

@@ -2,6 +2,7 @@
 //! every decision was taken by `doctor`. Writing goes through `&mut dyn Write` so a closed pipe
 //! surfaces as an error value (handled in `main`) and output is testable into a `Vec<u8>`.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, Table, presets};
@@ -80,14 +81,14 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
         }
     }
     // Sockets of an SO_REUSEPORT group share the address: name the socket too.
-    let mut per_addr: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut per_addr: HashMap<String, usize> = HashMap::new();
+    let mut printed = HashSet::new();
     for v in &r.listeners {
         *per_addr.entry(v.local.to_string()).or_default() += 1;
     }
     // On a big host one rule can fire on thousands of listeners: the first few are printed in
     // full, the rest listed by address (all are in --json).
-    let mut shown: std::collections::HashMap<(RuleId, Severity), usize> =
-        std::collections::HashMap::new();
+    let mut shown: HashMap<(RuleId, Severity), usize> = HashMap::new();
     let mut held: Vec<&Finding> = Vec::new();
     for f in &r.findings {
         let n = shown.entry((f.id, f.severity)).or_default();
@@ -97,11 +98,7 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
             continue;
         }
         writeln!(w)?;
-        let shared = f
-            .listener
-            .as_ref()
-            .is_some_and(|l| per_addr.get(l).is_some_and(|n| *n > 1));
-        finding(w, f, shared, color)?;
+        finding(w, f, &per_addr, &mut printed, color)?;
     }
     let mut rules: Vec<(RuleId, Severity)> = held.iter().map(|f| (f.id, f.severity)).collect();
     rules.dedup();
@@ -200,16 +197,26 @@ fn listener_table(listeners: &[&ListenerView]) -> Table {
     t
 }
 
-fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Result<()> {
+/// One finding. `shared`: addresses that several sockets (SO_REUSEPORT) share, named with
+/// their inode. `printed`: plans whose steps an earlier finding printed in full.
+fn finding(
+    w: &mut dyn Write,
+    f: &Finding,
+    shared: &HashMap<String, usize>,
+    printed: &mut HashSet<usize>,
+    color: bool,
+) -> io::Result<()> {
     let label = format!("{:<8}", severity_word(f.severity));
-    let mut whom = f
+    let name = |addr: &str, inode: Option<u64>| match inode {
+        Some(i) if shared.get(addr).is_some_and(|n| *n > 1) => format!("{addr} (socket inode {i})"),
+        _ => addr.to_string(),
+    };
+    let whom = f
         .listener
-        .as_ref()
-        .map(|l| format!("  {l}"))
+        .as_deref()
+        .or(f.target.as_deref())
+        .map(|l| format!("  {}", name(l, f.inode)))
         .unwrap_or_default();
-    if let (true, Some(inode)) = (shared, f.inode) {
-        whom.push_str(&format!(" (socket inode {inode})"));
-    }
     writeln!(
         w,
         "{} {}{whom}",
@@ -218,11 +225,13 @@ fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Res
     )?;
     wrap(w, &f.summary, "  ")?;
     if f.listeners.len() > 1 {
-        wrap(
-            w,
-            &format!("Listeners: {}", address_list(&f.listeners)),
-            "  ",
-        )?;
+        let named: Vec<String> = f
+            .listeners
+            .iter()
+            .zip(f.inodes.iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(l, i)| name(l, i.copied()))
+            .collect();
+        wrap(w, &format!("Listeners: {}", address_list(&named)), "  ")?;
     }
     if !f.evidence.is_empty() {
         let ev: Vec<String> = f
@@ -232,7 +241,24 @@ fn finding(w: &mut dyn Write, f: &Finding, shared: bool, color: bool) -> io::Res
             .collect();
         wrap(w, &format!("Evidence: {}", ev.join("; ")), "  ")?;
     }
-    match f.fix.as_slice() {
+    if let Some(plan) = f.fix.plan
+        && !printed.insert(plan)
+    {
+        let target = f
+            .fix
+            .target_backlog
+            .map(|n| format!(" (backlog {n})"))
+            .unwrap_or_default();
+        return wrap(
+            w,
+            &format!(
+                "Fix: the same plan as above for {}{target}.",
+                f.listener.as_deref().unwrap_or("it")
+            ),
+            "  ",
+        );
+    }
+    match f.fix.text.as_slice() {
         [] => {}
         [one] => wrap(w, &format!("Fix: {one}"), "  ")?,
         many => {

@@ -162,7 +162,7 @@ fn fix_names_the_runtime_knob() {
         .unwrap();
     assert!(f.summary.contains("default"), "{}", f.summary);
     assert!(
-        f.fix.iter().any(|x| x.contains("request_queue_size")),
+        f.fix.text.iter().any(|x| x.contains("request_queue_size")),
         "{:?}",
         f.fix
     );

@@ -1,13 +1,17 @@
 //! The diagnosis: a pure function from a `Snapshot` to a `Report`. No clock, no files, no
 //! environment: a live run and `doctor --from FILE` give equal findings for equal data, and
-//! every rule is testable from a recorded fixture. Kernel facts behind each rule are in
-//! ../shared/KERNEL.md; the rules cite the section they rest on.
+//! every rule is testable from a recorded fixture. Four steps, four homes: classification and
+//! grouping (`rules.rs`), the remedy plan (`remedy.rs`, with `runtime.rs`), and the words
+//! (`words.rs`). Kernel facts behind each rule are in docs/kernel.md; the rules cite the
+//! section they rest on.
 
-mod advice;
+pub mod remedy;
 mod rules;
+pub mod runtime;
+mod words;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
@@ -69,21 +73,106 @@ pub struct Evidence {
 pub struct Finding {
     pub id: RuleId,
     pub severity: Severity,
-    /// `local` address of the listener concerned; None for the namespace as a whole.
+    /// `local` address of the listener concerned (the example of a group); None for the
+    /// namespace as a whole.
     pub listener: Option<String>,
     /// Socket inode of that listener: tells apart the sockets of an SO_REUSEPORT group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
+    /// `not-listening`: the TARGET nothing listens on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Every listener the finding covers, `listener` first: listeners alike (same rule, backlog
-    /// and processes) share one finding. Empty for the namespace as a whole.
+    /// and processes) share one finding. Empty when it concerns no listener.
     pub listeners: Vec<String>,
-    /// Socket inodes of `listeners`, in the same order (for naming their processes).
-    #[serde(skip)]
+    /// Socket inodes of `listeners`, in the same order.
     pub inodes: Vec<u64>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
-    /// Steps, most effective first.
-    pub fix: Vec<String>,
+    pub fix: Fix,
+    /// What the rule found, typed; `summary` is its words.
+    #[serde(skip)]
+    pub fact: Fact,
+}
+
+/// What to do about a finding: the steps of the listener's plan (the same for every finding
+/// about it), or the namespace's own steps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Fix {
+    /// Index into `Report::plans`; None for findings about the namespace as a whole.
+    pub plan: Option<usize>,
+    /// The plan's backlog, when it raises one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_backlog: Option<u32>,
+    pub steps: Vec<remedy::Step>,
+    /// The steps as sentences, for people: one per step, commands in backticks.
+    pub text: Vec<String>,
+}
+
+/// What a rule found, with the numbers its words need. No text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Fact {
+    #[default]
+    None,
+    NotListening {
+        target: String,
+        ip: Option<IpAddr>,
+        elsewhere: Vec<SocketAddr>,
+    },
+    Overflow {
+        seen: QueueSeen,
+    },
+    Dropped {
+        earlier: u32,
+    },
+    High,
+    Capped {
+        somaxconn: u32,
+    },
+    ChangedAfterListen {
+        somaxconn: u32,
+    },
+    SmallAppBacklog {
+        somaxconn: u32,
+        /// The runtime whose default the backlog is.
+        runtime_default: Option<&'static str>,
+    },
+    NamespaceOverflow {
+        overflows: u64,
+        whose: Whose,
+    },
+    SynQueueDropped {
+        dropped: u64,
+    },
+    SynQueueCookies {
+        cookies: u64,
+    },
+    SynQueueFullNow,
+    Clients {
+        accept_overflow: bool,
+    },
+    SyncookiesDisabled,
+    ReuseportImbalance {
+        sockets: usize,
+        roomy: usize,
+    },
+}
+
+/// How an overflow was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueSeen {
+    FullInWindow,
+    FullNow,
+    /// Drops rose (by this many) while ListenOverflows did.
+    DropsRose(u32),
+}
+
+/// Which listener a namespace-wide overflow must have come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    OutsideScope,
+    DropsUnknown,
+    ClosedOrHidden,
 }
 
 /// One listener over the window, as the rules and the renderers see it.
@@ -140,7 +229,24 @@ impl ListenerView {
 
     /// Percentage of the queue's capacity (B+1) reached at the peak.
     pub fn peak_fill_pct(&self) -> u32 {
-        (u64::from(self.recv_q_peak) * 100 / (u64::from(self.send_q) + 1)) as u32
+        let pct = u64::from(self.recv_q_peak) * 100 / (u64::from(self.send_q) + 1);
+        u32::try_from(pct).unwrap_or(u32::MAX)
+    }
+
+    /// The capacity of the accept queue, B+1 (`sk_acceptq_is_full` compares with `>`).
+    pub fn capacity(&self) -> u64 {
+        u64::from(self.send_q) + 1
+    }
+
+    /// The peak reached 80% of the capacity (and at least 2): nearly full.
+    pub fn nearly_full(&self) -> bool {
+        let mark = (self.capacity() * 80).div_ceil(100).max(2);
+        u64::from(self.recv_q_peak) >= mark
+    }
+
+    /// The peak reached half of the capacity.
+    pub fn half_full(&self) -> bool {
+        u64::from(self.recv_q_peak) * 2 >= self.capacity()
     }
 }
 
@@ -148,6 +254,9 @@ impl ListenerView {
 pub struct Report {
     pub verdict: Severity,
     pub findings: Vec<Finding>,
+    /// One remedy plan per listener (or group of alike listeners) with a finding; findings
+    /// refer to them by index (`fix.plan`).
+    pub plans: Vec<remedy::Plan>,
     pub listeners: Vec<ListenerView>,
     pub targets: Vec<String>,
     /// Length of the observation, ms; 0 for a single sample (no deltas).
@@ -162,11 +271,12 @@ pub struct Report {
 /// The whole diagnosis. Pure.
 pub fn diagnose(snap: &Snapshot) -> Report {
     let listeners = views(snap);
-    let mut findings = rules::run(snap, &listeners);
+    let (mut findings, mut plans) = rules::run(snap, &listeners);
     for f in findings.iter_mut().filter(|f| f.listeners.is_empty()) {
         f.listeners.extend(f.listener.clone());
         f.inodes.extend(f.inode);
     }
+    words::fill(snap, &listeners, &mut findings, &mut plans);
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -181,6 +291,7 @@ pub fn diagnose(snap: &Snapshot) -> Report {
     Report {
         verdict,
         findings,
+        plans,
         listeners,
         targets: snap.targets.clone(),
         window_ms: snap.window_us() / 1000,

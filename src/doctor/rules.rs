@@ -1,21 +1,26 @@
-//! The rules. Each reads the snapshot (through the listener views) and returns findings; none
-//! does I/O. Thresholds:
+//! The rules: classification and grouping. Each listener is classified into typed facts (no
+//! text), listeners alike (same classification, backlog and processes) are grouped, each
+//! group gets one remedy plan (`remedy.rs`), and every finding of the group refers to it. The
+//! words come last (`words.rs`). No I/O. Thresholds:
 //! - overflow during the window: the accept queue was seen full (Recv-Q > Send-Q), or the
 //!   listener's sk_drops rose while TcpExt ListenOverflows rose (sk_drops alone also counts
-//!   other discards, KERNEL.md §4); with ListenOverflows unknown, a sk_drops rise is enough;
+//!   other discards, docs/kernel.md §4); with ListenOverflows unknown, a sk_drops rise is enough;
 //! - high: a peak of at least 80% of the queue's capacity B+1 (and at least 2) without overflow;
 //! - small application backlog: B < 128 while somaxconn would have allowed more;
-//! - capped by somaxconn: B == somaxconn, worth a warning when the listener is in trouble or
-//!   somaxconn is below the modern default 4096 (KERNEL.md §5);
+//! - capped by somaxconn: B == somaxconn, a problem when somaxconn is below the modern default
+//!   4096 (§5) or the listener overflowed or came close in the window — never for drops of the
+//!   past alone, which no backlog can undo;
 //! - reuseport imbalance: in a group sharing address and port, one socket overflowed while
 //!   another peaked below half of its capacity.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 
 use serde_json::json;
 
-use super::advice::{self, Runtime};
-use super::{Evidence, Finding, ListenerView, RuleId, Severity};
+use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
+use super::runtime::{self, Runtime};
+use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
 use crate::cli::Target;
 use crate::model::Snapshot;
 
@@ -26,44 +31,68 @@ const REQQ_FULL_COOKIES: &str = "TcpExt:TCPReqQFullDoCookies";
 const SYNCOOKIES_RECV: &str = "TcpExt:SyncookiesRecv";
 const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
 const OUT_RSTS: &str = "Tcp:OutRsts";
-const MODERN_SOMAXCONN: u32 = 4096;
 const SMALL_BACKLOG: u32 = 128;
 
-pub fn run(snap: &Snapshot, views: &[ListenerView]) -> Vec<Finding> {
+/// Findings and the plans they refer to.
+pub fn run(snap: &Snapshot, views: &[ListenerView]) -> (Vec<Finding>, Vec<Plan>) {
     let ctx = Ctx {
         snap,
         windowed: snap.window_us() > 0,
+        holder: snap.owners.iter().map(|o| o.pid).min(),
     };
     let mut out = Vec::new();
+    let mut plans = Vec::new();
     not_listening(&ctx, views, &mut out);
-    // Per-listener rules: each listener is classified first, without writing any text; then
-    // one finding is written per group of listeners alike (same rule, backlog and processes),
-    // so that 10,000 listeners of one proxy cost one finding, not 10,000.
+    let syn_full: HashSet<u64> = views
+        .iter()
+        .filter(|v| v.syn_recv_peak > v.send_q)
+        .map(|v| v.inode)
+        .collect();
+    // Classify every listener, then group the alike: 10,000 listeners of one proxy make one
+    // finding and one plan, not 10,000.
     let mut overflowing = Vec::new();
-    let mut groups: Vec<(RuleId, Vec<&ListenerView>)> = Vec::new();
-    let mut index: HashMap<(RuleId, u32, Vec<u32>), usize> = HashMap::new();
+    let mut groups: Vec<(Class, Vec<&ListenerView>)> = Vec::new();
+    let mut index: HashMap<(Class, u32, Vec<u32>), usize> = HashMap::new();
     for v in views {
-        let queue = accept_queue_state(&ctx, v);
-        if queue == Some(RuleId::AcceptQueueOverflow) {
+        let class = classify(&ctx, v, syn_full.contains(&v.inode));
+        if class.queue == Some(RuleId::AcceptQueueOverflow) {
             overflowing.push(v);
         }
-        for id in [queue, backlog_state(&ctx, v)].into_iter().flatten() {
-            let key = (id, v.send_q, v.owner_pids());
-            match index.get(&key) {
-                Some(&i) => groups[i].1.push(v),
-                None => {
-                    index.insert(key, groups.len());
-                    groups.push((id, vec![v]));
-                }
+        if class.queue.is_none() && class.backlog.is_none() && !class.syn_full {
+            continue;
+        }
+        let key = (class, v.send_q, v.owner_pids());
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push(v),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((class, vec![v]));
             }
         }
     }
-    for (id, group) in &groups {
-        out.push(group_finding(&ctx, *id, group));
+    let mut plan_of: HashMap<u64, usize> = HashMap::new();
+    for (class, group) in &mut groups {
+        rank(class.queue, group);
+        let plan = remedy::plan(
+            plans.len(),
+            group,
+            class.needs(),
+            &snap.sysctls,
+            &snap.netns,
+            ctx.holder,
+        );
+        for v in group.iter() {
+            plan_of.insert(v.inode, plan.id);
+        }
+        for id in [class.queue, class.backlog].into_iter().flatten() {
+            out.push(group_finding(&ctx, id, group, &plan));
+        }
+        plans.push(plan);
     }
     namespace_overflow(&ctx, views, &overflowing, &mut out);
-    let syn = syn_queue(&ctx, views);
-    let accept_overflow = out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow);
+    let syn = syn_queue(&ctx, views, &plans, &plan_of);
+    let accept_overflow =
+        !overflowing.is_empty() || out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow);
     let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
     out.extend(syn);
     if accept_overflow || syn_overflow {
@@ -72,14 +101,17 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> Vec<Finding> {
     if ctx.snap.sysctls.tcp_syncookies == Some(0) {
         out.push(syncookies_disabled(&ctx));
     }
-    reuseport(views, &overflowing, &mut out);
-    out
+    reuseport(&ctx, views, &overflowing, &mut out);
+    (out, plans)
 }
 
 struct Ctx<'a> {
     snap: &'a Snapshot,
     /// More than one sample over a non-zero window: deltas mean something.
     windowed: bool,
+    /// The lowest PID holding a listener: every command of the report enters the namespace
+    /// through the same process when it has no name.
+    holder: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -91,17 +123,58 @@ impl Ctx<'_> {
         }
     }
 
-    fn window_text(&self) -> String {
-        let ms = self.snap.window_us() / 1000;
-        if ms >= 1000 {
-            format!("{:.1} s", ms as f64 / 1000.0)
-        } else {
-            format!("{ms} ms")
-        }
-    }
-
     fn somaxconn(&self) -> Option<u32> {
         self.snap.sysctls.somaxconn
+    }
+
+    fn step(&self, action: Action) -> remedy::Step {
+        remedy::namespace_step(action, &self.snap.netns, self.holder)
+    }
+}
+
+/// What the rules decided about one listener: typed, comparable, hashable (the grouping key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Class {
+    /// accept-queue-overflow, -dropped or -high.
+    queue: Option<RuleId>,
+    /// somaxconn-changed-after-listen, backlog-capped-by-somaxconn or small-app-backlog.
+    backlog: Option<RuleId>,
+    /// Its SYN queue was seen full (SYN_RECV > B).
+    syn_full: bool,
+    /// It has dropped (sk_drops > 0), now or before.
+    dropped: bool,
+}
+
+impl Class {
+    fn needs(&self) -> Needs {
+        Needs {
+            raise: self.syn_full
+                || matches!(
+                    self.queue,
+                    Some(RuleId::AcceptQueueOverflow | RuleId::AcceptQueueHigh)
+                )
+                || matches!(
+                    self.backlog,
+                    Some(RuleId::BacklogCappedBySomaxconn | RuleId::SmallAppBacklog)
+                ),
+            accept_faster: self.queue == Some(RuleId::AcceptQueueOverflow),
+            keep_above_somaxconn: self.backlog == Some(RuleId::SomaxconnChangedAfterListen),
+            dropped: self.dropped,
+        }
+    }
+}
+
+fn classify(ctx: &Ctx, v: &ListenerView, syn_full: bool) -> Class {
+    let queue = accept_queue_state(ctx, v);
+    let in_trouble_now = matches!(
+        queue,
+        Some(RuleId::AcceptQueueOverflow | RuleId::AcceptQueueHigh)
+    ) || syn_full;
+    Class {
+        queue,
+        backlog: backlog_state(ctx, v, in_trouble_now),
+        syn_full,
+        dropped: v.drops.is_some_and(|d| d > 0),
     }
 }
 
@@ -113,21 +186,33 @@ fn ev(name: impl Into<String>, value: serde_json::Value, source: &'static str) -
     }
 }
 
-fn finding(id: RuleId, severity: Severity, v: Option<&ListenerView>, summary: String) -> Finding {
+fn finding(id: RuleId, severity: Severity, v: Option<&ListenerView>, fact: Fact) -> Finding {
     Finding {
         id,
         severity,
         listener: v.map(|v| v.local.to_string()),
         inode: v.map(|v| v.inode),
+        target: None,
         listeners: Vec::new(),
         inodes: Vec::new(),
-        summary,
+        summary: String::new(),
         evidence: Vec::new(),
-        fix: Vec::new(),
+        fix: Fix::default(),
+        fact,
     }
 }
 
-/// KERNEL.md §1: with nothing bound, the SYN is answered with RST.
+/// Every finding about a listener carries the steps of its plan.
+fn fix_of(plan: &Plan) -> Fix {
+    Fix {
+        plan: Some(plan.id),
+        target_backlog: plan.backlog.target,
+        steps: plan.steps.clone(),
+        text: Vec::new(),
+    }
+}
+
+/// docs/kernel.md §3: with nothing bound, the SYN is answered with RST.
 fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
     for raw in &ctx.snap.targets {
         let Ok(t) = Target::parse(raw) else { continue };
@@ -139,25 +224,35 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
         if seen {
             continue;
         }
+        // Listeners on that port at other addresses: recorded beside the scope, or in it for
+        // another target.
+        let mut elsewhere: Vec<SocketAddr> = ctx
+            .snap
+            .other_addresses
+            .iter()
+            .copied()
+            .chain(views.iter().map(|v| v.local))
+            .filter(|a| a.port() == t.port)
+            .collect();
+        elsewhere.sort();
+        elsewhere.dedup();
         let mut f = finding(
             RuleId::NotListening,
             Severity::Critical,
             None,
-            format!(
-                "nothing listens on {t} in this network namespace: clients get \"Connection refused\" \
-                 at once (an RST to their SYN), not resets of accepted connections or timeouts"
-            ),
+            Fact::NotListening {
+                target: t.to_string(),
+                ip: t.ip,
+                elsewhere: elsewhere.clone(),
+            },
         );
-        f.listener = Some(t.to_string());
+        f.target = Some(t.to_string());
         f.evidence.push(ev(
-            "listeners on this port",
-            json!(views.iter().filter(|v| v.local.port() == t.port).count()),
+            format!("listeners on port {} at other addresses", t.port),
+            json!(elsewhere.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
             "inet_diag",
         ));
-        f.fix.push(format!(
-            "start the server, or check its port and bind address (a server bound to 127.0.0.1 is not reachable on {t} \
-             from elsewhere); if it runs in a container, diagnose inside that container's network namespace"
-        ));
+        f.fix.steps.push(ctx.step(Action::StartServer));
         out.push(f);
     }
 }
@@ -169,26 +264,31 @@ fn is_queue_rule(id: RuleId) -> bool {
     )
 }
 
-/// The finding of a group of listeners alike, written for one of them and naming the others.
-/// Queue findings are written for the worst listener (most drops, then fullest), which comes
-/// first; configuration findings, alike for all, for the first.
-fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
-    let mut group = group.to_vec();
-    if is_queue_rule(id) {
-        let worst = (0..group.len())
-            .max_by_key(|&i| {
-                let v = group[i];
-                (
-                    v.drops_delta.unwrap_or(0),
-                    v.drops.unwrap_or(0),
-                    v.recv_q_peak,
-                    std::cmp::Reverse(i),
-                )
-            })
-            .unwrap_or(0);
-        let first = group.remove(worst);
-        group.insert(0, first);
-    }
+/// Puts the group's example first: the worst by the queue rule's own measure (overflow: drops
+/// in the window, then since listen, then peak; dropped: drops before the window, then peak;
+/// high: peak). Configuration-only groups keep their order.
+fn rank(queue: Option<RuleId>, group: &mut [&ListenerView]) {
+    let key = |v: &ListenerView| -> (u32, u32, u32) {
+        match queue {
+            Some(RuleId::AcceptQueueOverflow) => (
+                v.drops_delta.unwrap_or(0),
+                v.drops.unwrap_or(0),
+                v.recv_q_peak,
+            ),
+            Some(RuleId::AcceptQueueDropped) => (earlier_drops(v).unwrap_or(0), v.recv_q_peak, 0),
+            Some(_) => (v.peak_fill_pct(), v.recv_q_peak, 0),
+            None => (0, 0, 0),
+        }
+    };
+    let worst = (0..group.len())
+        .max_by_key(|&i| (key(group[i]), std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    group[..=worst].rotate_right(1);
+}
+
+/// The finding of a group of listeners alike, written for its example (first) and naming
+/// the others.
+fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView], plan: &Plan) -> Finding {
     let v = group[0];
     let mut f = if is_queue_rule(id) {
         accept_queue(ctx, v, id)
@@ -197,22 +297,8 @@ fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView]) -> Finding {
     };
     f.listeners = group.iter().map(|v| v.local.to_string()).collect();
     f.inodes = group.iter().map(|v| v.inode).collect();
+    f.fix = fix_of(plan);
     if group.len() > 1 {
-        let whose = match v.process() {
-            Some(p) if v.owners.len() == 1 => format!(" of the same process ({p})"),
-            Some(p) => format!(" of the same processes ({p})"),
-            None => " (their processes are unknown)".to_string(),
-        };
-        let figures = if is_queue_rule(id) {
-            "; the figures above are the worst one's, each listener's own are in --json"
-        } else {
-            ""
-        };
-        f.summary.push_str(&format!(
-            " The same finding applies to {} other listener(s){whose} with the same backlog of {}{figures}.",
-            group.len() - 1,
-            v.send_q
-        ));
         f.evidence.push(ev(
             "listeners with this finding",
             json!(group.len()),
@@ -237,18 +323,13 @@ fn earlier_drops(v: &ListenerView) -> Option<u32> {
         .filter(|d| *d > 0)
 }
 
-/// A peak from which a queue counts as nearly full: 80% of its capacity B+1, at least 2.
-fn high_mark(v: &ListenerView) -> u32 {
-    ((u64::from(v.send_q) + 1) * 80).div_ceil(100).max(2) as u32
-}
-
 /// Which accept-queue rule, if any, a listener falls under.
 fn accept_queue_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
     if overflowed(ctx, v) {
         Some(RuleId::AcceptQueueOverflow)
     } else if earlier_drops(v).is_some() {
         Some(RuleId::AcceptQueueDropped)
-    } else if v.recv_q_peak >= high_mark(v) {
+    } else if v.nearly_full() {
         Some(RuleId::AcceptQueueHigh)
     } else {
         None
@@ -256,8 +337,6 @@ fn accept_queue_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
 }
 
 fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
-    let overflows = ctx.delta(LISTEN_OVERFLOWS);
-    let cap = v.send_q + 1;
     let mut evidence = vec![
         ev(
             "Recv-Q peak",
@@ -284,117 +363,42 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
             "sk_drops via SK_MEMINFO_DROPS, counts segments",
         ));
     }
-    if id == RuleId::AcceptQueueOverflow {
-        if let Some(o) = overflows {
-            evidence.push(ev(
-                LISTEN_OVERFLOWS,
-                json!(o),
-                "/proc/net/netstat, rise in this namespace",
-            ));
+    let (severity, fact) = match id {
+        RuleId::AcceptQueueOverflow => {
+            if let Some(o) = ctx.delta(LISTEN_OVERFLOWS) {
+                evidence.push(ev(
+                    LISTEN_OVERFLOWS,
+                    json!(o),
+                    "/proc/net/netstat, rise in this namespace",
+                ));
+            }
+            let seen = match (v.full_seen, ctx.windowed) {
+                (true, true) => QueueSeen::FullInWindow,
+                (true, false) => QueueSeen::FullNow,
+                (false, _) => QueueSeen::DropsRose(v.drops_delta.unwrap_or(0)),
+            };
+            (Severity::Critical, Fact::Overflow { seen })
         }
-        let how = match (v.full_seen, ctx.windowed) {
-            (true, true) => format!(
-                "its accept queue was full (Recv-Q reached {} = B+1) during the {} window",
-                v.recv_q_peak,
-                ctx.window_text()
-            ),
-            (true, false) => format!(
-                "its accept queue is full now (Recv-Q {} = B+1)",
-                v.recv_q_peak
-            ),
-            (false, _) => format!(
-                "it dropped {} segment(s) during the {} window while ListenOverflows rose",
-                v.drops_delta.unwrap_or(0),
-                ctx.window_text()
-            ),
-        };
-        let mut f = finding(
-            RuleId::AcceptQueueOverflow,
-            Severity::Critical,
-            Some(v),
-            format!(
-                "{} loses connection attempts to accept-queue overflow: {how}. With B = {} only {cap} \
-                 established connections can wait for accept(); the rest are dropped.",
-                v.label(),
-                v.send_q
-            ),
-        );
-        f.evidence = evidence;
-        f.fix = queue_fix(ctx, v, true);
-        return f;
-    }
-    if let (RuleId::AcceptQueueDropped, Some(total)) = (id, earlier_drops(v)) {
-        let mut f = finding(
-            RuleId::AcceptQueueDropped,
+        RuleId::AcceptQueueDropped => (
             Severity::Warning,
-            Some(v),
-            format!(
-                "{} dropped {total} segment(s) before this observation, none {}: a burst has probably \
-                 overflowed it before. sk_drops counts every segment dropped at the listener (SYNs and \
-                 their retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients.",
-                v.label(),
-                if ctx.windowed {
-                    format!("during the {} window", ctx.window_text())
-                } else {
-                    "that this single sample can time".into()
-                }
-            ),
-        );
-        f.evidence = evidence;
-        f.fix = queue_fix(ctx, v, false);
-        return f;
-    }
-    let mut f = finding(
-        RuleId::AcceptQueueHigh,
-        Severity::Warning,
-        Some(v),
-        format!(
-            "{} came close to overflowing: Recv-Q peaked at {} of {cap} ({}%), without drops.",
-            v.label(),
-            v.recv_q_peak,
-            v.peak_fill_pct()
+            Fact::Dropped {
+                earlier: earlier_drops(v).unwrap_or(0),
+            },
         ),
-    );
+        _ => (Severity::Warning, Fact::High),
+    };
+    let mut f = finding(id, severity, Some(v), fact);
     f.evidence = evidence;
-    f.fix = queue_fix(ctx, v, false);
     f
 }
 
-/// Fix steps for a queue that is too small or drained too slowly (KERNEL.md §8, in order).
-fn queue_fix(ctx: &Ctx, v: &ListenerView, overflowing: bool) -> Vec<String> {
-    let runtime = advice::runtime_of(&v.owners);
-    let target = advice::recommended_backlog(v.send_q);
-    let mut fix = Vec::new();
-    if ctx.somaxconn().is_none_or(|s| s < target) {
-        fix.push(advice::somaxconn_fix(&ctx.snap.netns, target));
-    }
-    fix.push(format!(
-        "have the application ask for a backlog of {target}: {}",
-        advice::backlog_knob(runtime, target)
-    ));
-    fix.push(
-        "restart the server (or make it call listen() again): the backlog is fixed at listen() time, \
-         so neither change reaches a socket that is already listening"
-            .to_string(),
-    );
-    if overflowing {
-        fix.push(
-            "make accept() keep up: a dedicated acceptor thread, no work on the accept path, enough workers; \
-             a backlog only absorbs bursts, and if arrivals outrun accept() any queue fills"
-                .to_string(),
-        );
-    }
-    fix
-}
-
-/// Which backlog-size rule, if any, a listener falls under.
-fn backlog_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
+/// Which backlog-size rule, if any, a listener falls under. `in_trouble_now`: it overflowed,
+/// came close, or had a full SYN queue in the window.
+fn backlog_state(ctx: &Ctx, v: &ListenerView, in_trouble_now: bool) -> Option<RuleId> {
     let somaxconn = ctx.somaxconn()?;
-    let troubled =
-        v.full_seen || v.drops.is_some_and(|d| d > 0) || v.recv_q_peak * 5 >= (v.send_q + 1) * 4;
     if v.send_q > somaxconn {
         Some(RuleId::SomaxconnChangedAfterListen)
-    } else if v.send_q == somaxconn && (troubled || somaxconn < MODERN_SOMAXCONN) {
+    } else if v.send_q == somaxconn && (in_trouble_now || somaxconn < MODERN_SOMAXCONN) {
         Some(RuleId::BacklogCappedBySomaxconn)
     } else if v.send_q < SMALL_BACKLOG && v.send_q < somaxconn {
         Some(RuleId::SmallAppBacklog)
@@ -406,83 +410,22 @@ fn backlog_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
 /// The finding of a backlog-size rule that `backlog_state` chose for this listener.
 fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
     let somaxconn = ctx.somaxconn().unwrap_or_default();
-    let runtime = advice::runtime_of(&v.owners);
-    let somax_ev = || ev("net.core.somaxconn", json!(somaxconn), "/proc/sys, now");
-    let b_ev = || ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue");
-    match id {
-        RuleId::SomaxconnChangedAfterListen => {
-            let mut f = finding(
-                RuleId::SomaxconnChangedAfterListen,
-                Severity::Warning,
-                Some(v),
-                format!(
-                    "{} has a backlog of {}, above today's net.core.somaxconn {somaxconn}: it started listening \
-                 before somaxconn was lowered. Its next restart will cut the backlog to {somaxconn}.",
-                    v.label(),
-                    v.send_q
-                ),
-            );
-            f.evidence = vec![b_ev(), somax_ev()];
-            f.fix.push(advice::somaxconn_fix(
-                &ctx.snap.netns,
-                v.send_q.max(MODERN_SOMAXCONN),
-            ));
-            f
-        }
-        RuleId::BacklogCappedBySomaxconn => {
-            let target = advice::recommended_backlog(somaxconn);
-            let mut f = finding(
-                RuleId::BacklogCappedBySomaxconn,
-                Severity::Warning,
-                Some(v),
-                format!(
-                    "The backlog of {} equals net.core.somaxconn ({somaxconn}): whatever the application asked \
-                 listen() for was cut to {somaxconn}{}.",
-                    v.label(),
-                    if somaxconn < MODERN_SOMAXCONN {
-                        format!(", below the modern default of {MODERN_SOMAXCONN}")
-                    } else {
-                        String::new()
-                    }
-                ),
-            );
-            f.evidence = vec![b_ev(), somax_ev()];
-            f.fix.push(advice::somaxconn_fix(&ctx.snap.netns, target));
-            f.fix.push(format!(
-                "make sure the application asks for at least {target}: {}",
-                advice::backlog_knob(runtime, target)
-            ));
-            f.fix.push("then restart the server: somaxconn caps the backlog when listen() is called, not later".into());
-            f
-        }
-        _ => {
-            let default_note = match runtime.zip(runtime.and_then(Runtime::default_backlog)) {
-                Some((r, d)) if d == v.send_q => format!(" — {}'s default", r.name()),
-                _ => String::new(),
-            };
-            let mut f = finding(
-                RuleId::SmallAppBacklog,
-                Severity::Warning,
-                Some(v),
-                format!(
-                    "{} asked listen() for a backlog of only {}{default_note}; net.core.somaxconn ({somaxconn}) \
-                 would allow more. A burst of more than {} simultaneous connects overflows it.",
-                    v.label(),
-                    v.send_q,
-                    v.send_q + 1
-                ),
-            );
-            f.evidence = vec![b_ev(), somax_ev()];
-            let target = advice::recommended_backlog(v.send_q).min(somaxconn.max(SMALL_BACKLOG));
-            f.fix.push(format!(
-                "ask for a larger backlog, e.g. {target}: {}",
-                advice::backlog_knob(runtime, target)
-            ));
-            f.fix
-                .push("restart the server so it calls listen() with the new value".into());
-            f
-        }
-    }
+    let fact = match id {
+        RuleId::SomaxconnChangedAfterListen => Fact::ChangedAfterListen { somaxconn },
+        RuleId::BacklogCappedBySomaxconn => Fact::Capped { somaxconn },
+        _ => Fact::SmallAppBacklog {
+            somaxconn,
+            runtime_default: runtime::runtime_of(&v.owners)
+                .filter(|r| r.fixed_default() == Some(v.send_q))
+                .map(Runtime::name),
+        },
+    };
+    let mut f = finding(id, Severity::Warning, Some(v), fact);
+    f.evidence = vec![
+        ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue"),
+        ev("net.core.somaxconn", json!(somaxconn), "/proc/sys, now"),
+    ];
+    f
 }
 
 /// ListenOverflows rose but no listener in view explains it.
@@ -498,31 +441,21 @@ fn namespace_overflow(
     if !overflowing.is_empty() {
         return;
     }
-    let scoped = !ctx.snap.targets.is_empty();
-    let (severity, whose) = if scoped {
-        (
-            Severity::Warning,
-            "a listener outside the scope (run without TARGET to see all)",
-        )
+    let (severity, whose) = if !ctx.snap.targets.is_empty() {
+        (Severity::Warning, Whose::OutsideScope)
     } else if views.iter().any(|v| v.drops.is_none()) {
-        (
-            Severity::Critical,
-            "a listener whose drops this kernel does not report",
-        )
+        (Severity::Critical, Whose::DropsUnknown)
     } else {
-        (
-            Severity::Critical,
-            "a listener that closed during the window, or one not visible here",
-        )
+        (Severity::Critical, Whose::ClosedOrHidden)
     };
     let mut f = finding(
         RuleId::AcceptQueueOverflow,
         severity,
         None,
-        format!(
-            "TcpExt ListenOverflows rose by {n} during the {} window: {whose} overflowed its accept queue.",
-            ctx.window_text()
-        ),
+        Fact::NamespaceOverflow {
+            overflows: n,
+            whose,
+        },
     );
     f.evidence.push(ev(
         LISTEN_OVERFLOWS,
@@ -536,14 +469,19 @@ fn namespace_overflow(
             "/proc/net/netstat, rise in this namespace",
         ));
     }
-    f.fix.push(
-        "run `backlogctl doctor` without a target and with a longer --window to find it".into(),
-    );
+    f.fix.steps.push(ctx.step(Action::FindOverflowingListener));
     out.push(f);
 }
 
-/// KERNEL.md §1 (SYN queue full ⇔ qlen > B) and §4 (TCPReqQFullDrop / DoCookies).
-fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
+/// docs/kernel.md §1 (SYN queue full ⇔ qlen > B) and §4 (TCPReqQFullDrop / DoCookies). The
+/// SYN queue's limit is B, so the listener's plan (which raises B) is the fix; with cookies
+/// off, turning them on comes first.
+fn syn_queue(
+    ctx: &Ctx,
+    views: &[ListenerView],
+    plans: &[Plan],
+    plan_of: &HashMap<u64, usize>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let cookies = ctx.snap.sysctls.tcp_syncookies;
     let full: Vec<&ListenerView> = views
@@ -554,10 +492,7 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
         [one] => Some(*one),
         _ => None,
     };
-    let whose = who
-        .map(|v| v.label())
-        .unwrap_or_else(|| "a listener in this namespace".into());
-    let syn_ev = |f: &mut Finding| {
+    let with_evidence = |mut f: Finding| {
         for v in &full {
             f.evidence.push(ev(
                 format!("SYN_RECV peak on {}", v.local),
@@ -567,31 +502,38 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
         }
         f.evidence
             .push(ev("net.ipv4.tcp_syncookies", json!(cookies), "/proc/sys"));
+        f.listeners = full.iter().map(|v| v.local.to_string()).collect();
+        f.inodes = full.iter().map(|v| v.inode).collect();
+        // The plan of the listener whose SYN queue was full, when there is one.
+        if let Some(plan) = who.and_then(|v| plan_of.get(&v.inode)).map(|&i| &plans[i]) {
+            let steps = std::mem::take(&mut f.fix.steps);
+            f.fix = fix_of(plan);
+            f.fix.steps.splice(0..0, steps);
+        }
+        f
     };
-    let target_b = who
-        .map(|v| advice::recommended_backlog(v.send_q))
-        .unwrap_or(MODERN_SOMAXCONN);
+    let cookies_on = || {
+        ctx.step(Action::Sysctl {
+            knob: Knob::Syncookies,
+            value: 1,
+        })
+    };
     if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
         let mut f = finding(
             RuleId::SynQueueOverflow,
             Severity::Critical,
             who,
-            format!(
-                "SYNs were dropped because the SYN queue of {whose} was full (TCPReqQFullDrop +{n}), \
-                 SYN cookies being off: those clients retransmit their SYN and connect slowly or time out."
-            ),
+            Fact::SynQueueDropped { dropped: n },
         );
         f.evidence.push(ev(
             REQQ_FULL_DROP,
             json!(n),
             "/proc/net/netstat, rise in this namespace",
         ));
-        syn_ev(&mut f);
-        f.fix.push("`sysctl -w net.ipv4.tcp_syncookies=1` (in the listener's network namespace): a full SYN queue then answers with cookies instead of dropping".into());
-        f.fix.push(format!(
-            "raise the listener's backlog (the SYN queue holds B+1 requests, like the accept queue) to {target_b}, and somaxconn with it; restart"
-        ));
-        out.push(f);
+        if cookies != Some(1) && cookies != Some(2) {
+            f.fix.steps.push(cookies_on());
+        }
+        out.push(with_evidence(f));
     } else if let Some(n) = ctx
         .delta(REQQ_FULL_COOKIES)
         .filter(|n| *n > 0 && cookies == Some(1))
@@ -600,117 +542,61 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
             RuleId::SynQueueOverflow,
             Severity::Warning,
             who,
-            format!(
-                "the SYN queue of {whose} filled up and {n} SYN cookie(s) were sent instead \
-                 (TCPReqQFullDoCookies +{n}): connects still succeed, but a cookie handshake whose final \
-                 ACK meets a full accept queue is dropped without a trace and hangs until room appears, \
-                 and the kernel logs \"Possible SYN flooding\" for what may be a legitimate burst."
-            ),
+            Fact::SynQueueCookies { cookies: n },
         );
         f.evidence.push(ev(
             REQQ_FULL_COOKIES,
             json!(n),
             "/proc/net/netstat, rise in this namespace",
         ));
-        syn_ev(&mut f);
-        f.fix.push(format!("raise the listener's backlog to {target_b} (the SYN queue limit is B, like the accept queue), and somaxconn with it; restart"));
-        out.push(f);
+        out.push(with_evidence(f));
     } else if !ctx.windowed
         && let Some(v) = who
     {
-        let mut f = finding(
+        let f = finding(
             RuleId::SynQueueOverflow,
             Severity::Warning,
             Some(v),
-            format!(
-                "{} has {} half-open handshakes (SYN_RECV) for a backlog of {}: its SYN queue is full now.",
-                v.label(),
-                v.syn_recv_peak,
-                v.send_q
-            ),
+            Fact::SynQueueFullNow,
         );
-        syn_ev(&mut f);
-        f.fix.push(format!(
-            "raise the listener's backlog to {target_b}, keep net.ipv4.tcp_syncookies=1"
-        ));
-        out.push(f);
+        out.push(with_evidence(f));
     }
     out
 }
 
-/// KERNEL.md §3: what the clients of an overflowing listener experience, by setting.
+/// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
 fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: bool) -> Finding {
-    let abort = ctx.snap.sysctls.tcp_abort_on_overflow;
-    let cookies = ctx.snap.sysctls.tcp_syncookies;
-    let retries = ctx.snap.sysctls.tcp_synack_retries.unwrap_or(5);
-    let lifetime: u32 = (0..=retries.min(10)).map(|i| 1u32 << i).sum();
-    let syn_part = "Clients whose SYN arrives while the accept queue is full are dropped silently: they sit in \
-                    SYN_SENT and retransmit the SYN after 1 s and then at growing intervals, so they see connects \
-                    taking seconds, and ETIMEDOUT after about 2 minutes (131 s on recent kernels, 127 s on older \
-                    ones) if the queue never drains.";
-    let cookie_part = if cookies == Some(0) {
-        ""
+    let s = &ctx.snap.sysctls;
+    let abort = s.tcp_abort_on_overflow;
+    let severity = if accept_overflow && abort == Some(1) {
+        Severity::Warning
     } else {
-        " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
-         think they are connected and hang until room appears (forever, for protocols where the server speaks first)."
-    };
-    let (severity, summary) = if !accept_overflow {
-        (
-            Severity::Ok,
-            format!(
-                "What clients see: SYNs dropped from a full SYN queue get no answer, so those clients retransmit \
-                 the SYN after 1 s and then at growing intervals: slow connects, and ETIMEDOUT after about 2 \
-                 minutes if the queue stays full. No resets: net.ipv4.tcp_abort_on_overflow (now {}) only concerns \
-                 final ACKs that meet a full accept queue.",
-                abort
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "unknown".into())
-            ),
-        )
-    } else if abort == Some(1) {
-        (
-            Severity::Warning,
-            format!(
-                "What clients see, with net.ipv4.tcp_abort_on_overflow=1: a client whose final ACK finds the accept \
-                 queue full is answered with RST at once, so connect() succeeds and its first read or write fails \
-                 with \"Connection reset by peer\" (ECONNRESET). {syn_part}{cookie_part}"
-            ),
-        )
-    } else {
-        (
-            Severity::Ok,
-            format!(
-                "What clients see, with net.ipv4.tcp_abort_on_overflow={}: no immediate resets. {syn_part} Clients whose \
-                 final ACK is dropped believe they are connected: their request stalls until the server's SYN-ACK \
-                 retransmission (1, 3, 7, 15, 31 s) finds room; if the handshake expires first (after about {lifetime} s \
-                 with tcp_synack_retries={retries}) their next segment is answered with RST, a late \"Connection reset \
-                 by peer\".{cookie_part}",
-                abort
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "unknown (assumed 0)".into())
-            ),
-        )
+        Severity::Ok
     };
     let mut f = finding(
         RuleId::AbortOnOverflow,
         severity,
-        overflowing.first().copied(),
-        summary,
+        match overflowing {
+            [one] => Some(*one),
+            _ => None,
+        },
+        Fact::Clients { accept_overflow },
     );
-    if overflowing.len() > 1 {
-        f.listener = None;
-        f.inode = None;
-    }
+    f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
+    f.inodes = overflowing.iter().map(|v| v.inode).collect();
     f.evidence.push(ev(
         "net.ipv4.tcp_abort_on_overflow",
         json!(abort),
         "/proc/sys",
     ));
-    f.evidence
-        .push(ev("net.ipv4.tcp_syncookies", json!(cookies), "/proc/sys"));
+    f.evidence.push(ev(
+        "net.ipv4.tcp_syncookies",
+        json!(s.tcp_syncookies),
+        "/proc/sys",
+    ));
     f.evidence.push(ev(
         "net.ipv4.tcp_synack_retries",
-        json!(ctx.snap.sysctls.tcp_synack_retries),
+        json!(s.tcp_synack_retries),
         "/proc/sys",
     ));
     for key in [EMBRYONIC_RSTS, OUT_RSTS, SYNCOOKIES_RECV] {
@@ -719,16 +605,15 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
                 .push(ev(key, json!(d), "/proc/net, rise in this namespace"));
         }
     }
-    if abort == Some(1) {
-        f.fix.push(
-            "keep tcp_abort_on_overflow=1 only if clients or a load balancer retry elsewhere on a reset; otherwise \
-             `sysctl -w net.ipv4.tcp_abort_on_overflow=0` turns the resets back into short stalls; either way, fix \
-             the queue itself"
-                .into(),
-        );
+    let action = if abort == Some(1) {
+        Action::Sysctl {
+            knob: Knob::AbortOnOverflow,
+            value: 0,
+        }
     } else {
-        f.fix.push("fix the queue (see the overflow finding); setting tcp_abort_on_overflow=1 would only turn these stalls into resets".into());
-    }
+        Action::KeepAbortOnOverflow
+    };
+    f.fix.steps.push(ctx.step(action));
     f
 }
 
@@ -737,26 +622,25 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
         RuleId::SyncookiesDisabled,
         Severity::Warning,
         None,
-        format!(
-            "net.ipv4.tcp_syncookies=0: a full SYN queue drops SYNs instead of answering with cookies, and \
-             net.ipv4.tcp_max_syn_backlog ({}) then also limits half-open connections; a burst or a SYN flood \
-             turns into connect timeouts.",
-            ctx.snap
-                .sysctls
-                .tcp_max_syn_backlog
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "unknown".into())
-        ),
+        Fact::SyncookiesDisabled,
     );
     f.evidence
         .push(ev("net.ipv4.tcp_syncookies", json!(0), "/proc/sys"));
-    f.fix.push("`sysctl -w net.ipv4.tcp_syncookies=1` in this network namespace (and in /etc/sysctl.d, or the container's --sysctl, to keep it)".into());
+    f.fix.steps.push(ctx.step(Action::Sysctl {
+        knob: Knob::Syncookies,
+        value: 1,
+    }));
     f
 }
 
-/// KERNEL.md §8.3: SO_REUSEPORT hashes the 4-tuple and ignores how full each queue is.
-fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Vec<Finding>) {
-    let mut groups: HashMap<std::net::SocketAddr, Vec<&ListenerView>> = HashMap::new();
+/// docs/kernel.md §8.3: SO_REUSEPORT hashes the 4-tuple and ignores how full each queue is.
+fn reuseport(
+    ctx: &Ctx,
+    views: &[ListenerView],
+    overflowing: &[&ListenerView],
+    out: &mut Vec<Finding>,
+) {
+    let mut groups: HashMap<SocketAddr, Vec<&ListenerView>> = HashMap::new();
     for v in views {
         groups.entry(v.local).or_default().push(v);
     }
@@ -769,26 +653,21 @@ fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Ve
         if group.len() < 2 {
             continue;
         }
-        let roomy: Vec<&&ListenerView> = group
-            .iter()
-            .filter(|o| o.recv_q_peak * 2 < o.send_q + 1)
-            .collect();
-        if roomy.is_empty() {
+        let roomy = group.iter().filter(|o| !o.half_full()).count();
+        if roomy == 0 {
             continue;
         }
         let mut f = finding(
             RuleId::ReuseportImbalance,
             Severity::Warning,
             Some(v),
-            format!(
-                "{} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed while {} \
-                 stayed below half full. The kernel spreads connections by a hash of the addresses and ports, not \
-                 by how full each queue is, so a slow or stuck process keeps receiving its share.",
-                group.len(),
-                v.local,
-                roomy.len()
-            ),
+            Fact::ReuseportImbalance {
+                sockets: group.len(),
+                roomy,
+            },
         );
+        f.listeners = group.iter().map(|o| o.local.to_string()).collect();
+        f.inodes = group.iter().map(|o| o.inode).collect();
         for o in group {
             f.evidence.push(ev(
                 format!("inode {} Recv-Q peak / B", o.inode),
@@ -796,7 +675,7 @@ fn reuseport(views: &[ListenerView], overflowing: &[&ListenerView], out: &mut Ve
                 "inet_diag",
             ));
         }
-        f.fix.push("find out why the overflowing process accepts slowly (blocked, overloaded, stuck); give every socket of the group the same backlog; restart or remove a stuck member".into());
+        f.fix.steps.push(ctx.step(Action::BalanceReuseport));
         out.push(f);
     }
 }

@@ -32,8 +32,19 @@ impl Which {
     }
 }
 
+thread_local! {
+    /// How the calling thread entered its namespace, for `current` (namespaces are per thread).
+    static ENTERED: std::cell::RefCell<Option<Which>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Moves the calling thread into the network namespace `which` (setns(2), CLONE_NEWNET).
 pub fn enter(which: &Which) -> Result<()> {
+    enter_ns(which)?;
+    ENTERED.with(|e| *e.borrow_mut() = Some(which.clone()));
+    Ok(())
+}
+
+fn enter_ns(which: &Which) -> Result<()> {
     use nix::sched::{CloneFlags, setns};
     let path = which.path();
     let file = File::open(&path).map_err(|e| match (which, e.kind()) {
@@ -169,10 +180,27 @@ pub fn current() -> Netns {
         _ => None, // /proc/1/ns needs ptrace access to PID 1; older kernels vary the inode
     };
     let names = inode.map(names_of).unwrap_or_default();
+    // How it was entered: commands that must run in it (fixes) enter it the same way.
+    let (pid, path) = match ENTERED.with(|e| e.borrow().clone()) {
+        Some(Which::Pid(pid)) => (Some(pid), None),
+        Some(Which::Named(p)) if p.contains('/') => {
+            let pid = p
+                .strip_prefix("/proc/")
+                .and_then(|r| r.strip_suffix("/ns/net"))
+                .and_then(|n| n.parse().ok());
+            match pid {
+                Some(pid) => (Some(pid), None),
+                None => (None, Some(p)),
+            }
+        }
+        _ => (None, None),
+    };
     Netns {
         inode,
         initial,
         names,
+        pid,
+        path,
     }
 }
 

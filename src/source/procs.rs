@@ -122,9 +122,17 @@ fn sockets_of(
     let mut names = std::fs::read_dir(&path)
         .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
         .filter_map(|e| Some(e.ok()?.file_name()));
-    // A wanted listener behind this descriptor; an error is a descriptor closed meanwhile.
-    let wanted_inode = |n: &OsString| {
-        socket_inode(&readlinkat(&dir, n.as_os_str()).ok()?).filter(|i| wanted.contains(i))
+    // A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
+    // EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as in
+    // Docker's default set), which must not pass for a process without the listener.
+    let denied = std::sync::atomic::AtomicBool::new(false);
+    let wanted_inode = |n: &OsString| match readlinkat(&dir, n.as_os_str()) {
+        Ok(link) => socket_inode(&link).filter(|i| wanted.contains(i)),
+        Err(Errno::EACCES | Errno::EPERM) => {
+            denied.store(true, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+        Err(_) => None,
     };
     let read = |names: &[OsString]| -> Vec<u64> { names.iter().filter_map(wanted_inode).collect() };
     let mut mine = Vec::new();
@@ -167,6 +175,9 @@ fn sockets_of(
     }
     mine.sort_unstable();
     mine.dedup();
+    if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Errno::EACCES);
+    }
     Ok(mine)
 }
 

@@ -1,0 +1,499 @@
+//! Remedy plans: what to change, decided once per listener (or group of alike listeners) and
+//! read by every finding about it, so one listener never gets two numbers for one knob.
+//!
+//! A plan chooses the target backlog N from the current backlog B, somaxconn, what the
+//! application asked for (when that can be known), the runtime's default and the peak; then
+//! lists typed steps in the order of docs/kernel.md §8. Every command that touches a
+//! per-namespace sysctl goes through `Where::sysctl`, so it is scoped to the listener's network
+//! namespace; where that namespace cannot be told, no command is given.
+//!
+//! The plan is a fixpoint: once applied (somaxconn ≥ N, B = N, nothing overflowing), the next
+//! diagnosis raises nothing again — historical drops alone only ask to check that the fix held.
+//! `tests/remedy.rs` proves it over generated snapshots. Pure: no I/O; step texts are filled by
+//! `words.rs`.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::ListenerView;
+use super::runtime::{self, DefaultBacklog, Relisten, Runtime};
+use crate::model::{Netns, Sysctls};
+
+/// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
+/// recommends.
+pub const MODERN_SOMAXCONN: u32 = 4096;
+/// Kernels before 5.4 stored the backlog in 16 bits; plans stay below.
+pub const MAX_RECOMMENDED: u32 = 65535;
+
+/// A per-namespace sysctl a step can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Knob {
+    #[serde(rename = "net.core.somaxconn")]
+    Somaxconn,
+    #[serde(rename = "net.ipv4.tcp_syncookies")]
+    Syncookies,
+    #[serde(rename = "net.ipv4.tcp_abort_on_overflow")]
+    AbortOnOverflow,
+}
+
+impl Knob {
+    pub fn key(self) -> &'static str {
+        match self {
+            Knob::Somaxconn => "net.core.somaxconn",
+            Knob::Syncookies => "net.ipv4.tcp_syncookies",
+            Knob::AbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
+        }
+    }
+
+    /// Kubernetes lets a pod set only "safe" sysctls without the kubelet's
+    /// `--allowed-unsafe-sysctls`; of ours, tcp_syncookies is safe.
+    pub fn k8s_safe(self) -> bool {
+        matches!(self, Knob::Syncookies)
+    }
+}
+
+/// The network namespace a command must run in, as far as it can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Where {
+    /// The host's initial namespace.
+    Host,
+    /// A namespace with a name under /run/netns (`ip netns add`).
+    Named(String),
+    /// An nsfs path, such as /proc/PID/ns/net or /var/run/docker/netns/ID.
+    Path(String),
+    /// The namespace of a process (a container's, when `container`).
+    Pid { pid: u32, container: bool },
+    /// Not the host's or not known to be, and no way to enter it was recorded.
+    Unknown,
+}
+
+impl Where {
+    /// Chooses how to reach the namespace of `netns`: by name, as the host, by the path or PID
+    /// it was entered by, or by a process holding one of its listeners.
+    pub fn of(netns: &Netns, holder: Option<u32>) -> Where {
+        if let Some(name) = netns.names.first() {
+            return Where::Named(name.clone());
+        }
+        if netns.initial == Some(true) {
+            return Where::Host;
+        }
+        let container = netns.initial == Some(false);
+        if let Some(pid) = netns.pid {
+            return Where::Pid { pid, container };
+        }
+        if let Some(path) = &netns.path {
+            return Where::Path(path.clone());
+        }
+        match holder {
+            Some(pid) => Where::Pid { pid, container },
+            None => Where::Unknown,
+        }
+    }
+
+    /// How reports name it: `host`, `bpy`, `pid 4242`, `/proc/4242/ns/net`, `unknown`.
+    pub fn label(&self) -> String {
+        match self {
+            Where::Host => "host".into(),
+            Where::Named(n) => n.clone(),
+            Where::Path(p) => p.clone(),
+            Where::Pid { pid, .. } => format!("pid {pid}"),
+            Where::Unknown => "unknown".into(),
+        }
+    }
+
+    /// The command that sets `knob` to `value` in this namespace, and only there. None when
+    /// the namespace cannot be entered by a command (a host command would change the host's).
+    pub fn sysctl(&self, knob: Knob, value: u32) -> Option<String> {
+        let set = format!("sysctl -w {}={value}", knob.key());
+        Some(match self {
+            Where::Host => set,
+            Where::Named(n) => format!("ip netns exec {n} {set}"),
+            Where::Path(p) => format!("nsenter --net={p} {set}"),
+            Where::Pid { pid, .. } => format!("nsenter -t {pid} -n {set}"),
+            Where::Unknown => return None,
+        })
+    }
+
+    /// The command that keeps the value across reboots, where one file does it (the host's
+    /// /etc/sysctl.d). Containers and named namespaces are set up by something else.
+    pub fn persist(&self, knob: Knob, value: u32) -> Option<String> {
+        match self {
+            Where::Host => Some(format!(
+                "echo '{} = {value}' > /etc/sysctl.d/90-backlogctl-{}.conf",
+                knob.key(),
+                knob.key().rsplit('.').next().unwrap_or("net")
+            )),
+            _ => None,
+        }
+    }
+
+    /// `backlogctl ARGS` run against this namespace.
+    pub fn backlogctl(&self, args: &str) -> Option<String> {
+        Some(match self {
+            Where::Host => format!("backlogctl {args}"),
+            Where::Named(n) => format!("backlogctl --netns {n} {args}"),
+            Where::Path(p) => format!("backlogctl --netns {p} {args}"),
+            Where::Pid { pid, .. } => format!("backlogctl --pid {pid} {args}"),
+            Where::Unknown => return None,
+        })
+    }
+
+    pub fn container(&self) -> bool {
+        matches!(
+            self,
+            Where::Pid {
+                container: true,
+                ..
+            } | Where::Path(_)
+        )
+    }
+}
+
+/// What a step does, typed: what a consumer (or a test) needs to carry it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum Action {
+    /// Set a per-namespace sysctl.
+    Sysctl { knob: Knob, value: u32 },
+    /// Make the application ask listen() for `value`.
+    AppBacklog {
+        runtime: Option<Runtime>,
+        value: u32,
+    },
+    /// PostgreSQL: set max_connections, which sizes its backlog.
+    PostgresMaxConnections { value: u32 },
+    /// Make the socket call listen() again; `pid` gets the reload signal.
+    Relisten {
+        runtime: Option<Runtime>,
+        how: Relisten,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
+    /// Accept faster: the queue only absorbs bursts.
+    AcceptFaster,
+    /// Drops never go down while the socket lives: check that they stop growing.
+    CheckDropsHeld { listener: SocketAddr },
+    /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
+    BalanceReuseport,
+    /// Look for the listener that overflowed outside the view.
+    FindOverflowingListener,
+    /// Start the server, or point doctor at the address it listens on.
+    StartServer,
+    /// Keep the current setting; only change it for a stated reason.
+    KeepAbortOnOverflow,
+}
+
+/// The kind of a step, as the issue tracker of an operator would sort it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    Sysctl,
+    AppSetting,
+    Relisten,
+    CodeChange,
+    Check,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub kind: StepKind,
+    /// For people; filled by `words.rs`.
+    pub text: String,
+    /// The exact command, scoped to the listener's namespace, when one exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A command that keeps the change across reboots (host sysctls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persist: Option<String>,
+    /// The network namespace the step applies to (`host`, a name, `pid N`, `unknown`).
+    pub namespace: String,
+    pub action: Action,
+    /// How that namespace is reached, for the words.
+    #[serde(skip)]
+    pub at: Where,
+}
+
+impl Step {
+    fn new(kind: StepKind, action: Action, at: &Where) -> Step {
+        let (command, persist) = match &action {
+            Action::Sysctl { knob, value } => (at.sysctl(*knob, *value), at.persist(*knob, *value)),
+            Action::CheckDropsHeld { listener } => {
+                (at.backlogctl(&format!("watch {listener}")), None)
+            }
+            Action::FindOverflowingListener => (at.backlogctl("doctor --window 10s"), None),
+            Action::Relisten {
+                how: Relisten::Reload,
+                pid: Some(pid),
+                ..
+            } => (Some(format!("kill -HUP {pid}")), None),
+            _ => (None, None),
+        };
+        Step {
+            kind,
+            text: String::new(),
+            command,
+            persist,
+            namespace: at.label(),
+            action,
+            at: at.clone(),
+        }
+    }
+
+    /// Whether carrying it out raises a backlog or somaxconn.
+    pub fn raises(&self) -> bool {
+        matches!(
+            self.action,
+            Action::Sysctl {
+                knob: Knob::Somaxconn,
+                ..
+            } | Action::AppBacklog { .. }
+                | Action::PostgresMaxConnections { .. }
+        )
+    }
+}
+
+/// What the application asked listen() for, as far as the kernel's numbers tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Asked {
+    /// B < somaxconn: B is the request (unless somaxconn was raised after listen()).
+    Exactly(u32),
+    /// B == somaxconn (or above it, somaxconn lowered since): the request was at least B.
+    AtLeast(u32),
+    /// somaxconn unknown.
+    Unknown,
+}
+
+/// How the target backlog was chosen, with the numbers it was chosen from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backlog {
+    /// Send-Q: the effective backlog now.
+    pub current: u32,
+    pub somaxconn: Option<u32>,
+    pub asked: Asked,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_default: Option<u32>,
+    /// Highest Recv-Q seen.
+    pub peak: u32,
+    /// The backlog to reach; None when nothing needs raising.
+    pub target: Option<u32>,
+    /// somaxconn needed for it, or to keep a backlog above today's somaxconn at the next
+    /// restart; None when somaxconn is already enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub somaxconn_target: Option<u32>,
+}
+
+/// Why a listener needs a plan: the classification's verdicts that decide the steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Overflowing (in the window or now), nearly full, a small or capped backlog, a full SYN
+    /// queue: the backlog must grow.
+    pub raise: bool,
+    /// Overflowing: accept() does not keep up.
+    pub accept_faster: bool,
+    /// Its backlog is above today's somaxconn: a restart would cut it.
+    pub keep_above_somaxconn: bool,
+    /// It has dropped: the count stays, so say how to see that it stopped growing.
+    pub dropped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub id: usize,
+    /// The listeners it is for (`local`), the example first.
+    pub listeners: Vec<String>,
+    pub runtime: Option<Runtime>,
+    pub backlog: Backlog,
+    pub steps: Vec<Step>,
+}
+
+/// The plan for a group of alike listeners (same backlog and processes), from its first.
+/// `holder`: a process of the namespace, to enter it by when it has no name.
+pub fn plan(
+    id: usize,
+    group: &[&ListenerView],
+    needs: Needs,
+    sysctls: &Sysctls,
+    netns: &Netns,
+    holder: Option<u32>,
+) -> Plan {
+    let v = group[0];
+    let rt = runtime::runtime_of(&v.owners);
+    let at = Where::of(netns, holder);
+    let b = v.send_q;
+    let somaxconn = sysctls.somaxconn;
+    let asked = match somaxconn {
+        Some(s) if b < s => Asked::Exactly(b),
+        Some(_) => Asked::AtLeast(b),
+        None => Asked::Unknown,
+    };
+    let ceiling = rt.and_then(Runtime::max_backlog).unwrap_or(MAX_RECOMMENDED);
+    let target = needs.raise.then(|| target_backlog(b, ceiling)).flatten();
+    let keep = needs.keep_above_somaxconn.then(|| b.max(MODERN_SOMAXCONN));
+    let wanted_somaxconn = target.max(keep);
+    let somaxconn_target = wanted_somaxconn.filter(|n| somaxconn.is_none_or(|s| s < *n));
+
+    let mut steps = Vec::new();
+    if let Some(n) = somaxconn_target {
+        let mut step = Step::new(
+            StepKind::Sysctl,
+            Action::Sysctl {
+                knob: Knob::Somaxconn,
+                value: n,
+            },
+            &at,
+        );
+        if somaxconn.is_none() {
+            // Unread, it may already be higher: `sysctl -w` could lower it.
+            step.command = None;
+            step.persist = None;
+        }
+        steps.push(step);
+    }
+    if let Some(n) = target {
+        let asks_somaxconn = rt.is_some_and(|r| r.default_backlog() == DefaultBacklog::Somaxconn)
+            && matches!(asked, Asked::AtLeast(_));
+        match rt {
+            Some(Runtime::Postgres) => steps.push(Step::new(
+                StepKind::AppSetting,
+                Action::PostgresMaxConnections {
+                    value: runtime::postgres_max_connections(n),
+                },
+                &at,
+            )),
+            // It asks for somaxconn itself: raising somaxconn and re-listening is enough.
+            _ if asks_somaxconn => {}
+            _ => steps.push(Step::new(
+                if rt.is_some_and(Runtime::set_in_code) {
+                    StepKind::CodeChange
+                } else {
+                    StepKind::AppSetting
+                },
+                Action::AppBacklog {
+                    runtime: rt,
+                    value: n,
+                },
+                &at,
+            )),
+        }
+        let how = rt.map(Runtime::relisten).unwrap_or(Relisten::Restart);
+        steps.push(Step::new(
+            StepKind::Relisten,
+            Action::Relisten {
+                runtime: rt,
+                how,
+                pid: (how == Relisten::Reload)
+                    .then(|| runtime::reload_pid(&v.owners))
+                    .flatten(),
+            },
+            &at,
+        ));
+    }
+    if needs.accept_faster {
+        steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
+    }
+    if needs.dropped || needs.accept_faster {
+        steps.push(Step::new(
+            StepKind::Check,
+            Action::CheckDropsHeld { listener: v.local },
+            &at,
+        ));
+    }
+    Plan {
+        id,
+        listeners: group.iter().map(|v| v.local.to_string()).collect(),
+        runtime: rt,
+        backlog: Backlog {
+            current: b,
+            somaxconn,
+            asked,
+            runtime_default: rt.and_then(Runtime::fixed_default),
+            peak: v.recv_q_peak,
+            target,
+            somaxconn_target,
+        },
+        steps,
+    }
+}
+
+/// The backlog to recommend for one at `b` that must grow: the modern somaxconn default
+/// (4096) when below it, else double, never above what the runtime or old kernels can take.
+/// None when `b` is already at that ceiling: only accepting faster helps then.
+pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
+    let n = if b < MODERN_SOMAXCONN {
+        MODERN_SOMAXCONN
+    } else {
+        b.saturating_mul(2)
+    };
+    let n = n.min(ceiling);
+    (n > b).then_some(n)
+}
+
+/// A step for the whole namespace (a sysctl of its own, or a look for a hidden listener).
+pub fn namespace_step(action: Action, netns: &Netns, holder: Option<u32>) -> Step {
+    let kind = match action {
+        Action::Sysctl { .. } => StepKind::Sysctl,
+        Action::BalanceReuseport => StepKind::CodeChange,
+        _ => StepKind::Check,
+    };
+    Step::new(kind, action, &Where::of(netns, holder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(initial: Option<bool>, names: &[&str], pid: Option<u32>) -> Netns {
+        Netns {
+            inode: Some(4026532000),
+            initial,
+            names: names.iter().map(|s| s.to_string()).collect(),
+            pid,
+            path: None,
+        }
+    }
+
+    #[test]
+    fn commands_stay_in_the_listeners_namespace() {
+        let k = Knob::AbortOnOverflow;
+        let host = Where::of(&ns(Some(true), &[], None), Some(7));
+        assert_eq!(
+            host.sysctl(k, 0).as_deref(),
+            Some("sysctl -w net.ipv4.tcp_abort_on_overflow=0")
+        );
+        assert!(host.persist(k, 0).unwrap().contains("/etc/sysctl.d/"));
+        let named = Where::of(&ns(Some(false), &["bpy"], None), Some(7));
+        assert_eq!(
+            named.sysctl(k, 0).as_deref(),
+            Some("ip netns exec bpy sysctl -w net.ipv4.tcp_abort_on_overflow=0")
+        );
+        assert_eq!(named.persist(k, 0), None);
+        let entered = Where::of(&ns(Some(false), &[], Some(42)), Some(7));
+        assert_eq!(
+            entered.sysctl(Knob::Somaxconn, 4096).as_deref(),
+            Some("nsenter -t 42 -n sysctl -w net.core.somaxconn=4096")
+        );
+        let held = Where::of(&ns(None, &[], None), Some(7));
+        assert_eq!(
+            held.sysctl(Knob::Syncookies, 1).as_deref(),
+            Some("nsenter -t 7 -n sysctl -w net.ipv4.tcp_syncookies=1")
+        );
+        // Not known to be the host's and no way in: no command at all.
+        let unknown = Where::of(&ns(Some(false), &[], None), None);
+        assert_eq!(unknown.sysctl(Knob::Somaxconn, 4096), None);
+        assert_eq!(unknown.backlogctl("watch :80"), None);
+    }
+
+    #[test]
+    fn target_is_chosen_once_and_bounded() {
+        assert_eq!(target_backlog(5, MAX_RECOMMENDED), Some(4096));
+        assert_eq!(target_backlog(4096, MAX_RECOMMENDED), Some(8192));
+        assert_eq!(target_backlog(60000, MAX_RECOMMENDED), Some(65535));
+        assert_eq!(target_backlog(65535, MAX_RECOMMENDED), None);
+        assert_eq!(target_backlog(u32::MAX, MAX_RECOMMENDED), None);
+        assert_eq!(target_backlog(244, 10_000), Some(4096));
+        assert_eq!(target_backlog(9000, 10_000), Some(10_000));
+        assert_eq!(target_backlog(10_000, 10_000), None);
+    }
+}

@@ -1,0 +1,514 @@
+//! The words: the only place a finding's facts and a plan's steps become sentences. Reads the
+//! typed `Fact`s and `Action`s decided by `rules.rs` and `remedy.rs`; decides nothing. Every
+//! command it quotes is the step's own (`Step::command`), so text and JSON never disagree.
+
+use std::collections::HashMap;
+
+use super::remedy::{Action, Asked, Knob, Plan, Step, Where};
+use super::runtime::{self, Relisten, Runtime};
+use super::{Fact, Finding, ListenerView, QueueSeen, Whose};
+use crate::model::Snapshot;
+
+/// Fills every plan step's text, then every finding's summary and fix text.
+pub fn fill(snap: &Snapshot, views: &[ListenerView], findings: &mut [Finding], plans: &mut [Plan]) {
+    let by_inode: HashMap<u64, &ListenerView> = views.iter().map(|v| (v.inode, v)).collect();
+    let w = Words { snap };
+    for plan in plans.iter_mut() {
+        let example = plan_example(plan, views);
+        let ctx = StepCtx {
+            plan: Some(plan),
+            view: example,
+        };
+        let texts: Vec<String> = plan.steps.iter().map(|s| w.step(s, &ctx)).collect();
+        for (s, t) in plan.steps.iter_mut().zip(texts) {
+            s.text = t;
+        }
+    }
+    for f in findings.iter_mut() {
+        let view = f.inode.and_then(|i| by_inode.get(&i).copied());
+        f.summary = w.summary(f, view);
+        let plan = f.fix.plan.map(|i| &plans[i]);
+        let ctx = StepCtx { plan, view };
+        for s in f.fix.steps.iter_mut() {
+            // Steps of the plan already have their words: copy them, never rewrite them.
+            let planned = plan.and_then(|p| p.steps.iter().find(|ps| ps.action == s.action));
+            s.text = match planned {
+                Some(p) => p.text.clone(),
+                None => w.step(s, &ctx),
+            };
+        }
+        f.fix.text = f.fix.steps.iter().map(|s| s.text.clone()).collect();
+    }
+}
+
+fn plan_example<'a>(plan: &Plan, views: &'a [ListenerView]) -> Option<&'a ListenerView> {
+    let first = plan.listeners.first()?;
+    views.iter().find(|v| &v.local.to_string() == first)
+}
+
+struct Words<'a> {
+    snap: &'a Snapshot,
+}
+
+struct StepCtx<'a> {
+    plan: Option<&'a Plan>,
+    view: Option<&'a ListenerView>,
+}
+
+fn code(cmd: &str) -> String {
+    format!("`{cmd}`")
+}
+
+fn num(v: Option<u32>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+impl Words<'_> {
+    fn window(&self) -> String {
+        let ms = self.snap.window_us() / 1000;
+        if ms >= 1000 {
+            format!("{:.1} s", ms as f64 / 1000.0)
+        } else {
+            format!("{ms} ms")
+        }
+    }
+
+    fn windowed(&self) -> bool {
+        self.snap.window_us() > 0
+    }
+
+    fn summary(&self, f: &Finding, v: Option<&ListenerView>) -> String {
+        let who = v
+            .map(|v| v.label())
+            .unwrap_or_else(|| "a listener in this namespace".into());
+        let b = v.map(|v| v.send_q).unwrap_or_default();
+        let cap = v.map(|v| v.capacity()).unwrap_or_default();
+        let peak = v.map(|v| v.recv_q_peak).unwrap_or_default();
+        let mut s = match &f.fact {
+            Fact::None => String::new(),
+            Fact::NotListening {
+                target,
+                ip,
+                elsewhere,
+            } => {
+                let mut s = format!(
+                    "nothing listens on {target} in this network namespace: clients get \"Connection refused\" \
+                     at once (an RST to their SYN), not resets of accepted connections or timeouts."
+                );
+                if !elsewhere.is_empty() {
+                    let list: Vec<String> = elsewhere.iter().map(|a| a.to_string()).collect();
+                    s.push_str(&format!(
+                        " {} listen{} on that port; {} not among {} addresses.",
+                        list.join(", "),
+                        if list.len() == 1 { "s" } else { "" },
+                        match ip {
+                            Some(ip) => format!("{ip} is"),
+                            None => "the address asked for is".into(),
+                        },
+                        if list.len() == 1 { "its" } else { "their" },
+                    ));
+                }
+                s
+            }
+            Fact::Overflow { seen } => {
+                let how = match seen {
+                    QueueSeen::FullInWindow => format!(
+                        "its accept queue was full (Recv-Q reached {peak} = B+1) during the {} window",
+                        self.window()
+                    ),
+                    QueueSeen::FullNow => {
+                        format!("its accept queue is full now (Recv-Q {peak} = B+1)")
+                    }
+                    QueueSeen::DropsRose(d) => format!(
+                        "it dropped {d} segment(s) during the {} window while ListenOverflows rose",
+                        self.window()
+                    ),
+                };
+                format!(
+                    "{who} loses connection attempts to accept-queue overflow: {how}. With B = {b} only {cap} \
+                     established connections can wait for accept(); the rest are dropped."
+                )
+            }
+            Fact::Dropped { earlier } => format!(
+                "{who} dropped {earlier} segment(s) before this observation, none {}: a burst has probably \
+                 overflowed it before. sk_drops counts every segment dropped at the listener (SYNs and their \
+                 retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients, and never goes down while \
+                 the socket lives: a fix applied since (a reload keeps the socket) leaves the count where it is.",
+                if self.windowed() {
+                    format!("during the {} window", self.window())
+                } else {
+                    "that this single sample can time".into()
+                }
+            ),
+            Fact::High => format!(
+                "{who} came close to overflowing: Recv-Q peaked at {peak} of {cap} ({}%), without drops.",
+                v.map(|v| v.peak_fill_pct()).unwrap_or_default()
+            ),
+            Fact::Capped { somaxconn } => format!(
+                "The backlog of {who} equals net.core.somaxconn ({somaxconn}): a larger request to listen() \
+                 would have been cut to it{}.",
+                if *somaxconn < super::remedy::MODERN_SOMAXCONN {
+                    format!(
+                        ", and that is below the modern default of {}",
+                        super::remedy::MODERN_SOMAXCONN
+                    )
+                } else {
+                    ", and this listener overflowed or came close".to_string()
+                }
+            ),
+            Fact::ChangedAfterListen { somaxconn } => format!(
+                "{who} has a backlog of {b}, above today's net.core.somaxconn {somaxconn}: it started listening \
+                 before somaxconn was lowered. Its next restart will cut the backlog to {somaxconn}."
+            ),
+            Fact::SmallAppBacklog {
+                somaxconn,
+                runtime_default,
+            } => format!(
+                "{who} asked listen() for a backlog of only {b}{}; net.core.somaxconn ({somaxconn}) would allow \
+                 more. A burst of more than {cap} simultaneous connects overflows it.",
+                runtime_default
+                    .map(|r| format!(" — {r}'s default"))
+                    .unwrap_or_default()
+            ),
+            Fact::NamespaceOverflow { overflows, whose } => format!(
+                "TcpExt ListenOverflows rose by {overflows} during the {} window: {} overflowed its accept queue.",
+                self.window(),
+                match whose {
+                    Whose::OutsideScope =>
+                        "a listener outside the scope (run without TARGET to see all)",
+                    Whose::DropsUnknown => "a listener whose drops this kernel does not report",
+                    Whose::ClosedOrHidden =>
+                        "a listener that closed during the window, or one not visible here",
+                }
+            ),
+            Fact::SynQueueDropped { dropped } => format!(
+                "SYNs were dropped because the SYN queue of {who} was full (TCPReqQFullDrop +{dropped}), SYN \
+                 cookies being off: those clients retransmit their SYN and connect slowly or time out. The SYN \
+                 queue holds B+1 requests, like the accept queue."
+            ),
+            Fact::SynQueueCookies { cookies } => format!(
+                "the SYN queue of {who} filled up and {cookies} SYN cookie(s) were sent instead \
+                 (TCPReqQFullDoCookies +{cookies}): connects still succeed, but a cookie handshake whose final ACK \
+                 meets a full accept queue is dropped without a trace and hangs until room appears, and the kernel \
+                 logs \"Possible SYN flooding\" for what may be a legitimate burst. The SYN queue holds B+1 \
+                 requests, like the accept queue."
+            ),
+            Fact::SynQueueFullNow => format!(
+                "{who} has {} half-open handshakes (SYN_RECV) for a backlog of {b}: its SYN queue is full now.",
+                v.map(|v| v.syn_recv_peak).unwrap_or_default()
+            ),
+            Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
+            Fact::SyncookiesDisabled => format!(
+                "net.ipv4.tcp_syncookies=0: a full SYN queue drops SYNs instead of answering with cookies, and \
+                 net.ipv4.tcp_max_syn_backlog ({}) then also limits half-open connections; a burst or a SYN flood \
+                 turns into connect timeouts.",
+                num(self.snap.sysctls.tcp_max_syn_backlog)
+            ),
+            Fact::ReuseportImbalance { sockets, roomy } => format!(
+                "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
+                 while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
+                 and ports, not by how full each queue is, so a slow or stuck process keeps receiving its share.",
+                v.map(|v| v.local.to_string()).unwrap_or_default()
+            ),
+        };
+        let grouped = matches!(
+            f.fact,
+            Fact::Overflow { .. }
+                | Fact::Dropped { .. }
+                | Fact::High
+                | Fact::Capped { .. }
+                | Fact::ChangedAfterListen { .. }
+                | Fact::SmallAppBacklog { .. }
+        );
+        if grouped && f.listeners.len() > 1 {
+            let whose = match v.and_then(|v| v.process().map(|p| (p, v.owners.len()))) {
+                Some((p, 1)) => format!(" of the same process ({p})"),
+                Some((p, _)) => format!(" of the same processes ({p})"),
+                None => " (their processes are unknown)".to_string(),
+            };
+            let figures = if matches!(
+                f.fact,
+                Fact::Overflow { .. } | Fact::Dropped { .. } | Fact::High
+            ) {
+                "; the figures above are the worst one's, each listener's own are in --json"
+            } else {
+                ""
+            };
+            s.push_str(&format!(
+                " The same finding applies to {} other listener(s){whose} with the same backlog of {b}{figures}.",
+                f.listeners.len() - 1
+            ));
+        }
+        s
+    }
+
+    /// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
+    fn clients(&self, accept_overflow: bool) -> String {
+        let s = &self.snap.sysctls;
+        let abort = s.tcp_abort_on_overflow;
+        let syn_part = "Clients whose SYN arrives while the accept queue is full are dropped silently: they sit in \
+                        SYN_SENT and retransmit the SYN after 1 s and then at growing intervals, so they see connects \
+                        taking seconds, and ETIMEDOUT after about 2 minutes (131 s on recent kernels, 127 s on older \
+                        ones) if the queue never drains.";
+        let cookie_part = if s.tcp_syncookies == Some(0) {
+            ""
+        } else {
+            " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
+             think they are connected and hang until room appears (forever, for protocols where the server speaks first)."
+        };
+        // Request lifetime: the SYN-ACK is sent 1 + tcp_synack_retries times, 1 s apart, doubling.
+        let lifetime = match s.tcp_synack_retries {
+            Some(r) => {
+                let secs: u64 = (0..=r.min(10)).map(|i| 1u64 << i).sum();
+                format!("after about {secs} s with net.ipv4.tcp_synack_retries={r}")
+            }
+            None => "after a time set by net.ipv4.tcp_synack_retries, which could not be read (about 63 s \
+                     at its default of 5)"
+                .to_string(),
+        };
+        if !accept_overflow {
+            return format!(
+                "What clients see: SYNs dropped from a full SYN queue get no answer, so those clients retransmit \
+                 the SYN after 1 s and then at growing intervals: slow connects, and ETIMEDOUT after about 2 \
+                 minutes if the queue stays full. No resets: net.ipv4.tcp_abort_on_overflow (now {}) only concerns \
+                 final ACKs that meet a full accept queue.",
+                num(abort)
+            );
+        }
+        match abort {
+            Some(1) => format!(
+                "What clients see, with net.ipv4.tcp_abort_on_overflow=1: a client whose final ACK finds the accept \
+                 queue full is answered with RST at once, so connect() succeeds and its first read or write fails \
+                 with \"Connection reset by peer\" (ECONNRESET). {syn_part}{cookie_part}"
+            ),
+            _ => format!(
+                "What clients see, with net.ipv4.tcp_abort_on_overflow={}: no immediate resets{}. {syn_part} \
+                 Clients whose final ACK is dropped believe they are connected: their request stalls until the \
+                 server's SYN-ACK retransmission (1, 3, 7, 15, 31 s) finds room; if the handshake expires first \
+                 ({lifetime}) their next segment is answered with RST, a late \"Connection reset by peer\".{cookie_part}",
+                num(abort),
+                if abort.is_none() {
+                    " if it is 0, its default; if it is 1, the final ACKs that meet a full queue are answered \
+                     with RST at once"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+
+    /// The sentence of one step, with its command quoted.
+    fn step(&self, s: &Step, ctx: &StepCtx) -> String {
+        let at = &s.at;
+        let with_cmd = |text: String| match &s.command {
+            Some(c) => format!("{text}: {}", code(c)),
+            None => text,
+        };
+        match &s.action {
+            Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value, at),
+            Action::AppBacklog { runtime, value } => {
+                let asked = ctx.plan.map(|p| p.backlog.asked);
+                let now = match asked {
+                    Some(Asked::Exactly(b)) => format!(" instead of {b}"),
+                    Some(Asked::AtLeast(b)) => {
+                        format!(" (today: {b} or more, cut to somaxconn)")
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "have the application ask listen() for a backlog of {value}{now}: {}",
+                    knob(*runtime, *value)
+                )
+            }
+            Action::PostgresMaxConnections { value } => {
+                let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
+                format!(
+                    "PostgreSQL asks listen() for 2 × MaxBackends (max_connections + autovacuum_max_workers + \
+                     max_worker_processes + max_wal_senders + 1: 244 with the defaults; 2 × max_connections in \
+                     newer releases), clamped to {}, so somaxconn alone does not change it: set max_connections \
+                     to {value} for a backlog of at least {n}, with {} or in postgresql.conf. max_connections also \
+                     sizes shared memory and lets that many backends run at once: a pooler such as PgBouncer in \
+                     front, which absorbs the burst on its own backlog, is the usual alternative",
+                    runtime::POSTGRES_CLAMP,
+                    code(&format!("ALTER SYSTEM SET max_connections = {value};"))
+                )
+            }
+            Action::Relisten { runtime, how, pid } => {
+                let after = ctx.plan.is_some_and(|p| {
+                    p.steps
+                        .iter()
+                        .any(|x| matches!(x.action, Action::Sysctl { .. }))
+                });
+                let after = if after { "after the steps above, " } else { "" };
+                match how {
+                    Relisten::Reload => with_cmd(format!(
+                        "{after}reload {} so it calls listen() again on the same socket, which takes the new \
+                         backlog and re-reads somaxconn without losing a connection (the socket and its drop \
+                         count stay){}",
+                        runtime.map(Runtime::name).unwrap_or("the server"),
+                        if pid.is_some() { "" } else { " (e.g. `nginx -s reload`)" }
+                    )),
+                    Relisten::Restart => format!(
+                        "{after}restart {}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
+                         called, so no change reaches a socket that is already listening; connections still \
+                         queued at that moment are reset{}",
+                        runtime.map(Runtime::name).unwrap_or("the server"),
+                        if runtime.is_none() {
+                            " (a Go server reads somaxconn once, at its first listen: the restart is what makes it \
+                             ask for the new value)"
+                        } else {
+                            ""
+                        }
+                    ),
+                }
+            }
+            Action::AcceptFaster => "make accept() keep up: a dedicated acceptor thread, no work on the accept \
+                                     path, enough workers; a backlog only absorbs bursts, and if arrivals outrun \
+                                     accept() any queue fills"
+                .into(),
+            Action::CheckDropsHeld { .. } => {
+                let d = ctx
+                    .view
+                    .and_then(|v| v.drops)
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                let how = match &s.command {
+                    Some(c) => format!("watch it during the next burst with {}", code(c)),
+                    None => "watch it during the next burst with `backlogctl watch`, run in that namespace".into(),
+                };
+                format!(
+                    "check that the fix held: the drop count{d} never goes down while the socket lives, so \
+                     {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
+                )
+            }
+            Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
+                                         overloaded, stuck); give every socket of the group the same backlog; \
+                                         restart or remove a stuck member"
+                .into(),
+            Action::FindOverflowingListener => with_cmd(
+                "find the listener that overflowed: run doctor without a target and with a longer window, \
+                 during a burst"
+                    .into(),
+            ),
+            Action::StartServer => "start the server, or check its port and bind address (a server bound to \
+                                    127.0.0.1 is not reachable from elsewhere); if it runs in a container, \
+                                    diagnose inside that container's network namespace (--pid PID)"
+                .into(),
+            Action::KeepAbortOnOverflow => format!(
+                "nothing to change here: net.ipv4.tcp_abort_on_overflow={} lets clients recover from a dropped \
+                 final ACK; setting it to 1 would only turn these stalls into resets. The queue's own plan is the fix",
+                num(self.snap.sysctls.tcp_abort_on_overflow)
+            ),
+        }
+    }
+
+    fn sysctl_step(&self, s: &Step, knob: Knob, value: u32, at: &Where) -> String {
+        let key = knob.key();
+        let place = match at {
+            Where::Host => "on the host".to_string(),
+            Where::Named(n) => format!("in the network namespace {n}"),
+            Where::Path(p) => format!("in the network namespace {p}"),
+            Where::Pid { pid, .. } => format!("in the network namespace of pid {pid}"),
+            Where::Unknown => "in the listener's network namespace".to_string(),
+        };
+        let what = match knob {
+            Knob::Somaxconn if self.snap.sysctls.somaxconn.is_none() => format!(
+                "make sure {key} is at least {value} {place} (it could not be read here, so no command is given: \
+                 check it with `sysctl {key}`)"
+            ),
+            Knob::Somaxconn => format!("raise {key} to {value} {place}"),
+            Knob::Syncookies => format!(
+                "turn SYN cookies back on {place}, so that a full SYN queue answers with cookies instead of \
+                 dropping SYNs ({key}={value})"
+            ),
+            Knob::AbortOnOverflow => format!(
+                "unless clients or a load balancer retry elsewhere on a reset, set {key} back to {value} {place}: \
+                 the resets become short stalls that retransmission recovers. Either way the queue needs its own \
+                 plan"
+            ),
+        };
+        let mut text = match &s.command {
+            Some(c) => format!("{what}: {}", code(c)),
+            None if self.snap.sysctls.somaxconn.is_none() && knob == Knob::Somaxconn => what,
+            None => format!(
+                "{what} (backlogctl could not tell which namespace that is, so no command is given: run it with \
+                 --netns NAME or --pid PID for the exact one)"
+            ),
+        };
+        let keep = match at {
+            Where::Host => s
+                .persist
+                .as_deref()
+                .map(|p| format!("; to keep it after a reboot: {}", code(p))),
+            Where::Named(n) => Some(format!(
+                "; it lasts as long as the namespace: set it wherever {n} is set up, to keep it"
+            )),
+            _ if at.container() => Some(format!(
+                "; the host's sysctl.conf does not reach a container: to keep it, set it where the container is \
+                 defined, {} or a Kubernetes pod's {}{}",
+                code(&format!("docker run --sysctl {key}={value}")),
+                code(&format!(
+                    "securityContext.sysctls: [{{name: {key}, value: \"{value}\"}}]"
+                )),
+                if knob.k8s_safe() {
+                    String::new()
+                } else {
+                    format!(
+                        " (an unsafe sysctl: the kubelet must allow it, {})",
+                        code(&format!("--allowed-unsafe-sysctls={key}"))
+                    )
+                }
+            )),
+            _ => None,
+        };
+        if let Some(k) = keep {
+            text.push_str(&k);
+        }
+        text
+    }
+}
+
+/// How to make the application ask listen() for `n`, in its runtime's terms (docs/kernel.md,
+/// "Runtime defaults").
+fn knob(runtime: Option<Runtime>, n: u32) -> String {
+    match runtime {
+        Some(Runtime::Java) => format!(
+            "Java: pass the backlog, `new ServerSocket(port, {n})` or `channel.bind(addr, {n})` (default 50); \
+             Tomcat/Spring Boot: `server.tomcat.accept-count={n}` (acceptCount, default 100); \
+             Netty: `.option(ChannelOption.SO_BACKLOG, {n})` (default: somaxconn, read once at start)"
+        ),
+        Some(Runtime::Nginx) => {
+            format!(
+                "nginx: `backlog={n}` on the listen directive, e.g. `listen 80 backlog={n};` (default 511 on Linux)"
+            )
+        }
+        Some(Runtime::Node) => {
+            format!("Node.js: `server.listen({{ port, host, backlog: {n} }})` (default 511)")
+        }
+        Some(Runtime::Gunicorn) => {
+            format!("gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; default 2048)")
+        }
+        Some(Runtime::Uvicorn) => format!("uvicorn: `--backlog {n}` (default 2048)"),
+        Some(Runtime::PythonHttpServer) => format!(
+            "Python socketserver/http.server: set `request_queue_size = {n}` on the server class (default 5)"
+        ),
+        Some(Runtime::Python) => format!(
+            "Python: `sock.listen({n})` (default 128; `listen(-1)` gives 0), asyncio `start_server(..., backlog={n})` (default 100)"
+        ),
+        Some(Runtime::Redis) => format!(
+            "Redis: `tcp-backlog {n}` in redis.conf or `--tcp-backlog {n}` (default 511; not settable with CONFIG SET)"
+        ),
+        Some(Runtime::Postgres) => format!("PostgreSQL: see max_connections (backlog {n})"),
+        Some(Runtime::Haproxy) => {
+            format!("HAProxy: `backlog {n}` in the frontend (default: derived from its maxconn)")
+        }
+        Some(Runtime::Envoy) => {
+            format!("Envoy: `tcp_backlog_size: {n}` on the listener (default: somaxconn on Linux)")
+        }
+        Some(Runtime::Httpd) => format!("Apache httpd: `ListenBacklog {n}` (default 511)"),
+        None => format!(
+            "pass {n} as the backlog argument of listen() (Go's net.Listen asks for somaxconn, read once at its \
+             first listen; Rust std's TcpListener asks for 128, socket2 lets you choose)"
+        ),
+    }
+}
