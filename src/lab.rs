@@ -575,7 +575,7 @@ pub fn render_text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         w,
         "  accept queue peak {} of {} (B+1), SYN_RECV peak {}",
         r.peak_recv_q,
-        r.send_q + 1,
+        r.send_q.saturating_add(1),
         r.peak_syn_recv
     )?;
     let counters: Vec<String> = r

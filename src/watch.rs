@@ -308,7 +308,7 @@ impl Tracker {
                     "{} peak {}/{} ({}%)",
                     r.local,
                     r.peak,
-                    r.send_q + 1,
+                    r.send_q.saturating_add(1),
                     r.fill_pct
                 )
             });
@@ -617,7 +617,7 @@ fn render_summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::
             l.local,
             l.inode,
             l.peak,
-            l.send_q + 1,
+            l.send_q.saturating_add(1),
             l.peak_time,
             l.drops
                 .map(|d| d.to_string())

@@ -236,3 +236,52 @@ fn non_utf8_and_missing_snapshot_files_are_one_line_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Hand-written snapshots with values at the edges of their types: the diagnosis and both
+/// renderers neither panic (debug builds check overflow) nor wrap (a queue of 4294967295 must
+/// not come out as 0), and no plan recommends less than the backlog it has.
+#[test]
+fn extreme_snapshot_values_never_panic_nor_wrap() {
+    let base = store::load(&fixture("snapshots/6.18-somaxconn5-backlog100-burst.json")).unwrap();
+    let edges = [0u32, 1, 4095, 4096, 65_535, 65_536, u32::MAX - 1, u32::MAX];
+    let mut n = 0;
+    for &send_q in &edges {
+        for &recv_q in &edges {
+            for &drops in &[0u32, u32::MAX] {
+                for somaxconn in [None, Some(0), Some(send_q), Some(u32::MAX)] {
+                    let mut snap = base.clone();
+                    snap.sysctls.somaxconn = somaxconn;
+                    snap.sysctls.tcp_synack_retries = Some(u32::MAX);
+                    for (i, s) in snap.samples.iter_mut().enumerate() {
+                        for l in &mut s.listeners {
+                            l.send_q = send_q;
+                            l.recv_q = recv_q;
+                            l.drops = Some(if i == 0 { 0 } else { drops });
+                            l.syn_recv = Some(u32::MAX);
+                        }
+                        if let Some(c) = &mut s.counters {
+                            c.insert(
+                                "TcpExt:ListenOverflows".into(),
+                                if i == 0 { u64::MAX } else { 0 },
+                            );
+                        }
+                    }
+                    let report = backlogctl::doctor::diagnose(&snap);
+                    for p in &report.plans {
+                        if let Some(t) = p.backlog.target {
+                            assert!(t > send_q, "plan lowers {send_q} to {t}");
+                        }
+                    }
+                    for v in &report.listeners {
+                        assert!(v.capacity() > u64::from(v.send_q));
+                    }
+                    let mut out = Vec::new();
+                    backlogctl::render::text(&mut out, &report, false).unwrap();
+                    backlogctl::render::json(&mut out, &report).unwrap();
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, 8 * 8 * 2 * 4);
+}

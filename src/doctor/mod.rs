@@ -133,7 +133,8 @@ pub enum Fact {
         somaxconn: u32,
     },
     SmallAppBacklog {
-        somaxconn: u32,
+        /// None when it could not be read.
+        somaxconn: Option<u32>,
         /// The runtime whose default the backlog is.
         runtime_default: Option<&'static str>,
     },

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::ListenerView;
-use super::runtime::{self, DefaultBacklog, Relisten, Runtime};
+use super::runtime::{self, Relisten, Runtime};
 use crate::model::{Netns, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
@@ -352,19 +352,17 @@ pub fn plan(
         steps.push(step);
     }
     if let Some(n) = target {
-        let asks_somaxconn = rt.is_some_and(|r| r.default_backlog() == DefaultBacklog::Somaxconn)
-            && matches!(asked, Asked::AtLeast(_));
-        match rt {
-            Some(Runtime::Postgres) => steps.push(Step::new(
+        steps.push(match rt {
+            Some(Runtime::Postgres) => Step::new(
                 StepKind::AppSetting,
                 Action::PostgresMaxConnections {
                     value: runtime::postgres_max_connections(n),
                 },
                 &at,
-            )),
-            // It asks for somaxconn itself: raising somaxconn and re-listening is enough.
-            _ if asks_somaxconn => {}
-            _ => steps.push(Step::new(
+            ),
+            // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
+            // told otherwise: the setting is named so that the result does not depend on it.
+            _ => Step::new(
                 if rt.is_some_and(Runtime::set_in_code) {
                     StepKind::CodeChange
                 } else {
@@ -375,9 +373,14 @@ pub fn plan(
                     value: n,
                 },
                 &at,
-            )),
-        }
-        let how = rt.map(Runtime::relisten).unwrap_or(Relisten::Restart);
+            ),
+        });
+        let how = match rt.map(Runtime::relisten) {
+            // nginx re-listens at reload only when the backlog= value changed: when B is capped
+            // the configuration may already say N, and only a restart calls listen() again.
+            Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
+            _ => Relisten::Restart,
+        };
         steps.push(Step::new(
             StepKind::Relisten,
             Action::Relisten {
@@ -414,6 +417,52 @@ pub fn plan(
             somaxconn_target,
         },
         steps,
+    }
+}
+
+/// somaxconn is one value per namespace: when plans of several listeners raise it, all say
+/// the highest, so that carrying out one plan after another never lowers it again.
+pub fn unify_somaxconn(plans: &mut [Plan]) {
+    let is_somaxconn = |s: &Step| {
+        matches!(
+            s.action,
+            Action::Sysctl {
+                knob: Knob::Somaxconn,
+                ..
+            }
+        )
+    };
+    let Some(max) = plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s.action {
+            Action::Sysctl {
+                knob: Knob::Somaxconn,
+                value,
+            } => Some(value),
+            _ => None,
+        })
+        .max()
+    else {
+        return;
+    };
+    for plan in plans.iter_mut() {
+        for step in plan.steps.iter_mut().filter(|s| is_somaxconn(s)) {
+            let keep_command = step.command.is_some();
+            *step = Step::new(
+                step.kind,
+                Action::Sysctl {
+                    knob: Knob::Somaxconn,
+                    value: max,
+                },
+                &step.at,
+            );
+            if !keep_command {
+                step.command = None;
+                step.persist = None;
+            }
+            plan.backlog.somaxconn_target = Some(max);
+        }
     }
 }
 

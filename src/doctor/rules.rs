@@ -84,10 +84,14 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> (Vec<Finding>, Vec<Plan>)
         for v in group.iter() {
             plan_of.insert(v.inode, plan.id);
         }
-        for id in [class.queue, class.backlog].into_iter().flatten() {
-            out.push(group_finding(&ctx, id, group, &plan));
-        }
         plans.push(plan);
+    }
+    remedy::unify_somaxconn(&mut plans);
+    for (class, group) in &groups {
+        let plan = &plans[plan_of[&group[0].inode]];
+        for id in [class.queue, class.backlog].into_iter().flatten() {
+            out.push(group_finding(&ctx, id, group, plan));
+        }
     }
     namespace_overflow(&ctx, views, &overflowing, &mut out);
     let syn = syn_queue(&ctx, views, &plans, &plan_of);
@@ -143,12 +147,18 @@ struct Class {
     syn_full: bool,
     /// It has dropped (sk_drops > 0), now or before.
     dropped: bool,
+    /// Its peak reached 80% of the queue, whatever else it did (old drops may name the rule).
+    nearly_full: bool,
+    /// B below SMALL_BACKLOG, whichever backlog rule names it.
+    small: bool,
 }
 
 impl Class {
     fn needs(&self) -> Needs {
         Needs {
             raise: self.syn_full
+                || self.nearly_full
+                || self.small
                 || matches!(
                     self.queue,
                     Some(RuleId::AcceptQueueOverflow | RuleId::AcceptQueueHigh)
@@ -166,15 +176,14 @@ impl Class {
 
 fn classify(ctx: &Ctx, v: &ListenerView, syn_full: bool) -> Class {
     let queue = accept_queue_state(ctx, v);
-    let in_trouble_now = matches!(
-        queue,
-        Some(RuleId::AcceptQueueOverflow | RuleId::AcceptQueueHigh)
-    ) || syn_full;
+    let in_trouble_now = queue == Some(RuleId::AcceptQueueOverflow) || v.nearly_full() || syn_full;
     Class {
         queue,
         backlog: backlog_state(ctx, v, in_trouble_now),
         syn_full,
         dropped: v.drops.is_some_and(|d| d > 0),
+        nearly_full: v.nearly_full(),
+        small: v.send_q < SMALL_BACKLOG,
     }
 }
 
@@ -395,7 +404,10 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
 /// Which backlog-size rule, if any, a listener falls under. `in_trouble_now`: it overflowed,
 /// came close, or had a full SYN queue in the window.
 fn backlog_state(ctx: &Ctx, v: &ListenerView, in_trouble_now: bool) -> Option<RuleId> {
-    let somaxconn = ctx.somaxconn()?;
+    let Some(somaxconn) = ctx.somaxconn() else {
+        // Unread somaxconn: only a backlog small by any measure can be told.
+        return (v.send_q < SMALL_BACKLOG).then_some(RuleId::SmallAppBacklog);
+    };
     if v.send_q > somaxconn {
         Some(RuleId::SomaxconnChangedAfterListen)
     } else if v.send_q == somaxconn && (in_trouble_now || somaxconn < MODERN_SOMAXCONN) {
@@ -409,10 +421,14 @@ fn backlog_state(ctx: &Ctx, v: &ListenerView, in_trouble_now: bool) -> Option<Ru
 
 /// The finding of a backlog-size rule that `backlog_state` chose for this listener.
 fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
-    let somaxconn = ctx.somaxconn().unwrap_or_default();
+    let somaxconn = ctx.somaxconn();
     let fact = match id {
-        RuleId::SomaxconnChangedAfterListen => Fact::ChangedAfterListen { somaxconn },
-        RuleId::BacklogCappedBySomaxconn => Fact::Capped { somaxconn },
+        RuleId::SomaxconnChangedAfterListen => Fact::ChangedAfterListen {
+            somaxconn: somaxconn.unwrap_or_default(),
+        },
+        RuleId::BacklogCappedBySomaxconn => Fact::Capped {
+            somaxconn: somaxconn.unwrap_or_default(),
+        },
         _ => Fact::SmallAppBacklog {
             somaxconn,
             runtime_default: runtime::runtime_of(&v.owners)

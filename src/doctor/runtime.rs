@@ -143,8 +143,9 @@ impl Runtime {
 
     pub fn relisten(self) -> Relisten {
         match self {
-            // ngx_configure_listening_sockets() calls listen() again on every inherited socket
-            // at reload, which also re-reads somaxconn (observed: same inode, new Send-Q).
+            // At reload, nginx calls listen() again on an inherited socket whose backlog= value
+            // changed, which also re-reads somaxconn (observed: same inode, new Send-Q); with
+            // the value unchanged it does not, even after somaxconn was raised.
             Runtime::Nginx => Relisten::Reload,
             _ => Relisten::Restart,
         }

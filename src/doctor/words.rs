@@ -164,11 +164,17 @@ impl Words<'_> {
                 somaxconn,
                 runtime_default,
             } => format!(
-                "{who} asked listen() for a backlog of only {b}{}; net.core.somaxconn ({somaxconn}) would allow \
-                 more. A burst of more than {cap} simultaneous connects overflows it.",
+                "{who} asked listen() for a backlog of only {b}{}; {}. A burst of more than {cap} simultaneous \
+                 connects overflows it.",
                 runtime_default
                     .map(|r| format!(" — {r}'s default"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                match somaxconn {
+                    Some(s) => format!("net.core.somaxconn ({s}) would allow more"),
+                    None =>
+                        "net.core.somaxconn could not be read, but no kernel default is that low"
+                            .into(),
+                }
             ),
             Fact::NamespaceOverflow { overflows, whose } => format!(
                 "TcpExt ListenOverflows rose by {overflows} during the {} window: {} overflowed its accept queue.",

@@ -1,0 +1,247 @@
+//! The remedy plan as a pure function of snapshots recorded with real servers in named network
+//! namespaces (fixtures/README.md): each runtime gets its own knob, one target backlog, the
+//! right way to re-listen, and commands that only ever touch the listener's namespace.
+
+mod common;
+
+use backlogctl::doctor::remedy::{Action, Knob, StepKind};
+use backlogctl::doctor::runtime::Relisten;
+use backlogctl::doctor::{Report, Severity, diagnose};
+use common::fixture;
+
+fn report(name: &str) -> Report {
+    let snap = backlogctl::store::load(&fixture(&format!("snapshots/{name}"))).expect(name);
+    diagnose(&snap)
+}
+
+/// Every command of every finding and plan runs in `ns` and nowhere else.
+fn scoped_to(r: &Report, ns: &str) {
+    let steps = r
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .chain(r.findings.iter().flat_map(|f| &f.fix.steps));
+    for s in steps {
+        assert_eq!(s.namespace, ns, "{s:?}");
+        if let Some(c) = &s.command {
+            let ok = c.starts_with(&format!("ip netns exec {ns} "))
+                || c.starts_with(&format!("backlogctl --netns {ns} "))
+                || c.starts_with("kill -HUP ");
+            assert!(ok, "{c} leaves namespace {ns}");
+        }
+        assert!(
+            s.persist.is_none(),
+            "no host sysctl.d for a named namespace"
+        );
+    }
+}
+
+/// The one plan of a burst fixture: its target, its backlog step's text, and how it re-listens.
+fn burst_plan(name: &str, ns: &str, knob: &str, kind: StepKind, how: Relisten) {
+    let r = report(name);
+    assert_eq!(r.verdict, Severity::Critical, "{name}");
+    assert_eq!(r.plans.len(), 1, "{name}: one listener, one plan");
+    let plan = &r.plans[0];
+    assert_eq!(plan.backlog.target, Some(4096), "{name}");
+    // somaxconn is 4096 in these namespaces already: no sysctl step.
+    assert!(
+        !plan.steps.iter().any(|s| s.kind == StepKind::Sysctl),
+        "{name}: {:?}",
+        plan.steps
+    );
+    let app = plan
+        .steps
+        .iter()
+        .find(|s| {
+            matches!(
+                s.action,
+                Action::AppBacklog { .. } | Action::PostgresMaxConnections { .. }
+            )
+        })
+        .unwrap_or_else(|| panic!("{name}: no backlog step"));
+    assert_eq!(app.kind, kind, "{name}");
+    assert!(app.text.contains(knob), "{name}: {}", app.text);
+    let relisten = plan
+        .steps
+        .iter()
+        .find_map(|s| match s.action {
+            Action::Relisten { how, .. } => Some(how),
+            _ => None,
+        })
+        .expect("a relisten step");
+    assert_eq!(relisten, how, "{name}");
+    // Every finding of the listener carries the same plan.
+    for f in r.findings.iter().filter(|f| f.fix.plan.is_some()) {
+        assert_eq!(f.fix.plan, Some(0));
+        assert_eq!(f.fix.steps, plan.steps, "{name}: {}", f.id.as_str());
+    }
+    scoped_to(&r, ns);
+}
+
+#[test]
+fn each_real_server_gets_its_own_knob() {
+    use Relisten::{Reload, Restart};
+    use StepKind::{AppSetting, CodeChange};
+    let cases = [
+        (
+            "6.18-nginx-backlog16-burst.json",
+            "bfx-nginx",
+            "backlog=4096",
+            AppSetting,
+            Reload,
+        ),
+        (
+            "6.18-redis-tcp-backlog16-burst.json",
+            "bfx-redis",
+            "tcp-backlog 4096",
+            AppSetting,
+            Restart,
+        ),
+        (
+            "6.18-postgres-maxconn5-burst.json",
+            "bfx-postgres",
+            "max_connections to 2048",
+            AppSetting,
+            Restart,
+        ),
+        (
+            "6.18-node-backlog16-burst.json",
+            "bfx-node",
+            "backlog: 4096",
+            CodeChange,
+            Restart,
+        ),
+        (
+            "6.18-gunicorn-backlog16-burst.json",
+            "bfx-gunicorn",
+            "--backlog 4096",
+            AppSetting,
+            Restart,
+        ),
+        (
+            "6.18-uvicorn-backlog16-burst.json",
+            "bfx-uvicorn",
+            "--backlog 4096",
+            AppSetting,
+            Restart,
+        ),
+        (
+            "6.18-java-backlog16-burst.json",
+            "bfx-java",
+            "ServerSocket(port, 4096)",
+            CodeChange,
+            Restart,
+        ),
+    ];
+    for (name, ns, knob, kind, how) in cases {
+        burst_plan(name, ns, knob, kind, how);
+    }
+}
+
+/// nginx reloads with a new backlog= re-listen on the same socket: the reload goes to the
+/// master, named by its command line.
+#[test]
+fn nginx_reload_signals_the_master() {
+    let r = report("6.18-nginx-backlog16-burst.json");
+    let snap =
+        backlogctl::store::load(&fixture("snapshots/6.18-nginx-backlog16-burst.json")).unwrap();
+    let master = snap
+        .owners
+        .iter()
+        .find(|o| o.cmdline.starts_with("nginx: master"))
+        .expect("the master holds the socket");
+    let cmd = r.plans[0]
+        .steps
+        .iter()
+        .find_map(|s| matches!(s.action, Action::Relisten { .. }).then(|| s.command.clone()))
+        .flatten();
+    assert_eq!(cmd, Some(format!("kill -HUP {}", master.pid)));
+}
+
+/// After the fix (backlog=4096 and a reload: same socket, old drops kept), doctor asks for
+/// nothing more: the drops of the past only ask to check that the fix held.
+#[test]
+fn nginx_after_reload_asks_for_nothing_more() {
+    let r = report("6.18-nginx-reloaded-backlog4096-old-drops.json");
+    let ids: Vec<&str> = r.findings.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["accept-queue-dropped"]);
+    assert_eq!(r.verdict, Severity::Warning);
+    let f = &r.findings[0];
+    assert!(f.summary.contains("never goes down"), "{}", f.summary);
+    assert!(
+        f.fix
+            .steps
+            .iter()
+            .all(|s| s.kind == StepKind::Check && !s.raises()),
+        "{:?}",
+        f.fix.steps
+    );
+    assert_eq!(
+        f.fix.steps[0].command.as_deref(),
+        Some("backlogctl --netns bfx-nginx watch 127.0.0.1:8080")
+    );
+    scoped_to(&r, "bfx-nginx");
+}
+
+/// abort-on-overflow and syncookies commands go through the same namespace scoping as
+/// somaxconn (they printed a bare host `sysctl -w` before).
+#[test]
+fn namespace_sysctls_are_scoped_too() {
+    let mut snap =
+        backlogctl::store::load(&fixture("snapshots/6.18-node-backlog16-burst.json")).unwrap();
+    snap.sysctls.tcp_abort_on_overflow = Some(1);
+    snap.sysctls.tcp_syncookies = Some(0);
+    let r = diagnose(&snap);
+    let cmds: Vec<&str> = r
+        .findings
+        .iter()
+        .flat_map(|f| &f.fix.steps)
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::Sysctl {
+                    knob: Knob::AbortOnOverflow | Knob::Syncookies,
+                    ..
+                }
+            )
+        })
+        .filter_map(|s| s.command.as_deref())
+        .collect();
+    assert!(
+        cmds.contains(&"ip netns exec bfx-node sysctl -w net.ipv4.tcp_abort_on_overflow=0"),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.contains(&"ip netns exec bfx-node sysctl -w net.ipv4.tcp_syncookies=1"),
+        "{cmds:?}"
+    );
+    scoped_to(&r, "bfx-node");
+}
+
+/// `doctor 10.0.0.1:8080` while 127.0.0.1:8080 listens: not-listening names the listener at the
+/// other address instead of claiming nothing is on the port.
+#[test]
+fn not_listening_names_the_other_addresses() {
+    let mut snap =
+        backlogctl::store::load(&fixture("snapshots/6.18-nginx-backlog16-burst.json")).unwrap();
+    snap.targets = vec!["10.0.0.1:8080".into()];
+    snap.other_addresses = snap.samples[0].listeners.iter().map(|l| l.local).collect();
+    for s in &mut snap.samples {
+        s.listeners.clear();
+    }
+    let r = diagnose(&snap);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id.as_str() == "not-listening")
+        .unwrap();
+    assert!(
+        f.summary
+            .contains("127.0.0.1:8080 listens on that port; 10.0.0.1 is not among its addresses"),
+        "{}",
+        f.summary
+    );
+    assert_eq!(f.target.as_deref(), Some("10.0.0.1:8080"));
+    assert!(f.listeners.is_empty(), "no listener is concerned");
+    assert_eq!(f.evidence[0].value, serde_json::json!(["127.0.0.1:8080"]));
+}
