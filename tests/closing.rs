@@ -1,0 +1,377 @@
+//! Closing the loop on real servers, each in a private network namespace: a burst overflows
+//! the accept queue, `doctor --json` prints its plan, the test carries the plan out as an
+//! operator would (every printed command run as printed, in `sh -c`; the setting a step names
+//! changed to the value it gives; the re-listen the plan asks for), and the next `doctor`
+//! asks for nothing more. The host's somaxconn stays untouched. Python (a plain socket
+//! server), Node.js and nginx (master + worker, reloaded with SIGHUP); a server missing from
+//! the machine is skipped with a printed reason.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, Stdio};
+
+use backlogctl::cli::Target;
+use backlogctl::record::{self, Plan, Scope};
+use common::*;
+use serde_json::Value;
+
+const SMALL: u32 = 16;
+
+/// (Send-Q, Recv-Q) of the listener on `port` in the calling thread's namespace.
+fn queue(port: u16) -> Option<(u32, u32)> {
+    let scope = Scope::new(vec![Target::parse(&format!(":{port}")).ok()?]);
+    let plan = Plan {
+        window: std::time::Duration::ZERO,
+        interval: std::time::Duration::ZERO,
+    };
+    let snap = record::record_with(
+        &scope,
+        &plan,
+        record::Extras {
+            force_syn_recv: false,
+            owners: false,
+        },
+    )
+    .ok()?;
+    let l = snap.last()?.listeners.first()?.clone();
+    Some((l.send_q, l.recv_q))
+}
+
+fn doctor(port: u16) -> (i32, Value) {
+    let (code, out, err) = run_bin(&["doctor", "--json", "--window", "300ms", &format!(":{port}")]);
+    let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    (code, json)
+}
+
+fn ids(rep: &Value) -> BTreeSet<String> {
+    rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn signal(pids: &[u32], sig: &str) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The process and its children (nginx's workers).
+fn family(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// Connects that overflow a queue of `SMALL`+1, kept open until dropped.
+fn burst(port: u16, n: usize) -> Vec<OwnedFd> {
+    (0..n)
+        .map(|_| start_connect(&format!("127.0.0.1:{port}")))
+        .collect()
+}
+
+/// A server under test: started with a backlog, restarted by the test when the plan says so.
+trait Server {
+    fn name(&self) -> &'static str;
+    fn port(&self) -> u16;
+    fn start(&mut self, backlog: u32) -> Child;
+    /// Changes the backlog setting without restarting (nginx's config file); false when the
+    /// runtime only takes it at start.
+    fn set_backlog(&mut self, _backlog: u32) -> bool {
+        false
+    }
+}
+
+struct Python;
+impl Server for Python {
+    fn name(&self) -> &'static str {
+        "python3"
+    }
+    fn port(&self) -> u16 {
+        8301
+    }
+    fn start(&mut self, backlog: u32) -> Child {
+        Command::new("python3")
+            .args([
+                "-c",
+                "import socket,sys,time\n\
+                 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(int(sys.argv[2])); time.sleep(120)",
+                &self.port().to_string(),
+                &backlog.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3")
+    }
+}
+
+struct Node;
+impl Server for Node {
+    fn name(&self) -> &'static str {
+        "node"
+    }
+    fn port(&self) -> u16 {
+        8302
+    }
+    fn start(&mut self, backlog: u32) -> Child {
+        Command::new("node")
+            .args([
+                "-e",
+                "require('net').createServer(c => {}).listen({port: +process.argv[1], host: '127.0.0.1', backlog: +process.argv[2]}); setTimeout(() => {}, 120000)",
+                &self.port().to_string(),
+                &backlog.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("node")
+    }
+}
+
+struct Nginx {
+    dir: std::path::PathBuf,
+}
+impl Nginx {
+    fn conf(&self, backlog: u32) {
+        let d = self.dir.display();
+        std::fs::write(
+            self.dir.join("nginx.conf"),
+            format!(
+                "daemon off; master_process on; worker_processes 1; pid {d}/nginx.pid;\n\
+                 error_log {d}/error.log; events {{}}\n\
+                 http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};\n\
+                 fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+                 server {{ listen 127.0.0.1:{} backlog={backlog}; }} }}\n",
+                self.port()
+            ),
+        )
+        .expect("nginx.conf");
+    }
+}
+impl Server for Nginx {
+    fn name(&self) -> &'static str {
+        "nginx"
+    }
+    fn port(&self) -> u16 {
+        8303
+    }
+    fn start(&mut self, backlog: u32) -> Child {
+        self.conf(backlog);
+        Command::new("nginx")
+            .arg("-e")
+            .arg(self.dir.join("error.log"))
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nginx")
+    }
+    fn set_backlog(&mut self, backlog: u32) -> bool {
+        self.conf(backlog);
+        true
+    }
+}
+
+/// The loop, inside the calling thread's private namespace. Returns what the last doctor said.
+fn close_the_loop(server: &mut dyn Server) -> (i32, Value) {
+    let port = server.port();
+    set_sysctl("net.core.somaxconn", 128);
+    let mut child = server.start(SMALL);
+    wait_for(1000, || (queue(port)? == (SMALL, 0)).then_some(()))
+        .unwrap_or_else(|| panic!("{}: no listener with backlog {SMALL}", server.name()));
+    // Let workers come up, then stop every holder so nothing accepts.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let holders = family(child.id());
+    signal(&holders, "-STOP");
+    let clients = burst(port, 3 * SMALL as usize);
+    wait_for(500, || (queue(port)? == (SMALL, SMALL + 1)).then_some(()))
+        .unwrap_or_else(|| panic!("{}: the queue did not fill", server.name()));
+    let (code, rep) = doctor(port);
+    assert_eq!(code, 2, "{}: {rep}", server.name());
+    assert!(ids(&rep).contains("accept-queue-overflow"), "{rep}");
+    let f = &rep["findings"][0];
+    let steps = f["fix"]["steps"]
+        .as_array()
+        .expect("structured steps")
+        .clone();
+    // Every finding of the listener carries the same plan.
+    for g in rep["findings"].as_array().unwrap() {
+        if !g["fix"]["plan"].is_null() {
+            assert_eq!(g["fix"]["steps"], f["fix"]["steps"], "{}", g["id"]);
+        }
+    }
+    let target = f["fix"]["target_backlog"].as_u64().expect("a target") as u32;
+    assert_eq!(target, 4096, "{}", server.name());
+
+    drop(clients);
+    signal(&holders, "-CONT");
+    let mut relisten = None;
+    for step in &steps {
+        let action = &step["action"];
+        match action["do"].as_str().unwrap() {
+            "sysctl" => {
+                let cmd = step["command"].as_str().expect("a sysctl command");
+                assert!(
+                    cmd.starts_with("nsenter -t ")
+                        && cmd.contains(" -n sysctl -w net.core.somaxconn="),
+                    "{cmd}: an unnamed namespace is entered through a process"
+                );
+                let ok = Command::new("sh")
+                    .args(["-c", cmd])
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("sh");
+                assert!(ok.success(), "{cmd}");
+            }
+            "app-backlog" => {
+                assert_eq!(action["value"].as_u64(), Some(u64::from(target)));
+                if !server.set_backlog(target) {
+                    relisten = Some(None);
+                }
+            }
+            "relisten" => match step["command"].as_str() {
+                Some(cmd) => {
+                    assert_eq!(action["how"], "reload", "{step}");
+                    let ok = Command::new("sh").args(["-c", cmd]).status().expect("sh");
+                    assert!(ok.success(), "{cmd}");
+                    relisten = Some(Some(()));
+                }
+                None => {
+                    assert_eq!(action["how"], "restart", "{step}");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    wait_for(1000, || queue(port).is_none().then_some(()))
+                        .expect("old listener gone");
+                    child = server.start(target);
+                    relisten = Some(Some(()));
+                }
+            },
+            _ => {}
+        }
+    }
+    assert_eq!(
+        relisten,
+        Some(Some(())),
+        "{}: the plan re-listens",
+        server.name()
+    );
+    wait_for(1000, || (queue(port)?.0 == target).then_some(()))
+        .unwrap_or_else(|| panic!("{}: backlog did not become {target}", server.name()));
+    // The same burst again: the queue now absorbs it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let holders = family(child.id());
+    signal(&holders, "-STOP");
+    let clients = burst(port, 3 * SMALL as usize);
+    wait_for(500, || (queue(port)?.1 == 3 * SMALL).then_some(()))
+        .unwrap_or_else(|| panic!("{}: burst not queued", server.name()));
+    let after = doctor(port);
+    drop(clients);
+    signal(&holders, "-CONT");
+    let _ = child.kill();
+    let _ = child.wait();
+    // nginx's master runs its worker: make sure none outlives the test.
+    signal(&holders, "-KILL");
+    after
+}
+
+fn host_somaxconn() -> String {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap_or_default()
+}
+
+fn available(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+#[test]
+fn python_plan_ends_clean() {
+    if !available("python3", "-V") {
+        eprintln!("skipped: python_plan_ends_clean: python3 not installed");
+        return;
+    }
+    let host = host_somaxconn();
+    let Some((code, rep)) = in_netns("python_plan_ends_clean", || close_the_loop(&mut Python))
+    else {
+        return;
+    };
+    assert_eq!(ids(&rep), BTreeSet::new(), "{rep}");
+    assert_eq!(code, 0);
+    assert_eq!(host_somaxconn(), host, "the host's somaxconn was touched");
+}
+
+#[test]
+fn node_plan_ends_clean() {
+    if !available("node", "--version") {
+        eprintln!("skipped: node_plan_ends_clean: node not installed");
+        return;
+    }
+    let host = host_somaxconn();
+    let Some((code, rep)) = in_netns("node_plan_ends_clean", || close_the_loop(&mut Node)) else {
+        return;
+    };
+    assert_eq!(ids(&rep), BTreeSet::new(), "{rep}");
+    assert_eq!(code, 0);
+    assert_eq!(host_somaxconn(), host, "the host's somaxconn was touched");
+}
+
+/// nginx keeps its socket across the reload: the old drops stay, and doctor says only that,
+/// with a check to run — not a bigger backlog.
+#[test]
+fn nginx_reload_plan_asks_for_nothing_more() {
+    if !available("nginx", "-v") {
+        eprintln!(
+            "skipped: nginx_reload_plan_asks_for_nothing_more: nginx not installed (Debian nginx-light)"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("backlogctl-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = host_somaxconn();
+    let d = dir.clone();
+    let result = in_netns("nginx_reload_plan_asks_for_nothing_more", move || {
+        close_the_loop(&mut Nginx { dir: d })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some((code, rep)) = result else { return };
+    assert_eq!(
+        ids(&rep),
+        BTreeSet::from(["accept-queue-dropped".to_string()]),
+        "{rep}"
+    );
+    assert_eq!(code, 1);
+    assert!(
+        rep["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["steps"].as_array().unwrap())
+            .all(|s| s["kind"] == "check")
+    );
+    assert_eq!(host_somaxconn(), host, "the host's somaxconn was touched");
+}
