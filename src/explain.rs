@@ -1,5 +1,5 @@
 //! `explain NAME`: what a counter, sysctl or column means, in our words and per
-//! ../shared/KERNEL.md (the section is named with each entry), with its current value in this
+//! docs/kernel.md (the section is named with each entry), with its current value in this
 //! network namespace. The texts are data here; looking values up is the caller's business.
 
 use crate::model::Counters;

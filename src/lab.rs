@@ -5,7 +5,7 @@
 //! Nothing outside the namespace is touched; every client has a timeout, so the run ends by
 //! itself.
 //!
-//! The reset path of KERNEL.md §3 needs a client's final ACK to arrive after the accept queue
+//! The reset path of docs/kernel.md §3 needs a client's final ACK to arrive after the accept queue
 //! filled, as it does across a real network. On loopback the handshake completes in
 //! microseconds, so clients here hold their ACK back on purpose: with TCP_QUICKACK off before
 //! connect(), the kernel does not send the handshake's ACK at once (`tcp_rcv_synsent_state_process`
@@ -433,7 +433,7 @@ fn percentiles(mut v: Vec<Duration>) -> Option<Percentiles> {
     })
 }
 
-/// What happened, and why, per KERNEL.md §3. Pure.
+/// What happened, and why, per docs/kernel.md §3. Pure.
 pub fn story(r: &LabReport) -> Vec<String> {
     let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
     let c = |k: &str| r.counters.get(k).copied().unwrap_or(0);

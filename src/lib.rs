@@ -185,7 +185,7 @@ fn explain_cmd(args: ExplainArgs, out: &mut dyn Write) -> Result<Status> {
     }
     w(writeln!(
         out,
-        "  Source: ../shared/KERNEL.md ({})",
+        "  Source: docs/kernel.md ({})",
         entry.reference
     ))?;
     Ok(Status::Ok)

@@ -43,13 +43,17 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
             r.samples_taken
         )
     };
-    let ns = match r.netns.initial {
-        Some(true) => "host network namespace".to_string(),
-        Some(false) => format!(
+    let ns = match (r.netns.initial, r.netns.names.first()) {
+        (_, Some(name)) => format!(
+            "network namespace {name}{}",
+            r.netns.inode.map(|i| format!(" ({i})")).unwrap_or_default()
+        ),
+        (Some(true), None) => "host network namespace".to_string(),
+        (Some(false), None) => format!(
             "network namespace {}",
             r.netns.inode.map(|i| i.to_string()).unwrap_or_default()
         ),
-        None => match r.netns.inode {
+        (None, None) => match r.netns.inode {
             Some(i) => format!("network namespace {i}"),
             None => "network namespace unknown".to_string(),
         },

@@ -115,7 +115,7 @@ fn every_recorded_scenario_replays() {
     }
 }
 
-/// The report tells, per tcp_abort_on_overflow, who is reset and who stalls (KERNEL.md §3).
+/// The report tells, per tcp_abort_on_overflow, who is reset and who stalls (docs/kernel.md §3).
 #[test]
 fn clients_story_follows_abort_on_overflow() {
     let story = |name: &str| {

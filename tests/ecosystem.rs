@@ -20,7 +20,7 @@ fn explain_tells_meaning_value_and_source() {
         out.contains("counts segments, not clients")
             && out.contains("Now, in this network namespace: ")
     );
-    assert!(out.contains("KERNEL.md (§4"));
+    assert!(out.contains("docs/kernel.md (§4"));
     let (code, out, _) = run(&["explain", "net.ipv4.tcp_max_syn_backlog"]);
     assert_eq!(code, 0);
     assert!(out.contains("only with net.ipv4.tcp_syncookies=0"), "{out}");

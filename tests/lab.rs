@@ -1,4 +1,4 @@
-//! `lab`'s three contrasts (KERNEL.md §3), small enough to finish in seconds: with
+//! `lab`'s three contrasts (docs/kernel.md §3), small enough to finish in seconds: with
 //! tcp_abort_on_overflow=1 a clear share of clients is reset at once; the same run with 0 resets
 //! none and shows stalls instead; a large enough backlog serves everyone.
 

@@ -359,12 +359,7 @@ impl Words<'_> {
                          called, so no change reaches a socket that is already listening; connections still \
                          queued at that moment are reset{}",
                         runtime.map(Runtime::name).unwrap_or("the server"),
-                        if runtime.is_none() {
-                            " (a Go server reads somaxconn once, at its first listen: the restart is what makes it \
-                             ask for the new value)"
-                        } else {
-                            ""
-                        }
+                        restart_note(*runtime)
                     ),
                 }
             }
@@ -471,6 +466,29 @@ impl Words<'_> {
             text.push_str(&k);
         }
         text
+    }
+}
+
+/// What a restart means for this runtime, where a lighter way looks as if it would do
+/// (checked on the real servers, docs/kernel.md §7).
+fn restart_note(runtime: Option<Runtime>) -> &'static str {
+    match runtime {
+        None => {
+            " (a Go server reads somaxconn once, at its first listen: the restart is what makes it ask for \
+             the new value)"
+        }
+        Some(Runtime::Gunicorn) => {
+            " (a HUP reloads the configuration but keeps the listening socket and its backlog)"
+        }
+        Some(Runtime::Redis) => " (tcp-backlog is read only at start: CONFIG SET refuses it)",
+        Some(Runtime::Postgres) => {
+            " (`pg_ctl restart`: a reload does not change max_connections nor the backlog)"
+        }
+        Some(Runtime::Nginx) => {
+            " (a reload calls listen() again only when the backlog= value changes, and it may already say \
+             the new value)"
+        }
+        _ => "",
     }
 }
 
