@@ -234,25 +234,10 @@ pub fn closest(name: &str) -> &'static str {
         .min_by_key(|(_, n)| {
             let n = n.to_ascii_lowercase();
             let short = n.rsplit([':', '.']).next().unwrap_or(&n).to_string();
-            distance(&key, &short)
+            strsim::levenshtein(&key, &short)
         })
         .map(|(name, _)| name)
         .unwrap_or("ListenOverflows")
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// The entry's current value, as text, from counters and a sysctl reader.

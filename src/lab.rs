@@ -80,7 +80,8 @@ pub struct LabReport {
     pub served_latency: Option<Percentiles>,
     pub counters: BTreeMap<String, u64>,
     pub peak_recv_q: u32,
-    pub peak_syn_recv: u32,
+    /// None when request sockets were not counted.
+    pub peak_syn_recv: Option<u32>,
     pub send_q: u32,
     /// What happened and why, in words.
     pub story: Vec<String>,
@@ -577,6 +578,8 @@ pub fn render_text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         r.peak_recv_q,
         r.send_q.saturating_add(1),
         r.peak_syn_recv
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "not counted".into())
     )?;
     let counters: Vec<String> = r
         .counters

@@ -190,7 +190,9 @@ fn listener_table(listeners: &[&ListenerView]) -> Table {
             v.send_q.to_string(),
             format!("{}%", v.peak_fill_pct()),
             drops,
-            v.syn_recv_peak.to_string(),
+            v.syn_recv_peak
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
         ]);
     }
     for i in 2..7 {

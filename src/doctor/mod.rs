@@ -193,7 +193,8 @@ pub struct ListenerView {
     pub drops: Option<u32>,
     /// Increase of sk_drops over the window; None when unknown or a single sample.
     pub drops_delta: Option<u32>,
-    pub syn_recv_peak: u32,
+    /// Highest SYN_RECV count seen; None when no sample counted request sockets.
+    pub syn_recv_peak: Option<u32>,
     /// Still listening at the end of the window.
     pub present_at_end: bool,
     pub v6only: Option<bool>,
@@ -243,6 +244,12 @@ impl ListenerView {
     pub fn nearly_full(&self) -> bool {
         let mark = (self.capacity() * 80).div_ceil(100).max(2);
         u64::from(self.recv_q_peak) >= mark
+    }
+
+    /// More half-open handshakes than B were seen: the SYN queue was full
+    /// (`inet_csk_reqsk_queue_is_full`: qlen > B).
+    pub fn syn_queue_full(&self) -> bool {
+        self.syn_recv_peak.is_some_and(|p| p > self.send_q)
     }
 
     /// The peak reached half of the capacity.
@@ -321,7 +328,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                     v.recv_q_peak = v.recv_q_peak.max(l.recv_q);
                     v.full_seen |= l.accept_queue_full();
                     v.drops = l.drops;
-                    v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv.unwrap_or(0));
+                    v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv);
                 }
                 None => {
                     index.insert(l.key(), out.len());
@@ -335,7 +342,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         full_seen: l.accept_queue_full(),
                         drops: l.drops,
                         drops_delta: None,
-                        syn_recv_peak: l.syn_recv.unwrap_or(0),
+                        syn_recv_peak: l.syn_recv,
                         present_at_end: false,
                         v6only: l.v6only,
                         owners: owners

@@ -45,7 +45,7 @@ pub fn run(snap: &Snapshot, views: &[ListenerView]) -> (Vec<Finding>, Vec<Plan>)
     not_listening(&ctx, views, &mut out);
     let syn_full: HashSet<u64> = views
         .iter()
-        .filter(|v| v.syn_recv_peak > v.send_q)
+        .filter(|v| v.syn_queue_full())
         .map(|v| v.inode)
         .collect();
     // Classify every listener, then group the alike: 10,000 listeners of one proxy make one
@@ -500,10 +500,7 @@ fn syn_queue(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let cookies = ctx.snap.sysctls.tcp_syncookies;
-    let full: Vec<&ListenerView> = views
-        .iter()
-        .filter(|v| v.syn_recv_peak > v.send_q)
-        .collect();
+    let full: Vec<&ListenerView> = views.iter().filter(|v| v.syn_queue_full()).collect();
     let who = match full.as_slice() {
         [one] => Some(*one),
         _ => None,

@@ -201,7 +201,7 @@ impl Words<'_> {
             ),
             Fact::SynQueueFullNow => format!(
                 "{who} has {} half-open handshakes (SYN_RECV) for a backlog of {b}: its SYN queue is full now.",
-                v.map(|v| v.syn_recv_peak).unwrap_or_default()
+                num(v.and_then(|v| v.syn_recv_peak))
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
             Fact::SyncookiesDisabled => format!(
