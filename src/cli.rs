@@ -3,8 +3,6 @@
 //! that need care stay strings here and are checked by `parse_targets`/`parse_duration` so the
 //! user gets our one-line error rather than clap's paragraph.
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -271,94 +269,6 @@ pub struct LabArgs {
     pub json: bool,
 }
 
-/// A listener the user names: a port, optionally with the address clients connect to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target {
-    pub ip: Option<IpAddr>,
-    pub port: u16,
-}
-
-impl Target {
-    pub fn parse(s: &str) -> Result<Target> {
-        let bad = |why: &str| {
-            Error::BadInput(format!(
-                "malformed target {s:?}: {why}; use :PORT, PORT, ADDR:PORT or [IPv6]:PORT, e.g. :8100 or [::1]:8100"
-            ))
-        };
-        let t = s.trim();
-        let port_of = |p: &str| -> Result<u16> {
-            match p.parse::<u16>() {
-                Ok(0) => Err(bad("port 0 is not a listening port")),
-                Ok(port) => Ok(port),
-                Err(_) => Err(bad(&format!("{p:?} is not a port number (1-65535)"))),
-            }
-        };
-        if t.is_empty() {
-            return Err(bad("empty"));
-        }
-        if let Some(p) = t.strip_prefix(':') {
-            return Ok(Target {
-                ip: None,
-                port: port_of(p)?,
-            });
-        }
-        if let Some(p) = t.strip_prefix("*:") {
-            return Ok(Target {
-                ip: None,
-                port: port_of(p)?,
-            });
-        }
-        if t.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(Target {
-                ip: None,
-                port: port_of(t)?,
-            });
-        }
-        if let Ok(sa) = t.parse::<SocketAddr>() {
-            return Ok(Target {
-                ip: Some(sa.ip()),
-                port: port_of(&sa.port().to_string())?,
-            });
-        }
-        if t.parse::<IpAddr>().is_ok() {
-            return Err(bad("an address without a port"));
-        }
-        match t.rsplit_once(':') {
-            Some((addr, p)) if addr.parse::<IpAddr>().is_ok() || addr.starts_with('[') => {
-                port_of(p)?;
-                Err(bad(
-                    "unreadable address (IPv6 addresses go in brackets: [::1]:8100)",
-                ))
-            }
-            Some((_, p)) => {
-                port_of(p)?;
-                Err(bad(
-                    "the address must be numeric (host names are not resolved)",
-                ))
-            }
-            None => Err(bad("no port")),
-        }
-    }
-
-    /// Whether a listener bound to `local` serves this target.
-    pub fn matches(&self, listener: &crate::model::Listener) -> bool {
-        listener.local.port() == self.port && self.ip.is_none_or(|ip| listener.serves(ip))
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            None => write!(f, ":{}", self.port),
-            Some(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
-        }
-    }
-}
-
-pub fn parse_targets(raw: &[String]) -> Result<Vec<Target>> {
-    raw.iter().map(|s| Target::parse(s)).collect()
-}
-
 /// `0`, `250us`, `10ms`, `1s`, `1.5s`, `2m`. A bare number other than 0 is refused: seconds or
 /// milliseconds would both be plausible readings.
 pub fn parse_duration(what: &str, s: &str) -> Result<Duration> {
@@ -396,33 +306,6 @@ pub fn parse_duration(what: &str, s: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets() {
-        let ok = |s: &str| Target::parse(s).unwrap().to_string();
-        assert_eq!(ok(":8100"), ":8100");
-        assert_eq!(ok("8100"), ":8100");
-        assert_eq!(ok("*:8100"), ":8100");
-        assert_eq!(ok("127.0.0.1:8100"), "127.0.0.1:8100");
-        assert_eq!(ok("[::1]:8100"), "[::1]:8100");
-        assert_eq!(ok(" 0.0.0.0:80 "), "0.0.0.0:80");
-        for bad in [
-            "",
-            ":",
-            ":0",
-            "70000",
-            ":abc",
-            "::1:80",
-            "localhost:80",
-            "1.2.3.4",
-            "[::1]",
-            "1.2.3:80",
-            "-5",
-        ] {
-            let e = Target::parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with("malformed target"), "{bad:?} gave {e}");
-        }
-    }
 
     #[test]
     fn durations() {

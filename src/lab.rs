@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::Target;
 use crate::doctor::{self, Report};
 use crate::error::{Error, Result};
+use crate::model::Target;
 use crate::record::{Recorder, Scope};
 use crate::source::netns;
 

@@ -70,7 +70,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
 }
 
 fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
-    let targets = cli::parse_targets(&args.targets)?;
+    let targets = model::parse_targets(&args.targets)?;
     if args.all_netns {
         let plan = Plan {
             window: cli::parse_duration("--window", &args.window)?,
@@ -192,7 +192,7 @@ fn explain_cmd(args: ExplainArgs, out: &mut dyn Write) -> Result<Status> {
 }
 
 fn metrics_cmd(args: MetricsArgs, out: &mut dyn Write) -> Result<Status> {
-    let scope = Scope::new(cli::parse_targets(&args.targets)?);
+    let scope = Scope::new(model::parse_targets(&args.targets)?);
     let mut file = args
         .output
         .as_deref()
@@ -268,7 +268,7 @@ fn lab_cmd(args: LabArgs, in_netns: bool, out: &mut dyn Write) -> Result<Status>
 
 fn watch_cmd(args: WatchArgs, out: &mut dyn Write) -> Result<Status> {
     use std::io::IsTerminal;
-    let scope = Scope::new(cli::parse_targets(&args.targets)?);
+    let scope = Scope::new(model::parse_targets(&args.targets)?);
     let interval = cli::parse_duration("--interval", &args.interval)?;
     if interval.is_zero() {
         return Err(Error::BadInput(
@@ -322,8 +322,8 @@ fn terminal_rows() -> usize {
 }
 
 /// Narrows a recorded snapshot to the given targets, as if it had been recorded with them.
-fn restrict(snap: &mut model::Snapshot, targets: &[cli::Target]) {
-    snap.targets = targets.iter().map(|t| t.to_string()).collect();
+fn restrict(snap: &mut model::Snapshot, targets: &[model::Target]) {
+    snap.targets = targets.to_vec();
     let ports: std::collections::HashSet<u16> = targets.iter().map(|t| t.port).collect();
     let mut others: Vec<std::net::SocketAddr> = std::mem::take(&mut snap.other_addresses);
     for s in &mut snap.samples {
@@ -356,7 +356,7 @@ fn use_color() -> bool {
 }
 
 fn snapshot(args: SnapshotArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
-    let scope = Scope::new(cli::parse_targets(&args.targets)?);
+    let scope = Scope::new(model::parse_targets(&args.targets)?);
     let plan = Plan {
         window: cli::parse_duration("--window", &args.window)?,
         interval: cli::parse_duration("--sample-interval", &args.sample_interval)?,

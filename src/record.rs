@@ -6,31 +6,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::Target;
 use crate::error::Result;
+pub use crate::model::Scope;
 use crate::model::{Counters, Gap, Listener, SCHEMA_VERSION, Sample, Snapshot};
 use crate::source::{diag, netns, netstat, procs, sysctl};
-
-/// Which listeners a command looks at.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    pub targets: Vec<Target>,
-}
-
-impl Scope {
-    pub fn new(targets: Vec<Target>) -> Self {
-        Scope { targets }
-    }
-
-    /// Ports for the kernel-side filter; empty = all.
-    pub fn ports(&self) -> Vec<u16> {
-        self.targets.iter().map(|t| t.port).collect()
-    }
-
-    pub fn contains(&self, l: &Listener) -> bool {
-        self.targets.is_empty() || self.targets.iter().any(|t| t.matches(l))
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -149,7 +128,7 @@ impl Recorder {
             hostname: sysctl::hostname(),
             netns: netns::current(),
             started_unix_ms,
-            targets: scope.targets.iter().map(|t| t.to_string()).collect(),
+            targets: scope.targets.clone(),
             sample_interval_us: 0,
             samples_taken: 0,
             sysctls,

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use backlogctl::cli::Target;
+use backlogctl::model::Target;
 use backlogctl::record::{Plan, Scope, record};
 use common::*;
 

@@ -105,7 +105,10 @@ fn snapshot_of_a_real_listener_prints_its_queues() {
         .expect("Recv-Q never reached 4");
         let l = &snap.samples[0].listeners[0];
         assert_eq!((l.send_q, l.recv_q), (3, 4));
-        assert_eq!(snap.targets, vec![":8100"]);
+        assert_eq!(
+            snap.targets,
+            vec![backlogctl::model::Target::parse(":8100").unwrap()]
+        );
 
         // -o writes the same thing atomically, and nothing else is left behind.
         let dir = std::env::temp_dir().join(format!("backlogctl-test-{}", std::process::id()));

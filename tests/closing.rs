@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 
-use backlogctl::cli::Target;
+use backlogctl::model::Target;
 use backlogctl::record::{self, Plan, Scope};
 use common::*;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use backlogctl::cli::Target;
+use backlogctl::model::Target;
 use backlogctl::model::{Listener, Snapshot};
 use backlogctl::record::{Plan, Scope, record, record_with};
 use common::*;

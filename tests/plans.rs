@@ -224,7 +224,7 @@ fn namespace_sysctls_are_scoped_too() {
 fn not_listening_names_the_other_addresses() {
     let mut snap =
         backlogctl::store::load(&fixture("snapshots/6.18-nginx-backlog16-burst.json")).unwrap();
-    snap.targets = vec!["10.0.0.1:8080".into()];
+    snap.targets = vec!["10.0.0.1:8080".parse().unwrap()];
     snap.other_addresses = snap.samples[0].listeners.iter().map(|l| l.local).collect();
     for s in &mut snap.samples {
         s.listeners.clear();

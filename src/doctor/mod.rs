@@ -266,7 +266,7 @@ pub struct Report {
     /// refer to them by index (`fix.plan`).
     pub plans: Vec<remedy::Plan>,
     pub listeners: Vec<ListenerView>,
-    pub targets: Vec<String>,
+    pub targets: Vec<crate::model::Target>,
     /// Length of the observation, ms; 0 for a single sample (no deltas).
     pub window_ms: u64,
     pub samples_taken: u64,

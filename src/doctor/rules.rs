@@ -21,7 +21,6 @@ use serde_json::json;
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
-use crate::cli::Target;
 use crate::model::Snapshot;
 
 const LISTEN_OVERFLOWS: &str = "TcpExt:ListenOverflows";
@@ -223,8 +222,7 @@ fn fix_of(plan: &Plan) -> Fix {
 
 /// docs/kernel.md §3: with nothing bound, the SYN is answered with RST.
 fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
-    for raw in &ctx.snap.targets {
-        let Ok(t) = Target::parse(raw) else { continue };
+    for t in &ctx.snap.targets {
         let seen = ctx
             .snap
             .samples

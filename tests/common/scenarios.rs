@@ -248,7 +248,8 @@ fn accept_all(fd: OwnedFd, stop: Arc<AtomicBool>) -> Vec<OwnedFd> {
 
 /// Recv-Q of the listener matching `target`, if there is one.
 pub fn queue_of(target: &str) -> Option<u32> {
-    let scope = backlogctl::record::Scope::new(vec![backlogctl::cli::Target::parse(target).ok()?]);
+    let scope =
+        backlogctl::record::Scope::new(vec![backlogctl::model::Target::parse(target).ok()?]);
     let plan = backlogctl::record::Plan {
         window: Duration::ZERO,
         interval: Duration::ZERO,

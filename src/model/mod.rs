@@ -8,6 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+mod scope;
+pub use scope::{Scope, Target, parse_targets};
+
 /// Version of the JSON layout written by this build. Readers reject newer versions.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -28,7 +31,7 @@ pub struct Snapshot {
     pub started_unix_ms: u64,
     /// The scope as the user gave it; empty = every TCP listener.
     #[serde(default)]
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
     /// Sampling period used within the window, microseconds (0 for a single sample).
     #[serde(default)]
     pub sample_interval_us: u64,
