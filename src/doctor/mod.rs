@@ -278,36 +278,73 @@ pub struct Report {
 
 /// The whole diagnosis. Pure.
 pub fn diagnose(snap: &Snapshot) -> Report {
+    triage(snap).finish(snap)
+}
+
+/// The first half of a diagnosis: every listener folded over the window and classified, before
+/// any process is named. `troubled` says whose processes the findings will need; `finish`
+/// groups, plans and words, with the owners the snapshot has by then. The rules run once.
+pub struct Triage {
+    listeners: Vec<ListenerView>,
+    classes: Vec<Option<rules::Class>>,
+}
+
+pub fn triage(snap: &Snapshot) -> Triage {
     let listeners = views(snap);
-    let (mut findings, mut plans) = rules::run(snap, &listeners);
-    for f in findings.iter_mut().filter(|f| f.listeners.is_empty()) {
-        f.listeners.extend(f.listener.clone());
-        f.inodes.extend(f.inode);
+    let classes = rules::classify_all(snap, &listeners);
+    Triage { listeners, classes }
+}
+
+impl Triage {
+    /// Inodes of the listeners with something to report.
+    pub fn troubled(&self) -> HashSet<u64> {
+        self.listeners
+            .iter()
+            .zip(&self.classes)
+            .filter(|(_, c)| c.is_some())
+            .map(|(v, _)| v.inode)
+            .collect()
     }
-    words::fill(snap, &listeners, &mut findings, &mut plans);
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.id.cmp(&b.id))
-            .then(a.listener.cmp(&b.listener))
-    });
-    let verdict = findings
-        .iter()
-        .map(|f| f.severity)
-        .max()
-        .unwrap_or(Severity::Ok);
-    Report {
-        verdict,
-        findings,
-        plans,
-        listeners,
-        targets: snap.targets.clone(),
-        window_ms: snap.window_us() / 1000,
-        samples_taken: snap.samples_taken.max(snap.samples.len() as u64),
-        kernel: snap.kernel.clone(),
-        netns: snap.netns.clone(),
-        sysctls: snap.sysctls.clone(),
-        gaps: snap.gaps.clone(),
+
+    pub fn finish(mut self, snap: &Snapshot) -> Report {
+        let owners = snap.owners_by_inode();
+        for v in &mut self.listeners {
+            v.owners = owners
+                .get(&v.inode)
+                .map(|os| os.iter().map(|o| (*o).clone()).collect())
+                .unwrap_or_default();
+        }
+        let listeners = self.listeners;
+        let (mut findings, mut plans) = rules::run(snap, &listeners, &self.classes);
+        for f in findings.iter_mut().filter(|f| f.listeners.is_empty()) {
+            f.listeners.extend(f.listener.clone());
+            f.inodes.extend(f.inode);
+        }
+        words::fill(snap, &listeners, &mut findings, &mut plans);
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.id.cmp(&b.id))
+                .then(a.listener.cmp(&b.listener))
+        });
+        let verdict = findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok);
+        Report {
+            verdict,
+            findings,
+            plans,
+            listeners,
+            targets: snap.targets.clone(),
+            window_ms: snap.window_us() / 1000,
+            samples_taken: snap.samples_taken.max(snap.samples.len() as u64),
+            kernel: snap.kernel.clone(),
+            netns: snap.netns.clone(),
+            sysctls: snap.sysctls.clone(),
+            gaps: snap.gaps.clone(),
+        }
     }
 }
 
@@ -317,7 +354,6 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
     let mut first_drops: Vec<Option<u32>> = Vec::new();
     // Indexes, so that ten thousand listeners cost ten thousand steps, not a hundred million.
     let mut index: HashMap<(SocketAddr, u64), usize> = HashMap::new();
-    let owners = snap.owners_by_inode();
     for sample in &snap.samples {
         for l in &sample.listeners {
             match index.get(&l.key()).copied() {
@@ -345,10 +381,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         syn_recv_peak: l.syn_recv,
                         present_at_end: false,
                         v6only: l.v6only,
-                        owners: owners
-                            .get(&l.inode)
-                            .map(|v| v.iter().map(|o| (*o).clone()).collect())
-                            .unwrap_or_default(),
+                        owners: Vec::new(),
                     });
                 }
             }

@@ -32,33 +32,39 @@ const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
 const OUT_RSTS: &str = "Tcp:OutRsts";
 const SMALL_BACKLOG: u32 = 128;
 
-/// Findings and the plans they refer to.
-pub fn run(snap: &Snapshot, views: &[ListenerView]) -> (Vec<Finding>, Vec<Plan>) {
-    let ctx = Ctx {
-        snap,
-        windowed: snap.window_us() > 0,
-        holder: snap.owners.iter().map(|o| o.pid).min(),
-    };
+/// Every listener's classification, in the order of `views`; None for a listener with
+/// nothing to report. The first half of a diagnosis: it needs no process names, so a caller
+/// can name only the processes of the listeners that have something.
+pub(super) fn classify_all(snap: &Snapshot, views: &[ListenerView]) -> Vec<Option<Class>> {
+    let ctx = Ctx::new(snap);
+    views
+        .iter()
+        .map(|v| {
+            let class = classify(&ctx, v, v.syn_queue_full());
+            let any = class.queue.is_some() || class.backlog.is_some() || class.syn_full;
+            any.then_some(class)
+        })
+        .collect()
+}
+
+/// Findings and the plans they refer to, from the classification of `classify_all`.
+pub(super) fn run(
+    snap: &Snapshot,
+    views: &[ListenerView],
+    classes: &[Option<Class>],
+) -> (Vec<Finding>, Vec<Plan>) {
+    let ctx = Ctx::new(snap);
     let mut out = Vec::new();
     let mut plans = Vec::new();
     not_listening(&ctx, views, &mut out);
-    let syn_full: HashSet<u64> = views
-        .iter()
-        .filter(|v| v.syn_queue_full())
-        .map(|v| v.inode)
-        .collect();
-    // Classify every listener, then group the alike: 10,000 listeners of one proxy make one
-    // finding and one plan, not 10,000.
+    // Group the alike: 10,000 listeners of one proxy make one finding and one plan, not 10,000.
     let mut overflowing = Vec::new();
     let mut groups: Vec<(Class, Vec<&ListenerView>)> = Vec::new();
     let mut index: HashMap<(Class, u32, Vec<u32>), usize> = HashMap::new();
-    for v in views {
-        let class = classify(&ctx, v, syn_full.contains(&v.inode));
+    for (v, class) in views.iter().zip(classes) {
+        let Some(class) = *class else { continue };
         if class.queue == Some(RuleId::AcceptQueueOverflow) {
             overflowing.push(v);
-        }
-        if class.queue.is_none() && class.backlog.is_none() && !class.syn_full {
-            continue;
         }
         let key = (class, v.send_q, v.owner_pids());
         match index.get(&key) {
@@ -117,7 +123,15 @@ struct Ctx<'a> {
     holder: Option<u32>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(snap: &'a Snapshot) -> Self {
+        Ctx {
+            snap,
+            windowed: snap.window_us() > 0,
+            holder: snap.owners.iter().map(|o| o.pid).min(),
+        }
+    }
+
     fn delta(&self, key: &str) -> Option<u64> {
         if self.windowed {
             self.snap.counter_delta(key)
@@ -137,7 +151,7 @@ impl Ctx<'_> {
 
 /// What the rules decided about one listener: typed, comparable, hashable (the grouping key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Class {
+pub(super) struct Class {
     /// accept-queue-overflow, -dropped or -high.
     queue: Option<RuleId>,
     /// somaxconn-changed-after-listen, backlog-capped-by-somaxconn or small-app-backlog.
