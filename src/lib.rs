@@ -82,6 +82,16 @@ fn doctor_cmd(args: DoctorArgs, out: &mut dyn Write) -> Result<Status> {
     let snap = match &args.from {
         Some(path) => {
             let mut snap = store::load(path)?;
+            if snap.netns.pid.is_some() || !snap.owners.is_empty() {
+                snap.gaps.push(model::Gap::new(
+                    "recorded-pids",
+                    format!(
+                        "this snapshot was recorded {}: the PIDs in its commands (nsenter -t, kill -HUP, \
+                         --pid) name the processes of then; check they still do before running them",
+                        crate::watch::rfc3339(snap.started_unix_ms)
+                    ),
+                ));
+            }
             if !targets.is_empty() {
                 restrict(&mut snap, &targets);
             }

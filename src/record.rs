@@ -270,8 +270,30 @@ pub fn listener_inodes(snap: &Snapshot) -> HashSet<u64> {
 }
 
 /// Names the processes holding these listeners (`/proc/*/fd`), adding a gap for any it cannot.
+/// For a namespace with no name and no PID to enter it by, keeps the lowest of those PIDs that
+/// lives in it (its /proc/PID/ns/net is the namespace): fixes enter the namespace through it.
+/// Holding a socket is not enough, since descriptors travel (SCM_RIGHTS, socket activation).
 pub fn attribute_owners(snap: &mut Snapshot, inodes: &HashSet<u64>) {
     let (owners, gap) = procs::owners(inodes);
     snap.owners.extend(owners);
     snap.gaps.extend(gap);
+    let ns = &snap.netns;
+    if ns.pid.is_none() && ns.path.is_none() && ns.names.is_empty() && ns.initial != Some(true) {
+        let mut pids: Vec<u32> = snap.owners.iter().map(|o| o.pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        snap.netns.pid = pids
+            .into_iter()
+            .find(|pid| ns.inode.is_some() && netns_inode_of(*pid) == ns.inode);
+    }
+}
+
+/// The inode of a process's network namespace (`/proc/PID/ns/net` → `net:[INODE]`).
+fn netns_inode_of(pid: u32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    link.to_str()?
+        .strip_prefix("net:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }

@@ -179,11 +179,17 @@ fn applying_the_fix_makes_the_next_run_clean() {
         let running = (s.setup)().expect("setup");
         let (code, json, _) = doctor(&["--json", "--window", WINDOW, ":8100"]);
         assert_eq!(code, 2);
-        let fix = json["findings"][0]["fix"].to_string();
-        assert!(
-            fix.contains("net.core.somaxconn=4096") && fix.contains("backlog of 4096"),
+        let fix = &json["findings"][0]["fix"];
+        assert_eq!(fix["target_backlog"], 4096, "{fix}");
+        assert_eq!(
+            fix["steps"][0]["action"]["knob"], "net.core.somaxconn",
             "{fix}"
         );
+        assert_eq!(fix["steps"][0]["action"]["value"], 4096, "{fix}");
+        // The socket is held by this test process, whose main thread lives in the host's
+        // namespace: it cannot be entered through it, so no command (never a host one).
+        assert!(fix["steps"][0]["command"].is_null(), "{fix}");
+        assert!(fix.to_string().contains("backlog of 4096"), "{fix}");
         drop(running); // the server goes away: a restart
         set_sysctl("net.core.somaxconn", 4096);
         let _server = listener("127.0.0.1:8100", 4096);

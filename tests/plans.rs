@@ -245,3 +245,139 @@ fn not_listening_names_the_other_addresses() {
     assert!(f.listeners.is_empty(), "no listener is concerned");
     assert_eq!(f.evidence[0].value, serde_json::json!(["127.0.0.1:8080"]));
 }
+
+fn node_snapshot() -> backlogctl::model::Snapshot {
+    backlogctl::store::load(&fixture("snapshots/6.18-node-backlog16-burst.json")).unwrap()
+}
+
+/// Regressions from the review of the remedy plans.
+#[test]
+fn reuseport_groups_share_their_syn_recv_count() {
+    // Three SO_REUSEPORT sockets of B=200 share one SYN_RECV count of 300: below their total
+    // capacity, so no SYN queue is full and nothing is raised.
+    let mut snap = node_snapshot();
+    // Quiet counters: nothing overflowed in the window.
+    let quiet = snap.samples[0].counters.clone();
+    for s in &mut snap.samples {
+        let l = s.listeners[0].clone();
+        s.listeners = (0..3)
+            .map(|i| {
+                let mut m = l.clone();
+                m.inode = 5000 + i;
+                m.send_q = 200;
+                m.recv_q = 0;
+                m.drops = Some(0);
+                m.syn_recv = Some(300);
+                m
+            })
+            .collect();
+        s.counters = quiet.clone();
+    }
+    let r = diagnose(&snap);
+    assert!(r.plans.is_empty(), "{:?}", r.plans);
+    assert!(
+        !r.findings
+            .iter()
+            .any(|f| f.id.as_str() == "syn-queue-overflow")
+    );
+}
+
+#[test]
+fn no_command_enters_a_namespace_through_a_mere_holder() {
+    // Not the host's, no name, no PID it was entered by: the lowest holder (here PID 1, which
+    // holds sockets for socket activation) must not become `nsenter -t 1`.
+    let mut snap = node_snapshot();
+    snap.netns.names.clear();
+    snap.netns.initial = Some(false);
+    snap.netns.pid = None;
+    for o in &mut snap.owners {
+        o.pid = 1;
+    }
+    let r = diagnose(&snap);
+    for s in r.plans.iter().flat_map(|p| &p.steps) {
+        if matches!(s.action, Action::Sysctl { .. }) {
+            assert_eq!(s.command, None, "{s:?}");
+        }
+        assert_eq!(s.namespace, "unknown");
+    }
+}
+
+#[test]
+fn conditional_and_unreadable_sysctls_are_not_blind_commands() {
+    let mut snap = node_snapshot();
+    snap.sysctls.tcp_abort_on_overflow = Some(1);
+    let r = diagnose(&snap);
+    let abort = r
+        .findings
+        .iter()
+        .flat_map(|f| &f.fix.steps)
+        .find(|s| {
+            matches!(
+                s.action,
+                Action::Sysctl {
+                    knob: Knob::AbortOnOverflow,
+                    ..
+                }
+            )
+        })
+        .expect("an abort step");
+    assert!(
+        abort.conditional,
+        "lowering abort_on_overflow is a choice: {abort:?}"
+    );
+    // tcp_syncookies unread: `=1` could lower a 2, so no command.
+    let mut snap = node_snapshot();
+    snap.sysctls.tcp_syncookies = None;
+    if let Some(c) = snap.samples.last_mut().and_then(|s| s.counters.as_mut()) {
+        *c.entry("TcpExt:TCPReqQFullDrop".into()).or_default() += 5;
+    }
+    let r = diagnose(&snap);
+    let cookies = r
+        .findings
+        .iter()
+        .flat_map(|f| &f.fix.steps)
+        .find(|s| {
+            matches!(
+                s.action,
+                Action::Sysctl {
+                    knob: Knob::Syncookies,
+                    ..
+                }
+            )
+        })
+        .expect("a syncookies step");
+    assert_eq!(cookies.command, None);
+}
+
+#[test]
+fn overshoot_and_huge_backlogs_are_told_as_they_are() {
+    let mut snap = node_snapshot();
+    for s in &mut snap.samples {
+        for l in &mut s.listeners {
+            l.recv_q = l.recv_q.max(19); // B=16: two past B+1
+        }
+    }
+    let r = diagnose(&snap);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id.as_str() == "accept-queue-overflow")
+        .unwrap();
+    assert!(f.summary.contains("past B+1 = 17"), "{}", f.summary);
+    // A backlog above today's somaxconn, at the top of u32: somaxconn (an int) is never asked
+    // for more than i32::MAX.
+    let mut snap = node_snapshot();
+    snap.sysctls.somaxconn = Some(128);
+    for s in &mut snap.samples {
+        for l in &mut s.listeners {
+            l.send_q = u32::MAX;
+            l.recv_q = 0;
+        }
+    }
+    let r = diagnose(&snap);
+    for s in r.plans.iter().flat_map(|p| &p.steps) {
+        if let Action::Sysctl { value, .. } = s.action {
+            assert!(value <= i32::MAX as u32, "{s:?}");
+        }
+    }
+}

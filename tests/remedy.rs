@@ -108,7 +108,9 @@ fn netns(rng: &mut Rng) -> Netns {
 /// namespace's somaxconn even when the snapshot could not read it.
 fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
     let somaxconn_now = rng.pick(SOMAXCONN);
-    let n = 1 + rng.below(3) as usize;
+    let n = 1 + rng.below(4) as usize;
+    // One process may hold several listeners (a proxy), as nginx's master does.
+    let shared_owner = rng.chance(30);
     let mut gens = Vec::new();
     let mut first = Vec::new();
     let mut last = Vec::new();
@@ -143,18 +145,32 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
             0
         };
         overflows += u64::from(during);
-        let local: SocketAddr = format!("127.0.0.1:{}", 8000 + i).parse().unwrap();
+        // An SO_REUSEPORT sibling shares the previous listener's address; some are IPv6.
+        let port = if i > 0 && rng.chance(25) {
+            last.last()
+                .map(|l: &Listener| l.local.port())
+                .unwrap_or(8000)
+        } else {
+            8000 + i as u16
+        };
+        let ip = if rng.chance(20) { "[::]" } else { "127.0.0.1" };
+        let local: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let inode = 1000 + i as u64;
         let owner = rng.chance(85).then(|| rng.pick(OWNERS));
         if let Some((comm, cmdline)) = owner {
             owners.push(Owner {
                 inode,
-                pid: 100 + i as u32,
+                pid: if shared_owner { 100 } else { 100 + i as u32 },
                 comm: comm.into(),
                 cmdline: cmdline.into(),
             });
         }
-        let syn = rng.chance(15).then(|| b.saturating_add(1));
+        // A full SYN queue, or several sockets sharing one count; SYN_RECV may not be counted.
+        let syn = match rng.below(6) {
+            0 => Some(b.saturating_add(1)),
+            1 => Some(b / 2),
+            _ => None,
+        };
         let l = |recv_q, drops| Listener {
             local,
             inode,
@@ -179,6 +195,8 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
         c
     };
     let reqq = if rng.chance(15) { 3 } else { 0 };
+    // A single sample: no deltas, the state now.
+    let single = rng.chance(20);
     let snap = Snapshot {
         schema_version: 1,
         tool: "generated".into(),
@@ -188,7 +206,7 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
         started_unix_ms: 0,
         targets: Vec::new(),
         sample_interval_us: 10_000,
-        samples_taken: 2,
+        samples_taken: if single { 1 } else { 2 },
         sysctls: Sysctls {
             somaxconn: rng.chance(90).then_some(somaxconn_now),
             tcp_max_syn_backlog: Some(2048),
@@ -197,18 +215,26 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
             tcp_synack_retries: rng.pick(&[Some(5), Some(1), None]),
         },
         owners,
-        samples: vec![
-            Sample {
+        samples: if single {
+            vec![Sample {
                 elapsed_us: 0,
-                counters: Some(counters(1000, 0)),
-                listeners: first,
-            },
-            Sample {
-                elapsed_us: 500_000,
                 counters: Some(counters(1000 + overflows, reqq)),
                 listeners: last,
-            },
-        ],
+            }]
+        } else {
+            vec![
+                Sample {
+                    elapsed_us: 0,
+                    counters: Some(counters(1000, 0)),
+                    listeners: first,
+                },
+                Sample {
+                    elapsed_us: 500_000,
+                    counters: Some(counters(1000 + overflows, reqq)),
+                    listeners: last,
+                },
+            ]
+        },
         gaps: Vec::new(),
         other_addresses: Vec::new(),
     };
@@ -222,11 +248,6 @@ fn apply(snap: &Snapshot, gens: &[Gen], true_somaxconn: u32, report: &Report) ->
     let mut asked: HashMap<u64, u32> = HashMap::new();
     let mut relisten: Vec<u64> = Vec::new();
     let mut somaxconn = true_somaxconn;
-    let inode_of: HashMap<String, u64> = snap.samples[1]
-        .listeners
-        .iter()
-        .map(|l| (l.local.to_string(), l.inode))
-        .collect();
     for (i, g) in gens.iter().enumerate() {
         asked.insert(1000 + i as u64, g.asked);
     }
@@ -241,9 +262,10 @@ fn apply(snap: &Snapshot, gens: &[Gen], true_somaxconn: u32, report: &Report) ->
                 .flat_map(|f| f.fix.steps.iter().map(|s| (None, s))),
         );
     for (plan, step) in steps {
-        let inodes: Vec<u64> = plan
-            .map(|p| p.listeners.iter().map(|l| inode_of[l]).collect())
-            .unwrap_or_default();
+        let inodes: Vec<u64> = plan.map(|p| p.inodes.clone()).unwrap_or_default();
+        if step.conditional {
+            continue; // a blind consumer skips what only holds under a stated condition
+        }
         match step.action {
             Action::Sysctl {
                 knob: Knob::Somaxconn,
@@ -270,6 +292,8 @@ fn apply(snap: &Snapshot, gens: &[Gen], true_somaxconn: u32, report: &Report) ->
                     asked.insert(*i, (2 * value).min(10_000));
                 }
             }
+            // A reload re-listens when backlog= changed; the step says to restart when Send-Q
+            // does not follow, so either way the socket listens again.
             Action::Relisten { .. } => relisten.extend(&inodes),
             _ => {}
         }
@@ -289,7 +313,7 @@ fn apply(snap: &Snapshot, gens: &[Gen], true_somaxconn: u32, report: &Report) ->
         }
     }
     // Old drops stay: both samples keep the last count.
-    let last_drops: HashMap<u64, Option<u32>> = snap.samples[1]
+    let last_drops: HashMap<u64, Option<u32>> = snap.samples[snap.samples.len() - 1]
         .listeners
         .iter()
         .map(|l| (l.inode, l.drops))
@@ -337,12 +361,18 @@ fn one_number_per_knob(report: &Report) -> Result<(), String> {
     }
     for f in &report.findings {
         if let Some(i) = f.fix.plan
-            && !report.plans[i]
-                .steps
-                .iter()
-                .all(|s| f.fix.steps.contains(s))
+            && report.plans[i].steps != f.fix.steps
         {
             return Err(format!("{} does not carry its plan's steps", f.id.as_str()));
+        }
+    }
+    // Every plan is printed: some finding refers to it.
+    for p in &report.plans {
+        if !report.findings.iter().any(|f| f.fix.plan == Some(p.id)) {
+            return Err(format!(
+                "plan {} for {:?} has no finding",
+                p.id, p.listeners
+            ));
         }
     }
     Ok(())

@@ -246,12 +246,6 @@ impl ListenerView {
         u64::from(self.recv_q_peak) >= mark
     }
 
-    /// More half-open handshakes than B were seen: the SYN queue was full
-    /// (`inet_csk_reqsk_queue_is_full`: qlen > B).
-    pub fn syn_queue_full(&self) -> bool {
-        self.syn_recv_peak.is_some_and(|p| p > self.send_q)
-    }
-
     /// The peak reached half of the capacity.
     pub fn half_full(&self) -> bool {
         u64::from(self.recv_q_peak) * 2 >= self.capacity()

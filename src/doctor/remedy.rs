@@ -23,8 +23,10 @@ use crate::model::{Netns, Sysctls};
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
 pub const MODERN_SOMAXCONN: u32 = 4096;
-/// Kernels before 5.4 stored the backlog in 16 bits; plans stay below.
+/// Older kernels kept the backlog in 16 bits (docs/kernel.md §5); plans stay below.
 pub const MAX_RECOMMENDED: u32 = 65535;
+/// net.core.somaxconn is an int: the most a sysctl command may ask for.
+const SOMAXCONN_MAX: u32 = i32::MAX as u32;
 
 /// A per-namespace sysctl a step can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,9 +71,10 @@ pub enum Where {
 }
 
 impl Where {
-    /// Chooses how to reach the namespace of `netns`: by name, as the host, by the path or PID
-    /// it was entered by, or by a process holding one of its listeners.
-    pub fn of(netns: &Netns, holder: Option<u32>) -> Where {
+    /// Chooses how to reach the namespace of `netns`: by name, as the host, or by the PID or
+    /// path it was entered by. `netns.pid` is also set by the recorder to a process checked to
+    /// live in the namespace (holding a socket does not prove it: descriptors travel).
+    pub fn of(netns: &Netns) -> Where {
         if let Some(name) = netns.names.first() {
             return Where::Named(name.clone());
         }
@@ -82,11 +85,8 @@ impl Where {
         if let Some(pid) = netns.pid {
             return Where::Pid { pid, container };
         }
-        if let Some(path) = &netns.path {
-            return Where::Path(path.clone());
-        }
-        match holder {
-            Some(pid) => Where::Pid { pid, container },
+        match &netns.path {
+            Some(path) => Where::Path(path.clone()),
             None => Where::Unknown,
         }
     }
@@ -182,6 +182,8 @@ pub enum Action {
     StartServer,
     /// Keep the current setting; only change it for a stated reason.
     KeepAbortOnOverflow,
+    /// A full SYN queue with cookies on: raise the backlog only for a burst of real clients.
+    RaiseIfRealClients,
 }
 
 /// The kind of a step, as the issue tracker of an operator would sort it.
@@ -208,6 +210,10 @@ pub struct Step {
     pub persist: Option<String>,
     /// The network namespace the step applies to (`host`, a name, `pid N`, `unknown`).
     pub namespace: String,
+    /// Only under the condition its text states (e.g. "unless clients retry elsewhere"): a
+    /// consumer carrying out steps blindly must skip it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
     pub action: Action,
     /// How that namespace is reached, for the words.
     #[serde(skip)]
@@ -235,6 +241,13 @@ impl Step {
             command,
             persist,
             namespace: at.label(),
+            conditional: matches!(
+                action,
+                Action::Sysctl {
+                    knob: Knob::AbortOnOverflow,
+                    ..
+                }
+            ),
             action,
             at: at.clone(),
         }
@@ -303,24 +316,24 @@ pub struct Plan {
     pub id: usize,
     /// The listeners it is for (`local`), the example first.
     pub listeners: Vec<String>,
+    /// Their socket inodes, in the same order (SO_REUSEPORT sockets share an address).
+    pub inodes: Vec<u64>,
     pub runtime: Option<Runtime>,
     pub backlog: Backlog,
     pub steps: Vec<Step>,
 }
 
 /// The plan for a group of alike listeners (same backlog and processes), from its first.
-/// `holder`: a process of the namespace, to enter it by when it has no name.
 pub fn plan(
     id: usize,
     group: &[&ListenerView],
     needs: Needs,
     sysctls: &Sysctls,
     netns: &Netns,
-    holder: Option<u32>,
 ) -> Plan {
     let v = group[0];
     let rt = runtime::runtime_of(&v.owners);
-    let at = Where::of(netns, holder);
+    let at = Where::of(netns);
     let b = v.send_q;
     let somaxconn = sysctls.somaxconn;
     let asked = match somaxconn {
@@ -330,7 +343,9 @@ pub fn plan(
     };
     let ceiling = rt.and_then(Runtime::max_backlog).unwrap_or(MAX_RECOMMENDED);
     let target = needs.raise.then(|| target_backlog(b, ceiling)).flatten();
-    let keep = needs.keep_above_somaxconn.then(|| b.max(MODERN_SOMAXCONN));
+    let keep = needs
+        .keep_above_somaxconn
+        .then(|| b.clamp(MODERN_SOMAXCONN, SOMAXCONN_MAX));
     let wanted_somaxconn = target.max(keep);
     let somaxconn_target = wanted_somaxconn.filter(|n| somaxconn.is_none_or(|s| s < *n));
 
@@ -406,6 +421,7 @@ pub fn plan(
     Plan {
         id,
         listeners: group.iter().map(|v| v.local.to_string()).collect(),
+        inodes: group.iter().map(|v| v.inode).collect(),
         runtime: rt,
         backlog: Backlog {
             current: b,
@@ -480,13 +496,13 @@ pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
 }
 
 /// A step for the whole namespace (a sysctl of its own, or a look for a hidden listener).
-pub fn namespace_step(action: Action, netns: &Netns, holder: Option<u32>) -> Step {
+pub fn namespace_step(action: Action, netns: &Netns) -> Step {
     let kind = match action {
         Action::Sysctl { .. } => StepKind::Sysctl,
         Action::BalanceReuseport => StepKind::CodeChange,
         _ => StepKind::Check,
     };
-    Step::new(kind, action, &Where::of(netns, holder))
+    Step::new(kind, action, &Where::of(netns))
 }
 
 #[cfg(test)]
@@ -506,30 +522,30 @@ mod tests {
     #[test]
     fn commands_stay_in_the_listeners_namespace() {
         let k = Knob::AbortOnOverflow;
-        let host = Where::of(&ns(Some(true), &[], None), Some(7));
+        let host = Where::of(&ns(Some(true), &[], None));
         assert_eq!(
             host.sysctl(k, 0).as_deref(),
             Some("sysctl -w net.ipv4.tcp_abort_on_overflow=0")
         );
         assert!(host.persist(k, 0).unwrap().contains("/etc/sysctl.d/"));
-        let named = Where::of(&ns(Some(false), &["bpy"], None), Some(7));
+        let named = Where::of(&ns(Some(false), &["bpy"], None));
         assert_eq!(
             named.sysctl(k, 0).as_deref(),
             Some("ip netns exec bpy sysctl -w net.ipv4.tcp_abort_on_overflow=0")
         );
         assert_eq!(named.persist(k, 0), None);
-        let entered = Where::of(&ns(Some(false), &[], Some(42)), Some(7));
+        let entered = Where::of(&ns(Some(false), &[], Some(42)));
         assert_eq!(
             entered.sysctl(Knob::Somaxconn, 4096).as_deref(),
             Some("nsenter -t 42 -n sysctl -w net.core.somaxconn=4096")
         );
-        let held = Where::of(&ns(None, &[], None), Some(7));
+        let held = Where::of(&ns(None, &[], Some(7)));
         assert_eq!(
             held.sysctl(Knob::Syncookies, 1).as_deref(),
             Some("nsenter -t 7 -n sysctl -w net.ipv4.tcp_syncookies=1")
         );
-        // Not known to be the host's and no way in: no command at all.
-        let unknown = Where::of(&ns(Some(false), &[], None), None);
+        // Not known to be the host's and no way in: no command at all, whoever holds sockets.
+        let unknown = Where::of(&ns(Some(false), &[], None));
         assert_eq!(unknown.sysctl(Knob::Somaxconn, 4096), None);
         assert_eq!(unknown.backlogctl("watch :80"), None);
     }

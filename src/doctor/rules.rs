@@ -40,8 +40,8 @@ pub(super) fn classify_all(snap: &Snapshot, views: &[ListenerView]) -> Vec<Optio
     views
         .iter()
         .map(|v| {
-            let class = classify(&ctx, v, v.syn_queue_full());
-            let any = class.queue.is_some() || class.backlog.is_some() || class.syn_full;
+            let class = classify(&ctx, v);
+            let any = class.queue.is_some() || class.backlog.is_some();
             any.then_some(class)
         })
         .collect()
@@ -84,7 +84,6 @@ pub(super) fn run(
             class.needs(),
             &snap.sysctls,
             &snap.netns,
-            ctx.holder,
         );
         for v in group.iter() {
             plan_of.insert(v.inode, plan.id);
@@ -99,7 +98,7 @@ pub(super) fn run(
         }
     }
     namespace_overflow(&ctx, views, &overflowing, &mut out);
-    let syn = syn_queue(&ctx, views, &plans, &plan_of);
+    let syn = syn_queue(&ctx, views);
     let accept_overflow =
         !overflowing.is_empty() || out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow);
     let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
@@ -118,9 +117,6 @@ struct Ctx<'a> {
     snap: &'a Snapshot,
     /// More than one sample over a non-zero window: deltas mean something.
     windowed: bool,
-    /// The lowest PID holding a listener: every command of the report enters the namespace
-    /// through the same process when it has no name.
-    holder: Option<u32>,
 }
 
 impl<'a> Ctx<'a> {
@@ -128,7 +124,6 @@ impl<'a> Ctx<'a> {
         Ctx {
             snap,
             windowed: snap.window_us() > 0,
-            holder: snap.owners.iter().map(|o| o.pid).min(),
         }
     }
 
@@ -145,7 +140,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn step(&self, action: Action) -> remedy::Step {
-        remedy::namespace_step(action, &self.snap.netns, self.holder)
+        remedy::namespace_step(action, &self.snap.netns)
     }
 }
 
@@ -156,8 +151,6 @@ pub(super) struct Class {
     queue: Option<RuleId>,
     /// somaxconn-changed-after-listen, backlog-capped-by-somaxconn or small-app-backlog.
     backlog: Option<RuleId>,
-    /// Its SYN queue was seen full (SYN_RECV > B).
-    syn_full: bool,
     /// It has dropped (sk_drops > 0), now or before.
     dropped: bool,
     /// Its peak reached 80% of the queue, whatever else it did (old drops may name the rule).
@@ -169,8 +162,9 @@ pub(super) struct Class {
 impl Class {
     fn needs(&self) -> Needs {
         Needs {
-            raise: self.syn_full
-                || self.nearly_full
+            // A full SYN queue alone raises nothing: SYN cookies absorb it (docs/kernel.md
+            // §8.5), and during a SYN flood a plan that doubled B every run would never settle.
+            raise: self.nearly_full
                 || self.small
                 || matches!(
                     self.queue,
@@ -187,13 +181,12 @@ impl Class {
     }
 }
 
-fn classify(ctx: &Ctx, v: &ListenerView, syn_full: bool) -> Class {
+fn classify(ctx: &Ctx, v: &ListenerView) -> Class {
     let queue = accept_queue_state(ctx, v);
-    let in_trouble_now = queue == Some(RuleId::AcceptQueueOverflow) || v.nearly_full() || syn_full;
+    let in_trouble_now = queue == Some(RuleId::AcceptQueueOverflow) || v.nearly_full();
     Class {
         queue,
         backlog: backlog_state(ctx, v, in_trouble_now),
-        syn_full,
         dropped: v.drops.is_some_and(|d| d > 0),
         nearly_full: v.nearly_full(),
         small: v.send_q < SMALL_BACKLOG,
@@ -501,22 +494,32 @@ fn namespace_overflow(
     out.push(f);
 }
 
-/// docs/kernel.md §1 (SYN queue full ⇔ qlen > B) and §4 (TCPReqQFullDrop / DoCookies). The
-/// SYN queue's limit is B, so the listener's plan (which raises B) is the fix; with cookies
-/// off, turning them on comes first.
-fn syn_queue(
-    ctx: &Ctx,
-    views: &[ListenerView],
-    plans: &[Plan],
-    plan_of: &HashMap<u64, usize>,
-) -> Vec<Finding> {
+/// Listeners whose SYN queue was seen full (`inet_csk_reqsk_queue_is_full`: qlen > B).
+/// Request sockets carry no listener inode, so the sockets of an SO_REUSEPORT group share one
+/// SYN_RECV count: it is compared with the group's total, Σ(B+1) − 1.
+fn syn_full(views: &[ListenerView]) -> Vec<&ListenerView> {
+    let mut capacity: HashMap<SocketAddr, u64> = HashMap::new();
+    for v in views {
+        *capacity.entry(v.local).or_default() += v.capacity();
+    }
+    views
+        .iter()
+        .filter(|v| {
+            v.syn_recv_peak
+                .is_some_and(|p| u64::from(p) >= capacity[&v.local])
+        })
+        .collect()
+}
+
+/// docs/kernel.md §1 (SYN queue full ⇔ qlen > B) and §4 (TCPReqQFullDrop / DoCookies). With
+/// cookies off, turning them on is the fix; with cookies on, a full SYN queue costs nothing
+/// but a log line, and only a burst of real clients (not a flood) is a reason to raise the
+/// backlog, which the listener's own findings then plan.
+fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
     let mut out = Vec::new();
     let cookies = ctx.snap.sysctls.tcp_syncookies;
-    let full: Vec<&ListenerView> = views.iter().filter(|v| v.syn_queue_full()).collect();
-    let who = match full.as_slice() {
-        [one] => Some(*one),
-        _ => None,
-    };
+    let full = syn_full(views);
+    let who = full.first().copied();
     let with_evidence = |mut f: Finding| {
         for v in &full {
             f.evidence.push(ev(
@@ -529,19 +532,22 @@ fn syn_queue(
             .push(ev("net.ipv4.tcp_syncookies", json!(cookies), "/proc/sys"));
         f.listeners = full.iter().map(|v| v.local.to_string()).collect();
         f.inodes = full.iter().map(|v| v.inode).collect();
-        // The plan of the listener whose SYN queue was full, when there is one.
-        if let Some(plan) = who.and_then(|v| plan_of.get(&v.inode)).map(|&i| &plans[i]) {
-            let steps = std::mem::take(&mut f.fix.steps);
-            f.fix = fix_of(plan);
-            f.fix.steps.splice(0..0, steps);
+        if cookies != Some(0) {
+            f.fix.steps.push(ctx.step(Action::RaiseIfRealClients));
         }
         f
     };
     let cookies_on = || {
-        ctx.step(Action::Sysctl {
+        let mut step = ctx.step(Action::Sysctl {
             knob: Knob::Syncookies,
             value: 1,
-        })
+        });
+        if cookies.is_none() {
+            // Unread, it may be 2: `sysctl -w ...=1` could lower it.
+            step.command = None;
+            step.persist = None;
+        }
+        step
     };
     if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
         let mut f = finding(
@@ -691,8 +697,13 @@ fn reuseport(
                 roomy,
             },
         );
-        f.listeners = group.iter().map(|o| o.local.to_string()).collect();
-        f.inodes = group.iter().map(|o| o.inode).collect();
+        // The overflowing socket first, as `listener` says.
+        let mut members = group.clone();
+        if let Some(i) = members.iter().position(|o| o.inode == v.inode) {
+            members[..=i].rotate_right(1);
+        }
+        f.listeners = members.iter().map(|o| o.local.to_string()).collect();
+        f.inodes = members.iter().map(|o| o.inode).collect();
         for o in group {
             f.evidence.push(ev(
                 format!("inode {} Recv-Q peak / B", o.inode),

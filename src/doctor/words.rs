@@ -42,8 +42,8 @@ pub fn fill(snap: &Snapshot, views: &[ListenerView], findings: &mut [Finding], p
 }
 
 fn plan_example<'a>(plan: &Plan, views: &'a [ListenerView]) -> Option<&'a ListenerView> {
-    let first = plan.listeners.first()?;
-    views.iter().find(|v| &v.local.to_string() == first)
+    let first = plan.inodes.first()?;
+    views.iter().find(|v| v.inode == *first)
 }
 
 struct Words<'a> {
@@ -111,21 +111,33 @@ impl Words<'_> {
                 s
             }
             Fact::Overflow { seen } => {
+                // The admission check is lockless: concurrent handshakes can push Recv-Q past
+                // B+1 (docs/kernel.md §1.2).
+                let reached = if u64::from(peak) > cap {
+                    format!(
+                        "Recv-Q reached {peak}, past B+1 = {cap}: handshakes completing at once overshoot"
+                    )
+                } else {
+                    format!("Recv-Q reached {peak} = B+1")
+                };
                 let how = match seen {
                     QueueSeen::FullInWindow => format!(
-                        "its accept queue was full (Recv-Q reached {peak} = B+1) during the {} window",
+                        "its accept queue was full ({reached}) during the {} window",
                         self.window()
                     ),
-                    QueueSeen::FullNow => {
-                        format!("its accept queue is full now (Recv-Q {peak} = B+1)")
-                    }
+                    QueueSeen::FullNow => format!("its accept queue is full now ({reached})"),
                     QueueSeen::DropsRose(d) => format!(
-                        "it dropped {d} segment(s) during the {} window while ListenOverflows rose",
-                        self.window()
+                        "it dropped {d} segment(s) during the {} window{}",
+                        self.window(),
+                        if self.snap.counter_delta("TcpExt:ListenOverflows").is_some() {
+                            " while ListenOverflows rose"
+                        } else {
+                            " (ListenOverflows could not be read to tell overflows from other drops)"
+                        }
                     ),
                 };
                 format!(
-                    "{who} loses connection attempts to accept-queue overflow: {how}. With B = {b} only {cap} \
+                    "{who} loses connection attempts to accept-queue overflow: {how}. With B = {b} about {cap} \
                      established connections can wait for accept(); the rest are dropped."
                 )
             }
@@ -190,14 +202,15 @@ impl Words<'_> {
             Fact::SynQueueDropped { dropped } => format!(
                 "SYNs were dropped because the SYN queue of {who} was full (TCPReqQFullDrop +{dropped}), SYN \
                  cookies being off: those clients retransmit their SYN and connect slowly or time out. The SYN \
-                 queue holds B+1 requests, like the accept queue."
+                 queue holds as many requests as the accept queue (B+1; B on kernels before early 2025)."
             ),
             Fact::SynQueueCookies { cookies } => format!(
                 "the SYN queue of {who} filled up and {cookies} SYN cookie(s) were sent instead \
                  (TCPReqQFullDoCookies +{cookies}): connects still succeed, but a cookie handshake whose final ACK \
-                 meets a full accept queue is dropped without a trace and hangs until room appears, and the kernel \
-                 logs \"Possible SYN flooding\" for what may be a legitimate burst. The SYN queue holds B+1 \
-                 requests, like the accept queue."
+                 meets a full accept queue is dropped without a reset (only ListenOverflows and SyncookiesRecv count \
+                 it) and hangs until room appears, and the kernel logs \"Possible SYN flooding\" for what may be a \
+                 legitimate burst. The SYN queue holds as many requests as the accept queue (B+1; B on kernels \
+                 before early 2025)."
             ),
             Fact::SynQueueFullNow => format!(
                 "{who} has {} half-open handshakes (SYN_RECV) for a backlog of {b}: its SYN queue is full now.",
@@ -253,20 +266,28 @@ impl Words<'_> {
         let s = &self.snap.sysctls;
         let abort = s.tcp_abort_on_overflow;
         let syn_part = "Clients whose SYN arrives while the accept queue is full are dropped silently: they sit in \
-                        SYN_SENT and retransmit the SYN after 1 s and then at growing intervals, so they see connects \
-                        taking seconds, and ETIMEDOUT after about 2 minutes (131 s on recent kernels, 127 s on older \
-                        ones) if the queue never drains.";
+                        SYN_SENT and retransmit the SYN (1 s apart at first on recent kernels, then at doubling \
+                        intervals), so they see connects taking seconds, and ETIMEDOUT after about 2 minutes (131 s on \
+                        recent kernels, 127 s on older ones) if the queue never drains.";
         let cookie_part = if s.tcp_syncookies == Some(0) {
             ""
         } else {
             " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
-             think they are connected and hang until room appears (forever, for protocols where the server speaks first)."
+             think they are connected and hang until room appears (until the client gives up, for protocols where \
+             the server speaks first)."
         };
-        // Request lifetime: the SYN-ACK is sent 1 + tcp_synack_retries times, 1 s apart, doubling.
+        // Request lifetime: the SYN-ACK is sent 1 + tcp_synack_retries times, the timeout
+        // doubling from 1 s up to TCP_RTO_MAX (120 s); `reqsk_timer_handler` retries less when
+        // the SYN queue is clogged, so this is an upper bound.
         let lifetime = match s.tcp_synack_retries {
             Some(r) => {
-                let secs: u64 = (0..=r.min(10)).map(|i| 1u64 << i).sum();
-                format!("after about {secs} s with net.ipv4.tcp_synack_retries={r}")
+                let secs: u64 = (0..=u64::from(r.min(255)))
+                    .map(|i| if i < 7 { 1u64 << i } else { 120 })
+                    .sum();
+                format!(
+                    "after at most about {secs} s with net.ipv4.tcp_synack_retries={r}, less when the SYN \
+                     queue is clogged"
+                )
             }
             None => "after a time set by net.ipv4.tcp_synack_retries, which could not be read (about 63 s \
                      at its default of 5)"
@@ -313,12 +334,13 @@ impl Words<'_> {
         match &s.action {
             Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value, at),
             Action::AppBacklog { runtime, value } => {
-                let asked = ctx.plan.map(|p| p.backlog.asked);
-                let now = match asked {
-                    Some(Asked::Exactly(b)) => format!(" instead of {b}"),
-                    Some(Asked::AtLeast(b)) => {
-                        format!(" (today: {b} or more, cut to somaxconn)")
-                    }
+                // What it asked for is inferred, never known: say what the socket has.
+                let now = match ctx.plan.map(|p| p.backlog.asked) {
+                    Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
+                    Some(Asked::AtLeast(b)) => format!(
+                        " (the socket has {b}, somaxconn's value when it listened: the request may have \
+                         been larger, so make sure it is {value})"
+                    ),
                     _ => String::new(),
                 };
                 format!(
@@ -331,7 +353,7 @@ impl Words<'_> {
                 format!(
                     "PostgreSQL asks listen() for 2 × MaxBackends (max_connections + autovacuum_max_workers + \
                      max_worker_processes + max_wal_senders + 1: 244 with the defaults; 2 × max_connections in \
-                     newer releases), clamped to {}, so somaxconn alone does not change it: set max_connections \
+                     newer releases), clamped to {} up to release 15, so somaxconn alone does not change it: set max_connections \
                      to {value} for a backlog of at least {n}, with {} or in postgresql.conf. max_connections also \
                      sizes shared memory and lets that many backends run at once: a pooler such as PgBouncer in \
                      front, which absorbs the burst on its own backlog, is the usual alternative",
@@ -347,13 +369,21 @@ impl Words<'_> {
                 });
                 let after = if after { "after the steps above, " } else { "" };
                 match how {
-                    Relisten::Reload => with_cmd(format!(
-                        "{after}reload {} so it calls listen() again on the same socket, which takes the new \
-                         backlog and re-reads somaxconn without losing a connection (the socket and its drop \
-                         count stay){}",
-                        runtime.map(Runtime::name).unwrap_or("the server"),
-                        if pid.is_some() { "" } else { " (e.g. `nginx -s reload`)" }
-                    )),
+                    Relisten::Reload => format!(
+                        "{}; a reload calls listen() again only when the backlog= value changed: if Send-Q does \
+                         not become {} (the directive already said so), restart nginx instead",
+                        with_cmd(format!(
+                            "{after}reload {} so it calls listen() again on the same socket, which takes the new \
+                             backlog and re-reads somaxconn without losing a connection (the socket and its drop \
+                             count stay){}",
+                            runtime.map(Runtime::name).unwrap_or("the server"),
+                            if pid.is_some() { "" } else { " (e.g. `nginx -s reload`)" }
+                        )),
+                        ctx.plan
+                            .and_then(|p| p.backlog.target)
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "the new backlog".into())
+                    ),
                     Relisten::Restart => format!(
                         "{after}restart {}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
                          called, so no change reaches a socket that is already listening; connections still \
@@ -395,11 +425,20 @@ impl Words<'_> {
                                     127.0.0.1 is not reachable from elsewhere); if it runs in a container, \
                                     diagnose inside that container's network namespace (--pid PID)"
                 .into(),
-            Action::KeepAbortOnOverflow => format!(
-                "nothing to change here: net.ipv4.tcp_abort_on_overflow={} lets clients recover from a dropped \
-                 final ACK; setting it to 1 would only turn these stalls into resets. The queue's own plan is the fix",
-                num(self.snap.sysctls.tcp_abort_on_overflow)
-            ),
+            Action::KeepAbortOnOverflow => match self.snap.sysctls.tcp_abort_on_overflow {
+                Some(a) => format!(
+                    "nothing to change here: net.ipv4.tcp_abort_on_overflow={a} lets clients recover from a \
+                     dropped final ACK; setting it to 1 would only turn these stalls into resets. The queue's own \
+                     plan is the fix"
+                ),
+                None => "net.ipv4.tcp_abort_on_overflow could not be read: at 0 (its default) clients recover \
+                         from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
+                    .into(),
+            },
+            Action::RaiseIfRealClients => "with SYN cookies on, a full SYN queue costs only a log line and cookie \
+                                           handshakes: raise the listener's backlog only if these are real \
+                                           clients rather than a flood (its accept-queue findings give the plan)"
+                .into(),
         }
     }
 
