@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::doctor::{self, Report};
+use crate::doctor::Report;
 use crate::error::{Error, Result};
 use crate::model::Target;
+use crate::options::Owners;
+use crate::pipeline;
 use crate::record::{Recorder, Scope};
 use crate::source::netns;
 
@@ -105,18 +107,6 @@ pub struct Settings {
     pub user_namespace: bool,
 }
 
-const COUNTERS: [&str; 9] = [
-    "TcpExt:ListenOverflows",
-    "TcpExt:ListenDrops",
-    "TcpExt:TCPReqQFullDrop",
-    "TcpExt:TCPReqQFullDoCookies",
-    "TcpExt:SyncookiesSent",
-    "TcpExt:SyncookiesRecv",
-    "TcpExt:EmbryonicRsts",
-    "Tcp:OutRsts",
-    "Tcp:AttemptFails",
-];
-
 /// Moves this (still single-threaded) process into a private network namespace; when not
 /// root, inside a new user namespace that maps us to root there, where the kernel allows it.
 fn isolate() -> Result<bool> {
@@ -190,6 +180,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
             // Held-back ACKs keep handshakes half-open for only --ack-delay: count them often.
             let mut rec = Recorder::start(scope, Duration::from_millis(20), true)?;
             rec.force_syn_recv();
+            rec.owners = false; // named by the pipeline
             rec.snap.sample_interval_us = 5000;
             rec.sample(true)?;
             while !stop.load(Ordering::Relaxed) {
@@ -245,11 +236,11 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         .filter(|r| r.0 == Outcome::Served)
         .filter_map(|r| r.2)
         .collect();
-    let counters: BTreeMap<String, u64> = COUNTERS
+    let counters: BTreeMap<String, u64> = crate::catalogue::LAB
         .iter()
         .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
         .collect();
-    let report = doctor::diagnose(&snap);
+    let report = pipeline::diagnose_recorded(snap.clone(), Owners::All).report;
     let (peak_recv_q, peak_syn_recv, send_q) = report
         .listeners
         .first()
@@ -534,74 +525,4 @@ pub fn story(r: &LabReport) -> Vec<String> {
         ));
     }
     out
-}
-
-pub fn render_text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
-    let s = &r.settings;
-    writeln!(
-        w,
-        "lab: {} clients against listen({}) with somaxconn {} (B = {}), {} workers x {} ms, \
-         tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms{}",
-        s.clients,
-        s.backlog,
-        s.somaxconn,
-        r.send_q,
-        s.workers,
-        s.work_ms,
-        s.tcp_abort_on_overflow,
-        s.tcp_syncookies,
-        s.ack_delay_ms,
-        if s.user_namespace {
-            " (user namespace)"
-        } else {
-            ""
-        }
-    )?;
-    writeln!(w, "finished in {:.1} s", r.elapsed_ms as f64 / 1000.0)?;
-    writeln!(w)?;
-    writeln!(w, "Clients:")?;
-    for (k, v) in &r.outcomes {
-        writeln!(w, "  {k:<16} {v:>6}")?;
-    }
-    if let Some(p) = &r.connect_latency {
-        writeln!(
-            w,
-            "  connect latency  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-            p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-        )?;
-    }
-    writeln!(w)?;
-    writeln!(w, "Kernel (lab namespace):")?;
-    writeln!(
-        w,
-        "  accept queue peak {} of {} (B+1), SYN_RECV peak {}",
-        r.peak_recv_q,
-        r.send_q.saturating_add(1),
-        r.peak_syn_recv
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "not counted".into())
-    )?;
-    let counters: Vec<String> = r
-        .counters
-        .iter()
-        .map(|(k, v)| format!("{k} +{v}"))
-        .collect();
-    writeln!(w, "  {}", counters.join(", "))?;
-    writeln!(w)?;
-    writeln!(w, "What happened:")?;
-    for line in &r.story {
-        writeln!(w, "  - {line}")?;
-    }
-    writeln!(w)?;
-    let ids: Vec<&str> = r.doctor.findings.iter().map(|f| f.id.as_str()).collect();
-    writeln!(
-        w,
-        "doctor during the burst: {:?}: {}",
-        r.doctor.verdict,
-        if ids.is_empty() {
-            "no findings".into()
-        } else {
-            ids.join(", ")
-        }
-    )
 }

@@ -28,13 +28,9 @@ pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 /// hash (twice, one dump per family): on a host with 100,000 connections that is tens of
 /// milliseconds per count (benches/vs_ss.sh), so it is skipped when this says no.
 fn syn_queue_used(c: &Counters) -> bool {
-    [
-        "TcpExt:TCPReqQFullDoCookies",
-        "TcpExt:TCPReqQFullDrop",
-        "TcpExt:SyncookiesSent",
-    ]
-    .iter()
-    .any(|k| c.get(*k).is_none_or(|v| *v > 0))
+    crate::catalogue::SYN_QUEUE_USED
+        .iter()
+        .any(|k| c.get(*k).is_none_or(|v| *v > 0))
 }
 
 /// Records a snapshot of the calling thread's network namespace.

@@ -276,7 +276,8 @@ fn extreme_snapshot_values_never_panic_nor_wrap() {
                         assert!(v.capacity() > u64::from(v.send_q));
                     }
                     let mut out = Vec::new();
-                    backlogctl::render::text(&mut out, &report, false).unwrap();
+                    backlogctl::render::text(&mut out, &report, backlogctl::render::Style::PLAIN)
+                        .unwrap();
                     backlogctl::render::json(&mut out, &report).unwrap();
                     n += 1;
                 }

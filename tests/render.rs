@@ -36,7 +36,7 @@ fn snapshot(n: usize, owner: impl Fn(usize) -> Option<u32>) -> backlogctl::model
 
 fn text_of(report: &doctor::Report) -> String {
     let mut out = Vec::new();
-    render::text(&mut out, report, false).unwrap();
+    render::text(&mut out, report, render::Style::PLAIN).unwrap();
     String::from_utf8(out).unwrap()
 }
 

@@ -23,13 +23,11 @@ use super::runtime::{self, Runtime};
 use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
 use crate::model::Snapshot;
 
-const LISTEN_OVERFLOWS: &str = "TcpExt:ListenOverflows";
-const LISTEN_DROPS: &str = "TcpExt:ListenDrops";
-const REQQ_FULL_DROP: &str = "TcpExt:TCPReqQFullDrop";
-const REQQ_FULL_COOKIES: &str = "TcpExt:TCPReqQFullDoCookies";
-const SYNCOOKIES_RECV: &str = "TcpExt:SyncookiesRecv";
-const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
-const OUT_RSTS: &str = "Tcp:OutRsts";
+use crate::catalogue::{
+    EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
+    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV,
+};
+
 const SMALL_BACKLOG: u32 = 128;
 
 /// Every listener's classification, in the order of `views`; None for a listener with
@@ -229,15 +227,7 @@ fn fix_of(plan: &Plan) -> Fix {
 
 /// docs/kernel.md §3: with nothing bound, the SYN is answered with RST.
 fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
-    for t in &ctx.snap.targets {
-        let seen = ctx
-            .snap
-            .samples
-            .iter()
-            .any(|s| s.listeners.iter().any(|l| t.matches(l)));
-        if seen {
-            continue;
-        }
+    for t in &ctx.snap.unmatched_targets() {
         // Listeners on that port at other addresses: recorded beside the scope, or in it for
         // another target.
         let mut elsewhere: Vec<SocketAddr> = ctx

@@ -129,7 +129,11 @@ impl Words<'_> {
                     QueueSeen::DropsRose(d) => format!(
                         "it dropped {d} segment(s) during the {} window{}",
                         self.window(),
-                        if self.snap.counter_delta("TcpExt:ListenOverflows").is_some() {
+                        if self
+                            .snap
+                            .counter_delta(crate::catalogue::LISTEN_OVERFLOWS)
+                            .is_some()
+                        {
                             " while ListenOverflows rose"
                         } else {
                             " (ListenOverflows could not be read to tell overflows from other drops)"

@@ -247,6 +247,20 @@ impl Snapshot {
             .max()
     }
 
+    /// Targets that no listener of any sample serves: nothing listens on them here.
+    pub fn unmatched_targets(&self) -> Vec<Target> {
+        self.targets
+            .iter()
+            .filter(|t| {
+                !self
+                    .samples
+                    .iter()
+                    .any(|s| s.listeners.iter().any(|l| t.matches(l)))
+            })
+            .copied()
+            .collect()
+    }
+
     /// Duration covered by the samples, microseconds.
     pub fn window_us(&self) -> u64 {
         match (self.first(), self.last()) {
@@ -254,4 +268,26 @@ impl Snapshot {
             _ => 0,
         }
     }
+}
+
+/// Milliseconds since the epoch as `2026-11-25T02:00:01.123Z` (civil-from-days, H. Hinnant).
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
 }

@@ -6,56 +6,8 @@
 
 use std::io::{self, Write};
 
+use crate::catalogue;
 use crate::model::Snapshot;
-
-/// TcpExt/Tcp counters exported, with their metric names.
-const COUNTERS: [(&str, &str, &str); 9] = [
-    (
-        "TcpExt:ListenOverflows",
-        "listen_overflows_total",
-        "Segments dropped because a listener's accept queue was full (TcpExt ListenOverflows).",
-    ),
-    (
-        "TcpExt:ListenDrops",
-        "listen_drops_total",
-        "Segments dropped at listeners for any reason (TcpExt ListenDrops).",
-    ),
-    (
-        "TcpExt:TCPReqQFullDrop",
-        "reqq_full_drop_total",
-        "SYNs dropped because a SYN queue was full without SYN cookies (TcpExt TCPReqQFullDrop).",
-    ),
-    (
-        "TcpExt:TCPReqQFullDoCookies",
-        "reqq_full_do_cookies_total",
-        "SYN cookies sent because a SYN queue was full (TcpExt TCPReqQFullDoCookies).",
-    ),
-    (
-        "TcpExt:SyncookiesSent",
-        "syncookies_sent_total",
-        "SYN-ACKs sent with a SYN cookie (TcpExt SyncookiesSent).",
-    ),
-    (
-        "TcpExt:SyncookiesRecv",
-        "syncookies_recv_total",
-        "Valid SYN-cookie ACKs received (TcpExt SyncookiesRecv).",
-    ),
-    (
-        "TcpExt:SyncookiesFailed",
-        "syncookies_failed_total",
-        "Invalid SYN-cookie ACKs received (TcpExt SyncookiesFailed).",
-    ),
-    (
-        "TcpExt:EmbryonicRsts",
-        "embryonic_rsts_total",
-        "Resets of half-open connections, incl. tcp_abort_on_overflow (TcpExt EmbryonicRsts).",
-    ),
-    (
-        "Tcp:OutRsts",
-        "out_rsts_total",
-        "RST segments sent (Tcp OutRsts).",
-    ),
-];
 
 pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
     let Some(sample) = snap.last() else {
@@ -117,7 +69,7 @@ pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
         }
     }
     if let Some(c) = &sample.counters {
-        for (key, name, help) in COUNTERS {
+        for (key, name, help) in catalogue::exported() {
             if let Some(v) = c.get(key) {
                 writeln!(w, "# HELP backlogctl_tcp_{name} {help}")?;
                 writeln!(w, "# TYPE backlogctl_tcp_{name} counter")?;

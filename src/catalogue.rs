@@ -1,6 +1,7 @@
-//! `explain NAME`: what a counter, sysctl or column means, in our words and per
-//! docs/kernel.md (the section is named with each entry), with its current value in this
-//! network namespace. The texts are data here; looking values up is the caller's business.
+//! The catalogue: every counter, sysctl and column backlogctl talks about, once — its name and
+//! aliases, what it means in our words (docs/kernel.md section named with each), and for the
+//! counters exported to Prometheus their metric name and help. `explain`, `metrics`, `watch`,
+//! `lab` and the rules all read it. Data only; looking values up is the caller's business.
 
 use crate::model::Counters;
 
@@ -20,6 +21,56 @@ pub struct Entry {
     pub kind: Kind,
     pub text: &'static str,
     pub reference: &'static str,
+    /// Prometheus metric (`backlogctl_tcp_` + this) and its help line, for exported counters.
+    pub metric: Option<(&'static str, &'static str)>,
+}
+
+/// Keys of the counters the rules and commands name, `Section:Name` as in `/proc/net/netstat`.
+pub const LISTEN_OVERFLOWS: &str = "TcpExt:ListenOverflows";
+pub const LISTEN_DROPS: &str = "TcpExt:ListenDrops";
+pub const REQQ_FULL_DROP: &str = "TcpExt:TCPReqQFullDrop";
+pub const REQQ_FULL_DO_COOKIES: &str = "TcpExt:TCPReqQFullDoCookies";
+pub const SYNCOOKIES_SENT: &str = "TcpExt:SyncookiesSent";
+pub const SYNCOOKIES_RECV: &str = "TcpExt:SyncookiesRecv";
+pub const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
+pub const OUT_RSTS: &str = "Tcp:OutRsts";
+pub const ATTEMPT_FAILS: &str = "Tcp:AttemptFails";
+
+/// The namespace counters `watch` shows as rates.
+pub const WATCH_RATES: [&str; 4] = [
+    LISTEN_OVERFLOWS,
+    LISTEN_DROPS,
+    REQQ_FULL_DROP,
+    REQQ_FULL_DO_COOKIES,
+];
+
+/// The counters whose rise `lab` reports.
+pub const LAB: [&str; 9] = [
+    LISTEN_OVERFLOWS,
+    LISTEN_DROPS,
+    REQQ_FULL_DROP,
+    REQQ_FULL_DO_COOKIES,
+    SYNCOOKIES_SENT,
+    SYNCOOKIES_RECV,
+    EMBRYONIC_RSTS,
+    OUT_RSTS,
+    ATTEMPT_FAILS,
+];
+
+/// The counters whose rise shows that a SYN queue of the namespace has filled.
+pub const SYN_QUEUE_USED: [&str; 3] = [REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_SENT];
+
+/// `TcpExt:ListenOverflows` → `ListenOverflows`.
+pub fn short(key: &str) -> &str {
+    key.split_once(':').map(|(_, n)| n).unwrap_or(key)
+}
+
+/// Counters exported to Prometheus: (key, metric name, help).
+pub fn exported() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    ENTRIES.iter().filter_map(|e| match (e.kind, e.metric) {
+        (Kind::Counter(key), Some((name, help))) => Some((key, name, help)),
+        _ => None,
+    })
 }
 
 pub const ENTRIES: &[Entry] = &[
@@ -33,6 +84,10 @@ pub const ENTRIES: &[Entry] = &[
                client counts again. It says nothing about the SYN queue. `netstat -s`: \"times the listen queue of \
                a socket overflowed\". Per network namespace.",
         reference: "§4, §3",
+        metric: Some((
+            "listen_overflows_total",
+            "Segments dropped because a listener's accept queue was full (TcpExt ListenOverflows).",
+        )),
     },
     Entry {
         name: "ListenDrops",
@@ -42,6 +97,10 @@ pub const ENTRIES: &[Entry] = &[
                other listener drops, so it is at least ListenOverflows. `netstat -s`: \"SYNs to LISTEN sockets \
                dropped\". Per network namespace.",
         reference: "§4",
+        metric: Some((
+            "listen_drops_total",
+            "Segments dropped at listeners for any reason (TcpExt ListenDrops).",
+        )),
     },
     Entry {
         name: "TCPReqQFullDrop",
@@ -51,6 +110,10 @@ pub const ENTRIES: &[Entry] = &[
                were off (net.ipv4.tcp_syncookies=0). The SYN queue is full when it holds more than B requests. The \
                client retransmits its SYN: slow connects, then timeouts.",
         reference: "§1, §4",
+        metric: Some((
+            "reqq_full_drop_total",
+            "SYNs dropped because a SYN queue was full without SYN cookies (TcpExt TCPReqQFullDrop).",
+        )),
     },
     Entry {
         name: "TCPReqQFullDoCookies",
@@ -59,6 +122,10 @@ pub const ENTRIES: &[Entry] = &[
         text: "The SYN queue was full and a SYN cookie was sent instead of keeping state: the connection still \
                completes. With net.ipv4.tcp_syncookies=2 it counts every SYN and means nothing.",
         reference: "§4",
+        metric: Some((
+            "reqq_full_do_cookies_total",
+            "SYN cookies sent because a SYN queue was full (TcpExt TCPReqQFullDoCookies).",
+        )),
     },
     Entry {
         name: "SyncookiesSent",
@@ -67,6 +134,10 @@ pub const ENTRIES: &[Entry] = &[
         text: "SYN-ACKs sent with a SYN cookie (no request socket kept). A cookie handshake is never answered with \
                RST when its final ACK meets a full accept queue: it is dropped and the client hangs until room appears.",
         reference: "§3, §4",
+        metric: Some((
+            "syncookies_sent_total",
+            "SYN-ACKs sent with a SYN cookie (TcpExt SyncookiesSent).",
+        )),
     },
     Entry {
         name: "SyncookiesRecv",
@@ -74,6 +145,10 @@ pub const ENTRIES: &[Entry] = &[
         kind: Kind::Counter("TcpExt:SyncookiesRecv"),
         text: "Valid SYN-cookie ACKs received (segments, retransmits included).",
         reference: "§4",
+        metric: Some((
+            "syncookies_recv_total",
+            "Valid SYN-cookie ACKs received (TcpExt SyncookiesRecv).",
+        )),
     },
     Entry {
         name: "SyncookiesFailed",
@@ -81,6 +156,10 @@ pub const ENTRIES: &[Entry] = &[
         kind: Kind::Counter("TcpExt:SyncookiesFailed"),
         text: "ACKs that looked like SYN-cookie answers but did not validate.",
         reference: "§4",
+        metric: Some((
+            "syncookies_failed_total",
+            "Invalid SYN-cookie ACKs received (TcpExt SyncookiesFailed).",
+        )),
     },
     Entry {
         name: "EmbryonicRsts",
@@ -90,6 +169,10 @@ pub const ENTRIES: &[Entry] = &[
                net.ipv4.tcp_abort_on_overflow=1 sends when a final ACK meets a full accept queue: the clients see \
                \"Connection reset by peer\".",
         reference: "§3, §4",
+        metric: Some((
+            "embryonic_rsts_total",
+            "Resets of half-open connections, incl. tcp_abort_on_overflow (TcpExt EmbryonicRsts).",
+        )),
     },
     Entry {
         name: "OutRsts",
@@ -98,6 +181,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "Every RST this namespace sent: tcp_abort_on_overflow resets, expired half-open connections answered \
                late, connections still queued when a listener closed (restart), and all other resets.",
         reference: "§4",
+        metric: Some(("out_rsts_total", "RST segments sent (Tcp OutRsts).")),
     },
     Entry {
         name: "TCPBacklogDrop",
@@ -106,6 +190,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "Not a listen queue at all: a socket's *socket backlog* (packets queued while its owner held the socket \
                lock) overflowed (tcp_add_backlog). Unrelated to listen() backlogs, somaxconn or accept queues.",
         reference: "§4, §6.7",
+        metric: None,
     },
     Entry {
         name: "TCPDeferAcceptDrop",
@@ -114,6 +199,16 @@ pub const ENTRIES: &[Entry] = &[
         text: "Bare ACKs dropped at a TCP_DEFER_ACCEPT listener while it waits for data; they also count in the \
                listener's sk_drops (`d`), which is why drops alone are not proof of overflow.",
         reference: "§4",
+        metric: None,
+    },
+    Entry {
+        name: "AttemptFails",
+        aliases: &["Tcp:AttemptFails"],
+        kind: Kind::Counter("Tcp:AttemptFails"),
+        text: "Connection attempts that failed: a socket in SYN_SENT or SYN_RECV went to CLOSED (a reset or an \
+               expired handshake), on either side. lab reads it for its clients' failures.",
+        reference: "§4",
+        metric: None,
     },
     Entry {
         name: "somaxconn",
@@ -124,6 +219,7 @@ pub const ENTRIES: &[Entry] = &[
                nothing when the application asks for less. Per network namespace: a container has its own (default \
                4096 since Linux 5.4, 128 before), not the host's.",
         reference: "§1, §4, §5, §6.5-6",
+        metric: None,
     },
     Entry {
         name: "tcp_max_syn_backlog",
@@ -133,6 +229,7 @@ pub const ENTRIES: &[Entry] = &[
                3/4 of it is used by half-open connections. It does not size the SYN queue (that limit is B) and \
                raising it never fixes an accept-queue overflow.",
         reference: "§1, §4, §6.3",
+        metric: None,
     },
     Entry {
         name: "tcp_syncookies",
@@ -142,6 +239,7 @@ pub const ENTRIES: &[Entry] = &[
                full; 2: always. Keep 1: 0 turns SYN-queue overflow into timeouts, 2 makes TCPReqQFullDoCookies \
                meaningless.",
         reference: "§4, §8.5",
+        metric: None,
     },
     Entry {
         name: "tcp_abort_on_overflow",
@@ -152,6 +250,7 @@ pub const ENTRIES: &[Entry] = &[
                \"Connection reset by peer\" at once. It never affects dropped SYNs or SYN-cookie handshakes. Use 1 \
                only to fail fast behind clients or balancers that retry elsewhere.",
         reference: "§3, §4, §8.4",
+        metric: None,
     },
     Entry {
         name: "tcp_synack_retries",
@@ -160,6 +259,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "How often a SYN-ACK is retransmitted (default 5: after 1, 3, 7, 15, 31 s), hence how long a half-open \
                connection lives (about 63 s). When it expires, the client's next segment gets a late RST.",
         reference: "§3, §4",
+        metric: None,
     },
     Entry {
         name: "tcp_syn_retries",
@@ -168,6 +268,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "Client side: how often connect() resends an unanswered SYN (default 6) before ETIMEDOUT, about \
                2 minutes.",
         reference: "§4",
+        metric: None,
     },
     Entry {
         name: "netdev_max_backlog",
@@ -176,6 +277,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "Not a listen queue: the per-CPU queue of received packets before protocol processing. Unrelated to \
                listen() backlogs and accept-queue overflow.",
         reference: "§6.7",
+        metric: None,
     },
     Entry {
         name: "Recv-Q",
@@ -184,6 +286,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "For a LISTEN socket (ss -ltn): connections that completed the handshake and wait for accept(), the \
                accept queue (sk_ack_backlog). It holds at most B+1; Recv-Q > Send-Q means full. Not the SYN queue.",
         reference: "§1, §2, §6.1",
+        metric: None,
     },
     Entry {
         name: "Send-Q",
@@ -192,6 +295,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "For a LISTEN socket: the effective backlog B = min(backlog passed to listen(), somaxconn at that \
                time) (sk_max_ack_backlog). /proc/net/tcp does not show it.",
         reference: "§1, §2",
+        metric: None,
     },
     Entry {
         name: "drops",
@@ -200,6 +304,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "`d` in `ss -m`: segments dropped at this listener (SYNs and their retransmits, final ACKs, which count \
                2, TCP_DEFER_ACCEPT's bare ACKs). Drops at this listener, not a count of clients or of overflows.",
         reference: "§2, §4",
+        metric: None,
     },
     Entry {
         name: "SYN_RECV",
@@ -208,6 +313,7 @@ pub const ENTRIES: &[Entry] = &[
         text: "Half-open connections (request sockets) waiting for the handshake's final ACK: the SYN queue. It is \
                full when it holds more than B. SYN-cookie handshakes leave no entry.",
         reference: "§1, §2",
+        metric: None,
     },
 ];
 

@@ -1,16 +1,15 @@
-//! Renderers: a `Report` into a writer, as a readable text report or as JSON. They only format;
-//! every decision was taken by `doctor`. Writing goes through `&mut dyn Write` so a closed pipe
-//! surfaces as an error value (handled in `main`) and output is testable into a `Vec<u8>`.
+//! doctor's report into a writer, as a readable text report or as JSON. Formats only: every
+//! decision was taken by `doctor`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
 use comfy_table::{CellAlignment, Table, presets};
 
+use super::{Style, paint, severity_word, wrap};
 use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
 use crate::error::{Error, Result};
 
-const WIDTH: usize = 100;
 /// Findings of one rule printed in full before the rest are only listed.
 const FULL_PER_RULE: usize = 5;
 /// The listener table shows every listener up to this many, else the TABLE_TOP most troubled.
@@ -24,11 +23,12 @@ pub fn json(w: &mut dyn Write, report: &Report) -> Result<()> {
     w.write_all(b"\n").map_err(Error::Output)
 }
 
-pub fn text(w: &mut dyn Write, report: &Report, color: bool) -> Result<()> {
-    write_text(w, report, color).map_err(Error::Output)
+pub fn text(w: &mut dyn Write, report: &Report, style: Style) -> Result<()> {
+    write_text(w, report, style).map_err(Error::Output)
 }
 
-fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
+fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
+    let color = style.color;
     let problems = r
         .findings
         .iter()
@@ -102,7 +102,7 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
             continue;
         }
         writeln!(w)?;
-        finding(w, f, &per_addr, &mut printed, color)?;
+        finding(w, f, &per_addr, &mut printed, style)?;
     }
     let mut rules: Vec<(RuleId, Severity)> = held.iter().map(|f| (f.id, f.severity)).collect();
     rules.dedup();
@@ -121,13 +121,13 @@ fn write_text(w: &mut dyn Write, r: &Report, color: bool) -> io::Result<()> {
             id.as_str(),
             rest.len()
         )?;
-        wrap(w, &address_list(&rest), "  ")?;
+        wrap(w, style.width, &address_list(&rest), "  ")?;
     }
     if !r.gaps.is_empty() {
         writeln!(w)?;
         writeln!(w, "Not observed:")?;
         for g in &r.gaps {
-            wrap(w, &format!("- {}: {}", g.what, g.reason), "  ")?;
+            wrap(w, style.width, &format!("- {}: {}", g.what, g.reason), "  ")?;
         }
     }
     Ok(())
@@ -210,8 +210,9 @@ fn finding(
     f: &Finding,
     shared: &HashMap<String, usize>,
     printed: &mut HashSet<usize>,
-    color: bool,
+    style: Style,
 ) -> io::Result<()> {
+    let color = style.color;
     let label = format!("{:<8}", severity_word(f.severity));
     let name = |addr: &str, inode: Option<u64>| match inode {
         Some(i) if shared.get(addr).is_some_and(|n| *n > 1) => format!("{addr} (socket inode {i})"),
@@ -229,7 +230,7 @@ fn finding(
         paint(&label, f.severity, color),
         f.id.as_str()
     )?;
-    wrap(w, &f.summary, "  ")?;
+    wrap(w, style.width, &f.summary, "  ")?;
     if f.listeners.len() > 1 {
         let named: Vec<String> = f
             .listeners
@@ -237,7 +238,12 @@ fn finding(
             .zip(f.inodes.iter().map(Some).chain(std::iter::repeat(None)))
             .map(|(l, i)| name(l, i.copied()))
             .collect();
-        wrap(w, &format!("Listeners: {}", address_list(&named)), "  ")?;
+        wrap(
+            w,
+            style.width,
+            &format!("Listeners: {}", address_list(&named)),
+            "  ",
+        )?;
     }
     if !f.evidence.is_empty() {
         let ev: Vec<String> = f
@@ -245,7 +251,12 @@ fn finding(
             .iter()
             .map(|e| format!("{} = {} ({})", e.name, plain(&e.value), e.source))
             .collect();
-        wrap(w, &format!("Evidence: {}", ev.join("; ")), "  ")?;
+        wrap(
+            w,
+            style.width,
+            &format!("Evidence: {}", ev.join("; ")),
+            "  ",
+        )?;
     }
     if let Some(plan) = f.fix.plan
         && !printed.insert(plan)
@@ -257,6 +268,7 @@ fn finding(
             .unwrap_or_default();
         return wrap(
             w,
+            style.width,
             &format!(
                 "Fix: the same plan as above for {}{target}.",
                 f.listener.as_deref().unwrap_or("it")
@@ -266,11 +278,11 @@ fn finding(
     }
     match f.fix.text.as_slice() {
         [] => {}
-        [one] => wrap(w, &format!("Fix: {one}"), "  ")?,
+        [one] => wrap(w, style.width, &format!("Fix: {one}"), "  ")?,
         many => {
             writeln!(w, "  Fix:")?;
             for (i, step) in many.iter().enumerate() {
-                wrap(w, &format!("{}. {step}", i + 1), "    ")?;
+                wrap(w, style.width, &format!("{}. {step}", i + 1), "    ")?;
             }
         }
     }
@@ -297,48 +309,4 @@ fn plain(v: &serde_json::Value) -> String {
         serde_json::Value::Null => "unknown".into(),
         other => other.to_string(),
     }
-}
-
-fn severity_word(s: Severity) -> &'static str {
-    match s {
-        Severity::Ok => "OK",
-        Severity::Warning => "WARNING",
-        Severity::Critical => "CRITICAL",
-    }
-}
-
-fn paint(text: &str, s: Severity, color: bool) -> String {
-    if !color {
-        return text.to_string();
-    }
-    let code = match s {
-        Severity::Ok => "32",
-        Severity::Warning => "33",
-        Severity::Critical => "1;31",
-    };
-    format!("\x1b[{code}m{text}\x1b[0m")
-}
-
-/// Greedy word wrap at WIDTH columns; continuation lines get `indent` plus two spaces.
-fn wrap(w: &mut dyn Write, text: &str, indent: &str) -> io::Result<()> {
-    wrap_block(w, text, indent, &format!("{indent}  "))
-}
-
-/// Greedy word wrap at WIDTH columns: the first line starts with `first`, the others with `cont`.
-pub fn wrap_block(w: &mut dyn Write, text: &str, first: &str, cont: &str) -> io::Result<()> {
-    let mut line = String::from(first);
-    let mut empty = true;
-    for word in text.split_whitespace() {
-        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
-            writeln!(w, "{line}")?;
-            line = cont.to_string();
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
-    }
-    writeln!(w, "{line}")
 }

@@ -1,0 +1,29 @@
+use std::io::Write;
+
+use crate::Status;
+use crate::catalogue;
+use crate::error::{Error, Result};
+use crate::options::Explain;
+use crate::render;
+use crate::source;
+
+pub fn explain(o: Explain, out: &mut dyn Write) -> Result<Status> {
+    let Some(name) = o.name else {
+        render::explain::list(out).map_err(Error::Output)?;
+        return Ok(Status::Ok);
+    };
+    let Some(entry) = catalogue::find(&name) else {
+        return Err(Error::BadInput(format!(
+            "unknown name {name:?}; did you mean {}? (`backlogctl explain` lists them all)",
+            catalogue::closest(&name)
+        )));
+    };
+    let counters = source::netstat::read().ok().map(|(c, _)| c);
+    let value = catalogue::current(entry, counters.as_ref(), |sysctl| {
+        std::fs::read_to_string(source::sysctl::path_of(sysctl))
+            .ok()
+            .map(|v| v.trim().to_string())
+    });
+    render::explain::entry(out, entry, value.as_deref(), o.style).map_err(Error::Output)?;
+    Ok(Status::Ok)
+}

@@ -1,0 +1,299 @@
+//! Options resolved once. `cli.rs` mirrors the flags as clap sees them; this module turns them
+//! into one typed value per command — scope, input (live with a sampling plan and an owner
+//! policy, a snapshot file, or every namespace), output format, colour and width — checking
+//! every combination that cannot work. Command bodies take these values and never look at a
+//! flag, a duration string or the terminal again.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{self, Cli};
+use crate::error::{Error, Result};
+use crate::lab::LabOptions;
+use crate::model::{Scope, parse_targets};
+use crate::source::netns::Which;
+use crate::watch;
+
+/// How a report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    pub json: bool,
+    /// ANSI colour: only on a terminal, never with NO_COLOR (https://no-color.org).
+    pub color: bool,
+    /// Columns prose is wrapped to.
+    pub width: usize,
+}
+
+/// Columns of prose when stdout is not measured.
+pub const WIDTH: usize = 100;
+
+impl Output {
+    pub fn style(&self) -> crate::render::Style {
+        crate::render::Style {
+            color: self.color,
+            width: self.width,
+        }
+    }
+
+    fn new(json: bool) -> Output {
+        Output {
+            json,
+            color: !json
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            width: WIDTH,
+        }
+    }
+}
+
+/// How a live recording samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampling {
+    pub window: Duration,
+    pub interval: Duration,
+    /// Count SYN_RECV even when no SYN queue of the namespace has ever filled.
+    pub syn_recv: bool,
+}
+
+/// Which listeners get their processes named (reading `/proc/*/fd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// `--no-processes`.
+    None,
+    All,
+    /// Every listener up to this many in scope; beyond, only those with findings.
+    TroubledBeyond(usize),
+}
+
+/// Up to this many listeners, doctor names the process of each; beyond, only of those with
+/// findings: reading /proc/*/fd costs about 2.5 us per descriptor (benches/sample_cost.rs).
+pub const NAME_ALL_UP_TO: usize = 64;
+
+/// Where a diagnosis reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Live(Sampling),
+    File(PathBuf),
+    AllNamespaces(Sampling),
+}
+
+#[derive(Debug, Clone)]
+pub struct Doctor {
+    pub scope: Scope,
+    pub input: Input,
+    pub owners: Owners,
+    pub output: Output,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub scope: Scope,
+    pub sampling: Sampling,
+    pub owners: Owners,
+    /// Written atomically; None = stdout.
+    pub path: Option<PathBuf>,
+    pub compact: bool,
+}
+
+pub struct Watch {
+    pub scope: Scope,
+    pub run: watch::Options,
+    pub record: Option<PathBuf>,
+}
+
+pub struct Lab {
+    pub lab: LabOptions,
+    pub output: Output,
+}
+
+pub struct Explain {
+    pub name: Option<String>,
+    pub style: crate::render::Style,
+}
+
+pub struct Metrics {
+    pub scope: Scope,
+    pub path: Option<PathBuf>,
+}
+
+pub struct Completions {
+    pub shell: clap_complete::Shell,
+}
+
+pub enum Command {
+    Doctor(Doctor),
+    Snapshot(Snapshot),
+    Watch(Watch),
+    Lab(Lab),
+    Explain(Explain),
+    Metrics(Metrics),
+    Completions(Completions),
+}
+
+/// A command line, resolved: the namespace to enter first, and the command.
+pub struct Resolved {
+    pub namespace: Option<Which>,
+    pub command: Command,
+}
+
+fn duration(what: &str, s: &str) -> Result<Duration> {
+    cli::parse_duration(what, s)
+}
+
+fn sampling(window: &str, interval: &str, syn_recv: bool) -> Result<Sampling> {
+    Ok(Sampling {
+        window: duration("--window", window)?,
+        interval: duration("--sample-interval", interval)?,
+        syn_recv,
+    })
+}
+
+pub fn resolve(cli: Cli) -> Result<Resolved> {
+    let namespace = match (cli.netns, cli.pid) {
+        (Some(n), _) => Some(Which::Named(n)),
+        (None, Some(pid)) => Some(Which::Pid(pid)),
+        _ => None,
+    };
+    let refuse = |what: &str| -> Result<()> {
+        match namespace {
+            Some(_) => Err(Error::BadInput(format!("{what}; drop --netns/--pid"))),
+            None => Ok(()),
+        }
+    };
+    let command = match cli.command {
+        cli::Command::Doctor(a) => {
+            let input = match (a.from, a.all_netns) {
+                (Some(path), _) => {
+                    refuse("--from diagnoses a recorded snapshot, which holds its own namespace")?;
+                    if a.syn_recv || a.no_processes {
+                        return Err(Error::BadInput(
+                            "--syn-recv and --no-processes shape a live recording; --from reads one \
+                             already made"
+                                .into(),
+                        ));
+                    }
+                    Input::File(path)
+                }
+                (None, true) => {
+                    Input::AllNamespaces(sampling(&a.window, &a.sample_interval, a.syn_recv)?)
+                }
+                (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
+            };
+            Command::Doctor(Doctor {
+                scope: Scope::new(parse_targets(&a.targets)?),
+                input,
+                owners: if a.no_processes {
+                    Owners::None
+                } else {
+                    Owners::TroubledBeyond(NAME_ALL_UP_TO)
+                },
+                output: Output::new(a.json),
+            })
+        }
+        cli::Command::Snapshot(a) => Command::Snapshot(Snapshot {
+            scope: Scope::new(parse_targets(&a.targets)?),
+            sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
+            owners: if a.no_processes {
+                Owners::None
+            } else {
+                Owners::All
+            },
+            path: a.output,
+            compact: a.compact,
+        }),
+        cli::Command::Watch(a) => {
+            let interval = duration("--interval", &a.interval)?;
+            if interval.is_zero() {
+                return Err(Error::BadInput(
+                    "--interval must be longer than 0, e.g. 1s".into(),
+                ));
+            }
+            if a.count == Some(0) {
+                return Err(Error::BadInput("--count must be at least 1".into()));
+            }
+            let format = if a.json {
+                watch::Format::Json
+            } else if io::stdout().is_terminal() {
+                watch::Format::Tty {
+                    color: Output::new(false).color,
+                    rows: terminal_rows(),
+                }
+            } else {
+                watch::Format::Lines
+            };
+            Command::Watch(Watch {
+                scope: Scope::new(parse_targets(&a.targets)?),
+                run: watch::Options {
+                    interval,
+                    sample_interval: duration("--sample-interval", &a.sample_interval)?,
+                    count: a.count,
+                    duration: a
+                        .duration
+                        .as_deref()
+                        .map(|d| duration("--duration", d))
+                        .transpose()?,
+                    format,
+                },
+                record: a.record,
+            })
+        }
+        cli::Command::Lab(a) => {
+            refuse("lab makes its own private namespace")?;
+            let ack_delay = duration("--ack-delay", &a.ack_delay)?;
+            if ack_delay > Duration::from_millis(200) {
+                return Err(Error::BadInput(
+                    "--ack-delay can be at most 200ms: the kernel sends the held-back ACK by then anyway"
+                        .into(),
+                ));
+            }
+            if a.clients == 0 || a.clients > 20_000 {
+                return Err(Error::BadInput(
+                    "--clients must be between 1 and 20000".into(),
+                ));
+            }
+            Command::Lab(Lab {
+                lab: LabOptions {
+                    somaxconn: a.somaxconn,
+                    backlog: a.backlog,
+                    workers: a.workers.clamp(1, 1000),
+                    work: duration("--work", &a.work)?,
+                    clients: a.clients,
+                    abort_on_overflow: a.abort_on_overflow,
+                    syncookies: a.syncookies,
+                    connect_timeout: duration("--connect-timeout", &a.connect_timeout)?,
+                    reply_timeout: duration("--reply-timeout", &a.reply_timeout)?,
+                    ack_delay,
+                    ramp: duration("--ramp", &a.ramp)?,
+                },
+                output: Output::new(a.json),
+            })
+        }
+        cli::Command::Explain(a) => Command::Explain(Explain {
+            name: a.name,
+            style: Output::new(false).style(),
+        }),
+        cli::Command::Metrics(a) => Command::Metrics(Metrics {
+            scope: Scope::new(parse_targets(&a.targets)?),
+            path: a.output,
+        }),
+        cli::Command::Completions(a) => {
+            refuse("completions do not depend on a namespace")?;
+            Command::Completions(Completions { shell: a.shell })
+        }
+    };
+    Ok(Resolved { namespace, command })
+}
+
+/// Rows of the terminal on stdout (TIOCGWINSZ), 24 when it cannot tell.
+fn terminal_rows() -> usize {
+    use nix::libc;
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if rc == 0 && ws.ws_row > 0 {
+        usize::from(ws.ws_row)
+    } else {
+        24
+    }
+}

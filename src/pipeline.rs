@@ -1,0 +1,147 @@
+//! The diagnosis pipeline that `doctor`, `doctor --all-netns` and `lab` share: record (or
+//! load) → name the owners the policy asks for → diagnose once. Rendering is the caller's.
+//! Every option means the same in every mode: a namespace of `--all-netns` is recorded with
+//! the same sampling, SYN_RECV and owner policy as a single live run.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::doctor::{self, Report};
+use crate::error::Result;
+use crate::model::{Gap, Scope, Snapshot, Target};
+use crate::options::{Owners, Sampling};
+use crate::record;
+use crate::store;
+
+/// A diagnosis and the snapshot it was made from.
+pub struct Diagnosis {
+    pub snapshot: Snapshot,
+    pub report: Report,
+}
+
+/// Records the calling thread's network namespace, naming every listener's process unless
+/// the policy says not to (`snapshot`).
+pub fn record(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<Snapshot> {
+    let mut snap = record_bare(scope, sampling)?;
+    match owners {
+        Owners::None => skipped_owners(&mut snap),
+        Owners::All | Owners::TroubledBeyond(_) => {
+            let all = record::listener_inodes(&snap);
+            record::attribute_owners(&mut snap, &all);
+        }
+    }
+    Ok(snap)
+}
+
+fn record_bare(scope: &Scope, sampling: Sampling) -> Result<Snapshot> {
+    let plan = record::Plan {
+        window: sampling.window,
+        interval: sampling.interval,
+    };
+    record::record_with(
+        scope,
+        &plan,
+        record::Extras {
+            force_syn_recv: sampling.syn_recv,
+            owners: false,
+        },
+    )
+}
+
+fn skipped_owners(snap: &mut Snapshot) {
+    snap.gaps
+        .push(Gap::new("process-owners", "not looked up (--no-processes)"));
+}
+
+/// Records the calling thread's namespace and diagnoses it. With many listeners, only the
+/// processes of those with something to report are named: the rules classify before the
+/// owners are read, and run once.
+pub fn live(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<Diagnosis> {
+    Ok(diagnose_recorded(record_bare(scope, sampling)?, owners))
+}
+
+/// The second half of `live`, for a recording made another way (lab's, during its burst):
+/// names the owners the policy asks for, in the calling thread's namespace, and diagnoses once.
+pub fn diagnose_recorded(mut snap: Snapshot, owners: Owners) -> Diagnosis {
+    let triage = doctor::triage(&snap);
+    match owners {
+        Owners::None => skipped_owners(&mut snap),
+        Owners::All => {
+            let all = record::listener_inodes(&snap);
+            record::attribute_owners(&mut snap, &all);
+        }
+        Owners::TroubledBeyond(n) => {
+            let all = record::listener_inodes(&snap);
+            if all.len() <= n {
+                record::attribute_owners(&mut snap, &all);
+            } else {
+                let troubled = triage.troubled();
+                let skipped = all.len() - troubled.len();
+                record::attribute_owners(&mut snap, &troubled);
+                snap.gaps.push(Gap::new(
+                    "process-owners",
+                    format!(
+                        "processes named only for the {} listener(s) with findings; {skipped} others not \
+                         looked up (naming every process reads /proc/*/fd, as `ss -p` does; `backlogctl \
+                         snapshot` names them all)",
+                        troubled.len()
+                    ),
+                ));
+            }
+        }
+    }
+    let report = triage.finish(&snap);
+    Diagnosis {
+        snapshot: snap,
+        report,
+    }
+}
+
+/// Loads a recorded snapshot, narrowed to `scope` as if it had been recorded with it, and
+/// diagnoses it.
+pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
+    let mut snap = store::load(path)?;
+    if !scope.targets.is_empty() {
+        restrict(&mut snap, &scope.targets);
+    }
+    if snap.netns.pid.is_some() || !snap.owners.is_empty() {
+        snap.gaps.push(Gap::new(
+            "recorded-pids",
+            format!(
+                "this snapshot was recorded {}: the PIDs in its commands (nsenter -t, kill -HUP, \
+                 --pid) name the processes of then; check they still do before running them",
+                crate::model::rfc3339(snap.started_unix_ms)
+            ),
+        ));
+    }
+    let report = doctor::diagnose(&snap);
+    Ok(Diagnosis {
+        snapshot: snap,
+        report,
+    })
+}
+
+/// Narrows a recorded snapshot to the given targets, as if it had been recorded with them:
+/// listeners on a target's port at other addresses go to `other_addresses`.
+fn restrict(snap: &mut Snapshot, targets: &[Target]) {
+    snap.targets = targets.to_vec();
+    let ports: HashSet<u16> = targets.iter().map(|t| t.port).collect();
+    let mut others = std::mem::take(&mut snap.other_addresses);
+    for s in &mut snap.samples {
+        others.extend(
+            s.listeners
+                .iter()
+                .filter(|l| {
+                    ports.contains(&l.local.port()) && !targets.iter().any(|t| t.matches(l))
+                })
+                .map(|l| l.local),
+        );
+        s.listeners.retain(|l| targets.iter().any(|t| t.matches(l)));
+    }
+    others.retain(|a| ports.contains(&a.port()));
+    others.sort();
+    others.dedup();
+    snap.other_addresses = others;
+    let inodes = record::listener_inodes(snap);
+    snap.owners.retain(|o| inodes.contains(&o.inode));
+}

@@ -1,0 +1,96 @@
+//! `doctor --all-netns` into a writer: each troubled namespace's report under a heading that
+//! names its processes and containers, then the quiet ones in a list.
+
+use std::io::Write;
+
+use super::Style;
+use crate::allns::AllReport;
+use crate::error::{Error, Result};
+use crate::source::netns::Found;
+
+pub fn json(out: &mut dyn Write, all: &AllReport) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, all).map_err(|e| Error::Output(e.into()))?;
+    writeln!(out).map_err(Error::Output)
+}
+
+pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
+    let entries = &all.namespaces;
+    let w = |r: std::io::Result<()>| r.map_err(Error::Output);
+    let mut quiet = Vec::new();
+    for e in entries {
+        match (&e.report, &e.error) {
+            (Some(r), _) if r.listeners.is_empty() && r.findings.is_empty() => {
+                quiet.push(describe(&e.ns))
+            }
+            (Some(r), _) => {
+                w(writeln!(out, "=== {}", describe(&e.ns)))?;
+                super::doctor::text(out, r, style)?;
+                w(writeln!(out))?;
+            }
+            (None, Some(err)) => w(writeln!(
+                out,
+                "=== {}\nnot diagnosed: {err}\n",
+                describe(&e.ns)
+            ))?,
+            (None, None) => {}
+        }
+    }
+    if !quiet.is_empty() {
+        w(writeln!(
+            out,
+            "{} namespace(s) without TCP listeners in scope:",
+            quiet.len()
+        ))?;
+        for q in quiet {
+            w(writeln!(out, "  {q}"))?;
+        }
+    }
+    w(out.flush())
+}
+
+/// `network namespace 4026532177 "blue": nginx[123], sleep[456] (container 3f2a9c1b0d4e)`.
+fn describe(ns: &Found) -> String {
+    let mut s = format!("network namespace {}", ns.inode);
+    if !ns.names.is_empty() {
+        s.push_str(&format!(" ({})", ns.names.join(", ")));
+    }
+    let procs: Vec<String> = ns
+        .processes
+        .iter()
+        .take(5)
+        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .collect();
+    if !procs.is_empty() {
+        s.push_str(&format!(": {}", procs.join(", ")));
+        if ns.processes.len() > 5 {
+            s.push_str(&format!(" and {} more", ns.processes.len() - 5));
+        }
+    }
+    let mut containers: Vec<&str> = ns
+        .processes
+        .iter()
+        .filter_map(|p| p.container.as_deref())
+        .collect();
+    containers.sort_unstable();
+    containers.dedup();
+    match containers.as_slice() {
+        [] => {}
+        [one] => s.push_str(&format!(" (container {})", &one[..12])),
+        many => s.push_str(&format!(
+            " ({} containers: {})",
+            many.len(),
+            many.iter().map(|c| &c[..12]).collect::<Vec<_>>().join(", ")
+        )),
+    }
+    if let Some(cg) = ns
+        .processes
+        .iter()
+        .map(|p| p.cgroup.as_str())
+        .find(|c| !c.is_empty() && *c != "/")
+    {
+        if containers.is_empty() {
+            s.push_str(&format!(" [cgroup {cg}]"));
+        }
+    }
+    s
+}

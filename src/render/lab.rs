@@ -1,0 +1,76 @@
+//! lab's report into a writer: the settings, what every client saw, the kernel's side, the
+//! story, and doctor's findings during the burst.
+
+use std::io::Write;
+
+use crate::lab::LabReport;
+
+pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
+    let s = &r.settings;
+    writeln!(
+        w,
+        "lab: {} clients against listen({}) with somaxconn {} (B = {}), {} workers x {} ms, \
+         tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms{}",
+        s.clients,
+        s.backlog,
+        s.somaxconn,
+        r.send_q,
+        s.workers,
+        s.work_ms,
+        s.tcp_abort_on_overflow,
+        s.tcp_syncookies,
+        s.ack_delay_ms,
+        if s.user_namespace {
+            " (user namespace)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(w, "finished in {:.1} s", r.elapsed_ms as f64 / 1000.0)?;
+    writeln!(w)?;
+    writeln!(w, "Clients:")?;
+    for (k, v) in &r.outcomes {
+        writeln!(w, "  {k:<16} {v:>6}")?;
+    }
+    if let Some(p) = &r.connect_latency {
+        writeln!(
+            w,
+            "  connect latency  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+        )?;
+    }
+    writeln!(w)?;
+    writeln!(w, "Kernel (lab namespace):")?;
+    writeln!(
+        w,
+        "  accept queue peak {} of {} (B+1), SYN_RECV peak {}",
+        r.peak_recv_q,
+        r.send_q.saturating_add(1),
+        r.peak_syn_recv
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "not counted".into())
+    )?;
+    let counters: Vec<String> = r
+        .counters
+        .iter()
+        .map(|(k, v)| format!("{k} +{v}"))
+        .collect();
+    writeln!(w, "  {}", counters.join(", "))?;
+    writeln!(w)?;
+    writeln!(w, "What happened:")?;
+    for line in &r.story {
+        writeln!(w, "  - {line}")?;
+    }
+    writeln!(w)?;
+    let ids: Vec<&str> = r.doctor.findings.iter().map(|f| f.id.as_str()).collect();
+    writeln!(
+        w,
+        "doctor during the burst: {:?}: {}",
+        r.doctor.verdict,
+        if ids.is_empty() {
+            "no findings".into()
+        } else {
+            ids.join(", ")
+        }
+    )
+}

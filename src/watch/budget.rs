@@ -1,0 +1,70 @@
+//! The CPU budget of `watch`'s sampling: how often queue samples may be taken so that the whole
+//! loop stays within a share of one core. Fed measured CPU times; the clock is the caller's.
+
+use std::time::Duration;
+
+/// Share of one core that sampling between refreshes may use.
+const CPU_BUDGET: f64 = 0.016; // 2% with a margin for wake-ups, refresh output and start-up
+
+/// Keeps the whole watch loop within CPU_BUDGET of one core. A dump costs about 0.5 us of
+/// kernel time per listener in scope (benches/sample_cost.rs), so with many listeners the
+/// sampling period stretches: from each queue sample's CPU time, corrected once per refresh by
+/// the CPU the thread really used (refreshes count SYN_RECV, read counters and print).
+pub struct Budget {
+    floor: Duration,
+    /// Moving average of one queue sample's CPU time, seconds.
+    cost: f64,
+    /// Correction for everything that is not a queue sample.
+    k: f64,
+    last: Option<(Duration, Duration)>,
+    pub every: Duration,
+}
+
+impl Budget {
+    pub fn new(floor: Duration) -> Self {
+        Budget {
+            floor,
+            cost: 0.0,
+            k: 1.0,
+            last: None,
+            every: floor,
+        }
+    }
+
+    pub fn sampled(&mut self, cpu: Duration) {
+        self.cost = if self.cost == 0.0 {
+            cpu.as_secs_f64()
+        } else {
+            (self.cost * 7.0 + cpu.as_secs_f64()) / 8.0
+        };
+        self.every = self
+            .floor
+            .max(Duration::from_secs_f64(self.k * self.cost / CPU_BUDGET));
+    }
+
+    /// At a refresh: compares the CPU used since the previous one with the budget.
+    pub fn refreshed(&mut self, cpu: Duration, wall: Duration) {
+        if let Some((cpu0, wall0)) = self.last {
+            let dw = wall.saturating_sub(wall0).as_secs_f64();
+            if dw > 0.0 && self.cost > 0.0 {
+                let share = cpu.saturating_sub(cpu0).as_secs_f64() / dw;
+                self.k = (self.k * (share / CPU_BUDGET).clamp(0.5, 2.0)).clamp(0.5, 16.0);
+            }
+        }
+        self.last = Some((cpu, wall));
+    }
+}
+
+/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanosecond precision.
+pub fn thread_cpu() -> Duration {
+    use nix::libc;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,152 @@
+//! `watch`: a live view that catches bursts. Samples the listeners in scope every
+//! `sample_interval` (queue lengths only: cheap), and at every refresh takes a full sample
+//! (SYN_RECV, drops, counters) and reports, per listener, the accept queue now and its peak since
+//! the last refresh, so a burst of a few milliseconds between two refreshes is not lost. Keeps
+//! the worst moments for a summary at the end (bounded run or Ctrl-C). The arithmetic lives in
+//! `Tracker` (no I/O); the loop and the renderers around it only move data.
+
+mod budget;
+mod tracker;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use budget::Budget;
+use budget::thread_cpu;
+pub use tracker::{ListenerSummary, Refresh, Row, Summary, Tracker, Worst};
+
+use crate::error::{Error, Result};
+use crate::model::{Owner, rfc3339};
+use crate::record::{Recorder, Scope};
+use crate::render;
+use crate::source::procs;
+use crate::store::AtomicFile;
+
+pub struct Options {
+    pub interval: Duration,
+    pub sample_interval: Duration,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An in-place table redrawn every refresh.
+    Tty { color: bool, rows: usize },
+    /// One line per listener per refresh.
+    Lines,
+    /// One JSON object per refresh.
+    Json,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Ctrl-C and SIGTERM end the run cleanly, with a summary.
+fn catch_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+/// Runs the watch loop until `--count`/`--duration` or a signal, writing refreshes and the
+/// summary to `out`, and the recording to `record` when given.
+pub fn run(
+    scope: Scope,
+    opts: &Options,
+    out: &mut dyn Write,
+    record: Option<AtomicFile>,
+) -> Result<()> {
+    catch_signals();
+    let mut rec = Recorder::start(scope, opts.interval, record.is_some())?;
+    rec.snap.sample_interval_us = opts.sample_interval.as_micros() as u64;
+    let mut tracker = Tracker::default();
+    let mut owners: Vec<Owner> = Vec::new();
+    let mut known: HashSet<u64> = HashSet::new();
+    let sample_every = opts.sample_interval.max(Duration::from_micros(500));
+    let interval = opts.interval.max(sample_every);
+    let mut next_refresh = Duration::ZERO;
+    let mut budget = Budget::new(sample_every);
+    let w = |r: std::io::Result<()>| r.map_err(Error::Output);
+
+    if let Format::Tty { .. } = opts.format {
+        w(write!(out, "\x1b[?25l"))?; // hide the cursor while redrawing
+    }
+    let result = (|| -> Result<()> {
+        loop {
+            let elapsed = rec.elapsed();
+            let stop_after = opts.duration.is_some_and(|d| elapsed >= d)
+                || opts
+                    .count
+                    .is_some_and(|c| tracker.refreshes + 1 >= c && elapsed >= next_refresh);
+            let at_refresh = elapsed >= next_refresh || stop_after || STOP.load(Ordering::Relaxed);
+            let started = rec.elapsed();
+            let cpu_before = thread_cpu();
+            let (listeners, counters) = rec.sample(at_refresh)?;
+            if !at_refresh {
+                budget.sampled(thread_cpu().saturating_sub(cpu_before));
+            }
+            if at_refresh {
+                let fresh: HashSet<u64> = listeners
+                    .iter()
+                    .map(|l| l.inode)
+                    .filter(|i| !known.contains(i))
+                    .collect();
+                if !fresh.is_empty() {
+                    owners.extend(procs::owners(&fresh).0);
+                    known.extend(fresh);
+                }
+                // A closed socket's inode never comes back: forget its owner, so that a long
+                // watch over churning listeners does not grow.
+                if known.len() > listeners.len() {
+                    let live: HashSet<u64> = listeners.iter().map(|l| l.inode).collect();
+                    known.retain(|i| live.contains(i));
+                    owners.retain(|o| live.contains(&o.inode));
+                }
+                let time = rfc3339(rec.snap.started_unix_ms + elapsed.as_millis() as u64);
+                let mut refresh =
+                    tracker.refresh(&listeners, counters.as_ref(), elapsed, time, &owners);
+                refresh.sample_interval_us = budget.every.as_micros() as u64;
+                w(render::watch::refresh(out, &refresh, opts.format))?;
+                budget.refreshed(thread_cpu(), rec.elapsed());
+                next_refresh = interval * (tracker.refreshes as u32);
+                if stop_after || STOP.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            } else {
+                tracker.observe(&listeners);
+            }
+            let next = (started + budget.every).min(next_refresh);
+            if let Some(wait) = next.checked_sub(rec.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    })();
+    if let Format::Tty { .. } = opts.format {
+        let _ = write!(out, "\x1b[?25h");
+    }
+    result?;
+    let elapsed = rec.elapsed();
+    let summary = tracker.summary(rec.snap.samples_taken, elapsed);
+    w(render::watch::summary(out, &summary, opts.format))?;
+    w(out.flush())?;
+    if let Some(mut file) = record {
+        let snap = rec.finish();
+        serde_json::to_writer(file.writer(), &snap).map_err(|e| Error::Output(e.into()))?;
+        file.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Peak-hold and deltas between refreshes: fed queue samples and full samples, it returns what
+//! each refresh shows, and the summary at the end. Pure: no clock, no I/O.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::catalogue::{WATCH_RATES, short};
+use crate::model::{Counters, Listener, Owner};
+
+/// One listener in one refresh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub local: SocketAddr,
+    pub inode: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    pub recv_q: u32,
+    /// Highest Recv-Q in the samples since the previous refresh.
+    pub peak: u32,
+    pub send_q: u32,
+    /// peak / (B+1), percent.
+    pub fill_pct: u32,
+    /// sk_drops increase per second since the previous refresh; None when unknown.
+    pub drops_per_s: Option<f64>,
+    pub drops_delta: Option<u32>,
+    pub syn_recv: Option<u32>,
+    /// `new` in the first refresh it appears in (after the first), `gone` when it disappeared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refresh {
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub elapsed_ms: u64,
+    /// Period of the queue samples behind the peaks, microseconds: --sample-interval, or longer
+    /// when sampling that often would cost more than 2% of a core.
+    pub sample_interval_us: u64,
+    /// Namespace counters per second since the previous refresh; absent when the kernel lacks them.
+    pub rates: BTreeMap<String, f64>,
+    pub listeners: Vec<Row>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ListenerSummary {
+    pub local: String,
+    pub inode: u64,
+    pub send_q: u32,
+    pub peak: u32,
+    /// When the peak was first reached.
+    pub peak_time: String,
+    /// sk_drops accumulated while watching; None when unknown.
+    pub drops: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub refreshes: u64,
+    pub samples: u64,
+    pub elapsed_ms: u64,
+    pub listeners: Vec<ListenerSummary>,
+    /// Counter increases over the whole run.
+    pub totals: BTreeMap<String, u64>,
+    /// The refresh with the most drops (or the fullest queue when nothing dropped).
+    pub worst: Option<Worst>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Worst {
+    pub time: String,
+    pub what: String,
+}
+
+/// Peak-hold and deltas between refreshes. Pure: fed samples, it returns refreshes.
+#[derive(Default)]
+pub struct Tracker {
+    /// Peak Recv-Q per listener since the last refresh.
+    peaks: BTreeMap<(SocketAddr, u64), u32>,
+    /// State at the previous refresh: drops, and the listeners present.
+    prev_drops: BTreeMap<(SocketAddr, u64), Option<u32>>,
+    prev_counters: Option<Counters>,
+    prev_elapsed: Duration,
+    first_counters: Option<Counters>,
+    last_counters: Option<Counters>,
+    pub(crate) refreshes: u64,
+    summary: BTreeMap<(SocketAddr, u64), ListenerSummary>,
+    worst: Option<(f64, u32, Worst)>,
+}
+
+impl Tracker {
+    /// A queue sample between refreshes.
+    pub fn observe(&mut self, listeners: &[Listener]) {
+        for l in listeners {
+            let p = self.peaks.entry(l.key()).or_default();
+            *p = (*p).max(l.recv_q);
+        }
+    }
+
+    /// A full sample at a refresh: returns the refresh to show.
+    pub fn refresh(
+        &mut self,
+        listeners: &[Listener],
+        counters: Option<&Counters>,
+        elapsed: Duration,
+        time: String,
+        owners: &[Owner],
+    ) -> Refresh {
+        self.observe(listeners);
+        let secs = elapsed.saturating_sub(self.prev_elapsed).as_secs_f64();
+        let first = self.refreshes == 0;
+        let mut rows = Vec::new();
+        let mut seen = HashSet::new();
+        let owner_of: HashMap<u64, &Owner> = owners.iter().rev().map(|o| (o.inode, o)).collect();
+        for l in listeners {
+            let key = l.key();
+            seen.insert(key);
+            let peak = self.peaks.get(&key).copied().unwrap_or(l.recv_q);
+            let prev = self.prev_drops.get(&key).copied();
+            let drops_delta = match (prev.flatten(), l.drops) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            };
+            let process = owner_of
+                .get(&l.inode)
+                .map(|o| format!("{}[{}]", o.comm, o.pid));
+            rows.push(Row {
+                local: l.local,
+                inode: l.inode,
+                process,
+                recv_q: l.recv_q,
+                peak,
+                send_q: l.send_q,
+                fill_pct: (u64::from(peak) * 100 / (u64::from(l.send_q) + 1)) as u32,
+                drops_per_s: drops_delta
+                    .filter(|_| secs > 0.0)
+                    .map(|d| f64::from(d) / secs),
+                drops_delta,
+                syn_recv: l.syn_recv,
+                event: (prev.is_none() && !first).then_some("new"),
+            });
+            let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
+                local: l.local.to_string(),
+                inode: l.inode,
+                ..Default::default()
+            });
+            s.send_q = l.send_q;
+            if peak > s.peak || s.peak_time.is_empty() {
+                s.peak = peak;
+                s.peak_time = time.clone();
+            }
+            if let Some(d) = drops_delta {
+                s.drops = Some(s.drops.unwrap_or(0) + u64::from(d));
+            } else if l.drops.is_some() && s.drops.is_none() {
+                s.drops = Some(0);
+            }
+        }
+        for (key, _) in self.prev_drops.iter().filter(|(k, _)| !seen.contains(*k)) {
+            rows.push(Row {
+                local: key.0,
+                inode: key.1,
+                process: None,
+                recv_q: 0,
+                peak: self.peaks.get(key).copied().unwrap_or(0),
+                send_q: 0,
+                fill_pct: 0,
+                drops_per_s: None,
+                drops_delta: None,
+                syn_recv: None,
+                event: Some("gone"),
+            });
+        }
+        let mut rates = BTreeMap::new();
+        if let (Some(prev), Some(now)) = (&self.prev_counters, counters)
+            && secs > 0.0
+        {
+            for key in WATCH_RATES {
+                if let (Some(a), Some(b)) = (prev.get(key), now.get(key)) {
+                    rates.insert(short(key).to_string(), b.saturating_sub(*a) as f64 / secs);
+                }
+            }
+        }
+        // Trouble first: dropping, then fullest, then by address.
+        rows.sort_by(|a, b| {
+            let da = a.drops_per_s.unwrap_or(0.0);
+            let db = b.drops_per_s.unwrap_or(0.0);
+            db.total_cmp(&da)
+                .then(b.fill_pct.cmp(&a.fill_pct))
+                .then(a.local.cmp(&b.local))
+        });
+        // The worst moment: most drops per second, then fullest queue.
+        let drops_now: f64 = rates
+            .get("ListenDrops")
+            .copied()
+            .unwrap_or_else(|| rows.iter().filter_map(|r| r.drops_per_s).sum());
+        let fill_now = rows.iter().map(|r| r.fill_pct).max().unwrap_or(0);
+        let better = match &self.worst {
+            None => drops_now > 0.0 || fill_now > 0,
+            Some((d, f, _)) => (drops_now, fill_now) > (*d, *f),
+        };
+        if better && !first {
+            let top = rows.first().map(|r| {
+                format!(
+                    "{} peak {}/{} ({}%)",
+                    r.local,
+                    r.peak,
+                    r.send_q.saturating_add(1),
+                    r.fill_pct
+                )
+            });
+            let what = format!(
+                "{drops_now:.0} listen drops/s{}",
+                top.map(|t| format!("; {t}")).unwrap_or_default()
+            );
+            self.worst = Some((
+                drops_now,
+                fill_now,
+                Worst {
+                    time: time.clone(),
+                    what,
+                },
+            ));
+        }
+
+        self.peaks.clear();
+        self.prev_drops = listeners.iter().map(|l| (l.key(), l.drops)).collect();
+        if counters.is_some() {
+            self.prev_counters = counters.cloned();
+            if self.first_counters.is_none() {
+                self.first_counters = counters.cloned();
+            }
+            self.last_counters = counters.cloned();
+        }
+        self.prev_elapsed = elapsed;
+        self.refreshes += 1;
+        Refresh {
+            time,
+            elapsed_ms: elapsed.as_millis() as u64,
+            sample_interval_us: 0,
+            rates,
+            listeners: rows,
+        }
+    }
+
+    pub fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
+        let mut totals = BTreeMap::new();
+        if let (Some(a), Some(b)) = (&self.first_counters, &self.last_counters) {
+            for key in WATCH_RATES {
+                if let (Some(x), Some(y)) = (a.get(key), b.get(key)) {
+                    totals.insert(short(key).to_string(), y.saturating_sub(*x));
+                }
+            }
+        }
+        Summary {
+            refreshes: self.refreshes,
+            samples,
+            elapsed_ms: elapsed.as_millis() as u64,
+            listeners: self.summary.values().cloned().collect(),
+            totals,
+            worst: self.worst.as_ref().map(|(_, _, w)| w.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rfc3339;
+
+    fn l(port: u16, inode: u64, recv_q: u32, drops: Option<u32>) -> Listener {
+        Listener {
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            inode,
+            uid: 0,
+            recv_q,
+            send_q: 5,
+            drops,
+            syn_recv: None,
+            v6only: None,
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_572_007_123), "2026-11-25T02:00:07.123Z");
+    }
+
+    #[test]
+    fn peaks_between_refreshes_are_kept_and_reset() {
+        let mut t = Tracker::default();
+        let c = |n: u64| Counters::from([("TcpExt:ListenDrops".to_string(), n)]);
+        t.refresh(
+            &[l(80, 1, 0, Some(0))],
+            Some(&c(0)),
+            Duration::ZERO,
+            "t0".into(),
+            &[],
+        );
+        t.observe(&[l(80, 1, 6, Some(3))]); // a burst between refreshes
+        let r = t.refresh(
+            &[l(80, 1, 0, Some(10))],
+            Some(&c(20)),
+            Duration::from_secs(2),
+            "t1".into(),
+            &[],
+        );
+        assert_eq!(
+            (
+                r.listeners[0].recv_q,
+                r.listeners[0].peak,
+                r.listeners[0].fill_pct
+            ),
+            (0, 6, 100)
+        );
+        assert_eq!(r.listeners[0].drops_per_s, Some(5.0));
+        assert_eq!(r.rates["ListenDrops"], 10.0);
+        let r = t.refresh(&[], Some(&c(20)), Duration::from_secs(3), "t2".into(), &[]);
+        assert_eq!(r.listeners[0].event, Some("gone"));
+        let s = t.summary(3, Duration::from_secs(3));
+        assert_eq!(s.listeners[0].peak, 6);
+        assert_eq!(s.listeners[0].peak_time, "t1");
+        assert_eq!(s.listeners[0].drops, Some(10));
+        assert_eq!(s.totals["ListenDrops"], 20);
+        assert_eq!(s.worst.unwrap().time, "t1");
+    }
+
+    #[test]
+    fn new_listeners_are_marked_and_unknown_drops_stay_unknown() {
+        let mut t = Tracker::default();
+        t.refresh(&[l(80, 1, 0, None)], None, Duration::ZERO, "t0".into(), &[]);
+        let r = t.refresh(
+            &[l(80, 1, 0, None), l(81, 2, 0, None)],
+            None,
+            Duration::from_secs(1),
+            "t1".into(),
+            &[],
+        );
+        let new = r.listeners.iter().find(|x| x.inode == 2).unwrap();
+        assert_eq!(new.event, Some("new"));
+        assert_eq!(new.drops_per_s, None);
+        assert!(r.rates.is_empty(), "no counters, no rates");
+        assert_eq!(
+            t.summary(2, Duration::from_secs(1)).listeners[0].drops,
+            None
+        );
+    }
+}
