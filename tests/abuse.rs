@@ -197,12 +197,65 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
             .unwrap_err()
             .contains("invalid snapshot")
     );
-    // Duplicate keys: serde_json refuses them for structs.
-    let dup = r#"{"schema_version":1,"schema_version":1,"tool":"x","started_unix_ms":0,"sysctls":{},"samples":[]}"#;
-    assert!(store::parse(dup).is_err());
     // Deep nesting stops at serde_json's recursion limit, not the stack.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(store::parse(&deep).unwrap_err().contains("not valid JSON"));
+}
+
+/// A key repeated in one object: the last occurrence wins, at every level (docs/snapshot.md).
+/// serde_json refuses a duplicate field when it fills a struct directly, but the loader reads
+/// the file into a `serde_json::Value` first (to check schema_version before anything else),
+/// and that keeps the last value. Each document below is otherwise valid and has a sample, so
+/// only the duplicate decides the outcome.
+#[test]
+fn duplicate_keys_in_a_snapshot_keep_the_last_value() {
+    let plain = r#"{"schema_version":1,"tool":"x","started_unix_ms":0,"sysctls":{"somaxconn":4096},
+        "samples":[{"elapsed_us":0,"counters":{"TcpExt:ListenOverflows":7},
+        "listeners":[{"local":"0.0.0.0:8100","inode":1,"uid":0,"recv_q":1,"send_q":50}]}]}"#;
+    let base = store::parse(plain).expect("the document without duplicates loads");
+    // (what, a key of `plain`, the same key written twice with the last value unchanged)
+    let cases = [
+        (
+            "schema_version",
+            r#""schema_version":1"#,
+            r#""schema_version":1,"schema_version":1"#,
+        ),
+        (
+            "a top-level field",
+            r#""tool":"x""#,
+            r#""tool":"first","tool":"x""#,
+        ),
+        (
+            "a sysctl",
+            r#""somaxconn":4096"#,
+            r#""somaxconn":5,"somaxconn":4096"#,
+        ),
+        (
+            "a listener field",
+            r#""recv_q":1"#,
+            r#""recv_q":51,"recv_q":1"#,
+        ),
+        (
+            "a counter",
+            r#""TcpExt:ListenOverflows":7"#,
+            r#""TcpExt:ListenOverflows":0,"TcpExt:ListenOverflows":7"#,
+        ),
+    ];
+    for (what, key, twice) in cases {
+        assert!(plain.contains(key), "{what}");
+        let text = plain.replacen(key, twice, 1);
+        let s = store::parse(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(s.tool, base.tool, "{what}");
+        assert_eq!(s.sysctls.somaxconn, Some(4096), "{what}");
+        assert_eq!(s.samples[0].listeners[0].recv_q, 1, "{what}");
+        assert_eq!(s.samples[0].counters, base.samples[0].counters, "{what}");
+    }
+    // The version check sees the last schema_version too.
+    let version = |twice: &str| store::parse(&plain.replacen(r#""schema_version":1"#, twice, 1));
+    let e = version(r#""schema_version":1,"schema_version":2"#).unwrap_err();
+    assert!(e.contains("newer than this backlogctl"), "{e}");
+    let s = version(r#""schema_version":2,"schema_version":1"#).unwrap();
+    assert_eq!(s.schema_version, 1);
 }
 
 #[test]

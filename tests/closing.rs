@@ -102,6 +102,29 @@ trait Server {
     fn set_backlog(&mut self, _backlog: u32) -> bool {
         false
     }
+    /// Children of the started process that hold the listener too (nginx's workers).
+    fn workers(&self) -> usize {
+        0
+    }
+}
+
+/// The processes holding the listener once the server has settled: the one started and its
+/// `workers()` children, none of them one of `old` (the workers from before a reload, which
+/// nginx tells to quit once the new ones run). Stopping all of them leaves nobody to accept().
+fn settled_holders(server: &dyn Server, pid: u32, old: &[u32]) -> Vec<u32> {
+    let want = 1 + server.workers();
+    wait_for(500, || {
+        let f = family(pid);
+        (f.len() == want && f[1..].iter().all(|p| !old.contains(p))).then_some(f)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{}: want pid {pid} and {} new worker(s), have {:?}",
+            server.name(),
+            want - 1,
+            family(pid)
+        )
+    })
 }
 
 struct Python;
@@ -150,6 +173,8 @@ impl Server for Node {
     }
 }
 
+const NGINX_WORKERS: usize = 1;
+
 struct Nginx {
     dir: std::path::PathBuf,
 }
@@ -159,7 +184,7 @@ impl Nginx {
         std::fs::write(
             self.dir.join("nginx.conf"),
             format!(
-                "daemon off; master_process on; worker_processes 1; pid {d}/nginx.pid;\n\
+                "daemon off; master_process on; worker_processes {NGINX_WORKERS}; pid {d}/nginx.pid;\n\
                  error_log {d}/error.log; events {{}}\n\
                  http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};\n\
                  fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
@@ -192,6 +217,9 @@ impl Server for Nginx {
         self.conf(backlog);
         true
     }
+    fn workers(&self) -> usize {
+        NGINX_WORKERS
+    }
 }
 
 /// The loop, inside the calling thread's private namespace. Returns what the last doctor said.
@@ -201,9 +229,8 @@ fn close_the_loop(server: &mut dyn Server) -> (i32, Value) {
     let mut child = server.start(SMALL);
     wait_for(1000, || (queue(port)? == (SMALL, 0)).then_some(()))
         .unwrap_or_else(|| panic!("{}: no listener with backlog {SMALL}", server.name()));
-    // Let workers come up, then stop every holder so nothing accepts.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let holders = family(child.id());
+    // Once the workers are up, stop every holder so nothing accepts.
+    let holders = settled_holders(&*server, child.id(), &[]);
     signal(&holders, "-STOP");
     let clients = burst(port, 3 * SMALL as usize);
     wait_for(500, || (queue(port)? == (SMALL, SMALL + 1)).then_some(()))
@@ -279,9 +306,9 @@ fn close_the_loop(server: &mut dyn Server) -> (i32, Value) {
     );
     wait_for(1000, || (queue(port)?.0 == target).then_some(()))
         .unwrap_or_else(|| panic!("{}: backlog did not become {target}", server.name()));
-    // The same burst again: the queue now absorbs it.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let holders = family(child.id());
+    // The same burst again, once the reload's new workers have replaced the old ones: the
+    // queue now absorbs it.
+    let holders = settled_holders(&*server, child.id(), &holders);
     signal(&holders, "-STOP");
     let clients = burst(port, 3 * SMALL as usize);
     wait_for(500, || (queue(port)?.1 == 3 * SMALL).then_some(()))

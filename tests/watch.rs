@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
             let dir = std::env::temp_dir().join(format!("backlogctl-watch-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let rec = dir.join("watch.json");
-            let child = Command::new(bin())
+            let mut child = Command::new(bin())
                 .args([
                     "watch",
                     "--json",
@@ -37,6 +38,8 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
                     "4",
                     "--interval",
                     "500ms",
+                    "--sample-interval",
+                    "10ms",
                     "--record",
                 ])
                 .arg(&rec)
@@ -44,11 +47,37 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn watch");
-            // Into the second refresh interval: a burst, drained ~50 ms later, long before the next
-            // refresh; then the second listener closes.
-            std::thread::sleep(Duration::from_millis(700));
+            // Wait on watch itself: each refresh is one JSON line, flushed as it is written. After
+            // the second (at 500 ms) comes the burst, drained long before the third (at 1 s); then
+            // the second listener closes.
+            let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+            let mut early = String::new();
+            for _ in 0..2 {
+                let before = early.len();
+                stdout.read_line(&mut early).expect("read a refresh");
+                assert!(
+                    early[before..].ends_with('\n'),
+                    "watch ended early: {early}"
+                );
+            }
+            let second: serde_json::Value =
+                serde_json::from_str(early.lines().last().unwrap()).expect("a JSON refresh");
+            let sample_us = second["sample_interval_us"]
+                .as_u64()
+                .expect("sampling period");
             let clients: Vec<_> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
-            std::thread::sleep(Duration::from_millis(50));
+            wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(()))
+                .expect("B+1 = 6 queued");
+            // A sleep, not a wait: the full queue must last until watch's sampler has seen it,
+            // and that sampler is another process whose samples show only at its next refresh,
+            // which must come after the drain. So hold it for several of its sampling periods
+            // (10 ms asked, longer when its CPU budget stretches it, as the refresh says).
+            let hold = Duration::from_micros(5 * sample_us).max(Duration::from_millis(50));
+            assert!(
+                hold < Duration::from_millis(300),
+                "sampling every {sample_us} us"
+            );
+            std::thread::sleep(hold);
             let mut accepted = Vec::new();
             nix::fcntl::fcntl(
                 &server,
@@ -60,10 +89,12 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
             }
             assert_eq!(accepted.len(), 6, "B+1 were queued");
             drop(closing);
+            let mut rest = String::new();
+            stdout.read_to_string(&mut rest).expect("read the rest");
             let out = child.wait_with_output().expect("watch ends by itself");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(0), "{stderr}");
-            let (refs, summary) = refreshes(&String::from_utf8_lossy(&out.stdout));
+            let (refs, summary) = refreshes(&(early + &rest));
             assert_eq!(refs.len(), 4);
             let rows = |r: &serde_json::Value, port: &str| -> Vec<serde_json::Value> {
                 r["listeners"]

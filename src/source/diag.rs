@@ -390,3 +390,423 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
         }
     }
 }
+
+/// Byte-level tests of what crosses the netlink socket, in the style of
+/// netlink-packet-sock-diag's own `src/inet/tests.rs`: every message written out byte by byte,
+/// one comment per field, and checked both ways (our bytes against the array, and the array
+/// against an independent reading: the crate's own encoder or a model of the kernel's).
+///
+/// The kernel speaks host byte order in `nlmsghdr`, `inet_diag_req_v2.idiag_states`, the
+/// bytecode ops and the queue/uid/inode fields of `inet_diag_msg`; ports and addresses in
+/// `inet_diag_sockid` are network order. The arrays are written for a little-endian host
+/// (x86_64, aarch64), as the crate's are, so the module is compiled only there.
+#[cfg(all(test, target_endian = "little"))]
+mod wire {
+    use std::net::SocketAddr;
+
+    use netlink_packet_core::{Emitable, NetlinkBuffer, Parseable};
+    use netlink_packet_sock_diag::constants::{AF_INET, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
+    use netlink_packet_sock_diag::inet::{
+        ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+    };
+
+    use super::{Dump, Query, build_request, parse_diag_msg, port_filter};
+    use crate::model::Listener;
+
+    const NO_PORTS: Query = Query {
+        ports: &[],
+        syn_recv: false,
+        drops: true,
+    };
+
+    /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
+    #[rustfmt::skip]
+    const REQ_V4_LISTEN: [u8; 72] = [
+        // struct nlmsghdr
+        0x48, 0x00, 0x00, 0x00, // nlmsg_len: 72 = 16 (nlmsghdr) + 56 (inet_diag_req_v2), no attribute
+        0x14, 0x00,             // nlmsg_type: SOCK_DIAG_BY_FAMILY (20)
+        0x01, 0x03,             // nlmsg_flags: NLM_F_REQUEST (0x001) | NLM_F_DUMP (0x300 = ROOT | MATCH)
+        0x07, 0x00, 0x00, 0x00, // nlmsg_seq: 7
+        0x00, 0x00, 0x00, 0x00, // nlmsg_pid: 0, the kernel
+        // struct inet_diag_req_v2
+        0x02,                   // sdiag_family: AF_INET
+        0x06,                   // sdiag_protocol: IPPROTO_TCP
+        0x40,                   // idiag_ext: 1 << (INET_DIAG_SKMEMINFO (7) - 1)
+        0x00,                   // pad
+        0x00, 0x04, 0x00, 0x00, // idiag_states: 1 << TCP_LISTEN (10) = 0x400
+        // struct inet_diag_sockid: all zero, a dump matches on states and bytecode only
+        0x00, 0x00,             // idiag_sport
+        0x00, 0x00,             // idiag_dport
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_src
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_dst
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, // idiag_if
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_cookie
+    ];
+
+    #[test]
+    fn request_v4_listen_with_skmeminfo_and_no_ports() {
+        assert_eq!(build_request(AF_INET, &NO_PORTS, 7), REQ_V4_LISTEN);
+        // The other way: the array, read by netlink-packet-core and -sock-diag, is the request
+        // we mean to send.
+        let hdr = NetlinkBuffer::new_checked(&REQ_V4_LISTEN[..]).unwrap();
+        assert_eq!(hdr.length(), 72);
+        assert_eq!(hdr.message_type(), SOCK_DIAG_BY_FAMILY);
+        assert_eq!(
+            hdr.flags(),
+            netlink_packet_core::NLM_F_REQUEST | netlink_packet_core::NLM_F_DUMP
+        );
+        assert_eq!((hdr.sequence_number(), hdr.port_number()), (7, 0));
+        let req = InetRequest::parse(&REQ_V4_LISTEN[16..]).unwrap();
+        assert_eq!(
+            req,
+            InetRequest {
+                family: AF_INET,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::SKMEMINFO,
+                states: StateFlags::LISTEN,
+                socket_id: SocketId::new_v4(),
+            }
+        );
+    }
+
+    #[test]
+    fn request_with_syn_recv_adds_its_state_bit_and_nothing_else() {
+        let q = Query {
+            syn_recv: true,
+            ..NO_PORTS
+        };
+        let mut want = REQ_V4_LISTEN;
+        // idiag_states: 1 << TCP_LISTEN (10) | 1 << TCP_SYN_RECV (3) = 0x408. The kernel adds
+        // TCP_NEW_SYN_RECV itself (inet_diag_dump_icsk), so request sockets come with it.
+        want[20..24].copy_from_slice(&[0x08, 0x04, 0x00, 0x00]);
+        assert_eq!(build_request(AF_INET, &q, 7), want);
+        let req = InetRequest::parse(&want[16..]).unwrap();
+        assert_eq!(req.states, StateFlags::LISTEN | StateFlags::SYN_RECV);
+    }
+
+    #[test]
+    fn request_without_drops_asks_for_no_extension() {
+        let q = Query {
+            drops: false,
+            ..NO_PORTS
+        };
+        let mut want = REQ_V4_LISTEN;
+        want[18] = 0x00; // idiag_ext: none, so no INET_DIAG_SKMEMINFO comes back
+        assert_eq!(build_request(AF_INET, &q, 7), want);
+    }
+
+    // The port filter is a program for inet_diag_bc_run (net/ipv4/inet_diag.c), checked first by
+    // inet_diag_bc_audit. Each op is `struct inet_diag_bc_op { u8 code; u8 yes; u16 no; }`
+    // (include/uapi/linux/inet_diag.h), `yes`/`no` being how many bytes to move forward when the
+    // condition holds or not. A port comparison (S_GE, S_LE) reads its port from the `no` field
+    // of the op after it, in host order (it is compared with inet_num). JMP always moves by `no`.
+    // The program accepts when it lands exactly on its end (len == 0) and rejects when it jumps
+    // past it (len < 0). The audit walks the `yes` chain: every `yes` must be >= the op's size
+    // (8 for a comparison and its port, 4 otherwise), every `no` must land on that chain or at
+    // most 4 bytes past the end.
+
+    /// `port_filter(&[8100])`: one 20-byte block and the final reject.
+    #[rustfmt::skip]
+    const BC_8100: [u8; 24] = [
+        // block for 8100, at offset 0
+        0x02, 0x08, 0x14, 0x00, //  0: S_GE; yes 8: to the S_LE after our port; no 20: next block (here the reject at 20)
+        0x00, 0x00, 0xa4, 0x1f, //  4: port 8100 (0x1fa4) in `no`; skipped, never run
+        0x03, 0x08, 0x0c, 0x00, //  8: S_LE; yes 8: to the JMP at 16; no 12: next block (8 + 12 = 20)
+        0x00, 0x00, 0xa4, 0x1f, // 12: port 8100
+        0x01, 0x04, 0x08, 0x00, // 16: JMP; no 8: exactly to the end (24): accept. yes 4: unused, but the audit walks it
+        // final reject, at offset 20
+        0x01, 0x04, 0x08, 0x00, // 20: JMP; no 8: 4 bytes past the end (the most the audit allows): reject
+    ];
+
+    /// `port_filter(&[80, 443])`: ports sorted, one block each, failures falling through.
+    #[rustfmt::skip]
+    const BC_80_443: [u8; 44] = [
+        // block for 80, at offset 0
+        0x02, 0x08, 0x14, 0x00, //  0: S_GE; yes 8: to S_LE; no 20: the next block, at 20
+        0x00, 0x00, 0x50, 0x00, //  4: port 80 (0x0050)
+        0x03, 0x08, 0x0c, 0x00, //  8: S_LE; yes 8: to the JMP; no 12: the next block (8 + 12 = 20)
+        0x00, 0x00, 0x50, 0x00, // 12: port 80
+        0x01, 0x04, 0x1c, 0x00, // 16: JMP; no 28: 16 + 28 = 44, the end: accept
+        // block for 443, at offset 20
+        0x02, 0x08, 0x14, 0x00, // 20: S_GE; yes 8; no 20: 40, the reject
+        0x00, 0x00, 0xbb, 0x01, // 24: port 443 (0x01bb)
+        0x03, 0x08, 0x0c, 0x00, // 28: S_LE; yes 8; no 12: 40, the reject
+        0x00, 0x00, 0xbb, 0x01, // 32: port 443
+        0x01, 0x04, 0x08, 0x00, // 36: JMP; no 8: 36 + 8 = 44, the end: accept
+        // final reject, at offset 40
+        0x01, 0x04, 0x08, 0x00, // 40: JMP; no 8: 48, past the end: reject
+    ];
+
+    /// `port_filter(&[8100])` inside a request: the INET_DIAG_REQ_BYTECODE attribute follows
+    /// `inet_diag_req_v2` (inet_diag_parse_attrs reads attributes after the fixed header).
+    #[rustfmt::skip]
+    const REQ_V4_LISTEN_8100_ATTR: [u8; 4] = [
+        0x1c, 0x00, // nla_len: 28 = 4 (nlattr) + 24 (bytecode), already a multiple of 4
+        0x01, 0x00, // nla_type: INET_DIAG_REQ_BYTECODE (1)
+    ];
+
+    /// inet_diag_bc_run for the ops port_filter uses, on a socket bound to `sport`.
+    fn bc_run(bc: &[u8], sport: u16) -> bool {
+        let mut at = 0usize;
+        let mut len = bc.len() as isize;
+        while len > 0 {
+            let op = &bc[at..at + 4];
+            let arg = || u16::from_ne_bytes([bc[at + 6], bc[at + 7]]);
+            let yes = match op[0] {
+                super::INET_DIAG_BC_JMP => false,
+                super::INET_DIAG_BC_S_GE => sport >= arg(),
+                super::INET_DIAG_BC_S_LE => sport <= arg(),
+                code => panic!("op {code} at {at} is not one port_filter emits"),
+            };
+            let step = if yes {
+                usize::from(op[1])
+            } else {
+                usize::from(u16::from_ne_bytes([op[2], op[3]]))
+            };
+            len -= step as isize;
+            at += step;
+        }
+        len == 0
+    }
+
+    /// inet_diag_bc_audit for the same ops: true when the kernel would take the program.
+    fn bc_audit(bc: &[u8]) -> bool {
+        // valid_cc: `cc` bytes left is a point on the `yes` chain.
+        let on_chain = |cc: isize| {
+            let (mut at, mut len) = (0usize, bc.len() as isize);
+            while len >= 0 {
+                if cc > len {
+                    return false;
+                }
+                if cc == len {
+                    return true;
+                }
+                let yes = bc[at + 1] as isize;
+                if yes < 4 || yes & 3 != 0 {
+                    return false;
+                }
+                len -= yes;
+                at += yes as usize;
+            }
+            false
+        };
+        let (mut at, mut len) = (0usize, bc.len() as isize);
+        if len < 4 {
+            return false;
+        }
+        while len > 0 {
+            let min_len = match bc[at] {
+                super::INET_DIAG_BC_JMP => 4,
+                super::INET_DIAG_BC_S_GE | super::INET_DIAG_BC_S_LE => 8,
+                _ => return false,
+            };
+            if len < min_len {
+                return false;
+            }
+            let yes = bc[at + 1] as isize;
+            let no = u16::from_ne_bytes([bc[at + 2], bc[at + 3]]) as isize;
+            if no < min_len || no > len + 4 || no & 3 != 0 {
+                return false;
+            }
+            if no < len && !on_chain(len - no) {
+                return false;
+            }
+            if yes < min_len || yes > len + 4 || yes & 3 != 0 {
+                return false;
+            }
+            at += yes as usize;
+            len -= yes;
+        }
+        len == 0
+    }
+
+    #[test]
+    fn port_filter_for_one_port() {
+        assert_eq!(port_filter(&[8100]), BC_8100);
+        assert!(bc_audit(&BC_8100));
+        for (port, keep) in [
+            (8100, true),
+            (8099, false),
+            (8101, false),
+            (0, false),
+            (65535, false),
+        ] {
+            assert_eq!(bc_run(&BC_8100, port), keep, "port {port}");
+        }
+    }
+
+    #[test]
+    fn port_filter_for_two_ports_sorted_and_deduplicated() {
+        assert_eq!(port_filter(&[80, 443]), BC_80_443);
+        assert_eq!(port_filter(&[443, 80, 443]), BC_80_443);
+        assert!(bc_audit(&BC_80_443));
+        for (port, keep) in [
+            (80, true),
+            (443, true),
+            (79, false),
+            (81, false),
+            (442, false),
+            (444, false),
+            (8100, false),
+        ] {
+            assert_eq!(bc_run(&BC_80_443, port), keep, "port {port}");
+        }
+        assert!(port_filter(&[]).is_empty(), "no ports: no filter at all");
+    }
+
+    #[test]
+    fn request_with_a_port_filter_carries_it_as_an_attribute() {
+        let q = Query {
+            ports: &[8100],
+            ..NO_PORTS
+        };
+        let mut want = Vec::from(REQ_V4_LISTEN);
+        want[0] = 0x64; // nlmsg_len: 100 = 16 + 56 + 28
+        want.extend_from_slice(&REQ_V4_LISTEN_8100_ATTR);
+        want.extend_from_slice(&BC_8100);
+        assert_eq!(build_request(AF_INET, &q, 7), want);
+        let hdr = NetlinkBuffer::new_checked(&want[..]).unwrap();
+        assert_eq!(hdr.length() as usize, want.len());
+    }
+
+    /// An `inet_diag_msg` for a listener on 127.0.0.1:8100 with 6 connections waiting for
+    /// accept() and a backlog of 5, followed by an attribute we do not read, the skmeminfo
+    /// array, and an attribute no kernel sends today. Payload of one SOCK_DIAG_BY_FAMILY
+    /// message, after its nlmsghdr.
+    #[rustfmt::skip]
+    const RESP_V4_LISTENER: [u8; 72 + 8 + 40 + 8] = [
+        // struct inet_diag_msg
+        0x02,                   // idiag_family: AF_INET
+        0x0a,                   // idiag_state: TCP_LISTEN (10)
+        0x00,                   // idiag_timer: none
+        0x00,                   // idiag_retrans
+        // struct inet_diag_sockid
+        0x1f, 0xa4,             // idiag_sport: 8100, network order
+        0x00, 0x00,             // idiag_dport
+        0x7f, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, // idiag_src: 127.0.0.1 in the first 4 bytes
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_dst
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, // idiag_if
+        0x2a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_cookie
+        0x00, 0x00, 0x00, 0x00, // idiag_expires
+        0x06, 0x00, 0x00, 0x00, // idiag_rqueue: 6, sk_ack_backlog for a listener (tcp_diag_get_info)
+        0x05, 0x00, 0x00, 0x00, // idiag_wqueue: 5, sk_max_ack_backlog
+        0xe8, 0x03, 0x00, 0x00, // idiag_uid: 1000
+        0x39, 0x30, 0x00, 0x00, // idiag_inode: 12345
+        // INET_DIAG_SHUTDOWN: known to the kernel, not read here
+        0x05, 0x00,             // nla_len: 5
+        0x08, 0x00,             // nla_type: INET_DIAG_SHUTDOWN (8)
+        0x00,                   // value
+        0x00, 0x00, 0x00,       // padding to 4 bytes
+        // INET_DIAG_SKMEMINFO: u32 sk_meminfo[SK_MEMINFO_VARS] (include/uapi/linux/sock_diag.h)
+        0x28, 0x00,             // nla_len: 40 = 4 + 9 * 4
+        0x07, 0x00,             // nla_type: INET_DIAG_SKMEMINFO (7)
+        0x01, 0x00, 0x00, 0x00, // [0] SK_MEMINFO_RMEM_ALLOC: 1
+        0x00, 0x00, 0x02, 0x00, // [1] SK_MEMINFO_RCVBUF: 131072
+        0x02, 0x00, 0x00, 0x00, // [2] SK_MEMINFO_WMEM_ALLOC: 2
+        0x00, 0x40, 0x00, 0x00, // [3] SK_MEMINFO_SNDBUF: 16384
+        0x03, 0x00, 0x00, 0x00, // [4] SK_MEMINFO_FWD_ALLOC: 3
+        0x04, 0x00, 0x00, 0x00, // [5] SK_MEMINFO_WMEM_QUEUED: 4
+        0x05, 0x00, 0x00, 0x00, // [6] SK_MEMINFO_OPTMEM: 5
+        0x0d, 0x00, 0x00, 0x00, // [7] SK_MEMINFO_BACKLOG: 13
+        0x0e, 0x00, 0x00, 0x00, // [8] SK_MEMINFO_DROPS: 14
+        // an attribute type from the future
+        0x08, 0x00,             // nla_len: 8
+        0xc8, 0x00,             // nla_type: 200, unknown
+        0xff, 0xff, 0xff, 0xff, // value
+    ];
+
+    /// Where the skmeminfo attribute starts in RESP_V4_LISTENER.
+    const SKMEMINFO_AT: usize = 72 + 8;
+
+    fn listener_8100(drops: Option<u32>) -> Listener {
+        Listener {
+            local: SocketAddr::from(([127, 0, 0, 1], 8100)),
+            inode: 12345,
+            uid: 1000,
+            recv_q: 6,
+            send_q: 5,
+            drops,
+            syn_recv: None,
+            v6only: None,
+        }
+    }
+
+    fn parse(payload: &[u8], asked_drops: bool) -> Dump {
+        let mut out = Dump::default();
+        parse_diag_msg(payload, asked_drops, &mut out).expect("parses");
+        out
+    }
+
+    #[test]
+    fn response_listener_with_full_skmeminfo() {
+        let out = parse(&RESP_V4_LISTENER, true);
+        assert_eq!(out.listeners, vec![listener_8100(Some(14))]);
+        assert_eq!(out.drops_unknown, 0);
+        assert!(out.requests.is_empty());
+        // The other way: the crate's encoder writes the same inet_diag_msg for these fields.
+        let header = InetResponseHeader {
+            family: AF_INET,
+            state: netlink_packet_sock_diag::constants::TCP_LISTEN,
+            timer: None,
+            socket_id: SocketId {
+                source_port: 8100,
+                destination_port: 0,
+                source_address: [127, 0, 0, 1].into(),
+                destination_address: [0, 0, 0, 0].into(),
+                interface_id: 0,
+                cookie: [0x2a, 0, 0, 0, 0, 0, 0, 0],
+            },
+            recv_queue: 6,
+            send_queue: 5,
+            uid: 1000,
+            inode: 12345,
+        };
+        let mut buf = [0u8; 72];
+        header.emit(&mut buf);
+        assert_eq!(buf, RESP_V4_LISTENER[..72]);
+    }
+
+    #[test]
+    fn response_short_skmeminfo_means_drops_unknown() {
+        // A kernel whose array stops before SK_MEMINFO_DROPS: 8 u32, nla_len 36.
+        let mut msg = Vec::from(&RESP_V4_LISTENER[..SKMEMINFO_AT]);
+        msg.extend_from_slice(&[0x24, 0x00, 0x07, 0x00]); // nla_len 36, INET_DIAG_SKMEMINFO
+        msg.extend_from_slice(&RESP_V4_LISTENER[SKMEMINFO_AT + 4..SKMEMINFO_AT + 36]);
+        let out = parse(&msg, true);
+        assert_eq!(out.listeners, vec![listener_8100(None)]);
+        assert_eq!(out.drops_unknown, 1, "counted, so the recorder can say why");
+        // Not asked for and not sent: unknown too, but not a gap to report.
+        let out = parse(&RESP_V4_LISTENER[..72], false);
+        assert_eq!(out.listeners, vec![listener_8100(None)]);
+        assert_eq!(out.drops_unknown, 0);
+    }
+
+    #[test]
+    fn response_v4_mapped_listener_is_reported_as_ipv4() {
+        // A dual-stack socket bound to ::ffff:127.0.0.1 (Java's ServerSocket does this).
+        let mut msg = Vec::from(RESP_V4_LISTENER);
+        msg[0] = 0x0a; // idiag_family: AF_INET6
+        #[rustfmt::skip]
+        msg[8..24].copy_from_slice(&[
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_src: ::ffff:127.0.0.1
+            0x00, 0x00, 0xff, 0xff, 0x7f, 0x00, 0x00, 0x01,
+        ]);
+        #[rustfmt::skip]
+        msg.extend_from_slice(&[
+            0x05, 0x00, // nla_len: 5
+            0x0b, 0x00, // nla_type: INET_DIAG_SKV6ONLY (11)
+            0x00,       // IPV6_V6ONLY off: IPv4 clients reach it too
+            0x00, 0x00, 0x00, // padding
+        ]);
+        let out = parse(&msg, true);
+        let want = Listener {
+            v6only: Some(false),
+            ..listener_8100(Some(14))
+        };
+        assert_eq!(out.listeners, vec![want]);
+    }
+}

@@ -224,6 +224,12 @@ fn running(fds: Vec<OwnedFd>) -> Running {
 fn burst_later(fds: Vec<OwnedFd>, addr: &'static str, n: usize) -> Running {
     let mut r = running(fds);
     r.threads.push(std::thread::spawn(move || {
+        // A sleep, not a wait: the observer is `doctor --window` or `snapshot --window`, a
+        // separate process started after setup returns, and nothing it does is visible from
+        // here before it exits: it prints nothing until its report, and a sample changes no
+        // socket or counter of the namespace (its netlink socket appears when it opens, not
+        // when the first dump is done). BURST_AFTER puts the burst after its first sample and
+        // well inside WINDOW; waiting on that first sample would need backlogctl to announce it.
         std::thread::sleep(BURST_AFTER);
         (0..n).map(|_| start_connect(addr)).collect()
     }));
