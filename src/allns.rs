@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::doctor::{self, Report, Severity};
 use crate::error::{Error, Result};
+use crate::model::Gap;
 use crate::record::{self, Plan, Scope};
 use crate::render;
 use crate::source::netns::{self, Found};
@@ -29,6 +30,9 @@ struct Entry {
 struct AllReport {
     verdict: Severity,
     namespaces: Vec<Entry>,
+    /// Processes whose namespace, name or cgroup could not be read, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gaps: Vec<Gap>,
 }
 
 pub fn run(
@@ -38,7 +42,7 @@ pub fn run(
     color: bool,
     out: &mut dyn Write,
 ) -> Result<Severity> {
-    let found = netns::all();
+    let (found, gaps) = netns::all();
     if found.is_empty() {
         return Err(Error::Permission {
             what: "listing network namespaces".into(),
@@ -94,6 +98,7 @@ pub fn run(
         let all = AllReport {
             verdict,
             namespaces: entries,
+            gaps,
         };
         serde_json::to_writer_pretty(&mut *out, &all).map_err(|e| Error::Output(e.into()))?;
         writeln!(out).map_err(Error::Output)?;
@@ -129,6 +134,13 @@ pub fn run(
             w(writeln!(out, "  {q}"))?;
         }
     }
+    if !gaps.is_empty() {
+        w(writeln!(out, "Not observed:"))?;
+        for g in &gaps {
+            let text = format!("- {}: {}", g.what, g.reason);
+            w(render::wrap_block(out, &text, "  ", "    "))?;
+        }
+    }
     w(out.flush())?;
     Ok(verdict)
 }
@@ -143,7 +155,10 @@ fn describe(ns: &Found) -> String {
         .processes
         .iter()
         .take(5)
-        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .map(|p| match &p.comm {
+            Some(comm) => format!("{comm}[{}]", p.pid),
+            None => format!("pid {}", p.pid),
+        })
         .collect();
     if !procs.is_empty() {
         s.push_str(&format!(": {}", procs.join(", ")));
@@ -170,7 +185,7 @@ fn describe(ns: &Found) -> String {
     if let Some(cg) = ns
         .processes
         .iter()
-        .map(|p| p.cgroup.as_str())
+        .filter_map(|p| p.cgroup.as_deref())
         .find(|c| !c.is_empty() && *c != "/")
     {
         if containers.is_empty() {
