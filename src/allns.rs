@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::doctor::{Report, Severity};
 use crate::error::{Error, Result};
-use crate::model::Scope;
+use crate::model::{Gap, Scope};
 use crate::options::{Owners, Sampling};
 use crate::pipeline;
 use crate::source::netns::{self, Found};
@@ -30,10 +30,13 @@ pub struct AllReport {
     pub verdict: Severity,
     /// Troubled namespaces first.
     pub namespaces: Vec<Entry>,
+    /// Processes whose namespace, name or cgroup could not be read, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
 }
 
 pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<AllReport> {
-    let found = netns::all();
+    let (found, gaps) = netns::all();
     if found.is_empty() {
         return Err(Error::Permission {
             what: "listing network namespaces".into(),
@@ -86,5 +89,6 @@ pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<All
     Ok(AllReport {
         verdict,
         namespaces: entries,
+        gaps,
     })
 }

@@ -45,6 +45,13 @@ pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
             w(writeln!(out, "  {q}"))?;
         }
     }
+    if !all.gaps.is_empty() {
+        w(writeln!(out, "Not observed:"))?;
+        for g in &all.gaps {
+            let text = format!("- {}: {}", g.what, g.reason);
+            w(super::wrap_block(out, style.width, &text, "  ", "    "))?;
+        }
+    }
     w(out.flush())
 }
 
@@ -58,7 +65,10 @@ fn describe(ns: &Found) -> String {
         .processes
         .iter()
         .take(5)
-        .map(|p| format!("{}[{}]", p.comm, p.pid))
+        .map(|p| match &p.comm {
+            Some(comm) => format!("{comm}[{}]", p.pid),
+            None => format!("pid {}", p.pid),
+        })
         .collect();
     if !procs.is_empty() {
         s.push_str(&format!(": {}", procs.join(", ")));
@@ -85,7 +95,7 @@ fn describe(ns: &Found) -> String {
     if let Some(cg) = ns
         .processes
         .iter()
-        .map(|p| p.cgroup.as_str())
+        .filter_map(|p| p.cgroup.as_deref())
         .find(|c| !c.is_empty() && *c != "/")
     {
         if containers.is_empty() {

@@ -1,14 +1,20 @@
 //! Network namespaces: which one the calling thread is in, entering another (`--netns`,
 //! `--pid`), and finding them all (`--all-netns`). Namespaces are per thread: `enter` must run
 //! on the thread that will then open the netlink socket and read `/proc/thread-self/net`, before
-//! it opens any; the sources then need no change.
+//! it opens any; the sources then need no change. The walk of every process for `--all-netns`
+//! goes through procfs's `all_processes()`, whose typed errors tell a process that exited (not a
+//! member) from one whose namespace or name we may not read (a gap).
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use procfs::process::Process;
+
 use crate::error::{Error, Result};
-use crate::model::Netns;
+use crate::model::{Gap, Netns};
+use crate::source::procs::{self, Unread};
 
 /// Where `ip netns add NAME` puts its namespaces.
 pub const NAMED_DIR: &str = "/run/netns";
@@ -80,9 +86,13 @@ fn enter_ns(which: &Which) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
     pub pid: u32,
-    pub comm: String,
-    /// The cgroup path (cgroup v2 line of /proc/PID/cgroup).
-    pub cgroup: String,
+    /// `/proc/PID/comm`; absent (and left out of JSON) when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// The cgroup path (cgroup v2 line of /proc/PID/cgroup); absent when the process has no
+    /// v2 line (a cgroup v1 only host) or the file could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     /// A container id (64 hex digits) found in the cgroup path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -99,9 +109,13 @@ pub struct Found {
     pub processes: Vec<Member>,
 }
 
-pub fn all() -> Vec<Found> {
-    use std::os::unix::fs::MetadataExt;
+/// Every network namespace that can be seen, and gaps for what could not: processes whose
+/// namespace is hidden from us (another user's without root; PID 1 of some sandboxes even to
+/// root), and members whose name or cgroup could not be read. Processes that exit during the
+/// walk are simply not members.
+pub fn all() -> (Vec<Found>, Vec<Gap>) {
     let mut by_inode: BTreeMap<u64, Found> = BTreeMap::new();
+    let mut gaps = Vec::new();
     fn add(by_inode: &mut BTreeMap<u64, Found>, inode: u64, path: PathBuf) -> &mut Found {
         by_inode.entry(inode).or_insert_with(|| Found {
             inode,
@@ -110,45 +124,150 @@ pub fn all() -> Vec<Found> {
             processes: Vec::new(),
         })
     }
-    if let Ok(dir) = std::fs::read_dir(NAMED_DIR) {
-        for e in dir.flatten() {
-            let path = e.path();
-            if let Ok(meta) = std::fs::metadata(&path) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                add(&mut by_inode, meta.ino(), path).names.push(name);
+    match std::fs::read_dir(NAMED_DIR) {
+        Ok(dir) => {
+            for e in dir.flatten() {
+                let path = e.path();
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    add(&mut by_inode, meta.ino(), path).names.push(name);
+                }
             }
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // no `ip netns add` yet
+        Err(e) => gaps.push(Gap::new(
+            "named-netns",
+            format!("cannot list {NAMED_DIR}: {e}"),
+        )),
     }
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-            // stat follows the link to the nsfs inode; a process may exit meanwhile.
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-            let cgroup = cgroup
-                .lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .unwrap_or("")
-                .to_string();
-            let container = container_id(&cgroup);
-            add(&mut by_inode, meta.ino(), path).processes.push(Member {
-                pid,
-                comm,
-                cgroup,
-                container,
-            });
+    let processes = match procfs::process::all_processes() {
+        Ok(p) => p,
+        Err(e) => {
+            gaps.push(Gap::new(
+                "netns-processes",
+                format!("cannot list /proc: {e}"),
+            ));
+            return (by_inode.into_values().collect(), gaps);
+        }
+    };
+    let mut hidden = Tally::default();
+    let mut unread = Tally::default();
+    for p in processes {
+        let pid = p.as_ref().ok().and_then(|p| u32::try_from(p.pid).ok());
+        match p
+            .map_err(Unread::from)
+            .and_then(|p| member(&p, &mut unread))
+        {
+            Ok(Some((inode, m))) => {
+                let path = PathBuf::from(format!("/proc/{}/ns/net", m.pid));
+                add(&mut by_inode, inode, path).processes.push(m);
+            }
+            Ok(None) | Err(Unread::Gone) => {} // exited meanwhile: no process of ours
+            Err(why) => hidden.add(pid, why),
         }
     }
-    by_inode.into_values().collect()
+    if let Some(why) = hidden.said("network namespace unknown for") {
+        // /proc/PID/ns/net asks ptrace_may_access() (`proc_ns_get_link`, fs/proc/namespaces.c).
+        let hint = if nix::unistd::geteuid().is_root() {
+            "denied even to root: a process of a parent user namespace, or a security module"
+        } else {
+            "root (or CAP_SYS_PTRACE) sees another user's /proc/PID/ns/net"
+        };
+        gaps.push(Gap::new("netns-processes", format!("{why}; {hint}")));
+    }
+    if let Some(why) = unread.said("name or cgroup unread for") {
+        gaps.push(Gap::new("netns-members", why));
+    }
+    (by_inode.into_values().collect(), gaps)
+}
+
+/// One process of the walk: its network namespace's inode and what it is; None when it exited
+/// meanwhile, Err when its namespace cannot be read. A name or cgroup that cannot be read is
+/// left absent and counted in `unread`.
+fn member(p: &Process, unread: &mut Tally) -> Result<Option<(u64, Member)>, Unread> {
+    let Ok(pid) = u32::try_from(p.pid) else {
+        return Err(Unread::Failed(format!("PID {} out of range", p.pid)));
+    };
+    let inode = net_inode(p)?;
+    let comm = match procs::comm(p) {
+        Ok(comm) => Some(comm),
+        Err(Unread::Gone) => return Ok(None),
+        Err(why) => {
+            unread.add(Some(pid), why);
+            None
+        }
+    };
+    let cgroup = match p.cgroups().map_err(Unread::from) {
+        // The unified hierarchy: ID 0, no controllers (cgroups(7)).
+        Ok(groups) => groups
+            .into_iter()
+            .find(|g| g.hierarchy == 0 && g.controllers.is_empty())
+            .map(|g| g.pathname),
+        Err(Unread::Gone) => return Ok(None),
+        Err(why) => {
+            unread.add(Some(pid), why);
+            None
+        }
+    };
+    let container = cgroup.as_deref().and_then(container_id);
+    Ok(Some((
+        inode,
+        Member {
+            pid,
+            comm,
+            cgroup,
+            container,
+        },
+    )))
+}
+
+/// Inode of a process's network namespace: `/proc/PID/ns/net` opened relative to its
+/// `/proc/PID`, then fstat. Not `Process::namespaces()`: it stats every namespace type, and
+/// turns a failed stat (EACCES for another user's process; for PID 1 of a sandbox even as root)
+/// into an internal error, where this keeps procfs's PermissionDenied / NotFound.
+fn net_inode(p: &Process) -> Result<u64, Unread> {
+    let file = p.open_relative("ns/net")?;
+    let meta = file.metadata().map_err(procfs::ProcError::from)?;
+    Ok(meta.ino())
+}
+
+/// Processes some part of which could not be read, counted by reason with a few PIDs each.
+#[derive(Default)]
+struct Tally {
+    /// Reason → (how many, the PIDs known; an unopenable `/proc/PID` names its path instead).
+    by_reason: BTreeMap<String, (usize, Vec<u32>)>,
+}
+
+impl Tally {
+    fn add(&mut self, pid: Option<u32>, why: Unread) {
+        let (count, pids) = self.by_reason.entry(why.to_string()).or_default();
+        *count += 1;
+        pids.extend(pid);
+    }
+
+    /// `network namespace unknown for 3 process(es) (permission denied: PID 1, 2, 3)`.
+    fn said(&self, what: &str) -> Option<String> {
+        if self.by_reason.is_empty() {
+            return None;
+        }
+        let total: usize = self.by_reason.values().map(|(n, _)| n).sum();
+        let reasons: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(why, (_, pids))| {
+                if pids.is_empty() {
+                    return why.clone();
+                }
+                let shown: Vec<String> = pids.iter().take(5).map(u32::to_string).collect();
+                let more = if pids.len() > 5 { ", ..." } else { "" };
+                format!("{why}: PID {}{more}", shown.join(", "))
+            })
+            .collect();
+        Some(format!(
+            "{what} {total} process(es) ({})",
+            reasons.join("; ")
+        ))
+    }
 }
 
 /// A 64-hex-digit container id in a cgroup path: `/docker/<id>`, `docker-<id>.scope`,
@@ -206,7 +325,6 @@ pub fn current() -> Netns {
 
 /// Names under /run/netns that refer to the namespace with this inode.
 fn names_of(inode: u64) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(dir) = std::fs::read_dir(NAMED_DIR) else {
         return Vec::new();
     };
@@ -271,5 +389,66 @@ pub fn loopback_up() -> std::io::Result<()> {
         let err = Error::last_os_error();
         libc::close(fd);
         if res < 0 { Err(err) } else { Ok(()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_finds_this_process_with_its_name_and_cgroup() {
+        let (found, _gaps) = all();
+        let me = std::process::id();
+        let mine = ns_inode("/proc/self/ns/net").expect("own namespace");
+        let ns = found
+            .iter()
+            .find(|f| f.processes.iter().any(|p| p.pid == me))
+            .expect("this process is in the walk");
+        assert_eq!(ns.inode, mine);
+        let member = ns.processes.iter().find(|p| p.pid == me).expect("member");
+        let comm = std::fs::read_to_string("/proc/self/comm").expect("comm");
+        assert_eq!(member.comm.as_deref(), Some(comm.trim_end_matches('\n')));
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").expect("cgroup");
+        let v2 = cgroup.lines().find_map(|l| l.strip_prefix("0::"));
+        assert_eq!(member.cgroup.as_deref(), v2);
+        // Deduplicated by inode: one entry per namespace.
+        let mut inodes: Vec<u64> = found.iter().map(|f| f.inode).collect();
+        inodes.dedup();
+        assert_eq!(inodes.len(), found.len());
+    }
+
+    #[test]
+    fn a_tally_counts_by_reason_and_names_a_few_pids() {
+        let mut t = Tally::default();
+        assert_eq!(t.said("x for"), None);
+        for pid in 1..=7 {
+            t.add(Some(pid), Unread::Denied);
+        }
+        t.add(None, Unread::Failed("cannot open /proc/9".into()));
+        assert_eq!(
+            t.said("network namespace unknown for").as_deref(),
+            Some(
+                "network namespace unknown for 8 process(es) (cannot open /proc/9; \
+                 permission denied: PID 1, 2, 3, 4, 5, ...)"
+            )
+        );
+    }
+
+    #[test]
+    fn container_ids_from_cgroup_paths() {
+        let id = "3f2a9c1b0d4e".repeat(5) + "abcd";
+        assert_eq!(id.len(), 64);
+        for path in [
+            format!("/docker/{id}"),
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/kubepods.slice/cri-containerd-{id}.scope"),
+        ] {
+            assert_eq!(container_id(&path).as_deref(), Some(id.as_str()), "{path}");
+        }
+        assert_eq!(
+            container_id("/user.slice/user-0.slice/session-1.scope"),
+            None
+        );
     }
 }
