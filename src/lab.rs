@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::model::Target;
 use crate::options::Owners;
 use crate::pipeline;
-use crate::record::{Recorder, Scope};
+use crate::record::{Header, Kernel, Sampler, Scope, SnapshotBuilder};
 use crate::source::netns;
 
 #[derive(Debug, Clone)]
@@ -178,17 +178,21 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         let (scope, stop) = (scope.clone(), rec_stop.clone());
         std::thread::spawn(move || -> Result<crate::model::Snapshot> {
             // Held-back ACKs keep handshakes half-open for only --ack-delay: count them often.
-            let mut rec = Recorder::start(scope, Duration::from_millis(20), true)?;
-            rec.force_syn_recv();
-            rec.owners = false; // named by the pipeline
-            rec.snap.sample_interval_us = 5000;
-            rec.sample(true)?;
+            let header = Header::read();
+            let mut sampler = Sampler::new(
+                Kernel::open()?,
+                scope.clone(),
+                Duration::from_millis(20),
+                true,
+            );
+            let mut snap = SnapshotBuilder::new(header, &scope, 5000);
+            snap.add(&sampler.sample(true)?);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(5));
-                rec.sample(false)?;
+                snap.add(&sampler.sample(false)?);
             }
-            rec.sample(true)?;
-            Ok(rec.finish())
+            snap.add(&sampler.sample(true)?);
+            Ok(snap.finish(&sampler))
         })
     };
     // Let the recorder take its first sample before the burst.

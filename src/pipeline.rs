@@ -38,14 +38,7 @@ fn record_bare(scope: &Scope, sampling: Sampling) -> Result<Snapshot> {
         window: sampling.window,
         interval: sampling.interval,
     };
-    record::record_with(
-        scope,
-        &plan,
-        record::Extras {
-            force_syn_recv: sampling.syn_recv,
-            owners: false,
-        },
-    )
+    record::record(scope, &plan, sampling.syn_recv)
 }
 
 fn skipped_owners(snap: &mut Snapshot) {

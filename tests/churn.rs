@@ -61,7 +61,7 @@ fn listeners_that_exist_throughout_are_seen_exactly_once_during_churn() {
                 interval: Default::default(),
             };
             for round in 0..200 {
-                let snap = record(&all, &plan).expect("no error under churn");
+                let snap = record(&all, &plan, false).expect("no error under churn");
                 let l = &snap.samples[0].listeners;
                 for p in 8100..8120u16 {
                     let n = l.iter().filter(|x| x.local.port() == p).count();
@@ -80,7 +80,7 @@ fn listeners_that_exist_throughout_are_seen_exactly_once_during_churn() {
             // The kernel-filtered path and the doctor binary too.
             let one = Scope::new(vec![Target::parse(":8105").unwrap()]);
             for _ in 0..50 {
-                let s = record(&one, &plan).unwrap();
+                let s = record(&one, &plan, false).unwrap();
                 assert_eq!(s.samples[0].listeners.len(), 1);
             }
             let out = Command::new(bin())

@@ -26,15 +26,7 @@ fn queue(port: u16) -> Option<(u32, u32)> {
         window: std::time::Duration::ZERO,
         interval: std::time::Duration::ZERO,
     };
-    let snap = record::record_with(
-        &scope,
-        &plan,
-        record::Extras {
-            force_syn_recv: false,
-            owners: false,
-        },
-    )
-    .ok()?;
+    let snap = record::record(&scope, &plan, false).ok()?;
     let l = snap.last()?.listeners.first()?.clone();
     Some((l.send_q, l.recv_q))
 }

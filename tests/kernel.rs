@@ -4,7 +4,10 @@ mod common;
 
 use backlogctl::model::Target;
 use backlogctl::model::{Listener, Snapshot};
-use backlogctl::record::{Plan, Recorder, SYN_RECV_EVERY, Scope, record_with};
+use backlogctl::record::{
+    Header, Kernel, Plan, SYN_RECV_EVERY, Sampler, Scope, SnapshotBuilder, attribute_owners,
+    listener_inodes, record,
+};
 use common::*;
 
 fn snap(targets: &[&str]) -> Snapshot {
@@ -14,11 +17,10 @@ fn snap(targets: &[&str]) -> Snapshot {
         window: Default::default(),
         interval: Default::default(),
     };
-    let extras = backlogctl::record::Extras {
-        force_syn_recv: true,
-        owners: true,
-    };
-    record_with(&scope, &plan, extras).expect("record")
+    let mut s = record(&scope, &plan, true).expect("record");
+    let inodes = listener_inodes(&s);
+    attribute_owners(&mut s, &inodes);
+    s
 }
 
 fn only_listener(s: &Snapshot) -> Listener {
@@ -178,21 +180,25 @@ fn window_records_several_samples_and_a_queue_rise() {
         set_sysctl("net.core.somaxconn", 4);
         let _server = listener("127.0.0.1:8100", 100);
         let scope = Scope::new(vec![Target::parse(":8100").unwrap()]);
-        let mut rec = Recorder::start(scope, SYN_RECV_EVERY, true).expect("recorder");
-        rec.sample(false).expect("first sample");
+        let mut builder = SnapshotBuilder::new(Header::read(), &scope, 10_000);
+        let kernel = Kernel::open().expect("netlink");
+        let mut rec = Sampler::new(kernel, scope, SYN_RECV_EVERY, false);
+        builder.add(&rec.sample(false).expect("first sample"));
         let _clients: Vec<_> = (0..10).map(|_| start_connect("127.0.0.1:8100")).collect();
         wait_for(300, || {
-            let (l, _) = rec.sample(false).ok()?;
+            let s = rec.sample(false).ok()?;
+            builder.add(&s);
+            let l = &s.listeners;
             (l.first()?.recv_q == 5 && l[0].drops.unwrap_or(0) > 0).then_some(())
         })
         .expect("the queue reached B+1 = 5, with drops");
         // The full queue sampled again: nothing changes, so nothing more is stored (the last
         // dropped ACKs may still land in the first few).
         for _ in 0..20 {
-            rec.sample(false).expect("sample");
+            builder.add(&rec.sample(false).expect("sample"));
         }
-        rec.sample(true).expect("last sample");
-        let s = rec.finish();
+        builder.add(&rec.sample(true).expect("last sample"));
+        let s = builder.finish(&rec);
         assert!(s.samples.len() >= 2, "{} samples stored", s.samples.len());
         assert!(
             (s.samples.len() as u64) < s.samples_taken,

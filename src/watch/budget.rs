@@ -68,3 +68,71 @@ pub fn thread_cpu() -> Duration {
     }
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated watch: each queue sample costs `sample`, each one-second refresh `refresh`
+    /// of CPU. Returns the period chosen at the end and the CPU share of the last 10 seconds.
+    fn simulate(floor: Duration, sample: Duration, refresh: Duration) -> (Duration, f64) {
+        let mut b = Budget::new(floor);
+        let (mut cpu, mut wall) = (Duration::ZERO, Duration::ZERO);
+        let mut last10 = (Duration::ZERO, Duration::ZERO);
+        for second in 0..60 {
+            if second == 50 {
+                last10 = (cpu, wall);
+            }
+            // Samples fill the second at the current period.
+            let mut t = Duration::ZERO;
+            while t < Duration::from_secs(1) {
+                b.sampled(sample);
+                cpu += sample;
+                t += b.every;
+            }
+            cpu += refresh;
+            wall += Duration::from_secs(1);
+            b.refreshed(cpu, wall);
+        }
+        let share = (cpu - last10.0).as_secs_f64() / (wall - last10.1).as_secs_f64();
+        (b.every, share)
+    }
+
+    #[test]
+    fn cheap_samples_run_at_the_requested_period() {
+        // 10 listeners: ~20 us a sample; 100 Hz costs 0.2% of a core.
+        let (every, share) = simulate(
+            Duration::from_millis(10),
+            Duration::from_micros(20),
+            Duration::from_micros(300),
+        );
+        assert_eq!(every, Duration::from_millis(10));
+        assert!(share < 0.005, "{share}");
+    }
+
+    #[test]
+    fn expensive_samples_stretch_the_period_to_stay_within_two_percent() {
+        // 10,000 listeners: ~6 ms a sample; 100 Hz would take 60% of a core.
+        let (every, share) = simulate(
+            Duration::from_millis(10),
+            Duration::from_millis(6),
+            Duration::from_millis(2),
+        );
+        assert!(every > Duration::from_millis(200), "{every:?}");
+        assert!(share <= 0.02, "{share}");
+    }
+
+    #[test]
+    fn refresh_overhead_is_corrected_for() {
+        // Samples alone would fit at 100 Hz, but each refresh costs 10 ms: the correction
+        // stretches sampling so that the whole loop stays within budget.
+        let (every, share) = simulate(
+            Duration::from_millis(10),
+            Duration::from_micros(150),
+            Duration::from_millis(10),
+        );
+        // 1% goes to refreshes; sampling gets the rest of 1.6%: 40 samples/s.
+        assert!(every > Duration::from_millis(20), "{every:?}");
+        assert!(share <= 0.017, "{share}");
+    }
+}

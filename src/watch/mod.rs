@@ -1,9 +1,11 @@
 //! `watch`: a live view that catches bursts. Samples the listeners in scope every
-//! `sample_interval` (queue lengths only: cheap), and at every refresh takes a full sample
-//! (SYN_RECV, drops, counters) and reports, per listener, the accept queue now and its peak since
-//! the last refresh, so a burst of a few milliseconds between two refreshes is not lost. Keeps
-//! the worst moments for a summary at the end (bounded run or Ctrl-C). The arithmetic lives in
-//! `Tracker` (no I/O); the loop and the renderers around it only move data.
+//! `sample_interval` (one LISTEN dump with skmeminfo: queue lengths and drops; counters only
+//! when something changed), and at every refresh takes a full sample (SYN_RECV when a SYN queue
+//! has ever filled, counters) and reports, per listener, the accept queue now and its peak
+//! since the last refresh, so a burst of a few milliseconds between two refreshes is not lost.
+//! Keeps the worst moments for a summary at the end (bounded run or Ctrl-C). Three parts: the
+//! `Sampler` (record.rs), the `Tracker` (pure arithmetic) and the `Budget` (CPU share); this
+//! loop only moves data between them and the renderer.
 
 mod budget;
 mod tracker;
@@ -19,9 +21,8 @@ pub use tracker::{ListenerSummary, Refresh, Row, Summary, Tracker, Worst};
 
 use crate::error::{Error, Result};
 use crate::model::{Owner, rfc3339};
-use crate::record::{Recorder, Scope};
+use crate::record::{Header, Kernel, Sampler, Scope, SnapshotBuilder, Sources};
 use crate::render;
-use crate::source::procs;
 use crate::store::AtomicFile;
 
 pub struct Options {
@@ -71,8 +72,12 @@ pub fn run(
     record: Option<AtomicFile>,
 ) -> Result<()> {
     catch_signals();
-    let mut rec = Recorder::start(scope, opts.interval, record.is_some())?;
-    rec.snap.sample_interval_us = opts.sample_interval.as_micros() as u64;
+    let header = Header::read();
+    let started_unix_ms = header.started_unix_ms;
+    let mut builder = record
+        .is_some()
+        .then(|| SnapshotBuilder::new(header, &scope, opts.sample_interval.as_micros() as u64));
+    let mut rec = Sampler::new(Kernel::open()?, scope, opts.interval, false);
     let mut tracker = Tracker::default();
     let mut owners: Vec<Owner> = Vec::new();
     let mut known: HashSet<u64> = HashSet::new();
@@ -95,7 +100,11 @@ pub fn run(
             let at_refresh = elapsed >= next_refresh || stop_after || STOP.load(Ordering::Relaxed);
             let started = rec.elapsed();
             let cpu_before = thread_cpu();
-            let (listeners, counters) = rec.sample(at_refresh)?;
+            let sampled = rec.sample(at_refresh)?;
+            if let Some(b) = builder.as_mut() {
+                b.add(&sampled);
+            }
+            let (listeners, counters) = (sampled.listeners, sampled.counters);
             if !at_refresh {
                 budget.sampled(thread_cpu().saturating_sub(cpu_before));
             }
@@ -106,7 +115,7 @@ pub fn run(
                     .filter(|i| !known.contains(i))
                     .collect();
                 if !fresh.is_empty() {
-                    owners.extend(procs::owners(&fresh).0);
+                    owners.extend(rec.sources().owners(&fresh).0);
                     known.extend(fresh);
                 }
                 // A closed socket's inode never comes back: forget its owner, so that a long
@@ -116,7 +125,7 @@ pub fn run(
                     known.retain(|i| live.contains(i));
                     owners.retain(|o| live.contains(&o.inode));
                 }
-                let time = rfc3339(rec.snap.started_unix_ms + elapsed.as_millis() as u64);
+                let time = rfc3339(started_unix_ms + elapsed.as_millis() as u64);
                 let mut refresh =
                     tracker.refresh(&listeners, counters.as_ref(), elapsed, time, &owners);
                 refresh.sample_interval_us = budget.every.as_micros() as u64;
@@ -140,11 +149,11 @@ pub fn run(
     }
     result?;
     let elapsed = rec.elapsed();
-    let summary = tracker.summary(rec.snap.samples_taken, elapsed);
+    let summary = tracker.summary(rec.taken(), elapsed);
     w(render::watch::summary(out, &summary, opts.format))?;
     w(out.flush())?;
-    if let Some(mut file) = record {
-        let snap = rec.finish();
+    if let (Some(mut file), Some(b)) = (record, builder) {
+        let snap = b.finish(&rec);
         serde_json::to_writer(file.writer(), &snap).map_err(|e| Error::Output(e.into()))?;
         file.commit()?;
     }

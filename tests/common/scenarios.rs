@@ -260,6 +260,6 @@ pub fn queue_of(target: &str) -> Option<u32> {
         window: Duration::ZERO,
         interval: Duration::ZERO,
     };
-    let snap = backlogctl::record::record(&scope, &plan).ok()?;
+    let snap = backlogctl::record::record(&scope, &plan, false).ok()?;
     snap.samples.last()?.listeners.first().map(|l| l.recv_q)
 }
