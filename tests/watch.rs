@@ -119,7 +119,7 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
             assert!(hit["rates"]["ListenOverflows"].as_f64().unwrap() > 0.0);
             assert!(hit["time"].as_str().unwrap().ends_with('Z'));
             // Every refresh names the process holding the listener: this test.
-            let me = format!("[{}]", std::process::id());
+            let me = format!(", pid {}", std::process::id());
             for r in &refs {
                 let p = rows(r, ":8100")[0]["process"].as_str().map(str::to_owned);
                 assert!(p.as_ref().is_some_and(|p| p.ends_with(&me)), "{p:?} {r}");

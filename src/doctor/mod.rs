@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::model::{Gap, Netns, Owner, Snapshot, Sysctls};
+use crate::model::{Gap, Netns, Owner, QueuePeak, Snapshot, Sysctls};
 
 /// How bad a finding is; the verdict is the worst of them. Ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -212,13 +212,7 @@ impl ListenerView {
 
     /// `nginx, pid 12`, or `nginx, pids 12,13` for a shared socket; None when unknown.
     pub fn process(&self) -> Option<String> {
-        let o = self.owners.first()?;
-        Some(if self.owners.len() == 1 {
-            format!("{}, pid {}", o.comm, o.pid)
-        } else {
-            let pids: Vec<String> = self.owner_pids().iter().map(u32::to_string).collect();
-            format!("{}, pids {}", o.comm, pids.join(","))
-        })
+        crate::model::process_label(&self.owners)
     }
 
     /// PIDs of the processes holding the socket, sorted, each once.
@@ -229,26 +223,29 @@ impl ListenerView {
         pids
     }
 
+    /// The accept queue at its fullest over the window.
+    pub fn queue(&self) -> QueuePeak {
+        QueuePeak {
+            peak: self.recv_q_peak,
+            backlog: self.send_q,
+        }
+    }
+
     /// Percentage of the queue's capacity (B+1) reached at the peak.
     pub fn peak_fill_pct(&self) -> u32 {
-        let pct = u64::from(self.recv_q_peak) * 100 / (u64::from(self.send_q) + 1);
-        u32::try_from(pct).unwrap_or(u32::MAX)
+        self.queue().fill_pct()
     }
 
-    /// The capacity of the accept queue, B+1 (`sk_acceptq_is_full` compares with `>`).
     pub fn capacity(&self) -> u64 {
-        u64::from(self.send_q) + 1
+        self.queue().capacity()
     }
 
-    /// The peak reached 80% of the capacity (and at least 2): nearly full.
     pub fn nearly_full(&self) -> bool {
-        let mark = (self.capacity() * 80).div_ceil(100).max(2);
-        u64::from(self.recv_q_peak) >= mark
+        self.queue().nearly_full()
     }
 
-    /// The peak reached half of the capacity.
     pub fn half_full(&self) -> bool {
-        u64::from(self.recv_q_peak) * 2 >= self.capacity()
+        self.queue().half_full()
     }
 }
 

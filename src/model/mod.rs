@@ -9,7 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 mod scope;
+mod window;
 pub use scope::{Scope, Target, parse_targets};
+pub use window::{QueuePeak, process_label};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -155,7 +157,11 @@ impl Listener {
 
     /// True when the accept queue is at its kernel limit (`sk_acceptq_is_full`: Recv-Q > B).
     pub fn accept_queue_full(&self) -> bool {
-        self.recv_q > self.send_q
+        QueuePeak {
+            peak: self.recv_q,
+            backlog: self.send_q,
+        }
+        .full()
     }
 
     /// Whether a client connecting to `ip` would reach this listener (wildcards included).

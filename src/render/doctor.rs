@@ -169,10 +169,7 @@ fn listener_table(listeners: &[&ListenerView]) -> Table {
         "SYN_RECV peak",
     ]);
     for v in listeners {
-        let process = match v.owners.first() {
-            Some(o) => format!("{} ({})", o.comm, o.pid),
-            None => "?".to_string(),
-        };
+        let process = v.process().unwrap_or_else(|| "?".to_string());
         let drops = match (v.drops_delta, v.drops) {
             (Some(d), Some(t)) => format!("{d}/{t}"),
             (None, Some(t)) => format!("-/{t}"),

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use crate::catalogue::{WATCH_RATES, short};
+use crate::model::QueuePeak;
 use crate::watch::{Format, ListenerSummary, Refresh, Summary};
 
 pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
@@ -71,10 +72,14 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                     opt(l.syn_recv),
                     l.event.map(|e| format!("  {e}")).unwrap_or_default()
                 );
-                let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || l.peak > l.send_q;
+                let q = QueuePeak {
+                    peak: l.peak,
+                    backlog: l.send_q,
+                };
+                let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full();
                 if color && hot {
                     writeln!(out, "\x1b[1;31m{line}\x1b[0m")?;
-                } else if color && l.fill_pct >= 80 {
+                } else if color && q.nearly_full() {
                     writeln!(out, "\x1b[33m{line}\x1b[0m")?;
                 } else {
                     writeln!(out, "{line}")?;

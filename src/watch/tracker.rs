@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalogue::{WATCH_RATES, short};
-use crate::model::{Counters, Listener, Owner};
+use crate::model::{Counters, Listener, Owner, QueuePeak};
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,7 +114,10 @@ impl Tracker {
         let first = self.refreshes == 0;
         let mut rows = Vec::new();
         let mut seen = HashSet::new();
-        let owner_of: HashMap<u64, &Owner> = owners.iter().rev().map(|o| (o.inode, o)).collect();
+        let mut owner_of: HashMap<u64, Vec<Owner>> = HashMap::new();
+        for o in owners {
+            owner_of.entry(o.inode).or_default().push(o.clone());
+        }
         for l in listeners {
             let key = l.key();
             seen.insert(key);
@@ -126,7 +129,7 @@ impl Tracker {
             };
             let process = owner_of
                 .get(&l.inode)
-                .map(|o| format!("{}[{}]", o.comm, o.pid));
+                .and_then(|os| crate::model::process_label(os));
             rows.push(Row {
                 local: l.local,
                 inode: l.inode,
@@ -134,7 +137,11 @@ impl Tracker {
                 recv_q: l.recv_q,
                 peak,
                 send_q: l.send_q,
-                fill_pct: (u64::from(peak) * 100 / (u64::from(l.send_q) + 1)) as u32,
+                fill_pct: QueuePeak {
+                    peak,
+                    backlog: l.send_q,
+                }
+                .fill_pct(),
                 drops_per_s: drops_delta
                     .filter(|_| secs > 0.0)
                     .map(|d| f64::from(d) / secs),
