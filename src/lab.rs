@@ -147,6 +147,8 @@ fn set_sysctl(name: &str, value: u32) -> Result<()> {
     })
 }
 
+// Long on purpose: the lab's sequence — namespace, server, recorder, burst, teardown, report —
+// reads top to bottom, each phase a few lines that share its locals.
 pub fn run(o: &LabOptions) -> Result<LabReport> {
     let user_namespace = isolate()?;
     netns::loopback_up().map_err(|e| Error::Permission {
@@ -430,9 +432,16 @@ fn percentiles(mut v: Vec<Duration>) -> Option<Percentiles> {
 }
 
 /// What happened, and why, per docs/kernel.md §3. Pure.
+// Long on purpose: one paragraph per thing that can have happened, in the order a reader asks.
 pub fn story(r: &LabReport) -> Vec<String> {
     let n = |k: &str| r.outcomes.get(k).copied().unwrap_or(0);
-    let c = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+    // A counter this kernel lacks is unknown, not 0: it decides nothing and reads "unknown".
+    let c = |k: &str| r.counters.get(k).copied();
+    let rose = |k: &str| c(k).is_some_and(|v| v > 0);
+    let shown = |k: &str| {
+        c(k).map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
     let s = &r.settings;
     let b = r.send_q;
     let mut out = Vec::new();
@@ -446,7 +455,11 @@ pub fn story(r: &LabReport) -> Vec<String> {
         out.push(format!(
             "Every client was served: the accept queue (B = {b}, so {} slots) absorbed the burst{}.",
             b + 1,
-            if c("TcpExt:ListenOverflows") == 0 { " without a single overflow" } else { "; overflows that happened were retried in time" }
+            match c("TcpExt:ListenOverflows") {
+                Some(0) => " without a single overflow",
+                Some(_) => "; overflows that happened were retried in time",
+                None => "",
+            }
         ));
     }
     if reset > 0 {
@@ -456,7 +469,7 @@ pub fn story(r: &LabReport) -> Vec<String> {
                  request, {} ms after connect() returned) found the accept queue full, and with \
                  net.ipv4.tcp_abort_on_overflow=1 the kernel answers that with RST (EmbryonicRsts +{}).",
                 s.ack_delay_ms,
-                c("TcpExt:EmbryonicRsts")
+                shown("TcpExt:EmbryonicRsts")
             ));
         } else {
             out.push(format!(
@@ -464,13 +477,13 @@ pub fn story(r: &LabReport) -> Vec<String> {
                  expired before room appeared, or the server closed with connections still queued."
             ));
         }
-    } else if s.tcp_abort_on_overflow == 0 && c("TcpExt:ListenOverflows") > 0 {
+    } else if s.tcp_abort_on_overflow == 0 && rose("TcpExt:ListenOverflows") {
         out.push(
             "No client was reset: with net.ipv4.tcp_abort_on_overflow=0 an overflow drops the segment and lets \
              the client retry, so it shows up as slow connects and stalls instead."
                 .to_string(),
         );
-    } else if s.tcp_abort_on_overflow == 1 && c("TcpExt:ListenOverflows") > 0 {
+    } else if s.tcp_abort_on_overflow == 1 && rose("TcpExt:ListenOverflows") {
         out.push(
             "No client was reset even with tcp_abort_on_overflow=1: the overflows hit SYNs (dropped, then \
              retried) or cookie handshakes, and neither is ever answered with RST; only a final ACK that finds \
@@ -481,16 +494,16 @@ pub fn story(r: &LabReport) -> Vec<String> {
     if let Some(l) = &r.connect_latency
         && l.max_ms >= 900.0
     {
-        let why = if c("TcpExt:TCPReqQFullDrop") > 0 {
+        let why = if rose("TcpExt:TCPReqQFullDrop") {
             format!(
                 "a full SYN queue with tcp_syncookies=0 (TCPReqQFullDrop +{}) or a full accept queue (ListenOverflows +{})",
-                c("TcpExt:TCPReqQFullDrop"),
-                c("TcpExt:ListenOverflows")
+                shown("TcpExt:TCPReqQFullDrop"),
+                shown("TcpExt:ListenOverflows")
             )
         } else {
             format!(
                 "a full accept queue (ListenOverflows +{})",
-                c("TcpExt:ListenOverflows")
+                shown("TcpExt:ListenOverflows")
             )
         };
         out.push(format!(
@@ -513,13 +526,13 @@ pub fn story(r: &LabReport) -> Vec<String> {
             s.reply_timeout_ms, s.workers
         ));
     }
-    if c("TcpExt:SyncookiesRecv") > 0 {
+    if rose("TcpExt:SyncookiesRecv") {
         out.push(format!(
             "Handshakes went through SYN cookies (SYN queue full, tcp_syncookies={}; SyncookiesSent +{}, SyncookiesRecv \
              +{} segments): a cookie handshake is never reset on overflow; it stalls until room appears.",
             s.tcp_syncookies,
-            c("TcpExt:SyncookiesSent"),
-            c("TcpExt:SyncookiesRecv")
+            shown("TcpExt:SyncookiesSent"),
+            shown("TcpExt:SyncookiesRecv")
         ));
     }
     if b < s.backlog.max(0) as u32 {

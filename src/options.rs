@@ -155,6 +155,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         (None, Some(pid)) => Some(Which::Pid(pid)),
         _ => None,
     };
+    // A flag that cannot apply is refused, not ignored.
     let refuse = |what: &str| -> Result<()> {
         match namespace {
             Some(_) => Err(Error::BadInput(format!("{what}; drop --netns/--pid"))),
@@ -162,35 +163,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         }
     };
     let command = match cli.command {
-        cli::Command::Doctor(a) => {
-            let input = match (a.from, a.all_netns) {
-                (Some(path), _) => {
-                    refuse("--from diagnoses a recorded snapshot, which holds its own namespace")?;
-                    if a.syn_recv || a.no_processes {
-                        return Err(Error::BadInput(
-                            "--syn-recv and --no-processes shape a live recording; --from reads one \
-                             already made"
-                                .into(),
-                        ));
-                    }
-                    Input::File(path)
-                }
-                (None, true) => {
-                    Input::AllNamespaces(sampling(&a.window, &a.sample_interval, a.syn_recv)?)
-                }
-                (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
-            };
-            Command::Doctor(Doctor {
-                scope: Scope::new(parse_targets(&a.targets)?),
-                input,
-                owners: if a.no_processes {
-                    Owners::None
-                } else {
-                    Owners::TroubledBeyond(NAME_ALL_UP_TO)
-                },
-                output: Output::new(a.json),
-            })
-        }
+        cli::Command::Doctor(a) => Command::Doctor(doctor(a, &refuse)?),
         cli::Command::Snapshot(a) => Command::Snapshot(Snapshot {
             scope: Scope::new(parse_targets(&a.targets)?),
             sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
@@ -202,72 +175,10 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
             path: a.output,
             compact: a.compact,
         }),
-        cli::Command::Watch(a) => {
-            let interval = duration("--interval", &a.interval)?;
-            if interval.is_zero() {
-                return Err(Error::BadInput(
-                    "--interval must be longer than 0, e.g. 1s".into(),
-                ));
-            }
-            if a.count == Some(0) {
-                return Err(Error::BadInput("--count must be at least 1".into()));
-            }
-            let format = if a.json {
-                watch::Format::Json
-            } else if io::stdout().is_terminal() {
-                watch::Format::Tty {
-                    color: Output::new(false).color,
-                    rows: terminal_rows(),
-                }
-            } else {
-                watch::Format::Lines
-            };
-            Command::Watch(Watch {
-                scope: Scope::new(parse_targets(&a.targets)?),
-                run: watch::Options {
-                    interval,
-                    sample_interval: duration("--sample-interval", &a.sample_interval)?,
-                    count: a.count,
-                    duration: a
-                        .duration
-                        .as_deref()
-                        .map(|d| duration("--duration", d))
-                        .transpose()?,
-                    format,
-                },
-                record: a.record,
-            })
-        }
+        cli::Command::Watch(a) => Command::Watch(watch(a)?),
         cli::Command::Lab(a) => {
             refuse("lab makes its own private namespace")?;
-            let ack_delay = duration("--ack-delay", &a.ack_delay)?;
-            if ack_delay > Duration::from_millis(200) {
-                return Err(Error::BadInput(
-                    "--ack-delay can be at most 200ms: the kernel sends the held-back ACK by then anyway"
-                        .into(),
-                ));
-            }
-            if a.clients == 0 || a.clients > 20_000 {
-                return Err(Error::BadInput(
-                    "--clients must be between 1 and 20000".into(),
-                ));
-            }
-            Command::Lab(Lab {
-                lab: LabOptions {
-                    somaxconn: a.somaxconn,
-                    backlog: a.backlog,
-                    workers: a.workers.clamp(1, 1000),
-                    work: duration("--work", &a.work)?,
-                    clients: a.clients,
-                    abort_on_overflow: a.abort_on_overflow,
-                    syncookies: a.syncookies,
-                    connect_timeout: duration("--connect-timeout", &a.connect_timeout)?,
-                    reply_timeout: duration("--reply-timeout", &a.reply_timeout)?,
-                    ack_delay,
-                    ramp: duration("--ramp", &a.ramp)?,
-                },
-                output: Output::new(a.json),
-            })
+            Command::Lab(lab(a)?)
         }
         cli::Command::Explain(a) => Command::Explain(Explain {
             name: a.name,
@@ -283,6 +194,101 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         }
     };
     Ok(Resolved { namespace, command })
+}
+
+fn doctor(a: cli::DoctorArgs, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Doctor> {
+    let input = match (a.from, a.all_netns) {
+        (Some(path), _) => {
+            refuse("--from diagnoses a recorded snapshot, which holds its own namespace")?;
+            if a.syn_recv || a.no_processes {
+                return Err(Error::BadInput(
+                    "--syn-recv and --no-processes shape a live recording; --from reads one already made"
+                        .into(),
+                ));
+            }
+            Input::File(path)
+        }
+        (None, true) => Input::AllNamespaces(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
+        (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
+    };
+    Ok(Doctor {
+        scope: Scope::new(parse_targets(&a.targets)?),
+        input,
+        owners: if a.no_processes {
+            Owners::None
+        } else {
+            Owners::TroubledBeyond(NAME_ALL_UP_TO)
+        },
+        output: Output::new(a.json),
+    })
+}
+
+fn watch(a: cli::WatchArgs) -> Result<Watch> {
+    let interval = duration("--interval", &a.interval)?;
+    if interval.is_zero() {
+        return Err(Error::BadInput(
+            "--interval must be longer than 0, e.g. 1s".into(),
+        ));
+    }
+    if a.count == Some(0) {
+        return Err(Error::BadInput("--count must be at least 1".into()));
+    }
+    let format = if a.json {
+        watch::Format::Json
+    } else if io::stdout().is_terminal() {
+        watch::Format::Tty {
+            color: Output::new(false).color,
+            rows: terminal_rows(),
+        }
+    } else {
+        watch::Format::Lines
+    };
+    Ok(Watch {
+        scope: Scope::new(parse_targets(&a.targets)?),
+        run: watch::Options {
+            interval,
+            sample_interval: duration("--sample-interval", &a.sample_interval)?,
+            count: a.count,
+            duration: a
+                .duration
+                .as_deref()
+                .map(|d| duration("--duration", d))
+                .transpose()?,
+            format,
+        },
+        record: a.record,
+    })
+}
+
+fn lab(a: cli::LabArgs) -> Result<Lab> {
+    let ack_delay = duration("--ack-delay", &a.ack_delay)?;
+    if ack_delay > Duration::from_millis(200) {
+        return Err(Error::BadInput(
+            "--ack-delay can be at most 200ms: the kernel sends the held-back ACK by then anyway"
+                .into(),
+        ));
+    }
+    if a.clients == 0 || a.clients > 20_000 {
+        return Err(Error::BadInput(
+            "--clients must be between 1 and 20000".into(),
+        ));
+    }
+    Ok(Lab {
+        lab: LabOptions {
+            somaxconn: a.somaxconn,
+            backlog: a.backlog,
+            workers: a.workers.clamp(1, 1000),
+            work: duration("--work", &a.work)?,
+            clients: a.clients,
+            abort_on_overflow: a.abort_on_overflow,
+            syncookies: a.syncookies,
+            connect_timeout: duration("--connect-timeout", &a.connect_timeout)?,
+            reply_timeout: duration("--reply-timeout", &a.reply_timeout)?,
+            ack_delay,
+            ramp: duration("--ramp", &a.ramp)?,
+        },
+        output: Output::new(a.json),
+    })
 }
 
 /// Rows of the terminal on stdout (TIOCGWINSZ), 24 when it cannot tell.

@@ -324,6 +324,8 @@ pub struct Plan {
 }
 
 /// The plan for a group of alike listeners (same backlog and processes), from its first.
+// Long on purpose: the steps in the order of docs/kernel.md §8, each a few lines, read best
+// top to bottom.
 pub fn plan(
     id: usize,
     group: &[&ListenerView],

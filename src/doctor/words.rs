@@ -77,6 +77,8 @@ impl Words<'_> {
         self.snap.window_us() > 0
     }
 
+    // Long on purpose: one arm per `Fact`, so the words of every finding can be read and
+    // compared side by side.
     fn summary(&self, f: &Finding, v: Option<&ListenerView>) -> String {
         let who = v
             .map(|v| v.label())
@@ -329,6 +331,7 @@ impl Words<'_> {
     }
 
     /// The sentence of one step, with its command quoted.
+    // Long on purpose: one arm per `Action`, every step's words in one place.
     fn step(&self, s: &Step, ctx: &StepCtx) -> String {
         let at = &s.at;
         let with_cmd = |text: String| match &s.command {

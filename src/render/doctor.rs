@@ -27,6 +27,7 @@ pub fn text(w: &mut dyn Write, report: &Report, style: Style) -> Result<()> {
     write_text(w, report, style).map_err(Error::Output)
 }
 
+// Long on purpose: the report's page, top to bottom.
 fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     let color = style.color;
     let problems = r
@@ -202,6 +203,7 @@ fn listener_table(listeners: &[&ListenerView]) -> Table {
 
 /// One finding. `shared`: addresses that several sockets (SO_REUSEPORT) share, named with
 /// their inode. `printed`: plans whose steps an earlier finding printed in full.
+// Long on purpose: one finding's block, top to bottom.
 fn finding(
     w: &mut dyn Write,
     f: &Finding,

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use crate::catalogue;
 use crate::model::Snapshot;
 
+// Long on purpose: the exposition, family by family, in the order it is written.
 pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
     let Some(sample) = snap.last() else {
         return Ok(());

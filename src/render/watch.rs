@@ -7,6 +7,7 @@ use crate::catalogue::{WATCH_RATES, short};
 use crate::model::QueuePeak;
 use crate::watch::{Format, ListenerSummary, Refresh, Summary};
 
+// Long on purpose: one arm per output format.
 pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
     let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     let dps = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());

@@ -29,6 +29,7 @@ use procfs::process::Process;
 use crate::model::{Gap, Owner};
 
 /// Owners of the given socket inodes, plus a gap when some could not be attributed or named.
+// Long on purpose: the scan, then naming what it found, then the gap, share their state.
 pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     let mut found = Vec::new();
     if inodes.is_empty() {

@@ -65,6 +65,7 @@ fn catch_signals() {
 
 /// Runs the watch loop until `--count`/`--duration` or a signal, writing refreshes and the
 /// summary to `out`, and the recording to `record` when given.
+// Long on purpose: the loop — sample, refresh, budget, sleep — and its ending read as one.
 pub fn run(
     scope: Scope,
     opts: &Options,

@@ -101,6 +101,8 @@ impl Tracker {
     }
 
     /// A full sample at a refresh: returns the refresh to show.
+    // Long on purpose: one refresh is rows, gone listeners, rates and the worst moment, all over
+    // the same state; split, each part would need most of it passed in.
     pub fn refresh(
         &mut self,
         listeners: &[Listener],
