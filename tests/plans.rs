@@ -302,25 +302,21 @@ fn no_command_enters_a_namespace_through_a_mere_holder() {
     }
 }
 
+/// The first step of any finding that sets `knob`.
+fn sysctl_step(r: &Report, knob: Knob) -> Option<backlogctl::doctor::remedy::Step> {
+    r.findings
+        .iter()
+        .flat_map(|f| &f.fix.steps)
+        .find(|s| matches!(s.action, Action::Sysctl { knob: k, .. } if k == knob))
+        .cloned()
+}
+
 #[test]
 fn conditional_and_unreadable_sysctls_are_not_blind_commands() {
     let mut snap = node_snapshot();
     snap.sysctls.tcp_abort_on_overflow = Some(1);
     let r = diagnose(&snap);
-    let abort = r
-        .findings
-        .iter()
-        .flat_map(|f| &f.fix.steps)
-        .find(|s| {
-            matches!(
-                s.action,
-                Action::Sysctl {
-                    knob: Knob::AbortOnOverflow,
-                    ..
-                }
-            )
-        })
-        .expect("an abort step");
+    let abort = sysctl_step(&r, Knob::AbortOnOverflow).expect("an abort step");
     assert!(
         abort.conditional,
         "lowering abort_on_overflow is a choice: {abort:?}"
@@ -332,20 +328,7 @@ fn conditional_and_unreadable_sysctls_are_not_blind_commands() {
         *c.entry("TcpExt:TCPReqQFullDrop".into()).or_default() += 5;
     }
     let r = diagnose(&snap);
-    let cookies = r
-        .findings
-        .iter()
-        .flat_map(|f| &f.fix.steps)
-        .find(|s| {
-            matches!(
-                s.action,
-                Action::Sysctl {
-                    knob: Knob::Syncookies,
-                    ..
-                }
-            )
-        })
-        .expect("a syncookies step");
+    let cookies = sysctl_step(&r, Knob::Syncookies).expect("a syncookies step");
     assert_eq!(cookies.command, None);
 }
 
