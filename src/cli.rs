@@ -18,6 +18,11 @@ macro_rules! exit_codes {
   2  doctor: a critical finding
   3  error: bad input, unreadable /proc file or snapshot, netlink failure, missing privilege"
     };
+    (other) => {
+        "Exit codes:
+  0  success
+  3  error: bad input, unreadable /proc file or snapshot, netlink failure, missing privilege"
+    };
 }
 
 /// Examples, shared by `--help` and the man pages: one `$ command` line, then what it does.
@@ -59,6 +64,15 @@ macro_rules! examples {
 }
 
 pub const EXIT_CODES: &str = exit_codes!();
+
+/// The exit codes a command can return: doctor (and the top level) maps its verdict onto 0-2;
+/// the others only succeed (0) or fail (3).
+pub fn exit_codes(command: &str) -> &'static str {
+    match command {
+        "" | "doctor" => exit_codes!(),
+        _ => exit_codes!(other),
+    }
+}
 
 /// The examples of a subcommand, for the man pages.
 pub fn examples(command: &str) -> &'static str {
@@ -109,22 +123,22 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n", examples!(doctor), "\n\n", exit_codes!()))]
     Doctor(DoctorArgs),
     /// Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV
-    #[command(after_help = concat!("Examples:\n", examples!(watch), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(watch), "\n\n", exit_codes!(other)))]
     Watch(WatchArgs),
     /// Reproduce a connection burst against a small backlog in a private namespace, safely
-    #[command(after_help = concat!("Examples:\n", examples!(lab), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(lab), "\n\n", exit_codes!(other)))]
     Lab(LabArgs),
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
-    #[command(after_help = concat!("Examples:\n", examples!(snapshot), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(snapshot), "\n\n", exit_codes!(other)))]
     Snapshot(SnapshotArgs),
     /// What a counter, sysctl or column means, and its value in this namespace
-    #[command(after_help = concat!("Examples:\n", examples!(explain), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(explain), "\n\n", exit_codes!(other)))]
     Explain(ExplainArgs),
     /// Listener state, listen counters and sysctls in Prometheus text format
-    #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!(other)))]
     Metrics(MetricsArgs),
     /// Shell completion script for bash, zsh or fish, on stdout
-    #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!()))]
+    #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!(other)))]
     Completions(CompletionsArgs),
 }
 
@@ -147,8 +161,9 @@ pub struct MetricsArgs {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
-    #[arg(value_name = "SHELL")]
-    pub shell: clap_complete::Shell,
+    /// The shell to complete for: bash, zsh or fish
+    #[arg(value_name = "SHELL", value_parser = ["bash", "zsh", "fish"])]
+    pub shell: String,
 }
 
 #[derive(Debug, Args)]

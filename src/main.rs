@@ -33,8 +33,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap would exit 2, which reads as "critical" in our convention: usage errors exit 3, as
-/// one `error:` line; help and version go to stdout and exit 0.
+/// clap would exit 2, which reads as "critical" in our convention: usage errors exit 3, with
+/// clap's whole message (the missing argument's name, "a similar argument exists"), whose first
+/// line is the `error:` line; help and version go to stdout and exit 0.
 fn usage_error(e: clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
@@ -46,13 +47,14 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            let _ = writeln!(io::stderr(), "error: {first} (see --help)");
+            let text = e.render().to_string();
+            let text = text.trim_start();
+            let text = if text.starts_with("error: ") {
+                text.to_string()
+            } else {
+                format!("error: {text}")
+            };
+            let _ = writeln!(io::stderr(), "{}", text.trim_end());
             ExitCode::from(EXIT_ERROR)
         }
     }

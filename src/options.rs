@@ -25,9 +25,6 @@ pub struct Output {
     pub width: usize,
 }
 
-/// Columns of prose when stdout is not measured.
-pub const WIDTH: usize = 100;
-
 impl Output {
     pub fn style(&self) -> crate::render::Style {
         crate::render::Style {
@@ -37,12 +34,11 @@ impl Output {
     }
 
     fn new(json: bool) -> Output {
+        let tty = io::stdout().is_terminal();
         Output {
             json,
-            color: !json
-                && io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-            width: WIDTH,
+            color: !json && tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            width: crate::render::output_width(tty),
         }
     }
 }
@@ -121,6 +117,17 @@ pub struct Completions {
     pub shell: clap_complete::Shell,
 }
 
+fn shell(name: &str) -> Result<clap_complete::Shell> {
+    match name {
+        "bash" => Ok(clap_complete::Shell::Bash),
+        "zsh" => Ok(clap_complete::Shell::Zsh),
+        "fish" => Ok(clap_complete::Shell::Fish),
+        other => Err(Error::BadInput(format!(
+            "no completions for {other:?}: bash, zsh or fish"
+        ))),
+    }
+}
+
 pub enum Command {
     Doctor(Doctor),
     Snapshot(Snapshot),
@@ -190,7 +197,9 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         }),
         cli::Command::Completions(a) => {
             refuse("completions do not depend on a namespace")?;
-            Command::Completions(Completions { shell: a.shell })
+            Command::Completions(Completions {
+                shell: shell(&a.shell)?,
+            })
         }
     };
     Ok(Resolved { namespace, command })
@@ -239,6 +248,7 @@ fn watch(a: cli::WatchArgs) -> Result<Watch> {
         watch::Format::Tty {
             color: Output::new(false).color,
             rows: terminal_rows(),
+            width: Output::new(false).width,
         }
     } else {
         watch::Format::Lines

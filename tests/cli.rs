@@ -35,12 +35,27 @@ fn bad_options_exit_3_with_one_line() {
     let (code, _, stderr) = run(&["snapshot", "--window", "soon"]);
     assert_eq!(code, 3);
     assert_one_error_line(&stderr, "--window");
-    let (code, _, stderr) = run(&["snapshot", "--no-such-flag"]);
-    assert_eq!(code, 3);
-    assert_one_error_line(&stderr, "--no-such-flag");
-    let (code, _, stderr) = run(&["no-such-command"]);
-    assert_eq!(code, 3);
-    assert_one_error_line(&stderr, "no-such-command");
+}
+
+/// Usage errors keep clap's whole message, `error:` line first: the missing argument's name,
+/// "a similar argument exists", the usage line. Still exit 3 (clap's 2 reads as critical).
+#[test]
+fn usage_errors_keep_claps_detail_and_exit_3() {
+    let first = |stderr: &str| stderr.lines().next().unwrap_or_default().to_string();
+    for (args, want) in [
+        (&["snapshot", "--no-such-flag"][..], "--no-such-flag"),
+        (&["no-such-command"][..], "no-such-command"),
+        (&["completions"][..], "<SHELL>"),
+        (&["doctor", "--jsn"][..], "--json"),
+        (&["completions", "elvish"][..], "bash"),
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 3, "{args:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert!(first(&stderr).starts_with("error: "), "{stderr:?}");
+        assert!(stderr.contains(want), "{args:?}: {stderr:?} lacks {want:?}");
+        assert!(!stderr.contains("panicked"));
+    }
 }
 
 #[test]
@@ -51,6 +66,10 @@ fn help_and_version_exit_0_and_document_exit_codes() {
     let (code, stdout, _) = run(&["snapshot", "--help"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("[::1]:8100") && stdout.contains("--window"));
+    // Only doctor can end with 1 or 2; the other commands do not claim it.
+    assert!(!stdout.contains("critical finding"), "{stdout}");
+    let (_, stdout, _) = run(&["doctor", "--help"]);
+    assert!(stdout.contains("2  doctor: a critical finding"), "{stdout}");
     let (code, stdout, _) = run(&["--version"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("backlogctl "));

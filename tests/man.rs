@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use backlogctl::cli::{Cli, EXIT_CODES, examples};
+use backlogctl::cli::{Cli, examples, exit_codes};
 use clap::CommandFactory;
 use clap_mangen::Man;
 
@@ -18,7 +18,7 @@ fn roff_text(s: &str) -> String {
     }
 }
 
-fn page(cmd: clap::Command, name: &'static str, examples: &str) -> Vec<u8> {
+fn page(cmd: clap::Command, name: &'static str, examples: &str, codes: &str) -> Vec<u8> {
     // The EXIT STATUS and EXAMPLES text already shown by --help goes into sections of its own.
     let cmd = cmd
         .name(name)
@@ -36,7 +36,7 @@ fn page(cmd: clap::Command, name: &'static str, examples: &str) -> Vec<u8> {
         man.render_subcommands_section(&mut out).unwrap();
     }
     let mut extra = String::from(".SH \"EXIT STATUS\"\n");
-    for line in EXIT_CODES.lines().skip(1) {
+    for line in codes.lines().skip(1) {
         let (code, text) = line
             .trim()
             .split_once(char::is_whitespace)
@@ -72,7 +72,7 @@ fn pages() -> Vec<(String, Vec<u8>)> {
     top.build(); // propagates the global options into the subcommands
     let mut v = vec![(
         "backlogctl.1".to_string(),
-        page(top.clone(), "backlogctl", examples("")),
+        page(top.clone(), "backlogctl", examples(""), exit_codes("")),
     )];
     for sub in top.get_subcommands().filter(|s| s.get_name() != "help") {
         // clap wants a &'static name; a handful of pages per test run.
@@ -80,7 +80,12 @@ fn pages() -> Vec<(String, Vec<u8>)> {
             Box::leak(format!("backlogctl-{}", sub.get_name()).into_boxed_str());
         v.push((
             format!("{name}.1"),
-            page(sub.clone(), name, examples(sub.get_name())),
+            page(
+                sub.clone(),
+                name,
+                examples(sub.get_name()),
+                exit_codes(sub.get_name()),
+            ),
         ));
     }
     v

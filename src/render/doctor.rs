@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 
-use comfy_table::{CellAlignment, Table, presets};
+use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, presets};
 
 use super::{Style, paint, severity_word, wrap};
 use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
@@ -59,8 +59,7 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
             None => "network namespace unknown".to_string(),
         },
     };
-    writeln!(
-        w,
+    let head = format!(
         "{}: {} on {} listener(s) ({window}; kernel {}; {ns})",
         paint(severity_word(r.verdict), r.verdict, color),
         match problems {
@@ -70,13 +69,14 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         },
         r.listeners.len(),
         r.kernel.as_deref().unwrap_or("unknown"),
-    )?;
+    );
+    wrap(w, style.width, &head, "")?;
     writeln!(w)?;
     if r.listeners.is_empty() {
         writeln!(w, "No TCP listener in scope.")?;
     } else {
         let shown = table_rows(r);
-        writeln!(w, "{}", listener_table(&shown))?;
+        writeln!(w, "{}", listener_table(&shown, style.width))?;
         if shown.len() < r.listeners.len() {
             writeln!(
                 w,
@@ -157,17 +157,22 @@ fn table_rows(r: &Report) -> Vec<&ListenerView> {
     ranked.into_iter().map(|(_, v)| v).collect()
 }
 
-fn listener_table(listeners: &[&ListenerView]) -> Table {
+fn listener_table(listeners: &[&ListenerView], width: usize) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
+    t.set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_width(u16::try_from(width).unwrap_or(u16::MAX));
+    // Narrow: headers on two lines, so that only the process column has to wrap.
+    let narrow = width < 110;
+    let header = |wide: &'static str, two: &'static str| if narrow { two } else { wide };
     t.set_header(vec![
         "Listener",
         "Process",
-        "Recv-Q now/peak",
+        header("Recv-Q now/peak", "Recv-Q\nnow/peak"),
         "Send-Q",
-        "Peak fill",
-        "Drops window/total",
-        "SYN_RECV peak",
+        header("Peak fill", "Peak\nfill"),
+        header("Drops window/total", "Drops\nwindow/total"),
+        header("SYN_RECV peak", "SYN_RECV\npeak"),
     ]);
     for v in listeners {
         let process = v.process().unwrap_or_else(|| "?".to_string());
@@ -196,6 +201,18 @@ fn listener_table(listeners: &[&ListenerView]) -> Table {
     for i in 2..7 {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    // An address or a number is never broken across lines; the process name may wrap, but
+    // not below a readable width.
+    if let Some(c) = t.column_mut(1) {
+        c.set_constraint(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
+            10,
+        )));
+    }
+    for i in [0, 2, 3, 4, 5, 6] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
     t

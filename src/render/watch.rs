@@ -40,31 +40,50 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
             }
             out.flush()
         }
-        Format::Tty { color, rows } => {
+        Format::Tty { color, rows, width } => {
             // Home, clear: redraw in place.
             write!(out, "\x1b[H\x1b[2J")?;
+            // The namespace rates go below the title when both do not fit.
+            let title = format!("backlogctl watch {}", r.time.get(11..19).unwrap_or(&r.time));
+            let rates = namespace_rates(r, " ");
+            let header_lines = if title.len() + 2 + rates.len() <= width {
+                writeln!(out, "{title}  {rates}")?;
+                1
+            } else {
+                writeln!(out, "{title}")?;
+                super::wrap_block(out, width, &rates, "", "")?;
+                2
+            };
+            // Numbers keep their columns; the listener and process columns take what is left,
+            // the process one going first on a narrow terminal.
+            let avail = width.saturating_sub(NUMBERS + 2);
+            let lw = avail.min(24);
+            let pw = avail.saturating_sub(lw + 1).min(18);
+            let process = |p: &str| -> String {
+                if pw < 6 {
+                    String::new()
+                } else {
+                    format!(" {:<pw$}", p.chars().take(pw).collect::<String>())
+                }
+            };
             writeln!(
                 out,
-                "backlogctl watch {}  {}",
-                r.time.get(11..19).unwrap_or(&r.time),
-                namespace_rates(r, " ")
+                "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
+                "LISTENER",
+                process("PROCESS"),
+                "RECV-Q",
+                "PEAK",
+                "SEND-Q",
+                "FILL",
+                "DROPS/s",
+                "SYN_RECV"
             )?;
-            writeln!(
-                out,
-                "{:<24} {:<18} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
-                "LISTENER", "PROCESS", "RECV-Q", "PEAK", "SEND-Q", "FILL", "DROPS/s", "SYN_RECV"
-            )?;
-            let room = rows.saturating_sub(4).max(1);
+            let room = rows.saturating_sub(3 + header_lines).max(1);
             for l in r.listeners.iter().take(room) {
                 let line = format!(
-                    "{:<24} {:<18} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}{}",
+                    "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}{}",
                     l.local.to_string(),
-                    l.process
-                        .as_deref()
-                        .unwrap_or("?")
-                        .chars()
-                        .take(18)
-                        .collect::<String>(),
+                    process(l.process.as_deref().unwrap_or("?")),
                     l.recv_q,
                     l.peak,
                     l.send_q,
@@ -97,6 +116,10 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
         }
     }
 }
+
+/// Columns taken by the numbers of a watch row: Recv-Q, peak, Send-Q, fill, drops/s and
+/// SYN_RECV with the spaces before them.
+const NUMBERS: usize = 7 + 7 + 7 + 6 + 8 + 8 + 6;
 
 /// `ListenOverflows=3/s ListenDrops=3/s ... sampling=10ms`, with `sep` between name and value.
 fn namespace_rates(r: &Refresh, sep: &str) -> String {

@@ -36,7 +36,11 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// An in-place table redrawn every refresh.
-    Tty { color: bool, rows: usize },
+    Tty {
+        color: bool,
+        rows: usize,
+        width: usize,
+    },
     /// One line per listener per refresh.
     Lines,
     /// One JSON object per refresh.
