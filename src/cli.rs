@@ -115,6 +115,10 @@ pub struct Cli {
     /// Work inside the network namespace of this process, e.g. a container's main process
     #[arg(long, global = true, value_name = "PID")]
     pub pid: Option<u32>,
+    /// Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
+          value_parser = ["auto", "always", "never"])]
+    pub color: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +218,10 @@ pub struct DoctorArgs {
     /// without -p)
     #[arg(long)]
     pub no_processes: bool,
+    /// Also say what could not be observed when it cannot change the verdict (SYN_RECV not
+    /// counted, processes not named)
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Diagnose every network namespace on the host (named ones and those of processes)
     #[arg(long, conflicts_with_all = ["from", "netns", "pid"])]
     pub all_netns: bool,

@@ -23,6 +23,7 @@ pub struct Output {
     pub color: bool,
     /// Columns prose is wrapped to.
     pub width: usize,
+    pub verbose: bool,
 }
 
 impl Output {
@@ -30,17 +31,34 @@ impl Output {
         crate::render::Style {
             color: self.color,
             width: self.width,
+            verbose: self.verbose,
         }
     }
 
-    fn new(json: bool) -> Output {
+    fn new(json: bool, color: Color) -> Output {
         let tty = io::stdout().is_terminal();
+        let env_allows = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
         Output {
             json,
-            color: !json && tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: !json
+                && match color {
+                    Color::Always => true,
+                    Color::Never => false,
+                    Color::Auto => tty && env_allows,
+                },
             width: crate::render::output_width(tty),
+            verbose: false,
         }
     }
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 /// How a live recording samples.
@@ -162,6 +180,11 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         (None, Some(pid)) => Some(Which::Pid(pid)),
         _ => None,
     };
+    let color = match cli.color.as_str() {
+        "always" => Color::Always,
+        "never" => Color::Never,
+        _ => Color::Auto,
+    };
     // A flag that cannot apply is refused, not ignored.
     let refuse = |what: &str| -> Result<()> {
         match namespace {
@@ -170,7 +193,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         }
     };
     let command = match cli.command {
-        cli::Command::Doctor(a) => Command::Doctor(doctor(a, &refuse)?),
+        cli::Command::Doctor(a) => Command::Doctor(doctor(a, color, &refuse)?),
         cli::Command::Snapshot(a) => Command::Snapshot(Snapshot {
             scope: Scope::new(parse_targets(&a.targets)?),
             sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
@@ -182,14 +205,14 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
             path: a.output,
             compact: a.compact,
         }),
-        cli::Command::Watch(a) => Command::Watch(watch(a)?),
+        cli::Command::Watch(a) => Command::Watch(watch(a, color)?),
         cli::Command::Lab(a) => {
             refuse("lab makes its own private namespace")?;
-            Command::Lab(lab(a)?)
+            Command::Lab(lab(a, color)?)
         }
         cli::Command::Explain(a) => Command::Explain(Explain {
             name: a.name,
-            style: Output::new(false).style(),
+            style: Output::new(false, color).style(),
         }),
         cli::Command::Metrics(a) => Command::Metrics(Metrics {
             scope: Scope::new(parse_targets(&a.targets)?),
@@ -205,7 +228,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
     Ok(Resolved { namespace, command })
 }
 
-fn doctor(a: cli::DoctorArgs, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Doctor> {
+fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Doctor> {
     let input = match (a.from, a.all_netns) {
         (Some(path), _) => {
             refuse("--from diagnoses a recorded snapshot, which holds its own namespace")?;
@@ -228,11 +251,14 @@ fn doctor(a: cli::DoctorArgs, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Doc
         } else {
             Owners::TroubledBeyond(NAME_ALL_UP_TO)
         },
-        output: Output::new(a.json),
+        output: Output {
+            verbose: a.verbose,
+            ..Output::new(a.json, color)
+        },
     })
 }
 
-fn watch(a: cli::WatchArgs) -> Result<Watch> {
+fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
     let interval = duration("--interval", &a.interval)?;
     if interval.is_zero() {
         return Err(Error::BadInput(
@@ -246,9 +272,9 @@ fn watch(a: cli::WatchArgs) -> Result<Watch> {
         watch::Format::Json
     } else if io::stdout().is_terminal() {
         watch::Format::Tty {
-            color: Output::new(false).color,
+            color: Output::new(false, color).color,
             rows: terminal_rows(),
-            width: Output::new(false).width,
+            width: Output::new(false, color).width,
         }
     } else {
         watch::Format::Lines
@@ -270,7 +296,7 @@ fn watch(a: cli::WatchArgs) -> Result<Watch> {
     })
 }
 
-fn lab(a: cli::LabArgs) -> Result<Lab> {
+fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
     let ack_delay = duration("--ack-delay", &a.ack_delay)?;
     if ack_delay > Duration::from_millis(200) {
         return Err(Error::BadInput(
@@ -297,7 +323,7 @@ fn lab(a: cli::LabArgs) -> Result<Lab> {
             ack_delay,
             ramp: duration("--ramp", &a.ramp)?,
         },
-        output: Output::new(a.json),
+        output: Output::new(a.json, color),
     })
 }
 

@@ -97,17 +97,27 @@ pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
     if !scope.targets.is_empty() {
         restrict(&mut snap, &scope.targets);
     }
-    if snap.netns.pid.is_some() || !snap.owners.is_empty() {
-        snap.gaps.push(Gap::new(
+    let mut report = doctor::diagnose(&snap);
+    // Commands that name a PID name the process of the recording's time.
+    let pid_commands = report
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .chain(report.findings.iter().flat_map(|f| &f.fix.steps))
+        .filter_map(|s| s.command.as_deref())
+        .any(|c| c.contains("nsenter -t") || c.starts_with("kill ") || c.contains("--pid "));
+    if pid_commands {
+        let gap = Gap::new(
             "recorded-pids",
             format!(
                 "this snapshot was recorded {}: the PIDs in its commands (nsenter -t, kill -HUP, \
                  --pid) name the processes of then; check they still do before running them",
                 crate::model::rfc3339(snap.started_unix_ms)
             ),
-        ));
+        );
+        report.gaps.push(gap.clone());
+        snap.gaps.push(gap);
     }
-    let report = doctor::diagnose(&snap);
     Ok(Diagnosis {
         snapshot: snap,
         report,

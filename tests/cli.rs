@@ -169,3 +169,28 @@ fn snapshot_of_a_real_listener_prints_its_queues() {
         assert!(stderr.contains("nothing listens on :9999"), "{stderr}");
     });
 }
+
+/// Colour only where asked for: `--color always|never`, and in `auto` never for a pipe,
+/// NO_COLOR or TERM=dumb. Notes that cannot change the verdict only with --verbose.
+#[test]
+fn colour_and_notes_follow_the_flags() {
+    let f = fixture("snapshots/6.18-nginx-reloaded-backlog4096-old-drops.json");
+    let f = f.to_str().unwrap();
+    let out = |args: &[&str], env: &[(&str, &str)]| {
+        let o = Command::new(bin())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let esc = "\x1b[";
+    assert!(out(&["--color", "always", "doctor", "--from", f], &[]).contains(esc));
+    assert!(!out(&["--color", "never", "doctor", "--from", f], &[]).contains(esc));
+    assert!(!out(&["doctor", "--from", f], &[("TERM", "dumb")]).contains(esc));
+    let plain = out(&["doctor", "--from", f], &[]);
+    assert!(!plain.contains(esc), "a pipe gets no colour");
+    assert!(!plain.contains("SYN_RECV not counted"), "{plain}");
+    let verbose = out(&["doctor", "--verbose", "--from", f], &[]);
+    assert!(verbose.contains("SYN_RECV not counted"), "{verbose}");
+}

@@ -209,6 +209,20 @@ impl Gap {
             reason: reason.into(),
         }
     }
+
+    /// A gap by design that cannot change a verdict: SYN_RECV not counted because no SYN queue
+    /// ever filled, processes not looked up on request or beyond the troubled listeners. Text
+    /// reports show these only when asked (`--verbose`); a denied read is never routine.
+    pub fn routine(&self) -> bool {
+        match self.what.as_str() {
+            "syn-recv" => true,
+            "process-owners" => {
+                self.reason.starts_with("not looked up")
+                    || self.reason.starts_with("processes named only")
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Snapshot {

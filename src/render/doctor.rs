@@ -124,10 +124,15 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         )?;
         wrap(w, style.width, &address_list(&rest), "  ")?;
     }
-    if !r.gaps.is_empty() {
+    let gaps: Vec<_> = r
+        .gaps
+        .iter()
+        .filter(|g| style.verbose || !g.routine())
+        .collect();
+    if !gaps.is_empty() {
         writeln!(w)?;
         writeln!(w, "Not observed:")?;
-        for g in &r.gaps {
+        for g in gaps {
             wrap(w, style.width, &format!("- {}: {}", g.what, g.reason), "  ")?;
         }
     }

@@ -22,6 +22,8 @@ pub struct Style {
     pub color: bool,
     /// Columns prose is wrapped to.
     pub width: usize,
+    /// Also what could not be observed without changing the verdict.
+    pub verbose: bool,
 }
 
 impl Style {
@@ -29,6 +31,7 @@ impl Style {
     pub const PLAIN: Style = Style {
         color: false,
         width: 100,
+        verbose: true,
     };
 }
 
