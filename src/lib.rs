@@ -71,7 +71,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
     match resolved.command {
         Command::Doctor(o) => commands::doctor(o, out),
         Command::Snapshot(o) => commands::snapshot(o, out, err),
-        Command::Watch(o) => commands::watch(o, out),
+        Command::Watch(o) => commands::watch(o, out, err),
         Command::Lab(o) => commands::lab(o, out),
         Command::Explain(o) => commands::explain(o, out),
         Command::Metrics(o) => commands::metrics(o, out),

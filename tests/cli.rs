@@ -194,3 +194,13 @@ fn colour_and_notes_follow_the_flags() {
     let verbose = out(&["doctor", "--verbose", "--from", f], &[]);
     assert!(verbose.contains("SYN_RECV not counted"), "{verbose}");
 }
+
+/// `watch` on a port nothing listens on says so (on stderr), instead of an empty view.
+#[test]
+fn watch_says_when_nothing_listens() {
+    in_netns("watch_says_when_nothing_listens", || {
+        let (code, _, stderr) = run(&["watch", ":9999", "-n", "1", "-i", "100ms"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("nothing listens on :9999"), "{stderr:?}");
+    });
+}

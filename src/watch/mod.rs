@@ -74,8 +74,10 @@ pub fn run(
     scope: Scope,
     opts: &Options,
     out: &mut dyn Write,
+    err: &mut dyn Write,
     record: Option<AtomicFile>,
 ) -> Result<()> {
+    let targets = scope.targets.clone();
     catch_signals();
     let header = Header::read();
     let started_unix_ms = header.started_unix_ms;
@@ -106,6 +108,18 @@ pub fn run(
             let started = rec.elapsed();
             let cpu_before = thread_cpu();
             let sampled = rec.sample(at_refresh)?;
+            if rec.taken() == 1 {
+                // Said once, on stderr: the view itself stays as it is.
+                for t in targets
+                    .iter()
+                    .filter(|t| !sampled.listeners.iter().any(|l| t.matches(l)))
+                {
+                    let _ = writeln!(
+                        err,
+                        "warning: nothing listens on {t} in this network namespace (yet)"
+                    );
+                }
+            }
             if let Some(b) = builder.as_mut() {
                 b.add(&sampled);
             }
