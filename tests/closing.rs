@@ -394,3 +394,69 @@ fn nginx_reload_plan_asks_for_nothing_more() {
     );
     assert_eq!(host_somaxconn(), host, "the host's somaxconn was touched");
 }
+
+/// Every holder named, as `ss -ltnp` does: nginx's master and its workers.
+#[test]
+fn every_holder_is_named_like_ss_does() {
+    if !available("nginx", "-v") || !available("ss", "-V") {
+        eprintln!("skipped: every_holder_is_named_like_ss_does: nginx or ss not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("backlogctl-holders-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    let result = in_netns("every_holder_is_named_like_ss_does", move || {
+        let nginx = Nginx { dir: d.clone() };
+        nginx.conf(SMALL);
+        let conf = std::fs::read_to_string(d.join("nginx.conf"))
+            .unwrap()
+            .replace("worker_processes 1;", "worker_processes 3;");
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let mut child = Command::new("nginx")
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nginx");
+        let port = nginx.port();
+        wait_for(1000, || queue(port).map(|_| ())).expect("nginx listens");
+        wait_for(1000, || (family(child.id()).len() == 4).then_some(())).expect("3 workers");
+        let ss = Command::new("ss")
+            .args(["-ltnpH", &format!("sport = :{port}")])
+            .output()
+            .unwrap();
+        let ss = String::from_utf8_lossy(&ss.stdout).into_owned();
+        let mut from_ss: Vec<u64> = ss
+            .split("pid=")
+            .skip(1)
+            .filter_map(|p| p.split(',').next()?.parse().ok())
+            .collect();
+        from_ss.sort_unstable();
+        let (code, rep) = doctor(port);
+        let mut ours: Vec<u64> = rep["listeners"][0]["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["pid"].as_u64())
+            .collect();
+        ours.sort_unstable();
+        let label = rep["findings"][0]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let holders = family(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        signal(&holders, "-KILL");
+        (code, from_ss, ours, label)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some((_, from_ss, ours, label)) = result else {
+        return;
+    };
+    assert_eq!(from_ss.len(), 4, "ss shows the master and 3 workers");
+    assert_eq!(ours, from_ss, "doctor names what ss names");
+    assert!(label.contains("nginx: master"), "{label}");
+}

@@ -133,6 +133,16 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
                 != "0"
         );
         assert!(text.contains("name=\"net.core.somaxconn\"} 5"));
+        // Every holder in an info series; no family declared without samples.
+        let me = format!("pid=\"{}\"", std::process::id());
+        assert!(
+            line("backlogctl_listen_owner_info{").contains(&me),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# TYPE backlogctl_listen_syn_recv"),
+            "SYN_RECV was not counted: {text}"
+        );
         match promtool_check(&text) {
             Some((ok, said)) => assert!(ok, "promtool: {said}\n{text}"),
             None => {

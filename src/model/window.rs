@@ -42,20 +42,72 @@ impl QueuePeak {
     }
 }
 
-/// `nginx, pid 12`, or `nginx, pids 12,13` for a socket several processes hold; None when
-/// no process is known.
+/// The processes holding a socket, in one line: `nginx, pid 12`; `gunicorn, pids 12-15`; with
+/// the roles a pre-fork server writes in its command line, `nginx: master 123, workers
+/// 124-127`. None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
-    let o = owners.first()?;
-    let mut pids: Vec<u32> = owners.iter().map(|o| o.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    Some(match pids.as_slice() {
-        [one] => format!("{}, pid {one}", o.comm),
-        many => {
-            let list: Vec<String> = many.iter().map(u32::to_string).collect();
-            format!("{}, pids {}", o.comm, list.join(","))
+    let name = &owners.first()?.comm;
+    // Role → PIDs, roles in order of first appearance ("master" before "worker").
+    let mut roles: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
+    for o in owners {
+        let role = role(o);
+        match roles.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, pids)) => pids.push(o.pid),
+            None => roles.push((role, vec![o.pid])),
         }
+    }
+    roles.sort_by_key(|(r, _)| (*r != Some("master"), *r));
+    let part = |role: Option<&str>, pids: &mut Vec<u32>| {
+        pids.sort_unstable();
+        pids.dedup();
+        let noun = match (role, pids.len()) {
+            (None, 1) => "pid".to_string(),
+            (None, _) => "pids".to_string(),
+            (Some(r), 1) => r.to_string(),
+            (Some(r), _) => format!("{r}s"),
+        };
+        format!("{noun} {}", ranges(pids))
+    };
+    let parts: Vec<String> = roles.iter_mut().map(|(r, p)| part(*r, p)).collect();
+    Some(if roles.iter().all(|(r, _)| r.is_none()) {
+        format!("{name}, {}", parts.join(", "))
+    } else {
+        format!("{name}: {}", parts.join(", "))
     })
+}
+
+/// `master` or `worker` from `nginx: master process ...` / `gunicorn: worker [app]`.
+fn role(o: &Owner) -> Option<&'static str> {
+    let rest = o
+        .cmdline
+        .strip_prefix(o.comm.as_str())?
+        .strip_prefix(": ")?;
+    if rest.starts_with("master") {
+        Some("master")
+    } else if rest.starts_with("worker") {
+        Some("worker")
+    } else {
+        None
+    }
+}
+
+/// `12-15,20` for 12, 13, 14, 15, 20 (sorted, no duplicates).
+fn ranges(pids: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < pids.len() {
+        let mut j = i;
+        while j + 1 < pids.len() && pids[j + 1] == pids[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}-{}", pids[i], pids[j])
+        } else {
+            pids[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(",")
 }
 
 #[cfg(test)]
@@ -76,17 +128,32 @@ mod tests {
 
     #[test]
     fn one_label_for_one_or_several_holders() {
-        let o = |pid| Owner {
+        let o = |pid, cmdline: &str| Owner {
             inode: 1,
             pid,
             comm: "nginx".into(),
-            cmdline: String::new(),
+            cmdline: cmdline.into(),
         };
         assert_eq!(process_label(&[]), None);
-        assert_eq!(process_label(&[o(12)]).as_deref(), Some("nginx, pid 12"));
         assert_eq!(
-            process_label(&[o(13), o(12), o(13)]).as_deref(),
-            Some("nginx, pids 12,13")
+            process_label(&[o(12, "")]).as_deref(),
+            Some("nginx, pid 12")
+        );
+        assert_eq!(
+            process_label(&[o(13, ""), o(12, ""), o(13, ""), o(20, "")]).as_deref(),
+            Some("nginx, pids 12-13,20")
+        );
+        let master = "nginx: master process nginx -c /etc/nginx/nginx.conf";
+        let worker = "nginx: worker process";
+        assert_eq!(
+            process_label(&[
+                o(125, worker),
+                o(123, master),
+                o(124, worker),
+                o(127, worker)
+            ])
+            .as_deref(),
+            Some("nginx: master 123, workers 124-125,127")
         );
     }
 }

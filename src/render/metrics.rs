@@ -60,13 +60,49 @@ pub fn write(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
             |l| l.syn_recv.map(u64::from),
         ),
     ];
+    // A family is declared only with samples: SYN_RECV not counted leaves none.
     for (name, kind, help, get) in families {
+        let samples: Vec<(String, u64)> = sample
+            .listeners
+            .iter()
+            .filter_map(|l| get(l).map(|v| (labels(l), v)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
         writeln!(w, "# HELP backlogctl_{name} {help}")?;
         writeln!(w, "# TYPE backlogctl_{name} {kind}")?;
-        for l in &sample.listeners {
-            if let Some(v) = get(l) {
-                writeln!(w, "backlogctl_{name}{{{}}} {v}", labels(l))?;
-            }
+        for (labels, v) in samples {
+            writeln!(w, "backlogctl_{name}{{{labels}}} {v}")?;
+        }
+    }
+    // Every process holding a listener (a pre-fork server's master and workers), one series
+    // each; the command name only, never the command line (it may hold secrets).
+    let holders: Vec<String> = sample
+        .listeners
+        .iter()
+        .flat_map(|l| {
+            let netns = &netns;
+            owners.get(&l.inode).into_iter().flatten().map(move |o| {
+                format!(
+                    "netns=\"{netns}\",address=\"{}\",port=\"{}\",inode=\"{}\",process=\"{}\",pid=\"{}\"",
+                    l.local.ip(),
+                    l.local.port(),
+                    l.inode,
+                    escape(&o.comm),
+                    o.pid
+                )
+            })
+        })
+        .collect();
+    if !holders.is_empty() {
+        writeln!(
+            w,
+            "# HELP backlogctl_listen_owner_info A process holding a listening socket (value 1)."
+        )?;
+        writeln!(w, "# TYPE backlogctl_listen_owner_info gauge")?;
+        for h in holders {
+            writeln!(w, "backlogctl_listen_owner_info{{{h}}} 1")?;
         }
     }
     if let Some(c) = &sample.counters {

@@ -1,20 +1,22 @@
-//! Process attribution: which processes hold the listening sockets in scope. The kernel keeps
-//! no socket → process index, so this scans `/proc/*/fd` for `socket:[INODE]` links, matching
-//! only the inodes asked for, and only when there are some. Processes are scanned in PID order
-//! and the scan stops after the process that gave the last missing listener its owner: one
-//! readlink per descriptor is the whole cost, and listeners usually belong to long-running,
-//! low-PID daemons. Each link is read with readlinkat() relative to the open `/proc/PID/fd`
-//! directory, so the kernel resolves one path component per descriptor instead of four
-//! (about 1.7 µs a descriptor instead of 5.6, benches/vs_ss.sh). A socket shared by several
-//! processes (pre-fork servers) thus names the holders found up to that point, the first at
-//! least. Processes that exit or deny access mid-scan are skipped; when a listener stays
-//! unattributed because of denied access, the gap says so (another user's `/proc/PID/fd` needs
-//! root or CAP_SYS_PTRACE). The owners found then get their name and command line through
-//! procfs's `Process`, whose typed errors decide: an owner that exited meanwhile is dropped and
-//! the scan looks on for another holder of its sockets; one whose name cannot be read stays,
-//! nameless, and the gap says why.
+//! Process attribution: which processes hold the listening sockets in scope — all of them,
+//! as `ss -p` shows (nginx's master and workers, gunicorn's arbiter and workers). The kernel
+//! keeps no socket → process index, so this reads `/proc/*/fd` links for `socket:[INODE]`,
+//! matching only the inodes asked for, in two phases so that the cost follows the listeners,
+//! not the connections:
+//! 1. the first HEAD_FDS descriptors of every process: a server opens its listeners when it
+//!    starts, and pre-fork workers inherit them at the same numbers, while the connections it
+//!    accepts later take the numbers above;
+//! 2. only for listeners still without a holder, the rest of the tables, the processes that
+//!    already hold listeners first, stopping once every listener has one.
+//!
+//! Each link is read with readlinkat() relative to the open `/proc/PID/fd` directory (one
+//! path component per descriptor). Processes that exit or deny access mid-scan are skipped;
+//! when a listener stays unattributed because of denied access, the gap says so (another
+//! user's `/proc/PID/fd` needs root or CAP_SYS_PTRACE). The holders found then get their name
+//! and command line through procfs's `Process`, whose typed errors decide: a holder that exited
+//! meanwhile is dropped; one whose name cannot be read stays, nameless, and the gap says why.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -28,14 +30,16 @@ use procfs::process::Process;
 
 use crate::model::{Gap, Owner};
 
+/// Descriptors per process read in the first phase (see the module comment).
+const HEAD_FDS: usize = 32;
+
 /// Owners of the given socket inodes, plus a gap when some could not be attributed or named.
-// Long on purpose: the scan, then naming what it found, then the gap, share their state.
+// Long on purpose: the two phases, then naming what they found, then the gap, share state.
 pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     let mut found = Vec::new();
     if inodes.is_empty() {
         return (found, None);
     }
-    let mut denied = 0usize;
     let mut pids: Vec<u32> = match std::fs::read_dir("/proc") {
         Ok(dir) => dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -51,37 +55,58 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         }
     };
     pids.sort_unstable();
+    let mut denied = 0usize;
+    // Phase 1: every holder among the first descriptors of every process.
+    let mut held: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut longer: Vec<u32> = Vec::new();
+    for &pid in &pids {
+        match sockets_of(pid, inodes, Fds::Head) {
+            Ok((mine, more)) => {
+                if more {
+                    longer.push(pid);
+                }
+                if !mine.is_empty() {
+                    held.insert(pid, mine);
+                }
+            }
+            Err(Errno::EACCES | Errno::EPERM) => denied += 1,
+            Err(_) => {} // exited while we looked
+        }
+    }
+    // Phase 2: the rest of the long tables, for listeners nobody holds yet; the processes
+    // that hold listeners first (a proxy with thousands of listeners past HEAD_FDS).
     let mut missing: HashSet<u64> = inodes.clone();
+    for mine in held.values() {
+        for i in mine {
+            missing.remove(i);
+        }
+    }
+    longer.sort_by_key(|pid| (!held.contains_key(pid), *pid));
+    for pid in longer {
+        if missing.is_empty() {
+            break;
+        }
+        let wanted = missing.clone();
+        if let Ok((mine, _)) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
+            held.entry(pid).or_default().extend(mine);
+        }
+    }
     let mut attributed: HashSet<u64> = HashSet::new();
     // Holders that exited between their descriptors and their name, and holders whose name
     // could not be read (with why).
     let mut gone = 0usize;
     let mut unnamed: Vec<String> = Vec::new();
-    for pid in pids {
-        if missing.is_empty() {
-            break;
-        }
-        let mine = match sockets_of(pid, inodes, &mut missing) {
-            Ok(mine) => mine,
-            Err(Errno::EACCES | Errno::EPERM) => {
-                denied += 1;
-                continue;
-            }
-            Err(_) => continue, // exited while we looked
-        };
-        if mine.is_empty() {
-            continue;
-        }
+    for (pid, mut mine) in held {
+        mine.sort_unstable();
+        mine.dedup();
         let meta = match meta(pid) {
             Ok(meta) => meta,
-            // Gone before its name was read: not an owner any more. Another process may still
-            // hold the same sockets (pre-fork workers), so they are looked for further on.
+            // Gone before its name was read: not an owner any more.
             Err(Unread::Gone) => {
                 gone += 1;
-                missing.extend(mine.into_iter().filter(|i| !attributed.contains(i)));
                 continue;
             }
-            // Its descriptors say it holds the socket, so it is kept as the owner, nameless,
+            // Its descriptors say it holds the socket, so it is kept as an owner, nameless,
             // and the gap says why.
             Err(why) => {
                 unnamed.push(format!("PID {pid}: {why}"));
@@ -208,10 +233,16 @@ fn read_bytes(p: &Process, name: &str) -> Result<Vec<u8>, ProcError> {
     Ok(raw)
 }
 
-/// Descriptors read one after the other before the rest of a big table is split across threads:
-/// a server's listeners usually sit among its first descriptors, so small tables and early
-/// finds stop here.
+/// Descriptors of a tail read one after the other before the rest is split across threads.
 const SERIAL_FDS: usize = 1024;
+
+/// Which descriptors of a process to read.
+enum Fds<'a> {
+    /// The first HEAD_FDS, every wanted inode among them.
+    Head,
+    /// The rest, until `missing` is empty, removing the inodes found from it.
+    Tail(&'a mut HashSet<u64>),
+}
 
 // The hot path, and why it is not procfs's `Process::fd()` iterator (procfs 0.18): per
 // descriptor that iterator opens the entry (openat O_PATH|O_NOFOLLOW), readlinkat()s and
@@ -224,21 +255,17 @@ const SERIAL_FDS: usize = 1024;
 // 1.46 µs a descriptor (14.6 ms in all); `Process::fd()` 2.3 µs (23 ms); `fs::read_link` of
 // `/proc/PID/fd/N` by full path 1.7 µs (17 ms). procfs is used for the few owners found
 // (`meta`), not for the scan.
-/// The wanted socket inodes among `pid`'s descriptors, sorted and deduplicated; reads until
-/// the process has shown every listener still `missing`, removing those it finds. A table
-/// bigger than SERIAL_FDS is read by up to 4 threads, since each descriptor costs one
-/// readlinkat() of about 3 µs in the kernel and a proxy may hold tens of thousands.
-fn sockets_of(
-    pid: u32,
-    wanted: &HashSet<u64>,
-    missing: &mut HashSet<u64>,
-) -> nix::Result<Vec<u64>> {
+/// The wanted socket inodes among `pid`'s descriptors chosen by `which`, and whether the table
+/// goes on past HEAD_FDS. A tail bigger than SERIAL_FDS is read by up to 4 threads: a proxy
+/// may hold tens of thousands of descriptors.
+fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<(Vec<u64>, bool)> {
     let path = format!("/proc/{pid}/fd");
     let dir = open(
         path.as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
+    // /proc/PID/fd lists descriptors in increasing order: the first ones are the oldest.
     let mut names = std::fs::read_dir(&path)
         .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
         .filter_map(|e| Some(e.ok()?.file_name()));
@@ -255,50 +282,60 @@ fn sockets_of(
         Err(_) => None,
     };
     let read = |names: &[OsString]| -> Vec<u64> { names.iter().filter_map(wanted_inode).collect() };
+    let head: Vec<OsString> = names.by_ref().take(HEAD_FDS).collect();
     let mut mine = Vec::new();
-    for n in names.by_ref().take(SERIAL_FDS) {
-        if let Some(inode) = wanted_inode(&n) {
-            mine.push(inode);
-            missing.remove(&inode);
-            if missing.is_empty() {
-                break;
-            }
+    let more = match which {
+        Fds::Head => {
+            mine = read(&head);
+            names.next().is_some()
         }
-    }
-    let tail: Vec<OsString> = if missing.is_empty() {
-        Vec::new()
-    } else {
-        names.collect()
-    };
-    if !missing.is_empty() && !tail.is_empty() {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let chunk = tail.len().div_ceil(threads);
-        let found: Vec<u64> = std::thread::scope(|s| {
-            let mut found = Vec::new();
-            let mut handles = Vec::new();
-            for part in tail.chunks(chunk) {
-                // A thread that cannot be started (RLIMIT_NPROC) leaves its part to this one.
-                match std::thread::Builder::new().spawn_scoped(s, move || read(part)) {
-                    Ok(h) => handles.push(h),
-                    Err(_) => found.extend(read(part)),
+        Fds::Tail(missing) => {
+            for n in names.by_ref().take(SERIAL_FDS) {
+                if let Some(inode) = wanted_inode(&n) {
+                    mine.push(inode);
+                    missing.remove(&inode);
+                    if missing.is_empty() {
+                        break;
+                    }
                 }
             }
-            for h in handles {
-                found.extend(h.join().unwrap_or_default());
+            let tail: Vec<OsString> = if missing.is_empty() {
+                Vec::new()
+            } else {
+                names.collect()
+            };
+            if !tail.is_empty() {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+                let chunk = tail.len().div_ceil(threads);
+                let found: Vec<u64> = std::thread::scope(|s| {
+                    let mut found = Vec::new();
+                    let mut handles = Vec::new();
+                    for part in tail.chunks(chunk) {
+                        // A thread that cannot be started (RLIMIT_NPROC) leaves its part here.
+                        match std::thread::Builder::new().spawn_scoped(s, move || read(part)) {
+                            Ok(h) => handles.push(h),
+                            Err(_) => found.extend(read(part)),
+                        }
+                    }
+                    for h in handles {
+                        found.extend(h.join().unwrap_or_default());
+                    }
+                    found
+                });
+                for inode in &found {
+                    missing.remove(inode);
+                }
+                mine.extend(found);
             }
-            found
-        });
-        for inode in &found {
-            missing.remove(inode);
+            false
         }
-        mine.extend(found);
-    }
+    };
     mine.sort_unstable();
     mine.dedup();
     if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
-    Ok(mine)
+    Ok((mine, more))
 }
 
 /// `socket:[12345]` → 12345.
