@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # backlogctl against `ss` on the same namespace: 10,000 listeners, first with no established
-# connections, then with 100,000 (200,000 sockets), in a private network namespace (root).
+# connections, then with 100,000 (200,000 sockets) waiting in the accept queues, then with the
+# same 100,000 accepted and held by the listening process itself (as every real server does),
+# in a private network namespace (root). The `--syn-recv` row is the kernel's own walk of the
+# established hash, the reference for what grows with connections anyway.
 # Times `ss -ltnm` against `backlogctl snapshot|doctor --window 0 --no-processes` (the same data:
 # every listener with its memory info), `ss -ltnmp` against the same with process names, and
 # `backlogctl doctor --window 0 :20000` (median of RUNS), with peak RSS. A measurement.
@@ -43,6 +46,30 @@ procs = [multiprocessing.Process(target=clients, args=(k, 100_000 // 6 + (1 if k
 for p in procs: p.start()
 total = sum(q.get() for _ in procs)
 open(fifo, "w").write("connected %d\n" % total)
+open(fifo).read()  # wait for the go-ahead
+# Pre-fork workers, as a real server has: each inherits the 10,000 listeners and accepts and
+# holds up to 9,000 connections (the descriptor limit here is 20,000 per process).
+def worker(ready):
+    held = []
+    for s in ls:
+        s.setblocking(False)
+        while len(held) < 9000:
+            try:
+                held.append(s.accept()[0])
+            except BlockingIOError:
+                break
+    ready.put(len(held))
+    time.sleep(3600)
+accepted = 0
+workers = []
+while accepted < total:
+    w = multiprocessing.Process(target=worker, args=(q,), daemon=True)
+    w.start(); workers.append(w)
+    n = q.get()
+    if n == 0:
+        break
+    accepted += n
+open(fifo, "w").write("accepted %d connections held by %d pre-fork workers\n" % (accepted, len(workers)))
 time.sleep(3600)
 PY
 load=$!
@@ -66,6 +93,7 @@ PY
 set_of() {
     # Same data in pairs: listeners with memory info, then the same with their processes.
     measure "ss -ltnm" "$bin snapshot --window 0 --no-processes" "$bin doctor --window 0 --no-processes" \
+        "$bin snapshot --window 0 --no-processes --syn-recv" \
         "ss -ltnmp" "$bin snapshot --window 0" "$bin doctor --window 0" "$bin doctor --window 0 :20000"
 }
 read -r _ < "$fifo"
@@ -73,6 +101,10 @@ echo "10,000 listeners, 0 established connections:"
 set_of
 echo go > "$fifo"
 read -r _ n < "$fifo"
-echo "10,000 listeners, $n established connections:"
+echo "10,000 listeners, $n established connections in the accept queues:"
+set_of
+echo go > "$fifo"
+read -r _ n < "$fifo"
+echo "10,000 listeners, $n that also hold the listeners:"
 set_of
 INNER

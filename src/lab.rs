@@ -46,7 +46,8 @@ pub struct LabOptions {
     pub ramp: Duration,
 }
 
-/// How one client's attempt ended.
+/// How one client's attempt ended. Its name (`outcome_name`) is the same in the counts, the
+/// story and the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -62,6 +63,17 @@ pub enum Outcome {
     ReplyTimeout,
     /// The server closed without replying, or another error.
     Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Served,
+        Outcome::Reset,
+        Outcome::Refused,
+        Outcome::ConnectTimeout,
+        Outcome::ReplyTimeout,
+        Outcome::Failed,
+    ];
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -232,7 +244,11 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         let _ = w.join();
     }
 
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    // Every class, 0 when nobody fell in it: a consumer never has to guess a missing key.
+    let mut outcomes: BTreeMap<String, usize> = Outcome::ALL
+        .iter()
+        .map(|o| (outcome_name(*o).to_string(), 0))
+        .collect();
     for (kind, _, _) in &results {
         *outcomes.entry(outcome_name(*kind).to_string()).or_default() += 1;
     }
@@ -484,12 +500,32 @@ pub fn story(r: &LabReport) -> Vec<String> {
                 .to_string(),
         );
     } else if s.tcp_abort_on_overflow == 1 && rose("TcpExt:ListenOverflows") {
-        out.push(
+        out.push(format!(
             "No client was reset even with tcp_abort_on_overflow=1: the overflows hit SYNs (dropped, then \
              retried) or cookie handshakes, and neither is ever answered with RST; only a final ACK that finds \
-             the queue full on a half-open connection is (raise --ack-delay to make that happen)."
-                .to_string(),
-        );
+             the queue full on a half-open connection is. Here the final ACKs came {} ms after the SYN-ACK, \
+             while the queue (peak {} of B+1 = {}) had room for them: a longer --ack-delay, a smaller \
+             --backlog or more --clients make them meet a full queue.",
+            s.ack_delay_ms,
+            r.peak_recv_q,
+            b.saturating_add(1)
+        ));
+    } else if s.tcp_abort_on_overflow == 1 {
+        out.push(format!(
+            "No client was reset although tcp_abort_on_overflow=1: the accept queue never overflowed (peak {} of \
+             B+1 = {}), so no final ACK met a full queue; more --clients or a smaller --backlog make it happen.",
+            r.peak_recv_q,
+            b.saturating_add(1)
+        ));
+    }
+    if u64::from(r.peak_recv_q) > u64::from(b) + 1 {
+        out.push(format!(
+            "The accept queue peaked at {}, past its capacity B+1 = {}: the kernel checks for room without a \
+             lock (sk_acceptq_is_full in tcp_v4_syn_recv_sock) and adds the connection later, so handshakes \
+             completing at the same time on several CPUs can each pass the check (docs/kernel.md §1.2).",
+            r.peak_recv_q,
+            b.saturating_add(1)
+        ));
     }
     if let Some(l) = &r.connect_latency
         && l.max_ms >= 900.0
@@ -520,7 +556,7 @@ pub fn story(r: &LabReport) -> Vec<String> {
     }
     if rtimeout > 0 {
         out.push(format!(
-            "{rtimeout} client(s) were \"connected, no reply\" for {} ms: connect() had succeeded, but their final \
+            "{rtimeout} client(s) ended reply-timeout (connected, no reply) after {} ms: connect() had succeeded, but their final \
              ACK or request was dropped at a full accept queue (or they waited behind {} busy worker(s)), so the \
              server never saw them in time.",
             s.reply_timeout_ms, s.workers

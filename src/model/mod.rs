@@ -267,6 +267,68 @@ impl Snapshot {
             .max()
     }
 
+    /// Sets aside values a kernel cannot produce (a hand-edited or corrupt file): a listener
+    /// whose Recv-Q is far past its capacity (the lockless check overshoots by a few per CPU,
+    /// not by thousands), a counter that went backwards. They are removed, not computed with,
+    /// and each becomes a gap that says what and why.
+    pub fn set_aside_implausible(&mut self) -> Vec<Gap> {
+        let mut gaps = Vec::new();
+        let impossible = |l: &Listener| {
+            u64::from(l.recv_q)
+                > 2 * QueuePeak {
+                    peak: l.recv_q,
+                    backlog: l.send_q,
+                }
+                .capacity()
+                    + 4096
+        };
+        let mut odd: Vec<(SocketAddr, u64, u32, u32)> = Vec::new();
+        for s in &mut self.samples {
+            s.listeners.retain(|l| {
+                let bad = impossible(l);
+                if bad && !odd.iter().any(|o| (o.0, o.1) == l.key()) {
+                    odd.push((l.local, l.inode, l.recv_q, l.send_q));
+                }
+                !bad
+            });
+        }
+        for (local, inode, recv_q, send_q) in odd {
+            gaps.push(Gap::new(
+                "implausible",
+                format!(
+                    "{local} (inode {inode}): Recv-Q {recv_q} for Send-Q {send_q} is far past what the \
+                     accept queue can hold; left out"
+                ),
+            ));
+        }
+        let mut backwards: Vec<String> = Vec::new();
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        for c in self.samples.iter().filter_map(|s| s.counters.as_ref()) {
+            for (k, v) in c {
+                if last.get(k).is_some_and(|prev| v < prev) && !backwards.contains(k) {
+                    backwards.push(k.clone());
+                }
+                last.insert(k.clone(), *v);
+            }
+        }
+        for s in &mut self.samples {
+            if let Some(c) = s.counters.as_mut() {
+                c.retain(|k, _| !backwards.contains(k));
+            }
+        }
+        if !backwards.is_empty() {
+            gaps.push(Gap::new(
+                "implausible",
+                format!(
+                    "counters that went backwards, left out (a kernel's only grow): {}",
+                    backwards.join(", ")
+                ),
+            ));
+        }
+        self.gaps.extend(gaps.iter().cloned());
+        gaps
+    }
+
     /// Targets that no listener of any sample serves: nothing listens on them here.
     pub fn unmatched_targets(&self) -> Vec<Target> {
         self.targets

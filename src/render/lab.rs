@@ -43,9 +43,14 @@ pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     writeln!(w, "Kernel (lab namespace):")?;
     writeln!(
         w,
-        "  accept queue peak {} of {} (B+1), SYN_RECV peak {}",
+        "  accept queue peak {} of {} (B+1){}, SYN_RECV peak {}",
         r.peak_recv_q,
         r.send_q.saturating_add(1),
+        if u64::from(r.peak_recv_q) > u64::from(r.send_q) + 1 {
+            " (past it: concurrent handshakes, see below)"
+        } else {
+            ""
+        },
         r.peak_syn_recv
             .map(|p| p.to_string())
             .unwrap_or_else(|| "not counted".into())
@@ -62,7 +67,14 @@ pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         writeln!(w, "  - {line}")?;
     }
     writeln!(w)?;
-    let ids: Vec<&str> = r.doctor.findings.iter().map(|f| f.id.as_str()).collect();
+    // Problems only: an OK finding (what clients see) is not one.
+    let ids: Vec<&str> = r
+        .doctor
+        .findings
+        .iter()
+        .filter(|f| f.severity > crate::doctor::Severity::Ok)
+        .map(|f| f.id.as_str())
+        .collect();
     writeln!(
         w,
         "doctor during the burst: {:?}: {}",

@@ -58,13 +58,11 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     let mut denied = 0usize;
     // Phase 1: every holder among the first descriptors of every process.
     let mut held: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let mut longer: Vec<u32> = Vec::new();
+    let mut readable: Vec<u32> = Vec::new();
     for &pid in &pids {
         match sockets_of(pid, inodes, Fds::Head) {
-            Ok((mine, more)) => {
-                if more {
-                    longer.push(pid);
-                }
+            Ok(mine) => {
+                readable.push(pid);
                 if !mine.is_empty() {
                     held.insert(pid, mine);
                 }
@@ -81,13 +79,13 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
             missing.remove(i);
         }
     }
-    longer.sort_by_key(|pid| (!held.contains_key(pid), *pid));
-    for pid in longer {
+    readable.sort_by_key(|pid| (!held.contains_key(pid), *pid));
+    for pid in readable {
         if missing.is_empty() {
             break;
         }
         let wanted = missing.clone();
-        if let Ok((mine, _)) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
+        if let Ok(mine) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
             held.entry(pid).or_default().extend(mine);
         }
     }
@@ -255,20 +253,16 @@ enum Fds<'a> {
 // 1.46 µs a descriptor (14.6 ms in all); `Process::fd()` 2.3 µs (23 ms); `fs::read_link` of
 // `/proc/PID/fd/N` by full path 1.7 µs (17 ms). procfs is used for the few owners found
 // (`meta`), not for the scan.
-/// The wanted socket inodes among `pid`'s descriptors chosen by `which`, and whether the table
-/// goes on past HEAD_FDS. A tail bigger than SERIAL_FDS is read by up to 4 threads: a proxy
-/// may hold tens of thousands of descriptors.
-fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<(Vec<u64>, bool)> {
+/// The wanted socket inodes among `pid`'s descriptors chosen by `which`. A tail bigger than
+/// SERIAL_FDS is read by up to 4 threads: a proxy may hold tens of thousands of descriptors.
+fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u64>> {
     let path = format!("/proc/{pid}/fd");
     let dir = open(
         path.as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    // /proc/PID/fd lists descriptors in increasing order: the first ones are the oldest.
-    let mut names = std::fs::read_dir(&path)
-        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
-        .filter_map(|e| Some(e.ok()?.file_name()));
+
     // A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
     // EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as in
     // Docker's default set), which must not pass for a process without the listener.
@@ -282,14 +276,27 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<(Vec<u
         Err(_) => None,
     };
     let read = |names: &[OsString]| -> Vec<u64> { names.iter().filter_map(wanted_inode).collect() };
-    let head: Vec<OsString> = names.by_ref().take(HEAD_FDS).collect();
     let mut mine = Vec::new();
-    let more = match which {
+    match which {
+        // Descriptors 0..HEAD_FDS by number, without listing the directory: listing
+        // /proc/PID/fd makes the kernel build an entry for every descriptor
+        // (`proc_readfd_common`), which costs as much as reading them, connections included.
         Fds::Head => {
+            let head: Vec<OsString> = (0..HEAD_FDS)
+                .map(|n| OsString::from(n.to_string()))
+                .collect();
             mine = read(&head);
-            names.next().is_some()
         }
         Fds::Tail(missing) => {
+            // Listed in increasing order: the first ones, read in phase 1, are skipped.
+            let mut names = std::fs::read_dir(&path)
+                .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
+                .filter_map(|e| Some(e.ok()?.file_name()))
+                .filter(|n| {
+                    n.to_str()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .is_none_or(|n| n >= HEAD_FDS)
+                });
             for n in names.by_ref().take(SERIAL_FDS) {
                 if let Some(inode) = wanted_inode(&n) {
                     mine.push(inode);
@@ -327,15 +334,14 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<(Vec<u
                 }
                 mine.extend(found);
             }
-            false
         }
-    };
+    }
     mine.sort_unstable();
     mine.dedup();
     if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
-    Ok((mine, more))
+    Ok(mine)
 }
 
 /// `socket:[12345]` → 12345.
