@@ -339,3 +339,32 @@ fn extreme_snapshot_values_never_panic_nor_wrap() {
     }
     assert_eq!(n, 8 * 8 * 2 * 4);
 }
+
+/// Values a kernel cannot produce are set aside as gaps, not computed with: a Recv-Q of a
+/// million on a backlog of 5, a counter that goes backwards.
+#[test]
+fn impossible_values_become_gaps() {
+    let text = std::fs::read_to_string(fixture("snapshots/6.18-somaxconn5-backlog100-burst.json"))
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let last = v["samples"].as_array().unwrap().len() - 1;
+    v["samples"][last]["listeners"][0]["recv_q"] = serde_json::json!(1_000_000);
+    v["samples"][last]["counters"]["TcpExt:ListenDrops"] = serde_json::json!(0);
+    let dir = std::env::temp_dir().join(format!("backlogctl-implausible-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["doctor", "--from"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Recv-Q 1000000 for Send-Q 5"), "{text}");
+    assert!(
+        text.contains("went backwards") && text.contains("TcpExt:ListenDrops"),
+        "{text}"
+    );
+    assert!(!text.contains("1666"), "no fill computed from it: {text}");
+}

@@ -120,6 +120,29 @@ fn abort_on_overflow_0_stalls_instead_of_resetting() {
         return;
     };
     assert_eq!(n(&r, "reset"), 0, "{}", r["outcomes"]);
+    // Every outcome class is present, 0 when nobody fell in it.
+    for class in [
+        "served",
+        "reset",
+        "refused",
+        "connect-timeout",
+        "reply-timeout",
+        "failed",
+    ] {
+        assert!(
+            r["outcomes"][class].is_u64(),
+            "{class} missing: {}",
+            r["outcomes"]
+        );
+    }
+    // The story names the classes as the counts do.
+    if n(&r, "reply-timeout") > 0 {
+        assert!(
+            r["story"].to_string().contains("reply-timeout"),
+            "{}",
+            r["story"]
+        );
+    }
     assert!(r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap() > 0);
     let stalled = n(&r, "reply-timeout") + n(&r, "connect-timeout");
     let slow = r["connect_latency"]["max_ms"].as_f64().unwrap_or(0.0) >= 900.0;
