@@ -108,17 +108,27 @@ const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as
-    /// /proc/PID/ns/net (needs CAP_SYS_ADMIN)
-    #[arg(long, global = true, value_name = "NAME|PATH", conflicts_with = "pid")]
-    pub netns: Option<String>,
-    /// Work inside the network namespace of this process, e.g. a container's main process
-    #[arg(long, global = true, value_name = "PID")]
-    pub pid: Option<u32>,
+    /// Before the command: the namespace every command that reads one works in. The commands
+    /// that read a namespace take the same options after their name too; lab and completions
+    /// do not offer them (lab makes its own namespace).
+    #[command(flatten)]
+    pub ns: NsArgs,
     /// Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
           value_parser = ["auto", "always", "never"])]
     pub color: String,
+}
+
+/// Which network namespace to work in.
+#[derive(Debug, Args, Default, Clone)]
+pub struct NsArgs {
+    /// Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as
+    /// /proc/PID/ns/net (needs CAP_SYS_ADMIN)
+    #[arg(long, value_name = "NAME|PATH", conflicts_with = "pid")]
+    pub netns: Option<String>,
+    /// Work inside the network namespace of this process, e.g. a container's main process
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +158,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
     /// A counter (ListenOverflows, TcpExt:ListenDrops), a sysctl (somaxconn,
     /// net.ipv4.tcp_abort_on_overflow) or a column (Recv-Q, Send-Q, drops, SYN_RECV)
     #[arg(value_name = "NAME")]
@@ -156,6 +168,8 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
     /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
@@ -172,6 +186,8 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
     /// Observe for this long (e.g. 1s, 500ms); 0 takes a single sample
@@ -197,6 +213,8 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
     /// Observe for this long to catch bursts and count drops (0 = one sample, no deltas)
@@ -229,6 +247,8 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
     /// Time between refreshes of the display

@@ -175,7 +175,24 @@ fn sampling(window: &str, interval: &str, syn_recv: bool) -> Result<Sampling> {
 }
 
 pub fn resolve(cli: Cli) -> Result<Resolved> {
-    let namespace = match (cli.netns, cli.pid) {
+    // The namespace may be given before the command or after it, not both.
+    let after = match &cli.command {
+        cli::Command::Doctor(a) => a.ns.clone(),
+        cli::Command::Snapshot(a) => a.ns.clone(),
+        cli::Command::Watch(a) => a.ns.clone(),
+        cli::Command::Explain(a) => a.ns.clone(),
+        cli::Command::Metrics(a) => a.ns.clone(),
+        cli::Command::Lab(_) | cli::Command::Completions(_) => cli::NsArgs::default(),
+    };
+    let before = cli.ns;
+    let given = |n: &cli::NsArgs| n.netns.is_some() || n.pid.is_some();
+    if given(&before) && given(&after) {
+        return Err(Error::BadInput(
+            "--netns/--pid given twice, before and after the command; give it once".into(),
+        ));
+    }
+    let ns = if given(&after) { after } else { before };
+    let namespace = match (ns.netns, ns.pid) {
         (Some(n), _) => Some(Which::Named(n)),
         (None, Some(pid)) => Some(Which::Pid(pid)),
         _ => None,

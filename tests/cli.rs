@@ -204,3 +204,26 @@ fn watch_says_when_nothing_listens() {
         assert!(stderr.contains("nothing listens on :9999"), "{stderr:?}");
     });
 }
+
+/// lab refuses --netns/--pid, so its help does not offer them; the commands that read a
+/// namespace take them before or after their name, not both.
+#[test]
+fn namespace_options_where_they_apply() {
+    let (code, stdout, _) = run(&["lab", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        !stdout.contains("--netns") && !stdout.contains("--pid"),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run(&["doctor", "--help"]);
+    assert!(stdout.contains("--netns") && stdout.contains("--pid"));
+    let (code, _, stderr) = run(&["--pid", "1", "lab"]);
+    assert_eq!(code, 3);
+    assert!(
+        stderr.contains("lab makes its own private namespace"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["--pid", "1", "doctor", "--pid", "1"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("given twice"), "{stderr}");
+}
