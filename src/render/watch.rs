@@ -33,7 +33,8 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                     opt(l.syn_recv),
                     l.process
                         .as_ref()
-                        .map(|p| format!(" process={p}"))
+                        // Quoted: the label has spaces ("nginx, pids 12-15").
+                        .map(|p| format!(" process={p:?}"))
                         .unwrap_or_default(),
                     l.event.map(|e| format!(" {e}")).unwrap_or_default(),
                 )?;
