@@ -257,7 +257,10 @@ fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>)
             }
             Input::File(path)
         }
-        (None, true) => Input::AllNamespaces(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
+        (None, true) => {
+            refuse("--all-netns reads every namespace")?;
+            Input::AllNamespaces(sampling(&a.window, &a.sample_interval, a.syn_recv)?)
+        }
         (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
     };
     Ok(Doctor {

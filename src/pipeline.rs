@@ -94,10 +94,10 @@ pub fn diagnose_recorded(mut snap: Snapshot, owners: Owners) -> Diagnosis {
 /// diagnoses it.
 pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
     let mut snap = store::load(path)?;
-    snap.set_aside_implausible();
     if !scope.targets.is_empty() {
         restrict(&mut snap, &scope.targets);
     }
+    snap.set_aside_implausible();
     let mut report = doctor::diagnose(&snap);
     // Commands that name a PID name the process of the recording's time.
     let pid_commands = report

@@ -133,7 +133,12 @@ pub struct Sampler<S> {
     syn_forced: bool,
     syn_wanted: bool,
     syn_counted: Option<Duration>,
+    /// The listeners of the last sample that read counters (the last one a builder stored):
+    /// changes are measured against it, so a SYN_RECV count that rose while the queues stayed
+    /// put is stored when next counted.
     previous: Option<Vec<Listener>>,
+    /// The last SYN_RECV count of each listener, from the last sample that counted them.
+    last_syn: std::collections::HashMap<(SocketAddr, u64), u32>,
     taken: u64,
     drops_unknown: usize,
     counter_problems: Vec<String>,
@@ -153,6 +158,7 @@ impl<S: Sources> Sampler<S> {
             syn_wanted: false,
             syn_counted: None,
             previous: None,
+            last_syn: std::collections::HashMap::new(),
             taken: 0,
             drops_unknown: 0,
             counter_problems: Vec::new(),
@@ -208,10 +214,17 @@ impl<S: Sources> Sampler<S> {
             .listeners
             .into_iter()
             .partition(|l| self.scope.contains(l));
-        let changed = self.previous.as_ref().is_none_or(|prev| {
+        let mut changed = self.previous.as_ref().is_none_or(|prev| {
             prev.len() != listeners.len()
                 || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
         });
+        if count_syn {
+            for l in &listeners {
+                if let Some(n) = l.syn_recv {
+                    changed |= self.last_syn.insert(l.key(), n) != Some(n);
+                }
+            }
+        }
         let mut counters = None;
         if changed || full {
             let (c, problems) = match early {
@@ -224,7 +237,9 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted |= syn_queue_used(&c);
             counters = Some(c);
         }
-        self.previous = Some(listeners.clone());
+        if counters.is_some() {
+            self.previous = Some(listeners.clone());
+        }
         Ok(Sampled {
             elapsed,
             listeners,
@@ -290,6 +305,7 @@ impl SnapshotBuilder {
                 samples: Vec::new(),
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
+                set_aside: Vec::new(),
             },
         }
     }
@@ -402,6 +418,8 @@ mod tests {
         reads: usize,
         /// For each dump: whether it asked for request sockets.
         syn_asked: Vec<bool>,
+        /// SYN_RECV of the listener at each dump that counts them (the last repeats).
+        syn: Vec<u32>,
     }
 
     impl Sources for Fake {
@@ -417,7 +435,13 @@ mod tests {
                     recv_q,
                     send_q: 5,
                     drops: Some(0),
-                    syn_recv: q.syn_recv.then_some(0),
+                    syn_recv: q.syn_recv.then(|| {
+                        self.syn
+                            .get(self.dumps - 1)
+                            .or(self.syn.last())
+                            .copied()
+                            .unwrap_or(0)
+                    }),
                     v6only: None,
                 }],
                 requests: Vec::new(),
@@ -510,6 +534,31 @@ mod tests {
             s.sample_at(false, ms(t)).unwrap();
         }
         assert_eq!(s.sources().syn_asked, [false, false, false, true, true]);
+    }
+
+    #[test]
+    fn a_syn_recv_rise_alone_is_stored() {
+        // The queue stays put while SYN_RECV rises from 0 to 40 between two counts.
+        let mut s = sampler(
+            Fake {
+                queues: vec![3],
+                cookies: vec![Some(1)],
+                syn: vec![0, 0, 0, 40, 40],
+                ..Fake::default()
+            },
+            false,
+        );
+        let mut b = SnapshotBuilder::new(Header::default(), &Scope::default(), 10_000);
+        for t in [0, 50, 100, 200, 250] {
+            b.add(&s.sample_at(false, ms(t)).unwrap());
+        }
+        let snap = b.finish(&s);
+        let syn: Vec<Option<u32>> = snap
+            .samples
+            .iter()
+            .map(|x| x.listeners[0].syn_recv)
+            .collect();
+        assert_eq!(syn, [Some(0), Some(40)], "{:?}", s.sources().syn_asked);
     }
 
     #[test]

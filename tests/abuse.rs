@@ -350,17 +350,25 @@ fn impossible_values_become_gaps() {
     let last = v["samples"].as_array().unwrap().len() - 1;
     v["samples"][last]["listeners"][0]["recv_q"] = serde_json::json!(1_000_000);
     v["samples"][last]["counters"]["TcpExt:ListenDrops"] = serde_json::json!(0);
+    // A gauge going down is normal, not implausible.
+    v["samples"][0]["counters"]["Tcp:CurrEstab"] = serde_json::json!(50);
+    v["samples"][last]["counters"]["Tcp:CurrEstab"] = serde_json::json!(3);
     let dir = std::env::temp_dir().join(format!("backlogctl-implausible-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.json");
     std::fs::write(&path, v.to_string()).unwrap();
     let out = std::process::Command::new(common::bin())
-        .args(["doctor", "--from"])
+        .args(["doctor", ":8100", "--from"])
         .arg(&path)
         .output()
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("not-listening"),
+        "set aside is not gone: {text}"
+    );
+    assert!(!text.contains("CurrEstab"), "{text}");
     assert!(text.contains("Recv-Q 1000000 for Send-Q 5"), "{text}");
     assert!(
         text.contains("went backwards") && text.contains("TcpExt:ListenDrops"),

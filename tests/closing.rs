@@ -460,3 +460,50 @@ fn every_holder_is_named_like_ss_does() {
     assert_eq!(ours, from_ss, "doctor names what ss names");
     assert!(label.contains("nginx: master"), "{label}");
 }
+
+/// A listener opened late (past the first descriptors) and inherited by forked children: every
+/// holder is still named, as `ss -p` does.
+#[test]
+fn a_late_listener_names_all_its_holders() {
+    if !available("python3", "-V") {
+        eprintln!("skipped: a_late_listener_names_all_its_holders: python3 not installed");
+        return;
+    }
+    let got = in_netns("a_late_listener_names_all_its_holders", || {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import socket, os, time\n\
+                 files = [open('/dev/null') for _ in range(40)]\n\
+                 s = socket.socket(); s.bind(('127.0.0.1', 8304)); s.listen(5)\n\
+                 for _ in range(2):\n    if os.fork() == 0:\n        time.sleep(60); os._exit(0)\n\
+                 time.sleep(60)",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3");
+        wait_for(1000, || queue(8304).map(|_| ())).expect("listening");
+        wait_for(1000, || (family(child.id()).len() == 3).then_some(())).expect("2 children");
+        let (code, out, err) = run_bin(&["snapshot", ":8304"]);
+        let holders = family(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        signal(&holders, "-KILL");
+        assert_eq!(code, 0, "{err}");
+        let snap: Value = serde_json::from_str(&out).unwrap();
+        let mut pids: Vec<u64> = snap["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o["pid"].as_u64())
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        let mut want: Vec<u64> = holders.iter().map(|p| u64::from(*p)).collect();
+        want.sort_unstable();
+        (pids, want)
+    });
+    if let Some((pids, want)) = got {
+        assert_eq!(pids, want, "the parent and both children");
+    }
+}

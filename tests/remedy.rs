@@ -237,6 +237,7 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
         },
         gaps: Vec::new(),
         other_addresses: Vec::new(),
+        set_aside: Vec::new(),
     };
     (snap, gens, somaxconn_now)
 }

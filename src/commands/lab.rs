@@ -11,7 +11,7 @@ pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
         serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| Error::Output(e.into()))?;
         writeln!(out).map_err(Error::Output)?;
     } else {
-        render::lab::text(out, &report).map_err(Error::Output)?;
+        render::lab::text(out, &report, o.output.style()).map_err(Error::Output)?;
     }
     out.flush().map_err(Error::Output)?;
     Ok(Status::Ok)

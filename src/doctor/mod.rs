@@ -288,12 +288,20 @@ pub fn triage(snap: &Snapshot) -> Triage {
 
 impl Triage {
     /// Inodes of the listeners with something to report.
+    /// Inodes of the listeners with something to report, and of the sockets that share an
+    /// address with one (an SO_REUSEPORT group's finding names all its members).
     pub fn troubled(&self) -> HashSet<u64> {
-        self.listeners
+        let addresses: HashSet<SocketAddr> = self
+            .listeners
             .iter()
             .zip(&self.classes)
             .filter(|(_, c)| c.is_some())
-            .map(|(v, _)| v.inode)
+            .map(|(v, _)| v.local)
+            .collect();
+        self.listeners
+            .iter()
+            .filter(|v| addresses.contains(&v.local))
+            .map(|v| v.inode)
             .collect()
     }
 

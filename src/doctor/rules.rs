@@ -58,13 +58,15 @@ pub(super) fn run(
     // Group the alike: 10,000 listeners of one proxy make one finding and one plan, not 10,000.
     let mut overflowing = Vec::new();
     let mut groups: Vec<(Class, Vec<&ListenerView>)> = Vec::new();
-    let mut index: HashMap<(Class, u32, Vec<u32>), usize> = HashMap::new();
+    let mut index: HashMap<(Class, u32, Option<u32>), usize> = HashMap::new();
     for (v, class) in views.iter().zip(classes) {
         let Some(class) = *class else { continue };
         if class.queue == Some(RuleId::AcceptQueueOverflow) {
             overflowing.push(v);
         }
-        let key = (class, v.send_q, v.owner_pids());
+        // The main process (lowest PID) decides the group: a pre-fork server's listeners
+        // whose workers were named for some and not others stay one group, one plan.
+        let key = (class, v.send_q, v.owner_pids().first().copied());
         match index.get(&key) {
             Some(&i) => groups[i].1.push(v),
             None => {

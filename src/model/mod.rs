@@ -54,7 +54,14 @@ pub struct Snapshot {
     /// what `not-listening` names when `10.0.0.1:8000` is asked for and `127.0.0.1:8000` listens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_addresses: Vec<SocketAddr>,
+    /// Listeners whose values could not be (see `set_aside_implausible`): not diagnosed, but
+    /// listening. Not part of the file.
+    #[serde(skip)]
+    pub set_aside: Vec<Listener>,
 }
+
+/// The most the accept queue can pass B+1 by: one per CPU racing through the lockless check.
+const MAX_OVERSHOOT: u64 = 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Netns {
@@ -268,47 +275,59 @@ impl Snapshot {
     }
 
     /// Sets aside values a kernel cannot produce (a hand-edited or corrupt file): a listener
-    /// whose Recv-Q is far past its capacity (the lockless check overshoots by a few per CPU,
-    /// not by thousands), a counter that went backwards. They are removed, not computed with,
-    /// and each becomes a gap that says what and why.
-    pub fn set_aside_implausible(&mut self) -> Vec<Gap> {
-        let mut gaps = Vec::new();
+    /// whose Recv-Q is far past its capacity (the lockless admission check overshoots by at
+    /// most one per CPU, docs/kernel.md §1.2), a listen counter that went backwards. They are
+    /// not computed with: the listener leaves the samples (but still counts as listening), the
+    /// counter leaves the counters, and each becomes a gap that says what and why.
+    pub fn set_aside_implausible(&mut self) {
         let impossible = |l: &Listener| {
-            u64::from(l.recv_q)
-                > 2 * QueuePeak {
-                    peak: l.recv_q,
-                    backlog: l.send_q,
-                }
-                .capacity()
-                    + 4096
+            let cap = QueuePeak {
+                peak: l.recv_q,
+                backlog: l.send_q,
+            }
+            .capacity();
+            u64::from(l.recv_q) > cap + MAX_OVERSHOOT
         };
-        let mut odd: Vec<(SocketAddr, u64, u32, u32)> = Vec::new();
+        let mut odd: Vec<Listener> = Vec::new();
         for s in &mut self.samples {
             s.listeners.retain(|l| {
                 let bad = impossible(l);
-                if bad && !odd.iter().any(|o| (o.0, o.1) == l.key()) {
-                    odd.push((l.local, l.inode, l.recv_q, l.send_q));
+                if bad && !odd.iter().any(|o| o.key() == l.key()) {
+                    odd.push(l.clone());
                 }
                 !bad
             });
         }
-        for (local, inode, recv_q, send_q) in odd {
-            gaps.push(Gap::new(
+        for l in &odd {
+            self.gaps.push(Gap::new(
                 "implausible",
                 format!(
-                    "{local} (inode {inode}): Recv-Q {recv_q} for Send-Q {send_q} is far past what the \
-                     accept queue can hold; left out"
+                    "{} (inode {}): Recv-Q {} for Send-Q {} is past what the accept queue can hold \
+                     (B+1 plus one per CPU at most); left out",
+                    l.local, l.inode, l.recv_q, l.send_q
                 ),
             ));
         }
+        self.set_aside.extend(odd);
+        // Only counters proper: snmp also holds gauges (Tcp:CurrEstab) that go down.
+        let counters: Vec<&str> = crate::catalogue::ENTRIES
+            .iter()
+            .filter_map(|e| match e.kind {
+                crate::catalogue::Kind::Counter(k) => Some(k),
+                _ => None,
+            })
+            .collect();
         let mut backwards: Vec<String> = Vec::new();
-        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
         for c in self.samples.iter().filter_map(|s| s.counters.as_ref()) {
-            for (k, v) in c {
-                if last.get(k).is_some_and(|prev| v < prev) && !backwards.contains(k) {
-                    backwards.push(k.clone());
+            for k in &counters {
+                if let Some(v) = c.get(*k) {
+                    if last.get(k).is_some_and(|prev| v < prev) && !backwards.iter().any(|b| b == k)
+                    {
+                        backwards.push(k.to_string());
+                    }
+                    last.insert(k, *v);
                 }
-                last.insert(k.clone(), *v);
             }
         }
         for s in &mut self.samples {
@@ -317,7 +336,7 @@ impl Snapshot {
             }
         }
         if !backwards.is_empty() {
-            gaps.push(Gap::new(
+            self.gaps.push(Gap::new(
                 "implausible",
                 format!(
                     "counters that went backwards, left out (a kernel's only grow): {}",
@@ -325,8 +344,6 @@ impl Snapshot {
                 ),
             ));
         }
-        self.gaps.extend(gaps.iter().cloned());
-        gaps
     }
 
     /// Targets that no listener of any sample serves: nothing listens on them here.
@@ -337,7 +354,9 @@ impl Snapshot {
                 !self
                     .samples
                     .iter()
-                    .any(|s| s.listeners.iter().any(|l| t.matches(l)))
+                    .flat_map(|s| &s.listeners)
+                    .chain(&self.set_aside)
+                    .any(|l| t.matches(l))
             })
             .copied()
             .collect()

@@ -44,10 +44,28 @@ impl QueuePeak {
 
 /// The processes holding a socket, in one line: `nginx, pid 12`; `gunicorn, pids 12-15`; with
 /// the roles a pre-fork server writes in its command line, `nginx: master 123, workers
-/// 124-127`. None when no process is known.
+/// 124-127`; processes of different names apart, `systemd, pid 1; nginx, pid 900`; a name that
+/// could not be read, `pid 7`. None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
-    let name = &owners.first()?.comm;
-    // Role → PIDs, roles in order of first appearance ("master" before "worker").
+    let mut names: Vec<&str> = Vec::new();
+    for o in owners {
+        if !names.contains(&o.comm.as_str()) {
+            names.push(&o.comm);
+        }
+    }
+    let labels: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let same: Vec<&Owner> = owners.iter().filter(|o| o.comm == *name).collect();
+            label_of(name, &same)
+        })
+        .collect();
+    (!labels.is_empty()).then(|| labels.join("; "))
+}
+
+/// The label of the holders of one name.
+fn label_of(name: &str, owners: &[&Owner]) -> String {
+    // Role → PIDs, "master" first.
     let mut roles: Vec<(Option<&str>, Vec<u32>)> = Vec::new();
     for o in owners {
         let role = role(o);
@@ -57,23 +75,29 @@ pub fn process_label(owners: &[Owner]) -> Option<String> {
         }
     }
     roles.sort_by_key(|(r, _)| (*r != Some("master"), *r));
-    let part = |role: Option<&str>, pids: &mut Vec<u32>| {
-        pids.sort_unstable();
-        pids.dedup();
-        let noun = match (role, pids.len()) {
-            (None, 1) => "pid".to_string(),
-            (None, _) => "pids".to_string(),
-            (Some(r), 1) => r.to_string(),
-            (Some(r), _) => format!("{r}s"),
-        };
-        format!("{noun} {}", ranges(pids))
-    };
-    let parts: Vec<String> = roles.iter_mut().map(|(r, p)| part(*r, p)).collect();
-    Some(if roles.iter().all(|(r, _)| r.is_none()) {
-        format!("{name}, {}", parts.join(", "))
+    let parts: Vec<String> = roles
+        .iter_mut()
+        .map(|(role, pids)| {
+            pids.sort_unstable();
+            pids.dedup();
+            let noun = match (*role, pids.len()) {
+                (None, 1) => "pid".to_string(),
+                (None, _) => "pids".to_string(),
+                (Some(r), 1) => r.to_string(),
+                (Some(r), _) => format!("{r}s"),
+            };
+            format!("{noun} {}", ranges(pids))
+        })
+        .collect();
+    let sep = if roles.iter().all(|(r, _)| r.is_none()) {
+        ","
     } else {
-        format!("{name}: {}", parts.join(", "))
-    })
+        ":"
+    };
+    match name {
+        "" => parts.join(", "),
+        _ => format!("{name}{sep} {}", parts.join(", ")),
+    }
 }
 
 /// `master` or `worker` from `nginx: master process ...` / `gunicorn: worker [app]`.
@@ -154,6 +178,14 @@ mod tests {
             ])
             .as_deref(),
             Some("nginx: master 123, workers 124-125,127")
+        );
+        let mut systemd = o(1, "/sbin/init");
+        systemd.comm = "systemd".into();
+        let mut nameless = o(7, "");
+        nameless.comm = String::new();
+        assert_eq!(
+            process_label(&[systemd, o(900, ""), nameless]).as_deref(),
+            Some("systemd, pid 1; nginx, pid 900; pid 7")
         );
     }
 }

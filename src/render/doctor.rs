@@ -76,7 +76,10 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         writeln!(w, "No TCP listener in scope.")?;
     } else {
         let shown = table_rows(r);
-        writeln!(w, "{}", listener_table(&shown, style.width))?;
+        // Rows end without the table's padding.
+        for line in listener_table(&shown, style.width).to_string().lines() {
+            writeln!(w, "{}", line.trim_end())?;
+        }
         if shown.len() < r.listeners.len() {
             writeln!(
                 w,
@@ -208,11 +211,18 @@ fn listener_table(listeners: &[&ListenerView], width: usize) -> Table {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    // An address or a number is never broken across lines; the process name may wrap, but
-    // not below a readable width.
+    // An address or a number is never broken across lines; the process name wraps between
+    // words only: its column is as wide as its longest word, and at least 10.
+    let longest = listeners
+        .iter()
+        .filter_map(|v| v.process())
+        .flat_map(|p| p.split_whitespace().map(|w| w.chars().count()).max())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     if let Some(c) = t.column_mut(1) {
         c.set_constraint(ColumnConstraint::LowerBoundary(comfy_table::Width::Fixed(
-            10,
+            u16::try_from(longest).unwrap_or(u16::MAX),
         )));
     }
     for i in [0, 2, 3, 4, 5, 6] {

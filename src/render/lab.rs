@@ -5,10 +5,9 @@ use std::io::Write;
 
 use crate::lab::LabReport;
 
-pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
+pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     let s = &r.settings;
-    writeln!(
-        w,
+    let head = format!(
         "lab: {} clients against listen({}) with somaxconn {} (B = {}), {} workers x {} ms, \
          tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms{}",
         s.clients,
@@ -25,7 +24,8 @@ pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         } else {
             ""
         }
-    )?;
+    );
+    super::wrap_block(w, style.width, &head, "", "  ")?;
     writeln!(w, "finished in {:.1} s", r.elapsed_ms as f64 / 1000.0)?;
     writeln!(w)?;
     writeln!(w, "Clients:")?;
@@ -60,11 +60,11 @@ pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         .iter()
         .map(|(k, v)| format!("{k} +{v}"))
         .collect();
-    writeln!(w, "  {}", counters.join(", "))?;
+    super::wrap_block(w, style.width, &counters.join(", "), "  ", "    ")?;
     writeln!(w)?;
     writeln!(w, "What happened:")?;
     for line in &r.story {
-        writeln!(w, "  - {line}")?;
+        super::wrap_block(w, style.width, line, "  - ", "    ")?;
     }
     writeln!(w)?;
     // Problems only: an OK finding (what clients see) is not one.
@@ -77,8 +77,8 @@ pub fn text(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         .collect();
     writeln!(
         w,
-        "doctor during the burst: {:?}: {}",
-        r.doctor.verdict,
+        "doctor during the burst: {}: {}",
+        super::severity_word(r.doctor.verdict),
         if ids.is_empty() {
             "no findings".into()
         } else {

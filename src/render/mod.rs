@@ -73,8 +73,8 @@ pub fn wrap_block(
     let mut line = String::from(first);
     let mut empty = true;
     for word in tokens(text) {
-        let long = word.chars().count();
-        if !empty && line.chars().count() + 1 + long > width {
+        let long = visible_len(&word);
+        if !empty && visible_len(&line) + 1 + long > width {
             writeln!(w, "{line}")?;
             line = cont.to_string();
             empty = true;
@@ -88,11 +88,14 @@ pub fn wrap_block(
     writeln!(w, "{line}")
 }
 
-/// Words, with a backtick span (and the punctuation stuck to it) kept as one token.
+/// Words, with a backtick span (and the punctuation stuck to it) kept as one token. A
+/// backtick with no closing one later (a process name may hold one) opens nothing.
 fn tokens(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let odd = |w: &str| w.matches('`').count() % 2 == 1;
     let mut out: Vec<String> = Vec::new();
     let mut open = false;
-    for word in text.split_whitespace() {
+    for (i, word) in words.iter().enumerate() {
         if open {
             if let Some(last) = out.last_mut() {
                 last.push(' ');
@@ -101,11 +104,26 @@ fn tokens(text: &str) -> Vec<String> {
         } else {
             out.push(word.to_string());
         }
-        if word.matches('`').count() % 2 == 1 {
+        if odd(word) && (open || words[i + 1..].iter().any(|w| odd(w))) {
             open = !open;
         }
     }
     out
+}
+
+/// Columns a string takes on a terminal: ANSI colour sequences take none.
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut escape = false;
+    for c in s.chars() {
+        match (escape, c) {
+            (false, '\x1b') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
 }
 
 /// The width of the output: COLUMNS when set, else the terminal's, else 100 (files, pipes);
@@ -157,6 +175,16 @@ mod tests {
                 assert!(l.chars().count() <= width, "width {width}: {l:?}");
             }
         }
+        // A lone backtick (a process name may hold one) does not stop the wrapping.
+        let lone = format!("py`thon {}", "word ".repeat(40));
+        assert!(
+            wrapped(&lone, 60).lines().all(|l| l.len() <= 60),
+            "{}",
+            wrapped(&lone, 60)
+        );
+        // Colour takes no columns.
+        let painted = format!("\x1b[1;31mCRITICAL\x1b[0m {}", "word ".repeat(20));
+        assert!(wrapped(&painted, 60).lines().next().unwrap().len() > 60);
         // Plain prose still wraps at the width.
         assert!(
             wrapped(&"word ".repeat(40), 60)

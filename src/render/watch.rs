@@ -52,19 +52,33 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                 1
             } else {
                 writeln!(out, "{title}")?;
-                super::wrap_block(out, width, &rates, "", "")?;
-                2
+                let mut lines = Vec::new();
+                super::wrap_block(&mut lines, width, &rates, "", "")?;
+                out.write_all(&lines)?;
+                1 + lines.iter().filter(|b| **b == b'\n').count()
             };
-            // Numbers keep their columns; the listener and process columns take what is left,
-            // the process one going first on a narrow terminal.
+            // Numbers keep their columns; the listener and process columns share what is left,
+            // an address cut with "…" rather than pushing the row past the width.
             let avail = width.saturating_sub(NUMBERS + 2);
-            let lw = avail.min(24);
+            let lw = if avail >= 30 {
+                22.min(avail - 12)
+            } else {
+                avail.min(24)
+            };
             let pw = avail.saturating_sub(lw + 1).min(18);
+            let fit = |s: &str, w: usize| -> String {
+                if s.chars().count() <= w {
+                    s.to_string()
+                } else {
+                    let cut: String = s.chars().take(w.saturating_sub(1)).collect();
+                    format!("{cut}…")
+                }
+            };
             let process = |p: &str| -> String {
                 if pw < 6 {
                     String::new()
                 } else {
-                    format!(" {:<pw$}", p.chars().take(pw).collect::<String>())
+                    format!(" {:<pw$}", fit(p, pw))
                 }
             };
             writeln!(
@@ -83,7 +97,7 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
             for l in r.listeners.iter().take(room) {
                 let line = format!(
                     "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}{}",
-                    l.local.to_string(),
+                    fit(&l.local.to_string(), lw),
                     process(l.process.as_deref().unwrap_or("?")),
                     l.recv_q,
                     l.peak,

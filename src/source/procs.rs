@@ -64,7 +64,7 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
             Ok(mine) => {
                 readable.push(pid);
                 if !mine.is_empty() {
-                    held.insert(pid, mine);
+                    held.insert(pid, mine.into_iter().map(|(i, _)| i).collect());
                 }
             }
             Err(Errno::EACCES | Errno::EPERM) => denied += 1,
@@ -80,13 +80,32 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         }
     }
     readable.sort_by_key(|pid| (!held.contains_key(pid), *pid));
-    for pid in readable {
+    let mut late: Vec<(u32, Hit)> = Vec::new();
+    for &pid in &readable {
         if missing.is_empty() {
             break;
         }
         let wanted = missing.clone();
         if let Ok(mine) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
-            held.entry(pid).or_default().extend(mine);
+            held.entry(pid)
+                .or_default()
+                .extend(mine.iter().map(|(i, _)| *i));
+            late.extend(mine.into_iter().map(|h| (pid, h)));
+        }
+    }
+    // A listener found late in one process is at the same number in the processes that
+    // inherited it (forked workers): read that one descriptor in every other process, so every
+    // holder is named, within a bound (a proxy's thousands of listeners would cost thousands
+    // of reads per process).
+    if !late.is_empty() && late.len() <= SAME_FD_AT_MOST {
+        for &q in &readable {
+            let theirs: Vec<&Hit> = late
+                .iter()
+                .filter(|(p, _)| *p != q)
+                .map(|(_, h)| h)
+                .collect();
+            let also = same_fds(q, &theirs);
+            held.entry(q).or_default().extend(also);
         }
     }
     let mut attributed: HashSet<u64> = HashSet::new();
@@ -234,6 +253,12 @@ fn read_bytes(p: &Process, name: &str) -> Result<Vec<u8>, ProcError> {
 /// Descriptors of a tail read one after the other before the rest is split across threads.
 const SERIAL_FDS: usize = 1024;
 
+/// A wanted socket and the descriptor (its number, as /proc/PID/fd names it) it was found at.
+type Hit = (u64, OsString);
+
+/// At most this many listeners found in phase 2 are looked for in the other processes too.
+const SAME_FD_AT_MOST: usize = 64;
+
 /// Which descriptors of a process to read.
 enum Fds<'a> {
     /// The first HEAD_FDS, every wanted inode among them.
@@ -255,7 +280,7 @@ enum Fds<'a> {
 // (`meta`), not for the scan.
 /// The wanted socket inodes among `pid`'s descriptors chosen by `which`. A tail bigger than
 /// SERIAL_FDS is read by up to 4 threads: a proxy may hold tens of thousands of descriptors.
-fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u64>> {
+fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<Hit>> {
     let path = format!("/proc/{pid}/fd");
     let dir = open(
         path.as_str(),
@@ -275,7 +300,8 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u6
         }
         Err(_) => None,
     };
-    let read = |names: &[OsString]| -> Vec<u64> { names.iter().filter_map(wanted_inode).collect() };
+    let hit = |n: &OsString| wanted_inode(n).map(|inode| (inode, n.clone()));
+    let read = |names: &[OsString]| -> Vec<Hit> { names.iter().filter_map(hit).collect() };
     let mut mine = Vec::new();
     match which {
         // Descriptors 0..HEAD_FDS by number, without listing the directory: listing
@@ -298,8 +324,8 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u6
                         .is_none_or(|n| n >= HEAD_FDS)
                 });
             for n in names.by_ref().take(SERIAL_FDS) {
-                if let Some(inode) = wanted_inode(&n) {
-                    mine.push(inode);
+                if let Some((inode, n)) = hit(&n) {
+                    mine.push((inode, n));
                     missing.remove(&inode);
                     if missing.is_empty() {
                         break;
@@ -314,7 +340,7 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u6
             if !tail.is_empty() {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
                 let chunk = tail.len().div_ceil(threads);
-                let found: Vec<u64> = std::thread::scope(|s| {
+                let found: Vec<Hit> = std::thread::scope(|s| {
                     let mut found = Vec::new();
                     let mut handles = Vec::new();
                     for part in tail.chunks(chunk) {
@@ -329,19 +355,37 @@ fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<u6
                     }
                     found
                 });
-                for inode in &found {
+                for (inode, _) in &found {
                     missing.remove(inode);
                 }
                 mine.extend(found);
             }
         }
     }
-    mine.sort_unstable();
-    mine.dedup();
     if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
     Ok(mine)
+}
+
+/// The sockets of `hits` that `pid` holds at the same descriptor numbers.
+fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
+    let Ok(dir) = open(
+        format!("/proc/{pid}/fd").as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    hits.iter()
+        .filter(|(inode, n)| {
+            readlinkat(&dir, n.as_os_str())
+                .ok()
+                .and_then(|l| socket_inode(&l))
+                == Some(*inode)
+        })
+        .map(|(inode, _)| *inode)
+        .collect()
 }
 
 /// `socket:[12345]` → 12345.

@@ -172,7 +172,10 @@ pub fn run(
     w(render::watch::summary(out, &summary, opts.format))?;
     w(out.flush())?;
     if let (Some(mut file), Some(b)) = (record, builder) {
-        let snap = b.finish(&rec);
+        let mut snap = b.finish(&rec);
+        // Named like a snapshot's: `doctor --from` on the recording gives the runtime's fix.
+        let inodes = crate::record::listener_inodes(&snap);
+        crate::record::attribute_owners(&mut snap, &inodes);
         serde_json::to_writer(file.writer(), &snap).map_err(|e| Error::Output(e.into()))?;
         file.commit()?;
     }
