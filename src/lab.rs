@@ -262,7 +262,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         .iter()
         .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
         .collect();
-    let report = pipeline::diagnose_recorded(snap.clone(), Owners::All).report;
+    let report = pipeline::diagnose_recorded(snap, Owners::All).report;
     let (peak_recv_q, peak_syn_recv, send_q) = report
         .listeners
         .first()

@@ -291,10 +291,12 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
     let format = if a.json {
         watch::Format::Json
     } else if io::stdout().is_terminal() {
+        let tty = Output::new(false, color);
         watch::Format::Tty {
-            color: Output::new(false, color).color,
-            rows: terminal_rows(),
-            width: Output::new(false, color).width,
+            color: tty.color,
+            // 24 when the terminal does not say.
+            rows: crate::render::terminal_size().map_or(24, |(rows, _)| rows),
+            width: tty.width,
         }
     } else {
         watch::Format::Lines
@@ -345,17 +347,4 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
         },
         output: Output::new(a.json, color),
     })
-}
-
-/// Rows of the terminal on stdout (TIOCGWINSZ), 24 when it cannot tell.
-fn terminal_rows() -> usize {
-    use nix::libc;
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    if rc == 0 && ws.ws_row > 0 {
-        usize::from(ws.ws_row)
-    } else {
-        24
-    }
 }

@@ -133,20 +133,25 @@ pub fn output_width(is_terminal: bool) -> usize {
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|c| *c > 0);
-    let measured = columns.or_else(|| is_terminal.then(terminal_columns).flatten());
+    let measured = columns.or_else(|| {
+        is_terminal
+            .then(|| terminal_size().map(|(_, c)| c))
+            .flatten()
+    });
     measured.unwrap_or(Style::PLAIN.width).max(MIN_WIDTH)
 }
 
 /// Prose narrower than this is hard to read; a narrower terminal wraps it itself.
 pub const MIN_WIDTH: usize = 60;
 
-/// Columns of the terminal on stdout (TIOCGWINSZ).
-fn terminal_columns() -> Option<usize> {
+/// Rows and columns of the terminal on stdout (TIOCGWINSZ); None when it is not one.
+pub fn terminal_size() -> Option<(usize, usize)> {
     use nix::libc;
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
     let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+    (rc == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+        .then_some((usize::from(ws.ws_row), usize::from(ws.ws_col)))
 }
 
 #[cfg(test)]
