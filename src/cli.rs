@@ -54,7 +54,12 @@ macro_rules! examples {
     };
     (metrics) => {
         "  backlogctl metrics                      Prometheus text on stdout
-  backlogctl metrics -o /var/lib/node_exporter/textfile/backlog.prom"
+  backlogctl metrics --all-netns -o /var/lib/prometheus/node-exporter/backlogctl.prom"
+    };
+    (exporter) => {
+        "  backlogctl exporter --all-netns        every namespace's listeners on :9848/metrics
+  backlogctl exporter --listen 127.0.0.1:9848 :8080   one port of this namespace, loopback only
+  backlogctl exporter --pid 4242          the namespace of PID 4242 (a container)"
     };
     (completions) => {
         "  backlogctl completions bash > /etc/bash_completion.d/backlogctl
@@ -83,6 +88,7 @@ pub fn examples(command: &str) -> &'static str {
         "snapshot" => examples!(snapshot),
         "explain" => examples!(explain),
         "metrics" => examples!(metrics),
+        "exporter" => examples!(exporter),
         "completions" => examples!(completions),
         _ => concat!(
             examples!(doctor),
@@ -151,6 +157,9 @@ pub enum Command {
     /// Listener state, listen counters and sysctls in Prometheus text format
     #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!(other)))]
     Metrics(MetricsArgs),
+    /// Serve the metrics over HTTP for Prometheus, collected at each scrape
+    #[command(after_help = concat!("Examples:\n", examples!(exporter), "\n\n", exit_codes!(other)))]
+    Exporter(ExporterArgs),
     /// Shell completion script for bash, zsh or fish, on stdout
     #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!(other)))]
     Completions(CompletionsArgs),
@@ -175,6 +184,30 @@ pub struct MetricsArgs {
     /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Every network namespace on the host, each labelled with its pod or container
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    #[command(flatten)]
+    pub ns: NsArgs,
+    #[arg(value_name = "TARGET", help = TARGET_HELP)]
+    pub targets: Vec<String>,
+    /// Address and port to serve on
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9848")]
+    pub listen: String,
+    /// Every network namespace on the host, each labelled with its pod or container
+    #[arg(long)]
+    pub all_netns: bool,
+    /// A scrape reports namespaces not read by then as failed; keep it below Prometheus's
+    /// scrape_timeout (10s by default)
+    #[arg(long, value_name = "DUR", default_value = "8s")]
+    pub timeout: String,
+    /// Connections served at once; more are answered 503
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Args)]

@@ -18,12 +18,14 @@ pub mod cli;
 mod commands;
 pub mod doctor;
 pub mod error;
+pub mod exporter;
 pub mod lab;
 pub mod model;
 pub mod options;
 pub mod pipeline;
 pub mod record;
 pub mod render;
+pub mod scrape;
 pub mod source;
 pub mod store;
 pub mod watch;
@@ -75,6 +77,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
         Command::Lab(o) => commands::lab(o, out),
         Command::Explain(o) => commands::explain(o, out),
         Command::Metrics(o) => commands::metrics(o, out),
+        Command::Exporter(o) => commands::exporter(o, err),
         Command::Completions(o) => commands::completions(o, out),
     }
 }

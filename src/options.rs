@@ -128,7 +128,16 @@ pub struct Explain {
 
 pub struct Metrics {
     pub scope: Scope,
+    pub namespaces: crate::scrape::Namespaces,
     pub path: Option<PathBuf>,
+}
+
+pub struct Exporter {
+    pub listen: std::net::SocketAddr,
+    pub namespaces: crate::scrape::Namespaces,
+    pub scope: Scope,
+    pub timeout: Duration,
+    pub max_connections: usize,
 }
 
 pub struct Completions {
@@ -153,6 +162,7 @@ pub enum Command {
     Lab(Lab),
     Explain(Explain),
     Metrics(Metrics),
+    Exporter(Exporter),
     Completions(Completions),
 }
 
@@ -182,6 +192,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         cli::Command::Watch(a) => a.ns.clone(),
         cli::Command::Explain(a) => a.ns.clone(),
         cli::Command::Metrics(a) => a.ns.clone(),
+        cli::Command::Exporter(a) => a.ns.clone(),
         cli::Command::Lab(_) | cli::Command::Completions(_) => cli::NsArgs::default(),
     };
     let before = cli.ns;
@@ -231,16 +242,44 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
             name: a.name,
             style: Output::new(false, color).style(),
         }),
-        cli::Command::Metrics(a) => Command::Metrics(Metrics {
-            scope: Scope::new(parse_targets(&a.targets)?),
-            path: a.output,
-        }),
+        cli::Command::Metrics(a) => {
+            let namespaces = if a.all_netns {
+                refuse("--all-netns reads every namespace")?;
+                crate::scrape::Namespaces::All
+            } else {
+                crate::scrape::Namespaces::Current
+            };
+            Command::Metrics(Metrics {
+                scope: Scope::new(parse_targets(&a.targets)?),
+                namespaces,
+                path: a.output,
+            })
+        }
+        cli::Command::Exporter(a) => {
+            let namespaces = match (&namespace, a.all_netns) {
+                (Some(_), true) => {
+                    return Err(Error::BadInput(
+                        "--all-netns reads every namespace; drop --netns/--pid".into(),
+                    ));
+                }
+                (Some(which), false) => crate::scrape::Namespaces::One(which.clone()),
+                (None, true) => crate::scrape::Namespaces::All,
+                (None, false) => crate::scrape::Namespaces::Current,
+            };
+            Command::Exporter(exporter(a, namespaces)?)
+        }
         cli::Command::Completions(a) => {
             refuse("completions do not depend on a namespace")?;
             Command::Completions(Completions {
                 shell: shell(&a.shell)?,
             })
         }
+    };
+    // The exporter serves from where it was started and enters its namespace on each scrape's
+    // own threads: its listening socket must stay reachable.
+    let namespace = match command {
+        Command::Exporter(_) => None,
+        _ => namespace,
     };
     Ok(Resolved { namespace, command })
 }
@@ -275,6 +314,33 @@ fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>)
             verbose: a.verbose,
             ..Output::new(a.json, color)
         },
+    })
+}
+
+fn exporter(a: cli::ExporterArgs, namespaces: crate::scrape::Namespaces) -> Result<Exporter> {
+    let listen = a.listen.parse().map_err(|_| {
+        Error::BadInput(format!(
+            "--listen {:?} is not ADDR:PORT, e.g. 0.0.0.0:9848 or [::1]:9848",
+            a.listen
+        ))
+    })?;
+    let timeout = duration("--timeout", &a.timeout)?;
+    if timeout.is_zero() {
+        return Err(Error::BadInput(
+            "--timeout must be longer than 0, e.g. 8s".into(),
+        ));
+    }
+    if a.max_connections == 0 {
+        return Err(Error::BadInput(
+            "--max-connections must be at least 1".into(),
+        ));
+    }
+    Ok(Exporter {
+        listen,
+        namespaces,
+        scope: Scope::new(parse_targets(&a.targets)?),
+        timeout,
+        max_connections: a.max_connections,
     })
 }
 

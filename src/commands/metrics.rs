@@ -1,10 +1,15 @@
 use std::io::Write;
+use std::time::Duration;
 
 use crate::Status;
 use crate::error::{Error, Result};
-use crate::options::{Metrics, Owners, Sampling};
-use crate::pipeline;
+use crate::options::Metrics;
 use crate::render;
+use crate::scrape::Collector;
+
+/// How long one `metrics` run may take to read every namespace before the late ones are
+/// written as failed (`backlogctl_netns_scrape_success` 0).
+const DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
     let mut file = o
@@ -12,19 +17,14 @@ pub fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
         .as_deref()
         .map(crate::store::AtomicFile::create)
         .transpose()?;
-    let one = Sampling {
-        window: std::time::Duration::ZERO,
-        interval: std::time::Duration::ZERO,
-        syn_recv: false,
-    };
-    let snap = pipeline::record(&o.scope, one, Owners::All)?;
+    let scrape = Collector::new(o.namespaces, o.scope, DEADLINE).scrape()?;
     match file.as_mut() {
         Some(f) => {
             let path = o.path.clone().unwrap_or_default();
-            render::metrics::write(f.writer(), &snap)
+            render::metrics::write(f.writer(), &scrape, None)
                 .map_err(|source| Error::Write { path, source })?;
         }
-        None => render::metrics::write(out, &snap).map_err(Error::Output)?,
+        None => render::metrics::write(out, &scrape, None).map_err(Error::Output)?,
     }
     if let Some(f) = file {
         f.commit()?;

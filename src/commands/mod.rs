@@ -4,6 +4,7 @@
 mod completions;
 mod doctor;
 mod explain;
+mod exporter;
 mod lab;
 mod metrics;
 mod snapshot;
@@ -12,6 +13,7 @@ mod watch;
 pub use completions::completions;
 pub use doctor::doctor;
 pub use explain::explain;
+pub use exporter::exporter;
 pub use lab::lab;
 pub use metrics::metrics;
 pub use snapshot::snapshot;

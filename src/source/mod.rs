@@ -4,5 +4,6 @@
 pub mod diag;
 pub mod netns;
 pub mod netstat;
+pub mod pods;
 pub mod procs;
 pub mod sysctl;

@@ -1,0 +1,395 @@
+//! The HTTP/1.1 the exporter needs, on `std::net`: request heads read under a size limit, a
+//! header-count limit and one deadline for the whole head (a client sending a byte every few
+//! seconds is cut off, not waited for), keep-alive, and fixed-length responses. No bodies are
+//! accepted: every endpoint is a GET. Generic over the stream so tests drive it from memory.
+
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+/// What a client may send and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Request line plus headers.
+    pub head_bytes: usize,
+    pub headers: usize,
+    /// From the first byte of a request to the end of its head.
+    pub head_time: Duration,
+    /// Between requests on a kept-alive connection.
+    pub idle: Duration,
+    /// For writing a whole response.
+    pub write_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head_bytes: 8 * 1024,
+            headers: 64,
+            head_time: Duration::from_secs(10),
+            idle: Duration::from_secs(90),
+            write_time: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// Whether the client wants the connection kept open after the response.
+    pub keep_alive: bool,
+}
+
+/// Why a request could not be read: the status to answer with (then close), or nothing to say.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client closed, went idle or was too slow: close without a word.
+    Gone,
+    Answer(u16, &'static str),
+}
+
+/// A stream whose blocking reads can be bounded in time.
+pub trait Timed: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl Timed for std::net::TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_write_timeout(self, t)
+    }
+}
+
+/// Reads requests off one connection; bytes past a head (a pipelined request) are kept.
+pub struct Connection<S> {
+    stream: S,
+    buf: Vec<u8>,
+    limits: Limits,
+}
+
+impl<S: Timed> Connection<S> {
+    pub fn new(stream: S, limits: Limits) -> Self {
+        Connection {
+            stream,
+            buf: Vec::with_capacity(1024),
+            limits,
+        }
+    }
+
+    /// The next request's head.
+    pub fn read_request(&mut self) -> Result<Request, Refusal> {
+        let end = self.read_head()?;
+        let head = self.buf.drain(..end).collect::<Vec<u8>>();
+        parse(&head, self.limits.headers)
+    }
+
+    fn read_head(&mut self) -> Result<usize, Refusal> {
+        // Idle between requests; once a byte has come, the whole head has one deadline.
+        let mut deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.limits.head_time);
+        loop {
+            if let Some(end) = find_end(&self.buf) {
+                return Ok(end);
+            }
+            if self.buf.len() >= self.limits.head_bytes {
+                return Err(Refusal::Answer(431, "Request Header Fields Too Large"));
+            }
+            let wait = match deadline {
+                None => self.limits.idle,
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            if wait.is_zero() {
+                return Err(Refusal::Answer(408, "Request Timeout"));
+            }
+            self.stream
+                .set_read_timeout(Some(wait))
+                .map_err(|_| Refusal::Gone)?;
+            let mut chunk = [0u8; 1024];
+            let room = (self.limits.head_bytes - self.buf.len()).min(chunk.len());
+            match self.stream.read(&mut chunk[..room]) {
+                Ok(0) => return Err(Refusal::Gone),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    deadline.get_or_insert_with(|| Instant::now() + self.limits.head_time);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && !self.buf.is_empty() =>
+                {
+                    return Err(Refusal::Answer(408, "Request Timeout"));
+                }
+                Err(_) => return Err(Refusal::Gone),
+            }
+        }
+    }
+
+    /// Writes one response; HEAD gets the headers only.
+    pub fn respond(&mut self, head_only: bool, r: &Response) -> io::Result<()> {
+        self.stream
+            .set_write_timeout(Some(self.limits.write_time))?;
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            r.status,
+            r.reason,
+            r.content_type,
+            r.body.len()
+        );
+        for (k, v) in &r.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(if r.close {
+            "Connection: close\r\n\r\n"
+        } else {
+            "Connection: keep-alive\r\n\r\n"
+        });
+        self.stream.write_all(head.as_bytes())?;
+        if !head_only {
+            self.stream.write_all(&r.body)?;
+        }
+        self.stream.flush()
+    }
+}
+
+/// A response with a body of known length.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: &'static str,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: Vec<u8>,
+    /// Close the connection after it.
+    pub close: bool,
+}
+
+impl Response {
+    pub fn text(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
+            body: body.into(),
+            close: false,
+        }
+    }
+}
+
+/// End of the head: just past the blank line (`\r\n\r\n`, or a bare `\n\n`).
+fn find_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+}
+
+fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
+    const BAD: Refusal = Refusal::Answer(400, "Bad Request");
+    let text = std::str::from_utf8(head).map_err(|_| BAD)?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut first = lines.next().ok_or(BAD)?.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (first.next(), first.next(), first.next(), first.next())
+    else {
+        return Err(BAD);
+    };
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        v if v.starts_with("HTTP/") => {
+            return Err(Refusal::Answer(505, "HTTP Version Not Supported"));
+        }
+        _ => return Err(BAD),
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(BAD);
+    }
+    let mut keep_alive = http11;
+    let mut count = 0;
+    for line in lines.filter(|l| !l.is_empty()) {
+        count += 1;
+        if count > max_headers {
+            return Err(Refusal::Answer(431, "Request Header Fields Too Large"));
+        }
+        let (name, value) = line.split_once(':').ok_or(BAD)?;
+        if name.is_empty() || name.ends_with(' ') || name.starts_with(' ') {
+            return Err(BAD);
+        }
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || (name.eq_ignore_ascii_case("content-length") && value != "0")
+        {
+            // Nothing here takes a body; reading one past its head is not worth the risk.
+            return Err(Refusal::Answer(413, "Content Too Large"));
+        }
+    }
+    let path = if target.starts_with('/') {
+        target.split(['?', '#']).next().unwrap_or("/")
+    } else {
+        return Err(BAD);
+    };
+    Ok(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        keep_alive,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A stream from scripted reads: data, or a timeout.
+    struct Script {
+        reads: VecDeque<Option<Vec<u8>>>,
+        written: Vec<u8>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.reads.pop_front() {
+                None => Ok(0),
+                Some(None) => Err(io::ErrorKind::WouldBlock.into()),
+                Some(Some(mut data)) => {
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    if n < data.len() {
+                        self.reads.push_front(Some(data.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Timed for Script {
+        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn conn(reads: Vec<Option<&[u8]>>) -> Connection<Script> {
+        Connection::new(
+            Script {
+                reads: reads.into_iter().map(|r| r.map(<[u8]>::to_vec)).collect(),
+                written: Vec::new(),
+            },
+            Limits::default(),
+        )
+    }
+
+    #[test]
+    fn a_prometheus_scrape_and_a_pipelined_second_request() {
+        let mut c = conn(vec![Some(
+            b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\nUser-Agent: Prometheus/2.53\r\n\r\nHEAD / HTTP/1.0\r\n\r\n",
+        )]);
+        let r = c.read_request().unwrap();
+        assert_eq!(
+            r,
+            Request {
+                method: "GET".into(),
+                path: "/metrics".into(),
+                keep_alive: true
+            }
+        );
+        let r = c.read_request().unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("HEAD", "/"));
+        assert!(!r.keep_alive, "HTTP/1.0 closes by default");
+        assert_eq!(c.read_request(), Err(Refusal::Gone));
+    }
+
+    #[test]
+    fn heads_arriving_in_pieces_are_assembled() {
+        let mut c = conn(vec![
+            Some(b"GE"),
+            Some(b"T /healthz HTTP/1.1\r\nConnection: close\r"),
+            Some(b"\n\r\n"),
+        ]);
+        let r = c.read_request().unwrap();
+        assert_eq!(r.path, "/healthz");
+        assert!(!r.keep_alive);
+    }
+
+    #[test]
+    fn limits_and_malformed_heads_are_refused_with_a_status() {
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        let many: String = (0..100).map(|i| format!("H{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        let cases: [(&[u8], u16); 9] = [
+            (big.as_bytes(), 431),
+            (many.as_bytes(), 431),
+            (b"GET /\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\n\r\n", 505),
+            (b"get / HTTP/1.1\r\n\r\n", 400),
+            (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 413),
+            (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 413),
+        ];
+        for (input, status) in cases {
+            let got = conn(vec![Some(input)]).read_request();
+            assert!(
+                matches!(got, Err(Refusal::Answer(s, _)) if s == status),
+                "{:?} -> {got:?}",
+                String::from_utf8_lossy(&input[..input.len().min(40)])
+            );
+        }
+    }
+
+    #[test]
+    fn a_slow_head_times_out_and_an_idle_connection_just_closes() {
+        let mut slow = conn(vec![Some(b"GET / HTTP/1.1\r\n"), None]);
+        assert_eq!(
+            slow.read_request(),
+            Err(Refusal::Answer(408, "Request Timeout"))
+        );
+        let mut idle = conn(vec![None]);
+        assert_eq!(idle.read_request(), Err(Refusal::Gone));
+    }
+
+    #[test]
+    fn responses_carry_length_and_connection_and_head_has_no_body() {
+        let mut c = conn(vec![]);
+        let mut r = Response::text(200, "OK", "ok\n");
+        c.respond(false, &r).unwrap();
+        r.close = true;
+        r.headers.push(("Allow", "GET, HEAD"));
+        c.respond(true, &r).unwrap();
+        let out = String::from_utf8(c.stream.written).unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
+             Connection: keep-alive\r\n\r\nok\n\
+             HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
+             Allow: GET, HEAD\r\nConnection: close\r\n\r\n"
+        );
+    }
+}

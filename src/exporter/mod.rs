@@ -1,0 +1,244 @@
+//! `exporter`: serves the metrics of `backlogctl metrics` over HTTP for Prometheus, collected
+//! at scrape time (no background polling, no timestamps). `/metrics`, a landing page at `/`,
+//! `/healthz` for probes; 404 elsewhere, 405 for methods other than GET and HEAD.
+//!
+//! One thread per connection, up to a cap (past it, a 503 and close), each with a small stack:
+//! an idle kept-alive connection costs a blocked thread and nothing else, so a hundred of them
+//! do not delay a scrape. Scrapes are serialised on the collector, which owns the owner cache;
+//! namespace switches happen only on the collector's own worker threads. SIGTERM or SIGINT:
+//! stop accepting, wake idle connections, let responses in flight finish, exit 0.
+
+pub mod http;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::Status;
+use crate::error::{Error, Result};
+use crate::render;
+use crate::scrape::Collector;
+use http::{Connection, Limits, Refusal, Response};
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Stack of a connection thread: parsing and writing only; scrapes run on their own workers.
+const CONNECTION_STACK: usize = 256 * 1024;
+
+/// How long responses in flight may take to finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+
+pub struct Options {
+    pub listen: SocketAddr,
+    pub collector: Collector,
+    pub max_connections: usize,
+    pub limits: Limits,
+}
+
+struct Server {
+    collector: Mutex<Collector>,
+    /// Size of the last exposition, to allocate the next at once.
+    last_size: AtomicUsize,
+    active: AtomicUsize,
+    stopping: AtomicBool,
+    /// Open connections, to wake their readers at shutdown.
+    open: Mutex<HashMap<u64, TcpStream>>,
+    next_id: AtomicU64,
+    limits: Limits,
+}
+
+/// Serves until SIGTERM or SIGINT. Writes its address and its end to `log` (stderr).
+pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
+    use nix::sys::signal::{SigSet, Signal};
+    // Before any thread exists, so that every thread inherits the mask and only sigwait sees them.
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals
+        .thread_block()
+        .map_err(|e| Error::BadInput(format!("cannot block SIGTERM: {e}")))?;
+    let listener = TcpListener::bind(o.listen).map_err(|e| {
+        Error::BadInput(format!(
+            "cannot listen on {}: {e}; choose another address with --listen",
+            o.listen
+        ))
+    })?;
+    let addr = listener.local_addr().map_err(Error::Output)?;
+    let server = Arc::new(Server {
+        collector: Mutex::new(o.collector),
+        last_size: AtomicUsize::new(64 * 1024),
+        active: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
+        open: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        limits: o.limits,
+    });
+    let _ = writeln!(log, "backlogctl exporter: serving http://{addr}/metrics");
+    let acceptor = {
+        let (server, listener) = (server.clone(), listener.try_clone().map_err(Error::Output)?);
+        let max = o.max_connections;
+        std::thread::Builder::new()
+            .name("backlogctl-accept".into())
+            .spawn(move || accept_loop(&server, &listener, max))
+            .map_err(Error::Output)?
+    };
+    let signal = signals
+        .wait()
+        .map_err(|e| Error::BadInput(format!("waiting for signals: {e}")))?;
+    server.stopping.store(true, Ordering::SeqCst);
+    // Wakes the accept() blocked on the listener (inet_shutdown disconnects a listener).
+    // SAFETY: shutdown(2) on a descriptor we own; no memory is involved.
+    unsafe { nix::libc::shutdown(listener.as_raw_fd(), nix::libc::SHUT_RDWR) };
+    let _ = acceptor.join();
+    if let Ok(open) = server.open.lock() {
+        for stream in open.values() {
+            // Idle readers see end of file; a response being written still goes out.
+            let _ = stream.shutdown(std::net::Shutdown::Read);
+        }
+    }
+    let until = Instant::now() + GRACE;
+    while server.active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = writeln!(log, "backlogctl exporter: stopped on {signal}");
+    Ok(Status::Ok)
+}
+
+fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
+    loop {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(_) if server.stopping.load(Ordering::SeqCst) => return,
+            Err(e) if e.raw_os_error() == Some(nix::libc::EMFILE) => {
+                // Out of descriptors: let connections close before taking more.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            Err(_) => continue, // the client went away before we took it (ECONNABORTED)
+        };
+        if server.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        if server.active.load(Ordering::SeqCst) >= max {
+            refuse_busy(stream);
+            continue;
+        }
+        server.active.fetch_add(1, Ordering::SeqCst);
+        let id = server.next_id.fetch_add(1, Ordering::Relaxed);
+        if let (Ok(clone), Ok(mut open)) = (stream.try_clone(), server.open.lock()) {
+            open.insert(id, clone);
+        }
+        let s = server.clone();
+        let spawned = std::thread::Builder::new()
+            .name("backlogctl-http".into())
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                serve(&s, stream);
+                if let Ok(mut open) = s.open.lock() {
+                    open.remove(&id);
+                }
+                s.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            server.active.fetch_sub(1, Ordering::SeqCst);
+            if let Ok(mut open) = server.open.lock() {
+                open.remove(&id);
+            }
+        }
+    }
+}
+
+/// Past the connection cap: a short 503, written without waiting on a slow client.
+fn refuse_busy(stream: TcpStream) {
+    let limits = Limits {
+        write_time: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let mut r = Response::text(503, "Service Unavailable", "too many connections\n");
+    r.close = true;
+    let _ = Connection::new(stream, limits).respond(false, &r);
+}
+
+fn serve(server: &Server, stream: TcpStream) {
+    let mut conn = Connection::new(stream, server.limits);
+    loop {
+        let (head_only, mut response) = match conn.read_request() {
+            Ok(req) => {
+                let head_only = req.method == "HEAD";
+                let mut r = route(server, &req.method, &req.path);
+                r.close |= !req.keep_alive;
+                (head_only, r)
+            }
+            Err(Refusal::Gone) => return,
+            Err(Refusal::Answer(status, reason)) => {
+                let mut r = Response::text(status, reason, format!("{reason}\n"));
+                r.close = true;
+                (false, r)
+            }
+        };
+        response.close |= server.stopping.load(Ordering::SeqCst);
+        if conn.respond(head_only, &response).is_err() || response.close {
+            return;
+        }
+    }
+}
+
+const LANDING: &str = "<!DOCTYPE html>\n<html><head><title>backlogctl exporter</title></head>\n\
+<body><h1>backlogctl exporter</h1>\n\
+<p>Listen-queue overflow, per listener and per network namespace.</p>\n\
+<ul><li><a href=\"/metrics\">/metrics</a>: Prometheus text format 0.0.4</li>\n\
+<li><a href=\"/healthz\">/healthz</a>: liveness</li></ul>\n\
+<p>On a host that drops connections: <code>backlogctl doctor</code>.</p>\n</body></html>\n";
+
+fn route(server: &Server, method: &str, path: &str) -> Response {
+    if !matches!(path, "/" | "/metrics" | "/healthz") {
+        return Response::text(404, "Not Found", "not found: try /metrics\n");
+    }
+    if method != "GET" && method != "HEAD" {
+        let mut r = Response::text(405, "Method Not Allowed", "GET or HEAD only\n");
+        r.headers.push(("Allow", "GET, HEAD"));
+        return r;
+    }
+    match path {
+        "/metrics" => metrics(server),
+        "/healthz" => Response::text(200, "OK", "ok\n"),
+        _ => Response {
+            content_type: "text/html; charset=utf-8",
+            ..Response::text(200, "OK", LANDING)
+        },
+    }
+}
+
+fn metrics(server: &Server) -> Response {
+    // Serialised: one collection at a time, each with the cache the last one left.
+    let mut collector = server
+        .collector
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let scrape = match collector.scrape() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "backlogctl exporter: scrape failed: {e}");
+            return Response::text(500, "Internal Server Error", format!("error: {e}\n"));
+        }
+    };
+    drop(collector);
+    let mut body = Vec::with_capacity(server.last_size.load(Ordering::Relaxed));
+    let exporter = render::metrics::Exporter {
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    if render::metrics::write(&mut body, &scrape, Some(&exporter)).is_err() {
+        return Response::text(500, "Internal Server Error", "error: rendering failed\n");
+    }
+    server
+        .last_size
+        .store(body.len() + body.len() / 8, Ordering::Relaxed);
+    Response {
+        content_type: CONTENT_TYPE,
+        ..Response::text(200, "OK", body)
+    }
+}
