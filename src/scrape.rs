@@ -35,7 +35,7 @@ pub enum Namespaces {
 }
 
 /// One namespace of a scrape.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NsScrape {
     /// The namespace's inode: the `netns` label. None only when even that could not be read.
     pub inode: Option<u64>,
@@ -43,17 +43,31 @@ pub struct NsScrape {
     /// Its single sample, with owners; None when it failed.
     pub snapshot: Option<Snapshot>,
     /// Why it failed (could not be entered, vanished, missed the deadline).
-    pub error: Option<String>,
+    pub error: Option<Error>,
 }
 
 /// Everything one collection saw.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Scrape {
     /// Ordered by inode.
     pub namespaces: Vec<NsScrape>,
     /// Processes or directories that could not be read.
     pub gaps: Vec<Gap>,
     pub duration: Duration,
+}
+
+impl Scrape {
+    /// When not one namespace could be read, the first reason: for a one-shot command that
+    /// is the error to report, not an empty result.
+    pub fn into_only_error(self) -> std::result::Result<Scrape, Error> {
+        if self.namespaces.iter().any(|n| n.snapshot.is_some()) {
+            return Ok(self);
+        }
+        match self.namespaces.into_iter().find_map(|n| n.error) {
+            Some(e) => Err(e),
+            None => Err(Error::BadInput("no network namespace to read".into())),
+        }
+    }
 }
 
 /// Records one namespace: enters it (None: stays in the worker's inherited one) and takes a
@@ -114,15 +128,14 @@ impl Collector {
         self.owners.known.len() + self.owners.unowned.len()
     }
 
-    /// One collection. Fails only when no namespace at all could be read; a namespace that
-    /// fails alone is reported in its `NsScrape`.
+    /// One collection. Fails only when the namespaces cannot even be listed; a namespace that
+    /// fails is reported in its `NsScrape` (see `Scrape::into_only_error`).
     pub fn scrape(&mut self) -> Result<Scrape> {
         let started = Instant::now();
         let mut gaps = Vec::new();
         let (jobs, members) = self.jobs(&mut gaps)?;
         let results = self.record_all(&jobs, started + self.deadline);
         let mut namespaces = Vec::with_capacity(jobs.len());
-        let mut first_error = None;
         let pods = if members.is_empty() {
             HashMap::new()
         } else {
@@ -131,11 +144,7 @@ impl Collector {
         for (job, result) in jobs.into_iter().zip(results) {
             let (snapshot, error) = match result {
                 Ok(s) => (Some(s), None),
-                Err(e) => {
-                    let text = e.to_string();
-                    first_error.get_or_insert(e);
-                    (None, Some(text))
-                }
+                Err(e) => (None, Some(e)),
             };
             let (initial, names) = match &snapshot {
                 Some(s) => (s.netns.initial == Some(true), s.netns.names.clone()),
@@ -150,11 +159,6 @@ impl Collector {
                 snapshot,
                 error,
             });
-        }
-        if namespaces.iter().all(|n| n.snapshot.is_none())
-            && let Some(e) = first_error
-        {
-            return Err(e);
         }
         let mut snaps: Vec<&mut Snapshot> = namespaces
             .iter_mut()

@@ -114,10 +114,13 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
         };
         assert!(line("backlogctl_listen_queue_length{").ends_with(" 6"));
         assert!(line("backlogctl_listen_backlog{").ends_with(" 5"));
+        // A listener is (netns, address, port): no process, no inode outside SO_REUSEPORT groups.
+        let queue = line("backlogctl_listen_queue_length{");
         assert!(
-            line("backlogctl_listen_queue_length{").contains("port=\"8100\"")
-                && line("backlogctl_listen_queue_length{").contains("process=")
+            queue.contains("address=\"127.0.0.1\",port=\"8100\"}"),
+            "{queue}"
         );
+        assert!(!queue.contains("process=") && !queue.contains("inode="));
         let drops: u64 = line("backlogctl_listen_drops_total{")
             .rsplit(' ')
             .next()
@@ -133,12 +136,20 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
                 != "0"
         );
         assert!(text.contains("name=\"net.core.somaxconn\"} 5"));
-        // Every holder in an info series; no family declared without samples.
+        // The main holder in one info series per listener; no family declared without samples.
         let me = format!("pid=\"{}\"", std::process::id());
+        let owner = line("backlogctl_listen_owner_info{");
         assert!(
-            line("backlogctl_listen_owner_info{").contains(&me),
+            owner.contains(&me) && owner.contains("process=\""),
             "{text}"
         );
+        assert_eq!(text.matches("backlogctl_listen_owner_info{").count(), 1);
+        // The namespace itself: read, and not the host's.
+        assert!(
+            line("backlogctl_netns_info{").contains("name=\"\""),
+            "{text}"
+        );
+        assert!(line("backlogctl_netns_scrape_success{").ends_with(" 1"));
         assert!(
             !text.contains("# TYPE backlogctl_listen_syn_recv"),
             "SYN_RECV was not counted: {text}"

@@ -17,7 +17,9 @@ pub fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
         .as_deref()
         .map(crate::store::AtomicFile::create)
         .transpose()?;
-    let scrape = Collector::new(o.namespaces, o.scope, DEADLINE).scrape()?;
+    let scrape = Collector::new(o.namespaces, o.scope, DEADLINE)
+        .scrape()?
+        .into_only_error()?;
     match file.as_mut() {
         Some(f) => {
             let path = o.path.clone().unwrap_or_default();

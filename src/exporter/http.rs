@@ -53,6 +53,8 @@ pub enum Refusal {
 pub trait Timed: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Sends FIN: the peer sees the end of the response.
+    fn shutdown_write(&self) -> io::Result<()>;
 }
 
 impl Timed for std::net::TcpStream {
@@ -62,7 +64,16 @@ impl Timed for std::net::TcpStream {
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         std::net::TcpStream::set_write_timeout(self, t)
     }
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
 }
+
+/// How much of what a refused client still sends is read and thrown away before closing, and
+/// for how long: closing a socket with unread data sends RST, which can destroy the response
+/// before the client has read it.
+const LINGER_BYTES: usize = 64 * 1024;
+const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Reads requests off one connection; bytes past a head (a pipelined request) are kept.
 pub struct Connection<S> {
@@ -125,6 +136,27 @@ impl<S: Timed> Connection<S> {
                     return Err(Refusal::Answer(408, "Request Timeout"));
                 }
                 Err(_) => return Err(Refusal::Gone),
+            }
+        }
+    }
+
+    /// Ends the connection after a response: FIN first, then what the client still sends is
+    /// drained (bounded in bytes and time) so that the close does not turn into a reset.
+    pub fn close(mut self) {
+        if self.stream.shutdown_write().is_err() {
+            return;
+        }
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut drained = 0;
+        let mut chunk = [0u8; 4096];
+        while drained < LINGER_BYTES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
             }
         }
     }
@@ -292,6 +324,9 @@ mod tests {
             Ok(())
         }
         fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
             Ok(())
         }
     }

@@ -109,6 +109,7 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
 }
 
 fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
+    let busy = refuser();
     loop {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
@@ -124,7 +125,9 @@ fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
             return;
         }
         if server.active.load(Ordering::SeqCst) >= max {
-            refuse_busy(stream);
+            if let Some(busy) = &busy {
+                let _ = busy.try_send(stream);
+            }
             continue;
         }
         server.active.fetch_add(1, Ordering::SeqCst);
@@ -152,15 +155,32 @@ fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
     }
 }
 
-/// Past the connection cap: a short 503, written without waiting on a slow client.
-fn refuse_busy(stream: TcpStream) {
+/// Past the connection cap: a short 503 on the refuser thread, so the acceptor never waits.
+fn refuser() -> Option<std::sync::mpsc::SyncSender<TcpStream>> {
+    // Refusals waiting beyond this many are closed without a word.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<TcpStream>(64);
     let limits = Limits {
-        write_time: Duration::from_millis(100),
+        head_time: Duration::from_millis(200),
+        idle: Duration::from_millis(200),
+        write_time: Duration::from_millis(200),
         ..Limits::default()
     };
-    let mut r = Response::text(503, "Service Unavailable", "too many connections\n");
-    r.close = true;
-    let _ = Connection::new(stream, limits).respond(false, &r);
+    std::thread::Builder::new()
+        .name("backlogctl-busy".into())
+        .stack_size(CONNECTION_STACK)
+        .spawn(move || {
+            for stream in rx {
+                let mut conn = Connection::new(stream, limits);
+                let _ = conn.read_request();
+                let mut r = Response::text(503, "Service Unavailable", "too many connections\n");
+                r.close = true;
+                if conn.respond(false, &r).is_ok() {
+                    conn.close();
+                }
+            }
+        })
+        .ok()?;
+    Some(tx)
 }
 
 fn serve(server: &Server, stream: TcpStream) {
@@ -181,7 +201,11 @@ fn serve(server: &Server, stream: TcpStream) {
             }
         };
         response.close |= server.stopping.load(Ordering::SeqCst);
-        if conn.respond(head_only, &response).is_err() || response.close {
+        if conn.respond(head_only, &response).is_err() {
+            return;
+        }
+        if response.close {
+            conn.close();
             return;
         }
     }

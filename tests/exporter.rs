@@ -1,0 +1,344 @@
+//! `backlogctl exporter` as Prometheus and bad clients see it: the real binary on a loopback
+//! port of a private network namespace, spoken to over TCP. Paths and methods, limits on what
+//! a client may send, a hundred idle connections, the connection cap, SIGTERM; and with
+//! `--all-netns`, a listener overflowing in another namespace, labelled with its namespace and
+//! process.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// The exporter, stopped and reaped when dropped.
+struct Exporter {
+    child: Child,
+    port: u16,
+    stderr: BufReader<std::process::ChildStderr>,
+}
+
+impl Exporter {
+    /// Starts it on an ephemeral loopback port; reads the port from its first line.
+    fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(bin())
+            .arg("exporter")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the exporter");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let port = line
+            .trim_end()
+            .strip_prefix("backlogctl exporter: serving http://127.0.0.1:")
+            .and_then(|r| r.strip_suffix("/metrics"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Exporter {
+            child,
+            port,
+            stderr,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        // A bound on every wait, so that a hang fails the test instead of stalling it.
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    /// Sends `raw` on a new connection and reads the response until the server closes.
+    fn exchange(&self, raw: &[u8]) -> Response {
+        let mut s = self.connect();
+        s.write_all(raw).unwrap();
+        let mut bytes = Vec::new();
+        s.read_to_end(&mut bytes).expect("response");
+        Response::parse(&bytes)
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.exchange(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    /// SIGTERM, then its exit status and what it said.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = wait_for(1000, || self.child.try_wait().unwrap()).expect("exits on SIGTERM");
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        (status.code(), rest)
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Response {
+    fn parse(bytes: &[u8]) -> Response {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {head:?}"));
+        Response {
+            status,
+            head: head.to_string(),
+            body: body.to_string(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+#[test]
+fn exporter_answers_prometheus_and_refuses_bad_clients() {
+    in_netns(
+        "exporter_answers_prometheus_and_refuses_bad_clients",
+        || {
+            let _server = listener("127.0.0.1:8100", 7);
+            let e = Exporter::start(&[]);
+
+            let m = e.get("/metrics");
+            assert_eq!(m.status, 200);
+            assert_eq!(
+                m.header("content-type"),
+                Some("text/plain; version=0.0.4; charset=utf-8")
+            );
+            assert_eq!(
+                m.header("content-length"),
+                Some(m.body.len().to_string().as_str())
+            );
+            assert!(
+                m.body.contains("address=\"127.0.0.1\",port=\"8100\"} 7\n")
+                    && m.body.contains(&format!(
+                        "backlogctl_build_info{{version=\"{}\"}} 1",
+                        env!("CARGO_PKG_VERSION")
+                    ))
+                    && m.body
+                        .contains("# TYPE backlogctl_scrape_duration_seconds gauge"),
+                "{}",
+                m.body
+            );
+            assert!(!m.body.contains(" # TIMESTAMP") && !m.body.contains("cmdline"));
+
+            let health = e.get("/healthz");
+            assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+            let landing = e.get("/");
+            assert!(landing.status == 200 && landing.body.contains("href=\"/metrics\""));
+            assert_eq!(e.get("/metricz").status, 404);
+            let post = e.exchange(b"POST /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+            assert_eq!(
+                (post.status, post.header("allow")),
+                (405, Some("GET, HEAD"))
+            );
+            let head = e.exchange(b"HEAD /metrics HTTP/1.0\r\n\r\n");
+            assert!(head.status == 200 && head.body.is_empty(), "{}", head.head);
+
+            // Too large a head, a body, garbage: a status and a closed connection, never a hang.
+            let big = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+            assert_eq!(e.exchange(big.as_bytes()).status, 431);
+            assert_eq!(
+                e.exchange(b"GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789")
+                    .status,
+                413
+            );
+            assert_eq!(e.exchange(b"\x16\x03\x01\x02\x00\x01\r\n\r\n").status, 400);
+
+            // Two requests on one kept-alive connection.
+            let mut s = e.connect();
+            s.write_all(
+                b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            let mut both = String::new();
+            s.read_to_string(&mut both).unwrap();
+            assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
+
+            // A hundred idle connections, some halfway through a head: a scrape is still served.
+            let idle: Vec<TcpStream> = (0..100)
+                .map(|i| {
+                    let mut c = e.connect();
+                    if i % 2 == 0 {
+                        c.write_all(b"GET /metrics HTTP/1.1\r\nHost:").unwrap();
+                    }
+                    c
+                })
+                .collect();
+            let busy = e.get("/metrics");
+            assert_eq!(busy.status, 200);
+            drop(idle);
+
+            let (code, said) = e.terminate();
+            assert_eq!(code, Some(0), "{said}");
+            assert!(said.contains("stopped on SIGTERM"), "{said}");
+        },
+    );
+}
+
+#[test]
+fn past_the_connection_cap_clients_get_503_and_the_rest_are_served_later() {
+    in_netns("past_the_connection_cap_clients_get_503", || {
+        let e = Exporter::start(&["--max-connections", "3"]);
+        let held: Vec<TcpStream> = (0..3).map(|_| e.connect()).collect();
+        // The acceptor counts a connection once it has handed it to a thread: wait for that.
+        let busy = wait_for(500, || {
+            let r = e.get("/healthz");
+            (r.status == 503).then_some(r)
+        })
+        .expect("a fourth connection is refused");
+        assert!(busy.body.contains("too many connections"));
+        drop(held);
+        let ok = wait_for(500, || (e.get("/healthz").status == 200).then_some(()));
+        assert!(ok.is_some(), "served again once the idle ones closed");
+    });
+}
+
+#[test]
+fn bad_exporter_options_are_one_line_errors() {
+    for (args, says) in [
+        (vec!["--listen", "localhost"], "is not ADDR:PORT"),
+        (vec!["--timeout", "0"], "--timeout must be longer than 0"),
+        (vec!["--max-connections", "0"], "at least 1"),
+        (vec!["--all-netns", "--pid", "1"], "drop --netns/--pid"),
+    ] {
+        let mut full = vec!["exporter"];
+        full.extend(args.iter());
+        let (code, _, err) = run_bin(&full);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(says) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// A named namespace made with `ip netns add`, removed (with its sleeper) when dropped.
+struct Named {
+    name: String,
+    sleeper: Option<Child>,
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.sleeper {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
+    let name = format!("blt-exp-{}", std::process::id());
+    let made = Command::new("ip")
+        .args(["netns", "add", &name])
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: all_netns_labels_another_namespaces_drops: `ip netns add` failed (needs root and iproute2)"
+        );
+        return;
+    }
+    let mut ns = Named {
+        name: name.clone(),
+        sleeper: None,
+    };
+    let inode = std::fs::metadata(format!("/run/netns/{name}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    // In the namespace, on a thread of ours: somaxconn 5, a listener, 20 clients.
+    let path = format!("/run/netns/{name}");
+    let sockets = std::thread::spawn(move || {
+        use backlogctl::source::netns::{Which, enter, loopback_up};
+        enter(&Which::Named(path)).unwrap();
+        loopback_up().unwrap();
+        set_sysctl("net.core.somaxconn", 5);
+        let mut fds = vec![listener("127.0.0.1:8100", 100)];
+        fds.extend((0..20).map(|_| start_connect("127.0.0.1:8100")));
+        wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(())).expect("queue full");
+        fds
+    })
+    .join()
+    .unwrap();
+    ns.sleeper = Some(
+        Command::new("ip")
+            .args(["netns", "exec", &name, "sleep", "60"])
+            .spawn()
+            .unwrap(),
+    );
+
+    let e = Exporter::start(&["--all-netns"]);
+    let netns = format!("netns=\"{inode}\"");
+    let body = wait_for(500, || {
+        let m = e.get("/metrics");
+        let drops = m
+            .body
+            .lines()
+            .find(|l| l.starts_with("backlogctl_listen_drops_total{") && l.contains(&netns))?;
+        let n: u64 = drops.rsplit(' ').next()?.parse().ok()?;
+        (n > 0).then_some(m.body)
+    })
+    .expect("the drops of the listener in the other namespace");
+    let line = |prefix: &str| {
+        body.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(&netns))
+            .unwrap_or_else(|| panic!("no {prefix} for {netns}:\n{body}"))
+            .to_string()
+    };
+    assert!(line("backlogctl_netns_info{").contains(&format!("name=\"{name}\"")));
+    assert!(line("backlogctl_netns_scrape_success{").ends_with(" 1"));
+    assert!(body.contains(&format!(
+        "backlogctl_sysctl{{{netns},name=\"net.core.somaxconn\"}} 5"
+    )));
+    let owner = line("backlogctl_listen_owner_info{");
+    assert!(
+        owner.contains(&format!("pid=\"{}\"", std::process::id())),
+        "the test process holds the listener: {owner}"
+    );
+    // The host namespace is there too, named.
+    assert!(body.contains("name=\"host\""), "{body}");
+
+    // The namespace goes away: its series go with it at the next scrape.
+    drop(sockets);
+    drop(ns);
+    let gone = wait_for(500, || {
+        let m = e.get("/metrics");
+        (!m.body.contains(&netns)).then_some(())
+    });
+    assert!(gone.is_some(), "series of a deleted namespace disappear");
+}
