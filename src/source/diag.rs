@@ -2,8 +2,12 @@
 //! namespace, and the request sockets (SYN_RECV) waiting on them. The kernel does the
 //! filtering: the request carries a state mask (LISTEN, plus SYN_RECV when asked) and, when the
 //! scope names ports, a bytecode port filter, so established sockets never cross into user
-//! space. One dump per address family; a dump the kernel marks NLM_F_DUMP_INTR (the hash
-//! tables changed under it) is repeated a bounded number of times.
+//! space. One dump covers both address families: the older TCPDIAG_GETSOCK request dumps with
+//! AF_UNSPEC (`inet_diag_dump_compat`), where SOCK_DIAG_BY_FAMILY needs one dump per family.
+//! Every dump walks the host's whole listening hash, which all network namespaces share, so
+//! one walk instead of two halves the cost that grows with namespaces × listeners. A kernel
+//! that refuses it gets one SOCK_DIAG_BY_FAMILY dump per family. A dump the kernel marks
+//! NLM_F_DUMP_INTR (the hash tables changed under it) is repeated a bounded number of times.
 //!
 //! The message framing and header decoding come from netlink-packet-core/-sock-diag, but the
 //! attributes are read here: the crate's `MemInfo` rejects a short skmeminfo array, which on
@@ -29,6 +33,12 @@ use crate::error::{Error, Result};
 use crate::model::Listener;
 
 const NLMSG_ERROR: u16 = 2;
+/// The inet_diag request older than SOCK_DIAG_BY_FAMILY (`include/uapi/linux/inet_diag.h`).
+const TCPDIAG_GETSOCK: u16 = 18;
+/// `struct inet_diag_req`: family, src_len, dst_len, ext, sockid (48), states, dbs.
+const COMPAT_REQ_LEN: usize = 60;
+/// Both families in one dump (TCPDIAG_GETSOCK).
+const BOTH: u8 = 0;
 const NLMSG_DONE: u16 = 3;
 /// Request sockets are dumped in this state (`include/net/tcp_states.h`); asking for
 /// SYN_RECV includes them (`inet_diag_dump_icsk`, `net/ipv4/inet_diag.c`).
@@ -73,6 +83,8 @@ pub struct Diag {
     socket: Socket,
     buf: Vec<u8>,
     seq: u32,
+    /// False once the kernel refused a TCPDIAG_GETSOCK dump: then one dump per family.
+    compat: bool,
 }
 
 impl Diag {
@@ -90,14 +102,33 @@ impl Diag {
             socket,
             buf: vec![0; RECV_BUF],
             seq: 0,
+            compat: true,
         })
     }
 
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let mut out = Dump::default();
-        for family in [AF_INET, AF_INET6] {
-            self.dump_family(family, q, &mut out)?;
+        let one_walk = self.compat && {
+            match self.dump_family(BOTH, q, &mut out) {
+                Ok(()) => true,
+                Err(Error::Netlink { source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(nix::libc::EINVAL | nix::libc::ENOENT | nix::libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    self.compat = false;
+                    out = Dump::default();
+                    false
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !one_walk {
+            for family in [AF_INET, AF_INET6] {
+                self.dump_family(family, q, &mut out)?;
+            }
         }
         // A dump spans several messages, and a listener closing or opening between two of them
         // can make the kernel's resume point (bucket, index) repeat a socket; keep each once.
@@ -192,7 +223,9 @@ impl Diag {
                             });
                         }
                     }
-                    SOCK_DIAG_BY_FAMILY => parse_diag_msg(msg.payload(), q.drops, out)?,
+                    SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
+                        parse_diag_msg(msg.payload(), q.drops, out)?
+                    }
                     _ => {}
                 }
                 data = &data[align4(len).min(data.len())..];
@@ -211,8 +244,12 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// Netlink header + `inet_diag_req_v2` + optional INET_DIAG_REQ_BYTECODE attribute.
+/// Netlink header + the request + optional INET_DIAG_REQ_BYTECODE attribute: for `BOTH`, the
+/// older `inet_diag_req` of TCPDIAG_GETSOCK, else `inet_diag_req_v2` of SOCK_DIAG_BY_FAMILY.
 fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
+    if family == BOTH {
+        return build_compat_request(q, seq);
+    }
     let mut states = StateFlags::LISTEN;
     if q.syn_recv {
         states |= StateFlags::SYN_RECV;
@@ -250,6 +287,47 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
     }
     let body = 16 + req.buffer_len();
     req.emit(&mut buf[16..body]);
+    if !bytecode.is_empty() {
+        buf[body..body + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
+        buf[body + 2..body + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        buf[body + 4..].copy_from_slice(&bytecode);
+    }
+    buf
+}
+
+/// `struct inet_diag_req` (TCPDIAG_GETSOCK): the kernel dumps it with AF_UNSPEC, whatever its
+/// family byte says. Same states, extensions and bytecode as the newer request.
+fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
+    // As StateFlags says it; the kernel adds NEW_SYN_RECV to SYN_RECV itself.
+    let mut states = 1u32 << TCP_LISTEN;
+    if q.syn_recv {
+        states |= 1 << TCP_SYN_RECV;
+    }
+    let ext: u8 = if q.drops {
+        1 << (INET_DIAG_SKMEMINFO - 1)
+    } else {
+        0
+    };
+    let bytecode = port_filter(q.ports);
+    let attr_len = if bytecode.is_empty() {
+        0
+    } else {
+        4 + bytecode.len()
+    };
+    let total = 16 + COMPAT_REQ_LEN + attr_len;
+    let mut buf = vec![0u8; total];
+    {
+        let mut hdr = NetlinkBuffer::new(&mut buf[..]);
+        hdr.set_length(total as u32);
+        hdr.set_message_type(TCPDIAG_GETSOCK);
+        hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
+        hdr.set_sequence_number(seq);
+        hdr.set_port_number(0);
+    }
+    buf[16] = AF_INET; // idiag_family: not read by the dump
+    buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid stay zero
+    buf[16 + 52..16 + 56].copy_from_slice(&states.to_ne_bytes()); // idiag_states
+    let body = 16 + COMPAT_REQ_LEN;
     if !bytecode.is_empty() {
         buf[body..body + 2].copy_from_slice(&(attr_len as u16).to_ne_bytes());
         buf[body + 2..body + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
@@ -444,6 +522,31 @@ mod wire {
         0x00, 0x00, 0x00, 0x00, // idiag_if
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_cookie
     ];
+
+    /// The TCPDIAG_GETSOCK request: the same states, extensions and bytecode as the v2 one,
+    /// laid out as `struct inet_diag_req`, which the kernel dumps with AF_UNSPEC.
+    #[test]
+    fn one_request_for_both_families() {
+        let q = Query {
+            ports: &[8100],
+            syn_recv: true,
+            drops: true,
+        };
+        let compat = build_request(super::BOTH, &q, 9);
+        let v2 = build_request(AF_INET, &q, 9);
+        let hdr = NetlinkBuffer::new_checked(&compat[..]).unwrap();
+        assert_eq!(hdr.message_type(), 18, "TCPDIAG_GETSOCK");
+        assert_eq!(hdr.length() as usize, compat.len());
+        assert_eq!(
+            hdr.flags(),
+            NetlinkBuffer::new_checked(&v2[..]).unwrap().flags()
+        );
+        assert_eq!(compat[16 + 3], v2[16 + 2], "idiag_ext");
+        assert_eq!(compat[16 + 52..16 + 56], v2[16 + 4..16 + 8], "idiag_states");
+        assert!(compat[16 + 4..16 + 52].iter().all(|b| *b == 0), "sockid");
+        // The bytecode attribute follows the 60-byte request, as it follows the 56-byte one.
+        assert_eq!(compat[16 + 60..], v2[16 + 56..]);
+    }
 
     #[test]
     fn request_v4_listen_with_skmeminfo_and_no_ports() {
