@@ -323,18 +323,38 @@ pub fn current() -> Netns {
     }
 }
 
-/// Names under /run/netns that refer to the namespace with this inode.
+/// Names under /run/netns that refer to the namespace with this inode. The directory is read
+/// again only when its modification time changes (`ip netns add` and `del` create and remove
+/// entries): an exporter records a hundred namespaces per scrape, each of which would otherwise
+/// stat every name.
 fn names_of(inode: u64) -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(NAMED_DIR) else {
+    type Names = (std::time::SystemTime, BTreeMap<u64, Vec<String>>);
+    static CACHE: std::sync::Mutex<Option<Names>> = std::sync::Mutex::new(None);
+    let Ok(modified) = std::fs::metadata(NAMED_DIR).and_then(|m| m.modified()) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = dir
-        .flatten()
-        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.as_ref().is_none_or(|(at, _)| *at != modified) {
+        let mut by_inode: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        if let Ok(dir) = std::fs::read_dir(NAMED_DIR) {
+            for e in dir.flatten() {
+                if let Ok(m) = std::fs::metadata(e.path()) {
+                    by_inode
+                        .entry(m.ino())
+                        .or_default()
+                        .push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        for names in by_inode.values_mut() {
+            names.sort();
+        }
+        *cache = Some((modified, by_inode));
+    }
+    cache
+        .as_ref()
+        .and_then(|(_, m)| m.get(&inode).cloned())
+        .unwrap_or_default()
 }
 
 /// Whether this kernel numbers init_net with NET_NS_INIT_INO (6.18 and later).
