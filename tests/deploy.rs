@@ -4,6 +4,9 @@
 //!   in `prometheus/tests/` (pending then firing, the summary naming the pod or process, a
 //!   listener without owner still alerting, silence when the drops stop); every metric name it
 //!   uses is a family of the exporter's contract.
+//! - `systemd/`: each unit parsed as INI: the hardening keys, the two capabilities, nothing that
+//!   forbids setns(CLONE_NEWNET), ExecStart parsed by backlogctl's own CLI; then
+//!   `systemd-analyze verify` on copies that point at the built binary, where any complaint fails.
 //!
 //! A test whose tool is missing says `skipped: ...` on stderr and returns; it never passes
 //! silently.
@@ -12,6 +15,9 @@ use std::collections::BTreeSet;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use backlogctl::cli::Cli;
+use clap::Parser;
 
 /// The metric families of the exporter's contract (issue 16, `backlogctl exporter`). Nothing
 /// under deploy/ may query another `backlogctl_*` name.
@@ -35,6 +41,9 @@ const FAMILIES: &[&str] = &[
     "backlogctl_scrape_duration_seconds",
     "backlogctl_build_info",
 ];
+
+/// The exporter's port, in every manifest and unit.
+const PORT: u16 = 9848;
 
 /// Says on stderr that (part of) a test did not run. Written to the stream itself, not with
 /// `eprintln!`, which libtest captures and shows only for failing tests.
@@ -71,6 +80,14 @@ fn said(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A directory of its own under the system temp dir, emptied first.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("backlogctl-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
 }
 
 /// Every `backlogctl_<lowercase and _>` token of a text, e.g. the metric names of a query.
@@ -186,5 +203,262 @@ fn every_alert_names_who_and_points_to_doctor() {
     assert_eq!(
         alerts[0]["labels"]["severity"], "critical",
         "a dropping listener is critical"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// systemd units
+
+/// A unit file as (section, key, value) in file order; `\` continuations joined, comments
+/// dropped. Keys may repeat, as in systemd.
+struct Unit(Vec<(String, String, String)>);
+
+impl Unit {
+    fn parse(text: &str) -> Unit {
+        let mut entries = Vec::new();
+        let mut section = String::new();
+        let mut pending = String::new();
+        for raw in text.lines() {
+            let line = raw.trim();
+            if pending.is_empty() && (line.is_empty() || line.starts_with(['#', ';'])) {
+                continue;
+            }
+            if let Some(cont) = line.strip_suffix('\\') {
+                pending.push_str(cont);
+                pending.push(' ');
+                continue;
+            }
+            let line = format!("{pending}{line}");
+            pending.clear();
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not key=value in [{section}]: {line}"));
+            entries.push((
+                section.clone(),
+                key.trim().to_string(),
+                value.trim().to_string(),
+            ));
+        }
+        assert!(pending.is_empty(), "file ends in a continuation");
+        Unit(entries)
+    }
+
+    /// The effective value: the last assignment, as systemd reads most keys.
+    fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(s, k, _)| s == section && k == key)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    fn words(&self, section: &str, key: &str) -> BTreeSet<String> {
+        self.get(section, key)
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn unit(name: &str) -> Unit {
+    Unit::parse(&read(&format!("systemd/{name}")))
+}
+
+fn set(words: &[&str]) -> BTreeSet<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The sandbox both services share; `name` for the messages.
+fn assert_hardened(name: &str, u: &Unit) {
+    let s = "Service";
+    for (key, want) in [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+    ] {
+        assert_eq!(u.get(s, key), Some(want), "{name}: {key}");
+    }
+    let caps = set(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]);
+    assert_eq!(
+        u.words(s, "CapabilityBoundingSet"),
+        caps,
+        "{name}: bounding set"
+    );
+    // Root keeps its bounding set as effective capabilities; any other user needs them ambient.
+    let as_root = u.get(s, "User").is_none_or(|v| v == "root" || v == "0")
+        && u.get(s, "DynamicUser").is_none_or(|v| v == "no");
+    if !as_root {
+        assert_eq!(
+            u.words(s, "AmbientCapabilities"),
+            caps,
+            "{name}: ambient set"
+        );
+    }
+    // setns(fd, CLONE_NEWNET) must stay allowed: no blanket yes, and a list must allow net.
+    match u.get(s, "RestrictNamespaces") {
+        None | Some("no" | "false") => {}
+        Some(v) if v.starts_with('~') => {
+            assert!(
+                !v.split_whitespace()
+                    .any(|t| t.trim_start_matches('~') == "net"),
+                "{name}: RestrictNamespaces={v} forbids setns into network namespaces"
+            )
+        }
+        Some(v) => assert!(
+            v.split_whitespace().any(|t| t == "net"),
+            "{name}: RestrictNamespaces={v} forbids setns into network namespaces"
+        ),
+    }
+    // inet_diag is a netlink protocol: without AF_NETLINK no listener is ever seen.
+    assert!(
+        u.words(s, "RestrictAddressFamilies").contains("AF_NETLINK"),
+        "{name}: RestrictAddressFamilies must allow AF_NETLINK (sock_diag)"
+    );
+    for (key, forbidden) in [
+        ("PrivateNetwork", "yes"),
+        ("PrivateUsers", "yes"),
+        ("ProcSubset", "pid"),
+    ] {
+        assert_ne!(
+            u.get(s, key),
+            Some(forbidden),
+            "{name}: {key}={forbidden} blinds it"
+        );
+    }
+    let mem = u
+        .get(s, "MemoryMax")
+        .unwrap_or_else(|| panic!("{name}: no MemoryMax"));
+    assert!(mem.ends_with('M'), "{name}: MemoryMax={mem}");
+}
+
+/// The ExecStart argv, checked to start with /usr/bin/backlogctl and parsed by the real CLI.
+/// `exporter` and `metrics --all-netns` are being added on main (issue 16): until this build has
+/// them, that one parse error is reported as skipped, any other fails.
+fn assert_real_command(test: &str, u: &Unit, subcommand: &str) -> Vec<String> {
+    let exec = u.get("Service", "ExecStart").expect("ExecStart");
+    let argv: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
+    assert_eq!(argv[0], "/usr/bin/backlogctl", "{test}: ExecStart={exec}");
+    assert_eq!(argv[1], subcommand, "{test}: ExecStart={exec}");
+    if let Err(e) = Cli::try_parse_from(&argv) {
+        let pending = (subcommand == "exporter"
+            && e.kind() == clap::error::ErrorKind::InvalidSubcommand)
+            || (subcommand == "metrics"
+                && e.kind() == clap::error::ErrorKind::UnknownArgument
+                && e.to_string().contains("--all-netns"));
+        assert!(pending, "{test}: backlogctl rejects ExecStart={exec}:\n{e}");
+        skipped(
+            test,
+            &format!(
+                "part: this build does not parse `{exec}` yet (the exporter work of issue 16 \
+                 adds it): {}",
+                e.kind()
+            ),
+        );
+    }
+    argv
+}
+
+#[test]
+fn exporter_unit_is_hardened_and_runs_the_exporter() {
+    let u = unit("backlogctl-exporter.service");
+    assert_hardened("backlogctl-exporter.service", &u);
+    let argv = assert_real_command(
+        "exporter_unit_is_hardened_and_runs_the_exporter",
+        &u,
+        "exporter",
+    );
+    assert!(argv.contains(&"--all-netns".to_string()), "{argv:?}");
+    let listen = argv
+        .iter()
+        .position(|a| a == "--listen")
+        .map(|i| argv[i + 1].as_str())
+        .expect("--listen");
+    assert_eq!(listen, format!("127.0.0.1:{PORT}"), "loopback by default");
+    assert_eq!(u.get("Service", "Restart"), Some("on-failure"));
+    assert!(
+        u.words("Service", "RestrictAddressFamilies")
+            .is_superset(&set(&["AF_INET", "AF_INET6"])),
+        "the HTTP listener needs AF_INET and AF_INET6"
+    );
+    assert_eq!(u.get("Install", "WantedBy"), Some("multi-user.target"));
+}
+
+#[test]
+fn metrics_unit_and_timer_feed_the_textfile_collector() {
+    let u = unit("backlogctl-metrics.service");
+    assert_hardened("backlogctl-metrics.service", &u);
+    assert_eq!(u.get("Service", "Type"), Some("oneshot"));
+    let argv = assert_real_command(
+        "metrics_unit_and_timer_feed_the_textfile_collector",
+        &u,
+        "metrics",
+    );
+    assert!(argv.contains(&"--all-netns".to_string()), "{argv:?}");
+    let out = argv
+        .iter()
+        .position(|a| a == "-o")
+        .map(|i| PathBuf::from(&argv[i + 1]))
+        .expect("-o FILE");
+    assert_eq!(out.extension().and_then(|e| e.to_str()), Some("prom"));
+    // -o renames a temporary file in the same directory: that directory must be writable.
+    let dir = out.parent().unwrap().to_str().unwrap().to_string();
+    assert!(
+        u.words("Service", "ReadWritePaths").contains(&dir),
+        "ReadWritePaths must hold {dir}"
+    );
+
+    let t = unit("backlogctl-metrics.timer");
+    assert_eq!(
+        t.get("Timer", "Unit")
+            .unwrap_or("backlogctl-metrics.service"),
+        "backlogctl-metrics.service"
+    );
+    let seconds = |key: &str| -> u64 {
+        let v = t.get("Timer", key).unwrap_or_else(|| panic!("no {key}"));
+        v.strip_suffix('s')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{key}={v}: expected whole seconds like 30s"))
+    };
+    let every = seconds("OnUnitActiveSec");
+    assert!((15..=30).contains(&every), "every {every}s");
+    assert!(seconds("AccuracySec") <= 5, "AccuracySec too coarse");
+    assert_eq!(t.get("Install", "WantedBy"), Some("timers.target"));
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify() {
+    let test = "units_pass_systemd_analyze_verify";
+    // /usr/bin/backlogctl is not installed here: verify copies that run the binary just built,
+    // so "not executable" cannot hide behind an expected complaint. Any line it prints (an
+    // unknown key, a bad value) is a failure: systemd only warns about those and exits 0.
+    let dir = scratch(test);
+    let mut files = Vec::new();
+    for name in [
+        "backlogctl-exporter.service",
+        "backlogctl-metrics.service",
+        "backlogctl-metrics.timer",
+    ] {
+        let text = read(&format!("systemd/{name}"))
+            .replace("/usr/bin/backlogctl", env!("CARGO_BIN_EXE_backlogctl"));
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        files.push(path.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["verify", "--man=no"];
+    args.extend(files.iter().map(String::as_str));
+    let Some(out) = run(test, "systemd-analyze", &args, "part of systemd") else {
+        return;
+    };
+    let said = said(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
     );
 }
