@@ -4,6 +4,10 @@
 //!   in `prometheus/tests/` (pending then firing, the summary naming the pod or process, a
 //!   listener without owner still alerting, silence when the drops stop); every metric name it
 //!   uses is a family of the exporter's contract.
+//! - `kubernetes/`: every manifest parsed; the fields that make the exporter work and keep it
+//!   tight (exactly SYS_ADMIN and SYS_PTRACE over drop ALL, read-only root and mounts, hostPID,
+//!   every node tolerated, probes on /healthz, port 9848 from DaemonSet to ServiceMonitor,
+//!   selectors that select), and the PrometheusRule's groups equal to alerts.yml's.
 //! - `systemd/`: each unit parsed as INI: the hardening keys, the two capabilities, nothing that
 //!   forbids setns(CLONE_NEWNET), ExecStart parsed by backlogctl's own CLI; then
 //!   `systemd-analyze verify` on copies that point at the built binary, where any complaint fails.
@@ -18,6 +22,8 @@ use std::process::{Command, Output};
 
 use backlogctl::cli::Cli;
 use clap::Parser;
+use serde::Deserialize;
+use serde_yaml::Value;
 
 /// The metric families of the exporter's contract (issue 16, `backlogctl exporter`). Nothing
 /// under deploy/ may query another `backlogctl_*` name.
@@ -203,6 +209,238 @@ fn every_alert_names_who_and_points_to_doctor() {
     assert_eq!(
         alerts[0]["labels"]["severity"], "critical",
         "a dropping listener is critical"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes manifests
+
+/// Every document of every manifest in deploy/kubernetes, with its file name.
+fn manifests() -> Vec<(String, Value)> {
+    let dir = deploy("kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: not YAML: {e}"));
+            if !value.is_null() {
+                docs.push((name.clone(), value));
+            }
+        }
+    }
+    docs
+}
+
+/// The one manifest of this kind.
+fn kind(docs: &[(String, Value)], kind: &str) -> Value {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == kind)
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} expected");
+    found[0].clone()
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Every key=value of a non-empty `selector` is in `labels`: it selects objects so labelled.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let Some(selector) = selector.as_mapping() else {
+        return false;
+    };
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[test]
+fn manifests_are_kubernetes_objects_in_monitoring() {
+    let docs = manifests();
+    assert!(docs.len() >= 5, "{} documents", docs.len());
+    for (file, doc) in &docs {
+        for key in ["apiVersion", "kind"] {
+            assert!(doc[key].as_str().is_some(), "{file}: no {key}");
+        }
+        assert_eq!(doc["metadata"]["namespace"], "monitoring", "{file}");
+        assert_eq!(doc["metadata"]["name"], "backlogctl", "{file}");
+    }
+}
+
+#[test]
+fn daemonset_runs_the_exporter_with_two_capabilities_on_every_node() {
+    let ds = kind(&manifests(), "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["hostPID"], true,
+        "owners and namespaces come from the host's /proc"
+    );
+    assert_eq!(pod["hostNetwork"], true);
+    let tolerations = pod["tolerations"].as_sequence().expect("tolerations");
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t["key"].is_null() && t["effect"].is_null()),
+        "no toleration of every taint: {tolerations:?}"
+    );
+    let containers = pod["containers"].as_sequence().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    assert_eq!(
+        c["image"].as_str(),
+        Some(format!("backlogctl:{}", env!("CARGO_PKG_VERSION")).as_str()),
+        "image tag = crate version"
+    );
+    assert_eq!(
+        strings(&c["args"]),
+        [
+            "exporter",
+            "--all-netns",
+            "--listen",
+            &format!("0.0.0.0:{PORT}")
+        ]
+    );
+
+    let sc = &c["securityContext"];
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+    let added: BTreeSet<&str> = strings(&sc["capabilities"]["add"]).into_iter().collect();
+    assert_eq!(added, BTreeSet::from(["SYS_ADMIN", "SYS_PTRACE"]));
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["runAsUser"], 0, "setns needs CAP_SYS_ADMIN effective");
+    assert!(
+        sc["privileged"].is_null() || sc["privileged"] == false,
+        "never privileged"
+    );
+
+    // Port 9848 named metrics; both probes ask /healthz on it.
+    let ports = c["ports"].as_sequence().expect("ports");
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"] == "metrics" && p["containerPort"] == PORT),
+        "{ports:?}"
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], "/healthz", "{probe}");
+        assert!(
+            get["port"] == "metrics" || get["port"] == PORT,
+            "{probe} port {:?}",
+            get["port"]
+        );
+    }
+    let limits = &c["resources"]["limits"];
+    assert!(
+        limits["cpu"].as_str().is_some() && limits["memory"].as_str().is_some(),
+        "CPU and memory limits"
+    );
+
+    // Every mount read-only, each from the host path of the same name.
+    let volumes = pod["volumes"].as_sequence().expect("volumes");
+    let mounts = c["volumeMounts"].as_sequence().expect("volumeMounts");
+    let mut paths = BTreeSet::new();
+    for m in mounts {
+        let at = m["mountPath"].as_str().unwrap();
+        assert_eq!(m["readOnly"], true, "{at} mounted writable");
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap_or_else(|| panic!("{at}: no volume {:?}", m["name"]));
+        assert_eq!(volume["hostPath"]["path"].as_str(), Some(at), "{at}");
+        paths.insert(at);
+    }
+    assert_eq!(paths, BTreeSet::from(["/run/netns", "/var/log/pods"]));
+    let netns = mounts
+        .iter()
+        .find(|m| m["mountPath"] == "/run/netns")
+        .unwrap();
+    assert_eq!(
+        netns["mountPropagation"], "HostToContainer",
+        "namespaces named after the start must appear"
+    );
+
+    assert!(
+        selects(
+            &ds["spec"]["selector"]["matchLabels"],
+            &ds["spec"]["template"]["metadata"]["labels"]
+        ),
+        "the DaemonSet's selector does not select its pods"
+    );
+}
+
+#[test]
+fn service_and_servicemonitor_reach_port_9848_of_the_pods() {
+    let docs = manifests();
+    let ds = kind(&docs, "DaemonSet");
+    let pod_labels = &ds["spec"]["template"]["metadata"]["labels"];
+    let svc = kind(&docs, "Service");
+    assert!(
+        selects(&svc["spec"]["selector"], pod_labels),
+        "the Service selects no pod"
+    );
+    let ports = svc["spec"]["ports"].as_sequence().expect("ports");
+    let port = ports
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .expect("port metrics");
+    assert_eq!(port["port"], PORT);
+    assert!(port["targetPort"] == "metrics" || port["targetPort"] == PORT);
+    // The operator names the job after the Service; the alerts expect job="backlogctl".
+    assert_eq!(svc["metadata"]["name"], "backlogctl");
+
+    let sm = kind(&docs, "ServiceMonitor");
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert!(
+        selects(
+            &sm["spec"]["selector"]["matchLabels"],
+            &svc["metadata"]["labels"]
+        ),
+        "the ServiceMonitor selects no Service"
+    );
+    assert!(strings(&sm["spec"]["namespaceSelector"]["matchNames"]).contains(&"monitoring"));
+    let endpoints = sm["spec"]["endpoints"].as_sequence().expect("endpoints");
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["port"], "metrics");
+    assert_eq!(endpoints[0]["interval"], "30s");
+    // A target label named pod would rename backlogctl_netns_info's own pod label.
+    let dropped: Vec<&str> = endpoints[0]["relabelings"]
+        .as_sequence()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["action"] == "labeldrop")
+                .filter_map(|r| r["regex"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        dropped.iter().any(|re| re.split('|').any(|l| l == "pod")),
+        "the operator's pod target label must be dropped: {dropped:?}"
+    );
+}
+
+#[test]
+fn prometheusrule_carries_exactly_the_alert_groups() {
+    let rule = kind(&manifests(), "PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    let alerts: Value = serde_yaml::from_str(&read("prometheus/alerts.yml")).unwrap();
+    assert!(
+        alerts["groups"]
+            .as_sequence()
+            .is_some_and(|g| !g.is_empty())
+    );
+    assert_eq!(
+        rule["spec"]["groups"], alerts["groups"],
+        "prometheusrule.yaml differs from alerts.yml; regenerate it (command at its top)"
     );
 }
 
