@@ -8,6 +8,9 @@
 //!   tight (exactly SYS_ADMIN and SYS_PTRACE over drop ALL, read-only root and mounts, hostPID,
 //!   every node tolerated, probes on /healthz, port 9848 from DaemonSet to ServiceMonitor,
 //!   selectors that select), and the PrometheusRule's groups equal to alerts.yml's.
+//! - `grafana/backlogctl.json`: every panel query, with Grafana's variables replaced
+//!   (`$__rate_interval` by 1m, a dashboard variable by `.*`), is valid PromQL for `promtool
+//!   check rules`; it uses only exporter families and variables the dashboard defines.
 //! - `systemd/`: each unit parsed as INI: the hardening keys, the two capabilities, nothing that
 //!   forbids setns(CLONE_NEWNET), ExecStart parsed by backlogctl's own CLI; then
 //!   `systemd-analyze verify` on copies that point at the built binary, where any complaint fails.
@@ -441,6 +444,160 @@ fn prometheusrule_carries_exactly_the_alert_groups() {
     assert_eq!(
         rule["spec"]["groups"], alerts["groups"],
         "prometheusrule.yaml differs from alerts.yml; regenerate it (command at its top)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grafana dashboard
+
+fn dashboard() -> serde_json::Value {
+    serde_json::from_str(&read("grafana/backlogctl.json")).expect("backlogctl.json: not JSON")
+}
+
+/// Every panel query: (panel title, refId, expr), rows' nested panels included.
+fn panel_queries(dash: &serde_json::Value) -> Vec<(String, String, String)> {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String, String)>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            let title = panel["title"].as_str().unwrap_or("").to_string();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    let ref_id = target["refId"].as_str().unwrap_or("?").to_string();
+                    out.push((title.clone(), ref_id, expr.to_string()));
+                }
+            }
+            walk(&panel["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dash["panels"], &mut out);
+    out
+}
+
+/// The names after `$` or `${` in a query: Grafana's built-ins (`__rate_interval`) and the
+/// dashboard's variables.
+fn variables_in(expr: &str) -> BTreeSet<String> {
+    expr.split('$')
+        .skip(1)
+        .map(|rest| {
+            let rest = rest.strip_prefix('{').unwrap_or(rest);
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[..end].to_string()
+        })
+        .collect()
+}
+
+/// What Grafana would send: built-in intervals as 1m, dashboard variables as `.*` (they are
+/// only used in =~ matchers; anywhere else `.*` is a syntax error promtool reports).
+fn as_promql(expr: &str, variables: &BTreeSet<String>) -> String {
+    let mut q = expr.to_string();
+    for builtin in ["__rate_interval", "__interval", "__range"] {
+        q = q
+            .replace(&format!("${{{builtin}}}"), "1m")
+            .replace(&format!("${builtin}"), "1m");
+    }
+    // Longest names first, so $pod does not eat the start of a $pod_x.
+    let mut names: Vec<&String> = variables.iter().collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    for name in names {
+        q = q
+            .replace(&format!("${{{name}}}"), ".*")
+            .replace(&format!("${name}"), ".*");
+    }
+    q
+}
+
+#[test]
+fn dashboard_queries_are_promql_over_exporter_families() {
+    let test = "dashboard_queries_are_promql_over_exporter_families";
+    let dash = dashboard();
+    assert!(dash["schemaVersion"].as_u64().is_some_and(|v| v >= 36));
+    let vars = dash["templating"]["list"]
+        .as_array()
+        .expect("templating.list");
+    let defined: BTreeSet<String> = vars
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        vars.iter()
+            .any(|v| v["type"] == "datasource" && v["query"] == "prometheus"),
+        "no Prometheus data source variable"
+    );
+
+    let queries = panel_queries(&dash);
+    assert!(queries.len() >= 8, "{} queries", queries.len());
+    let mut rules = Vec::new();
+    for (i, (title, ref_id, expr)) in queries.iter().enumerate() {
+        for var in variables_in(expr) {
+            assert!(
+                var.starts_with("__") || defined.contains(&var),
+                "panel {title:?} {ref_id}: ${var} is not a dashboard variable"
+            );
+        }
+        let mut rule = serde_yaml::Mapping::new();
+        rule.insert("record".into(), format!("dashboard:query_{i}").into());
+        rule.insert("expr".into(), as_promql(expr, &defined).into());
+        rules.push(Value::Mapping(rule));
+    }
+    // The whole file, variable queries and descriptions included, names only known families.
+    assert_known_families("backlogctl.json", &read("grafana/backlogctl.json"));
+    for p in dash["panels"].as_array().unwrap() {
+        if p["type"] != "row" {
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "panel {:?} ignores the data source variable",
+                p["title"]
+            );
+        }
+    }
+    for want in [
+        "backlogctl_listen_drops_total",
+        "backlogctl_listen_queue_length",
+        "backlogctl_listen_backlog",
+        "backlogctl_tcp_listen_overflows_total",
+    ] {
+        assert!(
+            queries.iter().any(|(_, _, e)| e.contains(want)),
+            "no panel shows {want}"
+        );
+    }
+    assert!(
+        queries.iter().any(|(_, _, e)| e.contains("topk(")),
+        "no worst-listeners table"
+    );
+
+    // promtool parses each query as a recording rule; a bad one is named by its index.
+    let dir = scratch(test);
+    let file = dir.join("dashboard.rules.yml");
+    let mut doc: Value = serde_yaml::from_str("groups: [{name: dashboard}]").unwrap();
+    doc["groups"][0]["rules"] = Value::Sequence(rules);
+    let doc = serde_yaml::to_string(&doc).unwrap();
+    std::fs::write(&file, doc).unwrap();
+    let Some(out) = run(
+        test,
+        "promtool",
+        &["check", "rules", file.to_str().unwrap()],
+        "apt-get install prometheus",
+    ) else {
+        return;
+    };
+    let said = said(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    let index: Vec<String> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, (t, r, _))| format!("query_{i}: {t} / {r}"))
+        .collect();
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{said}\n{}",
+        index.join("\n")
+    );
+    assert!(
+        said.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "promtool said:\n{said}"
     );
 }
 
