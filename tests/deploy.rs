@@ -5,13 +5,13 @@
 //!   listener without owner still alerting, silence when the drops stop); every metric name it
 //!   uses is a family of the exporter's contract.
 //! - `kubernetes/`: every manifest parsed; the fields that make the exporter work and keep it
-//!   tight (exactly SYS_ADMIN and SYS_PTRACE over drop ALL, read-only root and mounts, hostPID,
+//!   tight (exactly SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH over drop ALL, read-only root and mounts, hostPID,
 //!   every node tolerated, probes on /healthz, port 9848 from DaemonSet to ServiceMonitor,
 //!   selectors that select), and the PrometheusRule's groups equal to alerts.yml's.
 //! - `grafana/backlogctl.json`: every panel query, with Grafana's variables replaced
 //!   (`$__rate_interval` by 1m, a dashboard variable by `.*`), is valid PromQL for `promtool
 //!   check rules`; it uses only exporter families and variables the dashboard defines.
-//! - `systemd/`: each unit parsed as INI: the hardening keys, the two capabilities, nothing that
+//! - `systemd/`: each unit parsed as INI: the hardening keys, the three capabilities, nothing that
 //!   forbids setns(CLONE_NEWNET), ExecStart parsed by backlogctl's own CLI; then
 //!   `systemd-analyze verify` on copies that point at the built binary, where any complaint fails.
 //!
@@ -316,7 +316,10 @@ fn daemonset_runs_the_exporter_with_two_capabilities_on_every_node() {
     let sc = &c["securityContext"];
     assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
     let added: BTreeSet<&str> = strings(&sc["capabilities"]["add"]).into_iter().collect();
-    assert_eq!(added, BTreeSet::from(["SYS_ADMIN", "SYS_PTRACE"]));
+    assert_eq!(
+        added,
+        BTreeSet::from(["SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"])
+    );
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(sc["runAsUser"], 0, "setns needs CAP_SYS_ADMIN effective");
@@ -680,7 +683,7 @@ fn assert_hardened(name: &str, u: &Unit) {
     ] {
         assert_eq!(u.get(s, key), Some(want), "{name}: {key}");
     }
-    let caps = set(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]);
+    let caps = set(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]);
     assert_eq!(
         u.words(s, "CapabilityBoundingSet"),
         caps,
