@@ -12,7 +12,8 @@
 //! Each link is read with readlinkat() relative to the open `/proc/PID/fd` directory (one
 //! path component per descriptor). Processes that exit or deny access mid-scan are skipped;
 //! when a listener stays unattributed because of denied access, the gap says so (another
-//! user's `/proc/PID/fd` needs root or CAP_SYS_PTRACE). The holders found then get their name
+//! user's `/proc/PID/fd` needs root, or CAP_DAC_READ_SEARCH to list it and CAP_SYS_PTRACE to
+//! read its links). The holders found then get their name
 //! and command line through procfs's `Process`, whose typed errors decide: a holder that exited
 //! meanwhile is dropped; one whose name cannot be read stays, nameless, and the gap says why.
 
@@ -146,7 +147,7 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
         why.push(if denied > 0 {
             format!(
                 "{missing} listener(s) without a known process: /proc/PID/fd of {denied} \
-                 process(es) could not be read; run as root (or with CAP_SYS_PTRACE) to see them"
+                 process(es) could not be read; run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to see them"
             )
         } else if gone > 0 {
             format!(
