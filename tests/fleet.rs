@@ -240,7 +240,7 @@ fn prometheus_scrapes_the_exporter_and_the_dropping_alert_fires() {
             .iter()
             .find(|a| {
                 a["labels"]["alertname"] == "BacklogctlListenerDropping"
-                    && a["labels"]["netns"] == inode.to_string()
+                    && a["labels"]["netns"] == inode.to_string().as_str()
                     && a["state"] == "firing"
             })
             .cloned()
