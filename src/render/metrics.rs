@@ -57,13 +57,17 @@ struct Family {
     name: String,
     kind: &'static str,
     help: &'static str,
-    /// `{labels} value\n` lines, without the name.
+    /// Whole sample lines, name included, ready to be written.
     samples: String,
 }
 
 impl Family {
     fn sample(&mut self, labels: &str, value: impl std::fmt::Display) {
-        let _ = writeln!(self.samples, "{{{labels}}} {value}");
+        let _ = if labels.is_empty() {
+            writeln!(self.samples, "backlogctl_{} {value}", self.name)
+        } else {
+            writeln!(self.samples, "backlogctl_{}{{{labels}}} {value}", self.name)
+        };
     }
 }
 
@@ -89,10 +93,7 @@ impl Exposition {
         for f in self.families.iter().filter(|f| !f.samples.is_empty()) {
             writeln!(w, "# HELP backlogctl_{} {}", f.name, f.help)?;
             writeln!(w, "# TYPE backlogctl_{} {}", f.name, f.kind)?;
-            for line in f.samples.lines() {
-                let line = line.strip_prefix("{}").unwrap_or(line);
-                writeln!(w, "backlogctl_{}{line}", f.name)?;
-            }
+            w.write_all(f.samples.as_bytes())?;
         }
         Ok(())
     }
