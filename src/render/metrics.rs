@@ -10,11 +10,11 @@
 //! left out, never written as 0. Pure: formats into a writer.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::Display;
 use std::io::{self, Write};
 
 use crate::catalogue;
-use crate::model::{Listener, Snapshot};
+use crate::model::{Listener, Owner};
 use crate::scrape::{NsScrape, Scrape};
 
 /// What only the exporter says about itself.
@@ -22,81 +22,98 @@ pub struct Exporter<'a> {
     pub version: &'a str,
 }
 
-/// Writes every family of the collection; with `exporter`, its own metrics too.
-pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) -> io::Result<()> {
-    let mut x = Exposition::default();
-    for ns in &scrape.namespaces {
-        namespace(&mut x, ns);
-    }
-    if let Some(e) = exporter {
-        x.family(
-            "scrape_duration_seconds",
-            "gauge",
-            "Time this scrape took to collect every namespace.",
-        )
-        .sample("", format_args!("{:.6}", scrape.duration.as_secs_f64()));
-        x.family(
-            "build_info",
-            "gauge",
-            "The backlogctl that serves these metrics (value 1).",
-        )
-        .sample(&format!("version=\"{}\"", escape(e.version)), 1);
-    }
-    x.write(w)
+/// A listener with its labels, formatted once for all its families.
+struct Row<'a> {
+    labels: String,
+    listener: &'a Listener,
+    /// The main process: the lowest PID holding the socket (a pre-fork server's master).
+    owner: Option<&'a Owner>,
 }
 
-/// Families in the order they are first declared; each written once with all its samples,
-/// as the format requires.
-#[derive(Default)]
-struct Exposition {
-    families: Vec<Family>,
-    index: HashMap<String, usize>,
+/// A namespace, ready to be written.
+struct Ns<'a> {
+    scrape: &'a NsScrape,
+    /// `netns="INODE"`.
+    label: String,
+    rows: Vec<Row<'a>>,
 }
 
-struct Family {
-    name: String,
-    kind: &'static str,
-    help: &'static str,
-    /// Whole sample lines, name included, ready to be written.
-    samples: String,
-}
-
-impl Family {
-    fn sample(&mut self, labels: &str, value: impl std::fmt::Display) {
-        let _ = if labels.is_empty() {
-            writeln!(self.samples, "backlogctl_{} {value}", self.name)
-        } else {
-            writeln!(self.samples, "backlogctl_{}{{{labels}}} {value}", self.name)
-        };
-    }
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &'static str, help: &'static str) -> &mut Family {
-        let i = match self.index.get(name) {
-            Some(i) => *i,
-            None => {
-                self.families.push(Family {
-                    name: name.to_string(),
-                    kind,
-                    help,
-                    samples: String::new(),
-                });
-                self.index.insert(name.to_string(), self.families.len() - 1);
-                self.families.len() - 1
+impl<'a> Ns<'a> {
+    fn new(scrape: &'a NsScrape) -> Ns<'a> {
+        let netns = scrape.inode.map(|i| i.to_string()).unwrap_or_default();
+        let mut rows = Vec::new();
+        if let Some((snap, sample)) = scrape
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.last().map(|l| (s, l)))
+        {
+            // SO_REUSEPORT groups share an address and port: only they need the inode.
+            let mut per_address: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+            for l in &sample.listeners {
+                *per_address.entry(l.local).or_default() += 1;
             }
-        };
-        &mut self.families[i]
-    }
-
-    fn write(&self, w: &mut dyn Write) -> io::Result<()> {
-        for f in self.families.iter().filter(|f| !f.samples.is_empty()) {
-            writeln!(w, "# HELP backlogctl_{} {}", f.name, f.help)?;
-            writeln!(w, "# TYPE backlogctl_{} {}", f.name, f.kind)?;
-            w.write_all(f.samples.as_bytes())?;
+            let mut owners: HashMap<u64, &Owner> = HashMap::new();
+            for o in &snap.owners {
+                owners
+                    .entry(o.inode)
+                    .and_modify(|m| {
+                        if o.pid < m.pid {
+                            *m = o;
+                        }
+                    })
+                    .or_insert(o);
+            }
+            rows = sample
+                .listeners
+                .iter()
+                .map(|l| {
+                    let mut labels = format!(
+                        "netns=\"{netns}\",address=\"{}\",port=\"{}\"",
+                        l.local.ip(),
+                        l.local.port()
+                    );
+                    if per_address.get(&l.local).is_some_and(|n| *n > 1) {
+                        labels.push_str(&format!(",inode=\"{}\"", l.inode));
+                    }
+                    Row {
+                        labels,
+                        listener: l,
+                        owner: owners.get(&l.inode).copied(),
+                    }
+                })
+                .collect();
         }
-        Ok(())
+        Ns {
+            scrape,
+            label: format!("netns=\"{netns}\""),
+            rows,
+        }
     }
+}
+
+/// Writes one family: its HELP and TYPE before the first sample, nothing without samples.
+fn family<L: AsRef<str>, V: Display>(
+    w: &mut dyn Write,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> io::Result<()> {
+    let mut first = true;
+    for (labels, value) in samples {
+        if first {
+            writeln!(w, "# HELP backlogctl_{name} {help}")?;
+            writeln!(w, "# TYPE backlogctl_{name} {kind}")?;
+            first = false;
+        }
+        let labels = labels.as_ref();
+        if labels.is_empty() {
+            writeln!(w, "backlogctl_{name} {value}")?;
+        } else {
+            writeln!(w, "backlogctl_{name}{{{labels}}} {value}")?;
+        }
+    }
+    Ok(())
 }
 
 type Get = fn(&Listener) -> Option<u64>;
@@ -128,110 +145,124 @@ const LISTENER_FAMILIES: [(&str, &str, &str, Get); 4] = [
     ),
 ];
 
-fn namespace(x: &mut Exposition, ns: &NsScrape) {
-    let netns = ns.inode.map(|i| i.to_string()).unwrap_or_default();
-    let id = &ns.identity;
-    x.family(
+const SYSCTLS: [&str; 5] = [
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_synack_retries",
+];
+
+/// Writes every family of the collection, each once with the samples of every namespace (as
+/// the format requires), straight into `w`; with `exporter`, its own metrics too.
+pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) -> io::Result<()> {
+    let nss: Vec<Ns> = scrape.namespaces.iter().map(Ns::new).collect();
+    family(
+        w,
         "netns_info",
         "gauge",
         "A network namespace and who it belongs to: host, ip-netns name, container, pod (value 1).",
-    )
-    .sample(
-        &format!(
-            "netns=\"{netns}\",name=\"{}\",container_id=\"{}\",pod_namespace=\"{}\",pod=\"{}\",pod_uid=\"{}\"",
-            escape(&id.name),
-            escape(&id.container_id),
-            escape(&id.pod_namespace),
-            escape(&id.pod),
-            escape(&id.pod_uid)
-        ),
-        1,
-    );
-    x.family(
+        nss.iter().map(|ns| {
+            let id = &ns.scrape.identity;
+            let labels = format!(
+                "{},name=\"{}\",container_id=\"{}\",pod_namespace=\"{}\",pod=\"{}\",pod_uid=\"{}\"",
+                ns.label,
+                escape(&id.name),
+                escape(&id.container_id),
+                escape(&id.pod_namespace),
+                escape(&id.pod),
+                escape(&id.pod_uid)
+            );
+            (labels, 1)
+        }),
+    )?;
+    family(
+        w,
         "netns_scrape_success",
         "gauge",
         "Whether the namespace could be read in this scrape (0: it failed, vanished or was late).",
-    )
-    .sample(
-        &format!("netns=\"{netns}\""),
-        u8::from(ns.snapshot.is_some()),
-    );
-    if let Some(snap) = &ns.snapshot {
-        listeners(x, &netns, snap);
-        counters_and_sysctls(x, &netns, snap);
+        nss.iter()
+            .map(|ns| (&ns.label, u8::from(ns.scrape.snapshot.is_some()))),
+    )?;
+    let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
+    for (name, kind, help, get) in LISTENER_FAMILIES {
+        family(
+            w,
+            name,
+            kind,
+            help,
+            rows().filter_map(|r| get(r.listener).map(|v| (&r.labels, v))),
+        )?;
     }
-}
-
-fn listeners(x: &mut Exposition, netns: &str, snap: &Snapshot) {
-    let Some(sample) = snap.last() else {
-        return;
-    };
-    // SO_REUSEPORT groups share an address and port: only they need the inode to be told apart.
-    let mut per_address: HashMap<std::net::SocketAddr, usize> = HashMap::new();
-    for l in &sample.listeners {
-        *per_address.entry(l.local).or_default() += 1;
-    }
-    let owners = snap.owners_by_inode();
-    for l in &sample.listeners {
-        let mut labels = format!(
-            "netns=\"{netns}\",address=\"{}\",port=\"{}\"",
-            l.local.ip(),
-            l.local.port()
-        );
-        if per_address.get(&l.local).is_some_and(|n| *n > 1) {
-            let _ = write!(labels, ",inode=\"{}\"", l.inode);
-        }
-        for (name, kind, help, get) in LISTENER_FAMILIES {
-            if let Some(v) = get(l) {
-                x.family(name, kind, help).sample(&labels, v);
-            }
-        }
-        // The main process: the lowest PID holding the socket (a pre-fork server's master).
-        if let Some(o) = owners
-            .get(&l.inode)
-            .and_then(|v| v.iter().min_by_key(|o| o.pid))
-        {
-            x.family(
-                "listen_owner_info",
-                "gauge",
-                "The main process holding a listening socket (lowest PID): command name and PID (value 1).",
-            )
-            .sample(
-                &format!("{labels},process=\"{}\",pid=\"{}\"", escape(&o.comm), o.pid),
+    family(
+        w,
+        "listen_owner_info",
+        "gauge",
+        "The main process holding a listening socket (lowest PID): command name and PID (value 1).",
+        rows().filter_map(|r| {
+            let o = r.owner?;
+            Some((
+                format!(
+                    "{},process=\"{}\",pid=\"{}\"",
+                    r.labels,
+                    escape(&o.comm),
+                    o.pid
+                ),
                 1,
-            );
-        }
+            ))
+        }),
+    )?;
+    for (key, name, help) in catalogue::exported() {
+        family(
+            w,
+            &format!("tcp_{name}"),
+            "counter",
+            help,
+            nss.iter().filter_map(|ns| {
+                let snap = ns.scrape.snapshot.as_ref()?;
+                let v = snap.last()?.counters.as_ref()?.get(key)?;
+                Some((&ns.label, *v))
+            }),
+        )?;
     }
-}
-
-fn counters_and_sysctls(x: &mut Exposition, netns: &str, snap: &Snapshot) {
-    let label = format!("netns=\"{netns}\"");
-    if let Some(c) = snap.last().and_then(|s| s.counters.as_ref()) {
-        for (key, name, help) in catalogue::exported() {
-            if let Some(v) = c.get(key) {
-                x.family(&format!("tcp_{name}"), "counter", help)
-                    .sample(&label, v);
-            }
-        }
+    family(
+        w,
+        "sysctl",
+        "gauge",
+        "Listen-queue sysctls of the network namespace.",
+        nss.iter().flat_map(|ns| {
+            let s = ns.scrape.snapshot.as_ref().map(|s| &s.sysctls);
+            let values = s.map_or([None; 5], |s| {
+                [
+                    s.somaxconn,
+                    s.tcp_max_syn_backlog,
+                    s.tcp_syncookies,
+                    s.tcp_abort_on_overflow,
+                    s.tcp_synack_retries,
+                ]
+            });
+            SYSCTLS.iter().zip(values).filter_map(move |(name, v)| {
+                v.map(|v| (format!("{},name=\"{name}\"", ns.label), v))
+            })
+        }),
+    )?;
+    if let Some(e) = exporter {
+        family(
+            w,
+            "scrape_duration_seconds",
+            "gauge",
+            "Time this scrape took to collect every namespace.",
+            [("", format!("{:.6}", scrape.duration.as_secs_f64()))],
+        )?;
+        family(
+            w,
+            "build_info",
+            "gauge",
+            "The backlogctl that serves these metrics (value 1).",
+            [(format!("version=\"{}\"", escape(e.version)), 1)],
+        )?;
     }
-    let s = &snap.sysctls;
-    let sysctls = [
-        ("net.core.somaxconn", s.somaxconn),
-        ("net.ipv4.tcp_max_syn_backlog", s.tcp_max_syn_backlog),
-        ("net.ipv4.tcp_syncookies", s.tcp_syncookies),
-        ("net.ipv4.tcp_abort_on_overflow", s.tcp_abort_on_overflow),
-        ("net.ipv4.tcp_synack_retries", s.tcp_synack_retries),
-    ];
-    for (name, value) in sysctls {
-        if let Some(v) = value {
-            x.family(
-                "sysctl",
-                "gauge",
-                "Listen-queue sysctls of the network namespace.",
-            )
-            .sample(&format!("{label},name=\"{name}\""), v);
-        }
-    }
+    Ok(())
 }
 
 /// Label values: backslash, double quote and newline escaped.
