@@ -97,6 +97,10 @@ pub struct Collector {
     owners: OwnerCache,
 }
 
+/// Stack of a namespace worker. Recording keeps its buffers on the heap; a small stack also
+/// keeps what glibc caches of exited threads' stacks small in a long-running exporter.
+const WORKER_STACK: usize = 512 * 1024;
+
 /// Namespace workers per scrape: recording is mostly system calls, a little above the cores.
 fn workers(jobs: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -234,6 +238,7 @@ impl Collector {
             );
             let spawned = std::thread::Builder::new()
                 .name("backlogctl-ns".into())
+                .stack_size(WORKER_STACK)
                 .spawn(move || {
                     loop {
                         let job = queue.lock().map(|mut q| q.pop()).ok().flatten();
