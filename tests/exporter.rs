@@ -184,6 +184,27 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
             s.read_to_string(&mut both).unwrap();
             assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
 
+            // Scrapes at the same time (two Prometheus servers): each gets a whole exposition.
+            let port = e.port;
+            let together: Vec<_> = (0..4)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                        s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+                            .unwrap();
+                        let mut bytes = Vec::new();
+                        s.read_to_end(&mut bytes).unwrap();
+                        Response::parse(&bytes)
+                    })
+                })
+                .collect();
+            for t in together {
+                let r = t.join().unwrap();
+                assert_eq!(r.status, 200);
+                assert!(r.body.ends_with("} 1\n") && r.body.contains("backlogctl_build_info"));
+            }
+
             // A hundred idle connections, some halfway through a head: a scrape is still served.
             let idle: Vec<TcpStream> = (0..100)
                 .map(|i| {
@@ -341,4 +362,45 @@ fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
         (!m.body.contains(&netns)).then_some(())
     });
     assert!(gone.is_some(), "series of a deleted namespace disappear");
+}
+
+/// What the alert rules, the dashboard and docs/fleet.md query is what a live exporter serves:
+/// every `backlogctl_*` name they use is a family declared in a real scrape. Needs no root: the
+/// exporter reads its own namespace, where this test listens.
+#[test]
+fn deploy_files_query_only_families_the_exporter_serves() {
+    let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let e = Exporter::start(&[]);
+    let m = e.get("/metrics");
+    assert_eq!(m.status, 200);
+    let served: std::collections::BTreeSet<&str> = m
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/grafana/backlogctl.json",
+        "docs/fleet.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut used = 0;
+        for (i, _) in text.match_indices("backlogctl_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            // Family names, not prose such as "backlogctl_tcp_…" or "backlogctl_*".
+            if name.ends_with('_') {
+                continue;
+            }
+            used += 1;
+            assert!(
+                served.contains(name.as_str()),
+                "{file} uses {name}, which the exporter does not serve; it serves {served:?}"
+            );
+        }
+        assert!(used > 3, "{file} queries the exporter's families");
+    }
 }
