@@ -187,7 +187,11 @@ impl Collector {
                     inode: std::fs::metadata(which.path())
                         .ok()
                         .map(|m| std::os::unix::fs::MetadataExt::ino(&m)),
-                    names: Vec::new(),
+                    // Its name, should it fail: a failed namespace still says which it was.
+                    names: match which {
+                        Which::Named(n) if !n.contains('/') => vec![n.clone()],
+                        _ => Vec::new(),
+                    },
                 }],
                 HashMap::new(),
             )),

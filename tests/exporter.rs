@@ -251,6 +251,11 @@ fn bad_exporter_options_are_one_line_errors() {
         (vec!["--timeout", "0"], "--timeout must be longer than 0"),
         (vec!["--max-connections", "0"], "at least 1"),
         (vec!["--all-netns", "--pid", "1"], "drop --netns/--pid"),
+        (
+            vec!["--netns", "blt-no-such-ns"],
+            "no network namespace named",
+        ),
+        (vec!["--pid", "4000000"], "no process with PID 4000000"),
     ] {
         let mut full = vec!["exporter"];
         full.extend(args.iter());

@@ -4,9 +4,13 @@ use crate::Status;
 use crate::error::Result;
 use crate::exporter::{self, http::Limits};
 use crate::options::Exporter;
-use crate::scrape::Collector;
+use crate::scrape::{Collector, Namespaces};
 
 pub fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
+    // A mistyped --netns or --pid fails now, not as a failed namespace at every scrape.
+    if let Namespaces::One(which) = &o.namespaces {
+        crate::source::netns::check(which)?;
+    }
     exporter::run(
         exporter::Options {
             listen: o.listen,

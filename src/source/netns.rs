@@ -50,10 +50,15 @@ pub fn enter(which: &Which) -> Result<()> {
     Ok(())
 }
 
-fn enter_ns(which: &Which) -> Result<()> {
-    use nix::sched::{CloneFlags, setns};
+/// Checks that `which` names a namespace this process may open, without entering it: for
+/// commands that enter it later, on other threads (`exporter --netns`).
+pub fn check(which: &Which) -> Result<()> {
+    open(which).map(drop)
+}
+
+fn open(which: &Which) -> Result<File> {
     let path = which.path();
-    let file = File::open(&path).map_err(|e| match (which, e.kind()) {
+    File::open(&path).map_err(|e| match (which, e.kind()) {
         (Which::Pid(pid), std::io::ErrorKind::NotFound) => Error::BadInput(format!(
             "no process with PID {pid}: cannot enter its network namespace"
         )),
@@ -69,7 +74,13 @@ fn enter_ns(which: &Which) -> Result<()> {
             hint: "another user's namespace needs root, or CAP_SYS_PTRACE for /proc/PID/ns".into(),
         },
         _ => Error::read(&path, e),
-    })?;
+    })
+}
+
+fn enter_ns(which: &Which) -> Result<()> {
+    use nix::sched::{CloneFlags, setns};
+    let path = which.path();
+    let file = open(which)?;
     setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| match e {
         nix::errno::Errno::EPERM => Error::Permission {
             what: format!("entering the network namespace {}", path.display()),
