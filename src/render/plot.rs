@@ -401,6 +401,15 @@ fn duration(ms: f64) -> String {
     }
 }
 
+/// The lab's outcome classes as a reader says them.
+fn outcome_words(class: &str) -> &str {
+    match class {
+        "connect-timeout" => "connect timed out",
+        "reply-timeout" => "connected, no reply",
+        other => other,
+    }
+}
+
 fn outcome_color(class: &str) -> RGBColor {
     match class {
         "served" => RGBColor(30, 140, 60),
@@ -419,16 +428,23 @@ fn draw_clients(area: &Area, c: &Clients) -> io::Result<()> {
     let most = c.outcomes.iter().map(|o| o.1).max().unwrap_or(0).max(1) as f64;
     text(&left, "What the clients saw", (12, 6), 17, &BLACK)?;
     let row_h = ((CLIENTS_H - 60) / n as u32).min(36) as i32;
+    let bar_x = 150;
     for (i, (class, count)) in c.outcomes.iter().enumerate() {
         let y = 40 + i as i32 * row_h;
-        text(&left, class, (12, y + 4), 14, &BLACK)?;
+        text(&left, outcome_words(class), (12, y + 4), 14, &BLACK)?;
         let bar = (*count as f64 / most * 150.0).round() as i32;
         left.draw(&Rectangle::new(
-            [(130, y), (130 + bar.max(1), y + row_h - 8)],
+            [(bar_x, y), (bar_x + bar.max(1), y + row_h - 8)],
             outcome_color(class).filled(),
         ))
         .map_err(fail)?;
-        text(&left, &count.to_string(), (136 + bar, y + 4), 14, &BLACK)?;
+        text(
+            &left,
+            &count.to_string(),
+            (bar_x + 6 + bar, y + 4),
+            14,
+            &BLACK,
+        )?;
     }
 
     // Connect latency: a histogram on a log axis, so whole-second SYN retransmits stand out.
@@ -467,7 +483,8 @@ fn draw_clients(area: &Area, c: &Clients) -> io::Result<()> {
         .map_err(fail)?;
     // A dropped SYN is resent after 1 s, and the next ones 1 s apart on kernels with
     // tcp_syn_linear_timeouts (docs/kernel.md §4), so waits cluster at whole seconds.
-    for s in 1..=((to / 1000.0).floor() as u32).min(8) {
+    let last_second = (c.timeout_ms.max(c.max_ms) / 1000.0).floor() as u32;
+    for s in 1..=last_second.min(8) {
         let x = f64::from(s) * 1000.0;
         chart
             .draw_series(LineSeries::new(
@@ -479,9 +496,12 @@ fn draw_clients(area: &Area, c: &Clients) -> io::Result<()> {
     if to >= 1000.0 {
         chart
             .draw_series([Text::new(
-                "← waited for a SYN retransmit (1 s, then 1 s apart)",
-                (1000.0 * 1.05, top * 0.93),
-                ("sans-serif", 13).into_font().color(&GREY),
+                "SYN dropped, resent after 1 s (then 1 s apart) →",
+                (1000.0 * 0.93, top * 0.93),
+                ("sans-serif", 13)
+                    .into_font()
+                    .color(&GREY)
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
             )])
             .map_err(fail)?;
     }
