@@ -350,3 +350,20 @@ proptest! {
         prop_assert_eq!(sums.iter().map(|s| s.1).sum::<u64>(), pts.iter().map(|p| p.1).sum::<u64>());
     }
 }
+
+/// The README's picture is what the tool draws from its fixture today (`UPDATE_DOCS=1`
+/// rewrites it).
+#[test]
+fn readme_picture_is_current() {
+    let (_, t) = model_of(&fixture(BURST));
+    let svg = svg_of(&t);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/burst.svg");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &svg).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        svg,
+        "docs/burst.svg is stale: UPDATE_DOCS=1 cargo test --test plot readme_picture_is_current"
+    );
+}
