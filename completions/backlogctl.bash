@@ -37,6 +37,9 @@ _backlogctl() {
             backlogctl,metrics)
                 cmd="backlogctl__subcmd__metrics"
                 ;;
+            backlogctl,plot)
+                cmd="backlogctl__subcmd__plot"
+                ;;
             backlogctl,snapshot)
                 cmd="backlogctl__subcmd__snapshot"
                 ;;
@@ -64,6 +67,9 @@ _backlogctl() {
             backlogctl__subcmd__help,metrics)
                 cmd="backlogctl__subcmd__help__subcmd__metrics"
                 ;;
+            backlogctl__subcmd__help,plot)
+                cmd="backlogctl__subcmd__help__subcmd__plot"
+                ;;
             backlogctl__subcmd__help,snapshot)
                 cmd="backlogctl__subcmd__help__subcmd__snapshot"
                 ;;
@@ -77,7 +83,7 @@ _backlogctl() {
 
     case "${cmd}" in
         backlogctl)
-            opts="-h -V --netns --pid --color --help --version doctor watch lab snapshot explain metrics exporter completions help"
+            opts="-h -V --netns --pid --color --help --version doctor watch lab snapshot plot explain metrics exporter completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,7 +233,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__help)
-            opts="doctor watch lab snapshot explain metrics exporter completions help"
+            opts="doctor watch lab snapshot plot explain metrics exporter completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,6 +344,20 @@ _backlogctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        backlogctl__subcmd__help__subcmd__plot)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         backlogctl__subcmd__help__subcmd__snapshot)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -367,7 +387,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__lab)
-            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --json --color --help"
+            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --json --plot --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,6 +437,10 @@ _backlogctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --plot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -443,6 +467,32 @@ _backlogctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backlogctl__subcmd__plot)
+            opts="-o -h --output --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

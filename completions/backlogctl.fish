@@ -35,6 +35,7 @@ complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "doctor" -d 'D
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "watch" -d 'Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV'
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "lab" -d 'Reproduce a connection burst against a small backlog in a private namespace, safely'
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "snapshot" -d 'Record listeners, queue lengths, counters and sysctls as a JSON snapshot'
+complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "plot" -d 'A recorded snapshot\'s timeline as an SVG picture: queue against B+1, drops, counters'
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "explain" -d 'What a counter, sysctl or column means, and its value in this namespace'
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "metrics" -d 'Listener state, listen counters and sysctls in Prometheus text format'
 complete -c backlogctl -n "__fish_backlogctl_needs_command" -f -a "exporter" -d 'Serve the metrics over HTTP for Prometheus, collected at each scrape'
@@ -77,6 +78,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l connect-ti
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l reply-timeout -d 'Give up waiting for the reply after this long' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l ack-delay -d 'Clients hold back the handshake\'s final ACK this long (sent with the request), like a network round trip; 0 = loopback speed. At most 200ms (the kernel\'s delayed-ACK limit)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l ramp -d 'Start the clients evenly over this long instead of all at once' -r
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l plot -d 'Also draw the burst as an SVG picture in FILE: the clients\' outcomes and connect latencies, and the server\'s accept queue, drops and counters over time' -r -F
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -94,6 +96,11 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l compa
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l syn-recv -d 'Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l no-processes -d 'Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss` without -p)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -s h -l help -d 'Print help'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand plot" -s o -l output -d 'Write the SVG to FILE (atomically) instead of stdout' -r -F
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand plot" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand plot" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand explain" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand explain" -l pid -d 'Work inside the network namespace of this process, e.g. a container\'s main process' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand explain" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
@@ -122,12 +129,13 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand completions" -l co
 always\t''
 never\t''"
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "doctor" -d 'Diagnose listen-queue overflow: cause, evidence, what clients see, the exact fix'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "watch" -d 'Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "lab" -d 'Reproduce a connection burst against a small backlog in a private namespace, safely'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "snapshot" -d 'Record listeners, queue lengths, counters and sysctls as a JSON snapshot'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "explain" -d 'What a counter, sysctl or column means, and its value in this namespace'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "metrics" -d 'Listener state, listen counters and sysctls in Prometheus text format'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "exporter" -d 'Serve the metrics over HTTP for Prometheus, collected at each scrape'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "completions" -d 'Shell completion script for bash, zsh or fish, on stdout'
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot explain metrics exporter completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "doctor" -d 'Diagnose listen-queue overflow: cause, evidence, what clients see, the exact fix'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "watch" -d 'Live view of the listeners: queue peaks between refreshes, drops/s, SYN_RECV'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "lab" -d 'Reproduce a connection burst against a small backlog in a private namespace, safely'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "snapshot" -d 'Record listeners, queue lengths, counters and sysctls as a JSON snapshot'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "plot" -d 'A recorded snapshot\'s timeline as an SVG picture: queue against B+1, drops, counters'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "explain" -d 'What a counter, sysctl or column means, and its value in this namespace'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "metrics" -d 'Listener state, listen counters and sysctls in Prometheus text format'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "exporter" -d 'Serve the metrics over HTTP for Prometheus, collected at each scrape'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "completions" -d 'Shell completion script for bash, zsh or fish, on stdout'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand help; and not __fish_seen_subcommand_from doctor watch lab snapshot plot explain metrics exporter completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -44,6 +44,10 @@ macro_rules! examples {
   backlogctl lab --abort-on-overflow 1    the same, resetting overflowing handshakes
   backlogctl lab --backlog 4096           a backlog large enough for the burst"
     };
+    (plot) => {
+        "  backlogctl plot rec.json -o burst.svg   the recording's timeline as an SVG picture
+  backlogctl plot rec.json :8080 > a.svg  one listener of it, SVG on stdout"
+    };
     (snapshot) => {
         "  backlogctl snapshot :8100               one sample of port 8100, JSON on stdout
   backlogctl snapshot -w 1s -o snap.json  one second of samples, written atomically"
@@ -86,6 +90,7 @@ pub fn examples(command: &str) -> &'static str {
         "watch" => examples!(watch),
         "lab" => examples!(lab),
         "snapshot" => examples!(snapshot),
+        "plot" => examples!(plot),
         "explain" => examples!(explain),
         "metrics" => examples!(metrics),
         "exporter" => examples!(exporter),
@@ -151,6 +156,9 @@ pub enum Command {
     /// Record listeners, queue lengths, counters and sysctls as a JSON snapshot
     #[command(after_help = concat!("Examples:\n", examples!(snapshot), "\n\n", exit_codes!(other)))]
     Snapshot(SnapshotArgs),
+    /// A recorded snapshot's timeline as an SVG picture: queue against B+1, drops, counters
+    #[command(after_help = concat!("Examples:\n", examples!(plot), "\n\n", exit_codes!(other)))]
+    Plot(PlotArgs),
     /// What a counter, sysctl or column means, and its value in this namespace
     #[command(after_help = concat!("Examples:\n", examples!(explain), "\n\n", exit_codes!(other)))]
     Explain(ExplainArgs),
@@ -215,6 +223,20 @@ pub struct CompletionsArgs {
     /// The shell to complete for: bash, zsh or fish
     #[arg(value_name = "SHELL", value_parser = ["bash", "zsh", "fish"])]
     pub shell: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A snapshot recorded with `snapshot --window` or `watch --record`
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
+    /// Listener(s) to draw: :8100, 127.0.0.1:8100, [::1]:8100 (default: the most troubled of
+    /// the snapshot, three at most)
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Write the SVG to FILE (atomically) instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +365,10 @@ pub struct LabArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+    /// Also draw the burst as an SVG picture in FILE: the clients' outcomes and connect
+    /// latencies, and the server's accept queue, drops and counters over time
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 /// `0`, `250us`, `10ms`, `1s`, `1.5s`, `2m`. A bare number other than 0 is refused: seconds or

@@ -101,6 +101,14 @@ pub struct LabReport {
     pub story: Vec<String>,
     pub doctor: Report,
     pub elapsed_ms: u64,
+    /// The server side recorded during the burst, as diagnosed (`lab --plot` draws it; not in
+    /// the JSON).
+    #[serde(skip)]
+    pub recording: crate::model::Snapshot,
+    /// The connect latency of every client that connected, ms (`lab --plot`'s histogram; not
+    /// in the JSON, which has the percentiles).
+    #[serde(skip)]
+    pub connect_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -262,7 +270,9 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         .iter()
         .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
         .collect();
-    let report = pipeline::diagnose_recorded(snap, Owners::All).report;
+    let connect_ms: Vec<f64> = connect.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let diagnosis = pipeline::diagnose_recorded(snap, Owners::All);
+    let report = diagnosis.report;
     let (peak_recv_q, peak_syn_recv, send_q) = report
         .listeners
         .first()
@@ -294,12 +304,15 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         story: Vec::new(),
         doctor: report,
         elapsed_ms: elapsed.as_millis() as u64,
+        recording: diagnosis.snapshot,
+        connect_ms,
     };
     lab.story = story(&lab);
     Ok(lab)
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
+/// The class's name in the counts, the story and the JSON.
+pub fn outcome_name(o: Outcome) -> &'static str {
     match o {
         Outcome::Served => "served",
         Outcome::Reset => "reset",

@@ -7,7 +7,7 @@
 //!   snapshots;
 //! - `doctor` (pure) turns a snapshot into a report with one remedy plan per listener;
 //!   `pipeline` chains record → owners → diagnosis for every command that diagnoses;
-//!   `watch` and `lab` are the live loops; `catalogue` names every counter and sysctl once;
+//!   `watch` and `lab` are the live loops; `plot` computes what a timeline picture shows; `catalogue` names every counter and sysctl once;
 //! - `render::*` write every report; `cli` mirrors the flags, `options` resolves them once,
 //!   `commands` wire each command. This file only dispatches. Nothing prints on its own, so a
 //!   closed stdout is an error value that `main` turns into a quiet exit.
@@ -23,6 +23,7 @@ pub mod lab;
 pub mod model;
 pub mod options;
 pub mod pipeline;
+pub mod plot;
 pub mod record;
 pub mod render;
 pub mod scrape;
@@ -75,6 +76,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status>
         Command::Snapshot(o) => commands::snapshot(o, out, err),
         Command::Watch(o) => commands::watch(o, out, err),
         Command::Lab(o) => commands::lab(o, out),
+        Command::Plot(o) => commands::plot(o, out),
         Command::Explain(o) => commands::explain(o, out),
         Command::Metrics(o) => commands::metrics(o, out),
         Command::Exporter(o) => commands::exporter(o, err),

@@ -119,6 +119,8 @@ pub struct Watch {
 pub struct Lab {
     pub lab: LabOptions,
     pub output: Output,
+    /// `--plot FILE`: the burst drawn as SVG, written atomically.
+    pub plot: Option<PathBuf>,
 }
 
 pub struct Explain {
@@ -138,6 +140,14 @@ pub struct Exporter {
     pub scope: Scope,
     pub timeout: Duration,
     pub max_connections: usize,
+}
+
+/// `plot SNAPSHOT [TARGET...] [-o FILE]`.
+pub struct Plot {
+    pub snapshot: PathBuf,
+    pub scope: Scope,
+    /// Written atomically; None = stdout.
+    pub path: Option<PathBuf>,
 }
 
 pub struct Completions {
@@ -164,6 +174,7 @@ pub enum Command {
     Metrics(Metrics),
     Exporter(Exporter),
     Completions(Completions),
+    Plot(Plot),
 }
 
 /// A command line, resolved: the namespace to enter first, and the command.
@@ -193,7 +204,9 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         cli::Command::Explain(a) => a.ns.clone(),
         cli::Command::Metrics(a) => a.ns.clone(),
         cli::Command::Exporter(a) => a.ns.clone(),
-        cli::Command::Lab(_) | cli::Command::Completions(_) => cli::NsArgs::default(),
+        cli::Command::Lab(_) | cli::Command::Completions(_) | cli::Command::Plot(_) => {
+            cli::NsArgs::default()
+        }
     };
     let before = cli.ns;
     let given = |n: &cli::NsArgs| n.netns.is_some() || n.pid.is_some();
@@ -237,6 +250,14 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         cli::Command::Lab(a) => {
             refuse("lab makes its own private namespace")?;
             Command::Lab(lab(a, color)?)
+        }
+        cli::Command::Plot(a) => {
+            refuse("plot reads a recorded snapshot, not a namespace")?;
+            Command::Plot(Plot {
+                snapshot: a.snapshot,
+                scope: Scope::new(parse_targets(&a.targets)?),
+                path: a.output,
+            })
         }
         cli::Command::Explain(a) => Command::Explain(Explain {
             name: a.name,
@@ -412,5 +433,6 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
             ramp: duration("--ramp", &a.ramp)?,
         },
         output: Output::new(a.json, color),
+        plot: a.plot,
     })
 }

@@ -115,10 +115,41 @@ fn abort_on_overflow_1_resets_clients_at_once() {
 #[test]
 fn abort_on_overflow_0_stalls_instead_of_resetting() {
     let mut args = BURST.to_vec();
-    args.extend(["--abort-on-overflow", "0"]);
+    // The same run draws its picture (`lab --plot`): checked below.
+    let picture = std::env::temp_dir().join(format!("backlogctl-lab-{}.svg", std::process::id()));
+    let picture_arg = picture.to_str().unwrap().to_string();
+    args.extend(["--abort-on-overflow", "0", "--plot", &picture_arg]);
     let Some(r) = lab("abort_on_overflow_0_stalls_instead_of_resetting", &args) else {
         return;
     };
+    let svg = std::fs::read_to_string(&picture).expect("lab --plot wrote its picture");
+    let _ = std::fs::remove_file(&picture);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::trim))
+        .collect();
+    let b1 = r["send_q"].as_u64().unwrap() + 1;
+    assert!(
+        texts.iter().any(|t| t.starts_with(&format!("B+1 = {b1}:"))),
+        "{texts:?}"
+    );
+    let peak = r["peak_recv_q"].as_u64().unwrap();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with(&format!("peak {peak} at "))),
+        "{texts:?}"
+    );
+    let served = n(&r, "served").to_string();
+    assert!(texts.contains(&"What the clients saw") && texts.contains(&served.as_str()));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("How long connect() took"))
+    );
+    assert!(!svg.contains("href"));
     assert_eq!(n(&r, "reset"), 0, "{}", r["outcomes"]);
     // Every outcome class is present, 0 when nobody fell in it.
     for class in [

@@ -1,11 +1,15 @@
 use std::io::Write;
 
+use super::open_output;
 use crate::Status;
 use crate::error::{Error, Result};
+use crate::lab::LabReport;
 use crate::options::Lab;
-use crate::render;
+use crate::{plot, render};
 
 pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
+    // The picture's file first: an unwritable path fails before the burst, not after it.
+    let picture = open_output(&o.plot)?;
     let report = crate::lab::run(&o.lab)?;
     if o.output.json {
         serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| Error::Output(e.into()))?;
@@ -14,5 +18,35 @@ pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
         render::lab::text(out, &report, o.output.style()).map_err(Error::Output)?;
     }
     out.flush().map_err(Error::Output)?;
+    if let Some((mut f, path)) = picture {
+        draw(f.writer(), &report).map_err(|source| Error::Write { path, source })?;
+        f.commit()?;
+    }
     Ok(Status::Ok)
+}
+
+/// The lab's picture: the clients' side, then the server's timeline.
+fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
+    let s = &r.settings;
+    // In the lab's order (served first), not the map's alphabetical one.
+    let outcomes: Vec<(String, usize)> = crate::lab::Outcome::ALL
+        .iter()
+        .map(|o| crate::lab::outcome_name(*o).to_string())
+        .map(|k| {
+            let n = r.outcomes.get(&k).copied().unwrap_or(0);
+            (k, n)
+        })
+        .collect();
+    let clients = plot::clients(
+        &outcomes,
+        &r.connect_ms,
+        s.clients,
+        s.connect_timeout_ms as f64,
+    );
+    let timeline = plot::timeline(&r.recording, &r.doctor, plot::COLUMNS);
+    let heading = format!(
+        "lab: {} clients, listen({}) → B = {}, {} workers × {} ms",
+        s.clients, s.backlog, r.send_q, s.workers, s.work_ms
+    );
+    render::plot::lab(w, &timeline, &clients, &heading)
 }

@@ -7,6 +7,7 @@ mod explain;
 mod exporter;
 mod lab;
 mod metrics;
+mod plot;
 mod snapshot;
 mod watch;
 
@@ -16,6 +17,7 @@ pub use explain::explain;
 pub use exporter::exporter;
 pub use lab::lab;
 pub use metrics::metrics;
+pub use plot::plot;
 pub use snapshot::snapshot;
 pub use watch::watch;
 

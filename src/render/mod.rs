@@ -1,5 +1,5 @@
 //! Renderers: every report of every command into a writer — doctor's text and JSON, all
-//! namespaces, watch's table, lines and JSON, lab, explain, Prometheus metrics. They only
+//! namespaces, watch's table, lines and JSON, lab, explain, Prometheus metrics, the SVG timelines. They only
 //! format; every decision was taken before. Writing goes through `&mut dyn Write`, so a closed
 //! pipe surfaces as an error value (handled in `main`) and output is testable into a `Vec<u8>`.
 
@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod explain;
 pub mod lab;
 pub mod metrics;
+pub mod plot;
 pub mod watch;
 
 use std::io::{self, Write};

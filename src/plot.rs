@@ -1,0 +1,535 @@
+//! What a timeline picture shows, computed from a `Snapshot` and doctor's `Report` on it: the
+//! time axis, each listener's accept queue against its capacity B+1, drops per column,
+//! SYN_RECV where it was counted, the namespace's overflow counters as rates, the title, and
+//! the sentence that replaces the axes when there is nothing to draw. Pure: no I/O, no clock,
+//! no drawing; `render::plot` turns it into SVG, so tests read the numbers a picture carries
+//! here rather than in pixels.
+//!
+//! Downsampling: a series is cut into one bucket per pixel column of the plot area. The queue
+//! and SYN_RECV keep each bucket's maximum (so no peak, however short, disappears) and its
+//! last value (so the level held after a spike is drawn at its true height). Drops are summed
+//! per bucket: "drops per column" then adds up to the drops of the window, which a maximum
+//! would not; the namespace's counters are summed the same way and drawn as rates (the
+//! column's increase over the column's length).
+//!
+//! Time: a recording stores a sample only when something in scope changed, so a value holds
+//! until the next sample (series are steps, not lines between samples), and a listener's
+//! drops changed between the stored sample and the unchanged one taken just before it.
+//! Counters are read with every stored sample, so an increase is dated by the sample that saw
+//! it rather than spread over a quiet gap before it.
+
+use crate::doctor::remedy::Where;
+use crate::doctor::{ListenerView, Report, Severity};
+use crate::model::{Listener, Snapshot};
+
+/// The picture's width in pixels; the plot area is what remains after the label areas.
+pub const WIDTH: u32 = 1000;
+/// Left label area (the value axis) and right margin of every chart, in pixels.
+pub const LEFT: u32 = 64;
+pub const RIGHT: u32 = 24;
+/// Pixel columns of a plot area: the number of buckets a series is cut into.
+pub const COLUMNS: usize = (WIDTH - LEFT - RIGHT) as usize;
+/// Listeners drawn when none is named: the most troubled first.
+pub const MOST_TROUBLED: usize = 3;
+/// Listeners drawn at most when they are named.
+pub const NAMED_AT_MOST: usize = 8;
+/// The namespace counters drawn as rates (per second), in this order.
+pub const RATES: [&str; 3] = [
+    "TcpExt:ListenOverflows",
+    "TcpExt:TCPReqQFullDrop",
+    "TcpExt:TCPReqQFullDoCookies",
+];
+
+/// The time axis: microseconds since the first sample, cut into `columns` buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Axis {
+    /// `elapsed_us` of the first sample.
+    pub origin_us: u64,
+    /// Length of the window, at least 1 µs.
+    pub span_us: u64,
+    pub columns: usize,
+}
+
+impl Axis {
+    pub fn new(origin_us: u64, end_us: u64, columns: usize) -> Axis {
+        Axis {
+            origin_us,
+            span_us: end_us.saturating_sub(origin_us).max(1),
+            columns: columns.max(1),
+        }
+    }
+
+    /// The bucket of an absolute `elapsed_us`; times past either end fall in the end buckets.
+    pub fn column_of(&self, t_us: u64) -> usize {
+        let rel = u128::from(t_us.saturating_sub(self.origin_us));
+        let c = rel * self.columns as u128 / u128::from(self.span_us);
+        (c as usize).min(self.columns - 1)
+    }
+
+    /// Start of a bucket, µs since the first sample.
+    pub fn column_start_us(&self, column: usize) -> u64 {
+        (u128::from(self.span_us) * column as u128 / self.columns as u128) as u64
+    }
+
+    /// Length of one bucket, µs.
+    pub fn column_us(&self) -> f64 {
+        self.span_us as f64 / self.columns as f64
+    }
+}
+
+/// One pixel column of a downsampled series: the highest value in the bucket and the value it
+/// ended on (held until the next column with a sample).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Column<V> {
+    pub column: usize,
+    /// Start of the bucket, µs since the first sample.
+    pub t_us: u64,
+    pub max: V,
+    pub last: V,
+}
+
+/// Keeps, per bucket of `axis`, the maximum and the last of the points `(elapsed_us, value)`
+/// (in time order) that fall in it. At most `axis.columns` columns; buckets without a point
+/// are left out (the value before holds).
+pub fn downsample_max<V: Copy + PartialOrd>(points: &[(u64, V)], axis: &Axis) -> Vec<Column<V>> {
+    let mut out: Vec<Column<V>> = Vec::new();
+    for &(t, v) in points {
+        let column = axis.column_of(t);
+        match out.last_mut() {
+            Some(c) if c.column == column => {
+                if v > c.max {
+                    c.max = v;
+                }
+                c.last = v;
+            }
+            _ => out.push(Column {
+                column,
+                t_us: axis.column_start_us(column),
+                max: v,
+                last: v,
+            }),
+        }
+    }
+    out
+}
+
+/// Sums, per bucket of `axis`, the points `(elapsed_us, count)` (in time order) that fall in
+/// it: `(bucket start µs, sum)`, empty buckets left out. The sums add up to the input's.
+pub fn downsample_sum(points: &[(u64, u64)], axis: &Axis) -> Vec<(u64, u64)> {
+    let mut out: Vec<(usize, u64)> = Vec::new();
+    for &(t, n) in points {
+        let column = axis.column_of(t);
+        match out.last_mut() {
+            Some((c, sum)) if *c == column => *sum = sum.saturating_add(n),
+            _ => out.push((column, n)),
+        }
+    }
+    out.into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| (axis.column_start_us(c), n))
+        .collect()
+}
+
+/// Everything a timeline picture shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// First line: what is drawn (`127.0.0.1:8090 (python3, pid 13077)`, or a count).
+    pub title: String,
+    /// Second line: kernel, namespace, window.
+    pub subtitle: String,
+    pub verdict: Severity,
+    /// Third line: doctor's verdict on the same data, with the problems' ids.
+    pub verdict_text: String,
+    pub axis: Axis,
+    pub listeners: Vec<ListenerPlot>,
+    /// Listeners in scope not drawn (beyond the most troubled).
+    pub left_out: usize,
+    /// The namespace counters, per second; only those the snapshot has.
+    pub rates: Vec<RatePlot>,
+    /// When set, there is no time axis worth drawing: this is said instead (a single sample,
+    /// no listener, or a window where nothing happened).
+    pub message: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerPlot {
+    pub label: String,
+    /// Send-Q: the effective backlog B.
+    pub backlog: u32,
+    /// B+1: the most the accept queue holds (`sk_acceptq_is_full` compares with `>`).
+    pub capacity: u64,
+    /// Recv-Q over time.
+    pub queue: Vec<Column<u64>>,
+    /// The highest Recv-Q of the window and the first time it was reached, µs since the
+    /// first sample.
+    pub peak: u64,
+    pub peak_t_us: u64,
+    /// Recv-Q reached B+1 (or passed it).
+    pub full: bool,
+    /// Increase of sk_drops per column; None when the kernel did not report drops.
+    pub drops: Option<Vec<(u64, u64)>>,
+    /// Increase of sk_drops over the window.
+    pub drops_window: Option<u64>,
+    /// SYN_RECV where it was counted; None when no sample counted it.
+    pub syn_recv: Option<Vec<Column<u64>>>,
+    /// doctor's problems for this listener: `CRITICAL accept-queue-overflow`, ...
+    pub findings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatePlot {
+    /// `ListenOverflows`.
+    pub name: &'static str,
+    /// `(column start µs, increase in the column / the column's length in seconds)` for the
+    /// columns where the counter rose; an increase is dated by the sample that read it.
+    pub per_s: Vec<(u64, f64)>,
+    /// Increase over the window.
+    pub total: u64,
+}
+
+/// The timeline of `snap`, diagnosed as `report` (`pipeline::from_file`'s pair).
+pub fn timeline(snap: &Snapshot, report: &Report, columns: usize) -> Timeline {
+    let origin = snap.first().map(|s| s.elapsed_us).unwrap_or(0);
+    let end = snap.last().map(|s| s.elapsed_us).unwrap_or(origin);
+    let axis = Axis::new(origin, end, columns);
+    let named = !snap.targets.is_empty();
+    let at_most = if named { NAMED_AT_MOST } else { MOST_TROUBLED };
+    let chosen = most_troubled(&report.listeners, at_most);
+    let left_out = report.listeners.len() - chosen.len();
+    let listeners: Vec<ListenerPlot> = chosen
+        .iter()
+        .map(|v| listener_plot(snap, report, v, &axis))
+        .collect();
+    let rates: Vec<RatePlot> = RATES
+        .iter()
+        .filter_map(|key| rate_plot(snap, key, &axis))
+        .collect();
+    let title = match chosen.as_slice() {
+        [] => "no listener in scope".to_string(),
+        [one] => one.label(),
+        many => format!(
+            "{} listeners: {}",
+            many.len(),
+            many.iter()
+                .map(|v| v.local.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let window = match report.window_ms {
+        0 => "one sample".to_string(),
+        ms => format!(
+            "{:.1} s window, {} samples",
+            ms as f64 / 1000.0,
+            snap.samples_taken.max(snap.samples.len() as u64)
+        ),
+    };
+    let subtitle = format!(
+        "kernel {} · network namespace {} · {window} · recorded {}",
+        snap.kernel.as_deref().unwrap_or("unknown"),
+        Where::of(&snap.netns).label(),
+        crate::model::rfc3339(snap.started_unix_ms)
+    );
+    let mut ids: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Ok)
+        .map(|f| f.id.as_str())
+        .collect();
+    ids.dedup();
+    let verdict_text = format!(
+        "doctor: {}{}",
+        crate::render::severity_word(report.verdict),
+        match ids.is_empty() {
+            true => ": no problem found".to_string(),
+            false => format!(": {}", ids.join(", ")),
+        }
+    );
+    let message = message(snap, report, &listeners, &rates, &unmatched(snap));
+    Timeline {
+        title,
+        subtitle,
+        verdict: report.verdict,
+        verdict_text,
+        axis,
+        listeners,
+        left_out,
+        rates,
+        message,
+    }
+}
+
+fn unmatched(snap: &Snapshot) -> Vec<String> {
+    snap.unmatched_targets()
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
+}
+
+/// The sentences that replace the axes, when the axes would show nothing.
+fn message(
+    snap: &Snapshot,
+    report: &Report,
+    listeners: &[ListenerPlot],
+    rates: &[RatePlot],
+    unmatched: &[String],
+) -> Option<Vec<String>> {
+    if listeners.is_empty() {
+        let mut m = vec!["No listener in scope: nothing to draw.".to_string()];
+        if !unmatched.is_empty() {
+            m.push(format!(
+                "Nothing listens on {} in this network namespace.",
+                unmatched.join(", ")
+            ));
+        }
+        return Some(m);
+    }
+    let at_instant = |l: &ListenerPlot| {
+        format!(
+            "{}: Recv-Q {} of B+1 = {}{}{}.",
+            l.label,
+            l.peak,
+            l.capacity,
+            if l.full { " (full)" } else { "" },
+            report
+                .listeners
+                .iter()
+                .find(|v| v.label() == l.label)
+                .and_then(|v| v.drops)
+                .map(|d| format!(", {d} drops since the socket was created"))
+                .unwrap_or_default()
+        )
+    };
+    if snap.samples.len() < 2 || report.window_ms == 0 {
+        let mut m = vec![
+            "One sample (a snapshot without --window): no time axis to draw. At that instant:"
+                .to_string(),
+        ];
+        m.extend(listeners.iter().map(at_instant));
+        m.push("Record a window to see the burst: backlogctl snapshot --window 10s -o FILE, or watch --record FILE.".into());
+        return Some(m);
+    }
+    let quiet = listeners.iter().all(|l| {
+        l.peak == 0
+            && l.drops_window.unwrap_or(0) == 0
+            && l.syn_recv
+                .as_ref()
+                .is_none_or(|s| s.iter().all(|c| c.max == 0))
+    }) && rates.iter().all(|r| r.total == 0);
+    if quiet {
+        let mut m = vec![format!(
+            "Nothing happened in this {:.1} s window: the accept queue stayed empty, nothing was dropped.",
+            report.window_ms as f64 / 1000.0
+        )];
+        m.extend(listeners.iter().map(|l| {
+            format!(
+                "{}: Recv-Q 0 throughout, of B+1 = {}; drops {}.",
+                l.label,
+                l.capacity,
+                match l.drops_window {
+                    Some(_) => "+0".to_string(),
+                    None => "unknown".to_string(),
+                }
+            )
+        }));
+        let counters: Vec<&str> = rates.iter().map(|r| r.name).collect();
+        if !counters.is_empty() {
+            m.push(format!("{} did not rise.", counters.join(", ")));
+        }
+        return Some(m);
+    }
+    None
+}
+
+/// The `n` most troubled listeners (queue seen full, dropping in the window, dropping before,
+/// fullest), in that order.
+fn most_troubled(listeners: &[ListenerView], n: usize) -> Vec<&ListenerView> {
+    let mut ranked: Vec<(usize, &ListenerView)> = listeners.iter().enumerate().collect();
+    ranked.sort_by_key(|(i, v)| {
+        (
+            std::cmp::Reverse((
+                v.full_seen,
+                v.drops_delta.unwrap_or(0),
+                v.drops.unwrap_or(0),
+                v.peak_fill_pct(),
+            )),
+            *i,
+        )
+    });
+    ranked.into_iter().take(n).map(|(_, v)| v).collect()
+}
+
+fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis) -> ListenerPlot {
+    let key = (v.local, v.inode);
+    let seen: Vec<(u64, &Listener)> = snap
+        .samples
+        .iter()
+        .filter_map(|s| {
+            s.listeners
+                .iter()
+                .find(|l| l.key() == key)
+                .map(|l| (s.elapsed_us, l))
+        })
+        .collect();
+    let queue_points: Vec<(u64, u64)> = seen
+        .iter()
+        .map(|(t, l)| (*t, u64::from(l.recv_q)))
+        .collect();
+    let (peak_t, peak) = queue_points
+        .iter()
+        .fold((axis.origin_us, 0u64), |(bt, bv), &(t, v)| {
+            if v > bv { (t, v) } else { (bt, bv) }
+        });
+    let drops_known = seen.iter().any(|(_, l)| l.drops.is_some());
+    let mut drop_points: Vec<(u64, u64)> = Vec::new();
+    let mut before: Option<u32> = None;
+    for (t, l) in &seen {
+        if let Some(d) = l.drops {
+            if let Some(b) = before {
+                drop_points.push((*t, u64::from(d.saturating_sub(b))));
+            }
+            before = Some(d);
+        }
+    }
+    let syn_points: Vec<(u64, u64)> = seen
+        .iter()
+        .filter_map(|(t, l)| l.syn_recv.map(|n| (*t, u64::from(n))))
+        .collect();
+    let findings: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Ok && f.inodes.contains(&v.inode))
+        .map(|f| {
+            format!(
+                "{} {}",
+                crate::render::severity_word(f.severity),
+                f.id.as_str()
+            )
+        })
+        .collect();
+    ListenerPlot {
+        label: v.label(),
+        backlog: v.send_q,
+        capacity: v.capacity(),
+        queue: downsample_max(&queue_points, axis),
+        peak,
+        peak_t_us: peak_t.saturating_sub(axis.origin_us),
+        full: v.queue().full() || v.full_seen,
+        drops_window: drops_known.then(|| drop_points.iter().map(|(_, n)| n).sum()),
+        drops: drops_known.then(|| downsample_sum(&drop_points, axis)),
+        syn_recv: (!syn_points.is_empty()).then(|| downsample_max(&syn_points, axis)),
+        findings,
+    }
+}
+
+/// A counter's increases, per column, as a rate. None when the snapshot lacks the counter.
+fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot> {
+    let values: Vec<(u64, u64)> = snap
+        .samples
+        .iter()
+        .filter_map(|s| Some((s.elapsed_us, *s.counters.as_ref()?.get(key)?)))
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let rises: Vec<(u64, u64)> = values
+        .windows(2)
+        .map(|w| (w[1].0, w[1].1.saturating_sub(w[0].1)))
+        .collect();
+    let column_s = axis.column_us() / 1e6;
+    Some(RatePlot {
+        name: key.split_once(':').map(|(_, n)| n).unwrap_or(key),
+        per_s: downsample_sum(&rises, axis)
+            .into_iter()
+            .map(|(t, n)| (t, n as f64 / column_s))
+            .collect(),
+        total: snap.counter_delta(key).unwrap_or(0),
+    })
+}
+
+/// Counts of the lab's clients per outcome, and their connect latencies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clients {
+    /// `(class, count)`, every class, in the lab's order.
+    pub outcomes: Vec<(String, usize)>,
+    /// Connect latency histogram on a log scale: `(from ms, to ms, clients)`.
+    pub latency: Vec<(f64, f64, usize)>,
+    pub connected: usize,
+    /// Clients that never connected (timeout, refused, reset at connect).
+    pub not_connected: usize,
+    /// The longest connect, ms.
+    pub max_ms: f64,
+    /// The clients' connect timeout, ms: the right end of the latency axis.
+    pub timeout_ms: f64,
+}
+
+/// Histogram bins per decade of connect latency.
+pub const BINS_PER_DECADE: usize = 12;
+/// The latency axis starts here (ms): loopback connects take tens of microseconds.
+pub const LATENCY_FROM_MS: f64 = 0.01;
+
+/// The clients' side of a lab run: outcome counts and the connect-latency histogram (log bins,
+/// so the SYN retransmit steps at whole seconds stand apart from the microsecond connects).
+pub fn clients(
+    outcomes: &[(String, usize)],
+    connect_ms: &[f64],
+    total: usize,
+    timeout_ms: f64,
+) -> Clients {
+    let top = timeout_ms.max(connect_ms.iter().copied().fold(1.0, f64::max));
+    let decades = (top / LATENCY_FROM_MS).log10().ceil().max(1.0) as usize;
+    let n = decades * BINS_PER_DECADE;
+    let edge = |i: usize| LATENCY_FROM_MS * 10f64.powf(i as f64 / BINS_PER_DECADE as f64);
+    let mut counts = vec![0usize; n];
+    for &ms in connect_ms {
+        let i = ((ms.max(LATENCY_FROM_MS) / LATENCY_FROM_MS).log10() * BINS_PER_DECADE as f64)
+            .floor()
+            .max(0.0) as usize;
+        counts[i.min(n - 1)] += 1;
+    }
+    Clients {
+        outcomes: outcomes.to_vec(),
+        latency: counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (edge(i), edge(i + 1), *c))
+            .collect(),
+        connected: connect_ms.len(),
+        not_connected: total.saturating_sub(connect_ms.len()),
+        max_ms: connect_ms.iter().copied().fold(0.0, f64::max),
+        timeout_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_keep_max_and_last_and_sums_add_up() {
+        let axis = Axis::new(0, 1000, 10);
+        let pts = [(0, 1), (50, 9), (60, 2), (100, 3), (999, 4), (1000, 5)];
+        let cols = downsample_max(&pts, &axis);
+        assert_eq!(cols.len(), 3);
+        assert_eq!((cols[0].max, cols[0].last), (9, 2));
+        assert_eq!((cols[1].max, cols[1].last), (3, 3));
+        assert_eq!((cols[2].column, cols[2].max, cols[2].last), (9, 5, 5));
+        let sums = downsample_sum(&[(10, 2), (20, 3), (500, 0), (999, 7)], &axis);
+        assert_eq!(sums, vec![(0, 5), (900, 7)]);
+    }
+
+    #[test]
+    fn latency_bins_cover_the_timeout() {
+        let c = clients(&[("served".into(), 3)], &[0.05, 1000.0, 3005.0], 4, 5000.0);
+        assert_eq!(c.connected, 3);
+        assert_eq!(c.not_connected, 1);
+        assert!(c.latency.last().unwrap().1 >= 5000.0);
+        assert_eq!(c.latency.iter().map(|b| b.2).sum::<usize>(), 3);
+        let second = c
+            .latency
+            .iter()
+            .find(|b| b.0 <= 1000.0 && 1000.0 < b.1)
+            .unwrap();
+        assert_eq!(second.2, 1);
+    }
+}

@@ -1,0 +1,369 @@
+//! `backlogctl plot`: the picture's data (the plot model) from recorded fixtures, the SVG it
+//! becomes (well-formed, self-contained, small, the numbers drawn equal to the data), its
+//! rendering by librsvg when installed, the errors, and the downsampling rule as a property.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use backlogctl::model::{Listener, Sample, Snapshot};
+use backlogctl::plot::{self, Axis, COLUMNS};
+use backlogctl::{pipeline, render, store};
+use common::{fixture, run_bin};
+use proptest::prelude::*;
+
+const BURST: &str = "snapshots/6.18-slow-acceptor-backlog16-burst150.json";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("backlogctl-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn model_of(path: &Path) -> (Snapshot, plot::Timeline) {
+    let d = pipeline::from_file(path, &Default::default()).unwrap();
+    let t = plot::timeline(&d.snapshot, &d.report, COLUMNS);
+    (d.snapshot, t)
+}
+
+fn svg_of(t: &plot::Timeline) -> String {
+    let mut out = Vec::new();
+    render::plot::timeline(&mut out, t).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The text of every `<text>` element.
+fn texts(svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or("").trim().to_string())
+        .collect()
+}
+
+/// Nothing outside the file: no link, image, font or stylesheet by reference.
+fn assert_self_contained(svg: &str) {
+    for bad in ["href", "url(", "<image", "@import", "@font-face"] {
+        assert!(!svg.contains(bad), "external reference {bad:?} in the SVG");
+    }
+}
+
+#[test]
+fn burst_fixture_draws_the_ceiling_and_the_recorded_peak() {
+    let (snap, t) = model_of(&fixture(BURST));
+    // The recording's own numbers, read straight from the file.
+    let raw = store::load(&fixture(BURST)).unwrap();
+    let all: Vec<&Listener> = raw.samples.iter().flat_map(|s| &s.listeners).collect();
+    let peak = all.iter().map(|l| l.recv_q).max().unwrap();
+    let send_q = all.last().unwrap().send_q;
+    assert_eq!(t.message, None, "a burst is drawn, not described");
+    let l = &t.listeners[0];
+    assert_eq!(l.capacity, u64::from(send_q) + 1, "the B+1 line");
+    assert_eq!(l.capacity, 17);
+    assert_eq!(l.peak, u64::from(peak));
+    assert!(l.full);
+    assert_eq!(
+        l.queue.iter().map(|c| c.max).max(),
+        Some(u64::from(peak)),
+        "the drawn series reaches the peak"
+    );
+    let first = raw.samples[0].listeners[0].drops.unwrap();
+    let last = raw.samples.last().unwrap().listeners[0].drops.unwrap();
+    assert_eq!(l.drops_window, Some(u64::from(last - first)));
+    let drawn: u64 = l.drops.as_ref().unwrap().iter().map(|b| b.1).sum();
+    assert_eq!(drawn, u64::from(last - first), "drop bars add up");
+    let overflows = t
+        .rates
+        .iter()
+        .find(|r| r.name == "ListenOverflows")
+        .unwrap();
+    assert_eq!(
+        Some(overflows.total),
+        snap.counter_delta("TcpExt:ListenOverflows")
+    );
+    assert!(
+        t.verdict_text.contains("CRITICAL") && t.verdict_text.contains("accept-queue-overflow")
+    );
+    assert!(t.subtitle.contains("6.18.44") && t.subtitle.contains("bplot"));
+
+    // The numbers drawn are the data.
+    let svg = svg_of(&t);
+    let texts = texts(&svg);
+    assert!(
+        texts.iter().any(|s| s.starts_with("B+1 = 17:")),
+        "B+1 label: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.starts_with(&format!("peak {peak} at "))),
+        "peak label: {texts:?}"
+    );
+    assert!(texts.iter().any(|s| s.contains("python3, pid 13077")));
+    assert!(texts.iter().any(|s| s.contains("doctor: CRITICAL")));
+    assert_self_contained(&svg);
+}
+
+#[test]
+fn a_quiet_window_says_so_instead_of_drawing_empty_axes() {
+    let (_, t) = model_of(&fixture("snapshots/6.18-healthy-backlog511-idle.json"));
+    let m = t.message.clone().expect("a message");
+    assert!(m[0].starts_with("Nothing happened"), "{m:?}");
+    let svg = svg_of(&t);
+    assert!(
+        texts(&svg)
+            .iter()
+            .any(|s| s.starts_with("Nothing happened"))
+    );
+}
+
+#[test]
+fn a_single_sample_is_said_not_drawn_and_no_listener_neither() {
+    // A real recording cut to its first sample, as `snapshot --window 0` would have stored.
+    let mut snap = store::load(&fixture(BURST)).unwrap();
+    snap.samples.truncate(1);
+    let path = scratch("one-sample.json");
+    std::fs::write(&path, serde_json::to_string(&snap).unwrap()).unwrap();
+    let (code, out, err) = run_bin(&["plot", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let texts = texts(&out);
+    assert!(
+        texts.iter().any(|s| s.starts_with("One sample")),
+        "{texts:?}"
+    );
+
+    let (_, t) = model_of(&fixture("snapshots/6.18-nothing-on-8200.json"));
+    let m = t.message.expect("a message");
+    assert!(m.iter().any(|l| l.contains(":8200")), "{m:?}");
+}
+
+#[test]
+fn named_targets_narrow_the_picture() {
+    let f = fixture("snapshots/6.18-reuseport-backlog2-and-64.json");
+    let (code, out, err) = run_bin(&["plot", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    texts(&out);
+    let (code, out, err) = run_bin(&["plot", f.to_str().unwrap(), ":9"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        texts(&out)
+            .iter()
+            .any(|s| s.contains("No listener in scope"))
+    );
+}
+
+#[test]
+fn errors_are_one_line_and_exit_3() {
+    let missing = scratch("missing.json");
+    let (code, out, err) = run_bin(&["plot", missing.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot read"), "{err}");
+
+    let corrupt = scratch("corrupt.json");
+    std::fs::write(&corrupt, "{\"schema_version\": 1, \"samples\": [").unwrap();
+    let (code, _, err) = run_bin(&["plot", corrupt.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(err.starts_with("error: cannot use snapshot"), "{err}");
+
+    // An unwritable output fails before anything is read, and leaves no file behind.
+    let dir = scratch("no-such-dir");
+    let into = dir.join("p.svg");
+    let (code, _, err) = run_bin(&[
+        "plot",
+        fixture(BURST).to_str().unwrap(),
+        "-o",
+        into.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3);
+    assert!(err.starts_with("error: cannot write"), "{err}");
+    assert!(!dir.exists());
+
+    let (code, _, err) = run_bin(&["--netns", "x", "plot", fixture(BURST).to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn written_atomically_to_o_or_to_stdout() {
+    let path = scratch("burst.svg");
+    let (code, out, err) = run_bin(&[
+        "plot",
+        fixture(BURST).to_str().unwrap(),
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    let file = std::fs::read_to_string(&path).unwrap();
+    let (_, stdout, _) = run_bin(&["plot", fixture(BURST).to_str().unwrap()]);
+    assert_eq!(file, stdout);
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+/// librsvg renders every fixture's picture to a PNG of the SVG's size.
+#[test]
+fn rsvg_renders_every_fixture() {
+    if Command::new("rsvg-convert")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: rsvg_renders_every_fixture: rsvg-convert not installed (Debian librsvg2-bin; .ci/run installs it)"
+        );
+        return;
+    }
+    let dir = fixture("snapshots");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (_, t) = model_of(&path);
+        let svg = svg_of(&t);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let root = doc.root_element();
+        let size = |a: &str| root.attribute(a).unwrap().parse::<u32>().unwrap();
+        let (w, h) = (size("width"), size("height"));
+        assert_eq!(w, plot::WIDTH);
+        let svg_path = scratch("render.svg");
+        let png_path = scratch("render.png");
+        std::fs::write(&svg_path, &svg).unwrap();
+        let out = Command::new("rsvg-convert")
+            .arg(&svg_path)
+            .arg("-o")
+            .arg(&png_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let png = std::fs::read(&png_path).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        assert_eq!((dim(16), dim(20)), (w, h), "{}", path.display());
+    }
+}
+
+/// Ten minutes at 100 Hz, every sample different (the worst case for size): the picture stays
+/// far below 1 MB, because every series is cut to the pixel columns.
+#[test]
+fn ten_minutes_at_100_hz_is_small() {
+    let mut snap = store::load(&fixture(BURST)).unwrap();
+    let template = snap.samples[1].clone();
+    let counters = template.counters.clone();
+    let l0 = template.listeners[0].clone();
+    snap.samples = (0..60_000u64)
+        .map(|i| {
+            let mut l = l0.clone();
+            // A saw tooth that hits B+1 every 7 s, with drops while full.
+            l.recv_q = ((i * 3) % 700 / 41) as u32;
+            l.drops = Some((i / 50) as u32);
+            l.syn_recv = (i % 10 == 0).then_some((i % 13) as u32);
+            let mut c = counters.clone();
+            if let Some(c) = c.as_mut() {
+                c.insert("TcpExt:ListenOverflows".into(), i / 50);
+            }
+            Sample {
+                elapsed_us: i * 10_000,
+                counters: c,
+                listeners: vec![l],
+            }
+        })
+        .collect();
+    snap.samples_taken = 60_000;
+    let report = backlogctl::doctor::diagnose(&snap);
+    let t = plot::timeline(&snap, &report, COLUMNS);
+    let svg = svg_of(&t);
+    let _ = writeln!(
+        std::io::stderr(),
+        "10 min at 100 Hz: {} bytes of SVG",
+        svg.len()
+    );
+    assert!(svg.len() < 250_000, "{} bytes", svg.len());
+    assert!(t.listeners[0].queue.len() <= COLUMNS);
+    assert_eq!(t.listeners[0].peak, 17);
+    texts(&svg);
+}
+
+/// Series with their local maxima: `(time, value)` in time order.
+fn series() -> impl Strategy<Value = (Vec<(u64, u64)>, u64)> {
+    (
+        1u64..10_000_000,
+        prop::collection::vec((0u64..5_000, 0u64..1_000), 1..3_000),
+    )
+        .prop_map(|(start, steps)| {
+            let mut t = start;
+            let pts: Vec<(u64, u64)> = steps
+                .into_iter()
+                .map(|(dt, v)| {
+                    t += dt;
+                    (t, v)
+                })
+                .collect();
+            (pts, start)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// At most one point per pixel column; every local maximum of the input is in the output
+    /// (its column's maximum is at least it, and every column's maximum is an input value of
+    /// that column), the global peak exactly; each column's last value is its last input.
+    #[test]
+    fn downsampling_keeps_every_peak((pts, start) in series(), columns in 1usize..1_200) {
+        let end = pts.last().unwrap().0;
+        let axis = Axis::new(start, end, columns);
+        let out = plot::downsample_max(&pts, &axis);
+        prop_assert!(out.len() <= columns);
+        let peak = pts.iter().map(|p| p.1).max().unwrap();
+        prop_assert_eq!(out.iter().map(|c| c.max).max(), Some(peak));
+        // Each column as the input has it: (maximum, last value).
+        let mut expected: std::collections::BTreeMap<usize, (u64, u64)> = Default::default();
+        for &(t, v) in &pts {
+            let e = expected.entry(axis.column_of(t)).or_insert((v, v));
+            e.0 = e.0.max(v);
+            e.1 = v;
+        }
+        let got: std::collections::BTreeMap<usize, (u64, u64)> =
+            out.iter().map(|c| (c.column, (c.max, c.last))).collect();
+        prop_assert_eq!(&got, &expected);
+        for (i, &(t, v)) in pts.iter().enumerate() {
+            let local_max = (i == 0 || pts[i - 1].1 <= v) && (i + 1 == pts.len() || pts[i + 1].1 <= v);
+            if local_max {
+                prop_assert!(got[&axis.column_of(t)].0 >= v, "peak {} at {} lost", v, t);
+            }
+        }
+        // Drops summed per column add up to the input's.
+        let sums = plot::downsample_sum(&pts, &axis);
+        prop_assert!(sums.len() <= columns);
+        prop_assert_eq!(sums.iter().map(|s| s.1).sum::<u64>(), pts.iter().map(|p| p.1).sum::<u64>());
+    }
+}
+
+/// The README's picture is what the tool draws from its fixture today (`UPDATE_DOCS=1`
+/// rewrites it).
+#[test]
+fn readme_picture_is_current() {
+    let (_, t) = model_of(&fixture(BURST));
+    let svg = svg_of(&t);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/burst.svg");
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &svg).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        svg,
+        "docs/burst.svg is stale: UPDATE_DOCS=1 cargo test --test plot readme_picture_is_current"
+    );
+}
