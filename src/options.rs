@@ -375,6 +375,7 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
     if a.count == Some(0) {
         return Err(Error::BadInput("--count must be at least 1".into()));
     }
+    let sample_interval = duration("--sample-interval", &a.sample_interval)?;
     let format = if a.json {
         watch::Format::Json
     } else if io::stdout().is_terminal() {
@@ -384,6 +385,12 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
             // 24 when the terminal does not say.
             rows: crate::render::terminal_size().map_or(24, |(rows, _)| rows),
             width: tty.width,
+            utf8: utf8_locale(&locale_env()),
+            // Refreshes come every --interval, or every sample when that is longer.
+            history: watch::HistoryShape::minute(
+                interval.max(sample_interval),
+                crate::render::watch::history_room(tty.width),
+            ),
         }
     } else {
         watch::Format::Lines
@@ -392,7 +399,7 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
         scope: Scope::new(parse_targets(&a.targets)?),
         run: watch::Options {
             interval,
-            sample_interval: duration("--sample-interval", &a.sample_interval)?,
+            sample_interval,
             count: a.count,
             duration: a
                 .duration
@@ -403,6 +410,25 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
         },
         record: a.record,
     })
+}
+
+/// LC_ALL, LC_CTYPE and LANG, in the order the C library consults them for the character set.
+fn locale_env() -> [Option<String>; 3] {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .map(|v| std::env::var_os(v).map(|s| s.to_string_lossy().into_owned()))
+}
+
+/// Whether the terminal takes UTF-8 (block characters) or only ASCII: the first of LC_ALL,
+/// LC_CTYPE, LANG that is set and not empty decides, as setlocale(3) does; UTF-8 when it names
+/// it (`en_US.UTF-8`, `C.utf8`). Nothing set is the C locale: ASCII.
+pub fn utf8_locale(vars: &[Option<String>; 3]) -> bool {
+    vars.iter()
+        .flatten()
+        .find(|v| !v.is_empty())
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
 }
 
 fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
@@ -435,4 +461,29 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
         output: Output::new(a.json, color),
         plot: a.plot,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_locale;
+
+    fn utf8(all: Option<&str>, ctype: Option<&str>, lang: Option<&str>) -> bool {
+        utf8_locale(&[all, ctype, lang].map(|v| v.map(str::to_string)))
+    }
+
+    #[test]
+    fn the_first_locale_variable_set_decides_utf8() {
+        assert!(utf8(None, None, Some("en_US.UTF-8")));
+        assert!(utf8(None, None, Some("C.utf8")));
+        assert!(utf8(None, Some("de_DE.Utf-8@euro"), None));
+        assert!(!utf8(None, None, None), "nothing set: the C locale");
+        assert!(!utf8(None, None, Some("C")));
+        assert!(!utf8(None, None, Some("POSIX")));
+        assert!(!utf8(None, None, Some("en_US.ISO-8859-1")));
+        // LC_ALL overrides, LC_CTYPE over LANG; an empty one is skipped.
+        assert!(!utf8(Some("C"), Some("en_US.UTF-8"), Some("en_US.UTF-8")));
+        assert!(!utf8(None, Some("C"), Some("en_US.UTF-8")));
+        assert!(utf8(Some(""), Some(""), Some("en_US.UTF-8")));
+        assert!(utf8(Some("en_US.UTF-8"), None, Some("C")));
+    }
 }

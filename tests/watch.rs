@@ -1,6 +1,7 @@
 //! `watch` against the real kernel, in a private network namespace: a burst shorter than the
 //! refresh interval still shows as a peak of B+1 with drops, a listener that closes mid-run is
-//! reported as gone, and `--record` feeds `doctor --from`.
+//! reported as gone, `--record` feeds `doctor --from`, and on a terminal each listener gets a
+//! sparkline of its last minute.
 
 mod common;
 
@@ -188,6 +189,99 @@ fn plain_lines_when_not_a_terminal() {
         );
         assert!(text.contains("Summary: 2 refresh(es)"), "{text}");
         assert!(!text.contains('\x1b'), "no escapes off a terminal");
+    });
+}
+
+/// Runs watch with its stdout on a pseudo-terminal `cols` wide, in the given locale; returns
+/// the last frame of the table (escapes and carriage returns removed) and the exit code.
+fn on_a_terminal(args: &[&str], cols: u16, lang: &str) -> (String, Option<i32>) {
+    use nix::pty::{Winsize, openpty};
+    let size = Winsize {
+        ws_row: 30,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = openpty(&size, None).expect("openpty");
+    let child = Command::new(bin())
+        .args(args)
+        .env_remove("LC_ALL")
+        .env_remove("LC_CTYPE")
+        .env_remove("COLUMNS")
+        .env_remove("NO_COLOR")
+        .env("LANG", lang)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(pty.slave))
+        .stderr(Stdio::piped())
+        .spawn();
+    // The Command, and with it our copy of the slave, is gone: EOF (EIO) once watch exits.
+    let mut child = child.expect("spawn watch");
+    let mut master = std::fs::File::from(pty.master);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let status = child.wait().expect("watch ends by itself");
+    let text = String::from_utf8(raw).expect("UTF-8 output");
+    let frame = text
+        .rsplit("\x1b[H\x1b[2J")
+        .next()
+        .unwrap_or_default()
+        .replace('\r', "")
+        .replace("\x1b[?25h", "");
+    (frame, status.code())
+}
+
+#[test]
+fn a_terminal_shows_the_last_minute_per_listener() {
+    in_netns("a_terminal_shows_the_last_minute_per_listener", || {
+        // B = 2, three queued: full (B+1), the top of the scale on every refresh.
+        let _full = listener("127.0.0.1:8100", 2);
+        let _empty = listener("127.0.0.1:8200", 2);
+        let clients: Vec<_> = (0..3).map(|_| start_connect("127.0.0.1:8100")).collect();
+        wait_for(300, || (scenarios::queue_of(":8100")? == 3).then_some(()))
+            .expect("B+1 = 3 queued");
+        let args = [
+            "watch",
+            "--count",
+            "3",
+            "--interval",
+            "1s",
+            "--sample-interval",
+            "100ms",
+            "--color",
+            "never",
+        ];
+        for (lang, full, empty) in [("C.UTF-8", '█', '▁'), ("C", '#', '_')] {
+            let (frame, code) = on_a_terminal(&args, 120, lang);
+            assert_eq!(code, Some(0), "{frame}");
+            let table: Vec<&str> = frame.lines().take_while(|l| !l.is_empty()).collect();
+            assert!(
+                table
+                    .iter()
+                    .any(|l| l.starts_with("LISTENER") && l.ends_with(" LAST 60s")),
+                "{lang}: {frame}"
+            );
+            let row = |port: &str| {
+                table
+                    .iter()
+                    .find(|l| l.starts_with(&format!("127.0.0.1:{port} ")))
+                    .unwrap_or_else(|| panic!("{lang}: no row for {port}: {frame}"))
+            };
+            // 120 columns: two refreshes a slot, so three refreshes make two slots.
+            let spark = |port| row(port).rsplit(' ').next().unwrap().to_string();
+            assert_eq!(spark("8100"), format!("{full}{full}"), "{lang}: {frame}");
+            assert_eq!(spark("8200"), format!("{empty}{empty}"), "{lang}: {frame}");
+            for l in frame.lines() {
+                assert!(l.chars().count() <= 120, "{lang}: past 120 columns: {l}");
+            }
+        }
+        drop(clients);
     });
 }
 

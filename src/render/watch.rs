@@ -5,7 +5,9 @@ use std::io::Write;
 
 use crate::catalogue::{WATCH_RATES, short};
 use crate::model::QueuePeak;
-use crate::watch::{Format, ListenerSummary, Refresh, Summary};
+use crate::watch::{
+    Format, HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary,
+};
 
 // Long on purpose: one arm per output format.
 pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
@@ -41,7 +43,13 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
             }
             out.flush()
         }
-        Format::Tty { color, rows, width } => {
+        Format::Tty {
+            color,
+            rows,
+            width,
+            utf8,
+            history,
+        } => {
             // Home, clear: redraw in place.
             write!(out, "\x1b[H\x1b[2J")?;
             // The namespace rates go below the title when both do not fit.
@@ -57,15 +65,8 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                 out.write_all(&lines)?;
                 1 + lines.iter().filter(|b| **b == b'\n').count()
             };
-            // Numbers keep their columns; the listener and process columns share what is left,
-            // an address cut with "…" rather than pushing the row past the width.
-            let avail = width.saturating_sub(NUMBERS + 2);
-            let lw = if avail >= 30 {
-                22.min(avail - 12)
-            } else {
-                avail.min(24)
-            };
-            let pw = avail.saturating_sub(lw + 1).min(18);
+            let lay = Layout::new(width, history);
+            let (lw, pw) = (lay.listener, lay.process);
             let fit = |s: &str, w: usize| -> String {
                 if s.chars().count() <= w {
                     s.to_string()
@@ -75,15 +76,21 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                 }
             };
             let process = |p: &str| -> String {
-                if pw < 6 {
+                if pw == 0 {
                     String::new()
                 } else {
                     format!(" {:<pw$}", fit(p, pw))
                 }
             };
+            let last = if lay.slots == 0 {
+                String::new()
+            } else {
+                let span = history.slot_time.saturating_mul(lay.slots as u32);
+                format!(" LAST {}", span_label(span))
+            };
             writeln!(
                 out,
-                "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
+                "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}{last}",
                 "LISTENER",
                 process("PROCESS"),
                 "RECV-Q",
@@ -96,7 +103,7 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
             let room = rows.saturating_sub(3 + header_lines).max(1);
             for l in r.listeners.iter().take(room) {
                 let line = format!(
-                    "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}{}",
+                    "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}",
                     fit(&l.local.to_string(), lw),
                     process(l.process.as_deref().unwrap_or("?")),
                     l.recv_q,
@@ -105,7 +112,6 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                     l.fill_pct,
                     dps(l.drops_per_s),
                     opt(l.syn_recv),
-                    l.event.map(|e| format!("  {e}")).unwrap_or_default()
                 );
                 let q = QueuePeak {
                     peak: l.peak,
@@ -113,11 +119,17 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
                 };
                 let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full();
                 if color && hot {
-                    writeln!(out, "\x1b[1;31m{line}\x1b[0m")?;
+                    write!(out, "\x1b[1;31m{line}\x1b[0m")?;
                 } else if color && q.nearly_full() {
-                    writeln!(out, "\x1b[33m{line}\x1b[0m")?;
+                    write!(out, "\x1b[33m{line}\x1b[0m")?;
                 } else {
-                    writeln!(out, "{line}")?;
+                    write!(out, "{line}")?;
+                }
+                let trail = lay.trail(l, utf8, color);
+                if trail.is_empty() {
+                    writeln!(out)?;
+                } else {
+                    writeln!(out, " {trail}")?;
                 }
             }
             if r.listeners.len() > room {
@@ -135,6 +147,124 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
 /// Columns taken by the numbers of a watch row: Recv-Q, peak, Send-Q, fill, drops/s and
 /// SYN_RECV with the spaces before them.
 const NUMBERS: usize = 7 + 7 + 7 + 6 + 8 + 8 + 6;
+
+/// The listener column keeps this much before the sparkline takes any: `127.0.0.1:8100` and
+/// most addresses with their port, whole.
+const LISTENER_MIN: usize = 16;
+
+/// The last column holds the sparkline, or at least an event: `new`, `gone`.
+const EVENT: usize = 4;
+
+/// Columns the sparkline may take on a row `width` wide: what the numbers and a listener
+/// column of LISTENER_MIN leave. The options shape the history with it.
+pub fn history_room(width: usize) -> usize {
+    width.saturating_sub(NUMBERS + 1 + LISTENER_MIN)
+}
+
+/// How a terminal row `width` wide is shared. The numbers keep their columns; then the
+/// listener gets LISTENER_MIN, the sparkline what it needs of the rest, and the listener
+/// (up to 22) and process (6 to 18, else none) columns what is left, an address cut with "…"
+/// rather than pushing the row past the width. A row never exceeds `width` (at least 60, the
+/// CLI's narrowest): a terminal would wrap it and the redraw would scroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    listener: usize,
+    /// 0: no process column.
+    process: usize,
+    /// History slots shown; 0: no sparkline (narrow terminal, or no history kept).
+    slots: usize,
+    /// Width of the last column: sparkline or event.
+    last: usize,
+}
+
+impl Layout {
+    fn new(width: usize, history: HistoryShape) -> Layout {
+        let slots = history.slots.min(history_room(width));
+        let slots = if slots < MIN_SLOTS { 0 } else { slots };
+        let last = slots.max(EVENT);
+        let avail = width.saturating_sub(NUMBERS + 1 + last);
+        let listener = if avail >= 30 {
+            22.min(avail - 12)
+        } else {
+            avail.min(24)
+        };
+        let process = avail.saturating_sub(listener + 1).min(18);
+        Layout {
+            listener,
+            process: if process < 6 { 0 } else { process },
+            slots,
+            last,
+        }
+    }
+
+    /// The last column of a row: its event (`new`, `gone`) on the left, the newest history
+    /// slots on the right, so that a column is one time on every row. Empty when neither.
+    fn trail(&self, l: &Row, utf8: bool, color: bool) -> String {
+        let event = l.event.unwrap_or("");
+        let fits = self.slots.min(
+            self.last
+                .saturating_sub(event.len() + usize::from(!event.is_empty())),
+        );
+        let points = &l.history[l.history.len().saturating_sub(fits)..];
+        if points.is_empty() {
+            return event.to_string();
+        }
+        let pad = self.last - event.len() - points.len();
+        let mut s = format!("{event}{:pad$}", "");
+        s.push_str(&sparkline(points, utf8, color));
+        s
+    }
+}
+
+/// Eight levels, lowest to full; `!` marks a slot with drops when there is no colour to.
+const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+const ASCII: [char; 8] = ['_', '.', ':', '-', '=', '+', '*', '#'];
+const DROPPED: char = '!';
+
+/// A slot's glyph. The scale is absolute, B+1: the lowest glyph for an empty queue (observed
+/// empty, unlike the blank before a listener's history starts), the highest only for a full
+/// queue (peak > B, `QueuePeak::full`), the six between in proportion of B+1, so that any
+/// queued connection shows and a glyph means the same fill on every row and refresh.
+pub fn glyph(fill: QueuePeak, utf8: bool) -> char {
+    let level = if fill.peak == 0 {
+        0
+    } else if fill.full() {
+        7
+    } else {
+        // peak < B+1 here, so 1..=6.
+        1 + (u64::from(fill.peak) * 6 / fill.capacity()) as usize
+    };
+    if utf8 { BLOCKS[level] } else { ASCII[level] }
+}
+
+/// The glyphs of `points`, a slot with drops in red, or `!` without colour.
+pub fn sparkline(points: &[Point], utf8: bool, color: bool) -> String {
+    let mut s = String::new();
+    for p in points {
+        match (p.dropped, color) {
+            (false, _) => s.push(glyph(p.fill, utf8)),
+            (true, true) => {
+                s.push_str("\x1b[1;31m");
+                s.push(glyph(p.fill, utf8));
+                s.push_str("\x1b[0m");
+            }
+            (true, false) => s.push(DROPPED),
+        }
+    }
+    s
+}
+
+/// `45s`, `10m`, `2h`: the span of the sparkline in its header.
+fn span_label(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s < 120 {
+        format!("{s}s")
+    } else if s < 7200 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{}h", s / 3600)
+    }
+}
 
 /// `ListenOverflows=3/s ListenDrops=3/s ... sampling=10ms`, with `sep` between name and value.
 fn namespace_rates(r: &Refresh, sep: &str) -> String {
@@ -212,5 +342,181 @@ pub fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Res
             out,
             "  worst moment: none, no listener filled up or dropped"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn q(peak: u32, backlog: u32) -> QueuePeak {
+        QueuePeak { peak, backlog }
+    }
+
+    #[test]
+    fn full_is_the_top_glyph_only_at_b_plus_1() {
+        // B = 100: B+1 = 101 queued is full (sk_acceptq_is_full), 100 is not.
+        assert_eq!(glyph(q(101, 100), true), '█');
+        assert_eq!(glyph(q(100, 100), true), '▇');
+        assert_eq!(glyph(q(105, 100), true), '█', "overshoot");
+        assert_eq!(glyph(q(0, 100), true), '▁', "empty, observed");
+        assert_eq!(glyph(q(1, 100), true), '▂', "one queued shows");
+        assert_eq!(glyph(q(50, 100), true), '▄');
+        // B = 0: one queued is full.
+        assert_eq!(glyph(q(1, 0), true), '█');
+        assert_eq!(glyph(q(0, 0), true), '▁');
+        // ASCII: the same levels.
+        let ascii: String = [0, 1, 20, 40, 60, 80, 100, 101]
+            .map(|p| glyph(q(p, 100), false))
+            .iter()
+            .collect();
+        assert_eq!(ascii, "_.:-=+*#");
+        let utf8: String = [0, 1, 20, 40, 60, 80, 100, 101]
+            .map(|p| glyph(q(p, 100), true))
+            .iter()
+            .collect();
+        assert_eq!(utf8, "▁▂▃▄▅▆▇█");
+    }
+
+    #[test]
+    fn drops_are_red_or_a_bang() {
+        let p = |peak, dropped| Point {
+            fill: q(peak, 4),
+            dropped,
+        };
+        let pts = [p(0, false), p(5, true), p(2, false)];
+        assert_eq!(sparkline(&pts, true, false), "▁!▄");
+        assert_eq!(sparkline(&pts, false, false), "_!-");
+        assert_eq!(sparkline(&pts, true, true), "▁\x1b[1;31m█\x1b[0m▄");
+    }
+
+    fn rows() -> Vec<Row> {
+        let full: Vec<Point> = (0..60)
+            .map(|i| Point {
+                fill: q(i % 9, 7),
+                dropped: i % 7 == 0,
+            })
+            .collect();
+        let row = |local: &str, process: Option<&str>, event, history: &[Point]| Row {
+            local: local.parse::<SocketAddr>().unwrap(),
+            inode: 1,
+            process: process.map(str::to_string),
+            recv_q: 1_000_000,
+            peak: 4_000_000,
+            send_q: 4_096,
+            fill_pct: 97_000,
+            drops_per_s: Some(1_234_567.0),
+            drops_delta: Some(1),
+            syn_recv: Some(99_999_999),
+            event,
+            history: history.to_vec(),
+        };
+        vec![
+            row("127.0.0.1:8100", Some("nginx, pid 12"), None, &full),
+            row(
+                "[2001:db8:ffff:ffff:ffff:ffff:ffff:1]:65535",
+                Some("a-very-long-process-name: master 1, workers 2-99"),
+                None,
+                &full[..7],
+            ),
+            row("10.0.0.1:443", None, Some("new"), &full[..1]),
+            row("10.0.0.2:443", Some("x"), Some("gone"), &[]),
+        ]
+    }
+
+    fn render(width: usize, utf8: bool, color: bool) -> String {
+        let r = Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: WATCH_RATES
+                .iter()
+                .map(|k| (short(k).to_string(), 123_456.0))
+                .collect(),
+            listeners: rows(),
+        };
+        let history = HistoryShape::minute(Duration::from_secs(1), history_room(width));
+        let format = Format::Tty {
+            color,
+            rows: 40,
+            width,
+            utf8,
+            history,
+        };
+        let mut out = Vec::new();
+        refresh(&mut out, &r, format).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rows_never_exceed_the_width() {
+        for width in [60, 70, 80, 100, 120, 160, 200] {
+            for (utf8, color) in [(true, true), (true, false), (false, true), (false, false)] {
+                let out = render(width, utf8, color);
+                for line in out.lines() {
+                    let line = line.trim_start_matches("\x1b[H\x1b[2J");
+                    assert!(
+                        super::super::visible_len(line) <= width,
+                        "width {width}, utf8 {utf8}, color {color}: {} columns\n{line}\n{out}",
+                        super::super::visible_len(line)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_sparkline_shrinks_with_the_width_then_goes() {
+        let last_minute = |width| {
+            let out = render(width, true, false);
+            let mut lines = out.lines().skip_while(|l| !l.starts_with("LISTENER"));
+            let (header, row) = (lines.next().unwrap(), lines.next().unwrap());
+            assert!(row.starts_with("127.0"), "{out}");
+            // The sparkline, or the SYN_RECV column without one.
+            let last = row.rsplit(' ').next().unwrap();
+            let spark = if last == "99999999" {
+                0
+            } else {
+                last.chars().count()
+            };
+            (header.ends_with(" LAST 60s"), spark)
+        };
+        // A refresh a glyph when there is room; at 120 two a glyph; at 80 five; at 60 none.
+        assert_eq!(last_minute(200), (true, 60));
+        assert_eq!(last_minute(120), (true, 30));
+        assert_eq!(last_minute(80), (true, 12));
+        assert_eq!(last_minute(60), (false, 0));
+        // Events keep a place at every width; a new listener's one point is on the right.
+        for width in [60, 80, 120] {
+            let out = render(width, false, false);
+            let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("10.0.")).collect();
+            assert!(rows[0].contains(" new"), "{width}: {out}");
+            assert!(rows[1].ends_with(" gone"), "{width}: {out}");
+        }
+        let new = render(120, false, false);
+        let new = new.lines().find(|l| l.contains("10.0.0.1")).unwrap();
+        assert!(new.ends_with(" new                          !"), "{new:?}");
+        // No history kept (or a pipe's format): the table as before.
+        let r = Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: Default::default(),
+            listeners: rows()[..1].to_vec(),
+        };
+        let mut out = Vec::new();
+        let format = Format::Tty {
+            color: false,
+            rows: 40,
+            width: 120,
+            utf8: true,
+            history: HistoryShape::default(),
+        };
+        refresh(&mut out, &r, format).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("LAST") && !out.contains('▁'), "{out}");
     }
 }

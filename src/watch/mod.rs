@@ -17,7 +17,9 @@ use std::time::Duration;
 
 pub use budget::Budget;
 use budget::thread_cpu;
-pub use tracker::{ListenerSummary, Refresh, Row, Summary, Tracker, Worst};
+pub use tracker::{
+    HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker, Worst,
+};
 
 use crate::error::{Error, Result};
 use crate::model::{Owner, rfc3339};
@@ -35,11 +37,15 @@ pub struct Options {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// An in-place table redrawn every refresh.
+    /// An in-place table redrawn every refresh, with a sparkline of each listener's recent
+    /// peaks when `history` keeps any.
     Tty {
         color: bool,
         rows: usize,
         width: usize,
+        /// The locale's character set is UTF-8: block characters; otherwise ASCII.
+        utf8: bool,
+        history: HistoryShape,
     },
     /// One line per listener per refresh.
     Lines,
@@ -85,7 +91,10 @@ pub fn run(
         .is_some()
         .then(|| SnapshotBuilder::new(header, &scope, opts.sample_interval.as_micros() as u64));
     let mut rec = Sampler::new(Kernel::open()?, scope, opts.interval, false);
-    let mut tracker = Tracker::default();
+    let mut tracker = match opts.format {
+        Format::Tty { history, .. } => Tracker::with_history(history),
+        _ => Tracker::default(),
+    };
     let mut owners: Vec<Owner> = Vec::new();
     let mut known: HashSet<u64> = HashSet::new();
     let sample_every = opts.sample_interval.max(Duration::from_micros(500));

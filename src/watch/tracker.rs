@@ -1,7 +1,8 @@
 //! Peak-hold and deltas between refreshes: fed queue samples and full samples, it returns what
-//! each refresh shows, and the summary at the end. Pure: no clock, no I/O.
+//! each refresh shows, its recent history per listener (for the terminal's sparkline), and the
+//! summary at the end. Pure: no clock, no I/O.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -30,6 +31,80 @@ pub struct Row {
     /// `new` in the first refresh it appears in (after the first), `gone` when it disappeared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
+    /// The listener's recent refreshes, oldest first, when the tracker keeps a history (on a
+    /// terminal); empty otherwise and for a listener that is gone. Not in the JSON output.
+    #[serde(skip)]
+    pub history: Vec<Point>,
+}
+
+/// One slot of a listener's history: one refresh, or several merged when a minute of refreshes
+/// would not fit the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// The fullest peak of the slot's refreshes, against the backlog it had then.
+    pub fill: QueuePeak,
+    /// sk_drops rose in one of the slot's refreshes; false when it did not or is unknown.
+    pub dropped: bool,
+}
+
+impl Point {
+    /// Keeps the fuller peak (relative to each one's B+1) and any drop.
+    fn merge(&mut self, other: Point) {
+        let (a, b) = (self.fill, other.fill);
+        if u64::from(b.peak) * a.capacity() > u64::from(a.peak) * b.capacity() {
+            self.fill = b;
+        }
+        self.dropped |= other.dropped;
+    }
+}
+
+/// How much history each listener keeps: `slots` slots of `per_slot` refreshes each. The
+/// default keeps none (line and JSON output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryShape {
+    pub slots: usize,
+    pub per_slot: u32,
+    /// Time one slot covers: `per_slot` refreshes.
+    pub slot_time: Duration,
+}
+
+/// A sparkline shorter than this says too little to be worth its columns.
+pub const MIN_SLOTS: usize = 10;
+
+impl HistoryShape {
+    /// The last minute of refreshes at `interval` — or the last MIN_SLOTS refreshes when fewer
+    /// fit in a minute — in at most `room` slots: when one refresh per slot does not fit,
+    /// consecutive refreshes share a slot. No history when `room` is under MIN_SLOTS.
+    pub fn minute(interval: Duration, room: usize) -> HistoryShape {
+        if room < MIN_SLOTS || interval.is_zero() {
+            return HistoryShape::default();
+        }
+        let minute = Duration::from_secs(60).as_nanos();
+        let refreshes = minute.div_ceil(interval.as_nanos()).max(MIN_SLOTS as u128);
+        let per_slot = refreshes.div_ceil(room as u128);
+        let slots = refreshes.div_ceil(per_slot);
+        // Both fit: per_slot <= refreshes <= 60 s / 1 ns, slots <= room.
+        let per_slot = u32::try_from(per_slot).unwrap_or(u32::MAX);
+        HistoryShape {
+            slots: usize::try_from(slots).unwrap_or(room),
+            per_slot,
+            slot_time: interval.saturating_mul(per_slot),
+        }
+    }
+
+    /// The time the whole history covers.
+    pub fn span(&self) -> Duration {
+        self.slot_time.saturating_mul(self.slots as u32)
+    }
+}
+
+/// One listener's history: a ring of at most `HistoryShape::slots` points.
+#[derive(Debug, Default)]
+struct History {
+    points: VecDeque<Point>,
+    /// The slot number (refreshes / per_slot) of the last point: every listener's slots start
+    /// at the same refreshes, so that a column of the sparkline is one time for all rows.
+    last_slot: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,9 +164,40 @@ pub struct Tracker {
     pub(crate) refreshes: u64,
     summary: BTreeMap<(SocketAddr, u64), ListenerSummary>,
     worst: Option<(f64, u32, Worst)>,
+    shape: HistoryShape,
+    /// Per listener present at the last refresh; a listener that is gone loses its history.
+    history: HashMap<(SocketAddr, u64), History>,
 }
 
 impl Tracker {
+    /// A tracker that also keeps a history of each listener's peaks, shaped by `shape`.
+    pub fn with_history(shape: HistoryShape) -> Tracker {
+        Tracker {
+            shape,
+            ..Tracker::default()
+        }
+    }
+
+    /// Adds this refresh's peak to the listener's history and returns the history to show.
+    fn remember(&mut self, key: (SocketAddr, u64), point: Point) -> Vec<Point> {
+        if self.shape.slots == 0 {
+            return Vec::new();
+        }
+        let slot = self.refreshes / u64::from(self.shape.per_slot.max(1));
+        let h = self.history.entry(key).or_default();
+        match h.points.back_mut() {
+            Some(last) if h.last_slot == slot => last.merge(point),
+            _ => {
+                if h.points.len() == self.shape.slots {
+                    h.points.pop_front();
+                }
+                h.points.push_back(point);
+                h.last_slot = slot;
+            }
+        }
+        h.points.iter().copied().collect()
+    }
+
     /// A queue sample between refreshes.
     pub fn observe(&mut self, listeners: &[Listener]) {
         for l in listeners {
@@ -132,6 +238,17 @@ impl Tracker {
             let process = owner_of
                 .get(&l.inode)
                 .and_then(|os| crate::model::process_label(os));
+            let fill = QueuePeak {
+                peak,
+                backlog: l.send_q,
+            };
+            let history = self.remember(
+                key,
+                Point {
+                    fill,
+                    dropped: drops_delta.is_some_and(|d| d > 0),
+                },
+            );
             rows.push(Row {
                 local: l.local,
                 inode: l.inode,
@@ -139,17 +256,14 @@ impl Tracker {
                 recv_q: l.recv_q,
                 peak,
                 send_q: l.send_q,
-                fill_pct: QueuePeak {
-                    peak,
-                    backlog: l.send_q,
-                }
-                .fill_pct(),
+                fill_pct: fill.fill_pct(),
                 drops_per_s: drops_delta
                     .filter(|_| secs > 0.0)
                     .map(|d| f64::from(d) / secs),
                 drops_delta,
                 syn_recv: l.syn_recv,
                 event: (prev.is_none() && !first).then_some("new"),
+                history,
             });
             let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
                 local: l.local.to_string(),
@@ -180,7 +294,11 @@ impl Tracker {
                 drops_delta: None,
                 syn_recv: None,
                 event: Some("gone"),
+                history: Vec::new(),
             });
+        }
+        if self.history.len() > seen.len() {
+            self.history.retain(|k, _| seen.contains(k));
         }
         let mut rates = BTreeMap::new();
         if let (Some(prev), Some(now)) = (&self.prev_counters, counters)
@@ -357,5 +475,125 @@ mod tests {
             t.summary(2, Duration::from_secs(1)).listeners[0].drops,
             None
         );
+    }
+
+    fn shape(slots: usize, per_slot: u32) -> HistoryShape {
+        HistoryShape {
+            slots,
+            per_slot,
+            slot_time: Duration::from_secs(u64::from(per_slot)),
+        }
+    }
+
+    /// Feeds one refresh per element; returns the history rows of the last one, by port.
+    fn feed(t: &mut Tracker, refreshes: &[&[Listener]]) -> BTreeMap<u16, Vec<Point>> {
+        let mut last = BTreeMap::new();
+        for ls in refreshes {
+            let at = Duration::from_secs(t.refreshes);
+            let r = t.refresh(ls, None, at, "t".into(), &[]);
+            last = r
+                .listeners
+                .into_iter()
+                .map(|row| (row.local.port(), row.history))
+                .collect();
+        }
+        last
+    }
+
+    fn peaks(h: &[Point]) -> Vec<u32> {
+        h.iter().map(|p| p.fill.peak).collect()
+    }
+
+    #[test]
+    fn history_is_a_bounded_ring_of_the_peaks() {
+        let mut t = Tracker::with_history(shape(3, 1));
+        let rounds: Vec<Vec<Listener>> = (0..10).map(|q| vec![l(80, 1, q, Some(0))]).collect();
+        let refs: Vec<&[Listener]> = rounds.iter().map(Vec::as_slice).collect();
+        let h = feed(&mut t, &refs);
+        assert_eq!(peaks(&h[&80]), [7, 8, 9], "the newest three");
+        assert_eq!(t.history[&l(80, 1, 0, None).key()].points.len(), 3);
+        // A burst between refreshes is the refresh's point, against B+1.
+        t.observe(&[l(80, 1, 6, Some(0))]);
+        let h = feed(&mut t, &[&[l(80, 1, 0, Some(2))]]);
+        let last = h[&80][2];
+        assert_eq!(
+            (last.fill.peak, last.fill.backlog, last.dropped),
+            (6, 5, true)
+        );
+        assert!(last.fill.full());
+        // Unknown drops are not marked as drops.
+        let h = feed(&mut t, &[&[l(80, 1, 0, None)]]);
+        assert!(!h[&80][2].dropped);
+    }
+
+    #[test]
+    fn history_of_a_vanished_listener_is_dropped() {
+        let mut t = Tracker::with_history(shape(5, 1));
+        let both = [l(80, 1, 1, None), l(81, 2, 2, None)];
+        feed(&mut t, &[&both, &both]);
+        assert_eq!(t.history.len(), 2);
+        let h = feed(&mut t, &[&[l(80, 1, 3, None)]]);
+        assert_eq!(t.history.len(), 1, "81 is gone, and so is its history");
+        assert!(h[&81].is_empty(), "the gone row shows none");
+        assert_eq!(peaks(&h[&80]), [1, 1, 3]);
+        // Back with the same address and inode: a fresh history.
+        let h = feed(&mut t, &[&both]);
+        assert_eq!(peaks(&h[&81]), [2]);
+    }
+
+    #[test]
+    fn refreshes_share_slots_aligned_for_every_listener() {
+        // Three refreshes a slot: refreshes 0-2, 3-5, 6-8.
+        let mut t = Tracker::with_history(shape(2, 3));
+        let a = |q| l(80, 1, q, None);
+        let b = |q| l(81, 2, q, None);
+        feed(&mut t, &[&[a(1)], &[a(4)], &[a(2)], &[a(0)]]);
+        // 81 appears at refresh 4, in the slot 80 is in: one slot, not a slot of its own.
+        let h = feed(&mut t, &[&[a(0), b(3)]]);
+        assert_eq!(peaks(&h[&80]), [4, 0], "the fullest of each slot");
+        assert_eq!(peaks(&h[&81]), [3]);
+        let h = feed(&mut t, &[&[a(0), b(1)], &[a(2), b(0)]]);
+        assert_eq!(peaks(&h[&80]), [0, 2], "bounded to two slots");
+        assert_eq!(peaks(&h[&81]), [3, 0]);
+        // The fullest relative to B+1, not the longest queue.
+        let mut p = Point {
+            fill: QueuePeak {
+                peak: 3,
+                backlog: 100,
+            },
+            dropped: false,
+        };
+        p.merge(Point {
+            fill: QueuePeak {
+                peak: 2,
+                backlog: 1,
+            },
+            dropped: true,
+        });
+        assert_eq!((p.fill.peak, p.fill.backlog, p.dropped), (2, 1, true));
+    }
+
+    #[test]
+    fn no_history_is_kept_without_a_shape() {
+        let mut t = Tracker::default();
+        let h = feed(&mut t, &[&[l(80, 1, 1, None)], &[l(80, 1, 1, None)]]);
+        assert!(h[&80].is_empty());
+        assert!(t.history.is_empty());
+    }
+
+    #[test]
+    fn a_minute_of_refreshes_in_the_room_there_is() {
+        let s = |ms: u64, room| {
+            let h = HistoryShape::minute(Duration::from_millis(ms), room);
+            (h.slots, h.per_slot, h.span().as_secs())
+        };
+        assert_eq!(s(1000, 200), (60, 1, 60), "one refresh a slot when it fits");
+        assert_eq!(s(1000, 56), (30, 2, 60));
+        assert_eq!(s(1000, 14), (12, 5, 60), "80 columns");
+        assert_eq!(s(500, 200), (120, 1, 60));
+        assert_eq!(s(100, 66), (60, 10, 60));
+        assert_eq!(s(7000, 200), (10, 1, 70), "at least ten refreshes");
+        assert_eq!(s(1000, 9), (0, 0, 0), "too narrow: no history");
+        assert_eq!(HistoryShape::minute(Duration::ZERO, 100).slots, 0);
     }
 }
