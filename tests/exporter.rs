@@ -227,20 +227,47 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
 }
 
 #[test]
-fn past_the_connection_cap_clients_get_503_and_the_rest_are_served_later() {
-    in_netns("past_the_connection_cap_clients_get_503", || {
+fn past_the_connection_cap_idle_clients_make_room_and_busy_ones_get_503() {
+    in_netns("past_the_connection_cap", || {
         let e = Exporter::start(&["--max-connections", "3"]);
-        let held: Vec<TcpStream> = (0..3).map(|_| e.connect()).collect();
-        // The acceptor counts a connection once it has handed it to a thread: wait for that.
-        let busy = wait_for(500, || {
+        // Three clients that never send a byte: at the cap, one of them is closed for a new one.
+        let mut silent: Vec<TcpStream> = (0..3).map(|_| e.connect()).collect();
+        let served = wait_for(500, || (e.get("/healthz").status == 200).then_some(()));
+        assert!(served.is_some(), "a new client is served at the cap");
+        let closed = silent
+            .iter_mut()
+            .map(|s| {
+                // The ones left open would block: a short wait tells them apart.
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let mut b = [0u8; 1];
+                matches!(s.read(&mut b), Ok(0))
+            })
+            .filter(|closed| *closed)
+            .count();
+        assert!(closed >= 1, "an idle connection made room");
+        drop(silent);
+
+        // Three clients halfway through a request are busy: a fourth is refused with 503.
+        // (A fresh exporter: the connections above may still be closing.)
+        drop(e);
+        let e = Exporter::start(&["--max-connections", "3"]);
+        let busy: Vec<TcpStream> = (0..3)
+            .map(|_| {
+                let mut c = e.connect();
+                c.write_all(b"GET /metrics HTTP/1.1\r\nHost:").unwrap();
+                c
+            })
+            .collect();
+        let refused = wait_for(500, || {
             let r = e.get("/healthz");
             (r.status == 503).then_some(r)
         })
-        .expect("a fourth connection is refused");
-        assert!(busy.body.contains("too many connections"));
-        drop(held);
+        .expect("a fourth connection is refused while three are busy");
+        assert!(refused.body.contains("too many connections"));
+        drop(busy);
         let ok = wait_for(500, || (e.get("/healthz").status == 200).then_some(()));
-        assert!(ok.is_some(), "served again once the idle ones closed");
+        assert!(ok.is_some(), "served again once the busy ones closed");
     });
 }
 

@@ -14,7 +14,7 @@ pub struct Limits {
     pub headers: usize,
     /// From the first byte of a request to the end of its head.
     pub head_time: Duration,
-    /// Between requests on a kept-alive connection.
+    /// Between requests on a kept-alive connection (before the first: `head_time`).
     pub idle: Duration,
     /// For writing a whole response.
     pub write_time: Duration,
@@ -80,6 +80,12 @@ pub struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     limits: Limits,
+    /// Whether a request was read: a new connection gets `head_time` for its first byte, a
+    /// kept-alive one `idle` between requests.
+    served: bool,
+    /// Set while waiting for the first byte of a request, for a server that makes room by
+    /// closing idle connections; a connection halfway through a head is not idle.
+    idle: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl<S: Timed> Connection<S> {
@@ -88,18 +94,36 @@ impl<S: Timed> Connection<S> {
             stream,
             buf: Vec::with_capacity(1024),
             limits,
+            served: false,
+            idle: None,
+        }
+    }
+
+    /// Keeps `flag` set while this connection waits for a request to begin.
+    pub fn with_idle_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.idle = Some(flag);
+        self
+    }
+
+    fn set_idle(&self, idle: bool) {
+        if let Some(f) = &self.idle {
+            f.store(idle, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
     /// The next request's head.
     pub fn read_request(&mut self) -> Result<Request, Refusal> {
-        let end = self.read_head()?;
+        let end = self.read_head();
+        self.set_idle(false);
+        let end = end?;
         let head = self.buf.drain(..end).collect::<Vec<u8>>();
+        self.served = true;
         parse(&head, self.limits.headers)
     }
 
     fn read_head(&mut self) -> Result<usize, Refusal> {
         // Idle between requests; once a byte has come, the whole head has one deadline.
+        skip_leading_newlines(&mut self.buf);
         let mut deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.limits.head_time);
         loop {
             if let Some(end) = find_end(&self.buf) {
@@ -109,12 +133,15 @@ impl<S: Timed> Connection<S> {
                 return Err(Refusal::Answer(431, "Request Header Fields Too Large"));
             }
             let wait = match deadline {
-                None => self.limits.idle,
+                None if self.served => self.limits.idle,
+                // A connection that never sends anything holds a slot: not for long.
+                None => self.limits.head_time,
                 Some(d) => d.saturating_duration_since(Instant::now()),
             };
             if wait.is_zero() {
                 return Err(Refusal::Answer(408, "Request Timeout"));
             }
+            self.set_idle(self.buf.is_empty());
             self.stream
                 .set_read_timeout(Some(wait))
                 .map_err(|_| Refusal::Gone)?;
@@ -124,7 +151,10 @@ impl<S: Timed> Connection<S> {
                 Ok(0) => return Err(Refusal::Gone),
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
-                    deadline.get_or_insert_with(|| Instant::now() + self.limits.head_time);
+                    skip_leading_newlines(&mut self.buf);
+                    if !self.buf.is_empty() {
+                        deadline.get_or_insert_with(|| Instant::now() + self.limits.head_time);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
@@ -163,8 +193,6 @@ impl<S: Timed> Connection<S> {
 
     /// Writes one response; HEAD gets the headers only.
     pub fn respond(&mut self, head_only: bool, r: &Response) -> io::Result<()> {
-        self.stream
-            .set_write_timeout(Some(self.limits.write_time))?;
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             r.status,
@@ -180,11 +208,31 @@ impl<S: Timed> Connection<S> {
         } else {
             "Connection: keep-alive\r\n\r\n"
         });
-        self.stream.write_all(head.as_bytes())?;
+        // One deadline for the whole response: a socket timeout alone bounds each send(), and
+        // a client reading a few bytes at a time would hold the thread and the body for ever.
+        let deadline = Instant::now() + self.limits.write_time;
+        self.write_by(head.as_bytes(), deadline)?;
         if !head_only {
-            self.stream.write_all(&r.body)?;
+            self.write_by(&r.body, deadline)?;
         }
         self.stream.flush()
+    }
+
+    fn write_by(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
+        while !data.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_write_timeout(Some(left))?;
+            match self.stream.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -213,12 +261,25 @@ impl Response {
     }
 }
 
-/// End of the head: just past the blank line (`\r\n\r\n`, or a bare `\n\n`).
+/// End of the head: just past its blank line, `\r\n\r\n` or a bare `\n\n`, whichever
+/// comes first (a pipelined request may use the other).
 fn find_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Empty lines before a request line are ignored (RFC 9112 §2.2): a client may send a CRLF
+/// after a request.
+fn skip_leading_newlines(buf: &mut Vec<u8>) {
+    let n = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    buf.drain(..n);
 }
 
 fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
@@ -359,6 +420,21 @@ mod tests {
         assert_eq!((r.method.as_str(), r.path.as_str()), ("HEAD", "/"));
         assert!(!r.keep_alive, "HTTP/1.0 closes by default");
         assert_eq!(c.read_request(), Err(Refusal::Gone));
+    }
+
+    #[test]
+    fn blank_lines_between_requests_and_mixed_terminators() {
+        // A CRLF after a request, then the next one; a bare-LF head before a CRLF one.
+        let mut c = conn(vec![Some(
+            b"GET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\n\nGET /c HTTP/1.1\r\n\r\n",
+        )]);
+        for path in ["/a", "/b", "/c"] {
+            assert_eq!(c.read_request().unwrap().path, path);
+        }
+        // A trailing CRLF alone is not the start of a request: the connection stays idle.
+        let mut idle = conn(vec![Some(b"GET / HTTP/1.1\r\n\r\n\r\n"), None]);
+        idle.read_request().unwrap();
+        assert_eq!(idle.read_request(), Err(Refusal::Gone));
     }
 
     #[test]

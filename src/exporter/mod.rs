@@ -26,8 +26,9 @@ use http::{Connection, Limits, Refusal, Response};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Stack of a connection thread: parsing and writing only; scrapes run on their own workers.
-const CONNECTION_STACK: usize = 256 * 1024;
+/// Stack of a connection thread. The thread that takes a scrape also walks /proc and renders
+/// (namespaces are recorded on the collector's own workers); only touched pages cost memory.
+const CONNECTION_STACK: usize = 1024 * 1024;
 
 /// How long responses in flight may take to finish after SIGTERM.
 const GRACE: Duration = Duration::from_secs(10);
@@ -39,14 +40,36 @@ pub struct Options {
     pub limits: Limits,
 }
 
+struct Open {
+    stream: TcpStream,
+    /// Waiting for a request to begin (kept alive, or never sent a byte).
+    idle: Arc<AtomicBool>,
+}
+
+/// A connection's place in `open` and `active`, given back however its thread ends.
+struct Slot<'a> {
+    server: &'a Server,
+    id: u64,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.server.open.lock() {
+            open.remove(&self.id);
+        }
+        self.server.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct Server {
     collector: Mutex<Collector>,
     /// Size of the last exposition, to allocate the next at once.
     last_size: AtomicUsize,
     active: AtomicUsize,
     stopping: AtomicBool,
-    /// Open connections, to wake their readers at shutdown.
-    open: Mutex<HashMap<u64, TcpStream>>,
+    /// Open connections: to wake their readers at shutdown, and to close an idle one when a
+    /// new client comes at the cap.
+    open: Mutex<HashMap<u64, Open>>,
     next_id: AtomicU64,
     limits: Limits,
 }
@@ -96,9 +119,9 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     unsafe { nix::libc::shutdown(listener.as_raw_fd(), nix::libc::SHUT_RDWR) };
     let _ = acceptor.join();
     if let Ok(open) = server.open.lock() {
-        for stream in open.values() {
+        for o in open.values() {
             // Idle readers see end of file; a response being written still goes out.
-            let _ = stream.shutdown(std::net::Shutdown::Read);
+            let _ = o.stream.shutdown(std::net::Shutdown::Read);
         }
     }
     let until = Instant::now() + GRACE;
@@ -136,17 +159,28 @@ fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(_) if server.stopping.load(Ordering::SeqCst) => return,
-            Err(e) if e.raw_os_error() == Some(nix::libc::EMFILE) => {
-                // Out of descriptors: let connections close before taking more.
+            // The client went away before we took it: nothing wrong here.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ECONNABORTED | nix::libc::EINTR)
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => {
+                // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): let connections close
+                // before taking more, rather than spin.
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
-            Err(_) => continue, // the client went away before we took it (ECONNABORTED)
         };
         if server.stopping.load(Ordering::SeqCst) {
             return;
         }
-        if server.active.load(Ordering::SeqCst) >= max {
+        // At the cap, an idle connection makes room (its reader sees end of file); only when
+        // every connection is busy is the new one refused.
+        if server.active.load(Ordering::SeqCst) >= max && !close_an_idle_one(server) {
             if let Some(busy) = &busy {
                 let _ = busy.try_send(stream);
             }
@@ -154,26 +188,45 @@ fn accept_loop(server: &Arc<Server>, listener: &TcpListener, max: usize) {
         }
         server.active.fetch_add(1, Ordering::SeqCst);
         let id = server.next_id.fetch_add(1, Ordering::Relaxed);
+        // Idle once its thread waits for a first byte (Connection sets it).
+        let idle = Arc::new(AtomicBool::new(false));
         if let (Ok(clone), Ok(mut open)) = (stream.try_clone(), server.open.lock()) {
-            open.insert(id, clone);
+            open.insert(
+                id,
+                Open {
+                    stream: clone,
+                    idle: idle.clone(),
+                },
+            );
         }
         let s = server.clone();
         let spawned = std::thread::Builder::new()
             .name("backlogctl-http".into())
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                serve(&s, stream);
-                if let Ok(mut open) = s.open.lock() {
-                    open.remove(&id);
-                }
-                s.active.fetch_sub(1, Ordering::SeqCst);
+                let _slot = Slot { server: &s, id };
+                serve(&s, stream, idle);
             });
         if spawned.is_err() {
-            server.active.fetch_sub(1, Ordering::SeqCst);
-            if let Ok(mut open) = server.open.lock() {
-                open.remove(&id);
-            }
+            // The closure, and with it the slot, was never made: give the place back here.
+            drop(Slot { server, id });
         }
+    }
+}
+
+/// Closes one connection that is waiting for a request; false when there is none.
+fn close_an_idle_one(server: &Server) -> bool {
+    let Ok(open) = server.open.lock() else {
+        return false;
+    };
+    let idle = open.values().find(|o| o.idle.load(Ordering::SeqCst));
+    match idle {
+        Some(o) => {
+            o.idle.store(false, Ordering::SeqCst);
+            let _ = o.stream.shutdown(std::net::Shutdown::Both);
+            true
+        }
+        None => false,
     }
 }
 
@@ -205,8 +258,8 @@ fn refuser() -> Option<std::sync::mpsc::SyncSender<TcpStream>> {
     Some(tx)
 }
 
-fn serve(server: &Server, stream: TcpStream) {
-    let mut conn = Connection::new(stream, server.limits);
+fn serve(server: &Server, stream: TcpStream, idle: Arc<AtomicBool>) {
+    let mut conn = Connection::new(stream, server.limits).with_idle_flag(idle);
     loop {
         let (head_only, mut response) = match conn.read_request() {
             Ok(req) => {
