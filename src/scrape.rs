@@ -145,16 +145,30 @@ impl Collector {
         } else {
             pods::pods_by_uid(std::path::Path::new(pods::POD_LOGS))
         };
+        let initial_inode = netns::initial_inode();
         for (job, result) in jobs.into_iter().zip(results) {
             let (snapshot, error) = match result {
+                // Entered through /proc/PID/ns/net: a PID reused meanwhile leads elsewhere.
+                Ok(s) if job.inode.is_some() && s.netns.inode != job.inode => (
+                    None,
+                    Some(Error::BadInput(
+                        "the namespace vanished while it was being read".into(),
+                    )),
+                ),
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
             };
-            let (initial, names) = match &snapshot {
-                Some(s) => (s.netns.initial == Some(true), s.netns.names.clone()),
-                None => (false, job.names),
-            };
             let inode = job.inode.or(snapshot.as_ref().and_then(|s| s.netns.inode));
+            // Who it is does not depend on whether it could be read this time.
+            let initial = match &snapshot {
+                Some(s) => s.netns.initial == Some(true),
+                None => inode.is_some() && inode == initial_inode,
+            };
+            // The walk's names are this scrape's; a recording's may come from a cache.
+            let names = match (&snapshot, job.names.is_empty()) {
+                (Some(s), true) => s.netns.names.clone(),
+                _ => job.names,
+            };
             let empty = Vec::new();
             let who = inode.and_then(|i| members.get(&i)).unwrap_or(&empty);
             namespaces.push(NsScrape {
@@ -304,10 +318,16 @@ struct Job {
 /// held by a process we cannot read, and each search reads every process's descriptors.
 const UNOWNED_RETRY: Duration = Duration::from_secs(60);
 
+/// How long owners found for a listener are trusted before they are looked up again, even
+/// when they all still live: a listener handed to a child that outlives nobody (a daemon that
+/// binds then forks and keeps its parent) or a scan that could not read every process.
+const OWNERS_REFRESH: Duration = Duration::from_secs(300);
+
 /// Owners by socket inode, across scrapes.
 #[derive(Debug, Default)]
 struct OwnerCache {
-    known: HashMap<u64, Vec<Owner>>,
+    /// The owners found, and when.
+    known: HashMap<u64, (Instant, Vec<Owner>)>,
     /// Listeners no holder was found for, and when that was last tried.
     unowned: HashMap<u64, Instant>,
 }
@@ -320,7 +340,14 @@ impl OwnerCache {
             .iter()
             .flat_map(|s| record::listener_inodes(s))
             .collect();
-        self.known.retain(|i, _| seen.contains(i));
+        // A listener handed over (binary upgrade, socket activation, a parent exiting after a
+        // fork) keeps its inode: owners that exited, or are old, are looked up again.
+        let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+        self.known.retain(|i, (at, owners)| {
+            seen.contains(i)
+                && now.duration_since(*at) < OWNERS_REFRESH
+                && owners.iter().all(|o| alive(o.pid))
+        });
         self.unowned.retain(|i, _| seen.contains(i));
         let need: HashSet<u64> = seen
             .iter()
@@ -340,7 +367,11 @@ impl OwnerCache {
             for mut o in found {
                 // Never exported, and the largest part of an owner: not kept.
                 o.cmdline = String::new();
-                self.known.entry(o.inode).or_default().push(o);
+                self.known
+                    .entry(o.inode)
+                    .or_insert_with(|| (now, Vec::new()))
+                    .1
+                    .push(o);
             }
             for i in need {
                 if self.known.contains_key(&i) {
@@ -354,7 +385,7 @@ impl OwnerCache {
             let mut owners: Vec<Owner> = record::listener_inodes(snap)
                 .iter()
                 .filter_map(|i| self.known.get(i))
-                .flatten()
+                .flat_map(|(_, owners)| owners)
                 .cloned()
                 .collect();
             owners.sort_by_key(|o| (o.inode, o.pid));
@@ -471,14 +502,19 @@ mod tests {
         let mut s = snapshot(1, &[a, b]);
         cache.fill(&mut [&mut s], t0);
         assert_eq!(cache.unowned.len(), 2);
+        // This process, so that it is alive.
+        let me = std::process::id();
         cache.known.insert(
             a,
-            vec![Owner {
-                inode: a,
-                pid: 7,
-                comm: "nginx".into(),
-                cmdline: String::new(),
-            }],
+            (
+                t0,
+                vec![Owner {
+                    inode: a,
+                    pid: me,
+                    comm: "nginx".into(),
+                    cmdline: String::new(),
+                }],
+            ),
         );
         cache.unowned.remove(&a);
         cache.fill(&mut [&mut s], t0 + Duration::from_secs(1));
@@ -487,6 +523,32 @@ mod tests {
         assert_eq!(cache.unowned.get(&b), Some(&t0), "not searched again yet");
         cache.fill(&mut [&mut s], t0 + UNOWNED_RETRY);
         assert_eq!(cache.unowned.get(&b), Some(&(t0 + UNOWNED_RETRY)));
+        // Owners that exited are looked up again (here: found nowhere, so unowned).
+        cache.known.insert(
+            a,
+            (
+                t0,
+                vec![Owner {
+                    inode: a,
+                    pid: u32::MAX,
+                    comm: "gone".into(),
+                    cmdline: String::new(),
+                }],
+            ),
+        );
+        cache.fill(&mut [&mut s], t0 + Duration::from_secs(1));
+        assert!(!cache.known.contains_key(&a) && cache.unowned.contains_key(&a));
+        // And live ones after OWNERS_REFRESH.
+        cache.unowned.remove(&a);
+        let owner = Owner {
+            inode: a,
+            pid: me,
+            comm: "nginx".into(),
+            cmdline: String::new(),
+        };
+        cache.known.insert(a, (t0, vec![owner]));
+        cache.fill(&mut [&mut s], t0 + OWNERS_REFRESH);
+        assert!(!cache.known.contains_key(&a), "refreshed");
         // The listeners close: their entries go with them.
         let mut gone = snapshot(1, &[]);
         cache.fill(&mut [&mut gone], t0 + UNOWNED_RETRY);

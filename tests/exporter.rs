@@ -436,3 +436,64 @@ fn deploy_files_query_only_families_the_exporter_serves() {
         assert!(used > 3, "{file} queries the exporter's families");
     }
 }
+
+/// A listener handed over keeps its inode: when the process it was cached for exits (a daemon
+/// that binds, forks and lets its parent go; a binary upgrade), the next scrape names the one
+/// that holds it now, not a dead PID.
+#[test]
+fn a_listener_handed_to_a_child_is_owned_by_the_child_after_the_parent_exits() {
+    in_netns("a_listener_handed_to_a_child", || {
+        let script = "import os, socket, sys, time\n\
+            s = socket.socket(); s.bind(('127.0.0.1', 8100)); s.listen(8)\n\
+            child = os.fork()\n\
+            if child == 0:\n    time.sleep(60); os._exit(0)\n\
+            print(os.getpid(), child, flush=True)\n\
+            sys.stdin.readline()\n";
+        let mut python = match Command::new("python3")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: a_listener_handed_to_a_child: no python3: {e}"
+                );
+                return;
+            }
+        };
+        let mut line = String::new();
+        BufReader::new(python.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let pids: Vec<u32> = line
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let (parent, child) = (pids[0], pids[1]);
+        let e = Exporter::start(&[]);
+        let owner = |body: &str| {
+            body.lines()
+                .find(|l| {
+                    l.starts_with("backlogctl_listen_owner_info{") && l.contains("port=\"8100\"")
+                })
+                .map(str::to_string)
+        };
+        let first = owner(&e.get("/metrics").body).expect("an owner");
+        assert!(first.contains(&format!("pid=\"{parent}\"")), "{first}");
+        // The parent exits; the child keeps the socket.
+        drop(python.stdin.take());
+        python.wait().unwrap();
+        let now = wait_for(500, || {
+            let o = owner(&e.get("/metrics").body)?;
+            o.contains(&format!("pid=\"{child}\"")).then_some(o)
+        });
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert!(now.is_some(), "the child is named once the parent is gone");
+    });
+}

@@ -193,6 +193,12 @@ impl Diag {
                 }
                 match msg.message_type() {
                     NLMSG_DONE => {
+                        // An error met during the dump (a diag module that cannot be loaded)
+                        // comes as a negative errno in DONE's payload, not as NLMSG_ERROR.
+                        let code = errno(msg.payload());
+                        if code < 0 {
+                            return dump_error(family, code);
+                        }
                         return Ok(if interrupted {
                             Outcome::Interrupted
                         } else {
@@ -200,27 +206,10 @@ impl Diag {
                         });
                     }
                     NLMSG_ERROR => {
-                        let code = msg
-                            .payload()
-                            .get(..4)
-                            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(0);
-                        if code == 0 {
-                            // An acknowledgement; the dump itself ends with NLMSG_DONE.
-                        } else if family == AF_INET6
-                            && [
-                                nix::libc::ENOENT,
-                                nix::libc::EAFNOSUPPORT,
-                                nix::libc::EPROTONOSUPPORT,
-                            ]
-                            .contains(&-code)
-                        {
-                            return Ok(Outcome::FamilyAbsent);
-                        } else {
-                            return Err(Error::Netlink {
-                                op: "inet_diag dump",
-                                source: io::Error::from_raw_os_error(-code),
-                            });
+                        let code = errno(msg.payload());
+                        if code != 0 {
+                            // 0 is an acknowledgement; the dump itself ends with NLMSG_DONE.
+                            return dump_error(family, code);
                         }
                     }
                     SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
@@ -232,6 +221,33 @@ impl Diag {
             }
         }
     }
+}
+
+/// The errno an NLMSG_ERROR or NLMSG_DONE payload starts with (0 when too short).
+fn errno(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
+}
+
+/// A dump refused (NLMSG_ERROR) or failed midway (a negative NLMSG_DONE): an absent IPv6 is
+/// no listeners of that family, anything else an error.
+fn dump_error(family: u8, code: i32) -> Result<Outcome> {
+    if family == AF_INET6
+        && [
+            nix::libc::ENOENT,
+            nix::libc::EAFNOSUPPORT,
+            nix::libc::EPROTONOSUPPORT,
+        ]
+        .contains(&-code)
+    {
+        return Ok(Outcome::FamilyAbsent);
+    }
+    Err(Error::Netlink {
+        op: "inet_diag dump",
+        source: io::Error::from_raw_os_error(-code),
+    })
 }
 
 enum Outcome {

@@ -294,6 +294,16 @@ pub fn container_id(cgroup: &str) -> Option<String> {
 /// `net_ns_net_init` in `net/core/net_namespace.c`, 6.18); before, it was numbered like any other.
 const NET_NS_INIT_INO: u64 = 0xEFFF_FFF9;
 
+/// Inode of the initial (host) network namespace, when it can be told: fixed from 6.18 on,
+/// else PID 1's when we see the host's PIDs.
+pub fn initial_inode() -> Option<u64> {
+    if fixed_init_inode() {
+        return Some(NET_NS_INIT_INO);
+    }
+    let host_pid1 = ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
+    host_pid1.then(|| ns_inode("/proc/1/ns/net")).flatten()
+}
+
 /// Inode of the calling thread's network namespace, and whether it is the initial (host) one.
 pub fn current() -> Netns {
     let inode = ns_inode("/proc/thread-self/ns/net");
@@ -345,7 +355,13 @@ fn names_of(inode: u64) -> Vec<String> {
         return Vec::new();
     };
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.as_ref().is_none_or(|(at, _)| *at != modified) {
+    // `ip netns add` creates the file, then bind-mounts the namespace on it: the mount does not
+    // touch the directory, so a listing made between the two is trusted only for a moment.
+    static READ_AT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut read_at = READ_AT.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = read_at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(5));
+    if !fresh || cache.as_ref().is_none_or(|(at, _)| *at != modified) {
+        *read_at = Some(std::time::Instant::now());
         let mut by_inode: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         if let Ok(dir) = std::fs::read_dir(NAMED_DIR) {
             for e in dir.flatten() {
