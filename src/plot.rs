@@ -9,8 +9,9 @@
 //! and SYN_RECV keep each bucket's maximum (so no peak, however short, disappears) and its
 //! last value (so the level held after a spike is drawn at its true height). Drops are summed
 //! per bucket: "drops per column" then adds up to the drops of the window, which a maximum
-//! would not; the namespace's counters are summed the same way and drawn as rates (the
-//! column's increase over the column's length).
+//! would not. The namespace's counters are drawn as rates: each rise over the sampling
+//! interval in which it happened, the highest per column, so a peak rate does not depend on
+//! the window's length.
 //!
 //! Time: a recording stores a sample only when something in scope changed, so a value holds
 //! until the next sample (series are steps, not lines between samples), and a listener's
@@ -180,8 +181,9 @@ pub struct ListenerPlot {
 pub struct RatePlot {
     /// `ListenOverflows`.
     pub name: &'static str,
-    /// `(column start µs, increase in the column / the column's length in seconds)` for the
-    /// columns where the counter rose; an increase is dated by the sample that read it.
+    /// `(column start µs, the highest rate in the column, per second)` for the columns where
+    /// the counter rose: each rise over the sampling interval in which it happened (or the gap
+    /// since the previous sample, without a grid), dated by the sample that read it.
     pub per_s: Vec<(u64, f64)>,
     /// Increase over the window.
     pub total: u64,
@@ -219,8 +221,12 @@ pub fn timeline(snap: &Snapshot, report: &Report, columns: usize) -> Timeline {
     let window = match report.window_ms {
         0 => "one sample".to_string(),
         ms => format!(
-            "{:.1} s window, {} samples",
-            ms as f64 / 1000.0,
+            "{} window, {} samples",
+            match ms {
+                ms if ms >= 10_000 => format!("{:.0} s", ms as f64 / 1000.0),
+                ms if ms >= 1_000 => format!("{:.1} s", ms as f64 / 1000.0),
+                ms => format!("{ms} ms"),
+            },
             snap.samples_taken.max(snap.samples.len() as u64)
         ),
     };
@@ -317,9 +323,16 @@ fn message(
                 .is_none_or(|s| s.iter().all(|c| c.max == 0))
     }) && rates.iter().all(|r| r.total == 0);
     if quiet {
+        // "Nothing dropped" only where drops were counted.
+        let drops_known = listeners.iter().all(|l| l.drops_window.is_some());
         let mut m = vec![format!(
-            "Nothing happened in this {:.1} s window: the accept queue stayed empty, nothing was dropped.",
-            report.window_ms as f64 / 1000.0
+            "Nothing happened in this {:.1} s window: the accept queue stayed empty, {}.",
+            report.window_ms as f64 / 1000.0,
+            if drops_known {
+                "nothing was dropped"
+            } else {
+                "and no drop was seen where drops are counted"
+            }
         )];
         m.extend(listeners.iter().map(|l| {
             format!(
@@ -432,16 +445,29 @@ fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot
     if values.is_empty() {
         return None;
     }
-    let rises: Vec<(u64, u64)> = values
+    // A rise is a rate over the time in which it happened: the sampling interval when the
+    // recorder sampled on a grid (it stores a sample when the listeners changed, and they
+    // change with these counters), else the gap since the previous sample. Each column shows
+    // the highest rate in it, so a peak rate reads the same however long the window is.
+    let interval_us = snap.sample_interval_us;
+    let rates: Vec<(u64, f64)> = values
         .windows(2)
-        .map(|w| (w[1].0, w[1].1.saturating_sub(w[0].1)))
+        .filter(|w| w[1].1 > w[0].1)
+        .map(|w| {
+            let gap = w[1].0.saturating_sub(w[0].0);
+            let over_us = match interval_us {
+                0 => gap,
+                i => gap.min(i),
+            }
+            .max(1);
+            (w[1].0, (w[1].1 - w[0].1) as f64 * 1e6 / over_us as f64)
+        })
         .collect();
-    let column_s = axis.column_us() / 1e6;
     Some(RatePlot {
         name: key.split_once(':').map(|(_, n)| n).unwrap_or(key),
-        per_s: downsample_sum(&rises, axis)
+        per_s: downsample_max(&rates, axis)
             .into_iter()
-            .map(|(t, n)| (t, n as f64 / column_s))
+            .map(|c| (c.t_us, c.max))
             .collect(),
         total: snap.counter_delta(key).unwrap_or(0),
     })

@@ -32,8 +32,13 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
             "schema_version {version} is newer than this backlogctl understands ({SCHEMA_VERSION}); upgrade backlogctl"
         ));
     }
-    let snap: Snapshot =
+    let mut snap: Snapshot =
         serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
+    // Process names come from anyone (prctl): a file may carry what a live read would clean.
+    for o in &mut snap.owners {
+        o.comm = crate::source::procs::printable(&o.comm);
+        o.cmdline = crate::source::procs::printable(&o.cmdline);
+    }
     if snap.samples.is_empty() {
         return Err("it holds no samples".into());
     }

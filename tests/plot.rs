@@ -184,6 +184,35 @@ fn errors_are_one_line_and_exit_3() {
 
     let (code, _, err) = run_bin(&["--netns", "x", "plot", fixture(BURST).to_str().unwrap()]);
     assert_eq!(code, 3, "{err}");
+
+    // The picture never replaces the recording it is drawn from.
+    let copy = scratch("same.json");
+    std::fs::copy(fixture(BURST), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let (code, _, err) = run_bin(&["plot", c, "-o", c]);
+    assert_eq!(code, 3);
+    assert!(err.contains("is the snapshot itself"), "{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+}
+
+/// A process name is anyone's to set: control characters (a terminal escape, bytes XML
+/// forbids) in a recording come out printable, and the SVG stays well-formed.
+#[test]
+fn control_characters_in_a_process_name_do_not_break_the_svg() {
+    let text = std::fs::read_to_string(fixture(BURST)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let owners = v["owners"].as_array_mut().expect("owners in the fixture");
+    assert!(!owners.is_empty());
+    for o in owners {
+        o["comm"] = serde_json::Value::from("a<b>&\"c\u{1}\u{1b}[31m");
+    }
+    let path = scratch("control.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let (code, svg, err) = run_bin(&["plot", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    roxmltree::Document::parse(&svg).expect("well-formed XML");
+    assert!(svg.contains("\\x1b[31m") && !svg.contains('\u{1b}'));
 }
 
 #[test]

@@ -216,8 +216,8 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
             .configure_mesh()
             .light_line_style(WHITE.mix(0.0))
             .y_desc("connections")
-            .x_label_formatter(&|x| format!("{x:.1} s"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .x_label_formatter(&|x| time_label(*x, end_s))
+            .y_label_formatter(&|y| amount(*y, top))
             .draw()
             .map_err(fail)?;
         let cap = l.capacity as f64;
@@ -312,8 +312,8 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
                     .light_line_style(WHITE.mix(0.0))
                     .y_labels(3)
                     .y_desc(format!("drops / {}", duration(column_ms)))
-                    .x_label_formatter(&|x| format!("{x:.1} s"))
-                    .y_label_formatter(&|y| format!("{y:.0}"))
+                    .x_label_formatter(&|x| time_label(*x, end_s))
+                    .y_label_formatter(&|y| amount(*y, max))
                     .draw()
                     .map_err(fail)?;
                 let width_s = (column_ms / 1000.0).max(MIN_BAR_PX * end_s / COLUMNS as f64);
@@ -359,8 +359,8 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
             .light_line_style(WHITE.mix(0.0))
             .y_desc("per second")
             .x_desc("time since the recording started")
-            .x_label_formatter(&|x| format!("{x:.1} s"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .x_label_formatter(&|x| time_label(*x, end_s))
+            .y_label_formatter(&|y| amount(*y, top))
             .draw()
             .map_err(fail)?;
         // Thinner each: counters that rose together (ListenOverflows and cookies) stay apart.
@@ -389,6 +389,37 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
 }
 
 /// `10 ms`, `1.5 ms`, `250 µs`, `2.0 s`.
+/// A time-axis label with as many decimals as the window needs: a 35 ms window is not
+/// "0.0 s" at every tick.
+fn time_label(x: f64, span_s: f64) -> String {
+    if span_s >= 10.0 {
+        format!("{x:.0} s")
+    } else if span_s >= 1.0 {
+        format!("{x:.1} s")
+    } else if span_s >= 0.01 {
+        format!("{:.0} ms", x * 1000.0)
+    } else {
+        format!("{:.1} ms", x * 1000.0)
+    }
+}
+
+/// A value-axis label: whole numbers on tall axes, decimals on short ones (where ticks fall
+/// between whole numbers), without trailing zeros, so no two ticks read the same.
+fn amount(y: f64, top: f64) -> String {
+    let decimals = if top >= 20.0 {
+        0
+    } else if top >= 2.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{y:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
+    }
+}
+
 fn duration(ms: f64) -> String {
     if ms >= 1000.0 {
         format!("{:.1} s", ms / 1000.0)

@@ -228,7 +228,22 @@ fn meta(pid: u32) -> Result<Meta, Unread> {
 pub(crate) fn comm(p: &Process) -> Result<String, Unread> {
     let raw = read_bytes(p, "comm")?;
     let name = raw.strip_suffix(b"\n").unwrap_or(&raw);
-    Ok(String::from_utf8_lossy(name).into_owned())
+    Ok(printable(&String::from_utf8_lossy(name)))
+}
+
+/// A name any process may set (prctl PR_SET_NAME), made safe to print and to put in XML or a
+/// label: control characters (an escape sequence that clears the terminal, bytes XML forbids)
+/// become `\xNN`.
+pub fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `/proc/PID/cmdline`, arguments joined by spaces; empty for kernel threads and zombies.
@@ -239,7 +254,7 @@ fn cmdline(p: &Process) -> Result<String, Unread> {
     Ok(raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
-        .map(String::from_utf8_lossy)
+        .map(|a| printable(&String::from_utf8_lossy(a)))
         .collect::<Vec<_>>()
         .join(" "))
 }
@@ -402,6 +417,13 @@ fn socket_inode(link: &OsStr) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_control_characters_are_made_printable() {
+        assert_eq!(printable("nginx"), "nginx");
+        assert_eq!(printable("\u{1b}[2J大x\u{1}"), "\\x1b[2J大x\\x01");
+        assert_eq!(printable("a\u{7f}\u{9b}b"), "a\\x7f\\x9bb");
+    }
 
     #[test]
     fn socket_links() {
