@@ -399,7 +399,7 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
     for (t, l) in &seen {
         if let Some(d) = l.drops {
             if let Some(b) = before {
-                drop_points.push((*t, u64::from(d.saturating_sub(b))));
+                drop_points.push((*t, u64::from(crate::model::drops_between(b, d))));
             }
             before = Some(d);
         }

@@ -42,6 +42,17 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
     if snap.samples.is_empty() {
         return Err("it holds no samples".into());
     }
+    // Every reader (windows, rates, the plot's time axis) takes samples in time order.
+    if let Some(w) = snap
+        .samples
+        .windows(2)
+        .find(|w| w[1].elapsed_us < w[0].elapsed_us)
+    {
+        return Err(format!(
+            "samples out of time order (elapsed_us {} after {})",
+            w[1].elapsed_us, w[0].elapsed_us
+        ));
+    }
     Ok(snap)
 }
 

@@ -197,6 +197,16 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
             .unwrap_err()
             .contains("invalid snapshot")
     );
+    // Samples are in time order, or the file is refused.
+    v["samples"] = serde_json::json!([
+        {"elapsed_us": 900, "listeners": []},
+        {"elapsed_us": 100, "listeners": []}
+    ]);
+    let e = store::parse(&v.to_string()).unwrap_err();
+    assert!(
+        e.contains("out of time order (elapsed_us 100 after 900)"),
+        "{e}"
+    );
     // Deep nesting stops at serde_json's recursion limit, not the stack.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(store::parse(&deep).unwrap_err().contains("not valid JSON"));

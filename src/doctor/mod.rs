@@ -395,7 +395,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
         v.present_at_end = at_end.contains(&(v.local, v.inode));
         if windowed {
             v.drops_delta = match (first, v.drops) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
                 _ => None,
             };
         }

@@ -187,6 +187,13 @@ impl Listener {
     }
 }
 
+/// Segments dropped at a listener between two readings of its sk_drops. The kernel's counter
+/// is 32 bits and wraps (`atomic_t sk_drops`, reported as a u32 in skmeminfo): for the same
+/// socket it only grows, so the difference is taken modulo 2^32.
+pub fn drops_between(before: u32, after: u32) -> u32 {
+    after.wrapping_sub(before)
+}
+
 /// A process holding a listening socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -391,4 +398,16 @@ pub fn rfc3339(unix_ms: u64) -> String {
         rem % 60,
         unix_ms % 1000
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_counted_across_the_32_bit_wrap() {
+        assert_eq!(drops_between(5, 9), 4);
+        assert_eq!(drops_between(u32::MAX - 1, 3), 5);
+        assert_eq!(drops_between(7, 7), 0);
+    }
 }

@@ -232,7 +232,7 @@ impl Tracker {
             let peak = self.peaks.get(&key).copied().unwrap_or(l.recv_q);
             let prev = self.prev_drops.get(&key).copied();
             let drops_delta = match (prev.flatten(), l.drops) {
-                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
                 _ => None,
             };
             let process = owner_of
