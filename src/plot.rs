@@ -196,7 +196,10 @@ pub fn timeline(snap: &Snapshot, report: &Report, columns: usize) -> Timeline {
     let axis = Axis::new(origin, end, columns);
     let named = !snap.targets.is_empty();
     let at_most = if named { NAMED_AT_MOST } else { MOST_TROUBLED };
-    let chosen = most_troubled(&report.listeners, at_most);
+    let chosen: Vec<&ListenerView> = ListenerView::most_troubled(&report.listeners, at_most)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     let left_out = report.listeners.len() - chosen.len();
     let listeners: Vec<ListenerPlot> = chosen
         .iter()
@@ -352,24 +355,6 @@ fn message(
         return Some(m);
     }
     None
-}
-
-/// The `n` most troubled listeners (queue seen full, dropping in the window, dropping before,
-/// fullest), in that order.
-fn most_troubled(listeners: &[ListenerView], n: usize) -> Vec<&ListenerView> {
-    let mut ranked: Vec<(usize, &ListenerView)> = listeners.iter().enumerate().collect();
-    ranked.sort_by_key(|(i, v)| {
-        (
-            std::cmp::Reverse((
-                v.full_seen,
-                v.drops_delta.unwrap_or(0),
-                v.drops.unwrap_or(0),
-                v.peak_fill_pct(),
-            )),
-            *i,
-        )
-    });
-    ranked.into_iter().take(n).map(|(_, v)| v).collect()
 }
 
 fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis) -> ListenerPlot {

@@ -232,6 +232,25 @@ impl ListenerView {
     }
 
     /// Percentage of the queue's capacity (B+1) reached at the peak.
+    /// The `n` most troubled of `listeners` (queue seen full, dropping in the window, dropping
+    /// before, fullest; ties in their given order), most troubled first, with their index.
+    pub fn most_troubled(listeners: &[ListenerView], n: usize) -> Vec<(usize, &ListenerView)> {
+        let mut ranked: Vec<(usize, &ListenerView)> = listeners.iter().enumerate().collect();
+        ranked.sort_by_key(|(i, v)| {
+            (
+                std::cmp::Reverse((
+                    v.full_seen,
+                    v.drops_delta.unwrap_or(0),
+                    v.drops.unwrap_or(0),
+                    v.peak_fill_pct(),
+                )),
+                *i,
+            )
+        });
+        ranked.truncate(n);
+        ranked
+    }
+
     pub fn peak_fill_pct(&self) -> u32 {
         self.queue().fill_pct()
     }

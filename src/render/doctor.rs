@@ -148,19 +148,7 @@ fn table_rows(r: &Report) -> Vec<&ListenerView> {
     if r.listeners.len() <= TABLE_ALL_UP_TO {
         return r.listeners.iter().collect();
     }
-    let mut ranked: Vec<(usize, &ListenerView)> = r.listeners.iter().enumerate().collect();
-    ranked.sort_by_key(|(i, v)| {
-        (
-            std::cmp::Reverse((
-                v.full_seen,
-                v.drops_delta.unwrap_or(0),
-                v.drops.unwrap_or(0),
-                v.peak_fill_pct(),
-            )),
-            *i,
-        )
-    });
-    ranked.truncate(TABLE_TOP);
+    let mut ranked = ListenerView::most_troubled(&r.listeners, TABLE_TOP);
     ranked.sort_by_key(|(i, _)| *i);
     ranked.into_iter().map(|(_, v)| v).collect()
 }
