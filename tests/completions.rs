@@ -4,6 +4,9 @@
 //! ships these files (Cargo.toml, `[package.metadata.deb]`). Regenerate after a CLI change with
 //! `UPDATE_COMPLETIONS=1 cargo test --test completions`.
 
+mod common;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -30,20 +33,11 @@ fn script(shell: &str) -> Vec<u8> {
 #[test]
 fn completions_are_generated_from_the_cli() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("completions");
-    let update = std::env::var_os("UPDATE_COMPLETIONS").is_some();
-    if update {
-        std::fs::create_dir_all(&dir).unwrap();
-    }
-    let mut stale = Vec::new();
-    for (shell, file) in SCRIPTS {
-        let text = script(shell);
-        let path = dir.join(file);
-        if update {
-            std::fs::write(&path, &text).unwrap();
-        } else if std::fs::read(&path).ok().as_deref() != Some(&text[..]) {
-            stale.push(file);
-        }
-    }
+    let stale = common::stale_generated(
+        &dir,
+        "UPDATE_COMPLETIONS",
+        SCRIPTS.map(|(shell, file)| (file.to_string(), script(shell))),
+    );
     assert!(
         stale.is_empty(),
         "completions out of date: {stale:?}; run UPDATE_COMPLETIONS=1 cargo test --test completions"
@@ -57,6 +51,11 @@ fn completions_are_generated_from_the_cli() {
             bash.display(),
             String::from_utf8_lossy(&o.stderr)
         ),
-        Err(e) => eprintln!("skipped bash -n: cannot run bash: {e}"),
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped part: bash -n: cannot run bash: {e}"
+            );
+        }
     }
 }

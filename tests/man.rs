@@ -2,6 +2,8 @@
 //! STATUS, EXAMPLES and FILES sections; this test fails when the checked-in pages differ from
 //! what the code generates. Regenerate with `UPDATE_MAN=1 cargo test --test man`.
 
+mod common;
+
 use std::path::PathBuf;
 
 use backlogctl::cli::{Cli, examples, exit_codes};
@@ -94,16 +96,7 @@ fn pages() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn man_pages_are_generated_from_the_cli() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("man");
-    let update = std::env::var_os("UPDATE_MAN").is_some();
-    let mut stale = Vec::new();
-    for (file, text) in pages() {
-        let path = dir.join(&file);
-        if update {
-            std::fs::write(&path, &text).unwrap();
-        } else if std::fs::read(&path).ok().as_deref() != Some(&text[..]) {
-            stale.push(file);
-        }
-    }
+    let stale = common::stale_generated(&dir, "UPDATE_MAN", pages());
     assert!(
         stale.is_empty(),
         "man pages out of date: {stale:?}; run UPDATE_MAN=1 cargo test --test man"

@@ -12,6 +12,7 @@ use backlogctl::model::{Listener, Sample, Snapshot};
 use backlogctl::plot::{self, Axis, COLUMNS};
 use backlogctl::{pipeline, render, store};
 use common::{fixture, run_bin};
+
 use proptest::prelude::*;
 
 const BURST: &str = "snapshots/6.18-slow-acceptor-backlog16-burst150.json";
@@ -386,13 +387,10 @@ proptest! {
 fn readme_picture_is_current() {
     let (_, t) = model_of(&fixture(BURST));
     let svg = svg_of(&t);
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/burst.svg");
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &svg).unwrap();
-    }
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        svg,
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let stale = common::stale_generated(&docs, "UPDATE_DOCS", [("burst.svg".into(), svg.into())]);
+    assert!(
+        stale.is_empty(),
         "docs/burst.svg is stale: UPDATE_DOCS=1 cargo test --test plot readme_picture_is_current"
     );
 }

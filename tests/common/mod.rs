@@ -159,6 +159,30 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_backlogctl"))
 }
 
+/// Files the code generates and the repository keeps (man pages, completions, the README's
+/// picture): with the environment variable `update` set, writes them under `dir`; otherwise
+/// returns the names of those whose checked-in copy differs from what the code makes now.
+pub fn stale_generated(
+    dir: &std::path::Path,
+    update: &str,
+    files: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> Vec<String> {
+    let update = std::env::var_os(update).is_some();
+    if update {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let mut stale = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(&name);
+        if update {
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(&text[..]) {
+            stale.push(name);
+        }
+    }
+    stale
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
