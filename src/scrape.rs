@@ -127,11 +127,6 @@ impl Collector {
         }
     }
 
-    /// Owner entries held between scrapes (for the memory benchmark and tests).
-    pub fn cached_owners(&self) -> usize {
-        self.owners.known.len() + self.owners.unowned.len()
-    }
-
     /// One collection. Fails only when the namespaces cannot even be listed; a namespace that
     /// fails is reported in its `NsScrape` (see `Scrape::into_only_error`).
     pub fn scrape(&mut self) -> Result<Scrape> {

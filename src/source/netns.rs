@@ -295,11 +295,14 @@ pub fn container_id(cgroup: &str) -> Option<String> {
 const NET_NS_INIT_INO: u64 = 0xEFFF_FFF9;
 
 /// Inode of the initial (host) network namespace, when it can be told: fixed from 6.18 on,
-/// else PID 1's when we see the host's PIDs.
+/// else PID 1's when we see the host's PIDs. None otherwise: /proc/1/ns needs ptrace access
+/// to PID 1, and older kernels vary the inode.
 pub fn initial_inode() -> Option<u64> {
     if fixed_init_inode() {
         return Some(NET_NS_INIT_INO);
     }
+    // PID 1 is the host's init only in the initial PID namespace (fixed inode since 3.8);
+    // in a container it is the container's init, in the container's network namespace.
     let host_pid1 = ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
     host_pid1.then(|| ns_inode("/proc/1/ns/net")).flatten()
 }
@@ -307,17 +310,10 @@ pub fn initial_inode() -> Option<u64> {
 /// Inode of the calling thread's network namespace, and whether it is the initial (host) one.
 pub fn current() -> Netns {
     let inode = ns_inode("/proc/thread-self/ns/net");
-    // PID 1 is the host's init only in the initial PID namespace (fixed inode since 3.8);
-    // in a container it is the container's init, in the container's network namespace.
-    let host_pid1 = ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
     let initial = match inode {
         Some(NET_NS_INIT_INO) => Some(true),
-        Some(mine) if host_pid1 && let Some(init) = ns_inode("/proc/1/ns/net") => {
-            Some(init == mine)
-        }
-        // From 6.18 on, init_net always has NET_NS_INIT_INO: any other inode is another namespace.
-        Some(_) if fixed_init_inode() => Some(false),
-        _ => None, // /proc/1/ns needs ptrace access to PID 1; older kernels vary the inode
+        Some(mine) => initial_inode().map(|init| init == mine),
+        None => None,
     };
     let names = inode.map(names_of).unwrap_or_default();
     // How it was entered: commands that must run in it (fixes) enter it the same way.
@@ -349,7 +345,12 @@ pub fn current() -> Netns {
 /// entries): an exporter records a hundred namespaces per scrape, each of which would otherwise
 /// stat every name.
 fn names_of(inode: u64) -> Vec<String> {
-    type Names = (std::time::SystemTime, BTreeMap<u64, Vec<String>>);
+    /// The directory's mtime, when it was listed, and the listing.
+    type Names = (
+        std::time::SystemTime,
+        std::time::Instant,
+        BTreeMap<u64, Vec<String>>,
+    );
     static CACHE: std::sync::Mutex<Option<Names>> = std::sync::Mutex::new(None);
     let Ok(modified) = std::fs::metadata(NAMED_DIR).and_then(|m| m.modified()) else {
         return Vec::new();
@@ -357,11 +358,10 @@ fn names_of(inode: u64) -> Vec<String> {
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     // `ip netns add` creates the file, then bind-mounts the namespace on it: the mount does not
     // touch the directory, so a listing made between the two is trusted only for a moment.
-    static READ_AT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut read_at = READ_AT.lock().unwrap_or_else(|p| p.into_inner());
-    let fresh = read_at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(5));
-    if !fresh || cache.as_ref().is_none_or(|(at, _)| *at != modified) {
-        *read_at = Some(std::time::Instant::now());
+    let fresh = |(at, read, _): &Names| {
+        *at == modified && read.elapsed() < std::time::Duration::from_secs(5)
+    };
+    if !cache.as_ref().is_some_and(fresh) {
         let mut by_inode: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         if let Ok(dir) = std::fs::read_dir(NAMED_DIR) {
             for e in dir.flatten() {
@@ -376,11 +376,11 @@ fn names_of(inode: u64) -> Vec<String> {
         for names in by_inode.values_mut() {
             names.sort();
         }
-        *cache = Some((modified, by_inode));
+        *cache = Some((modified, std::time::Instant::now(), by_inode));
     }
     cache
         .as_ref()
-        .and_then(|(_, m)| m.get(&inode).cloned())
+        .and_then(|(_, _, m)| m.get(&inode).cloned())
         .unwrap_or_default()
 }
 
