@@ -115,8 +115,7 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
         .map_err(|e| Error::BadInput(format!("waiting for signals: {e}")))?;
     server.stopping.store(true, Ordering::SeqCst);
     // Wakes the accept() blocked on the listener (inet_shutdown disconnects a listener).
-    // SAFETY: shutdown(2) on a descriptor we own; no memory is involved.
-    unsafe { nix::libc::shutdown(listener.as_raw_fd(), nix::libc::SHUT_RDWR) };
+    let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     let _ = acceptor.join();
     if let Ok(open) = server.open.lock() {
         for o in open.values() {
