@@ -155,10 +155,7 @@ impl Collector {
             };
             let inode = job.inode.or(snapshot.as_ref().and_then(|s| s.netns.inode));
             // Who it is does not depend on whether it could be read this time.
-            let initial = match &snapshot {
-                Some(s) => s.netns.initial == Some(true),
-                None => inode.is_some() && inode == initial_inode,
-            };
+            let initial = inode.is_some() && inode == initial_inode;
             // The walk's names are this scrape's; a recording's may come from a cache.
             let names = match (&snapshot, job.names.is_empty()) {
                 (Some(s), true) => s.netns.names.clone(),
