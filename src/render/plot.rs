@@ -36,6 +36,25 @@ const GREY: RGBColor = RGBColor(90, 90, 90);
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
+/// A chart with a time axis and a value axis, both in f64.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The series' legend, in the upper right corner of a chart, the same on every chart.
+fn legend<'a: 'b, 'b>(chart: &mut Chart<'b, 'a>) -> io::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(fail)
+}
+
 fn fail<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("drawing the plot: {e}"))
 }
@@ -280,14 +299,7 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
                     .pos(anchor),
             )])
             .map_err(fail)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(fail)?;
+        legend(&mut chart)?;
 
         // Drops per column.
         let column_ms = t.axis.column_us() / 1000.0;
@@ -376,14 +388,7 @@ fn charts(area: &Area, t: &Timeline) -> io::Result<()> {
                     PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(fail)?;
+        legend(&mut chart)?;
     }
     Ok(())
 }
