@@ -1,28 +1,46 @@
-//! `doctor --all-netns`: every distinct network namespace on the host, each diagnosed on a
-//! thread of its own that enters it before opening anything (namespaces are per thread), with
-//! the processes and containers it holds. "Which pod is dropping connections", without BPF.
-//! Each namespace goes through the same pipeline as a single `doctor`, with the same options.
+//! `doctor --all-netns`: every distinct network namespace on the host, each recorded and
+//! diagnosed by the collection layer's fan-out (workers that enter namespace after namespace,
+//! one deadline, who each namespace belongs to), with the same sampling, SYN_RECV and owner
+//! policy as a single `doctor`. "Which pod is dropping connections", without BPF.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::collect::{Deadline, Kernel, Namespaces, Owners, Sampling, fan_out};
 use crate::doctor::{Report, Severity};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Gap, Scope};
-use crate::options::{Owners, Sampling};
 use crate::pipeline;
-use crate::source::netns::{self, Found};
+use crate::source::netns::Member;
+use crate::source::pods::Identity;
 
-/// Namespaces diagnosed at the same time (each mostly sleeps through its window).
+/// Namespaces diagnosed at the same time: each mostly sleeps through its window.
 const PARALLEL: usize = 8;
+
+/// Time for listing, naming and diagnosing, on top of one window per round of namespaces.
+const SLACK: Duration = Duration::from_secs(30);
 
 #[derive(Serialize)]
 pub struct Entry {
-    #[serde(flatten)]
-    pub ns: Found,
+    pub inode: Option<u64>,
+    pub names: Vec<String>,
+    pub processes: Vec<Member>,
+    /// The pod whose namespace this is, when kubelet's cgroups and logs say so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
 }
 
 #[derive(Serialize)]
@@ -36,49 +54,34 @@ pub struct AllReport {
 }
 
 pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<AllReport> {
-    let (found, gaps) = netns::all();
-    if found.is_empty() {
-        return Err(Error::Permission {
-            what: "listing network namespaces".into(),
-            hint: "neither /run/netns nor /proc/*/ns/net could be read; run as root".into(),
-        });
-    }
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut first_error: Option<Error> = None;
-    for chunk in found.chunks(PARALLEL) {
-        let handles: Vec<_> = chunk
-            .iter()
-            .map(|ns| {
-                let (path, scope) = (ns.path.clone(), scope.clone());
-                std::thread::spawn(move || -> Result<Report> {
-                    netns::enter(&netns::Which::Named(path.to_string_lossy().into_owned()))?;
-                    Ok(pipeline::live(&scope, sampling, owners)?.report)
-                })
-            })
-            .collect();
-        for (ns, h) in chunk.iter().zip(handles) {
-            let (report, error) = match h.join() {
-                Ok(Ok(r)) => (Some(r), None),
-                Ok(Err(e)) => {
-                    let text = e.to_string();
-                    first_error.get_or_insert(e);
-                    (None, Some(text))
-                }
-                Err(_) => (None, Some("internal error while diagnosing".into())),
-            };
-            entries.push(Entry {
-                ns: ns.clone(),
-                report,
-                error,
-            });
-        }
-    }
+    let scope = scope.clone();
+    let (mut done, gaps) = fan_out(
+        &Namespaces::All,
+        Deadline {
+            base: SLACK,
+            per_round: sampling.window,
+        },
+        PARALLEL,
+        Arc::new(Kernel::default),
+        Arc::new(move |k: Kernel| pipeline::live(k, &scope, sampling, owners)),
+    )?;
     // Not one could be entered (no privilege): that is the error, not a report.
-    if entries.iter().all(|e| e.error.is_some())
-        && let Some(e) = first_error
+    if done.iter().all(|d| d.value.is_none())
+        && let Some(e) = done.iter_mut().find_map(|d| d.error.take())
     {
         return Err(e);
     }
+    let mut entries: Vec<Entry> = done
+        .into_iter()
+        .map(|d| Entry {
+            inode: d.inode,
+            names: d.names,
+            processes: d.processes,
+            pod: pod(&d.identity),
+            report: d.value.map(|v| v.report),
+            error: d.error.map(|e| e.to_string()),
+        })
+        .collect();
     let verdict = entries
         .iter()
         .filter_map(|e| e.report.as_ref())
@@ -90,5 +93,13 @@ pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<All
         verdict,
         namespaces: entries,
         gaps,
+    })
+}
+
+fn pod(id: &Identity) -> Option<Pod> {
+    (!id.pod.is_empty()).then(|| Pod {
+        namespace: id.pod_namespace.clone(),
+        name: id.pod.clone(),
+        uid: id.pod_uid.clone(),
     })
 }

@@ -25,6 +25,15 @@ pub enum Error {
     Snapshot { path: PathBuf, reason: String },
     /// Missing privilege for something the user asked for explicitly.
     Permission { what: String, hint: String },
+    /// The tool's own machinery failed: a thread, a signal mask, a socket of its own.
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
+    /// Work that did not finish in the time it was given (a namespace of a scrape).
+    Deadline(String),
+    /// Something read went away while it was being read (a namespace, a process).
+    Vanished(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,6 +83,8 @@ impl fmt::Display for Error {
                 write!(f, "cannot use snapshot {}: {reason}", path.display())
             }
             Error::Permission { what, hint } => write!(f, "{what}: permission denied ({hint})"),
+            Error::Io { what, source } => write!(f, "{what} failed: {}", io_reason(source)),
+            Error::Deadline(msg) | Error::Vanished(msg) => f.write_str(msg),
         }
     }
 }
@@ -84,6 +95,7 @@ impl std::error::Error for Error {
             Error::Read { source, .. }
             | Error::Write { source, .. }
             | Error::Netlink { source, .. }
+            | Error::Io { source, .. }
             | Error::Output(source) => Some(source),
             _ => None,
         }

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::collect::{Cadence, Kernel, Owners, Recorder};
 use crate::doctor::Report;
 use crate::error::{Error, Result};
+use crate::model::Scope;
 use crate::model::Target;
-use crate::options::Owners;
 use crate::pipeline;
-use crate::record::{Header, Kernel, Sampler, Scope, SnapshotBuilder};
 use crate::source::netns;
 
 #[derive(Debug, Clone)]
@@ -198,23 +198,22 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
     let rec_stop = Arc::new(AtomicBool::new(false));
     let recorder = {
         let (scope, stop) = (scope.clone(), rec_stop.clone());
-        std::thread::spawn(move || -> Result<crate::model::Snapshot> {
+        std::thread::spawn(move || -> Result<(crate::model::Snapshot, Kernel)> {
             // Held-back ACKs keep handshakes half-open for only --ack-delay: count them often.
-            let header = Header::read();
-            let mut sampler = Sampler::new(
-                Kernel::open()?,
-                scope.clone(),
-                Duration::from_millis(20),
-                true,
-            );
-            let mut snap = SnapshotBuilder::new(header, &scope, 5000);
-            snap.add(&sampler.sample(true)?);
+            let cadence = Cadence {
+                syn_every: Duration::from_millis(20),
+                syn_forced: true,
+                sample_interval: Duration::from_millis(5),
+                keep: true,
+            };
+            let mut rec = Recorder::start(Kernel::open()?, &scope, cadence);
+            rec.sample(true)?;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(5));
-                snap.add(&sampler.sample(false)?);
+                rec.sample(false)?;
             }
-            snap.add(&sampler.sample(true)?);
-            Ok(snap.finish(&sampler))
+            rec.sample(true)?;
+            Ok(rec.finish())
         })
     };
     // Let the recorder take its first sample before the burst.
@@ -244,7 +243,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
     let elapsed = started.elapsed();
 
     rec_stop.store(true, Ordering::Relaxed);
-    let snap = recorder
+    let (snap, mut kernel) = recorder
         .join()
         .map_err(|_| Error::Protocol("lab recorder thread failed".into()))??;
     stop.store(true, Ordering::Relaxed);
@@ -271,7 +270,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
         .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
         .collect();
     let connect_ms: Vec<f64> = connect.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    let diagnosis = pipeline::diagnose_recorded(snap, Owners::All);
+    let diagnosis = pipeline::diagnose_recorded(&mut kernel, snap, Owners::All);
     let report = diagnosis.report;
     let (peak_recv_q, peak_syn_recv, send_q) = report
         .listeners

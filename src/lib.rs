@@ -15,6 +15,7 @@
 mod allns;
 pub mod catalogue;
 pub mod cli;
+pub mod collect;
 mod commands;
 pub mod doctor;
 pub mod error;
@@ -24,9 +25,7 @@ pub mod model;
 pub mod options;
 pub mod pipeline;
 pub mod plot;
-pub mod record;
 pub mod render;
-pub mod scrape;
 pub mod source;
 pub mod store;
 pub mod watch;

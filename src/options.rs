@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{self, Cli};
+use crate::collect::{Namespaces, Owners, Sampling};
 use crate::error::{Error, Result};
 use crate::lab::LabOptions;
 use crate::model::{Scope, parse_targets};
+use crate::render::watch::Format;
 use crate::source::netns::Which;
 use crate::watch;
 
@@ -61,25 +63,6 @@ pub enum Color {
     Never,
 }
 
-/// How a live recording samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sampling {
-    pub window: Duration,
-    pub interval: Duration,
-    /// Count SYN_RECV even when no SYN queue of the namespace has ever filled.
-    pub syn_recv: bool,
-}
-
-/// Which listeners get their processes named (reading `/proc/*/fd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owners {
-    /// `--no-processes`.
-    None,
-    All,
-    /// Every listener up to this many in scope; beyond, only those with findings.
-    TroubledBeyond(usize),
-}
-
 /// Up to this many listeners, doctor names the process of each; beyond, only of those with
 /// findings: reading /proc/*/fd costs about 2.5 us per descriptor (benches/sample_cost.rs).
 pub const NAME_ALL_UP_TO: usize = 64;
@@ -113,6 +96,8 @@ pub struct Snapshot {
 pub struct Watch {
     pub scope: Scope,
     pub run: watch::Options,
+    pub format: Format,
+    /// `--record FILE`, written atomically at the end.
     pub record: Option<PathBuf>,
 }
 
@@ -130,13 +115,13 @@ pub struct Explain {
 
 pub struct Metrics {
     pub scope: Scope,
-    pub namespaces: crate::scrape::Namespaces,
+    pub namespaces: Namespaces,
     pub path: Option<PathBuf>,
 }
 
 pub struct Exporter {
     pub listen: std::net::SocketAddr,
-    pub namespaces: crate::scrape::Namespaces,
+    pub namespaces: Namespaces,
     pub scope: Scope,
     pub timeout: Duration,
     pub max_connections: usize,
@@ -266,9 +251,9 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         cli::Command::Metrics(a) => {
             let namespaces = if a.all_netns {
                 refuse("--all-netns reads every namespace")?;
-                crate::scrape::Namespaces::All
+                Namespaces::All
             } else {
-                crate::scrape::Namespaces::Current
+                Namespaces::Current
             };
             Command::Metrics(Metrics {
                 scope: Scope::new(parse_targets(&a.targets)?),
@@ -283,9 +268,9 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
                         "--all-netns reads every namespace; drop --netns/--pid".into(),
                     ));
                 }
-                (Some(which), false) => crate::scrape::Namespaces::One(which.clone()),
-                (None, true) => crate::scrape::Namespaces::All,
-                (None, false) => crate::scrape::Namespaces::Current,
+                (Some(which), false) => Namespaces::One(which.clone()),
+                (None, true) => Namespaces::All,
+                (None, false) => Namespaces::Current,
             };
             Command::Exporter(exporter(a, namespaces)?)
         }
@@ -338,7 +323,7 @@ fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>)
     })
 }
 
-fn exporter(a: cli::ExporterArgs, namespaces: crate::scrape::Namespaces) -> Result<Exporter> {
+fn exporter(a: cli::ExporterArgs, namespaces: Namespaces) -> Result<Exporter> {
     let listen = a.listen.parse().map_err(|_| {
         Error::BadInput(format!(
             "--listen {:?} is not ADDR:PORT, e.g. 0.0.0.0:9848 or [::1]:9848",
@@ -377,10 +362,10 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
     }
     let sample_interval = duration("--sample-interval", &a.sample_interval)?;
     let format = if a.json {
-        watch::Format::Json
+        Format::Json
     } else if io::stdout().is_terminal() {
         let tty = Output::new(false, color);
-        watch::Format::Tty {
+        Format::Tty {
             color: tty.color,
             // 24 when the terminal does not say.
             rows: crate::render::terminal_size().map_or(24, |(rows, _)| rows),
@@ -393,7 +378,7 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
             ),
         }
     } else {
-        watch::Format::Lines
+        Format::Lines
     };
     Ok(Watch {
         scope: Scope::new(parse_targets(&a.targets)?),
@@ -406,8 +391,10 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
                 .as_deref()
                 .map(|d| duration("--duration", d))
                 .transpose()?,
-            format,
+            history: format.history(),
+            record: a.record.is_some(),
         },
+        format,
         record: a.record,
     })
 }

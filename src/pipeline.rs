@@ -5,12 +5,12 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::time::Instant;
 
+use crate::collect::{self, OwnerCache, Owners, Recorded, Sampling, Sources, listener_inodes};
 use crate::doctor::{self, Report};
 use crate::error::Result;
-use crate::model::{Gap, Scope, Snapshot, Target};
-use crate::options::{Owners, Sampling};
-use crate::record;
+use crate::model::{Gap, Netns, Scope, Snapshot, Target};
 use crate::store;
 
 /// A diagnosis and the snapshot it was made from.
@@ -19,26 +19,33 @@ pub struct Diagnosis {
     pub report: Report,
 }
 
-/// Records the calling thread's network namespace, naming every listener's process unless
-/// the policy says not to (`snapshot`).
-pub fn record(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<Snapshot> {
-    let mut snap = record_bare(scope, sampling)?;
+impl Recorded for Diagnosis {
+    fn netns(&self) -> &Netns {
+        &self.snapshot.netns
+    }
+}
+
+/// Records the namespace `sources` read, naming every listener's process unless the policy
+/// says not to (`snapshot`).
+pub fn record<S: Sources>(
+    sources: S,
+    scope: &Scope,
+    sampling: Sampling,
+    owners: Owners,
+) -> Result<Snapshot> {
+    let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
     match owners {
         Owners::None => skipped_owners(&mut snap),
         Owners::All | Owners::TroubledBeyond(_) => {
-            let all = record::listener_inodes(&snap);
-            record::attribute_owners(&mut snap, &all);
+            let all = listener_inodes(&snap);
+            name(&mut sources, &mut snap, &all);
         }
     }
     Ok(snap)
 }
 
-fn record_bare(scope: &Scope, sampling: Sampling) -> Result<Snapshot> {
-    let plan = record::Plan {
-        window: sampling.window,
-        interval: sampling.interval,
-    };
-    record::record(scope, &plan, sampling.syn_recv)
+fn name<S: Sources>(sources: &mut S, snap: &mut Snapshot, inodes: &HashSet<u64>) {
+    OwnerCache::default().name(sources, snap, inodes, Instant::now());
 }
 
 fn skipped_owners(snap: &mut Snapshot) {
@@ -46,31 +53,41 @@ fn skipped_owners(snap: &mut Snapshot) {
         .push(Gap::new("process-owners", "not looked up (--no-processes)"));
 }
 
-/// Records the calling thread's namespace and diagnoses it. With many listeners, only the
+/// Records the namespace `sources` read and diagnoses it. With many listeners, only the
 /// processes of those with something to report are named: the rules classify before the
 /// owners are read, and run once.
-pub fn live(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<Diagnosis> {
-    Ok(diagnose_recorded(record_bare(scope, sampling)?, owners))
+pub fn live<S: Sources>(
+    sources: S,
+    scope: &Scope,
+    sampling: Sampling,
+    owners: Owners,
+) -> Result<Diagnosis> {
+    let (snap, mut sources) = collect::record(sources, scope, &sampling)?;
+    Ok(diagnose_recorded(&mut sources, snap, owners))
 }
 
 /// The second half of `live`, for a recording made another way (lab's, during its burst):
-/// names the owners the policy asks for, in the calling thread's namespace, and diagnoses once.
-pub fn diagnose_recorded(mut snap: Snapshot, owners: Owners) -> Diagnosis {
+/// names the owners the policy asks for and diagnoses once.
+pub fn diagnose_recorded<S: Sources>(
+    sources: &mut S,
+    mut snap: Snapshot,
+    owners: Owners,
+) -> Diagnosis {
     let triage = doctor::triage(&snap);
     match owners {
         Owners::None => skipped_owners(&mut snap),
         Owners::All => {
-            let all = record::listener_inodes(&snap);
-            record::attribute_owners(&mut snap, &all);
+            let all = listener_inodes(&snap);
+            name(sources, &mut snap, &all);
         }
         Owners::TroubledBeyond(n) => {
-            let all = record::listener_inodes(&snap);
+            let all = listener_inodes(&snap);
             if all.len() <= n {
-                record::attribute_owners(&mut snap, &all);
+                name(sources, &mut snap, &all);
             } else {
                 let troubled = triage.troubled();
                 let skipped = all.len() - troubled.len();
-                record::attribute_owners(&mut snap, &troubled);
+                name(sources, &mut snap, &troubled);
                 snap.gaps.push(Gap::new(
                     "process-owners",
                     format!(
@@ -146,6 +163,6 @@ fn restrict(snap: &mut Snapshot, targets: &[Target]) {
     others.sort();
     others.dedup();
     snap.other_addresses = others;
-    let inodes = record::listener_inodes(snap);
+    let inodes = listener_inodes(snap);
     snap.owners.retain(|o| inodes.contains(&o.inode));
 }

@@ -8,8 +8,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use backlogctl::collect::{Kernel, Sampling};
 use backlogctl::model::Target;
-use backlogctl::record::{Plan, Scope, record};
+use backlogctl::model::{Scope, Snapshot};
 use common::*;
 
 /// A listener, or None when the port is briefly still held (a forked child of the test
@@ -56,12 +57,11 @@ fn listeners_that_exist_throughout_are_seen_exactly_once_during_churn() {
                 })
             };
             let all = Scope::default();
-            let plan = Plan {
-                window: Default::default(),
-                interval: Default::default(),
+            let record = |scope: &Scope| -> backlogctl::Result<Snapshot> {
+                Ok(backlogctl::collect::record(Kernel::default(), scope, &Sampling::ONCE)?.0)
             };
             for round in 0..200 {
-                let snap = record(&all, &plan, false).expect("no error under churn");
+                let snap = record(&all).expect("no error under churn");
                 let l = &snap.samples[0].listeners;
                 for p in 8100..8120u16 {
                     let n = l.iter().filter(|x| x.local.port() == p).count();
@@ -80,7 +80,7 @@ fn listeners_that_exist_throughout_are_seen_exactly_once_during_churn() {
             // The kernel-filtered path and the doctor binary too.
             let one = Scope::new(vec![Target::parse(":8105").unwrap()]);
             for _ in 0..50 {
-                let s = record(&one, &plan, false).unwrap();
+                let s = record(&one).unwrap();
                 assert_eq!(s.samples[0].listeners.len(), 1);
             }
             let out = Command::new(bin())

@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 
+use backlogctl::collect::{self, Kernel, Sampling};
+use backlogctl::model::Scope;
 use backlogctl::model::Target;
-use backlogctl::record::{self, Plan, Scope};
 use common::*;
 use serde_json::Value;
 
@@ -22,11 +23,7 @@ const SMALL: u32 = 16;
 /// (Send-Q, Recv-Q) of the listener on `port` in the calling thread's namespace.
 fn queue(port: u16) -> Option<(u32, u32)> {
     let scope = Scope::new(vec![Target::parse(&format!(":{port}")).ok()?]);
-    let plan = Plan {
-        window: std::time::Duration::ZERO,
-        interval: std::time::Duration::ZERO,
-    };
-    let snap = record::record(&scope, &plan, false).ok()?;
+    let (snap, _) = collect::record(Kernel::default(), &scope, &Sampling::ONCE).ok()?;
     let l = snap.last()?.listeners.first()?.clone();
     Some((l.send_q, l.recv_q))
 }

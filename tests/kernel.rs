@@ -2,24 +2,24 @@
 
 mod common;
 
+use backlogctl::collect::{
+    Cadence, Kernel, OwnerCache, Recorder, SYN_RECV_EVERY, Sampling, listener_inodes, record,
+};
+use backlogctl::model::Scope;
 use backlogctl::model::Target;
 use backlogctl::model::{Listener, Snapshot};
-use backlogctl::record::{
-    Header, Kernel, Plan, SYN_RECV_EVERY, Sampler, Scope, SnapshotBuilder, attribute_owners,
-    listener_inodes, record,
-};
 use common::*;
 
 fn snap(targets: &[&str]) -> Snapshot {
     let scope = Scope::new(targets.iter().map(|t| Target::parse(t).unwrap()).collect());
     // Forced: request sockets below a full SYN queue are counted only on demand.
-    let plan = Plan {
-        window: Default::default(),
-        interval: Default::default(),
+    let forced = Sampling {
+        syn_recv: true,
+        ..Sampling::ONCE
     };
-    let mut s = record(&scope, &plan, true).expect("record");
+    let (mut s, mut kernel) = record(Kernel::default(), &scope, &forced).expect("record");
     let inodes = listener_inodes(&s);
-    attribute_owners(&mut s, &inodes);
+    OwnerCache::default().name(&mut kernel, &mut s, &inodes, std::time::Instant::now());
     s
 }
 
@@ -180,14 +180,18 @@ fn window_records_several_samples_and_a_queue_rise() {
         set_sysctl("net.core.somaxconn", 4);
         let _server = listener("127.0.0.1:8100", 100);
         let scope = Scope::new(vec![Target::parse(":8100").unwrap()]);
-        let mut builder = SnapshotBuilder::new(Header::read(), &scope, 10_000);
+        let cadence = Cadence {
+            syn_every: SYN_RECV_EVERY,
+            syn_forced: false,
+            sample_interval: std::time::Duration::from_millis(10),
+            keep: true,
+        };
         let kernel = Kernel::open().expect("netlink");
-        let mut rec = Sampler::new(kernel, scope, SYN_RECV_EVERY, false);
-        builder.add(&rec.sample(false).expect("first sample"));
+        let mut rec = Recorder::start(kernel, &scope, cadence);
+        rec.sample(false).expect("first sample");
         let _clients: Vec<_> = (0..10).map(|_| start_connect("127.0.0.1:8100")).collect();
         wait_for(300, || {
             let s = rec.sample(false).ok()?;
-            builder.add(&s);
             let l = &s.listeners;
             (l.first()?.recv_q == 5 && l[0].drops.unwrap_or(0) > 0).then_some(())
         })
@@ -195,10 +199,10 @@ fn window_records_several_samples_and_a_queue_rise() {
         // The full queue sampled again: nothing changes, so nothing more is stored (the last
         // dropped ACKs may still land in the first few).
         for _ in 0..20 {
-            builder.add(&rec.sample(false).expect("sample"));
+            rec.sample(false).expect("sample");
         }
-        builder.add(&rec.sample(true).expect("last sample"));
-        let s = builder.finish(&rec);
+        rec.sample(true).expect("last sample");
+        let (s, _) = rec.finish();
         assert!(s.samples.len() >= 2, "{} samples stored", s.samples.len());
         assert!(
             (s.samples.len() as u64) < s.samples_taken,

@@ -2,6 +2,7 @@ use std::io::Write;
 
 use crate::Status;
 use crate::allns;
+use crate::collect::Kernel;
 use crate::error::{Error, Result};
 use crate::options::{Doctor, Input};
 use crate::pipeline;
@@ -19,7 +20,7 @@ pub fn doctor(o: Doctor, out: &mut dyn Write) -> Result<Status> {
             all.verdict
         }
         Input::Live(sampling) => {
-            let d = pipeline::live(&o.scope, *sampling, o.owners)?;
+            let d = pipeline::live(Kernel::open()?, &o.scope, *sampling, o.owners)?;
             report(out, &d.report, o.output.json, style)?;
             d.report.verdict
         }

@@ -1,10 +1,10 @@
 use std::io::Write;
 
 use crate::Status;
+use crate::collect::{Collector, Namespaces};
 use crate::error::Result;
 use crate::exporter::{self, http::Limits};
 use crate::options::Exporter;
-use crate::scrape::{Collector, Namespaces};
 
 pub fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
     // A mistyped --netns or --pid fails now, not as a failed namespace at every scrape.

@@ -2,10 +2,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::Status;
+use crate::collect::Collector;
 use crate::error::{Error, Result};
 use crate::options::Metrics;
 use crate::render;
-use crate::scrape::Collector;
 
 /// How long one `metrics` run may take to read every namespace before the late ones are
 /// written as failed (`backlogctl_netns_scrape_success` 0).

@@ -2,6 +2,7 @@ use std::io::Write;
 
 use super::{open_output, warn_unmatched, write_json};
 use crate::Status;
+use crate::collect::Kernel;
 use crate::error::Result;
 use crate::options::Snapshot;
 use crate::pipeline;
@@ -9,7 +10,7 @@ use crate::pipeline;
 pub fn snapshot(o: Snapshot, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
     // Open the output first: an unwritable path should fail before a long window, not after.
     let file = open_output(&o.path)?;
-    let snap = pipeline::record(&o.scope, o.sampling, o.owners)?;
+    let snap = pipeline::record(Kernel::open()?, &o.scope, o.sampling, o.owners)?;
     warn_unmatched(err, &snap);
     write_json(out, file, &snap, o.compact)?;
     Ok(Status::Ok)

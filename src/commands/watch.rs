@@ -1,12 +1,26 @@
 use std::io::Write;
 
+use super::open_output;
 use crate::Status;
-use crate::error::Result;
+use crate::collect::Kernel;
+use crate::error::{Error, Result};
 use crate::options::Watch;
-use crate::store::AtomicFile;
+use crate::render::watch::Printer;
 
 pub fn watch(o: Watch, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
-    let record = o.record.as_deref().map(AtomicFile::create).transpose()?;
-    crate::watch::run(o.scope, &o.run, out, err, record)?;
+    // The recording's file first: an unwritable path fails before the run, not after it.
+    let file = open_output(&o.record)?;
+    let mut view = Printer {
+        out,
+        format: o.format,
+    };
+    let recording = crate::watch::run(Kernel::open()?, &o.scope, &o.run, &mut view, err)?;
+    if let (Some((mut f, path)), Some(snap)) = (file, recording) {
+        serde_json::to_writer(f.writer(), &snap).map_err(|e| Error::Write {
+            path,
+            source: e.into(),
+        })?;
+        f.commit()?;
+    }
     Ok(Status::Ok)
 }

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Status;
+use crate::collect::Collector;
 use crate::error::{Error, Result};
 use crate::render;
-use crate::scrape::Collector;
 use http::{Connection, Limits, Refusal, Response};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

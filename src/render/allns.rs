@@ -4,9 +4,8 @@
 use std::io::Write;
 
 use super::Style;
-use crate::allns::AllReport;
+use crate::allns::{AllReport, Entry};
 use crate::error::{Error, Result};
-use crate::source::netns::Found;
 
 pub fn json(out: &mut dyn Write, all: &AllReport) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, all).map_err(|e| Error::Output(e.into()))?;
@@ -20,18 +19,14 @@ pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
     for e in entries {
         match (&e.report, &e.error) {
             (Some(r), _) if r.listeners.is_empty() && r.findings.is_empty() => {
-                quiet.push(describe(&e.ns))
+                quiet.push(describe(e))
             }
             (Some(r), _) => {
-                w(writeln!(out, "=== {}", describe(&e.ns)))?;
+                w(writeln!(out, "=== {}", describe(e)))?;
                 super::doctor::text(out, r, style)?;
                 w(writeln!(out))?;
             }
-            (None, Some(err)) => w(writeln!(
-                out,
-                "=== {}\nnot diagnosed: {err}\n",
-                describe(&e.ns)
-            ))?,
+            (None, Some(err)) => w(writeln!(out, "=== {}\nnot diagnosed: {err}\n", describe(e)))?,
             (None, None) => {}
         }
     }
@@ -56,8 +51,11 @@ pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
 }
 
 /// `network namespace 4026532177 "blue": nginx[123], sleep[456] (container 3f2a9c1b0d4e)`.
-fn describe(ns: &Found) -> String {
-    let mut s = format!("network namespace {}", ns.inode);
+fn describe(ns: &Entry) -> String {
+    let mut s = match ns.inode {
+        Some(inode) => format!("network namespace {inode}"),
+        None => "network namespace (inode unknown)".to_string(),
+    };
     if !ns.names.is_empty() {
         s.push_str(&format!(" ({})", ns.names.join(", ")));
     }
@@ -101,6 +99,9 @@ fn describe(ns: &Found) -> String {
         if containers.is_empty() {
             s.push_str(&format!(" [cgroup {cg}]"));
         }
+    }
+    if let Some(pod) = &ns.pod {
+        s.push_str(&format!(" (pod {}/{})", pod.namespace, pod.name));
     }
     s
 }

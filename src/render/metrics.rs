@@ -14,8 +14,8 @@ use std::fmt::Display;
 use std::io::{self, Write};
 
 use crate::catalogue;
+use crate::collect::{NsScrape, Scrape};
 use crate::model::{Listener, Owner};
-use crate::scrape::{NsScrape, Scrape};
 
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
@@ -42,11 +42,7 @@ impl<'a> Ns<'a> {
     fn new(scrape: &'a NsScrape) -> Ns<'a> {
         let netns = scrape.inode.map(|i| i.to_string()).unwrap_or_default();
         let mut rows = Vec::new();
-        if let Some((snap, sample)) = scrape
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.last().map(|l| (s, l)))
-        {
+        if let Some((snap, sample)) = scrape.value.as_ref().and_then(|s| s.last().map(|l| (s, l))) {
             // SO_REUSEPORT groups share an address and port: only they need the inode.
             let mut per_address: HashMap<std::net::SocketAddr, usize> = HashMap::new();
             for l in &sample.listeners {
@@ -182,7 +178,7 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
         "gauge",
         "Whether the namespace could be read in this scrape (0: it failed, vanished or was late).",
         nss.iter()
-            .map(|ns| (&ns.label, u8::from(ns.scrape.snapshot.is_some()))),
+            .map(|ns| (&ns.label, u8::from(ns.scrape.value.is_some()))),
     )?;
     let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
     for (name, kind, help, get) in LISTENER_FAMILIES {
@@ -219,7 +215,7 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
             "counter",
             help,
             nss.iter().filter_map(|ns| {
-                let snap = ns.scrape.snapshot.as_ref()?;
+                let snap = ns.scrape.value.as_ref()?;
                 let v = snap.last()?.counters.as_ref()?.get(key)?;
                 Some((&ns.label, *v))
             }),
@@ -231,7 +227,7 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
         "gauge",
         "Listen-queue sysctls of the network namespace.",
         nss.iter().flat_map(|ns| {
-            let s = ns.scrape.snapshot.as_ref().map(|s| &s.sysctls);
+            let s = ns.scrape.value.as_ref().map(|s| &s.sysctls);
             let values = s.map_or([None; 5], |s| {
                 [
                     s.somaxconn,

@@ -5,9 +5,66 @@ use std::io::Write;
 
 use crate::catalogue::{WATCH_RATES, short};
 use crate::model::QueuePeak;
-use crate::watch::{
-    Format, HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary,
-};
+use crate::watch::{HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, View};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An in-place table redrawn every refresh, with a sparkline of each listener's recent
+    /// peaks when `history` keeps any.
+    Tty {
+        color: bool,
+        rows: usize,
+        width: usize,
+        /// The locale's character set is UTF-8: block characters; otherwise ASCII.
+        utf8: bool,
+        history: HistoryShape,
+    },
+    /// One line per listener per refresh.
+    Lines,
+    /// One JSON object per refresh.
+    Json,
+}
+
+impl Format {
+    /// The history the tracker must keep for this format: sparklines on a terminal only.
+    pub fn history(self) -> Option<HistoryShape> {
+        match self {
+            Format::Tty { history, .. } => Some(history),
+            _ => None,
+        }
+    }
+}
+
+/// `watch`'s view into a writer.
+pub struct Printer<'a> {
+    pub out: &'a mut dyn Write,
+    pub format: Format,
+}
+
+impl View for Printer<'_> {
+    fn begin(&mut self) -> std::io::Result<()> {
+        match self.format {
+            Format::Tty { .. } => write!(self.out, "\x1b[?25l"), // hide the cursor while redrawing
+            _ => Ok(()),
+        }
+    }
+
+    fn refresh(&mut self, r: &Refresh) -> std::io::Result<()> {
+        refresh(self.out, r, self.format)
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        match self.format {
+            Format::Tty { .. } => write!(self.out, "\x1b[?25h"),
+            _ => Ok(()),
+        }
+    }
+
+    fn summary(&mut self, s: &Summary) -> std::io::Result<()> {
+        summary(self.out, s, self.format)?;
+        self.out.flush()
+    }
+}
 
 // Long on purpose: one arm per output format.
 pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {

@@ -398,6 +398,12 @@ fn fixed_init_inode() -> bool {
 /// `PROC_PID_INIT_INO` (`include/linux/proc_ns.h`).
 const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
 
+/// The network namespace a process lives in (`/proc/PID/ns/net` → `net:[INODE]`); None once
+/// it has exited or cannot be read.
+pub fn inode_of_pid(pid: u32) -> Option<u64> {
+    ns_inode(&format!("/proc/{pid}/ns/net"))
+}
+
 /// `net:[4026531840]` → 4026531840.
 fn ns_inode(link: &str) -> Option<u64> {
     ns_inode_of(link, "net")

@@ -3,17 +3,17 @@
 //! when something changed), and at every refresh takes a full sample (SYN_RECV when a SYN queue
 //! has ever filled, counters) and reports, per listener, the accept queue now and its peak
 //! since the last refresh, so a burst of a few milliseconds between two refreshes is not lost.
-//! Keeps the worst moments for a summary at the end (bounded run or Ctrl-C). Three parts: the
-//! `Sampler` (record.rs), the `Tracker` (pure arithmetic) and the `Budget` (CPU share); this
-//! loop only moves data between them and the renderer.
+//! Keeps the worst moments for a summary at the end (bounded run or Ctrl-C). Its parts: the
+//! collection layer's `Recorder` and `OwnerCache`, the `Tracker` (pure arithmetic) and the
+//! `Budget` (CPU share); this loop only moves data between them and the `View` it is handed.
 
 mod budget;
 mod tracker;
 
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use budget::Budget;
 use budget::thread_cpu;
@@ -21,36 +21,29 @@ pub use tracker::{
     HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker, Worst,
 };
 
+use crate::collect::{Cadence, OwnerCache, Recorder, Sampled, Sources};
 use crate::error::{Error, Result};
-use crate::model::{Owner, rfc3339};
-use crate::record::{Header, Kernel, Sampler, Scope, SnapshotBuilder, Sources};
-use crate::render;
-use crate::store::AtomicFile;
+use crate::model::{Owner, Scope, Snapshot, rfc3339};
 
 pub struct Options {
     pub interval: Duration,
     pub sample_interval: Duration,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
-    pub format: Format,
+    /// Keep a history of each listener's peaks of this shape (the terminal's sparklines).
+    pub history: Option<HistoryShape>,
+    /// Keep the samples and return them as a snapshot at the end (`--record`).
+    pub record: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// An in-place table redrawn every refresh, with a sparkline of each listener's recent
-    /// peaks when `history` keeps any.
-    Tty {
-        color: bool,
-        rows: usize,
-        width: usize,
-        /// The locale's character set is UTF-8: block characters; otherwise ASCII.
-        utf8: bool,
-        history: HistoryShape,
-    },
-    /// One line per listener per refresh.
-    Lines,
-    /// One JSON object per refresh.
-    Json,
+/// Where the refreshes go: the edge hands in a renderer, tests a fake.
+pub trait View {
+    /// Before the first refresh (a terminal hides its cursor).
+    fn begin(&mut self) -> io::Result<()>;
+    fn refresh(&mut self, r: &Refresh) -> io::Result<()>;
+    /// After the last refresh, also when the run failed.
+    fn end(&mut self) -> io::Result<()>;
+    fn summary(&mut self, s: &Summary) -> io::Result<()>;
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -74,119 +67,212 @@ fn catch_signals() {
 }
 
 /// Runs the watch loop until `--count`/`--duration` or a signal, writing refreshes and the
-/// summary to `out`, and the recording to `record` when given.
-// Long on purpose: the loop — sample, refresh, budget, sleep — and its ending read as one.
-pub fn run(
-    scope: Scope,
+/// summary to `view` and warnings to `warn`. Returns the recording when `opts.record`, its
+/// listeners' processes named.
+pub fn run<S: Sources, V: View>(
+    sources: S,
+    scope: &Scope,
     opts: &Options,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-    record: Option<AtomicFile>,
-) -> Result<()> {
-    let targets = scope.targets.clone();
+    view: &mut V,
+    warn: &mut dyn Write,
+) -> Result<Option<Snapshot>> {
     catch_signals();
-    let header = Header::read();
-    let started_unix_ms = header.started_unix_ms;
-    let mut builder = record
-        .is_some()
-        .then(|| SnapshotBuilder::new(header, &scope, opts.sample_interval.as_micros() as u64));
-    let mut rec = Sampler::new(Kernel::open()?, scope, opts.interval, false);
-    let mut tracker = match opts.format {
-        Format::Tty { history, .. } => Tracker::with_history(history),
-        _ => Tracker::default(),
-    };
-    let mut owners: Vec<Owner> = Vec::new();
-    let mut known: HashSet<u64> = HashSet::new();
-    let sample_every = opts.sample_interval.max(Duration::from_micros(500));
-    let interval = opts.interval.max(sample_every);
-    let mut next_refresh = Duration::ZERO;
-    let mut budget = Budget::new(sample_every);
-    let w = |r: std::io::Result<()>| r.map_err(Error::Output);
+    let mut watch = Watch::new(sources, scope, opts);
+    view.begin().map_err(Error::Output)?;
+    let result = watch.until_stopped(view, warn);
+    let ended = view.end().map_err(Error::Output);
+    result?;
+    ended?;
+    let summary = watch
+        .tracker
+        .summary(watch.rec.taken(), watch.rec.elapsed());
+    view.summary(&summary).map_err(Error::Output)?;
+    Ok(opts.record.then(|| watch.finish()))
+}
 
-    if let Format::Tty { .. } = opts.format {
-        w(write!(out, "\x1b[?25l"))?; // hide the cursor while redrawing
+/// The loop's state: the recording, the view's arithmetic, the owners, the pace.
+struct Watch<'o, S> {
+    rec: Recorder<S>,
+    tracker: Tracker,
+    owners: OwnerCache,
+    budget: Budget,
+    opts: &'o Options,
+    interval: Duration,
+    next_refresh: Duration,
+}
+
+impl<'o, S: Sources> Watch<'o, S> {
+    fn new(sources: S, scope: &Scope, opts: &'o Options) -> Watch<'o, S> {
+        let sample_every = opts.sample_interval.max(Duration::from_micros(500));
+        let cadence = Cadence {
+            // Request sockets are counted at most once per refresh.
+            syn_every: opts.interval,
+            syn_forced: false,
+            sample_interval: opts.sample_interval,
+            keep: opts.record,
+        };
+        Watch {
+            rec: Recorder::start(sources, scope, cadence),
+            tracker: opts
+                .history
+                .map_or_else(Tracker::default, Tracker::with_history),
+            owners: OwnerCache::default(),
+            budget: Budget::new(sample_every),
+            opts,
+            interval: opts.interval.max(sample_every),
+            next_refresh: Duration::ZERO,
+        }
     }
-    let result = (|| -> Result<()> {
+
+    /// Samples, refreshes and sleeps until the run's bound or a signal.
+    fn until_stopped<V: View>(&mut self, view: &mut V, warn: &mut dyn Write) -> Result<()> {
         loop {
-            let elapsed = rec.elapsed();
-            let stop_after = opts.duration.is_some_and(|d| elapsed >= d)
-                || opts
-                    .count
-                    .is_some_and(|c| tracker.refreshes + 1 >= c && elapsed >= next_refresh);
-            let at_refresh = elapsed >= next_refresh || stop_after || STOP.load(Ordering::Relaxed);
-            let started = rec.elapsed();
+            let elapsed = self.rec.elapsed();
+            let stop_after = self.opts.duration.is_some_and(|d| elapsed >= d)
+                || self.opts.count.is_some_and(|c| {
+                    self.tracker.refreshes + 1 >= c && elapsed >= self.next_refresh
+                });
+            let stopping = stop_after || STOP.load(Ordering::Relaxed);
+            let at_refresh = elapsed >= self.next_refresh || stopping;
+            let started = self.rec.elapsed();
             let cpu_before = thread_cpu();
-            let sampled = rec.sample(at_refresh)?;
-            if rec.taken() == 1 {
-                // Said once, on stderr: the view itself stays as it is.
-                for t in targets
-                    .iter()
-                    .filter(|t| !sampled.listeners.iter().any(|l| t.matches(l)))
-                {
-                    let _ = writeln!(
-                        err,
-                        "warning: nothing listens on {t} in this network namespace (yet)"
-                    );
-                }
-            }
-            if let Some(b) = builder.as_mut() {
-                b.add(&sampled);
-            }
-            let (listeners, counters) = (sampled.listeners, sampled.counters);
-            if !at_refresh {
-                budget.sampled(thread_cpu().saturating_sub(cpu_before));
+            let sampled = self.rec.sample(at_refresh)?;
+            if self.rec.taken() == 1 {
+                warn_unmatched(warn, self.rec.targets(), &sampled);
             }
             if at_refresh {
-                let fresh: HashSet<u64> = listeners
-                    .iter()
-                    .map(|l| l.inode)
-                    .filter(|i| !known.contains(i))
-                    .collect();
-                if !fresh.is_empty() {
-                    owners.extend(rec.sources().owners(&fresh).0);
-                    known.extend(fresh);
-                }
-                // A closed socket's inode never comes back: forget its owner, so that a long
-                // watch over churning listeners does not grow.
-                if known.len() > listeners.len() {
-                    let live: HashSet<u64> = listeners.iter().map(|l| l.inode).collect();
-                    known.retain(|i| live.contains(i));
-                    owners.retain(|o| live.contains(&o.inode));
-                }
-                let time = rfc3339(started_unix_ms + elapsed.as_millis() as u64);
-                let mut refresh =
-                    tracker.refresh(&listeners, counters.as_ref(), elapsed, time, &owners);
-                refresh.sample_interval_us = budget.every.as_micros() as u64;
-                w(render::watch::refresh(out, &refresh, opts.format))?;
-                budget.refreshed(thread_cpu(), rec.elapsed());
-                next_refresh = interval * (tracker.refreshes as u32);
-                if stop_after || STOP.load(Ordering::Relaxed) {
+                self.refresh(sampled, view)?;
+                if stopping {
                     return Ok(());
                 }
             } else {
-                tracker.observe(&listeners);
+                self.budget.sampled(thread_cpu().saturating_sub(cpu_before));
+                self.tracker.observe(&sampled.listeners);
             }
-            let next = (started + budget.every).min(next_refresh);
-            if let Some(wait) = next.checked_sub(rec.elapsed()) {
+            let next = (started + self.budget.every).min(self.next_refresh);
+            if let Some(wait) = next.checked_sub(self.rec.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
-    })();
-    if let Format::Tty { .. } = opts.format {
-        let _ = write!(out, "\x1b[?25h");
     }
-    result?;
-    let elapsed = rec.elapsed();
-    let summary = tracker.summary(rec.taken(), elapsed);
-    w(render::watch::summary(out, &summary, opts.format))?;
-    w(out.flush())?;
-    if let (Some(mut file), Some(b)) = (record, builder) {
-        let mut snap = b.finish(&rec);
-        // Named like a snapshot's: `doctor --from` on the recording gives the runtime's fix.
-        let inodes = crate::record::listener_inodes(&snap);
-        crate::record::attribute_owners(&mut snap, &inodes);
-        serde_json::to_writer(file.writer(), &snap).map_err(|e| Error::Output(e.into()))?;
-        file.commit()?;
+
+    /// One refresh: the owners of new listeners, the tracker's rows, the view.
+    fn refresh<V: View>(&mut self, sampled: Sampled, view: &mut V) -> Result<()> {
+        let live: HashSet<u64> = sampled.listeners.iter().map(|l| l.inode).collect();
+        self.owners.retain(&live);
+        self.owners
+            .refresh(self.rec.sources(), &live, Instant::now());
+        let owners: Vec<Owner> = self.owners.owners_of(&live);
+        let elapsed = sampled.elapsed;
+        let time = rfc3339(self.rec.started_unix_ms() + elapsed.as_millis() as u64);
+        let mut refresh = self.tracker.refresh(
+            &sampled.listeners,
+            sampled.counters.as_ref(),
+            elapsed,
+            time,
+            &owners,
+        );
+        refresh.sample_interval_us = self.budget.every.as_micros() as u64;
+        view.refresh(&refresh).map_err(Error::Output)?;
+        self.budget.refreshed(thread_cpu(), self.rec.elapsed());
+        self.next_refresh = self.interval * (self.tracker.refreshes as u32);
+        Ok(())
     }
-    Ok(())
+
+    /// The recording, named like a snapshot's: `doctor --from` on it gives the runtime's fix.
+    fn finish(self) -> Snapshot {
+        let Watch {
+            rec, mut owners, ..
+        } = self;
+        let (mut snap, mut sources) = rec.finish();
+        let inodes = crate::collect::listener_inodes(&snap);
+        owners.name(&mut sources, &mut snap, &inodes, Instant::now());
+        snap
+    }
+}
+
+/// Said once, on stderr: the view itself stays as it is.
+fn warn_unmatched(warn: &mut dyn Write, targets: &[crate::model::Target], sampled: &Sampled) {
+    for t in targets
+        .iter()
+        .filter(|t| !sampled.listeners.iter().any(|l| t.matches(l)))
+    {
+        let _ = writeln!(
+            warn,
+            "warning: nothing listens on {t} in this network namespace (yet)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+
+    /// A view that keeps what it was shown.
+    #[derive(Default)]
+    struct Shown {
+        calls: Vec<&'static str>,
+        peaks: Vec<u32>,
+        summary: Option<Summary>,
+    }
+
+    impl View for Shown {
+        fn begin(&mut self) -> io::Result<()> {
+            self.calls.push("begin");
+            Ok(())
+        }
+        fn refresh(&mut self, r: &Refresh) -> io::Result<()> {
+            self.calls.push("refresh");
+            self.peaks.extend(r.listeners.iter().map(|row| row.peak));
+            Ok(())
+        }
+        fn end(&mut self) -> io::Result<()> {
+            self.calls.push("end");
+            Ok(())
+        }
+        fn summary(&mut self, s: &Summary) -> io::Result<()> {
+            self.calls.push("summary");
+            self.summary = Some(s.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_burst_is_shown_and_recorded_and_the_recording_names_its_owners() {
+        // The queue is 6 in the second sample only: some refresh shows it as its peak, and
+        // the recording keeps it.
+        let mut queues = vec![0; 40];
+        queues[1] = 6;
+        let fake = Fake {
+            holders: vec![Owner {
+                inode: 7,
+                pid: 42,
+                comm: "php-fpm".into(),
+                cmdline: String::new(),
+            }],
+            ..Fake::queues(&queues)
+        };
+        let opts = Options {
+            interval: Duration::from_millis(10),
+            sample_interval: Duration::from_millis(1),
+            count: Some(3),
+            duration: None,
+            history: None,
+            record: true,
+        };
+        let mut shown = Shown::default();
+        let mut warnings = Vec::new();
+        let snap = run(fake, &Scope::default(), &opts, &mut shown, &mut warnings)
+            .unwrap()
+            .expect("recorded");
+        assert_eq!(shown.calls.first(), Some(&"begin"));
+        assert_eq!(&shown.calls[shown.calls.len() - 2..], ["end", "summary"]);
+        assert_eq!(shown.calls.iter().filter(|c| **c == "refresh").count(), 3);
+        assert_eq!(shown.peaks.iter().max(), Some(&6), "{:?}", shown.peaks);
+        assert!(snap.samples.iter().any(|s| s.listeners[0].recv_q == 6));
+        assert_eq!(snap.owners.len(), 1);
+        assert_eq!(snap.owners[0].comm, "php-fpm");
+        assert!(warnings.is_empty());
+    }
 }

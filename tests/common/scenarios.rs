@@ -254,12 +254,8 @@ fn accept_all(fd: OwnedFd, stop: Arc<AtomicBool>) -> Vec<OwnedFd> {
 
 /// Recv-Q of the listener matching `target`, if there is one.
 pub fn queue_of(target: &str) -> Option<u32> {
-    let scope =
-        backlogctl::record::Scope::new(vec![backlogctl::model::Target::parse(target).ok()?]);
-    let plan = backlogctl::record::Plan {
-        window: Duration::ZERO,
-        interval: Duration::ZERO,
-    };
-    let snap = backlogctl::record::record(&scope, &plan, false).ok()?;
+    use backlogctl::collect::{Kernel, Sampling, record};
+    let scope = backlogctl::model::Scope::new(vec![backlogctl::model::Target::parse(target).ok()?]);
+    let (snap, _) = record(Kernel::default(), &scope, &Sampling::ONCE).ok()?;
     snap.samples.last()?.listeners.first().map(|l| l.recv_q)
 }

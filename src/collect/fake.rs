@@ -1,0 +1,147 @@
+//! Scripted sources for tests: every loop of the crate runs on these without a kernel.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use super::{Header, Sources};
+use crate::error::{Error, Result};
+use crate::model::{Counters, Gap, Listener, Netns, Owner};
+use crate::source::diag;
+use crate::source::netns::Which;
+
+/// One listener (inode 7, 127.0.0.1:8100, B=5) whose queue, SYN_RECV count and counters
+/// follow a script; what was asked is recorded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fake {
+    /// Recv-Q of the listener at each dump, in order (the last repeats); empty: no listener.
+    pub queues: Vec<u32>,
+    /// TCPReqQFullDoCookies at each counter read (the last repeats); None = absent.
+    pub cookies: Vec<Option<u64>>,
+    /// SYN_RECV of the listener at each dump that counts them (the last repeats).
+    pub syn: Vec<u32>,
+    /// The processes holding sockets, by inode.
+    pub holders: Vec<Owner>,
+    /// The namespace the header reports.
+    pub netns: Netns,
+    /// Namespace entry: `slow` sleeps 2 s, `bad` fails, `ns:N` reports inode N.
+    pub entered: Option<String>,
+    pub dumps: usize,
+    pub reads: usize,
+    /// For each dump: whether it asked for request sockets.
+    pub syn_asked: Vec<bool>,
+    /// The inodes of each owner lookup, sorted.
+    pub lookups: Vec<Vec<u64>>,
+}
+
+impl Fake {
+    /// A listener whose queue follows `queues`, counters with no SYN queue ever full.
+    pub fn queues(queues: &[u32]) -> Fake {
+        Fake {
+            queues: queues.to_vec(),
+            cookies: vec![Some(0)],
+            ..Fake::default()
+        }
+    }
+
+    pub fn listener(recv_q: u32, syn_recv: Option<u32>) -> Listener {
+        Listener {
+            local: "127.0.0.1:8100".parse().expect("literal address"),
+            inode: 7,
+            uid: 0,
+            recv_q,
+            send_q: 5,
+            drops: Some(0),
+            syn_recv,
+            v6only: None,
+        }
+    }
+}
+
+impl Sources for Fake {
+    fn enter(&mut self, ns: &Which) -> Result<()> {
+        let Which::Named(name) = ns else {
+            return Err(Error::BadInput("the fake enters by name".into()));
+        };
+        match name.as_str() {
+            "slow" => std::thread::sleep(Duration::from_secs(2)),
+            "bad" => return Err(Error::BadInput("vanished".into())),
+            _ => {}
+        }
+        if let Some(inode) = name.strip_prefix("ns:").and_then(|n| n.parse().ok()) {
+            self.netns.inode = Some(inode);
+        }
+        self.entered = Some(name.clone());
+        Ok(())
+    }
+
+    fn header(&mut self) -> Header {
+        Header {
+            netns: self.netns.clone(),
+            ..Header::default()
+        }
+    }
+
+    fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        self.syn_asked.push(q.syn_recv);
+        self.dumps += 1;
+        let listeners = match self.queues.get(self.dumps - 1).or(self.queues.last()) {
+            Some(&recv_q) => {
+                let syn = self.syn.get(self.dumps - 1).or(self.syn.last());
+                vec![Fake::listener(
+                    recv_q,
+                    q.syn_recv.then(|| syn.copied().unwrap_or(0)),
+                )]
+            }
+            None => Vec::new(),
+        };
+        Ok(diag::Dump {
+            listeners,
+            requests: Vec::new(),
+            drops_unknown: 0,
+        })
+    }
+
+    fn counters(&mut self) -> Result<(Counters, Vec<String>)> {
+        let mut c = BTreeMap::new();
+        let v = self
+            .cookies
+            .get(self.reads)
+            .or(self.cookies.last())
+            .copied()
+            .unwrap_or(Some(0));
+        self.reads += 1;
+        for k in crate::catalogue::SYN_QUEUE_USED {
+            c.insert(k.to_string(), 0);
+        }
+        match v {
+            Some(v) => c.insert(crate::catalogue::REQQ_FULL_DO_COOKIES.into(), v),
+            None => c.remove(crate::catalogue::REQQ_FULL_DO_COOKIES),
+        };
+        Ok((c, Vec::new()))
+    }
+
+    fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
+        let mut asked: Vec<u64> = inodes.iter().copied().collect();
+        asked.sort_unstable();
+        self.lookups.push(asked);
+        let found = self
+            .holders
+            .iter()
+            .filter(|o| inodes.contains(&o.inode))
+            .cloned()
+            .collect();
+        (found, None)
+    }
+
+    fn alive(&mut self, pid: u32) -> bool {
+        self.holders.iter().any(|o| o.pid == pid)
+    }
+
+    fn netns_of(&mut self, pid: u32) -> Option<u64> {
+        self.holders
+            .iter()
+            .any(|o| o.pid == pid)
+            .then_some(self.netns.inode)
+            .flatten()
+    }
+}

@@ -1,0 +1,152 @@
+//! The collection layer: the only code that drives the kernel sources over time, said once.
+//! Every command that reads a live namespace goes through it:
+//! - `Sources` is everything a recording reads — namespace entry, the header (kernel, host,
+//!   namespace, sysctls), listener dumps, counters, the processes holding sockets. `Kernel` is
+//!   the real one; tests hand in fakes, so every loop runs without a kernel.
+//! - `Recorder` owns a recording's header, its `Sampler` (when to count request sockets,
+//!   whether a sample changed) and the samples it keeps; `record` drives one over a window.
+//!   `doctor`, `snapshot`, `watch`, `lab` and every namespace of a fan-out use it.
+//! - `OwnerCache` names the processes holding listeners, keyed by socket inode and refreshed
+//!   when an owner exits or grows old: one cache for `doctor`, `watch` and the exporter.
+//! - `fan_out` visits namespaces (`--all-netns`, `--netns`, the exporter's scrapes) on a few
+//!   worker threads, each entering namespace after namespace, under one deadline, with who
+//!   each namespace belongs to (pod identity).
+//! - `Collector` is the exporter's and `metrics`' single-sample scrape over the fan-out.
+//!
+//! Nothing here decides a verdict or writes a word: it produces `model::Snapshot`s.
+
+#[cfg(test)]
+pub(crate) mod fake;
+mod fanout;
+mod owners;
+mod recorder;
+mod sampler;
+mod scrape;
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
+pub use owners::{OwnerCache, Owners, listener_inodes};
+pub use recorder::{Cadence, Recorder, record};
+pub use sampler::{SYN_RECV_EVERY, Sampled};
+pub use scrape::{Collector, NsScrape, Scrape};
+
+use crate::error::Result;
+use crate::model::{Counters, Gap, Netns, Owner, Sysctls};
+use crate::source::netns::Which;
+use crate::source::{diag, netns, netstat, procs, sysctl};
+
+/// Everything a recording reads. Implemented by `Kernel`, and by fakes in tests.
+pub trait Sources {
+    /// Moves the calling thread into another network namespace. Called first, before any
+    /// other method: namespaces are per thread, and a netlink socket stays in the namespace
+    /// it was opened in.
+    fn enter(&mut self, ns: &Which) -> Result<()>;
+    /// Where and when a recording is made: kernel, host, namespace, sysctls.
+    fn header(&mut self) -> Header;
+    /// One dump of the listeners (kernel-filtered by the query's ports and states).
+    fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump>;
+    /// The namespace's TcpExt/Tcp counters, and problems met while parsing them.
+    fn counters(&mut self) -> Result<(Counters, Vec<String>)>;
+    /// The processes holding these sockets, and a gap for those that cannot be named.
+    fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>);
+    /// Whether a process still runs (an owner that exited is looked up again).
+    fn alive(&mut self, pid: u32) -> bool;
+    /// The network namespace (inode) a process lives in; None once it has exited.
+    fn netns_of(&mut self, pid: u32) -> Option<u64>;
+}
+
+/// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
+/// at the first dump, so that `enter` can come first.
+#[derive(Default)]
+pub struct Kernel {
+    diag: Option<diag::Diag>,
+}
+
+impl Kernel {
+    /// Opens the netlink socket of the calling thread's namespace now, so that a kernel
+    /// without NETLINK_SOCK_DIAG fails before any work.
+    pub fn open() -> Result<Kernel> {
+        Ok(Kernel {
+            diag: Some(diag::Diag::open()?),
+        })
+    }
+}
+
+impl Sources for Kernel {
+    fn enter(&mut self, ns: &Which) -> Result<()> {
+        // A socket already open would keep reading the namespace it was opened in.
+        self.diag = None;
+        netns::enter(ns)
+    }
+
+    fn header(&mut self) -> Header {
+        let mut gaps = Vec::new();
+        let sysctls = sysctl::read(&mut gaps);
+        Header {
+            kernel: sysctl::kernel_release(),
+            hostname: sysctl::hostname(),
+            netns: netns::current(),
+            sysctls,
+            gaps,
+            started_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        match &mut self.diag {
+            Some(d) => d.dump(q),
+            None => self.diag.insert(diag::Diag::open()?).dump(q),
+        }
+    }
+
+    fn counters(&mut self) -> Result<(Counters, Vec<String>)> {
+        netstat::read()
+    }
+
+    fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
+        procs::owners(inodes)
+    }
+
+    fn alive(&mut self, pid: u32) -> bool {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn netns_of(&mut self, pid: u32) -> Option<u64> {
+        netns::inode_of_pid(pid)
+    }
+}
+
+/// Where and when a recording is made, read once at its start.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub kernel: Option<String>,
+    pub hostname: Option<String>,
+    pub netns: Netns,
+    pub sysctls: Sysctls,
+    /// Sysctls that could not be read.
+    pub gaps: Vec<Gap>,
+    pub started_unix_ms: u64,
+}
+
+/// A live recording's shape, as the options give it: how long, how often, and whether to
+/// count request sockets even when no SYN queue has ever filled (`--syn-recv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampling {
+    pub window: Duration,
+    pub interval: Duration,
+    pub syn_recv: bool,
+}
+
+impl Sampling {
+    /// A single sample: a scrape, a test's look at a queue.
+    pub const ONCE: Sampling = Sampling {
+        window: Duration::ZERO,
+        interval: Duration::ZERO,
+        syn_recv: false,
+    };
+}

@@ -1,0 +1,265 @@
+//! Naming the processes that hold listeners, once for every command: an `OwnerCache` keyed by
+//! socket inode. An inode names one socket for its whole life and the processes holding a
+//! listener rarely change, so only new listeners cost a `/proc/*/fd` scan; owners that exited
+//! or grew old are looked up again (a listener handed over keeps its inode: binary upgrade,
+//! socket activation, a parent exiting after a fork). `doctor` uses a fresh cache once,
+//! `watch` one for its whole run, the exporter one across scrapes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use super::Sources;
+use crate::model::{Gap, Owner, Snapshot};
+
+/// Which listeners get their processes named (reading `/proc/*/fd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// `--no-processes`.
+    None,
+    All,
+    /// Every listener up to this many in scope; beyond, only those with findings.
+    TroubledBeyond(usize),
+}
+
+/// How long a listener nobody could be found holding waits before the next search: it may be
+/// held by a process we cannot read, and each search reads every process's descriptors.
+const UNOWNED_RETRY: Duration = Duration::from_secs(60);
+
+/// How long owners found for a listener are trusted before they are looked up again, even
+/// when they all still live: a listener handed to a child while its parent lives on, or a
+/// scan that could not read every process.
+const OWNERS_REFRESH: Duration = Duration::from_secs(300);
+
+/// Owners by socket inode, across samples and scrapes.
+#[derive(Debug, Default)]
+pub struct OwnerCache {
+    /// The owners found, and when.
+    known: HashMap<u64, (Instant, Vec<Owner>)>,
+    /// Listeners no holder was found for, and when that was last tried.
+    unowned: HashMap<u64, Instant>,
+    /// Drop command lines: the exporter never shows them, and they are most of an owner.
+    lean: bool,
+}
+
+impl OwnerCache {
+    /// A cache that keeps no command lines (the exporter's).
+    pub fn lean() -> OwnerCache {
+        OwnerCache {
+            lean: true,
+            ..OwnerCache::default()
+        }
+    }
+
+    /// Makes sure the owners of `inodes` are known: scans (through `sources`) only for those
+    /// never seen, whose owners exited, or that are due again. Returns the scan's gap, if one
+    /// ran and had one.
+    pub fn refresh<S: Sources>(
+        &mut self,
+        sources: &mut S,
+        inodes: &HashSet<u64>,
+        now: Instant,
+    ) -> Option<Gap> {
+        self.known.retain(|i, (at, owners)| {
+            !inodes.contains(i)
+                || (now.duration_since(*at) < OWNERS_REFRESH
+                    && owners.iter().all(|o| sources.alive(o.pid)))
+        });
+        let need: HashSet<u64> = inodes
+            .iter()
+            .copied()
+            .filter(|i| {
+                !self.known.contains_key(i)
+                    && self
+                        .unowned
+                        .get(i)
+                        .is_none_or(|t| now.duration_since(*t) >= UNOWNED_RETRY)
+            })
+            .collect();
+        if need.is_empty() {
+            return None;
+        }
+        let (found, gap) = sources.owners(&need);
+        for mut o in found {
+            if self.lean {
+                o.cmdline = String::new();
+            }
+            self.known
+                .entry(o.inode)
+                .or_insert_with(|| (now, Vec::new()))
+                .1
+                .push(o);
+        }
+        for i in need {
+            if self.known.contains_key(&i) {
+                self.unowned.remove(&i);
+            } else {
+                self.unowned.insert(i, now);
+            }
+        }
+        gap
+    }
+
+    /// The owners known for `inodes`, by inode then PID.
+    pub fn owners_of(&self, inodes: &HashSet<u64>) -> Vec<Owner> {
+        let mut owners: Vec<Owner> = inodes
+            .iter()
+            .filter_map(|i| self.known.get(i))
+            .flat_map(|(_, owners)| owners)
+            .cloned()
+            .collect();
+        owners.sort_by_key(|o| (o.inode, o.pid));
+        owners
+    }
+
+    /// Forgets every socket not in `live`: a closed socket's inode never comes back, so a long
+    /// run over churning listeners does not grow.
+    pub fn retain(&mut self, live: &HashSet<u64>) {
+        self.known.retain(|i, _| live.contains(i));
+        self.unowned.retain(|i, _| live.contains(i));
+    }
+
+    /// Sets the owners of every listener of `snaps` in one scan, and forgets the sockets none
+    /// of them holds (the exporter's scrape: inodes are unique across namespaces).
+    pub fn fill<S: Sources>(
+        &mut self,
+        sources: &mut S,
+        snaps: &mut [&mut Snapshot],
+        now: Instant,
+    ) -> Option<Gap> {
+        let seen: HashSet<u64> = snaps.iter().flat_map(|s| listener_inodes(s)).collect();
+        self.retain(&seen);
+        let gap = self.refresh(sources, &seen, now);
+        for snap in snaps.iter_mut() {
+            snap.owners = self.owners_of(&listener_inodes(snap));
+        }
+        gap
+    }
+
+    /// Names the holders of `inodes` in one recording, with a gap for those that cannot be.
+    /// For a namespace with no name and no PID to enter it by, keeps the lowest of those PIDs
+    /// that lives in it: fixes enter the namespace through it. Holding a socket is not enough,
+    /// since descriptors travel (SCM_RIGHTS, socket activation).
+    pub fn name<S: Sources>(
+        &mut self,
+        sources: &mut S,
+        snap: &mut Snapshot,
+        inodes: &HashSet<u64>,
+        now: Instant,
+    ) {
+        let gap = self.refresh(sources, inodes, now);
+        snap.owners.extend(self.owners_of(inodes));
+        snap.gaps.extend(gap);
+        let ns = &snap.netns;
+        if ns.pid.is_none() && ns.path.is_none() && ns.names.is_empty() && ns.initial != Some(true)
+        {
+            let mut pids: Vec<u32> = snap.owners.iter().map(|o| o.pid).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            let inode = ns.inode;
+            snap.netns.pid = pids
+                .into_iter()
+                .find(|pid| inode.is_some() && sources.netns_of(*pid) == inode);
+        }
+    }
+}
+
+/// Inodes of every listener in the snapshot.
+pub fn listener_inodes(snap: &Snapshot) -> HashSet<u64> {
+    snap.samples
+        .iter()
+        .flat_map(|s| s.listeners.iter().map(|l| l.inode))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+    use crate::collect::{Cadence, Recorder};
+    use crate::model::Scope;
+
+    fn owner(inode: u64, pid: u32, comm: &str) -> Owner {
+        Owner {
+            inode,
+            pid,
+            comm: comm.into(),
+            cmdline: format!("{comm} -g daemon"),
+        }
+    }
+
+    /// A one-sample recording of the fake's listener (inode 7).
+    fn snapshot(fake: Fake) -> (Snapshot, Fake) {
+        let cadence = Cadence {
+            syn_every: Duration::ZERO,
+            syn_forced: false,
+            sample_interval: Duration::ZERO,
+            keep: true,
+        };
+        let mut r = Recorder::start(fake, &Scope::default(), cadence);
+        r.sample(true).unwrap();
+        r.finish()
+    }
+
+    #[test]
+    fn owners_are_looked_up_once_per_socket_and_again_when_they_exit_or_age() {
+        let (mut snap, mut fake) = snapshot(Fake {
+            holders: vec![owner(7, 100, "nginx")],
+            ..Fake::queues(&[0])
+        });
+        let mut cache = OwnerCache::lean();
+        let t0 = Instant::now();
+        cache.fill(&mut fake, &mut [&mut snap], t0);
+        let lean = Owner {
+            cmdline: String::new(),
+            ..owner(7, 100, "nginx")
+        };
+        assert_eq!(snap.owners, [lean]);
+        cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(1));
+        assert_eq!(fake.lookups, [vec![7]], "known: not scanned again");
+        // The holder exits and hands the socket to a new process: looked up again.
+        fake.holders = vec![owner(7, 200, "nginx")];
+        cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(2));
+        assert_eq!(snap.owners[0].pid, 200);
+        assert_eq!(fake.lookups.len(), 2);
+        // A live owner is trusted until OWNERS_REFRESH.
+        cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(3));
+        assert_eq!(fake.lookups.len(), 2);
+        cache.fill(&mut fake, &mut [&mut snap], t0 + OWNERS_REFRESH * 2);
+        assert_eq!(fake.lookups.len(), 3);
+    }
+
+    #[test]
+    fn a_socket_nobody_holds_waits_for_the_retry_and_closed_ones_are_forgotten() {
+        let (mut snap, mut fake) = snapshot(Fake::queues(&[0]));
+        let mut cache = OwnerCache::default();
+        let t0 = Instant::now();
+        cache.fill(&mut fake, &mut [&mut snap], t0);
+        cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(1));
+        assert_eq!(fake.lookups.len(), 1, "not searched again yet");
+        cache.fill(&mut fake, &mut [&mut snap], t0 + UNOWNED_RETRY);
+        assert_eq!(fake.lookups.len(), 2);
+        // The listener closes: its entry goes with it.
+        let (mut gone, _) = snapshot(Fake::default());
+        cache.fill(&mut fake, &mut [&mut gone], t0 + UNOWNED_RETRY);
+        assert!(cache.known.is_empty() && cache.unowned.is_empty());
+    }
+
+    #[test]
+    fn naming_keeps_command_lines_and_finds_a_pid_to_enter_an_unnamed_namespace() {
+        let netns = crate::model::Netns {
+            inode: Some(4026532000),
+            initial: Some(false),
+            ..Default::default()
+        };
+        let (mut snap, mut fake) = snapshot(Fake {
+            holders: vec![owner(7, 300, "java"), owner(7, 250, "java")],
+            netns,
+            ..Fake::queues(&[0])
+        });
+        let inodes = listener_inodes(&snap);
+        OwnerCache::default().name(&mut fake, &mut snap, &inodes, Instant::now());
+        assert_eq!(snap.owners.len(), 2);
+        assert_eq!(snap.owners[0].cmdline, "java -g daemon");
+        assert_eq!(snap.netns.pid, Some(250), "the lowest PID in the namespace");
+    }
+}

@@ -1,0 +1,250 @@
+//! A recording: the header read once at its start, a `Sampler`, and the samples worth keeping
+//! (the full ones and those where the listeners changed), turned into a `Snapshot` at the end.
+//! `record` drives one over a window on a fixed grid: a burst that fills an accept queue can
+//! last milliseconds. The live loops (`watch`, `lab`) drive one themselves.
+
+use std::time::Duration;
+
+use super::sampler::Sampler;
+use super::{SYN_RECV_EVERY, Sampled, Sampling, Sources};
+use crate::error::Result;
+use crate::model::{SCHEMA_VERSION, Sample, Scope, Snapshot};
+
+/// How a recording samples besides its window.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    /// How often request sockets may be counted (see `SYN_RECV_EVERY`).
+    pub syn_every: Duration,
+    /// Count them even when no SYN queue of the namespace has ever filled (`--syn-recv`).
+    pub syn_forced: bool,
+    /// The sampling period, as the snapshot records it (0 for a single sample).
+    pub sample_interval: Duration,
+    /// Keep the samples for the snapshot; a view that only shows them (`watch` without
+    /// `--record`) does not, so that a long run does not grow.
+    pub keep: bool,
+}
+
+/// One recording of the namespace `S` reads.
+pub struct Recorder<S> {
+    sampler: Sampler<S>,
+    snap: Snapshot,
+    keep: bool,
+}
+
+impl<S: Sources> Recorder<S> {
+    /// Reads the header now; the first sample is the caller's.
+    pub fn start(mut sources: S, scope: &Scope, cadence: Cadence) -> Recorder<S> {
+        let header = sources.header();
+        Recorder {
+            sampler: Sampler::new(
+                sources,
+                scope.clone(),
+                cadence.syn_every,
+                cadence.syn_forced,
+            ),
+            snap: Snapshot {
+                schema_version: SCHEMA_VERSION,
+                tool: format!("backlogctl {}", env!("CARGO_PKG_VERSION")),
+                kernel: header.kernel,
+                hostname: header.hostname,
+                netns: header.netns,
+                started_unix_ms: header.started_unix_ms,
+                targets: scope.targets.clone(),
+                sample_interval_us: cadence.sample_interval.as_micros() as u64,
+                samples_taken: 0,
+                sysctls: header.sysctls,
+                owners: Vec::new(),
+                samples: Vec::new(),
+                gaps: header.gaps,
+                other_addresses: Vec::new(),
+                set_aside: Vec::new(),
+            },
+            keep: cadence.keep,
+        }
+    }
+
+    /// Takes one sample now (see `Sampler::sample`) and keeps it when it carries counters.
+    pub fn sample(&mut self, full: bool) -> Result<Sampled> {
+        let now = self.sampler.elapsed();
+        self.sample_at(full, now)
+    }
+
+    /// `sample`, at a time the caller gives (tests drive the clock).
+    pub fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
+        let s = self.sampler.sample_at(full, elapsed)?;
+        if !s.others.is_empty() {
+            self.snap.other_addresses = s.others.clone();
+        }
+        if let (true, Some(c)) = (self.keep, &s.counters) {
+            self.snap.samples.push(Sample {
+                elapsed_us: s.elapsed.as_micros() as u64,
+                counters: Some(c.clone()),
+                listeners: s.listeners.clone(),
+            });
+        }
+        Ok(s)
+    }
+
+    /// Since the recording started.
+    pub fn elapsed(&self) -> Duration {
+        self.sampler.elapsed()
+    }
+
+    /// Samples taken so far, kept or not.
+    pub fn taken(&self) -> u64 {
+        self.sampler.taken()
+    }
+
+    /// The targets the recording was asked for.
+    pub fn targets(&self) -> &[crate::model::Target] {
+        &self.snap.targets
+    }
+
+    pub fn started_unix_ms(&self) -> u64 {
+        self.snap.started_unix_ms
+    }
+
+    pub fn sources(&mut self) -> &mut S {
+        self.sampler.sources()
+    }
+
+    /// The snapshot, with the sampler's count and gaps, and the sources back (owners are
+    /// named through them). Owners are the caller's: see `OwnerCache`.
+    pub fn finish(self) -> (Snapshot, S) {
+        let mut snap = self.snap;
+        snap.samples_taken = self.sampler.taken();
+        snap.gaps.extend(self.sampler.gaps());
+        (snap, self.sampler.into_sources())
+    }
+}
+
+/// Records over `sampling.window`, sampling every `sampling.interval` on a fixed grid (one
+/// sample when the window is zero). Processes are not named: see `OwnerCache`.
+pub fn record<S: Sources>(sources: S, scope: &Scope, sampling: &Sampling) -> Result<(Snapshot, S)> {
+    let interval = sampling.interval.max(Duration::from_micros(100));
+    let cadence = Cadence {
+        syn_every: SYN_RECV_EVERY,
+        syn_forced: sampling.syn_recv,
+        sample_interval: if sampling.window.is_zero() {
+            Duration::ZERO
+        } else {
+            interval
+        },
+        keep: true,
+    };
+    let mut rec = Recorder::start(sources, scope, cadence);
+    let mut tick = 0u32;
+    loop {
+        let last = rec.elapsed() >= sampling.window;
+        rec.sample(last)?;
+        if last {
+            break;
+        }
+        // Sleep to the next tick on a fixed grid, so a slow sample does not shift the rest.
+        tick += 1;
+        let next = (interval * tick).min(sampling.window);
+        match next.checked_sub(rec.elapsed()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => tick = (rec.elapsed().as_micros() / interval.as_micros().max(1)) as u32,
+        }
+    }
+    Ok(rec.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn recorder(fake: Fake) -> Recorder<Fake> {
+        let cadence = Cadence {
+            syn_every: ms(100),
+            syn_forced: false,
+            sample_interval: ms(10),
+            keep: true,
+        };
+        Recorder::start(fake, &Scope::default(), cadence)
+    }
+
+    #[test]
+    fn a_syn_recv_rise_alone_is_stored() {
+        // The queue stays put while SYN_RECV rises from 0 to 40 between two counts.
+        let mut r = recorder(Fake {
+            queues: vec![3],
+            cookies: vec![Some(1)],
+            syn: vec![0, 0, 0, 40, 40],
+            ..Fake::default()
+        });
+        for t in [0, 50, 100, 200, 250] {
+            r.sample_at(false, ms(t)).unwrap();
+        }
+        let (snap, fake) = r.finish();
+        let syn: Vec<Option<u32>> = snap
+            .samples
+            .iter()
+            .map(|x| x.listeners[0].syn_recv)
+            .collect();
+        assert_eq!(syn, [Some(0), Some(40)], "{:?}", fake.syn_asked);
+    }
+
+    #[test]
+    fn unchanged_samples_are_counted_not_stored() {
+        let queues = [0, 0, 0, 3, 3, 0];
+        let mut r = recorder(Fake::queues(&queues));
+        for i in 0..queues.len() {
+            let last = i == queues.len() - 1;
+            r.sample_at(last, ms(10 * i as u64)).unwrap();
+        }
+        let (snap, fake) = r.finish();
+        assert_eq!(snap.samples_taken, 6);
+        assert_eq!(snap.sample_interval_us, 10_000);
+        let stored: Vec<u32> = snap.samples.iter().map(|x| x.listeners[0].recv_q).collect();
+        // First, each change, and the last (full) one.
+        assert_eq!(stored, [0, 3, 0]);
+        assert!(snap.samples.iter().all(|x| x.counters.is_some()));
+        // Counters are read only for those: once at the start, then per change.
+        assert_eq!(fake.reads, 3);
+    }
+
+    #[test]
+    fn a_view_that_keeps_nothing_still_counts_and_reads_its_header() {
+        let fake = Fake {
+            netns: crate::model::Netns {
+                inode: Some(42),
+                ..Default::default()
+            },
+            ..Fake::queues(&[0, 3, 0])
+        };
+        let cadence = Cadence {
+            syn_every: ms(100),
+            syn_forced: false,
+            sample_interval: ms(10),
+            keep: false,
+        };
+        let mut r = Recorder::start(fake, &Scope::default(), cadence);
+        for t in 0..3 {
+            r.sample_at(false, ms(10 * t)).unwrap();
+        }
+        let (snap, _) = r.finish();
+        assert!(snap.samples.is_empty());
+        assert_eq!((snap.samples_taken, snap.netns.inode), (3, Some(42)));
+    }
+
+    #[test]
+    fn a_window_of_zero_records_one_full_sample() {
+        let once = Sampling {
+            window: Duration::ZERO,
+            interval: Duration::ZERO,
+            syn_recv: false,
+        };
+        let (snap, fake) = record(Fake::queues(&[4]), &Scope::default(), &once).unwrap();
+        assert_eq!((snap.samples_taken, snap.samples.len()), (1, 1));
+        assert_eq!(snap.sample_interval_us, 0);
+        assert_eq!(snap.samples[0].listeners[0].recv_q, 4);
+        assert_eq!(fake.dumps, 1);
+    }
+}

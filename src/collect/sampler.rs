@@ -1,0 +1,274 @@
+//! Sampling: one sample of the listeners in scope, deciding when request sockets are worth
+//! counting (a SYN queue of the namespace has ever filled, or `--syn-recv`) and whether a
+//! sample changed, so that only changes and full samples read the counters and are kept.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::Sources;
+use crate::error::Result;
+use crate::model::{Counters, Gap, Listener, Scope};
+use crate::source::diag;
+
+/// Counting request sockets (SYN_RECV) makes the kernel walk its whole established-socket hash
+/// (`inet_diag_dump_icsk`), ~3.5 ms of CPU on this kind of machine whatever the filter; queue
+/// samples cost ~50 us. So SYN_RECV is counted in the first and last samples and at most this
+/// often in between (benches/sample_cost.rs).
+pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether any SYN queue of the namespace has ever filled: the only case where counting request
+/// sockets tells more than "fewer than B". Counting walks the kernel's whole established-socket
+/// hash (twice, one dump per family): on a host with 100,000 connections that is tens of
+/// milliseconds per count (benches/vs_ss.sh), so it is skipped when this says no. A counter
+/// the kernel lacks cannot say no.
+fn syn_queue_used(c: &Counters) -> bool {
+    crate::catalogue::SYN_QUEUE_USED
+        .iter()
+        .any(|k| c.get(*k).is_none_or(|v| *v > 0))
+}
+
+/// One sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampled {
+    /// Since the sampler started.
+    pub elapsed: Duration,
+    pub listeners: Vec<Listener>,
+    /// Read when the sample was a full one or the listeners changed.
+    pub counters: Option<Counters>,
+    /// First sample only: listeners on a target's port at an address no target matches.
+    pub others: Vec<SocketAddr>,
+}
+
+/// Takes samples of the listeners in scope. Queue samples are cheap (one LISTEN dump with
+/// skmeminfo for the drops); request sockets are counted only when a SYN queue of the namespace
+/// has ever filled (or when forced), in full samples and at most every `syn_every`; counters
+/// are read in full samples and whenever the listeners changed.
+pub struct Sampler<S> {
+    sources: S,
+    scope: Scope,
+    ports: Vec<u16>,
+    start: Instant,
+    syn_every: Duration,
+    syn_forced: bool,
+    syn_wanted: bool,
+    syn_counted: Option<Duration>,
+    /// The listeners of the last sample that read counters (the last one a builder stored):
+    /// changes are measured against it, so a SYN_RECV count that rose while the queues stayed
+    /// put is stored when next counted.
+    previous: Option<Vec<Listener>>,
+    /// The last SYN_RECV count of each listener, from the last sample that counted them.
+    last_syn: HashMap<(SocketAddr, u64), u32>,
+    taken: u64,
+    drops_unknown: usize,
+    counter_problems: Vec<String>,
+}
+
+impl<S: Sources> Sampler<S> {
+    /// `syn_every`: how often to count request sockets (SYN_RECV_EVERY); `syn_forced`: count
+    /// them even when no SYN queue has ever filled (`--syn-recv`).
+    pub fn new(sources: S, scope: Scope, syn_every: Duration, syn_forced: bool) -> Self {
+        Sampler {
+            ports: scope.ports(),
+            sources,
+            scope,
+            start: Instant::now(),
+            syn_every,
+            syn_forced,
+            syn_wanted: false,
+            syn_counted: None,
+            previous: None,
+            last_syn: HashMap::new(),
+            taken: 0,
+            drops_unknown: 0,
+            counter_problems: Vec::new(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Samples taken so far, stored or not.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    pub fn sources(&mut self) -> &mut S {
+        &mut self.sources
+    }
+
+    pub fn into_sources(self) -> S {
+        self.sources
+    }
+
+    /// Takes one sample at `elapsed` (the recorder's clock; tests drive it). A `full` one
+    /// always counts SYN_RECV (when wanted) and reads the counters.
+    pub fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
+        // The first sample reads its counters before the dump: they decide whether this dump
+        // counts SYN_RECV.
+        let mut early = None;
+        if self.taken == 0 {
+            let read = self.sources.counters()?;
+            self.syn_wanted = syn_queue_used(&read.0);
+            early = Some(read);
+        }
+        let due = full
+            || self
+                .syn_counted
+                .is_none_or(|t| elapsed.saturating_sub(t) >= self.syn_every);
+        let count_syn = due && (self.syn_wanted || self.syn_forced);
+        if count_syn {
+            self.syn_counted = Some(elapsed);
+        }
+        let dump = self.sources.listeners(&diag::Query {
+            ports: &self.ports,
+            syn_recv: count_syn,
+            drops: true,
+        })?;
+        self.taken += 1;
+        self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
+        let (listeners, others): (Vec<Listener>, Vec<Listener>) = dump
+            .listeners
+            .into_iter()
+            .partition(|l| self.scope.contains(l));
+        let mut changed = self.previous.as_ref().is_none_or(|prev| {
+            prev.len() != listeners.len()
+                || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
+        });
+        if count_syn {
+            for l in &listeners {
+                if let Some(n) = l.syn_recv {
+                    changed |= self.last_syn.insert(l.key(), n) != Some(n);
+                }
+            }
+        }
+        let mut counters = None;
+        if changed || full {
+            let (c, problems) = match early {
+                Some(read) => read,
+                None => self.sources.counters()?,
+            };
+            if self.counter_problems.is_empty() {
+                self.counter_problems = problems;
+            }
+            self.syn_wanted |= syn_queue_used(&c);
+            counters = Some(c);
+        }
+        if counters.is_some() {
+            self.previous = Some(listeners.clone());
+        }
+        Ok(Sampled {
+            elapsed,
+            listeners,
+            counters,
+            // The kernel filtered by port: the rest listen on a target's port elsewhere.
+            others: if self.taken == 1 {
+                others.iter().map(|l| l.local).collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    /// What this sampler could not observe, and why.
+    pub fn gaps(&self) -> Vec<Gap> {
+        let mut gaps = Vec::new();
+        if !self.syn_wanted && !self.syn_forced {
+            gaps.push(Gap::new(
+                "syn-recv",
+                "SYN_RECV not counted: no SYN queue in this namespace has ever filled (TCPReqQFullDoCookies, \
+                 TCPReqQFullDrop and SyncookiesSent are 0), and counting walks every established socket; \
+                 --syn-recv counts anyway",
+            ));
+        }
+        if self.drops_unknown > 0 {
+            gaps.push(Gap::new(
+                "drops",
+                format!(
+                    "{} listener(s) without SK_MEMINFO_DROPS (short skmeminfo from this kernel): \
+                     per-listener drops unknown; rely on TcpExt counters",
+                    self.drops_unknown
+                ),
+            ));
+        }
+        for p in &self.counter_problems {
+            gaps.push(Gap::new("counters", p.clone()));
+        }
+        gaps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+
+    fn sampler(fake: Fake, forced: bool) -> Sampler<Fake> {
+        Sampler::new(fake, Scope::default(), Duration::from_millis(100), forced)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn syn_recv_is_counted_only_once_a_syn_queue_has_filled() {
+        // No SYN queue ever filled: never counted, and the gap says so.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0],
+                cookies: vec![Some(0)],
+                ..Fake::default()
+            },
+            false,
+        );
+        for t in [0, 150, 300] {
+            s.sample_at(t == 300, ms(t)).unwrap();
+        }
+        assert_eq!(s.sources().syn_asked, [false, false, false]);
+        assert!(s.gaps().iter().any(|g| g.what == "syn-recv"));
+        // --syn-recv: counted in the first sample, then at most every 100 ms, and in full ones.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0],
+                cookies: vec![Some(0)],
+                ..Fake::default()
+            },
+            true,
+        );
+        for (t, full) in [(0, false), (50, false), (120, false), (130, true)] {
+            s.sample_at(full, ms(t)).unwrap();
+        }
+        assert_eq!(s.sources().syn_asked, [true, false, true, true]);
+        assert!(!s.gaps().iter().any(|g| g.what == "syn-recv"));
+        // A counter this kernel lacks cannot rule it out: counted.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0],
+                cookies: vec![None],
+                ..Fake::default()
+            },
+            false,
+        );
+        s.sample_at(false, ms(0)).unwrap();
+        assert_eq!(s.sources().syn_asked, [true]);
+    }
+
+    #[test]
+    fn a_syn_queue_filling_mid_window_turns_counting_on() {
+        // The cookies counter rises at the third read: later samples count request sockets.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0, 1, 2, 3, 4],
+                cookies: vec![Some(0), Some(0), Some(3)],
+                ..Fake::default()
+            },
+            false,
+        );
+        for t in [0, 10, 20, 200, 400] {
+            s.sample_at(false, ms(t)).unwrap();
+        }
+        assert_eq!(s.sources().syn_asked, [false, false, false, true, true]);
+    }
+}

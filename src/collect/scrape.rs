@@ -1,0 +1,144 @@
+//! One collection of the namespaces in scope, for `exporter` (at every scrape) and `metrics`
+//! (once): a single sample of each namespace's listeners, counters and sysctls (`fan_out` of
+//! `record`), the processes holding the listeners (one `OwnerCache` kept across scrapes), and
+//! who each namespace belongs to. Nothing polls in the background.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Deadline, Kernel, Namespaces, NsDone, OwnerCache, Sampling, Sources, fan_out, record};
+use crate::error::{Error, Result};
+use crate::model::{Gap, Scope, Snapshot};
+
+/// One namespace of a scrape: its single sample, with owners.
+pub type NsScrape = NsDone<Snapshot>;
+
+/// Everything one collection saw.
+#[derive(Debug)]
+pub struct Scrape {
+    /// Ordered by inode.
+    pub namespaces: Vec<NsScrape>,
+    /// Processes or directories that could not be read.
+    pub gaps: Vec<Gap>,
+    pub duration: Duration,
+}
+
+impl Scrape {
+    /// When not one namespace could be read, the first reason: for a one-shot command that
+    /// is the error to report, not an empty result.
+    pub fn into_only_error(self) -> std::result::Result<Scrape, Error> {
+        if self.namespaces.iter().any(|n| n.value.is_some()) {
+            return Ok(self);
+        }
+        match self.namespaces.into_iter().find_map(|n| n.error) {
+            Some(e) => Err(e),
+            None => Err(Error::BadInput("no network namespace to read".into())),
+        }
+    }
+}
+
+/// Collects namespaces on demand; keeps the owner cache between collections.
+pub struct Collector<S = Kernel> {
+    namespaces: Namespaces,
+    scope: Scope,
+    deadline: Duration,
+    sources: Arc<dyn Fn() -> S + Send + Sync>,
+    owners: OwnerCache,
+}
+
+/// Namespace workers per scrape: recording is mostly system calls, a little above the cores.
+fn workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 2).min(8)
+}
+
+impl Collector<Kernel> {
+    pub fn new(namespaces: Namespaces, scope: Scope, deadline: Duration) -> Collector<Kernel> {
+        Collector::with_sources(namespaces, scope, deadline, Arc::new(Kernel::default))
+    }
+}
+
+impl<S: Sources + 'static> Collector<S> {
+    pub fn with_sources(
+        namespaces: Namespaces,
+        scope: Scope,
+        deadline: Duration,
+        sources: Arc<dyn Fn() -> S + Send + Sync>,
+    ) -> Collector<S> {
+        Collector {
+            namespaces,
+            scope,
+            deadline,
+            sources,
+            owners: OwnerCache::lean(),
+        }
+    }
+
+    /// One collection. Fails only when the namespaces cannot even be listed; a namespace that
+    /// fails is reported in its `NsScrape` (see `Scrape::into_only_error`).
+    pub fn scrape(&mut self) -> Result<Scrape> {
+        let started = Instant::now();
+        let scope = self.scope.clone();
+        let (mut namespaces, mut gaps) = fan_out(
+            &self.namespaces,
+            Deadline {
+                base: self.deadline,
+                per_round: Duration::ZERO,
+            },
+            workers(),
+            self.sources.clone(),
+            Arc::new(move |s: S| Ok(record(s, &scope, &Sampling::ONCE)?.0)),
+        )?;
+        let mut snaps: Vec<&mut Snapshot> = namespaces
+            .iter_mut()
+            .filter_map(|n| n.value.as_mut())
+            .collect();
+        // /proc/*/fd is the same from every network namespace: one scan, here.
+        gaps.extend(
+            self.owners
+                .fill(&mut (self.sources)(), &mut snaps, Instant::now()),
+        );
+        Ok(Scrape {
+            namespaces,
+            gaps,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+    use crate::model::Owner;
+
+    #[test]
+    fn a_scrape_names_owners_once_across_scrapes() {
+        let fake = || Fake {
+            holders: vec![Owner {
+                inode: 7,
+                pid: 10,
+                comm: "nginx".into(),
+                cmdline: "nginx: master process".into(),
+            }],
+            ..Fake::queues(&[2])
+        };
+        let mut c = Collector::with_sources(
+            Namespaces::Current,
+            Scope::default(),
+            Duration::from_secs(5),
+            Arc::new(fake),
+        );
+        for _ in 0..2 {
+            let scrape = c.scrape().unwrap().into_only_error().unwrap();
+            let snap = scrape.namespaces[0].value.as_ref().unwrap();
+            assert_eq!(snap.samples[0].listeners[0].recv_q, 2);
+            assert_eq!(snap.owners.len(), 1);
+            assert_eq!(snap.owners[0].comm, "nginx");
+            assert!(
+                snap.owners[0].cmdline.is_empty(),
+                "never exported, not kept"
+            );
+        }
+    }
+}
