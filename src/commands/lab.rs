@@ -28,14 +28,11 @@ pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
 /// The lab's picture: the clients' side, then the server's timeline.
 fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     let s = &r.settings;
-    // In the lab's order (served first), not the map's alphabetical one.
-    let outcomes: Vec<(String, usize)> = crate::lab::Outcome::ALL
+    // In the lab's order (served first).
+    let outcomes: Vec<(String, usize)> = r
+        .outcomes
         .iter()
-        .map(|o| crate::lab::outcome_name(*o).to_string())
-        .map(|k| {
-            let n = r.outcomes.get(&k).copied().unwrap_or(0);
-            (k, n)
-        })
+        .map(|(o, n)| (o.name().to_string(), *n))
         .collect();
     let clients = plot::clients(
         &outcomes,

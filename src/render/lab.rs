@@ -30,7 +30,7 @@ pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
     writeln!(w)?;
     writeln!(w, "Clients:")?;
     for (k, v) in &r.outcomes {
-        writeln!(w, "  {k:<16} {v:>6}")?;
+        writeln!(w, "  {:<16} {v:>6}", k.name())?;
     }
     if let Some(p) = &r.connect_latency {
         writeln!(

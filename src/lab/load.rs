@@ -1,0 +1,125 @@
+//! The lab's load: `--clients` concurrent clients, started evenly over `--ramp`, each
+//! connecting with a timeout, holding its final ACK back for `--ack-delay` (see the module
+//! doc of `lab`), sending a request and waiting for the reply; what each saw, classified.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::{LabOptions, Outcome, Percentiles};
+use crate::error::{Error, Result};
+
+/// One client's end: its outcome, connect latency and time to reply.
+pub(super) type Attempt = (Outcome, Option<Duration>, Option<Duration>);
+
+/// Fires every client at `addr` and waits for all of them (each has its own timeouts).
+pub(super) fn burst(addr: SocketAddr, o: &LabOptions) -> Result<Vec<Attempt>> {
+    let clients: Vec<_> = (0..o.clients)
+        .map(|i| {
+            let o = o.clone();
+            let delay = o.ramp.mul_f64(i as f64 / o.clients as f64);
+            std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    std::thread::sleep(delay);
+                    client(addr, &o)
+                })
+                .map_err(|source| Error::Io {
+                    what: "starting client threads",
+                    source,
+                })
+        })
+        .collect::<Result<_>>()?;
+    Ok(clients
+        .into_iter()
+        .map(|h| h.join().unwrap_or((Outcome::Failed, None, None)))
+        .collect())
+}
+
+/// A client: connect (bounded), send the request after `ack_delay`, wait for the reply.
+/// Returns the outcome, connect latency and time to reply.
+fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::*;
+    use std::os::fd::AsFd;
+    let start = Instant::now();
+    let Ok(fd) = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    ) else {
+        return (Outcome::Failed, None, None);
+    };
+    if !o.ack_delay.is_zero() {
+        // Pingpong mode: the handshake's final ACK waits for our first data (see module doc).
+        let off: nix::libc::c_int = 0;
+        // SAFETY: setsockopt on our fd with a c_int that outlives the call.
+        unsafe {
+            nix::libc::setsockopt(
+                fd.as_raw_fd(),
+                nix::libc::IPPROTO_TCP,
+                nix::libc::TCP_QUICKACK,
+                (&off as *const nix::libc::c_int).cast(),
+                std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+            );
+        }
+    }
+    let sa = SockaddrStorage::from(addr);
+    match connect(fd.as_raw_fd(), &sa) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(Errno::ECONNREFUSED) => return (Outcome::Refused, None, None),
+        Err(_) => return (Outcome::Failed, None, None),
+    }
+    let ms = o.connect_timeout.as_millis().min(60_000) as u16;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(0) => return (Outcome::ConnectTimeout, None, None),
+        Ok(_) => {}
+        Err(_) => return (Outcome::Failed, None, None),
+    }
+    match getsockopt(&fd, sockopt::SocketError) {
+        Ok(0) => {}
+        Ok(e) if e == nix::libc::ECONNRESET => return (Outcome::Reset, None, None),
+        Ok(e) if e == nix::libc::ECONNREFUSED => return (Outcome::Refused, None, None),
+        Ok(e) if e == nix::libc::ETIMEDOUT => return (Outcome::ConnectTimeout, None, None),
+        _ => return (Outcome::Failed, None, None),
+    }
+    let connected = start.elapsed();
+    let mut stream = TcpStream::from(fd);
+    let _ = stream.set_nonblocking(false);
+    std::thread::sleep(o.ack_delay);
+    let left = o.reply_timeout.max(Duration::from_millis(1));
+    let _ = stream.set_write_timeout(Some(left));
+    let _ = stream.set_read_timeout(Some(left));
+    let classify = |e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Outcome::Reset,
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::ReplyTimeout,
+        _ => Outcome::Failed,
+    };
+    if let Err(e) = stream.write_all(b"GET / HTTP/1.0\r\n\r\n") {
+        return (classify(&e), Some(connected), None);
+    }
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(n) if n > 0 => (Outcome::Served, Some(connected), Some(start.elapsed())),
+        Ok(_) => (Outcome::Failed, Some(connected), None),
+        Err(e) => (classify(&e), Some(connected), None),
+    }
+}
+
+pub(super) fn percentiles(mut v: Vec<Duration>) -> Option<Percentiles> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+    Some(Percentiles {
+        p50_ms: at(0.5),
+        p90_ms: at(0.9),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    })
+}

@@ -1,0 +1,158 @@
+//! The lab's stage: a private network namespace (a user namespace too when not root) with
+//! `lo` up and the listen-queue sysctls set, and the server — a listener with the backlog
+//! asked for and `--workers` threads that each accept(), read the request, spend `--work` and
+//! reply.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::source::netns;
+
+/// Moves this process into the lab's namespace with `lo` up and the sysctls set. Returns
+/// whether a user namespace was needed.
+pub(super) fn stage(o: &super::LabOptions) -> Result<bool> {
+    let user_namespace = isolate()?;
+    netns::loopback_up().map_err(|e| Error::Permission {
+        what: "bringing up lo in the lab namespace".into(),
+        hint: e.to_string(),
+    })?;
+    set_sysctl("net.core.somaxconn", o.somaxconn)?;
+    set_sysctl("net.ipv4.tcp_abort_on_overflow", o.abort_on_overflow)?;
+    set_sysctl("net.ipv4.tcp_syncookies", o.syncookies)?;
+    Ok(user_namespace)
+}
+
+/// Moves this (still single-threaded) process into a private network namespace; when not
+/// root, inside a new user namespace that maps us to root there, where the kernel allows it.
+fn isolate() -> Result<bool> {
+    use nix::sched::{CloneFlags, unshare};
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::Permission {
+            what: "creating a private network namespace".into(),
+            hint: format!("unshare(CLONE_NEWNET) failed: {e}"),
+        })?;
+        return Ok(false);
+    }
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(|e| Error::Permission {
+        what: "creating a private user and network namespace".into(),
+        hint: format!(
+            "unshare(CLONE_NEWUSER|CLONE_NEWNET) failed ({e}): unprivileged user namespaces are \
+             disabled here (kernel.unprivileged_userns_clone / user.max_user_namespaces); run as root"
+        ),
+    })?;
+    let write = |path: &str, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::Write {
+            path: path.into(),
+            source: e,
+        })
+    };
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(true)
+}
+
+fn set_sysctl(name: &str, value: u32) -> Result<()> {
+    let path = crate::source::sysctl::path_of(name);
+    std::fs::write(&path, value.to_string()).map_err(|e| Error::Write {
+        path: path.into(),
+        source: e,
+    })
+}
+
+/// The lab's server: its address, and its workers until `stop`.
+pub(super) struct Server {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(backlog: i32, workers: usize, work: Duration) -> Result<Server> {
+        let listener = server_socket(backlog)?;
+        let addr = local_addr(&listener)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = Arc::new(listener);
+        let workers = (0..workers.max(1))
+            .map(|_| {
+                let (l, stop) = (listener.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .spawn(move || serve(&l, &stop, work))
+                    .map_err(|source| Error::Io {
+                        what: "starting the lab server's workers",
+                        source,
+                    })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Server {
+            addr,
+            stop,
+            workers,
+        })
+    }
+
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn server_socket(backlog: i32) -> Result<OwnedFd> {
+    use nix::sys::socket::*;
+    let fail = |e: nix::Error| Error::Permission {
+        what: "starting the lab server".into(),
+        hint: e.to_string(),
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(fail)?;
+    let sa = SockaddrIn::new(127, 0, 0, 1, 0);
+    bind(fd.as_raw_fd(), &sa).map_err(fail)?;
+    // The backlog exactly as given (clamped by somaxconn in the kernel), like listen(2).
+    let b = Backlog::new(backlog.clamp(0, i32::MAX)).map_err(fail)?;
+    listen(&fd, b).map_err(fail)?;
+    Ok(fd)
+}
+
+fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
+    let sa: nix::sys::socket::SockaddrIn = nix::sys::socket::getsockname(fd.as_raw_fd())
+        .map_err(|e| Error::Protocol(format!("getsockname: {e}")))?;
+    Ok(SocketAddr::from((sa.ip(), sa.port())))
+}
+
+/// A worker: accept one connection, read the request line, spend `work`, reply, close.
+fn serve(listener: &OwnedFd, stop: &AtomicBool, work: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    while !stop.load(Ordering::Relaxed) {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::from(50u16)), Ok(n) if n > 0) {
+            continue;
+        }
+        let Ok(fd) = nix::sys::socket::accept(listener) else {
+            continue;
+        };
+        let mut stream = TcpStream::from(fd);
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+            std::thread::sleep(work);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nok\n");
+        }
+    }
+}

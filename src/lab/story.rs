@@ -1,0 +1,192 @@
+//! The lab's story: what happened to the clients and why, in words, from the outcomes and the
+//! counters (docs/kernel.md §3). One paragraph per thing that can have happened, in the order
+//! a reader asks. Pure.
+
+use super::{LabReport, Outcome};
+use crate::catalogue::{
+    EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV, SYNCOOKIES_SENT,
+};
+
+/// What happened, and why.
+pub fn story(r: &LabReport) -> Vec<String> {
+    let f = Facts(r);
+    [
+        all_served(&f),
+        resets(&f),
+        overshoot(&f),
+        slow_connects(&f),
+        connect_timeouts(&f),
+        reply_timeouts(&f),
+        cookies(&f),
+        capped(&f),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What the paragraphs read from a report.
+struct Facts<'a>(&'a LabReport);
+
+impl Facts<'_> {
+    fn n(&self, o: Outcome) -> usize {
+        self.0.outcomes.get(&o).copied().unwrap_or(0)
+    }
+
+    /// A counter this kernel lacks is unknown, not 0: it decides nothing and reads "unknown".
+    fn c(&self, k: &str) -> Option<u64> {
+        self.0.counters.get(k).copied()
+    }
+
+    fn rose(&self, k: &str) -> bool {
+        self.c(k).is_some_and(|v| v > 0)
+    }
+
+    fn shown(&self, k: &str) -> String {
+        self.c(k)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The accept queue's capacity, B+1.
+    fn slots(&self) -> u32 {
+        self.0.send_q.saturating_add(1)
+    }
+}
+
+fn all_served(f: &Facts) -> Option<String> {
+    (f.n(Outcome::Served) == f.0.settings.clients).then(|| {
+        format!(
+            "Every client was served: the accept queue (B = {}, so {} slots) absorbed the burst{}.",
+            f.0.send_q,
+            f.0.send_q + 1,
+            match f.c(LISTEN_OVERFLOWS) {
+                Some(0) => " without a single overflow",
+                Some(_) => "; overflows that happened were retried in time",
+                None => "",
+            }
+        )
+    })
+}
+
+fn resets(f: &Facts) -> Option<String> {
+    let (s, reset) = (&f.0.settings, f.n(Outcome::Reset));
+    let overflowed = f.rose(LISTEN_OVERFLOWS);
+    if reset > 0 && s.tcp_abort_on_overflow == 1 {
+        Some(format!(
+            "{reset} client(s) got \"Connection reset by peer\" at once: their handshake's final ACK (carried by the \
+             request, {} ms after connect() returned) found the accept queue full, and with \
+             net.ipv4.tcp_abort_on_overflow=1 the kernel answers that with RST (EmbryonicRsts +{}).",
+            s.ack_delay_ms,
+            f.shown(EMBRYONIC_RSTS)
+        ))
+    } else if reset > 0 {
+        Some(format!(
+            "{reset} client(s) were reset although tcp_abort_on_overflow=0: late resets, when a half-open handshake \
+             expired before room appeared, or the server closed with connections still queued."
+        ))
+    } else if s.tcp_abort_on_overflow == 0 && overflowed {
+        Some(
+            "No client was reset: with net.ipv4.tcp_abort_on_overflow=0 an overflow drops the segment and lets \
+             the client retry, so it shows up as slow connects and stalls instead."
+                .to_string(),
+        )
+    } else if s.tcp_abort_on_overflow == 1 && overflowed {
+        Some(format!(
+            "No client was reset even with tcp_abort_on_overflow=1: the overflows hit SYNs (dropped, then \
+             retried) or cookie handshakes, and neither is ever answered with RST; only a final ACK that finds \
+             the queue full on a half-open connection is. Here the final ACKs came {} ms after the SYN-ACK, \
+             while the queue (peak {} of B+1 = {}) had room for them: a longer --ack-delay, a smaller \
+             --backlog or more --clients make them meet a full queue.",
+            s.ack_delay_ms,
+            f.0.peak_recv_q,
+            f.slots()
+        ))
+    } else if s.tcp_abort_on_overflow == 1 {
+        Some(format!(
+            "No client was reset although tcp_abort_on_overflow=1: the accept queue never overflowed (peak {} of \
+             B+1 = {}), so no final ACK met a full queue; more --clients or a smaller --backlog make it happen.",
+            f.0.peak_recv_q,
+            f.slots()
+        ))
+    } else {
+        None
+    }
+}
+
+fn overshoot(f: &Facts) -> Option<String> {
+    (u64::from(f.0.peak_recv_q) > u64::from(f.0.send_q) + 1).then(|| {
+        format!(
+            "The accept queue peaked at {}, past its capacity B+1 = {}: the kernel checks for room without a \
+             lock (sk_acceptq_is_full in tcp_v4_syn_recv_sock) and adds the connection later, so handshakes \
+             completing at the same time on several CPUs can each pass the check (docs/kernel.md §1.2).",
+            f.0.peak_recv_q,
+            f.slots()
+        )
+    })
+}
+
+fn slow_connects(f: &Facts) -> Option<String> {
+    let l = f.0.connect_latency.as_ref().filter(|l| l.max_ms >= 900.0)?;
+    let why = if f.rose(REQQ_FULL_DROP) {
+        format!(
+            "a full SYN queue with tcp_syncookies=0 (TCPReqQFullDrop +{}) or a full accept queue (ListenOverflows +{})",
+            f.shown(REQQ_FULL_DROP),
+            f.shown(LISTEN_OVERFLOWS)
+        )
+    } else {
+        format!(
+            "a full accept queue (ListenOverflows +{})",
+            f.shown(LISTEN_OVERFLOWS)
+        )
+    };
+    Some(format!(
+        "Connects were slow: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms. A SYN that meets {why} is dropped \
+         silently, and the client resends it after 1 s, then at growing intervals.",
+        l.p50_ms, l.p99_ms, l.max_ms
+    ))
+}
+
+fn connect_timeouts(f: &Facts) -> Option<String> {
+    let n = f.n(Outcome::ConnectTimeout);
+    (n > 0).then(|| {
+        format!(
+            "{n} client(s) never completed connect() within {} ms: their SYNs kept meeting a full queue.",
+            f.0.settings.connect_timeout_ms
+        )
+    })
+}
+
+fn reply_timeouts(f: &Facts) -> Option<String> {
+    let n = f.n(Outcome::ReplyTimeout);
+    (n > 0).then(|| {
+        format!(
+            "{n} client(s) ended reply-timeout (connected, no reply) after {} ms: connect() had succeeded, but their final \
+             ACK or request was dropped at a full accept queue (or they waited behind {} busy worker(s)), so the \
+             server never saw them in time.",
+            f.0.settings.reply_timeout_ms, f.0.settings.workers
+        )
+    })
+}
+
+fn cookies(f: &Facts) -> Option<String> {
+    f.rose(SYNCOOKIES_RECV).then(|| {
+        format!(
+            "Handshakes went through SYN cookies (SYN queue full, tcp_syncookies={}; SyncookiesSent +{}, SyncookiesRecv \
+             +{} segments): a cookie handshake is never reset on overflow; it stalls until room appears.",
+            f.0.settings.tcp_syncookies,
+            f.shown(SYNCOOKIES_SENT),
+            f.shown(SYNCOOKIES_RECV)
+        )
+    })
+}
+
+fn capped(f: &Facts) -> Option<String> {
+    let s = &f.0.settings;
+    (f.0.send_q < s.backlog.max(0) as u32).then(|| {
+        format!(
+            "The backlog asked for ({}) was cut to {} by net.core.somaxconn={} at listen().",
+            s.backlog, f.0.send_q, s.somaxconn
+        )
+    })
+}
