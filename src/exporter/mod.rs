@@ -81,9 +81,10 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
-    signals
-        .thread_block()
-        .map_err(|e| Error::BadInput(format!("cannot block SIGTERM: {e}")))?;
+    signals.thread_block().map_err(|e| Error::Io {
+        what: "blocking SIGTERM and SIGINT",
+        source: e.into(),
+    })?;
     limit_arenas();
     let listener = TcpListener::bind(o.listen).map_err(|e| {
         Error::BadInput(format!(
@@ -91,7 +92,10 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
             o.listen
         ))
     })?;
-    let addr = listener.local_addr().map_err(Error::Output)?;
+    let io = |what| move |source| Error::Io { what, source };
+    let addr = listener
+        .local_addr()
+        .map_err(io("reading the listening address"))?;
     let server = Arc::new(Server {
         collector: Mutex::new(o.collector),
         last_size: AtomicUsize::new(64 * 1024),
@@ -103,16 +107,20 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     });
     let _ = writeln!(log, "backlogctl exporter: serving http://{addr}/metrics");
     let acceptor = {
-        let (server, listener) = (server.clone(), listener.try_clone().map_err(Error::Output)?);
+        let listener = listener
+            .try_clone()
+            .map_err(io("sharing the listening socket"))?;
+        let server = server.clone();
         let max = o.max_connections;
         std::thread::Builder::new()
             .name("backlogctl-accept".into())
             .spawn(move || accept_loop(&server, &listener, max))
-            .map_err(Error::Output)?
+            .map_err(io("starting the acceptor thread"))?
     };
-    let signal = signals
-        .wait()
-        .map_err(|e| Error::BadInput(format!("waiting for signals: {e}")))?;
+    let signal = signals.wait().map_err(|e| Error::Io {
+        what: "waiting for signals",
+        source: e.into(),
+    })?;
     server.stopping.store(true, Ordering::SeqCst);
     // Wakes the accept() blocked on the listener (inet_shutdown disconnects a listener).
     let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);

@@ -109,9 +109,9 @@ impl Server {
 
 fn server_socket(backlog: i32) -> Result<OwnedFd> {
     use nix::sys::socket::*;
-    let fail = |e: nix::Error| Error::Permission {
-        what: "starting the lab server".into(),
-        hint: e.to_string(),
+    let fail = |e: nix::Error| Error::Io {
+        what: "starting the lab server",
+        source: e.into(),
     };
     let fd = socket(
         AddressFamily::Inet,
@@ -129,8 +129,11 @@ fn server_socket(backlog: i32) -> Result<OwnedFd> {
 }
 
 fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
-    let sa: nix::sys::socket::SockaddrIn = nix::sys::socket::getsockname(fd.as_raw_fd())
-        .map_err(|e| Error::Protocol(format!("getsockname: {e}")))?;
+    let sa: nix::sys::socket::SockaddrIn =
+        nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| Error::Io {
+            what: "reading the lab server's address",
+            source: e.into(),
+        })?;
     Ok(SocketAddr::from((sa.ip(), sa.port())))
 }
 
