@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalogue::{WATCH_RATES, short};
+use crate::catalogue::{LISTEN_DROPS, WATCH_RATES, short};
 use crate::model::{Counters, Listener, Owner, QueuePeak};
 
 /// One listener in one refresh.
@@ -207,8 +207,6 @@ impl Tracker {
     }
 
     /// A full sample at a refresh: returns the refresh to show.
-    // Long on purpose: one refresh is rows, gone listeners, rates and the worst moment, all over
-    // the same state; split, each part would need most of it passed in.
     pub fn refresh(
         &mut self,
         listeners: &[Listener],
@@ -219,70 +217,105 @@ impl Tracker {
     ) -> Refresh {
         self.observe(listeners);
         let secs = elapsed.saturating_sub(self.prev_elapsed).as_secs_f64();
-        let first = self.refreshes == 0;
-        let mut rows = Vec::new();
-        let mut seen = HashSet::new();
         let mut owner_of: HashMap<u64, Vec<Owner>> = HashMap::new();
         for o in owners {
             owner_of.entry(o.inode).or_default().push(o.clone());
         }
-        for l in listeners {
-            let key = l.key();
-            seen.insert(key);
-            let peak = self.peaks.get(&key).copied().unwrap_or(l.recv_q);
-            let prev = self.prev_drops.get(&key).copied();
-            let drops_delta = match (prev.flatten(), l.drops) {
-                (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
-                _ => None,
-            };
-            let process = owner_of
-                .get(&l.inode)
-                .and_then(|os| crate::model::process_label(os));
-            let fill = QueuePeak {
-                peak,
-                backlog: l.send_q,
-            };
-            let history = self.remember(
-                key,
-                Point {
-                    fill,
-                    dropped: drops_delta.is_some_and(|d| d > 0),
-                },
-            );
-            rows.push(Row {
-                local: l.local,
-                inode: l.inode,
-                process,
-                recv_q: l.recv_q,
-                peak,
-                send_q: l.send_q,
-                fill_pct: fill.fill_pct(),
-                drops_per_s: drops_delta
-                    .filter(|_| secs > 0.0)
-                    .map(|d| f64::from(d) / secs),
-                drops_delta,
-                syn_recv: l.syn_recv,
-                event: (prev.is_none() && !first).then_some("new"),
-                history,
-            });
-            let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
-                local: l.local.to_string(),
-                inode: l.inode,
-                ..Default::default()
-            });
-            s.send_q = l.send_q;
-            if peak > s.peak || s.peak_time.is_empty() {
-                s.peak = peak;
-                s.peak_time = time.clone();
-            }
-            if let Some(d) = drops_delta {
-                s.drops = Some(s.drops.unwrap_or(0) + u64::from(d));
-            } else if l.drops.is_some() && s.drops.is_none() {
-                s.drops = Some(0);
-            }
+        let mut rows: Vec<Row> = listeners
+            .iter()
+            .map(|l| {
+                let process = owner_of
+                    .get(&l.inode)
+                    .and_then(|os| crate::model::process_label(os));
+                self.row(l, process, secs, &time)
+            })
+            .collect();
+        let seen: HashSet<(SocketAddr, u64)> = listeners.iter().map(|l| l.key()).collect();
+        rows.extend(self.gone(&seen));
+        if self.history.len() > seen.len() {
+            self.history.retain(|k, _| seen.contains(k));
         }
-        for (key, _) in self.prev_drops.iter().filter(|(k, _)| !seen.contains(*k)) {
-            rows.push(Row {
+        let rates = self.rates(counters, secs);
+        // Trouble first: dropping, then fullest, then by address.
+        rows.sort_by(|a, b| {
+            let da = a.drops_per_s.unwrap_or(0.0);
+            let db = b.drops_per_s.unwrap_or(0.0);
+            db.total_cmp(&da)
+                .then(b.fill_pct.cmp(&a.fill_pct))
+                .then(a.local.cmp(&b.local))
+        });
+        if self.refreshes > 0 {
+            self.note_worst(&rows, &rates, &time);
+        }
+        self.advance(listeners, counters, elapsed);
+        Refresh {
+            time,
+            elapsed_ms: elapsed.as_millis() as u64,
+            sample_interval_us: 0,
+            rates,
+            listeners: rows,
+        }
+    }
+
+    /// One present listener's row, remembered in its history and its summary.
+    fn row(&mut self, l: &Listener, process: Option<String>, secs: f64, time: &str) -> Row {
+        let key = l.key();
+        let peak = self.peaks.get(&key).copied().unwrap_or(l.recv_q);
+        let prev = self.prev_drops.get(&key).copied();
+        let drops_delta = match (prev.flatten(), l.drops) {
+            (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
+            _ => None,
+        };
+        let fill = QueuePeak {
+            peak,
+            backlog: l.send_q,
+        };
+        let history = self.remember(
+            key,
+            Point {
+                fill,
+                dropped: drops_delta.is_some_and(|d| d > 0),
+            },
+        );
+        let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
+            local: l.local.to_string(),
+            inode: l.inode,
+            ..Default::default()
+        });
+        s.send_q = l.send_q;
+        if peak > s.peak || s.peak_time.is_empty() {
+            s.peak = peak;
+            s.peak_time = time.to_string();
+        }
+        if let Some(d) = drops_delta {
+            s.drops = Some(s.drops.unwrap_or(0) + u64::from(d));
+        } else if l.drops.is_some() && s.drops.is_none() {
+            s.drops = Some(0);
+        }
+        Row {
+            local: l.local,
+            inode: l.inode,
+            process,
+            recv_q: l.recv_q,
+            peak,
+            send_q: l.send_q,
+            fill_pct: fill.fill_pct(),
+            drops_per_s: drops_delta
+                .filter(|_| secs > 0.0)
+                .map(|d| f64::from(d) / secs),
+            drops_delta,
+            syn_recv: l.syn_recv,
+            event: (prev.is_none() && self.refreshes > 0).then_some("new"),
+            history,
+        }
+    }
+
+    /// Rows for the listeners of the previous refresh that are not in `seen`.
+    fn gone(&self, seen: &HashSet<(SocketAddr, u64)>) -> Vec<Row> {
+        self.prev_drops
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .map(|key| Row {
                 local: key.0,
                 inode: key.1,
                 process: None,
@@ -295,11 +328,12 @@ impl Tracker {
                 syn_recv: None,
                 event: Some("gone"),
                 history: Vec::new(),
-            });
-        }
-        if self.history.len() > seen.len() {
-            self.history.retain(|k, _| seen.contains(k));
-        }
+            })
+            .collect()
+    }
+
+    /// The namespace counters per second since the previous refresh.
+    fn rates(&self, counters: Option<&Counters>, secs: f64) -> BTreeMap<String, f64> {
         let mut rates = BTreeMap::new();
         if let (Some(prev), Some(now)) = (&self.prev_counters, counters)
             && secs > 0.0
@@ -310,17 +344,14 @@ impl Tracker {
                 }
             }
         }
-        // Trouble first: dropping, then fullest, then by address.
-        rows.sort_by(|a, b| {
-            let da = a.drops_per_s.unwrap_or(0.0);
-            let db = b.drops_per_s.unwrap_or(0.0);
-            db.total_cmp(&da)
-                .then(b.fill_pct.cmp(&a.fill_pct))
-                .then(a.local.cmp(&b.local))
-        });
-        // The worst moment: most drops per second, then fullest queue.
+        rates
+    }
+
+    /// Keeps this refresh as the worst moment when it is: most drops per second, then fullest
+    /// queue. `rows` are sorted, trouble first.
+    fn note_worst(&mut self, rows: &[Row], rates: &BTreeMap<String, f64>, time: &str) {
         let drops_now: f64 = rates
-            .get("ListenDrops")
+            .get(short(LISTEN_DROPS))
             .copied()
             .unwrap_or_else(|| rows.iter().filter_map(|r| r.drops_per_s).sum());
         let fill_now = rows.iter().map(|r| r.fill_pct).max().unwrap_or(0);
@@ -328,30 +359,31 @@ impl Tracker {
             None => drops_now > 0.0 || fill_now > 0,
             Some((d, f, _)) => (drops_now, fill_now) > (*d, *f),
         };
-        if better && !first {
-            let top = rows.first().map(|r| {
-                format!(
-                    "{} peak {}/{} ({}%)",
-                    r.local,
-                    r.peak,
-                    r.send_q.saturating_add(1),
-                    r.fill_pct
-                )
-            });
-            let what = format!(
-                "{drops_now:.0} listen drops/s{}",
-                top.map(|t| format!("; {t}")).unwrap_or_default()
-            );
-            self.worst = Some((
-                drops_now,
-                fill_now,
-                Worst {
-                    time: time.clone(),
-                    what,
-                },
-            ));
+        if !better {
+            return;
         }
+        let top = rows.first().map(|r| {
+            format!(
+                "{} peak {}/{} ({}%)",
+                r.local,
+                r.peak,
+                r.send_q.saturating_add(1),
+                r.fill_pct
+            )
+        });
+        let what = format!(
+            "{drops_now:.0} listen drops/s{}",
+            top.map(|t| format!("; {t}")).unwrap_or_default()
+        );
+        let worst = Worst {
+            time: time.to_string(),
+            what,
+        };
+        self.worst = Some((drops_now, fill_now, worst));
+    }
 
+    /// This refresh becomes the previous one.
+    fn advance(&mut self, listeners: &[Listener], counters: Option<&Counters>, elapsed: Duration) {
         self.peaks.clear();
         self.prev_drops = listeners.iter().map(|l| (l.key(), l.drops)).collect();
         if counters.is_some() {
@@ -363,13 +395,6 @@ impl Tracker {
         }
         self.prev_elapsed = elapsed;
         self.refreshes += 1;
-        Refresh {
-            time,
-            elapsed_ms: elapsed.as_millis() as u64,
-            sample_interval_us: 0,
-            rates,
-            listeners: rows,
-        }
     }
 
     pub fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
