@@ -19,6 +19,7 @@
 //! Counters are read with every stored sample, so an increase is dated by the sample that saw
 //! it rather than spread over a quiet gap before it.
 
+use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
 use crate::doctor::remedy::Where;
 use crate::doctor::{ListenerView, Report, Severity};
 use crate::model::{Listener, Snapshot};
@@ -35,11 +36,7 @@ pub const MOST_TROUBLED: usize = 3;
 /// Listeners drawn at most when they are named.
 pub const NAMED_AT_MOST: usize = 8;
 /// The namespace counters drawn as rates (per second), in this order.
-pub const RATES: [&str; 3] = [
-    "TcpExt:ListenOverflows",
-    "TcpExt:TCPReqQFullDrop",
-    "TcpExt:TCPReqQFullDoCookies",
-];
+pub const RATES: [&str; 3] = [LISTEN_OVERFLOWS, REQQ_FULL_DROP, REQQ_FULL_DO_COOKIES];
 
 /// The time axis: microseconds since the first sample, cut into `columns` buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
