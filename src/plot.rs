@@ -22,6 +22,7 @@
 use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
 use crate::doctor::remedy::Where;
 use crate::doctor::{ListenerView, Report, Severity};
+use crate::lab::Outcome;
 use crate::model::{Listener, Snapshot};
 
 /// The picture's width in pixels; the plot area is what remains after the label areas.
@@ -457,9 +458,9 @@ fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot
 
 /// Counts of the lab's clients per outcome, and their connect latencies.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Clients {
+pub(crate) struct Clients {
     /// `(class, count)`, every class, in the lab's order.
-    pub outcomes: Vec<(String, usize)>,
+    pub outcomes: Vec<(Outcome, usize)>,
     /// Connect latency histogram on a log scale: `(from ms, to ms, clients)`.
     pub latency: Vec<(f64, f64, usize)>,
     pub connected: usize,
@@ -472,14 +473,14 @@ pub struct Clients {
 }
 
 /// Histogram bins per decade of connect latency.
-pub const BINS_PER_DECADE: usize = 12;
+pub(crate) const BINS_PER_DECADE: usize = 12;
 /// The latency axis starts here (ms): loopback connects take tens of microseconds.
-pub const LATENCY_FROM_MS: f64 = 0.01;
+pub(crate) const LATENCY_FROM_MS: f64 = 0.01;
 
 /// The clients' side of a lab run: outcome counts and the connect-latency histogram (log bins,
 /// so the SYN retransmit steps at whole seconds stand apart from the microsecond connects).
-pub fn clients(
-    outcomes: &[(String, usize)],
+pub(crate) fn clients(
+    outcomes: &[(Outcome, usize)],
     connect_ms: &[f64],
     total: usize,
     timeout_ms: f64,
@@ -528,7 +529,7 @@ mod tests {
 
     #[test]
     fn latency_bins_cover_the_timeout() {
-        let c = clients(&[("served".into(), 3)], &[0.05, 1000.0, 3005.0], 4, 5000.0);
+        let c = clients(&[(Outcome::Served, 3)], &[0.05, 1000.0, 3005.0], 4, 5000.0);
         assert_eq!(c.connected, 3);
         assert_eq!(c.not_connected, 1);
         assert!(c.latency.last().unwrap().1 >= 5000.0);

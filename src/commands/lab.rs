@@ -3,7 +3,7 @@ use std::io::Write;
 use super::open_output;
 use crate::Status;
 use crate::error::{Error, Result};
-use crate::lab::LabReport;
+use crate::lab::{LabReport, Outcome, outcome_name};
 use crate::options::Lab;
 use crate::{plot, render};
 
@@ -29,13 +29,9 @@ pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
 fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     let s = &r.settings;
     // In the lab's order (served first), not the map's alphabetical one.
-    let outcomes: Vec<(String, usize)> = crate::lab::Outcome::ALL
+    let outcomes: Vec<(Outcome, usize)> = Outcome::ALL
         .iter()
-        .map(|o| crate::lab::outcome_name(*o).to_string())
-        .map(|k| {
-            let n = r.outcomes.get(&k).copied().unwrap_or(0);
-            (k, n)
-        })
+        .map(|&o| (o, r.outcomes.get(outcome_name(o)).copied().unwrap_or(0)))
         .collect();
     let clients = plot::clients(
         &outcomes,
@@ -44,9 +40,5 @@ fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         s.connect_timeout_ms as f64,
     );
     let timeline = plot::timeline(&r.recording, &r.doctor, plot::COLUMNS);
-    let heading = format!(
-        "lab: {} clients, listen({}) → B = {}, {} workers × {} ms",
-        s.clients, s.backlog, r.send_q, s.workers, s.work_ms
-    );
-    render::plot::lab(w, &timeline, &clients, &heading)
+    render::plot::lab(w, &timeline, &clients, r)
 }

@@ -11,6 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::doctor::Severity;
+use crate::lab::{LabReport, Outcome};
 use crate::plot::{COLUMNS, Clients, Column, LEFT, RIGHT, Timeline, WIDTH};
 
 const TITLE_H: u32 = 86;
@@ -61,17 +62,17 @@ fn fail<E: std::fmt::Display>(e: E) -> io::Error {
 
 /// The timeline of a snapshot, as SVG.
 pub fn timeline(w: &mut dyn Write, t: &Timeline) -> io::Result<()> {
-    let svg = svg(t, None, "")?;
+    let svg = svg(t, None)?;
     w.write_all(svg.as_bytes())
 }
 
 /// A lab run: the clients' side on top, then the server's timeline.
-pub fn lab(w: &mut dyn Write, t: &Timeline, c: &Clients, heading: &str) -> io::Result<()> {
-    let svg = svg(t, Some(c), heading)?;
+pub(crate) fn lab(w: &mut dyn Write, t: &Timeline, c: &Clients, r: &LabReport) -> io::Result<()> {
+    let svg = svg(t, Some((c, r)))?;
     w.write_all(svg.as_bytes())
 }
 
-fn height(t: &Timeline, c: Option<&Clients>) -> u32 {
+fn height(t: &Timeline, lab: bool) -> u32 {
     let body = match &t.message {
         Some(lines) => MESSAGE_LINE_H * (lines.len() as u32 + 2),
         None => {
@@ -79,19 +80,19 @@ fn height(t: &Timeline, c: Option<&Clients>) -> u32 {
                 + if t.rates.is_empty() { 0 } else { RATES_H }
         }
     };
-    TITLE_H + body + c.map(|_| CLIENTS_H).unwrap_or(0) + BOTTOM_H
+    TITLE_H + body + if lab { CLIENTS_H } else { 0 } + BOTTOM_H
 }
 
-fn svg(t: &Timeline, clients: Option<&Clients>, heading: &str) -> io::Result<String> {
+fn svg(t: &Timeline, lab: Option<(&Clients, &LabReport)>) -> io::Result<String> {
     let mut out = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut out, (WIDTH, height(t, clients))).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (WIDTH, height(t, lab.is_some())))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
         let (top, rest) = root.split_vertically(TITLE_H);
-        title(&top, t, heading)?;
-        let rest = match clients {
-            Some(c) => {
+        title(&top, t, lab.map(|(_, r)| r))?;
+        let rest = match lab {
+            Some((c, _)) => {
                 let (upper, lower) = rest.split_vertically(CLIENTS_H);
                 draw_clients(&upper, c)?;
                 lower
@@ -116,10 +117,10 @@ fn text(area: &Area, s: &str, at: (i32, i32), size: u32, color: &RGBColor) -> io
     .map_err(fail)
 }
 
-fn title(area: &Area, t: &Timeline, heading: &str) -> io::Result<()> {
-    let first = match heading {
-        "" => format!("Accept queue of {}", t.title),
-        h => format!("{h}: {}", t.title),
+fn title(area: &Area, t: &Timeline, lab: Option<&LabReport>) -> io::Result<()> {
+    let first = match lab {
+        None => format!("Accept queue of {}", t.title),
+        Some(r) => format!("{}: {}", lab_setup(r), t.title),
     };
     text(area, &first, (12, 10), 22, &BLACK)?;
     text(area, &t.subtitle, (12, 38), 15, &GREY)?;
@@ -437,23 +438,32 @@ fn duration(ms: f64) -> String {
     }
 }
 
+/// The lab's setup, before the listener in the title of a lab's picture.
+fn lab_setup(r: &LabReport) -> String {
+    let s = &r.settings;
+    format!(
+        "lab: {} clients, listen({}) → B = {}, {} workers × {} ms",
+        s.clients, s.backlog, r.send_q, s.workers, s.work_ms
+    )
+}
+
 /// The lab's outcome classes as a reader says them.
-fn outcome_words(class: &str) -> &str {
-    match class {
-        "connect-timeout" => "connect timed out",
-        "reply-timeout" => "connected, no reply",
-        other => other,
+fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::ConnectTimeout => "connect timed out",
+        Outcome::ReplyTimeout => "connected, no reply",
+        other => crate::lab::outcome_name(other),
     }
 }
 
-fn outcome_color(class: &str) -> RGBColor {
-    match class {
-        "served" => RGBColor(30, 140, 60),
-        "reset" => RGBColor(200, 30, 30),
-        "connect-timeout" => RGBColor(230, 120, 0),
-        "reply-timeout" => RGBColor(120, 60, 170),
-        "refused" => RGBColor(120, 120, 120),
-        _ => RGBColor(40, 40, 40),
+fn outcome_color(o: Outcome) -> RGBColor {
+    match o {
+        Outcome::Served => RGBColor(30, 140, 60),
+        Outcome::Reset => RGBColor(200, 30, 30),
+        Outcome::ConnectTimeout => RGBColor(230, 120, 0),
+        Outcome::ReplyTimeout => RGBColor(120, 60, 170),
+        Outcome::Refused => RGBColor(120, 120, 120),
+        Outcome::Failed => RGBColor(40, 40, 40),
     }
 }
 
@@ -465,13 +475,13 @@ fn draw_clients(area: &Area, c: &Clients) -> io::Result<()> {
     text(&left, "What the clients saw", (12, 6), 17, &BLACK)?;
     let row_h = ((CLIENTS_H - 60) / n as u32).min(36) as i32;
     let bar_x = 150;
-    for (i, (class, count)) in c.outcomes.iter().enumerate() {
+    for (i, &(outcome, count)) in c.outcomes.iter().enumerate() {
         let y = 40 + i as i32 * row_h;
-        text(&left, outcome_words(class), (12, y + 4), 14, &BLACK)?;
-        let bar = (*count as f64 / most * 150.0).round() as i32;
+        text(&left, outcome_words(outcome), (12, y + 4), 14, &BLACK)?;
+        let bar = (count as f64 / most * 150.0).round() as i32;
         left.draw(&Rectangle::new(
             [(bar_x, y), (bar_x + bar.max(1), y + row_h - 8)],
-            outcome_color(class).filled(),
+            outcome_color(outcome).filled(),
         ))
         .map_err(fail)?;
         text(
