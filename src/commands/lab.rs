@@ -39,6 +39,6 @@ fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         s.clients,
         s.connect_timeout_ms as f64,
     );
-    let timeline = plot::timeline(&r.recording, &r.doctor, plot::COLUMNS);
+    let timeline = plot::timeline(&r.recording, &r.doctor, render::plot::COLUMNS);
     render::plot::lab(w, &timeline, &clients, r)
 }
