@@ -1,17 +1,17 @@
 //! What a timeline picture shows, computed from a `Snapshot` and doctor's `Report` on it: the
 //! time axis, each listener's accept queue against its capacity B+1, drops per column,
-//! SYN_RECV where it was counted, the namespace's overflow counters as rates, the title, and
-//! the sentence that replaces the axes when there is nothing to draw. Pure: no I/O, no clock,
-//! no drawing; `render::plot` turns it into SVG, so tests read the numbers a picture carries
-//! here rather than in pixels.
+//! SYN_RECV where it was counted, the namespace's overflow counters as rates, the facts the
+//! heading states, and why the axes are left out when there is nothing to draw. Pure and
+//! wordless: no I/O, no clock, no pixels, no sentences — numbers and typed facts only, so
+//! tests read what a picture carries here; `render::plot` lays it out, colours it and says it.
 //!
-//! Downsampling: a series is cut into one bucket per pixel column of the plot area. The queue
-//! and SYN_RECV keep each bucket's maximum (so no peak, however short, disappears) and its
-//! last value (so the level held after a spike is drawn at its true height). Drops are summed
-//! per bucket: "drops per column" then adds up to the drops of the window, which a maximum
-//! would not. The namespace's counters are drawn as rates: each rise over the sampling
-//! interval in which it happened, the highest per column, so a peak rate does not depend on
-//! the window's length.
+//! Downsampling: a series is cut into `columns` buckets (the renderer asks for one per pixel
+//! column of its plot area). The queue and SYN_RECV keep each bucket's maximum (so no peak,
+//! however short, disappears) and its last value (so the level held after a spike is drawn at
+//! its true height). Drops are summed per bucket: "drops per column" then adds up to the
+//! drops of the window, which a maximum would not. The namespace's counters are drawn as
+//! rates: each rise over the sampling interval in which it happened, the highest per column,
+//! so a peak rate does not depend on the window's length.
 //!
 //! Time: a recording stores a sample only when something in scope changed, so a value holds
 //! until the next sample (series are steps, not lines between samples), and a listener's
@@ -19,27 +19,20 @@
 //! Counters are read with every stored sample, so an increase is dated by the sample that saw
 //! it rather than spread over a quiet gap before it.
 
-use crate::doctor::remedy::Where;
-use crate::doctor::{ListenerView, Report, Severity};
-use crate::model::{Listener, Snapshot};
+use std::net::SocketAddr;
 
-/// The picture's width in pixels; the plot area is what remains after the label areas.
-pub const WIDTH: u32 = 1000;
-/// Left label area (the value axis) and right margin of every chart, in pixels.
-pub const LEFT: u32 = 64;
-pub const RIGHT: u32 = 24;
-/// Pixel columns of a plot area: the number of buckets a series is cut into.
-pub const COLUMNS: usize = (WIDTH - LEFT - RIGHT) as usize;
+use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
+use crate::doctor::remedy::Where;
+use crate::doctor::{ListenerView, Report, RuleId, Severity};
+use crate::lab::Outcome;
+use crate::model::{Listener, Owner, Snapshot, Target};
+
 /// Listeners drawn when none is named: the most troubled first.
-pub const MOST_TROUBLED: usize = 3;
+const MOST_TROUBLED: usize = 3;
 /// Listeners drawn at most when they are named.
-pub const NAMED_AT_MOST: usize = 8;
+const NAMED_AT_MOST: usize = 8;
 /// The namespace counters drawn as rates (per second), in this order.
-pub const RATES: [&str; 3] = [
-    "TcpExt:ListenOverflows",
-    "TcpExt:TCPReqQFullDrop",
-    "TcpExt:TCPReqQFullDoCookies",
-];
+const RATES: [&str; 3] = [LISTEN_OVERFLOWS, REQQ_FULL_DROP, REQQ_FULL_DO_COOKIES];
 
 /// The time axis: microseconds since the first sample, cut into `columns` buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +71,8 @@ impl Axis {
     }
 }
 
-/// One pixel column of a downsampled series: the highest value in the bucket and the value it
-/// ended on (held until the next column with a sample).
+/// One column (bucket) of a downsampled series: the highest value in the bucket and the value
+/// it ended on (held until the next column with a sample).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Column<V> {
     pub column: usize,
@@ -134,27 +127,62 @@ pub fn downsample_sum(points: &[(u64, u64)], axis: &Axis) -> Vec<(u64, u64)> {
 /// Everything a timeline picture shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
-    /// First line: what is drawn (`127.0.0.1:8090 (python3, pid 13077)`, or a count).
-    pub title: String,
-    /// Second line: kernel, namespace, window.
-    pub subtitle: String,
+    /// What was recorded, where and when.
+    pub recording: Recording,
+    /// doctor's verdict on the same data.
     pub verdict: Severity,
-    /// Third line: doctor's verdict on the same data, with the problems' ids.
-    pub verdict_text: String,
+    /// The ids of doctor's problems (findings above OK), in the report's order.
+    pub problems: Vec<RuleId>,
     pub axis: Axis,
     pub listeners: Vec<ListenerPlot>,
     /// Listeners in scope not drawn (beyond the most troubled).
     pub left_out: usize,
     /// The namespace counters, per second; only those the snapshot has.
     pub rates: Vec<RatePlot>,
-    /// When set, there is no time axis worth drawing: this is said instead (a single sample,
-    /// no listener, or a window where nothing happened).
-    pub message: Option<Vec<String>>,
+    /// When set, there is no time axis worth drawing, for this reason: the picture says so
+    /// instead.
+    pub instead: Option<Instead>,
+}
+
+/// The recording a timeline is drawn from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// `uname -r` of the recording machine, when known.
+    pub kernel: Option<String>,
+    /// The network namespace recorded.
+    pub netns: Where,
+    /// Length of the observation, ms; 0 for a single sample.
+    pub window_ms: u64,
+    /// Samples taken (stored or not: an unchanged sample is not stored).
+    pub samples: u64,
+    /// Start of the recording, ms since the Unix epoch.
+    pub started_unix_ms: u64,
+}
+
+/// Why the axes are left out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instead {
+    /// No listener in scope; `unmatched` are the named targets nothing listens on.
+    NoListener { unmatched: Vec<Target> },
+    /// A single sample: the listeners' state at that instant, no time axis.
+    OneSample,
+    /// Nothing happened in the window: queues empty, nothing dropped where drops were
+    /// counted (`drops_counted`: at every listener drawn), no counter rose.
+    Quiet { drops_counted: bool },
+}
+
+/// Which listener a plot is of: the socket, told apart from the others of an SO_REUSEPORT
+/// group by its inode, and the processes holding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerId {
+    pub local: SocketAddr,
+    pub inode: u64,
+    pub owners: Vec<Owner>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerPlot {
-    pub label: String,
+    pub id: ListenerId,
     /// Send-Q: the effective backlog B.
     pub backlog: u32,
     /// B+1: the most the accept queue holds (`sk_acceptq_is_full` compares with `>`).
@@ -171,16 +199,18 @@ pub struct ListenerPlot {
     pub drops: Option<Vec<(u64, u64)>>,
     /// Increase of sk_drops over the window.
     pub drops_window: Option<u64>,
+    /// sk_drops at the last sample, since the socket was created; None when unknown.
+    pub drops_ever: Option<u32>,
     /// SYN_RECV where it was counted; None when no sample counted it.
     pub syn_recv: Option<Vec<Column<u64>>>,
-    /// doctor's problems for this listener: `CRITICAL accept-queue-overflow`, ...
-    pub findings: Vec<String>,
+    /// doctor's problems for this listener, in the report's order.
+    pub findings: Vec<(Severity, RuleId)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatePlot {
-    /// `ListenOverflows`.
-    pub name: &'static str,
+    /// The counter's key, one of `RATES` (`TcpExt:ListenOverflows`).
+    pub counter: &'static str,
     /// `(column start µs, the highest rate in the column, per second)` for the columns where
     /// the counter rose: each rise over the sampling interval in which it happened (or the gap
     /// since the previous sample, without a grid), dated by the sample that read it.
@@ -189,18 +219,13 @@ pub struct RatePlot {
     pub total: u64,
 }
 
-/// The timeline of `snap`, diagnosed as `report` (`pipeline::from_file`'s pair).
+/// The timeline of `snap`, diagnosed as `report` (`pipeline::from_file`'s pair), its time cut
+/// into `columns` buckets.
 pub fn timeline(snap: &Snapshot, report: &Report, columns: usize) -> Timeline {
     let origin = snap.first().map(|s| s.elapsed_us).unwrap_or(0);
     let end = snap.last().map(|s| s.elapsed_us).unwrap_or(origin);
     let axis = Axis::new(origin, end, columns);
-    let named = !snap.targets.is_empty();
-    let at_most = if named { NAMED_AT_MOST } else { MOST_TROUBLED };
-    let chosen: Vec<&ListenerView> = ListenerView::most_troubled(&report.listeners, at_most)
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
-    let left_out = report.listeners.len() - chosen.len();
+    let chosen = chosen(snap, report);
     let listeners: Vec<ListenerPlot> = chosen
         .iter()
         .map(|v| listener_plot(snap, report, v, &axis))
@@ -209,114 +234,69 @@ pub fn timeline(snap: &Snapshot, report: &Report, columns: usize) -> Timeline {
         .iter()
         .filter_map(|key| rate_plot(snap, key, &axis))
         .collect();
-    let title = match chosen.as_slice() {
-        [] => "no listener in scope".to_string(),
-        [one] => one.label(),
-        many => format!(
-            "{} listeners: {}",
-            many.len(),
-            many.iter()
-                .map(|v| v.local.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let window = match report.window_ms {
-        0 => "one sample".to_string(),
-        ms => format!(
-            "{} window, {} samples",
-            match ms {
-                ms if ms >= 10_000 => format!("{:.0} s", ms as f64 / 1000.0),
-                ms if ms >= 1_000 => format!("{:.1} s", ms as f64 / 1000.0),
-                ms => format!("{ms} ms"),
-            },
-            snap.samples_taken.max(snap.samples.len() as u64)
-        ),
-    };
-    let subtitle = format!(
-        "kernel {} · network namespace {} · {window} · recorded {}",
-        snap.kernel.as_deref().unwrap_or("unknown"),
-        Where::of(&snap.netns).label(),
-        crate::model::rfc3339(snap.started_unix_ms)
-    );
-    let mut ids: Vec<&str> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity > Severity::Ok)
-        .map(|f| f.id.as_str())
-        .collect();
-    ids.dedup();
-    let verdict_text = format!(
-        "doctor: {}{}",
-        crate::render::severity_word(report.verdict),
-        match ids.is_empty() {
-            true => ": no problem found".to_string(),
-            false => format!(": {}", ids.join(", ")),
-        }
-    );
-    let message = message(snap, report, &listeners, &rates, &unmatched(snap));
+    let instead = instead(snap, report, &listeners, &rates);
     Timeline {
-        title,
-        subtitle,
+        recording: Recording::of(snap, report),
         verdict: report.verdict,
-        verdict_text,
+        problems: problems(report),
         axis,
+        left_out: report.listeners.len() - chosen.len(),
         listeners,
-        left_out,
         rates,
-        message,
+        instead,
     }
 }
 
-fn unmatched(snap: &Snapshot) -> Vec<String> {
-    snap.unmatched_targets()
-        .iter()
-        .map(|t| t.to_string())
+/// The listeners drawn: the most troubled, fewer when none is named.
+fn chosen<'r>(snap: &Snapshot, report: &'r Report) -> Vec<&'r ListenerView> {
+    let at_most = match snap.targets.is_empty() {
+        true => MOST_TROUBLED,
+        false => NAMED_AT_MOST,
+    };
+    ListenerView::most_troubled(&report.listeners, at_most)
+        .into_iter()
+        .map(|(_, v)| v)
         .collect()
 }
 
-/// The sentences that replace the axes, when the axes would show nothing.
-fn message(
+impl Recording {
+    fn of(snap: &Snapshot, report: &Report) -> Recording {
+        Recording {
+            kernel: snap.kernel.clone(),
+            netns: Where::of(&snap.netns),
+            window_ms: report.window_ms,
+            samples: snap.samples_taken.max(snap.samples.len() as u64),
+            started_unix_ms: snap.started_unix_ms,
+        }
+    }
+}
+
+/// The ids of the report's problems, a run of the same id once.
+fn problems(report: &Report) -> Vec<RuleId> {
+    let mut ids: Vec<RuleId> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity > Severity::Ok)
+        .map(|f| f.id)
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// Why the axes would show nothing, if they would.
+fn instead(
     snap: &Snapshot,
     report: &Report,
     listeners: &[ListenerPlot],
     rates: &[RatePlot],
-    unmatched: &[String],
-) -> Option<Vec<String>> {
+) -> Option<Instead> {
     if listeners.is_empty() {
-        let mut m = vec!["No listener in scope: nothing to draw.".to_string()];
-        if !unmatched.is_empty() {
-            m.push(format!(
-                "Nothing listens on {} in this network namespace.",
-                unmatched.join(", ")
-            ));
-        }
-        return Some(m);
+        return Some(Instead::NoListener {
+            unmatched: snap.unmatched_targets(),
+        });
     }
-    let at_instant = |l: &ListenerPlot| {
-        format!(
-            "{}: Recv-Q {} of B+1 = {}{}{}.",
-            l.label,
-            l.peak,
-            l.capacity,
-            if l.full { " (full)" } else { "" },
-            report
-                .listeners
-                .iter()
-                .find(|v| v.label() == l.label)
-                .and_then(|v| v.drops)
-                .map(|d| format!(", {d} drops since the socket was created"))
-                .unwrap_or_default()
-        )
-    };
     if snap.samples.len() < 2 || report.window_ms == 0 {
-        let mut m = vec![
-            "One sample (a snapshot without --window): no time axis to draw. At that instant:"
-                .to_string(),
-        ];
-        m.extend(listeners.iter().map(at_instant));
-        m.push("Record a window to see the burst: backlogctl snapshot --window 10s -o FILE, or watch --record FILE.".into());
-        return Some(m);
+        return Some(Instead::OneSample);
     }
     let quiet = listeners.iter().all(|l| {
         l.peak == 0
@@ -325,50 +305,14 @@ fn message(
                 .as_ref()
                 .is_none_or(|s| s.iter().all(|c| c.max == 0))
     }) && rates.iter().all(|r| r.total == 0);
-    if quiet {
-        // "Nothing dropped" only where drops were counted.
-        let drops_known = listeners.iter().all(|l| l.drops_window.is_some());
-        let mut m = vec![format!(
-            "Nothing happened in this {:.1} s window: the accept queue stayed empty, {}.",
-            report.window_ms as f64 / 1000.0,
-            if drops_known {
-                "nothing was dropped"
-            } else {
-                "and no drop was seen where drops are counted"
-            }
-        )];
-        m.extend(listeners.iter().map(|l| {
-            format!(
-                "{}: Recv-Q 0 throughout, of B+1 = {}; drops {}.",
-                l.label,
-                l.capacity,
-                match l.drops_window {
-                    Some(_) => "+0".to_string(),
-                    None => "unknown".to_string(),
-                }
-            )
-        }));
-        let counters: Vec<&str> = rates.iter().map(|r| r.name).collect();
-        if !counters.is_empty() {
-            m.push(format!("{} did not rise.", counters.join(", ")));
-        }
-        return Some(m);
-    }
-    None
+    // "Nothing dropped" only where drops were counted.
+    quiet.then(|| Instead::Quiet {
+        drops_counted: listeners.iter().all(|l| l.drops_window.is_some()),
+    })
 }
 
 fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis) -> ListenerPlot {
-    let key = (v.local, v.inode);
-    let seen: Vec<(u64, &Listener)> = snap
-        .samples
-        .iter()
-        .filter_map(|s| {
-            s.listeners
-                .iter()
-                .find(|l| l.key() == key)
-                .map(|l| (s.elapsed_us, l))
-        })
-        .collect();
+    let seen = seen(snap, v);
     let queue_points: Vec<(u64, u64)> = seen
         .iter()
         .map(|(t, l)| (*t, u64::from(l.recv_q)))
@@ -379,34 +323,23 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
             if v > bv { (t, v) } else { (bt, bv) }
         });
     let drops_known = seen.iter().any(|(_, l)| l.drops.is_some());
-    let mut drop_points: Vec<(u64, u64)> = Vec::new();
-    let mut before: Option<u32> = None;
-    for (t, l) in &seen {
-        if let Some(d) = l.drops {
-            if let Some(b) = before {
-                drop_points.push((*t, u64::from(crate::model::drops_between(b, d))));
-            }
-            before = Some(d);
-        }
-    }
+    let drop_points = drop_points(&seen);
     let syn_points: Vec<(u64, u64)> = seen
         .iter()
         .filter_map(|(t, l)| l.syn_recv.map(|n| (*t, u64::from(n))))
         .collect();
-    let findings: Vec<String> = report
+    let findings: Vec<(Severity, RuleId)> = report
         .findings
         .iter()
         .filter(|f| f.severity > Severity::Ok && f.inodes.contains(&v.inode))
-        .map(|f| {
-            format!(
-                "{} {}",
-                crate::render::severity_word(f.severity),
-                f.id.as_str()
-            )
-        })
+        .map(|f| (f.severity, f.id))
         .collect();
     ListenerPlot {
-        label: v.label(),
+        id: ListenerId {
+            local: v.local,
+            inode: v.inode,
+            owners: v.owners.clone(),
+        },
         backlog: v.send_q,
         capacity: v.capacity(),
         queue: downsample_max(&queue_points, axis),
@@ -415,9 +348,39 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
         full: v.queue().full() || v.full_seen,
         drops_window: drops_known.then(|| drop_points.iter().map(|(_, n)| n).sum()),
         drops: drops_known.then(|| downsample_sum(&drop_points, axis)),
+        drops_ever: v.drops,
         syn_recv: (!syn_points.is_empty()).then(|| downsample_max(&syn_points, axis)),
         findings,
     }
+}
+
+/// The listener in every sample that has it: `(elapsed_us, its state)`.
+fn seen<'s>(snap: &'s Snapshot, v: &ListenerView) -> Vec<(u64, &'s Listener)> {
+    let key = (v.local, v.inode);
+    snap.samples
+        .iter()
+        .filter_map(|s| {
+            s.listeners
+                .iter()
+                .find(|l| l.key() == key)
+                .map(|l| (s.elapsed_us, l))
+        })
+        .collect()
+}
+
+/// Increases of sk_drops between the samples that reported it, dated by the later one.
+fn drop_points(seen: &[(u64, &Listener)]) -> Vec<(u64, u64)> {
+    let mut points: Vec<(u64, u64)> = Vec::new();
+    let mut before: Option<u32> = None;
+    for (t, l) in seen {
+        if let Some(d) = l.drops {
+            if let Some(b) = before {
+                points.push((*t, u64::from(crate::model::drops_between(b, d))));
+            }
+            before = Some(d);
+        }
+    }
+    points
 }
 
 /// A counter's increases, per column, as a rate. None when the snapshot lacks the counter.
@@ -449,7 +412,7 @@ fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot
         })
         .collect();
     Some(RatePlot {
-        name: key.split_once(':').map(|(_, n)| n).unwrap_or(key),
+        counter: key,
         per_s: downsample_max(&rates, axis)
             .into_iter()
             .map(|c| (c.t_us, c.max))
@@ -460,9 +423,9 @@ fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot
 
 /// Counts of the lab's clients per outcome, and their connect latencies.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Clients {
+pub(crate) struct Clients {
     /// `(class, count)`, every class, in the lab's order.
-    pub outcomes: Vec<(String, usize)>,
+    pub outcomes: Vec<(Outcome, usize)>,
     /// Connect latency histogram on a log scale: `(from ms, to ms, clients)`.
     pub latency: Vec<(f64, f64, usize)>,
     pub connected: usize,
@@ -475,14 +438,14 @@ pub struct Clients {
 }
 
 /// Histogram bins per decade of connect latency.
-pub const BINS_PER_DECADE: usize = 12;
+pub(crate) const BINS_PER_DECADE: usize = 12;
 /// The latency axis starts here (ms): loopback connects take tens of microseconds.
-pub const LATENCY_FROM_MS: f64 = 0.01;
+pub(crate) const LATENCY_FROM_MS: f64 = 0.01;
 
 /// The clients' side of a lab run: outcome counts and the connect-latency histogram (log bins,
 /// so the SYN retransmit steps at whole seconds stand apart from the microsecond connects).
-pub fn clients(
-    outcomes: &[(String, usize)],
+pub(crate) fn clients(
+    outcomes: &[(Outcome, usize)],
     connect_ms: &[f64],
     total: usize,
     timeout_ms: f64,
@@ -531,7 +494,7 @@ mod tests {
 
     #[test]
     fn latency_bins_cover_the_timeout() {
-        let c = clients(&[("served".into(), 3)], &[0.05, 1000.0, 3005.0], 4, 5000.0);
+        let c = clients(&[(Outcome::Served, 3)], &[0.05, 1000.0, 3005.0], 4, 5000.0);
         assert_eq!(c.connected, 3);
         assert_eq!(c.not_connected, 1);
         assert!(c.latency.last().unwrap().1 >= 5000.0);

@@ -8,8 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use backlogctl::catalogue::LISTEN_OVERFLOWS;
+use backlogctl::doctor::remedy::Where;
+use backlogctl::doctor::{RuleId, Severity};
 use backlogctl::model::{Listener, Sample, Snapshot};
-use backlogctl::plot::{self, Axis, COLUMNS};
+use backlogctl::plot::{self, Axis, Instead};
+use backlogctl::render::plot::{COLUMNS, WIDTH};
 use backlogctl::{pipeline, render, store};
 use common::{fixture, run_bin};
 
@@ -59,7 +63,7 @@ fn burst_fixture_draws_the_ceiling_and_the_recorded_peak() {
     let all: Vec<&Listener> = raw.samples.iter().flat_map(|s| &s.listeners).collect();
     let peak = all.iter().map(|l| l.recv_q).max().unwrap();
     let send_q = all.last().unwrap().send_q;
-    assert_eq!(t.message, None, "a burst is drawn, not described");
+    assert_eq!(t.instead, None, "a burst is drawn, not described");
     let l = &t.listeners[0];
     assert_eq!(l.capacity, u64::from(send_q) + 1, "the B+1 line");
     assert_eq!(l.capacity, 17);
@@ -78,16 +82,18 @@ fn burst_fixture_draws_the_ceiling_and_the_recorded_peak() {
     let overflows = t
         .rates
         .iter()
-        .find(|r| r.name == "ListenOverflows")
+        .find(|r| r.counter == LISTEN_OVERFLOWS)
         .unwrap();
-    assert_eq!(
-        Some(overflows.total),
-        snap.counter_delta("TcpExt:ListenOverflows")
-    );
+    assert_eq!(Some(overflows.total), snap.counter_delta(LISTEN_OVERFLOWS));
+    assert_eq!(t.verdict, Severity::Critical);
+    assert!(t.problems.contains(&RuleId::AcceptQueueOverflow));
     assert!(
-        t.verdict_text.contains("CRITICAL") && t.verdict_text.contains("accept-queue-overflow")
+        t.recording
+            .kernel
+            .as_deref()
+            .is_some_and(|k| k.contains("6.18.44"))
     );
-    assert!(t.subtitle.contains("6.18.44") && t.subtitle.contains("bplot"));
+    assert_eq!(t.recording.netns, Where::Named("bplot".into()));
 
     // The numbers drawn are the data.
     let svg = svg_of(&t);
@@ -104,14 +110,35 @@ fn burst_fixture_draws_the_ceiling_and_the_recorded_peak() {
     );
     assert!(texts.iter().any(|s| s.contains("python3, pid 13077")));
     assert!(texts.iter().any(|s| s.contains("doctor: CRITICAL")));
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.starts_with("doctor: CRITICAL") && s.contains("accept-queue-overflow")),
+        "verdict line: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.contains("6.18.44") && s.contains("bplot")),
+        "subtitle: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.starts_with(&format!("ListenOverflows (+{} ", overflows.total))),
+        "rates legend: {texts:?}"
+    );
     assert_self_contained(&svg);
 }
 
 #[test]
 fn a_quiet_window_says_so_instead_of_drawing_empty_axes() {
     let (_, t) = model_of(&fixture("snapshots/6.18-healthy-backlog511-idle.json"));
-    let m = t.message.clone().expect("a message");
-    assert!(m[0].starts_with("Nothing happened"), "{m:?}");
+    assert!(
+        matches!(t.instead, Some(Instead::Quiet { .. })),
+        "{:?}",
+        t.instead
+    );
     let svg = svg_of(&t);
     assert!(
         texts(&svg)
@@ -136,8 +163,15 @@ fn a_single_sample_is_said_not_drawn_and_no_listener_neither() {
     );
 
     let (_, t) = model_of(&fixture("snapshots/6.18-nothing-on-8200.json"));
-    let m = t.message.expect("a message");
-    assert!(m.iter().any(|l| l.contains(":8200")), "{m:?}");
+    let Some(Instead::NoListener { unmatched }) = &t.instead else {
+        panic!("no listener: {:?}", t.instead)
+    };
+    assert!(
+        unmatched.iter().any(|u| u.to_string() == ":8200"),
+        "{unmatched:?}"
+    );
+    let said = crate::texts(&svg_of(&t));
+    assert!(said.iter().any(|l| l.contains(":8200")), "{said:?}");
 }
 
 #[test]
@@ -261,7 +295,7 @@ fn rsvg_renders_every_fixture() {
         let root = doc.root_element();
         let size = |a: &str| root.attribute(a).unwrap().parse::<u32>().unwrap();
         let (w, h) = (size("width"), size("height"));
-        assert_eq!(w, plot::WIDTH);
+        assert_eq!(w, WIDTH);
         let svg_path = scratch("render.svg");
         let png_path = scratch("render.png");
         std::fs::write(&svg_path, &svg).unwrap();
@@ -301,7 +335,7 @@ fn ten_minutes_at_100_hz_is_small() {
             l.syn_recv = (i % 10 == 0).then_some((i % 13) as u32);
             let mut c = counters.clone();
             if let Some(c) = c.as_mut() {
-                c.insert("TcpExt:ListenOverflows".into(), i / 50);
+                c.insert(LISTEN_OVERFLOWS.into(), i / 50);
             }
             Sample {
                 elapsed_us: i * 10_000,

@@ -3,7 +3,7 @@ use std::io::Write;
 use super::open_output;
 use crate::Status;
 use crate::error::{Error, Result};
-use crate::lab::LabReport;
+use crate::lab::{LabReport, Outcome};
 use crate::options::Lab;
 use crate::{plot, render};
 
@@ -29,21 +29,13 @@ pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
 fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     let s = &r.settings;
     // In the lab's order (served first).
-    let outcomes: Vec<(String, usize)> = r
-        .outcomes
-        .iter()
-        .map(|(o, n)| (o.name().to_string(), *n))
-        .collect();
+    let outcomes: Vec<(Outcome, usize)> = r.outcomes.iter().map(|(o, n)| (*o, *n)).collect();
     let clients = plot::clients(
         &outcomes,
         &r.connect_ms,
         s.clients,
         s.connect_timeout_ms as f64,
     );
-    let timeline = plot::timeline(&r.recording, &r.doctor, plot::COLUMNS);
-    let heading = format!(
-        "lab: {} clients, listen({}) → B = {}, {} workers × {} ms",
-        s.clients, s.backlog, r.send_q, s.workers, s.work_ms
-    );
-    render::plot::lab(w, &timeline, &clients, &heading)
+    let timeline = plot::timeline(&r.recording, &r.doctor, render::plot::COLUMNS);
+    render::plot::lab(w, &timeline, &clients, r)
 }

@@ -19,7 +19,7 @@ pub fn plot(o: Plot, out: &mut dyn Write) -> Result<Status> {
     // The output first: an unwritable path fails before any work, and leaves nothing behind.
     let file = open_output(&o.path)?;
     let d = pipeline::from_file(&o.snapshot, &o.scope)?;
-    let timeline = plot::timeline(&d.snapshot, &d.report, plot::COLUMNS);
+    let timeline = plot::timeline(&d.snapshot, &d.report, render::plot::COLUMNS);
     match file {
         Some((mut f, path)) => {
             render::plot::timeline(f.writer(), &timeline)
