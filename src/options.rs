@@ -181,31 +181,7 @@ fn sampling(window: &str, interval: &str, syn_recv: bool) -> Result<Sampling> {
 }
 
 pub fn resolve(cli: Cli) -> Result<Resolved> {
-    // The namespace may be given before the command or after it, not both.
-    let after = match &cli.command {
-        cli::Command::Doctor(a) => a.ns.clone(),
-        cli::Command::Snapshot(a) => a.ns.clone(),
-        cli::Command::Watch(a) => a.ns.clone(),
-        cli::Command::Explain(a) => a.ns.clone(),
-        cli::Command::Metrics(a) => a.ns.clone(),
-        cli::Command::Exporter(a) => a.ns.clone(),
-        cli::Command::Lab(_) | cli::Command::Completions(_) | cli::Command::Plot(_) => {
-            cli::NsArgs::default()
-        }
-    };
-    let before = cli.ns;
-    let given = |n: &cli::NsArgs| n.netns.is_some() || n.pid.is_some();
-    if given(&before) && given(&after) {
-        return Err(Error::BadInput(
-            "--netns/--pid given twice, before and after the command; give it once".into(),
-        ));
-    }
-    let ns = if given(&after) { after } else { before };
-    let namespace = match (ns.netns, ns.pid) {
-        (Some(n), _) => Some(Which::Named(n)),
-        (None, Some(pid)) => Some(Which::Pid(pid)),
-        _ => None,
-    };
+    let namespace = namespace(&cli)?;
     let color = match cli.color.as_str() {
         "always" => Color::Always,
         "never" => Color::Never,
@@ -220,17 +196,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
     };
     let command = match cli.command {
         cli::Command::Doctor(a) => Command::Doctor(doctor(a, color, &refuse)?),
-        cli::Command::Snapshot(a) => Command::Snapshot(Snapshot {
-            scope: Scope::new(parse_targets(&a.targets)?),
-            sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
-            owners: if a.no_processes {
-                Owners::None
-            } else {
-                Owners::All
-            },
-            path: a.output,
-            compact: a.compact,
-        }),
+        cli::Command::Snapshot(a) => Command::Snapshot(snapshot(a)?),
         cli::Command::Watch(a) => Command::Watch(watch(a, color)?),
         cli::Command::Lab(a) => {
             refuse("lab makes its own private namespace")?;
@@ -248,19 +214,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
             name: a.name,
             style: Output::new(false, color).style(),
         }),
-        cli::Command::Metrics(a) => {
-            let namespaces = if a.all_netns {
-                refuse("--all-netns reads every namespace")?;
-                Namespaces::All
-            } else {
-                Namespaces::Current
-            };
-            Command::Metrics(Metrics {
-                scope: Scope::new(parse_targets(&a.targets)?),
-                namespaces,
-                path: a.output,
-            })
-        }
+        cli::Command::Metrics(a) => Command::Metrics(metrics(a, &refuse)?),
         cli::Command::Exporter(a) => {
             let namespaces = match (&namespace, a.all_netns) {
                 (Some(_), true) => {
@@ -288,6 +242,62 @@ pub fn resolve(cli: Cli) -> Result<Resolved> {
         _ => namespace,
     };
     Ok(Resolved { namespace, command })
+}
+
+/// The namespace to enter first: given before the command or after it, not both.
+fn namespace(cli: &Cli) -> Result<Option<Which>> {
+    let after = match &cli.command {
+        cli::Command::Doctor(a) => Some(&a.ns),
+        cli::Command::Snapshot(a) => Some(&a.ns),
+        cli::Command::Watch(a) => Some(&a.ns),
+        cli::Command::Explain(a) => Some(&a.ns),
+        cli::Command::Metrics(a) => Some(&a.ns),
+        cli::Command::Exporter(a) => Some(&a.ns),
+        cli::Command::Lab(_) | cli::Command::Completions(_) | cli::Command::Plot(_) => None,
+    };
+    let given = |n: &cli::NsArgs| n.netns.is_some() || n.pid.is_some();
+    let ns = match after {
+        Some(after) if given(after) && given(&cli.ns) => {
+            return Err(Error::BadInput(
+                "--netns/--pid given twice, before and after the command; give it once".into(),
+            ));
+        }
+        Some(after) if given(after) => after,
+        _ => &cli.ns,
+    };
+    Ok(match (&ns.netns, ns.pid) {
+        (Some(n), _) => Some(Which::Named(n.clone())),
+        (None, Some(pid)) => Some(Which::Pid(pid)),
+        _ => None,
+    })
+}
+
+fn snapshot(a: cli::SnapshotArgs) -> Result<Snapshot> {
+    Ok(Snapshot {
+        scope: Scope::new(parse_targets(&a.targets)?),
+        sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
+        owners: if a.no_processes {
+            Owners::None
+        } else {
+            Owners::All
+        },
+        path: a.output,
+        compact: a.compact,
+    })
+}
+
+fn metrics(a: cli::MetricsArgs, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Metrics> {
+    let namespaces = if a.all_netns {
+        refuse("--all-netns reads every namespace")?;
+        Namespaces::All
+    } else {
+        Namespaces::Current
+    };
+    Ok(Metrics {
+        scope: Scope::new(parse_targets(&a.targets)?),
+        namespaces,
+        path: a.output,
+    })
 }
 
 fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>) -> Result<Doctor> {
