@@ -72,8 +72,6 @@ macro_rules! examples {
     };
 }
 
-pub const EXIT_CODES: &str = exit_codes!();
-
 /// The exit codes a command can return: doctor (and the top level) maps its verdict onto 0-2;
 /// the others only succeed (0) or fail (3).
 pub fn exit_codes(command: &str) -> &'static str {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Deadline, Kernel, Namespaces, NsDone, OwnerCache, Sampling, Sources, fan_out, record};
 use crate::error::{Error, Result};
-use crate::model::{Gap, Scope, Snapshot};
+use crate::model::{Scope, Snapshot};
 
 /// One namespace of a scrape: its single sample, with owners.
 pub type NsScrape = NsDone<Snapshot>;
@@ -18,8 +18,6 @@ pub type NsScrape = NsDone<Snapshot>;
 pub struct Scrape {
     /// Ordered by inode.
     pub namespaces: Vec<NsScrape>,
-    /// Processes or directories that could not be read.
-    pub gaps: Vec<Gap>,
     pub duration: Duration,
 }
 
@@ -79,7 +77,9 @@ impl<S: Sources + 'static> Collector<S> {
     pub fn scrape(&mut self) -> Result<Scrape> {
         let started = Instant::now();
         let scope = self.scope.clone();
-        let (mut namespaces, mut gaps) = fan_out(
+        // What could not be read while listing namespaces and naming owners is not exported:
+        // a namespace that fails says so in its own series.
+        let (mut namespaces, _) = fan_out(
             &self.namespaces,
             Deadline {
                 base: self.deadline,
@@ -94,13 +94,10 @@ impl<S: Sources + 'static> Collector<S> {
             .filter_map(|n| n.value.as_mut())
             .collect();
         // /proc/*/fd is the same from every network namespace: one scan, here.
-        gaps.extend(
-            self.owners
-                .fill(&mut (self.sources)(), &mut snaps, Instant::now()),
-        );
+        self.owners
+            .fill(&mut (self.sources)(), &mut snaps, Instant::now());
         Ok(Scrape {
             namespaces,
-            gaps,
             duration: started.elapsed(),
         })
     }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::source::netns::{Member, container_id};
+use crate::source::netns::Member;
 
 /// Where kubelet keeps pod logs.
 pub const POD_LOGS: &str = "/var/log/pods";
@@ -114,19 +114,20 @@ pub fn identity(
     }
 }
 
-/// A member's container id, for callers that build members by hand.
-pub fn member(pid: u32, cgroup: &str) -> Member {
-    Member {
-        pid,
-        comm: None,
-        cgroup: Some(cgroup.to_string()),
-        container: container_id(cgroup),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::netns::container_id;
+
+    /// A member with this cgroup, its container id read from it.
+    fn member(pid: u32, cgroup: &str) -> Member {
+        Member {
+            pid,
+            comm: None,
+            cgroup: Some(cgroup.to_string()),
+            container: container_id(cgroup),
+        }
+    }
 
     const UID: &str = "1b6e2f3a-4c5d-4e6f-8a9b-0c1d2e3f4a5b";
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub use budget::Budget;
 use budget::thread_cpu;
 pub use tracker::{
-    HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker, Worst,
+    HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker,
 };
 
 use crate::collect::{Cadence, OwnerCache, Recorder, Sampled, Sources};

@@ -91,11 +91,6 @@ impl HistoryShape {
             slot_time: interval.saturating_mul(per_slot),
         }
     }
-
-    /// The time the whole history covers.
-    pub fn span(&self) -> Duration {
-        self.slot_time.saturating_mul(self.slots as u32)
-    }
 }
 
 /// One listener's history: a ring of at most `HistoryShape::slots` points.
@@ -610,7 +605,11 @@ mod tests {
     fn a_minute_of_refreshes_in_the_room_there_is() {
         let s = |ms: u64, room| {
             let h = HistoryShape::minute(Duration::from_millis(ms), room);
-            (h.slots, h.per_slot, h.span().as_secs())
+            (
+                h.slots,
+                h.per_slot,
+                h.slot_time.saturating_mul(h.slots as u32).as_secs(),
+            )
         };
         assert_eq!(s(1000, 200), (60, 1, 60), "one refresh a slot when it fits");
         assert_eq!(s(1000, 56), (30, 2, 60));
