@@ -204,6 +204,7 @@ where
     ));
     let (tx, rx) = mpsc::channel();
     let mut spawn_error = None;
+    let mut started = 0;
     for _ in 0..workers {
         let (queue, tx, sources, work) = (queue.clone(), tx.clone(), sources.clone(), work.clone());
         let spawned = std::thread::Builder::new()
@@ -224,10 +225,13 @@ where
                     }
                 }
             });
-        if let Err(e) = spawned {
-            // Fewer workers; the deadline still bounds the run.
-            spawn_error = Some(e);
-            break;
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => {
+                // Fewer workers; the deadline still bounds the run.
+                spawn_error = Some(e);
+                break;
+            }
         }
     }
     drop(tx);
@@ -250,7 +254,7 @@ where
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| match &spawn_error {
-                Some(e) if workers == 0 => Err(Error::Io {
+                Some(e) if started == 0 => Err(Error::Io {
                     what: "starting a namespace worker thread",
                     source: std::io::Error::new(e.kind(), e.to_string()),
                 }),
