@@ -60,8 +60,7 @@ fn live(s: &'static Scenario) -> Option<Result<(), String>> {
 fn every_scenario_live() {
     let mut failures = Vec::new();
     for s in SCENARIOS {
-        if s.name.starts_with("python") && Command::new("python3").arg("-V").output().is_err() {
-            eprintln!("skipped: {}: python3 not installed", s.name);
+        if s.name.starts_with("python") && !need(s.name, "python3", "-V", "python3") {
             continue;
         }
         match live(s) {

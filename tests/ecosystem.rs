@@ -156,12 +156,10 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
         );
         match promtool_check(&text) {
             Some((ok, said)) => assert!(ok, "promtool: {said}\n{text}"),
-            None => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped part: promtool not installed (apt-get install prometheus)"
-                );
-            }
+            None => skip(
+                "metrics_of_an_overflowing_listener_pass_promtool",
+                "part: promtool not installed (Debian package prometheus)",
+            ),
         }
         // -o writes the same atomically.
         let dir = std::env::temp_dir().join(format!("backlogctl-metrics-{}", std::process::id()));

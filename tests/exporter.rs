@@ -321,11 +321,10 @@ fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
         .stderr(Stdio::null())
         .status();
     if !made.is_ok_and(|s| s.success()) {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: all_netns_labels_another_namespaces_drops: `ip netns add` failed (needs root and iproute2)"
+        return skip(
+            "all_netns_labels_another_namespaces_drops",
+            "`ip netns add` failed (needs root and iproute2)",
         );
-        return;
     }
     let mut ns = Named {
         name: name.clone(),
@@ -457,11 +456,10 @@ fn a_listener_handed_to_a_child_is_owned_by_the_child_after_the_parent_exits() {
         {
             Ok(p) => p,
             Err(e) => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: a_listener_handed_to_a_child: no python3: {e}"
+                return skip(
+                    "a_listener_handed_to_a_child",
+                    &format!("no python3 (Debian package python3): {e}"),
                 );
-                return;
             }
         };
         let mut line = String::new();

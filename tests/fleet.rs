@@ -41,9 +41,9 @@ impl Drop for Started {
 }
 
 fn skip(why: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipped: prometheus_scrapes_the_exporter_and_the_dropping_alert_fires: {why}"
+    common::skip(
+        "prometheus_scrapes_the_exporter_and_the_dropping_alert_fires",
+        why,
     );
 }
 
@@ -90,7 +90,7 @@ fn prometheus_scrapes_the_exporter_and_the_dropping_alert_fires() {
         return skip("needs root for ip netns and setns");
     }
     let Ok(prometheus) = which("prometheus") else {
-        return skip("no prometheus server (apt-get install prometheus)");
+        return skip("no prometheus server (Debian package prometheus)");
     };
     let mut started = Started::default();
     let name = format!("blt-prom-{}", std::process::id());

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::Command;
 
-use common::bin;
+use common::{bin, skip};
 
 /// Runs `backlogctl lab --json ARGS`; None (after saying why) only when this process may not
 /// create the namespace. Every other failure, bringing `lo` up included, fails the test.
@@ -20,7 +19,7 @@ fn lab(test: &str, args: &[&str]) -> Option<serde_json::Value> {
         .expect("run lab");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(3) && unshare_refused(&stderr) {
-        let _ = writeln!(std::io::stderr(), "skipped: {test}: {}", stderr.trim());
+        skip(test, stderr.trim());
         return None;
     }
     assert_eq!(out.status.code(), Some(0), "{stderr}");

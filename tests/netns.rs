@@ -84,14 +84,7 @@ fn netns_pid_and_all_netns_find_the_right_namespace() {
     let (a, b) = (format!("blt-a-{tag}"), format!("blt-b-{tag}"));
     let mut ns = match make(&[a.clone(), b.clone()]) {
         Ok(ns) => ns,
-        Err(why) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: netns_pid_and_all_netns_find_the_right_namespace: {why}"
-            );
-            return;
-        }
+        Err(why) => return skip("netns_pid_and_all_netns_find_the_right_namespace", &why),
     };
     let _sockets: Vec<OwnedFd> = inside(&a, || {
         set_sysctl("net.core.somaxconn", 5);

@@ -11,7 +11,7 @@ use std::process::Command;
 use backlogctl::model::{Listener, Sample, Snapshot};
 use backlogctl::plot::{self, Axis, COLUMNS};
 use backlogctl::{pipeline, render, store};
-use common::{fixture, run_bin};
+use common::{fixture, need, run_bin};
 
 use proptest::prelude::*;
 
@@ -241,15 +241,12 @@ fn written_atomically_to_o_or_to_stdout() {
 /// librsvg renders every fixture's picture to a PNG of the SVG's size.
 #[test]
 fn rsvg_renders_every_fixture() {
-    if Command::new("rsvg-convert")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: rsvg_renders_every_fixture: rsvg-convert not installed (Debian librsvg2-bin; .ci/run installs it)"
-        );
+    if !need(
+        "rsvg_renders_every_fixture",
+        "rsvg-convert",
+        "--version",
+        "librsvg2-bin",
+    ) {
         return;
     }
     let dir = fixture("snapshots");

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use common::*;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -21,12 +20,10 @@ fn thousands_of_listeners_of_one_process_make_one_finding() {
             let need = u64::from(N) + 512;
             if soft < need {
                 if hard < need {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "skipped: thousands_of_listeners_of_one_process_make_one_finding: \
-                     RLIMIT_NOFILE hard limit {hard} < {need}"
+                    return skip(
+                        "thousands_of_listeners_of_one_process_make_one_finding",
+                        &format!("RLIMIT_NOFILE hard limit {hard} < {need} (ulimit -Hn)"),
                     );
-                    return;
                 }
                 setrlimit(Resource::RLIMIT_NOFILE, need, hard).expect("raise RLIMIT_NOFILE");
             }

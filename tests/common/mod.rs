@@ -21,7 +21,55 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
-/// Runs `f` inside a new network namespace; None (after printing why) when that is not allowed.
+/// Whether a missing tool or privilege must fail the test instead of skipping it: the
+/// environment variable `CI` is set to anything but "", "0" or "false" (GitHub Actions, GitLab
+/// and `.ci/run` set CI=true).
+pub fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// `test` (or a part of it, when `why` says "part: ...") cannot run here because of `why`,
+/// which names what is missing and how to get it. Prints `skipped: TEST: WHY` and returns,
+/// for the caller to return too; under CI (`strict`) panics with the same reason instead.
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    if strict() {
+        panic!(
+            "{test}: cannot run: {why}. CI is set, and under CI a test never skips: \
+             .ci/run installs every tool the tests need and runs them as root"
+        );
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// Whether `tool` can be started here (`tool probe`, e.g. `python3 -V`; its exit status is
+/// not looked at).
+pub fn have(tool: &str, probe: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg(probe)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// `have(tool, probe)`, or else `skip` saying which package brings it: the caller returns
+/// when this is false.
+#[track_caller]
+pub fn need(test: &str, tool: &str, probe: &str, package: &str) -> bool {
+    let there = have(tool, probe);
+    if !there {
+        skip(
+            test,
+            &format!("{tool} not installed (Debian package {package})"),
+        );
+    }
+    there
+}
+
+/// Runs `f` inside a new network namespace; None (after `skip`) when that is not allowed.
+#[track_caller]
 pub fn in_netns<T: Send + 'static>(
     test: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -42,7 +90,7 @@ pub fn in_netns<T: Send + 'static>(
     match handle.join() {
         Ok(Ok(v)) => Some(v),
         Ok(Err(why)) => {
-            let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+            skip(test, &why);
             None
         }
         Err(panic) => std::panic::resume_unwind(panic),
