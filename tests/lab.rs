@@ -89,16 +89,27 @@ fn abort_on_overflow_1_resets_clients_at_once() {
     let Some(r) = lab("abort_on_overflow_1_resets_clients_at_once", &args) else {
         return;
     };
+    // Counts, not a share: how many of the 120 are reset depends on how the clients' threads
+    // were scheduled, but every client has one outcome, some are reset, and each reset is an
+    // overflow the kernel answered with a request-socket RST.
+    let total: u64 = r["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 120, "one outcome per client: {}", r["outcomes"]);
     let resets = n(&r, "reset");
-    assert!(
-        resets * 10 >= 120,
-        "a clear share reset, got {resets}: {}",
-        r["outcomes"]
-    );
+    assert!(resets > 0, "clients reset, got none: {}", r["outcomes"]);
     assert_eq!(
         r["counters"]["TcpExt:EmbryonicRsts"].as_u64(),
         Some(resets),
         "each reset is a request-socket RST"
+    );
+    let overflows = r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap();
+    assert!(
+        overflows >= resets,
+        "each reset follows an overflow ({overflows} overflows, {resets} resets)"
     );
     assert!(r["story"].to_string().contains("Connection reset by peer"));
     assert_eq!(r["doctor"]["verdict"], "critical");
@@ -175,6 +186,9 @@ fn abort_on_overflow_0_stalls_instead_of_resetting() {
     }
     assert!(r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap() > 0);
     let stalled = n(&r, "reply-timeout") + n(&r, "connect-timeout");
+    // A connect() of 900 ms or more went through a SYN retransmission, first sent after the
+    // kernel's initial RTO of 1 s (TCP_TIMEOUT_INIT): a fact of the kernel, which a slow
+    // machine can only lengthen, not a deadline on this test.
     let slow = r["connect_latency"]["max_ms"].as_f64().unwrap_or(0.0) >= 900.0;
     assert!(
         stalled > 0 || slow,
