@@ -3,8 +3,12 @@
 //! operator would (every printed command run as printed, in `sh -c`; the setting a step names
 //! changed to the value it gives; the re-listen the plan asks for), and the next `doctor`
 //! asks for nothing more. The host's somaxconn stays untouched. Python (a plain socket
-//! server), Node.js and nginx (master + worker, reloaded with SIGHUP); a server missing from
-//! the machine is skipped with a printed reason.
+//! server), Node.js and nginx (master + worker, reloaded with SIGHUP); every holder named as
+//! `ss -p` names it.
+//!
+//! Needs root, and python3, node, nginx (Debian package nginx-light), ss (iproute2); the
+//! printed commands use nsenter (util-linux) and sysctl (procps). A test whose server or tool
+//! is missing is skipped with a printed reason, and fails under CI=true.
 
 mod common;
 

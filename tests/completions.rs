@@ -2,7 +2,8 @@
 //! prints: this test runs that command through `backlogctl::run`, the binary's own path, and
 //! fails when a checked-in script differs, as tests/man.rs does for the man pages. The .deb
 //! ships these files (Cargo.toml, `[package.metadata.deb]`). Regenerate after a CLI change with
-//! `UPDATE_COMPLETIONS=1 cargo test --test completions`.
+//! `UPDATE_COMPLETIONS=1 cargo test --test completions`. The bash script must pass `bash -n`
+//! (that part skipped without bash; failed under CI=true).
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! `doctor` end to end: every scenario of tests/common/scenarios.rs live against the kernel
 //! (in a private namespace), and replayed from its recorded snapshot under fixtures/snapshots/
-//! (everywhere). Both must give exactly the expected rule ids and exit code.
+//! (everywhere). Both must give exactly the expected rule ids and exit code. Also: the fix a
+//! report gives makes the next run clean, and with many listeners only the troubled ones get
+//! their process named.
+//!
+//! The live tests need root (a private network namespace each) and python3 for the
+//! http.server scenario; without them they say `skipped: ...`, and fail under CI=true. The
+//! replays need nothing.
 
 mod common;
 

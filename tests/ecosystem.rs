@@ -1,5 +1,10 @@
 //! How backlogctl fits beside ss, nstat, sysctl and Prometheus: `explain`, `completions`,
-//! and `metrics` output that `promtool check metrics` accepts.
+//! every command's help with an example, and `metrics` output that `promtool check metrics`
+//! accepts.
+//!
+//! The metrics test needs root (a private network namespace) and promtool (Debian package
+//! prometheus); without them it says `skipped: ...` (for promtool, only that part), and
+//! fails under CI=true.
 
 mod common;
 

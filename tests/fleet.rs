@@ -3,9 +3,10 @@
 //! a listener overflows in a network namespace of its own; over Prometheus's HTTP API, the
 //! listener's drop series is there with its namespace and process, and
 //! BacklogctlListenerDropping reaches `firing`. The alert's `for:` is shortened to seconds in
-//! a copy of the rules; nothing else is changed. Bounded to a minute; the namespace, the
-//! exporter and Prometheus are stopped by PID and removed. Skipped, with the reason, without
-//! root, iproute2 or the prometheus package.
+//! a copy of the rules; nothing else is changed. Each wait is a bounded number of polls of the
+//! API; the namespace, the exporter and Prometheus are stopped by PID and removed. Needs root,
+//! iproute2 and the prometheus package: skipped with the reason without them, failed under
+//! CI=true.
 
 mod common;
 

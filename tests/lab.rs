@@ -1,6 +1,11 @@
 //! `lab`'s three contrasts (docs/kernel.md §3), small enough to finish in seconds: with
-//! tcp_abort_on_overflow=1 a clear share of clients is reset at once; the same run with 0 resets
-//! none and shows stalls instead; a large enough backlog serves everyone.
+//! tcp_abort_on_overflow=1 clients are reset at once, each reset a request-socket RST; the same
+//! run with 0 resets none and shows stalls instead (and draws its picture); a large enough
+//! backlog serves everyone. Also: bad settings are one-line errors.
+//!
+//! `lab` makes its own private network namespace, so these need root (or unprivileged user
+//! namespaces); when unshare(2) is refused they say `skipped: ...`, and fail under CI=true.
+//! The assertions are on counts, never on how many of the clients a scheduler let through.
 
 mod common;
 

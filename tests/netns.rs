@@ -1,6 +1,10 @@
 //! Containers' view: `--netns`, `--pid` and `--all-netns` against two named namespaces made
 //! by the test (`ip netns add`), one with somaxconn 5 and an overflowing listener, one with
-//! somaxconn 300 and nothing listening. Removed again when the test ends.
+//! somaxconn 300 and nothing listening. Removed again when the test ends. A missing namespace
+//! or PID is a clear error.
+//!
+//! Needs root and iproute2 (`ip netns add`): skipped with the reason without them, failed
+//! under CI=true.
 
 mod common;
 
