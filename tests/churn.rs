@@ -1,6 +1,9 @@
 //! Churn and privilege: snapshot and doctor stay correct while 1,000 listeners open and close
 //! continuously during the dumps, and the binary run as an unprivileged user still reads
 //! queues, drops and counters, and says what it could not see.
+//!
+//! Needs root (private namespaces) and setpriv (util-linux) to become `nobody`: skipped with
+//! the reason without them, failed under CI=true.
 
 mod common;
 
@@ -105,27 +108,27 @@ fn unprivileged_user_gets_queues_and_counters_and_is_told_what_is_hidden() {
     in_netns(
         "unprivileged_user_gets_queues_and_counters_and_is_told_what_is_hidden",
         || {
-            if Command::new("setpriv").arg("--version").output().is_err() {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: setpriv (util-linux) not installed"
-                );
+            let test = "unprivileged_user_gets_queues_and_counters_and_is_told_what_is_hidden";
+            if !need(test, "setpriv", "--version", "util-linux") {
                 return;
             }
+            // A copy of the binary that the unprivileged user can execute wherever the build
+            // is (a checkout under /root is not world-readable).
+            let (dir, bin) = world_executable_copy();
             let probe = Command::new("setpriv")
                 .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(bin())
+                .arg(&bin)
                 .arg("--version")
                 .output();
             if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "skipped: the unprivileged user cannot execute {} (a parent directory is not world-readable)",
-                    bin().display()
+                let _ = std::fs::remove_dir_all(&dir);
+                return skip(
+                    test,
+                    &format!(
+                        "the unprivileged user cannot execute {} (a noexec temp dir?): {probe:?}",
+                        bin.display()
+                    ),
                 );
-                return;
             }
             set_sysctl("net.core.somaxconn", 5);
             let _server = listener("127.0.0.1:8100", 100);
@@ -135,7 +138,7 @@ fn unprivileged_user_gets_queues_and_counters_and_is_told_what_is_hidden() {
             let nobody = |args: &[&str]| {
                 Command::new("setpriv")
                     .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                    .arg(bin())
+                    .arg(&bin)
                     .args(args)
                     .output()
                     .unwrap()
@@ -179,6 +182,21 @@ fn unprivileged_user_gets_queues_and_counters_and_is_told_what_is_hidden() {
                 err.starts_with("error: ") && err.contains("permission denied"),
                 "{err}"
             );
+            let _ = std::fs::remove_dir_all(&dir);
         },
     );
+}
+
+/// The binary copied, mode 0755, into a new directory of mode 0755 under the system temp dir:
+/// (the directory, the copy).
+fn world_executable_copy() -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("backlogctl-churn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("backlogctl");
+    std::fs::copy(bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, copy)
 }

@@ -1,5 +1,8 @@
 //! The binary as a user runs it: exit codes, the single `error:` line, `| head`, and
 //! `snapshot` against a real listener (in a private network namespace).
+//!
+//! The tests with a listener need root (skipped with the reason without it, failed under
+//! CI=true); the rest need nothing.
 
 mod common;
 

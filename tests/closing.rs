@@ -3,8 +3,12 @@
 //! operator would (every printed command run as printed, in `sh -c`; the setting a step names
 //! changed to the value it gives; the re-listen the plan asks for), and the next `doctor`
 //! asks for nothing more. The host's somaxconn stays untouched. Python (a plain socket
-//! server), Node.js and nginx (master + worker, reloaded with SIGHUP); a server missing from
-//! the machine is skipped with a printed reason.
+//! server), Node.js and nginx (master + worker, reloaded with SIGHUP); every holder named as
+//! `ss -p` names it.
+//!
+//! Needs root, and python3, node, nginx (Debian package nginx-light), ss (iproute2); the
+//! printed commands use nsenter (util-linux) and sysctl (procps). A test whose server or tool
+//! is missing is skipped with a printed reason, and fails under CI=true.
 
 mod common;
 
@@ -316,19 +320,9 @@ fn host_somaxconn() -> String {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap_or_default()
 }
 
-fn available(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 #[test]
 fn python_plan_ends_clean() {
-    if !available("python3", "-V") {
-        eprintln!("skipped: python_plan_ends_clean: python3 not installed");
+    if !need("python_plan_ends_clean", "python3", "-V", "python3") {
         return;
     }
     let host = host_somaxconn();
@@ -343,8 +337,7 @@ fn python_plan_ends_clean() {
 
 #[test]
 fn node_plan_ends_clean() {
-    if !available("node", "--version") {
-        eprintln!("skipped: node_plan_ends_clean: node not installed");
+    if !need("node_plan_ends_clean", "node", "--version", "nodejs") {
         return;
     }
     let host = host_somaxconn();
@@ -360,10 +353,12 @@ fn node_plan_ends_clean() {
 /// with a check to run — not a bigger backlog.
 #[test]
 fn nginx_reload_plan_asks_for_nothing_more() {
-    if !available("nginx", "-v") {
-        eprintln!(
-            "skipped: nginx_reload_plan_asks_for_nothing_more: nginx not installed (Debian nginx-light)"
-        );
+    if !need(
+        "nginx_reload_plan_asks_for_nothing_more",
+        "nginx",
+        "-v",
+        "nginx-light",
+    ) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("backlogctl-nginx-{}", std::process::id()));
@@ -395,8 +390,8 @@ fn nginx_reload_plan_asks_for_nothing_more() {
 /// Every holder named, as `ss -ltnp` does: nginx's master and its workers.
 #[test]
 fn every_holder_is_named_like_ss_does() {
-    if !available("nginx", "-v") || !available("ss", "-V") {
-        eprintln!("skipped: every_holder_is_named_like_ss_does: nginx or ss not installed");
+    let test = "every_holder_is_named_like_ss_does";
+    if !need(test, "nginx", "-v", "nginx-light") || !need(test, "ss", "-V", "iproute2") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("backlogctl-holders-{}", std::process::id()));
@@ -462,8 +457,12 @@ fn every_holder_is_named_like_ss_does() {
 /// holder is still named, as `ss -p` does.
 #[test]
 fn a_late_listener_names_all_its_holders() {
-    if !available("python3", "-V") {
-        eprintln!("skipped: a_late_listener_names_all_its_holders: python3 not installed");
+    if !need(
+        "a_late_listener_names_all_its_holders",
+        "python3",
+        "-V",
+        "python3",
+    ) {
         return;
     }
     let got = in_netns("a_late_listener_names_all_its_holders", || {

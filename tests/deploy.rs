@@ -15,16 +15,20 @@
 //!   forbids setns(CLONE_NEWNET), ExecStart parsed by backlogctl's own CLI; then
 //!   `systemd-analyze verify` on copies that point at the built binary, where any complaint fails.
 //!
-//! A test whose tool is missing says `skipped: ...` on stderr and returns; it never passes
-//! silently.
+//! A test whose tool is missing (promtool: Debian package prometheus; systemd-analyze:
+//! systemd) says `skipped: ...` on stderr and returns; it never passes silently, and under
+//! CI=true it fails instead (tests/common, `skip`).
+
+mod common;
 
 use std::collections::BTreeSet;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use backlogctl::cli::Cli;
 use clap::Parser;
+use common::skip;
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -54,12 +58,6 @@ const FAMILIES: &[&str] = &[
 /// The exporter's port, in every manifest and unit.
 const PORT: u16 = 9848;
 
-/// Says on stderr that (part of) a test did not run. Written to the stream itself, not with
-/// `eprintln!`, which libtest captures and shows only for failing tests.
-fn skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
-}
-
 fn deploy(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("deploy")
@@ -76,7 +74,7 @@ fn run(test: &str, tool: &str, args: &[&str], install: &str) -> Option<Output> {
     match Command::new(tool).args(args).output() {
         Ok(out) => Some(out),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            skipped(test, &format!("{tool} not installed ({install})"));
+            skip(test, &format!("{tool} not installed ({install})"));
             None
         }
         Err(e) => panic!("cannot run {tool}: {e}"),
@@ -135,7 +133,7 @@ fn alert_rules_pass_promtool_check() {
         "alert_rules_pass_promtool_check",
         "promtool",
         &["check", "rules", rules.to_str().unwrap()],
-        "apt-get install prometheus",
+        "Debian package prometheus",
     ) else {
         return;
     };
@@ -154,7 +152,7 @@ fn alert_rules_pass_their_unit_tests() {
         "alert_rules_pass_their_unit_tests",
         "promtool",
         &["test", "rules", tests.to_str().unwrap()],
-        "apt-get install prometheus",
+        "Debian package prometheus",
     ) else {
         return;
     };
@@ -582,7 +580,7 @@ fn dashboard_queries_are_promql_over_exporter_families() {
         test,
         "promtool",
         &["check", "rules", file.to_str().unwrap()],
-        "apt-get install prometheus",
+        "Debian package prometheus",
     ) else {
         let _ = std::fs::remove_dir_all(&dir);
         return;
@@ -751,7 +749,7 @@ fn assert_real_command(test: &str, u: &Unit, subcommand: &str) -> Vec<String> {
                 && e.kind() == clap::error::ErrorKind::UnknownArgument
                 && e.to_string().contains("--all-netns"));
         assert!(pending, "{test}: backlogctl rejects ExecStart={exec}:\n{e}");
-        skipped(
+        skip(
             test,
             &format!(
                 "part: this build does not parse `{exec}` yet (the exporter work of issue 16 \
@@ -851,7 +849,7 @@ fn units_pass_systemd_analyze_verify() {
     }
     let mut args = vec!["verify", "--man=no"];
     args.extend(files.iter().map(String::as_str));
-    let Some(out) = run(test, "systemd-analyze", &args, "part of systemd") else {
+    let Some(out) = run(test, "systemd-analyze", &args, "Debian package systemd") else {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     };

@@ -1,4 +1,12 @@
-//! Tests against the real kernel, each in a private network namespace (see tests/common).
+//! The kernel facts the recorder depends on, read through the library (no binary), each in a
+//! private network namespace (see tests/common): an accept queue holds B+1 and then overflows
+//! (Recv-Q, drops, ListenOverflows); sysctls and counters are the namespace's own; IPv4 and
+//! IPv6 listeners with their owner, filtered by port in the kernel; request sockets (SYN_RECV)
+//! counted per listener, v4-mapped included; a window's samples, driven one by one, catch a
+//! queue's rise and collapse the unchanged ones.
+//!
+//! Needs root (unshare(CLONE_NEWNET)): skipped with the reason without it, failed under
+//! CI=true.
 
 mod common;
 

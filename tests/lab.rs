@@ -1,13 +1,17 @@
 //! `lab`'s three contrasts (docs/kernel.md §3), small enough to finish in seconds: with
-//! tcp_abort_on_overflow=1 a clear share of clients is reset at once; the same run with 0 resets
-//! none and shows stalls instead; a large enough backlog serves everyone.
+//! tcp_abort_on_overflow=1 clients are reset at once, each reset a request-socket RST; the same
+//! run with 0 resets none and shows stalls instead (and draws its picture); a large enough
+//! backlog serves everyone. Also: bad settings are one-line errors.
+//!
+//! `lab` makes its own private network namespace, so these need root (or unprivileged user
+//! namespaces); when unshare(2) is refused they say `skipped: ...`, and fail under CI=true.
+//! The assertions are on counts, never on how many of the clients a scheduler let through.
 
 mod common;
 
-use std::io::Write;
 use std::process::Command;
 
-use common::bin;
+use common::{bin, skip};
 
 /// Runs `backlogctl lab --json ARGS`; None (after saying why) only when this process may not
 /// create the namespace. Every other failure, bringing `lo` up included, fails the test.
@@ -20,7 +24,7 @@ fn lab(test: &str, args: &[&str]) -> Option<serde_json::Value> {
         .expect("run lab");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(3) && unshare_refused(&stderr) {
-        let _ = writeln!(std::io::stderr(), "skipped: {test}: {}", stderr.trim());
+        skip(test, stderr.trim());
         return None;
     }
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -90,16 +94,27 @@ fn abort_on_overflow_1_resets_clients_at_once() {
     let Some(r) = lab("abort_on_overflow_1_resets_clients_at_once", &args) else {
         return;
     };
+    // Counts, not a share: how many of the 120 are reset depends on how the clients' threads
+    // were scheduled, but every client has one outcome, some are reset, and each reset is an
+    // overflow the kernel answered with a request-socket RST.
+    let total: u64 = r["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 120, "one outcome per client: {}", r["outcomes"]);
     let resets = n(&r, "reset");
-    assert!(
-        resets * 10 >= 120,
-        "a clear share reset, got {resets}: {}",
-        r["outcomes"]
-    );
+    assert!(resets > 0, "clients reset, got none: {}", r["outcomes"]);
     assert_eq!(
         r["counters"]["TcpExt:EmbryonicRsts"].as_u64(),
         Some(resets),
         "each reset is a request-socket RST"
+    );
+    let overflows = r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap();
+    assert!(
+        overflows >= resets,
+        "each reset follows an overflow ({overflows} overflows, {resets} resets)"
     );
     assert!(r["story"].to_string().contains("Connection reset by peer"));
     assert_eq!(r["doctor"]["verdict"], "critical");
@@ -176,6 +191,9 @@ fn abort_on_overflow_0_stalls_instead_of_resetting() {
     }
     assert!(r["counters"]["TcpExt:ListenOverflows"].as_u64().unwrap() > 0);
     let stalled = n(&r, "reply-timeout") + n(&r, "connect-timeout");
+    // A connect() of 900 ms or more went through a SYN retransmission, first sent after the
+    // kernel's initial RTO of 1 s (TCP_TIMEOUT_INIT): a fact of the kernel, which a slow
+    // machine can only lengthen, not a deadline on this test.
     let slow = r["connect_latency"]["max_ms"].as_f64().unwrap_or(0.0) >= 900.0;
     assert!(
         stalled > 0 || slow,

@@ -1,6 +1,10 @@
 //! Containers' view: `--netns`, `--pid` and `--all-netns` against two named namespaces made
 //! by the test (`ip netns add`), one with somaxconn 5 and an overflowing listener, one with
-//! somaxconn 300 and nothing listening. Removed again when the test ends.
+//! somaxconn 300 and nothing listening. Removed again when the test ends. A missing namespace
+//! or PID is a clear error.
+//!
+//! Needs root and iproute2 (`ip netns add`): skipped with the reason without them, failed
+//! under CI=true.
 
 mod common;
 
@@ -84,14 +88,7 @@ fn netns_pid_and_all_netns_find_the_right_namespace() {
     let (a, b) = (format!("blt-a-{tag}"), format!("blt-b-{tag}"));
     let mut ns = match make(&[a.clone(), b.clone()]) {
         Ok(ns) => ns,
-        Err(why) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped: netns_pid_and_all_netns_find_the_right_namespace: {why}"
-            );
-            return;
-        }
+        Err(why) => return skip("netns_pid_and_all_netns_find_the_right_namespace", &why),
     };
     let _sockets: Vec<OwnedFd> = inside(&a, || {
         set_sysctl("net.core.somaxconn", 5);

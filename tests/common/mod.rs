@@ -1,9 +1,17 @@
-//! Shared helpers for tests that need the real kernel. Each runs its closure on a fresh thread
-//! that has entered a private network namespace (`unshare(CLONE_NEWNET)`) with `lo` up, so it
-//! may change sysctls such as net.core.somaxconn without touching the host; the namespace
-//! disappears with the thread and its sockets. Without the privilege to do that, the test is
-//! skipped with a reason written straight to stderr (libtest does not capture that), never
-//! passed silently.
+//! Shared helpers of the integration tests (tests/README.md says which test needs what).
+//!
+//! - Skipping: a test that cannot run here — a tool not installed, no privilege — calls
+//!   `skip`, which on a developer's machine writes `skipped: TEST: WHY` straight to stderr
+//!   (libtest does not capture that) and lets the test return; under `CI=true` it panics
+//!   instead, because CI (`.ci/run`, as root, tools installed) must run every test, and a
+//!   skip there would pass a test that checked nothing.
+//! - The kernel: `in_netns` runs a closure on a fresh thread that has entered a private
+//!   network namespace (`unshare(CLONE_NEWNET)`) with `lo` up, so it may change sysctls such
+//!   as net.core.somaxconn without touching the host; the namespace disappears with the thread
+//!   and its sockets. Without the privilege to do that, the test is skipped (see above).
+//! - Waiting: on state, never on time. `wait_for` polls a condition a bounded number of times;
+//!   `wait_until_asleep` and `wait_for_samples` watch another backlogctl process through
+//!   /proc, which tells when it has taken a sample.
 
 #![allow(dead_code)]
 
@@ -21,7 +29,55 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
-/// Runs `f` inside a new network namespace; None (after printing why) when that is not allowed.
+/// Whether a missing tool or privilege must fail the test instead of skipping it: the
+/// environment variable `CI` is set to anything but "", "0" or "false" (GitHub Actions, GitLab
+/// and `.ci/run` set CI=true).
+pub fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// `test` (or a part of it, when `why` says "part: ...") cannot run here because of `why`,
+/// which names what is missing and how to get it. Prints `skipped: TEST: WHY` and returns,
+/// for the caller to return too; under CI (`strict`) panics with the same reason instead.
+#[track_caller]
+pub fn skip(test: &str, why: &str) {
+    if strict() {
+        panic!(
+            "{test}: cannot run: {why}. CI is set, and under CI a test never skips: \
+             .ci/run installs every tool the tests need and runs them as root"
+        );
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+}
+
+/// Whether `tool` can be started here (`tool probe`, e.g. `python3 -V`; its exit status is
+/// not looked at).
+pub fn have(tool: &str, probe: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg(probe)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// `have(tool, probe)`, or else `skip` saying which package brings it: the caller returns
+/// when this is false.
+#[track_caller]
+pub fn need(test: &str, tool: &str, probe: &str, package: &str) -> bool {
+    let there = have(tool, probe);
+    if !there {
+        skip(
+            test,
+            &format!("{tool} not installed (Debian package {package})"),
+        );
+    }
+    there
+}
+
+/// Runs `f` inside a new network namespace; None (after `skip`) when that is not allowed.
+#[track_caller]
 pub fn in_netns<T: Send + 'static>(
     test: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -42,7 +98,7 @@ pub fn in_netns<T: Send + 'static>(
     match handle.join() {
         Ok(Ok(v)) => Some(v),
         Ok(Err(why)) => {
-            let _ = writeln!(std::io::stderr(), "skipped: {test}: {why}");
+            skip(test, &why);
             None
         }
         Err(panic) => std::panic::resume_unwind(panic),
@@ -138,6 +194,66 @@ pub fn wait_for<T>(tries: u32, mut probe: impl FnMut() -> Option<T>) -> Option<T
             return Some(v);
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Whether every thread of process `pid` is asleep (state `S` in /proc/PID/task/*/stat); None
+/// once the process is gone or a zombie.
+pub fn asleep(pid: u32) -> Option<bool> {
+    let mut all = true;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+        // "TID (COMM) STATE ...": COMM may hold spaces and parentheses, so after the last ')'.
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+        match state {
+            "S" => {}
+            "Z" | "X" => return None,
+            _ => all = false,
+        }
+    }
+    Some(all)
+}
+
+/// How many times process `pid`'s main thread has gone to sleep (`voluntary_ctxt_switches`
+/// in /proc/PID/status); None once it is gone.
+pub fn sleeps(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits until the backlogctl process `pid` (`doctor --window`, `snapshot --window`) has taken
+/// its first sample. Such a process never sleeps before that sample (reading sysctls, opening
+/// netlink and dumping do not block) and then sleeps between samples, most of its window: the
+/// first time all its threads are seen asleep, the first sample is done. None when the process
+/// ended first, or never slept within the bound.
+pub fn wait_until_asleep(pid: u32) -> Option<()> {
+    for _ in 0..3000 {
+        match asleep(pid)? {
+            true => return Some(()),
+            false => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    None
+}
+
+/// Waits until the single-threaded sampling loop of process `pid` (`watch`) has taken a whole
+/// sample that began after this call. The loop sleeps between two samples and nowhere else:
+/// its next sleep begins after now, the sample after that sleep begins after now too, and the
+/// sleep after that sample (the second counted from now) says it is done. None when the
+/// process ended first, or did not sleep twice within the bound.
+pub fn wait_for_samples(pid: u32) -> Option<()> {
+    let now = sleeps(pid)?;
+    for _ in 0..3000 {
+        if sleeps(pid)? >= now + 2 {
+            return Some(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
     None
 }

@@ -1,8 +1,14 @@
 //! Real scenarios for `doctor`, each run inside the private namespace of `in_netns`: the
-//! sockets, sysctls and a client burst timed to fall inside the observation window. The same
-//! table drives the live kernel tests (tests/doctor.rs) and the recording of
-//! fixtures/snapshots/ (`RECORD_FIXTURES=1 cargo test --test doctor record_fixtures -- --ignored`),
-//! whose replay is checked everywhere against the same expectations.
+//! sockets, sysctls and, for some, a client burst that must fall inside the observation
+//! window, after its first sample. The same table drives the live kernel tests
+//! (tests/doctor.rs) and the recording of fixtures/snapshots/
+//! (`RECORD_FIXTURES=1 cargo test --test doctor record_fixtures -- --ignored`), whose replay is
+//! checked everywhere against the same expectations.
+//!
+//! A scenario's setup builds the state; the caller then starts the observer (`doctor --window`
+//! or `snapshot --window`, a separate process) and hands its PID to `Running::observed_by`,
+//! which fires the burst, if the scenario has one, once that process has taken its first
+//! sample (`wait_until_asleep`), not after a delay that hopes so.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -17,6 +23,24 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<Vec<OwnedFd>>>,
     child: Option<std::process::Child>,
+    /// Connects to start once the observer has sampled: (address, how many).
+    burst: Option<(&'static str, usize)>,
+}
+
+impl Running {
+    /// The observer, process `pid`, has been started: fires the burst, if any, once that
+    /// process has taken its first sample, from the calling thread (in the scenario's
+    /// namespace). The burst's clients live as long as `self`.
+    pub fn observed_by(&mut self, pid: u32) -> Result<(), String> {
+        let Some((addr, n)) = self.burst.take() else {
+            return Ok(());
+        };
+        wait_until_asleep(pid).ok_or_else(|| {
+            format!("the observer (pid {pid}) ended, or never slept, before its first sample")
+        })?;
+        self._fds.extend((0..n).map(|_| start_connect(addr)));
+        Ok(())
+    }
 }
 
 impl Drop for Running {
@@ -42,8 +66,6 @@ pub struct Scenario {
     pub setup: fn() -> Option<Running>,
 }
 
-/// Delay between the start of the observation and the burst, so the first sample predates it.
-pub const BURST_AFTER: Duration = Duration::from_millis(150);
 pub const WINDOW: &str = "700ms";
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -91,7 +113,13 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: || {
             let fd = listener("127.0.0.1:8100", 8);
             let clients: Vec<OwnedFd> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
-            wait_for(300, || (queue_of(":8100")? == 9).then_some(()))?;
+            wait_for(300, || {
+                let l = listener_of(":8100")?;
+                (l.recv_q == 9 && l.drops? > 0).then_some(())
+            })?;
+            // The clients whose SYN was dropped would send it again 1 s later (the initial RTO),
+            // into the window on a slow machine: they give up now, before the acceptor starts.
+            let clients: Vec<OwnedFd> = clients.into_iter().filter(connected).collect();
             let mut r = running(clients);
             let stop = r.stop.clone();
             let lfd = fd.try_clone().ok()?;
@@ -161,7 +189,7 @@ pub const SCENARIOS: &[Scenario] = &[
             set_sysctl("net.ipv4.tcp_syncookies", 0);
             let fd = listener("127.0.0.1:8100", 4);
             defer_accept(&fd);
-            Some(burst_later(vec![fd], "127.0.0.1:8100", 10))
+            Some(burst_once_sampled(vec![fd], "127.0.0.1:8100", 10))
         },
     },
     Scenario {
@@ -173,7 +201,7 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: || {
             let fd = listener("127.0.0.1:8100", 4);
             defer_accept(&fd);
-            Some(burst_later(vec![fd], "127.0.0.1:8100", 7))
+            Some(burst_once_sampled(vec![fd], "127.0.0.1:8100", 7))
         },
     },
     Scenario {
@@ -190,7 +218,7 @@ pub const SCENARIOS: &[Scenario] = &[
         setup: || {
             let small = listener_with("127.0.0.1:8100", 2, true);
             let big = listener_with("127.0.0.1:8100", 64, true);
-            Some(burst_later(vec![small, big], "127.0.0.1:8100", 40))
+            Some(burst_once_sampled(vec![small, big], "127.0.0.1:8100", 40))
         },
     },
     Scenario {
@@ -203,11 +231,11 @@ pub const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-/// The seed's experiment: somaxconn 5, listen(100), 20 connects after BURST_AFTER.
+/// The seed's experiment: somaxconn 5, listen(100), 20 connects once the observer sampled.
 fn seed() -> Option<Running> {
     set_sysctl("net.core.somaxconn", 5);
     let fd = listener("127.0.0.1:8100", 100);
-    Some(burst_later(vec![fd], "127.0.0.1:8100", 20))
+    Some(burst_once_sampled(vec![fd], "127.0.0.1:8100", 20))
 }
 
 fn running(fds: Vec<OwnedFd>) -> Running {
@@ -216,23 +244,16 @@ fn running(fds: Vec<OwnedFd>) -> Running {
         stop: Arc::new(AtomicBool::new(false)),
         threads: Vec::new(),
         child: None,
+        burst: None,
     }
 }
 
-/// Keeps `fds` and starts `n` connects to `addr` after BURST_AFTER, from another thread (of
-/// the same namespace: threads inherit their creator's).
-fn burst_later(fds: Vec<OwnedFd>, addr: &'static str, n: usize) -> Running {
+/// Keeps `fds`; `observed_by` starts `n` connects to `addr` once the observer has sampled.
+/// The observer prints nothing until its report, and a sample changes no socket or counter of
+/// the namespace, but its state in /proc tells when its first sample is done.
+fn burst_once_sampled(fds: Vec<OwnedFd>, addr: &'static str, n: usize) -> Running {
     let mut r = running(fds);
-    r.threads.push(std::thread::spawn(move || {
-        // A sleep, not a wait: the observer is `doctor --window` or `snapshot --window`, a
-        // separate process started after setup returns, and nothing it does is visible from
-        // here before it exits: it prints nothing until its report, and a sample changes no
-        // socket or counter of the namespace (its netlink socket appears when it opens, not
-        // when the first dump is done). BURST_AFTER puts the burst after its first sample and
-        // well inside WINDOW; waiting on that first sample would need backlogctl to announce it.
-        std::thread::sleep(BURST_AFTER);
-        (0..n).map(|_| start_connect(addr)).collect()
-    }));
+    r.burst = Some((addr, n));
     r
 }
 
@@ -254,8 +275,22 @@ fn accept_all(fd: OwnedFd, stop: Arc<AtomicBool>) -> Vec<OwnedFd> {
 
 /// Recv-Q of the listener matching `target`, if there is one.
 pub fn queue_of(target: &str) -> Option<u32> {
+    listener_of(target).map(|l| l.recv_q)
+}
+
+/// The listener matching `target` as one sample sees it, if there is one.
+pub fn listener_of(target: &str) -> Option<backlogctl::model::Listener> {
     use backlogctl::collect::{Kernel, Sampling, record};
     let scope = backlogctl::model::Scope::new(vec![backlogctl::model::Target::parse(target).ok()?]);
     let (snap, _) = record(Kernel::default(), &scope, &Sampling::ONCE).ok()?;
-    snap.samples.last()?.listeners.first().map(|l| l.recv_q)
+    snap.samples.last()?.listeners.first().cloned()
+}
+
+/// Whether a client's handshake completed on its side (a peer address); false while its SYN
+/// waits for an answer (SYN_SENT).
+fn connected(fd: &OwnedFd) -> bool {
+    nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
+        std::os::fd::AsRawFd::as_raw_fd(fd),
+    )
+    .is_ok()
 }
