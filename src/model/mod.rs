@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::Sysctl;
+
 mod scope;
 mod window;
 pub use scope::{Scope, Target, parse_targets};
@@ -102,6 +104,30 @@ pub struct Sysctls {
     /// net.ipv4.tcp_synack_retries: request-socket lifetime.
     #[serde(default)]
     pub tcp_synack_retries: Option<u32>,
+}
+
+impl Sysctls {
+    /// The value of one of them; None when it could not be read.
+    pub fn get(&self, key: Sysctl) -> Option<u32> {
+        match key {
+            Sysctl::Somaxconn => self.somaxconn,
+            Sysctl::TcpMaxSynBacklog => self.tcp_max_syn_backlog,
+            Sysctl::TcpSyncookies => self.tcp_syncookies,
+            Sysctl::TcpAbortOnOverflow => self.tcp_abort_on_overflow,
+            Sysctl::TcpSynackRetries => self.tcp_synack_retries,
+        }
+    }
+
+    pub fn set(&mut self, key: Sysctl, value: Option<u32>) {
+        let field = match key {
+            Sysctl::Somaxconn => &mut self.somaxconn,
+            Sysctl::TcpMaxSynBacklog => &mut self.tcp_max_syn_backlog,
+            Sysctl::TcpSyncookies => &mut self.tcp_syncookies,
+            Sysctl::TcpAbortOnOverflow => &mut self.tcp_abort_on_overflow,
+            Sysctl::TcpSynackRetries => &mut self.tcp_synack_retries,
+        };
+        *field = value;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

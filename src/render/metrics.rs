@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::{self, Write};
 
-use crate::catalogue;
+use crate::catalogue::{self, Sysctl};
 use crate::model::{Listener, Owner};
 use crate::scrape::{NsScrape, Scrape};
 
@@ -145,14 +145,6 @@ const LISTENER_FAMILIES: [(&str, &str, &str, Get); 4] = [
     ),
 ];
 
-const SYSCTLS: [&str; 5] = [
-    "net.core.somaxconn",
-    "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.tcp_abort_on_overflow",
-    "net.ipv4.tcp_synack_retries",
-];
-
 /// Writes every family of the collection, each once with the samples of every namespace (as
 /// the format requires), straight into `w`; with `exporter`, its own metrics too.
 pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) -> io::Result<()> {
@@ -232,17 +224,9 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
         "Listen-queue sysctls of the network namespace.",
         nss.iter().flat_map(|ns| {
             let s = ns.scrape.snapshot.as_ref().map(|s| &s.sysctls);
-            let values = s.map_or([None; 5], |s| {
-                [
-                    s.somaxconn,
-                    s.tcp_max_syn_backlog,
-                    s.tcp_syncookies,
-                    s.tcp_abort_on_overflow,
-                    s.tcp_synack_retries,
-                ]
-            });
-            SYSCTLS.iter().zip(values).filter_map(move |(name, v)| {
-                v.map(|v| (format!("{},name=\"{name}\"", ns.label), v))
+            Sysctl::ALL.into_iter().filter_map(move |key| {
+                let v = s?.get(key)?;
+                Some((format!("{},name=\"{}\"", ns.label, key.name()), v))
             })
         }),
     )?;
