@@ -286,6 +286,18 @@ pub struct Report {
     pub gaps: Vec<Gap>,
 }
 
+impl Report {
+    /// Whether a command of its plans or findings names a process by PID: a process of the
+    /// time the data was recorded, maybe gone or another since.
+    pub fn names_pids(&self) -> bool {
+        self.plans
+            .iter()
+            .flat_map(|p| &p.steps)
+            .chain(self.findings.iter().flat_map(|f| &f.fix.steps))
+            .any(|s| s.names_pid)
+    }
+}
+
 /// The whole diagnosis. Pure.
 pub fn diagnose(snap: &Snapshot) -> Report {
     triage(snap).finish(snap)

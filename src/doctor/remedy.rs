@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
+use crate::catalogue::Sysctl;
 use crate::model::{Netns, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
@@ -28,30 +29,39 @@ pub const MAX_RECOMMENDED: u32 = 65535;
 /// net.core.somaxconn is an int: the most a sysctl command may ask for.
 const SOMAXCONN_MAX: u32 = i32::MAX as u32;
 
-/// A per-namespace sysctl a step can set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A per-namespace sysctl a step can set: the sysctls a plan may change, of `Sysctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Knob {
-    #[serde(rename = "net.core.somaxconn")]
     Somaxconn,
-    #[serde(rename = "net.ipv4.tcp_syncookies")]
     Syncookies,
-    #[serde(rename = "net.ipv4.tcp_abort_on_overflow")]
     AbortOnOverflow,
 }
 
 impl Knob {
-    pub fn key(self) -> &'static str {
+    pub fn sysctl(self) -> Sysctl {
         match self {
-            Knob::Somaxconn => "net.core.somaxconn",
-            Knob::Syncookies => "net.ipv4.tcp_syncookies",
-            Knob::AbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
+            Knob::Somaxconn => Sysctl::Somaxconn,
+            Knob::Syncookies => Sysctl::TcpSyncookies,
+            Knob::AbortOnOverflow => Sysctl::TcpAbortOnOverflow,
         }
+    }
+
+    /// The dotted name: `net.core.somaxconn`.
+    pub fn key(self) -> &'static str {
+        self.sysctl().name()
     }
 
     /// Kubernetes lets a pod set only "safe" sysctls without the kubelet's
     /// `--allowed-unsafe-sysctls`; of ours, tcp_syncookies is safe.
     pub fn k8s_safe(self) -> bool {
         matches!(self, Knob::Syncookies)
+    }
+}
+
+/// In JSON, by its dotted name (`"knob": "net.core.somaxconn"`).
+impl Serialize for Knob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
     }
 }
 
@@ -122,7 +132,7 @@ impl Where {
             Where::Host => Some(format!(
                 "echo '{} = {value}' > /etc/sysctl.d/90-backlogctl-{}.conf",
                 knob.key(),
-                knob.key().rsplit('.').next().unwrap_or("net")
+                knob.sysctl().short()
             )),
             _ => None,
         }
@@ -137,6 +147,11 @@ impl Where {
             Where::Pid { pid, .. } => format!("backlogctl --pid {pid} {args}"),
             Where::Unknown => return None,
         })
+    }
+
+    /// Whether its commands name a process by PID (`nsenter -t PID`, `--pid PID`).
+    pub fn names_pid(&self) -> bool {
+        matches!(self, Where::Pid { .. })
     }
 
     pub fn container(&self) -> bool {
@@ -197,6 +212,19 @@ pub enum StepKind {
     Check,
 }
 
+/// Why a step gives no command: decided where the step is made, so the words say it and
+/// never work it out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCommand {
+    /// The step is carried out by hand: a setting, a code change, a restart, a look.
+    ByHand,
+    /// The listener's namespace cannot be entered by a command (and one run here would change
+    /// another namespace's value).
+    NamespaceUnknown,
+    /// The sysctl's value now could not be read: `sysctl -w` could lower it.
+    ValueUnread,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     pub kind: StepKind,
@@ -218,22 +246,47 @@ pub struct Step {
     /// How that namespace is reached, for the words.
     #[serde(skip)]
     pub at: Where,
+    /// Why `command` is None; None when there is one.
+    #[serde(skip)]
+    pub no_command: Option<NoCommand>,
+    /// Its command names a process by PID (`nsenter -t PID`, `kill -HUP PID`, `--pid PID`): the
+    /// process of the time the data was recorded.
+    #[serde(skip)]
+    pub names_pid: bool,
 }
 
 impl Step {
     fn new(kind: StepKind, action: Action, at: &Where) -> Step {
-        let (command, persist) = match &action {
-            Action::Sysctl { knob, value } => (at.sysctl(*knob, *value), at.persist(*knob, *value)),
-            Action::CheckDropsHeld { listener } => {
-                (at.backlogctl(&format!("watch {listener}")), None)
+        let (command, persist, names_pid) = match &action {
+            Action::Sysctl { knob, value } => (
+                at.sysctl(*knob, *value),
+                at.persist(*knob, *value),
+                at.names_pid(),
+            ),
+            Action::CheckDropsHeld { listener } => (
+                at.backlogctl(&format!("watch {listener}")),
+                None,
+                at.names_pid(),
+            ),
+            Action::FindOverflowingListener => {
+                (at.backlogctl("doctor --window 10s"), None, at.names_pid())
             }
-            Action::FindOverflowingListener => (at.backlogctl("doctor --window 10s"), None),
             Action::Relisten {
                 how: Relisten::Reload,
                 pid: Some(pid),
                 ..
-            } => (Some(format!("kill -HUP {pid}")), None),
-            _ => (None, None),
+            } => (Some(format!("kill -HUP {pid}")), None, true),
+            _ => (None, None, false),
+        };
+        let no_command = match (&command, &action) {
+            (Some(_), _) => None,
+            (
+                None,
+                Action::Sysctl { .. }
+                | Action::CheckDropsHeld { .. }
+                | Action::FindOverflowingListener,
+            ) => Some(NoCommand::NamespaceUnknown),
+            (None, _) => Some(NoCommand::ByHand),
         };
         Step {
             kind,
@@ -250,7 +303,17 @@ impl Step {
             ),
             action,
             at: at.clone(),
+            no_command,
+            names_pid,
         }
+    }
+
+    /// Gives no command (nor a persisting one), for this reason.
+    pub(crate) fn withhold(&mut self, why: NoCommand) {
+        self.command = None;
+        self.persist = None;
+        self.no_command = Some(why);
+        self.names_pid = false;
     }
 
     /// Whether carrying it out raises a backlog or somaxconn.
@@ -363,8 +426,7 @@ pub fn plan(
         );
         if somaxconn.is_none() {
             // Unread, it may already be higher: `sysctl -w` could lower it.
-            step.command = None;
-            step.persist = None;
+            step.withhold(NoCommand::ValueUnread);
         }
         steps.push(step);
     }
@@ -466,7 +528,7 @@ pub fn unify_somaxconn(plans: &mut [Plan]) {
     };
     for plan in plans.iter_mut() {
         for step in plan.steps.iter_mut().filter(|s| is_somaxconn(s)) {
-            let keep_command = step.command.is_some();
+            let withheld = step.no_command;
             *step = Step::new(
                 step.kind,
                 Action::Sysctl {
@@ -475,9 +537,8 @@ pub fn unify_somaxconn(plans: &mut [Plan]) {
                 },
                 &step.at,
             );
-            if !keep_command {
-                step.command = None;
-                step.persist = None;
+            if let Some(why) = withheld {
+                step.withhold(why);
             }
             plan.backlog.somaxconn_target = Some(max);
         }

@@ -18,13 +18,13 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
-use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
+use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, NoCommand, Plan};
 use super::runtime::{self, Runtime};
 use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
 use crate::model::Snapshot;
 
 use crate::catalogue::{
-    EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
+    EMBRYONIC_RSTS, Sysctl, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
     REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV,
 };
 
@@ -436,7 +436,7 @@ fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
     let mut f = finding(id, Severity::Warning, Some(v), fact);
     f.evidence = vec![
         ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue"),
-        ev("net.core.somaxconn", json!(somaxconn), "/proc/sys, now"),
+        ev(Sysctl::Somaxconn.name(), json!(somaxconn), "/proc/sys, now"),
     ];
     f
 }
@@ -521,7 +521,7 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
             ));
         }
         f.evidence
-            .push(ev("net.ipv4.tcp_syncookies", json!(cookies), "/proc/sys"));
+            .push(ev(Sysctl::TcpSyncookies.name(), json!(cookies), "/proc/sys"));
         f.listeners = full.iter().map(|v| v.local.to_string()).collect();
         f.inodes = full.iter().map(|v| v.inode).collect();
         if cookies != Some(0) {
@@ -536,8 +536,7 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
         });
         if cookies.is_none() {
             // Unread, it may be 2: `sysctl -w ...=1` could lower it.
-            step.command = None;
-            step.persist = None;
+            step.withhold(NoCommand::ValueUnread);
         }
         step
     };
@@ -607,21 +606,14 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
     );
     f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
     f.inodes = overflowing.iter().map(|v| v.inode).collect();
-    f.evidence.push(ev(
-        "net.ipv4.tcp_abort_on_overflow",
-        json!(abort),
-        "/proc/sys",
-    ));
-    f.evidence.push(ev(
-        "net.ipv4.tcp_syncookies",
-        json!(s.tcp_syncookies),
-        "/proc/sys",
-    ));
-    f.evidence.push(ev(
-        "net.ipv4.tcp_synack_retries",
-        json!(s.tcp_synack_retries),
-        "/proc/sys",
-    ));
+    for key in [
+        Sysctl::TcpAbortOnOverflow,
+        Sysctl::TcpSyncookies,
+        Sysctl::TcpSynackRetries,
+    ] {
+        f.evidence
+            .push(ev(key.name(), json!(s.get(key)), "/proc/sys"));
+    }
     for key in [EMBRYONIC_RSTS, OUT_RSTS, SYNCOOKIES_RECV] {
         if let Some(d) = ctx.delta(key) {
             f.evidence
@@ -648,7 +640,7 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
         Fact::SyncookiesDisabled,
     );
     f.evidence
-        .push(ev("net.ipv4.tcp_syncookies", json!(0), "/proc/sys"));
+        .push(ev(Sysctl::TcpSyncookies.name(), json!(0), "/proc/sys"));
     f.fix.steps.push(ctx.step(Action::Sysctl {
         knob: Knob::Syncookies,
         value: 1,
