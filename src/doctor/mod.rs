@@ -421,10 +421,9 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
         .last()
         .map(|s| s.listeners.iter().map(|l| l.key()).collect())
         .unwrap_or_default();
-    let windowed = snap.samples.len() > 1 || snap.samples_taken > 1;
     for (v, first) in out.iter_mut().zip(first_drops) {
         v.present_at_end = at_end.contains(&(v.local, v.inode));
-        if windowed {
+        if snap.windowed() {
             v.drops_delta = match (first, v.drops) {
                 (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
                 _ => None,

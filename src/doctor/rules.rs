@@ -115,7 +115,7 @@ pub(super) fn run(
 
 struct Ctx<'a> {
     snap: &'a Snapshot,
-    /// More than one sample over a non-zero window: deltas mean something.
+    /// `Snapshot::windowed`: deltas mean something.
     windowed: bool,
 }
 
@@ -123,7 +123,7 @@ impl<'a> Ctx<'a> {
     fn new(snap: &'a Snapshot) -> Self {
         Ctx {
             snap,
-            windowed: snap.window_us() > 0,
+            windowed: snap.windowed(),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::catalogue::Sysctl;
 mod scope;
 mod window;
 pub use scope::{Scope, Target, parse_targets};
-pub use window::{QueuePeak, process_label};
+pub use window::{QueuePeak, process_label, window_length};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -485,6 +485,12 @@ impl Snapshot {
             (Some(a), Some(b)) => b.elapsed_us.saturating_sub(a.elapsed_us),
             _ => 0,
         }
+    }
+
+    /// More than one sample over a non-zero window: deltas (counters, drops) mean something.
+    /// A single sample, or samples all taken at one instant, tell only the state now.
+    pub fn windowed(&self) -> bool {
+        self.window_us() > 0
     }
 }
 

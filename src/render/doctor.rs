@@ -9,6 +9,7 @@ use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, pr
 use super::{Style, paint, severity_word, wrap};
 use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
 use crate::error::{Error, Result};
+use crate::model::window_length;
 
 /// Findings of one rule printed in full before the rest are only listed.
 const FULL_PER_RULE: usize = 5;
@@ -39,8 +40,8 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         "one sample".to_string()
     } else {
         format!(
-            "{:.1} s window, {} samples",
-            r.window_ms as f64 / 1000.0,
+            "{} window, {} samples",
+            window_length(r.window_ms),
             r.samples_taken
         )
     };
