@@ -24,8 +24,8 @@ use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Sever
 use crate::model::Snapshot;
 
 use crate::catalogue::{
-    EMBRYONIC_RSTS, Sysctl, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
-    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV,
+    EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
+    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV, Sysctl,
 };
 
 const SMALL_BACKLOG: u32 = 128;
@@ -520,8 +520,11 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
                 "inet_diag request sockets",
             ));
         }
-        f.evidence
-            .push(ev(Sysctl::TcpSyncookies.name(), json!(cookies), "/proc/sys"));
+        f.evidence.push(ev(
+            Sysctl::TcpSyncookies.name(),
+            json!(cookies),
+            "/proc/sys",
+        ));
         f.listeners = full.iter().map(|v| v.local.to_string()).collect();
         f.inodes = full.iter().map(|v| v.inode).collect();
         if cookies != Some(0) {
