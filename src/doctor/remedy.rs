@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
 use crate::catalogue::Sysctl;
-use crate::model::{Netns, Sysctls};
+use crate::model::{Netns, Owner, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -386,9 +386,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-/// The plan for a group of alike listeners (same backlog and processes), from its first.
-// Long on purpose: the steps in the order of docs/kernel.md §8, each a few lines, read best
-// top to bottom.
+/// The plan for a group of alike listeners (same backlog and processes), from its first: the
+/// steps in the order of docs/kernel.md §8.
 pub fn plan(
     id: usize,
     group: &[&ListenerView],
@@ -416,61 +415,11 @@ pub fn plan(
 
     let mut steps = Vec::new();
     if let Some(n) = somaxconn_target {
-        let mut step = Step::new(
-            StepKind::Sysctl,
-            Action::Sysctl {
-                knob: Knob::Somaxconn,
-                value: n,
-            },
-            &at,
-        );
-        if somaxconn.is_none() {
-            // Unread, it may already be higher: `sysctl -w` could lower it.
-            step.withhold(NoCommand::ValueUnread);
-        }
-        steps.push(step);
+        steps.push(somaxconn_step(n, somaxconn, &at));
     }
     if let Some(n) = target {
-        steps.push(match rt {
-            Some(Runtime::Postgres) => Step::new(
-                StepKind::AppSetting,
-                Action::PostgresMaxConnections {
-                    value: runtime::postgres_max_connections(n),
-                },
-                &at,
-            ),
-            // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
-            // told otherwise: the setting is named so that the result does not depend on it.
-            _ => Step::new(
-                if rt.is_some_and(Runtime::set_in_code) {
-                    StepKind::CodeChange
-                } else {
-                    StepKind::AppSetting
-                },
-                Action::AppBacklog {
-                    runtime: rt,
-                    value: n,
-                },
-                &at,
-            ),
-        });
-        let how = match rt.map(Runtime::relisten) {
-            // nginx re-listens at reload only when the backlog= value changed: when B is capped
-            // the configuration may already say N, and only a restart calls listen() again.
-            Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
-            _ => Relisten::Restart,
-        };
-        steps.push(Step::new(
-            StepKind::Relisten,
-            Action::Relisten {
-                runtime: rt,
-                how,
-                pid: (how == Relisten::Reload)
-                    .then(|| runtime::reload_pid(&v.owners))
-                    .flatten(),
-            },
-            &at,
-        ));
+        steps.push(backlog_step(rt, n, &at));
+        steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
     if needs.accept_faster {
         steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
@@ -498,6 +447,72 @@ pub fn plan(
         },
         steps,
     }
+}
+
+/// Raise somaxconn to `n`; with today's value unread, no command (see `NoCommand::ValueUnread`).
+fn somaxconn_step(n: u32, somaxconn: Option<u32>, at: &Where) -> Step {
+    let mut step = Step::new(
+        StepKind::Sysctl,
+        Action::Sysctl {
+            knob: Knob::Somaxconn,
+            value: n,
+        },
+        at,
+    );
+    if somaxconn.is_none() {
+        // Unread, it may already be higher: `sysctl -w` could lower it.
+        step.withhold(NoCommand::ValueUnread);
+    }
+    step
+}
+
+/// Make the application ask listen() for `n`, by its runtime's setting or in its code.
+fn backlog_step(rt: Option<Runtime>, n: u32, at: &Where) -> Step {
+    match rt {
+        Some(Runtime::Postgres) => Step::new(
+            StepKind::AppSetting,
+            Action::PostgresMaxConnections {
+                value: runtime::postgres_max_connections(n),
+            },
+            at,
+        ),
+        // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
+        // told otherwise: the setting is named so that the result does not depend on it.
+        _ => Step::new(
+            if rt.is_some_and(Runtime::set_in_code) {
+                StepKind::CodeChange
+            } else {
+                StepKind::AppSetting
+            },
+            Action::AppBacklog {
+                runtime: rt,
+                value: n,
+            },
+            at,
+        ),
+    }
+}
+
+/// Have the socket call listen() again: a reload where the runtime takes the new backlog so,
+/// else a restart.
+fn relisten_step(rt: Option<Runtime>, asked: Asked, owners: &[Owner], at: &Where) -> Step {
+    let how = match rt.map(Runtime::relisten) {
+        // nginx re-listens at reload only when the backlog= value changed: when B is capped
+        // the configuration may already say N, and only a restart calls listen() again.
+        Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
+        _ => Relisten::Restart,
+    };
+    Step::new(
+        StepKind::Relisten,
+        Action::Relisten {
+            runtime: rt,
+            how,
+            pid: (how == Relisten::Reload)
+                .then(|| runtime::reload_pid(owners))
+                .flatten(),
+        },
+        at,
+    )
 }
 
 /// somaxconn is one value per namespace: when plans of several listeners raise it, all say

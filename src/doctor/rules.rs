@@ -508,57 +508,23 @@ fn syn_full(views: &[ListenerView]) -> Vec<&ListenerView> {
 /// but a log line, and only a burst of real clients (not a flood) is a reason to raise the
 /// backlog, which the listener's own findings then plan.
 fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
-    let mut out = Vec::new();
     let cookies = ctx.snap.sysctls.tcp_syncookies;
     let full = syn_full(views);
     let who = full.first().copied();
-    let with_evidence = |mut f: Finding| {
-        for v in &full {
-            f.evidence.push(ev(
-                format!("SYN_RECV peak on {}", v.local),
-                json!(v.syn_recv_peak),
-                "inet_diag request sockets",
-            ));
-        }
-        f.evidence.push(ev(
-            Sysctl::TcpSyncookies.name(),
-            json!(cookies),
-            "/proc/sys",
-        ));
-        f.listeners = full.iter().map(|v| v.local.to_string()).collect();
-        f.inodes = full.iter().map(|v| v.inode).collect();
-        if cookies != Some(0) {
-            f.fix.steps.push(ctx.step(Action::RaiseIfRealClients));
-        }
-        f
-    };
-    let cookies_on = || {
-        let mut step = ctx.step(Action::Sysctl {
-            knob: Knob::Syncookies,
-            value: 1,
-        });
-        if cookies.is_none() {
-            // Unread, it may be 2: `sysctl -w ...=1` could lower it.
-            step.withhold(NoCommand::ValueUnread);
-        }
-        step
-    };
-    if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
+    let rise =
+        |key: &'static str, n: u64| ev(key, json!(n), "/proc/net/netstat, rise in this namespace");
+    let f = if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
         let mut f = finding(
             RuleId::SynQueueOverflow,
             Severity::Critical,
             who,
             Fact::SynQueueDropped { dropped: n },
         );
-        f.evidence.push(ev(
-            REQQ_FULL_DROP,
-            json!(n),
-            "/proc/net/netstat, rise in this namespace",
-        ));
+        f.evidence.push(rise(REQQ_FULL_DROP, n));
         if cookies != Some(1) && cookies != Some(2) {
-            f.fix.steps.push(cookies_on());
+            f.fix.steps.push(cookies_on(ctx, cookies));
         }
-        out.push(with_evidence(f));
+        f
     } else if let Some(n) = ctx
         .delta(REQQ_FULL_COOKIES)
         .filter(|n| *n > 0 && cookies == Some(1))
@@ -569,24 +535,62 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
             who,
             Fact::SynQueueCookies { cookies: n },
         );
-        f.evidence.push(ev(
-            REQQ_FULL_COOKIES,
-            json!(n),
-            "/proc/net/netstat, rise in this namespace",
-        ));
-        out.push(with_evidence(f));
+        f.evidence.push(rise(REQQ_FULL_COOKIES, n));
+        f
     } else if !ctx.windowed
         && let Some(v) = who
     {
-        let f = finding(
+        finding(
             RuleId::SynQueueOverflow,
             Severity::Warning,
             Some(v),
             Fact::SynQueueFullNow,
-        );
-        out.push(with_evidence(f));
+        )
+    } else {
+        return Vec::new();
+    };
+    vec![with_syn_evidence(ctx, f, &full, cookies)]
+}
+
+/// A SYN-queue finding's listeners, their SYN_RECV peaks and tcp_syncookies; with cookies
+/// (maybe) on, the step that says when to raise the backlog anyway.
+fn with_syn_evidence(
+    ctx: &Ctx,
+    mut f: Finding,
+    full: &[&ListenerView],
+    cookies: Option<u32>,
+) -> Finding {
+    for v in full {
+        f.evidence.push(ev(
+            format!("SYN_RECV peak on {}", v.local),
+            json!(v.syn_recv_peak),
+            "inet_diag request sockets",
+        ));
     }
-    out
+    f.evidence.push(ev(
+        Sysctl::TcpSyncookies.name(),
+        json!(cookies),
+        "/proc/sys",
+    ));
+    f.listeners = full.iter().map(|v| v.local.to_string()).collect();
+    f.inodes = full.iter().map(|v| v.inode).collect();
+    if cookies != Some(0) {
+        f.fix.steps.push(ctx.step(Action::RaiseIfRealClients));
+    }
+    f
+}
+
+/// Turn SYN cookies on (=1); with today's value unread, no command.
+fn cookies_on(ctx: &Ctx, cookies: Option<u32>) -> remedy::Step {
+    let mut step = ctx.step(Action::Sysctl {
+        knob: Knob::Syncookies,
+        value: 1,
+    });
+    if cookies.is_none() {
+        // Unread, it may be 2: `sysctl -w ...=1` could lower it.
+        step.withhold(NoCommand::ValueUnread);
+    }
+    step
 }
 
 /// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
