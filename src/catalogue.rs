@@ -18,7 +18,7 @@ pub enum Kind {
 /// reports spell it), its file under /proc/sys, and (`model::Sysctls::get`) the field that
 /// holds its value in a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Sysctl {
+pub(crate) enum Sysctl {
     Somaxconn,
     TcpMaxSynBacklog,
     TcpSyncookies,
@@ -28,7 +28,7 @@ pub enum Sysctl {
 
 impl Sysctl {
     /// Every one, in the order snapshots and metrics list them.
-    pub const ALL: [Sysctl; 5] = [
+    pub(crate) const ALL: [Sysctl; 5] = [
         Sysctl::Somaxconn,
         Sysctl::TcpMaxSynBacklog,
         Sysctl::TcpSyncookies,
@@ -37,7 +37,7 @@ impl Sysctl {
     ];
 
     /// `net.core.somaxconn`.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Sysctl::Somaxconn => "net.core.somaxconn",
             Sysctl::TcpMaxSynBacklog => "net.ipv4.tcp_max_syn_backlog",
@@ -48,20 +48,20 @@ impl Sysctl {
     }
 
     /// `somaxconn`: the last part of the name (a file name, a short label).
-    pub fn short(self) -> &'static str {
+    pub(crate) fn short(self) -> &'static str {
         let name = self.name();
         name.rsplit('.').next().unwrap_or(name)
     }
 
     /// `/proc/sys/net/core/somaxconn`.
-    pub fn path(self) -> String {
+    pub(crate) fn path(self) -> String {
         sysctl_path(self.name())
     }
 }
 
 /// The file of a sysctl under /proc/sys, from its dotted name: `net.core.somaxconn` →
 /// `/proc/sys/net/core/somaxconn`.
-pub fn sysctl_path(name: &str) -> String {
+pub(crate) fn sysctl_path(name: &str) -> String {
     format!("/proc/sys/{}", name.replace('.', "/"))
 }
 

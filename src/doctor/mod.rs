@@ -289,7 +289,7 @@ pub struct Report {
 impl Report {
     /// Whether a command of its plans or findings names a process by PID: a process of the
     /// time the data was recorded, maybe gone or another since.
-    pub fn names_pids(&self) -> bool {
+    pub(crate) fn names_pids(&self) -> bool {
         self.plans
             .iter()
             .flat_map(|p| &p.steps)

@@ -38,7 +38,7 @@ pub enum Knob {
 }
 
 impl Knob {
-    pub fn sysctl(self) -> Sysctl {
+    pub(crate) fn sysctl(self) -> Sysctl {
         match self {
             Knob::Somaxconn => Sysctl::Somaxconn,
             Knob::Syncookies => Sysctl::TcpSyncookies,
@@ -47,7 +47,7 @@ impl Knob {
     }
 
     /// The dotted name: `net.core.somaxconn`.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         self.sysctl().name()
     }
 
@@ -150,7 +150,7 @@ impl Where {
     }
 
     /// Whether its commands name a process by PID (`nsenter -t PID`, `--pid PID`).
-    pub fn names_pid(&self) -> bool {
+    pub(crate) fn names_pid(&self) -> bool {
         matches!(self, Where::Pid { .. })
     }
 
@@ -215,7 +215,7 @@ pub enum StepKind {
 /// Why a step gives no command: decided where the step is made, so the words say it and
 /// never work it out again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoCommand {
+pub(crate) enum NoCommand {
     /// The step is carried out by hand: a setting, a code change, a restart, a look.
     ByHand,
     /// The listener's namespace cannot be entered by a command (and one run here would change
@@ -248,11 +248,11 @@ pub struct Step {
     pub at: Where,
     /// Why `command` is None; None when there is one.
     #[serde(skip)]
-    pub no_command: Option<NoCommand>,
+    pub(crate) no_command: Option<NoCommand>,
     /// Its command names a process by PID (`nsenter -t PID`, `kill -HUP PID`, `--pid PID`): the
     /// process of the time the data was recorded.
     #[serde(skip)]
-    pub names_pid: bool,
+    pub(crate) names_pid: bool,
 }
 
 impl Step {
@@ -388,7 +388,7 @@ pub struct Plan {
 
 /// The plan for a group of alike listeners (same backlog and processes), from its first: the
 /// steps in the order of docs/kernel.md §8.
-pub fn plan(
+pub(crate) fn plan(
     id: usize,
     group: &[&ListenerView],
     needs: Needs,

@@ -48,15 +48,15 @@ pub enum Relisten {
 }
 
 /// The PostgreSQL setting whose value sizes its listen() backlog.
-pub const POSTGRES_LEVER: &str = "max_connections";
+pub(crate) const POSTGRES_LEVER: &str = "max_connections";
 /// PostgreSQL's backlog with its defaults: 2 × MaxBackends = 2 × (max_connections 100 +
 /// autovacuum_max_workers 3 + max_worker_processes 8 + max_wal_senders 10 + 1).
-pub const POSTGRES_DEFAULT_BACKLOG: u32 = 244;
+pub(crate) const POSTGRES_DEFAULT_BACKLOG: u32 = 244;
 /// Defaults the words name beside a runtime's own: Tomcat's acceptCount (Spring Boot's
 /// `server.tomcat.accept-count`), asyncio's `start_server`, Rust std's `TcpListener::bind`.
-pub const TOMCAT_ACCEPT_COUNT: u32 = 100;
-pub const ASYNCIO_BACKLOG: u32 = 100;
-pub const RUST_STD_BACKLOG: u32 = 128;
+pub(crate) const TOMCAT_ACCEPT_COUNT: u32 = 100;
+pub(crate) const ASYNCIO_BACKLOG: u32 = 100;
+pub(crate) const RUST_STD_BACKLOG: u32 = 128;
 /// PostgreSQL clamps its backlog to PG_SOMAXCONN (src/include/pg_config_manual.h).
 pub const POSTGRES_CLAMP: u32 = 10_000;
 

@@ -13,7 +13,8 @@ use crate::catalogue::Sysctl;
 mod scope;
 mod window;
 pub use scope::{Scope, Target, parse_targets};
-pub use window::{QueuePeak, process_label, window_length};
+pub(crate) use window::window_length;
+pub use window::{QueuePeak, process_label};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -108,7 +109,7 @@ pub struct Sysctls {
 
 impl Sysctls {
     /// The value of one of them; None when it could not be read.
-    pub fn get(&self, key: Sysctl) -> Option<u32> {
+    pub(crate) fn get(&self, key: Sysctl) -> Option<u32> {
         match key {
             Sysctl::Somaxconn => self.somaxconn,
             Sysctl::TcpMaxSynBacklog => self.tcp_max_syn_backlog,
@@ -118,7 +119,7 @@ impl Sysctls {
         }
     }
 
-    pub fn set(&mut self, key: Sysctl, value: Option<u32>) {
+    pub(crate) fn set(&mut self, key: Sysctl, value: Option<u32>) {
         let field = match key {
             Sysctl::Somaxconn => &mut self.somaxconn,
             Sysctl::TcpMaxSynBacklog => &mut self.tcp_max_syn_backlog,
@@ -248,7 +249,7 @@ pub struct Gap {
 
 /// The kinds of gap whose handling differs. Everything else is `Unobserved`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapKind {
+pub(crate) enum GapKind {
     /// SYN_RECV not counted, because no SYN queue of the namespace ever filled.
     SynRecvNotCounted,
     /// Processes not looked up, as asked (`--no-processes`).
@@ -263,7 +264,7 @@ impl GapKind {
     /// A gap by design that cannot change a verdict: SYN_RECV not counted because no SYN
     /// queue ever filled, processes not looked up on request or beyond the troubled listeners.
     /// Text reports show these only when asked (`--verbose`); a denied read is never routine.
-    pub fn routine(self) -> bool {
+    pub(crate) fn routine(self) -> bool {
         !matches!(self, GapKind::Unobserved)
     }
 
@@ -337,10 +338,6 @@ impl Gap {
                  snapshot` names them all)"
             ),
         )
-    }
-
-    pub fn kind(&self) -> GapKind {
-        self.kind
     }
 
     /// See `GapKind::routine`.
@@ -489,7 +486,7 @@ impl Snapshot {
 
     /// More than one sample over a non-zero window: deltas (counters, drops) mean something.
     /// A single sample, or samples all taken at one instant, tell only the state now.
-    pub fn windowed(&self) -> bool {
+    pub(crate) fn windowed(&self) -> bool {
         self.window_us() > 0
     }
 }
@@ -528,7 +525,7 @@ mod tests {
             Gap::new("syn-recv", "SYN_RECV not counted"),
             Gap::new("process-owners", "cannot list /proc: EACCES"),
         ];
-        let kinds = made.iter().map(Gap::kind).collect::<Vec<_>>();
+        let kinds = made.iter().map(|g| g.kind).collect::<Vec<_>>();
         assert_eq!(
             kinds,
             [

@@ -44,7 +44,7 @@ impl QueuePeak {
 }
 
 /// A window's length as reports write it: `700 ms` below a second, then `1.5 s`.
-pub fn window_length(ms: u64) -> String {
+pub(crate) fn window_length(ms: u64) -> String {
     if ms >= 1000 {
         format!("{:.1} s", ms as f64 / 1000.0)
     } else {

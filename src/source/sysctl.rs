@@ -8,7 +8,7 @@ use crate::model::{Gap, Sysctls};
 const ROOT: &str = "/proc/sys";
 
 /// Reads the listen-queue sysctls of the calling thread's network namespace.
-pub fn read(gaps: &mut Vec<Gap>) -> Sysctls {
+pub(crate) fn read(gaps: &mut Vec<Gap>) -> Sysctls {
     let mut sysctls = Sysctls::default();
     for key in Sysctl::ALL {
         sysctls.set(key, read_one(key, gaps));
