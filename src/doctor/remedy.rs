@@ -309,7 +309,7 @@ impl Step {
     }
 
     /// Gives no command (nor a persisting one), for this reason.
-    pub(crate) fn withhold(&mut self, why: NoCommand) {
+    fn withhold(&mut self, why: NoCommand) {
         self.command = None;
         self.persist = None;
         self.no_command = Some(why);
@@ -415,7 +415,7 @@ pub(crate) fn plan(
 
     let mut steps = Vec::new();
     if let Some(n) = somaxconn_target {
-        steps.push(somaxconn_step(n, somaxconn, &at));
+        steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
     if let Some(n) = target {
         steps.push(backlog_step(rt, n, &at));
@@ -449,21 +449,19 @@ pub(crate) fn plan(
     }
 }
 
-/// Raise somaxconn to `n`; with today's value unread, no command (see `NoCommand::ValueUnread`).
-fn somaxconn_step(n: u32, somaxconn: Option<u32>, at: &Where) -> Step {
-    let mut step = Step::new(
-        StepKind::Sysctl,
-        Action::Sysctl {
-            knob: Knob::Somaxconn,
-            value: n,
-        },
-        at,
-    );
-    if somaxconn.is_none() {
-        // Unread, it may already be higher: `sysctl -w` could lower it.
+/// Set `knob` to `value` in the namespace `at`, from its value `now`: unread, it may already be
+/// beyond (somaxconn higher, tcp_syncookies 2), and `sysctl -w` could lower it, so no command.
+fn set_sysctl(knob: Knob, value: u32, now: Option<u32>, at: &Where) -> Step {
+    let mut step = Step::new(StepKind::Sysctl, Action::Sysctl { knob, value }, at);
+    if now.is_none() {
         step.withhold(NoCommand::ValueUnread);
     }
     step
+}
+
+/// A step that sets one of the namespace's own sysctls (`set_sysctl`).
+pub(crate) fn sysctl_step(knob: Knob, value: u32, sysctls: &Sysctls, netns: &Netns) -> Step {
+    set_sysctl(knob, value, sysctls.get(knob.sysctl()), &Where::of(netns))
 }
 
 /// Make the application ask listen() for `n`, by its runtime's setting or in its code.
@@ -573,7 +571,7 @@ pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
     (n > b).then_some(n)
 }
 
-/// A step for the whole namespace (a sysctl of its own, or a look for a hidden listener).
+/// A step for the whole namespace that sets no sysctl (a look for a hidden listener, ...).
 pub fn namespace_step(action: Action, netns: &Netns) -> Step {
     let kind = match action {
         Action::Sysctl { .. } => StepKind::Sysctl,

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
-use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, NoCommand, Plan};
+use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
 use crate::model::Snapshot;
@@ -141,6 +141,10 @@ impl<'a> Ctx<'a> {
 
     fn step(&self, action: Action) -> remedy::Step {
         remedy::namespace_step(action, &self.snap.netns)
+    }
+
+    fn set(&self, knob: Knob, value: u32) -> remedy::Step {
+        remedy::sysctl_step(knob, value, &self.snap.sysctls, &self.snap.netns)
     }
 }
 
@@ -522,7 +526,7 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
         );
         f.evidence.push(rise(REQQ_FULL_DROP, n));
         if cookies != Some(1) && cookies != Some(2) {
-            f.fix.steps.push(cookies_on(ctx, cookies));
+            f.fix.steps.push(ctx.set(Knob::Syncookies, 1));
         }
         f
     } else if let Some(n) = ctx
@@ -580,19 +584,6 @@ fn with_syn_evidence(
     f
 }
 
-/// Turn SYN cookies on (=1); with today's value unread, no command.
-fn cookies_on(ctx: &Ctx, cookies: Option<u32>) -> remedy::Step {
-    let mut step = ctx.step(Action::Sysctl {
-        knob: Knob::Syncookies,
-        value: 1,
-    });
-    if cookies.is_none() {
-        // Unread, it may be 2: `sysctl -w ...=1` could lower it.
-        step.withhold(NoCommand::ValueUnread);
-    }
-    step
-}
-
 /// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
 fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: bool) -> Finding {
     let s = &ctx.snap.sysctls;
@@ -627,15 +618,11 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
                 .push(ev(key, json!(d), "/proc/net, rise in this namespace"));
         }
     }
-    let action = if abort == Some(1) {
-        Action::Sysctl {
-            knob: Knob::AbortOnOverflow,
-            value: 0,
-        }
+    f.fix.steps.push(if abort == Some(1) {
+        ctx.set(Knob::AbortOnOverflow, 0)
     } else {
-        Action::KeepAbortOnOverflow
-    };
-    f.fix.steps.push(ctx.step(action));
+        ctx.step(Action::KeepAbortOnOverflow)
+    });
     f
 }
 
@@ -648,10 +635,7 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
     );
     f.evidence
         .push(ev(Sysctl::TcpSyncookies.name(), json!(0), "/proc/sys"));
-    f.fix.steps.push(ctx.step(Action::Sysctl {
-        knob: Knob::Syncookies,
-        value: 1,
-    }));
+    f.fix.steps.push(ctx.set(Knob::Syncookies, 1));
     f
 }
 
