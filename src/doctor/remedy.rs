@@ -5,7 +5,8 @@
 //! application asked for (when that can be known), the runtime's default and the peak; then
 //! lists typed steps in the order of docs/kernel.md §8. Every command that touches a
 //! per-namespace sysctl goes through `Where::sysctl`, so it is scoped to the listener's network
-//! namespace; where that namespace cannot be told, no command is given.
+//! namespace; where that namespace cannot be told, no command is given, and the step says why
+//! (`NoCommand`), as it says whether its command names a PID of the recording's time.
 //!
 //! The plan is a fixpoint: once applied (somaxconn ≥ N, B = N, nothing overflowing), the next
 //! diagnosis raises nothing again — historical drops alone only ask to check that the fix held.

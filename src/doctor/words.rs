@@ -492,6 +492,8 @@ impl Words<'_> {
         let mut text = match (&s.command, s.no_command) {
             (Some(c), _) => format!("{what}: {}", code(c)),
             (None, Some(NoCommand::ValueUnread)) if knob == Knob::Somaxconn => what,
+            // An unread tcp_syncookies lands here too and is told as an unknown namespace, as it
+            // was before NoCommand: its own words ("could not be read") would change the output.
             (None, _) => format!(
                 "{what} (backlogctl could not tell which namespace that is, so no command is given: run it with \
                  --netns NAME or --pid PID for the exact one)"
