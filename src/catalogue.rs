@@ -1,9 +1,8 @@
 //! The catalogue: every counter, sysctl and column backlogctl talks about, once — its name and
 //! aliases, what it means in our words (docs/kernel.md section named with each), and for the
 //! counters exported to Prometheus their metric name and help. `explain`, `metrics`, `watch`,
-//! `lab` and the rules all read it. Data only; looking values up is the caller's business.
-
-use crate::model::Counters;
+//! `lab` and the rules all read it. Data only; looking values up is the caller's business
+//! (`render::explain::now` for explain's "Now, in this network namespace").
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -13,6 +12,57 @@ pub enum Kind {
     Sysctl(&'static str),
     /// A column or field of `ss` / inet_diag.
     Field,
+}
+
+/// The listen-queue sysctls backlogctl reads, each once: its dotted name (as `sysctl` and the
+/// reports spell it), its file under /proc/sys, and (`model::Sysctls::get`) the field that
+/// holds its value in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Sysctl {
+    Somaxconn,
+    TcpMaxSynBacklog,
+    TcpSyncookies,
+    TcpAbortOnOverflow,
+    TcpSynackRetries,
+}
+
+impl Sysctl {
+    /// Every one, in the order snapshots and metrics list them.
+    pub(crate) const ALL: [Sysctl; 5] = [
+        Sysctl::Somaxconn,
+        Sysctl::TcpMaxSynBacklog,
+        Sysctl::TcpSyncookies,
+        Sysctl::TcpAbortOnOverflow,
+        Sysctl::TcpSynackRetries,
+    ];
+
+    /// `net.core.somaxconn`.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Sysctl::Somaxconn => "net.core.somaxconn",
+            Sysctl::TcpMaxSynBacklog => "net.ipv4.tcp_max_syn_backlog",
+            Sysctl::TcpSyncookies => "net.ipv4.tcp_syncookies",
+            Sysctl::TcpAbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
+            Sysctl::TcpSynackRetries => "net.ipv4.tcp_synack_retries",
+        }
+    }
+
+    /// `somaxconn`: the last part of the name (a file name, a short label).
+    pub(crate) fn short(self) -> &'static str {
+        let name = self.name();
+        name.rsplit('.').next().unwrap_or(name)
+    }
+
+    /// `/proc/sys/net/core/somaxconn`.
+    pub(crate) fn path(self) -> String {
+        sysctl_path(self.name())
+    }
+}
+
+/// The file of a sysctl under /proc/sys, from its dotted name: `net.core.somaxconn` →
+/// `/proc/sys/net/core/somaxconn`.
+pub(crate) fn sysctl_path(name: &str) -> String {
+    format!("/proc/sys/{}", name.replace('.', "/"))
 }
 
 pub struct Entry {
@@ -212,8 +262,8 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "somaxconn",
-        aliases: &["net.core.somaxconn", "SOMAXCONN"],
-        kind: Kind::Sysctl("net.core.somaxconn"),
+        aliases: &[Sysctl::Somaxconn.name(), "SOMAXCONN"],
+        kind: Kind::Sysctl(Sysctl::Somaxconn.name()),
         text: "Caps the backlog an application passes to listen(): B = min(backlog, somaxconn), taken when listen() \
                is called. Raising it changes nothing for sockets already listening (restart or re-listen), and \
                nothing when the application asks for less. Per network namespace: a container has its own (default \
@@ -223,8 +273,8 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "tcp_max_syn_backlog",
-        aliases: &["net.ipv4.tcp_max_syn_backlog"],
-        kind: Kind::Sysctl("net.ipv4.tcp_max_syn_backlog"),
+        aliases: &[Sysctl::TcpMaxSynBacklog.name()],
+        kind: Kind::Sysctl(Sysctl::TcpMaxSynBacklog.name()),
         text: "Matters only with net.ipv4.tcp_syncookies=0, where a SYN from an unproven peer is dropped once about \
                3/4 of it is used by half-open connections. It does not size the SYN queue (that limit is B) and \
                raising it never fixes an accept-queue overflow.",
@@ -233,8 +283,8 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "tcp_syncookies",
-        aliases: &["net.ipv4.tcp_syncookies"],
-        kind: Kind::Sysctl("net.ipv4.tcp_syncookies"),
+        aliases: &[Sysctl::TcpSyncookies.name()],
+        kind: Kind::Sysctl(Sysctl::TcpSyncookies.name()),
         text: "0: never send SYN cookies (a full SYN queue drops SYNs); 1 (default): send them when the SYN queue is \
                full; 2: always. Keep 1: 0 turns SYN-queue overflow into timeouts, 2 makes TCPReqQFullDoCookies \
                meaningless.",
@@ -243,8 +293,8 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "tcp_abort_on_overflow",
-        aliases: &["net.ipv4.tcp_abort_on_overflow"],
-        kind: Kind::Sysctl("net.ipv4.tcp_abort_on_overflow"),
+        aliases: &[Sysctl::TcpAbortOnOverflow.name()],
+        kind: Kind::Sysctl(Sysctl::TcpAbortOnOverflow.name()),
         text: "0 (default): when a handshake's final ACK meets a full accept queue it is dropped and the handshake \
                retried (the client stalls, then completes). 1: answer with RST instead, so the client gets \
                \"Connection reset by peer\" at once. It never affects dropped SYNs or SYN-cookie handshakes. Use 1 \
@@ -254,8 +304,8 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "tcp_synack_retries",
-        aliases: &["net.ipv4.tcp_synack_retries"],
-        kind: Kind::Sysctl("net.ipv4.tcp_synack_retries"),
+        aliases: &[Sysctl::TcpSynackRetries.name()],
+        kind: Kind::Sysctl(Sysctl::TcpSynackRetries.name()),
         text: "How often a SYN-ACK is retransmitted (default 5: after 1, 3, 7, 15, 31 s), hence how long a half-open \
                connection lives (about 63 s). When it expires, the client's next segment gets a late RST.",
         reference: "§3, §4",
@@ -346,22 +396,6 @@ pub fn closest(name: &str) -> &'static str {
         .unwrap_or("ListenOverflows")
 }
 
-/// The entry's current value, as text, from counters and a sysctl reader.
-pub fn current(
-    e: &Entry,
-    counters: Option<&Counters>,
-    sysctl: impl Fn(&str) -> Option<String>,
-) -> Option<String> {
-    match e.kind {
-        Kind::Counter(key) => counters.map(|c| match c.get(key) {
-            Some(v) => v.to_string(),
-            None => "absent: this kernel does not have this counter".to_string(),
-        }),
-        Kind::Sysctl(name) => sysctl(name),
-        Kind::Field => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,18 +414,5 @@ mod tests {
             "tcp_abort_on_overflow"
         );
         assert_eq!(closest("TCPReqQFullDrops"), "TCPReqQFullDrop");
-    }
-
-    #[test]
-    fn absent_counters_are_not_zero() {
-        let e = find("ListenOverflows").unwrap();
-        let none = Counters::new();
-        assert!(
-            current(e, Some(&none), |_| None)
-                .unwrap()
-                .starts_with("absent")
-        );
-        let some = Counters::from([("TcpExt:ListenOverflows".to_string(), 7)]);
-        assert_eq!(current(e, Some(&some), |_| None).unwrap(), "7");
     }
 }

@@ -117,14 +117,7 @@ pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
     snap.set_aside_implausible();
     let mut report = doctor::diagnose(&snap);
     // Commands that name a PID name the process of the recording's time.
-    let pid_commands = report
-        .plans
-        .iter()
-        .flat_map(|p| &p.steps)
-        .chain(report.findings.iter().flat_map(|f| &f.fix.steps))
-        .filter_map(|s| s.command.as_deref())
-        .any(|c| c.contains("nsenter -t") || c.starts_with("kill ") || c.contains("--pid "));
-    if pid_commands {
+    if report.names_pids() {
         let gap = Gap::new(
             "recorded-pids",
             format!(

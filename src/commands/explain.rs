@@ -19,7 +19,7 @@ pub fn explain(o: Explain, out: &mut dyn Write) -> Result<Status> {
         )));
     };
     let counters = source::netstat::read().ok().map(|(c, _)| c);
-    let value = catalogue::current(entry, counters.as_ref(), |sysctl| {
+    let value = render::explain::now(entry, counters.as_ref(), |sysctl| {
         std::fs::read_to_string(source::sysctl::path_of(sysctl))
             .ok()
             .map(|v| v.trim().to_string())

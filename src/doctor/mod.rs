@@ -286,6 +286,18 @@ pub struct Report {
     pub gaps: Vec<Gap>,
 }
 
+impl Report {
+    /// Whether a command of its plans or findings names a process by PID: a process of the
+    /// time the data was recorded, maybe gone or another since.
+    pub(crate) fn names_pids(&self) -> bool {
+        self.plans
+            .iter()
+            .flat_map(|p| &p.steps)
+            .chain(self.findings.iter().flat_map(|f| &f.fix.steps))
+            .any(|s| s.names_pid)
+    }
+}
+
 /// The whole diagnosis. Pure.
 pub fn diagnose(snap: &Snapshot) -> Report {
     triage(snap).finish(snap)
@@ -409,10 +421,9 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
         .last()
         .map(|s| s.listeners.iter().map(|l| l.key()).collect())
         .unwrap_or_default();
-    let windowed = snap.samples.len() > 1 || snap.samples_taken > 1;
     for (v, first) in out.iter_mut().zip(first_drops) {
         v.present_at_end = at_end.contains(&(v.local, v.inode));
-        if windowed {
+        if snap.windowed() {
             v.drops_delta = match (first, v.drops) {
                 (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
                 _ => None,

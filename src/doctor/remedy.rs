@@ -5,7 +5,8 @@
 //! application asked for (when that can be known), the runtime's default and the peak; then
 //! lists typed steps in the order of docs/kernel.md §8. Every command that touches a
 //! per-namespace sysctl goes through `Where::sysctl`, so it is scoped to the listener's network
-//! namespace; where that namespace cannot be told, no command is given.
+//! namespace; where that namespace cannot be told, no command is given, and the step says why
+//! (`NoCommand`), as it says whether its command names a PID of the recording's time.
 //!
 //! The plan is a fixpoint: once applied (somaxconn ≥ N, B = N, nothing overflowing), the next
 //! diagnosis raises nothing again — historical drops alone only ask to check that the fix held.
@@ -18,7 +19,8 @@ use serde::Serialize;
 
 use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
-use crate::model::{Netns, Sysctls};
+use crate::catalogue::Sysctl;
+use crate::model::{Netns, Owner, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -28,30 +30,39 @@ pub const MAX_RECOMMENDED: u32 = 65535;
 /// net.core.somaxconn is an int: the most a sysctl command may ask for.
 const SOMAXCONN_MAX: u32 = i32::MAX as u32;
 
-/// A per-namespace sysctl a step can set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A per-namespace sysctl a step can set: the sysctls a plan may change, of `Sysctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Knob {
-    #[serde(rename = "net.core.somaxconn")]
     Somaxconn,
-    #[serde(rename = "net.ipv4.tcp_syncookies")]
     Syncookies,
-    #[serde(rename = "net.ipv4.tcp_abort_on_overflow")]
     AbortOnOverflow,
 }
 
 impl Knob {
-    pub fn key(self) -> &'static str {
+    pub(crate) fn sysctl(self) -> Sysctl {
         match self {
-            Knob::Somaxconn => "net.core.somaxconn",
-            Knob::Syncookies => "net.ipv4.tcp_syncookies",
-            Knob::AbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
+            Knob::Somaxconn => Sysctl::Somaxconn,
+            Knob::Syncookies => Sysctl::TcpSyncookies,
+            Knob::AbortOnOverflow => Sysctl::TcpAbortOnOverflow,
         }
+    }
+
+    /// The dotted name: `net.core.somaxconn`.
+    pub(crate) fn key(self) -> &'static str {
+        self.sysctl().name()
     }
 
     /// Kubernetes lets a pod set only "safe" sysctls without the kubelet's
     /// `--allowed-unsafe-sysctls`; of ours, tcp_syncookies is safe.
     pub fn k8s_safe(self) -> bool {
         matches!(self, Knob::Syncookies)
+    }
+}
+
+/// In JSON, by its dotted name (`"knob": "net.core.somaxconn"`).
+impl Serialize for Knob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key())
     }
 }
 
@@ -122,7 +133,7 @@ impl Where {
             Where::Host => Some(format!(
                 "echo '{} = {value}' > /etc/sysctl.d/90-backlogctl-{}.conf",
                 knob.key(),
-                knob.key().rsplit('.').next().unwrap_or("net")
+                knob.sysctl().short()
             )),
             _ => None,
         }
@@ -137,6 +148,11 @@ impl Where {
             Where::Pid { pid, .. } => format!("backlogctl --pid {pid} {args}"),
             Where::Unknown => return None,
         })
+    }
+
+    /// Whether its commands name a process by PID (`nsenter -t PID`, `--pid PID`).
+    pub(crate) fn names_pid(&self) -> bool {
+        matches!(self, Where::Pid { .. })
     }
 
     pub fn container(&self) -> bool {
@@ -197,6 +213,19 @@ pub enum StepKind {
     Check,
 }
 
+/// Why a step gives no command: decided where the step is made, so the words say it and
+/// never work it out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoCommand {
+    /// The step is carried out by hand: a setting, a code change, a restart, a look.
+    ByHand,
+    /// The listener's namespace cannot be entered by a command (and one run here would change
+    /// another namespace's value).
+    NamespaceUnknown,
+    /// The sysctl's value now could not be read: `sysctl -w` could lower it.
+    ValueUnread,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     pub kind: StepKind,
@@ -218,22 +247,47 @@ pub struct Step {
     /// How that namespace is reached, for the words.
     #[serde(skip)]
     pub at: Where,
+    /// Why `command` is None; None when there is one.
+    #[serde(skip)]
+    pub(crate) no_command: Option<NoCommand>,
+    /// Its command names a process by PID (`nsenter -t PID`, `kill -HUP PID`, `--pid PID`): the
+    /// process of the time the data was recorded.
+    #[serde(skip)]
+    pub(crate) names_pid: bool,
 }
 
 impl Step {
     fn new(kind: StepKind, action: Action, at: &Where) -> Step {
-        let (command, persist) = match &action {
-            Action::Sysctl { knob, value } => (at.sysctl(*knob, *value), at.persist(*knob, *value)),
-            Action::CheckDropsHeld { listener } => {
-                (at.backlogctl(&format!("watch {listener}")), None)
+        let (command, persist, names_pid) = match &action {
+            Action::Sysctl { knob, value } => (
+                at.sysctl(*knob, *value),
+                at.persist(*knob, *value),
+                at.names_pid(),
+            ),
+            Action::CheckDropsHeld { listener } => (
+                at.backlogctl(&format!("watch {listener}")),
+                None,
+                at.names_pid(),
+            ),
+            Action::FindOverflowingListener => {
+                (at.backlogctl("doctor --window 10s"), None, at.names_pid())
             }
-            Action::FindOverflowingListener => (at.backlogctl("doctor --window 10s"), None),
             Action::Relisten {
                 how: Relisten::Reload,
                 pid: Some(pid),
                 ..
-            } => (Some(format!("kill -HUP {pid}")), None),
-            _ => (None, None),
+            } => (Some(format!("kill -HUP {pid}")), None, true),
+            _ => (None, None, false),
+        };
+        let no_command = match (&command, &action) {
+            (Some(_), _) => None,
+            (
+                None,
+                Action::Sysctl { .. }
+                | Action::CheckDropsHeld { .. }
+                | Action::FindOverflowingListener,
+            ) => Some(NoCommand::NamespaceUnknown),
+            (None, _) => Some(NoCommand::ByHand),
         };
         Step {
             kind,
@@ -250,7 +304,17 @@ impl Step {
             ),
             action,
             at: at.clone(),
+            no_command,
+            names_pid,
         }
+    }
+
+    /// Gives no command (nor a persisting one), for this reason.
+    fn withhold(&mut self, why: NoCommand) {
+        self.command = None;
+        self.persist = None;
+        self.no_command = Some(why);
+        self.names_pid = false;
     }
 
     /// Whether carrying it out raises a backlog or somaxconn.
@@ -323,10 +387,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-/// The plan for a group of alike listeners (same backlog and processes), from its first.
-// Long on purpose: the steps in the order of docs/kernel.md §8, each a few lines, read best
-// top to bottom.
-pub fn plan(
+/// The plan for a group of alike listeners (same backlog and processes), from its first: the
+/// steps in the order of docs/kernel.md §8.
+pub(crate) fn plan(
     id: usize,
     group: &[&ListenerView],
     needs: Needs,
@@ -353,62 +416,11 @@ pub fn plan(
 
     let mut steps = Vec::new();
     if let Some(n) = somaxconn_target {
-        let mut step = Step::new(
-            StepKind::Sysctl,
-            Action::Sysctl {
-                knob: Knob::Somaxconn,
-                value: n,
-            },
-            &at,
-        );
-        if somaxconn.is_none() {
-            // Unread, it may already be higher: `sysctl -w` could lower it.
-            step.command = None;
-            step.persist = None;
-        }
-        steps.push(step);
+        steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
     if let Some(n) = target {
-        steps.push(match rt {
-            Some(Runtime::Postgres) => Step::new(
-                StepKind::AppSetting,
-                Action::PostgresMaxConnections {
-                    value: runtime::postgres_max_connections(n),
-                },
-                &at,
-            ),
-            // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
-            // told otherwise: the setting is named so that the result does not depend on it.
-            _ => Step::new(
-                if rt.is_some_and(Runtime::set_in_code) {
-                    StepKind::CodeChange
-                } else {
-                    StepKind::AppSetting
-                },
-                Action::AppBacklog {
-                    runtime: rt,
-                    value: n,
-                },
-                &at,
-            ),
-        });
-        let how = match rt.map(Runtime::relisten) {
-            // nginx re-listens at reload only when the backlog= value changed: when B is capped
-            // the configuration may already say N, and only a restart calls listen() again.
-            Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
-            _ => Relisten::Restart,
-        };
-        steps.push(Step::new(
-            StepKind::Relisten,
-            Action::Relisten {
-                runtime: rt,
-                how,
-                pid: (how == Relisten::Reload)
-                    .then(|| runtime::reload_pid(&v.owners))
-                    .flatten(),
-            },
-            &at,
-        ));
+        steps.push(backlog_step(rt, n, &at));
+        steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
     if needs.accept_faster {
         steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
@@ -436,6 +448,70 @@ pub fn plan(
         },
         steps,
     }
+}
+
+/// Set `knob` to `value` in the namespace `at`, from its value `now`: unread, it may already be
+/// beyond (somaxconn higher, tcp_syncookies 2), and `sysctl -w` could lower it, so no command.
+fn set_sysctl(knob: Knob, value: u32, now: Option<u32>, at: &Where) -> Step {
+    let mut step = Step::new(StepKind::Sysctl, Action::Sysctl { knob, value }, at);
+    if now.is_none() {
+        step.withhold(NoCommand::ValueUnread);
+    }
+    step
+}
+
+/// A step that sets one of the namespace's own sysctls (`set_sysctl`).
+pub(crate) fn sysctl_step(knob: Knob, value: u32, sysctls: &Sysctls, netns: &Netns) -> Step {
+    set_sysctl(knob, value, sysctls.get(knob.sysctl()), &Where::of(netns))
+}
+
+/// Make the application ask listen() for `n`, by its runtime's setting or in its code.
+fn backlog_step(rt: Option<Runtime>, n: u32, at: &Where) -> Step {
+    match rt {
+        Some(Runtime::Postgres) => Step::new(
+            StepKind::AppSetting,
+            Action::PostgresMaxConnections {
+                value: runtime::postgres_max_connections(n),
+            },
+            at,
+        ),
+        // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
+        // told otherwise: the setting is named so that the result does not depend on it.
+        _ => Step::new(
+            if rt.is_some_and(Runtime::set_in_code) {
+                StepKind::CodeChange
+            } else {
+                StepKind::AppSetting
+            },
+            Action::AppBacklog {
+                runtime: rt,
+                value: n,
+            },
+            at,
+        ),
+    }
+}
+
+/// Have the socket call listen() again: a reload where the runtime takes the new backlog so,
+/// else a restart.
+fn relisten_step(rt: Option<Runtime>, asked: Asked, owners: &[Owner], at: &Where) -> Step {
+    let how = match rt.map(Runtime::relisten) {
+        // nginx re-listens at reload only when the backlog= value changed: when B is capped
+        // the configuration may already say N, and only a restart calls listen() again.
+        Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
+        _ => Relisten::Restart,
+    };
+    Step::new(
+        StepKind::Relisten,
+        Action::Relisten {
+            runtime: rt,
+            how,
+            pid: (how == Relisten::Reload)
+                .then(|| runtime::reload_pid(owners))
+                .flatten(),
+        },
+        at,
+    )
 }
 
 /// somaxconn is one value per namespace: when plans of several listeners raise it, all say
@@ -466,7 +542,7 @@ pub fn unify_somaxconn(plans: &mut [Plan]) {
     };
     for plan in plans.iter_mut() {
         for step in plan.steps.iter_mut().filter(|s| is_somaxconn(s)) {
-            let keep_command = step.command.is_some();
+            let withheld = step.no_command;
             *step = Step::new(
                 step.kind,
                 Action::Sysctl {
@@ -475,9 +551,8 @@ pub fn unify_somaxconn(plans: &mut [Plan]) {
                 },
                 &step.at,
             );
-            if !keep_command {
-                step.command = None;
-                step.persist = None;
+            if let Some(why) = withheld {
+                step.withhold(why);
             }
             plan.backlog.somaxconn_target = Some(max);
         }
@@ -497,7 +572,7 @@ pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
     (n > b).then_some(n)
 }
 
-/// A step for the whole namespace (a sysctl of its own, or a look for a hidden listener).
+/// A step for the whole namespace that sets no sysctl (a look for a hidden listener, ...).
 pub fn namespace_step(action: Action, netns: &Netns) -> Step {
     let kind = match action {
         Action::Sysctl { .. } => StepKind::Sysctl,

@@ -25,7 +25,7 @@ use crate::model::Snapshot;
 
 use crate::catalogue::{
     EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
-    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV,
+    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV, Sysctl,
 };
 
 const SMALL_BACKLOG: u32 = 128;
@@ -115,7 +115,7 @@ pub(super) fn run(
 
 struct Ctx<'a> {
     snap: &'a Snapshot,
-    /// More than one sample over a non-zero window: deltas mean something.
+    /// `Snapshot::windowed`: deltas mean something.
     windowed: bool,
 }
 
@@ -123,7 +123,7 @@ impl<'a> Ctx<'a> {
     fn new(snap: &'a Snapshot) -> Self {
         Ctx {
             snap,
-            windowed: snap.window_us() > 0,
+            windowed: snap.windowed(),
         }
     }
 
@@ -141,6 +141,10 @@ impl<'a> Ctx<'a> {
 
     fn step(&self, action: Action) -> remedy::Step {
         remedy::namespace_step(action, &self.snap.netns)
+    }
+
+    fn set(&self, knob: Knob, value: u32) -> remedy::Step {
+        remedy::sysctl_step(knob, value, &self.snap.sysctls, &self.snap.netns)
     }
 }
 
@@ -436,7 +440,7 @@ fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
     let mut f = finding(id, Severity::Warning, Some(v), fact);
     f.evidence = vec![
         ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue"),
-        ev("net.core.somaxconn", json!(somaxconn), "/proc/sys, now"),
+        ev(Sysctl::Somaxconn.name(), json!(somaxconn), "/proc/sys, now"),
     ];
     f
 }
@@ -508,55 +512,23 @@ fn syn_full(views: &[ListenerView]) -> Vec<&ListenerView> {
 /// but a log line, and only a burst of real clients (not a flood) is a reason to raise the
 /// backlog, which the listener's own findings then plan.
 fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
-    let mut out = Vec::new();
     let cookies = ctx.snap.sysctls.tcp_syncookies;
     let full = syn_full(views);
     let who = full.first().copied();
-    let with_evidence = |mut f: Finding| {
-        for v in &full {
-            f.evidence.push(ev(
-                format!("SYN_RECV peak on {}", v.local),
-                json!(v.syn_recv_peak),
-                "inet_diag request sockets",
-            ));
-        }
-        f.evidence
-            .push(ev("net.ipv4.tcp_syncookies", json!(cookies), "/proc/sys"));
-        f.listeners = full.iter().map(|v| v.local.to_string()).collect();
-        f.inodes = full.iter().map(|v| v.inode).collect();
-        if cookies != Some(0) {
-            f.fix.steps.push(ctx.step(Action::RaiseIfRealClients));
-        }
-        f
-    };
-    let cookies_on = || {
-        let mut step = ctx.step(Action::Sysctl {
-            knob: Knob::Syncookies,
-            value: 1,
-        });
-        if cookies.is_none() {
-            // Unread, it may be 2: `sysctl -w ...=1` could lower it.
-            step.command = None;
-            step.persist = None;
-        }
-        step
-    };
-    if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
+    let rise =
+        |key: &'static str, n: u64| ev(key, json!(n), "/proc/net/netstat, rise in this namespace");
+    let f = if let Some(n) = ctx.delta(REQQ_FULL_DROP).filter(|n| *n > 0) {
         let mut f = finding(
             RuleId::SynQueueOverflow,
             Severity::Critical,
             who,
             Fact::SynQueueDropped { dropped: n },
         );
-        f.evidence.push(ev(
-            REQQ_FULL_DROP,
-            json!(n),
-            "/proc/net/netstat, rise in this namespace",
-        ));
+        f.evidence.push(rise(REQQ_FULL_DROP, n));
         if cookies != Some(1) && cookies != Some(2) {
-            f.fix.steps.push(cookies_on());
+            f.fix.steps.push(ctx.set(Knob::Syncookies, 1));
         }
-        out.push(with_evidence(f));
+        f
     } else if let Some(n) = ctx
         .delta(REQQ_FULL_COOKIES)
         .filter(|n| *n > 0 && cookies == Some(1))
@@ -567,24 +539,49 @@ fn syn_queue(ctx: &Ctx, views: &[ListenerView]) -> Vec<Finding> {
             who,
             Fact::SynQueueCookies { cookies: n },
         );
-        f.evidence.push(ev(
-            REQQ_FULL_COOKIES,
-            json!(n),
-            "/proc/net/netstat, rise in this namespace",
-        ));
-        out.push(with_evidence(f));
+        f.evidence.push(rise(REQQ_FULL_COOKIES, n));
+        f
     } else if !ctx.windowed
         && let Some(v) = who
     {
-        let f = finding(
+        finding(
             RuleId::SynQueueOverflow,
             Severity::Warning,
             Some(v),
             Fact::SynQueueFullNow,
-        );
-        out.push(with_evidence(f));
+        )
+    } else {
+        return Vec::new();
+    };
+    vec![with_syn_evidence(ctx, f, &full, cookies)]
+}
+
+/// A SYN-queue finding's listeners, their SYN_RECV peaks and tcp_syncookies; with cookies
+/// (maybe) on, the step that says when to raise the backlog anyway.
+fn with_syn_evidence(
+    ctx: &Ctx,
+    mut f: Finding,
+    full: &[&ListenerView],
+    cookies: Option<u32>,
+) -> Finding {
+    for v in full {
+        f.evidence.push(ev(
+            format!("SYN_RECV peak on {}", v.local),
+            json!(v.syn_recv_peak),
+            "inet_diag request sockets",
+        ));
     }
-    out
+    f.evidence.push(ev(
+        Sysctl::TcpSyncookies.name(),
+        json!(cookies),
+        "/proc/sys",
+    ));
+    f.listeners = full.iter().map(|v| v.local.to_string()).collect();
+    f.inodes = full.iter().map(|v| v.inode).collect();
+    if cookies != Some(0) {
+        f.fix.steps.push(ctx.step(Action::RaiseIfRealClients));
+    }
+    f
 }
 
 /// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
@@ -607,36 +604,25 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
     );
     f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
     f.inodes = overflowing.iter().map(|v| v.inode).collect();
-    f.evidence.push(ev(
-        "net.ipv4.tcp_abort_on_overflow",
-        json!(abort),
-        "/proc/sys",
-    ));
-    f.evidence.push(ev(
-        "net.ipv4.tcp_syncookies",
-        json!(s.tcp_syncookies),
-        "/proc/sys",
-    ));
-    f.evidence.push(ev(
-        "net.ipv4.tcp_synack_retries",
-        json!(s.tcp_synack_retries),
-        "/proc/sys",
-    ));
+    for key in [
+        Sysctl::TcpAbortOnOverflow,
+        Sysctl::TcpSyncookies,
+        Sysctl::TcpSynackRetries,
+    ] {
+        f.evidence
+            .push(ev(key.name(), json!(s.get(key)), "/proc/sys"));
+    }
     for key in [EMBRYONIC_RSTS, OUT_RSTS, SYNCOOKIES_RECV] {
         if let Some(d) = ctx.delta(key) {
             f.evidence
                 .push(ev(key, json!(d), "/proc/net, rise in this namespace"));
         }
     }
-    let action = if abort == Some(1) {
-        Action::Sysctl {
-            knob: Knob::AbortOnOverflow,
-            value: 0,
-        }
+    f.fix.steps.push(if abort == Some(1) {
+        ctx.set(Knob::AbortOnOverflow, 0)
     } else {
-        Action::KeepAbortOnOverflow
-    };
-    f.fix.steps.push(ctx.step(action));
+        ctx.step(Action::KeepAbortOnOverflow)
+    });
     f
 }
 
@@ -648,11 +634,8 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
         Fact::SyncookiesDisabled,
     );
     f.evidence
-        .push(ev("net.ipv4.tcp_syncookies", json!(0), "/proc/sys"));
-    f.fix.steps.push(ctx.step(Action::Sysctl {
-        knob: Knob::Syncookies,
-        value: 1,
-    }));
+        .push(ev(Sysctl::TcpSyncookies.name(), json!(0), "/proc/sys"));
+    f.fix.steps.push(ctx.set(Knob::Syncookies, 1));
     f
 }
 

@@ -48,7 +48,15 @@ pub enum Relisten {
 }
 
 /// The PostgreSQL setting whose value sizes its listen() backlog.
-pub const POSTGRES_LEVER: &str = "max_connections";
+pub(crate) const POSTGRES_LEVER: &str = "max_connections";
+/// PostgreSQL's backlog with its defaults: 2 × MaxBackends = 2 × (max_connections 100 +
+/// autovacuum_max_workers 3 + max_worker_processes 8 + max_wal_senders 10 + 1).
+pub(crate) const POSTGRES_DEFAULT_BACKLOG: u32 = 244;
+/// Defaults the words name beside a runtime's own: Tomcat's acceptCount (Spring Boot's
+/// `server.tomcat.accept-count`), asyncio's `start_server`, Rust std's `TcpListener::bind`.
+pub(crate) const TOMCAT_ACCEPT_COUNT: u32 = 100;
+pub(crate) const ASYNCIO_BACKLOG: u32 = 100;
+pub(crate) const RUST_STD_BACKLOG: u32 = 128;
 /// PostgreSQL clamps its backlog to PG_SOMAXCONN (src/include/pg_config_manual.h).
 pub const POSTGRES_CLAMP: u32 = 10_000;
 
@@ -112,7 +120,7 @@ impl Runtime {
 
     pub fn default_backlog(self) -> DefaultBacklog {
         match self {
-            // ServerSocket(port) and NIO bind(addr); Tomcat's acceptCount is 100.
+            // ServerSocket(port) and NIO bind(addr); Tomcat's is TOMCAT_ACCEPT_COUNT.
             Runtime::Java => DefaultBacklog::Fixed(50),
             Runtime::Nginx | Runtime::Node | Runtime::Redis | Runtime::Httpd => {
                 DefaultBacklog::Fixed(511)
@@ -161,8 +169,9 @@ impl Runtime {
 }
 
 /// PostgreSQL asks listen() for 2 × MaxBackends (max_connections + autovacuum_max_workers + 1 +
-/// max_worker_processes + max_wal_senders; 244 with the defaults), or 2 × max_connections in
-/// newer releases: `max_connections` = ⌈N/2⌉ gives a backlog of at least N either way.
+/// max_worker_processes + max_wal_senders; POSTGRES_DEFAULT_BACKLOG with the defaults), or 2 ×
+/// max_connections in newer releases: `max_connections` = ⌈N/2⌉ gives a backlog of at least N
+/// either way.
 pub fn postgres_max_connections(backlog: u32) -> u32 {
     backlog.div_ceil(2)
 }

@@ -1,16 +1,30 @@
 //! The words: the only place a finding's facts and a plan's steps become sentences. Reads the
 //! typed `Fact`s and `Action`s decided by `rules.rs` and `remedy.rs`; decides nothing. Every
-//! command it quotes is the step's own (`Step::command`), so text and JSON never disagree.
+//! command it quotes is the step's own (`Step::command`), and when there is none the step says
+//! why (`Step::no_command`), so text and JSON never disagree.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
-use super::remedy::{Action, Asked, Knob, Plan, Step, Where};
-use super::runtime::{self, Relisten, Runtime};
+use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
+use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
 use super::{Fact, Finding, ListenerView, QueueSeen, Whose};
-use crate::model::Snapshot;
+use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
+use crate::model::{Snapshot, window_length};
+
+const SOMAXCONN: &str = Sysctl::Somaxconn.name();
+const MAX_SYN_BACKLOG: &str = Sysctl::TcpMaxSynBacklog.name();
+const SYNCOOKIES: &str = Sysctl::TcpSyncookies.name();
+const ABORT_ON_OVERFLOW: &str = Sysctl::TcpAbortOnOverflow.name();
+const SYNACK_RETRIES: &str = Sysctl::TcpSynackRetries.name();
 
 /// Fills every plan step's text, then every finding's summary and fix text.
-pub fn fill(snap: &Snapshot, views: &[ListenerView], findings: &mut [Finding], plans: &mut [Plan]) {
+pub(super) fn fill(
+    snap: &Snapshot,
+    views: &[ListenerView],
+    findings: &mut [Finding],
+    plans: &mut [Plan],
+) {
     let by_inode: HashMap<u64, &ListenerView> = views.iter().map(|v| (v.inode, v)).collect();
     let w = Words { snap };
     for plan in plans.iter_mut() {
@@ -55,6 +69,32 @@ struct StepCtx<'a> {
     view: Option<&'a ListenerView>,
 }
 
+/// The listener a finding is about, as its words name and measure it.
+struct Subject<'a> {
+    v: Option<&'a ListenerView>,
+    /// Its label, or "a listener in this namespace".
+    who: String,
+    /// Send-Q, the backlog B.
+    b: u32,
+    /// B+1.
+    cap: u64,
+    peak: u32,
+}
+
+impl<'a> Subject<'a> {
+    fn of(v: Option<&'a ListenerView>) -> Self {
+        Subject {
+            v,
+            who: v
+                .map(|v| v.label())
+                .unwrap_or_else(|| "a listener in this namespace".into()),
+            b: v.map(|v| v.send_q).unwrap_or_default(),
+            cap: v.map(|v| v.capacity()).unwrap_or_default(),
+            peak: v.map(|v| v.recv_q_peak).unwrap_or_default(),
+        }
+    }
+}
+
 fn code(cmd: &str) -> String {
     format!("`{cmd}`")
 }
@@ -63,169 +103,74 @@ fn num(v: Option<u32>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
+/// Where a step applies, for a sentence: `on the host`, `in the network namespace bpy`.
+fn place(at: &Where) -> String {
+    match at {
+        Where::Host => "on the host".to_string(),
+        Where::Unknown => "in the listener's network namespace".to_string(),
+        Where::Pid { .. } => format!("in the network namespace of {}", at.label()),
+        Where::Named(_) | Where::Path(_) => format!("in the network namespace {}", at.label()),
+    }
+}
+
 impl Words<'_> {
+    /// `700 ms`, `1.5 s`.
     fn window(&self) -> String {
-        let ms = self.snap.window_us() / 1000;
-        if ms >= 1000 {
-            format!("{:.1} s", ms as f64 / 1000.0)
-        } else {
-            format!("{ms} ms")
-        }
+        window_length(self.snap.window_us() / 1000)
     }
 
-    fn windowed(&self) -> bool {
-        self.snap.window_us() > 0
-    }
-
-    // Long on purpose: one arm per `Fact`, so the words of every finding can be read and
-    // compared side by side.
+    /// A finding's summary: the words of its fact, and of the listeners alike it covers.
     fn summary(&self, f: &Finding, v: Option<&ListenerView>) -> String {
-        let who = v
-            .map(|v| v.label())
-            .unwrap_or_else(|| "a listener in this namespace".into());
-        let b = v.map(|v| v.send_q).unwrap_or_default();
-        let cap = v.map(|v| v.capacity()).unwrap_or_default();
-        let peak = v.map(|v| v.recv_q_peak).unwrap_or_default();
-        let mut s = match &f.fact {
+        let l = Subject::of(v);
+        let mut s = self.fact(&f.fact, &l);
+        s.push_str(&also_alike(f, &l));
+        s
+    }
+
+    /// The words of one fact: one arm per `Fact`, each a sentence or a function of its own.
+    fn fact(&self, fact: &Fact, l: &Subject) -> String {
+        let Subject { who, b, .. } = l;
+        match fact {
             Fact::None => String::new(),
             Fact::NotListening {
                 target,
                 ip,
                 elsewhere,
-            } => {
-                let mut s = format!(
-                    "nothing listens on {target} in this network namespace: clients get \"Connection refused\" \
-                     at once (an RST to their SYN), not resets of accepted connections or timeouts."
-                );
-                if !elsewhere.is_empty() {
-                    let list: Vec<String> = elsewhere.iter().map(|a| a.to_string()).collect();
-                    s.push_str(&format!(
-                        " {} listen{} on that port; {} not among {} addresses.",
-                        list.join(", "),
-                        if list.len() == 1 { "s" } else { "" },
-                        match ip {
-                            Some(ip) => format!("{ip} is"),
-                            None => "the address asked for is".into(),
-                        },
-                        if list.len() == 1 { "its" } else { "their" },
-                    ));
-                }
-                s
-            }
-            Fact::Overflow { seen } => {
-                // The admission check is lockless: concurrent handshakes can push Recv-Q past
-                // B+1 (docs/kernel.md §1.2).
-                let reached = if u64::from(peak) > cap {
-                    format!(
-                        "Recv-Q reached {peak}, past B+1 = {cap}: handshakes completing at once overshoot"
-                    )
-                } else {
-                    format!("Recv-Q reached {peak} = B+1")
-                };
-                let how = match seen {
-                    QueueSeen::FullInWindow => format!(
-                        "its accept queue was full ({reached}) during the {} window",
-                        self.window()
-                    ),
-                    QueueSeen::FullNow => format!("its accept queue is full now ({reached})"),
-                    QueueSeen::DropsRose(d) => format!(
-                        "it dropped {d} segment(s) during the {} window{}",
-                        self.window(),
-                        if self
-                            .snap
-                            .counter_delta(crate::catalogue::LISTEN_OVERFLOWS)
-                            .is_some()
-                        {
-                            " while ListenOverflows rose"
-                        } else {
-                            " (ListenOverflows could not be read to tell overflows from other drops)"
-                        }
-                    ),
-                };
-                format!(
-                    "{who} loses connection attempts to accept-queue overflow: {how}. With B = {b} about {cap} \
-                     established connections can wait for accept(); the rest are dropped."
-                )
-            }
-            Fact::Dropped { earlier } => format!(
-                "{who} dropped {earlier} segment(s) before this observation, none {}: a burst has probably \
-                 overflowed it before. sk_drops counts every segment dropped at the listener (SYNs and their \
-                 retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients, and never goes down while \
-                 the socket lives: a fix applied since (a reload keeps the socket) leaves the count where it is.",
-                if self.windowed() {
-                    format!("during the {} window", self.window())
-                } else {
-                    "that this single sample can time".into()
-                }
-            ),
+            } => not_listening(target, *ip, elsewhere),
+            Fact::Overflow { seen } => self.overflow(*seen, l),
+            Fact::Dropped { earlier } => self.dropped(*earlier, l),
             Fact::High => format!(
-                "{who} came close to overflowing: Recv-Q peaked at {peak} of {cap} ({}%), without drops.",
-                v.map(|v| v.peak_fill_pct()).unwrap_or_default()
+                "{who} came close to overflowing: Recv-Q peaked at {} of {} ({}%), without drops.",
+                l.peak,
+                l.cap,
+                l.v.map(|v| v.peak_fill_pct()).unwrap_or_default()
             ),
-            Fact::Capped { somaxconn } => format!(
-                "The backlog of {who} equals net.core.somaxconn ({somaxconn}): a larger request to listen() \
-                 would have been cut to it{}.",
-                if *somaxconn < super::remedy::MODERN_SOMAXCONN {
-                    format!(
-                        ", and that is below the modern default of {}",
-                        super::remedy::MODERN_SOMAXCONN
-                    )
-                } else {
-                    ", and this listener overflowed or came close".to_string()
-                }
-            ),
+            Fact::Capped { somaxconn } => capped(*somaxconn, who),
             Fact::ChangedAfterListen { somaxconn } => format!(
-                "{who} has a backlog of {b}, above today's net.core.somaxconn {somaxconn}: it started listening \
+                "{who} has a backlog of {b}, above today's {SOMAXCONN} {somaxconn}: it started listening \
                  before somaxconn was lowered. Its next restart will cut the backlog to {somaxconn}."
             ),
             Fact::SmallAppBacklog {
                 somaxconn,
                 runtime_default,
-            } => format!(
-                "{who} asked listen() for a backlog of only {b}{}; {}. A burst of more than {cap} simultaneous \
-                 connects overflows it.",
-                runtime_default
-                    .map(|r| format!(" — {r}'s default"))
-                    .unwrap_or_default(),
-                match somaxconn {
-                    Some(s) => format!("net.core.somaxconn ({s}) would allow more"),
-                    None =>
-                        "net.core.somaxconn could not be read, but no kernel default is that low"
-                            .into(),
-                }
-            ),
-            Fact::NamespaceOverflow { overflows, whose } => format!(
-                "TcpExt ListenOverflows rose by {overflows} during the {} window: {} overflowed its accept queue.",
-                self.window(),
-                match whose {
-                    Whose::OutsideScope =>
-                        "a listener outside the scope (run without TARGET to see all)",
-                    Whose::DropsUnknown => "a listener whose drops this kernel does not report",
-                    Whose::ClosedOrHidden =>
-                        "a listener that closed during the window, or one not visible here",
-                }
-            ),
+            } => small_app_backlog(*somaxconn, *runtime_default, l),
+            Fact::NamespaceOverflow { overflows, whose } => {
+                self.namespace_overflow(*overflows, *whose)
+            }
             Fact::SynQueueDropped { dropped } => format!(
                 "SYNs were dropped because the SYN queue of {who} was full (TCPReqQFullDrop +{dropped}), SYN \
                  cookies being off: those clients retransmit their SYN and connect slowly or time out. The SYN \
                  queue holds as many requests as the accept queue (B+1; B on kernels before early 2025)."
             ),
-            Fact::SynQueueCookies { cookies } => format!(
-                "the SYN queue of {who} filled up and {cookies} SYN cookie(s) were sent instead \
-                 (TCPReqQFullDoCookies +{cookies}): connects still succeed, but a cookie handshake whose final ACK \
-                 meets a full accept queue is dropped without a reset (only ListenOverflows and SyncookiesRecv count \
-                 it) and hangs until room appears, and the kernel logs \"Possible SYN flooding\" for what may be a \
-                 legitimate burst. The SYN queue holds as many requests as the accept queue (B+1; B on kernels \
-                 before early 2025)."
-            ),
+            Fact::SynQueueCookies { cookies } => syn_queue_cookies(*cookies, who),
             Fact::SynQueueFullNow => format!(
                 "{who} has {} half-open handshakes (SYN_RECV) for a backlog of {b}: its SYN queue is full now.",
-                num(v.and_then(|v| v.syn_recv_peak))
+                num(l.v.and_then(|v| v.syn_recv_peak))
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
             Fact::SyncookiesDisabled => format!(
-                "net.ipv4.tcp_syncookies=0: a full SYN queue drops SYNs instead of answering with cookies, and \
-                 net.ipv4.tcp_max_syn_backlog ({}) then also limits half-open connections; a burst or a SYN flood \
+                "{SYNCOOKIES}=0: a full SYN queue drops SYNs instead of answering with cookies, and \
+                 {MAX_SYN_BACKLOG} ({}) then also limits half-open connections; a burst or a SYN flood \
                  turns into connect timeouts.",
                 num(self.snap.sysctls.tcp_max_syn_backlog)
             ),
@@ -233,197 +178,271 @@ impl Words<'_> {
                 "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
                  while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
                  and ports, not by how full each queue is, so a slow or stuck process keeps receiving its share.",
-                v.map(|v| v.local.to_string()).unwrap_or_default()
+                l.v.map(|v| v.local.to_string()).unwrap_or_default()
             ),
-        };
-        let grouped = matches!(
-            f.fact,
-            Fact::Overflow { .. }
-                | Fact::Dropped { .. }
-                | Fact::High
-                | Fact::Capped { .. }
-                | Fact::ChangedAfterListen { .. }
-                | Fact::SmallAppBacklog { .. }
-        );
-        if grouped && f.listeners.len() > 1 {
-            let whose = match v.and_then(|v| v.process().map(|p| (p, v.owners.len()))) {
-                Some((p, 1)) => format!(" of the same process ({p})"),
-                Some((p, _)) => format!(" of the same processes ({p})"),
-                None => " (their processes are unknown)".to_string(),
-            };
-            let figures = if matches!(
-                f.fact,
-                Fact::Overflow { .. } | Fact::Dropped { .. } | Fact::High
-            ) {
-                "; the figures above are the worst one's, each listener's own are in --json"
-            } else {
-                ""
-            };
-            s.push_str(&format!(
-                " The same finding applies to {} other listener(s){whose} with the same backlog of {b}{figures}.",
-                f.listeners.len() - 1
-            ));
         }
-        s
     }
 
+    fn overflow(&self, seen: QueueSeen, l: &Subject) -> String {
+        let Subject {
+            who, b, cap, peak, ..
+        } = l;
+        // The admission check is lockless: concurrent handshakes can push Recv-Q past
+        // B+1 (docs/kernel.md §1.2).
+        let reached = if u64::from(*peak) > *cap {
+            format!(
+                "Recv-Q reached {peak}, past B+1 = {cap}: handshakes completing at once overshoot"
+            )
+        } else {
+            format!("Recv-Q reached {peak} = B+1")
+        };
+        let how = match seen {
+            QueueSeen::FullInWindow => format!(
+                "its accept queue was full ({reached}) during the {} window",
+                self.window()
+            ),
+            QueueSeen::FullNow => format!("its accept queue is full now ({reached})"),
+            QueueSeen::DropsRose(d) => format!(
+                "it dropped {d} segment(s) during the {} window{}",
+                self.window(),
+                if self.snap.counter_delta(LISTEN_OVERFLOWS).is_some() {
+                    " while ListenOverflows rose"
+                } else {
+                    " (ListenOverflows could not be read to tell overflows from other drops)"
+                }
+            ),
+        };
+        format!(
+            "{who} loses connection attempts to accept-queue overflow: {how}. With B = {b} about {cap} \
+             established connections can wait for accept(); the rest are dropped."
+        )
+    }
+
+    fn dropped(&self, earlier: u32, l: &Subject) -> String {
+        format!(
+            "{} dropped {earlier} segment(s) before this observation, none {}: a burst has probably \
+             overflowed it before. sk_drops counts every segment dropped at the listener (SYNs and their \
+             retransmits, final ACKs, TCP_DEFER_ACCEPT's bare ACKs), not clients, and never goes down while \
+             the socket lives: a fix applied since (a reload keeps the socket) leaves the count where it is.",
+            l.who,
+            if self.snap.windowed() {
+                format!("during the {} window", self.window())
+            } else {
+                "that this single sample can time".into()
+            }
+        )
+    }
+
+    fn namespace_overflow(&self, overflows: u64, whose: Whose) -> String {
+        format!(
+            "TcpExt ListenOverflows rose by {overflows} during the {} window: {} overflowed its accept queue.",
+            self.window(),
+            match whose {
+                Whose::OutsideScope =>
+                    "a listener outside the scope (run without TARGET to see all)",
+                Whose::DropsUnknown => "a listener whose drops this kernel does not report",
+                Whose::ClosedOrHidden =>
+                    "a listener that closed during the window, or one not visible here",
+            }
+        )
+    }
+}
+
+fn not_listening(target: &str, ip: Option<IpAddr>, elsewhere: &[SocketAddr]) -> String {
+    let mut s = format!(
+        "nothing listens on {target} in this network namespace: clients get \"Connection refused\" \
+         at once (an RST to their SYN), not resets of accepted connections or timeouts."
+    );
+    if !elsewhere.is_empty() {
+        let list: Vec<String> = elsewhere.iter().map(|a| a.to_string()).collect();
+        s.push_str(&format!(
+            " {} listen{} on that port; {} not among {} addresses.",
+            list.join(", "),
+            if list.len() == 1 { "s" } else { "" },
+            match ip {
+                Some(ip) => format!("{ip} is"),
+                None => "the address asked for is".into(),
+            },
+            if list.len() == 1 { "its" } else { "their" },
+        ));
+    }
+    s
+}
+
+fn capped(somaxconn: u32, who: &str) -> String {
+    format!(
+        "The backlog of {who} equals {SOMAXCONN} ({somaxconn}): a larger request to listen() \
+         would have been cut to it{}.",
+        if somaxconn < MODERN_SOMAXCONN {
+            format!(", and that is below the modern default of {MODERN_SOMAXCONN}")
+        } else {
+            ", and this listener overflowed or came close".to_string()
+        }
+    )
+}
+
+fn small_app_backlog(
+    somaxconn: Option<u32>,
+    runtime_default: Option<&'static str>,
+    l: &Subject,
+) -> String {
+    format!(
+        "{} asked listen() for a backlog of only {}{}; {}. A burst of more than {} simultaneous \
+         connects overflows it.",
+        l.who,
+        l.b,
+        runtime_default
+            .map(|r| format!(" — {r}'s default"))
+            .unwrap_or_default(),
+        match somaxconn {
+            Some(s) => format!("{SOMAXCONN} ({s}) would allow more"),
+            None => format!("{SOMAXCONN} could not be read, but no kernel default is that low"),
+        },
+        l.cap
+    )
+}
+
+fn syn_queue_cookies(cookies: u64, who: &str) -> String {
+    format!(
+        "the SYN queue of {who} filled up and {cookies} SYN cookie(s) were sent instead \
+         (TCPReqQFullDoCookies +{cookies}): connects still succeed, but a cookie handshake whose final ACK \
+         meets a full accept queue is dropped without a reset (only ListenOverflows and SyncookiesRecv count \
+         it) and hangs until room appears, and the kernel logs \"Possible SYN flooding\" for what may be a \
+         legitimate burst. The SYN queue holds as many requests as the accept queue (B+1; B on kernels \
+         before early 2025)."
+    )
+}
+
+/// For a finding that covers listeners alike: how many others, whose, and whose figures.
+fn also_alike(f: &Finding, l: &Subject) -> String {
+    let grouped = matches!(
+        f.fact,
+        Fact::Overflow { .. }
+            | Fact::Dropped { .. }
+            | Fact::High
+            | Fact::Capped { .. }
+            | Fact::ChangedAfterListen { .. }
+            | Fact::SmallAppBacklog { .. }
+    );
+    if !grouped || f.listeners.len() <= 1 {
+        return String::new();
+    }
+    let whose = match l.v.and_then(|v| v.process().map(|p| (p, v.owners.len()))) {
+        Some((p, 1)) => format!(" of the same process ({p})"),
+        Some((p, _)) => format!(" of the same processes ({p})"),
+        None => " (their processes are unknown)".to_string(),
+    };
+    let figures = if matches!(
+        f.fact,
+        Fact::Overflow { .. } | Fact::Dropped { .. } | Fact::High
+    ) {
+        "; the figures above are the worst one's, each listener's own are in --json"
+    } else {
+        ""
+    };
+    format!(
+        " The same finding applies to {} other listener(s){whose} with the same backlog of {}{figures}.",
+        f.listeners.len() - 1,
+        l.b
+    )
+}
+
+/// docs/kernel.md §3: what clients whose SYN meets a full accept queue see.
+const SYN_DROPPED: &str = "Clients whose SYN arrives while the accept queue is full are dropped silently: they sit in \
+                           SYN_SENT and retransmit the SYN (1 s apart at first on recent kernels, then at doubling \
+                           intervals), so they see connects taking seconds, and ETIMEDOUT after about 2 minutes (131 s on \
+                           recent kernels, 127 s on older ones) if the queue never drains.";
+
+/// What clients of a SYN cookie handshake see when its final ACK meets a full accept queue.
+const COOKIE_HANGS: &str = " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
+                            think they are connected and hang until room appears (until the client gives up, for protocols where \
+                            the server speaks first).";
+
+impl Words<'_> {
     /// docs/kernel.md §3: what the clients of an overflowing listener experience, by setting.
     fn clients(&self, accept_overflow: bool) -> String {
         let s = &self.snap.sysctls;
         let abort = s.tcp_abort_on_overflow;
-        let syn_part = "Clients whose SYN arrives while the accept queue is full are dropped silently: they sit in \
-                        SYN_SENT and retransmit the SYN (1 s apart at first on recent kernels, then at doubling \
-                        intervals), so they see connects taking seconds, and ETIMEDOUT after about 2 minutes (131 s on \
-                        recent kernels, 127 s on older ones) if the queue never drains.";
+        let syn_part = SYN_DROPPED;
         let cookie_part = if s.tcp_syncookies == Some(0) {
             ""
         } else {
-            " Handshakes answered with a SYN cookie are never reset: if their final ACK finds the queue full they \
-             think they are connected and hang until room appears (until the client gives up, for protocols where \
-             the server speaks first)."
-        };
-        // Request lifetime: the SYN-ACK is sent 1 + tcp_synack_retries times, the timeout
-        // doubling from 1 s up to TCP_RTO_MAX (120 s); `reqsk_timer_handler` retries less when
-        // the SYN queue is clogged, so this is an upper bound.
-        let lifetime = match s.tcp_synack_retries {
-            Some(r) => {
-                let secs: u64 = (0..=u64::from(r.min(255)))
-                    .map(|i| if i < 7 { 1u64 << i } else { 120 })
-                    .sum();
-                format!(
-                    "after at most about {secs} s with net.ipv4.tcp_synack_retries={r}, less when the SYN \
-                     queue is clogged"
-                )
-            }
-            None => "after a time set by net.ipv4.tcp_synack_retries, which could not be read (about 63 s \
-                     at its default of 5)"
-                .to_string(),
+            COOKIE_HANGS
         };
         if !accept_overflow {
             return format!(
                 "What clients see: SYNs dropped from a full SYN queue get no answer, so those clients retransmit \
                  the SYN after 1 s and then at growing intervals: slow connects, and ETIMEDOUT after about 2 \
-                 minutes if the queue stays full. No resets: net.ipv4.tcp_abort_on_overflow (now {}) only concerns \
+                 minutes if the queue stays full. No resets: {ABORT_ON_OVERFLOW} (now {}) only concerns \
                  final ACKs that meet a full accept queue.",
                 num(abort)
             );
         }
         match abort {
             Some(1) => format!(
-                "What clients see, with net.ipv4.tcp_abort_on_overflow=1: a client whose final ACK finds the accept \
+                "What clients see, with {ABORT_ON_OVERFLOW}=1: a client whose final ACK finds the accept \
                  queue full is answered with RST at once, so connect() succeeds and its first read or write fails \
                  with \"Connection reset by peer\" (ECONNRESET). {syn_part}{cookie_part}"
             ),
             _ => format!(
-                "What clients see, with net.ipv4.tcp_abort_on_overflow={}: no immediate resets{}. {syn_part} \
+                "What clients see, with {ABORT_ON_OVERFLOW}={}: no immediate resets{}. {syn_part} \
                  Clients whose final ACK is dropped believe they are connected: their request stalls until the \
                  server's SYN-ACK retransmission (1, 3, 7, 15, 31 s) finds room; if the handshake expires first \
-                 ({lifetime}) their next segment is answered with RST, a late \"Connection reset by peer\".{cookie_part}",
+                 ({}) their next segment is answered with RST, a late \"Connection reset by peer\".{cookie_part}",
                 num(abort),
                 if abort.is_none() {
                     " if it is 0, its default; if it is 1, the final ACKs that meet a full queue are answered \
                      with RST at once"
                 } else {
                     ""
-                }
+                },
+                request_lifetime(s.tcp_synack_retries)
             ),
         }
     }
+}
 
-    /// The sentence of one step, with its command quoted.
-    // Long on purpose: one arm per `Action`, every step's words in one place.
+/// How long a request socket lives: the SYN-ACK is sent 1 + tcp_synack_retries times, the
+/// timeout doubling from 1 s up to TCP_RTO_MAX (120 s); `reqsk_timer_handler` retries less
+/// when the SYN queue is clogged, so this is an upper bound.
+fn request_lifetime(synack_retries: Option<u32>) -> String {
+    match synack_retries {
+        Some(r) => {
+            let secs: u64 = (0..=u64::from(r.min(255)))
+                .map(|i| if i < 7 { 1u64 << i } else { 120 })
+                .sum();
+            format!(
+                "after at most about {secs} s with {SYNACK_RETRIES}={r}, less when the SYN \
+                 queue is clogged"
+            )
+        }
+        None => format!(
+            "after a time set by {SYNACK_RETRIES}, which could not be read (about 63 s \
+             at its default of 5)"
+        ),
+    }
+}
+
+impl Words<'_> {
+    /// The sentence of one step, with its command quoted: one arm per `Action`, each a
+    /// sentence or a function of its own.
     fn step(&self, s: &Step, ctx: &StepCtx) -> String {
-        let at = &s.at;
-        let with_cmd = |text: String| match &s.command {
-            Some(c) => format!("{text}: {}", code(c)),
-            None => text,
-        };
         match &s.action {
-            Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value, at),
-            Action::AppBacklog { runtime, value } => {
-                // What it asked for is inferred, never known: say what the socket has.
-                let now = match ctx.plan.map(|p| p.backlog.asked) {
-                    Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
-                    Some(Asked::AtLeast(b)) => format!(
-                        " (the socket has {b}, somaxconn's value when it listened: the request may have \
-                         been larger, so make sure it is {value})"
-                    ),
-                    _ => String::new(),
-                };
-                format!(
-                    "have the application ask listen() for a backlog of {value}{now}: {}",
-                    knob(*runtime, *value)
-                )
-            }
-            Action::PostgresMaxConnections { value } => {
-                let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
-                format!(
-                    "PostgreSQL asks listen() for 2 × MaxBackends (max_connections + autovacuum_max_workers + \
-                     max_worker_processes + max_wal_senders + 1: 244 with the defaults; 2 × max_connections in \
-                     newer releases), clamped to {} up to release 15, so somaxconn alone does not change it: set max_connections \
-                     to {value} for a backlog of at least {n}, with {} or in postgresql.conf. max_connections also \
-                     sizes shared memory and lets that many backends run at once: a pooler such as PgBouncer in \
-                     front, which absorbs the burst on its own backlog, is the usual alternative",
-                    runtime::POSTGRES_CLAMP,
-                    code(&format!("ALTER SYSTEM SET max_connections = {value};"))
-                )
-            }
-            Action::Relisten { runtime, how, pid } => {
-                let after = ctx.plan.is_some_and(|p| {
-                    p.steps
-                        .iter()
-                        .any(|x| matches!(x.action, Action::Sysctl { .. }))
-                });
-                let after = if after { "after the steps above, " } else { "" };
-                match how {
-                    Relisten::Reload => format!(
-                        "{}; a reload calls listen() again only when the backlog= value changed: if Send-Q does \
-                         not become {} (the directive already said so), restart nginx instead",
-                        with_cmd(format!(
-                            "{after}reload {} so it calls listen() again on the same socket, which takes the new \
-                             backlog and re-reads somaxconn without losing a connection (the socket and its drop \
-                             count stay){}",
-                            runtime.map(Runtime::name).unwrap_or("the server"),
-                            if pid.is_some() { "" } else { " (e.g. `nginx -s reload`)" }
-                        )),
-                        ctx.plan
-                            .and_then(|p| p.backlog.target)
-                            .map(|n| n.to_string())
-                            .unwrap_or_else(|| "the new backlog".into())
-                    ),
-                    Relisten::Restart => format!(
-                        "{after}restart {}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
-                         called, so no change reaches a socket that is already listening; connections still \
-                         queued at that moment are reset{}",
-                        runtime.map(Runtime::name).unwrap_or("the server"),
-                        restart_note(*runtime)
-                    ),
-                }
-            }
+            Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value),
+            Action::AppBacklog { runtime, value } => app_backlog_step(*runtime, *value, ctx),
+            Action::PostgresMaxConnections { value } => postgres_step(*value, ctx),
+            Action::Relisten { runtime, how, pid } => relisten_step(s, *runtime, *how, *pid, ctx),
             Action::AcceptFaster => "make accept() keep up: a dedicated acceptor thread, no work on the accept \
                                      path, enough workers; a backlog only absorbs bursts, and if arrivals outrun \
                                      accept() any queue fills"
                 .into(),
-            Action::CheckDropsHeld { .. } => {
-                let d = ctx
-                    .view
-                    .and_then(|v| v.drops)
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default();
-                let how = match &s.command {
-                    Some(c) => format!("watch it during the next burst with {}", code(c)),
-                    None => "watch it during the next burst with `backlogctl watch`, run in that namespace".into(),
-                };
-                format!(
-                    "check that the fix held: the drop count{d} never goes down while the socket lives, so \
-                     {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
-                )
-            }
+            Action::CheckDropsHeld { .. } => check_drops_step(s, ctx),
             Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
                                          overloaded, stuck); give every socket of the group the same backlog; \
                                          restart or remove a stuck member"
                 .into(),
-            Action::FindOverflowingListener => with_cmd(
+            Action::FindOverflowingListener => with_command(
+                s,
                 "find the listener that overflowed: run doctor without a target and with a longer window, \
                  during a burst"
                     .into(),
@@ -434,13 +453,14 @@ impl Words<'_> {
                 .into(),
             Action::KeepAbortOnOverflow => match self.snap.sysctls.tcp_abort_on_overflow {
                 Some(a) => format!(
-                    "nothing to change here: net.ipv4.tcp_abort_on_overflow={a} lets clients recover from a \
+                    "nothing to change here: {ABORT_ON_OVERFLOW}={a} lets clients recover from a \
                      dropped final ACK; setting it to 1 would only turn these stalls into resets. The queue's own \
                      plan is the fix"
                 ),
-                None => "net.ipv4.tcp_abort_on_overflow could not be read: at 0 (its default) clients recover \
-                         from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
-                    .into(),
+                None => format!(
+                    "{ABORT_ON_OVERFLOW} could not be read: at 0 (its default) clients recover \
+                     from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
+                ),
             },
             Action::RaiseIfRealClients => "with SYN cookies on, a full SYN queue costs only a log line and cookie \
                                            handshakes: raise the listener's backlog only if these are real \
@@ -449,17 +469,12 @@ impl Words<'_> {
         }
     }
 
-    fn sysctl_step(&self, s: &Step, knob: Knob, value: u32, at: &Where) -> String {
+    fn sysctl_step(&self, s: &Step, knob: Knob, value: u32) -> String {
         let key = knob.key();
-        let place = match at {
-            Where::Host => "on the host".to_string(),
-            Where::Named(n) => format!("in the network namespace {n}"),
-            Where::Path(p) => format!("in the network namespace {p}"),
-            Where::Pid { pid, .. } => format!("in the network namespace of pid {pid}"),
-            Where::Unknown => "in the listener's network namespace".to_string(),
-        };
+        let place = place(&s.at);
+        let unread = s.no_command == Some(NoCommand::ValueUnread);
         let what = match knob {
-            Knob::Somaxconn if self.snap.sysctls.somaxconn.is_none() => format!(
+            Knob::Somaxconn if unread => format!(
                 "make sure {key} is at least {value} {place} (it could not be read here, so no command is given: \
                  check it with `sysctl {key}`)"
             ),
@@ -474,111 +489,235 @@ impl Words<'_> {
                  plan"
             ),
         };
-        let mut text = match &s.command {
-            Some(c) => format!("{what}: {}", code(c)),
-            None if self.snap.sysctls.somaxconn.is_none() && knob == Knob::Somaxconn => what,
-            None => format!(
+        let mut text = match (&s.command, s.no_command) {
+            (Some(c), _) => format!("{what}: {}", code(c)),
+            (None, Some(NoCommand::ValueUnread)) if knob == Knob::Somaxconn => what,
+            // An unread tcp_syncookies lands here too and is told as an unknown namespace, as it
+            // was before NoCommand: its own words ("could not be read") would change the output.
+            (None, _) => format!(
                 "{what} (backlogctl could not tell which namespace that is, so no command is given: run it with \
                  --netns NAME or --pid PID for the exact one)"
             ),
         };
-        let keep = match at {
-            Where::Host => s
-                .persist
-                .as_deref()
-                .map(|p| format!("; to keep it after a reboot: {}", code(p))),
-            Where::Named(n) => Some(format!(
-                "; it lasts as long as the namespace: set it wherever {n} is set up, to keep it"
-            )),
-            _ if at.container() => Some(format!(
-                "; the host's sysctl.conf does not reach a container: to keep it, set it where the container is \
-                 defined, {} or a Kubernetes pod's {}{}",
-                code(&format!("docker run --sysctl {key}={value}")),
-                code(&format!(
-                    "securityContext.sysctls: [{{name: {key}, value: \"{value}\"}}]"
-                )),
-                if knob.k8s_safe() {
-                    String::new()
-                } else {
-                    format!(
-                        " (an unsafe sysctl: the kubelet must allow it, {})",
-                        code(&format!("--allowed-unsafe-sysctls={key}"))
-                    )
-                }
-            )),
-            _ => None,
-        };
-        if let Some(k) = keep {
+        if let Some(k) = keep_note(s, knob, value) {
             text.push_str(&k);
         }
         text
     }
 }
 
+/// The step's text, with its command quoted when it has one.
+fn with_command(s: &Step, text: String) -> String {
+    match &s.command {
+        Some(c) => format!("{text}: {}", code(c)),
+        None => text,
+    }
+}
+
+/// How a sysctl set by a step lasts: a file on the host, the namespace's own setup, or the
+/// container's definition.
+fn keep_note(s: &Step, knob: Knob, value: u32) -> Option<String> {
+    let key = knob.key();
+    match &s.at {
+        Where::Host => s
+            .persist
+            .as_deref()
+            .map(|p| format!("; to keep it after a reboot: {}", code(p))),
+        Where::Named(n) => Some(format!(
+            "; it lasts as long as the namespace: set it wherever {n} is set up, to keep it"
+        )),
+        at if at.container() => Some(format!(
+            "; the host's sysctl.conf does not reach a container: to keep it, set it where the container is \
+             defined, {} or a Kubernetes pod's {}{}",
+            code(&format!("docker run --sysctl {key}={value}")),
+            code(&format!(
+                "securityContext.sysctls: [{{name: {key}, value: \"{value}\"}}]"
+            )),
+            if knob.k8s_safe() {
+                String::new()
+            } else {
+                format!(
+                    " (an unsafe sysctl: the kubelet must allow it, {})",
+                    code(&format!("--allowed-unsafe-sysctls={key}"))
+                )
+            }
+        )),
+        _ => None,
+    }
+}
+
+fn app_backlog_step(runtime: Option<Runtime>, value: u32, ctx: &StepCtx) -> String {
+    // What it asked for is inferred, never known: say what the socket has.
+    let now = match ctx.plan.map(|p| p.backlog.asked) {
+        Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
+        Some(Asked::AtLeast(b)) => format!(
+            " (the socket has {b}, somaxconn's value when it listened: the request may have \
+             been larger, so make sure it is {value})"
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "have the application ask listen() for a backlog of {value}{now}: {}",
+        knob(runtime, value)
+    )
+}
+
+fn postgres_step(value: u32, ctx: &StepCtx) -> String {
+    let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
+    let lever = POSTGRES_LEVER;
+    format!(
+        "PostgreSQL asks listen() for 2 × MaxBackends ({lever} + autovacuum_max_workers + \
+         max_worker_processes + max_wal_senders + 1: {} with the defaults; 2 × {lever} in \
+         newer releases), clamped to {} up to release 15, so somaxconn alone does not change it: set {lever} \
+         to {value} for a backlog of at least {n}, with {} or in postgresql.conf. {lever} also \
+         sizes shared memory and lets that many backends run at once: a pooler such as PgBouncer in \
+         front, which absorbs the burst on its own backlog, is the usual alternative",
+        runtime::POSTGRES_DEFAULT_BACKLOG,
+        runtime::POSTGRES_CLAMP,
+        code(&format!("ALTER SYSTEM SET {lever} = {value};"))
+    )
+}
+
+fn relisten_step(
+    s: &Step,
+    runtime: Option<Runtime>,
+    how: Relisten,
+    pid: Option<u32>,
+    ctx: &StepCtx,
+) -> String {
+    let after = ctx.plan.is_some_and(|p| {
+        p.steps
+            .iter()
+            .any(|x| matches!(x.action, Action::Sysctl { .. }))
+    });
+    let after = if after { "after the steps above, " } else { "" };
+    let server = runtime.map(Runtime::name).unwrap_or("the server");
+    match how {
+        Relisten::Reload => format!(
+            "{}; a reload calls listen() again only when the backlog= value changed: if Send-Q does \
+             not become {} (the directive already said so), restart nginx instead",
+            with_command(
+                s,
+                format!(
+                    "{after}reload {server} so it calls listen() again on the same socket, which takes the new \
+                     backlog and re-reads somaxconn without losing a connection (the socket and its drop \
+                     count stay){}",
+                    if pid.is_some() {
+                        ""
+                    } else {
+                        " (e.g. `nginx -s reload`)"
+                    }
+                )
+            ),
+            ctx.plan
+                .and_then(|p| p.backlog.target)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "the new backlog".into())
+        ),
+        Relisten::Restart => format!(
+            "{after}restart {server}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
+             called, so no change reaches a socket that is already listening; connections still \
+             queued at that moment are reset{}",
+            restart_note(runtime)
+        ),
+    }
+}
+
+fn check_drops_step(s: &Step, ctx: &StepCtx) -> String {
+    let d = ctx
+        .view
+        .and_then(|v| v.drops)
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    let how = match &s.command {
+        Some(c) => format!("watch it during the next burst with {}", code(c)),
+        None => {
+            "watch it during the next burst with `backlogctl watch`, run in that namespace".into()
+        }
+    };
+    format!(
+        "check that the fix held: the drop count{d} never goes down while the socket lives, so \
+         {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
+    )
+}
+
 /// What a restart means for this runtime, where a lighter way looks as if it would do
 /// (checked on the real servers, docs/kernel.md §7).
-fn restart_note(runtime: Option<Runtime>) -> &'static str {
+fn restart_note(runtime: Option<Runtime>) -> String {
     match runtime {
-        None => {
-            " (a Go server reads somaxconn once, at its first listen: the restart is what makes it ask for \
-             the new value)"
-        }
+        None => " (a Go server reads somaxconn once, at its first listen: the restart is what makes it ask for \
+                  the new value)"
+            .into(),
         Some(Runtime::Gunicorn) => {
-            " (a HUP reloads the configuration but keeps the listening socket and its backlog)"
+            " (a HUP reloads the configuration but keeps the listening socket and its backlog)".into()
         }
-        Some(Runtime::Redis) => " (tcp-backlog is read only at start: CONFIG SET refuses it)",
-        Some(Runtime::Postgres) => {
-            " (`pg_ctl restart`: a reload does not change max_connections nor the backlog)"
-        }
-        Some(Runtime::Nginx) => {
-            " (a reload calls listen() again only when the backlog= value changes, and it may already say \
-             the new value)"
-        }
-        _ => "",
+        Some(Runtime::Redis) => " (tcp-backlog is read only at start: CONFIG SET refuses it)".into(),
+        Some(Runtime::Postgres) => format!(
+            " (`pg_ctl restart`: a reload does not change {POSTGRES_LEVER} nor the backlog)"
+        ),
+        Some(Runtime::Nginx) => " (a reload calls listen() again only when the backlog= value changes, and it may \
+                                 already say the new value)"
+            .into(),
+        _ => String::new(),
+    }
+}
+
+/// `default 511`, `default: somaxconn`: what the runtime asks listen() for untold, as
+/// `runtime.rs` knows it.
+fn default_of(rt: Runtime) -> String {
+    match rt.default_backlog() {
+        DefaultBacklog::Fixed(n) => format!("default {n}"),
+        DefaultBacklog::Somaxconn => "default: somaxconn".into(),
+        DefaultBacklog::Derived => "default: derived".into(),
     }
 }
 
 /// How to make the application ask listen() for `n`, in its runtime's terms (docs/kernel.md,
 /// "Runtime defaults").
 fn knob(runtime: Option<Runtime>, n: u32) -> String {
-    match runtime {
-        Some(Runtime::Java) => format!(
-            "Java: pass the backlog, `new ServerSocket(port, {n})` or `channel.bind(addr, {n})` (default 50); \
-             Tomcat/Spring Boot: `server.tomcat.accept-count={n}` (acceptCount, default 100); \
-             Netty: `.option(ChannelOption.SO_BACKLOG, {n})` (default: somaxconn, read once at start)"
-        ),
-        Some(Runtime::Nginx) => {
-            format!(
-                "nginx: `backlog={n}` on the listen directive, e.g. `listen 80 backlog={n};` (default 511 on Linux)"
-            )
-        }
-        Some(Runtime::Node) => {
-            format!("Node.js: `server.listen({{ port, host, backlog: {n} }})` (default 511)")
-        }
-        Some(Runtime::Gunicorn) => {
-            format!("gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; default 2048)")
-        }
-        Some(Runtime::Uvicorn) => format!("uvicorn: `--backlog {n}` (default 2048)"),
-        Some(Runtime::PythonHttpServer) => format!(
-            "Python socketserver/http.server: set `request_queue_size = {n}` on the server class (default 5)"
-        ),
-        Some(Runtime::Python) => format!(
-            "Python: `sock.listen({n})` (default 128; `listen(-1)` gives 0), asyncio `start_server(..., backlog={n})` (default 100)"
-        ),
-        Some(Runtime::Redis) => format!(
-            "Redis: `tcp-backlog {n}` in redis.conf or `--tcp-backlog {n}` (default 511; not settable with CONFIG SET)"
-        ),
-        Some(Runtime::Postgres) => format!("PostgreSQL: see max_connections (backlog {n})"),
-        Some(Runtime::Haproxy) => {
-            format!("HAProxy: `backlog {n}` in the frontend (default: derived from its maxconn)")
-        }
-        Some(Runtime::Envoy) => {
-            format!("Envoy: `tcp_backlog_size: {n}` on the listener (default: somaxconn on Linux)")
-        }
-        Some(Runtime::Httpd) => format!("Apache httpd: `ListenBacklog {n}` (default 511)"),
-        None => format!(
+    let Some(rt) = runtime else {
+        return format!(
             "pass {n} as the backlog argument of listen() (Go's net.Listen asks for somaxconn, read once at its \
-             first listen; Rust std's TcpListener asks for 128, socket2 lets you choose)"
+             first listen; Rust std's TcpListener asks for {}, socket2 lets you choose)",
+            runtime::RUST_STD_BACKLOG
+        );
+    };
+    let default = default_of(rt);
+    match rt {
+        Runtime::Java => format!(
+            "Java: pass the backlog, `new ServerSocket(port, {n})` or `channel.bind(addr, {n})` ({default}); \
+             Tomcat/Spring Boot: `server.tomcat.accept-count={n}` (acceptCount, default {}); \
+             Netty: `.option(ChannelOption.SO_BACKLOG, {n})` (default: somaxconn, read once at start)",
+            runtime::TOMCAT_ACCEPT_COUNT
         ),
+        Runtime::Nginx => format!(
+            "nginx: `backlog={n}` on the listen directive, e.g. `listen 80 backlog={n};` ({default} on Linux)"
+        ),
+        Runtime::Node => {
+            format!("Node.js: `server.listen({{ port, host, backlog: {n} }})` ({default})")
+        }
+        Runtime::Gunicorn => {
+            format!("gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; {default})")
+        }
+        Runtime::Uvicorn => format!("uvicorn: `--backlog {n}` ({default})"),
+        Runtime::PythonHttpServer => format!(
+            "Python socketserver/http.server: set `request_queue_size = {n}` on the server class ({default})"
+        ),
+        Runtime::Python => format!(
+            "Python: `sock.listen({n})` ({default}; `listen(-1)` gives 0), asyncio `start_server(..., backlog={n})` \
+             (default {})",
+            runtime::ASYNCIO_BACKLOG
+        ),
+        Runtime::Redis => format!(
+            "Redis: `tcp-backlog {n}` in redis.conf or `--tcp-backlog {n}` ({default}; not settable with CONFIG SET)"
+        ),
+        Runtime::Postgres => format!("PostgreSQL: see {POSTGRES_LEVER} (backlog {n})"),
+        Runtime::Haproxy => {
+            format!("HAProxy: `backlog {n}` in the frontend ({default} from its maxconn)")
+        }
+        Runtime::Envoy => {
+            format!("Envoy: `tcp_backlog_size: {n}` on the listener ({default} on Linux)")
+        }
+        Runtime::Httpd => format!("Apache httpd: `ListenBacklog {n}` ({default})"),
     }
 }

@@ -8,9 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::Sysctl;
+
 mod scope;
 mod window;
 pub use scope::{Scope, Target, parse_targets};
+pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions.
@@ -102,6 +105,30 @@ pub struct Sysctls {
     /// net.ipv4.tcp_synack_retries: request-socket lifetime.
     #[serde(default)]
     pub tcp_synack_retries: Option<u32>,
+}
+
+impl Sysctls {
+    /// The value of one of them; None when it could not be read.
+    pub(crate) fn get(&self, key: Sysctl) -> Option<u32> {
+        match key {
+            Sysctl::Somaxconn => self.somaxconn,
+            Sysctl::TcpMaxSynBacklog => self.tcp_max_syn_backlog,
+            Sysctl::TcpSyncookies => self.tcp_syncookies,
+            Sysctl::TcpAbortOnOverflow => self.tcp_abort_on_overflow,
+            Sysctl::TcpSynackRetries => self.tcp_synack_retries,
+        }
+    }
+
+    pub(crate) fn set(&mut self, key: Sysctl, value: Option<u32>) {
+        let field = match key {
+            Sysctl::Somaxconn => &mut self.somaxconn,
+            Sysctl::TcpMaxSynBacklog => &mut self.tcp_max_syn_backlog,
+            Sysctl::TcpSyncookies => &mut self.tcp_syncookies,
+            Sysctl::TcpAbortOnOverflow => &mut self.tcp_abort_on_overflow,
+            Sysctl::TcpSynackRetries => &mut self.tcp_synack_retries,
+        };
+        *field = value;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,33 +236,113 @@ pub struct Owner {
 /// Something that could not be observed. Renderers print these so that an absent value is
 /// never mistaken for a zero.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SaidGap")]
 pub struct Gap {
-    /// What is missing: `process-owners`, `counters`, `sysctl`, `skmeminfo`, ...
+    /// What is missing: `process-owners`, `counters`, a sysctl's dotted name, `skmeminfo`, ...
     pub what: String,
     /// Why, and what would fix it.
     pub reason: String,
+    /// What kind of gap it is; not in the file, which says it only in `what` and `reason`.
+    #[serde(skip)]
+    kind: GapKind,
+}
+
+/// The kinds of gap whose handling differs. Everything else is `Unobserved`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GapKind {
+    /// SYN_RECV not counted, because no SYN queue of the namespace ever filled.
+    SynRecvNotCounted,
+    /// Processes not looked up, as asked (`--no-processes`).
+    OwnersNotLookedUp,
+    /// Processes named only for the listeners with findings.
+    OwnersNamedOnlyTroubled,
+    /// A value that could not be read, was denied or was set aside.
+    Unobserved,
+}
+
+impl GapKind {
+    /// A gap by design that cannot change a verdict: SYN_RECV not counted because no SYN
+    /// queue ever filled, processes not looked up on request or beyond the troubled listeners.
+    /// Text reports show these only when asked (`--verbose`); a denied read is never routine.
+    pub(crate) fn routine(self) -> bool {
+        !matches!(self, GapKind::Unobserved)
+    }
+
+    /// The kind of a gap known only by its words: a snapshot file (which stores none), or a
+    /// caller that has no constructor of its own. A file says which process-owners gap it
+    /// holds only in the reason's opening words, as the constructors below write them.
+    fn of_words(what: &str, reason: &str) -> GapKind {
+        match what {
+            SYN_RECV => GapKind::SynRecvNotCounted,
+            OWNERS if reason.starts_with(NOT_LOOKED_UP) => GapKind::OwnersNotLookedUp,
+            OWNERS if reason.starts_with(NAMED_ONLY) => GapKind::OwnersNamedOnlyTroubled,
+            _ => GapKind::Unobserved,
+        }
+    }
+}
+
+const SYN_RECV: &str = "syn-recv";
+const OWNERS: &str = "process-owners";
+const NOT_LOOKED_UP: &str = "not looked up";
+const NAMED_ONLY: &str = "processes named only";
+
+/// A gap as a file holds it.
+#[derive(Deserialize)]
+struct SaidGap {
+    what: String,
+    reason: String,
+}
+
+impl From<SaidGap> for Gap {
+    fn from(g: SaidGap) -> Gap {
+        Gap::new(g.what, g.reason)
+    }
 }
 
 impl Gap {
+    /// A gap told in words; its kind is read from them as from a file (`GapKind::of_words`).
     pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        let (what, reason) = (what.into(), reason.into());
         Gap {
-            what: what.into(),
-            reason: reason.into(),
+            kind: GapKind::of_words(&what, &reason),
+            what,
+            reason,
         }
     }
 
-    /// A gap by design that cannot change a verdict: SYN_RECV not counted because no SYN queue
-    /// ever filled, processes not looked up on request or beyond the troubled listeners. Text
-    /// reports show these only when asked (`--verbose`); a denied read is never routine.
-    pub fn routine(&self) -> bool {
-        match self.what.as_str() {
-            "syn-recv" => true,
-            "process-owners" => {
-                self.reason.starts_with("not looked up")
-                    || self.reason.starts_with("processes named only")
-            }
-            _ => false,
+    fn of_kind(kind: GapKind, what: &str, reason: String) -> Gap {
+        Gap {
+            what: what.to_string(),
+            reason,
+            kind,
         }
+    }
+
+    /// Processes not looked up, as asked (`--no-processes`).
+    pub fn owners_not_looked_up() -> Gap {
+        Gap::of_kind(
+            GapKind::OwnersNotLookedUp,
+            OWNERS,
+            format!("{NOT_LOOKED_UP} (--no-processes)"),
+        )
+    }
+
+    /// Processes named only for the `named` listeners with findings, `skipped` others not.
+    pub fn owners_named_only_troubled(named: usize, skipped: usize) -> Gap {
+        Gap::of_kind(
+            GapKind::OwnersNamedOnlyTroubled,
+            OWNERS,
+            format!(
+                "{NAMED_ONLY} for the {named} listener(s) with findings; {skipped} others not \
+                 looked up (naming every process reads /proc/*/fd, as `ss -p` does; `backlogctl \
+                 snapshot` names them all)"
+            ),
+        )
+    }
+
+    /// See `GapKind::routine`.
+    pub fn routine(&self) -> bool {
+        self.kind.routine()
     }
 }
 
@@ -376,6 +483,12 @@ impl Snapshot {
             _ => 0,
         }
     }
+
+    /// More than one sample over a non-zero window: deltas (counters, drops) mean something.
+    /// A single sample, or samples all taken at one instant, tell only the state now.
+    pub(crate) fn windowed(&self) -> bool {
+        self.window_us() > 0
+    }
 }
 
 /// Milliseconds since the epoch as `2026-11-25T02:00:01.123Z` (civil-from-days, H. Hinnant).
@@ -403,6 +516,34 @@ pub fn rfc3339(unix_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gaps_kind_survives_the_file_that_does_not_store_it() {
+        let made = [
+            Gap::owners_not_looked_up(),
+            Gap::owners_named_only_troubled(1, 9999),
+            Gap::new("syn-recv", "SYN_RECV not counted"),
+            Gap::new("process-owners", "cannot list /proc: EACCES"),
+        ];
+        let kinds = made.iter().map(|g| g.kind).collect::<Vec<_>>();
+        assert_eq!(
+            kinds,
+            [
+                GapKind::OwnersNotLookedUp,
+                GapKind::OwnersNamedOnlyTroubled,
+                GapKind::SynRecvNotCounted,
+                GapKind::Unobserved,
+            ]
+        );
+        let json = serde_json::to_string(&made).unwrap();
+        assert!(!json.contains("kind"), "{json}");
+        let read: Vec<Gap> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, made);
+        assert_eq!(
+            made[0],
+            Gap::new("process-owners", "not looked up (--no-processes)")
+        );
+    }
 
     #[test]
     fn drops_are_counted_across_the_32_bit_wrap() {

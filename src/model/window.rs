@@ -1,6 +1,7 @@
 //! One listener's accept queue at its fullest over a window, and the name of the processes
 //! holding it: the one definition of the queue's capacity, "full", the fill percentage, the
-//! 80% mark and the process label, read by doctor, watch, lab and the renderers.
+//! 80% mark, the process label and the window's length in words, read by doctor, watch, lab
+//! and the renderers.
 
 use super::Owner;
 
@@ -39,6 +40,15 @@ impl QueuePeak {
     /// Half of the capacity reached.
     pub fn half_full(self) -> bool {
         u64::from(self.peak) * 2 >= self.capacity()
+    }
+}
+
+/// A window's length as reports write it: `700 ms` below a second, then `1.5 s`.
+pub(crate) fn window_length(ms: u64) -> String {
+    if ms >= 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
     }
 }
 

@@ -52,13 +52,11 @@ pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
 
 /// `network namespace 4026532177 "blue": nginx[123], sleep[456] (container 3f2a9c1b0d4e)`.
 fn describe(ns: &Entry) -> String {
-    let mut s = match ns.inode {
-        Some(inode) => format!("network namespace {inode}"),
-        None => "network namespace (inode unknown)".to_string(),
-    };
-    if !ns.names.is_empty() {
-        s.push_str(&format!(" ({})", ns.names.join(", ")));
-    }
+    let mut s = super::netns_label(&crate::model::Netns {
+        inode: ns.inode,
+        names: ns.names.clone(),
+        ..Default::default()
+    });
     let procs: Vec<String> = ns
         .processes
         .iter()

@@ -9,6 +9,7 @@ use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, pr
 use super::{Style, paint, severity_word, wrap};
 use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
 use crate::error::{Error, Result};
+use crate::model::window_length;
 
 /// Findings of one rule printed in full before the rest are only listed.
 const FULL_PER_RULE: usize = 5;
@@ -27,9 +28,19 @@ pub fn text(w: &mut dyn Write, report: &Report, style: Style) -> Result<()> {
     write_text(w, report, style).map_err(Error::Output)
 }
 
-// Long on purpose: the report's page, top to bottom.
+/// The report's page, top to bottom: the verdict's line, the listeners, the findings, what
+/// could not be observed.
 fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
-    let color = style.color;
+    wrap(w, style.width, &heading(r, style.color), "")?;
+    writeln!(w)?;
+    listeners(w, r, style)?;
+    findings(w, r, style)?;
+    gaps(w, r, style)
+}
+
+/// `CRITICAL: 2 problems on 1 listener(s) (700 ms window, 71 samples; kernel 6.18; host network
+/// namespace)`.
+fn heading(r: &Report, color: bool) -> String {
     let problems = r
         .findings
         .iter()
@@ -39,28 +50,13 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         "one sample".to_string()
     } else {
         format!(
-            "{:.1} s window, {} samples",
-            r.window_ms as f64 / 1000.0,
+            "{} window, {} samples",
+            window_length(r.window_ms),
             r.samples_taken
         )
     };
-    let ns = match (r.netns.initial, r.netns.names.first()) {
-        (_, Some(name)) => format!(
-            "network namespace {name}{}",
-            r.netns.inode.map(|i| format!(" ({i})")).unwrap_or_default()
-        ),
-        (Some(true), None) => "host network namespace".to_string(),
-        (Some(false), None) => format!(
-            "network namespace {}",
-            r.netns.inode.map(|i| i.to_string()).unwrap_or_default()
-        ),
-        (None, None) => match r.netns.inode {
-            Some(i) => format!("network namespace {i}"),
-            None => "network namespace unknown".to_string(),
-        },
-    };
-    let head = format!(
-        "{}: {} on {} listener(s) ({window}; kernel {}; {ns})",
+    format!(
+        "{}: {} on {} listener(s) ({window}; kernel {}; {})",
         paint(severity_word(r.verdict), r.verdict, color),
         match problems {
             0 => "no problem found".to_string(),
@@ -69,33 +65,41 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         },
         r.listeners.len(),
         r.kernel.as_deref().unwrap_or("unknown"),
-    );
-    wrap(w, style.width, &head, "")?;
-    writeln!(w)?;
+        super::netns_label(&r.netns),
+    )
+}
+
+/// `host network namespace`, `network namespace bpy (4026532177)`, `network namespace
+/// 4026532177`, `network namespace unknown`.
+/// The listener table, or a line saying there is none.
+fn listeners(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     if r.listeners.is_empty() {
-        writeln!(w, "No TCP listener in scope.")?;
-    } else {
-        let shown = table_rows(r);
-        // Rows end without the table's padding.
-        for line in listener_table(&shown, style.width).to_string().lines() {
-            writeln!(w, "{}", line.trim_end())?;
-        }
-        if shown.len() < r.listeners.len() {
-            writeln!(
-                w,
-                "... and {} more listener(s), quieter (--json lists every one)",
-                r.listeners.len() - shown.len()
-            )?;
-        }
+        return writeln!(w, "No TCP listener in scope.");
     }
+    let shown = table_rows(r);
+    // Rows end without the table's padding.
+    for line in listener_table(&shown, style.width).to_string().lines() {
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    if shown.len() < r.listeners.len() {
+        writeln!(
+            w,
+            "... and {} more listener(s), quieter (--json lists every one)",
+            r.listeners.len() - shown.len()
+        )?;
+    }
+    Ok(())
+}
+
+/// Every finding. On a big host one rule can fire on thousands of listeners: the first few
+/// are printed in full, the rest listed by address (all are in --json).
+fn findings(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     // Sockets of an SO_REUSEPORT group share the address: name the socket too.
     let mut per_addr: HashMap<String, usize> = HashMap::new();
     let mut printed = HashSet::new();
     for v in &r.listeners {
         *per_addr.entry(v.local.to_string()).or_default() += 1;
     }
-    // On a big host one rule can fire on thousands of listeners: the first few are printed in
-    // full, the rest listed by address (all are in --json).
     let mut shown: HashMap<(RuleId, Severity), usize> = HashMap::new();
     let mut held: Vec<&Finding> = Vec::new();
     for f in &r.findings {
@@ -108,6 +112,11 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         writeln!(w)?;
         finding(w, f, &per_addr, &mut printed, style)?;
     }
+    held_back(w, &held, style)
+}
+
+/// The findings beyond FULL_PER_RULE of their rule: one line per rule, then their addresses.
+fn held_back(w: &mut dyn Write, held: &[&Finding], style: Style) -> io::Result<()> {
     let mut rules: Vec<(RuleId, Severity)> = held.iter().map(|f| (f.id, f.severity)).collect();
     rules.dedup();
     for (id, sev) in rules {
@@ -121,12 +130,17 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         writeln!(
             w,
             "{} {}  on {} more listener(s), as above (--json has each):",
-            paint(&label, sev, color),
+            paint(&label, sev, style.color),
             id.as_str(),
             rest.len()
         )?;
         wrap(w, style.width, &address_list(&rest), "  ")?;
     }
+    Ok(())
+}
+
+/// What could not be observed; the routine gaps only when verbose.
+fn gaps(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     let gaps: Vec<_> = r
         .gaps
         .iter()
@@ -223,7 +237,6 @@ fn listener_table(listeners: &[&ListenerView], width: usize) -> Table {
 
 /// One finding. `shared`: addresses that several sockets (SO_REUSEPORT) share, named with
 /// their inode. `printed`: plans whose steps an earlier finding printed in full.
-// Long on purpose: one finding's block, top to bottom.
 fn finding(
     w: &mut dyn Write,
     f: &Finding,
@@ -231,7 +244,6 @@ fn finding(
     printed: &mut HashSet<usize>,
     style: Style,
 ) -> io::Result<()> {
-    let color = style.color;
     let label = format!("{:<8}", severity_word(f.severity));
     let name = |addr: &str, inode: Option<u64>| match inode {
         Some(i) if shared.get(addr).is_some_and(|n| *n > 1) => format!("{addr} (socket inode {i})"),
@@ -246,7 +258,7 @@ fn finding(
     writeln!(
         w,
         "{} {}{whom}",
-        paint(&label, f.severity, color),
+        paint(&label, f.severity, style.color),
         f.id.as_str()
     )?;
     wrap(w, style.width, &f.summary, "  ")?;
@@ -277,6 +289,16 @@ fn finding(
             "  ",
         )?;
     }
+    fix(w, f, printed, style)
+}
+
+/// A finding's fix: its steps, numbered, or a pointer to the same plan printed above.
+fn fix(
+    w: &mut dyn Write,
+    f: &Finding,
+    printed: &mut HashSet<usize>,
+    style: Style,
+) -> io::Result<()> {
     if let Some(plan) = f.fix.plan
         && !printed.insert(plan)
     {

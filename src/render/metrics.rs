@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::{self, Write};
 
-use crate::catalogue;
+use crate::catalogue::{self, Sysctl};
 use crate::collect::{NsScrape, Scrape};
 use crate::model::{Listener, Owner};
 
@@ -141,18 +141,21 @@ const LISTENER_FAMILIES: [(&str, &str, &str, Get); 4] = [
     ),
 ];
 
-const SYSCTLS: [&str; 5] = [
-    "net.core.somaxconn",
-    "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.tcp_abort_on_overflow",
-    "net.ipv4.tcp_synack_retries",
-];
-
 /// Writes every family of the collection, each once with the samples of every namespace (as
 /// the format requires), straight into `w`; with `exporter`, its own metrics too.
 pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) -> io::Result<()> {
     let nss: Vec<Ns> = scrape.namespaces.iter().map(Ns::new).collect();
+    namespace_families(w, &nss)?;
+    listener_families(w, &nss)?;
+    counter_families(w, &nss)?;
+    if let Some(e) = exporter {
+        exporter_families(w, scrape, e)?;
+    }
+    Ok(())
+}
+
+/// Who each namespace belongs to, and whether it could be read.
+fn namespace_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     family(
         w,
         "netns_info",
@@ -179,7 +182,11 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
         "Whether the namespace could be read in this scrape (0: it failed, vanished or was late).",
         nss.iter()
             .map(|ns| (&ns.label, u8::from(ns.scrape.value.is_some()))),
-    )?;
+    )
+}
+
+/// Per listener: its queue, backlog, drops and SYN_RECV, and its main process.
+fn listener_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
     for (name, kind, help, get) in LISTENER_FAMILIES {
         family(
@@ -207,7 +214,11 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
                 1,
             ))
         }),
-    )?;
+    )
+}
+
+/// Per namespace: the exported counters of the catalogue, and the listen-queue sysctls.
+fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     for (key, name, help) in catalogue::exported() {
         family(
             w,
@@ -228,37 +239,30 @@ pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) ->
         "Listen-queue sysctls of the network namespace.",
         nss.iter().flat_map(|ns| {
             let s = ns.scrape.value.as_ref().map(|s| &s.sysctls);
-            let values = s.map_or([None; 5], |s| {
-                [
-                    s.somaxconn,
-                    s.tcp_max_syn_backlog,
-                    s.tcp_syncookies,
-                    s.tcp_abort_on_overflow,
-                    s.tcp_synack_retries,
-                ]
-            });
-            SYSCTLS.iter().zip(values).filter_map(move |(name, v)| {
-                v.map(|v| (format!("{},name=\"{name}\"", ns.label), v))
+            Sysctl::ALL.into_iter().filter_map(move |key| {
+                let v = s?.get(key)?;
+                Some((format!("{},name=\"{}\"", ns.label, key.name()), v))
             })
         }),
+    )
+}
+
+/// What only the exporter says about itself: how long the scrape took, which build it is.
+fn exporter_families(w: &mut dyn Write, scrape: &Scrape, e: &Exporter) -> io::Result<()> {
+    family(
+        w,
+        "scrape_duration_seconds",
+        "gauge",
+        "Time this scrape took to collect every namespace.",
+        [("", format!("{:.6}", scrape.duration.as_secs_f64()))],
     )?;
-    if let Some(e) = exporter {
-        family(
-            w,
-            "scrape_duration_seconds",
-            "gauge",
-            "Time this scrape took to collect every namespace.",
-            [("", format!("{:.6}", scrape.duration.as_secs_f64()))],
-        )?;
-        family(
-            w,
-            "build_info",
-            "gauge",
-            "The backlogctl that serves these metrics (value 1).",
-            [(format!("version=\"{}\"", escape(e.version)), 1)],
-        )?;
-    }
-    Ok(())
+    family(
+        w,
+        "build_info",
+        "gauge",
+        "The backlogctl that serves these metrics (value 1).",
+        [(format!("version=\"{}\"", escape(e.version)), 1)],
+    )
 }
 
 /// Label values: backslash, double quote and newline escaped.

@@ -2,20 +2,18 @@
 //! (unlike `/proc/net`) already follows the calling thread's network namespace. Each value is
 //! an `Option`: unreadable or unparsable means unknown, recorded as a gap, never a default.
 
+use crate::catalogue::{Sysctl, sysctl_path};
 use crate::model::{Gap, Sysctls};
 
 const ROOT: &str = "/proc/sys";
 
 /// Reads the listen-queue sysctls of the calling thread's network namespace.
-pub fn read(gaps: &mut Vec<Gap>) -> Sysctls {
-    let mut one = |name: &str| read_one(name, gaps);
-    Sysctls {
-        somaxconn: one("net.core.somaxconn"),
-        tcp_max_syn_backlog: one("net.ipv4.tcp_max_syn_backlog"),
-        tcp_syncookies: one("net.ipv4.tcp_syncookies"),
-        tcp_abort_on_overflow: one("net.ipv4.tcp_abort_on_overflow"),
-        tcp_synack_retries: one("net.ipv4.tcp_synack_retries"),
+pub(crate) fn read(gaps: &mut Vec<Gap>) -> Sysctls {
+    let mut sysctls = Sysctls::default();
+    for key in Sysctl::ALL {
+        sysctls.set(key, read_one(key, gaps));
     }
+    sysctls
 }
 
 /// Kernel release (`uname -r`).
@@ -29,13 +27,15 @@ pub fn hostname() -> Option<String> {
     Some(text.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// `net.core.somaxconn` → `/proc/sys/net/core/somaxconn`.
+/// `net.core.somaxconn` → `/proc/sys/net/core/somaxconn`, for any sysctl (`explain` reads some
+/// that `Sysctl` does not list).
 pub fn path_of(name: &str) -> String {
-    format!("{ROOT}/{}", name.replace('.', "/"))
+    sysctl_path(name)
 }
 
-fn read_one(name: &str, gaps: &mut Vec<Gap>) -> Option<u32> {
-    let path = path_of(name);
+fn read_one(key: Sysctl, gaps: &mut Vec<Gap>) -> Option<u32> {
+    let name = key.name();
+    let path = key.path();
     match std::fs::read_to_string(&path) {
         Ok(text) => match text.trim().parse::<u32>() {
             Ok(v) => Some(v),
