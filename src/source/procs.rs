@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::io::Read;
 
@@ -365,100 +367,142 @@ enum Fds<'a> {
 /// The wanted socket inodes among `pid`'s descriptors chosen by `which`. A tail bigger than
 /// SERIAL_FDS is read by up to 4 threads: a proxy may hold tens of thousands of descriptors.
 fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<Hit>> {
-    let path = format!("/proc/{pid}/fd");
-    let dir = open(
-        path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-
-    // A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
-    // EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as in
-    // Docker's default set), which must not pass for a process without the listener.
-    let denied = std::sync::atomic::AtomicBool::new(false);
-    let wanted_inode = |n: &OsString| match readlinkat(&dir, n.as_os_str()) {
-        Ok(link) => socket_inode(&link).filter(|i| wanted.contains(i)),
-        Err(Errno::EACCES | Errno::EPERM) => {
-            denied.store(true, std::sync::atomic::Ordering::Relaxed);
-            None
-        }
-        Err(_) => None,
+    let table = FdTable::open(pid, wanted)?;
+    let mine = match which {
+        Fds::Head => table.head(),
+        Fds::Tail(missing) => table.tail(missing)?,
     };
-    let hit = |n: &OsString| wanted_inode(n).map(|inode| (inode, n.clone()));
-    let read = |names: &[OsString]| -> Vec<Hit> { names.iter().filter_map(hit).collect() };
-    let mut mine = Vec::new();
-    match which {
-        // Descriptors 0..HEAD_FDS by number, without listing the directory: listing
-        // /proc/PID/fd makes the kernel build an entry for every descriptor
-        // (`proc_readfd_common`), which costs as much as reading them, connections included.
-        Fds::Head => {
-            let head: Vec<OsString> = (0..HEAD_FDS)
-                .map(|n| OsString::from(n.to_string()))
-                .collect();
-            mine = read(&head);
-        }
-        Fds::Tail(missing) => {
-            // Listed in increasing order: the first ones, read in phase 1, are skipped.
-            let mut names = std::fs::read_dir(&path)
-                .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
-                .filter_map(|e| Some(e.ok()?.file_name()))
-                .filter(|n| {
-                    n.to_str()
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .is_none_or(|n| n >= HEAD_FDS)
-                });
-            for n in names.by_ref().take(SERIAL_FDS) {
-                if let Some((inode, n)) = hit(&n) {
-                    mine.push((inode, n));
-                    missing.remove(&inode);
-                    if missing.is_empty() {
-                        break;
-                    }
-                }
-            }
-            let tail: Vec<OsString> = if missing.is_empty() {
-                Vec::new()
-            } else {
-                names.collect()
-            };
-            if !tail.is_empty() {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-                let chunk = tail.len().div_ceil(threads);
-                let found: Vec<Hit> = std::thread::scope(|s| {
-                    let mut found = Vec::new();
-                    let mut handles = Vec::new();
-                    for part in tail.chunks(chunk) {
-                        // A thread that cannot be started (RLIMIT_NPROC) leaves its part here.
-                        match std::thread::Builder::new().spawn_scoped(s, move || read(part)) {
-                            Ok(h) => handles.push(h),
-                            Err(_) => found.extend(read(part)),
-                        }
-                    }
-                    for h in handles {
-                        found.extend(h.join().unwrap_or_default());
-                    }
-                    found
-                });
-                for (inode, _) in &found {
-                    missing.remove(inode);
-                }
-                mine.extend(found);
-            }
-        }
-    }
-    if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
+    if mine.is_empty() && table.denied.load(Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
     Ok(mine)
 }
 
-/// The sockets of `hits` that `pid` holds at the same descriptor numbers.
-fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
-    let Ok(dir) = open(
-        format!("/proc/{pid}/fd").as_str(),
+/// `/proc/PID/fd`, opened for readlinkat().
+fn fd_dir(path: &str) -> nix::Result<OwnedFd> {
+    open(
+        path,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
-    ) else {
+    )
+}
+
+/// One process's descriptor table, open, and the socket inodes wanted from it.
+struct FdTable<'a> {
+    /// `/proc/PID/fd`, for listing it.
+    path: String,
+    dir: OwnedFd,
+    wanted: &'a HashSet<u64>,
+    /// Some descriptor could not be read (see `wanted_inode`); shared by the reading threads.
+    denied: AtomicBool,
+}
+
+impl<'a> FdTable<'a> {
+    fn open(pid: u32, wanted: &'a HashSet<u64>) -> nix::Result<FdTable<'a>> {
+        let path = format!("/proc/{pid}/fd");
+        let dir = fd_dir(&path)?;
+        Ok(FdTable {
+            path,
+            dir,
+            wanted,
+            denied: AtomicBool::new(false),
+        })
+    }
+
+    /// A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
+    /// EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as
+    /// in Docker's default set), which must not pass for a process without the listener.
+    fn wanted_inode(&self, n: &OsString) -> Option<u64> {
+        match readlinkat(&self.dir, n.as_os_str()) {
+            Ok(link) => socket_inode(&link).filter(|i| self.wanted.contains(i)),
+            Err(Errno::EACCES | Errno::EPERM) => {
+                self.denied.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn hit(&self, n: &OsString) -> Option<Hit> {
+        self.wanted_inode(n).map(|inode| (inode, n.clone()))
+    }
+
+    fn read(&self, names: &[OsString]) -> Vec<Hit> {
+        names.iter().filter_map(|n| self.hit(n)).collect()
+    }
+
+    /// Descriptors 0..HEAD_FDS by number, without listing the directory: listing
+    /// /proc/PID/fd makes the kernel build an entry for every descriptor
+    /// (`proc_readfd_common`), which costs as much as reading them, connections included.
+    fn head(&self) -> Vec<Hit> {
+        let head: Vec<OsString> = (0..HEAD_FDS)
+            .map(|n| OsString::from(n.to_string()))
+            .collect();
+        self.read(&head)
+    }
+
+    /// The descriptors from HEAD_FDS on, until `missing` is empty, removing the inodes found
+    /// from it: the first SERIAL_FDS one after the other, the rest split across threads.
+    fn tail(&self, missing: &mut HashSet<u64>) -> nix::Result<Vec<Hit>> {
+        let mut mine = Vec::new();
+        // Listed in increasing order: the first ones, read in phase 1, are skipped.
+        let mut names = std::fs::read_dir(&self.path)
+            .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
+            .filter_map(|e| Some(e.ok()?.file_name()))
+            .filter(|n| {
+                n.to_str()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_none_or(|n| n >= HEAD_FDS)
+            });
+        for n in names.by_ref().take(SERIAL_FDS) {
+            if let Some((inode, n)) = self.hit(&n) {
+                mine.push((inode, n));
+                missing.remove(&inode);
+                if missing.is_empty() {
+                    break;
+                }
+            }
+        }
+        let tail: Vec<OsString> = if missing.is_empty() {
+            Vec::new()
+        } else {
+            names.collect()
+        };
+        if !tail.is_empty() {
+            let found = self.read_threaded(&tail);
+            for (inode, _) in &found {
+                missing.remove(inode);
+            }
+            mine.extend(found);
+        }
+        Ok(mine)
+    }
+
+    /// `read` of `tail` split across up to 4 threads.
+    fn read_threaded(&self, tail: &[OsString]) -> Vec<Hit> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let chunk = tail.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let mut found = Vec::new();
+            let mut handles = Vec::new();
+            for part in tail.chunks(chunk) {
+                // A thread that cannot be started (RLIMIT_NPROC) leaves its part here.
+                match std::thread::Builder::new().spawn_scoped(s, move || self.read(part)) {
+                    Ok(h) => handles.push(h),
+                    Err(_) => found.extend(self.read(part)),
+                }
+            }
+            for h in handles {
+                found.extend(h.join().unwrap_or_default());
+            }
+            found
+        })
+    }
+}
+
+/// The sockets of `hits` that `pid` holds at the same descriptor numbers.
+fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
+    let Ok(dir) = fd_dir(format!("/proc/{pid}/fd").as_str()) else {
         return Vec::new();
     };
     hits.iter()
