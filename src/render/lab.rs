@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::lab::LabReport;
 
-pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
+pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     settings(w, r, style)?;
     writeln!(w)?;
     clients(w, r)?;

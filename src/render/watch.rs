@@ -27,7 +27,7 @@ pub enum Format {
 
 impl Format {
     /// The history the tracker must keep for this format: sparklines on a terminal only.
-    pub fn history(self) -> Option<HistoryShape> {
+    pub(crate) fn history(self) -> Option<HistoryShape> {
         match self {
             Format::Tty { history, .. } => Some(history),
             _ => None,
@@ -36,9 +36,9 @@ impl Format {
 }
 
 /// `watch`'s view into a writer.
-pub struct Printer<'a> {
-    pub out: &'a mut dyn Write,
-    pub format: Format,
+pub(crate) struct Printer<'a> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) format: Format,
 }
 
 impl View for Printer<'_> {
@@ -66,7 +66,7 @@ impl View for Printer<'_> {
     }
 }
 
-pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
+pub(crate) fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer(&mut *out, r)?;
@@ -273,7 +273,7 @@ const EVENT: usize = 4;
 
 /// Columns the sparkline may take on a row `width` wide: what the numbers and a listener
 /// column of LISTENER_MIN leave. The options shape the history with it.
-pub fn history_room(width: usize) -> usize {
+pub(crate) fn history_room(width: usize) -> usize {
     width.saturating_sub(NUMBERS + 1 + LISTENER_MIN)
 }
 
@@ -341,7 +341,7 @@ const DROPPED: char = '!';
 /// empty, unlike the blank before a listener's history starts), the highest only for a full
 /// queue (peak > B, `QueuePeak::full`), the six between in proportion of B+1, so that any
 /// queued connection shows and a glyph means the same fill on every row and refresh.
-pub fn glyph(fill: QueuePeak, utf8: bool) -> char {
+pub(crate) fn glyph(fill: QueuePeak, utf8: bool) -> char {
     let level = if fill.peak == 0 {
         0
     } else if fill.full() {
@@ -354,7 +354,7 @@ pub fn glyph(fill: QueuePeak, utf8: bool) -> char {
 }
 
 /// The glyphs of `points`, a slot with drops in red, or `!` without colour.
-pub fn sparkline(points: &[Point], utf8: bool, color: bool) -> String {
+pub(crate) fn sparkline(points: &[Point], utf8: bool, color: bool) -> String {
     let mut s = String::new();
     for p in points {
         match (p.dropped, color) {
@@ -408,7 +408,7 @@ fn period(us: u64) -> String {
     }
 }
 
-pub fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Result<()> {
+pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Result<()> {
     if format == Format::Json {
         serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": s }))?;
         return writeln!(out);

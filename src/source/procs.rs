@@ -304,7 +304,7 @@ pub(crate) fn comm(p: &Process) -> Result<String, Unread> {
 /// A name any process may set (prctl PR_SET_NAME), made safe to print and to put in XML or a
 /// label: control characters (an escape sequence that clears the terminal, bytes XML forbids)
 /// become `\xNN`.
-pub fn printable(name: &str) -> String {
+pub(crate) fn printable(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_control() {
