@@ -5,7 +5,23 @@ use std::io::Write;
 
 use crate::lab::LabReport;
 
-pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
+pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
+    settings(w, r, style)?;
+    writeln!(w)?;
+    clients(w, r)?;
+    writeln!(w)?;
+    kernel(w, r, style)?;
+    writeln!(w)?;
+    writeln!(w, "What happened:")?;
+    for line in &r.story {
+        super::wrap_block(w, style.width, line, "  - ", "    ")?;
+    }
+    writeln!(w)?;
+    doctor(w, r)
+}
+
+/// What the lab ran, and how long it took.
+fn settings(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     let s = &r.settings;
     let head = format!(
         "lab: {} clients against listen({}) with somaxconn {} (B = {}), {} workers x {} ms, \
@@ -26,8 +42,11 @@ pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
         }
     );
     super::wrap_block(w, style.width, &head, "", "  ")?;
-    writeln!(w, "finished in {:.1} s", r.elapsed_ms as f64 / 1000.0)?;
-    writeln!(w)?;
+    writeln!(w, "finished in {:.1} s", r.elapsed_ms as f64 / 1000.0)
+}
+
+/// What the clients saw: how many of each outcome, and their connect latency.
+fn clients(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     writeln!(w, "Clients:")?;
     for (k, v) in &r.outcomes {
         writeln!(w, "  {:<16} {v:>6}", k.name())?;
@@ -39,7 +58,11 @@ pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
             p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
         )?;
     }
-    writeln!(w)?;
+    Ok(())
+}
+
+/// The kernel's side: the queues' peaks and the counters that moved.
+fn kernel(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     writeln!(w, "Kernel (lab namespace):")?;
     writeln!(
         w,
@@ -60,13 +83,11 @@ pub fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
         .iter()
         .map(|(k, v)| format!("{k} +{v}"))
         .collect();
-    super::wrap_block(w, style.width, &counters.join(", "), "  ", "    ")?;
-    writeln!(w)?;
-    writeln!(w, "What happened:")?;
-    for line in &r.story {
-        super::wrap_block(w, style.width, line, "  - ", "    ")?;
-    }
-    writeln!(w)?;
+    super::wrap_block(w, style.width, &counters.join(", "), "  ", "    ")
+}
+
+/// doctor's verdict during the burst, and the ids of its findings.
+fn doctor(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     // Problems only: an OK finding (what clients see) is not one.
     let ids: Vec<&str> = r
         .doctor

@@ -27,7 +27,7 @@ pub enum Format {
 
 impl Format {
     /// The history the tracker must keep for this format: sparklines on a terminal only.
-    pub fn history(self) -> Option<HistoryShape> {
+    pub(crate) fn history(self) -> Option<HistoryShape> {
         match self {
             Format::Tty { history, .. } => Some(history),
             _ => None,
@@ -36,9 +36,9 @@ impl Format {
 }
 
 /// `watch`'s view into a writer.
-pub struct Printer<'a> {
-    pub out: &'a mut dyn Write,
-    pub format: Format,
+pub(crate) struct Printer<'a> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) format: Format,
 }
 
 impl View for Printer<'_> {
@@ -66,40 +66,14 @@ impl View for Printer<'_> {
     }
 }
 
-// Long on purpose: one arm per output format.
-pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
-    let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-    let dps = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+pub(crate) fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer(&mut *out, r)?;
             writeln!(out)?;
             out.flush()
         }
-        Format::Lines => {
-            writeln!(out, "{} namespace {}", r.time, namespace_rates(r, "="))?;
-            for l in &r.listeners {
-                writeln!(
-                    out,
-                    "{} {} recv_q={} peak={} send_q={} fill={}% drops/s={} syn_recv={}{}{}",
-                    r.time,
-                    l.local,
-                    l.recv_q,
-                    l.peak,
-                    l.send_q,
-                    l.fill_pct,
-                    dps(l.drops_per_s),
-                    opt(l.syn_recv),
-                    l.process
-                        .as_ref()
-                        // Quoted: the label has spaces ("nginx, pids 12-15").
-                        .map(|p| format!(" process={p:?}"))
-                        .unwrap_or_default(),
-                    l.event.map(|e| format!(" {e}")).unwrap_or_default(),
-                )?;
-            }
-            out.flush()
-        }
+        Format::Lines => lines(out, r),
         Format::Tty {
             color,
             rows,
@@ -107,97 +81,182 @@ pub fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::io::Res
             utf8,
             history,
         } => {
-            // Home, clear: redraw in place.
-            write!(out, "\x1b[H\x1b[2J")?;
-            // The namespace rates go below the title when both do not fit.
-            let title = format!("backlogctl watch {}", r.time.get(11..19).unwrap_or(&r.time));
-            let rates = namespace_rates(r, " ");
-            let header_lines = if title.len() + 2 + rates.len() <= width {
-                writeln!(out, "{title}  {rates}")?;
-                1
-            } else {
-                writeln!(out, "{title}")?;
-                let mut lines = Vec::new();
-                super::wrap_block(&mut lines, width, &rates, "", "")?;
-                out.write_all(&lines)?;
-                1 + lines.iter().filter(|b| **b == b'\n').count()
+            let table = Table {
+                color,
+                utf8,
+                history,
+                lay: Layout::new(width, history),
             };
-            let lay = Layout::new(width, history);
-            let (lw, pw) = (lay.listener, lay.process);
-            let fit = |s: &str, w: usize| -> String {
-                if s.chars().count() <= w {
-                    s.to_string()
-                } else {
-                    let cut: String = s.chars().take(w.saturating_sub(1)).collect();
-                    format!("{cut}…")
-                }
-            };
-            let process = |p: &str| -> String {
-                if pw == 0 {
-                    String::new()
-                } else {
-                    format!(" {:<pw$}", fit(p, pw))
-                }
-            };
-            let last = if lay.slots == 0 {
-                String::new()
-            } else {
-                let span = history.slot_time.saturating_mul(lay.slots as u32);
-                format!(" LAST {}", span_label(span))
-            };
+            table.draw(out, r, rows, width)
+        }
+    }
+}
+
+/// A count, or `-` when unknown.
+fn opt(v: Option<u32>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// Drops a second, whole, or `-` when unknown.
+fn dps(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into())
+}
+
+/// `Format::Lines`: the namespace's rates, then one line per listener.
+fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
+    writeln!(out, "{} namespace {}", r.time, namespace_rates(r, "="))?;
+    for l in &r.listeners {
+        writeln!(
+            out,
+            "{} {} recv_q={} peak={} send_q={} fill={}% drops/s={} syn_recv={}{}{}",
+            r.time,
+            l.local,
+            l.recv_q,
+            l.peak,
+            l.send_q,
+            l.fill_pct,
+            dps(l.drops_per_s),
+            opt(l.syn_recv),
+            l.process
+                .as_ref()
+                // Quoted: the label has spaces ("nginx, pids 12-15").
+                .map(|p| format!(" process={p:?}"))
+                .unwrap_or_default(),
+            l.event.map(|e| format!(" {e}")).unwrap_or_default(),
+        )?;
+    }
+    out.flush()
+}
+
+/// `Format::Tty`: the table redrawn in place.
+struct Table {
+    color: bool,
+    utf8: bool,
+    history: HistoryShape,
+    lay: Layout,
+}
+
+impl Table {
+    /// The whole screen: title and rates, column headers, then as many listeners as `rows`
+    /// leaves room for.
+    fn draw(
+        &self,
+        out: &mut dyn Write,
+        r: &Refresh,
+        rows: usize,
+        width: usize,
+    ) -> std::io::Result<()> {
+        // Home, clear: redraw in place.
+        write!(out, "\x1b[H\x1b[2J")?;
+        let header_lines = title(out, r, width)?;
+        self.header(out)?;
+        let room = rows.saturating_sub(3 + header_lines).max(1);
+        for l in r.listeners.iter().take(room) {
+            self.row(out, l)?;
+        }
+        if r.listeners.len() > room {
             writeln!(
                 out,
-                "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}{last}",
-                "LISTENER",
-                process("PROCESS"),
-                "RECV-Q",
-                "PEAK",
-                "SEND-Q",
-                "FILL",
-                "DROPS/s",
-                "SYN_RECV"
+                "... {} more listener(s) not shown (quieter ones)",
+                r.listeners.len() - room
             )?;
-            let room = rows.saturating_sub(3 + header_lines).max(1);
-            for l in r.listeners.iter().take(room) {
-                let line = format!(
-                    "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}",
-                    fit(&l.local.to_string(), lw),
-                    process(l.process.as_deref().unwrap_or("?")),
-                    l.recv_q,
-                    l.peak,
-                    l.send_q,
-                    l.fill_pct,
-                    dps(l.drops_per_s),
-                    opt(l.syn_recv),
-                );
-                let q = QueuePeak {
-                    peak: l.peak,
-                    backlog: l.send_q,
-                };
-                let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full();
-                if color && hot {
-                    write!(out, "\x1b[1;31m{line}\x1b[0m")?;
-                } else if color && q.nearly_full() {
-                    write!(out, "\x1b[33m{line}\x1b[0m")?;
-                } else {
-                    write!(out, "{line}")?;
-                }
-                let trail = lay.trail(l, utf8, color);
-                if trail.is_empty() {
-                    writeln!(out)?;
-                } else {
-                    writeln!(out, " {trail}")?;
-                }
-            }
-            if r.listeners.len() > room {
-                writeln!(
-                    out,
-                    "... {} more listener(s) not shown (quieter ones)",
-                    r.listeners.len() - room
-                )?;
-            }
-            out.flush()
         }
+        out.flush()
+    }
+
+    /// The column headers, with the span of the sparkline when there is one.
+    fn header(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let lw = self.lay.listener;
+        let last = if self.lay.slots == 0 {
+            String::new()
+        } else {
+            let span = self.history.slot_time.saturating_mul(self.lay.slots as u32);
+            format!(" LAST {}", span_label(span))
+        };
+        writeln!(
+            out,
+            "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}{last}",
+            "LISTENER",
+            self.process("PROCESS"),
+            "RECV-Q",
+            "PEAK",
+            "SEND-Q",
+            "FILL",
+            "DROPS/s",
+            "SYN_RECV"
+        )
+    }
+
+    /// One listener's row: red when it drops or is full, yellow when nearly full, then its
+    /// event and sparkline.
+    fn row(&self, out: &mut dyn Write, l: &Row) -> std::io::Result<()> {
+        let lw = self.lay.listener;
+        let line = format!(
+            "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}",
+            fit(&l.local.to_string(), lw),
+            self.process(l.process.as_deref().unwrap_or("?")),
+            l.recv_q,
+            l.peak,
+            l.send_q,
+            l.fill_pct,
+            dps(l.drops_per_s),
+            opt(l.syn_recv),
+        );
+        let q = QueuePeak {
+            peak: l.peak,
+            backlog: l.send_q,
+        };
+        let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full();
+        if self.color && hot {
+            write!(out, "\x1b[1;31m{line}\x1b[0m")?;
+        } else if self.color && q.nearly_full() {
+            write!(out, "\x1b[33m{line}\x1b[0m")?;
+        } else {
+            write!(out, "{line}")?;
+        }
+        let trail = self.lay.trail(l, self.utf8, self.color);
+        if trail.is_empty() {
+            writeln!(out)
+        } else {
+            writeln!(out, " {trail}")
+        }
+    }
+
+    /// The process column, with the space before it; empty when there is none.
+    fn process(&self, p: &str) -> String {
+        let pw = self.lay.process;
+        if pw == 0 {
+            String::new()
+        } else {
+            format!(" {:<pw$}", fit(p, pw))
+        }
+    }
+}
+
+/// The title line, with the namespace rates after it or, when both do not fit in `width`,
+/// below it. Returns how many lines it took.
+fn title(out: &mut dyn Write, r: &Refresh, width: usize) -> std::io::Result<usize> {
+    let title = format!("backlogctl watch {}", r.time.get(11..19).unwrap_or(&r.time));
+    let rates = namespace_rates(r, " ");
+    if title.len() + 2 + rates.len() <= width {
+        writeln!(out, "{title}  {rates}")?;
+        Ok(1)
+    } else {
+        writeln!(out, "{title}")?;
+        let mut lines = Vec::new();
+        super::wrap_block(&mut lines, width, &rates, "", "")?;
+        out.write_all(&lines)?;
+        Ok(1 + lines.iter().filter(|b| **b == b'\n').count())
+    }
+}
+
+/// `s` in at most `w` columns, cut with "…" when longer.
+fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(w.saturating_sub(1)).collect();
+        format!("{cut}…")
     }
 }
 
@@ -214,7 +273,7 @@ const EVENT: usize = 4;
 
 /// Columns the sparkline may take on a row `width` wide: what the numbers and a listener
 /// column of LISTENER_MIN leave. The options shape the history with it.
-pub fn history_room(width: usize) -> usize {
+pub(crate) fn history_room(width: usize) -> usize {
     width.saturating_sub(NUMBERS + 1 + LISTENER_MIN)
 }
 
@@ -282,7 +341,7 @@ const DROPPED: char = '!';
 /// empty, unlike the blank before a listener's history starts), the highest only for a full
 /// queue (peak > B, `QueuePeak::full`), the six between in proportion of B+1, so that any
 /// queued connection shows and a glyph means the same fill on every row and refresh.
-pub fn glyph(fill: QueuePeak, utf8: bool) -> char {
+pub(crate) fn glyph(fill: QueuePeak, utf8: bool) -> char {
     let level = if fill.peak == 0 {
         0
     } else if fill.full() {
@@ -295,7 +354,7 @@ pub fn glyph(fill: QueuePeak, utf8: bool) -> char {
 }
 
 /// The glyphs of `points`, a slot with drops in red, or `!` without colour.
-pub fn sparkline(points: &[Point], utf8: bool, color: bool) -> String {
+pub(crate) fn sparkline(points: &[Point], utf8: bool, color: bool) -> String {
     let mut s = String::new();
     for p in points {
         match (p.dropped, color) {
@@ -349,7 +408,7 @@ fn period(us: u64) -> String {
     }
 }
 
-pub fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Result<()> {
+pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::io::Result<()> {
     if format == Format::Json {
         serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": s }))?;
         return writeln!(out);

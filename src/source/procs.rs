@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::io::Read;
 
@@ -35,19 +37,15 @@ use crate::model::{Gap, Owner};
 const HEAD_FDS: usize = 32;
 
 /// Owners of the given socket inodes, plus a gap when some could not be attributed or named.
-// Long on purpose: the two phases, then naming what they found, then the gap, share state.
 pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
-    let mut found = Vec::new();
     if inodes.is_empty() {
-        return (found, None);
+        return (Vec::new(), None);
     }
-    let mut pids: Vec<u32> = match std::fs::read_dir("/proc") {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect(),
+    let pids = match pids() {
+        Ok(pids) => pids,
         Err(e) => {
             return (
-                found,
+                Vec::new(),
                 Some(Gap::new(
                     "process-owners",
                     format!("cannot list /proc: {e}"),
@@ -55,121 +53,193 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
             );
         }
     };
+    let mut scan = Scan::head(inodes, &pids);
+    let late = scan.tail();
+    scan.same_fds(&late);
+    let named = Named::of(scan.held);
+    let gap = named.gap(inodes, scan.denied);
+    (named.found, gap)
+}
+
+/// Every PID in `/proc`, in increasing order.
+fn pids() -> std::io::Result<Vec<u32>> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
     pids.sort_unstable();
-    let mut denied = 0usize;
-    // Phase 1: every holder among the first descriptors of every process.
-    let mut held: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let mut readable: Vec<u32> = Vec::new();
-    for &pid in &pids {
-        match sockets_of(pid, inodes, Fds::Head) {
-            Ok(mine) => {
-                readable.push(pid);
-                if !mine.is_empty() {
-                    held.insert(pid, mine.into_iter().map(|(i, _)| i).collect());
+    Ok(pids)
+}
+
+/// The descriptor scan's state across its phases (see the module comment).
+struct Scan<'a> {
+    /// The socket inodes asked for.
+    inodes: &'a HashSet<u64>,
+    /// Holders found so far, with the wanted inodes each holds (unsorted, maybe repeated).
+    held: BTreeMap<u32, Vec<u64>>,
+    /// Processes whose descriptors phase 1 could read, in increasing order; phase 2 puts
+    /// the holders first.
+    readable: Vec<u32>,
+    /// Processes whose `/proc/PID/fd` could not be read.
+    denied: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// Phase 1: every holder among the first descriptors of every process.
+    fn head(inodes: &'a HashSet<u64>, pids: &[u32]) -> Scan<'a> {
+        let mut scan = Scan {
+            inodes,
+            held: BTreeMap::new(),
+            readable: Vec::new(),
+            denied: 0,
+        };
+        for &pid in pids {
+            match sockets_of(pid, inodes, Fds::Head) {
+                Ok(mine) => {
+                    scan.readable.push(pid);
+                    if !mine.is_empty() {
+                        scan.held
+                            .insert(pid, mine.into_iter().map(|(i, _)| i).collect());
+                    }
                 }
+                Err(Errno::EACCES | Errno::EPERM) => scan.denied += 1,
+                Err(_) => {} // exited while we looked
             }
-            Err(Errno::EACCES | Errno::EPERM) => denied += 1,
-            Err(_) => {} // exited while we looked
         }
+        scan
     }
-    // Phase 2: the rest of the long tables, for listeners nobody holds yet; the processes
-    // that hold listeners first (a proxy with thousands of listeners past HEAD_FDS).
-    let mut missing: HashSet<u64> = inodes.clone();
-    for mine in held.values() {
-        for i in mine {
-            missing.remove(i);
+
+    /// Phase 2: the rest of the long tables, for listeners nobody holds yet; the processes
+    /// that hold listeners first (a proxy with thousands of listeners past HEAD_FDS). Returns
+    /// the listeners found here, with the process each was found in.
+    fn tail(&mut self) -> Vec<(u32, Hit)> {
+        let mut missing: HashSet<u64> = self.inodes.clone();
+        for mine in self.held.values() {
+            for i in mine {
+                missing.remove(i);
+            }
         }
+        let held = &self.held;
+        self.readable
+            .sort_by_key(|pid| (!held.contains_key(pid), *pid));
+        let mut late: Vec<(u32, Hit)> = Vec::new();
+        for &pid in &self.readable {
+            if missing.is_empty() {
+                break;
+            }
+            let wanted = missing.clone();
+            if let Ok(mine) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
+                self.held
+                    .entry(pid)
+                    .or_default()
+                    .extend(mine.iter().map(|(i, _)| *i));
+                late.extend(mine.into_iter().map(|h| (pid, h)));
+            }
+        }
+        late
     }
-    readable.sort_by_key(|pid| (!held.contains_key(pid), *pid));
-    let mut late: Vec<(u32, Hit)> = Vec::new();
-    for &pid in &readable {
-        if missing.is_empty() {
-            break;
+
+    /// A listener found late in one process is at the same number in the processes that
+    /// inherited it (forked workers): read that one descriptor in every other process, so
+    /// every holder is named, within a bound (a proxy's thousands of listeners would cost
+    /// thousands of reads per process).
+    fn same_fds(&mut self, late: &[(u32, Hit)]) {
+        if late.is_empty() || late.len() > SAME_FD_AT_MOST {
+            return;
         }
-        let wanted = missing.clone();
-        if let Ok(mine) = sockets_of(pid, &wanted, Fds::Tail(&mut missing)) {
-            held.entry(pid)
-                .or_default()
-                .extend(mine.iter().map(|(i, _)| *i));
-            late.extend(mine.into_iter().map(|h| (pid, h)));
-        }
-    }
-    // A listener found late in one process is at the same number in the processes that
-    // inherited it (forked workers): read that one descriptor in every other process, so every
-    // holder is named, within a bound (a proxy's thousands of listeners would cost thousands
-    // of reads per process).
-    if !late.is_empty() && late.len() <= SAME_FD_AT_MOST {
-        for &q in &readable {
+        for &q in &self.readable {
             let theirs: Vec<&Hit> = late
                 .iter()
                 .filter(|(p, _)| *p != q)
                 .map(|(_, h)| h)
                 .collect();
             let also = same_fds(q, &theirs);
-            held.entry(q).or_default().extend(also);
+            self.held.entry(q).or_default().extend(also);
         }
     }
-    let mut attributed: HashSet<u64> = HashSet::new();
-    // Holders that exited between their descriptors and their name, and holders whose name
-    // could not be read (with why).
-    let mut gone = 0usize;
-    let mut unnamed: Vec<String> = Vec::new();
-    for (pid, mut mine) in held {
-        mine.sort_unstable();
-        mine.dedup();
-        let meta = match meta(pid) {
-            Ok(meta) => meta,
-            // Gone before its name was read: not an owner any more.
-            Err(Unread::Gone) => {
-                gone += 1;
-                continue;
-            }
-            // Its descriptors say it holds the socket, so it is kept as an owner, nameless,
-            // and the gap says why.
-            Err(why) => {
-                unnamed.push(format!("PID {pid}: {why}"));
-                Meta::default()
-            }
+}
+
+/// The holders the scan found, named.
+struct Named {
+    found: Vec<Owner>,
+    attributed: HashSet<u64>,
+    /// Holders that exited between their descriptors and their name.
+    gone: usize,
+    /// Holders whose name could not be read, with why.
+    unnamed: Vec<String>,
+}
+
+impl Named {
+    /// Name and command line of every holder in `held`, one `Owner` per inode it holds.
+    fn of(held: BTreeMap<u32, Vec<u64>>) -> Named {
+        let mut named = Named {
+            found: Vec::new(),
+            attributed: HashSet::new(),
+            gone: 0,
+            unnamed: Vec::new(),
         };
-        for inode in mine {
-            attributed.insert(inode);
-            found.push(Owner {
-                inode,
-                pid,
-                comm: meta.comm.clone(),
-                cmdline: meta.cmdline.clone(),
+        for (pid, mut mine) in held {
+            mine.sort_unstable();
+            mine.dedup();
+            let meta = match meta(pid) {
+                Ok(meta) => meta,
+                // Gone before its name was read: not an owner any more.
+                Err(Unread::Gone) => {
+                    named.gone += 1;
+                    continue;
+                }
+                // Its descriptors say it holds the socket, so it is kept as an owner,
+                // nameless, and the gap says why.
+                Err(why) => {
+                    named.unnamed.push(format!("PID {pid}: {why}"));
+                    Meta::default()
+                }
+            };
+            for inode in mine {
+                named.attributed.insert(inode);
+                named.found.push(Owner {
+                    inode,
+                    pid,
+                    comm: meta.comm.clone(),
+                    cmdline: meta.cmdline.clone(),
+                });
+            }
+        }
+        named
+    }
+
+    /// Why some of `inodes` have no owner, or an owner without a name; None when all do.
+    /// `denied`: processes whose descriptors could not be read.
+    fn gap(&self, inodes: &HashSet<u64>, denied: usize) -> Option<Gap> {
+        let missing = inodes.len() - inodes.intersection(&self.attributed).count();
+        let gone = self.gone;
+        let mut why = Vec::new();
+        if missing > 0 {
+            why.push(if denied > 0 {
+                format!(
+                    "{missing} listener(s) without a known process: /proc/PID/fd of {denied} \
+                     process(es) could not be read; run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to see them"
+                )
+            } else if gone > 0 {
+                format!(
+                    "{missing} listener(s) without a known process: {gone} process(es) holding them \
+                     exited during the scan"
+                )
+            } else {
+                format!(
+                    "{missing} listener(s) without a known process: no process in this PID \
+                     namespace holds them (another container's, or the kernel's)"
+                )
             });
         }
+        if !self.unnamed.is_empty() {
+            why.push(format!(
+                "name and command line of {} owner(s) could not be read ({})",
+                self.unnamed.len(),
+                self.unnamed.join("; ")
+            ));
+        }
+        (!why.is_empty()).then(|| Gap::new("process-owners", why.join("; ")))
     }
-    let missing = inodes.len() - inodes.intersection(&attributed).count();
-    let mut why = Vec::new();
-    if missing > 0 {
-        why.push(if denied > 0 {
-            format!(
-                "{missing} listener(s) without a known process: /proc/PID/fd of {denied} \
-                 process(es) could not be read; run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to see them"
-            )
-        } else if gone > 0 {
-            format!(
-                "{missing} listener(s) without a known process: {gone} process(es) holding them \
-                 exited during the scan"
-            )
-        } else {
-            format!(
-                "{missing} listener(s) without a known process: no process in this PID \
-                 namespace holds them (another container's, or the kernel's)"
-            )
-        });
-    }
-    if !unnamed.is_empty() {
-        why.push(format!(
-            "name and command line of {} owner(s) could not be read ({})",
-            unnamed.len(),
-            unnamed.join("; ")
-        ));
-    }
-    let gap = (!why.is_empty()).then(|| Gap::new("process-owners", why.join("; ")));
-    (found, gap)
 }
 
 /// Why a process's metadata could not be read, from procfs's typed errors.
@@ -234,7 +304,7 @@ pub(crate) fn comm(p: &Process) -> Result<String, Unread> {
 /// A name any process may set (prctl PR_SET_NAME), made safe to print and to put in XML or a
 /// label: control characters (an escape sequence that clears the terminal, bytes XML forbids)
 /// become `\xNN`.
-pub fn printable(name: &str) -> String {
+pub(crate) fn printable(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_control() {
@@ -297,100 +367,142 @@ enum Fds<'a> {
 /// The wanted socket inodes among `pid`'s descriptors chosen by `which`. A tail bigger than
 /// SERIAL_FDS is read by up to 4 threads: a proxy may hold tens of thousands of descriptors.
 fn sockets_of(pid: u32, wanted: &HashSet<u64>, which: Fds) -> nix::Result<Vec<Hit>> {
-    let path = format!("/proc/{pid}/fd");
-    let dir = open(
-        path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-
-    // A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
-    // EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as in
-    // Docker's default set), which must not pass for a process without the listener.
-    let denied = std::sync::atomic::AtomicBool::new(false);
-    let wanted_inode = |n: &OsString| match readlinkat(&dir, n.as_os_str()) {
-        Ok(link) => socket_inode(&link).filter(|i| wanted.contains(i)),
-        Err(Errno::EACCES | Errno::EPERM) => {
-            denied.store(true, std::sync::atomic::Ordering::Relaxed);
-            None
-        }
-        Err(_) => None,
+    let table = FdTable::open(pid, wanted)?;
+    let mine = match which {
+        Fds::Head => table.head(),
+        Fds::Tail(missing) => table.tail(missing)?,
     };
-    let hit = |n: &OsString| wanted_inode(n).map(|inode| (inode, n.clone()));
-    let read = |names: &[OsString]| -> Vec<Hit> { names.iter().filter_map(hit).collect() };
-    let mut mine = Vec::new();
-    match which {
-        // Descriptors 0..HEAD_FDS by number, without listing the directory: listing
-        // /proc/PID/fd makes the kernel build an entry for every descriptor
-        // (`proc_readfd_common`), which costs as much as reading them, connections included.
-        Fds::Head => {
-            let head: Vec<OsString> = (0..HEAD_FDS)
-                .map(|n| OsString::from(n.to_string()))
-                .collect();
-            mine = read(&head);
-        }
-        Fds::Tail(missing) => {
-            // Listed in increasing order: the first ones, read in phase 1, are skipped.
-            let mut names = std::fs::read_dir(&path)
-                .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
-                .filter_map(|e| Some(e.ok()?.file_name()))
-                .filter(|n| {
-                    n.to_str()
-                        .and_then(|n| n.parse::<usize>().ok())
-                        .is_none_or(|n| n >= HEAD_FDS)
-                });
-            for n in names.by_ref().take(SERIAL_FDS) {
-                if let Some((inode, n)) = hit(&n) {
-                    mine.push((inode, n));
-                    missing.remove(&inode);
-                    if missing.is_empty() {
-                        break;
-                    }
-                }
-            }
-            let tail: Vec<OsString> = if missing.is_empty() {
-                Vec::new()
-            } else {
-                names.collect()
-            };
-            if !tail.is_empty() {
-                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-                let chunk = tail.len().div_ceil(threads);
-                let found: Vec<Hit> = std::thread::scope(|s| {
-                    let mut found = Vec::new();
-                    let mut handles = Vec::new();
-                    for part in tail.chunks(chunk) {
-                        // A thread that cannot be started (RLIMIT_NPROC) leaves its part here.
-                        match std::thread::Builder::new().spawn_scoped(s, move || read(part)) {
-                            Ok(h) => handles.push(h),
-                            Err(_) => found.extend(read(part)),
-                        }
-                    }
-                    for h in handles {
-                        found.extend(h.join().unwrap_or_default());
-                    }
-                    found
-                });
-                for (inode, _) in &found {
-                    missing.remove(inode);
-                }
-                mine.extend(found);
-            }
-        }
-    }
-    if mine.is_empty() && denied.load(std::sync::atomic::Ordering::Relaxed) {
+    if mine.is_empty() && table.denied.load(Ordering::Relaxed) {
         return Err(Errno::EACCES);
     }
     Ok(mine)
 }
 
-/// The sockets of `hits` that `pid` holds at the same descriptor numbers.
-fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
-    let Ok(dir) = open(
-        format!("/proc/{pid}/fd").as_str(),
+/// `/proc/PID/fd`, opened for readlinkat().
+fn fd_dir(path: &str) -> nix::Result<OwnedFd> {
+    open(
+        path,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
-    ) else {
+    )
+}
+
+/// One process's descriptor table, open, and the socket inodes wanted from it.
+struct FdTable<'a> {
+    /// `/proc/PID/fd`, for listing it.
+    path: String,
+    dir: OwnedFd,
+    wanted: &'a HashSet<u64>,
+    /// Some descriptor could not be read (see `wanted_inode`); shared by the reading threads.
+    denied: AtomicBool,
+}
+
+impl<'a> FdTable<'a> {
+    fn open(pid: u32, wanted: &'a HashSet<u64>) -> nix::Result<FdTable<'a>> {
+        let path = format!("/proc/{pid}/fd");
+        let dir = fd_dir(&path)?;
+        Ok(FdTable {
+            path,
+            dir,
+            wanted,
+            denied: AtomicBool::new(false),
+        })
+    }
+
+    /// A wanted listener behind this descriptor. ENOENT is a descriptor closed meanwhile;
+    /// EACCES/EPERM is a process we may list but not read (root without CAP_SYS_PTRACE, as
+    /// in Docker's default set), which must not pass for a process without the listener.
+    fn wanted_inode(&self, n: &OsString) -> Option<u64> {
+        match readlinkat(&self.dir, n.as_os_str()) {
+            Ok(link) => socket_inode(&link).filter(|i| self.wanted.contains(i)),
+            Err(Errno::EACCES | Errno::EPERM) => {
+                self.denied.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn hit(&self, n: &OsString) -> Option<Hit> {
+        self.wanted_inode(n).map(|inode| (inode, n.clone()))
+    }
+
+    fn read(&self, names: &[OsString]) -> Vec<Hit> {
+        names.iter().filter_map(|n| self.hit(n)).collect()
+    }
+
+    /// Descriptors 0..HEAD_FDS by number, without listing the directory: listing
+    /// /proc/PID/fd makes the kernel build an entry for every descriptor
+    /// (`proc_readfd_common`), which costs as much as reading them, connections included.
+    fn head(&self) -> Vec<Hit> {
+        let head: Vec<OsString> = (0..HEAD_FDS)
+            .map(|n| OsString::from(n.to_string()))
+            .collect();
+        self.read(&head)
+    }
+
+    /// The descriptors from HEAD_FDS on, until `missing` is empty, removing the inodes found
+    /// from it: the first SERIAL_FDS one after the other, the rest split across threads.
+    fn tail(&self, missing: &mut HashSet<u64>) -> nix::Result<Vec<Hit>> {
+        let mut mine = Vec::new();
+        // Listed in increasing order: the first ones, read in phase 1, are skipped.
+        let mut names = std::fs::read_dir(&self.path)
+            .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?
+            .filter_map(|e| Some(e.ok()?.file_name()))
+            .filter(|n| {
+                n.to_str()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_none_or(|n| n >= HEAD_FDS)
+            });
+        for n in names.by_ref().take(SERIAL_FDS) {
+            if let Some((inode, n)) = self.hit(&n) {
+                mine.push((inode, n));
+                missing.remove(&inode);
+                if missing.is_empty() {
+                    break;
+                }
+            }
+        }
+        let tail: Vec<OsString> = if missing.is_empty() {
+            Vec::new()
+        } else {
+            names.collect()
+        };
+        if !tail.is_empty() {
+            let found = self.read_threaded(&tail);
+            for (inode, _) in &found {
+                missing.remove(inode);
+            }
+            mine.extend(found);
+        }
+        Ok(mine)
+    }
+
+    /// `read` of `tail` split across up to 4 threads.
+    fn read_threaded(&self, tail: &[OsString]) -> Vec<Hit> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let chunk = tail.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let mut found = Vec::new();
+            let mut handles = Vec::new();
+            for part in tail.chunks(chunk) {
+                // A thread that cannot be started (RLIMIT_NPROC) leaves its part here.
+                match std::thread::Builder::new().spawn_scoped(s, move || self.read(part)) {
+                    Ok(h) => handles.push(h),
+                    Err(_) => found.extend(self.read(part)),
+                }
+            }
+            for h in handles {
+                found.extend(h.join().unwrap_or_default());
+            }
+            found
+        })
+    }
+}
+
+/// The sockets of `hits` that `pid` holds at the same descriptor numbers.
+fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
+    let Ok(dir) = fd_dir(format!("/proc/{pid}/fd").as_str()) else {
         return Vec::new();
     };
     hits.iter()
