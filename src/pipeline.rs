@@ -49,8 +49,7 @@ fn name<S: Sources>(sources: &mut S, snap: &mut Snapshot, inodes: &HashSet<u64>)
 }
 
 fn skipped_owners(snap: &mut Snapshot) {
-    snap.gaps
-        .push(Gap::new("process-owners", "not looked up (--no-processes)"));
+    snap.gaps.push(Gap::owners_not_looked_up());
 }
 
 /// Records the namespace `sources` read and diagnoses it. With many listeners, only the
@@ -88,15 +87,8 @@ pub fn diagnose_recorded<S: Sources>(
                 let troubled = triage.troubled();
                 let skipped = all.len() - troubled.len();
                 name(sources, &mut snap, &troubled);
-                snap.gaps.push(Gap::new(
-                    "process-owners",
-                    format!(
-                        "processes named only for the {} listener(s) with findings; {skipped} others not \
-                         looked up (naming every process reads /proc/*/fd, as `ss -p` does; `backlogctl \
-                         snapshot` names them all)",
-                        troubled.len()
-                    ),
-                ));
+                snap.gaps
+                    .push(Gap::owners_named_only_troubled(troubled.len(), skipped));
             }
         }
     }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::catalogue::Sysctl;
 use crate::error::{Error, Result};
 use crate::source::netns;
 
@@ -22,9 +23,9 @@ pub(super) fn stage(o: &super::LabOptions) -> Result<bool> {
         what: "bringing up lo in the lab namespace".into(),
         hint: e.to_string(),
     })?;
-    set_sysctl("net.core.somaxconn", o.somaxconn)?;
-    set_sysctl("net.ipv4.tcp_abort_on_overflow", o.abort_on_overflow)?;
-    set_sysctl("net.ipv4.tcp_syncookies", o.syncookies)?;
+    set_sysctl(Sysctl::Somaxconn, o.somaxconn)?;
+    set_sysctl(Sysctl::TcpAbortOnOverflow, o.abort_on_overflow)?;
+    set_sysctl(Sysctl::TcpSyncookies, o.syncookies)?;
     Ok(user_namespace)
 }
 
@@ -60,8 +61,8 @@ fn isolate() -> Result<bool> {
     Ok(true)
 }
 
-fn set_sysctl(name: &str, value: u32) -> Result<()> {
-    let path = crate::source::sysctl::path_of(name);
+fn set_sysctl(key: Sysctl, value: u32) -> Result<()> {
+    let path = key.path();
     std::fs::write(&path, value.to_string()).map_err(|e| Error::Write {
         path: path.into(),
         source: e,

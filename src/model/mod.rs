@@ -319,7 +319,7 @@ impl Gap {
     }
 
     /// Processes not looked up, as asked (`--no-processes`).
-    pub fn owners_not_looked_up() -> Gap {
+    pub(crate) fn owners_not_looked_up() -> Gap {
         Gap::of_kind(
             GapKind::OwnersNotLookedUp,
             OWNERS,
@@ -328,7 +328,7 @@ impl Gap {
     }
 
     /// Processes named only for the `named` listeners with findings, `skipped` others not.
-    pub fn owners_named_only_troubled(named: usize, skipped: usize) -> Gap {
+    pub(crate) fn owners_named_only_troubled(named: usize, skipped: usize) -> Gap {
         Gap::of_kind(
             GapKind::OwnersNamedOnlyTroubled,
             OWNERS,
