@@ -87,6 +87,8 @@ fn main() {
                     ports,
                     syn_recv,
                     drops,
+                    tcp: true,
+                    unix: false,
                 };
                 measure(&format!("{n} listeners: dump {what}"), 300, || {
                     diag.dump(&q).unwrap();

@@ -131,16 +131,17 @@ pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
 /// listeners on a target's port at other addresses go to `other_addresses`.
 fn restrict(snap: &mut Snapshot, targets: &[Target]) {
     snap.targets = targets.to_vec();
-    let ports: HashSet<u16> = targets.iter().map(|t| t.port).collect();
+    snap.resolve_socket_files();
+    let targets = snap.targets.clone();
+    let ports: HashSet<u16> = targets.iter().filter_map(Target::inet_port).collect();
     let mut others = std::mem::take(&mut snap.other_addresses);
     for s in &mut snap.samples {
         others.extend(
             s.listeners
                 .iter()
-                .filter(|l| {
-                    ports.contains(&l.local.port()) && !targets.iter().any(|t| t.matches(l))
-                })
-                .map(|l| l.local),
+                .filter(|l| !targets.iter().any(|t| t.matches(l)))
+                .filter_map(|l| l.local.inet())
+                .filter(|a| ports.contains(&a.port())),
         );
         s.listeners.retain(|l| targets.iter().any(|t| t.matches(l)));
     }

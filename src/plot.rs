@@ -19,13 +19,11 @@
 //! Counters are read with every stored sample, so an increase is dated by the sample that saw
 //! it rather than spread over a quiet gap before it.
 
-use std::net::SocketAddr;
-
 use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
 use crate::doctor::remedy::Where;
 use crate::doctor::{ListenerView, Report, RuleId, Severity};
 use crate::lab::Outcome;
-use crate::model::{Listener, Owner, Snapshot, Target};
+use crate::model::{Listener, Local, Owner, Snapshot, Target};
 
 /// Listeners drawn when none is named: the most troubled first.
 const MOST_TROUBLED: usize = 3;
@@ -175,7 +173,7 @@ pub enum Instead {
 /// group by its inode, and the processes holding it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerId {
-    pub local: SocketAddr,
+    pub local: Local,
     pub inode: u64,
     pub owners: Vec<Owner>,
 }
@@ -336,7 +334,7 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
         .collect();
     ListenerPlot {
         id: ListenerId {
-            local: v.local,
+            local: v.local.clone(),
             inode: v.inode,
             owners: v.owners.clone(),
         },
@@ -356,13 +354,12 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
 
 /// The listener in every sample that has it: `(elapsed_us, its state)`.
 fn seen<'s>(snap: &'s Snapshot, v: &ListenerView) -> Vec<(u64, &'s Listener)> {
-    let key = (v.local, v.inode);
     snap.samples
         .iter()
         .filter_map(|s| {
             s.listeners
                 .iter()
-                .find(|l| l.key() == key)
+                .find(|l| l.inode == v.inode && l.local == v.local)
                 .map(|l| (s.elapsed_us, l))
         })
         .collect()

@@ -42,6 +42,7 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
     if snap.samples.is_empty() {
         return Err("it holds no samples".into());
     }
+    snap.resolve_socket_files();
     // Every reader (windows, rates, the plot's time axis) takes samples in time order.
     if let Some(w) = snap
         .samples

@@ -67,7 +67,7 @@ fn listeners_that_exist_throughout_are_seen_exactly_once_during_churn() {
                 let snap = record(&all).expect("no error under churn");
                 let l = &snap.samples[0].listeners;
                 for p in 8100..8120u16 {
-                    let n = l.iter().filter(|x| x.local.port() == p).count();
+                    let n = l.iter().filter(|x| x.local.port() == Some(p)).count();
                     assert_eq!(
                         n,
                         1,

@@ -225,7 +225,11 @@ fn not_listening_names_the_other_addresses() {
     let mut snap =
         backlogctl::store::load(&fixture("snapshots/6.18-nginx-backlog16-burst.json")).unwrap();
     snap.targets = vec!["10.0.0.1:8080".parse().unwrap()];
-    snap.other_addresses = snap.samples[0].listeners.iter().map(|l| l.local).collect();
+    snap.other_addresses = snap.samples[0]
+        .listeners
+        .iter()
+        .filter_map(|l| l.local.inet())
+        .collect();
     for s in &mut snap.samples {
         s.listeners.clear();
     }

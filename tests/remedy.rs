@@ -148,7 +148,7 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
         // An SO_REUSEPORT sibling shares the previous listener's address; some are IPv6.
         let port = if i > 0 && rng.chance(25) {
             last.last()
-                .map(|l: &Listener| l.local.port())
+                .and_then(|l: &Listener| l.local.port())
                 .unwrap_or(8000)
         } else {
             8000 + i as u16
@@ -172,7 +172,7 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
             _ => None,
         };
         let l = |recv_q, drops| Listener {
-            local,
+            local: local.into(),
             inode,
             uid: 0,
             recv_q,
@@ -237,6 +237,7 @@ fn generate(rng: &mut Rng) -> (Snapshot, Vec<Gen>, u32) {
         },
         gaps: Vec::new(),
         other_addresses: Vec::new(),
+        socket_files: Default::default(),
         set_aside: Vec::new(),
     };
     (snap, gens, somaxconn_now)

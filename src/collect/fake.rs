@@ -98,6 +98,7 @@ impl Sources for Fake {
             listeners,
             requests: Vec::new(),
             drops_unknown: 0,
+            unix_absent: false,
         })
     }
 

@@ -57,6 +57,7 @@ impl<S: Sources> Recorder<S> {
                 samples: Vec::new(),
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
+                socket_files: Default::default(),
                 set_aside: Vec::new(),
             },
             keep: cadence.keep,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Sources;
 use crate::error::Result;
-use crate::model::{Counters, Gap, Listener, Scope};
+use crate::model::{Counters, Gap, Listener, Local, Scope};
 use crate::source::diag;
 
 /// Counting request sockets (SYN_RECV) makes the kernel walk its whole established-socket hash
@@ -58,7 +58,12 @@ pub struct Sampler<S> {
     /// put is stored when next counted.
     previous: Option<Vec<Listener>>,
     /// The last SYN_RECV count of each listener, from the last sample that counted them.
-    last_syn: HashMap<(SocketAddr, u64), u32>,
+    last_syn: HashMap<(Local, u64), u32>,
+    /// The families the scope covers: a dump skips the other.
+    tcp: bool,
+    unix: bool,
+    /// The kernel could not dump Unix listeners (no unix_diag).
+    unix_absent: bool,
     taken: u64,
     drops_unknown: usize,
     counter_problems: Vec<String>,
@@ -68,6 +73,7 @@ impl<S: Sources> Sampler<S> {
     /// `syn_every`: how often to count request sockets (SYN_RECV_EVERY); `syn_forced`: count
     /// them even when no SYN queue has ever filled (`--syn-recv`).
     pub fn new(sources: S, scope: Scope, syn_every: Duration, syn_forced: bool) -> Self {
+        let (tcp, unix) = (scope.wants_tcp(), scope.wants_unix());
         Sampler {
             ports: scope.ports(),
             sources,
@@ -79,6 +85,9 @@ impl<S: Sources> Sampler<S> {
             syn_counted: None,
             previous: None,
             last_syn: HashMap::new(),
+            tcp,
+            unix,
+            unix_absent: false,
             taken: 0,
             drops_unknown: 0,
             counter_problems: Vec::new(),
@@ -123,9 +132,12 @@ impl<S: Sources> Sampler<S> {
         }
         let dump = self.sources.listeners(&diag::Query {
             ports: &self.ports,
-            syn_recv: count_syn,
+            syn_recv: count_syn && self.tcp,
             drops: true,
+            tcp: self.tcp,
+            unix: self.unix,
         })?;
+        self.unix_absent |= dump.unix_absent;
         self.taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
         let (listeners, others): (Vec<Listener>, Vec<Listener>) = dump
@@ -164,7 +176,7 @@ impl<S: Sources> Sampler<S> {
             counters,
             // The kernel filtered by port: the rest listen on a target's port elsewhere.
             others: if self.taken == 1 {
-                others.iter().map(|l| l.local).collect()
+                others.iter().filter_map(|l| l.local.inet()).collect()
             } else {
                 Vec::new()
             },
@@ -190,6 +202,13 @@ impl<S: Sources> Sampler<S> {
                      per-listener drops unknown; rely on TcpExt counters",
                     self.drops_unknown
                 ),
+            ));
+        }
+        if self.unix_absent {
+            gaps.push(Gap::new(
+                "unix-listeners",
+                "Unix-domain listeners not read: this kernel has no unix_diag \
+                 (CONFIG_UNIX_DIAG, module unix_diag)",
             ));
         }
         for p in &self.counter_problems {

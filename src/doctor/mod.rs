@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use crate::model::{Gap, Netns, Owner, QueuePeak, Snapshot, Sysctls};
+use crate::model::{Gap, Local, Netns, Owner, QueuePeak, Snapshot, Sysctls};
 
 /// How bad a finding is; the verdict is the worst of them. Ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -179,7 +179,7 @@ pub enum Whose {
 /// One listener over the window, as the rules and the renderers see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenerView {
-    pub local: SocketAddr,
+    pub local: Local,
     pub inode: u64,
     /// Send-Q at the last sample: the effective backlog B.
     pub send_q: u32,
@@ -322,17 +322,19 @@ impl Triage {
     /// Inodes of the listeners with something to report, and of the sockets that share an
     /// address with one (an SO_REUSEPORT group's finding names all its members).
     pub fn troubled(&self) -> HashSet<u64> {
-        let addresses: HashSet<SocketAddr> = self
-            .listeners
-            .iter()
-            .zip(&self.classes)
-            .filter(|(_, c)| c.is_some())
-            .map(|(v, _)| v.local)
-            .collect();
+        let troubled = || {
+            self.listeners
+                .iter()
+                .zip(&self.classes)
+                .filter(|(_, c)| c.is_some())
+                .map(|(v, _)| v)
+        };
+        let addresses: HashSet<SocketAddr> = troubled().filter_map(|v| v.local.inet()).collect();
         self.listeners
             .iter()
-            .filter(|v| addresses.contains(&v.local))
+            .filter(|v| v.local.inet().is_some_and(|a| addresses.contains(&a)))
             .map(|v| v.inode)
+            .chain(troubled().map(|v| v.inode))
             .collect()
     }
 
@@ -383,7 +385,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
     let mut out: Vec<ListenerView> = Vec::new();
     let mut first_drops: Vec<Option<u32>> = Vec::new();
     // Indexes, so that ten thousand listeners cost ten thousand steps, not a hundred million.
-    let mut index: HashMap<(SocketAddr, u64), usize> = HashMap::new();
+    let mut index: HashMap<(Local, u64), usize> = HashMap::new();
     for sample in &snap.samples {
         for l in &sample.listeners {
             match index.get(&l.key()).copied() {
@@ -400,7 +402,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                     index.insert(l.key(), out.len());
                     first_drops.push(l.drops);
                     out.push(ListenerView {
-                        local: l.local,
+                        local: l.local.clone(),
                         inode: l.inode,
                         send_q: l.send_q,
                         recv_q: l.recv_q,
@@ -417,12 +419,12 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
             }
         }
     }
-    let at_end: HashSet<(SocketAddr, u64)> = snap
+    let at_end: HashSet<(Local, u64)> = snap
         .last()
         .map(|s| s.listeners.iter().map(|l| l.key()).collect())
         .unwrap_or_default();
     for (v, first) in out.iter_mut().zip(first_drops) {
-        v.present_at_end = at_end.contains(&(v.local, v.inode));
+        v.present_at_end = at_end.contains(&(v.local.clone(), v.inode));
         if snap.windowed() {
             v.drops_delta = match (first, v.drops) {
                 (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),

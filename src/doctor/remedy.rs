@@ -13,14 +13,12 @@
 //! `tests/remedy.rs` proves it over generated snapshots. Pure: no I/O; step texts are filled by
 //! `words.rs`.
 
-use std::net::SocketAddr;
-
 use serde::Serialize;
 
 use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
 use crate::catalogue::Sysctl;
-use crate::model::{Netns, Owner, Sysctls};
+use crate::model::{Local, Netns, Owner, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -189,7 +187,7 @@ pub enum Action {
     /// Accept faster: the queue only absorbs bursts.
     AcceptFaster,
     /// Drops never go down while the socket lives: check that they stop growing.
-    CheckDropsHeld { listener: SocketAddr },
+    CheckDropsHeld { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
     BalanceReuseport,
     /// Look for the listener that overflowed outside the view.
@@ -265,7 +263,7 @@ impl Step {
                 at.names_pid(),
             ),
             Action::CheckDropsHeld { listener } => (
-                at.backlogctl(&format!("watch {listener}")),
+                at.backlogctl(&format!("watch {}", listener.as_target())),
                 None,
                 at.names_pid(),
             ),
@@ -428,7 +426,9 @@ pub(crate) fn plan(
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(
             StepKind::Check,
-            Action::CheckDropsHeld { listener: v.local },
+            Action::CheckDropsHeld {
+                listener: v.local.clone(),
+            },
             &at,
         ));
     }

@@ -21,7 +21,7 @@ use serde_json::json;
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
-use crate::model::Snapshot;
+use crate::model::{Snapshot, Target};
 
 use crate::catalogue::{
     EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
@@ -236,13 +236,17 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
     for t in &ctx.snap.unmatched_targets() {
         // Listeners on that port at other addresses: recorded beside the scope, or in it for
         // another target.
+        let (ip, port) = match t {
+            Target::Inet { ip, port } => (*ip, Some(*port)),
+            Target::Unix(_) => (None, None),
+        };
         let mut elsewhere: Vec<SocketAddr> = ctx
             .snap
             .other_addresses
             .iter()
             .copied()
-            .chain(views.iter().map(|v| v.local))
-            .filter(|a| a.port() == t.port)
+            .chain(views.iter().filter_map(|v| v.local.inet()))
+            .filter(|a| Some(a.port()) == port)
             .collect();
         elsewhere.sort();
         elsewhere.dedup();
@@ -252,16 +256,28 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
             None,
             Fact::NotListening {
                 target: t.to_string(),
-                ip: t.ip,
+                ip,
                 elsewhere: elsewhere.clone(),
             },
         );
         f.target = Some(t.to_string());
-        f.evidence.push(ev(
-            format!("listeners on port {} at other addresses", t.port),
-            json!(elsewhere.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
-            "inet_diag",
-        ));
+        match (t, port) {
+            (_, Some(port)) => f.evidence.push(ev(
+                format!("listeners on port {port} at other addresses"),
+                json!(elsewhere.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+                "inet_diag",
+            )),
+            (Target::Unix(u), None) => f.evidence.push(ev(
+                "the socket file".to_string(),
+                json!(
+                    ctx.snap
+                        .socket_file(u)
+                        .map_or("not checked", |s| s.describe())
+                ),
+                "stat",
+            )),
+            _ => {}
+        }
         f.fix.steps.push(ctx.step(Action::StartServer));
         out.push(f);
     }
@@ -496,13 +512,15 @@ fn namespace_overflow(
 fn syn_full(views: &[ListenerView]) -> Vec<&ListenerView> {
     let mut capacity: HashMap<SocketAddr, u64> = HashMap::new();
     for v in views {
-        *capacity.entry(v.local).or_default() += v.capacity();
+        if let Some(a) = v.local.inet() {
+            *capacity.entry(a).or_default() += v.capacity();
+        }
     }
     views
         .iter()
-        .filter(|v| {
-            v.syn_recv_peak
-                .is_some_and(|p| u64::from(p) >= capacity[&v.local])
+        .filter(|v| match (v.local.inet(), v.syn_recv_peak) {
+            (Some(a), Some(p)) => u64::from(p) >= capacity[&a],
+            _ => false,
         })
         .collect()
 }
@@ -646,16 +664,21 @@ fn reuseport(
     overflowing: &[&ListenerView],
     out: &mut Vec<Finding>,
 ) {
+    // SO_REUSEPORT groups are TCP's: two Unix listeners on one path are a stale one and the
+    // one clients reach, not a group.
     let mut groups: HashMap<SocketAddr, Vec<&ListenerView>> = HashMap::new();
     for v in views {
-        groups.entry(v.local).or_default().push(v);
+        if let Some(a) = v.local.inet() {
+            groups.entry(a).or_default().push(v);
+        }
     }
     let mut done = HashSet::new();
     for v in overflowing {
-        if !done.insert(v.local) {
+        let Some(a) = v.local.inet() else { continue };
+        if !done.insert(a) {
             continue;
         }
-        let group = &groups[&v.local];
+        let group = &groups[&a];
         if group.len() < 2 {
             continue;
         }

@@ -226,7 +226,7 @@ impl Recording {
     /// Starts recording the lab's listener; returns once the first sample is taken, so that
     /// the burst starts after it.
     fn start(port: u16) -> Result<Recording> {
-        let scope = Scope::new(vec![Target { ip: None, port }]);
+        let scope = Scope::new(vec![Target::port(port)]);
         let stop = Arc::new(AtomicBool::new(false));
         let (ready, first) = mpsc::channel();
         let stopped = stop.clone();

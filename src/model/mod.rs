@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Sysctl;
 
+mod local;
 mod scope;
 mod window;
-pub use scope::{Scope, Target, parse_targets};
+pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
+pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
 
-/// Version of the JSON layout written by this build. Readers reject newer versions.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON layout written by this build. Readers reject newer versions. 2: a
+/// listener's `local` may be a Unix-domain name (an object); version 1 files read as they are.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -57,10 +60,54 @@ pub struct Snapshot {
     /// what `not-listening` names when `10.0.0.1:8000` is asked for and `127.0.0.1:8000` listens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_addresses: Vec<SocketAddr>,
+    /// What each Unix path target was when the recording started, by the target as typed: a
+    /// socket file no listener holds is stale (clients get ECONNREFUSED).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub socket_files: BTreeMap<String, SocketFile>,
     /// Listeners whose values could not be (see `set_aside_implausible`): not diagnosed, but
     /// listening. Not part of the file.
     #[serde(skip)]
     pub set_aside: Vec<Listener>,
+}
+
+/// A Unix target's path as `stat` saw it (following symlinks, as a client's connect() does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum SocketFile {
+    /// A socket file: its inode and device (the kernel's encoding, as `UNIX_DIAG_VFS`).
+    Socket {
+        ino: u64,
+        dev: u32,
+    },
+    /// Something else: connect() gets ECONNREFUSED.
+    NotASocket,
+    /// No such file: connect() gets ENOENT.
+    Missing,
+    Unreadable {
+        reason: String,
+    },
+}
+
+impl SocketFile {
+    pub fn describe(&self) -> &str {
+        match self {
+            SocketFile::Socket { .. } => "a socket file",
+            SocketFile::NotASocket => "not a socket",
+            SocketFile::Missing => "no such file",
+            SocketFile::Unreadable { reason } => reason,
+        }
+    }
+
+    /// The file as unix_diag names a listener's (`UNIX_DIAG_VFS`).
+    pub fn vfs(&self) -> Option<Vfs> {
+        match self {
+            SocketFile::Socket { ino, dev } => Some(Vfs {
+                ino: *ino,
+                dev: *dev,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The most the accept queue can pass B+1 by: one per CPU racing through the lockless check.
@@ -144,20 +191,22 @@ pub struct Sample {
 
 pub type Counters = BTreeMap<String, u64>;
 
-/// One listening TCP socket as inet_diag reports it.
+/// One listening socket: TCP as inet_diag reports it, Unix-domain as unix_diag does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listener {
-    pub local: SocketAddr,
+    pub local: Local,
     /// Socket inode; ties the listener to its processes (`/proc/PID/fd` → `socket:[inode]`).
     pub inode: u64,
     pub uid: u32,
-    /// Recv-Q: connections waiting for accept() (`sk_ack_backlog`).
+    /// Recv-Q: connections waiting for accept() (TCP: `sk_ack_backlog`; Unix: the pending
+    /// connections on the listener's receive queue, `UNIX_DIAG_RQLEN`).
     pub recv_q: u32,
     /// Send-Q: effective backlog B = min(listen() backlog, somaxconn at listen time)
-    /// (`sk_max_ack_backlog`). The accept queue holds B+1.
+    /// (`sk_max_ack_backlog`). The accept queue holds B+1, for both families.
     pub send_q: u32,
     /// `sk_drops` (SK_MEMINFO_DROPS): segments dropped at this listener, not clients.
-    /// None when the kernel sent a short skmeminfo array (drops unknown).
+    /// None when the kernel sent a short skmeminfo array (drops unknown), and always for a
+    /// Unix listener: nothing counts the connects it refuses.
     #[serde(default)]
     pub drops: Option<u32>,
     /// Request sockets (SYN_RECV) on this listener's address and port. Shared by all sockets
@@ -173,8 +222,8 @@ pub struct Listener {
 
 impl Listener {
     /// Identity across samples: the same socket keeps its inode.
-    pub fn key(&self) -> (SocketAddr, u64) {
-        (self.local, self.inode)
+    pub fn key(&self) -> (Local, u64) {
+        (self.local.clone(), self.inode)
     }
 
     /// Same socket in the same state, ignoring a SYN_RECV count only one side measured.
@@ -198,9 +247,11 @@ impl Listener {
         .full()
     }
 
-    /// Whether a client connecting to `ip` would reach this listener (wildcards included).
+    /// Whether a client connecting to `ip` would reach this TCP listener (wildcards included).
     pub fn serves(&self, ip: IpAddr) -> bool {
-        let mine = self.local.ip();
+        let Some(mine) = self.local.ip() else {
+            return false;
+        };
         if mine == ip {
             return true;
         }
@@ -378,12 +429,18 @@ impl Snapshot {
         Some(last.get(key)?.saturating_sub(*first.get(key)?))
     }
 
+    /// What a Unix target's path was when the recording started; None when not checked (a
+    /// file recorded before schema 2, an abstract name).
+    pub fn socket_file(&self, t: &UnixTarget) -> Option<&SocketFile> {
+        self.socket_files.get(&Target::Unix(t.clone()).to_string())
+    }
+
     /// Highest Recv-Q seen for the listener with this key over all samples.
-    pub fn peak_recv_q(&self, key: (SocketAddr, u64)) -> Option<u32> {
+    pub fn peak_recv_q(&self, key: &(Local, u64)) -> Option<u32> {
         self.samples
             .iter()
             .flat_map(|s| s.listeners.iter())
-            .filter(|l| l.key() == key)
+            .filter(|l| l.inode == key.1 && l.local == key.0)
             .map(|l| l.recv_q)
             .max()
     }
@@ -472,8 +529,21 @@ impl Snapshot {
                     .chain(&self.set_aside)
                     .any(|l| t.matches(l))
             })
-            .copied()
+            .cloned()
             .collect()
+    }
+
+    /// Gives each Unix path target the socket file recorded for it, so that a listener bound
+    /// through another spelling of the path still matches it (a file read back from disk).
+    pub fn resolve_socket_files(&mut self) {
+        let files = &self.socket_files;
+        for t in &mut self.targets {
+            if let Target::Unix(u) = t {
+                u.file = files
+                    .get(&Target::Unix(u.clone()).to_string())
+                    .and_then(SocketFile::vfs);
+            }
+        }
     }
 
     /// Duration covered by the samples, microseconds.

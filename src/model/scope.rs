@@ -1,6 +1,8 @@
-//! What a command looks at: the targets a user names (`:8100`, `127.0.0.1:8100`, `[::1]:80`)
-//! and the scope they make. Part of the model: snapshots store their targets typed, as the
-//! strings a user types, so a schema-1 file reads back as it was written.
+//! What a command looks at: the targets a user names (`:8100`, `127.0.0.1:8100`, `[::1]:80`;
+//! `/run/php/php8.2-fpm.sock`, `unix:relative.sock`, `@abstract`) and the scope they make,
+//! with the socket families it covers (`-t`, `-x`). Part of the model: snapshots store their
+//! targets typed, as the strings a user types, so a schema-1 file reads back as it was
+//! written.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -9,20 +11,70 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Listener;
+use super::local::{Local, Name, UnixName, Vfs};
 use crate::error::{Error, Result};
 
-/// A listener the user names: a port, optionally with the address clients connect to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Target {
-    pub ip: Option<IpAddr>,
-    pub port: u16,
+/// A listener the user names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A TCP port, optionally with the address clients connect to.
+    Inet { ip: Option<IpAddr>, port: u16 },
+    /// A Unix-domain socket by path or abstract name.
+    Unix(UnixTarget),
+}
+
+/// A Unix-domain listener the user names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UnixTarget {
+    /// A path (as typed: relative ones stay relative) or an abstract name.
+    pub name: UnixName,
+    /// The path's socket file as it was when the command started (`stat`), so that a listener
+    /// bound through another spelling of the path (relative, a symlink) is still matched.
+    /// Not part of a snapshot file.
+    pub file: Option<Vfs>,
 }
 
 impl Target {
+    /// A TCP port on any address.
+    pub fn port(port: u16) -> Target {
+        Target::Inet { ip: None, port }
+    }
+
     pub fn parse(s: &str) -> Result<Target> {
+        let t = s.trim();
+        if let Some(name) = t.strip_prefix("unix:") {
+            return Target::unix(s, name);
+        }
+        if t.starts_with('/') || t.starts_with('@') || t.starts_with("./") {
+            return Target::unix(s, t);
+        }
+        Target::parse_inet(s)
+    }
+
+    /// `/path`, `relative/path` (after `unix:`), `@abstract`.
+    fn unix(s: &str, name: &str) -> Result<Target> {
+        let name = match name.strip_prefix('@') {
+            Some("") => {
+                return Err(Error::BadInput(format!(
+                    "malformed target {s:?}: an abstract name after @, e.g. @uwsgi"
+                )));
+            }
+            Some(abs) => UnixName::Abstract(Name::new(abs.as_bytes())),
+            None if name.is_empty() => {
+                return Err(Error::BadInput(format!(
+                    "malformed target {s:?}: a socket path after unix:, e.g. unix:/run/php/php-fpm.sock"
+                )));
+            }
+            None => UnixName::Path(Name::new(name.as_bytes())),
+        };
+        Ok(Target::Unix(UnixTarget { name, file: None }))
+    }
+
+    fn parse_inet(s: &str) -> Result<Target> {
         let bad = |why: &str| {
             Error::BadInput(format!(
-                "malformed target {s:?}: {why}; use :PORT, PORT, ADDR:PORT or [IPv6]:PORT, e.g. :8100 or [::1]:8100"
+                "malformed target {s:?}: {why}; use :PORT, PORT, ADDR:PORT, [IPv6]:PORT, a socket \
+                 path or @abstract, e.g. :8100, [::1]:8100 or /run/php/php8.2-fpm.sock"
             ))
         };
         let t = s.trim();
@@ -37,25 +89,16 @@ impl Target {
             return Err(bad("empty"));
         }
         if let Some(p) = t.strip_prefix(':') {
-            return Ok(Target {
-                ip: None,
-                port: port_of(p)?,
-            });
+            return Ok(Target::port(port_of(p)?));
         }
         if let Some(p) = t.strip_prefix("*:") {
-            return Ok(Target {
-                ip: None,
-                port: port_of(p)?,
-            });
+            return Ok(Target::port(port_of(p)?));
         }
         if t.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(Target {
-                ip: None,
-                port: port_of(t)?,
-            });
+            return Ok(Target::port(port_of(t)?));
         }
         if let Ok(sa) = t.parse::<SocketAddr>() {
-            return Ok(Target {
+            return Ok(Target::Inet {
                 ip: Some(sa.ip()),
                 port: port_of(&sa.port().to_string())?,
             });
@@ -80,17 +123,40 @@ impl Target {
         }
     }
 
-    /// Whether a listener bound to `local` serves this target.
+    /// Whether a listener serves this target: the port (and an address clients can reach it
+    /// by); the same name, or for a path the same socket file.
     pub fn matches(&self, listener: &Listener) -> bool {
-        listener.local.port() == self.port && self.ip.is_none_or(|ip| listener.serves(ip))
+        match (self, &listener.local) {
+            (Target::Inet { ip, port }, Local::Inet(a)) => {
+                a.port() == *port && ip.is_none_or(|ip| listener.serves(ip))
+            }
+            (Target::Unix(t), Local::Unix(u)) => {
+                t.name == u.name || (t.file.is_some() && t.file == u.vfs)
+            }
+            _ => false,
+        }
+    }
+
+    /// The TCP port, for the kernel's port filter.
+    pub fn inet_port(&self) -> Option<u16> {
+        match self {
+            Target::Inet { port, .. } => Some(*port),
+            Target::Unix(_) => None,
+        }
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            None => write!(f, ":{}", self.port),
-            Some(ip) => write!(f, "{}", SocketAddr::new(ip, self.port)),
+        match self {
+            Target::Inet { ip: None, port } => write!(f, ":{port}"),
+            Target::Inet { ip: Some(ip), port } => write!(f, "{}", SocketAddr::new(*ip, *port)),
+            Target::Unix(UnixTarget { name, .. }) => match name {
+                UnixName::Path(p) if p.bytes().starts_with(b"/") => write!(f, "{p}"),
+                UnixName::Path(p) => write!(f, "unix:{p}"),
+                UnixName::Abstract(n) => write!(f, "@{n}"),
+                UnixName::Unnamed => f.write_str("unix:"),
+            },
         }
     }
 }
@@ -121,24 +187,69 @@ pub fn parse_targets(raw: &[String]) -> Result<Vec<Target>> {
     raw.iter().map(|s| Target::parse(s)).collect()
 }
 
-/// Which listeners a command looks at: those serving any target, or every one.
+/// The socket families a command covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Families {
+    pub tcp: bool,
+    pub unix: bool,
+}
+
+impl Default for Families {
+    fn default() -> Families {
+        Families {
+            tcp: true,
+            unix: true,
+        }
+    }
+}
+
+/// Which listeners a command looks at: those serving any target, or every one of the
+/// families asked for (`-t`, `-x`; both by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     pub targets: Vec<Target>,
+    pub families: Families,
 }
 
 impl Scope {
     pub fn new(targets: Vec<Target>) -> Self {
-        Scope { targets }
+        Scope {
+            targets,
+            families: Families::default(),
+        }
+    }
+
+    /// Only these families (`-t`/`-x`).
+    pub fn only(mut self, families: Families) -> Self {
+        self.families = families;
+        self
     }
 
     /// Ports for the kernel-side filter; empty = all.
     pub fn ports(&self) -> Vec<u16> {
-        self.targets.iter().map(|t| t.port).collect()
+        self.targets.iter().filter_map(Target::inet_port).collect()
+    }
+
+    /// Whether TCP listeners are dumped at all: no target names a port and some name a socket.
+    pub fn wants_tcp(&self) -> bool {
+        self.families.tcp
+            && (self.targets.is_empty() || self.targets.iter().any(|t| t.inet_port().is_some()))
+    }
+
+    /// Whether Unix listeners are dumped.
+    pub fn wants_unix(&self) -> bool {
+        self.families.unix
+            && (self.targets.is_empty()
+                || self.targets.iter().any(|t| matches!(t, Target::Unix(_))))
     }
 
     pub fn contains(&self, l: &Listener) -> bool {
-        self.targets.is_empty() || self.targets.iter().any(|t| t.matches(l))
+        let family = if l.local.is_unix() {
+            self.families.unix
+        } else {
+            self.families.tcp
+        };
+        family && (self.targets.is_empty() || self.targets.iter().any(|t| t.matches(l)))
     }
 }
 
@@ -167,9 +278,26 @@ mod tests {
             "[::1]",
             "1.2.3:80",
             "-5",
+            "@",
+            "unix:",
         ] {
             let e = Target::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("malformed target"), "{bad:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn unix_targets() {
+        let ok = |s: &str| Target::parse(s).unwrap().to_string();
+        assert_eq!(ok("/run/php/php8.2-fpm.sock"), "/run/php/php8.2-fpm.sock");
+        assert_eq!(ok("unix:/run/x.sock"), "/run/x.sock");
+        assert_eq!(ok("unix:rel.sock"), "unix:rel.sock");
+        assert_eq!(ok("./rel.sock"), "unix:./rel.sock");
+        assert_eq!(ok("@uwsgi"), "@uwsgi");
+        assert_eq!(ok("unix:@uwsgi"), "@uwsgi");
+        // A round trip through the display form gives the same target.
+        for s in ["/a.sock", "unix:rel.sock", "@x"] {
+            assert_eq!(Target::parse(&ok(s)).unwrap(), Target::parse(s).unwrap());
         }
     }
 }

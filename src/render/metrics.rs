@@ -15,7 +15,7 @@ use std::io::{self, Write};
 
 use crate::catalogue::{self, Sysctl};
 use crate::collect::{NsScrape, Scrape};
-use crate::model::{Listener, Owner};
+use crate::model::{Listener, Local, Owner};
 
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
@@ -43,10 +43,11 @@ impl<'a> Ns<'a> {
         let netns = scrape.inode.map(|i| i.to_string()).unwrap_or_default();
         let mut rows = Vec::new();
         if let Some((snap, sample)) = scrape.value.as_ref().and_then(|s| s.last().map(|l| (s, l))) {
-            // SO_REUSEPORT groups share an address and port: only they need the inode.
-            let mut per_address: HashMap<std::net::SocketAddr, usize> = HashMap::new();
+            // SO_REUSEPORT groups share an address and port, a stale Unix listener and its
+            // successor a path: only they need the inode.
+            let mut per_address: HashMap<&Local, usize> = HashMap::new();
             for l in &sample.listeners {
-                *per_address.entry(l.local).or_default() += 1;
+                *per_address.entry(&l.local).or_default() += 1;
             }
             let mut owners: HashMap<u64, &Owner> = HashMap::new();
             for o in &snap.owners {
@@ -63,11 +64,18 @@ impl<'a> Ns<'a> {
                 .listeners
                 .iter()
                 .map(|l| {
-                    let mut labels = format!(
-                        "netns=\"{netns}\",address=\"{}\",port=\"{}\"",
-                        l.local.ip(),
-                        l.local.port()
-                    );
+                    // TCP: address and port; Unix: the path (`@name` for an abstract one).
+                    let mut labels = match &l.local {
+                        Local::Inet(a) => format!(
+                            "netns=\"{netns}\",address=\"{}\",port=\"{}\"",
+                            a.ip(),
+                            a.port()
+                        ),
+                        Local::Unix(_) => format!(
+                            "netns=\"{netns}\",path=\"{}\"",
+                            escape(&l.local.as_target())
+                        ),
+                    };
                     if per_address.get(&l.local).is_some_and(|n| *n > 1) {
                         labels.push_str(&format!(",inode=\"{}\"", l.inode));
                     }

@@ -517,7 +517,7 @@ mod tests {
             })
             .collect();
         let row = |local: &str, process: Option<&str>, event, history: &[Point]| Row {
-            local: local.parse::<SocketAddr>().unwrap(),
+            local: local.parse::<SocketAddr>().unwrap().into(),
             inode: 1,
             process: process.map(str::to_string),
             recv_q: 1_000_000,

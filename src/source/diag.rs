@@ -9,6 +9,12 @@
 //! that refuses it gets one SOCK_DIAG_BY_FAMILY dump per family. A dump the kernel marks
 //! NLM_F_DUMP_INTR (the hash tables changed under it) is repeated a bounded number of times.
 //!
+//!
+//! Unix-domain listeners come from the same socket (unix_diag, family AF_UNIX): one dump of the
+//! namespace's listening Unix sockets (stream and seqpacket), filtered by state in the kernel,
+//! with their name, socket file and queue lengths. Never with `UDIAG_SHOW_ICONS`: listing each
+//! pending connection made `ss -xle` silently lose listeners with thousands pending.
+//!
 //! The message framing and header decoding come from netlink-packet-core/-sock-diag, but the
 //! attributes are read here: the crate's `MemInfo` rejects a short skmeminfo array, which on
 //! older kernels must mean "drops unknown" (as `ss` reads it), not a failed dump.
@@ -30,7 +36,7 @@ use netlink_packet_sock_diag::inet::{
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
 use crate::error::{Error, Result};
-use crate::model::Listener;
+use crate::model::{Listener, Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 
 const NLMSG_ERROR: u16 = 2;
 /// The inet_diag request older than SOCK_DIAG_BY_FAMILY (`include/uapi/linux/inet_diag.h`).
@@ -55,11 +61,28 @@ const INET_DIAG_BC_S_LE: u8 = 3;
 const DUMP_TRIES: usize = 5;
 const RECV_BUF: usize = 64 * 1024;
 const SOCKET_RCVBUF: usize = 1 << 20;
+const AF_UNIX: u8 = nix::libc::AF_UNIX as u8;
+const SOCK_STREAM: u8 = nix::libc::SOCK_STREAM as u8;
+const SOCK_SEQPACKET: u8 = nix::libc::SOCK_SEQPACKET as u8;
+/// `struct unix_diag_req` and `struct unix_diag_msg` (`include/uapi/linux/unix_diag.h`).
+const UNIX_REQ_LEN: usize = 24;
+const UNIX_MSG_LEN: usize = 16;
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_VFS: u16 = 1;
+const UNIX_DIAG_RQLEN: u16 = 4;
+const UNIX_DIAG_UID: u16 = 7;
+const UDIAG_SHOW_NAME: u32 = 0x01;
+const UDIAG_SHOW_VFS: u32 = 0x02;
+const UDIAG_SHOW_RQLEN: u32 = 0x10;
+const UDIAG_SHOW_UID: u32 = 0x40;
 
-/// What one pass over both families saw.
+/// What one pass over the families asked for saw.
 #[derive(Debug, Default, Clone)]
 pub struct Dump {
     pub listeners: Vec<Listener>,
+    /// The kernel has no unix_diag (CONFIG_UNIX_DIAG off, module not loadable): Unix
+    /// listeners unknown.
+    pub unix_absent: bool,
     /// Local address of every request socket (SYN_RECV), v4-mapped addresses unmapped.
     pub requests: Vec<SocketAddr>,
     /// Listeners whose skmeminfo was missing or too short to hold the drop counter.
@@ -76,6 +99,10 @@ pub struct Query<'a> {
     pub syn_recv: bool,
     /// Ask for skmeminfo, the per-listener drop counter; without it `drops` is None.
     pub drops: bool,
+    /// Dump TCP listeners (inet_diag).
+    pub tcp: bool,
+    /// Dump Unix-domain listeners (unix_diag); not filtered by port.
+    pub unix: bool,
 }
 
 /// An open NETLINK_SOCK_DIAG socket with its receive buffer, reused across samples.
@@ -109,26 +136,11 @@ impl Diag {
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let mut out = Dump::default();
-        let one_walk = self.compat && {
-            match self.dump_family(BOTH, q, &mut out) {
-                Ok(()) => true,
-                Err(Error::Netlink { source, .. })
-                    if matches!(
-                        source.raw_os_error(),
-                        Some(nix::libc::EINVAL | nix::libc::ENOENT | nix::libc::EOPNOTSUPP)
-                    ) =>
-                {
-                    self.compat = false;
-                    out = Dump::default();
-                    false
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        if !one_walk {
-            for family in [AF_INET, AF_INET6] {
-                self.dump_family(family, q, &mut out)?;
-            }
+        if q.tcp {
+            self.dump_inet(q, &mut out)?;
+        }
+        if q.unix {
+            self.dump_family(AF_UNIX, q, &mut out)?;
         }
         // A dump spans several messages, and a listener closing or opening between two of them
         // can make the kernel's resume point (bucket, index) repeat a socket; keep each once.
@@ -140,12 +152,41 @@ impl Diag {
         Ok(out)
     }
 
+    /// Both IP families: one walk of the listening hash where the kernel takes it.
+    fn dump_inet(&mut self, q: &Query, out: &mut Dump) -> Result<()> {
+        let one_walk = self.compat && {
+            match self.dump_family(BOTH, q, out) {
+                Ok(()) => true,
+                Err(Error::Netlink { source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(nix::libc::EINVAL | nix::libc::ENOENT | nix::libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    self.compat = false;
+                    *out = Dump::default();
+                    false
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !one_walk {
+            for family in [AF_INET, AF_INET6] {
+                self.dump_family(family, q, out)?;
+            }
+        }
+        Ok(())
+    }
+
     fn dump_family(&mut self, family: u8, q: &Query, out: &mut Dump) -> Result<()> {
         for _ in 0..DUMP_TRIES {
             let (l, r, d) = (out.listeners.len(), out.requests.len(), out.drops_unknown);
             match self.try_dump(family, q, out)? {
                 Outcome::Complete => return Ok(()),
-                Outcome::FamilyAbsent => return Ok(()),
+                Outcome::FamilyAbsent => {
+                    out.unix_absent |= family == AF_UNIX;
+                    return Ok(());
+                }
                 Outcome::Interrupted => {
                     out.listeners.truncate(l);
                     out.requests.truncate(r);
@@ -161,7 +202,10 @@ impl Diag {
 
     fn try_dump(&mut self, family: u8, q: &Query, out: &mut Dump) -> Result<Outcome> {
         self.seq = self.seq.wrapping_add(1);
-        let request = build_request(family, q, self.seq);
+        let request = match family {
+            AF_UNIX => build_unix_request(self.seq),
+            _ => build_request(family, q, self.seq),
+        };
         self.socket
             .send(&request, 0)
             .map_err(|source| Error::Netlink { op: "send", source })?;
@@ -212,6 +256,7 @@ impl Diag {
                             return dump_error(family, code);
                         }
                     }
+                    SOCK_DIAG_BY_FAMILY if family == AF_UNIX => parse_unix_msg(msg.payload(), out)?,
                     SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                         parse_diag_msg(msg.payload(), q.drops, out)?
                     }
@@ -231,10 +276,10 @@ fn errno(payload: &[u8]) -> i32 {
         .unwrap_or(0)
 }
 
-/// A dump refused (NLMSG_ERROR) or failed midway (a negative NLMSG_DONE): an absent IPv6 is
-/// no listeners of that family, anything else an error.
+/// A dump refused (NLMSG_ERROR) or failed midway (a negative NLMSG_DONE): an absent IPv6 or
+/// unix_diag is no listeners of that family, anything else an error.
 fn dump_error(family: u8, code: i32) -> Result<Outcome> {
-    if family == AF_INET6
+    if (family == AF_INET6 || family == AF_UNIX)
         && [
             nix::libc::ENOENT,
             nix::libc::EAFNOSUPPORT,
@@ -245,7 +290,11 @@ fn dump_error(family: u8, code: i32) -> Result<Outcome> {
         return Ok(Outcome::FamilyAbsent);
     }
     Err(Error::Netlink {
-        op: "inet_diag dump",
+        op: if family == AF_UNIX {
+            "unix_diag dump"
+        } else {
+            "inet_diag dump"
+        },
         source: io::Error::from_raw_os_error(-code),
     })
 }
@@ -352,6 +401,98 @@ fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
     buf
 }
 
+/// `struct unix_diag_req` (`include/uapi/linux/unix_diag.h`): family, protocol, pad, states,
+/// ino, show, cookie[2]. Listeners only; their name, socket file, queue lengths and owner uid.
+fn build_unix_request(seq: u32) -> Vec<u8> {
+    let total = 16 + UNIX_REQ_LEN;
+    let mut buf = vec![0u8; total];
+    {
+        let mut hdr = NetlinkBuffer::new(&mut buf[..]);
+        hdr.set_length(total as u32);
+        hdr.set_message_type(SOCK_DIAG_BY_FAMILY);
+        hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
+        hdr.set_sequence_number(seq);
+        hdr.set_port_number(0);
+    }
+    buf[16] = AF_UNIX; // sdiag_family; sdiag_protocol 0
+    let states = 1u32 << TCP_LISTEN; // udiag_states: the kernel skips the rest
+    let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
+    buf[20..24].copy_from_slice(&states.to_ne_bytes());
+    buf[28..32].copy_from_slice(&show.to_ne_bytes()); // udiag_ino (24..28) 0: every socket
+    buf
+}
+
+/// One `struct unix_diag_msg` (family, type, state, pad, ino, cookie[2]) and its attributes.
+fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
+    if payload.len() < UNIX_MSG_LEN {
+        return Err(Error::Protocol(format!(
+            "unix_diag message of {} bytes, expected at least {UNIX_MSG_LEN}",
+            payload.len()
+        )));
+    }
+    let kind = match payload[1] {
+        SOCK_STREAM => UnixKind::Stream,
+        SOCK_SEQPACKET => UnixKind::Seqpacket,
+        _ => return Ok(()), // a datagram socket has no listen queue
+    };
+    if payload[2] != TCP_LISTEN {
+        return Ok(());
+    }
+    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
+        let b = b.get(at..at + 4)?;
+        Some(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let inode = u32_at(payload, 4).unwrap_or(0);
+    let (mut name, mut vfs, mut queues, mut uid) = (UnixName::Unnamed, None, None, 0);
+    for nla in NlasIterator::new(&payload[UNIX_MSG_LEN..]) {
+        let Ok(nla) = nla else { break };
+        let v = nla.value();
+        match nla.kind() {
+            UNIX_DIAG_NAME => name = unix_name(v),
+            UNIX_DIAG_VFS => {
+                vfs = u32_at(v, 0).zip(u32_at(v, 4)).map(|(ino, dev)| Vfs {
+                    ino: u64::from(ino),
+                    dev,
+                })
+            }
+            // unix_diag_get_rqlen (net/unix/diag.c): for a listener, rqueue is the number of
+            // pending connections (skbs on its receive queue), wqueue sk_max_ack_backlog.
+            UNIX_DIAG_RQLEN => queues = u32_at(v, 0).zip(u32_at(v, 4)),
+            UNIX_DIAG_UID => uid = u32_at(v, 0).unwrap_or(0),
+            _ => {}
+        }
+    }
+    let Some((recv_q, send_q)) = queues else {
+        return Err(Error::Protocol(
+            "unix_diag sent a listener without UNIX_DIAG_RQLEN".into(),
+        ));
+    };
+    out.listeners.push(Listener {
+        local: Local::Unix(UnixLocal { name, kind, vfs }),
+        inode: u64::from(inode),
+        uid,
+        recv_q,
+        send_q,
+        // Nothing counts a refused Unix connect: not sk_drops, not any /proc counter.
+        drops: None,
+        syn_recv: None,
+        v6only: None,
+    });
+    Ok(())
+}
+
+/// `UNIX_DIAG_NAME`: a path with its trailing NUL, or an abstract name after a leading NUL.
+fn unix_name(v: &[u8]) -> UnixName {
+    match v.split_first() {
+        None => UnixName::Unnamed,
+        Some((0, rest)) => UnixName::Abstract(Name::new(rest)),
+        Some(_) => {
+            let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+            UnixName::Path(Name::new(&v[..end]))
+        }
+    }
+}
+
 /// inet_diag bytecode accepting a socket whose local port is any of `ports`
 /// (`inet_diag_bc_run`, `net/ipv4/inet_diag.c`): the program accepts when it runs off its end
 /// exactly, and rejects by jumping 4 bytes past it. Per port, a 20-byte block
@@ -415,7 +556,7 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
                 out.drops_unknown += 1;
             }
             out.listeners.push(Listener {
-                local,
+                local: Local::Inet(local),
                 inode: u64::from(header.inode),
                 uid: header.uid,
                 // tcp_diag_get_info (net/ipv4/tcp_diag.c): for a listener rqueue is
@@ -457,7 +598,7 @@ fn unmap(ip: IpAddr) -> IpAddr {
 /// specific listener that would have received its SYN: same address, else the wildcard of the
 /// same family, else a dual-stack `[::]`. All sockets of an SO_REUSEPORT group get the count.
 pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
-    for l in listeners.iter_mut() {
+    for l in listeners.iter_mut().filter(|l| !l.local.is_unix()) {
         l.syn_recv = Some(0);
     }
     let mut per_addr: HashMap<SocketAddr, u32> = HashMap::new();
@@ -466,11 +607,12 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
     }
     for (addr, n) in per_addr {
         let rank = |l: &Listener| -> Option<u8> {
-            if l.local.port() != addr.port() || !l.serves(addr.ip()) {
+            let local = l.local.inet()?;
+            if local.port() != addr.port() || !l.serves(addr.ip()) {
                 None
-            } else if l.local.ip() == addr.ip() {
+            } else if local.ip() == addr.ip() {
                 Some(2)
-            } else if l.local.is_ipv4() == addr.is_ipv4() {
+            } else if local.is_ipv4() == addr.is_ipv4() {
                 Some(1)
             } else {
                 Some(0)
@@ -504,13 +646,17 @@ mod wire {
         ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
     };
 
-    use super::{Dump, Query, build_request, parse_diag_msg, port_filter};
+    use super::{
+        Dump, Query, build_request, build_unix_request, parse_diag_msg, parse_unix_msg, port_filter,
+    };
     use crate::model::Listener;
 
     const NO_PORTS: Query = Query {
         ports: &[],
         syn_recv: false,
         drops: true,
+        tcp: true,
+        unix: false,
     };
 
     /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
@@ -547,6 +693,8 @@ mod wire {
             ports: &[8100],
             syn_recv: true,
             drops: true,
+            tcp: true,
+            unix: false,
         };
         let compat = build_request(super::BOTH, &q, 9);
         let v2 = build_request(AF_INET, &q, 9);
@@ -843,7 +991,7 @@ mod wire {
 
     fn listener_8100(drops: Option<u32>) -> Listener {
         Listener {
-            local: SocketAddr::from(([127, 0, 0, 1], 8100)),
+            local: SocketAddr::from(([127, 0, 0, 1], 8100)).into(),
             inode: 12345,
             uid: 1000,
             recv_q: 6,
@@ -927,5 +1075,77 @@ mod wire {
             ..listener_8100(Some(14))
         };
         assert_eq!(out.listeners, vec![want]);
+    }
+
+    /// `build_unix_request(seq 3)`: listeners only, with name, socket file, queues and uid;
+    /// never UDIAG_SHOW_ICONS.
+    #[rustfmt::skip]
+    const REQ_UNIX: [u8; 40] = [
+        // struct nlmsghdr
+        0x28, 0x00, 0x00, 0x00, // nlmsg_len: 40 = 16 + 24 (unix_diag_req)
+        0x14, 0x00,             // nlmsg_type: SOCK_DIAG_BY_FAMILY (20)
+        0x01, 0x03,             // nlmsg_flags: NLM_F_REQUEST | NLM_F_DUMP
+        0x03, 0x00, 0x00, 0x00, // nlmsg_seq: 3
+        0x00, 0x00, 0x00, 0x00, // nlmsg_pid
+        // struct unix_diag_req
+        0x01,                   // sdiag_family: AF_UNIX
+        0x00,                   // sdiag_protocol
+        0x00, 0x00,             // pad
+        0x00, 0x04, 0x00, 0x00, // udiag_states: 1 << TCP_LISTEN (10)
+        0x00, 0x00, 0x00, 0x00, // udiag_ino: 0, every socket
+        0x53, 0x00, 0x00, 0x00, // udiag_show: NAME 0x1 | VFS 0x2 | RQLEN 0x10 | UID 0x40
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // udiag_cookie
+    ];
+
+    /// A php-fpm-like listener: stream, LISTEN, inode 0x1234, 3 pending of B=8.
+    #[rustfmt::skip]
+    const MSG_UNIX: [u8; 64] = [
+        // struct unix_diag_msg
+        0x01, 0x01, 0x0a, 0x00, // family AF_UNIX, type SOCK_STREAM (1), state LISTEN (10), pad
+        0x34, 0x12, 0x00, 0x00, // udiag_ino: 0x1234
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // udiag_cookie
+        // UNIX_DIAG_NAME: "/run/a.sock" and its NUL (12 bytes) → nla_len 16
+        0x10, 0x00, 0x00, 0x00,
+        b'/', b'r', b'u', b'n', b'/', b'a', b'.', b's', b'o', b'c', b'k', 0x00,
+        // UNIX_DIAG_VFS: ino 77, dev 8<<20|1
+        0x0c, 0x00, 0x01, 0x00,
+        0x4d, 0x00, 0x00, 0x00, 0x01, 0x00, 0x80, 0x00,
+        // UNIX_DIAG_RQLEN: rqueue 3 (pending), wqueue 8 (B)
+        0x0c, 0x00, 0x04, 0x00,
+        0x03, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00,
+        // UNIX_DIAG_UID: 33
+        0x08, 0x00, 0x07, 0x00, 0x21, 0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn unix_request_and_listener_byte_by_byte() {
+        assert_eq!(build_unix_request(3), REQ_UNIX);
+        let mut out = Dump::default();
+        parse_unix_msg(&MSG_UNIX, &mut out).unwrap();
+        let l = &out.listeners[0];
+        assert_eq!(l.local.to_string(), "/run/a.sock");
+        assert_eq!(
+            l.local.unix().and_then(|u| u.vfs),
+            Some(crate::model::Vfs {
+                ino: 77,
+                dev: 8 << 20 | 1
+            })
+        );
+        assert_eq!((l.inode, l.recv_q, l.send_q, l.uid), (0x1234, 3, 8, 33));
+        assert_eq!(l.drops, None, "nothing counts refused Unix connects");
+        // An abstract name, a datagram socket, a connected one, and a short message.
+        let mut abs = MSG_UNIX;
+        abs[20] = 0;
+        parse_unix_msg(&abs, &mut out).unwrap();
+        // Abstract names are bytes to the last one: here the path's NUL, escaped.
+        assert_eq!(out.listeners[1].local.to_string(), "@run/a.sock\\x00");
+        let mut dgram = MSG_UNIX;
+        dgram[1] = 2;
+        let mut connected = MSG_UNIX;
+        connected[2] = 1;
+        parse_unix_msg(&dgram, &mut out).unwrap();
+        parse_unix_msg(&connected, &mut out).unwrap();
+        assert_eq!(out.listeners.len(), 2);
+        assert!(parse_unix_msg(&MSG_UNIX[..10], &mut out).is_err());
     }
 }

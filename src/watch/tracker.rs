@@ -3,18 +3,17 @@
 //! summary at the end. Pure: no clock, no I/O.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::catalogue::{LISTEN_DROPS, WATCH_RATES, short};
-use crate::model::{Counters, Listener, Owner, QueuePeak};
+use crate::model::{Counters, Listener, Local, Owner, QueuePeak};
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
-    pub local: SocketAddr,
+    pub local: Local,
     pub inode: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
@@ -149,19 +148,19 @@ pub struct Worst {
 #[derive(Default)]
 pub struct Tracker {
     /// Peak Recv-Q per listener since the last refresh.
-    peaks: BTreeMap<(SocketAddr, u64), u32>,
+    peaks: BTreeMap<(Local, u64), u32>,
     /// State at the previous refresh: drops, and the listeners present.
-    prev_drops: BTreeMap<(SocketAddr, u64), Option<u32>>,
+    prev_drops: BTreeMap<(Local, u64), Option<u32>>,
     prev_counters: Option<Counters>,
     prev_elapsed: Duration,
     first_counters: Option<Counters>,
     last_counters: Option<Counters>,
     pub(crate) refreshes: u64,
-    summary: BTreeMap<(SocketAddr, u64), ListenerSummary>,
+    summary: BTreeMap<(Local, u64), ListenerSummary>,
     worst: Option<(f64, u32, Worst)>,
     shape: HistoryShape,
     /// Per listener present at the last refresh; a listener that is gone loses its history.
-    history: HashMap<(SocketAddr, u64), History>,
+    history: HashMap<(Local, u64), History>,
 }
 
 impl Tracker {
@@ -174,7 +173,7 @@ impl Tracker {
     }
 
     /// Adds this refresh's peak to the listener's history and returns the history to show.
-    fn remember(&mut self, key: (SocketAddr, u64), point: Point) -> Vec<Point> {
+    fn remember(&mut self, key: (Local, u64), point: Point) -> Vec<Point> {
         if self.shape.slots == 0 {
             return Vec::new();
         }
@@ -225,7 +224,7 @@ impl Tracker {
                 self.row(l, process, secs, &time)
             })
             .collect();
-        let seen: HashSet<(SocketAddr, u64)> = listeners.iter().map(|l| l.key()).collect();
+        let seen: HashSet<(Local, u64)> = listeners.iter().map(|l| l.key()).collect();
         rows.extend(self.gone(&seen));
         if self.history.len() > seen.len() {
             self.history.retain(|k, _| seen.contains(k));
@@ -266,7 +265,7 @@ impl Tracker {
             backlog: l.send_q,
         };
         let history = self.remember(
-            key,
+            key.clone(),
             Point {
                 fill,
                 dropped: drops_delta.is_some_and(|d| d > 0),
@@ -288,7 +287,7 @@ impl Tracker {
             s.drops = Some(0);
         }
         Row {
-            local: l.local,
+            local: l.local.clone(),
             inode: l.inode,
             process,
             recv_q: l.recv_q,
@@ -306,12 +305,12 @@ impl Tracker {
     }
 
     /// Rows for the listeners of the previous refresh that are not in `seen`.
-    fn gone(&self, seen: &HashSet<(SocketAddr, u64)>) -> Vec<Row> {
+    fn gone(&self, seen: &HashSet<(Local, u64)>) -> Vec<Row> {
         self.prev_drops
             .keys()
             .filter(|k| !seen.contains(*k))
             .map(|key| Row {
-                local: key.0,
+                local: key.0.clone(),
                 inode: key.1,
                 process: None,
                 recv_q: 0,
@@ -416,10 +415,11 @@ impl Tracker {
 mod tests {
     use super::*;
     use crate::model::rfc3339;
+    use std::net::SocketAddr;
 
     fn l(port: u16, inode: u64, recv_q: u32, drops: Option<u32>) -> Listener {
         Listener {
-            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            local: SocketAddr::from(([127, 0, 0, 1], port)).into(),
             inode,
             uid: 0,
             recv_q,
@@ -514,7 +514,7 @@ mod tests {
             last = r
                 .listeners
                 .into_iter()
-                .map(|row| (row.local.port(), row.history))
+                .map(|row| (row.local.port().unwrap_or(0), row.history))
                 .collect();
         }
         last
