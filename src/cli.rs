@@ -103,8 +103,20 @@ pub fn examples(command: &str) -> &'static str {
     }
 }
 
-const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [::1]:8100 \
-(default: every TCP listener in the network namespace)";
+const TARGET_HELP: &str = "Listener(s) in scope: :8100, 8100, 127.0.0.1:8100, [::1]:8100; a \
+Unix socket by path (/run/php/php8.2-fpm.sock, unix:relative.sock) or abstract name (@name) \
+(default: every TCP and Unix listener in the network namespace)";
+
+/// Which socket families, as `ss` spells it.
+#[derive(Debug, Args, Default, Clone, Copy)]
+pub struct FamilyArgs {
+    /// TCP listeners only (with -x: both)
+    #[arg(long, short = 't')]
+    pub tcp: bool,
+    /// Unix-domain listeners only (with -t: both)
+    #[arg(long, short = 'x')]
+    pub unix: bool,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -187,6 +199,8 @@ pub struct MetricsArgs {
     pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub families: FamilyArgs,
     /// Write to FILE atomically (for node_exporter's textfile collector) instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -201,6 +215,8 @@ pub struct ExporterArgs {
     pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub families: FamilyArgs,
     /// Address and port to serve on
     #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:9848")]
     pub listen: String,
@@ -243,6 +259,8 @@ pub struct SnapshotArgs {
     pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub families: FamilyArgs,
     /// Observe for this long (e.g. 1s, 500ms); 0 takes a single sample
     #[arg(long, short = 'w', value_name = "DUR", default_value = "0")]
     pub window: String,
@@ -270,6 +288,8 @@ pub struct DoctorArgs {
     pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub families: FamilyArgs,
     /// Observe for this long to catch bursts and count drops (0 = one sample, no deltas)
     #[arg(long, short = 'w', value_name = "DUR", default_value = "1s")]
     pub window: String,
@@ -304,6 +324,8 @@ pub struct WatchArgs {
     pub ns: NsArgs,
     #[arg(value_name = "TARGET", help = TARGET_HELP)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub families: FamilyArgs,
     /// Time between refreshes of the display
     #[arg(long, short = 'i', value_name = "DUR", default_value = "1s")]
     pub interval: String,

@@ -12,7 +12,7 @@ use crate::cli::{self, Cli};
 use crate::collect::{Namespaces, Owners, Sampling};
 use crate::error::{Error, Result};
 use crate::lab::LabOptions;
-use crate::model::{Scope, parse_targets};
+use crate::model::{Families, Scope, parse_targets};
 use crate::render::watch::Format;
 use crate::source::netns::Which;
 use crate::watch;
@@ -168,6 +168,22 @@ pub struct Resolved {
     pub command: Command,
 }
 
+/// The targets and the families asked for (`-t`, `-x`, both by default).
+fn scope(targets: &[String], f: cli::FamilyArgs) -> Result<Scope> {
+    let families = match (f.tcp, f.unix) {
+        (true, false) => Families {
+            tcp: true,
+            unix: false,
+        },
+        (false, true) => Families {
+            tcp: false,
+            unix: true,
+        },
+        _ => Families::default(),
+    };
+    Ok(Scope::new(parse_targets(targets)?).only(families))
+}
+
 fn duration(what: &str, s: &str) -> Result<Duration> {
     cli::parse_duration(what, s)
 }
@@ -274,7 +290,7 @@ fn namespace(cli: &Cli) -> Result<Option<Which>> {
 
 fn snapshot(a: cli::SnapshotArgs) -> Result<Snapshot> {
     Ok(Snapshot {
-        scope: Scope::new(parse_targets(&a.targets)?),
+        scope: scope(&a.targets, a.families)?,
         sampling: sampling(&a.window, &a.sample_interval, a.syn_recv)?,
         owners: if a.no_processes {
             Owners::None
@@ -294,7 +310,7 @@ fn metrics(a: cli::MetricsArgs, refuse: &dyn Fn(&str) -> Result<()>) -> Result<M
         Namespaces::Current
     };
     Ok(Metrics {
-        scope: Scope::new(parse_targets(&a.targets)?),
+        scope: scope(&a.targets, a.families)?,
         namespaces,
         path: a.output,
     })
@@ -319,7 +335,7 @@ fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>)
         (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
     };
     Ok(Doctor {
-        scope: Scope::new(parse_targets(&a.targets)?),
+        scope: scope(&a.targets, a.families)?,
         input,
         owners: if a.no_processes {
             Owners::None
@@ -354,7 +370,7 @@ fn exporter(a: cli::ExporterArgs, namespaces: Namespaces) -> Result<Exporter> {
     Ok(Exporter {
         listen,
         namespaces,
-        scope: Scope::new(parse_targets(&a.targets)?),
+        scope: scope(&a.targets, a.families)?,
         timeout,
         max_connections: a.max_connections,
     })
@@ -391,7 +407,7 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
         Format::Lines
     };
     Ok(Watch {
-        scope: Scope::new(parse_targets(&a.targets)?),
+        scope: scope(&a.targets, a.families)?,
         run: watch::Options {
             interval,
             sample_interval,

@@ -106,6 +106,16 @@ pub fn from_file(path: &Path, scope: &Scope) -> Result<Diagnosis> {
     if !scope.targets.is_empty() {
         restrict(&mut snap, &scope.targets);
     }
+    // -t / -x: the other family's listeners as if not recorded.
+    for s in &mut snap.samples {
+        s.listeners.retain(|l| {
+            if l.local.is_unix() {
+                scope.families.unix
+            } else {
+                scope.families.tcp
+            }
+        });
+    }
     snap.set_aside_implausible();
     let mut report = doctor::diagnose(&snap);
     // Commands that name a PID name the process of the recording's time.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Header, Sources};
 use crate::error::{Error, Result};
-use crate::model::{Counters, Gap, Listener, Netns, Owner};
+use crate::model::{Counters, Gap, Listener, Name, Netns, Owner, SocketFile};
 use crate::source::diag;
 use crate::source::netns::Which;
 
@@ -136,6 +136,10 @@ impl Sources for Fake {
 
     fn alive(&mut self, pid: u32) -> bool {
         self.holders.iter().any(|o| o.pid == pid)
+    }
+
+    fn socket_file(&mut self, _: &Name) -> SocketFile {
+        SocketFile::Missing
     }
 
     fn netns_of(&mut self, pid: u32) -> Option<u64> {

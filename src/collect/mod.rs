@@ -33,7 +33,7 @@ pub use sampler::{SYN_RECV_EVERY, Sampled};
 pub use scrape::{Collector, NsScrape, Scrape};
 
 use crate::error::Result;
-use crate::model::{Counters, Gap, Netns, Owner, Sysctls};
+use crate::model::{Counters, Gap, Name, Netns, Owner, SocketFile, Sysctls};
 use crate::source::netns::Which;
 use crate::source::{diag, netns, netstat, procs, sysctl};
 
@@ -55,6 +55,8 @@ pub trait Sources {
     fn alive(&mut self, pid: u32) -> bool;
     /// The network namespace (inode) a process lives in; None once it has exited.
     fn netns_of(&mut self, pid: u32) -> Option<u64>;
+    /// What a Unix target's path is now (following symlinks, as a client's connect() does).
+    fn socket_file(&mut self, path: &Name) -> SocketFile;
 }
 
 /// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
@@ -118,6 +120,10 @@ impl Sources for Kernel {
 
     fn netns_of(&mut self, pid: u32) -> Option<u64> {
         netns::inode_of_pid(pid)
+    }
+
+    fn socket_file(&mut self, path: &Name) -> SocketFile {
+        sysctl::socket_file(path.bytes())
     }
 }
 

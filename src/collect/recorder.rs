@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::sampler::Sampler;
 use super::{SYN_RECV_EVERY, Sampled, Sampling, Sources};
 use crate::error::Result;
-use crate::model::{SCHEMA_VERSION, Sample, Scope, Snapshot};
+use crate::model::{SCHEMA_VERSION, Sample, Scope, Snapshot, Target, UnixName};
 
 /// How a recording samples besides its window.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,19 @@ impl<S: Sources> Recorder<S> {
     /// Reads the header now; the first sample is the caller's.
     pub fn start(mut sources: S, scope: &Scope, cadence: Cadence) -> Recorder<S> {
         let header = sources.header();
+        // Unix path targets: their socket file now, kept in the snapshot and used to match a
+        // listener bound through another spelling of the path.
+        let mut scope = scope.clone();
+        let mut socket_files = std::collections::BTreeMap::new();
+        for t in &mut scope.targets {
+            if let Target::Unix(u) = t
+                && let UnixName::Path(p) = &u.name
+            {
+                let file = sources.socket_file(p);
+                u.file = file.vfs();
+                socket_files.insert(Target::Unix(u.clone()).to_string(), file);
+            }
+        }
         Recorder {
             sampler: Sampler::new(
                 sources,
@@ -57,7 +70,7 @@ impl<S: Sources> Recorder<S> {
                 samples: Vec::new(),
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
-                socket_files: Default::default(),
+                socket_files,
                 set_aside: Vec::new(),
             },
             keep: cadence.keep,

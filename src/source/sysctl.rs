@@ -3,7 +3,7 @@
 //! an `Option`: unreadable or unparsable means unknown, recorded as a gap, never a default.
 
 use crate::catalogue::{Sysctl, sysctl_path};
-use crate::model::{Gap, Sysctls};
+use crate::model::{Gap, SocketFile, Sysctls, Vfs};
 
 const ROOT: &str = "/proc/sys";
 
@@ -51,5 +51,29 @@ fn read_one(key: Sysctl, gaps: &mut Vec<Gap>) -> Option<u32> {
             gaps.push(Gap::new(name, format!("cannot read {path}: {e}")));
             None
         }
+    }
+}
+
+/// What a Unix socket's path is (the file system is the other thing `/proc/sys` readers share:
+/// both are read with `std::fs`), following symlinks as connect() does.
+pub fn socket_file(path: &[u8]) -> SocketFile {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match std::fs::metadata(std::ffi::OsStr::from_bytes(path)) {
+        Ok(m) if m.file_type().is_socket() => {
+            // glibc's gnu_dev_major/minor, then the kernel's own encoding (UNIX_DIAG_VFS).
+            let dev = m.dev();
+            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            SocketFile::Socket {
+                ino: m.ino(),
+                dev: Vfs::kernel_dev(major as u32, minor as u32),
+            }
+        }
+        Ok(_) => SocketFile::NotASocket,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SocketFile::Missing,
+        Err(e) => SocketFile::Unreadable {
+            reason: format!("cannot stat it: {e}"),
+        },
     }
 }
