@@ -181,9 +181,7 @@ impl<'o, S: Sources> Watch<'o, S> {
 
     /// The recording, named like a snapshot's: `doctor --from` on it gives the runtime's fix.
     fn finish(self) -> Snapshot {
-        let Watch {
-            rec, mut owners, ..
-        } = self;
+        let Watch { rec, owners, .. } = self;
         let (mut snap, mut sources) = rec.finish();
         let inodes = crate::collect::listener_inodes(&snap);
         owners.name(&mut sources, &mut snap, &inodes, Instant::now());
