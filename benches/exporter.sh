@@ -5,11 +5,14 @@
 #   + `nstat` for each namespace.
 # Needs root, iproute2 (ip, ss, nstat), python3, curl. Everything it makes is removed on exit.
 # Usage: benches/exporter.sh [NAMESPACES] [LISTENERS] [SCRAPES]
+#   UNIX=N in the environment: each namespace's process also holds N Unix-domain listeners
+#   (abstract names, per namespace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100}
 L=${2:-100}
 SCRAPES=${3:-10000}
+UNIX=${UNIX:-0}
 PORT=${PORT:-19848}
 PREFIX="blt-bench-$$"
 cargo build --release -q
@@ -32,11 +35,13 @@ socks = []
 for p in range(10000, 10000 + int(sys.argv[1])):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", p)); s.listen(128); socks.append(s)
+for i in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX); s.bind("\0bench-%d" % i); s.listen(128); socks.append(s)
 print("ready", flush=True)
-time.sleep(86400)' "$L" > "/tmp/$1.ready" &
+time.sleep(86400)' "$L" "$UNIX" > "/tmp/$1.ready" &
     pids+=($!)
 }
-echo "== setup: $N namespaces x $L listeners"
+echo "== setup: $N namespaces x ($L TCP + $UNIX Unix) listeners"
 for i in $(seq 1 "$N"); do hold "$PREFIX-$i"; done
 for i in $(seq 1 "$N"); do
     until grep -q ready "/tmp/$PREFIX-$i.ready" 2>/dev/null; do sleep 0.05; done
@@ -54,7 +59,7 @@ scrape() { curl -s -o /tmp/$PREFIX.prom -w '%{time_total}\n' "http://127.0.0.1:$
 first=$(scrape)
 echo "first scrape (names every listener's process): ${first}s"
 series=$(grep -c '^backlogctl_listen_backlog{' /tmp/$PREFIX.prom)
-echo "listener series: $series (expected at least $((N * L)))"
+echo "listener series: $series (expected at least $((N * (L + UNIX))))"
 times=$(for _ in $(seq 1 50); do scrape; done | sort -n)
 p50=$(echo "$times" | awk '{a[NR]=$1} END {print a[int(NR*0.5)]}')
 p95=$(echo "$times" | awk '{a[NR]=$1} END {print a[int(NR*0.95)]}')
