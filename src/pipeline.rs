@@ -162,3 +162,65 @@ fn restrict(snap: &mut Snapshot, targets: &[Target]) {
     let inodes = listener_inodes(snap);
     snap.owners.retain(|o| inodes.contains(&o.inode));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::fake::Fake;
+    use crate::doctor::Severity;
+    use crate::model::Owner;
+    use std::time::Duration;
+
+    fn window() -> Sampling {
+        Sampling {
+            window: Duration::from_millis(20),
+            interval: Duration::from_millis(1),
+            syn_recv: false,
+        }
+    }
+
+    fn nginx() -> Owner {
+        Owner {
+            inode: 7,
+            pid: 42,
+            comm: "nginx".into(),
+            cmdline: "nginx: master process /usr/sbin/nginx".into(),
+        }
+    }
+
+    #[test]
+    fn doctor_on_fake_sources_finds_a_full_queue_and_names_its_owner() {
+        // B = 5: six waiting is full.
+        let fake = Fake {
+            holders: vec![nginx()],
+            ..Fake::queues(&[0, 6, 6, 2])
+        };
+        let d = live(fake, &Scope::default(), window(), Owners::All).unwrap();
+        assert_eq!(d.report.verdict, Severity::Critical);
+        assert_eq!(d.snapshot.owners, [nginx()]);
+        assert!(d.report.listeners[0].recv_q_peak >= 6);
+    }
+
+    #[test]
+    fn no_processes_is_a_routine_gap_and_a_queue_with_room_is_not_critical() {
+        let fake = Fake {
+            holders: vec![nginx()],
+            ..Fake::queues(&[0, 1, 0])
+        };
+        let d = live(fake, &Scope::default(), window(), Owners::None).unwrap();
+        assert!(d.snapshot.owners.is_empty());
+        assert!(
+            d.snapshot
+                .gaps
+                .iter()
+                .any(|g| g.routine() && g.what == "process-owners")
+        );
+        // B = 5 is small (a warning), but it never filled.
+        assert_eq!(
+            d.report.verdict,
+            Severity::Warning,
+            "{:?}",
+            d.report.findings
+        );
+    }
+}
