@@ -186,6 +186,9 @@ pub enum Action {
     },
     /// Accept faster: the queue only absorbs bursts.
     AcceptFaster,
+    /// A pre-forked pool accepts only with a free worker: size the pool (php-fpm's
+    /// `pm.max_children`, uWSGI's `--processes`).
+    MoreWorkers { runtime: Runtime },
     /// Drops never go down while the socket lives: check that they stop growing.
     CheckDropsHeld { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
@@ -194,6 +197,8 @@ pub enum Action {
     FindOverflowingListener,
     /// Start the server, or point doctor at the address it listens on.
     StartServer,
+    /// Start the server of a Unix socket, given what its path is now.
+    StartUnixServer { path: super::PathState },
     /// Keep the current setting; only change it for a stated reason.
     KeepAbortOnOverflow,
     /// A full SYN queue with cookies on: raise the backlog only for a burst of real clients.
@@ -421,7 +426,10 @@ pub(crate) fn plan(
         steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
     if needs.accept_faster {
-        steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
+        steps.push(match rt.filter(|r| r.worker_pool()) {
+            Some(runtime) => Step::new(StepKind::AppSetting, Action::MoreWorkers { runtime }, &at),
+            None => Step::new(StepKind::CodeChange, Action::AcceptFaster, &at),
+        });
     }
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(
