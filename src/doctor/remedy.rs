@@ -421,15 +421,23 @@ pub(crate) fn plan(
     if let Some(n) = somaxconn_target {
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
+    // A pool's size is a setting the same restart applies: it goes before the restart.
+    let pool = rt.filter(|r| needs.accept_faster && r.worker_pool());
     if let Some(n) = target {
         steps.push(backlog_step(rt, n, &at));
+    }
+    if let Some(runtime) = pool {
+        steps.push(Step::new(
+            StepKind::AppSetting,
+            Action::MoreWorkers { runtime },
+            &at,
+        ));
+    }
+    if target.is_some() {
         steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
-    if needs.accept_faster {
-        steps.push(match rt.filter(|r| r.worker_pool()) {
-            Some(runtime) => Step::new(StepKind::AppSetting, Action::MoreWorkers { runtime }, &at),
-            None => Step::new(StepKind::CodeChange, Action::AcceptFaster, &at),
-        });
+    if needs.accept_faster && pool.is_none() {
+        steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
     }
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(

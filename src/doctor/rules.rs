@@ -103,20 +103,27 @@ pub(super) fn run(
     let (unix, overflowing): (Vec<&ListenerView>, Vec<&ListenerView>) =
         overflowing.into_iter().partition(|v| v.local.is_unix());
     namespace_overflow(&ctx, views, &overflowing, &mut out);
-    let syn = syn_queue(&ctx, views);
+    // A view of Unix listeners only (a socket's path as the target) gets nothing of TCP's SYN
+    // queue, SYN cookies or abort-on-overflow: none of it concerns them.
+    let only_unix = !views.is_empty() && views.iter().all(|v| v.local.is_unix());
+    let syn = if only_unix {
+        Vec::new()
+    } else {
+        syn_queue(&ctx, views)
+    };
     let accept_overflow = !overflowing.is_empty()
         || out
             .iter()
             .any(|f| f.id == RuleId::AcceptQueueOverflow && f.listener.is_none());
     let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
     out.extend(syn);
-    if accept_overflow || syn_overflow {
+    if (accept_overflow || syn_overflow) && !only_unix {
         out.push(what_clients_see(&ctx, &overflowing, accept_overflow));
     }
     if !unix.is_empty() {
         out.push(unix_clients(&unix));
     }
-    if ctx.snap.sysctls.tcp_syncookies == Some(0) {
+    if ctx.snap.sysctls.tcp_syncookies == Some(0) && !only_unix {
         out.push(syncookies_disabled(&ctx));
     }
     reuseport(&ctx, views, &overflowing, &mut out);

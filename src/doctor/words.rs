@@ -822,8 +822,9 @@ fn restart_note(runtime: Option<Runtime>) -> String {
         Some(Runtime::Postgres) => format!(
             " (`pg_ctl restart`: a reload does not change {POSTGRES_LEVER} nor the backlog)"
         ),
-        Some(Runtime::PhpFpm) => " (`systemctl restart php8.2-fpm`, by its version: a reload, `systemctl reload` \
-                                  or USR2 to the master, re-reads the pool files but may keep the old socket)"
+        Some(Runtime::PhpFpm) => " (`systemctl restart php8.2-fpm`, the unit named after its PHP version: a \
+                                  reload, `systemctl reload` or USR2 to the master, re-reads the pool files but \
+                                  keeps the listening socket and its backlog, as observed with PHP 8.2)"
             .into(),
         Some(Runtime::Systemd) => " (for a socket unit: stop its service, `systemctl daemon-reload`, then \
                                    `systemctl restart NAME.socket`; a service still holding the old socket keeps its \
