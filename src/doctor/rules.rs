@@ -99,17 +99,29 @@ pub(super) fn run(
             out.push(group_finding(&ctx, id, group, plan));
         }
     }
+    namespace_findings(&ctx, views, overflowing, &mut out);
+    (out, plans)
+}
+
+/// The findings about the namespace and its clients, after the listeners' own: ListenOverflows
+/// no listener explains, the SYN queue, what clients see, SYN cookies, SO_REUSEPORT groups.
+fn namespace_findings<'v>(
+    ctx: &Ctx,
+    views: &'v [ListenerView],
+    overflowing: Vec<&'v ListenerView>,
+    out: &mut Vec<Finding>,
+) {
     // What TCP's clients see has nothing to do with a Unix socket's, and back.
     let (unix, overflowing): (Vec<&ListenerView>, Vec<&ListenerView>) =
         overflowing.into_iter().partition(|v| v.local.is_unix());
-    namespace_overflow(&ctx, views, &overflowing, &mut out);
+    namespace_overflow(ctx, views, &overflowing, out);
     // A view of Unix listeners only (a socket's path as the target) gets nothing of TCP's SYN
     // queue, SYN cookies or abort-on-overflow: none of it concerns them.
     let only_unix = !views.is_empty() && views.iter().all(|v| v.local.is_unix());
     let syn = if only_unix {
         Vec::new()
     } else {
-        syn_queue(&ctx, views)
+        syn_queue(ctx, views)
     };
     let accept_overflow = !overflowing.is_empty()
         || out
@@ -118,16 +130,15 @@ pub(super) fn run(
     let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
     out.extend(syn);
     if (accept_overflow || syn_overflow) && !only_unix {
-        out.push(what_clients_see(&ctx, &overflowing, accept_overflow));
+        out.push(what_clients_see(ctx, &overflowing, accept_overflow));
     }
     if !unix.is_empty() {
         out.push(unix_clients(&unix));
     }
     if ctx.snap.sysctls.tcp_syncookies == Some(0) && !only_unix {
-        out.push(syncookies_disabled(&ctx));
+        out.push(syncookies_disabled(ctx));
     }
-    reuseport(&ctx, views, &overflowing, &mut out);
-    (out, plans)
+    reuseport(ctx, views, &overflowing, out);
 }
 
 struct Ctx<'a> {

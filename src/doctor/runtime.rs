@@ -273,6 +273,46 @@ mod tests {
     }
 
     #[test]
+    fn unix_socket_runtimes_from_comm_and_cmdline() {
+        let cases = [
+            (
+                "php-fpm8.2",
+                "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+                Some(Runtime::PhpFpm),
+            ),
+            ("php-fpm", "php-fpm: pool www", Some(Runtime::PhpFpm)),
+            // A child whose comm was cut or renamed still says so in its command line.
+            ("php8", "php-fpm: pool www", Some(Runtime::PhpFpm)),
+            (
+                "uwsgi",
+                "uwsgi --ini /etc/uwsgi/app.ini",
+                Some(Runtime::Uwsgi),
+            ),
+            ("systemd", "/sbin/init", Some(Runtime::Systemd)),
+        ];
+        for (comm, cmd, want) in cases {
+            assert_eq!(runtime_of(&owner(comm, cmd)), want, "{comm} {cmd}");
+        }
+        // Socket activation: the service that calls listen() itself decides, not the unit.
+        let mut held = owner("systemd", "/sbin/init");
+        held.extend(owner(
+            "gunicorn",
+            "/usr/bin/python3 /usr/bin/gunicorn app:app",
+        ));
+        assert_eq!(runtime_of(&held), Some(Runtime::Gunicorn));
+        held.truncate(1);
+        held.extend(owner("myserver", "./myserver"));
+        assert_eq!(runtime_of(&held), Some(Runtime::Systemd));
+        assert!(Runtime::PhpFpm.worker_pool() && !Runtime::Gunicorn.worker_pool());
+        assert_eq!(
+            Runtime::PhpFpm.fixed_default(),
+            None,
+            "it depends on the release"
+        );
+        assert_eq!(Runtime::Uwsgi.fixed_default(), Some(UWSGI_BACKLOG));
+    }
+
+    #[test]
     fn postgres_lever_reaches_the_target() {
         // 2 × max_connections ≥ N, and 2 × (max_connections + 22) more so.
         for n in [1, 244, 4096, 4097, 9999] {
