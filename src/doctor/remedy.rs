@@ -267,8 +267,9 @@ impl Step {
                 at.persist(*knob, *value),
                 at.names_pid(),
             ),
+            // An unnamed Unix listener has no TARGET: watch them all.
             Action::CheckDropsHeld { listener } => (
-                at.backlogctl(&format!("watch {}", listener.as_target())),
+                at.backlogctl(format!("watch {}", listener.as_target()).trim_end()),
                 None,
                 at.names_pid(),
             ),

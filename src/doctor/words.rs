@@ -903,7 +903,8 @@ fn knob(runtime: Option<Runtime>, n: u32) -> String {
         ),
         Runtime::Uwsgi => format!(
             "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); uWSGI refuses to start when \
-             it is above {SOMAXCONN}, so that must be raised first"
+             it is above {SOMAXCONN} (\"Listen queue size is greater than the system max \
+             net.core.somaxconn\"), so that must be raised first"
         ),
         Runtime::Systemd => format!(
             "systemd: `Backlog={n}` in the [Socket] section of the .socket unit that holds it (`systemctl \
