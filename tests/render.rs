@@ -170,3 +170,271 @@ fn a_group_of_overflowing_listeners_is_told_by_its_worst() {
         1
     );
 }
+
+/// A Unix listener at /run/php/php8.2-fpm.sock with backlog `b` and `recv_q` pending in the
+/// second of two samples, held by `comm`/`cmdline` as pid 10, in a namespace with `somaxconn`.
+fn unix_snapshot(
+    comm: &str,
+    cmdline: &str,
+    somaxconn: u32,
+    b: u32,
+    recv_q: u32,
+) -> backlogctl::model::Snapshot {
+    let l = |q: u32| {
+        format!(
+            r#"{{"local": {{"path": "/run/php/php8.2-fpm.sock", "type": "stream"}}, "inode": 7,
+                "uid": 0, "recv_q": {q}, "send_q": {b}}}"#
+        )
+    };
+    store::parse(&format!(
+        r#"{{"schema_version": 2, "tool": "test", "started_unix_ms": 0,
+            "netns": {{"initial": true}},
+            "sysctls": {{"somaxconn": {somaxconn}, "tcp_syncookies": 0, "tcp_abort_on_overflow": 0}},
+            "owners": [{{"inode": 7, "pid": 10, "comm": "{comm}", "cmdline": "{cmdline}"}}],
+            "samples": [{{"elapsed_us": 0, "listeners": [{}]}},
+                        {{"elapsed_us": 500000, "listeners": [{}]}}]}}"#,
+        l(0),
+        l(recv_q)
+    ))
+    .unwrap()
+}
+
+fn ids(report: &doctor::Report) -> Vec<&'static str> {
+    report.findings.iter().map(|f| f.id.as_str()).collect()
+}
+
+fn text_at(report: &doctor::Report, width: usize) -> String {
+    let mut out = Vec::new();
+    let style = render::Style {
+        width,
+        ..render::Style::PLAIN
+    };
+    render::text(&mut out, report, style).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_full_unix_queue_is_told_in_unix_words() {
+    let php = "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)";
+    let report = doctor::diagnose(&unix_snapshot("php-fpm8.2", php, 4096, 4, 5));
+    // No abort-on-overflow, SYN-queue or syncookies finding, though tcp_syncookies is 0.
+    assert_eq!(
+        ids(&report),
+        ["accept-queue-overflow", "small-app-backlog", "unix-clients"]
+    );
+    let overflow = &report.findings[0];
+    assert!(
+        overflow.summary.contains("refuses connections"),
+        "{}",
+        overflow.summary
+    );
+    for e in report.findings.iter().flat_map(|f| &f.evidence) {
+        assert!(!e.name.starts_with("TcpExt"), "{e:?}");
+        assert!(!e.source.contains("inet_diag"), "{e:?}");
+    }
+    let refused = overflow
+        .evidence
+        .iter()
+        .find(|e| e.name == "refused connects")
+        .expect("refused connects in the evidence");
+    assert!(refused.value.is_null(), "unknown, never 0: {refused:?}");
+    assert!(
+        overflow
+            .evidence
+            .iter()
+            .any(|e| e.source.starts_with("unix_diag"))
+    );
+    let clients = &report.findings[2].summary;
+    for words in [
+        "EAGAIN",
+        "`connect() to unix:/run/php/php8.2-fpm.sock failed (11: Resource temporarily unavailable) while connecting to upstream`",
+        "502",
+        "SO_SNDTIMEO",
+    ] {
+        assert!(clients.contains(words), "{words}: {clients}");
+    }
+    let out = text_of(&report);
+    let row = out
+        .lines()
+        .find(|l| l.contains("/run/php/php8.2-fpm.sock") && l.contains("5/5"))
+        .expect("the listener's row");
+    assert!(row.contains("n/a") && !row.contains("unknown"), "{row}");
+}
+
+#[test]
+fn php_fpm_gets_its_pool_setting_a_pool_step_and_a_restart() {
+    use backlogctl::doctor::remedy::{Action, StepKind};
+    use backlogctl::doctor::runtime::{Relisten, Runtime};
+    let php = "php-fpm: pool www";
+    let report = doctor::diagnose(&unix_snapshot("php-fpm8.2", php, 4096, 4, 5));
+    let plan = &report.plans[0];
+    assert_eq!(plan.runtime, Some(Runtime::PhpFpm));
+    let kinds: Vec<StepKind> = plan.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::AppSetting,
+            StepKind::AppSetting,
+            StepKind::Relisten,
+            StepKind::Check
+        ]
+    );
+    assert!(
+        plan.steps[0].text.contains("`listen.backlog = 4096`"),
+        "{}",
+        plan.steps[0].text
+    );
+    assert!(matches!(plan.steps[1].action, Action::MoreWorkers { .. }));
+    assert!(
+        plan.steps[1].text.contains("pm.max_children"),
+        "{}",
+        plan.steps[1].text
+    );
+    assert!(matches!(
+        plan.steps[2].action,
+        Action::Relisten {
+            how: Relisten::Restart,
+            ..
+        }
+    ));
+    assert!(
+        plan.steps[2].text.contains("keeps the listening socket"),
+        "{}",
+        plan.steps[2].text
+    );
+    assert!(
+        plan.steps[3]
+            .text
+            .contains("nothing counts refused Unix connects")
+            && plan.steps[3].command.as_deref()
+                == Some("backlogctl watch /run/php/php8.2-fpm.sock"),
+        "{:?}",
+        plan.steps[3]
+    );
+}
+
+#[test]
+fn uwsgi_raises_somaxconn_before_its_listen() {
+    use backlogctl::doctor::remedy::{Action, Knob};
+    let report = doctor::diagnose(&unix_snapshot(
+        "uwsgi",
+        "uwsgi --ini app.ini",
+        100,
+        100,
+        101,
+    ));
+    let steps = &report.plans[0].steps;
+    assert!(matches!(
+        steps[0].action,
+        Action::Sysctl {
+            knob: Knob::Somaxconn,
+            value: 4096
+        }
+    ));
+    assert!(
+        steps[1].text.contains("`--listen 4096`") && steps[1].text.contains("refuses to start")
+    );
+    assert!(ids(&report).contains(&"backlog-capped-by-somaxconn"));
+}
+
+#[test]
+fn unix_runtimes_get_their_unix_knobs() {
+    let cases = [
+        (
+            "node",
+            "node server.js",
+            "server.listen({ path, backlog: 4096 })",
+        ),
+        (
+            "uvicorn",
+            "uvicorn app:app --uds /run/x.sock",
+            "--uds PATH --backlog 4096",
+        ),
+        (
+            "gunicorn",
+            "gunicorn app:app",
+            "overrides the unit's Backlog=",
+        ),
+        ("systemd", "/sbin/init", "`Backlog=4096`"),
+        (
+            "python3",
+            "python3 server.py",
+            "start_unix_server(..., backlog=4096)",
+        ),
+    ];
+    for (comm, cmdline, knob) in cases {
+        let report = doctor::diagnose(&unix_snapshot(comm, cmdline, 4096, 16, 17));
+        let app = &report.plans[0].steps[0].text;
+        assert!(app.contains(knob), "{comm}: {app}");
+    }
+}
+
+#[test]
+fn a_unix_target_nobody_listens_on_says_what_clients_get() {
+    let base = r#"{"schema_version": 2, "tool": "test", "started_unix_ms": 0,
+        "sysctls": {"somaxconn": 4096}, "samples": [{"elapsed_us": 0, "listeners": []}],"#;
+    let cases = [
+        (
+            r#""/a.sock", "socket_files": {"/a.sock": {"state": "socket", "ino": 1, "dev": 2}}"#,
+            "stale",
+            "ECONNREFUSED",
+        ),
+        (
+            r#""/a.sock", "socket_files": {"/a.sock": {"state": "missing"}}"#,
+            "no such file",
+            "ENOENT",
+        ),
+        (
+            r#""/a.sock", "socket_files": {"/a.sock": {"state": "not-a-socket"}}"#,
+            "not a socket",
+            "ECONNREFUSED",
+        ),
+        (r#""/a.sock""#, "not checked", "unknown"),
+        (r#""@a""#, "abstract name", "ECONNREFUSED"),
+    ];
+    for (target, what, errno) in cases {
+        let (t, files) = target.split_once(',').unwrap_or((target, ""));
+        let json = format!(
+            r#"{base} "targets": [{t}]{}{files}}}"#,
+            if files.is_empty() { "" } else { "," }
+        );
+        let report = doctor::diagnose(&store::parse(&json).unwrap());
+        assert_eq!(ids(&report), ["not-listening"], "{json}");
+        let s = &report.findings[0].summary;
+        assert!(s.contains(what) && s.contains(errno), "{what}/{errno}: {s}");
+        assert!(!s.contains("RST"), "{s}");
+    }
+}
+
+#[test]
+fn the_table_fits_60_columns_and_never_cuts_a_path_or_an_address() {
+    let unix = doctor::diagnose(&unix_snapshot(
+        "php-fpm8.2",
+        "php-fpm: pool www",
+        4096,
+        4,
+        5,
+    ));
+    let tcp = doctor::diagnose(&snapshot(3, |i| Some(10 + i as u32)));
+    for (report, name) in [
+        (&unix, "/run/php/php8.2-fpm.sock"),
+        (&tcp, "127.0.0.1:8102"),
+    ] {
+        let out = text_at(report, 60);
+        let table: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.starts_with(" Listener"))
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert!(table.len() >= 3, "{out}");
+        assert!(table.iter().all(|l| l.chars().count() <= 60), "{out}");
+        assert!(table.iter().any(|l| l.contains(name)), "{out}");
+    }
+    // Wide enough, the one-line table is as it was.
+    let out = text_at(&tcp, 100);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("127.0.0.1:8100") && l.contains("0/0") && l.contains("srv10")),
+        "{out}"
+    );
+}

@@ -41,6 +41,7 @@ pub enum RuleId {
     AbortOnOverflow,
     SyncookiesDisabled,
     ReuseportImbalance,
+    UnixClients,
 }
 
 impl RuleId {
@@ -57,6 +58,7 @@ impl RuleId {
             RuleId::AbortOnOverflow => "abort-on-overflow",
             RuleId::SyncookiesDisabled => "syncookies-disabled",
             RuleId::ReuseportImbalance => "reuseport-imbalance",
+            RuleId::UnixClients => "unix-clients",
         }
     }
 }
@@ -119,6 +121,11 @@ pub enum Fact {
         ip: Option<IpAddr>,
         elsewhere: Vec<SocketAddr>,
     },
+    /// Nothing listens on a Unix socket target; what its name leads to instead.
+    NotListeningUnix {
+        target: String,
+        path: PathState,
+    },
     Overflow {
         seen: QueueSeen,
     },
@@ -152,11 +159,36 @@ pub enum Fact {
     Clients {
         accept_overflow: bool,
     },
+    /// What the clients of overflowing Unix listeners see (no setting changes it); the first
+    /// listener names the socket in nginx's log line.
+    UnixClients {
+        example: Option<Local>,
+    },
     SyncookiesDisabled,
     ReuseportImbalance {
         sockets: usize,
         roomy: usize,
     },
+}
+
+/// What a Unix target nobody listens on leads to, from `Snapshot::socket_file`: it decides
+/// what clients get (docs/kernel.md §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathState {
+    /// A socket file no listener of this namespace holds: stale, or its server is in another
+    /// network namespace. connect() gets ECONNREFUSED.
+    StaleSocket,
+    /// No such file: ENOENT.
+    Missing,
+    /// A file that is not a socket: ECONNREFUSED.
+    NotASocket,
+    /// stat failed (permissions): what clients get is unknown.
+    Unreadable,
+    /// Not looked at (a file recorded before schema 2).
+    NotChecked,
+    /// An abstract name nobody bound in this namespace: ECONNREFUSED.
+    Abstract,
 }
 
 /// How an overflow was seen.

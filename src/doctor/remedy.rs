@@ -186,6 +186,9 @@ pub enum Action {
     },
     /// Accept faster: the queue only absorbs bursts.
     AcceptFaster,
+    /// A pre-forked pool accepts only with a free worker: size the pool (php-fpm's
+    /// `pm.max_children`, uWSGI's `--processes`).
+    MoreWorkers { runtime: Runtime },
     /// Drops never go down while the socket lives: check that they stop growing.
     CheckDropsHeld { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
@@ -194,6 +197,8 @@ pub enum Action {
     FindOverflowingListener,
     /// Start the server, or point doctor at the address it listens on.
     StartServer,
+    /// Start the server of a Unix socket, given what its path is now.
+    StartUnixServer { path: super::PathState },
     /// Keep the current setting; only change it for a stated reason.
     KeepAbortOnOverflow,
     /// A full SYN queue with cookies on: raise the backlog only for a burst of real clients.
@@ -262,8 +267,9 @@ impl Step {
                 at.persist(*knob, *value),
                 at.names_pid(),
             ),
+            // An unnamed Unix listener has no TARGET: watch them all.
             Action::CheckDropsHeld { listener } => (
-                at.backlogctl(&format!("watch {}", listener.as_target())),
+                at.backlogctl(format!("watch {}", listener.as_target()).trim_end()),
                 None,
                 at.names_pid(),
             ),
@@ -416,11 +422,22 @@ pub(crate) fn plan(
     if let Some(n) = somaxconn_target {
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
+    // A pool's size is a setting the same restart applies: it goes before the restart.
+    let pool = rt.filter(|r| needs.accept_faster && r.worker_pool());
     if let Some(n) = target {
         steps.push(backlog_step(rt, n, &at));
+    }
+    if let Some(runtime) = pool {
+        steps.push(Step::new(
+            StepKind::AppSetting,
+            Action::MoreWorkers { runtime },
+            &at,
+        ));
+    }
+    if target.is_some() {
         steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
-    if needs.accept_faster {
+    if needs.accept_faster && pool.is_none() {
         steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
     }
     if needs.dropped || needs.accept_faster {

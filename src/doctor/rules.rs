@@ -20,8 +20,10 @@ use serde_json::json;
 
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
-use super::{Evidence, Fact, Finding, Fix, ListenerView, QueueSeen, RuleId, Severity, Whose};
-use crate::model::{Snapshot, Target};
+use super::{
+    Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, RuleId, Severity, Whose,
+};
+use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
 use crate::catalogue::{
     EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
@@ -97,20 +99,46 @@ pub(super) fn run(
             out.push(group_finding(&ctx, id, group, plan));
         }
     }
-    namespace_overflow(&ctx, views, &overflowing, &mut out);
-    let syn = syn_queue(&ctx, views);
-    let accept_overflow =
-        !overflowing.is_empty() || out.iter().any(|f| f.id == RuleId::AcceptQueueOverflow);
+    namespace_findings(&ctx, views, overflowing, &mut out);
+    (out, plans)
+}
+
+/// The findings about the namespace and its clients, after the listeners' own: ListenOverflows
+/// no listener explains, the SYN queue, what clients see, SYN cookies, SO_REUSEPORT groups.
+fn namespace_findings<'v>(
+    ctx: &Ctx,
+    views: &'v [ListenerView],
+    overflowing: Vec<&'v ListenerView>,
+    out: &mut Vec<Finding>,
+) {
+    // What TCP's clients see has nothing to do with a Unix socket's, and back.
+    let (unix, overflowing): (Vec<&ListenerView>, Vec<&ListenerView>) =
+        overflowing.into_iter().partition(|v| v.local.is_unix());
+    namespace_overflow(ctx, views, &overflowing, out);
+    // A view of Unix listeners only (a socket's path as the target) gets nothing of TCP's SYN
+    // queue, SYN cookies or abort-on-overflow: none of it concerns them.
+    let only_unix = !views.is_empty() && views.iter().all(|v| v.local.is_unix());
+    let syn = if only_unix {
+        Vec::new()
+    } else {
+        syn_queue(ctx, views)
+    };
+    let accept_overflow = !overflowing.is_empty()
+        || out
+            .iter()
+            .any(|f| f.id == RuleId::AcceptQueueOverflow && f.listener.is_none());
     let syn_overflow = syn.iter().any(|f| f.severity == Severity::Critical);
     out.extend(syn);
-    if accept_overflow || syn_overflow {
-        out.push(what_clients_see(&ctx, &overflowing, accept_overflow));
+    if (accept_overflow || syn_overflow) && !only_unix {
+        out.push(what_clients_see(ctx, &overflowing, accept_overflow));
     }
-    if ctx.snap.sysctls.tcp_syncookies == Some(0) {
-        out.push(syncookies_disabled(&ctx));
+    if !unix.is_empty() {
+        out.push(unix_clients(&unix));
     }
-    reuseport(&ctx, views, &overflowing, &mut out);
-    (out, plans)
+    if ctx.snap.sysctls.tcp_syncookies == Some(0) && !only_unix {
+        out.push(syncookies_disabled(ctx));
+    }
+    reuseport(ctx, views, &overflowing, out);
 }
 
 struct Ctx<'a> {
@@ -250,16 +278,22 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
             .collect();
         elsewhere.sort();
         elsewhere.dedup();
-        let mut f = finding(
-            RuleId::NotListening,
-            Severity::Critical,
-            None,
-            Fact::NotListening {
+        let fact = match t {
+            Target::Unix(u) => Fact::NotListeningUnix {
+                target: t.to_string(),
+                path: path_state(ctx, u),
+            },
+            Target::Inet { .. } => Fact::NotListening {
                 target: t.to_string(),
                 ip,
                 elsewhere: elsewhere.clone(),
             },
-        );
+        };
+        let step = match &fact {
+            Fact::NotListeningUnix { path, .. } => Action::StartUnixServer { path: *path },
+            _ => Action::StartServer,
+        };
+        let mut f = finding(RuleId::NotListening, Severity::Critical, None, fact);
         f.target = Some(t.to_string());
         match (t, port) {
             (_, Some(port)) => f.evidence.push(ev(
@@ -267,7 +301,7 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
                 json!(elsewhere.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
                 "inet_diag",
             )),
-            (Target::Unix(u), None) => f.evidence.push(ev(
+            (Target::Unix(u), None) if matches!(u.name, UnixName::Path(_)) => f.evidence.push(ev(
                 "the socket file".to_string(),
                 json!(
                     ctx.snap
@@ -278,8 +312,22 @@ fn not_listening(ctx: &Ctx, views: &[ListenerView], out: &mut Vec<Finding>) {
             )),
             _ => {}
         }
-        f.fix.steps.push(ctx.step(Action::StartServer));
+        f.fix.steps.push(ctx.step(step));
         out.push(f);
+    }
+}
+
+/// What the name of a Unix target nobody listens on leads to (docs/kernel.md §9).
+fn path_state(ctx: &Ctx, t: &UnixTarget) -> PathState {
+    if matches!(t.name, UnixName::Abstract(_)) {
+        return PathState::Abstract;
+    }
+    match ctx.snap.socket_file(t) {
+        Some(SocketFile::Socket { .. }) => PathState::StaleSocket,
+        Some(SocketFile::NotASocket) => PathState::NotASocket,
+        Some(SocketFile::Missing) => PathState::Missing,
+        Some(SocketFile::Unreadable { .. }) => PathState::Unreadable,
+        None => PathState::NotChecked,
     }
 }
 
@@ -328,7 +376,7 @@ fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView], plan: &Plan) ->
         f.evidence.push(ev(
             "listeners with this finding",
             json!(group.len()),
-            "inet_diag",
+            dump_of(v),
         ));
     }
     f
@@ -362,7 +410,57 @@ fn accept_queue_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
     }
 }
 
+/// The dump a listener's numbers come from.
+fn dump_of(v: &ListenerView) -> &'static str {
+    if v.local.is_unix() {
+        "unix_diag"
+    } else {
+        "inet_diag"
+    }
+}
+
+/// docs/kernel.md §9: a Unix listener's queue is its pending connections (UNIX_DIAG_RQLEN),
+/// and nothing counts the connects it refuses: no drop counter, no TcpExt counter.
+fn unix_queue_evidence(v: &ListenerView) -> Vec<Evidence> {
+    vec![
+        ev(
+            "Recv-Q peak",
+            json!(v.recv_q_peak),
+            "unix_diag UNIX_DIAG_RQLEN, pending connections",
+        ),
+        ev(
+            "Send-Q (B)",
+            json!(v.send_q),
+            "unix_diag UNIX_DIAG_RQLEN, the effective backlog",
+        ),
+        ev(
+            "refused connects",
+            serde_json::Value::Null,
+            "no kernel counter counts them for Unix sockets",
+        ),
+    ]
+}
+
 fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
+    if v.local.is_unix() {
+        let fact = match id {
+            RuleId::AcceptQueueOverflow => Fact::Overflow {
+                seen: if ctx.windowed {
+                    QueueSeen::FullInWindow
+                } else {
+                    QueueSeen::FullNow
+                },
+            },
+            _ => Fact::High,
+        };
+        let severity = match id {
+            RuleId::AcceptQueueOverflow => Severity::Critical,
+            _ => Severity::Warning,
+        };
+        let mut f = finding(id, severity, Some(v), fact);
+        f.evidence = unix_queue_evidence(v);
+        return f;
+    }
     let mut evidence = vec![
         ev(
             "Recv-Q peak",
@@ -454,8 +552,13 @@ fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
         },
     };
     let mut f = finding(id, Severity::Warning, Some(v), fact);
+    let wqueue = if v.local.is_unix() {
+        "unix_diag UNIX_DIAG_RQLEN"
+    } else {
+        "inet_diag idiag_wqueue"
+    };
     f.evidence = vec![
-        ev("Send-Q (B)", json!(v.send_q), "inet_diag idiag_wqueue"),
+        ev("Send-Q (B)", json!(v.send_q), wqueue),
         ev(Sysctl::Somaxconn.name(), json!(somaxconn), "/proc/sys, now"),
     ];
     f
@@ -476,7 +579,10 @@ fn namespace_overflow(
     }
     let (severity, whose) = if !ctx.snap.targets.is_empty() {
         (Severity::Warning, Whose::OutsideScope)
-    } else if views.iter().any(|v| v.drops.is_none()) {
+    } else if views
+        .iter()
+        .any(|v| !v.local.is_unix() && v.drops.is_none())
+    {
         (Severity::Critical, Whose::DropsUnknown)
     } else {
         (Severity::Critical, Whose::ClosedOrHidden)
@@ -641,6 +747,30 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
     } else {
         ctx.step(Action::KeepAbortOnOverflow)
     });
+    f
+}
+
+/// docs/kernel.md §9: what the clients of overflowing Unix listeners see. No setting changes
+/// it, so no step: the listeners' own plans are the fix.
+fn unix_clients(overflowing: &[&ListenerView]) -> Finding {
+    let mut f = finding(
+        RuleId::UnixClients,
+        Severity::Ok,
+        match overflowing {
+            [one] => Some(*one),
+            _ => None,
+        },
+        Fact::UnixClients {
+            example: overflowing.first().map(|v| v.local.clone()),
+        },
+    );
+    f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
+    f.inodes = overflowing.iter().map(|v| v.inode).collect();
+    f.evidence.push(ev(
+        "refused connects",
+        serde_json::Value::Null,
+        "no kernel counter counts them for Unix sockets",
+    ));
     f
 }
 

@@ -24,6 +24,11 @@ pub enum Runtime {
     Haproxy,
     Envoy,
     Httpd,
+    /// php-fpm's master and pool children (`php-fpm8.2`, `php-fpm: pool www`).
+    PhpFpm,
+    Uwsgi,
+    /// systemd holding a `.socket` unit's listener for socket activation.
+    Systemd,
 }
 
 /// What a runtime asks listen() for when its configuration does not say.
@@ -34,6 +39,12 @@ pub enum DefaultBacklog {
     Somaxconn,
     /// Computed from another setting (PostgreSQL: 2 × MaxBackends).
     Derived,
+    /// A fixed number before a release, somaxconn from it on (php-fpm: 511, then -1 from
+    /// PHP 8.2, php-src #8410).
+    SomaxconnSince {
+        release: &'static str,
+        before: u32,
+    },
 }
 
 /// How a new backlog reaches a socket that is already listening.
@@ -59,10 +70,21 @@ pub(crate) const ASYNCIO_BACKLOG: u32 = 100;
 pub(crate) const RUST_STD_BACKLOG: u32 = 128;
 /// PostgreSQL clamps its backlog to PG_SOMAXCONN (src/include/pg_config_manual.h).
 pub const POSTGRES_CLAMP: u32 = 10_000;
+/// php-fpm's `listen.backlog` before PHP 8.2; from 8.2 it is -1, which the kernel turns into
+/// somaxconn (docs/kernel.md §9).
+pub(crate) const PHP_FPM_OLD_BACKLOG: u32 = 511;
+pub(crate) const PHP_FPM_SOMAXCONN_RELEASE: &str = "PHP 8.2";
+/// uWSGI's `--listen` default.
+pub(crate) const UWSGI_BACKLOG: u32 = 100;
 
-/// The runtime of a listener's owners, from `comm` and the command line.
+/// The runtime of a listener's owners, from `comm` and the command line. systemd only when no
+/// other holder is known: a socket-activated service that calls listen() itself (gunicorn
+/// does) sets the backlog, not the unit's `Backlog=`.
 pub fn runtime_of(owners: &[Owner]) -> Option<Runtime> {
-    owners.iter().find_map(of_one)
+    let known = || owners.iter().filter_map(of_one);
+    known()
+        .find(|r| *r != Runtime::Systemd)
+        .or_else(|| known().next())
 }
 
 fn of_one(o: &Owner) -> Option<Runtime> {
@@ -83,6 +105,9 @@ fn of_one(o: &Owner) -> Option<Runtime> {
         "httpd" | "apache2" => Runtime::Httpd,
         "gunicorn" => Runtime::Gunicorn,
         "uvicorn" => Runtime::Uvicorn,
+        c if c.starts_with("php-fpm") => Runtime::PhpFpm,
+        "uwsgi" => Runtime::Uwsgi,
+        "systemd" => Runtime::Systemd,
         c if c.starts_with("python") => {
             if cmd.contains("gunicorn") {
                 Runtime::Gunicorn
@@ -96,6 +121,8 @@ fn of_one(o: &Owner) -> Option<Runtime> {
         }
         _ if cmd.contains("gunicorn") => Runtime::Gunicorn,
         _ if cmd.contains("uvicorn") => Runtime::Uvicorn,
+        _ if cmd.starts_with("php-fpm: ") => Runtime::PhpFpm,
+        _ if cmd.starts_with("uwsgi ") || cmd.starts_with("uWSGI ") => Runtime::Uwsgi,
         _ => return None,
     })
 }
@@ -115,6 +142,9 @@ impl Runtime {
             Runtime::Haproxy => "HAProxy",
             Runtime::Envoy => "Envoy",
             Runtime::Httpd => "Apache httpd",
+            Runtime::PhpFpm => "php-fpm",
+            Runtime::Uwsgi => "uWSGI",
+            Runtime::Systemd => "systemd",
         }
     }
 
@@ -128,7 +158,13 @@ impl Runtime {
             Runtime::Gunicorn | Runtime::Uvicorn => DefaultBacklog::Fixed(2048),
             Runtime::PythonHttpServer => DefaultBacklog::Fixed(5),
             Runtime::Python => DefaultBacklog::Fixed(128),
-            Runtime::Envoy => DefaultBacklog::Somaxconn,
+            Runtime::Uwsgi => DefaultBacklog::Fixed(UWSGI_BACKLOG),
+            Runtime::PhpFpm => DefaultBacklog::SomaxconnSince {
+                release: PHP_FPM_SOMAXCONN_RELEASE,
+                before: PHP_FPM_OLD_BACKLOG,
+            },
+            // A .socket unit without Backlog= asks for as much as somaxconn allows.
+            Runtime::Envoy | Runtime::Systemd => DefaultBacklog::Somaxconn,
             Runtime::Postgres | Runtime::Haproxy => DefaultBacklog::Derived,
         }
     }
@@ -157,6 +193,13 @@ impl Runtime {
             Runtime::Nginx => Relisten::Reload,
             _ => Relisten::Restart,
         }
+    }
+
+    /// Whether its workers are a pool of processes whose size is a setting (php-fpm's
+    /// `pm.max_children`): when all are busy nobody accepts, which is the usual cause of an
+    /// overflow, so the plan says to size the pool rather than to write an acceptor thread.
+    pub fn worker_pool(self) -> bool {
+        matches!(self, Runtime::PhpFpm | Runtime::Uwsgi)
     }
 
     /// The highest backlog this runtime can be made to ask for, if it clamps.
@@ -227,6 +270,46 @@ mod tests {
             assert_eq!(runtime_of(&owner(comm, cmd)), want, "{comm} {cmd}");
         }
         assert_eq!(runtime_of(&[]), None);
+    }
+
+    #[test]
+    fn unix_socket_runtimes_from_comm_and_cmdline() {
+        let cases = [
+            (
+                "php-fpm8.2",
+                "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)",
+                Some(Runtime::PhpFpm),
+            ),
+            ("php-fpm", "php-fpm: pool www", Some(Runtime::PhpFpm)),
+            // A child whose comm was cut or renamed still says so in its command line.
+            ("php8", "php-fpm: pool www", Some(Runtime::PhpFpm)),
+            (
+                "uwsgi",
+                "uwsgi --ini /etc/uwsgi/app.ini",
+                Some(Runtime::Uwsgi),
+            ),
+            ("systemd", "/sbin/init", Some(Runtime::Systemd)),
+        ];
+        for (comm, cmd, want) in cases {
+            assert_eq!(runtime_of(&owner(comm, cmd)), want, "{comm} {cmd}");
+        }
+        // Socket activation: the service that calls listen() itself decides, not the unit.
+        let mut held = owner("systemd", "/sbin/init");
+        held.extend(owner(
+            "gunicorn",
+            "/usr/bin/python3 /usr/bin/gunicorn app:app",
+        ));
+        assert_eq!(runtime_of(&held), Some(Runtime::Gunicorn));
+        held.truncate(1);
+        held.extend(owner("myserver", "./myserver"));
+        assert_eq!(runtime_of(&held), Some(Runtime::Systemd));
+        assert!(Runtime::PhpFpm.worker_pool() && !Runtime::Gunicorn.worker_pool());
+        assert_eq!(
+            Runtime::PhpFpm.fixed_default(),
+            None,
+            "it depends on the release"
+        );
+        assert_eq!(Runtime::Uwsgi.fixed_default(), Some(UWSGI_BACKLOG));
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
 use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
-use super::{Fact, Finding, ListenerView, QueueSeen, Whose};
+use super::{Fact, Finding, ListenerView, PathState, QueueSeen, Whose};
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
-use crate::model::{Snapshot, window_length};
+use crate::model::{Local, Snapshot, UnixName, window_length};
 
 const SOMAXCONN: &str = Sysctl::Somaxconn.name();
 const MAX_SYN_BACKLOG: &str = Sysctl::TcpMaxSynBacklog.name();
@@ -137,6 +137,9 @@ impl Words<'_> {
                 ip,
                 elsewhere,
             } => not_listening(target, *ip, elsewhere),
+            Fact::NotListeningUnix { target, path } => not_listening_unix(target, *path),
+            Fact::Overflow { seen } if is_unix(l) => self.unix_overflow(*seen, l),
+            Fact::High if is_unix(l) => unix_high(l),
             Fact::Overflow { seen } => self.overflow(*seen, l),
             Fact::Dropped { earlier } => self.dropped(*earlier, l),
             Fact::High => format!(
@@ -168,6 +171,7 @@ impl Words<'_> {
                 num(l.v.and_then(|v| v.syn_recv_peak))
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
+            Fact::UnixClients { example } => unix_clients(example.as_ref()),
             Fact::SyncookiesDisabled => format!(
                 "{SYNCOOKIES}=0: a full SYN queue drops SYNs instead of answering with cookies, and \
                  {MAX_SYN_BACKLOG} ({}) then also limits half-open connections; a burst or a SYN flood \
@@ -218,6 +222,30 @@ impl Words<'_> {
         )
     }
 
+    /// docs/kernel.md §9: a full Unix queue refuses connects at once, and nothing counts them.
+    fn unix_overflow(&self, seen: QueueSeen, l: &Subject) -> String {
+        let Subject {
+            who, b, cap, peak, ..
+        } = l;
+        let reached = if u64::from(*peak) > *cap {
+            format!("Recv-Q reached {peak}, past B+1 = {cap}")
+        } else {
+            format!("Recv-Q reached {peak} = B+1")
+        };
+        let how = match seen {
+            QueueSeen::FullNow => {
+                format!("its queue of pending connections is full now ({reached})")
+            }
+            _ => format!(
+                "its queue of pending connections was full ({reached}) during the {} window",
+                self.window()
+            ),
+        };
+        format!(
+            "{who} refuses connections: {how}. With B = {b}, {cap} connections can wait for accept();              every further connect() fails or waits until one is accepted. No kernel counter counts refused              Unix connects, so how many there were is unknown, and the queue may have been full between              samples too."
+        )
+    }
+
     fn dropped(&self, earlier: u32, l: &Subject) -> String {
         format!(
             "{} dropped {earlier} segment(s) before this observation, none {}: a burst has probably \
@@ -245,6 +273,81 @@ impl Words<'_> {
                     "a listener that closed during the window, or one not visible here",
             }
         )
+    }
+}
+
+fn is_unix(l: &Subject) -> bool {
+    l.v.is_some_and(|v| v.local.is_unix())
+}
+
+fn unix_high(l: &Subject) -> String {
+    format!(
+        "{} came close to refusing connections: Recv-Q peaked at {} of {} ({}%). No kernel counter counts \
+         refused Unix connects: whether it was full between samples is unknown.",
+        l.who,
+        l.peak,
+        l.cap,
+        l.v.map(|v| v.peak_fill_pct()).unwrap_or_default()
+    )
+}
+
+/// How nginx names an upstream socket in its log: `unix:/run/php/php8.2-fpm.sock`, `unix:@name`.
+fn nginx_upstream(example: Option<&Local>) -> String {
+    match example.and_then(Local::unix).map(|u| &u.name) {
+        Some(UnixName::Path(p)) => format!("unix:{p}"),
+        Some(UnixName::Abstract(n)) => format!("unix:@{n}"),
+        _ => "unix:/run/php/php8.2-fpm.sock".into(),
+    }
+}
+
+/// docs/kernel.md §9: what the clients of a full Unix listener see.
+fn unix_clients(example: Option<&Local>) -> String {
+    format!(
+        "What clients see when a Unix socket's queue is full: a non-blocking connect() (nginx, most proxies) \
+         fails at once with EAGAIN, \"Resource temporarily unavailable\": nginx logs {} and answers 502, or \
+         passes the request to the next upstream. A blocking connect() waits until the server accepts one, \
+         up to the socket's SO_SNDTIMEO (then EAGAIN), forever without one; Python's settimeout() makes a \
+         socket non-blocking, so it gets EAGAIN at once. Unlike TCP, where a dropped SYN is retransmitted \
+         and the client sees a slow connect, nothing retries here: each refusal is final unless the client \
+         tries again, and no setting (such as tcp_abort_on_overflow) changes that.",
+        code(&format!(
+            "connect() to {} failed (11: Resource temporarily unavailable) while connecting to upstream",
+            nginx_upstream(example)
+        ))
+    )
+}
+
+/// docs/kernel.md §9: what a client's connect() to a Unix name nobody listens on gets.
+fn not_listening_unix(target: &str, path: PathState) -> String {
+    match path {
+        PathState::StaleSocket => format!(
+            "nothing listens on {target} in this network namespace, yet the socket file is there: a stale file \
+             left by a server that exited, so clients get \"Connection refused\" (ECONNREFUSED) at once. (A \
+             path socket is reachable from every network namespace that sees the file: if its server runs in \
+             another one, a container's, diagnose it there.)"
+        ),
+        PathState::Missing => format!(
+            "nothing listens on {target}: there is no such file, so clients get \"No such file or directory\" \
+             (ENOENT) at once."
+        ),
+        PathState::NotASocket => format!(
+            "nothing listens on {target}: the file there is not a socket, so clients get \"Connection \
+             refused\" (ECONNREFUSED) at once."
+        ),
+        PathState::Unreadable => format!(
+            "nothing listens on {target} in this network namespace, and its file could not be examined (see \
+             the evidence): clients get \"Connection refused\" (ECONNREFUSED) if a stale socket file is \
+             there, \"No such file or directory\" (ENOENT) if none is."
+        ),
+        PathState::NotChecked => format!(
+            "nothing listens on {target} in this network namespace; its file was not checked, so whether clients get \"Connection refused\" (ECONNREFUSED, a stale socket \
+             file) or \"No such file or directory\" (ENOENT, no file) is unknown."
+        ),
+        PathState::Abstract => format!(
+            "nothing listens on the abstract name {target} in this network namespace: clients get \"Connection \
+             refused\" (ECONNREFUSED) at once. An abstract name belongs to one network namespace: a server in \
+             another one is not reached by it from here."
+        ),
     }
 }
 
@@ -436,6 +539,8 @@ impl Words<'_> {
                                      path, enough workers; a backlog only absorbs bursts, and if arrivals outrun \
                                      accept() any queue fills"
                 .into(),
+            Action::MoreWorkers { runtime } => more_workers_step(*runtime),
+            Action::CheckDropsHeld { listener } if listener.is_unix() => check_unix_queue_step(s),
             Action::CheckDropsHeld { .. } => check_drops_step(s, ctx),
             Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
                                          overloaded, stuck); give every socket of the group the same backlog; \
@@ -451,6 +556,7 @@ impl Words<'_> {
                                     127.0.0.1 is not reachable from elsewhere); if it runs in a container, \
                                     diagnose inside that container's network namespace (--pid PID)"
                 .into(),
+            Action::StartUnixServer { path } => start_unix_server_step(*path),
             Action::KeepAbortOnOverflow => match self.snap.sysctls.tcp_abort_on_overflow {
                 Some(a) => format!(
                     "nothing to change here: {ABORT_ON_OVERFLOW}={a} lets clients recover from a \
@@ -558,7 +664,10 @@ fn app_backlog_step(runtime: Option<Runtime>, value: u32, ctx: &StepCtx) -> Stri
     };
     format!(
         "have the application ask listen() for a backlog of {value}{now}: {}",
-        knob(runtime, value)
+        match ctx.view.map(|v| &v.local) {
+            Some(Local::Unix(_)) => unix_knob(runtime, value),
+            _ => knob(runtime, value),
+        }
     )
 }
 
@@ -591,7 +700,11 @@ fn relisten_step(
             .any(|x| matches!(x.action, Action::Sysctl { .. }))
     });
     let after = if after { "after the steps above, " } else { "" };
-    let server = runtime.map(Runtime::name).unwrap_or("the server");
+    let server = match runtime {
+        Some(Runtime::Systemd) => "the socket unit",
+        Some(rt) => rt.name(),
+        None => "the server",
+    };
     match how {
         Relisten::Reload => format!(
             "{}; a reload calls listen() again only when the backlog= value changed: if Send-Q does \
@@ -621,6 +734,60 @@ fn relisten_step(
             restart_note(runtime)
         ),
     }
+}
+
+/// A pool that accepts only with a free worker: its size is the usual cause (docs/kernel.md §9).
+fn more_workers_step(runtime: Runtime) -> String {
+    match runtime {
+        Runtime::PhpFpm => "size the pool, the usual cause: php-fpm accepts a connection only when a child is \
+                            free, so while all `pm.max_children` are busy connections wait here (its log says \
+                            \"server reached pm.max_children setting\", the status page counts \"max children \
+                            reached\"). Raise `pm.max_children` in the pool file as far as memory allows (each \
+                            child holds its own PHP memory), with `pm = dynamic` or `pm = static`, and find what \
+                            makes requests slow (`request_slowlog_timeout` and `slowlog`)"
+            .into(),
+        _ => format!(
+            "size the pool, the usual cause: {} accepts a connection only when a worker is free, so while all \
+             are busy connections wait here: raise `--processes` (or `--threads`) as far as memory allows, and \
+             find what makes requests slow",
+            runtime.name()
+        ),
+    }
+}
+
+/// What to do about a Unix target nobody listens on, by what its name leads to.
+fn start_unix_server_step(path: PathState) -> String {
+    match path {
+        PathState::StaleSocket => "start the server; one that does not remove an old file before bind() fails \
+                                   with \"Address already in use\": remove the stale file first, once sure no \
+                                   server in another network namespace uses it"
+            .into(),
+        PathState::Missing => "start the server, or check that clients and server name the same path (php-fpm's \
+                               `listen =`, uWSGI's `--socket`, gunicorn's `--bind unix:`, uvicorn's `--uds`); a \
+                               server with systemd's PrivateTmp= or in a container has a /tmp of its own"
+            .into(),
+        PathState::NotASocket => "find out what replaced the socket file, then restart the server so that it \
+                                  binds a new one (most servers refuse to remove a file that is not a socket)"
+            .into(),
+        PathState::Unreadable | PathState::NotChecked => "start the server, or check the path: `ls -l` on it shows \
+                                                          whether a socket file is there"
+            .into(),
+        PathState::Abstract => "start the server, or diagnose in the network namespace it runs in (--pid PID): \
+                                an abstract name is per network namespace"
+            .into(),
+    }
+}
+
+/// docs/kernel.md §9: nothing counts refused Unix connects; only the queue tells.
+fn check_unix_queue_step(s: &Step) -> String {
+    let how = match &s.command {
+        Some(c) => code(c),
+        None => "`backlogctl watch`, run in that namespace".into(),
+    };
+    format!(
+        "check that the fix held: nothing counts refused Unix connects, so watch the queue during the next \
+         burst with {how}: Recv-Q must stay at or below Send-Q"
+    )
 }
 
 fn check_drops_step(s: &Step, ctx: &StepCtx) -> String {
@@ -655,6 +822,14 @@ fn restart_note(runtime: Option<Runtime>) -> String {
         Some(Runtime::Postgres) => format!(
             " (`pg_ctl restart`: a reload does not change {POSTGRES_LEVER} nor the backlog)"
         ),
+        Some(Runtime::PhpFpm) => " (`systemctl restart php8.2-fpm`, the unit named after its PHP version: a \
+                                  reload, `systemctl reload` or USR2 to the master, re-reads the pool files but \
+                                  keeps the listening socket and its backlog, as observed with PHP 8.2)"
+            .into(),
+        Some(Runtime::Systemd) => " (for a socket unit: stop its service, `systemctl daemon-reload`, then \
+                                   `systemctl restart NAME.socket`; a service still holding the old socket keeps its \
+                                   backlog)"
+            .into(),
         Some(Runtime::Nginx) => " (a reload calls listen() again only when the backlog= value changes, and it may \
                                  already say the new value)"
             .into(),
@@ -669,6 +844,9 @@ fn default_of(rt: Runtime) -> String {
         DefaultBacklog::Fixed(n) => format!("default {n}"),
         DefaultBacklog::Somaxconn => "default: somaxconn".into(),
         DefaultBacklog::Derived => "default: derived".into(),
+        DefaultBacklog::SomaxconnSince { release, before } => {
+            format!("default {before} before {release}, -1 = somaxconn from it on")
+        }
     }
 }
 
@@ -719,5 +897,44 @@ fn knob(runtime: Option<Runtime>, n: u32) -> String {
             format!("Envoy: `tcp_backlog_size: {n}` on the listener ({default} on Linux)")
         }
         Runtime::Httpd => format!("Apache httpd: `ListenBacklog {n}` ({default})"),
+        Runtime::PhpFpm => format!(
+            "php-fpm: `listen.backlog = {n}` in the pool file whose `listen =` names the socket (Debian: \
+             /etc/php/VERSION/fpm/pool.d/; {default})"
+        ),
+        Runtime::Uwsgi => format!(
+            "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); uWSGI refuses to start when \
+             it is above {SOMAXCONN} (\"Listen queue size is greater than the system max \
+             net.core.somaxconn\"), so that must be raised first"
+        ),
+        Runtime::Systemd => format!(
+            "systemd: `Backlog={n}` in the [Socket] section of the .socket unit that holds it (`systemctl \
+             list-sockets` names the unit; {default}); a service that calls listen() itself overrides it"
+        ),
+    }
+}
+
+/// How to make the application of a Unix socket ask listen() for `n`, where that differs from
+/// TCP (docs/kernel.md §9).
+fn unix_knob(runtime: Option<Runtime>, n: u32) -> String {
+    let Some(rt) = runtime else {
+        return format!("pass {n} as the backlog argument of listen()");
+    };
+    let default = default_of(rt);
+    match rt {
+        Runtime::Node => {
+            format!("Node.js: `server.listen({{ path, backlog: {n} }})` ({default})")
+        }
+        Runtime::Uvicorn => format!("uvicorn: `--uds PATH --backlog {n}` ({default})"),
+        Runtime::Gunicorn => format!(
+            "gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; {default}); it calls listen() on a \
+             socket systemd passes it too, so its backlog overrides the unit's Backlog="
+        ),
+        Runtime::Python => format!(
+            "Python: `sock.listen({n})` ({default}; `listen(-1)` gives 0), asyncio \
+             `start_unix_server(..., backlog={n})` (default {})",
+            runtime::ASYNCIO_BACKLOG
+        ),
+        Runtime::Nginx => format!("nginx: `listen unix:PATH backlog={n};` ({default} on Linux)"),
+        _ => knob(Some(rt), n),
     }
 }

@@ -74,12 +74,30 @@ fn heading(r: &Report, color: bool) -> String {
 /// The listener table, or a line saying there is none.
 fn listeners(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     if r.listeners.is_empty() {
-        return writeln!(w, "No TCP listener in scope.");
+        let unix = r
+            .targets
+            .iter()
+            .any(|t| matches!(t, crate::model::Target::Unix(_)));
+        return writeln!(
+            w,
+            "{}",
+            if unix {
+                "No listener in scope."
+            } else {
+                "No TCP listener in scope."
+            }
+        );
     }
     let shown = table_rows(r);
+    let table = listener_table(&shown, style.width).to_string();
     // Rows end without the table's padding.
-    for line in listener_table(&shown, style.width).to_string().lines() {
-        writeln!(w, "{}", line.trim_end())?;
+    let lines: Vec<&str> = table.lines().map(str::trim_end).collect();
+    if lines.iter().all(|l| l.chars().count() <= style.width) {
+        for line in lines {
+            writeln!(w, "{line}")?;
+        }
+    } else {
+        stacked_table(w, &shown, style.width)?;
     }
     if shown.len() < r.listeners.len() {
         writeln!(
@@ -167,6 +185,76 @@ fn table_rows(r: &Report) -> Vec<&ListenerView> {
     ranked.into_iter().map(|(_, v)| v).collect()
 }
 
+/// One listener's cells: listener, process, Recv-Q now/peak, Send-Q, peak fill, drops, SYN_RECV
+/// peak. A Unix listener has no drop counter at all (`n/a`, not `unknown`) and no SYN queue.
+fn cells(v: &ListenerView) -> [String; 7] {
+    let process = v.process().unwrap_or_else(|| "?".to_string());
+    let drops = match (v.drops_delta, v.drops) {
+        _ if v.local.is_unix() => "n/a".to_string(),
+        (Some(d), Some(t)) => format!("{d}/{t}"),
+        (None, Some(t)) => format!("-/{t}"),
+        _ => "unknown".to_string(),
+    };
+    let local = if v.present_at_end {
+        v.local.to_string()
+    } else {
+        format!("{} (closed)", v.local)
+    };
+    [
+        local,
+        process,
+        format!("{}/{}", v.recv_q, v.recv_q_peak),
+        v.send_q.to_string(),
+        format!("{}%", v.peak_fill_pct()),
+        drops,
+        v.syn_recv_peak
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// The table for a width the one-line rows do not fit: each listener and its process on a line
+/// of their own (a path is never cut: a longer one runs past the width), its numbers under it.
+fn stacked_table(w: &mut dyn Write, listeners: &[&ListenerView], width: usize) -> io::Result<()> {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(vec![
+        "Recv-Q\nnow/peak",
+        "Send-Q",
+        "Peak\nfill",
+        "Drops\nwindow/total",
+        "SYN_RECV\npeak",
+    ]);
+    let rows: Vec<[String; 7]> = listeners.iter().map(|v| cells(v)).collect();
+    for [.., recv, send, fill, drops, syn] in &rows {
+        t.add_row(vec![recv, send, fill, drops, syn]);
+    }
+    for i in 0..5 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let text = t.to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    // The header is two lines; then one line per row, as no cell holds a line break.
+    let (header, numbers) = lines.split_at(2.min(lines.len()));
+    writeln!(w, " Listener  Process")?;
+    // The numbers indented under their listener.
+    for line in header {
+        writeln!(w, "  {line}")?;
+    }
+    for ([local, process, ..], numbers) in rows.iter().zip(numbers) {
+        if local.chars().count() + process.chars().count() + 3 <= width {
+            writeln!(w, " {local}  {process}")?;
+        } else {
+            writeln!(w, " {local}")?;
+            writeln!(w, "   {process}")?;
+        }
+        writeln!(w, "  {numbers}")?;
+    }
+    Ok(())
+}
+
 fn listener_table(listeners: &[&ListenerView], width: usize) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
@@ -185,28 +273,7 @@ fn listener_table(listeners: &[&ListenerView], width: usize) -> Table {
         header("SYN_RECV peak", "SYN_RECV\npeak"),
     ]);
     for v in listeners {
-        let process = v.process().unwrap_or_else(|| "?".to_string());
-        let drops = match (v.drops_delta, v.drops) {
-            (Some(d), Some(t)) => format!("{d}/{t}"),
-            (None, Some(t)) => format!("-/{t}"),
-            _ => "unknown".to_string(),
-        };
-        let local = if v.present_at_end {
-            v.local.to_string()
-        } else {
-            format!("{} (closed)", v.local)
-        };
-        t.add_row(vec![
-            local,
-            process,
-            format!("{}/{}", v.recv_q, v.recv_q_peak),
-            v.send_q.to_string(),
-            format!("{}%", v.peak_fill_pct()),
-            drops,
-            v.syn_recv_peak
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
-        ]);
+        t.add_row(cells(v).to_vec());
     }
     for i in 2..7 {
         if let Some(c) = t.column_mut(i) {
