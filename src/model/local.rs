@@ -160,6 +160,19 @@ impl Local {
     }
 }
 
+impl UnixLocal {
+    /// The name alone, as text output shows it: `/run/php/php8.2-fpm.sock`, `@name`, or empty
+    /// for an unnamed listener. Not shell-quoted, unlike `Local::as_target`: the `path` label
+    /// of the metrics.
+    pub fn name_text(&self) -> String {
+        match &self.name {
+            UnixName::Path(p) => p.to_string(),
+            UnixName::Abstract(n) => format!("@{n}"),
+            UnixName::Unnamed => String::new(),
+        }
+    }
+}
+
 impl fmt::Display for Local {
     /// `127.0.0.1:8100`, `[::]:80`; `/run/php/php8.2-fpm.sock`, `@name`, `(unnamed)`, as `ss -x`
     /// shows them (a seqpacket listener says so).
