@@ -25,6 +25,7 @@ fn outcome_color(o: Outcome) -> RGBColor {
         Outcome::ConnectTimeout => RGBColor(230, 120, 0),
         Outcome::ReplyTimeout => RGBColor(120, 60, 170),
         Outcome::Refused => RGBColor(120, 120, 120),
+        Outcome::Eagain => RGBColor(200, 90, 140),
         Outcome::Failed => RGBColor(40, 40, 40),
     }
 }
