@@ -467,6 +467,9 @@ pub(crate) struct Clients {
     pub max_ms: f64,
     /// The clients' connect timeout, ms: the right end of the latency axis.
     pub timeout_ms: f64,
+    /// TCP clients: a dropped SYN is resent at whole seconds, which the histogram marks. Unix
+    /// clients never retry.
+    pub syn_retries: bool,
 }
 
 /// Histogram bins per decade of connect latency.
@@ -504,6 +507,7 @@ pub(crate) fn clients(
         not_connected: total.saturating_sub(connect_ms.len()),
         max_ms: connect_ms.iter().copied().fold(0.0, f64::max),
         timeout_ms,
+        syn_retries: true,
     }
 }
 

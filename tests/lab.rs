@@ -267,12 +267,25 @@ fn unix_listener_refuses_with_eagain_and_counts_nothing() {
         "--connect-timeout",
         "10s",
     ];
+    let picture =
+        std::env::temp_dir().join(format!("backlogctl-lab-unix-{}.svg", std::process::id()));
+    let mut args = args.to_vec();
+    args.extend(["--plot", picture.to_str().unwrap()]);
     let Some(r) = lab(
         "unix_listener_refuses_with_eagain_and_counts_nothing",
         &args,
     ) else {
         return;
     };
+    // The picture: an eagain bar, no SYN-retransmit marks, drops said not counted.
+    let svg = std::fs::read_to_string(&picture).expect("lab --plot wrote its picture");
+    std::fs::remove_file(&picture).unwrap();
+    assert!(svg.contains("eagain"), "no eagain bar");
+    assert!(
+        !svg.contains("SYN dropped, resent"),
+        "SYN retransmits drawn for Unix"
+    );
+    assert!(svg.contains("drops are not counted for Unix listeners"));
     assert_eq!(r["settings"]["family"], "unix");
     let total: u64 = r["outcomes"]
         .as_object()

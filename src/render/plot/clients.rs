@@ -88,6 +88,9 @@ fn latency(area: &Area, c: &Clients) -> io::Result<()> {
         .map_err(fail)?;
     // A dropped SYN is resent after 1 s, and the next ones 1 s apart on kernels with
     // tcp_syn_linear_timeouts (docs/kernel.md §4), so waits cluster at whole seconds.
+    if !c.syn_retries {
+        return Ok(());
+    }
     let last_second = (c.timeout_ms.max(c.max_ms) / 1000.0).floor() as u32;
     for s in 1..=last_second.min(8) {
         let x = f64::from(s) * 1000.0;
