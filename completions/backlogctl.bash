@@ -127,7 +127,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__doctor)
-            opts="-w -v -h --netns --pid --window --sample-interval --from --json --syn-recv --no-processes --verbose --all-netns --color --help"
+            opts="-t -x -w -v -h --netns --pid --tcp --unix --window --sample-interval --from --json --syn-recv --no-processes --verbose --all-netns --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,7 +195,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__exporter)
-            opts="-h --netns --pid --listen --all-netns --timeout --max-connections --color --help"
+            opts="-t -x -h --netns --pid --tcp --unix --listen --all-netns --timeout --max-connections --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,7 +387,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__lab)
-            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --json --plot --color --help"
+            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --unix --json --plot --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,7 +453,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__metrics)
-            opts="-o -h --netns --pid --output --all-netns --color --help"
+            opts="-t -x -o -h --netns --pid --tcp --unix --output --all-netns --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,7 +513,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__snapshot)
-            opts="-w -o -h --netns --pid --window --sample-interval --output --compact --syn-recv --no-processes --color --help"
+            opts="-t -x -w -o -h --netns --pid --tcp --unix --window --sample-interval --output --compact --syn-recv --no-processes --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,7 +559,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__watch)
-            opts="-i -n -d -h --netns --pid --interval --sample-interval --count --duration --json --record --color --help"
+            opts="-t -x -i -n -d -h --netns --pid --tcp --unix --interval --sample-interval --count --duration --json --record --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -49,6 +49,8 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l from -d
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -s t -l tcp -d 'TCP listeners only (with -x: both)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -s x -l unix -d 'Unix-domain listeners only (with -t: both)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l json -d 'Print the report as JSON (verdict, findings, listeners)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l syn-recv -d 'Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l no-processes -d 'Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss` without -p)'
@@ -65,6 +67,8 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l record -
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s t -l tcp -d 'TCP listeners only (with -x: both)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s x -l unix -d 'Unix-domain listeners only (with -t: both)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l json -d 'One JSON object per refresh (JSON lines), then a summary object'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l somaxconn -d 'net.core.somaxconn inside the lab namespace' -r
@@ -82,6 +86,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l plot -d 'A
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l unix -d 'Burst a Unix-domain listener (an abstract name in the lab\'s namespace) instead of TCP: three clients in four connect non-blocking (EAGAIN at once when the queue is full), the fourth blocks for up to --connect-timeout'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l json -d 'Print the report as JSON'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r
@@ -92,6 +97,8 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -s o -l 
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -s t -l tcp -d 'TCP listeners only (with -x: both)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -s x -l unix -d 'Unix-domain listeners only (with -t: both)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l compact -d 'One line of JSON instead of indented'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l syn-recv -d 'Count SYN_RECV even if no SYN queue here has ever filled (walks every established socket)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l no-processes -d 'Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss` without -p)'
@@ -113,6 +120,8 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -s o -l o
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -s t -l tcp -d 'TCP listeners only (with -x: both)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -s x -l unix -d 'Unix-domain listeners only (with -t: both)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -l all-netns -d 'Every network namespace on the host, each labelled with its pod or container'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r
@@ -123,6 +132,8 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l max-c
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -s t -l tcp -d 'TCP listeners only (with -x: both)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -s x -l unix -d 'Unix-domain listeners only (with -t: both)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l all-netns -d 'Every network namespace on the host, each labelled with its pod or container'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand completions" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''

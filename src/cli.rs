@@ -382,6 +382,11 @@ pub struct LabArgs {
     /// Start the clients evenly over this long instead of all at once
     #[arg(long, value_name = "DUR", default_value = "0")]
     pub ramp: String,
+    /// Burst a Unix-domain listener (an abstract name in the lab's namespace) instead of TCP:
+    /// three clients in four connect non-blocking (EAGAIN at once when the queue is full),
+    /// the fourth blocks for up to --connect-timeout
+    #[arg(long)]
+    pub unix: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::cli::{self, Cli};
 use crate::collect::{Namespaces, Owners, Sampling};
 use crate::error::{Error, Result};
-use crate::lab::LabOptions;
+use crate::lab::{LabFamily, LabOptions};
 use crate::model::{Families, Scope, parse_targets};
 use crate::render::watch::Format;
 use crate::source::netns::Which;
@@ -470,6 +470,11 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
             reply_timeout: duration("--reply-timeout", &a.reply_timeout)?,
             ack_delay,
             ramp: duration("--ramp", &a.ramp)?,
+            family: if a.unix {
+                LabFamily::Unix
+            } else {
+                LabFamily::Tcp
+            },
         },
         output: Output::new(a.json, color),
         plot: a.plot,

@@ -193,16 +193,39 @@ pub struct ListenerPlot {
     pub peak_t_us: u64,
     /// Recv-Q reached B+1 (or passed it).
     pub full: bool,
-    /// Increase of sk_drops per column; None when the kernel did not report drops.
-    pub drops: Option<Vec<(u64, u64)>>,
-    /// Increase of sk_drops over the window.
-    pub drops_window: Option<u64>,
+    /// What the drops lane shows: sk_drops per column, or why there is nothing to draw.
+    pub drops: Drops,
     /// sk_drops at the last sample, since the socket was created; None when unknown.
     pub drops_ever: Option<u32>,
     /// SYN_RECV where it was counted; None when no sample counted it.
     pub syn_recv: Option<Vec<Column<u64>>>,
     /// doctor's problems for this listener, in the report's order.
     pub findings: Vec<(Severity, RuleId)>,
+}
+
+/// A listener's drops in the window, or why there are none to draw: a lane of zeros would
+/// claim nothing was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drops {
+    /// sk_drops rose by `window` over the window, `per_column` in each column that rose.
+    Counted {
+        per_column: Vec<(u64, u64)>,
+        window: u64,
+    },
+    /// A TCP listener whose kernel sent no SK_MEMINFO_DROPS.
+    Unreported,
+    /// A Unix listener: no counter counts its refused connects (`Local::counts_drops`).
+    NotCounted,
+}
+
+impl Drops {
+    /// The increase over the window, where it was counted.
+    pub fn window(&self) -> Option<u64> {
+        match self {
+            Drops::Counted { window, .. } => Some(*window),
+            Drops::Unreported | Drops::NotCounted => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -298,14 +321,14 @@ fn instead(
     }
     let quiet = listeners.iter().all(|l| {
         l.peak == 0
-            && l.drops_window.unwrap_or(0) == 0
+            && l.drops.window().unwrap_or(0) == 0
             && l.syn_recv
                 .as_ref()
                 .is_none_or(|s| s.iter().all(|c| c.max == 0))
     }) && rates.iter().all(|r| r.total == 0);
     // "Nothing dropped" only where drops were counted.
     quiet.then(|| Instead::Quiet {
-        drops_counted: listeners.iter().all(|l| l.drops_window.is_some()),
+        drops_counted: listeners.iter().all(|l| l.drops.window().is_some()),
     })
 }
 
@@ -320,8 +343,6 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
         .fold((axis.origin_us, 0u64), |(bt, bv), &(t, v)| {
             if v > bv { (t, v) } else { (bt, bv) }
         });
-    let drops_known = seen.iter().any(|(_, l)| l.drops.is_some());
-    let drop_points = drop_points(&seen);
     let syn_points: Vec<(u64, u64)> = seen
         .iter()
         .filter_map(|(t, l)| l.syn_recv.map(|n| (*t, u64::from(n))))
@@ -344,11 +365,25 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
         peak,
         peak_t_us: peak_t.saturating_sub(axis.origin_us),
         full: v.queue().full() || v.full_seen,
-        drops_window: drops_known.then(|| drop_points.iter().map(|(_, n)| n).sum()),
-        drops: drops_known.then(|| downsample_sum(&drop_points, axis)),
+        drops: drops(&v.local, &seen, axis),
         drops_ever: v.drops,
         syn_recv: (!syn_points.is_empty()).then(|| downsample_max(&syn_points, axis)),
         findings,
+    }
+}
+
+/// The drops lane of a listener seen in `seen`.
+fn drops(local: &Local, seen: &[(u64, &Listener)], axis: &Axis) -> Drops {
+    if !local.counts_drops() {
+        return Drops::NotCounted;
+    }
+    if !seen.iter().any(|(_, l)| l.drops.is_some()) {
+        return Drops::Unreported;
+    }
+    let points = drop_points(seen);
+    Drops::Counted {
+        window: points.iter().map(|(_, n)| n).sum(),
+        per_column: downsample_sum(&points, axis),
     }
 }
 
@@ -432,6 +467,9 @@ pub(crate) struct Clients {
     pub max_ms: f64,
     /// The clients' connect timeout, ms: the right end of the latency axis.
     pub timeout_ms: f64,
+    /// TCP clients: a dropped SYN is resent at whole seconds, which the histogram marks. Unix
+    /// clients never retry.
+    pub syn_retries: bool,
 }
 
 /// Histogram bins per decade of connect latency.
@@ -469,6 +507,7 @@ pub(crate) fn clients(
         not_connected: total.saturating_sub(connect_ms.len()),
         max_ms: connect_ms.iter().copied().fold(0.0, f64::max),
         timeout_ms,
+        syn_retries: true,
     }
 }
 

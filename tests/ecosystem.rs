@@ -178,3 +178,55 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+#[test]
+fn unix_listeners_have_a_path_label_and_no_drops_series() {
+    let test = "unix_listeners_have_a_path_label_and_no_drops_series";
+    in_netns(test, || {
+        let dir =
+            std::env::temp_dir().join(format!("backlogctl-metrics-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A quote and a backslash: the label value must escape both.
+        let path = dir.join("odd\"name\\.sock").to_str().unwrap().to_owned();
+        let _path = unix_listener(&path, 3);
+        let _abs = unix_listener("@backlogctl-metrics", 2);
+        let _clients: Vec<_> = (0..2).map(|_| unix_connect(&path).unwrap()).collect();
+        let (code, text, err) = run(&["metrics", "-x"]);
+        assert_eq!(code, 0, "{err}");
+        let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let queue: Vec<&&str> = series
+            .iter()
+            .filter(|l| l.starts_with("backlogctl_listen_queue_length{"))
+            .collect();
+        assert_eq!(queue.len(), 2, "{text}");
+        assert!(
+            queue
+                .iter()
+                .any(|l| l.contains("path=\"@backlogctl-metrics\"}") && l.ends_with(" 0")),
+            "{text}"
+        );
+        // Text output writes a backslash in a name as `\\`; the label escape doubles each again.
+        let escaped = format!(
+            "path=\"{}\"}}",
+            path.replace('\\', "\\\\\\\\").replace('"', "\\\"")
+        );
+        assert!(
+            queue
+                .iter()
+                .any(|l| l.contains(&escaped) && l.ends_with(" 2")),
+            "{escaped}\n{text}"
+        );
+        for l in queue {
+            assert!(!l.contains("address=") && !l.contains("port="), "{l}");
+        }
+        assert!(!text.contains("backlogctl_listen_drops_total"), "{text}");
+        match promtool_check(&text) {
+            Some((ok, said)) => assert!(ok, "promtool: {said}\n{text}"),
+            None => skip(
+                test,
+                "part: promtool not installed (Debian package prometheus)",
+            ),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}

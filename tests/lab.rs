@@ -1,7 +1,8 @@
 //! `lab`'s three contrasts (docs/kernel.md §3), small enough to finish in seconds: with
 //! tcp_abort_on_overflow=1 clients are reset at once, each reset a request-socket RST; the same
 //! run with 0 resets none and shows stalls instead (and draws its picture); a large enough
-//! backlog serves everyone. Also: bad settings are one-line errors.
+//! backlog serves everyone; against a Unix listener (`--unix`) non-blocking clients get EAGAIN
+//! at once and no counter moves. Also: bad settings are one-line errors.
 //!
 //! `lab` makes its own private network namespace, so these need root (or unprivileged user
 //! namespaces); when unshare(2) is refused they say `skipped: ...`, and fail under CI=true.
@@ -249,4 +250,65 @@ fn lab_rejects_bad_settings() {
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         }
     }
+}
+
+#[test]
+fn unix_listener_refuses_with_eagain_and_counts_nothing() {
+    let args = [
+        "--unix",
+        "--clients",
+        "40",
+        "--backlog",
+        "2",
+        "--workers",
+        "1",
+        "--work",
+        "20ms",
+        "--connect-timeout",
+        "10s",
+    ];
+    let picture =
+        std::env::temp_dir().join(format!("backlogctl-lab-unix-{}.svg", std::process::id()));
+    let mut args = args.to_vec();
+    args.extend(["--plot", picture.to_str().unwrap()]);
+    let Some(r) = lab(
+        "unix_listener_refuses_with_eagain_and_counts_nothing",
+        &args,
+    ) else {
+        return;
+    };
+    // The picture: an eagain bar, no SYN-retransmit marks, drops said not counted.
+    let svg = std::fs::read_to_string(&picture).expect("lab --plot wrote its picture");
+    std::fs::remove_file(&picture).unwrap();
+    assert!(svg.contains("eagain"), "no eagain bar");
+    assert!(
+        !svg.contains("SYN dropped, resent"),
+        "SYN retransmits drawn for Unix"
+    );
+    assert!(svg.contains("drops are not counted for Unix listeners"));
+    assert_eq!(r["settings"]["family"], "unix");
+    let total: u64 = r["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 40, "one outcome per client: {}", r["outcomes"]);
+    // B = 2 holds 3: most of 30 non-blocking clients fired together find it full.
+    assert!(n(&r, "eagain") > 0, "{}", r["outcomes"]);
+    assert!(n(&r, "served") > 0, "{}", r["outcomes"]);
+    assert_eq!(n(&r, "reset") + n(&r, "refused"), 0, "{}", r["outcomes"]);
+    assert_eq!(
+        (r["send_q"].as_u64(), r["peak_recv_q"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert!(r["peak_syn_recv"].is_null());
+    for (k, v) in r["counters"].as_object().unwrap() {
+        assert_eq!(v.as_u64(), Some(0), "{k} moved for a Unix listener");
+    }
+    let story = r["story"].to_string();
+    assert!(
+        story.contains("EAGAIN") && story.contains("No counter moved"),
+        "{story}"
+    );
 }

@@ -1,7 +1,8 @@
 //! Containers' view: `--netns`, `--pid` and `--all-netns` against two named namespaces made
 //! by the test (`ip netns add`), one with somaxconn 5 and an overflowing listener, one with
 //! somaxconn 300 and nothing listening. Removed again when the test ends. A missing namespace
-//! or PID is a clear error.
+//! or PID is a clear error. `doctor` and `metrics --all-netns` also see a full Unix listener
+//! in a named namespace.
 //!
 //! Needs root and iproute2 (`ip netns add`): skipped with the reason without them, failed
 //! under CI=true.
@@ -188,4 +189,59 @@ fn missing_namespace_or_pid_is_a_clear_error() {
         err.starts_with("error: ") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+#[test]
+fn all_netns_covers_unix_listeners() {
+    let test = "all_netns_covers_unix_listeners";
+    let tag = std::process::id();
+    let c = format!("blt-u-{tag}");
+    let _ns = match make(std::slice::from_ref(&c)) {
+        Ok(ns) => ns,
+        Err(why) => return skip(test, &why),
+    };
+    // An abstract name: it lives in namespace c only. B = 2 holds 3.
+    let name = format!("@blt-unix-{tag}");
+    let held = name.clone();
+    let _sockets: Vec<OwnedFd> = inside(&c, move || {
+        let mut fds = vec![unix_listener(&held, 2)];
+        fds.extend((0..3).map(|_| unix_connect(&held).expect("room for B+1")));
+        fds
+    });
+    let c_inode = std::fs::metadata(format!("/run/netns/{c}"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let (code, all, err) = run(&["doctor", "--all-netns", "--json", "-x"]);
+    assert!((0..=2).contains(&code), "{err}");
+    let nc = all["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["inode"] == c_inode)
+        .cloned()
+        .unwrap_or_else(|| panic!("{c} not found in {all}"));
+    let listeners = nc["report"]["listeners"].as_array().unwrap();
+    let ours = listeners
+        .iter()
+        .find(|l| l.to_string().contains(&name[1..]))
+        .unwrap_or_else(|| panic!("{name} not in {nc}"));
+    assert_eq!(
+        (ours["send_q"].as_u64(), ours["recv_q"].as_u64()),
+        (Some(2), Some(3)),
+        "{ours}"
+    );
+    let out = Command::new(bin())
+        .args(["metrics", "--all-netns", "-x"])
+        .output()
+        .expect("run metrics");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series = format!("backlogctl_listen_queue_length{{netns=\"{c_inode}\",path=\"{name}\"}} 3");
+    assert!(text.lines().any(|l| l == series), "{series}\n{text}");
+    assert!(!text.contains("backlogctl_listen_drops_total"), "{text}");
 }

@@ -3,8 +3,9 @@
 //! rendering by librsvg, the errors, and the downsampling rule as a property; the README's
 //! picture is current.
 //!
-//! Only `rsvg_renders_every_fixture` needs something: rsvg-convert (Debian package
-//! librsvg2-bin); skipped with the reason without it, failed under CI=true.
+//! `rsvg_renders_every_fixture` needs rsvg-convert (Debian package librsvg2-bin), and
+//! `a_unix_listener_has_no_drops_lane` root (it records a real Unix listener in a private
+//! network namespace); skipped with the reason without them, failed under CI=true.
 
 mod common;
 
@@ -19,7 +20,7 @@ use backlogctl::model::{Listener, Sample, Snapshot};
 use backlogctl::plot::{self, Axis, Instead};
 use backlogctl::render::plot::{COLUMNS, WIDTH};
 use backlogctl::{pipeline, render, store};
-use common::{fixture, need, run_bin};
+use common::{fixture, in_netns, need, run_bin, unix_connect, unix_listener};
 
 use proptest::prelude::*;
 
@@ -80,8 +81,11 @@ fn burst_fixture_draws_the_ceiling_and_the_recorded_peak() {
     );
     let first = raw.samples[0].listeners[0].drops.unwrap();
     let last = raw.samples.last().unwrap().listeners[0].drops.unwrap();
-    assert_eq!(l.drops_window, Some(u64::from(last - first)));
-    let drawn: u64 = l.drops.as_ref().unwrap().iter().map(|b| b.1).sum();
+    assert_eq!(l.drops.window(), Some(u64::from(last - first)));
+    let plot::Drops::Counted { per_column, .. } = &l.drops else {
+        panic!("drops counted: {:?}", l.drops)
+    };
+    let drawn: u64 = per_column.iter().map(|b| b.1).sum();
     assert_eq!(drawn, u64::from(last - first), "drop bars add up");
     let overflows = t
         .rates
@@ -428,4 +432,45 @@ fn readme_picture_is_current() {
         stale.is_empty(),
         "docs/burst.svg is stale: UPDATE_DOCS=1 cargo test --test plot readme_picture_is_current"
     );
+}
+
+#[test]
+fn a_unix_listener_has_no_drops_lane() {
+    in_netns("a_unix_listener_has_no_drops_lane", || {
+        let dir = std::env::temp_dir().join(format!("backlogctl-plot-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("php-fpm.sock").to_str().unwrap().to_owned();
+        let _server = unix_listener(&sock, 4);
+        // B = 4 holds 5; the rest are refused at once, and nothing counts them.
+        let queued: Vec<_> = (0..8).filter_map(|_| unix_connect(&sock).ok()).collect();
+        assert_eq!(queued.len(), 5);
+        let rec = dir.join("unix.json");
+        let rec_s = rec.to_str().unwrap();
+        let (code, _, err) = run_bin(&["snapshot", "-w", "200ms", "-o", rec_s, &sock]);
+        assert_eq!(code, 0, "{err}");
+        let (_, t) = model_of(&rec);
+        assert_eq!(t.instead, None, "a full queue is drawn");
+        let l = &t.listeners[0];
+        assert_eq!(l.id.local.to_string(), sock);
+        assert_eq!((l.peak, l.capacity, l.full), (5, 5, true));
+        assert_eq!(l.drops, plot::Drops::NotCounted);
+        assert_eq!(l.syn_recv, None);
+        let svg = dir.join("unix.svg");
+        let (code, _, err) = run_bin(&["plot", rec_s, "-o", svg.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        let texts = texts(&svg);
+        assert!(texts.iter().any(|s| s.contains(&sock)), "{texts:?}");
+        assert!(
+            texts
+                .iter()
+                .any(|s| s.starts_with("drops are not counted for Unix listeners")),
+            "{texts:?}"
+        );
+        assert!(
+            !texts.iter().any(|s| s.starts_with("drops / ")),
+            "{texts:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
 }

@@ -1,7 +1,8 @@
 //! `watch` against the real kernel, in a private network namespace: a burst drained between
 //! two refreshes still shows as a peak of B+1 with drops, a listener that closes mid-run is
 //! reported as gone, SIGTERM ends the run with a last refresh and the summary, `--record` feeds
-//! `doctor --from`, and on a terminal each listener gets a sparkline of its last minute.
+//! `doctor --from`, on a terminal each listener gets a sparkline of its last minute, and a full
+//! Unix listener shows its peak with drops not counted (`n/a`, null in JSON).
 //!
 //! Needs root for the namespaces (skipped otherwise, failed under CI=true); bad options are
 //! checked everywhere. No test depends on how fast the machine is: the burst waits for watch's
@@ -161,6 +162,87 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
             drop(clients);
         },
     );
+}
+
+#[test]
+fn a_unix_listener_shows_its_peak_and_no_drops_column() {
+    in_netns("a_unix_listener_shows_its_peak_and_no_drops_column", || {
+        let dir =
+            std::env::temp_dir().join(format!("backlogctl-watch-unix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.sock").to_str().unwrap().to_owned();
+        let _server = unix_listener(&path, 4);
+        let mut child = Command::new(bin())
+            .args([
+                "watch",
+                "--json",
+                "--interval",
+                "1h",
+                "--sample-interval",
+                "10ms",
+                &path,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn watch");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut early = String::new();
+        stdout.read_line(&mut early).expect("read a refresh");
+        assert!(early.ends_with('\n'), "watch ended early: {early}");
+        // B = 4 holds 5; the other 15 non-blocking connects get EAGAIN at once.
+        let (mut queued, mut refused) = (Vec::new(), 0);
+        for _ in 0..20 {
+            match unix_connect(&path) {
+                Ok(fd) => queued.push(fd),
+                Err(nix::errno::Errno::EAGAIN) => refused += 1,
+                Err(e) => panic!("connect {path}: {e}"),
+            }
+        }
+        assert_eq!((queued.len(), refused), (5, 15));
+        wait_for_samples(child.id()).expect("watch sampled the full queue");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).expect("read the rest");
+        let out = child.wait_with_output().expect("watch ends on SIGTERM");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (refs, summary) = refreshes(&(early + &rest));
+        let last = &refs.last().expect("SIGTERM's refresh")["listeners"][0];
+        assert_eq!(last["local"]["path"], path.as_str(), "{last}");
+        assert_eq!(
+            (last["peak"].as_u64(), last["send_q"].as_u64()),
+            (Some(5), Some(4))
+        );
+        assert_eq!(last["fill_pct"], 100);
+        assert!(
+            last["drops_per_s"].is_null() && last["syn_recv"].is_null(),
+            "{last}"
+        );
+        let s = &summary["listeners"][0];
+        assert_eq!(
+            (s["peak"].as_u64(), &s["drops"]),
+            (Some(5), &serde_json::Value::Null)
+        );
+        // The same listener in lines: its peak, and drops not counted rather than unknown.
+        let (code, text, err) = run_bin(&["watch", "-x", "--count", "1"]);
+        assert_eq!(code, 0, "{err}");
+        let row = text.lines().find(|l| l.contains(&path)).expect(&text);
+        assert!(
+            row.contains("recv_q=5 peak=5 send_q=4 fill=100% drops/s=n/a"),
+            "{row}"
+        );
+        drop(queued);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 #[test]

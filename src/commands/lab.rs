@@ -3,7 +3,7 @@ use std::io::Write;
 use super::open_output;
 use crate::Status;
 use crate::error::{Error, Result};
-use crate::lab::{LabReport, Outcome};
+use crate::lab::{LabFamily, LabReport, Outcome};
 use crate::options::Lab;
 use crate::{plot, render};
 
@@ -30,12 +30,14 @@ fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     let s = &r.settings;
     // In the lab's order (served first).
     let outcomes: Vec<(Outcome, usize)> = r.outcomes.iter().map(|(o, n)| (*o, *n)).collect();
-    let clients = plot::clients(
+    let mut clients = plot::clients(
         &outcomes,
         &r.connect_ms,
         s.clients,
         s.connect_timeout_ms as f64,
     );
+    // A Unix connect is never retried: no whole-second steps to mark.
+    clients.syn_retries = s.family == LabFamily::Tcp;
     let timeline = plot::timeline(&r.recording, &r.doctor, render::plot::COLUMNS);
     render::plot::lab(w, &timeline, &clients, r)
 }

@@ -1,29 +1,57 @@
 //! The lab's load: `--clients` concurrent clients, started evenly over `--ramp`, each
 //! connecting with a timeout, holding its final ACK back for `--ack-delay` (see the module
 //! doc of `lab`), sending a request and waiting for the reply; what each saw, classified.
+//! Against a Unix listener (`lab --unix`) there is no handshake: three clients in four connect
+//! non-blocking, as nginx and most event loops do, and get EAGAIN at once when the queue is
+//! full (`Outcome::Eagain`); the fourth blocks in connect() for up to `--connect-timeout`
+//! (SO_SNDTIMEO; `unix_wait_for_peer`) and is served once room appears, or times out.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use super::setup::LabAddr;
 use super::{LabOptions, Outcome, Percentiles};
 use crate::error::{Error, Result};
 
 /// One client's end: its outcome, connect latency and time to reply.
 pub(super) type Attempt = (Outcome, Option<Duration>, Option<Duration>);
 
+/// How a Unix client connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnixConnect {
+    /// O_NONBLOCK: EAGAIN at once when the queue is full.
+    NonBlocking,
+    /// Waits for room up to SO_SNDTIMEO = --connect-timeout, then EAGAIN.
+    Blocking,
+}
+
+impl UnixConnect {
+    /// Client `i`'s way: every fourth one blocks.
+    fn of(i: usize) -> UnixConnect {
+        match i % 4 {
+            3 => UnixConnect::Blocking,
+            _ => UnixConnect::NonBlocking,
+        }
+    }
+}
+
 /// Fires every client at `addr` and waits for all of them (each has its own timeouts).
-pub(super) fn burst(addr: SocketAddr, o: &LabOptions) -> Result<Vec<Attempt>> {
+pub(super) fn burst(addr: &LabAddr, o: &LabOptions) -> Result<Vec<Attempt>> {
     let clients: Vec<_> = (0..o.clients)
         .map(|i| {
-            let o = o.clone();
+            let (o, addr) = (o.clone(), addr.clone());
             let delay = o.ramp.mul_f64(i as f64 / o.clients as f64);
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     std::thread::sleep(delay);
-                    client(addr, &o)
+                    match addr {
+                        LabAddr::Inet(a) => client(a, &o),
+                        LabAddr::Unix(name) => unix_client(&name, UnixConnect::of(i), &o),
+                    }
                 })
                 .map_err(|source| Error::Io {
                     what: "starting client threads",
@@ -88,12 +116,62 @@ fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
         _ => return (Outcome::Failed, None, None),
     }
     let connected = start.elapsed();
-    let mut stream = TcpStream::from(fd);
+    let stream = TcpStream::from(fd);
     let _ = stream.set_nonblocking(false);
     std::thread::sleep(o.ack_delay);
-    let left = o.reply_timeout.max(Duration::from_millis(1));
-    let _ = stream.set_write_timeout(Some(left));
-    let _ = stream.set_read_timeout(Some(left));
+    let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
+    let _ = stream.set_write_timeout(left);
+    let _ = stream.set_read_timeout(left);
+    exchange(stream, start, connected)
+}
+
+/// A client of the Unix listener `@name`: connect as `how` says, then the same request and
+/// reply as over TCP.
+fn unix_client(name: &str, how: UnixConnect, o: &LabOptions) -> Attempt {
+    use nix::errno::Errno;
+    use nix::sys::socket::*;
+    let start = Instant::now();
+    let flags = match how {
+        UnixConnect::NonBlocking => SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        UnixConnect::Blocking => SockFlag::SOCK_CLOEXEC,
+    };
+    let Ok(fd) = socket(AddressFamily::Unix, SockType::Stream, flags, None) else {
+        return (Outcome::Failed, None, None);
+    };
+    let wait = nix::sys::time::TimeVal::from(libc_timeval(o.connect_timeout));
+    if how == UnixConnect::Blocking && setsockopt(&fd, sockopt::SendTimeout, &wait).is_err() {
+        return (Outcome::Failed, None, None);
+    }
+    let Ok(sa) = UnixAddr::new_abstract(name.as_bytes()) else {
+        return (Outcome::Failed, None, None);
+    };
+    match (connect(fd.as_raw_fd(), &sa), how) {
+        (Ok(()), _) => {}
+        (Err(Errno::EAGAIN), UnixConnect::NonBlocking) => return (Outcome::Eagain, None, None),
+        (Err(Errno::EAGAIN), UnixConnect::Blocking) => {
+            return (Outcome::ConnectTimeout, None, None);
+        }
+        (Err(Errno::ECONNREFUSED), _) => return (Outcome::Refused, None, None),
+        (Err(_), _) => return (Outcome::Failed, None, None),
+    }
+    let connected = start.elapsed();
+    let stream = UnixStream::from(fd);
+    let _ = stream.set_nonblocking(false);
+    let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
+    let _ = stream.set_write_timeout(left);
+    let _ = stream.set_read_timeout(left);
+    exchange(stream, start, connected)
+}
+
+fn libc_timeval(d: Duration) -> nix::libc::timeval {
+    nix::libc::timeval {
+        tv_sec: d.as_secs() as nix::libc::time_t,
+        tv_usec: d.subsec_micros() as nix::libc::suseconds_t,
+    }
+}
+
+/// Sends the request on a connected stream and waits for the reply (timeouts already set).
+fn exchange(mut stream: impl Read + Write, start: Instant, connected: Duration) -> Attempt {
     let classify = |e: &std::io::Error| match e.kind() {
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Outcome::Reset,
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::ReplyTimeout,

@@ -48,6 +48,18 @@ pub struct LabOptions {
     pub ack_delay: Duration,
     /// Spread the clients' starts evenly over this long (0: all at once).
     pub ramp: Duration,
+    pub family: LabFamily,
+}
+
+/// The socket family of the lab's server and clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabFamily {
+    /// 127.0.0.1 on a port the kernel picks.
+    Tcp,
+    /// A Unix stream socket on an abstract name: per network namespace, so nothing outside
+    /// the lab's namespace (no file) is touched.
+    Unix,
 }
 
 /// How one client's attempt ended. Its name (`Outcome::name`) is the same in the counts, the
@@ -61,6 +73,9 @@ pub enum Outcome {
     Reset,
     /// ECONNREFUSED: nothing listening.
     Refused,
+    /// EAGAIN at once from a non-blocking connect() to a full Unix listener
+    /// (`unix_stream_connect`): "Resource temporarily unavailable", nginx's 502.
+    Eagain,
     /// connect() did not complete within --connect-timeout (SYNs dropped, retried).
     ConnectTimeout,
     /// Connected, but no reply within --reply-timeout ("connected, no reply").
@@ -70,10 +85,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Served,
         Outcome::Reset,
         Outcome::Refused,
+        Outcome::Eagain,
         Outcome::ConnectTimeout,
         Outcome::ReplyTimeout,
         Outcome::Failed,
@@ -85,6 +101,7 @@ impl Outcome {
             Outcome::Served => "served",
             Outcome::Reset => "reset",
             Outcome::Refused => "refused",
+            Outcome::Eagain => "eagain",
             Outcome::ConnectTimeout => "connect-timeout",
             Outcome::ReplyTimeout => "reply-timeout",
             Outcome::Failed => "failed",
@@ -131,6 +148,7 @@ pub struct LabReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
+    pub family: LabFamily,
     pub somaxconn: u32,
     pub backlog: i32,
     pub workers: usize,
@@ -148,10 +166,10 @@ pub struct Settings {
 /// Runs the lab: stage, server, recorder, burst, teardown, report.
 pub fn run(o: &LabOptions) -> Result<LabReport> {
     let user_namespace = setup::stage(o)?;
-    let server = setup::Server::start(o.backlog, o.workers, o.work)?;
-    let recording = Recording::start(server.addr.port())?;
+    let server = setup::Server::start(o.family, o.backlog, o.workers, o.work)?;
+    let recording = Recording::start(server.addr.target()?)?;
     let started = Instant::now();
-    let results = load::burst(server.addr, o)?;
+    let results = load::burst(&server.addr, o)?;
     let elapsed = started.elapsed();
     let (snap, mut kernel) = recording.stop()?;
     server.stop();
@@ -200,6 +218,7 @@ pub fn run(o: &LabOptions) -> Result<LabReport> {
 impl Settings {
     fn of(o: &LabOptions, user_namespace: bool) -> Settings {
         Settings {
+            family: o.family,
             somaxconn: o.somaxconn,
             backlog: o.backlog,
             workers: o.workers,
@@ -225,8 +244,8 @@ struct Recording {
 impl Recording {
     /// Starts recording the lab's listener; returns once the first sample is taken, so that
     /// the burst starts after it.
-    fn start(port: u16) -> Result<Recording> {
-        let scope = Scope::new(vec![Target::port(port)]);
+    fn start(target: Target) -> Result<Recording> {
+        let scope = Scope::new(vec![target]);
         let stop = Arc::new(AtomicBool::new(false));
         let (ready, first) = mpsc::channel();
         let stopped = stop.clone();

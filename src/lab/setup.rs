@@ -1,18 +1,21 @@
 //! The lab's stage: a private network namespace (a user namespace too when not root) with
 //! `lo` up and the listen-queue sysctls set, and the server — a listener with the backlog
-//! asked for and `--workers` threads that each accept(), read the request, spend `--work` and
-//! reply.
+//! asked for (TCP on 127.0.0.1, or Unix on an abstract name) and `--workers` threads that each
+//! accept(), read the request, spend `--work` and reply.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::LabFamily;
 use crate::catalogue::Sysctl;
 use crate::error::{Error, Result};
+use crate::model::Target;
 use crate::source::netns;
 
 /// Moves this process into the lab's namespace with `lo` up and the sysctls set. Returns
@@ -69,24 +72,56 @@ fn set_sysctl(key: Sysctl, value: u32) -> Result<()> {
     })
 }
 
+/// Where the lab's server listens.
+#[derive(Debug, Clone)]
+pub(super) enum LabAddr {
+    Inet(SocketAddr),
+    /// An abstract Unix name, without its leading NUL (`@name` as a target).
+    Unix(String),
+}
+
+impl LabAddr {
+    /// The target the recorder follows.
+    pub(super) fn target(&self) -> Result<Target> {
+        match self {
+            LabAddr::Inet(a) => Ok(Target::port(a.port())),
+            LabAddr::Unix(name) => Target::parse(&format!("@{name}")),
+        }
+    }
+}
+
 /// The lab's server: its address, and its workers until `stop`.
 pub(super) struct Server {
-    pub addr: SocketAddr,
+    pub addr: LabAddr,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    pub fn start(backlog: i32, workers: usize, work: Duration) -> Result<Server> {
-        let listener = server_socket(backlog)?;
-        let addr = local_addr(&listener)?;
+    pub fn start(
+        family: LabFamily,
+        backlog: i32,
+        workers: usize,
+        work: Duration,
+    ) -> Result<Server> {
+        let (listener, addr) = match family {
+            LabFamily::Tcp => {
+                let fd = server_socket(backlog)?;
+                let addr = local_addr(&fd)?;
+                (fd, LabAddr::Inet(addr))
+            }
+            LabFamily::Unix => {
+                let name = format!("backlogctl-lab-{}", std::process::id());
+                (unix_server_socket(&name, backlog)?, LabAddr::Unix(name))
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let listener = Arc::new(listener);
         let workers = (0..workers.max(1))
             .map(|_| {
                 let (l, stop) = (listener.clone(), stop.clone());
                 std::thread::Builder::new()
-                    .spawn(move || serve(&l, &stop, work))
+                    .spawn(move || serve(&l, family, &stop, work))
                     .map_err(|source| Error::Io {
                         what: "starting the lab server's workers",
                         source,
@@ -129,6 +164,28 @@ fn server_socket(backlog: i32) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A Unix stream listener on the abstract `name`, non-blocking like the TCP one. The backlog
+/// is capped by this namespace's somaxconn as for TCP (`__sys_listen_socket`).
+fn unix_server_socket(name: &str, backlog: i32) -> Result<OwnedFd> {
+    use nix::sys::socket::*;
+    let fail = |e: nix::Error| Error::Io {
+        what: "starting the lab's Unix server",
+        source: e.into(),
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(fail)?;
+    let sa = UnixAddr::new_abstract(name.as_bytes()).map_err(fail)?;
+    bind(fd.as_raw_fd(), &sa).map_err(fail)?;
+    let b = Backlog::new(backlog.clamp(0, i32::MAX)).map_err(fail)?;
+    listen(&fd, b).map_err(fail)?;
+    Ok(fd)
+}
+
 fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
     let sa: nix::sys::socket::SockaddrIn =
         nix::sys::socket::getsockname(fd.as_raw_fd()).map_err(|e| Error::Io {
@@ -139,7 +196,7 @@ fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
 }
 
 /// A worker: accept one connection, read the request line, spend `work`, reply, close.
-fn serve(listener: &OwnedFd, stop: &AtomicBool, work: Duration) {
+fn serve(listener: &OwnedFd, family: LabFamily, stop: &AtomicBool, work: Duration) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     while !stop.load(Ordering::Relaxed) {
@@ -150,13 +207,29 @@ fn serve(listener: &OwnedFd, stop: &AtomicBool, work: Duration) {
         let Ok(fd) = nix::sys::socket::accept(listener) else {
             continue;
         };
-        let mut stream = TcpStream::from(fd);
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let mut buf = [0u8; 64];
-        if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
-            std::thread::sleep(work);
-            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nok\n");
+        let patience = Some(Duration::from_secs(5));
+        match family {
+            LabFamily::Tcp => {
+                let stream = TcpStream::from(fd);
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(patience);
+                reply(stream, work);
+            }
+            LabFamily::Unix => {
+                let stream = UnixStream::from(fd);
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(patience);
+                reply(stream, work);
+            }
         }
+    }
+}
+
+/// Reads the request, spends `work`, replies.
+fn reply(mut stream: impl Read + Write, work: Duration) {
+    let mut buf = [0u8; 64];
+    if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+        std::thread::sleep(work);
+        let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nok\n");
     }
 }

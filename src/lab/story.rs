@@ -2,7 +2,7 @@
 //! counters (docs/kernel.md §3). One paragraph per thing that can have happened, in the order
 //! a reader asks. Pure.
 
-use super::{LabReport, Outcome};
+use super::{LabFamily, LabReport, Outcome};
 use crate::catalogue::{
     EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV, SYNCOOKIES_SENT,
 };
@@ -10,15 +10,36 @@ use crate::catalogue::{
 /// What happened, and why.
 pub fn story(r: &LabReport) -> Vec<String> {
     let f = Facts(r);
+    match r.settings.family {
+        LabFamily::Tcp => tcp(&f),
+        LabFamily::Unix => unix(&f),
+    }
+}
+
+/// A Unix listener: no handshake, no retry, no counter; only outcomes and the queue depth.
+fn unix(f: &Facts) -> Vec<String> {
     [
-        all_served(&f),
-        resets(&f),
-        overshoot(&f),
-        slow_connects(&f),
-        connect_timeouts(&f),
-        reply_timeouts(&f),
-        cookies(&f),
-        capped(&f),
+        all_served(f),
+        unix_refusals(f),
+        unix_waits(f),
+        unix_no_counter(f),
+        capped(f),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn tcp(f: &Facts) -> Vec<String> {
+    [
+        all_served(f),
+        resets(f),
+        overshoot(f),
+        slow_connects(f),
+        connect_timeouts(f),
+        reply_timeouts(f),
+        cookies(f),
+        capped(f),
     ]
     .into_iter()
     .flatten()
@@ -112,6 +133,54 @@ fn resets(f: &Facts) -> Option<String> {
     } else {
         None
     }
+}
+
+fn unix_refusals(f: &Facts) -> Option<String> {
+    let n = f.n(Outcome::Eagain);
+    (n > 0).then(|| {
+        format!(
+            "{n} non-blocking connect()s to the Unix listener failed at once with EAGAIN (\"Resource temporarily \
+             unavailable\"; nginx logs it and answers 502): its queue already held B+1 = {} pending connections \
+             (unix_stream_connect). Unlike TCP, nothing is retried: the client has its error in microseconds.",
+            f.slots()
+        )
+    })
+}
+
+fn unix_waits(f: &Facts) -> Option<String> {
+    let (timeouts, slow) = (
+        f.n(Outcome::ConnectTimeout),
+        f.0.connect_latency.as_ref().filter(|l| l.max_ms >= 1.0),
+    );
+    let waited = slow.map(|l| {
+        format!(
+            "Blocking connect()s waited in the kernel for room in the queue (unix_wait_for_peer): up to {:.0} ms.",
+            l.max_ms
+        )
+    });
+    let gave_up = (timeouts > 0).then(|| {
+        format!(
+            "{timeouts} blocking connect()s gave up after {} ms (SO_SNDTIMEO, then EAGAIN); without a timeout they \
+             would have waited for ever.",
+            f.0.settings.connect_timeout_ms
+        )
+    });
+    match (waited, gave_up) {
+        (None, None) => None,
+        (a, b) => Some([a, b].into_iter().flatten().collect::<Vec<_>>().join(" ")),
+    }
+}
+
+fn unix_no_counter(f: &Facts) -> Option<String> {
+    let refused = f.n(Outcome::Eagain) + f.n(Outcome::ConnectTimeout);
+    (refused > 0).then(|| {
+        format!(
+            "No counter moved: the kernel counts no refusal at a Unix listener (ListenOverflows, ListenDrops and \
+             sk_drops stay at 0). Only the queue's depth tells: it peaked at {} of B+1 = {}.",
+            f.0.peak_recv_q,
+            f.slots()
+        )
+    })
 }
 
 fn overshoot(f: &Facts) -> Option<String> {

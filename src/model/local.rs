@@ -132,6 +132,13 @@ impl Local {
         matches!(self, Local::Unix(_))
     }
 
+    /// Whether the kernel counts this listener's refused connections. TCP does (`sk_drops`,
+    /// ListenDrops); a full Unix listener refuses in `unix_stream_connect` (`net/unix/af_unix.c`)
+    /// without touching any counter, so for it drops are not applicable, not zero.
+    pub fn counts_drops(&self) -> bool {
+        !self.is_unix()
+    }
+
     /// The TARGET a command names this listener by, quoted for a shell when it must be:
     /// `127.0.0.1:8100`, `/run/php/php8.2-fpm.sock`, `unix:relative.sock`, `@name`.
     pub fn as_target(&self) -> String {
@@ -149,6 +156,19 @@ impl Local {
             raw
         } else {
             format!("'{}'", raw.replace('\'', "'\\''"))
+        }
+    }
+}
+
+impl UnixLocal {
+    /// The name alone, as text output shows it: `/run/php/php8.2-fpm.sock`, `@name`, or empty
+    /// for an unnamed listener. Not shell-quoted, unlike `Local::as_target`: the `path` label
+    /// of the metrics.
+    pub fn name_text(&self) -> String {
+        match &self.name {
+            UnixName::Path(p) => p.to_string(),
+            UnixName::Abstract(n) => format!("@{n}"),
+            UnixName::Unnamed => String::new(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::lab::LabReport;
+use crate::lab::{LabFamily, LabReport};
 
 pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     settings(w, r, style)?;
@@ -23,18 +23,25 @@ pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std
 /// What the lab ran, and how long it took.
 fn settings(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     let s = &r.settings;
+    // The TCP sysctls and the held-back ACK mean nothing to a Unix listener.
+    let family = match s.family {
+        LabFamily::Tcp => format!(
+            "tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms",
+            s.tcp_abort_on_overflow, s.tcp_syncookies, s.ack_delay_ms
+        ),
+        LabFamily::Unix => {
+            "a Unix stream listener, 3 in 4 clients non-blocking, 1 in 4 blocking".to_string()
+        }
+    };
     let head = format!(
         "lab: {} clients against listen({}) with somaxconn {} (B = {}), {} workers x {} ms, \
-         tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms{}",
+         {family}{}",
         s.clients,
         s.backlog,
         s.somaxconn,
         r.send_q,
         s.workers,
         s.work_ms,
-        s.tcp_abort_on_overflow,
-        s.tcp_syncookies,
-        s.ack_delay_ms,
         if s.user_namespace {
             " (user namespace)"
         } else {

@@ -71,10 +71,9 @@ impl<'a> Ns<'a> {
                             a.ip(),
                             a.port()
                         ),
-                        Local::Unix(_) => format!(
-                            "netns=\"{netns}\",path=\"{}\"",
-                            escape(&l.local.as_target())
-                        ),
+                        Local::Unix(u) => {
+                            format!("netns=\"{netns}\",path=\"{}\"", escape(&u.name_text()))
+                        }
                     };
                     if per_address.get(&l.local).is_some_and(|n| *n > 1) {
                         labels.push_str(&format!(",inode=\"{}\"", l.inode));

@@ -102,6 +102,20 @@ fn dps(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into())
 }
 
+/// A row's drops a second: `n/a` for a listener whose refusals no counter counts (Unix), else
+/// whole, or `-` when unknown.
+fn drops_cell(l: &Row) -> String {
+    if l.local.counts_drops() {
+        dps(l.drops_per_s)
+    } else {
+        NOT_COUNTED.into()
+    }
+}
+
+/// What a drops column says for a Unix listener: no counter exists, so neither a number nor
+/// "unknown".
+const NOT_COUNTED: &str = "n/a";
+
 /// `Format::Lines`: the namespace's rates, then one line per listener.
 fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
     writeln!(out, "{} namespace {}", r.time, namespace_rates(r, "="))?;
@@ -115,7 +129,7 @@ fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
             l.peak,
             l.send_q,
             l.fill_pct,
-            dps(l.drops_per_s),
+            drops_cell(l),
             opt(l.syn_recv),
             l.process
                 .as_ref()
@@ -199,7 +213,7 @@ impl Table {
             l.peak,
             l.send_q,
             l.fill_pct,
-            dps(l.drops_per_s),
+            drops_cell(l),
             opt(l.syn_recv),
         );
         let q = QueuePeak {
@@ -436,9 +450,11 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
             l.peak,
             l.send_q.saturating_add(1),
             l.peak_time,
-            l.drops
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "unknown".into())
+            match (l.local.counts_drops(), l.drops) {
+                (false, _) => format!("{NOT_COUNTED} (no counter for Unix listeners)"),
+                (true, Some(d)) => d.to_string(),
+                (true, None) => "unknown".into(),
+            }
         )?;
     }
     if busy.len() < s.listeners.len() {
@@ -540,7 +556,50 @@ mod tests {
             ),
             row("10.0.0.1:443", None, Some("new"), &full[..1]),
             row("10.0.0.2:443", Some("x"), Some("gone"), &[]),
+            Row {
+                local: unix_local(),
+                drops_per_s: None,
+                drops_delta: None,
+                syn_recv: None,
+                ..row("10.0.0.3:1", Some("php-fpm, pid 7"), None, &full)
+            },
         ]
+    }
+
+    /// A Unix listener with a long path: the table cuts it, the drops columns say n/a.
+    fn unix_local() -> crate::model::Local {
+        use crate::model::{Local, Name, UnixKind, UnixLocal, UnixName};
+        Local::Unix(UnixLocal {
+            name: UnixName::Path(Name::new(b"/run/php/php8.2-fpm-a-long-pool-name.sock")),
+            kind: UnixKind::Seqpacket,
+            vfs: None,
+        })
+    }
+
+    #[test]
+    fn a_unix_row_says_drops_are_not_counted() {
+        let table = render(120, true, false);
+        let row = table.lines().find(|l| l.starts_with("/run/php")).unwrap();
+        assert!(row.contains(" n/a "), "{table}");
+        let r = Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: Default::default(),
+            listeners: rows()[4..].to_vec(),
+        };
+        let mut out = Vec::new();
+        refresh(&mut out, &r, Format::Lines).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains(" /run/php/php8.2-fpm-a-long-pool-name.sock (seqpacket) recv_q=")
+                && out.contains(" drops/s=n/a syn_recv=-"),
+            "{out}"
+        );
+        let mut json = Vec::new();
+        refresh(&mut json, &r, Format::Json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert!(json["listeners"][0]["drops_per_s"].is_null(), "{json}");
     }
 
     fn render(width: usize, utf8: bool, color: bool) -> String {

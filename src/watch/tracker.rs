@@ -114,9 +114,9 @@ pub struct Refresh {
     pub listeners: Vec<Row>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListenerSummary {
-    pub local: String,
+    pub local: Local,
     pub inode: u64,
     pub send_q: u32,
     pub peak: u32,
@@ -272,9 +272,12 @@ impl Tracker {
             },
         );
         let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
-            local: l.local.to_string(),
+            local: l.local.clone(),
             inode: l.inode,
-            ..Default::default()
+            send_q: 0,
+            peak: 0,
+            peak_time: String::new(),
+            drops: None,
         });
         s.send_q = l.send_q;
         if peak > s.peak || s.peak_time.is_empty() {

@@ -186,6 +186,43 @@ pub fn start_connect(addr: &str) -> OwnedFd {
     }
 }
 
+/// A Unix stream listener with an exact listen() backlog (std passes its own), bound to a
+/// path, or to an abstract name when `name` starts with `@`.
+pub fn unix_listener(name: &str, backlog: i32) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &unix_addr(name)).expect("bind");
+    listen(&fd, Backlog::new(backlog).expect("backlog")).expect("listen");
+    fd
+}
+
+/// A non-blocking connect to a Unix listener: Ok at once while its queue has room, EAGAIN at
+/// once when it is full (`unix_stream_connect`).
+pub fn unix_connect(name: &str) -> Result<OwnedFd, nix::errno::Errno> {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &unix_addr(name))?;
+    Ok(fd)
+}
+
+fn unix_addr(name: &str) -> nix::sys::socket::UnixAddr {
+    match name.strip_prefix('@') {
+        Some(abs) => nix::sys::socket::UnixAddr::new_abstract(abs.as_bytes()),
+        None => nix::sys::socket::UnixAddr::new(name),
+    }
+    .expect("a Unix socket name")
+}
+
 /// Polls `probe` until it returns Some, at most `tries` times 10 ms apart: wait on state, not
 /// on time.
 pub fn wait_for<T>(tries: u32, mut probe: impl FnMut() -> Option<T>) -> Option<T> {

@@ -11,7 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{
     Area, COLUMNS, DROPS_H, GREY, LEFT, QUEUE_COLOR, QUEUE_H, RATES_H, RIGHT, fail, text, words,
 };
-use crate::plot::{Axis, Column, ListenerPlot, RatePlot, Timeline};
+use crate::plot::{Axis, Column, Drops, ListenerPlot, RatePlot, Timeline};
 
 const CAPACITY_COLOR: RGBColor = RGBColor(200, 30, 30);
 const DROPS_COLOR: RGBColor = RGBColor(200, 30, 30);
@@ -149,16 +149,31 @@ fn peak<'a: 'b, 'b>(
     Ok(())
 }
 
-/// A listener's drops per column, or why they are unknown.
+/// A listener's drops per column, or why there are none to draw.
 fn drops(area: &Area, l: &ListenerPlot, axis: &Axis, end_s: f64) -> io::Result<()> {
-    let Some(bars) = &l.drops else {
-        return text(
-            area,
-            words::DROPS_UNKNOWN,
-            (LEFT as i32 + 10, 40),
-            15,
-            &GREY,
-        );
+    let (bars, total) = match &l.drops {
+        Drops::Counted { per_column, window } => (per_column, *window),
+        Drops::Unreported => {
+            return text(
+                area,
+                words::DROPS_UNKNOWN,
+                (LEFT as i32 + 10, 40),
+                15,
+                &GREY,
+            );
+        }
+        Drops::NotCounted => {
+            for (i, line) in words::DROPS_NOT_COUNTED.iter().enumerate() {
+                text(
+                    area,
+                    line,
+                    (LEFT as i32 + 10, 30 + 20 * i as i32),
+                    15,
+                    &GREY,
+                )?;
+            }
+            return Ok(());
+        }
     };
     let column_ms = axis.column_us() / 1000.0;
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64 * 1.15;
@@ -184,7 +199,7 @@ fn drops(area: &Area, l: &ListenerPlot, axis: &Axis, end_s: f64) -> io::Result<(
             Rectangle::new([(x, 0.0), (x + width_s, n as f64)], DROPS_COLOR.filled())
         }))
         .map_err(fail)?;
-    let note = words::drops_note(l.drops_window.unwrap_or(0));
+    let note = words::drops_note(total);
     text(area, &note, (LEFT as i32 + 10, 4), 14, &DROPS_COLOR)
 }
 

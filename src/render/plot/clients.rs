@@ -25,6 +25,7 @@ fn outcome_color(o: Outcome) -> RGBColor {
         Outcome::ConnectTimeout => RGBColor(230, 120, 0),
         Outcome::ReplyTimeout => RGBColor(120, 60, 170),
         Outcome::Refused => RGBColor(120, 120, 120),
+        Outcome::Eagain => RGBColor(200, 90, 140),
         Outcome::Failed => RGBColor(40, 40, 40),
     }
 }
@@ -87,6 +88,9 @@ fn latency(area: &Area, c: &Clients) -> io::Result<()> {
         .map_err(fail)?;
     // A dropped SYN is resent after 1 s, and the next ones 1 s apart on kernels with
     // tcp_syn_linear_timeouts (docs/kernel.md §4), so waits cluster at whole seconds.
+    if !c.syn_retries {
+        return Ok(());
+    }
     let last_second = (c.timeout_ms.max(c.max_ms) / 1000.0).floor() as u32;
     for s in 1..=last_second.min(8) {
         let x = f64::from(s) * 1000.0;

@@ -3,7 +3,9 @@
 //! drawing here, and no decision: what is said was decided in `plot`.
 
 use crate::lab::{LabReport, Outcome};
-use crate::plot::{Clients, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline};
+use crate::plot::{
+    Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline,
+};
 use crate::render::severity_word;
 
 /// `127.0.0.1:8100 (nginx, pid 12)`: a listener as the picture names it.
@@ -149,9 +151,10 @@ fn quiet(t: &Timeline, drops_counted: bool) -> Vec<String> {
             "{}: Recv-Q 0 throughout, of B+1 = {}; drops {}.",
             listener(&l.id),
             l.capacity,
-            match l.drops_window {
-                Some(_) => "+0".to_string(),
-                None => "unknown".to_string(),
+            match l.drops {
+                Drops::Counted { .. } => "+0",
+                Drops::Unreported => "unknown",
+                Drops::NotCounted => "not counted (Unix listener)",
             }
         )
     }));
@@ -201,6 +204,12 @@ pub(super) fn peak(l: &ListenerPlot, at_s: f64) -> String {
 
 pub(super) const DROPS_UNKNOWN: &str =
     "drops unknown: this kernel does not report SK_MEMINFO_DROPS";
+
+/// The drops lane of a Unix listener: why it has no bars, and what shows a refusal instead.
+pub(super) const DROPS_NOT_COUNTED: [&str; 2] = [
+    "drops are not counted for Unix listeners: a full queue refuses connect() (EAGAIN at once",
+    "for a non-blocking client) and no counter moves; the queue reaching B+1 above is the evidence",
+];
 
 pub(super) fn drops_axis(column_ms: f64) -> String {
     format!("drops / {}", duration(column_ms))
