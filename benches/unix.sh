@@ -21,11 +21,22 @@ bin=$1 runs=$2 secs=$3
 ip link set lo up
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-hold() { # N_TCP N_UNIX READY_FILE
-    python3 - "$1" "$2" "$dir" "$3" <<'PY' &
-import socket, sys, time, resource
+hold() { # N_TCP N_UNIX READY_FILE: one process per family (the descriptor limit is 20,000)
+    python3 - "$1" 0 "$dir" "$3.tcp" <<'PY' &
+import socket, sys, time
 n_tcp, n_unix, d, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-resource.setrlimit(resource.RLIMIT_NOFILE, (30000, 30000))
+ls = []
+for p in range(20000, 20000 + n_tcp):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", p)); s.listen(64); ls.append(s)
+for i in range(n_unix):
+    s = socket.socket(socket.AF_UNIX); s.bind(f"{d}/{ready.rsplit('/',1)[-1]}-{i}.sock"); s.listen(64); ls.append(s)
+open(ready, "w").close()
+time.sleep(3600)
+PY
+    python3 - 0 "$2" "$dir" "$3.unix" <<'PY' &
+import socket, sys, time
+n_tcp, n_unix, d, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ls = []
 for p in range(20000, 20000 + n_tcp):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -38,7 +49,7 @@ PY
 }
 wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return; sleep 0.1; done; echo "no $1" >&2; exit 1; }
 hold 10000 10000 "$dir/big"
-wait_for "$dir/big"
+wait_for "$dir/big.tcp"; wait_for "$dir/big.unix"
 python3 - "$runs" "$bin" <<'PY'
 import subprocess, sys, time, statistics
 runs, bin = int(sys.argv[1]), sys.argv[2]
@@ -62,9 +73,9 @@ for label, ours, theirs in pairs:
         a.append(x); b.append(y); ratios.append(x / y)
     print(f"  {label:<40} {statistics.median(a)*1000:7.1f} ms vs {' + '.join(theirs):<22} {statistics.median(b)*1000:7.1f} ms: median ratio {statistics.median(ratios):.2f}x; peak RSS {rss(ours[0]):.1f} MiB")
 PY
-kill %1 2>/dev/null || true
+kill %1 %2 2>/dev/null || true
 hold 1000 1000 "$dir/small"
-wait_for "$dir/small"
+wait_for "$dir/small.tcp"; wait_for "$dir/small.unix"
 /usr/bin/time -f '%U %S %e %M' -o "$dir/time" "$bin" watch --json --sample-interval 10ms \
     --duration "${secs}s" > "$dir/watch.json" &
 timer=$!

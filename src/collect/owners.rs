@@ -148,14 +148,23 @@ impl OwnerCache {
         inodes: &HashSet<u64>,
         now: Instant,
     ) {
-        let gap = self.refresh(sources, inodes, now);
         let start = snap.owners.len();
-        snap.owners.extend(
-            inodes
-                .iter()
-                .filter_map(|i| self.known.remove(i))
-                .flat_map(|(_, owners)| owners),
-        );
+        let gap = if self.known.is_empty() && self.unowned.is_empty() {
+            // A fresh cache (doctor, snapshot): the scan's owners go straight in, without the
+            // per-socket entries a cache keeps.
+            let (found, gap) = sources.owners(inodes);
+            snap.owners.extend(found);
+            gap
+        } else {
+            let gap = self.refresh(sources, inodes, now);
+            snap.owners.extend(
+                inodes
+                    .iter()
+                    .filter_map(|i| self.known.remove(i))
+                    .flat_map(|(_, owners)| owners),
+            );
+            gap
+        };
         snap.owners[start..].sort_by_key(|o| (o.inode, o.pid));
         snap.gaps.extend(gap);
         let ns = &snap.netns;
