@@ -30,6 +30,10 @@ const UNOWNED_RETRY: Duration = Duration::from_secs(60);
 /// scan that could not read every process.
 const OWNERS_REFRESH: Duration = Duration::from_secs(300);
 
+/// How often known owners are checked for having exited: a check stats every owner's
+/// `/proc/PID`, which `watch` would otherwise do at every refresh for every listener.
+const EXIT_CHECK: Duration = Duration::from_secs(5);
+
 /// Owners by socket inode, across samples and scrapes.
 #[derive(Debug, Default)]
 pub struct OwnerCache {
@@ -39,6 +43,10 @@ pub struct OwnerCache {
     unowned: HashMap<u64, Instant>,
     /// Drop command lines: the exporter never shows them, and they are most of an owner.
     lean: bool,
+    /// When known owners were last checked for having exited.
+    checked: Option<Instant>,
+    /// Counts changes to what is known, so a caller can keep its own copy until it changes.
+    generation: u64,
 }
 
 impl OwnerCache {
@@ -59,11 +67,21 @@ impl OwnerCache {
         inodes: &HashSet<u64>,
         now: Instant,
     ) -> Option<Gap> {
-        self.known.retain(|i, (at, owners)| {
-            !inodes.contains(i)
-                || (now.duration_since(*at) < OWNERS_REFRESH
-                    && owners.iter().all(|o| sources.alive(o.pid)))
-        });
+        if self
+            .checked
+            .is_none_or(|t| now.saturating_duration_since(t) >= EXIT_CHECK)
+        {
+            self.checked = Some(now);
+            let before = self.known.len();
+            self.known.retain(|i, (at, owners)| {
+                !inodes.contains(i)
+                    || (now.duration_since(*at) < OWNERS_REFRESH
+                        && owners.iter().all(|o| sources.alive(o.pid)))
+            });
+            if self.known.len() != before {
+                self.generation += 1;
+            }
+        }
         let need: HashSet<u64> = inodes
             .iter()
             .copied()
@@ -79,6 +97,7 @@ impl OwnerCache {
             return None;
         }
         let (found, gap) = sources.owners(&need);
+        self.generation += 1;
         for mut o in found {
             if self.lean {
                 o.cmdline = String::new();
@@ -114,8 +133,17 @@ impl OwnerCache {
     /// Forgets every socket not in `live`: a closed socket's inode never comes back, so a long
     /// run over churning listeners does not grow.
     pub fn retain(&mut self, live: &HashSet<u64>) {
+        let before = self.known.len();
         self.known.retain(|i, _| live.contains(i));
         self.unowned.retain(|i, _| live.contains(i));
+        if self.known.len() != before {
+            self.generation += 1;
+        }
+    }
+
+    /// Changes with every change to the owners known: equal generations, equal owners.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Sets the owners of every listener of `snaps` in one scan, and forgets the sockets none
@@ -234,13 +262,19 @@ mod tests {
         assert_eq!(snap.owners, [lean]);
         cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(1));
         assert_eq!(fake.lookups, [vec![7]], "known: not scanned again");
-        // The holder exits and hands the socket to a new process: looked up again.
+        // The holder exits and hands the socket to a new process: looked up again at the
+        // next exit check, not before.
         fake.holders = vec![owner(7, 200, "nginx")];
         cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(2));
+        assert_eq!(
+            snap.owners[0].pid, 100,
+            "checked again only after EXIT_CHECK"
+        );
+        cache.fill(&mut fake, &mut [&mut snap], t0 + EXIT_CHECK);
         assert_eq!(snap.owners[0].pid, 200);
         assert_eq!(fake.lookups.len(), 2);
         // A live owner is trusted until OWNERS_REFRESH.
-        cache.fill(&mut fake, &mut [&mut snap], t0 + Duration::from_secs(3));
+        cache.fill(&mut fake, &mut [&mut snap], t0 + EXIT_CHECK * 2);
         assert_eq!(fake.lookups.len(), 2);
         cache.fill(&mut fake, &mut [&mut snap], t0 + OWNERS_REFRESH * 2);
         assert_eq!(fake.lookups.len(), 3);

@@ -95,6 +95,8 @@ struct Watch<'o, S> {
     rec: Recorder<S>,
     tracker: Tracker,
     owners: OwnerCache,
+    /// The owners of the listeners of the last refresh, and the cache generation they are of.
+    shown: (u64, Vec<Owner>),
     budget: Budget,
     opts: &'o Options,
     interval: Duration,
@@ -117,6 +119,7 @@ impl<'o, S: Sources> Watch<'o, S> {
                 .history
                 .map_or_else(Tracker::default, Tracker::with_history),
             owners: OwnerCache::default(),
+            shown: (u64::MAX, Vec::new()),
             budget: Budget::new(sample_every),
             opts,
             interval: opts.interval.max(sample_every),
@@ -162,7 +165,12 @@ impl<'o, S: Sources> Watch<'o, S> {
         self.owners.retain(&live);
         self.owners
             .refresh(self.rec.sources(), &live, Instant::now());
-        let owners: Vec<Owner> = self.owners.owners_of(&live);
+        // Copied out only when they changed: a refresh of 1,000 listeners would otherwise
+        // clone 1,000 command lines, and the CPU budget counts it against sampling.
+        if self.shown.0 != self.owners.generation() {
+            self.shown = (self.owners.generation(), self.owners.owners_of(&live));
+        }
+        let owners = &self.shown.1;
         let elapsed = sampled.elapsed;
         let time = rfc3339(self.rec.started_unix_ms() + elapsed.as_millis() as u64);
         let mut refresh = self.tracker.refresh(
@@ -170,7 +178,7 @@ impl<'o, S: Sources> Watch<'o, S> {
             sampled.counters.as_ref(),
             elapsed,
             time,
-            &owners,
+            owners,
         );
         refresh.sample_interval_us = self.budget.every.as_micros() as u64;
         view.refresh(&refresh).map_err(Error::Output)?;
