@@ -21,8 +21,8 @@ bin=$1 runs=$2 secs=$3
 ip link set lo up
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
-hold() { # N_TCP N_UNIX READY_FILE: one process per family (the descriptor limit is 20,000)
-    python3 - "$1" 0 "$dir" "$3.tcp" <<'PY' &
+# One process per family (the descriptor limit is 20,000): N_TCP N_UNIX READY_FILE.
+cat > "$dir/hold.py" <<'PY'
 import socket, sys, time
 n_tcp, n_unix, d, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ls = []
@@ -34,18 +34,9 @@ for i in range(n_unix):
 open(ready, "w").close()
 time.sleep(3600)
 PY
-    python3 - 0 "$2" "$dir" "$3.unix" <<'PY' &
-import socket, sys, time
-n_tcp, n_unix, d, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-ls = []
-for p in range(20000, 20000 + n_tcp):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", p)); s.listen(64); ls.append(s)
-for i in range(n_unix):
-    s = socket.socket(socket.AF_UNIX); s.bind(f"{d}/{ready.rsplit('/',1)[-1]}-{i}.sock"); s.listen(64); ls.append(s)
-open(ready, "w").close()
-time.sleep(3600)
-PY
+hold() { # N_TCP N_UNIX READY
+    python3 "$dir/hold.py" "$1" 0 "$dir" "$3.tcp" &
+    python3 "$dir/hold.py" 0 "$2" "$dir" "$3.unix" &
 }
 wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return; sleep 0.1; done; echo "no $1" >&2; exit 1; }
 hold 10000 10000 "$dir/big"

@@ -341,15 +341,7 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
         4 + bytecode.len()
     };
     let total = 16 + req.buffer_len() + attr_len;
-    let mut buf = vec![0u8; total];
-    {
-        let mut hdr = NetlinkBuffer::new(&mut buf[..]);
-        hdr.set_length(total as u32);
-        hdr.set_message_type(SOCK_DIAG_BY_FAMILY);
-        hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
-        hdr.set_sequence_number(seq);
-        hdr.set_port_number(0);
-    }
+    let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, total, seq);
     let body = 16 + req.buffer_len();
     req.emit(&mut buf[16..body]);
     if !bytecode.is_empty() {
@@ -357,6 +349,18 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
         buf[body + 2..body + 4].copy_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
         buf[body + 4..].copy_from_slice(&bytecode);
     }
+    buf
+}
+
+/// A zeroed request of `total` bytes behind a dump's `nlmsghdr` (to the kernel, port 0).
+fn dump_request(message_type: u16, total: usize, seq: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; total];
+    let mut hdr = NetlinkBuffer::new(&mut buf[..]);
+    hdr.set_length(total as u32);
+    hdr.set_message_type(message_type);
+    hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
+    hdr.set_sequence_number(seq);
+    hdr.set_port_number(0);
     buf
 }
 
@@ -380,15 +384,7 @@ fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
         4 + bytecode.len()
     };
     let total = 16 + COMPAT_REQ_LEN + attr_len;
-    let mut buf = vec![0u8; total];
-    {
-        let mut hdr = NetlinkBuffer::new(&mut buf[..]);
-        hdr.set_length(total as u32);
-        hdr.set_message_type(TCPDIAG_GETSOCK);
-        hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
-        hdr.set_sequence_number(seq);
-        hdr.set_port_number(0);
-    }
+    let mut buf = dump_request(TCPDIAG_GETSOCK, total, seq);
     buf[16] = AF_INET; // idiag_family: not read by the dump
     buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid stay zero
     buf[16 + 52..16 + 56].copy_from_slice(&states.to_ne_bytes()); // idiag_states
@@ -405,15 +401,7 @@ fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
 /// ino, show, cookie[2]. Listeners only; their name, socket file, queue lengths and owner uid.
 fn build_unix_request(seq: u32) -> Vec<u8> {
     let total = 16 + UNIX_REQ_LEN;
-    let mut buf = vec![0u8; total];
-    {
-        let mut hdr = NetlinkBuffer::new(&mut buf[..]);
-        hdr.set_length(total as u32);
-        hdr.set_message_type(SOCK_DIAG_BY_FAMILY);
-        hdr.set_flags(NLM_F_REQUEST | NLM_F_DUMP);
-        hdr.set_sequence_number(seq);
-        hdr.set_port_number(0);
-    }
+    let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, total, seq);
     buf[16] = AF_UNIX; // sdiag_family; sdiag_protocol 0
     let states = 1u32 << TCP_LISTEN; // udiag_states: the kernel skips the rest
     let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
