@@ -80,20 +80,19 @@ impl Name {
 }
 
 impl fmt::Display for Name {
-    /// Printable ASCII and valid UTF-8 as is; control characters and invalid bytes as `\xNN`.
+    /// Valid UTF-8 as is, except a backslash (doubled) and control characters; those and
+    /// invalid bytes as `\xNN`, so that every name prints on one line and reads back unambiguously.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for chunk in self.0.utf8_chunks() {
             for c in chunk.valid().chars() {
-                if c.is_control() || c == '\\' {
-                    if c == '\\' {
-                        f.write_str("\\\\")?;
-                    } else {
-                        for b in c.to_string().bytes() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    c if c.is_control() => {
+                        for b in c.encode_utf8(&mut [0; 4]).bytes() {
                             write!(f, "\\x{b:02x}")?;
                         }
                     }
-                } else {
-                    write!(f, "{c}")?;
+                    c => write!(f, "{c}")?,
                 }
             }
             for b in chunk.invalid() {
