@@ -9,6 +9,9 @@
 //!   `resets-unexplained`, naming the listener that does exist;
 //! - the same load against a server that reads the whole request: OK.
 //!
+//! Three of them again through the binary: `doctor --json --window 700ms` started first (seen
+//! asleep after its first sample), the clients during its window; ids and exit code.
+//!
 //! Then pure cases on built snapshots (run everywhere): quiet is OK, a recording without the
 //! TCPAbortOn* counters makes the causes unknown (never zero), a listen-queue finding explains
 //! its own resets. Live cases need root; without it they say `skipped: ...` (failed under
@@ -301,6 +304,83 @@ fn a_server_reading_whole_requests_stays_ok() {
         deltas(&snap)
     );
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+}
+
+/// The binary as a user runs it: `doctor --json --window 700ms` started before the load (its
+/// first sample taken: it is seen asleep), the clients run during its window.
+fn binary(test: &'static str, kind: Option<Server>) -> Option<(i32, Vec<String>)> {
+    in_netns(test, move || {
+        let listener = TcpListener::bind("127.0.0.1:8100").expect("bind 127.0.0.1:8100");
+        let (server, target) = match kind {
+            Some(k) => (
+                Some(std::thread::spawn(move || serve(listener, k))),
+                "127.0.0.1:8100",
+            ),
+            None => {
+                std::mem::forget(listener);
+                (None, "127.0.0.1:8101")
+            }
+        };
+        let child = std::process::Command::new(bin())
+            .args(["doctor", "--json", "--window", common::scenarios::WINDOW])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run backlogctl");
+        wait_until_asleep(child.id()).expect("doctor took its first sample");
+        let mut outcomes = Outcomes::default();
+        for _ in 0..CLIENTS {
+            client(target, &mut outcomes);
+        }
+        if let Some(s) = server {
+            s.join().expect("server thread");
+        }
+        let out = child.wait_with_output().expect("wait for doctor");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let ids = json["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| f["id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        eprintln!(
+            "{test}: {outcomes:?}; exit {:?}; {ids:?}",
+            out.status.code()
+        );
+        (out.status.code().unwrap_or(-1), ids)
+    })
+}
+
+#[test]
+fn doctor_binary_names_unread_close_during_its_window() {
+    let Some((code, ids)) = binary(
+        "doctor_binary_names_unread_close_during_its_window",
+        Some(Server::ReadsPart),
+    ) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-unread-close"]);
+    assert_eq!(code, 1, "warning");
+}
+
+#[test]
+fn doctor_binary_is_not_ok_after_refused_connects() {
+    let Some((code, ids)) = binary("doctor_binary_is_not_ok_after_refused_connects", None) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-unexplained"]);
+    assert_eq!(code, 1, "warning");
+}
+
+#[test]
+fn doctor_binary_ok_for_whole_reads() {
+    let Some((code, ids)) = binary("doctor_binary_ok_for_whole_reads", Some(Server::ReadsAll))
+    else {
+        return;
+    };
+    assert!(ids.is_empty(), "{ids:?}");
+    assert_eq!(code, 0);
 }
 
 // Pure cases on built snapshots.

@@ -193,7 +193,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
                 f.evidence.push(ev(
                     key,
                     json!(n),
-                    "/proc/net, rise in this namespace (both ends count)",
+                    "/proc/net, rise in this namespace, both ends counted",
                 ));
             }
         }
@@ -267,8 +267,8 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     f.evidence.push(ev(
         "unexplained",
         json!(unexplained),
-        "OutRsts minus TCPAbortOnClose, TCPAbortOnData, TCPAbortOnTimeout, TCPAbortOnMemory \
-         (and EmbryonicRsts, SyncookiesFailed with a listen-queue finding); null: not recorded",
+        "OutRsts minus the causes' counters (the listen queue's with a listen-queue finding); \
+         null: could not be told",
     ));
     for key in [
         EMBRYONIC_RSTS,
@@ -279,7 +279,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         f.evidence.push(ev(
             key,
             json!(ctx.delta(key)),
-            "/proc/net, rise in this namespace (both ends count); null: not recorded",
+            "/proc/net, rise in this namespace, both ends counted; null: not recorded",
         ));
     }
     f.fix.steps.push(ctx.step(Action::FindRefusedConnects));

@@ -669,9 +669,9 @@ impl Words<'_> {
                                        or net.ipv4.tcp_max_orphans, or leave fewer sockets closed with data \
                                        pending"
                 .into(),
-            Action::FindRefusedConnects => "find the clients connecting where nothing listens (`ss -tn state \
-                                            syn-sent`, the clients' logs for \"Connection refused\"): fix their \
-                                            address or port, or start the server they expect"
+            Action::FindRefusedConnects => "find the clients connecting where nothing listens (their logs say \
+                                            \"Connection refused\"): fix their address or port, or start the \
+                                            server they expect"
                 .into(),
             Action::RaiseIfRealClients => "with SYN cookies on, a full SYN queue costs only a log line and cookie \
                                            handshakes: raise the listener's backlog only if these are real \
