@@ -12,6 +12,10 @@
 //!   past alone, which no backlog can undo;
 //! - reuseport imbalance: in a group sharing address and port, one socket overflowed while
 //!   another peaked below half of its capacity.
+//! - resets (docs/kernel.md §10, TCP views only, windowed only): one finding per TCPAbortOn*
+//!   counter that rose; OutRsts minus those (and the listen queue's own resets when a
+//!   listen-queue finding explains them) above zero is `resets-unexplained`, and with a cause's
+//!   counter missing the rest is unknown, never zero.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
