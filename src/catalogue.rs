@@ -85,6 +85,13 @@ pub const SYNCOOKIES_RECV: &str = "TcpExt:SyncookiesRecv";
 pub const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
 pub const OUT_RSTS: &str = "Tcp:OutRsts";
 pub const ATTEMPT_FAILS: &str = "Tcp:AttemptFails";
+pub const ESTAB_RESETS: &str = "Tcp:EstabResets";
+pub const SYNCOOKIES_FAILED: &str = "TcpExt:SyncookiesFailed";
+pub const DEFER_ACCEPT_DROP: &str = "TcpExt:TCPDeferAcceptDrop";
+pub const ABORT_ON_CLOSE: &str = "TcpExt:TCPAbortOnClose";
+pub const ABORT_ON_DATA: &str = "TcpExt:TCPAbortOnData";
+pub const ABORT_ON_TIMEOUT: &str = "TcpExt:TCPAbortOnTimeout";
+pub const ABORT_ON_MEMORY: &str = "TcpExt:TCPAbortOnMemory";
 
 /// The namespace counters `watch` shows as rates.
 pub const WATCH_RATES: [&str; 4] = [
@@ -204,7 +211,9 @@ pub const ENTRIES: &[Entry] = &[
         name: "SyncookiesFailed",
         aliases: &["TcpExt:SyncookiesFailed"],
         kind: Kind::Counter("TcpExt:SyncookiesFailed"),
-        text: "ACKs that looked like SYN-cookie answers but did not validate.",
+        text: "ACKs that looked like SYN-cookie answers but did not validate: often the final ACK of a \
+               handshake whose request was dropped or expired, answered with RST (OutRsts); the client sees \
+               ECONNRESET after a connect() that had succeeded.",
         reference: "§4",
         metric: Some((
             "syncookies_failed_total",
@@ -228,10 +237,71 @@ pub const ENTRIES: &[Entry] = &[
         name: "OutRsts",
         aliases: &["Tcp:OutRsts"],
         kind: Kind::Counter("Tcp:OutRsts"),
-        text: "Every RST this namespace sent: tcp_abort_on_overflow resets, expired half-open connections answered \
-               late, connections still queued when a listener closed (restart), and all other resets.",
+        text: "Every RST this namespace sent: tcp_abort_on_overflow resets (EmbryonicRsts), close() with unread \
+               data (TCPAbortOnClose), SO_LINGER {1,0} (TCPAbortOnData), keepalive expiry (TCPAbortOnTimeout), \
+               memory (TCPAbortOnMemory), ACKs for dropped or expired requests (SyncookiesFailed), connections \
+               still queued when a listener closed, and segments to a port nothing listens on (no counter of its \
+               own: the client gets ECONNREFUSED \"Connection refused\"). doctor calls what the others leave \
+               unexplained.",
         reference: "§4",
         metric: Some(("out_rsts_total", "RST segments sent (Tcp OutRsts).")),
+    },
+    Entry {
+        name: "TCPAbortOnClose",
+        aliases: &["TcpExt:TCPAbortOnClose", "LINUX_MIB_TCPABORTONCLOSE"],
+        kind: Kind::Counter(ABORT_ON_CLOSE),
+        text: "A socket was closed with data it had received but not read (tcp_close, data_was_unread): instead \
+               of a FIN the kernel sends RST and counts it here (and in OutRsts). Typical of a server that reads \
+               part of a request (one line, the first 64 bytes), replies and closes. The client reads the reply \
+               already sent, then gets ECONNRESET \"Connection reset by peer\"; if it was still sending, EPIPE or \
+               ECONNRESET on write. Fix in the application: read the whole request (HTTP: headers, then the body \
+               per Content-Length) before closing, or shutdown(SHUT_WR), drain, then close. Per network namespace; \
+               both ends count in it.",
+        reference: "§10",
+        metric: None,
+    },
+    Entry {
+        name: "TCPAbortOnData",
+        aliases: &["TcpExt:TCPAbortOnData", "LINUX_MIB_TCPABORTONDATA"],
+        kind: Kind::Counter(ABORT_ON_DATA),
+        text: "A socket was aborted with RST by close() while data was still in flight, above all SO_LINGER \
+               {on, 0} (tcp_close -> tcp_disconnect); not TCPAbortOnLinger, which only counts a negative \
+               TCP_LINGER2 in FIN_WAIT2. The client reads what arrived, then gets ECONNRESET \"Connection reset \
+               by peer\". Fix: drop SO_LINGER {1,0} and close normally. Per network namespace.",
+        reference: "§10",
+        metric: None,
+    },
+    Entry {
+        name: "TCPAbortOnTimeout",
+        aliases: &["TcpExt:TCPAbortOnTimeout", "LINUX_MIB_TCPABORTONTIMEOUT"],
+        kind: Kind::Counter(ABORT_ON_TIMEOUT),
+        text: "A connection was given up on a timer: keepalive probes unanswered (tcp_keepalive_timer, which \
+               sends RST: the peer sees ECONNRESET) or retransmissions exhausted (tcp_write_err: no RST, the local \
+               side gets ETIMEDOUT; also counts in EstabResets). Look at the peer's reachability and at keepalive \
+               and timeout settings. Per network namespace.",
+        reference: "§10",
+        metric: None,
+    },
+    Entry {
+        name: "TCPAbortOnMemory",
+        aliases: &["TcpExt:TCPAbortOnMemory", "LINUX_MIB_TCPABORTONMEMORY"],
+        kind: Kind::Counter(ABORT_ON_MEMORY),
+        text: "A socket was reset because TCP memory (net.ipv4.tcp_mem) or the number of orphaned sockets \
+               (net.ipv4.tcp_max_orphans) was exhausted (tcp_check_oom): the peer gets ECONNRESET. Look at \
+               /proc/net/sockstat and raise tcp_mem / tcp_max_orphans, or close fewer sockets with data \
+               pending. Per network namespace (the limits are partly machine-wide).",
+        reference: "§10",
+        metric: None,
+    },
+    Entry {
+        name: "EstabResets",
+        aliases: &["Tcp:EstabResets"],
+        kind: Kind::Counter(ESTAB_RESETS),
+        text: "Connections in ESTABLISHED or CLOSE_WAIT that went straight to CLOSED: a reset received or sent, \
+               or a timeout. Counts both ends when client and server share the namespace, so it is not a count of \
+               RSTs sent.",
+        reference: "§10",
+        metric: None,
     },
     Entry {
         name: "TCPBacklogDrop",
@@ -247,7 +317,8 @@ pub const ENTRIES: &[Entry] = &[
         aliases: &["TcpExt:TCPDeferAcceptDrop"],
         kind: Kind::Counter("TcpExt:TCPDeferAcceptDrop"),
         text: "Bare ACKs dropped at a TCP_DEFER_ACCEPT listener while it waits for data; they also count in the \
-               listener's sk_drops (`d`), which is why drops alone are not proof of overflow.",
+               listener's sk_drops (`d`), which is why drops alone are not proof of overflow. No reset: the client is accepted late, or its \
+               request socket expires.",
         reference: "§4",
         metric: None,
     },
@@ -256,7 +327,8 @@ pub const ENTRIES: &[Entry] = &[
         aliases: &["Tcp:AttemptFails"],
         kind: Kind::Counter("Tcp:AttemptFails"),
         text: "Connection attempts that failed: a socket in SYN_SENT or SYN_RECV went to CLOSED (a reset or an \
-               expired handshake), on either side. lab reads it for its clients' failures.",
+               expired handshake), on either side: a connect() refused by RST (ECONNREFUSED, nothing listening) counts \
+               here on the client's side. lab reads it for its clients' failures.",
         reference: "§4",
         metric: None,
     },

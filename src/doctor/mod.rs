@@ -42,6 +42,11 @@ pub enum RuleId {
     SyncookiesDisabled,
     ReuseportImbalance,
     UnixClients,
+    ResetsUnreadClose,
+    ResetsLingerAbort,
+    ResetsTimeout,
+    ResetsMemory,
+    ResetsUnexplained,
 }
 
 impl RuleId {
@@ -59,6 +64,11 @@ impl RuleId {
             RuleId::SyncookiesDisabled => "syncookies-disabled",
             RuleId::ReuseportImbalance => "reuseport-imbalance",
             RuleId::UnixClients => "unix-clients",
+            RuleId::ResetsUnreadClose => "resets-unread-close",
+            RuleId::ResetsLingerAbort => "resets-linger-abort",
+            RuleId::ResetsTimeout => "resets-timeout",
+            RuleId::ResetsMemory => "resets-memory",
+            RuleId::ResetsUnexplained => "resets-unexplained",
         }
     }
 }
@@ -169,6 +179,37 @@ pub enum Fact {
         sockets: usize,
         roomy: usize,
     },
+    /// Resets of one cause rose in the namespace over the window (docs/kernel.md §10).
+    Resets {
+        cause: ResetCause,
+        /// Rise of the cause's counter.
+        count: u64,
+        /// Per second over the window.
+        per_sec: f64,
+    },
+    /// RSTs sent (OutRsts) that no counter of a cause, nor a listen-queue finding, explains.
+    ResetsUnexplained {
+        /// OutRsts minus the attributed causes; None when the causes' counters were not
+        /// recorded (an older file): the causes could not be told.
+        unexplained: Option<u64>,
+        out_rsts: u64,
+        per_sec: f64,
+        /// TCP listeners that do exist, for "nothing listens on the port".
+        listeners: Vec<String>,
+    },
+}
+
+/// Why a namespace sent resets, by the counter that tells it (docs/kernel.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// close() with unread data: TCPAbortOnClose.
+    UnreadClose,
+    /// SO_LINGER {1,0}: TCPAbortOnData.
+    LingerAbort,
+    /// Keepalive or retransmission timeout: TCPAbortOnTimeout.
+    Timeout,
+    /// tcp_mem / tcp_max_orphans: TCPAbortOnMemory.
+    Memory,
 }
 
 /// What a Unix target nobody listens on leads to, from `Snapshot::socket_file`: it decides

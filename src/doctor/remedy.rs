@@ -203,6 +203,16 @@ pub enum Action {
     KeepAbortOnOverflow,
     /// A full SYN queue with cookies on: raise the backlog only for a burst of real clients.
     RaiseIfRealClients,
+    /// Resets from close() with unread data: read the whole request, or shut down, drain, close.
+    ReadBeforeClose,
+    /// Resets from SO_LINGER {1,0}: close normally.
+    DropLingerZero,
+    /// Resets from timers: keepalive and timeouts, and the peers' reachability.
+    CheckTimeouts,
+    /// Resets from TCP memory or orphan limits: tcp_mem, tcp_max_orphans.
+    CheckTcpMemory,
+    /// RSTs no cause explains: most often connects to a port nothing listens on.
+    FindRefusedConnects,
 }
 
 /// The kind of a step, as the issue tracker of an operator would sort it.
@@ -593,7 +603,9 @@ pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
 pub fn namespace_step(action: Action, netns: &Netns) -> Step {
     let kind = match action {
         Action::Sysctl { .. } => StepKind::Sysctl,
-        Action::BalanceReuseport => StepKind::CodeChange,
+        Action::BalanceReuseport | Action::ReadBeforeClose | Action::DropLingerZero => {
+            StepKind::CodeChange
+        }
         _ => StepKind::Check,
     };
     Step::new(kind, action, &Where::of(netns))

@@ -12,6 +12,10 @@
 //!   past alone, which no backlog can undo;
 //! - reuseport imbalance: in a group sharing address and port, one socket overflowed while
 //!   another peaked below half of its capacity.
+//! - resets (docs/kernel.md §10, TCP views only, windowed only): one finding per TCPAbortOn*
+//!   counter that rose; OutRsts minus those (and the listen queue's own resets when a
+//!   listen-queue finding explains them) above zero is `resets-unexplained`, and with a cause's
+//!   counter missing the rest is unknown, never zero.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -21,13 +25,16 @@ use serde_json::json;
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{
-    Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, RuleId, Severity, Whose,
+    Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause, RuleId, Severity,
+    Whose,
 };
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
 use crate::catalogue::{
-    EMBRYONIC_RSTS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
-    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_RECV, Sysctl,
+    ABORT_ON_CLOSE, ABORT_ON_DATA, ABORT_ON_MEMORY, ABORT_ON_TIMEOUT, ATTEMPT_FAILS,
+    EMBRYONIC_RSTS, ESTAB_RESETS, LISTEN_DROPS, LISTEN_OVERFLOWS, OUT_RSTS,
+    REQQ_FULL_DO_COOKIES as REQQ_FULL_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_FAILED, SYNCOOKIES_RECV,
+    Sysctl,
 };
 
 const SMALL_BACKLOG: u32 = 128;
@@ -139,6 +146,148 @@ fn namespace_findings<'v>(
         out.push(syncookies_disabled(ctx));
     }
     reuseport(ctx, views, &overflowing, out);
+    // TCP's reset counters say nothing about Unix sockets.
+    if !only_unix {
+        resets(ctx, views, accept_overflow || syn_overflow, out);
+    }
+}
+
+/// The counters of each reset cause (docs/kernel.md §10), with the rule that names it. Every
+/// one of these sends an RST counted in OutRsts, except a retransmission timeout
+/// (`tcp_write_err`), which TCPAbortOnTimeout counts too: subtracting it can only make the
+/// unexplained rest smaller, and the timeout finding is there anyway.
+const RESET_CAUSES: [(&str, ResetCause, RuleId); 4] = [
+    (
+        ABORT_ON_CLOSE,
+        ResetCause::UnreadClose,
+        RuleId::ResetsUnreadClose,
+    ),
+    (
+        ABORT_ON_DATA,
+        ResetCause::LingerAbort,
+        RuleId::ResetsLingerAbort,
+    ),
+    (ABORT_ON_TIMEOUT, ResetCause::Timeout, RuleId::ResetsTimeout),
+    (ABORT_ON_MEMORY, ResetCause::Memory, RuleId::ResetsMemory),
+];
+
+/// Warning, not critical: a reset loses one connection an application chose (or failed) to
+/// close badly, and the listen queue, which doctor's critical findings are about, is fine; but
+/// clients saw errors, so never OK. Per namespace: client and server in one namespace both
+/// count (EstabResets includes the client side), and the counters name no socket.
+fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<Finding>) {
+    if !ctx.windowed {
+        return;
+    }
+    let secs = ctx.snap.window_us() as f64 / 1e6;
+    let rate = |n: u64| (n as f64 / secs * 10.0).round() / 10.0;
+    let rise = |key: &'static str, n: u64| {
+        [
+            ev(key, json!(n), "/proc/net, rise in this namespace"),
+            ev(
+                format!("{} per second", crate::catalogue::short(key)),
+                json!(rate(n)),
+                "/proc/net, over the window",
+            ),
+        ]
+    };
+    let context = |f: &mut Finding| {
+        for key in [OUT_RSTS, ESTAB_RESETS] {
+            if let Some(n) = ctx.delta(key) {
+                f.evidence.push(ev(
+                    key,
+                    json!(n),
+                    "/proc/net, rise in this namespace, both ends counted",
+                ));
+            }
+        }
+    };
+    // None once a cause's counter is missing (an older file): the rest cannot be told.
+    let mut attributed = Some(0u64);
+    for (key, cause, id) in RESET_CAUSES {
+        let Some(n) = ctx.delta(key) else {
+            attributed = None;
+            continue;
+        };
+        attributed = attributed.map(|a| a + n);
+        if n == 0 {
+            continue;
+        }
+        let mut f = finding(
+            id,
+            Severity::Warning,
+            None,
+            Fact::Resets {
+                cause,
+                count: n,
+                per_sec: rate(n),
+            },
+        );
+        f.evidence.extend(rise(key, n));
+        context(&mut f);
+        f.fix.steps.push(ctx.step(match cause {
+            ResetCause::UnreadClose => Action::ReadBeforeClose,
+            ResetCause::LingerAbort => Action::DropLingerZero,
+            ResetCause::Timeout => Action::CheckTimeouts,
+            ResetCause::Memory => Action::CheckTcpMemory,
+        }));
+        out.push(f);
+    }
+    let Some(out_rsts) = ctx.delta(OUT_RSTS).filter(|n| *n > 0) else {
+        return;
+    };
+    // Resets of the listen queue (abort-on-overflow, ACKs for dropped requests) are explained
+    // by its findings; without one, they are part of the unexplained rest.
+    if queue_finding {
+        for key in [EMBRYONIC_RSTS, SYNCOOKIES_FAILED] {
+            attributed = match (attributed, ctx.delta(key)) {
+                (Some(a), Some(n)) => Some(a + n),
+                _ => None,
+            };
+        }
+    }
+    let unexplained = attributed.map(|a| out_rsts.saturating_sub(a));
+    if unexplained == Some(0) {
+        return;
+    }
+    let mut listeners: Vec<String> = views
+        .iter()
+        .filter(|v| !v.local.is_unix())
+        .map(|v| v.local.to_string())
+        .collect();
+    listeners.dedup();
+    let mut f = finding(
+        RuleId::ResetsUnexplained,
+        Severity::Warning,
+        None,
+        Fact::ResetsUnexplained {
+            unexplained,
+            out_rsts,
+            per_sec: rate(unexplained.unwrap_or(out_rsts)),
+            listeners,
+        },
+    );
+    f.evidence.extend(rise(OUT_RSTS, out_rsts));
+    f.evidence.push(ev(
+        "unexplained",
+        json!(unexplained),
+        "OutRsts minus the causes' counters (the listen queue's with a listen-queue finding); \
+         null: could not be told",
+    ));
+    for key in [
+        EMBRYONIC_RSTS,
+        SYNCOOKIES_FAILED,
+        ESTAB_RESETS,
+        ATTEMPT_FAILS,
+    ] {
+        f.evidence.push(ev(
+            key,
+            json!(ctx.delta(key)),
+            "/proc/net, rise in this namespace, both ends counted; null: not recorded",
+        ));
+    }
+    f.fix.steps.push(ctx.step(Action::FindRefusedConnects));
+    out.push(f);
 }
 
 struct Ctx<'a> {

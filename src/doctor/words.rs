@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
 use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
-use super::{Fact, Finding, ListenerView, PathState, QueueSeen, Whose};
+use super::{Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Whose};
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{Local, Snapshot, UnixName, window_length};
 
@@ -178,6 +178,17 @@ impl Words<'_> {
                  turns into connect timeouts.",
                 num(self.snap.sysctls.tcp_max_syn_backlog)
             ),
+            Fact::Resets {
+                cause,
+                count,
+                per_sec,
+            } => self.resets(*cause, *count, *per_sec),
+            Fact::ResetsUnexplained {
+                unexplained,
+                out_rsts,
+                per_sec,
+                listeners,
+            } => self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners),
             Fact::ReuseportImbalance { sockets, roomy } => format!(
                 "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
                  while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
@@ -273,6 +284,79 @@ impl Words<'_> {
                     "a listener that closed during the window, or one not visible here",
             }
         )
+    }
+}
+
+impl Words<'_> {
+    /// docs/kernel.md §10: one cause of resets, what raised it and what the clients saw.
+    fn resets(&self, cause: ResetCause, count: u64, per_sec: f64) -> String {
+        let window = self.window();
+        let (counter, what, clients) = match cause {
+            ResetCause::UnreadClose => (
+                "TCPAbortOnClose",
+                "a socket was closed with received data still unread, so the kernel sent RST instead of FIN \
+                 (typically a server that reads part of a request, replies and closes)",
+                "the reply already sent, then ECONNRESET \"Connection reset by peer\" on their next read \
+                 (EPIPE or ECONNRESET if they were still writing)",
+            ),
+            ResetCause::LingerAbort => (
+                "TCPAbortOnData",
+                "a socket was closed with SO_LINGER {on, 0} (or with data still in flight), which aborts it with RST",
+                "what had arrived, then ECONNRESET \"Connection reset by peer\"",
+            ),
+            ResetCause::Timeout => (
+                "TCPAbortOnTimeout",
+                "connections were given up on a timer: keepalive probes unanswered (RST sent) or \
+                 retransmissions exhausted (no RST)",
+                "ECONNRESET after a keepalive expiry; the side that gave up gets ETIMEDOUT",
+            ),
+            ResetCause::Memory => (
+                "TCPAbortOnMemory",
+                "sockets were reset because TCP memory (net.ipv4.tcp_mem) or the orphan limit \
+                 (net.ipv4.tcp_max_orphans) ran out",
+                "ECONNRESET \"Connection reset by peer\"",
+            ),
+        };
+        format!(
+            "{count} connection(s) reset in this network namespace over {window} ({per_sec}/s, {counter}): {what}. \
+             Clients see {clients}. The counter is per namespace and names no socket; if clients run in the same \
+             namespace, their own resets count here too. Unix sockets are not concerned"
+        )
+    }
+
+    /// OutRsts that no cause explains: in practice connects to a port nothing listens on.
+    fn resets_unexplained(
+        &self,
+        unexplained: Option<u64>,
+        out_rsts: u64,
+        per_sec: f64,
+        listeners: &[String],
+    ) -> String {
+        let window = self.window();
+        let existing = match listeners {
+            [] => "no TCP listener is in view".to_string(),
+            ls if ls.len() <= 5 => format!("the listeners that do exist: {}", ls.join(", ")),
+            ls => format!(
+                "the listeners that do exist: {} and {} more",
+                ls[..5].join(", "),
+                ls.len() - 5
+            ),
+        };
+        match unexplained {
+            Some(n) => format!(
+                "{n} of the {out_rsts} RST(s) this network namespace sent over {window} ({per_sec}/s) have no \
+                 counted cause (OutRsts minus TCPAbortOnClose, TCPAbortOnData, TCPAbortOnTimeout, \
+                 TCPAbortOnMemory and the listen queue's resets). Usually a connect to a port nothing listens on: \
+                 the client gets ECONNREFUSED \"Connection refused\" at connect(); else segments for a connection \
+                 that no longer exists. Check the clients' address and port against {existing}. Counters are per \
+                 namespace: both ends count when the clients run here"
+            ),
+            None => format!(
+                "this network namespace sent {out_rsts} RST(s) over {window} ({per_sec}/s), and their causes \
+                 could not be told: the recording lacks the TCPAbortOn* counters (an older file). Clients saw \
+                 ECONNRESET or ECONNREFUSED; {existing}"
+            ),
+        }
     }
 }
 
@@ -568,6 +652,27 @@ impl Words<'_> {
                      from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
                 ),
             },
+            Action::ReadBeforeClose => "read the whole request before closing (HTTP: the headers up to the \
+                                        blank line, then the body per Content-Length), or shutdown(SHUT_WR), read \
+                                        until EOF, then close; Java: read until the blank line rather than one \
+                                        readLine(); a reply without reading costs the client its reply"
+                .into(),
+            Action::DropLingerZero => "drop SO_LINGER {1,0} (l_onoff=1, l_linger=0) and close normally: it \
+                                       turns every close into a reset; a TIME_WAIT problem is better solved by \
+                                       the client closing first or by reusing connections"
+                .into(),
+            Action::CheckTimeouts => "check the peers that stop answering: keepalive settings (SO_KEEPALIVE, \
+                                      net.ipv4.tcp_keepalive_*), the application's idle timeouts, and the network \
+                                      between them"
+                .into(),
+            Action::CheckTcpMemory => "look at `cat /proc/net/sockstat` (mem, orphan): raise net.ipv4.tcp_mem \
+                                       or net.ipv4.tcp_max_orphans, or leave fewer sockets closed with data \
+                                       pending"
+                .into(),
+            Action::FindRefusedConnects => "find the clients connecting where nothing listens (their logs say \
+                                            \"Connection refused\"): fix their address or port, or start the \
+                                            server they expect"
+                .into(),
             Action::RaiseIfRealClients => "with SYN cookies on, a full SYN queue costs only a log line and cookie \
                                            handshakes: raise the listener's backlog only if these are real \
                                            clients rather than a flood (its accept-queue findings give the plan)"
