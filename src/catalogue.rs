@@ -258,7 +258,10 @@ pub const ENTRIES: &[Entry] = &[
                per Content-Length) before closing, or shutdown(SHUT_WR), drain, then close. Per network namespace; \
                both ends count in it.",
         reference: "§10",
-        metric: None,
+        metric: Some((
+            "abort_on_close_total",
+            "RST sent by close() with unread data (TcpExt TCPAbortOnClose): the client gets the reply, then ECONNRESET.",
+        )),
     },
     Entry {
         name: "TCPAbortOnData",
@@ -269,7 +272,10 @@ pub const ENTRIES: &[Entry] = &[
                TCP_LINGER2 in FIN_WAIT2. The client reads what arrived, then gets ECONNRESET \"Connection reset \
                by peer\". Fix: drop SO_LINGER {1,0} and close normally. Per network namespace.",
         reference: "§10",
-        metric: None,
+        metric: Some((
+            "abort_on_data_total",
+            "RST sent by an abortive close, SO_LINGER {1,0} (TcpExt TCPAbortOnData).",
+        )),
     },
     Entry {
         name: "TCPAbortOnTimeout",
@@ -280,7 +286,10 @@ pub const ENTRIES: &[Entry] = &[
                side gets ETIMEDOUT; also counts in EstabResets). Look at the peer's reachability and at keepalive \
                and timeout settings. Per network namespace.",
         reference: "§10",
-        metric: None,
+        metric: Some((
+            "abort_on_timeout_total",
+            "Connections given up on keepalive or retransmission timeouts (TcpExt TCPAbortOnTimeout).",
+        )),
     },
     Entry {
         name: "TCPAbortOnMemory",
@@ -291,7 +300,10 @@ pub const ENTRIES: &[Entry] = &[
                /proc/net/sockstat and raise tcp_mem / tcp_max_orphans, or close fewer sockets with data \
                pending. Per network namespace (the limits are partly machine-wide).",
         reference: "§10",
-        metric: None,
+        metric: Some((
+            "abort_on_memory_total",
+            "RST sent for lack of TCP memory or orphan slots (TcpExt TCPAbortOnMemory).",
+        )),
     },
     Entry {
         name: "EstabResets",
@@ -301,7 +313,10 @@ pub const ENTRIES: &[Entry] = &[
                or a timeout. Counts both ends when client and server share the namespace, so it is not a count of \
                RSTs sent.",
         reference: "§10",
-        metric: None,
+        metric: Some((
+            "estab_resets_total",
+            "Established connections reset, sent or received, or timed out (Tcp EstabResets); both ends count in one namespace.",
+        )),
     },
     Entry {
         name: "TCPBacklogDrop",

@@ -48,6 +48,11 @@ const FAMILIES: &[&str] = &[
     "backlogctl_tcp_syncookies_failed_total",
     "backlogctl_tcp_embryonic_rsts_total",
     "backlogctl_tcp_out_rsts_total",
+    "backlogctl_tcp_abort_on_close_total",
+    "backlogctl_tcp_abort_on_data_total",
+    "backlogctl_tcp_abort_on_timeout_total",
+    "backlogctl_tcp_abort_on_memory_total",
+    "backlogctl_tcp_estab_resets_total",
     "backlogctl_sysctl",
     "backlogctl_netns_info",
     "backlogctl_netns_scrape_success",
@@ -140,7 +145,7 @@ fn alert_rules_pass_promtool_check() {
     let said = said(&out);
     assert!(out.status.success(), "promtool check rules:\n{said}");
     assert!(
-        said.contains("SUCCESS: 5 rules found"),
+        said.contains("SUCCESS: 6 rules found"),
         "promtool said:\n{said}"
     );
 }
@@ -180,6 +185,7 @@ fn every_alert_names_who_and_points_to_doctor() {
             "BacklogctlListenerDropping",
             "BacklogctlAcceptQueueNearlyFull",
             "BacklogctlSomaxconnCapsBacklog",
+            "BacklogctlResetsSent",
             "BacklogctlExporterDown",
             "BacklogctlNamespaceScrapeFailing",
         ]
