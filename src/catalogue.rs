@@ -101,6 +101,16 @@ pub const WATCH_RATES: [&str; 4] = [
     REQQ_FULL_DO_COOKIES,
 ];
 
+/// The namespace's resets by cause (docs/kernel.md §10), which `watch` shows as rates beside
+/// the listen counters: in JSON always, in text when they rose.
+pub const RESET_RATES: [&str; 5] = [
+    ABORT_ON_CLOSE,
+    ABORT_ON_DATA,
+    ABORT_ON_TIMEOUT,
+    ABORT_ON_MEMORY,
+    OUT_RSTS,
+];
+
 /// The counters whose rise `lab` reports.
 pub const LAB: [&str; 9] = [
     LISTEN_OVERFLOWS,

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::catalogue::{WATCH_RATES, short};
+use crate::catalogue::{RESET_RATES, WATCH_RATES, short};
 use crate::model::QueuePeak;
 use crate::watch::{HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, View};
 
@@ -410,6 +410,12 @@ fn namespace_rates(r: &Refresh, sep: &str) -> String {
             format!("{name}{sep}{v}")
         })
         .collect();
+    // Resets by cause only when they rose: a quiet namespace keeps its one-line header.
+    parts.extend(RESET_RATES.iter().filter_map(|k| {
+        let name = short(k);
+        let v = r.rates.get(name).filter(|v| **v >= 0.5)?;
+        Some(format!("{name}{sep}{v:.0}/s"))
+    }));
     parts.push(format!("sampling{sep}{}", period(r.sample_interval_us)));
     parts.join(if sep == "=" { " " } else { "  " })
 }
@@ -464,8 +470,15 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
             s.listeners.len() - busy.len()
         )?;
     }
-    if !s.totals.is_empty() {
-        let t: Vec<String> = s.totals.iter().map(|(k, v)| format!("{k} +{v}")).collect();
+    // The listen counters always; resets by cause only when they rose (the JSON has all).
+    let resets: Vec<&str> = RESET_RATES.iter().map(|k| short(k)).collect();
+    let t: Vec<String> = s
+        .totals
+        .iter()
+        .filter(|(k, v)| !resets.contains(&k.as_str()) || **v > 0)
+        .map(|(k, v)| format!("{k} +{v}"))
+        .collect();
+    if !t.is_empty() {
         writeln!(out, "  namespace: {}", t.join(", "))?;
     }
     match &s.worst {
@@ -486,6 +499,27 @@ mod tests {
 
     fn q(peak: u32, backlog: u32) -> QueuePeak {
         QueuePeak { peak, backlog }
+    }
+
+    #[test]
+    fn resets_show_in_the_header_only_when_they_rose() {
+        let mut r = Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: [("ListenDrops", 0.0), ("TCPAbortOnClose", 0.0)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into(),
+            listeners: Vec::new(),
+        };
+        assert!(!namespace_rates(&r, "=").contains("TCPAbortOnClose"));
+        r.rates.insert("TCPAbortOnClose".into(), 12.0);
+        let line = namespace_rates(&r, "=");
+        assert!(
+            line.contains("TCPReqQFullDoCookies=- TCPAbortOnClose=12/s"),
+            "{line}"
+        );
+        assert!(!line.contains("OutRsts"), "absent, not 0: {line}");
     }
 
     #[test]

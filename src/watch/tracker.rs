@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalogue::{LISTEN_DROPS, WATCH_RATES, short};
+use crate::catalogue::{LISTEN_DROPS, RESET_RATES, WATCH_RATES, short};
 use crate::model::{Counters, Listener, Local, Owner, QueuePeak};
 
 /// One listener in one refresh.
@@ -335,8 +335,8 @@ impl Tracker {
         if let (Some(prev), Some(now)) = (&self.prev_counters, counters)
             && secs > 0.0
         {
-            for key in WATCH_RATES {
-                if let (Some(a), Some(b)) = (prev.get(key), now.get(key)) {
+            for key in WATCH_RATES.iter().chain(&RESET_RATES) {
+                if let (Some(a), Some(b)) = (prev.get(*key), now.get(*key)) {
                     rates.insert(short(key).to_string(), b.saturating_sub(*a) as f64 / secs);
                 }
             }
@@ -397,8 +397,8 @@ impl Tracker {
     pub fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
         let mut totals = BTreeMap::new();
         if let (Some(a), Some(b)) = (&self.first_counters, &self.last_counters) {
-            for key in WATCH_RATES {
-                if let (Some(x), Some(y)) = (a.get(key), b.get(key)) {
+            for key in WATCH_RATES.iter().chain(&RESET_RATES) {
+                if let (Some(x), Some(y)) = (a.get(*key), b.get(*key)) {
                     totals.insert(short(key).to_string(), y.saturating_sub(*x));
                 }
             }
@@ -438,6 +438,33 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_572_007_123), "2026-11-25T02:00:07.123Z");
+    }
+
+    #[test]
+    fn resets_by_cause_are_rates_and_totals_and_missing_ones_absent() {
+        let mut t = Tracker::default();
+        let c = |close: u64, out: u64| {
+            Counters::from([
+                ("TcpExt:TCPAbortOnClose".to_string(), close),
+                ("Tcp:OutRsts".to_string(), out),
+            ])
+        };
+        t.refresh(&[], Some(&c(0, 0)), Duration::ZERO, "t0".into(), &[]);
+        let r = t.refresh(
+            &[],
+            Some(&c(20, 30)),
+            Duration::from_secs(2),
+            "t1".into(),
+            &[],
+        );
+        assert_eq!(r.rates["TCPAbortOnClose"], 10.0);
+        assert_eq!(r.rates["OutRsts"], 15.0);
+        assert!(
+            !r.rates.contains_key("TCPAbortOnData"),
+            "a counter the kernel lacks"
+        );
+        let s = t.summary(2, Duration::from_secs(2));
+        assert_eq!((s.totals["TCPAbortOnClose"], s.totals["OutRsts"]), (20, 30));
     }
 
     #[test]
