@@ -143,12 +143,8 @@ impl Local {
     pub fn as_target(&self) -> String {
         let raw = match self {
             Local::Inet(a) => return a.to_string(),
-            Local::Unix(u) => match &u.name {
-                UnixName::Path(p) if p.bytes().starts_with(b"/") => p.to_string(),
-                UnixName::Path(p) => format!("unix:{p}"),
-                UnixName::Abstract(n) => format!("@{n}"),
-                UnixName::Unnamed => return String::new(),
-            },
+            Local::Unix(u) if u.name == UnixName::Unnamed => return String::new(),
+            Local::Unix(u) => u.name.target(),
         };
         let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@,=%".contains(c);
         if raw.chars().all(plain) {
@@ -159,15 +155,25 @@ impl Local {
     }
 }
 
-impl UnixLocal {
-    /// The name alone, as text output shows it: `/run/php/php8.2-fpm.sock`, `@name`, or empty
-    /// for an unnamed listener. Not shell-quoted, unlike `Local::as_target`: the `path` label
-    /// of the metrics.
-    pub fn name_text(&self) -> String {
-        match &self.name {
-            UnixName::Path(p) => p.to_string(),
-            UnixName::Abstract(n) => format!("@{n}"),
-            UnixName::Unnamed => String::new(),
+impl UnixName {
+    /// How a TARGET spells it: `/run/php/php8.2-fpm.sock`, `unix:relative.sock`, `@name`;
+    /// `unix:` for no name. Not shell-quoted (see `Local::as_target`).
+    pub fn target(&self) -> String {
+        match self {
+            UnixName::Path(p) if !p.bytes().starts_with(b"/") => format!("unix:{p}"),
+            UnixName::Unnamed => "unix:".to_string(),
+            named => named.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for UnixName {
+    /// As `ss -x` shows it: `/run/php/php8.2-fpm.sock`, `@name`, nothing for no name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnixName::Path(p) => write!(f, "{p}"),
+            UnixName::Abstract(n) => write!(f, "@{n}"),
+            UnixName::Unnamed => Ok(()),
         }
     }
 }
@@ -180,9 +186,8 @@ impl fmt::Display for Local {
             Local::Inet(a) => write!(f, "{a}"),
             Local::Unix(u) => {
                 match &u.name {
-                    UnixName::Path(p) => write!(f, "{p}")?,
-                    UnixName::Abstract(n) => write!(f, "@{n}")?,
                     UnixName::Unnamed => f.write_str("(unnamed)")?,
+                    named => write!(f, "{named}")?,
                 }
                 match u.kind {
                     UnixKind::Stream => Ok(()),

@@ -151,12 +151,7 @@ impl fmt::Display for Target {
         match self {
             Target::Inet { ip: None, port } => write!(f, ":{port}"),
             Target::Inet { ip: Some(ip), port } => write!(f, "{}", SocketAddr::new(*ip, *port)),
-            Target::Unix(UnixTarget { name, .. }) => match name {
-                UnixName::Path(p) if p.bytes().starts_with(b"/") => write!(f, "{p}"),
-                UnixName::Path(p) => write!(f, "unix:{p}"),
-                UnixName::Abstract(n) => write!(f, "@{n}"),
-                UnixName::Unnamed => f.write_str("unix:"),
-            },
+            Target::Unix(UnixTarget { name, .. }) => f.write_str(&name.target()),
         }
     }
 }

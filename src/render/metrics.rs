@@ -72,7 +72,7 @@ impl<'a> Ns<'a> {
                             a.port()
                         ),
                         Local::Unix(u) => {
-                            format!("netns=\"{netns}\",path=\"{}\"", escape(&u.name_text()))
+                            format!("netns=\"{netns}\",path=\"{}\"", escape(&u.name.to_string()))
                         }
                     };
                     if per_address.get(&l.local).is_some_and(|n| *n > 1) {
