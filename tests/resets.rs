@@ -198,6 +198,21 @@ fn run(test: &'static str, kind: Option<Server>) -> Option<(Outcomes, Snapshot, 
     })
 }
 
+/// Every client read the reply, then got ECONNRESET, and `counter` rose by at least one each.
+fn every_client_reset_after_the_reply(o: &Outcomes, snap: &Snapshot, counter: &str) {
+    assert_eq!(o.reset, CLIENTS, "every client reset: {o:?}");
+    assert_eq!(
+        o.reply_then_reset, CLIENTS,
+        "the reply arrives first: {o:?}"
+    );
+    assert!(
+        snap.counter_delta(counter)
+            .is_some_and(|d| d >= CLIENTS as u64),
+        "{}",
+        deltas(snap)
+    );
+}
+
 #[test]
 fn unread_close_resets_clients_and_is_named() {
     let Some((o, snap, r)) = run(
@@ -206,17 +221,7 @@ fn unread_close_resets_clients_and_is_named() {
     ) else {
         return;
     };
-    assert_eq!(o.reset, CLIENTS, "every client reset: {o:?}");
-    assert_eq!(
-        o.reply_then_reset, CLIENTS,
-        "the reply arrives first: {o:?}"
-    );
-    assert!(
-        snap.counter_delta("TcpExt:TCPAbortOnClose")
-            .is_some_and(|d| d >= CLIENTS as u64),
-        "{}",
-        deltas(&snap)
-    );
+    every_client_reset_after_the_reply(&o, &snap, "TcpExt:TCPAbortOnClose");
     let f = r
         .findings
         .iter()
@@ -239,17 +244,7 @@ fn linger_zero_is_abort_on_data() {
     let Some((o, snap, r)) = run("linger_zero_is_abort_on_data", Some(Server::LingerZero)) else {
         return;
     };
-    assert_eq!(o.reset, CLIENTS, "every client reset: {o:?}");
-    assert_eq!(
-        o.reply_then_reset, CLIENTS,
-        "the reply arrives first: {o:?}"
-    );
-    assert!(
-        snap.counter_delta("TcpExt:TCPAbortOnData")
-            .is_some_and(|d| d >= CLIENTS as u64),
-        "{}",
-        deltas(&snap)
-    );
+    every_client_reset_after_the_reply(&o, &snap, "TcpExt:TCPAbortOnData");
     assert!(ids(&r).contains(&"resets-linger-abort"), "{:?}", ids(&r));
     assert!(!ids(&r).contains(&"resets-unread-close"), "{:?}", ids(&r));
     assert!(!ids(&r).contains(&"resets-unexplained"), "{:?}", ids(&r));
