@@ -422,6 +422,24 @@ fn quiet_namespace_is_ok() {
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
 }
 
+/// A few RSTs beyond the aborts answer the peers' segments already in flight (51 for 50 unread
+/// closes seen here): not unexplained; ten in a hundred beyond them are.
+#[test]
+fn in_flight_answers_to_aborts_are_not_unexplained_resets() {
+    let ids_for = |out: u64| {
+        let after = with(
+            &ALL_ZERO,
+            &[("Tcp:OutRsts", out), ("TcpExt:TCPAbortOnClose", 50)],
+        );
+        ids(&diagnose(&built(&ALL_ZERO, &after)))
+    };
+    assert_eq!(ids_for(51), ["resets-unread-close"]);
+    assert_eq!(ids_for(55), ["resets-unread-close"]);
+    let mut more = ids_for(56);
+    more.sort();
+    assert_eq!(more, ["resets-unexplained", "resets-unread-close"]);
+}
+
 #[test]
 fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
     let after = with(

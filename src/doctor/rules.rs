@@ -247,7 +247,14 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         }
     }
     let unexplained = attributed.map(|a| out_rsts.saturating_sub(a));
-    if unexplained == Some(0) {
+    // After an abortive close (unread data, SO_LINGER {1,0}) the peer's segments already in
+    // flight meet no socket and are answered with RST, counted in OutRsts alone: a rest of at
+    // most one in ten of those aborts is theirs (observed: 51 RSTs for 50 unread closes).
+    let aborts = [ABORT_ON_CLOSE, ABORT_ON_DATA]
+        .iter()
+        .filter_map(|k| ctx.delta(k))
+        .sum::<u64>();
+    if unexplained.is_some_and(|u| u == 0 || (aborts > 0 && u * 10 <= aborts)) {
         return;
     }
     let mut listeners: Vec<String> = views
