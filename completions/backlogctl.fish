@@ -87,6 +87,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l color -d '
 always\t''
 never\t''"
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l unix -d 'Burst a Unix-domain listener (an abstract name in the lab\'s namespace) instead of TCP: three clients in four connect non-blocking (EAGAIN at once when the queue is full), the fourth blocks for up to --connect-timeout'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l unread-close -d 'The server reads only the first 64 bytes of each request, replies and closes, and the clients send 16 KB requests: each client gets its reply, then "Connection reset by peer" (close() with unread data sends RST, TCPAbortOnClose). Combines with the backlog settings, so both failures show side by side'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -l json -d 'Print the report as JSON'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand lab" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand snapshot" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r

@@ -112,7 +112,7 @@ pub const RESET_RATES: [&str; 5] = [
 ];
 
 /// The counters whose rise `lab` reports.
-pub const LAB: [&str; 9] = [
+pub const LAB: [&str; 10] = [
     LISTEN_OVERFLOWS,
     LISTEN_DROPS,
     REQQ_FULL_DROP,
@@ -120,6 +120,7 @@ pub const LAB: [&str; 9] = [
     SYNCOOKIES_SENT,
     SYNCOOKIES_RECV,
     EMBRYONIC_RSTS,
+    ABORT_ON_CLOSE,
     OUT_RSTS,
     ATTEMPT_FAILS,
 ];

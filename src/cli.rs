@@ -387,6 +387,12 @@ pub struct LabArgs {
     /// the fourth blocks for up to --connect-timeout
     #[arg(long)]
     pub unix: bool,
+    /// The server reads only the first 64 bytes of each request, replies and closes, and the
+    /// clients send 16 KB requests: each client gets its reply, then "Connection reset by
+    /// peer" (close() with unread data sends RST, TCPAbortOnClose). Combines with the
+    /// backlog settings, so both failures show side by side
+    #[arg(long, conflicts_with = "unix")]
+    pub unread_close: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

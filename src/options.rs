@@ -475,6 +475,7 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
             } else {
                 LabFamily::Tcp
             },
+            unread_close: a.unread_close,
         },
         output: Output::new(a.json, color),
         plot: a.plot,

@@ -200,7 +200,11 @@ fn abort_on_overflow_0_stalls_instead_of_resetting() {
         stalled > 0 || slow,
         "overflow must show as stalls or SYN retries: {r}"
     );
-    assert!(r["story"].to_string().contains("No client was reset"));
+    assert!(
+        r["story"]
+            .to_string()
+            .contains("The accept queue reset no client")
+    );
 }
 
 #[test]
@@ -232,6 +236,69 @@ fn a_large_enough_backlog_serves_everyone() {
     );
 }
 
+fn finding_ids(r: &serde_json::Value) -> Vec<String> {
+    r["doctor"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `--unread-close` with room for everyone: no queue problem, yet every client is reset after
+/// its reply, each reset is a close with unread data, and doctor names that cause.
+#[test]
+fn unread_close_resets_every_client_after_its_reply() {
+    let args = [
+        "--unread-close",
+        "--clients",
+        "60",
+        "--backlog",
+        "128",
+        "--workers",
+        "4",
+        "--work",
+        "1ms",
+    ];
+    let Some(r) = lab("unread_close_resets_every_client_after_its_reply", &args) else {
+        return;
+    };
+    assert_eq!(n(&r, "reset-after-reply"), 60, "{}", r["outcomes"]);
+    assert_eq!(r["counters"]["TcpExt:TCPAbortOnClose"].as_u64(), Some(60));
+    assert_eq!(r["counters"]["TcpExt:ListenOverflows"].as_u64(), Some(0));
+    assert!(
+        r["story"]
+            .to_string()
+            .contains("closed with the rest unread")
+    );
+    let ids = finding_ids(&r);
+    assert!(ids.contains(&"resets-unread-close".into()), "{ids:?}");
+    assert!(!ids.contains(&"accept-queue-overflow".into()), "{ids:?}");
+    assert!(!ids.contains(&"resets-unexplained".into()), "{ids:?}");
+}
+
+/// Both failures at once, as a user compares them: the backlog's overflow resets and the
+/// unread close's resets, each named by its own finding.
+#[test]
+fn unread_close_beside_the_backlog_case() {
+    let mut args = BURST.to_vec();
+    args.extend(["--abort-on-overflow", "1", "--unread-close"]);
+    let Some(r) = lab("unread_close_beside_the_backlog_case", &args) else {
+        return;
+    };
+    let after_reply = n(&r, "reset-after-reply");
+    assert!(after_reply > 0, "{}", r["outcomes"]);
+    let closes = r["counters"]["TcpExt:TCPAbortOnClose"].as_u64().unwrap();
+    assert!(
+        closes >= after_reply,
+        "{closes} unread closes, {after_reply} clients reset after a reply"
+    );
+    let ids = finding_ids(&r);
+    for id in ["accept-queue-overflow", "resets-unread-close"] {
+        assert!(ids.contains(&id.to_string()), "{id} missing: {ids:?}");
+    }
+}
+
 #[test]
 fn lab_rejects_bad_settings() {
     for args in [
@@ -239,6 +306,7 @@ fn lab_rejects_bad_settings() {
         &["--clients", "0"],
         &["--abort-on-overflow", "2"],
         &["--work", "x"],
+        &["--unread-close", "--unix"],
     ] {
         let out = Command::new(bin()).arg("lab").args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{args:?}");
@@ -246,7 +314,7 @@ fn lab_rejects_bad_settings() {
         // the `error:` line first.
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("error: "), "{args:?}: {err}");
-        if args[0] != "--abort-on-overflow" {
+        if !["--abort-on-overflow", "--unread-close"].contains(&args[0]) {
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         }
     }

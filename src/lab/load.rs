@@ -122,7 +122,7 @@ fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
     let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
     let _ = stream.set_write_timeout(left);
     let _ = stream.set_read_timeout(left);
-    exchange(stream, start, connected)
+    exchange(stream, start, connected, &request(o))
 }
 
 /// A client of the Unix listener `@name`: connect as `how` says, then the same request and
@@ -160,7 +160,7 @@ fn unix_client(name: &str, how: UnixConnect, o: &LabOptions) -> Attempt {
     let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
     let _ = stream.set_write_timeout(left);
     let _ = stream.set_read_timeout(left);
-    exchange(stream, start, connected)
+    exchange(stream, start, connected, &request(o))
 }
 
 fn libc_timeval(d: Duration) -> nix::libc::timeval {
@@ -170,21 +170,56 @@ fn libc_timeval(d: Duration) -> nix::libc::timeval {
     }
 }
 
-/// Sends the request on a connected stream and waits for the reply (timeouts already set).
-fn exchange(mut stream: impl Read + Write, start: Instant, connected: Duration) -> Attempt {
+/// The request a client sends: a small GET, or with `--unread-close` a 16 KB POST, more than
+/// the server will read.
+fn request(o: &LabOptions) -> Vec<u8> {
+    if !o.unread_close {
+        return b"GET / HTTP/1.0\r\n\r\n".to_vec();
+    }
+    let mut r = format!("POST / HTTP/1.0\r\nContent-Length: {UNREAD_BODY}\r\n\r\n").into_bytes();
+    r.resize(r.len() + UNREAD_BODY, b'x');
+    r
+}
+
+/// The body of an `--unread-close` request: far past the server's 64-byte read, and within
+/// the socket buffers so that the write completes before the server closes.
+const UNREAD_BODY: usize = 16 * 1024;
+
+/// Sends the request on a connected stream and reads the reply to its end (timeouts already
+/// set): the close that follows the reply is part of what the client sees.
+fn exchange(
+    mut stream: impl Read + Write,
+    start: Instant,
+    connected: Duration,
+    request: &[u8],
+) -> Attempt {
     let classify = |e: &std::io::Error| match e.kind() {
         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Outcome::Reset,
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::ReplyTimeout,
         _ => Outcome::Failed,
     };
-    if let Err(e) = stream.write_all(b"GET / HTTP/1.0\r\n\r\n") {
+    if let Err(e) = stream.write_all(request) {
         return (classify(&e), Some(connected), None);
     }
     let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(n) if n > 0 => (Outcome::Served, Some(connected), Some(start.elapsed())),
-        Ok(_) => (Outcome::Failed, Some(connected), None),
-        Err(e) => (classify(&e), Some(connected), None),
+    let mut replied = None;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                replied.get_or_insert_with(|| start.elapsed());
+            }
+            Ok(_) if replied.is_some() => return (Outcome::Served, Some(connected), replied),
+            Ok(_) => return (Outcome::Failed, Some(connected), None),
+            Err(e) => {
+                let outcome = match (classify(&e), replied) {
+                    (Outcome::Reset, Some(_)) => Outcome::ResetAfterReply,
+                    // The reply came; a close that is only slow to arrive does not undo it.
+                    (Outcome::ReplyTimeout, Some(_)) => Outcome::Served,
+                    (outcome, _) => outcome,
+                };
+                return (outcome, Some(connected), replied);
+            }
+        }
     }
 }
 

@@ -49,6 +49,8 @@ pub struct LabOptions {
     /// Spread the clients' starts evenly over this long (0: all at once).
     pub ramp: Duration,
     pub family: LabFamily,
+    /// The server reads only the first 64 bytes of each (16 KB) request, replies and closes.
+    pub unread_close: bool,
 }
 
 /// The socket family of the lab's server and clients.
@@ -69,8 +71,11 @@ pub enum LabFamily {
 pub enum Outcome {
     /// Got the server's reply.
     Served,
-    /// ECONNRESET, at connect, write or read: "Connection reset by peer".
+    /// ECONNRESET, at connect, write or read, before any reply: "Connection reset by peer".
     Reset,
+    /// The reply, then ECONNRESET instead of the end of the stream: the server closed with
+    /// the request unread (`--unread-close`). A client that reads to the end reports an error.
+    ResetAfterReply,
     /// ECONNREFUSED: nothing listening.
     Refused,
     /// EAGAIN at once from a non-blocking connect() to a full Unix listener
@@ -85,9 +90,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Served,
         Outcome::Reset,
+        Outcome::ResetAfterReply,
         Outcome::Refused,
         Outcome::Eagain,
         Outcome::ConnectTimeout,
@@ -100,6 +106,7 @@ impl Outcome {
         match self {
             Outcome::Served => "served",
             Outcome::Reset => "reset",
+            Outcome::ResetAfterReply => "reset-after-reply",
             Outcome::Refused => "refused",
             Outcome::Eagain => "eagain",
             Outcome::ConnectTimeout => "connect-timeout",
@@ -160,13 +167,18 @@ pub struct Settings {
     pub ramp_ms: u64,
     pub connect_timeout_ms: u64,
     pub reply_timeout_ms: u64,
+    pub unread_close: bool,
     pub user_namespace: bool,
 }
 
 /// Runs the lab: stage, server, recorder, burst, teardown, report.
 pub fn run(o: &LabOptions) -> Result<LabReport> {
     let user_namespace = setup::stage(o)?;
-    let server = setup::Server::start(o.family, o.backlog, o.workers, o.work)?;
+    let reads = match o.unread_close {
+        true => setup::Reads::First64,
+        false => setup::Reads::Whole,
+    };
+    let server = setup::Server::start(o.family, o.backlog, o.workers, o.work, reads)?;
     let recording = Recording::start(server.addr.target()?)?;
     let started = Instant::now();
     let results = load::burst(&server.addr, o)?;
@@ -230,6 +242,7 @@ impl Settings {
             ramp_ms: o.ramp.as_millis() as u64,
             connect_timeout_ms: o.connect_timeout.as_millis() as u64,
             reply_timeout_ms: o.reply_timeout.as_millis() as u64,
+            unread_close: o.unread_close,
             user_namespace,
         }
     }

@@ -103,6 +103,7 @@ impl Server {
         backlog: i32,
         workers: usize,
         work: Duration,
+        reads: Reads,
     ) -> Result<Server> {
         let (listener, addr) = match family {
             LabFamily::Tcp => {
@@ -121,7 +122,7 @@ impl Server {
             .map(|_| {
                 let (l, stop) = (listener.clone(), stop.clone());
                 std::thread::Builder::new()
-                    .spawn(move || serve(&l, family, &stop, work))
+                    .spawn(move || serve(&l, family, &stop, work, reads))
                     .map_err(|source| Error::Io {
                         what: "starting the lab server's workers",
                         source,
@@ -195,8 +196,18 @@ fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
     Ok(SocketAddr::from((sa.ip(), sa.port())))
 }
 
-/// A worker: accept one connection, read the request line, spend `work`, reply, close.
-fn serve(listener: &OwnedFd, family: LabFamily, stop: &AtomicBool, work: Duration) {
+/// How much of a request the lab's server reads before replying and closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The head and the body its Content-Length announces: a clean close (FIN).
+    Whole,
+    /// One read of at most 64 bytes, the rest left unread: close() answers with RST
+    /// (`tcp_close`, TCPAbortOnClose), like a server that reads one line.
+    First64,
+}
+
+/// A worker: accept one connection, read the request, spend `work`, reply, close.
+fn serve(listener: &OwnedFd, family: LabFamily, stop: &AtomicBool, work: Duration, reads: Reads) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     while !stop.load(Ordering::Relaxed) {
@@ -213,23 +224,63 @@ fn serve(listener: &OwnedFd, family: LabFamily, stop: &AtomicBool, work: Duratio
                 let stream = TcpStream::from(fd);
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(patience);
-                reply(stream, work);
+                reply(stream, work, reads);
             }
             LabFamily::Unix => {
                 let stream = UnixStream::from(fd);
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(patience);
-                reply(stream, work);
+                reply(stream, work, reads);
             }
         }
     }
 }
 
-/// Reads the request, spends `work`, replies.
-fn reply(mut stream: impl Read + Write, work: Duration) {
+/// Reads the request (as `reads` says), spends `work`, replies; the caller's drop closes.
+fn reply(mut stream: impl Read + Write, work: Duration, reads: Reads) {
     let mut buf = [0u8; 64];
-    if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+    let read = match reads {
+        Reads::First64 => matches!(stream.read(&mut buf), Ok(n) if n > 0),
+        Reads::Whole => read_whole(&mut stream),
+    };
+    if read {
         std::thread::sleep(work);
         let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nok\n");
     }
+}
+
+/// Reads an HTTP request to its end: the head, then as many body bytes as Content-Length
+/// says. False when the client went away first.
+fn read_whole(stream: &mut impl Read) -> bool {
+    let mut got = Vec::with_capacity(256);
+    let mut buf = [0u8; 4096];
+    let mut want: Option<usize> = None;
+    loop {
+        if let Some(total) = want {
+            if got.len() >= total {
+                return true;
+            }
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(n) if n > 0 => n,
+            _ => return false,
+        };
+        got.extend_from_slice(&buf[..n]);
+        if want.is_none() {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                want = Some(end + 4 + content_length(&got[..end]));
+            } else if got.len() > 64 * 1024 {
+                return false;
+            }
+        }
+    }
+}
+
+fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
 }

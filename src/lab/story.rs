@@ -4,7 +4,8 @@
 
 use super::{LabFamily, LabReport, Outcome};
 use crate::catalogue::{
-    EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV, SYNCOOKIES_SENT,
+    ABORT_ON_CLOSE, EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV,
+    SYNCOOKIES_SENT,
 };
 
 /// What happened, and why.
@@ -34,6 +35,7 @@ fn tcp(f: &Facts) -> Vec<String> {
     [
         all_served(f),
         resets(f),
+        unread_close(f),
         overshoot(f),
         slow_connects(f),
         connect_timeouts(f),
@@ -108,13 +110,13 @@ fn resets(f: &Facts) -> Option<String> {
         ))
     } else if s.tcp_abort_on_overflow == 0 && overflowed {
         Some(
-            "No client was reset: with net.ipv4.tcp_abort_on_overflow=0 an overflow drops the segment and lets \
+            "The accept queue reset no client: with net.ipv4.tcp_abort_on_overflow=0 an overflow drops the segment and lets \
              the client retry, so it shows up as slow connects and stalls instead."
                 .to_string(),
         )
     } else if s.tcp_abort_on_overflow == 1 && overflowed {
         Some(format!(
-            "No client was reset even with tcp_abort_on_overflow=1: the overflows hit SYNs (dropped, then \
+            "The accept queue reset no client even with tcp_abort_on_overflow=1: the overflows hit SYNs (dropped, then \
              retried) or cookie handshakes, and neither is ever answered with RST; only a final ACK that finds \
              the queue full on a half-open connection is. Here the final ACKs came {} ms after the SYN-ACK, \
              while the queue (peak {} of B+1 = {}) had room for them: a longer --ack-delay, a smaller \
@@ -125,7 +127,7 @@ fn resets(f: &Facts) -> Option<String> {
         ))
     } else if s.tcp_abort_on_overflow == 1 {
         Some(format!(
-            "No client was reset although tcp_abort_on_overflow=1: the accept queue never overflowed (peak {} of \
+            "The accept queue reset no client although tcp_abort_on_overflow=1: the accept queue never overflowed (peak {} of \
              B+1 = {}), so no final ACK met a full queue; more --clients or a smaller --backlog make it happen.",
             f.0.peak_recv_q,
             f.slots()
@@ -133,6 +135,23 @@ fn resets(f: &Facts) -> Option<String> {
     } else {
         None
     }
+}
+
+/// `--unread-close`: the replies arrived, then RST instead of FIN.
+fn unread_close(f: &Facts) -> Option<String> {
+    if !f.0.settings.unread_close {
+        return None;
+    }
+    let n = f.n(Outcome::ResetAfterReply);
+    (n > 0).then(|| {
+        format!(
+            "{n} client(s) got their reply and then \"Connection reset by peer\" instead of the end of the \
+             stream: the server read 64 bytes of each 16 KB request and closed with the rest unread, and \
+             close() on a socket with unread data sends RST (TCPAbortOnClose +{}). No queue is involved: \
+             reading the whole request before closing (or shutdown(SHUT_WR), drain, close) ends it.",
+            f.shown(ABORT_ON_CLOSE)
+        )
+    })
 }
 
 fn unix_refusals(f: &Facts) -> Option<String> {

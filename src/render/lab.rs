@@ -26,8 +26,15 @@ fn settings(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
     // The TCP sysctls and the held-back ACK mean nothing to a Unix listener.
     let family = match s.family {
         LabFamily::Tcp => format!(
-            "tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms",
-            s.tcp_abort_on_overflow, s.tcp_syncookies, s.ack_delay_ms
+            "tcp_abort_on_overflow={}, tcp_syncookies={}, ack delay {} ms{}",
+            s.tcp_abort_on_overflow,
+            s.tcp_syncookies,
+            s.ack_delay_ms,
+            if s.unread_close {
+                ", the server reads 64 bytes of each 16 KB request and closes"
+            } else {
+                ""
+            }
         ),
         LabFamily::Unix => {
             "a Unix stream listener, 3 in 4 clients non-blocking, 1 in 4 blocking".to_string()

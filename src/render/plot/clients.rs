@@ -22,6 +22,7 @@ fn outcome_color(o: Outcome) -> RGBColor {
     match o {
         Outcome::Served => RGBColor(30, 140, 60),
         Outcome::Reset => RGBColor(200, 30, 30),
+        Outcome::ResetAfterReply => RGBColor(150, 20, 60),
         Outcome::ConnectTimeout => RGBColor(230, 120, 0),
         Outcome::ReplyTimeout => RGBColor(120, 60, 170),
         Outcome::Refused => RGBColor(120, 120, 120),
