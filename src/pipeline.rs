@@ -4,13 +4,16 @@
 //! the same sampling, SYN_RECV and owner policy as a single live run.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::catalogue::OUT_RSTS;
 use crate::collect::{self, OwnerCache, Owners, Recorded, Sampling, Sources, listener_inodes};
 use crate::doctor::{self, Report};
 use crate::error::Result;
 use crate::model::{Gap, Netns, Scope, Snapshot, Target};
+use crate::source::diag::Query;
 use crate::store;
 
 /// A diagnosis and the snapshot it was made from.
@@ -72,6 +75,7 @@ pub fn diagnose_recorded<S: Sources>(
     mut snap: Snapshot,
     owners: Owners,
 ) -> Diagnosis {
+    other_listeners(sources, &mut snap);
     let triage = doctor::triage(&snap);
     match owners {
         Owners::None => skipped_owners(&mut snap),
@@ -97,6 +101,36 @@ pub fn diagnose_recorded<S: Sources>(
         snapshot: snap,
         report,
     }
+}
+
+/// With targets, after a window in which the namespace sent RSTs: the namespace's other TCP
+/// listeners, which the resets can belong to as much as the targets' (the counters name no
+/// socket). One dump of listeners alone, no request sockets, so only when it can matter.
+fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
+    let tcp_targets = snap.targets.iter().any(|t| t.inet_port().is_some());
+    if !tcp_targets || !snap.counter_delta(OUT_RSTS).is_some_and(|n| n > 0) {
+        return;
+    }
+    let q = Query {
+        ports: &[],
+        syn_recv: false,
+        drops: false,
+        tcp: true,
+        unix: false,
+    };
+    // Best effort: without it the words say only that the counters are per namespace.
+    let Ok(dump) = sources.listeners(&q) else {
+        return;
+    };
+    let mut others: Vec<SocketAddr> = dump
+        .listeners
+        .iter()
+        .filter(|l| !snap.targets.iter().any(|t| t.matches(l)))
+        .filter_map(|l| l.local.inet())
+        .collect();
+    others.sort();
+    others.dedup();
+    snap.other_listeners = Some(others);
 }
 
 /// Loads a recorded snapshot, narrowed to `scope` as if it had been recorded with it, and
@@ -145,7 +179,14 @@ fn restrict(snap: &mut Snapshot, targets: &[Target]) {
     let targets = snap.targets.clone();
     let ports: HashSet<u16> = targets.iter().filter_map(Target::inet_port).collect();
     let mut others = std::mem::take(&mut snap.other_addresses);
+    let mut rest = snap.other_listeners.take().unwrap_or_default();
     for s in &mut snap.samples {
+        rest.extend(
+            s.listeners
+                .iter()
+                .filter(|l| !targets.iter().any(|t| t.matches(l)))
+                .filter_map(|l| l.local.inet()),
+        );
         others.extend(
             s.listeners
                 .iter()
@@ -159,6 +200,11 @@ fn restrict(snap: &mut Snapshot, targets: &[Target]) {
     others.sort();
     others.dedup();
     snap.other_addresses = others;
+    rest.sort();
+    rest.dedup();
+    if snap.counter_delta(OUT_RSTS).is_some_and(|n| n > 0) {
+        snap.other_listeners = Some(rest);
+    }
     let inodes = listener_inodes(snap);
     snap.owners.retain(|o| inodes.contains(&o.inode));
 }

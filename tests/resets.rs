@@ -301,11 +301,18 @@ fn a_server_reading_whole_requests_stays_ok() {
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
 }
 
-/// The binary as a user runs it: `doctor --json --window 700ms` started before the load (its
-/// first sample taken: it is seen asleep), the clients run during its window.
-fn binary(test: &'static str, kind: Option<Server>) -> Option<(i32, Vec<String>)> {
+/// The binary as a user runs it: `doctor --json --window 700ms [TARGET]` started before the
+/// load (its first sample taken: it is seen asleep), the clients run during its window. With a
+/// target, an idle listener on 127.0.0.1:9200 stands beside the server. The exit code, the
+/// findings' ids and the report.
+fn binary(
+    test: &'static str,
+    kind: Option<Server>,
+    named: Option<&'static str>,
+) -> Option<(i32, Vec<String>, serde_json::Value)> {
     in_netns(test, move || {
         let listener = TcpListener::bind("127.0.0.1:8100").expect("bind 127.0.0.1:8100");
+        let _beside = named.map(|_| TcpListener::bind("127.0.0.1:9200").expect("bind :9200"));
         let (server, target) = match kind {
             Some(k) => (
                 Some(std::thread::spawn(move || serve(listener, k))),
@@ -318,6 +325,7 @@ fn binary(test: &'static str, kind: Option<Server>) -> Option<(i32, Vec<String>)
         };
         let child = std::process::Command::new(bin())
             .args(["doctor", "--json", "--window", common::scenarios::WINDOW])
+            .args(named)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -343,15 +351,16 @@ fn binary(test: &'static str, kind: Option<Server>) -> Option<(i32, Vec<String>)
             "{test}: {outcomes:?}; exit {:?}; {ids:?}",
             out.status.code()
         );
-        (out.status.code().unwrap_or(-1), ids)
+        (out.status.code().unwrap_or(-1), ids, json)
     })
 }
 
 #[test]
 fn doctor_binary_names_unread_close_during_its_window() {
-    let Some((code, ids)) = binary(
+    let Some((code, ids, _)) = binary(
         "doctor_binary_names_unread_close_during_its_window",
         Some(Server::ReadsPart),
+        None,
     ) else {
         return;
     };
@@ -361,7 +370,8 @@ fn doctor_binary_names_unread_close_during_its_window() {
 
 #[test]
 fn doctor_binary_is_not_ok_after_refused_connects() {
-    let Some((code, ids)) = binary("doctor_binary_is_not_ok_after_refused_connects", None) else {
+    let Some((code, ids, _)) = binary("doctor_binary_is_not_ok_after_refused_connects", None, None)
+    else {
         return;
     };
     assert_eq!(ids, ["resets-unexplained"]);
@@ -370,12 +380,45 @@ fn doctor_binary_is_not_ok_after_refused_connects() {
 
 #[test]
 fn doctor_binary_ok_for_whole_reads() {
-    let Some((code, ids)) = binary("doctor_binary_ok_for_whole_reads", Some(Server::ReadsAll))
-    else {
+    let Some((code, ids, _)) = binary(
+        "doctor_binary_ok_for_whole_reads",
+        Some(Server::ReadsAll),
+        None,
+    ) else {
         return;
     };
     assert!(ids.is_empty(), "{ids:?}");
     assert_eq!(code, 0);
+}
+
+/// With a target: the counters are per namespace, so doctor says whether the resets can be the
+/// target's and names the namespace's other listener as a candidate too.
+#[test]
+fn with_a_target_the_other_listeners_are_candidates() {
+    let Some((code, ids, json)) = binary(
+        "with_a_target_the_other_listeners_are_candidates",
+        Some(Server::ReadsPart),
+        Some(":8100"),
+    ) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-unread-close"]);
+    assert_eq!(code, 1, "warning");
+    let f = &json["findings"][0];
+    let candidates = f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "candidates")
+        .expect("candidates evidence");
+    assert_eq!(candidates["value"]["targets"], serde_json::json!([":8100"]));
+    assert_eq!(
+        candidates["value"]["others"],
+        serde_json::json!(["127.0.0.1:9200"])
+    );
+    let text = f["summary"].as_str().unwrap();
+    assert!(text.contains("the counters cannot say"), "{text}");
+    assert!(text.contains("127.0.0.1:9200"), "{text}");
 }
 
 // Pure cases on built snapshots.
@@ -480,12 +523,19 @@ fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
         .iter()
         .find(|f| f.id == RuleId::ResetsUnreadClose)
         .expect("unread close");
+    // The idle listener is the one candidate, never seen with a connection queued.
     assert_eq!(
         close.fact,
         Fact::Resets {
             cause: backlogctl::doctor::ResetCause::UnreadClose,
             count: 10,
-            per_sec: 10.0
+            per_sec: 10.0,
+            candidates: backlogctl::doctor::Candidates {
+                targets: vec![":8100".into()],
+                busy: Vec::new(),
+                quiet: 1,
+                others: None,
+            },
         }
     );
 }

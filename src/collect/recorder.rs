@@ -70,6 +70,7 @@ impl<S: Sources> Recorder<S> {
                 samples: Vec::new(),
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
+                other_listeners: None,
                 socket_files,
                 set_aside: Vec::new(),
             },

@@ -186,6 +186,8 @@ pub enum Fact {
         count: u64,
         /// Per second over the window.
         per_sec: f64,
+        /// The sockets they can belong to: the counter names none.
+        candidates: Candidates,
     },
     /// RSTs sent (OutRsts) that no counter of a cause, nor a listen-queue finding, explains.
     ResetsUnexplained {
@@ -197,6 +199,22 @@ pub enum Fact {
         /// TCP listeners that do exist, for "nothing listens on the port".
         listeners: Vec<String>,
     },
+}
+
+/// The sockets a namespace's resets can belong to. The counters are per namespace and name no
+/// socket (docs/kernel.md §10): what is known is which listeners were seen busy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Candidates {
+    /// The targets the user named; empty without one.
+    pub targets: Vec<String>,
+    /// Listeners in view seen with connections queued during the window (Recv-Q or SYN_RECV
+    /// above 0), with the peak Recv-Q.
+    pub busy: Vec<(String, u32)>,
+    /// How many listeners in view were never seen with a connection queued.
+    pub quiet: usize,
+    /// With targets: the namespace's other TCP listeners (`Snapshot::other_listeners`); None
+    /// when they were not read.
+    pub others: Option<Vec<String>>,
 }
 
 /// Why a namespace sent resets, by the counter that tells it (docs/kernel.md §10).

@@ -25,8 +25,8 @@ use serde_json::json;
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{
-    Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause, RuleId, Severity,
-    Whose,
+    Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
+    RuleId, Severity, Whose,
 };
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
@@ -204,6 +204,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     };
     // None once a cause's counter is missing (an older file): the rest cannot be told.
     let mut attributed = Some(0u64);
+    let candidates = candidates(ctx.snap, views);
     for (key, cause, id) in RESET_CAUSES {
         let Some(n) = ctx.delta(key) else {
             attributed = None;
@@ -221,8 +222,20 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
                 cause,
                 count: n,
                 per_sec: rate(n),
+                candidates: candidates.clone(),
             },
         );
+        f.evidence.push(ev(
+            "candidates",
+            json!({
+                "targets": candidates.targets,
+                "busy": candidates.busy.iter().map(|(l, peak)| json!({"listener": l, "recv_q_peak": peak})).collect::<Vec<_>>(),
+                "quiet": candidates.quiet,
+                "others": candidates.others,
+            }),
+            "listeners seen with connections queued in the window; with targets, the namespace's \
+             other TCP listeners: the counter names no socket",
+        ));
         f.evidence.extend(rise(key, n));
         context(&mut f);
         f.fix.steps.push(ctx.step(match cause {
@@ -295,6 +308,37 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     }
     f.fix.steps.push(ctx.step(Action::FindRefusedConnects));
     out.push(f);
+}
+
+/// Which sockets the namespace's resets can belong to: the TCP listeners seen with
+/// connections queued in the window, and with targets the namespace's other listeners.
+fn candidates(snap: &Snapshot, views: &[ListenerView]) -> Candidates {
+    let tcp: Vec<&ListenerView> = views.iter().filter(|v| !v.local.is_unix()).collect();
+    let mut busy: Vec<(String, u32)> = tcp
+        .iter()
+        .filter(|v| v.recv_q_peak > 0 || v.syn_recv_peak.is_some_and(|n| n > 0))
+        .map(|v| (v.local.to_string(), v.recv_q_peak))
+        .collect();
+    busy.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    busy.dedup_by(|a, b| a.0 == b.0);
+    let targets: Vec<String> = snap
+        .targets
+        .iter()
+        .filter(|t| t.inet_port().is_some())
+        .map(Target::to_string)
+        .collect();
+    Candidates {
+        quiet: tcp.len() - busy.len().min(tcp.len()),
+        busy,
+        others: match targets.is_empty() {
+            true => None,
+            false => snap
+                .other_listeners
+                .as_ref()
+                .map(|o| o.iter().map(|a| a.to_string()).collect()),
+        },
+        targets,
+    }
 }
 
 struct Ctx<'a> {

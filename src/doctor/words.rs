@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
 use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
-use super::{Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Whose};
+use super::{Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Whose};
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{Local, Snapshot, UnixName, window_length};
 
@@ -182,7 +182,8 @@ impl Words<'_> {
                 cause,
                 count,
                 per_sec,
-            } => self.resets(*cause, *count, *per_sec),
+                candidates,
+            } => self.resets(*cause, *count, *per_sec, candidates),
             Fact::ResetsUnexplained {
                 unexplained,
                 out_rsts,
@@ -289,7 +290,7 @@ impl Words<'_> {
 
 impl Words<'_> {
     /// docs/kernel.md §10: one cause of resets, what raised it and what the clients saw.
-    fn resets(&self, cause: ResetCause, count: u64, per_sec: f64) -> String {
+    fn resets(&self, cause: ResetCause, count: u64, per_sec: f64, c: &Candidates) -> String {
         let window = self.window();
         let (counter, what, clients) = match cause {
             ResetCause::UnreadClose => (
@@ -320,7 +321,8 @@ impl Words<'_> {
         format!(
             "{count} connection(s) reset in this network namespace over {window} ({per_sec}/s, {counter}): {what}. \
              Clients see {clients}. The counter is per namespace and names no socket; if clients run in the same \
-             namespace, their own resets count here too. Unix sockets are not concerned"
+             namespace, their own resets count here too. Unix sockets are not concerned. {}",
+            candidates(c)
         )
     }
 
@@ -335,11 +337,10 @@ impl Words<'_> {
         let window = self.window();
         let existing = match listeners {
             [] => "no TCP listener is in view".to_string(),
-            ls if ls.len() <= 5 => format!("the listeners that do exist: {}", ls.join(", ")),
             ls => format!(
-                "the listeners that do exist: {} and {} more",
-                ls[..5].join(", "),
-                ls.len() - 5
+                "the listeners that do exist: {}{}",
+                ls[..ls.len().min(5)].join(", "),
+                more(ls.len())
             ),
         };
         match unexplained {
@@ -357,6 +358,62 @@ impl Words<'_> {
                  ECONNRESET or ECONNREFUSED; {existing}"
             ),
         }
+    }
+}
+
+/// Which sockets the resets can belong to, as far as the recording tells.
+fn candidates(c: &Candidates) -> String {
+    let busy = |list: &[(String, u32)]| {
+        list.iter()
+            .take(5)
+            .map(|(l, peak)| format!("{l} (Recv-Q peak {peak})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + &more(list.len())
+    };
+    if c.targets.is_empty() {
+        return match (c.busy.as_slice(), c.quiet) {
+            ([], 0) => "No TCP listener is in view".into(),
+            ([], quiet) => format!(
+                "None of the {quiet} TCP listener(s) was seen with a connection queued (a server that accepts \
+                 at once leaves none): any of them can be the one"
+            ),
+            (b, _) => format!(
+                "Listeners seen with connections queued in the window, the likeliest candidates: {}",
+                busy(b)
+            ),
+        };
+    }
+    let named = c.targets.join(", ");
+    let seen = match c.busy.as_slice() {
+        [] => format!(
+            "{named} was not seen with a connection queued in the window, which does not clear it (a server \
+             that accepts at once leaves none)"
+        ),
+        b => format!("{named} had connections queued in the window: {}", busy(b)),
+    };
+    let others = match c.others.as_deref() {
+        None => {
+            "The namespace's other sockets were not read: they can have sent them as well".into()
+        }
+        Some([]) => format!(
+            "No other TCP listener was found in this namespace: the resets are {named}'s, unless its clients \
+             run here too"
+        ),
+        Some(o) => format!(
+            "The namespace's other TCP listeners can have sent them as well: {}{}",
+            o[..o.len().min(5)].join(", "),
+            more(o.len())
+        ),
+    };
+    format!("Whether they are {named}'s, the counters cannot say. {seen}. {others}")
+}
+
+/// ", and N more" past the first five of a list.
+fn more(n: usize) -> String {
+    match n {
+        0..=5 => String::new(),
+        n => format!(" and {} more", n - 5),
     }
 }
 

@@ -60,6 +60,11 @@ pub struct Snapshot {
     /// what `not-listening` names when `10.0.0.1:8000` is asked for and `127.0.0.1:8000` listens.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_addresses: Vec<SocketAddr>,
+    /// The namespace's other TCP listeners (outside the targets), read once at the end of a
+    /// targeted window in which the namespace sent RSTs: the reset counters name no socket, so
+    /// these are the other sockets the resets can belong to. None: not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_listeners: Option<Vec<SocketAddr>>,
     /// What each Unix path target was when the recording started, by the target as typed: a
     /// socket file no listener holds is stale (clients get ECONNREFUSED).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
