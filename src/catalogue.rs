@@ -90,6 +90,7 @@ pub const SYNCOOKIES_FAILED: &str = "TcpExt:SyncookiesFailed";
 pub const DEFER_ACCEPT_DROP: &str = "TcpExt:TCPDeferAcceptDrop";
 pub const ABORT_ON_CLOSE: &str = "TcpExt:TCPAbortOnClose";
 pub const ABORT_ON_DATA: &str = "TcpExt:TCPAbortOnData";
+pub const ABORT_ON_LINGER: &str = "TcpExt:TCPAbortOnLinger";
 pub const ABORT_ON_TIMEOUT: &str = "TcpExt:TCPAbortOnTimeout";
 pub const ABORT_ON_MEMORY: &str = "TcpExt:TCPAbortOnMemory";
 
@@ -287,6 +288,18 @@ pub const ENTRIES: &[Entry] = &[
             "abort_on_data_total",
             "RST sent by an abortive close, SO_LINGER {1,0} (TcpExt TCPAbortOnData).",
         )),
+    },
+    Entry {
+        name: "TCPAbortOnLinger",
+        aliases: &["TcpExt:TCPAbortOnLinger", "LINUX_MIB_TCPABORTONLINGER"],
+        kind: Kind::Counter(ABORT_ON_LINGER),
+        text: "A closing socket was reset at once instead of waiting in FIN_WAIT2, because the application set \
+               a negative TCP_LINGER2 (tcp_close, and tcp_rcv_state_process in FIN_WAIT1). Not SO_LINGER {1,0}: \
+               that is TCPAbortOnData. The peer, which had already received all data and the FIN, gets \
+               ECONNRESET if it still reads or writes. Rare; fix by not setting TCP_LINGER2 below 0. Per network \
+               namespace.",
+        reference: "§10",
+        metric: None,
     },
     Entry {
         name: "TCPAbortOnTimeout",

@@ -37,6 +37,7 @@ pub fn record<S: Sources>(
     owners: Owners,
 ) -> Result<Snapshot> {
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
+    other_listeners(&mut sources, &mut snap);
     match owners {
         Owners::None => skipped_owners(&mut snap),
         Owners::All | Owners::TroubledBeyond(_) => {

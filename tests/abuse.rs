@@ -386,3 +386,83 @@ fn impossible_values_become_gaps() {
     );
     assert!(!text.contains("1666"), "no fill computed from it: {text}");
 }
+
+/// The reset counters (docs/kernel.md §10) abused in a real recording: one going backwards is
+/// a gap and no finding; a rise of u64::MAX neither panics nor overflows; one missing from the
+/// last sample makes its cause unknown. Each through the binary, one run each.
+#[test]
+fn reset_counters_backwards_huge_or_missing() {
+    let text = std::fs::read_to_string(fixture(
+        "snapshots/6.18-python-reads-64-of-16k-unread-close.json",
+    ))
+    .unwrap();
+    let base: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let last = base["samples"].as_array().unwrap().len() - 1;
+    let dir = std::env::temp_dir().join(format!("backlogctl-resets-abuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = base.clone();
+        edit(&mut v);
+        let path = dir.join("s.json");
+        std::fs::write(&path, v.to_string()).unwrap();
+        let out = std::process::Command::new(common::bin())
+            .args(["doctor", "--json", "--from"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let backwards = run(&|v| {
+        v["samples"][last]["counters"]["TcpExt:TCPAbortOnClose"] = serde_json::json!(0);
+        v["samples"][0]["counters"]["TcpExt:TCPAbortOnClose"] = serde_json::json!(500);
+    });
+    assert!(
+        !ids(&backwards).contains(&"resets-unread-close".to_string()),
+        "{backwards}"
+    );
+    assert!(
+        backwards.to_string().contains("went backwards"),
+        "{backwards}"
+    );
+    let huge = run(&|v| {
+        v["samples"][0]["counters"]["Tcp:OutRsts"] = serde_json::json!(0);
+        v["samples"][last]["counters"]["Tcp:OutRsts"] = serde_json::json!(u64::MAX);
+    });
+    assert!(
+        ids(&huge).contains(&"resets-unexplained".to_string()),
+        "{huge}"
+    );
+    let missing = run(&|v| {
+        v["samples"][last]["counters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("TcpExt:TCPAbortOnClose");
+    });
+    let unexplained = missing["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "resets-unexplained")
+        .expect("the rest cannot be told, so it is reported");
+    let rest = unexplained["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "unexplained")
+        .unwrap();
+    assert!(rest["value"].is_null(), "unknown, not zero: {rest}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

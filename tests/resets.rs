@@ -579,3 +579,62 @@ fn a_single_sample_says_nothing_about_resets() {
         ids(&r)
     );
 }
+
+// Recorded from real servers (fixtures/README.md, `fixtures/recipes/resets.sh`): 200 clients
+// sending 16 KB requests to a server that reads part of each, and the same Java server fixed.
+
+fn recorded(name: &str) -> (Snapshot, Report) {
+    let text = std::fs::read_to_string(fixture(&format!("snapshots/{name}"))).expect("fixture");
+    let snap: Snapshot = serde_json::from_str(&text).expect("fixture parses");
+    let report = diagnose(&snap);
+    (snap, report)
+}
+
+#[test]
+fn recorded_servers_that_read_part_of_the_request_are_named() {
+    for (name, closes) in [
+        // Python: recv(64), reply, close: every client got the reply, then ECONNRESET.
+        ("6.18-python-reads-64-of-16k-unread-close.json", 200),
+        // Java: one readLine() through an 8 KB buffer; Socket.close() sends FIN first.
+        ("6.18-java-readline-unread-close.json", 100),
+    ] {
+        let (snap, r) = recorded(name);
+        assert_eq!(ids(&r), ["resets-unread-close"], "{name}");
+        assert_eq!(r.verdict, Severity::Warning, "{name}");
+        let rose = snap.counter_delta("TcpExt:TCPAbortOnClose").unwrap();
+        assert!(rose >= closes, "{name}: TCPAbortOnClose +{rose}");
+        let f = &r.findings[0];
+        match &f.fact {
+            Fact::Resets {
+                count, candidates, ..
+            } => {
+                assert_eq!(*count, rose, "{name}");
+                assert_eq!(candidates.targets, [":8400"], "{name}");
+                assert_eq!(candidates.busy.len(), 1, "{name}: the server was seen busy");
+                assert_eq!(
+                    candidates.others,
+                    Some(Vec::new()),
+                    "{name}: alone in its namespace"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(
+            f.summary.contains("the resets are :8400's"),
+            "{name}: {}",
+            f.summary
+        );
+        let fix = serde_json::to_string(&f.fix).unwrap();
+        assert!(
+            fix.contains("readLine()"),
+            "{name}: the Java fix is named: {fix}"
+        );
+    }
+}
+
+#[test]
+fn recorded_java_server_reading_whole_requests_is_ok() {
+    let (snap, r) = recorded("6.18-java-reads-whole-request-clean.json");
+    assert_eq!(snap.counter_delta("TcpExt:TCPAbortOnClose"), Some(0));
+    assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+}

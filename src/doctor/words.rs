@@ -298,7 +298,9 @@ impl Words<'_> {
                 "a socket was closed with received data still unread, so the kernel sent RST instead of FIN \
                  (typically a server that reads part of a request, replies and closes)",
                 "the reply already sent, then ECONNRESET \"Connection reset by peer\" on their next read \
-                 (EPIPE or ECONNRESET if they were still writing)",
+                 (EPIPE or ECONNRESET if they were still writing); a server that shuts its side down before \
+                 closing (Java's Socket.close() does) sends FIN first, so a client that stops at the end of \
+                 the reply sees nothing and one that reuses or keeps writing to the connection sees the reset",
             ),
             ResetCause::LingerAbort => (
                 "TCPAbortOnData",
