@@ -299,18 +299,21 @@ const NET_NS_INIT_INO: u64 = 0xEFFF_FFF9;
 /// own network or not). None otherwise: older kernels vary the inode.
 pub fn initial_inode() -> Option<u64> {
     let host_pids = || ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
-    initial_from(fixed_init_inode(), host_pids, |pid| {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        Some((comm.trim_end_matches('\n').to_string(), inode_of_pid(pid)?))
-    })
+    let kthreadd = || {
+        let comm = std::fs::read_to_string("/proc/2/comm").ok()?;
+        Some((comm.trim_end_matches('\n').to_string(), inode_of_pid(2)?))
+    };
+    initial_from(fixed_init_inode(), host_pids, || inode_of_pid(1), kthreadd)
 }
 
 /// `initial_inode`'s decision, apart from /proc: `host_pids` tells whether we are in the
-/// initial PID namespace, `process(PID)` gives a process's name and network namespace.
+/// initial PID namespace, `init` gives PID 1's network namespace, `kthreadd` PID 2's name and
+/// network namespace; each is asked only when needed.
 fn initial_from(
     fixed: bool,
     host_pids: impl FnOnce() -> bool,
-    process: impl Fn(u32) -> Option<(String, u64)>,
+    init: impl FnOnce() -> Option<u64>,
+    kthreadd: impl FnOnce() -> Option<(String, u64)>,
 ) -> Option<u64> {
     if fixed {
         return Some(NET_NS_INIT_INO);
@@ -323,9 +326,7 @@ fn initial_from(
     // /proc/1/ns/net needs ptrace access to init, which some sandboxes deny even to root with
     // CAP_SYS_PTRACE; kthreadd (PID 2, `rest_init` in init/main.c) has no mm to guard and, as
     // every kernel thread, lives in init_net (`init_nsproxy`).
-    process(1)
-        .map(|(_, inode)| inode)
-        .or_else(|| process(2).and_then(|(comm, inode)| (comm == "kthreadd").then_some(inode)))
+    init().or_else(|| kthreadd().and_then(|(comm, inode)| (comm == "kthreadd").then_some(inode)))
 }
 
 /// Inode of the calling thread's network namespace, and whether it is the initial (host) one.
@@ -494,25 +495,20 @@ mod tests {
 
     #[test]
     fn the_initial_namespace_is_fixed_or_pid_1s_or_kthreadds() {
-        let (init, kthreadd) = (
-            Some(("systemd".to_string(), 7)),
-            Some(("kthreadd".into(), 9)),
-        );
-        let host = |pid: u32| match pid {
-            1 => init.clone(),
-            2 => kthreadd.clone(),
-            _ => None,
-        };
+        let kthreadd = || Some(("kthreadd".to_string(), 9));
+        let unasked = || -> Option<u64> { panic!("PID 1 asked on a kernel with a fixed inode") };
         // 6.18 and later: the fixed inode, whatever /proc says.
-        assert_eq!(initial_from(true, || false, host), Some(NET_NS_INIT_INO));
+        assert_eq!(
+            initial_from(true, || false, unasked, kthreadd),
+            Some(NET_NS_INIT_INO)
+        );
         // Older: PID 1's in the host's PID namespace, kthreadd's when init is hidden.
-        assert_eq!(initial_from(false, || true, host), Some(7));
-        let init_hidden = |pid: u32| (pid == 2).then(|| kthreadd.clone()).flatten();
-        assert_eq!(initial_from(false, || true, init_hidden), Some(9));
+        assert_eq!(initial_from(false, || true, || Some(7), kthreadd), Some(7));
+        assert_eq!(initial_from(false, || true, || None, kthreadd), Some(9));
         // PID 2 counts only when it is kthreadd; outside the host's PID namespace, nothing does.
-        let not_kthreadd = |pid: u32| (pid == 2).then(|| ("sh".to_string(), 9));
-        assert_eq!(initial_from(false, || true, not_kthreadd), None);
-        assert_eq!(initial_from(false, || false, host), None);
+        let not_kthreadd = || Some(("sh".to_string(), 9));
+        assert_eq!(initial_from(false, || true, || None, not_kthreadd), None);
+        assert_eq!(initial_from(false, || false, || Some(7), kthreadd), None);
     }
 
     /// On this machine, in the host's PID namespace: kthreadd's namespace is the initial one,
