@@ -2,7 +2,9 @@
 //! port of a private network namespace, spoken to over TCP. Paths and methods, limits on what
 //! a client may send, a hundred idle connections, the connection cap, SIGTERM; and with
 //! `--all-netns`, a listener overflowing in another namespace, labelled with its namespace and
-//! process; a listener handed to a child process is owned by the child once the parent exits.
+//! process; a listener handed to a child process is owned by the child once the parent exits;
+//! run as a pod on its own network (a private namespace, the host's PIDs in view), it still
+//! labels the host's namespace `host` and its own as its own.
 //!
 //! Needs root (private and named namespaces), iproute2 (`ip netns`) and python3 for the
 //! handed-over listener: skipped with the reason without them, failed under CI=true.
@@ -506,5 +508,132 @@ fn a_listener_handed_to_a_child_is_owned_by_the_child_after_the_parent_exits() {
             nix::sys::signal::Signal::SIGKILL,
         );
         assert!(now.is_some(), "the child is named once the parent is gone");
+    });
+}
+
+/// The exporter as a DaemonSet pod runs it (issue 24): in a network namespace of its own, with
+/// the host's PID namespace visible (`hostPID: true`, no `hostNetwork`). The host's namespace,
+/// reached through `/proc/PID/ns/net`, is still the one labelled `name="host"`, once, with no
+/// pod; the exporter's own namespace is its own: not `host`, holding the exporter's listener
+/// and its own sysctls. The same for one `metrics --all-netns` run. Only the private
+/// namespace's somaxconn is set; the host's is read, never written.
+#[test]
+fn outside_the_host_namespace_the_host_is_still_host_and_its_own_namespace_its_own() {
+    let test = "outside_the_host_namespace_the_host_is_still_host";
+    // The oracle for "the host's namespace": kthreadd's (PID 2 in the initial PID namespace;
+    // every kernel thread lives in init_net), and PID 1's where it may be read (some sandboxes
+    // deny it even to root). A pod with hostPID sees the same PIDs. The exporter asks neither
+    // on kernels from 6.18 on (init_net has a fixed inode there): the ways must agree.
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").map(|l| l.display().to_string());
+    if pid_ns.as_deref().ok() != Some("pid:[4026531836]") {
+        return skip(
+            test,
+            &format!("not in the host's PID namespace ({pid_ns:?}), as a pod without hostPID"),
+        );
+    }
+    let inode_of = |link: &str| -> Option<String> {
+        let target = std::fs::read_link(link).ok()?;
+        let s = target.to_str()?;
+        Some(s.strip_prefix("net:[")?.strip_suffix(']')?.to_string())
+    };
+    let comm = std::fs::read_to_string("/proc/2/comm").unwrap_or_default();
+    assert_eq!(
+        comm.trim_end(),
+        "kthreadd",
+        "PID 2 of the initial PID namespace"
+    );
+    let Some(host) = inode_of("/proc/2/ns/net") else {
+        return skip(test, "cannot read /proc/2/ns/net (needs root)");
+    };
+    if let Some(init) = inode_of("/proc/1/ns/net") {
+        assert_eq!(init, host, "PID 1 and kthreadd share the host's namespace");
+    }
+    // Read on this thread, in the namespace the tests started in: the host's, checked below.
+    let host_somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse::<u32>()
+        .unwrap();
+    if inode_of("/proc/thread-self/ns/net").as_deref() != Some(host.as_str()) {
+        return skip(test, "the tests do not run in the host's network namespace");
+    }
+    let own_somaxconn = if host_somaxconn == 1234 { 1235 } else { 1234 };
+
+    in_netns(test, move || {
+        let own = inode_of("/proc/thread-self/ns/net").expect("own namespace");
+        assert_ne!(own, host, "unshare(CLONE_NEWNET) made a new namespace");
+        set_sysctl("net.core.somaxconn", own_somaxconn);
+
+        // Lines of a scrape about one namespace, starting with `family{`.
+        let lines = |body: &str, family: &str, inode: &str| -> Vec<String> {
+            let prefix = format!("{family}{{netns=\"{inode}\"");
+            body.lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(str::to_string)
+                .collect()
+        };
+        let check = |what: &str, body: &str| {
+            let hosts: Vec<&str> = body
+                .lines()
+                .filter(|l| l.starts_with("backlogctl_netns_info{") && l.contains("name=\"host\""))
+                .collect();
+            assert_eq!(
+                hosts,
+                [format!(
+                    "backlogctl_netns_info{{netns=\"{host}\",name=\"host\",container_id=\"\",\
+                     pod_namespace=\"\",pod=\"\",pod_uid=\"\"}} 1"
+                )],
+                "{what}: one host namespace, kthreadd's, no container or pod:\n{body}"
+            );
+            let info = lines(body, "backlogctl_netns_info", &own);
+            assert_eq!(
+                info.len(),
+                1,
+                "{what}: its own namespace is listed:\n{body}"
+            );
+            assert!(info[0].contains("name=\"\""), "{what}: {}", info[0]);
+            for (inode, somaxconn) in [(&host, host_somaxconn), (&own, own_somaxconn)] {
+                assert_eq!(
+                    lines(body, "backlogctl_netns_scrape_success", inode),
+                    [format!(
+                        "backlogctl_netns_scrape_success{{netns=\"{inode}\"}} 1"
+                    )],
+                    "{what}: namespace {inode} entered and read:\n{body}"
+                );
+                assert!(
+                    body.contains(&format!(
+                        "backlogctl_sysctl{{netns=\"{inode}\",name=\"net.core.somaxconn\"}} \
+                         {somaxconn}\n"
+                    )),
+                    "{what}: namespace {inode} read from inside it (somaxconn {somaxconn}):\n{body}"
+                );
+            }
+        };
+
+        let e = Exporter::start(&["--all-netns"]);
+        let m = e.get("/metrics");
+        assert_eq!(m.status, 200);
+        check("exporter", &m.body);
+        // Its own listener is in its own namespace, held by itself.
+        let owner = lines(&m.body, "backlogctl_listen_owner_info", &own);
+        let port = format!("address=\"127.0.0.1\",port=\"{}\"", e.port);
+        assert!(
+            owner
+                .iter()
+                .any(|l| l.contains(&port) && l.contains(&format!("pid=\"{}\"", e.child.id()))),
+            "the exporter's listener, owned by it, in its own namespace: {owner:?}"
+        );
+        assert!(
+            !lines(&m.body, "backlogctl_listen_owner_info", &host)
+                .iter()
+                .any(|l| l.contains(&format!("pid=\"{}\"", e.child.id()))),
+            "nothing of the exporter's is in the host's namespace"
+        );
+        let (code, _) = e.terminate();
+        assert_eq!(code, Some(0));
+
+        let (code, out, err) = run_bin(&["metrics", "--all-netns"]);
+        assert_eq!(code, 0, "metrics --all-netns: {err}");
+        check("metrics", &out);
     });
 }

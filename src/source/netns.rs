@@ -295,16 +295,38 @@ pub fn container_id(cgroup: &str) -> Option<String> {
 const NET_NS_INIT_INO: u64 = 0xEFFF_FFF9;
 
 /// Inode of the initial (host) network namespace, when it can be told: fixed from 6.18 on,
-/// else PID 1's when we see the host's PIDs. None otherwise: /proc/1/ns needs ptrace access
-/// to PID 1, and older kernels vary the inode.
+/// else that of PID 1 or of kthreadd when we see the host's PIDs (a pod with `hostPID`, on its
+/// own network or not). None otherwise: older kernels vary the inode.
 pub fn initial_inode() -> Option<u64> {
-    if fixed_init_inode() {
+    let host_pids = || ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
+    let kthreadd = || {
+        let comm = std::fs::read_to_string("/proc/2/comm").ok()?;
+        Some((comm.trim_end_matches('\n').to_string(), inode_of_pid(2)?))
+    };
+    initial_from(fixed_init_inode(), host_pids, || inode_of_pid(1), kthreadd)
+}
+
+/// `initial_inode`'s decision, apart from /proc: `host_pids` tells whether we are in the
+/// initial PID namespace, `init` gives PID 1's network namespace, `kthreadd` PID 2's name and
+/// network namespace; each is asked only when needed.
+fn initial_from(
+    fixed: bool,
+    host_pids: impl FnOnce() -> bool,
+    init: impl FnOnce() -> Option<u64>,
+    kthreadd: impl FnOnce() -> Option<(String, u64)>,
+) -> Option<u64> {
+    if fixed {
         return Some(NET_NS_INIT_INO);
     }
-    // PID 1 is the host's init only in the initial PID namespace (fixed inode since 3.8);
-    // in a container it is the container's init, in the container's network namespace.
-    let host_pid1 = ns_inode_of("/proc/thread-self/ns/pid", "pid") == Some(PROC_PID_INIT_INO);
-    host_pid1.then(|| ns_inode("/proc/1/ns/net")).flatten()
+    // PIDs 1 and 2 are the host's init and kthreadd only in the initial PID namespace (fixed
+    // inode since 3.8); in a container PID 1 is the container's init, in its network namespace.
+    if !host_pids() {
+        return None;
+    }
+    // /proc/1/ns/net needs ptrace access to init, which some sandboxes deny even to root with
+    // CAP_SYS_PTRACE; kthreadd (PID 2, `rest_init` in init/main.c) has no mm to guard and, as
+    // every kernel thread, lives in init_net (`init_nsproxy`).
+    init().or_else(|| kthreadd().and_then(|(comm, inode)| (comm == "kthreadd").then_some(inode)))
 }
 
 /// Inode of the calling thread's network namespace, and whether it is the initial (host) one.
@@ -469,6 +491,45 @@ mod tests {
         let mut inodes: Vec<u64> = found.iter().map(|f| f.inode).collect();
         inodes.dedup();
         assert_eq!(inodes.len(), found.len());
+    }
+
+    #[test]
+    fn the_initial_namespace_is_fixed_or_pid_1s_or_kthreadds() {
+        let kthreadd = || Some(("kthreadd".to_string(), 9));
+        let unasked = || -> Option<u64> { panic!("PID 1 asked on a kernel with a fixed inode") };
+        // 6.18 and later: the fixed inode, whatever /proc says.
+        assert_eq!(
+            initial_from(true, || false, unasked, kthreadd),
+            Some(NET_NS_INIT_INO)
+        );
+        // Older: PID 1's in the host's PID namespace, kthreadd's when init is hidden.
+        assert_eq!(initial_from(false, || true, || Some(7), kthreadd), Some(7));
+        assert_eq!(initial_from(false, || true, || None, kthreadd), Some(9));
+        // PID 2 counts only when it is kthreadd; outside the host's PID namespace, nothing does.
+        let not_kthreadd = || Some(("sh".to_string(), 9));
+        assert_eq!(initial_from(false, || true, || None, not_kthreadd), None);
+        assert_eq!(initial_from(false, || false, || Some(7), kthreadd), None);
+    }
+
+    /// On this machine, in the host's PID namespace: kthreadd's namespace is the initial one,
+    /// whichever way `initial_inode` found it.
+    #[test]
+    fn kthreadd_lives_in_the_initial_namespace() {
+        use std::io::Write;
+        // Straight to stderr, as tests/common's `skip` does: libtest would hide a print.
+        let skip = |why: &str| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: kthreadd_lives_in_the_initial_namespace: {why}"
+            );
+        };
+        if ns_inode_of("/proc/thread-self/ns/pid", "pid") != Some(PROC_PID_INIT_INO) {
+            return skip("in a container's PID namespace, kthreadd is not in view");
+        }
+        let Some(kthreadd) = inode_of_pid(2) else {
+            return skip("/proc/2/ns/net needs root");
+        };
+        assert_eq!(initial_inode(), Some(kthreadd));
     }
 
     #[test]
