@@ -7,7 +7,13 @@
 //! - a server that closes with SO_LINGER {1,0}: TCPAbortOnData; `resets-linger-abort`;
 //! - connects to a port nothing listens on: ECONNREFUSED, OutRsts alone rises;
 //!   `resets-unexplained`, naming the listener that does exist;
-//! - the same load against a server that reads the whole request: OK.
+//! - the same load against a server that reads the whole request: OK;
+//! - a TCP_DEFER_ACCEPT listener whose accept queue fills with tcp_abort_on_overflow=1: the
+//!   clients' first data is answered with RST (EmbryonicRsts), explained by the overflow.
+//!
+//! With a target (`doctor :8100`), doctor says the counters cannot tell whose the resets are
+//! and names the namespace's other listener. Recorded real servers (fixtures/README.md): a
+//! Python and a Java server reading part of each request are named, the fixed Java one is OK.
 //!
 //! Three of them again through the binary: `doctor --json --window 700ms` started first (seen
 //! asleep after its first sample), the clients during its window; ids and exit code.
@@ -637,4 +643,100 @@ fn recorded_java_server_reading_whole_requests_is_ok() {
     let (snap, r) = recorded("6.18-java-reads-whole-request-clean.json");
     assert_eq!(snap.counter_delta("TcpExt:TCPAbortOnClose"), Some(0));
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+}
+
+/// The listen queue's own resets, through a TCP_DEFER_ACCEPT listener: a bare final ACK is
+/// dropped (TCPDeferAcceptDrop) and the handshake completes with the first data; with the
+/// accept queue full by then and tcp_abort_on_overflow=1 that data is answered with RST
+/// (`tcp_check_req` → `embryonic_reset`, EmbryonicRsts). The client's connect() had
+/// succeeded; it gets ECONNRESET on its first read. doctor names the overflow, and the resets
+/// are the queue's, not unexplained. Backlog 4 (5 slots), never accepted: 3 clients complete
+/// first, then 4 connect (their SYNs still find room, their ACKs are deferred) and only then
+/// send: 2 fit, 2 are reset.
+#[test]
+fn defer_accept_overflow_with_abort_resets_on_first_data() {
+    let Some((ends, snap, report)) = in_netns(
+        "defer_accept_overflow_with_abort_resets_on_first_data",
+        || {
+            set_sysctl("net.ipv4.tcp_abort_on_overflow", 1);
+            let listener = defer_accept_listener(4);
+            let addr = "127.0.0.1:8100".parse().unwrap();
+            let connect = || {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                s
+            };
+            let send = |s: &mut TcpStream| s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+            let mut ends = Vec::new();
+            let (snap, report) = around(|| {
+                let mut first: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
+                first.iter_mut().for_each(send);
+                std::thread::sleep(Duration::from_millis(50));
+                let mut late: Vec<TcpStream> = (0..4).map(|_| connect()).collect();
+                std::thread::sleep(Duration::from_millis(50));
+                late.iter_mut().for_each(send);
+                for mut s in first.into_iter().chain(late) {
+                    let mut buf = [0u8; 64];
+                    ends.push(s.read(&mut buf).map_err(|e| e.kind()));
+                }
+            });
+            drop(listener);
+            (ends, snap, report)
+        },
+    ) else {
+        return;
+    };
+    eprintln!("{ends:?}; {}", deltas(&snap));
+    let count = |k: ErrorKind| ends.iter().filter(|e| **e == Err(k)).count();
+    let waiting = count(ErrorKind::WouldBlock) + count(ErrorKind::TimedOut);
+    assert_eq!(waiting, 5, "5 slots, never accepted: {ends:?}");
+    assert_eq!(count(ErrorKind::ConnectionReset), 2, "{ends:?}");
+    let delta = |k: &str| {
+        snap.counter_delta(k)
+            .unwrap_or_else(|| panic!("{k} recorded"))
+    };
+    assert_eq!(delta("TcpExt:EmbryonicRsts"), 2);
+    assert!(delta("TcpExt:TCPDeferAcceptDrop") >= 7, "bare ACKs dropped");
+    assert!(delta("TcpExt:ListenOverflows") >= 2);
+    let ids = ids(&report);
+    assert!(ids.contains(&"accept-queue-overflow"), "{ids:?}");
+    assert!(ids.contains(&"abort-on-overflow"), "{ids:?}");
+    assert!(
+        !ids.contains(&"resets-unexplained"),
+        "the queue explains its resets: {ids:?}"
+    );
+}
+
+/// 127.0.0.1:8100 listening with `backlog` and TCP_DEFER_ACCEPT (5 s).
+fn defer_accept_listener(backlog: i32) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::*;
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    let secs: nix::libc::c_int = 5;
+    // SAFETY: setsockopt on our fd with a c_int that outlives the call.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            fd.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            (&secs as *const nix::libc::c_int).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "TCP_DEFER_ACCEPT: {}",
+        std::io::Error::last_os_error()
+    );
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 8100)).expect("bind");
+    listen(&fd, Backlog::new(backlog).unwrap()).expect("listen");
+    fd
 }
