@@ -109,7 +109,8 @@ pub fn diagnose_recorded<S: Sources>(
 /// socket). One dump of listeners alone, no request sockets, so only when it can matter.
 fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
     let tcp_targets = snap.targets.iter().any(|t| t.inet_port().is_some());
-    if !tcp_targets || !snap.counter_delta(OUT_RSTS).is_some_and(|n| n > 0) {
+    let sent_resets = snap.counter_delta(OUT_RSTS).is_some_and(|n| n > 0);
+    if !tcp_targets || !sent_resets {
         return;
     }
     let q = Query {
