@@ -8,15 +8,17 @@
 # every listener with its memory info), `ss -ltnmp` against the same with process names, and
 # `backlogctl doctor --window 0 :20000` (median of RUNS), with peak RSS. A measurement.
 #   usage: benches/vs_ss.sh [RUNS]   (default 15)
+#   BASE=/path/to/an/older/backlogctl benches/vs_ss.sh: also times that binary's doctor rows,
+#   for a before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-15}
 cargo build --release --quiet
 bin=$PWD/target/release/backlogctl
 if [ "$(id -u)" != 0 ]; then echo "skipped: needs root for unshare -n"; exit 0; fi
-exec unshare -n bash -s "$bin" "$runs" <<'INNER'
+exec unshare -n bash -s "$bin" "$runs" "${BASE:-}" <<'INNER'
 set -euo pipefail
-bin=$1 runs=$2
+bin=$1 runs=$2 base=$3
 ip link set lo up
 echo "1024 65000" > /proc/sys/net/ipv4/ip_local_port_range
 fifo=$(mktemp -u); mkfifo "$fifo"
@@ -95,6 +97,10 @@ set_of() {
     measure "ss -ltnm" "$bin snapshot --window 0 --no-processes" "$bin doctor --window 0 --no-processes" \
         "$bin snapshot --window 0 --no-processes --syn-recv" \
         "ss -ltnmp" "$bin snapshot --window 0" "$bin doctor --window 0" "$bin doctor --window 0 :20000"
+    if [ -n "$base" ]; then
+        echo "  before ($base):"
+        measure "$base doctor --window 0 --no-processes" "$base doctor --window 0" "$base doctor --window 0 :20000"
+    fi
 }
 read -r _ < "$fifo"
 echo "10,000 listeners, 0 established connections:"
