@@ -210,7 +210,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             attributed = None;
             continue;
         };
-        attributed = attributed.map(|a| a + n);
+        attributed = attributed.map(|a| a.saturating_add(n));
         if n == 0 {
             continue;
         }
@@ -254,7 +254,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     if queue_finding {
         for key in [EMBRYONIC_RSTS, SYNCOOKIES_FAILED] {
             attributed = match (attributed, ctx.delta(key)) {
-                (Some(a), Some(n)) => Some(a + n),
+                (Some(a), Some(n)) => Some(a.saturating_add(n)),
                 _ => None,
             };
         }
@@ -266,8 +266,9 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     let aborts = [ABORT_ON_CLOSE, ABORT_ON_DATA]
         .iter()
         .filter_map(|k| ctx.delta(k))
-        .sum::<u64>();
-    if unexplained.is_some_and(|u| u == 0 || (aborts > 0 && u * 10 <= aborts)) {
+        .fold(0u64, u64::saturating_add);
+    // Counters are whatever a file says: arithmetic on them saturates.
+    if unexplained.is_some_and(|u| u == 0 || (aborts > 0 && u.saturating_mul(10) <= aborts)) {
         return;
     }
     let mut listeners: Vec<String> = views
