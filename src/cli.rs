@@ -63,7 +63,8 @@ macro_rules! examples {
     (exporter) => {
         "  backlogctl exporter --all-netns        every namespace's listeners on :9848/metrics
   backlogctl exporter --listen 127.0.0.1:9848 :8080   one port of this namespace, loopback only
-  backlogctl exporter --pid 4242          the namespace of PID 4242 (a container)"
+  backlogctl exporter --pid 4242          the namespace of PID 4242 (a container)
+  backlogctl exporter --web.config.file web.yml   HTTPS and basic auth, as node_exporter"
     };
     (completions) => {
         "  backlogctl completions bash > /etc/bash_completion.d/backlogctl
@@ -230,6 +231,10 @@ pub struct ExporterArgs {
     /// Connections served at once; more are answered 503
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_connections: usize,
+    /// TLS, basic auth and response headers from FILE, in prometheus/exporter-toolkit's format
+    /// (node_exporter's --web.config.file); checked at start, exit 3 if unusable
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
