@@ -58,6 +58,7 @@ const FAMILIES: &[&str] = &[
     "backlogctl_netns_scrape_success",
     "backlogctl_scrape_duration_seconds",
     "backlogctl_build_info",
+    "backlogctl_scrapes_total",
 ];
 
 /// The exporter's port, in every manifest and unit.

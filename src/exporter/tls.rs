@@ -154,7 +154,13 @@ pub fn handshake(
             }
             return Handshake::PlainHttp;
         }
-        _ => return Handshake::Failed,
+        Some(_) => {
+            // Not TLS: closed at once, but with a FIN, not the reset unread bytes would cause.
+            let mut sock = sock;
+            super::http::linger(&mut sock);
+            return Handshake::Failed;
+        }
+        None => return Handshake::Failed,
     }
     let Ok(conn) = ServerConnection::new(config) else {
         return Handshake::Failed;
