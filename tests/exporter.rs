@@ -806,6 +806,23 @@ fn https_with_basic_auth_client_certificates_and_a_certificate_reload() {
             code == 0 && head.starts_with("HTTP/1.1 200"),
             "with one: {head}"
         );
+        // Signed by the CA, but naming none of client_allowed_sans: refused.
+        let (code, head, _) = curl(
+            T,
+            &[
+                "--cacert",
+                ca,
+                "--resolve",
+                &resolve,
+                "--cert",
+                c.path("stranger.crt").to_str().unwrap(),
+                "--key",
+                c.path("stranger.key").to_str().unwrap(),
+                &url,
+            ],
+        )
+        .unwrap();
+        assert_ne!(code, 0, "a certificate outside client_allowed_sans: {head}");
         // A certificate of another CA is refused.
         let (code, ..) = curl(
             T,

@@ -40,9 +40,9 @@ const GRACE: Duration = Duration::from_secs(10);
 /// Bodies smaller than this are sent as they are: gzip would save a few bytes at best.
 const GZIP_FROM: usize = 1024;
 
-/// flate2's level for /metrics: the fastest, chosen by benches/exporter.sh (README,
-/// Performance): on a 3.7 MB exposition it already shrinks the body more than tenfold, and
-/// the default level (6) costs several times the CPU for a few percent more.
+/// flate2's level for /metrics: the fastest, chosen with benches/exporter.sh (README,
+/// Performance): a 3.7 MB exposition becomes 174 kB (21×) for 3–6 ms more CPU per scrape,
+/// where the default level (6) gets 118 kB (32×) for about 21 ms more and a p50 15–21% slower.
 const GZIP_LEVEL: u32 = 1;
 
 pub struct Options {

@@ -1,6 +1,7 @@
 //! Certificates for the TLS tests, made by the `openssl` command in a directory of their own
 //! (removed when dropped): a CA, a server certificate it signed for `localhost` and
-//! 127.0.0.1, a client certificate it signed, and a second CA with its own server
+//! 127.0.0.1, two client certificates it signed (`client` for scraper.test, `stranger` for
+//! stranger.test), and a second CA with its own server
 //! certificate (for a reload, or a key that matches no certificate). EC P-256: quick to make.
 
 use std::path::PathBuf;
@@ -40,6 +41,11 @@ impl Certs {
             "ca",
             "client",
             "subjectAltName=DNS:scraper.test\nextendedKeyUsage=clientAuth",
+        );
+        c.leaf(
+            "ca",
+            "stranger",
+            "subjectAltName=DNS:stranger.test\nextendedKeyUsage=clientAuth",
         );
         c.ca("ca2");
         c.leaf(
