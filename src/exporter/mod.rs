@@ -7,6 +7,11 @@
 //! do not delay a scrape. Scrapes are serialised on the collector, which owns the owner cache;
 //! namespace switches happen only on the collector's own worker threads. SIGTERM or SIGINT:
 //! stop accepting, wake idle connections, let responses in flight finish, exit 0.
+//!
+//! `/metrics` is gzipped for a client whose Accept-Encoding takes it (`http::accepts_gzip`).
+//! With `--web.config.file` (`web_config`), connections may be TLS (`tls`: the handshake on
+//! the connection's thread, under the cap and the head deadline) and requests need basic auth
+//! (`auth`); the HTTP code is the same over both streams (`http::Connection<S: Timed>`).
 
 pub mod auth;
 pub mod http;
