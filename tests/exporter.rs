@@ -721,6 +721,36 @@ fn https_with_basic_auth_client_certificates_and_a_certificate_reload() {
         assert!(rest.is_empty());
         drop((silent, half));
 
+        // At the connection cap, TLS clients that never sent a byte are idle like plain ones:
+        // one is closed to make room for a scrape.
+        {
+            let capped = Exporter::start(&["--web.config.file", &config, "--max-connections", "2"]);
+            let silent: Vec<TcpStream> = (0..2).map(|_| capped.connect()).collect();
+            let resolve = format!("localhost:{}:127.0.0.1", capped.port);
+            let url = https(&capped, "/metrics");
+            // The silent clients' threads may not wait for their first byte yet: polled.
+            let served = wait_for(100, || {
+                let (code, head, _) = curl(
+                    T,
+                    &[
+                        "--cacert",
+                        ca,
+                        "--resolve",
+                        &resolve,
+                        "-u",
+                        "prometheus:s3cret:with colon",
+                        &url,
+                    ],
+                )?;
+                (code == 0 && head.starts_with("HTTP/1.1 200")).then_some(())
+            });
+            assert!(
+                served.is_some(),
+                "a scrape at the cap, past two silent TLS clients"
+            );
+            drop(silent);
+        }
+
         // A new certificate (of another CA) on disk: the next connection gets it.
         std::fs::copy(c.path("server.crt"), c.path("orig.crt")).unwrap();
         std::fs::copy(c.path("server.key"), c.path("orig.key")).unwrap();
