@@ -23,6 +23,11 @@ macro_rules! exit_codes {
   0  success
   3  error: bad input, unreadable /proc file or snapshot, netlink failure, missing privilege"
     };
+    (exporter) => {
+        "Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  3  error: bad input or --web.config.file, cannot listen, netlink failure, missing privilege"
+    };
 }
 
 /// Examples, shared by `--help` and the man pages: one `$ command` line, then what it does.
@@ -78,6 +83,7 @@ macro_rules! examples {
 pub fn exit_codes(command: &str) -> &'static str {
     match command {
         "" | "doctor" => exit_codes!(),
+        "exporter" => exit_codes!(exporter),
         _ => exit_codes!(other),
     }
 }
@@ -177,7 +183,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!(other)))]
     Metrics(MetricsArgs),
     /// Serve the metrics over HTTP for Prometheus, collected at each scrape
-    #[command(after_help = concat!("Examples:\n", examples!(exporter), "\n\n", exit_codes!(other)))]
+    #[command(after_help = concat!("Examples:\n", examples!(exporter), "\n\n", exit_codes!(exporter)))]
     Exporter(ExporterArgs),
     /// Shell completion script for bash, zsh or fish, on stdout
     #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!(other)))]
