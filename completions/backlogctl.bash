@@ -195,7 +195,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__exporter)
-            opts="-t -x -h --netns --pid --tcp --unix --listen --all-netns --timeout --max-connections --color --help"
+            opts="-t -x -h --netns --pid --tcp --unix --listen --all-netns --timeout --max-connections --web.config.file --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +218,10 @@ _backlogctl() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web.config.file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -130,6 +130,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l pid -
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l listen -d 'Address and port to serve on' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l timeout -d 'A scrape reports namespaces not read by then as failed; keep it below Prometheus\'s scrape_timeout (10s by default)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l max-connections -d 'Connections served at once; more are answered 503' -r
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l web.config.file -d 'TLS, basic auth and response headers from FILE, in prometheus/exporter-toolkit\'s format (node_exporter\'s --web.config.file); checked at start, exit 3 if unusable' -r -F
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand exporter" -l color -d 'Colour: auto (a terminal, unless NO_COLOR is set or TERM=dumb), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -23,6 +23,11 @@ macro_rules! exit_codes {
   0  success
   3  error: bad input, unreadable /proc file or snapshot, netlink failure, missing privilege"
     };
+    (exporter) => {
+        "Exit codes:
+  0  stopped by SIGTERM or SIGINT
+  3  error: bad input or --web.config.file, cannot listen, netlink failure, missing privilege"
+    };
 }
 
 /// Examples, shared by `--help` and the man pages: one `$ command` line, then what it does.
@@ -63,7 +68,8 @@ macro_rules! examples {
     (exporter) => {
         "  backlogctl exporter --all-netns        every namespace's listeners on :9848/metrics
   backlogctl exporter --listen 127.0.0.1:9848 :8080   one port of this namespace, loopback only
-  backlogctl exporter --pid 4242          the namespace of PID 4242 (a container)"
+  backlogctl exporter --pid 4242          the namespace of PID 4242 (a container)
+  backlogctl exporter --web.config.file web.yml   HTTPS and basic auth, as node_exporter"
     };
     (completions) => {
         "  backlogctl completions bash > /etc/bash_completion.d/backlogctl
@@ -77,6 +83,7 @@ macro_rules! examples {
 pub fn exit_codes(command: &str) -> &'static str {
     match command {
         "" | "doctor" => exit_codes!(),
+        "exporter" => exit_codes!(exporter),
         _ => exit_codes!(other),
     }
 }
@@ -176,7 +183,7 @@ pub enum Command {
     #[command(after_help = concat!("Examples:\n", examples!(metrics), "\n\n", exit_codes!(other)))]
     Metrics(MetricsArgs),
     /// Serve the metrics over HTTP for Prometheus, collected at each scrape
-    #[command(after_help = concat!("Examples:\n", examples!(exporter), "\n\n", exit_codes!(other)))]
+    #[command(after_help = concat!("Examples:\n", examples!(exporter), "\n\n", exit_codes!(exporter)))]
     Exporter(ExporterArgs),
     /// Shell completion script for bash, zsh or fish, on stdout
     #[command(after_help = concat!("Examples:\n", examples!(completions), "\n\n", exit_codes!(other)))]
@@ -230,6 +237,10 @@ pub struct ExporterArgs {
     /// Connections served at once; more are answered 503
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_connections: usize,
+    /// TLS, basic auth and response headers from FILE, in prometheus/exporter-toolkit's format
+    /// (node_exporter's --web.config.file); checked at start, exit 3 if unusable
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

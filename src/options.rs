@@ -125,6 +125,8 @@ pub struct Exporter {
     pub scope: Scope,
     pub timeout: Duration,
     pub max_connections: usize,
+    /// `--web.config.file`, read and checked by the command before it serves.
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// `plot SNAPSHOT [TARGET...] [-o FILE]`.
@@ -373,6 +375,7 @@ fn exporter(a: cli::ExporterArgs, namespaces: Namespaces) -> Result<Exporter> {
         scope: scope(&a.targets, a.families)?,
         timeout,
         max_connections: a.max_connections,
+        web_config_file: a.web_config_file,
     })
 }
 

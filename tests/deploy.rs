@@ -66,6 +66,7 @@ const FAMILIES: &[&str] = &[
     "backlogctl_netns_scrape_success",
     "backlogctl_scrape_duration_seconds",
     "backlogctl_build_info",
+    "backlogctl_scrapes_total",
 ];
 
 /// The exporter's port, in every manifest and unit.
@@ -334,6 +335,12 @@ fn daemonset_runs_the_exporter_with_two_capabilities_on_every_node() {
             WEB_CONFIG,
         ]
     );
+    // The real CLI takes them, the flag of the web config included.
+    let mut argv = vec!["backlogctl".to_string()];
+    argv.extend(strings(&c["args"]).iter().map(|a| a.to_string()));
+    if let Err(e) = Cli::try_parse_from(&argv) {
+        panic!("backlogctl rejects the DaemonSet's args {argv:?}:\n{e}");
+    }
 
     let sc = &c["securityContext"];
     assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
@@ -1159,28 +1166,13 @@ fn assert_hardened(name: &str, u: &Unit) {
 }
 
 /// The ExecStart argv, checked to start with /usr/bin/backlogctl and parsed by the real CLI.
-/// `exporter` and `metrics --all-netns` are being added on main (issue 16): until this build has
-/// them, that one parse error is reported as skipped, any other fails.
 fn assert_real_command(test: &str, u: &Unit, subcommand: &str) -> Vec<String> {
     let exec = u.get("Service", "ExecStart").expect("ExecStart");
     let argv: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
     assert_eq!(argv[0], "/usr/bin/backlogctl", "{test}: ExecStart={exec}");
     assert_eq!(argv[1], subcommand, "{test}: ExecStart={exec}");
     if let Err(e) = Cli::try_parse_from(&argv) {
-        let pending = (subcommand == "exporter"
-            && e.kind() == clap::error::ErrorKind::InvalidSubcommand)
-            || (subcommand == "metrics"
-                && e.kind() == clap::error::ErrorKind::UnknownArgument
-                && e.to_string().contains("--all-netns"));
-        assert!(pending, "{test}: backlogctl rejects ExecStart={exec}:\n{e}");
-        skip(
-            test,
-            &format!(
-                "part: this build does not parse `{exec}` yet (the exporter work of issue 16 \
-                 adds it): {}",
-                e.kind()
-            ),
-        );
+        panic!("{test}: backlogctl rejects ExecStart={exec}:\n{e}");
     }
     argv
 }
@@ -1259,7 +1251,6 @@ const TOOLKIT_HEADERS: &[&str] = &[
 
 #[test]
 fn web_config_example_and_the_units_dropin_agree() {
-    let test = "web_config_example_and_the_units_dropin_agree";
     let example: Value =
         serde_yaml::from_str(&read("systemd/web-config.yml.example")).expect("example: YAML");
     let top = example.as_mapping().expect("a mapping");
@@ -1355,19 +1346,10 @@ fn web_config_example_and_the_units_dropin_agree() {
         .split_whitespace()
         .collect();
     assert_eq!(argv[..3], main_argv[..3], "the same binary and command");
-    // The flag comes with the exporter's web config work (another branch): until this build has
-    // it, only that one flag may be what the CLI rejects.
     if let Err(e) = Cli::try_parse_from(&argv) {
-        assert!(
-            e.kind() == clap::error::ErrorKind::UnknownArgument
-                && e.to_string().contains("--web.config.file"),
+        panic!(
             "backlogctl rejects the drop-in's ExecStart={}:\n{e}",
             starts[1]
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: {test}: this build has no --web.config.file yet; the drop-in's other \
-             arguments and files were checked"
         );
     }
 }
@@ -1450,5 +1432,41 @@ fn units_pass_systemd_analyze_verify() {
     assert!(
         out.status.success() && said.trim().is_empty(),
         "systemd-analyze verify:\n{said}"
+    );
+}
+
+/// The shipped example as the exporter reads it: refused for its placeholder hash, with one
+/// line that says so; with a real hash put in, its keys all pass and its relative certificate
+/// path is looked up next to the file (where LoadCredential= and the Secret put tls.crt).
+#[test]
+fn web_config_example_is_read_by_the_exporter() {
+    let run = |file: &std::path::Path| {
+        let out = Command::new(common::bin())
+            .args(["exporter", "--listen", "127.0.0.1:0", "--web.config.file"])
+            .arg(file)
+            .output()
+            .expect("run backlogctl");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+        err
+    };
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/web-config.yml.example");
+    let err = run(&shipped);
+    assert!(err.contains("not a bcrypt hash"), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("backlogctl-webcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let text = read("systemd/web-config.yml.example").replace("REPLACE-WITH-A-BCRYPT-HASH", &hash);
+    let file = dir.join("web-config.yml");
+    std::fs::write(&file, text).unwrap();
+    let err = run(&file);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        err.contains(&dir.join("tls.crt").display().to_string()),
+        "the certificate is looked up next to the file: {err}"
     );
 }

@@ -42,6 +42,10 @@ impl Exporter {
         let port = line
             .trim_end()
             .strip_prefix("backlogctl exporter: serving http://127.0.0.1:")
+            .or_else(|| {
+                line.trim_end()
+                    .strip_prefix("backlogctl exporter: serving https://127.0.0.1:")
+            })
             .and_then(|r| r.strip_suffix("/metrics"))
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
@@ -99,12 +103,18 @@ struct Response {
     status: u16,
     head: String,
     body: String,
+    /// The body as sent (gzip is not text).
+    raw: Vec<u8>,
 }
 
 impl Response {
     fn parse(bytes: &[u8]) -> Response {
-        let text = String::from_utf8_lossy(bytes).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(bytes.len());
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let raw = bytes.get(end + 4..).unwrap_or_default().to_vec();
         let status = head
             .split(' ')
             .nth(1)
@@ -112,8 +122,9 @@ impl Response {
             .unwrap_or_else(|| panic!("no status in {head:?}"));
         Response {
             status,
-            head: head.to_string(),
-            body: body.to_string(),
+            head,
+            body: String::from_utf8_lossy(&raw).into_owned(),
+            raw,
         }
     }
 
@@ -207,7 +218,14 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
             for t in together {
                 let r = t.join().unwrap();
                 assert_eq!(r.status, 200);
-                assert!(r.body.ends_with("} 1\n") && r.body.contains("backlogctl_build_info"));
+                // Whole: the exposition's last family is there, ended by its newline.
+                let last = r.body.lines().last().unwrap_or("");
+                assert!(
+                    r.body.ends_with('\n')
+                        && last.starts_with("backlogctl_scrapes_total{encoding=\"identity\"} ")
+                        && r.body.contains("backlogctl_build_info"),
+                    "{last}"
+                );
             }
 
             // A hundred idle connections, some halfway through a head: a scrape is still served.
@@ -635,5 +653,482 @@ fn outside_the_host_namespace_the_host_is_still_host_and_its_own_namespace_its_o
         let (code, out, err) = run_bin(&["metrics", "--all-netns"]);
         assert_eq!(code, 0, "metrics --all-netns: {err}");
         check("metrics", &out);
+    });
+}
+
+/// The exposition without the lines that differ from one scrape to the next.
+fn stable(body: &str) -> String {
+    body.lines()
+        .filter(|l| {
+            !l.starts_with("backlogctl_scrape_duration_seconds ")
+                && !l.starts_with("backlogctl_scrapes_total{")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn gunzip(raw: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(raw)
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    text
+}
+
+#[test]
+fn gzip_is_negotiated_by_accept_encoding_and_decompresses_to_the_identity_body() {
+    in_netns("gzip_is_negotiated_by_accept_encoding", || {
+        // Enough listeners for an exposition well past the gzip threshold.
+        let _servers: Vec<_> = (0..20)
+            .map(|i| listener(&format!("127.0.0.1:{}", 8100 + i), 7))
+            .collect();
+        let e = Exporter::start(&[]);
+        let get = |accept: &str, method: &str| {
+            e.exchange(
+                format!("{method} /metrics HTTP/1.1\r\n{accept}Connection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+        };
+        let identity = get("", "GET");
+        assert_eq!(identity.status, 200);
+        assert_eq!(identity.header("content-encoding"), None);
+        assert_eq!(identity.header("vary"), Some("Accept-Encoding"));
+        assert!(identity.body.contains("port=\"8119\"") && identity.raw.len() > 4000);
+
+        let gz = get("Accept-Encoding: gzip, deflate, br\r\n", "GET");
+        assert_eq!(gz.status, 200);
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{}", gz.head);
+        assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(
+            gz.header("content-length"),
+            Some(gz.raw.len().to_string().as_str())
+        );
+        let text = gunzip(&gz.raw);
+        assert_eq!(stable(&text), stable(&identity.body));
+        assert!(
+            gz.raw.len() * 4 < identity.raw.len(),
+            "{} bytes gzipped, {} identity",
+            gz.raw.len(),
+            identity.raw.len()
+        );
+        // This scrape counted itself, by encoding.
+        assert!(text.contains("backlogctl_scrapes_total{encoding=\"gzip\"} 1\n"));
+        assert!(text.contains("backlogctl_scrapes_total{encoding=\"identity\"} 1\n"));
+
+        // gzip refused, even after `*`; `*` alone takes it.
+        for (accept, gzipped) in [
+            ("Accept-Encoding: *, gzip;q=0\r\n", false),
+            ("Accept-Encoding: identity\r\n", false),
+            ("Accept-Encoding: br;q=1, *;q=0.5\r\n", true),
+        ] {
+            let r = get(accept, "GET");
+            assert_eq!(
+                r.header("content-encoding").is_some(),
+                gzipped,
+                "{accept}: {}",
+                r.head
+            );
+        }
+
+        // HEAD: GET's headers, the compressed length, no body.
+        let head = get("Accept-Encoding: gzip\r\n", "HEAD");
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-encoding"), Some("gzip"));
+        assert_eq!(head.header("vary"), Some("Accept-Encoding"));
+        assert!(head.raw.is_empty());
+        let length: usize = head.header("content-length").unwrap().parse().unwrap();
+        assert!(
+            length.abs_diff(gz.raw.len()) < 64,
+            "HEAD says {length}, a GET sent {}",
+            gz.raw.len()
+        );
+
+        // Small bodies and errors stay as they were.
+        let health = e.exchange(
+            b"GET /healthz HTTP/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+        assert_eq!(health.header("content-encoding"), None);
+        let missing = e.exchange(
+            b"GET /nothing HTTP/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(missing.status, 404);
+        assert!(missing.header("content-encoding").is_none() && missing.header("vary").is_none());
+    });
+}
+
+/// A web config file for the certificates of `c`, with `extra` appended.
+fn web_config(c: &common::certs::Certs, name: &str, extra: &str) -> String {
+    let path = c.write(
+        name,
+        &format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{extra}"),
+    );
+    path.to_string_lossy().into_owned()
+}
+
+fn https(e: &Exporter, path: &str) -> String {
+    format!("https://localhost:{}{path}", e.port)
+}
+
+#[test]
+fn https_with_basic_auth_client_certificates_and_a_certificate_reload() {
+    const T: &str = "https_with_basic_auth_client_certificates";
+    in_netns(T, || {
+        use common::certs::{Certs, bcrypt_hash, curl};
+        let Some(c) = Certs::make(T) else { return };
+        let _server = listener("127.0.0.1:8100", 7);
+        let config = web_config(
+            &c,
+            "web.yml",
+            &format!(
+                "basic_auth_users:\n  prometheus: {}\nhttp_server_config:\n  headers:\n    \
+                 X-Content-Type-Options: nosniff\n",
+                bcrypt_hash("s3cret:with colon")
+            ),
+        );
+        let e = Exporter::start(&["--web.config.file", &config]);
+        let ca = c.path("ca.crt");
+        let ca = ca.to_str().unwrap();
+        let resolve = format!("localhost:{}:127.0.0.1", e.port);
+        let base = ["--cacert", ca, "--resolve", &resolve];
+        let run = |extra: &[&str], path: &str| {
+            let mut args: Vec<&str> = base.to_vec();
+            args.extend(extra);
+            let url = https(&e, path);
+            args.push(&url);
+            curl(T, &args)
+        };
+        let Some((code, head, _)) = run(&[], "/metrics") else {
+            return;
+        };
+        assert_eq!(code, 0, "{head}");
+        assert!(head.starts_with("HTTP/1.1 401"), "no credentials: {head}");
+        assert!(head.contains("WWW-Authenticate: Basic"), "{head}");
+        assert!(head.contains("X-Content-Type-Options: nosniff"), "{head}");
+        let (_, head, _) = run(&["-u", "prometheus:wrong"], "/metrics").unwrap();
+        assert!(head.starts_with("HTTP/1.1 401") && head.contains("WWW-Authenticate: Basic"));
+        // /healthz is not excluded by this file: the toolkit exempts nothing by itself.
+        let (_, head, _) = run(&[], "/healthz").unwrap();
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        let (code, head, body) = run(
+            &["-u", "prometheus:s3cret:with colon", "--compressed"],
+            "/metrics",
+        )
+        .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, 0);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("Content-Encoding: gzip"), "{head}");
+        assert!(
+            body.contains("address=\"127.0.0.1\",port=\"8100\"} 7\n"),
+            "{body}"
+        );
+        let (_, head, body) =
+            run(&["-u", "prometheus:s3cret:with colon", "-I"], "/metrics").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200") && body.starts_with(b"HTTP/1.1 200"));
+
+        // A silent TLS client, half a ClientHello, garbage and plain HTTP, all held open,
+        // while a good scrape is served.
+        let silent = e.connect();
+        let mut half = e.connect();
+        half.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            .unwrap();
+        let mut garbage = e.connect();
+        garbage.write_all(b"\x00\x01\x02\x03garbage").unwrap();
+        let plain = e.exchange(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(plain.status, 400);
+        assert!(
+            plain.body.contains("HTTP request to an HTTPS server"),
+            "{}",
+            plain.body
+        );
+        let (code, head, _) = run(&["-u", "prometheus:s3cret:with colon"], "/metrics").unwrap();
+        assert!(code == 0 && head.starts_with("HTTP/1.1 200"), "{head}");
+        // Garbage is closed at once, without a word.
+        let mut rest = Vec::new();
+        garbage.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        drop((silent, half));
+
+        // At the connection cap, TLS clients that never sent a byte are idle like plain ones:
+        // one is closed to make room for a scrape.
+        {
+            let capped = Exporter::start(&["--web.config.file", &config, "--max-connections", "2"]);
+            let silent: Vec<TcpStream> = (0..2).map(|_| capped.connect()).collect();
+            let resolve = format!("localhost:{}:127.0.0.1", capped.port);
+            let url = https(&capped, "/metrics");
+            // The silent clients' threads may not wait for their first byte yet: polled.
+            let served = wait_for(100, || {
+                let (code, head, _) = curl(
+                    T,
+                    &[
+                        "--cacert",
+                        ca,
+                        "--resolve",
+                        &resolve,
+                        "-u",
+                        "prometheus:s3cret:with colon",
+                        &url,
+                    ],
+                )?;
+                (code == 0 && head.starts_with("HTTP/1.1 200")).then_some(())
+            });
+            assert!(
+                served.is_some(),
+                "a scrape at the cap, past two silent TLS clients"
+            );
+            drop(silent);
+        }
+
+        // A new certificate (of another CA) on disk: the next connection gets it.
+        std::fs::copy(c.path("server.crt"), c.path("orig.crt")).unwrap();
+        std::fs::copy(c.path("server.key"), c.path("orig.key")).unwrap();
+        std::fs::copy(c.path("server2.crt"), c.path("server.crt")).unwrap();
+        std::fs::copy(c.path("server2.key"), c.path("server.key")).unwrap();
+        let ca2 = c.path("ca2.crt");
+        let url = https(&e, "/metrics");
+        let (code, head, _) = curl(
+            T,
+            &[
+                "--cacert",
+                ca2.to_str().unwrap(),
+                "--resolve",
+                &resolve,
+                "-u",
+                "prometheus:s3cret:with colon",
+                &url,
+            ],
+        )
+        .unwrap();
+        assert!(
+            code == 0 && head.starts_with("HTTP/1.1 200"),
+            "after the reload: {head}"
+        );
+        let (code, _, _) = run(&[], "/metrics").unwrap();
+        assert_ne!(code, 0, "the old CA no longer verifies the server");
+        // A broken pair on disk: the last good one stays, said once.
+        std::fs::write(c.path("server.key"), "not a key").unwrap();
+        let (code, ..) = curl(
+            T,
+            &[
+                "--cacert",
+                ca2.to_str().unwrap(),
+                "--resolve",
+                &resolve,
+                "-u",
+                "prometheus:s3cret:with colon",
+                &url,
+            ],
+        )
+        .unwrap();
+        assert_eq!(code, 0, "still served with the last good certificate");
+        let (status, said) = e.terminate();
+        assert_eq!(status, Some(0));
+        assert!(said.contains("TLS certificate reloaded"), "{said}");
+        assert_eq!(
+            said.matches("keeping the last TLS certificate").count(),
+            1,
+            "{said}"
+        );
+
+        // Client certificates required: none fails the handshake, one the CA signed passes.
+        let config = web_config(
+            &c,
+            "mtls.yml",
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  \
+             client_allowed_sans: [scraper.test]\n",
+        );
+        // The first CA's server pair again.
+        std::fs::copy(c.path("orig.crt"), c.path("server.crt")).unwrap();
+        std::fs::copy(c.path("orig.key"), c.path("server.key")).unwrap();
+        let e = Exporter::start(&["--web.config.file", &config]);
+        let url = https(&e, "/metrics");
+        let resolve = format!("localhost:{}:127.0.0.1", e.port);
+        let (code, head, _) = curl(T, &["--cacert", ca, "--resolve", &resolve, &url]).unwrap();
+        assert_ne!(code, 0, "no client certificate: {head}");
+        let (code, head, _) = curl(
+            T,
+            &[
+                "--cacert",
+                ca,
+                "--resolve",
+                &resolve,
+                "--cert",
+                c.path("client.crt").to_str().unwrap(),
+                "--key",
+                c.path("client.key").to_str().unwrap(),
+                &url,
+            ],
+        )
+        .unwrap();
+        assert!(
+            code == 0 && head.starts_with("HTTP/1.1 200"),
+            "with one: {head}"
+        );
+        // Signed by the CA, but naming none of client_allowed_sans: refused.
+        let (code, head, _) = curl(
+            T,
+            &[
+                "--cacert",
+                ca,
+                "--resolve",
+                &resolve,
+                "--cert",
+                c.path("stranger.crt").to_str().unwrap(),
+                "--key",
+                c.path("stranger.key").to_str().unwrap(),
+                &url,
+            ],
+        )
+        .unwrap();
+        assert_ne!(code, 0, "a certificate outside client_allowed_sans: {head}");
+        // A certificate of another CA is refused.
+        let (code, ..) = curl(
+            T,
+            &[
+                "--cacert",
+                ca,
+                "--resolve",
+                &resolve,
+                "--cert",
+                c.path("server2.crt").to_str().unwrap(),
+                "--key",
+                c.path("server2.key").to_str().unwrap(),
+                &url,
+            ],
+        )
+        .unwrap();
+        assert_ne!(code, 0, "a client certificate of another CA");
+    });
+}
+
+#[test]
+fn bad_web_config_files_are_one_error_line_and_exit_3() {
+    const T: &str = "bad_web_config_files";
+    use common::certs::{Certs, bcrypt_hash};
+    let Some(c) = Certs::make(T) else { return };
+    c.write("garbage.key", "-----BEGIN PRIVATE KEY-----\nnot base64\n");
+    let hash = bcrypt_hash("x");
+    let tls = |cert: &str, key: &str| {
+        format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+    };
+    let cases = [
+        (tls("missing.crt", "server.key"), "cert_file: cannot read"),
+        (
+            tls("server.crt", "garbage.key"),
+            "no usable PEM private key",
+        ),
+        (
+            tls("server.crt", "server2.key"),
+            "does not match the certificate",
+        ),
+        (
+            "tls_server_config: {cert_file: a\n".into(),
+            "web.config.file",
+        ),
+        (
+            format!(
+                "{}  client_auth: RequireAndVerifyClientCert\n",
+                tls("server.crt", "server.key")
+            ),
+            "unknown field `client_auth`",
+        ),
+        (
+            "basic_auth_users:\n  alice: plaintext\n".into(),
+            "\"alice\" is not a bcrypt hash",
+        ),
+        (
+            format!(
+                "{}  client_auth_type: RequireAndVerifyClientCert\n",
+                tls("server.crt", "server.key")
+            ),
+            "needs client_ca_file",
+        ),
+        (
+            format!(
+                "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    \
+                 Authorization: x\n"
+            ),
+            "can not be configured",
+        ),
+    ];
+    for (i, (yaml, says)) in cases.iter().enumerate() {
+        let path = c.write(&format!("bad{i}.yml"), yaml);
+        let (code, out, err) = run_bin(&[
+            "exporter",
+            "--listen",
+            "127.0.0.1:0",
+            "--web.config.file",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 3, "{yaml}: {err}");
+        assert!(out.is_empty(), "nothing served: {out}");
+        assert!(
+            err.starts_with(&format!("error: --web.config.file {}: ", path.display()))
+                && err.contains(says)
+                && err.lines().count() == 1,
+            "{yaml}: {err}"
+        );
+    }
+    let (code, _, err) = run_bin(&["exporter", "--web.config.file", "/nonexistent/web.yml"]);
+    assert!(
+        code == 3 && err.contains("cannot read it: No such file"),
+        "{err}"
+    );
+}
+
+/// The file node_exporter users already have works unchanged: exporter-toolkit's example
+/// `docs/web-config.yml`, key for key — relative `server.crt`/`server.key`, two users with
+/// `$2y$10$` hashes (ours, so that the test knows a password), and the example's
+/// `basic_auth_excluded_paths`.
+#[test]
+fn exporter_toolkits_example_web_config_works_unchanged() {
+    const T: &str = "exporter_toolkits_example_web_config";
+    in_netns(T, || {
+        use common::certs::{Certs, curl};
+        let Some(c) = Certs::make(T) else { return };
+        let cost10 = |p: &str| bcrypt::hash(p, 10).unwrap().replacen("$2b$", "$2y$", 1);
+        let config = c.write(
+            "web-config.yml",
+            &format!(
+                "# TLS and basic authentication configuration example.\n#\n\
+                 # Additionally, a certificate and a key file are needed.\n\
+                 tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\n\
+                 # Usernames and passwords required to connect.\n\
+                 basic_auth_users:\n  alice: {}\n  bob: {}\n\n\
+                 # Exclude /-/healthy and /-/ready from basic authentication\n\
+                 basic_auth_excluded_paths:\n- /-/healthy\n- /-/ready\n",
+                cost10("alice-pw"),
+                cost10("bob-pw")
+            ),
+        );
+        // Started from elsewhere: the paths are relative to the file, as in the toolkit.
+        let e = Exporter::start(&["--web.config.file", config.to_str().unwrap()]);
+        let ca = c.path("ca.crt");
+        let resolve = format!("localhost:{}:127.0.0.1", e.port);
+        let get = |user: Option<&str>, path: &str| {
+            let url = https(&e, path);
+            let mut args = vec!["--cacert", ca.to_str().unwrap(), "--resolve", &resolve];
+            if let Some(u) = user {
+                args.extend(["-u", u]);
+            }
+            args.push(&url);
+            curl(T, &args).map(|(_, head, _)| head)
+        };
+        let Some(head) = get(None, "/metrics") else {
+            return;
+        };
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        // Excluded from auth: no such page here, so a 404, not a 401.
+        assert!(get(None, "/-/healthy").unwrap().starts_with("HTTP/1.1 404"));
+        for user in ["alice:alice-pw", "bob:bob-pw"] {
+            let head = get(Some(user), "/metrics").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200"), "{user}: {head}");
+        }
+        assert!(
+            get(Some("alice:bob-pw"), "/metrics")
+                .unwrap()
+                .starts_with("HTTP/1.1 401")
+        );
     });
 }

@@ -6,7 +6,8 @@
 //! a copy of the rules; nothing else is changed. Each wait is a bounded number of polls of the
 //! API; the namespace, the exporter and Prometheus are stopped by PID and removed. Needs root,
 //! iproute2 and the prometheus package: skipped with the reason without them, failed under
-//! CI=true.
+//! CI=true. A second test has Prometheus scrape over HTTPS with basic auth (certificates made
+//! by openssl): up with the right password and gzip negotiated, down with a wrong one.
 
 mod common;
 
@@ -271,4 +272,129 @@ fn which(cmd: &str) -> Result<PathBuf, ()> {
         .map(|d| d.join(cmd))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+/// The real Prometheus scrapes the exporter over HTTPS with basic auth, trusting a CA made for
+/// the test: the target with the right password is up with our series, gzip negotiated (by
+/// Prometheus's default Accept-Encoding, counted by the exporter); the target with a wrong
+/// password is down (up == 0). Needs no namespace: the exporter serves its own.
+#[test]
+fn prometheus_scrapes_over_https_with_basic_auth_and_gzip() {
+    const T: &str = "prometheus_scrapes_over_https_with_basic_auth_and_gzip";
+    let Ok(prometheus) = which("prometheus") else {
+        return common::skip(T, "no prometheus server (Debian package prometheus)");
+    };
+    let Some(certs) = common::certs::Certs::make(T) else {
+        return;
+    };
+    let mut started = Started::default();
+    let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = certs.write(
+        "web.yml",
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: {}\n",
+            common::certs::bcrypt_hash("scrape-secret")
+        ),
+    );
+    let mut exporter = Command::new(bin())
+        .args(["exporter", "--listen", "127.0.0.1:0", "--web.config.file"])
+        .arg(&web)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exporter");
+    let mut first = String::new();
+    BufReader::new(exporter.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    started.children.push(exporter);
+    let target = first
+        .trim_end()
+        .strip_prefix("backlogctl exporter: serving https://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("exporter said {first:?}"))
+        .to_string();
+
+    let ca = certs.path("ca.crt");
+    let job = |name: &str, password: &str| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n    \
+             basic_auth:\n      username: prometheus\n      password: {password}\n    \
+             static_configs:\n      - targets: ['{target}']\n",
+            ca.display()
+        )
+    };
+    std::fs::write(
+        certs.path("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n{}{}",
+            job("good", "scrape-secret"),
+            job("bad", "wrong")
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let prom = Command::new(prometheus)
+        .current_dir(&certs.dir)
+        .arg(format!(
+            "--config.file={}",
+            certs.path("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            certs.path("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(certs.path("prometheus.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("prometheus");
+    started.children.push(prom);
+
+    let log = || std::fs::read_to_string(certs.path("prometheus.log")).unwrap_or_default();
+    let value = |query: &str| -> Option<f64> {
+        let data = api(
+            port,
+            &format!("/api/v1/query?query={}", percent_encode(query)),
+        )?;
+        data["result"].as_array()?.first()?["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
+    };
+    let poll = |what: &str, probe: &dyn Fn() -> bool| {
+        for _ in 0..240 {
+            if probe() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("{what} not seen in 240 tries; prometheus said:\n{}", log());
+    };
+    poll("the good target up", &|| {
+        value("up{job=\"good\"}") == Some(1.0)
+    });
+    poll("the bad target scraped and down", &|| {
+        value("up{job=\"bad\"}") == Some(0.0)
+    });
+    poll("our series through the good target", &|| {
+        value("backlogctl_build_info{job=\"good\"}") == Some(1.0)
+    });
+    // Every scrape Prometheus made was answered gzipped: it asks for gzip by default.
+    poll("gzip negotiated", &|| {
+        value("backlogctl_scrapes_total{job=\"good\",encoding=\"gzip\"}").is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(
+        value("backlogctl_scrapes_total{job=\"good\",encoding=\"identity\"}"),
+        Some(0.0),
+        "no scrape answered without gzip"
+    );
+    assert_eq!(
+        value("count(backlogctl_build_info{job=\"bad\"})"),
+        None,
+        "nothing ingested with the wrong password"
+    );
 }

@@ -2,7 +2,7 @@ use std::io::Write;
 
 use crate::Status;
 use crate::collect::{Collector, Namespaces};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exporter::{self, http::Limits};
 use crate::options::Exporter;
 
@@ -11,12 +11,22 @@ pub fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
     if let Namespaces::One(which) = &o.namespaces {
         crate::source::netns::check(which)?;
     }
+    // The whole file is checked before anything listens: a bad one is one error, never a
+    // server that starts without the TLS or the auth it asked for.
+    let web =
+        match &o.web_config_file {
+            Some(path) => Some(exporter::web_config::load(path).map_err(|e| {
+                Error::BadInput(format!("--web.config.file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
     exporter::run(
         exporter::Options {
             listen: o.listen,
             collector: Collector::new(o.namespaces, o.scope, o.timeout),
             max_connections: o.max_connections,
             limits: Limits::default(),
+            web,
         },
         log,
     )

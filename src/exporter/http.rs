@@ -39,6 +39,10 @@ pub struct Request {
     pub path: String,
     /// Whether the client wants the connection kept open after the response.
     pub keep_alive: bool,
+    /// Whether its Accept-Encoding takes gzip (`accepts_gzip`).
+    pub gzip: bool,
+    /// Its `Authorization` header, for basic auth.
+    pub authorization: Option<String>,
 }
 
 /// Why a request could not be read: the status to answer with (then close), or nothing to say.
@@ -55,6 +59,10 @@ pub trait Timed: Read + Write {
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     /// Sends FIN: the peer sees the end of the response.
     fn shutdown_write(&self) -> io::Result<()>;
+    /// Before the FIN, what the protocol says at its end (TLS: close_notify).
+    fn close_notify(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Timed for std::net::TcpStream {
@@ -173,22 +181,8 @@ impl<S: Timed> Connection<S> {
     /// Ends the connection after a response: FIN first, then what the client still sends is
     /// drained (bounded in bytes and time) so that the close does not turn into a reset.
     pub fn close(mut self) {
-        if self.stream.shutdown_write().is_err() {
-            return;
-        }
-        let deadline = Instant::now() + LINGER_TIME;
-        let mut drained = 0;
-        let mut chunk = [0u8; 4096];
-        while drained < LINGER_BYTES {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-                return;
-            }
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drained += n,
-            }
-        }
+        let _ = self.stream.close_notify();
+        linger(&mut self.stream);
     }
 
     /// Writes one response; HEAD gets the headers only.
@@ -236,13 +230,72 @@ impl<S: Timed> Connection<S> {
     }
 }
 
+/// Sends FIN, then reads and drops what the peer still sends (bounded in bytes and time), so
+/// that the close does not turn into a reset that destroys the response.
+pub fn linger<S: Timed>(stream: &mut S) {
+    if stream.shutdown_write().is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut drained = 0;
+    let mut chunk = [0u8; 4096];
+    while drained < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Whether an Accept-Encoding value (every such header of a request, joined by commas) takes
+/// gzip: `gzip` (or `x-gzip`) with a q-value above 0, or else `*` above 0 (RFC 9110 §12.5.3).
+/// `gzip;q=0` refuses it even after a `*`; an element with a malformed q-value is ignored.
+pub fn accepts_gzip(value: &str) -> bool {
+    let mut gzip = None;
+    let mut star = None;
+    for element in value.split(',') {
+        let mut parts = element.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let mut q = Some(true);
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = qvalue(v.trim());
+            }
+        }
+        let Some(positive) = q else { continue };
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(positive);
+        } else if coding == "*" {
+            star = Some(positive);
+        }
+    }
+    gzip.or(star).unwrap_or(false)
+}
+
+/// A q-value (`0`, `0.5`, `1`, `1.000`): whether it is above zero; None when malformed.
+fn qvalue(v: &str) -> Option<bool> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    match int {
+        "0" if frac.len() <= 3 && digits(frac) => Some(frac.bytes().any(|b| b != b'0')),
+        "1" if frac.len() <= 3 && frac.bytes().all(|b| b == b'0') => Some(true),
+        _ => None,
+    }
+}
+
 /// A response with a body of known length.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub reason: &'static str,
     pub content_type: &'static str,
-    pub headers: Vec<(&'static str, &'static str)>,
+    pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     pub body: Vec<u8>,
     /// Close the connection after it.
     pub close: bool,
@@ -304,6 +357,8 @@ fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
         return Err(BAD);
     }
     let mut keep_alive = http11;
+    let mut accept_encoding = String::new();
+    let mut authorization = None;
     let mut count = 0;
     for line in lines.filter(|l| !l.is_empty()) {
         count += 1;
@@ -323,6 +378,12 @@ fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
                     keep_alive = true;
                 }
             }
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            // Repeated headers are one list (RFC 9110 §5.3).
+            accept_encoding.push(',');
+            accept_encoding.push_str(value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || (name.eq_ignore_ascii_case("content-length") && value != "0")
         {
@@ -339,6 +400,8 @@ fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
         method: method.to_string(),
         path: path.to_string(),
         keep_alive,
+        gzip: accepts_gzip(&accept_encoding),
+        authorization,
     })
 }
 
@@ -413,7 +476,9 @@ mod tests {
             Request {
                 method: "GET".into(),
                 path: "/metrics".into(),
-                keep_alive: true
+                keep_alive: true,
+                gzip: true,
+                authorization: None,
             }
         );
         let r = c.read_request().unwrap();
@@ -492,7 +557,7 @@ mod tests {
         let mut r = Response::text(200, "OK", "ok\n");
         c.respond(false, &r).unwrap();
         r.close = true;
-        r.headers.push(("Allow", "GET, HEAD"));
+        r.headers.push(("Allow", "GET, HEAD".into()));
         c.respond(true, &r).unwrap();
         let out = String::from_utf8(c.stream.written).unwrap();
         assert_eq!(
@@ -502,5 +567,51 @@ mod tests {
              HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
              Allow: GET, HEAD\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn accept_encoding_takes_gzip_only_when_its_q_value_is_above_zero() {
+        let cases = [
+            ("gzip", true),
+            ("GZIP", true),
+            ("x-gzip", true),
+            ("gzip, deflate, br", true),
+            ("identity;q=1, gzip;q=0.001", true),
+            ("gzip;q=1.000", true),
+            ("gzip ; q=0.5", true),
+            ("*", true),
+            ("br, *;q=0.1", true),
+            ("", false),
+            ("identity", false),
+            ("deflate, br", false),
+            ("gzip;q=0", false),
+            ("gzip;q=0.000", false),
+            ("gzip;Q=0", false),
+            ("*, gzip;q=0", false),
+            ("gzip;q=0, *", false),
+            ("*;q=0", false),
+            ("gzip;q=2", false),
+            ("gzip;q=0.0001", false),
+            ("gzip;q=abc", false),
+            ("gzip;q=abc, *", true),
+            (",,gzip", true),
+            ("gzipped", false),
+        ];
+        for (value, want) in cases {
+            assert_eq!(accepts_gzip(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn repeated_accept_encoding_headers_are_one_list_and_authorization_is_kept() {
+        let mut c = conn(vec![Some(
+            b"GET / HTTP/1.1\r\nAccept-Encoding: br\r\naccept-encoding: gzip;q=0.8\r\n\
+              Authorization: Basic YTpi\r\n\r\nGET / HTTP/1.1\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+        )]);
+        let r = c.read_request().unwrap();
+        assert!(r.gzip);
+        assert_eq!(r.authorization.as_deref(), Some("Basic YTpi"));
+        let r = c.read_request().unwrap();
+        assert!(!r.gzip && r.authorization.is_none());
     }
 }

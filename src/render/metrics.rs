@@ -20,6 +20,8 @@ use crate::model::{Listener, Local, Owner};
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
     pub version: &'a str,
+    /// /metrics responses so far by Content-Encoding ("gzip", "identity"), this one included.
+    pub scrapes: [(&'a str, u64); 2],
 }
 
 /// A listener with its labels, formatted once for all its families.
@@ -269,6 +271,14 @@ fn exporter_families(w: &mut dyn Write, scrape: &Scrape, e: &Exporter) -> io::Re
         "gauge",
         "The backlogctl that serves these metrics (value 1).",
         [(format!("version=\"{}\"", escape(e.version)), 1)],
+    )?;
+    family(
+        w,
+        "scrapes_total",
+        "counter",
+        "Scrapes of /metrics answered, by Content-Encoding (gzip when the client accepts it).",
+        e.scrapes
+            .map(|(encoding, n)| (format!("encoding=\"{}\"", escape(encoding)), n)),
     )
 }
 
