@@ -327,6 +327,12 @@ pub struct DoctorArgs {
     /// Diagnose every network namespace on the host (named ones and those of processes)
     #[arg(long, conflicts_with_all = ["from", "netns", "pid"])]
     pub all_netns: bool,
+    /// Also trace every RST sent during the window (the kernel's tcp:tcp_send_reset
+    /// tracepoint, in a private tracefs instance removed on exit): each reset's listener and
+    /// reason, e.g. TCP_ABORT_ON_CLOSE on 127.0.0.1:8080, or NO_SOCKET on the port clients
+    /// were refused on. Root, tracefs and Linux 6.10+; otherwise the counters alone are used
+    #[arg(long, conflicts_with_all = ["from", "all_netns"])]
+    pub trace: bool,
 }
 
 #[derive(Debug, Args)]

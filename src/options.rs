@@ -79,6 +79,8 @@ pub enum Input {
 pub struct Doctor {
     pub scope: Scope,
     pub input: Input,
+    /// `--trace`: every RST of the window from the kernel's tracepoint (live only).
+    pub trace: bool,
     pub owners: Owners,
     pub output: Output,
 }
@@ -336,7 +338,13 @@ fn doctor(a: cli::DoctorArgs, color: Color, refuse: &dyn Fn(&str) -> Result<()>)
         }
         (None, false) => Input::Live(sampling(&a.window, &a.sample_interval, a.syn_recv)?),
     };
+    if a.trace && matches!(&input, Input::Live(s) if s.window.is_zero()) {
+        return Err(Error::BadInput(
+            "--trace traces the resets of a window: give one, e.g. --window 5s".into(),
+        ));
+    }
     Ok(Doctor {
+        trace: a.trace,
         scope: scope(&a.targets, a.families)?,
         input,
         owners: if a.no_processes {

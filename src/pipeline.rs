@@ -14,6 +14,7 @@ use crate::doctor::{self, Report};
 use crate::error::Result;
 use crate::model::{Gap, Netns, Scope, Snapshot, Target};
 use crate::source::diag::Query;
+use crate::source::trace::{self, ResetTrace};
 use crate::store;
 
 /// A diagnosis and the snapshot it was made from.
@@ -66,6 +67,35 @@ pub fn live<S: Sources>(
     owners: Owners,
 ) -> Result<Diagnosis> {
     let (snap, mut sources) = collect::record(sources, scope, &sampling)?;
+    Ok(diagnose_recorded(&mut sources, snap, owners))
+}
+
+/// `live`, with every RST of the window traced one by one (`doctor --trace`): the trace starts
+/// before the first sample and stops after the last. Without the tracepoint or the privilege,
+/// a gap says why and the counters alone tell the causes.
+pub fn live_traced<S: Sources>(
+    sources: S,
+    scope: &Scope,
+    sampling: Sampling,
+    owners: Owners,
+) -> Result<Diagnosis> {
+    let trace = ResetTrace::start();
+    let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
+    match trace.and_then(ResetTrace::finish) {
+        Ok(text) => {
+            let listeners: Vec<SocketAddr> = snap
+                .samples
+                .iter()
+                .flat_map(|s| &s.listeners)
+                .filter_map(|l| l.local.inet())
+                .collect();
+            snap.resets_traced = Some(trace::attribute_here(&text, snap.netns.inode, &listeners))
+        }
+        Err(why) => snap.gaps.push(Gap::new(
+            "reset-trace",
+            format!("{why}; the resets' causes come from the counters alone"),
+        )),
+    }
     Ok(diagnose_recorded(&mut sources, snap, owners))
 }
 

@@ -268,6 +268,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
         gaps: Vec::new(),
         other_addresses: Vec::new(),
         other_listeners: None,
+        resets_traced: None,
         socket_files: Default::default(),
         set_aside: Vec::new(),
     };

@@ -315,6 +315,7 @@ fn binary(
     test: &'static str,
     kind: Option<Server>,
     named: Option<&'static str>,
+    extra: &'static [&'static str],
 ) -> Option<(i32, Vec<String>, serde_json::Value)> {
     in_netns(test, move || {
         let listener = TcpListener::bind("127.0.0.1:8100").expect("bind 127.0.0.1:8100");
@@ -332,6 +333,7 @@ fn binary(
         let child = std::process::Command::new(bin())
             .args(["doctor", "--json", "--window", common::scenarios::WINDOW])
             .args(named)
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -367,6 +369,7 @@ fn doctor_binary_names_unread_close_during_its_window() {
         "doctor_binary_names_unread_close_during_its_window",
         Some(Server::ReadsPart),
         None,
+        &[],
     ) else {
         return;
     };
@@ -376,8 +379,12 @@ fn doctor_binary_names_unread_close_during_its_window() {
 
 #[test]
 fn doctor_binary_is_not_ok_after_refused_connects() {
-    let Some((code, ids, _)) = binary("doctor_binary_is_not_ok_after_refused_connects", None, None)
-    else {
+    let Some((code, ids, _)) = binary(
+        "doctor_binary_is_not_ok_after_refused_connects",
+        None,
+        None,
+        &[],
+    ) else {
         return;
     };
     assert_eq!(ids, ["resets-unexplained"]);
@@ -390,6 +397,7 @@ fn doctor_binary_ok_for_whole_reads() {
         "doctor_binary_ok_for_whole_reads",
         Some(Server::ReadsAll),
         None,
+        &[],
     ) else {
         return;
     };
@@ -405,6 +413,7 @@ fn with_a_target_the_other_listeners_are_candidates() {
         "with_a_target_the_other_listeners_are_candidates",
         Some(Server::ReadsPart),
         Some(":8100"),
+        &[],
     ) else {
         return;
     };
@@ -541,6 +550,7 @@ fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
                 busy: Vec::new(),
                 quiet: 1,
                 others: None,
+                traced: None,
             },
         }
     );
@@ -739,4 +749,155 @@ fn defer_accept_listener(backlog: i32) -> std::os::fd::OwnedFd {
     bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 8100)).expect("bind");
     listen(&fd, Backlog::new(backlog).unwrap()).expect("listen");
     fd
+}
+
+// `doctor --trace`: the kernel's tcp:tcp_send_reset tracepoint names each reset's source and
+// reason. Needs root, tracefs (mounted here when it is not) and a kernel with reset reasons.
+
+/// Whether `doctor --trace` can work here; else says why (a failure under CI=true).
+fn traceable(test: &str) -> bool {
+    let format = "/sys/kernel/tracing/events/tcp/tcp_send_reset/format";
+    if !std::path::Path::new(format).exists() {
+        // Mounting tracefs where the kernel expects it changes nothing else.
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status();
+    }
+    match std::fs::read_to_string(format) {
+        Ok(f) if f.contains("reason") => true,
+        Ok(_) => {
+            skip(
+                test,
+                "this kernel's tcp:tcp_send_reset has no reason field (6.10+)",
+            );
+            false
+        }
+        Err(e) => {
+            skip(
+                test,
+                &format!("no tcp:tcp_send_reset tracepoint readable: {e} (root, tracefs)"),
+            );
+            false
+        }
+    }
+}
+
+/// The finding `id`'s `traced` evidence.
+fn traced_of(json: &serde_json::Value, id: &str) -> Vec<serde_json::Value> {
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("{id} missing: {json}"));
+    f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "traced")
+        .unwrap_or_else(|| panic!("{id} has no traced evidence: {f}"))["value"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn trace_names_the_listener_and_reason_of_each_unread_close() {
+    const T: &str = "trace_names_the_listener_and_reason_of_each_unread_close";
+    if !traceable(T) {
+        return;
+    }
+    let Some((code, ids, json)) = binary(T, Some(Server::ReadsPart), None, &["--trace"]) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-unread-close"]);
+    assert_eq!(code, 1);
+    let lines = traced_of(&json, "resets-unread-close");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["source"], "127.0.0.1:8100");
+    assert_eq!(lines[0]["reason"], "TCP_ABORT_ON_CLOSE");
+    assert_eq!(lines[0]["listening"], true);
+    assert!(
+        lines[0]["count"].as_u64().unwrap() >= CLIENTS as u64,
+        "{lines:?}"
+    );
+    let text = json["findings"][0]["summary"].as_str().unwrap();
+    assert!(text.contains("Traced one by one"), "{text}");
+    // Each instance is gone with its process (other tests' doctors may still be running).
+    let left: Vec<_> = std::fs::read_dir("/sys/kernel/tracing/instances")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid = name.strip_prefix("backlogctl-")?.to_string();
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(name)
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "instances of exited doctors left: {left:?}"
+    );
+}
+
+#[test]
+fn trace_names_the_port_refused_connects_went_to() {
+    const T: &str = "trace_names_the_port_refused_connects_went_to";
+    if !traceable(T) {
+        return;
+    }
+    let Some((code, ids, json)) = binary(T, None, None, &["--trace"]) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-unexplained"]);
+    assert_eq!(code, 1);
+    let lines = traced_of(&json, "resets-unexplained");
+    let refused = lines
+        .iter()
+        .find(|l| l["reason"] == "NO_SOCKET")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(refused["source"], "127.0.0.1:8101");
+    assert_eq!(refused["listening"], false);
+    assert_eq!(refused["count"].as_u64(), Some(CLIENTS as u64), "{lines:?}");
+    let text = json["findings"][0]["summary"].as_str().unwrap();
+    assert!(
+        text.contains("refused at 127.0.0.1:8101, where nothing listens"),
+        "{text}"
+    );
+}
+
+#[test]
+fn trace_of_linger_zero() {
+    const T: &str = "trace_of_linger_zero";
+    if !traceable(T) {
+        return;
+    }
+    let Some((_, ids, json)) = binary(T, Some(Server::LingerZero), None, &["--trace"]) else {
+        return;
+    };
+    assert_eq!(ids, ["resets-linger-abort"]);
+    let lines = traced_of(&json, "resets-linger-abort");
+    eprintln!("{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["source"], "127.0.0.1:8100");
+    assert_eq!(lines[0]["reason"], "TCP_STATE", "tcp_disconnect's reason");
+    assert!(
+        lines[0]["count"].as_u64().unwrap() >= CLIENTS as u64,
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn trace_needs_a_window_and_a_live_kernel() {
+    for args in [
+        &["doctor", "--trace", "--window", "0"][..],
+        &["doctor", "--trace", "--all-netns"],
+    ] {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
 }

@@ -71,6 +71,7 @@ impl<S: Sources> Recorder<S> {
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
                 other_listeners: None,
+                resets_traced: None,
                 socket_files,
                 set_aside: Vec::new(),
             },

@@ -20,7 +20,10 @@ pub fn doctor(o: Doctor, out: &mut dyn Write) -> Result<Status> {
             all.verdict
         }
         Input::Live(sampling) => {
-            let d = pipeline::live(Kernel::open()?, &o.scope, *sampling, o.owners)?;
+            let d = match o.trace {
+                true => pipeline::live_traced(Kernel::open()?, &o.scope, *sampling, o.owners)?,
+                false => pipeline::live(Kernel::open()?, &o.scope, *sampling, o.owners)?,
+            };
             report(out, &d.report, o.output.json, style)?;
             d.report.verdict
         }

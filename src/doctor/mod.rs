@@ -198,7 +198,23 @@ pub enum Fact {
         per_sec: f64,
         /// TCP listeners that do exist, for "nothing listens on the port".
         listeners: Vec<String>,
+        /// `doctor --trace`: the RSTs of no counted cause, one line per source and reason.
+        traced: Option<Vec<TracedLine>>,
     },
+}
+
+/// Resets traced one by one (`doctor --trace`) from one source address, for one reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TracedLine {
+    /// The RST's source address and port.
+    pub source: String,
+    /// The kernel's reset reason, e.g. TCP_ABORT_ON_CLOSE, NO_SOCKET.
+    pub reason: String,
+    pub count: u64,
+    /// The processes in whose context they were sent.
+    pub tasks: Vec<String>,
+    /// Whether a listener in view holds that address and port.
+    pub listening: bool,
 }
 
 /// The sockets a namespace's resets can belong to. The counters are per namespace and name no
@@ -215,6 +231,8 @@ pub struct Candidates {
     /// With targets: the namespace's other TCP listeners (`Snapshot::other_listeners`); None
     /// when they were not read.
     pub others: Option<Vec<String>>,
+    /// `doctor --trace`: the resets of this cause, one line per source; None: not traced.
+    pub traced: Option<Vec<TracedLine>>,
 }
 
 /// Why a namespace sent resets, by the counter that tells it (docs/kernel.md §10).

@@ -26,7 +26,7 @@ use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime::{self, Runtime};
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
-    RuleId, Severity, Whose,
+    RuleId, Severity, TracedLine, Whose,
 };
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
@@ -222,9 +222,27 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
                 cause,
                 count: n,
                 per_sec: rate(n),
-                candidates: candidates.clone(),
+                candidates: Candidates {
+                    traced: traced(ctx.snap, views, |r| cause_of(r) == Some(cause)),
+                    ..candidates.clone()
+                },
             },
         );
+        if let Fact::Resets {
+            candidates:
+                Candidates {
+                    traced: Some(lines),
+                    ..
+                },
+            ..
+        } = &f.fact
+        {
+            f.evidence.push(ev(
+                "traced",
+                json!(lines),
+                "tcp:tcp_send_reset over the window, this namespace's, by source and reason",
+            ));
+        }
         f.evidence.push(ev(
             "candidates",
             json!({
@@ -286,8 +304,20 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             out_rsts,
             per_sec: rate(unexplained.unwrap_or(out_rsts)),
             listeners,
+            traced: traced(ctx.snap, views, |r| cause_of(r).is_none()),
         },
     );
+    if let Fact::ResetsUnexplained {
+        traced: Some(lines),
+        ..
+    } = &f.fact
+    {
+        f.evidence.push(ev(
+            "traced",
+            json!(lines),
+            "tcp:tcp_send_reset over the window, this namespace's, of no counted cause",
+        ));
+    }
     f.evidence.extend(rise(OUT_RSTS, out_rsts));
     f.evidence.push(ev(
         "unexplained",
@@ -311,6 +341,48 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     out.push(f);
 }
 
+/// The cause a traced reset reason belongs to (`enum sk_rst_reason`); None: no counter of a
+/// cause counts it (NO_SOCKET, the listen queue's, ...).
+fn cause_of(reason: &str) -> Option<ResetCause> {
+    match reason {
+        "TCP_ABORT_ON_CLOSE" => Some(ResetCause::UnreadClose),
+        // SO_LINGER {1,0}: tcp_close -> tcp_disconnect resets with TCP_STATE (observed on 6.18),
+        // and TCPAbortOnData counts it; TCP_ABORT_ON_DATA is data arriving after close.
+        "TCP_ABORT_ON_DATA" | "TCP_STATE" => Some(ResetCause::LingerAbort),
+        "TCP_KEEPALIVE_TIMEOUT" => Some(ResetCause::Timeout),
+        "TCP_ABORT_ON_MEMORY" => Some(ResetCause::Memory),
+        _ => None,
+    }
+}
+
+/// The traced resets whose reason `keep` accepts, one line per source and reason; None when
+/// the recording was not traced.
+fn traced(
+    snap: &Snapshot,
+    views: &[ListenerView],
+    keep: impl Fn(&str) -> bool,
+) -> Option<Vec<TracedLine>> {
+    let t = snap.resets_traced.as_ref()?;
+    Some(
+        t.resets
+            .iter()
+            .filter(|r| keep(&r.reason))
+            .map(|r| TracedLine {
+                source: r.local.to_string(),
+                reason: r.reason.clone(),
+                count: r.count,
+                tasks: r.tasks.clone(),
+                listening: views.iter().any(|v| {
+                    v.local.inet().is_some_and(|a| {
+                        a.port() == r.local.port()
+                            && (a.ip() == r.local.ip() || a.ip().is_unspecified())
+                    })
+                }),
+            })
+            .collect(),
+    )
+}
+
 /// Which sockets the namespace's resets can belong to: the TCP listeners seen with
 /// connections queued in the window, and with targets the namespace's other listeners.
 fn candidates(snap: &Snapshot, views: &[ListenerView]) -> Candidates {
@@ -331,6 +403,7 @@ fn candidates(snap: &Snapshot, views: &[ListenerView]) -> Candidates {
     Candidates {
         quiet: tcp.len() - busy.len().min(tcp.len()),
         busy,
+        traced: None,
         others: match targets.is_empty() {
             true => None,
             false => snap

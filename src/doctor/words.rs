@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
 use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
-use super::{Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Whose};
+use super::{
+    Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, TracedLine, Whose,
+};
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{Local, Snapshot, UnixName, window_length};
 
@@ -189,7 +191,18 @@ impl Words<'_> {
                 out_rsts,
                 per_sec,
                 listeners,
-            } => self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners),
+                traced,
+            } => {
+                let text = self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners);
+                match traced {
+                    Some(lines) => format!(
+                        "{text}. {}{}",
+                        traced_unexplained(lines),
+                        self.trace_caveats()
+                    ),
+                    None => text,
+                }
+            }
             Fact::ReuseportImbalance { sockets, roomy } => format!(
                 "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
                  while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
@@ -323,9 +336,35 @@ impl Words<'_> {
         format!(
             "{count} connection(s) reset in this network namespace over {window} ({per_sec}/s, {counter}): {what}. \
              Clients see {clients}. The counter is per namespace and names no socket; if clients run in the same \
-             namespace, their own resets count here too. Unix sockets are not concerned. {}",
-            candidates(c)
+             namespace, their own resets count here too. Unix sockets are not concerned. {}{}",
+            candidates(c),
+            self.trace_caveats()
         )
+    }
+
+    /// What limits a `--trace`: events lost, events tied by address alone.
+    fn trace_caveats(&self) -> String {
+        let Some(t) = &self.snap.resets_traced else {
+            return String::new();
+        };
+        let mut notes = Vec::new();
+        if t.lost > 0 {
+            notes.push(format!(
+                "the trace buffer lost {} event(s), so these counts are lower bounds",
+                t.lost
+            ));
+        }
+        if t.by_address > 0 {
+            notes.push(format!(
+                "{} were tied to this namespace by their listener's address alone (the thread that sent \
+                 them had exited)",
+                t.by_address
+            ));
+        }
+        match notes.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", notes.join("; ")),
+        }
     }
 
     /// OutRsts that no cause explains: in practice connects to a port nothing listens on.
@@ -363,8 +402,57 @@ impl Words<'_> {
     }
 }
 
+/// The traced lines, most first: "200 from 127.0.0.1:8400 (python3)".
+fn traced_list(lines: &[TracedLine]) -> String {
+    let one = |l: &TracedLine| {
+        let what = match l.reason.as_str() {
+            "NO_SOCKET" => format!("{} refused at {}, where nothing listens", l.count, l.source),
+            _ if l.listening => format!("{} from {}", l.count, l.source),
+            _ => format!("{} from {} ({})", l.count, l.source, l.reason),
+        };
+        match l.tasks.as_slice() {
+            [] => what,
+            t => format!("{what} (sent by {})", t.join(", ")),
+        }
+    };
+    lines.iter().take(5).map(one).collect::<Vec<_>>().join("; ") + &more(lines.len())
+}
+
+/// `doctor --trace` on the resets of no counted cause.
+fn traced_unexplained(lines: &[TracedLine]) -> String {
+    match lines {
+        [] => {
+            "Traced one by one (tcp:tcp_send_reset), none of them was tied to a socket or process \
+               of this namespace"
+                .into()
+        }
+        l => format!("Traced one by one (tcp:tcp_send_reset): {}", traced_list(l)),
+    }
+}
+
 /// Which sockets the resets can belong to, as far as the recording tells.
 fn candidates(c: &Candidates) -> String {
+    match c.traced.as_deref() {
+        Some([]) => {
+            return format!(
+                "Traced one by one (tcp:tcp_send_reset), none of them was tied to a socket or process \
+                 of this namespace. {}",
+                counted_candidates(c)
+            );
+        }
+        Some(lines) => {
+            return format!(
+                "Traced one by one (tcp:tcp_send_reset): {}",
+                traced_list(lines)
+            );
+        }
+        None => {}
+    }
+    counted_candidates(c)
+}
+
+/// `candidates` from the queues seen and the listeners named: what the counters allow.
+fn counted_candidates(c: &Candidates) -> String {
     let busy = |list: &[(String, u32)]| {
         list.iter()
             .take(5)

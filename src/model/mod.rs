@@ -12,9 +12,11 @@ use crate::catalogue::Sysctl;
 
 mod local;
 mod scope;
+mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
+pub use traced::{Traced, TracedResets};
 pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
 
@@ -65,6 +67,10 @@ pub struct Snapshot {
     /// these are the other sockets the resets can belong to. None: not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_listeners: Option<Vec<SocketAddr>>,
+    /// `doctor --trace`: the namespace's RSTs over the window, one by one from the kernel's
+    /// tracepoint. None: not traced (why, when it was asked for, is a gap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_traced: Option<Traced>,
     /// What each Unix path target was when the recording started, by the target as typed: a
     /// socket file no listener holds is stale (clients get ECONNREFUSED).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

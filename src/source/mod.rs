@@ -7,3 +7,4 @@ pub mod netstat;
 pub mod pods;
 pub mod procs;
 pub mod sysctl;
+pub mod trace;

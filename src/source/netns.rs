@@ -427,7 +427,8 @@ pub fn inode_of_pid(pid: u32) -> Option<u64> {
 }
 
 /// `net:[4026531840]` → 4026531840.
-fn ns_inode(link: &str) -> Option<u64> {
+/// The inode of the network namespace a `/proc/.../ns/net` link points to.
+pub fn ns_inode(link: &str) -> Option<u64> {
     ns_inode_of(link, "net")
 }
 

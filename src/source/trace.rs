@@ -1,0 +1,344 @@
+//! `doctor --trace`: every RST the kernel sends during the window, from the `tcp:tcp_send_reset`
+//! tracepoint, with the socket, the local address and (Linux 6.10+) the reason
+//! (`enum sk_rst_reason`). It is read in a private tracefs instance, `backlogctl-<pid>` (its own
+//! buffer, raw socket pointers), which is removed when the trace is dropped; an instance left
+//! by a process that was killed is removed by the next run. The tracepoint is host-wide: which
+//! events belong to the diagnosed namespace is decided by the caller (`attribute`).
+//!
+//! Parsing (`parse`) is pure; `attribute` reads /proc for the namespace of each event's task
+//! and the namespace's listening sockets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::model::{Traced, TracedResets};
+
+/// A running trace. Dropping it stops the event and removes the instance.
+#[derive(Debug)]
+pub struct ResetTrace {
+    dir: PathBuf,
+}
+
+const PREFIX: &str = "backlogctl-";
+const EVENT: &str = "events/tcp/tcp_send_reset";
+
+impl ResetTrace {
+    /// Starts recording resets. Err: why it cannot, in words that say what would fix it.
+    pub fn start() -> Result<ResetTrace, String> {
+        let root = tracefs().ok_or(
+            "tracefs is not mounted here (as root: mount -t tracefs nodev /sys/kernel/tracing; \
+             `ip netns exec` remounts /sys without it: use `backlogctl doctor --netns NAME`)",
+        )?;
+        let format =
+            std::fs::read_to_string(root.join(EVENT).join("format")).map_err(|e| {
+                match e.kind() {
+                    io::ErrorKind::NotFound => {
+                        "this kernel has no tcp:tcp_send_reset tracepoint (Linux 4.15+)".to_string()
+                    }
+                    _ => format!("reading the tcp:tcp_send_reset tracepoint: {e} (needs root)"),
+                }
+            })?;
+        if !format.contains("reason") {
+            return Err(
+                "this kernel's tcp:tcp_send_reset has no reset reason (Linux 6.10+)".to_string(),
+            );
+        }
+        remove_stale(&root.join("instances"));
+        let dir = root
+            .join("instances")
+            .join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| {
+            format!(
+                "creating the tracefs instance {}: {e} (needs root)",
+                dir.display()
+            )
+        })?;
+        let trace = ResetTrace { dir };
+        // Socket pointers as they are, to compare with /proc/net/tcp's `sk` column.
+        trace.write("options/hash-ptr", "0")?;
+        trace.write(&format!("{EVENT}/enable"), "1")?;
+        Ok(trace)
+    }
+
+    fn write(&self, rel: &str, value: &str) -> Result<(), String> {
+        let path = self.dir.join(rel);
+        std::fs::write(&path, value).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// Stops recording and returns what the buffer holds (the instance goes with `self`).
+    pub fn finish(self) -> Result<String, String> {
+        self.write(&format!("{EVENT}/enable"), "0")?;
+        let path = self.dir.join("trace");
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+    }
+}
+
+impl Drop for ResetTrace {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join(EVENT).join("enable"), "0");
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Where tracefs is mounted: its own mount, or under debugfs.
+fn tracefs() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut debugfs = None;
+    for line in mounts.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let point = left.split(' ').nth(4)?;
+        match right.split(' ').next() {
+            Some("tracefs") => return Some(PathBuf::from(point)),
+            Some("debugfs") => debugfs = Some(Path::new(point).join("tracing")),
+            _ => {}
+        }
+    }
+    debugfs.filter(|d| d.join("instances").is_dir())
+}
+
+/// Removes the instances of backlogctl processes that no longer exist.
+fn remove_stale(instances: &Path) {
+    let Ok(entries) = std::fs::read_dir(instances) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// One `tcp_send_reset` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The task in whose context the RST was sent (a thread id).
+    pub tid: u32,
+    pub comm: String,
+    /// The socket that sent it; 0 when none did (nothing listens: NO_SOCKET).
+    pub skaddr: u64,
+    /// The RST's source: the local address and port of the connection it ends.
+    pub src: SocketAddr,
+    pub state: String,
+    pub reason: String,
+}
+
+/// The events of a `trace` file, and how many the buffer lost (written minus kept).
+pub fn parse(text: &str) -> (Vec<Event>, u64) {
+    let mut lost = 0;
+    let mut events = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# entries-in-buffer/entries-written:") {
+            let mut n = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .split('/')
+                .map(|v| v.parse::<u64>().unwrap_or(0));
+            let (kept, written) = (n.next().unwrap_or(0), n.next().unwrap_or(0));
+            lost = written.saturating_sub(kept);
+        } else if let Some(e) = parse_line(line) {
+            events.push(e);
+        }
+    }
+    (events, lost)
+}
+
+/// `<comm>-<tid> [cpu] flags ts: tcp_send_reset: skbaddr=.. skaddr=.. src=.. dest=.. state=.. reason=..`
+fn parse_line(line: &str) -> Option<Event> {
+    let (head, fields) = line.split_once(" tcp_send_reset: ")?;
+    let task = head.trim_start().split(" [").next()?.trim_end();
+    let (comm, tid) = task.rsplit_once('-')?;
+    let field = |key: &str| {
+        fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+    };
+    let skaddr = u64::from_str_radix(field("skaddr")?.trim_start_matches("0x"), 16).ok()?;
+    Some(Event {
+        tid: tid.parse().ok()?,
+        comm: comm.to_string(),
+        skaddr,
+        src: field("src")?.parse().ok()?,
+        state: field("state")?.to_string(),
+        reason: field("reason")?.to_string(),
+    })
+}
+
+/// Keeps the events of the namespace with inode `netns`: sent by one of its tasks, or by one
+/// of its listening sockets (`sockets`, from its /proc/net/tcp `sk` column), or, when the task
+/// has exited since (a thread per connection), from the address and port of one of its
+/// listeners (`listeners`; counted in `by_address`: another namespace can have the same
+/// address). `netns_of` says a task's namespace, None when it is gone.
+pub fn attribute(
+    events: &[Event],
+    lost: u64,
+    netns: u64,
+    sockets: &[u64],
+    listeners: &[SocketAddr],
+    mut netns_of: impl FnMut(u32) -> Option<u64>,
+) -> Traced {
+    let mut seen: HashMap<u32, Option<u64>> = HashMap::new();
+    let mut by: BTreeMap<(SocketAddr, String), (u64, Vec<String>)> = BTreeMap::new();
+    let (mut elsewhere, mut by_address) = (0, 0);
+    let listened = |a: &SocketAddr| {
+        listeners
+            .iter()
+            .any(|l| l.port() == a.port() && (l.ip() == a.ip() || l.ip().is_unspecified()))
+    };
+    for e in events {
+        let ns = *seen.entry(e.tid).or_insert_with(|| netns_of(e.tid));
+        let ours = ns == Some(netns) || (e.skaddr != 0 && sockets.contains(&e.skaddr));
+        if !ours {
+            if ns.is_none() && listened(&e.src) {
+                by_address += 1;
+            } else {
+                elsewhere += 1;
+                continue;
+            }
+        }
+        let entry = by.entry((e.src, e.reason.clone())).or_default();
+        entry.0 += 1;
+        if !entry.1.contains(&e.comm) && entry.1.len() < 5 {
+            entry.1.push(e.comm.clone());
+        }
+    }
+    let mut resets: Vec<TracedResets> = by
+        .into_iter()
+        .map(|((local, reason), (count, tasks))| TracedResets {
+            local,
+            reason,
+            count,
+            tasks,
+        })
+        .collect();
+    resets.sort_by_key(|r| std::cmp::Reverse(r.count));
+    Traced {
+        resets,
+        elsewhere,
+        by_address,
+        lost,
+    }
+}
+
+/// `attribute` for the namespace of the calling thread, inode `netns`: its tasks from
+/// /proc/TID/ns/net, its listening sockets from /proc/thread-self/net/tcp and tcp6.
+pub fn attribute_here(text: &str, netns: Option<u64>, listeners: &[SocketAddr]) -> Traced {
+    let (events, lost) = parse(text);
+    let sockets: Vec<u64> = ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(format!("/proc/thread-self/net/{f}")).ok())
+        .flat_map(|t| listening_sockets(&t))
+        .collect();
+    attribute(
+        &events,
+        lost,
+        netns.unwrap_or(0),
+        &sockets,
+        listeners,
+        |tid| super::netns::ns_inode(&format!("/proc/{tid}/ns/net")),
+    )
+}
+
+/// The `sk` pointers of the listening sockets in a /proc/net/tcp or tcp6 text.
+pub fn listening_sockets(text: &str) -> Vec<u64> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode refcnt sk ...
+            (f.get(3) == Some(&"0A"))
+                .then(|| f.get(11).and_then(|p| u64::from_str_radix(p, 16).ok()))
+                .flatten()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "\
+# tracer: nop
+#
+# entries-in-buffer/entries-written: 4/6   #P:2
+#
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+#              | |         |   |||||     |         |
+         python3-14057   [000] ..... 12343.110660: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff88849f6f9280 src=127.0.0.1:8400 dest=127.0.0.1:39314 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+         python3-14057   [000] .N... 12343.111899: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff88849f6fb780 src=127.0.0.1:8400 dest=127.0.0.1:39340 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+  Web Content-Pool-3   [001] ..s1. 12343.112056: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=0000000000000000 src=[::1]:8401 dest=[::1]:47862 state=UNKNOWN reason=NO_SOCKET
+          <idle>-0       [001] ..s1. 12343.2: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=ffff888000000001 src=10.0.0.1:443 dest=10.0.0.2:5000 state=TCP_LISTEN reason=NOT_SPECIFIED
+";
+
+    #[test]
+    fn events_and_lost_ones_are_read() {
+        let (events, lost) = parse(TRACE);
+        assert_eq!(lost, 2);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].tid, 14057);
+        assert_eq!(events[0].comm, "python3");
+        assert_eq!(events[0].skaddr, 0xffff88849f6f9280);
+        assert_eq!(events[0].reason, "TCP_ABORT_ON_CLOSE");
+        // A name with spaces and dashes: the tid is after the last dash.
+        assert_eq!((events[2].comm.as_str(), events[2].tid), ("Web Content-Pool", 3));
+        assert_eq!(events[2].src, "[::1]:8401".parse().unwrap());
+        assert_eq!(events[2].skaddr, 0);
+        assert_eq!(events[3].tid, 0);
+        assert_eq!(parse("garbage\n tcp_send_reset: x").0, Vec::new());
+    }
+
+    #[test]
+    fn only_the_namespace_s_tasks_and_sockets_count() {
+        let (events, lost) = parse(TRACE);
+        // python3 and the listener at ffff888000000001 are ours; the browser thread is not.
+        let t = attribute(
+            &events,
+            lost,
+            7,
+            &[0xffff888000000001],
+            &[],
+            |tid| match tid {
+                14057 => Some(7),
+                _ => Some(9),
+            },
+        );
+        assert_eq!(t.elsewhere, 1);
+        assert_eq!(t.by_address, 0);
+        assert_eq!(t.lost, 2);
+        assert_eq!(t.resets.len(), 2);
+        assert_eq!(t.resets[0].count, 2);
+        assert_eq!(t.resets[0].reason, "TCP_ABORT_ON_CLOSE");
+        assert_eq!(t.resets[0].tasks, ["python3"]);
+        assert_eq!(t.resets[1].local, "10.0.0.1:443".parse().unwrap());
+    }
+
+    #[test]
+    fn a_gone_task_s_resets_are_tied_by_the_listener_s_address() {
+        let (events, _) = parse(TRACE);
+        let ours: SocketAddr = "0.0.0.0:8400".parse().unwrap();
+        // Every task gone: only the resets from a port we listen on are kept.
+        let t = attribute(&events, 0, 7, &[], &[ours], |_| None);
+        assert_eq!(t.by_address, 2);
+        assert_eq!(t.elsewhere, 2);
+        assert_eq!(t.resets.len(), 1);
+        assert_eq!(t.resets[0].local, "127.0.0.1:8400".parse().unwrap());
+    }
+
+    #[test]
+    fn listening_sockets_from_proc_net_tcp() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:20D0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18450 1 ffff88849f6f9280 100 0 0 10 0\n\
+   1: 0100007F:20D0 0100007F:9A3E 01 00000000:00000000 00:00000000 00000000     0        0 18451 1 ffff88849f6fae40 20 4 30 10 -1\n";
+        assert_eq!(listening_sockets(text), [0xffff88849f6f9280]);
+    }
+}
