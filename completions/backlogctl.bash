@@ -127,7 +127,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__doctor)
-            opts="-t -x -w -v -h --netns --pid --tcp --unix --window --sample-interval --from --json --syn-recv --no-processes --verbose --all-netns --color --help"
+            opts="-t -x -w -v -h --netns --pid --tcp --unix --window --sample-interval --from --json --syn-recv --no-processes --verbose --all-netns --trace --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -56,6 +56,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l syn-rec
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l no-processes -d 'Do not name the processes holding the listeners (skips reading /proc/*/fd, like `ss` without -p)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -s v -l verbose -d 'Also say what could not be observed when it cannot change the verdict (SYN_RECV not counted, processes not named)'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l all-netns -d 'Diagnose every network namespace on the host (named ones and those of processes)'
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -l trace -d 'Also trace every RST sent during the window (the kernel\'s tcp:tcp_send_reset tracepoint, in a private tracefs instance removed on exit): each reset\'s listener and reason, e.g. TCP_ABORT_ON_CLOSE on 127.0.0.1:8080, or NO_SOCKET on the port clients were refused on. Root, tracefs and Linux 6.10+; otherwise the counters alone are used'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l pid -d 'Work inside the network namespace of this process, e.g. a container\'s main process' -r
