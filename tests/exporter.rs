@@ -946,58 +946,39 @@ fn https_with_basic_auth_client_certificates_and_a_certificate_reload() {
         let resolve = format!("localhost:{}:127.0.0.1", e.port);
         let (code, head, _) = curl(T, &["--cacert", ca, "--resolve", &resolve, &url]).unwrap();
         assert_ne!(code, 0, "no client certificate: {head}");
-        let (code, head, _) = curl(
-            T,
-            &[
-                "--cacert",
-                ca,
-                "--resolve",
-                &resolve,
-                "--cert",
-                c.path("client.crt").to_str().unwrap(),
-                "--key",
-                c.path("client.key").to_str().unwrap(),
-                &url,
-            ],
-        )
-        .unwrap();
+        // curl presenting the certificate NAME.crt with its key.
+        let with_cert = |name: &str| {
+            let (crt, key) = (
+                c.path(&format!("{name}.crt")),
+                c.path(&format!("{name}.key")),
+            );
+            let (crt, key) = (crt.to_str().unwrap(), key.to_str().unwrap());
+            curl(
+                T,
+                &[
+                    "--cacert",
+                    ca,
+                    "--resolve",
+                    &resolve,
+                    "--cert",
+                    crt,
+                    "--key",
+                    key,
+                    &url,
+                ],
+            )
+            .unwrap()
+        };
+        let (code, head, _) = with_cert("client");
         assert!(
             code == 0 && head.starts_with("HTTP/1.1 200"),
             "with one: {head}"
         );
         // Signed by the CA, but naming none of client_allowed_sans: refused.
-        let (code, head, _) = curl(
-            T,
-            &[
-                "--cacert",
-                ca,
-                "--resolve",
-                &resolve,
-                "--cert",
-                c.path("stranger.crt").to_str().unwrap(),
-                "--key",
-                c.path("stranger.key").to_str().unwrap(),
-                &url,
-            ],
-        )
-        .unwrap();
+        let (code, head, _) = with_cert("stranger");
         assert_ne!(code, 0, "a certificate outside client_allowed_sans: {head}");
         // A certificate of another CA is refused.
-        let (code, ..) = curl(
-            T,
-            &[
-                "--cacert",
-                ca,
-                "--resolve",
-                &resolve,
-                "--cert",
-                c.path("server2.crt").to_str().unwrap(),
-                "--key",
-                c.path("server2.key").to_str().unwrap(),
-                &url,
-            ],
-        )
-        .unwrap();
+        let (code, ..) = with_cert("server2");
         assert_ne!(code, 0, "a client certificate of another CA");
     });
 }

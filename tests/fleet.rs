@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -40,6 +40,53 @@ impl Drop for Started {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+/// Starts `backlogctl ARGS` (an exporter) and returns the ADDR:PORT its first line says it
+/// serves on over `scheme`.
+fn start_exporter(args: &[&str], scheme: &str, started: &mut Started) -> String {
+    let mut exporter = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exporter");
+    let mut first = String::new();
+    BufReader::new(exporter.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    started.children.push(exporter);
+    first
+        .trim_end()
+        .strip_prefix(&format!("backlogctl exporter: serving {scheme}://"))
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("exporter said {first:?}"))
+        .to_string()
+}
+
+/// Starts the Prometheus server on `dir`'s prometheus.yml, its data and log in `dir`, on a
+/// free loopback port, which it returns.
+fn start_prometheus(prometheus: &Path, dir: &Path, started: &mut Started) -> u16 {
+    let port = free_port();
+    let prom = Command::new(prometheus)
+        .current_dir(dir)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("prometheus.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("prometheus");
+    started.children.push(prom);
+    port
 }
 
 fn skip(why: &str) {
@@ -130,23 +177,11 @@ fn prometheus_scrapes_the_exporter_and_the_dropping_alert_fires() {
         fds
     });
 
-    let mut exporter = Command::new(bin())
-        .args(["exporter", "--all-netns", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exporter");
-    let mut first = String::new();
-    BufReader::new(exporter.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    started.children.push(exporter);
-    let exporter_addr = first
-        .trim_end()
-        .strip_prefix("backlogctl exporter: serving http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("exporter said {first:?}"))
-        .to_string();
+    let exporter_addr = start_exporter(
+        &["exporter", "--all-netns", "--listen", "127.0.0.1:0"],
+        "http",
+        &mut started,
+    );
 
     // The project's rules, with `for:` in seconds so that pending turns firing within the test.
     let rules = std::fs::read_to_string(
@@ -172,25 +207,7 @@ fn prometheus_scrapes_the_exporter_and_the_dropping_alert_fires() {
         ),
     )
     .unwrap();
-    let web = free_port();
-    let prom = Command::new(prometheus)
-        .current_dir(&dir)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("prometheus.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("prometheus");
-    started.children.push(prom);
+    let web = start_prometheus(&prometheus, &dir, &mut started);
 
     // Each wait polls Prometheus's API at most 240 times, 250 ms apart: about a minute.
     let log = || std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
@@ -297,24 +314,12 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_gzip() {
             common::certs::bcrypt_hash("scrape-secret")
         ),
     );
-    let mut exporter = Command::new(bin())
-        .args(["exporter", "--listen", "127.0.0.1:0", "--web.config.file"])
-        .arg(&web)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exporter");
-    let mut first = String::new();
-    BufReader::new(exporter.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    started.children.push(exporter);
-    let target = first
-        .trim_end()
-        .strip_prefix("backlogctl exporter: serving https://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("exporter said {first:?}"))
-        .to_string();
+    let web = web.to_str().unwrap();
+    let target = start_exporter(
+        &["exporter", "--listen", "127.0.0.1:0", "--web.config.file", web],
+        "https",
+        &mut started,
+    );
 
     let ca = certs.path("ca.crt");
     let job = |name: &str, password: &str| {
@@ -334,25 +339,7 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_gzip() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let prom = Command::new(prometheus)
-        .current_dir(&certs.dir)
-        .arg(format!(
-            "--config.file={}",
-            certs.path("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            certs.path("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(certs.path("prometheus.log")).unwrap(),
-        ))
-        .spawn()
-        .expect("prometheus");
-    started.children.push(prom);
+    let port = start_prometheus(&prometheus, &certs.dir, &mut started);
 
     let log = || std::fs::read_to_string(certs.path("prometheus.log")).unwrap_or_default();
     let value = |query: &str| -> Option<f64> {

@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(events[0].skaddr, 0xffff88849f6f9280);
         assert_eq!(events[0].reason, "TCP_ABORT_ON_CLOSE");
         // A name with spaces and dashes: the tid is after the last dash.
-        assert_eq!((events[2].comm.as_str(), events[2].tid), ("Web Content-Pool", 3));
+        assert_eq!(
+            (events[2].comm.as_str(), events[2].tid),
+            ("Web Content-Pool", 3)
+        );
         assert_eq!(events[2].src, "[::1]:8401".parse().unwrap());
         assert_eq!(events[2].skaddr, 0);
         assert_eq!(events[3].tid, 0);
