@@ -316,7 +316,13 @@ fn prometheus_scrapes_over_https_with_basic_auth_and_gzip() {
     );
     let web = web.to_str().unwrap();
     let target = start_exporter(
-        &["exporter", "--listen", "127.0.0.1:0", "--web.config.file", web],
+        &[
+            "exporter",
+            "--listen",
+            "127.0.0.1:0",
+            "--web.config.file",
+            web,
+        ],
         "https",
         &mut started,
     );
