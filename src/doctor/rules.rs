@@ -214,6 +214,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         if n == 0 {
             continue;
         }
+        let lines = traced(ctx.snap, views, |r| cause_of(r) == Some(cause));
         let mut f = finding(
             id,
             Severity::Warning,
@@ -223,26 +224,12 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
                 count: n,
                 per_sec: rate(n),
                 candidates: Candidates {
-                    traced: traced(ctx.snap, views, |r| cause_of(r) == Some(cause)),
+                    traced: lines.clone(),
                     ..candidates.clone()
                 },
             },
         );
-        if let Fact::Resets {
-            candidates:
-                Candidates {
-                    traced: Some(lines),
-                    ..
-                },
-            ..
-        } = &f.fact
-        {
-            f.evidence.push(ev(
-                "traced",
-                json!(lines),
-                "tcp:tcp_send_reset over the window, this namespace's, by source and reason",
-            ));
-        }
+        f.evidence.extend(lines.map(traced_evidence));
         f.evidence.push(ev(
             "candidates",
             json!({
@@ -295,6 +282,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         .map(|v| v.local.to_string())
         .collect();
     listeners.dedup();
+    let lines = traced(ctx.snap, views, |r| cause_of(r).is_none());
     let mut f = finding(
         RuleId::ResetsUnexplained,
         Severity::Warning,
@@ -304,20 +292,10 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             out_rsts,
             per_sec: rate(unexplained.unwrap_or(out_rsts)),
             listeners,
-            traced: traced(ctx.snap, views, |r| cause_of(r).is_none()),
+            traced: lines.clone(),
         },
     );
-    if let Fact::ResetsUnexplained {
-        traced: Some(lines),
-        ..
-    } = &f.fact
-    {
-        f.evidence.push(ev(
-            "traced",
-            json!(lines),
-            "tcp:tcp_send_reset over the window, this namespace's, of no counted cause",
-        ));
-    }
+    f.evidence.extend(lines.map(traced_evidence));
     f.evidence.extend(rise(OUT_RSTS, out_rsts));
     f.evidence.push(ev(
         "unexplained",
@@ -353,6 +331,14 @@ fn cause_of(reason: &str) -> Option<ResetCause> {
         "TCP_ABORT_ON_MEMORY" => Some(ResetCause::Memory),
         _ => None,
     }
+}
+
+fn traced_evidence(lines: Vec<TracedLine>) -> Evidence {
+    ev(
+        "traced",
+        json!(lines),
+        "tcp:tcp_send_reset over the window, this namespace's, by source and reason",
+    )
 }
 
 /// The traced resets whose reason `keep` accepts, one line per source and reason; None when
