@@ -63,7 +63,7 @@ pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<All
         },
         PARALLEL,
         Arc::new(Kernel::default),
-        Arc::new(move |k: Kernel| pipeline::live(k, &scope, sampling, owners)),
+        Arc::new(move |k: Kernel| pipeline::live(k, &scope, sampling, owners, false)),
     )?;
     // Not one could be entered (no privilege): that is the error, not a report.
     if done.iter().all(|d| d.value.is_none())

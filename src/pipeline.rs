@@ -60,38 +60,26 @@ fn skipped_owners(snap: &mut Snapshot) {
 /// Records the namespace `sources` read and diagnoses it. With many listeners, only the
 /// processes of those with something to report are named: the rules classify before the
 /// owners are read, and run once.
+///
+/// With `trace` (`doctor --trace`), every RST of the window is also traced one by one: the
+/// trace starts before the first sample and stops after the last. Without the tracepoint or
+/// the privilege, a gap says why and the counters alone tell the causes.
 pub fn live<S: Sources>(
     sources: S,
     scope: &Scope,
     sampling: Sampling,
     owners: Owners,
+    trace: bool,
 ) -> Result<Diagnosis> {
-    let (snap, mut sources) = collect::record(sources, scope, &sampling)?;
-    Ok(diagnose_recorded(&mut sources, snap, owners))
-}
-
-/// `live`, with every RST of the window traced one by one (`doctor --trace`): the trace starts
-/// before the first sample and stops after the last. Without the tracepoint or the privilege,
-/// a gap says why and the counters alone tell the causes.
-pub fn live_traced<S: Sources>(
-    sources: S,
-    scope: &Scope,
-    sampling: Sampling,
-    owners: Owners,
-) -> Result<Diagnosis> {
-    let trace = ResetTrace::start();
+    let tracing = trace.then(ResetTrace::start);
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
-    match trace.and_then(ResetTrace::finish) {
-        Ok(text) => {
-            let listeners: Vec<SocketAddr> = snap
-                .samples
-                .iter()
-                .flat_map(|s| &s.listeners)
-                .filter_map(|l| l.local.inet())
-                .collect();
-            snap.resets_traced = Some(trace::attribute_here(&text, snap.netns.inode, &listeners))
+    match tracing.map(|t| t.and_then(ResetTrace::finish)) {
+        None => {}
+        Some(Ok(text)) => {
+            let traced = trace::attribute_here(&text, snap.netns.inode, |a| snap.listens_at(a));
+            snap.resets_traced = Some(traced);
         }
-        Err(why) => snap.gaps.push(Gap::new(
+        Some(Err(why)) => snap.gaps.push(Gap::new(
             "reset-trace",
             format!("{why}; the resets' causes come from the counters alone"),
         )),
@@ -273,7 +261,7 @@ mod tests {
             holders: vec![nginx()],
             ..Fake::queues(&[0, 6, 6, 2])
         };
-        let d = live(fake, &Scope::default(), window(), Owners::All).unwrap();
+        let d = live(fake, &Scope::default(), window(), Owners::All, false).unwrap();
         assert_eq!(d.report.verdict, Severity::Critical);
         assert_eq!(d.snapshot.owners, [nginx()]);
         assert!(d.report.listeners[0].recv_q_peak >= 6);
@@ -285,7 +273,7 @@ mod tests {
             holders: vec![nginx()],
             ..Fake::queues(&[0, 1, 0])
         };
-        let d = live(fake, &Scope::default(), window(), Owners::None).unwrap();
+        let d = live(fake, &Scope::default(), window(), Owners::None, false).unwrap();
         assert!(d.snapshot.owners.is_empty());
         assert!(
             d.snapshot

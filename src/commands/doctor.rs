@@ -20,10 +20,7 @@ pub fn doctor(o: Doctor, out: &mut dyn Write) -> Result<Status> {
             all.verdict
         }
         Input::Live(sampling) => {
-            let d = match o.trace {
-                true => pipeline::live_traced(Kernel::open()?, &o.scope, *sampling, o.owners)?,
-                false => pipeline::live(Kernel::open()?, &o.scope, *sampling, o.owners)?,
-            };
+            let d = pipeline::live(Kernel::open()?, &o.scope, *sampling, o.owners, o.trace)?;
             report(out, &d.report, o.output.json, style)?;
             d.report.verdict
         }

@@ -214,7 +214,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         if n == 0 {
             continue;
         }
-        let lines = traced(ctx.snap, views, |r| cause_of(r) == Some(cause));
+        let lines = traced(ctx.snap, |r| cause_of(r) == Some(cause));
         let mut f = finding(
             id,
             Severity::Warning,
@@ -282,7 +282,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
         .map(|v| v.local.to_string())
         .collect();
     listeners.dedup();
-    let lines = traced(ctx.snap, views, |r| cause_of(r).is_none());
+    let lines = traced(ctx.snap, |r| cause_of(r).is_none());
     let mut f = finding(
         RuleId::ResetsUnexplained,
         Severity::Warning,
@@ -343,11 +343,7 @@ fn traced_evidence(lines: Vec<TracedLine>) -> Evidence {
 
 /// The traced resets whose reason `keep` accepts, one line per source and reason; None when
 /// the recording was not traced.
-fn traced(
-    snap: &Snapshot,
-    views: &[ListenerView],
-    keep: impl Fn(&str) -> bool,
-) -> Option<Vec<TracedLine>> {
+fn traced(snap: &Snapshot, keep: impl Fn(&str) -> bool) -> Option<Vec<TracedLine>> {
     let t = snap.resets_traced.as_ref()?;
     Some(
         t.resets
@@ -358,12 +354,7 @@ fn traced(
                 reason: r.reason.clone(),
                 count: r.count,
                 tasks: r.tasks.clone(),
-                listening: views.iter().any(|v| {
-                    v.local.inet().is_some_and(|a| {
-                        a.port() == r.local.port()
-                            && (a.ip() == r.local.ip() || a.ip().is_unspecified())
-                    })
-                }),
+                listening: snap.listens_at(r.local),
             })
             .collect(),
     )

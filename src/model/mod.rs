@@ -409,6 +409,15 @@ impl Gap {
 }
 
 impl Snapshot {
+    /// Whether a recorded TCP listener takes connections to `addr` (wildcards included): the
+    /// RSTs sent from `addr` can be that listener's.
+    pub fn listens_at(&self, addr: SocketAddr) -> bool {
+        self.samples
+            .iter()
+            .flat_map(|s| &s.listeners)
+            .any(|l| l.local.port() == Some(addr.port()) && l.serves(addr.ip()))
+    }
+
     pub fn first(&self) -> Option<&Sample> {
         self.samples.first()
     }

@@ -176,30 +176,25 @@ fn parse_line(line: &str) -> Option<Event> {
 
 /// Keeps the events of the namespace with inode `netns`: sent by one of its tasks, or by one
 /// of its listening sockets (`sockets`, from its /proc/net/tcp `sk` column), or, when the task
-/// has exited since (a thread per connection), from the address and port of one of its
-/// listeners (`listeners`; counted in `by_address`: another namespace can have the same
-/// address). `netns_of` says a task's namespace, None when it is gone.
+/// has exited since (a thread per connection), from an address one of its listeners takes
+/// (`listens_at`; counted in `by_address`: another namespace can have the same address).
+/// `netns_of` says a task's namespace, None when it is gone.
 pub fn attribute(
     events: &[Event],
     lost: u64,
     netns: u64,
     sockets: &[u64],
-    listeners: &[SocketAddr],
+    listens_at: impl Fn(SocketAddr) -> bool,
     mut netns_of: impl FnMut(u32) -> Option<u64>,
 ) -> Traced {
     let mut seen: HashMap<u32, Option<u64>> = HashMap::new();
     let mut by: BTreeMap<(SocketAddr, String), (u64, Vec<String>)> = BTreeMap::new();
     let (mut elsewhere, mut by_address) = (0, 0);
-    let listened = |a: &SocketAddr| {
-        listeners
-            .iter()
-            .any(|l| l.port() == a.port() && (l.ip() == a.ip() || l.ip().is_unspecified()))
-    };
     for e in events {
         let ns = *seen.entry(e.tid).or_insert_with(|| netns_of(e.tid));
         let ours = ns == Some(netns) || (e.skaddr != 0 && sockets.contains(&e.skaddr));
         if !ours {
-            if ns.is_none() && listened(&e.src) {
+            if ns.is_none() && listens_at(e.src) {
                 by_address += 1;
             } else {
                 elsewhere += 1;
@@ -232,7 +227,11 @@ pub fn attribute(
 
 /// `attribute` for the namespace of the calling thread, inode `netns`: its tasks from
 /// /proc/TID/ns/net, its listening sockets from /proc/thread-self/net/tcp and tcp6.
-pub fn attribute_here(text: &str, netns: Option<u64>, listeners: &[SocketAddr]) -> Traced {
+pub fn attribute_here(
+    text: &str,
+    netns: Option<u64>,
+    listens_at: impl Fn(SocketAddr) -> bool,
+) -> Traced {
     let (events, lost) = parse(text);
     let sockets: Vec<u64> = ["tcp", "tcp6"]
         .iter()
@@ -244,7 +243,7 @@ pub fn attribute_here(text: &str, netns: Option<u64>, listeners: &[SocketAddr]) 
         lost,
         netns.unwrap_or(0),
         &sockets,
-        listeners,
+        listens_at,
         |tid| super::netns::ns_inode(&format!("/proc/{tid}/ns/net")),
     )
 }
@@ -309,7 +308,7 @@ mod tests {
             lost,
             7,
             &[0xffff888000000001],
-            &[],
+            |_| false,
             |tid| match tid {
                 14057 => Some(7),
                 _ => Some(9),
@@ -328,9 +327,8 @@ mod tests {
     #[test]
     fn a_gone_task_s_resets_are_tied_by_the_listener_s_address() {
         let (events, _) = parse(TRACE);
-        let ours: SocketAddr = "0.0.0.0:8400".parse().unwrap();
-        // Every task gone: only the resets from a port we listen on are kept.
-        let t = attribute(&events, 0, 7, &[], &[ours], |_| None);
+        // Every task gone: only the resets from a port we listen on (0.0.0.0:8400) are kept.
+        let t = attribute(&events, 0, 7, &[], |a| a.port() == 8400, |_| None);
         assert_eq!(t.by_address, 2);
         assert_eq!(t.elsewhere, 2);
         assert_eq!(t.resets.len(), 1);
