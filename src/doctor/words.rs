@@ -195,11 +195,9 @@ impl Words<'_> {
             } => {
                 let text = self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners);
                 match traced {
-                    Some(lines) => format!(
-                        "{text}. {}{}",
-                        traced_unexplained(lines),
-                        self.trace_caveats()
-                    ),
+                    Some(lines) => {
+                        format!("{text}. {}{}", traced_sentence(lines), self.trace_caveats())
+                    }
                     None => text,
                 }
             }
@@ -418,8 +416,8 @@ fn traced_list(lines: &[TracedLine]) -> String {
     lines.iter().take(5).map(one).collect::<Vec<_>>().join("; ") + &more(lines.len())
 }
 
-/// `doctor --trace` on the resets of no counted cause.
-fn traced_unexplained(lines: &[TracedLine]) -> String {
+/// What `doctor --trace` tied to this namespace, in one sentence.
+fn traced_sentence(lines: &[TracedLine]) -> String {
     match lines {
         [] => {
             "Traced one by one (tcp:tcp_send_reset), none of them was tied to a socket or process \
@@ -433,22 +431,11 @@ fn traced_unexplained(lines: &[TracedLine]) -> String {
 /// Which sockets the resets can belong to, as far as the recording tells.
 fn candidates(c: &Candidates) -> String {
     match c.traced.as_deref() {
-        Some([]) => {
-            return format!(
-                "Traced one by one (tcp:tcp_send_reset), none of them was tied to a socket or process \
-                 of this namespace. {}",
-                counted_candidates(c)
-            );
-        }
-        Some(lines) => {
-            return format!(
-                "Traced one by one (tcp:tcp_send_reset): {}",
-                traced_list(lines)
-            );
-        }
-        None => {}
+        // Nothing tied: what the counters allow still holds.
+        Some([]) => format!("{}. {}", traced_sentence(&[]), counted_candidates(c)),
+        Some(lines) => traced_sentence(lines),
+        None => counted_candidates(c),
     }
-    counted_candidates(c)
 }
 
 /// `candidates` from the queues seen and the listeners named: what the counters allow.
