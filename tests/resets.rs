@@ -669,7 +669,8 @@ fn defer_accept_overflow_with_abort_resets_on_first_data() {
         "defer_accept_overflow_with_abort_resets_on_first_data",
         || {
             set_sysctl("net.ipv4.tcp_abort_on_overflow", 1);
-            let listener = defer_accept_listener(4);
+            let listener = listener("127.0.0.1:8100", 4);
+            defer_accept(&listener);
             let addr = "127.0.0.1:8100".parse().unwrap();
             let connect = || {
                 let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
@@ -716,39 +717,6 @@ fn defer_accept_overflow_with_abort_resets_on_first_data() {
         !ids.contains(&"resets-unexplained"),
         "the queue explains its resets: {ids:?}"
     );
-}
-
-/// 127.0.0.1:8100 listening with `backlog` and TCP_DEFER_ACCEPT (5 s).
-fn defer_accept_listener(backlog: i32) -> std::os::fd::OwnedFd {
-    use nix::sys::socket::*;
-    use std::os::fd::AsRawFd;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("socket");
-    let secs: nix::libc::c_int = 5;
-    // SAFETY: setsockopt on our fd with a c_int that outlives the call.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            fd.as_raw_fd(),
-            nix::libc::IPPROTO_TCP,
-            nix::libc::TCP_DEFER_ACCEPT,
-            (&secs as *const nix::libc::c_int).cast(),
-            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "TCP_DEFER_ACCEPT: {}",
-        std::io::Error::last_os_error()
-    );
-    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 8100)).expect("bind");
-    listen(&fd, Backlog::new(backlog).unwrap()).expect("listen");
-    fd
 }
 
 // `doctor --trace`: the kernel's tcp:tcp_send_reset tracepoint names each reset's source and
@@ -892,12 +860,8 @@ fn trace_needs_a_window_and_a_live_kernel() {
         &["doctor", "--trace", "--window", "0"][..],
         &["doctor", "--trace", "--all-netns"],
     ] {
-        let out = std::process::Command::new(bin())
-            .args(args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        let (code, _, err) = run_bin(args);
+        assert_eq!(code, 3, "{args:?}: {err}");
         assert!(err.starts_with("error: "), "{args:?}: {err}");
     }
 }
