@@ -55,7 +55,7 @@ fn burst_plan(name: &str, ns: &str, knob: &str, kind: StepKind, how: Relisten) {
         .find(|s| {
             matches!(
                 s.action,
-                Action::AppBacklog { .. } | Action::PostgresMaxConnections { .. }
+                Action::AppBacklog { .. } | Action::DerivedBacklog { .. }
             )
         })
         .unwrap_or_else(|| panic!("{name}: no backlog step"));

@@ -321,7 +321,7 @@ fn apply(snap: &Snapshot, gens: &[Gen], true_somaxconn: u32, report: &Report) ->
                     asked.insert(*i, value);
                 }
             }
-            Action::PostgresMaxConnections { value } => {
+            Action::DerivedBacklog { value, .. } => {
                 for i in &inodes {
                     asked.insert(*i, (2 * value).min(10_000));
                 }
@@ -438,6 +438,34 @@ fn unix_words_only(report: &Report) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A runtime added to the table is drawn by the property too: one of the owners above is
+/// recognised as it.
+#[test]
+fn every_runtime_is_drawn() {
+    use backlogctl::doctor::runtime::{RUNTIMES, runtime_of};
+    use backlogctl::model::Owner;
+    let drawn: Vec<&str> = OWNERS
+        .iter()
+        .chain(UNIX_OWNERS)
+        .filter_map(|(comm, cmdline)| {
+            let o = Owner {
+                inode: 1,
+                pid: 1,
+                comm: comm.to_string(),
+                cmdline: cmdline.to_string(),
+            };
+            runtime_of(&[o]).map(|r| r.id)
+        })
+        .collect();
+    for r in RUNTIMES {
+        assert!(
+            drawn.contains(&r.id),
+            "{}: add an owner of it to OWNERS",
+            r.id
+        );
+    }
 }
 
 #[test]

@@ -264,11 +264,11 @@ fn a_full_unix_queue_is_told_in_unix_words() {
 #[test]
 fn php_fpm_gets_its_pool_setting_a_pool_step_and_a_restart() {
     use backlogctl::doctor::remedy::{Action, StepKind};
-    use backlogctl::doctor::runtime::{Relisten, Runtime};
+    use backlogctl::doctor::runtime::{self, Relisten};
     let php = "php-fpm: pool www";
     let report = doctor::diagnose(&unix_snapshot("php-fpm8.2", php, 4096, 4, 5));
     let plan = &report.plans[0];
-    assert_eq!(plan.runtime, Some(Runtime::PhpFpm));
+    assert_eq!(plan.runtime, Some(&runtime::PHP_FPM));
     let kinds: Vec<StepKind> = plan.steps.iter().map(|s| s.kind).collect();
     assert_eq!(
         kinds,

@@ -172,14 +172,19 @@ pub enum Action {
     Sysctl { knob: Knob, value: u32 },
     /// Make the application ask listen() for `value`.
     AppBacklog {
-        runtime: Option<Runtime>,
+        runtime: Option<&'static Runtime>,
         value: u32,
     },
-    /// PostgreSQL: set max_connections, which sizes its backlog.
-    PostgresMaxConnections { value: u32 },
+    /// Set the runtime's setting that sizes its backlog among other things
+    /// (`Runtime::derived`: PostgreSQL's max_connections) to `value`.
+    DerivedBacklog {
+        runtime: &'static Runtime,
+        setting: &'static str,
+        value: u32,
+    },
     /// Make the socket call listen() again; `pid` gets the reload signal.
     Relisten {
-        runtime: Option<Runtime>,
+        runtime: Option<&'static Runtime>,
         how: Relisten,
         #[serde(skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -188,7 +193,7 @@ pub enum Action {
     AcceptFaster,
     /// A pre-forked pool accepts only with a free worker: size the pool (php-fpm's
     /// `pm.max_children`, uWSGI's `--processes`).
-    MoreWorkers { runtime: Runtime },
+    MoreWorkers { runtime: &'static Runtime },
     /// Drops never go down while the socket lives: check that they stop growing.
     CheckDropsHeld { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
@@ -339,7 +344,7 @@ impl Step {
                 knob: Knob::Somaxconn,
                 ..
             } | Action::AppBacklog { .. }
-                | Action::PostgresMaxConnections { .. }
+                | Action::DerivedBacklog { .. }
         )
     }
 }
@@ -396,7 +401,7 @@ pub struct Plan {
     pub listeners: Vec<String>,
     /// Their socket inodes, in the same order (SO_REUSEPORT sockets share an address).
     pub inodes: Vec<u64>,
-    pub runtime: Option<Runtime>,
+    pub runtime: Option<&'static Runtime>,
     pub backlog: Backlog,
     pub steps: Vec<Step>,
 }
@@ -420,7 +425,7 @@ pub(crate) fn plan(
         Some(_) => Asked::AtLeast(b),
         None => Asked::Unknown,
     };
-    let ceiling = rt.and_then(Runtime::max_backlog).unwrap_or(MAX_RECOMMENDED);
+    let ceiling = rt.and_then(|r| r.max_backlog).unwrap_or(MAX_RECOMMENDED);
     let target = needs.raise.then(|| target_backlog(b, ceiling)).flatten();
     let keep = needs
         .keep_above_somaxconn
@@ -468,7 +473,7 @@ pub(crate) fn plan(
             current: b,
             somaxconn,
             asked,
-            runtime_default: rt.and_then(Runtime::fixed_default),
+            runtime_default: rt.and_then(|r| r.fixed_default()),
             peak: v.recv_q_peak,
             target,
             somaxconn_target,
@@ -493,19 +498,21 @@ pub(crate) fn sysctl_step(knob: Knob, value: u32, sysctls: &Sysctls, netns: &Net
 }
 
 /// Make the application ask listen() for `n`, by its runtime's setting or in its code.
-fn backlog_step(rt: Option<Runtime>, n: u32, at: &Where) -> Step {
-    match rt {
-        Some(Runtime::Postgres) => Step::new(
+fn backlog_step(rt: Option<&'static Runtime>, n: u32, at: &Where) -> Step {
+    match rt.and_then(|r| r.derived.as_ref().map(|d| (r, d))) {
+        Some((runtime, derived)) => Step::new(
             StepKind::AppSetting,
-            Action::PostgresMaxConnections {
-                value: runtime::postgres_max_connections(n),
+            Action::DerivedBacklog {
+                runtime,
+                setting: derived.setting,
+                value: (derived.value_for)(n),
             },
             at,
         ),
         // Even a runtime that asks for somaxconn by default (Envoy, Netty, Go) may have been
         // told otherwise: the setting is named so that the result does not depend on it.
         _ => Step::new(
-            if rt.is_some_and(Runtime::set_in_code) {
+            if rt.is_some_and(|r| r.set_in_code()) {
                 StepKind::CodeChange
             } else {
                 StepKind::AppSetting
@@ -521,10 +528,11 @@ fn backlog_step(rt: Option<Runtime>, n: u32, at: &Where) -> Step {
 
 /// Have the socket call listen() again: a reload where the runtime takes the new backlog so,
 /// else a restart.
-fn relisten_step(rt: Option<Runtime>, asked: Asked, owners: &[Owner], at: &Where) -> Step {
-    let how = match rt.map(Runtime::relisten) {
-        // nginx re-listens at reload only when the backlog= value changed: when B is capped
-        // the configuration may already say N, and only a restart calls listen() again.
+fn relisten_step(rt: Option<&'static Runtime>, asked: Asked, owners: &[Owner], at: &Where) -> Step {
+    let how = match rt.map(|r| r.relisten) {
+        // A reload re-listens only when the backlog value in the configuration changed: when
+        // B is capped the configuration may already say N, and only a restart calls listen()
+        // again.
         Some(Relisten::Reload) if matches!(asked, Asked::Exactly(_)) => Relisten::Reload,
         _ => Relisten::Restart,
     };
@@ -533,9 +541,9 @@ fn relisten_step(rt: Option<Runtime>, asked: Asked, owners: &[Owner], at: &Where
         Action::Relisten {
             runtime: rt,
             how,
-            pid: (how == Relisten::Reload)
-                .then(|| runtime::reload_pid(owners))
-                .flatten(),
+            pid: rt
+                .filter(|_| how == Relisten::Reload)
+                .and_then(|r| r.reload_pid(owners)),
         },
         at,
     )

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
-use super::runtime::{self, Runtime};
+use super::runtime;
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
     RuleId, Severity, TracedLine, Whose,
@@ -799,7 +799,7 @@ fn backlog_size(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
             somaxconn,
             runtime_default: runtime::runtime_of(&v.owners)
                 .filter(|r| r.fixed_default() == Some(v.send_q))
-                .map(Runtime::name),
+                .map(|r| r.name),
         },
     };
     let mut f = finding(id, Severity::Warning, Some(v), fact);

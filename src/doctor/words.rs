@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
-use super::runtime::{self, DefaultBacklog, POSTGRES_LEVER, Relisten, Runtime};
+use super::runtime::{self, Relisten, Runtime};
 use super::{
     Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, TracedLine, Whose,
 };
@@ -303,16 +303,23 @@ impl Words<'_> {
     /// docs/kernel.md §10: one cause of resets, what raised it and what the clients saw.
     fn resets(&self, cause: ResetCause, count: u64, per_sec: f64, c: &Candidates) -> String {
         let window = self.window();
+        let fin_first;
         let (counter, what, clients) = match cause {
-            ResetCause::UnreadClose => (
-                "TCPAbortOnClose",
-                "a socket was closed with received data still unread, so the kernel sent RST instead of FIN \
-                 (typically a server that reads part of a request, replies and closes)",
-                "the reply already sent, then ECONNRESET \"Connection reset by peer\" on their next read \
-                 (EPIPE or ECONNRESET if they were still writing); a server that shuts its side down before \
-                 closing (Java's Socket.close() does) sends FIN first, so a client that stops at the end of \
-                 the reply sees nothing and one that reuses or keeps writing to the connection sees the reset",
-            ),
+            ResetCause::UnreadClose => {
+                fin_first = format!(
+                    "the reply already sent, then ECONNRESET \"Connection reset by peer\" on their next read \
+                     (EPIPE or ECONNRESET if they were still writing); a server that shuts its side down before \
+                     closing ({} does) sends FIN first, so a client that stops at the end of \
+                     the reply sees nothing and one that reuses or keeps writing to the connection sees the reset",
+                    runtime::each_own(|r| r.quirks.close_sends_fin)
+                );
+                (
+                    "TCPAbortOnClose",
+                    "a socket was closed with received data still unread, so the kernel sent RST instead of FIN \
+                     (typically a server that reads part of a request, replies and closes)",
+                    fin_first.as_str(),
+                )
+            }
             ResetCause::LingerAbort => (
                 "TCPAbortOnData",
                 "a socket was closed with SO_LINGER {on, 0} (or with data still in flight), which aborts it with RST",
@@ -509,29 +516,36 @@ fn unix_high(l: &Subject) -> String {
     )
 }
 
-/// How nginx names an upstream socket in its log: `unix:/run/php/php8.2-fpm.sock`, `unix:@name`.
-fn nginx_upstream(example: Option<&Local>) -> String {
-    match example.and_then(Local::unix).map(|u| &u.name) {
-        Some(UnixName::Path(p)) => format!("unix:{p}"),
-        Some(UnixName::Abstract(n)) => format!("unix:@{n}"),
-        _ => "unix:/run/php/php8.2-fpm.sock".into(),
-    }
-}
-
-/// docs/kernel.md §9: what the clients of a full Unix listener see.
+/// docs/kernel.md §9: what the clients of a full Unix listener see, a proxy's log among them
+/// (`Quirks::unix_refusal`).
 fn unix_clients(example: Option<&Local>) -> String {
+    let proxies = runtime::having(|r| r.quirks.unix_refusal.as_ref())
+        .map(|(r, refusal)| {
+            let upstream = match example.and_then(Local::unix).map(|u| &u.name) {
+                Some(UnixName::Path(p)) => format!("{}{p}", refusal.path),
+                Some(UnixName::Abstract(n)) => format!("{}{n}", refusal.abstract_name),
+                _ => refusal.example.into(),
+            };
+            format!(
+                "{} logs {} and answers {}",
+                r.name,
+                code(&refusal.line(&upstream)),
+                refusal.answers
+            )
+        })
+        .collect::<Vec<_>>();
     format!(
-        "What clients see when a Unix socket's queue is full: a non-blocking connect() (nginx, most proxies) \
-         fails at once with EAGAIN, \"Resource temporarily unavailable\": nginx logs {} and answers 502, or \
+        "What clients see when a Unix socket's queue is full: a non-blocking connect() ({}most proxies) \
+         fails at once with EAGAIN, \"Resource temporarily unavailable\": {}, or \
          passes the request to the next upstream. A blocking connect() waits until the server accepts one, \
          up to the socket's SO_SNDTIMEO (then EAGAIN), forever without one; Python's settimeout() makes a \
          socket non-blocking, so it gets EAGAIN at once. Unlike TCP, where a dropped SYN is retransmitted \
          and the client sees a slow connect, nothing retries here: each refusal is final unless the client \
          tries again, and no setting (such as tcp_abort_on_overflow) changes that.",
-        code(&format!(
-            "connect() to {} failed (11: Resource temporarily unavailable) while connecting to upstream",
-            nginx_upstream(example)
-        ))
+        runtime::having(|r| r.quirks.unix_refusal.as_ref())
+            .map(|(r, _)| format!("{}, ", r.name))
+            .collect::<String>(),
+        proxies.join("; ")
     )
 }
 
@@ -751,13 +765,13 @@ impl Words<'_> {
         match &s.action {
             Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value),
             Action::AppBacklog { runtime, value } => app_backlog_step(*runtime, *value, ctx),
-            Action::PostgresMaxConnections { value } => postgres_step(*value, ctx),
+            Action::DerivedBacklog { runtime, value, .. } => derived_step(runtime, *value, ctx),
             Action::Relisten { runtime, how, pid } => relisten_step(s, *runtime, *how, *pid, ctx),
             Action::AcceptFaster => "make accept() keep up: a dedicated acceptor thread, no work on the accept \
                                      path, enough workers; a backlog only absorbs bursts, and if arrivals outrun \
                                      accept() any queue fills"
                 .into(),
-            Action::MoreWorkers { runtime } => more_workers_step(*runtime),
+            Action::MoreWorkers { runtime } => runtime.pool.unwrap_or_default().into(),
             Action::CheckDropsHeld { listener } if listener.is_unix() => check_unix_queue_step(s),
             Action::CheckDropsHeld { .. } => check_drops_step(s, ctx),
             Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
@@ -786,11 +800,14 @@ impl Words<'_> {
                      from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
                 ),
             },
-            Action::ReadBeforeClose => "read the whole request before closing (HTTP: the headers up to the \
-                                        blank line, then the body per Content-Length), or shutdown(SHUT_WR), read \
-                                        until EOF, then close; Java: read until the blank line rather than one \
-                                        readLine(); a reply without reading costs the client its reply"
-                .into(),
+            Action::ReadBeforeClose => format!(
+                "read the whole request before closing (HTTP: the headers up to the blank line, then the \
+                 body per Content-Length), or shutdown(SHUT_WR), read until EOF, then close; {}a reply \
+                 without reading costs the client its reply",
+                runtime::having(|r| r.quirks.read_whole_request)
+                    .map(|(r, how)| format!("{}: {how}; ", r.name))
+                    .collect::<String>()
+            ),
             Action::DropLingerZero => "drop SO_LINGER {1,0} (l_onoff=1, l_linger=0) and close normally: it \
                                        turns every close into a reset; a TIME_WAIT problem is better solved by \
                                        the client closing first or by reusing connections"
@@ -891,7 +908,7 @@ fn keep_note(s: &Step, knob: Knob, value: u32) -> Option<String> {
     }
 }
 
-fn app_backlog_step(runtime: Option<Runtime>, value: u32, ctx: &StepCtx) -> String {
+fn app_backlog_step(runtime: Option<&Runtime>, value: u32, ctx: &StepCtx) -> String {
     // What it asked for is inferred, never known: say what the socket has.
     let now = match ctx.plan.map(|p| p.backlog.asked) {
         Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
@@ -903,32 +920,27 @@ fn app_backlog_step(runtime: Option<Runtime>, value: u32, ctx: &StepCtx) -> Stri
     };
     format!(
         "have the application ask listen() for a backlog of {value}{now}: {}",
-        match ctx.view.map(|v| &v.local) {
-            Some(Local::Unix(_)) => unix_knob(runtime, value),
-            _ => knob(runtime, value),
-        }
+        runtime::how_to_set(
+            runtime,
+            matches!(ctx.view.map(|v| &v.local), Some(Local::Unix(_))),
+            value
+        )
     )
 }
 
-fn postgres_step(value: u32, ctx: &StepCtx) -> String {
+/// A runtime whose backlog follows a setting that sizes other things too (`Runtime::derived`).
+fn derived_step(runtime: &Runtime, value: u32, ctx: &StepCtx) -> String {
     let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
-    let lever = POSTGRES_LEVER;
-    format!(
-        "PostgreSQL asks listen() for 2 × MaxBackends ({lever} + autovacuum_max_workers + \
-         max_worker_processes + max_wal_senders + 1: {} with the defaults; 2 × {lever} in \
-         newer releases), clamped to {} up to release 15, so somaxconn alone does not change it: set {lever} \
-         to {value} for a backlog of at least {n}, with {} or in postgresql.conf. {lever} also \
-         sizes shared memory and lets that many backends run at once: a pooler such as PgBouncer in \
-         front, which absorbs the burst on its own backlog, is the usual alternative",
-        runtime::POSTGRES_DEFAULT_BACKLOG,
-        runtime::POSTGRES_CLAMP,
-        code(&format!("ALTER SYSTEM SET {lever} = {value};"))
-    )
+    runtime
+        .derived
+        .as_ref()
+        .map(|d| d.words(value, n))
+        .unwrap_or_default()
 }
 
 fn relisten_step(
     s: &Step,
-    runtime: Option<Runtime>,
+    runtime: Option<&Runtime>,
     how: Relisten,
     pid: Option<u32>,
     ctx: &StepCtx,
@@ -939,25 +951,21 @@ fn relisten_step(
             .any(|x| matches!(x.action, Action::Sysctl { .. }))
     });
     let after = if after { "after the steps above, " } else { "" };
-    let server = match runtime {
-        Some(Runtime::Systemd) => "the socket unit",
-        Some(rt) => rt.name(),
-        None => "the server",
-    };
+    let server = runtime.map_or("the server", Runtime::restarted);
+    let reload = runtime.and_then(|r| r.reload.as_ref());
     match how {
         Relisten::Reload => format!(
             "{}; a reload calls listen() again only when the backlog= value changed: if Send-Q does \
-             not become {} (the directive already said so), restart nginx instead",
+             not become {} (the directive already said so), restart {server} instead",
             with_command(
                 s,
                 format!(
                     "{after}reload {server} so it calls listen() again on the same socket, which takes the new \
                      backlog and re-reads somaxconn without losing a connection (the socket and its drop \
                      count stay){}",
-                    if pid.is_some() {
-                        ""
-                    } else {
-                        " (e.g. `nginx -s reload`)"
+                    match reload.filter(|_| pid.is_none()) {
+                        Some(r) => format!(" (e.g. {})", code(r.command)),
+                        None => String::new(),
                     }
                 )
             ),
@@ -970,26 +978,7 @@ fn relisten_step(
             "{after}restart {server}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
              called, so no change reaches a socket that is already listening; connections still \
              queued at that moment are reset{}",
-            restart_note(runtime)
-        ),
-    }
-}
-
-/// A pool that accepts only with a free worker: its size is the usual cause (docs/kernel.md §9).
-fn more_workers_step(runtime: Runtime) -> String {
-    match runtime {
-        Runtime::PhpFpm => "size the pool, the usual cause: php-fpm accepts a connection only when a child is \
-                            free, so while all `pm.max_children` are busy connections wait here (its log says \
-                            \"server reached pm.max_children setting\", the status page counts \"max children \
-                            reached\"). Raise `pm.max_children` in the pool file as far as memory allows (each \
-                            child holds its own PHP memory), with `pm = dynamic` or `pm = static`, and find what \
-                            makes requests slow (`request_slowlog_timeout` and `slowlog`)"
-            .into(),
-        _ => format!(
-            "size the pool, the usual cause: {} accepts a connection only when a worker is free, so while all \
-             are busy connections wait here: raise `--processes` (or `--threads`) as far as memory allows, and \
-             find what makes requests slow",
-            runtime.name()
+            runtime::restart_note(runtime)
         ),
     }
 }
@@ -1001,10 +990,11 @@ fn start_unix_server_step(path: PathState) -> String {
                                    with \"Address already in use\": remove the stale file first, once sure no \
                                    server in another network namespace uses it"
             .into(),
-        PathState::Missing => "start the server, or check that clients and server name the same path (php-fpm's \
-                               `listen =`, uWSGI's `--socket`, gunicorn's `--bind unix:`, uvicorn's `--uds`); a \
-                               server with systemd's PrivateTmp= or in a container has a /tmp of its own"
-            .into(),
+        PathState::Missing => format!(
+            "start the server, or check that clients and server name the same path ({}); a server with \
+             systemd's PrivateTmp= or in a container has a /tmp of its own",
+            runtime::each_own(|r| r.unix_path_setting)
+        ),
         PathState::NotASocket => "find out what replaced the socket file, then restart the server so that it \
                                   binds a new one (most servers refuse to remove a file that is not a socket)"
             .into(),
@@ -1045,135 +1035,4 @@ fn check_drops_step(s: &Step, ctx: &StepCtx) -> String {
         "check that the fix held: the drop count{d} never goes down while the socket lives, so \
          {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
     )
-}
-
-/// What a restart means for this runtime, where a lighter way looks as if it would do
-/// (checked on the real servers, docs/kernel.md §7).
-fn restart_note(runtime: Option<Runtime>) -> String {
-    match runtime {
-        None => " (a Go server reads somaxconn once, at its first listen: the restart is what makes it ask for \
-                  the new value)"
-            .into(),
-        Some(Runtime::Gunicorn) => {
-            " (a HUP reloads the configuration but keeps the listening socket and its backlog)".into()
-        }
-        Some(Runtime::Redis) => " (tcp-backlog is read only at start: CONFIG SET refuses it)".into(),
-        Some(Runtime::Postgres) => format!(
-            " (`pg_ctl restart`: a reload does not change {POSTGRES_LEVER} nor the backlog)"
-        ),
-        Some(Runtime::PhpFpm) => " (`systemctl restart php8.2-fpm`, the unit named after its PHP version: a \
-                                  reload, `systemctl reload` or USR2 to the master, re-reads the pool files but \
-                                  keeps the listening socket and its backlog, as observed with PHP 8.2)"
-            .into(),
-        Some(Runtime::Systemd) => " (for a socket unit: stop its service, `systemctl daemon-reload`, then \
-                                   `systemctl restart NAME.socket`; a service still holding the old socket keeps its \
-                                   backlog)"
-            .into(),
-        Some(Runtime::Nginx) => " (a reload calls listen() again only when the backlog= value changes, and it may \
-                                 already say the new value)"
-            .into(),
-        _ => String::new(),
-    }
-}
-
-/// `default 511`, `default: somaxconn`: what the runtime asks listen() for untold, as
-/// `runtime.rs` knows it.
-fn default_of(rt: Runtime) -> String {
-    match rt.default_backlog() {
-        DefaultBacklog::Fixed(n) => format!("default {n}"),
-        DefaultBacklog::Somaxconn => "default: somaxconn".into(),
-        DefaultBacklog::Derived => "default: derived".into(),
-        DefaultBacklog::SomaxconnSince { release, before } => {
-            format!("default {before} before {release}, -1 = somaxconn from it on")
-        }
-    }
-}
-
-/// How to make the application ask listen() for `n`, in its runtime's terms (docs/kernel.md,
-/// "Runtime defaults").
-fn knob(runtime: Option<Runtime>, n: u32) -> String {
-    let Some(rt) = runtime else {
-        return format!(
-            "pass {n} as the backlog argument of listen() (Go's net.Listen asks for somaxconn, read once at its \
-             first listen; Rust std's TcpListener asks for {}, socket2 lets you choose)",
-            runtime::RUST_STD_BACKLOG
-        );
-    };
-    let default = default_of(rt);
-    match rt {
-        Runtime::Java => format!(
-            "Java: pass the backlog, `new ServerSocket(port, {n})` or `channel.bind(addr, {n})` ({default}); \
-             Tomcat/Spring Boot: `server.tomcat.accept-count={n}` (acceptCount, default {}); \
-             Netty: `.option(ChannelOption.SO_BACKLOG, {n})` (default: somaxconn, read once at start)",
-            runtime::TOMCAT_ACCEPT_COUNT
-        ),
-        Runtime::Nginx => format!(
-            "nginx: `backlog={n}` on the listen directive, e.g. `listen 80 backlog={n};` ({default} on Linux)"
-        ),
-        Runtime::Node => {
-            format!("Node.js: `server.listen({{ port, host, backlog: {n} }})` ({default})")
-        }
-        Runtime::Gunicorn => {
-            format!("gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; {default})")
-        }
-        Runtime::Uvicorn => format!("uvicorn: `--backlog {n}` ({default})"),
-        Runtime::PythonHttpServer => format!(
-            "Python socketserver/http.server: set `request_queue_size = {n}` on the server class ({default})"
-        ),
-        Runtime::Python => format!(
-            "Python: `sock.listen({n})` ({default}; `listen(-1)` gives 0), asyncio `start_server(..., backlog={n})` \
-             (default {})",
-            runtime::ASYNCIO_BACKLOG
-        ),
-        Runtime::Redis => format!(
-            "Redis: `tcp-backlog {n}` in redis.conf or `--tcp-backlog {n}` ({default}; not settable with CONFIG SET)"
-        ),
-        Runtime::Postgres => format!("PostgreSQL: see {POSTGRES_LEVER} (backlog {n})"),
-        Runtime::Haproxy => {
-            format!("HAProxy: `backlog {n}` in the frontend ({default} from its maxconn)")
-        }
-        Runtime::Envoy => {
-            format!("Envoy: `tcp_backlog_size: {n}` on the listener ({default} on Linux)")
-        }
-        Runtime::Httpd => format!("Apache httpd: `ListenBacklog {n}` ({default})"),
-        Runtime::PhpFpm => format!(
-            "php-fpm: `listen.backlog = {n}` in the pool file whose `listen =` names the socket (Debian: \
-             /etc/php/VERSION/fpm/pool.d/; {default})"
-        ),
-        Runtime::Uwsgi => format!(
-            "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); uWSGI refuses to start when \
-             it is above {SOMAXCONN} (\"Listen queue size is greater than the system max \
-             net.core.somaxconn\"), so that must be raised first"
-        ),
-        Runtime::Systemd => format!(
-            "systemd: `Backlog={n}` in the [Socket] section of the .socket unit that holds it (`systemctl \
-             list-sockets` names the unit; {default}); a service that calls listen() itself overrides it"
-        ),
-    }
-}
-
-/// How to make the application of a Unix socket ask listen() for `n`, where that differs from
-/// TCP (docs/kernel.md §9).
-fn unix_knob(runtime: Option<Runtime>, n: u32) -> String {
-    let Some(rt) = runtime else {
-        return format!("pass {n} as the backlog argument of listen()");
-    };
-    let default = default_of(rt);
-    match rt {
-        Runtime::Node => {
-            format!("Node.js: `server.listen({{ path, backlog: {n} }})` ({default})")
-        }
-        Runtime::Uvicorn => format!("uvicorn: `--uds PATH --backlog {n}` ({default})"),
-        Runtime::Gunicorn => format!(
-            "gunicorn: `--backlog {n}` (or `backlog = {n}` in its config; {default}); it calls listen() on a \
-             socket systemd passes it too, so its backlog overrides the unit's Backlog="
-        ),
-        Runtime::Python => format!(
-            "Python: `sock.listen({n})` ({default}; `listen(-1)` gives 0), asyncio \
-             `start_unix_server(..., backlog={n})` (default {})",
-            runtime::ASYNCIO_BACKLOG
-        ),
-        Runtime::Nginx => format!("nginx: `listen unix:PATH backlog={n};` ({default} on Linux)"),
-        _ => knob(Some(rt), n),
-    }
 }

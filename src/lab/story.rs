@@ -7,6 +7,7 @@ use crate::catalogue::{
     ABORT_ON_CLOSE, EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV,
     SYNCOOKIES_SENT,
 };
+use crate::doctor::runtime;
 
 /// What happened, and why.
 pub fn story(r: &LabReport) -> Vec<String> {
@@ -159,8 +160,11 @@ fn unix_refusals(f: &Facts) -> Option<String> {
     (n > 0).then(|| {
         format!(
             "{n} non-blocking connect()s to the Unix listener failed at once with EAGAIN (\"Resource temporarily \
-             unavailable\"; nginx logs it and answers 502): its queue already held B+1 = {} pending connections \
+             unavailable\"{}): its queue already held B+1 = {} pending connections \
              (unix_stream_connect). Unlike TCP, nothing is retried: the client has its error in microseconds.",
+            runtime::having(|r| r.quirks.unix_refusal.as_ref())
+                .map(|(r, refusal)| format!("; {} logs it and answers {}", r.name, refusal.answers))
+                .collect::<String>(),
             f.slots()
         )
     })
