@@ -132,6 +132,13 @@ fn each_real_server_gets_its_own_knob() {
             CodeChange,
             Restart,
         ),
+        (
+            "6.18-lighttpd-backlog16-burst.json",
+            "bfx-lighttpd",
+            "server.listen-backlog = 4096",
+            AppSetting,
+            Restart,
+        ),
     ];
     for (name, ns, knob, kind, how) in cases {
         burst_plan(name, ns, knob, kind, how);

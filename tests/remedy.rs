@@ -55,6 +55,10 @@ const OWNERS: &[(&str, &str)] = &[
     ("haproxy", "haproxy -f /etc/haproxy/haproxy.cfg"),
     ("envoy", "envoy -c envoy.yaml"),
     ("apache2", "/usr/sbin/apache2 -k start"),
+    (
+        "lighttpd",
+        "/usr/sbin/lighttpd -D -f /etc/lighttpd/lighttpd.conf",
+    ),
     ("myserver", "./myserver"),
 ];
 

@@ -24,6 +24,7 @@ pub static RUNTIMES: &[&Runtime] = &[
     &HAPROXY,
     &ENVOY,
     &HTTPD,
+    &LIGHTTPD,
     &SYSTEMD,
 ];
 
@@ -480,6 +481,34 @@ pub const HTTPD: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "Apache httpd: `ListenBacklog {n}` ({default})",
     },
+    ..BASE
+};
+
+/// lighttpd 1.4: `server.listen-backlog`, 1024 (measured with 1.4.69). A graceful restart
+/// (SIGUSR1, Debian's `systemctl reload lighttpd`) re-reads the configuration but keeps the
+/// listening socket and its backlog (observed: same inode, Send-Q unchanged).
+pub const LIGHTTPD: Runtime = Runtime {
+    id: "lighttpd",
+    name: "lighttpd",
+    recognise: Recognise {
+        comm: &["lighttpd"],
+        ..BASE.recognise
+    },
+    default_backlog: DefaultBacklog::Fixed(1024),
+    tcp: Knob {
+        name: "server.listen-backlog",
+        set: SetIn::ConfigFile,
+        how: "lighttpd: `server.listen-backlog = {n}` in lighttpd.conf (Debian: \
+              /etc/lighttpd/lighttpd.conf; {default})",
+    },
+    restart_note: " (`systemctl restart lighttpd`: a graceful restart, SIGUSR1 or `systemctl \
+                   reload lighttpd`, re-reads the configuration but keeps the listening socket \
+                   and its backlog)",
+    concurrency: Some(Knob {
+        name: "server.max-connections",
+        set: SetIn::ConfigFile,
+        how: "`server.max-connections = {n}` in lighttpd.conf",
+    }),
     ..BASE
 };
 
