@@ -12,10 +12,14 @@ use crate::catalogue::Sysctl;
 
 mod local;
 mod scope;
+mod spelled;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
+#[cfg(test)]
+pub(crate) use spelled::assert_spelled_once;
+pub(crate) use spelled::spelled;
 pub use traced::{Traced, TracedResets};
 pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
