@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use crate::collect::fake::Fake;
     use crate::doctor::Severity;
-    use crate::model::Owner;
+    use crate::model::{GapKind, Owner};
     use std::time::Duration;
 
     fn window() -> Sampling {
@@ -279,7 +279,7 @@ mod tests {
             d.snapshot
                 .gaps
                 .iter()
-                .any(|g| g.routine() && g.what == "process-owners")
+                .any(|g| g.kind == GapKind::OwnersNotLookedUp && g.routine())
         );
         // B = 5 is small (a warning), but it never filled.
         assert_eq!(

@@ -7,9 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use backlogctl::model::SCHEMA_VERSION;
 use backlogctl::source::netstat::parse;
 use backlogctl::store;
 use common::fixture;
+
+/// A schema this build does not know yet.
+const NEWER: u32 = SCHEMA_VERSION + 1;
 
 struct Rng(u64);
 
@@ -174,7 +178,7 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
     // Wrong versions and types.
     let mut v: serde_json::Value = serde_json::from_str(&snapshot_texts()[0]).unwrap();
     for (version, want) in [
-        (serde_json::json!(3), "newer than this backlogctl"),
+        (serde_json::json!(NEWER), "newer than this backlogctl"),
         (serde_json::json!(u64::MAX), "newer than this backlogctl"),
         (serde_json::json!(-1), "no schema_version"),
         (serde_json::json!("1"), "no schema_version"),
@@ -262,9 +266,9 @@ fn duplicate_keys_in_a_snapshot_keep_the_last_value() {
     }
     // The version check sees the last schema_version too.
     let version = |twice: &str| store::parse(&plain.replacen(r#""schema_version":1"#, twice, 1));
-    let e = version(r#""schema_version":1,"schema_version":3"#).unwrap_err();
+    let e = version(&format!(r#""schema_version":1,"schema_version":{NEWER}"#)).unwrap_err();
     assert!(e.contains("newer than this backlogctl"), "{e}");
-    let s = version(r#""schema_version":3,"schema_version":1"#).unwrap();
+    let s = version(&format!(r#""schema_version":{NEWER},"schema_version":1"#)).unwrap();
     assert_eq!(s.schema_version, 1);
 }
 

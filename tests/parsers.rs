@@ -151,6 +151,54 @@ mod snapshot_files {
         assert_eq!(s.sysctls.tcp_syncookies, None, "absent stays unknown");
         assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err(), "it holds no samples");
     }
+
+    /// Every recorded fixture predates stored gap kinds (schemas 1 and 2): each gap gets its
+    /// kind as the file is read, from the words backlogctl wrote then.
+    #[test]
+    fn the_fixtures_gaps_get_their_kinds_as_they_load() {
+        use backlogctl::model::{GapKind, SCHEMA_VERSION};
+        let mut syn_recv = 0;
+        for entry in std::fs::read_dir(super::fixture("snapshots")).unwrap() {
+            let path = entry.unwrap().path();
+            let s = backlogctl::store::load(&path).unwrap();
+            assert!(s.schema_version < SCHEMA_VERSION, "{}", path.display());
+            for g in &s.gaps {
+                let want = match g.what.as_str() {
+                    "syn-recv" => GapKind::SynRecvNotCounted,
+                    _ => GapKind::Unobserved,
+                };
+                assert_eq!(g.kind, want, "{}: {g:?}", path.display());
+                syn_recv += usize::from(want == GapKind::SynRecvNotCounted);
+            }
+        }
+        assert!(syn_recv > 0, "no fixture has a SYN_RECV gap to tell");
+    }
+
+    /// A snapshot of this schema keeps each gap's kind through the file, whatever its words.
+    #[test]
+    fn a_new_snapshot_round_trips_with_its_gaps_kinds() {
+        use backlogctl::model::{Gap, GapKind, SCHEMA_VERSION};
+        let path = super::fixture("snapshots/6.18-gunicorn-backlog16-burst.json");
+        let mut s = backlogctl::store::load(&path).unwrap();
+        s.schema_version = SCHEMA_VERSION;
+        s.gaps = GapKind::ALL
+            .iter()
+            .map(|&kind| Gap {
+                // The same words for every kind: only the stored kind can tell them apart.
+                what: "syn-recv".into(),
+                reason: "not looked up".into(),
+                kind,
+            })
+            .collect();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(
+            text.contains(r#""kind":"owners-named-only-troubled""#),
+            "{text}"
+        );
+        let back = parse(&text).unwrap();
+        assert_eq!(back.gaps, s.gaps);
+        assert_eq!(back, s);
+    }
 }
 
 /// Counters a kernel lacks are absent, never 0. The 6.18 counters that the 5.10 capture lacks,

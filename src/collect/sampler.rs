@@ -187,12 +187,7 @@ impl<S: Sources> Sampler<S> {
     pub fn gaps(&self) -> Vec<Gap> {
         let mut gaps = Vec::new();
         if !self.syn_wanted && !self.syn_forced {
-            gaps.push(Gap::new(
-                "syn-recv",
-                "SYN_RECV not counted: no SYN queue in this namespace has ever filled (TCPReqQFullDoCookies, \
-                 TCPReqQFullDrop and SyncookiesSent are 0), and counting walks every established socket; \
-                 --syn-recv counts anyway",
-            ));
+            gaps.push(Gap::syn_recv_not_counted());
         }
         if self.drops_unknown > 0 {
             gaps.push(Gap::new(
@@ -222,6 +217,7 @@ impl<S: Sources> Sampler<S> {
 mod tests {
     use super::*;
     use crate::collect::fake::Fake;
+    use crate::model::GapKind;
 
     fn sampler(fake: Fake, forced: bool) -> Sampler<Fake> {
         Sampler::new(fake, Scope::default(), Duration::from_millis(100), forced)
@@ -246,7 +242,11 @@ mod tests {
             s.sample_at(t == 300, ms(t)).unwrap();
         }
         assert_eq!(s.sources().syn_asked, [false, false, false]);
-        assert!(s.gaps().iter().any(|g| g.what == "syn-recv"));
+        assert!(
+            s.gaps()
+                .iter()
+                .any(|g| g.kind == GapKind::SynRecvNotCounted)
+        );
         // --syn-recv: counted in the first sample, then at most every 100 ms, and in full ones.
         let mut s = sampler(
             Fake {
@@ -260,7 +260,11 @@ mod tests {
             s.sample_at(full, ms(t)).unwrap();
         }
         assert_eq!(s.sources().syn_asked, [true, false, true, true]);
-        assert!(!s.gaps().iter().any(|g| g.what == "syn-recv"));
+        assert!(
+            !s.gaps()
+                .iter()
+                .any(|g| g.kind == GapKind::SynRecvNotCounted)
+        );
         // A counter this kernel lacks cannot rule it out: counted.
         let mut s = sampler(
             Fake {

@@ -26,50 +26,28 @@ pub enum Severity {
     Critical,
 }
 
-/// Stable identifiers, serialised in kebab-case (`accept-queue-overflow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RuleId {
-    NotListening,
-    AcceptQueueOverflow,
-    AcceptQueueDropped,
-    AcceptQueueHigh,
-    BacklogCappedBySomaxconn,
-    SomaxconnChangedAfterListen,
-    SmallAppBacklog,
-    SynQueueOverflow,
-    AbortOnOverflow,
-    SyncookiesDisabled,
-    ReuseportImbalance,
-    UnixClients,
-    ResetsUnreadClose,
-    ResetsLingerAbort,
-    ResetsTimeout,
-    ResetsMemory,
-    ResetsUnexplained,
-}
-
-impl RuleId {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleId::NotListening => "not-listening",
-            RuleId::AcceptQueueOverflow => "accept-queue-overflow",
-            RuleId::AcceptQueueDropped => "accept-queue-dropped",
-            RuleId::AcceptQueueHigh => "accept-queue-high",
-            RuleId::BacklogCappedBySomaxconn => "backlog-capped-by-somaxconn",
-            RuleId::SomaxconnChangedAfterListen => "somaxconn-changed-after-listen",
-            RuleId::SmallAppBacklog => "small-app-backlog",
-            RuleId::SynQueueOverflow => "syn-queue-overflow",
-            RuleId::AbortOnOverflow => "abort-on-overflow",
-            RuleId::SyncookiesDisabled => "syncookies-disabled",
-            RuleId::ReuseportImbalance => "reuseport-imbalance",
-            RuleId::UnixClients => "unix-clients",
-            RuleId::ResetsUnreadClose => "resets-unread-close",
-            RuleId::ResetsLingerAbort => "resets-linger-abort",
-            RuleId::ResetsTimeout => "resets-timeout",
-            RuleId::ResetsMemory => "resets-memory",
-            RuleId::ResetsUnexplained => "resets-unexplained",
-        }
+crate::model::spelled! {
+    /// Stable identifiers, each spelled once (`accept-queue-overflow`): the JSON's `id`, the
+    /// text's and the plot's.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum RuleId {
+        NotListening = "not-listening",
+        AcceptQueueOverflow = "accept-queue-overflow",
+        AcceptQueueDropped = "accept-queue-dropped",
+        AcceptQueueHigh = "accept-queue-high",
+        BacklogCappedBySomaxconn = "backlog-capped-by-somaxconn",
+        SomaxconnChangedAfterListen = "somaxconn-changed-after-listen",
+        SmallAppBacklog = "small-app-backlog",
+        SynQueueOverflow = "syn-queue-overflow",
+        AbortOnOverflow = "abort-on-overflow",
+        SyncookiesDisabled = "syncookies-disabled",
+        ReuseportImbalance = "reuseport-imbalance",
+        UnixClients = "unix-clients",
+        ResetsUnreadClose = "resets-unread-close",
+        ResetsLingerAbort = "resets-linger-abort",
+        ResetsTimeout = "resets-timeout",
+        ResetsMemory = "resets-memory",
+        ResetsUnexplained = "resets-unexplained",
     }
 }
 
@@ -542,4 +520,18 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_id_is_spelled_once() {
+        crate::model::assert_spelled_once(RuleId::ALL, RuleId::as_str);
+        assert_eq!(
+            RuleId::AcceptQueueOverflow.as_str(),
+            "accept-queue-overflow"
+        );
+    }
 }

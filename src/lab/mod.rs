@@ -64,55 +64,30 @@ pub enum LabFamily {
     Unix,
 }
 
-/// How one client's attempt ended. Its name (`Outcome::name`) is the same in the counts, the
-/// story and the JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Got the server's reply.
-    Served,
-    /// ECONNRESET, at connect, write or read, before any reply: "Connection reset by peer".
-    Reset,
-    /// The reply, then ECONNRESET instead of the end of the stream: the server closed with
-    /// the request unread (`--unread-close`). A client that reads to the end reports an error.
-    ResetAfterReply,
-    /// ECONNREFUSED: nothing listening.
-    Refused,
-    /// EAGAIN at once from a non-blocking connect() to a full Unix listener
-    /// (`unix_stream_connect`): "Resource temporarily unavailable", nginx's 502.
-    Eagain,
-    /// connect() did not complete within --connect-timeout (SYNs dropped, retried).
-    ConnectTimeout,
-    /// Connected, but no reply within --reply-timeout ("connected, no reply").
-    ReplyTimeout,
-    /// The server closed without replying, or another error.
-    Failed,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Served,
-        Outcome::Reset,
-        Outcome::ResetAfterReply,
-        Outcome::Refused,
-        Outcome::Eagain,
-        Outcome::ConnectTimeout,
-        Outcome::ReplyTimeout,
-        Outcome::Failed,
-    ];
-
-    /// The class's name in the counts, the story and the JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Served => "served",
-            Outcome::Reset => "reset",
-            Outcome::ResetAfterReply => "reset-after-reply",
-            Outcome::Refused => "refused",
-            Outcome::Eagain => "eagain",
-            Outcome::ConnectTimeout => "connect-timeout",
-            Outcome::ReplyTimeout => "reply-timeout",
-            Outcome::Failed => "failed",
-        }
+crate::model::spelled! {
+    /// How one client's attempt ended. Its name (`Outcome::as_str`) is the same in the counts,
+    /// the story and the JSON.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub enum Outcome {
+        /// Got the server's reply.
+        Served = "served",
+        /// ECONNRESET, at connect, write or read, before any reply: "Connection reset by peer".
+        Reset = "reset",
+        /// The reply, then ECONNRESET instead of the end of the stream: the server closed with
+        /// the request unread (`--unread-close`). A client that reads to the end reports an
+        /// error.
+        ResetAfterReply = "reset-after-reply",
+        /// ECONNREFUSED: nothing listening.
+        Refused = "refused",
+        /// EAGAIN at once from a non-blocking connect() to a full Unix listener
+        /// (`unix_stream_connect`): "Resource temporarily unavailable", nginx's 502.
+        Eagain = "eagain",
+        /// connect() did not complete within --connect-timeout (SYNs dropped, retried).
+        ConnectTimeout = "connect-timeout",
+        /// Connected, but no reply within --reply-timeout ("connected, no reply").
+        ReplyTimeout = "reply-timeout",
+        /// The server closed without replying, or another error.
+        Failed = "failed",
     }
 }
 
@@ -295,5 +270,16 @@ impl Recording {
         self.thread
             .join()
             .map_err(|_| Error::Protocol("lab recorder thread failed".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_is_spelled_once() {
+        crate::model::assert_spelled_once(Outcome::ALL, Outcome::as_str);
+        assert_eq!(Outcome::ResetAfterReply.as_str(), "reset-after-reply");
     }
 }

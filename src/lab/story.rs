@@ -253,10 +253,12 @@ fn reply_timeouts(f: &Facts) -> Option<String> {
     let n = f.n(Outcome::ReplyTimeout);
     (n > 0).then(|| {
         format!(
-            "{n} client(s) ended reply-timeout (connected, no reply) after {} ms: connect() had succeeded, but their final \
+            "{n} client(s) ended {} (connected, no reply) after {} ms: connect() had succeeded, but their final \
              ACK or request was dropped at a full accept queue (or they waited behind {} busy worker(s)), so the \
              server never saw them in time.",
-            f.0.settings.reply_timeout_ms, f.0.settings.workers
+            Outcome::ReplyTimeout.as_str(),
+            f.0.settings.reply_timeout_ms,
+            f.0.settings.workers
         )
     })
 }

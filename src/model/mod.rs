@@ -12,19 +12,27 @@ use crate::catalogue::Sysctl;
 
 mod local;
 mod scope;
+mod spelled;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
+#[cfg(test)]
+pub(crate) use spelled::assert_spelled_once;
+pub(crate) use spelled::spelled;
 pub use traced::{Traced, TracedResets};
 pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions. 2: a
 /// listener's `local` may be a Unix-domain name (an object); version 1 files read as they are.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: a gap stores its kind; older files have it told from their words as they are read.
+pub const SCHEMA_VERSION: u32 = GAP_KINDS_STORED;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Derived as `Snapshot::serialize`/`deserialize`, which the trait impls below `Gap` wrap: a file
+// of an older schema is upgraded as it is read, by whoever reads it.
+#[serde(remote = "Self")]
 pub struct Snapshot {
     pub schema_version: u32,
     /// `backlogctl <version>` that recorded it.
@@ -298,46 +306,56 @@ pub struct Owner {
 /// Something that could not be observed. Renderers print these so that an absent value is
 /// never mistaken for a zero.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "SaidGap")]
 pub struct Gap {
     /// What is missing: `process-owners`, `counters`, a sysctl's dotted name, `skmeminfo`, ...
     pub what: String,
     /// Why, and what would fix it.
     pub reason: String,
-    /// What kind of gap it is; not in the file, which says it only in `what` and `reason`.
-    #[serde(skip)]
-    kind: GapKind,
+    /// What kind of gap it is, which decides its handling; the words above are only words.
+    /// Stored since schema 3; a file of an older schema has it told from its words as it is
+    /// read (`GapKind::of_old_words`). Absent from a newer file: `unobserved`.
+    #[serde(default)]
+    pub kind: GapKind,
 }
 
-/// The kinds of gap whose handling differs. Everything else is `Unobserved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GapKind {
-    /// SYN_RECV not counted, because no SYN queue of the namespace ever filled.
-    SynRecvNotCounted,
-    /// Processes not looked up, as asked (`--no-processes`).
-    OwnersNotLookedUp,
-    /// Processes named only for the listeners with findings.
-    OwnersNamedOnlyTroubled,
-    /// A value that could not be read, was denied or was set aside.
-    Unobserved,
+spelled! {
+    /// The kinds of gap whose handling differs. Everything else is `Unobserved`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum GapKind {
+        /// SYN_RECV not counted, because no SYN queue of the namespace ever filled.
+        SynRecvNotCounted = "syn-recv-not-counted",
+        /// Processes not looked up, as asked (`--no-processes`).
+        OwnersNotLookedUp = "owners-not-looked-up",
+        /// Processes named only for the listeners with findings.
+        OwnersNamedOnlyTroubled = "owners-named-only-troubled",
+        /// A value that could not be read, was denied or was set aside.
+        #[default]
+        Unobserved = "unobserved",
+    }
 }
+
+/// The first schema whose gaps store their kind.
+const GAP_KINDS_STORED: u32 = 3;
 
 impl GapKind {
     /// A gap by design that cannot change a verdict: SYN_RECV not counted because no SYN
     /// queue ever filled, processes not looked up on request or beyond the troubled listeners.
     /// Text reports show these only when asked (`--verbose`); a denied read is never routine.
-    pub(crate) fn routine(self) -> bool {
+    pub fn routine(self) -> bool {
         !matches!(self, GapKind::Unobserved)
     }
 
-    /// The kind of a gap known only by its words: a snapshot file (which stores none), or a
-    /// caller that has no constructor of its own. A file says which process-owners gap it
-    /// holds only in the reason's opening words, as the constructors below write them.
-    fn of_words(what: &str, reason: &str) -> GapKind {
+    /// The kind of a gap in a file of schema 1 or 2, which said it only in its words: a
+    /// SYN_RECV gap by its `what`, the two process-owners gaps by their reason's opening
+    /// words, exactly as backlogctl wrote them then (today's wording may differ; these may
+    /// not). The only place a gap's words are read for its kind.
+    fn of_old_words(what: &str, reason: &str) -> GapKind {
         match what {
-            SYN_RECV => GapKind::SynRecvNotCounted,
-            OWNERS if reason.starts_with(NOT_LOOKED_UP) => GapKind::OwnersNotLookedUp,
-            OWNERS if reason.starts_with(NAMED_ONLY) => GapKind::OwnersNamedOnlyTroubled,
+            "syn-recv" => GapKind::SynRecvNotCounted,
+            "process-owners" if reason.starts_with("not looked up") => GapKind::OwnersNotLookedUp,
+            "process-owners" if reason.starts_with("processes named only") => {
+                GapKind::OwnersNamedOnlyTroubled
+            }
             _ => GapKind::Unobserved,
         }
     }
@@ -345,39 +363,31 @@ impl GapKind {
 
 const SYN_RECV: &str = "syn-recv";
 const OWNERS: &str = "process-owners";
-const NOT_LOOKED_UP: &str = "not looked up";
-const NAMED_ONLY: &str = "processes named only";
-
-/// A gap as a file holds it.
-#[derive(Deserialize)]
-struct SaidGap {
-    what: String,
-    reason: String,
-}
-
-impl From<SaidGap> for Gap {
-    fn from(g: SaidGap) -> Gap {
-        Gap::new(g.what, g.reason)
-    }
-}
 
 impl Gap {
-    /// A gap told in words; its kind is read from them as from a file (`GapKind::of_words`).
+    /// Something that could not be read, was denied or was set aside (`GapKind::Unobserved`).
     pub fn new(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        let (what, reason) = (what.into(), reason.into());
+        Gap::of_kind(GapKind::Unobserved, what, reason)
+    }
+
+    fn of_kind(kind: GapKind, what: impl Into<String>, reason: impl Into<String>) -> Gap {
         Gap {
-            kind: GapKind::of_words(&what, &reason),
-            what,
-            reason,
+            what: what.into(),
+            reason: reason.into(),
+            kind,
         }
     }
 
-    fn of_kind(kind: GapKind, what: &str, reason: String) -> Gap {
-        Gap {
-            what: what.to_string(),
-            reason,
-            kind,
-        }
+    /// SYN_RECV not counted: no SYN queue of the namespace has filled and `--syn-recv` was
+    /// not given.
+    pub(crate) fn syn_recv_not_counted() -> Gap {
+        Gap::of_kind(
+            GapKind::SynRecvNotCounted,
+            SYN_RECV,
+            "SYN_RECV not counted: no SYN queue in this namespace has ever filled (TCPReqQFullDoCookies, \
+             TCPReqQFullDrop and SyncookiesSent are 0), and counting walks every established socket; \
+             --syn-recv counts anyway",
+        )
     }
 
     /// Processes not looked up, as asked (`--no-processes`).
@@ -385,7 +395,7 @@ impl Gap {
         Gap::of_kind(
             GapKind::OwnersNotLookedUp,
             OWNERS,
-            format!("{NOT_LOOKED_UP} (--no-processes)"),
+            "not looked up (--no-processes)",
         )
     }
 
@@ -395,9 +405,9 @@ impl Gap {
             GapKind::OwnersNamedOnlyTroubled,
             OWNERS,
             format!(
-                "{NAMED_ONLY} for the {named} listener(s) with findings; {skipped} others not \
-                 looked up (naming every process reads /proc/*/fd, as `ss -p` does; `backlogctl \
-                 snapshot` names them all)"
+                "processes named only for the {named} listener(s) with findings; {skipped} others \
+                 not looked up (naming every process reads /proc/*/fd, as `ss -p` does; \
+                 `backlogctl snapshot` names them all)"
             ),
         )
     }
@@ -405,6 +415,32 @@ impl Gap {
     /// See `GapKind::routine`.
     pub fn routine(&self) -> bool {
         self.kind.routine()
+    }
+}
+
+/// Brings a snapshot read from a file of an older schema up to this one, once, as it is
+/// read: before schema 3 a gap's kind was not stored.
+fn upgrade(snap: &mut Snapshot) {
+    if snap.schema_version < GAP_KINDS_STORED {
+        for g in &mut snap.gaps {
+            g.kind = GapKind::of_old_words(&g.what, &g.reason);
+        }
+    }
+}
+
+// Around the derived `Snapshot::serialize` and `Snapshot::deserialize` (`remote = "Self"`):
+// every reader of a file, not only `store`, gets it upgraded.
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Snapshot::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Snapshot, D::Error> {
+        let mut snap = Snapshot::deserialize(d)?;
+        upgrade(&mut snap);
+        Ok(snap)
     }
 }
 
@@ -608,11 +644,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gaps_kind_survives_the_file_that_does_not_store_it() {
+    fn every_gap_kind_is_spelled_once() {
+        assert_spelled_once(GapKind::ALL, GapKind::as_str);
+        assert_eq!(GapKind::default(), GapKind::Unobserved);
+    }
+
+    /// A snapshot holding `gaps` as a file of `schema` would, through the one reader.
+    fn read_back(schema: u32, gaps: serde_json::Value) -> Vec<Gap> {
+        let file = serde_json::json!({
+            "schema_version": schema, "tool": "test", "started_unix_ms": 0, "sysctls": {},
+            "samples": [{"elapsed_us": 0, "listeners": []}], "gaps": gaps,
+        });
+        serde_json::from_value::<Snapshot>(file).unwrap().gaps
+    }
+
+    #[test]
+    fn a_gaps_kind_is_stored_and_read_back_not_told_from_its_words() {
         let made = [
             Gap::owners_not_looked_up(),
             Gap::owners_named_only_troubled(1, 9999),
-            Gap::new("syn-recv", "SYN_RECV not counted"),
+            Gap::syn_recv_not_counted(),
             Gap::new("process-owners", "cannot list /proc: EACCES"),
         ];
         let kinds = made.iter().map(|g| g.kind).collect::<Vec<_>>();
@@ -625,14 +676,47 @@ mod tests {
                 GapKind::Unobserved,
             ]
         );
-        let json = serde_json::to_string(&made).unwrap();
-        assert!(!json.contains("kind"), "{json}");
-        let read: Vec<Gap> = serde_json::from_str(&json).unwrap();
-        assert_eq!(read, made);
+        let json = serde_json::to_value(&made).unwrap();
+        assert_eq!(json[2]["kind"], "syn-recv-not-counted", "{json}");
+        assert_eq!(read_back(SCHEMA_VERSION, json), made);
+        // Words alone decide nothing in this schema: no kind is `unobserved`, whatever it says.
+        let said = serde_json::json!([{"what": "syn-recv", "reason": "SYN_RECV not counted"}]);
+        assert_eq!(read_back(SCHEMA_VERSION, said)[0].kind, GapKind::Unobserved);
         assert_eq!(
-            made[0],
-            Gap::new("process-owners", "not looked up (--no-processes)")
+            Gap::new("syn-recv", "SYN_RECV not counted").kind,
+            GapKind::Unobserved
         );
+    }
+
+    #[test]
+    fn an_older_files_gaps_have_their_kind_told_once_from_the_words_it_was_written_in() {
+        // As backlogctl wrote them up to schema 2, with no kind.
+        let old = serde_json::json!([
+            {"what": "process-owners", "reason": "not looked up (--no-processes)"},
+            {"what": "process-owners", "reason": "processes named only for the 1 listener(s) \
+                with findings; 9999 others not looked up (naming every process reads /proc/*/fd, \
+                as `ss -p` does; `backlogctl snapshot` names them all)"},
+            {"what": "syn-recv", "reason": "SYN_RECV not counted: ..."},
+            {"what": "process-owners", "reason": "cannot list /proc: EACCES"},
+            {"what": "counters", "reason": "not looked up", "kind": "syn-recv-not-counted"},
+        ]);
+        for schema in [1, 2] {
+            let kinds: Vec<GapKind> = read_back(schema, old.clone())
+                .iter()
+                .map(|g| g.kind)
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    GapKind::OwnersNotLookedUp,
+                    GapKind::OwnersNamedOnlyTroubled,
+                    GapKind::SynRecvNotCounted,
+                    GapKind::Unobserved,
+                    GapKind::Unobserved,
+                ],
+                "schema {schema}"
+            );
+        }
     }
 
     #[test]

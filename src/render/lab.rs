@@ -63,7 +63,7 @@ fn settings(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::R
 fn clients(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     writeln!(w, "Clients:")?;
     for (k, v) in &r.outcomes {
-        writeln!(w, "  {:<16} {v:>6}", k.name())?;
+        writeln!(w, "  {:<16} {v:>6}", k.as_str())?;
     }
     if let Some(p) = &r.connect_latency {
         writeln!(

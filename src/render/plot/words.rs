@@ -285,7 +285,7 @@ pub(super) fn outcome(o: Outcome) -> &'static str {
     match o {
         Outcome::ConnectTimeout => "connect timed out",
         Outcome::ReplyTimeout => "connected, no reply",
-        other => other.name(),
+        other => other.as_str(),
     }
 }
 
