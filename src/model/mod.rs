@@ -11,10 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::Sysctl;
 
 mod local;
+mod netns;
 mod scope;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
+pub use netns::{NetnsLabel, Where};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub use traced::{Traced, TracedResets};
 pub use window::{QueuePeak, process_label};

@@ -127,22 +127,6 @@ fn visible_len(s: &str) -> usize {
     n
 }
 
-/// How every page names a network namespace: `host network namespace`, `network namespace
-/// blue (4026532177)`, `network namespace 4026532177`.
-pub(crate) fn netns_label(ns: &crate::model::Netns) -> String {
-    match (ns.initial, ns.names.first()) {
-        (_, Some(name)) => format!(
-            "network namespace {name}{}",
-            ns.inode.map(|i| format!(" ({i})")).unwrap_or_default()
-        ),
-        (Some(true), None) => "host network namespace".to_string(),
-        (_, None) => match ns.inode {
-            Some(i) => format!("network namespace {i}"),
-            None => "network namespace unknown".to_string(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
