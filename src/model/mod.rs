@@ -16,7 +16,7 @@ mod scope;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
-pub use netns::{NetnsLabel, Where};
+pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub use traced::{Traced, TracedResets};
 pub use window::{QueuePeak, process_label};

@@ -1,8 +1,12 @@
 //! A network namespace as pages name it and commands reach it, decided once: `Where::of` (by
-//! its name, as the host's, or by the process or nsfs path it was entered by) and
-//! `Where::label` (every page's words for it). Pure: chosen from a `Netns`, no I/O.
+//! its name, as the host's, or by the process or nsfs path it was entered by), `Where::label`
+//! (every page's words for it), `Identity` (who it belongs to: container, pod), and `Scraped`,
+//! the namespaces of one collection as `metrics` and the exporter write them (the collection
+//! layer fills it; the metrics renderer reads nothing else). Pure: no I/O.
 
-use super::Netns;
+use std::time::Duration;
+
+use super::{Netns, Snapshot};
 
 /// The network namespace a command must run in, as far as it can be told. The commands
 /// themselves (`sysctl`, `persist`, `backlogctl`) are the remedy's: `doctor/remedy.rs`.
@@ -73,6 +77,38 @@ impl Where {
             }
         }
     }
+}
+
+/// What a namespace is, for people: every field empty when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `host` for the initial namespace, else its /run/netns names joined by `,`.
+    pub name: String,
+    /// The container holding the namespace (for a pod: its sandbox, whose process is the
+    /// namespace's oldest).
+    pub container_id: String,
+    pub pod_namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+}
+
+/// What one scrape saw.
+#[derive(Debug, Clone, Default)]
+pub struct Scraped {
+    /// Ordered by inode.
+    pub namespaces: Vec<ScrapedNs>,
+    /// How long collecting every namespace took.
+    pub duration: Duration,
+}
+
+/// One namespace of a scrape.
+#[derive(Debug, Clone)]
+pub struct ScrapedNs {
+    /// The namespace's inode: the `netns` label. None only when even that could not be read.
+    pub inode: Option<u64>,
+    pub identity: Identity,
+    /// Its single sample, with owners; None when it failed, vanished or was late.
+    pub snapshot: Option<Snapshot>,
 }
 
 #[cfg(test)]
