@@ -11,10 +11,9 @@ use serde::Serialize;
 use crate::collect::{Deadline, Kernel, Namespaces, Owners, Sampling, fan_out};
 use crate::doctor::{Report, Severity};
 use crate::error::Result;
-use crate::model::{Gap, Scope};
+use crate::model::{Gap, Identity, Scope};
 use crate::pipeline;
 use crate::source::netns::Member;
-use crate::source::pods::Identity;
 
 /// Namespaces diagnosed at the same time: each mostly sleeps through its window.
 const PARALLEL: usize = 8;

@@ -3,14 +3,16 @@
 //!
 //! The architecture, from the kernel to the page:
 //! - `source::*` read the kernel (netlink inet_diag, `/proc/thread-self/net`, `/proc/sys`,
-//!   `/proc/PID/fd`); `record` samples them into a `model::Snapshot`, `store` reads and writes
-//!   snapshots;
+//!   `/proc/PID/fd`, the reset tracepoint); `collect` drives them through one seam into a
+//!   `model::Snapshot` (the plain data every layer shares), `store` reads and writes snapshots;
 //! - `doctor` (pure) turns a snapshot into a report with one remedy plan per listener;
-//!   `pipeline` chains record → owners → diagnosis for every command that diagnoses;
-//!   `watch` and `lab` are the live loops; `plot` computes what a timeline picture shows; `catalogue` names every counter and sysctl once;
+//!   `pipeline` chains record → owners → diagnosis for every command that diagnoses, `allns`
+//!   does it for every namespace; `watch` and `lab` are the live loops; `plot` computes what a
+//!   timeline picture shows; `catalogue` names every counter and sysctl once;
 //! - `render::*` write every report; `cli` mirrors the flags, `options` resolves them once,
-//!   `commands` wire each command. This file only dispatches. Nothing prints on its own, so a
-//!   closed stdout is an error value that `main` turns into a quiet exit.
+//!   `commands` wire each command, `exporter` serves the metrics over HTTP; `error` is the one
+//!   error type. This file only dispatches. Nothing prints on its own, so a closed stdout is an
+//!   error value that `main` turns into a quiet exit.
 
 mod allns;
 pub mod catalogue;

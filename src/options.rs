@@ -49,10 +49,40 @@ impl Output {
                     Color::Never => false,
                     Color::Auto => tty && env_allows,
                 },
-            width: crate::render::output_width(tty),
+            width: output_width(tty),
             verbose: false,
         }
     }
+}
+
+/// The width of the output: COLUMNS when set, else the terminal's, else 100 (files, pipes);
+/// never below MIN_WIDTH, so that prose stays readable.
+fn output_width(is_terminal: bool) -> usize {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0);
+    let measured = columns.or_else(|| {
+        is_terminal
+            .then(|| terminal_size().map(|(_, c)| c))
+            .flatten()
+    });
+    measured
+        .unwrap_or(crate::render::Style::PLAIN.width)
+        .max(MIN_WIDTH)
+}
+
+/// Prose narrower than this is hard to read; a narrower terminal wraps it itself.
+const MIN_WIDTH: usize = 60;
+
+/// Rows and columns of the terminal on stdout (TIOCGWINSZ); None when it is not one.
+fn terminal_size() -> Option<(usize, usize)> {
+    use nix::libc;
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+        .then_some((usize::from(ws.ws_row), usize::from(ws.ws_col)))
 }
 
 /// `--color`.
@@ -405,7 +435,7 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
         Format::Tty {
             color: tty.color,
             // 24 when the terminal does not say.
-            rows: crate::render::terminal_size().map_or(24, |(rows, _)| rows),
+            rows: terminal_size().map_or(24, |(rows, _)| rows),
             width: tty.width,
             utf8: utf8_locale(&locale_env()),
             // Refreshes come every --interval, or every sample when that is longer.

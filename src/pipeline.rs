@@ -14,7 +14,6 @@ use crate::doctor::{self, Report};
 use crate::error::Result;
 use crate::model::{Gap, Netns, Scope, Snapshot, Target};
 use crate::source::diag::Query;
-use crate::source::trace::{self, ResetTrace};
 use crate::store;
 
 /// A diagnosis and the snapshot it was made from.
@@ -65,20 +64,22 @@ fn skipped_owners(snap: &mut Snapshot) {
 /// trace starts before the first sample and stops after the last. Without the tracepoint or
 /// the privilege, a gap says why and the counters alone tell the causes.
 pub fn live<S: Sources>(
-    sources: S,
+    mut sources: S,
     scope: &Scope,
     sampling: Sampling,
     owners: Owners,
     trace: bool,
 ) -> Result<Diagnosis> {
-    let tracing = trace.then(ResetTrace::start);
+    let tracing = trace.then(|| sources.start_reset_trace());
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
-    match tracing.map(|t| t.and_then(ResetTrace::finish)) {
+    let traced = tracing.map(|started| {
+        started.and_then(|()| {
+            collect::traced_resets(&mut sources, snap.netns.inode, |a| snap.listens_at(a))
+        })
+    });
+    match traced {
         None => {}
-        Some(Ok(text)) => {
-            let traced = trace::attribute_here(&text, snap.netns.inode, |a| snap.listens_at(a));
-            snap.resets_traced = Some(traced);
-        }
+        Some(Ok(traced)) => snap.resets_traced = Some(traced),
         Some(Err(why)) => snap.gaps.push(Gap::new(
             "reset-trace",
             format!("{why}; the resets' causes come from the counters alone"),
@@ -237,6 +238,17 @@ mod tests {
     use crate::model::{GapKind, Owner};
     use std::time::Duration;
 
+    /// Two resets of nginx's own thread, one of a thread gone since from the listener's
+    /// address, one of the listening socket in softirq context, one of another namespace's.
+    const TRACE: &str = "\
+# entries-in-buffer/entries-written: 5/6   #P:2
+           nginx-42      [000] ..... 100.000001: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000007 src=127.0.0.1:8100 dest=127.0.0.1:40000 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+           nginx-42      [000] ..... 100.000002: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000008 src=127.0.0.1:8100 dest=127.0.0.1:40002 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+           nginx-43      [001] ..... 100.000003: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000009 src=127.0.0.1:8100 dest=127.0.0.1:40004 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+          <idle>-0       [001] ..s1. 100.000004: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=ffff888000000001 src=127.0.0.1:8100 dest=127.0.0.1:40006 state=TCP_LISTEN reason=NOT_SPECIFIED
+            curl-77      [000] ..s1. 100.000005: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=0000000000000000 src=10.0.0.1:443 dest=10.0.0.2:5000 state=UNKNOWN reason=NO_SOCKET
+";
+
     fn window() -> Sampling {
         Sampling {
             window: Duration::from_millis(20),
@@ -288,5 +300,59 @@ mod tests {
             "{:?}",
             d.report.findings
         );
+    }
+
+    #[test]
+    fn doctor_trace_on_fake_sources_keeps_the_namespace_s_resets() {
+        // nginx (pid 42) lives in namespace 4026532001 and holds the listener whose socket is
+        // ffff888000000001; thread 43 and curl are gone by the time the trace is read.
+        let fake = Fake {
+            holders: vec![nginx()],
+            netns: Netns {
+                inode: Some(4026532001),
+                ..Netns::default()
+            },
+            trace: Some(TRACE.into()),
+            sockets: vec![0xffff888000000001],
+            ..Fake::queues(&[0, 1, 0])
+        };
+        let d = live(fake, &Scope::default(), window(), Owners::All, true).unwrap();
+        // The fake refuses a trace started after the first sample, or finished unstarted.
+        assert!(
+            !d.snapshot.gaps.iter().any(|g| g.what == "reset-trace"),
+            "{:?}",
+            d.snapshot.gaps
+        );
+        let t = d.snapshot.resets_traced.expect("traced");
+        assert_eq!((t.elsewhere, t.by_address, t.lost), (1, 1, 1));
+        let resets: Vec<(&str, u64, &[String])> = t
+            .resets
+            .iter()
+            .map(|r| (r.reason.as_str(), r.count, r.tasks.as_slice()))
+            .collect();
+        assert_eq!(
+            resets,
+            [
+                ("TCP_ABORT_ON_CLOSE", 3, &["nginx".to_string()][..]),
+                ("NOT_SPECIFIED", 1, &["<idle>".to_string()][..]),
+            ]
+        );
+        assert!(t.resets.iter().all(|r| r.local.port() == 8100));
+    }
+
+    #[test]
+    fn without_a_tracepoint_doctor_trace_says_why_and_diagnoses_from_the_counters() {
+        let fake = Fake {
+            trace: None,
+            ..Fake::queues(&[0, 6, 6, 2])
+        };
+        let d = live(fake, &Scope::default(), window(), Owners::None, true).unwrap();
+        assert_eq!(d.snapshot.resets_traced, None);
+        let gap = d.snapshot.gaps.iter().find(|g| g.what == "reset-trace");
+        assert_eq!(
+            gap.map(|g| g.reason.as_str()),
+            Some("the fake has no tracepoint; the resets' causes come from the counters alone")
+        );
+        assert_eq!(d.report.verdict, Severity::Critical);
     }
 }

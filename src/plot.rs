@@ -20,10 +20,9 @@
 //! it rather than spread over a quiet gap before it.
 
 use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
-use crate::doctor::remedy::Where;
 use crate::doctor::{ListenerView, Report, RuleId, Severity};
 use crate::lab::Outcome;
-use crate::model::{Listener, Local, Owner, Snapshot, Target};
+use crate::model::{Listener, Local, Owner, Snapshot, Target, Where};
 
 /// Listeners drawn when none is named: the most troubled first.
 const MOST_TROUBLED: usize = 3;

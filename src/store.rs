@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{SCHEMA_VERSION, Snapshot};
+use crate::model::{SCHEMA_VERSION, Snapshot, printable};
 
 /// Reads and checks a snapshot written by `backlogctl snapshot` (or by hand, per
 /// docs/snapshot.md).
@@ -36,8 +36,8 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
         serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
     // Process names come from anyone (prctl): a file may carry what a live read would clean.
     for o in &mut snap.owners {
-        o.comm = crate::source::procs::printable(&o.comm);
-        o.cmdline = crate::source::procs::printable(&o.cmdline);
+        o.comm = printable(&o.comm);
+        o.cmdline = printable(&o.cmdline);
     }
     if snap.samples.is_empty() {
         return Err("it holds no samples".into());

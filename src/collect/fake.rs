@@ -9,8 +9,8 @@ use crate::model::{Counters, Gap, Listener, Name, Netns, Owner, SocketFile};
 use crate::source::diag;
 use crate::source::netns::Which;
 
-/// One listener (inode 7, 127.0.0.1:8100, B=5) whose queue, SYN_RECV count and counters
-/// follow a script; what was asked is recorded.
+/// One listener (inode 7, 127.0.0.1:8100, B=5) whose queue, SYN_RECV count, counters and
+/// reset trace follow a script; what was asked is recorded.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Fake {
     /// Recv-Q of the listener at each dump, in order (the last repeats); empty: no listener.
@@ -31,6 +31,12 @@ pub(crate) struct Fake {
     pub syn_asked: Vec<bool>,
     /// The inodes of each owner lookup, sorted.
     pub lookups: Vec<Vec<u64>>,
+    /// What the reset trace's buffer holds when it stops; None: the host cannot trace.
+    pub trace: Option<String>,
+    /// Whether the trace runs. It must start before the first dump, as `--trace` promises.
+    pub tracing: bool,
+    /// The `sk` pointers of the namespace's listening sockets.
+    pub sockets: Vec<u64>,
 }
 
 impl Fake {
@@ -140,6 +146,28 @@ impl Sources for Fake {
 
     fn socket_file(&mut self, _: &Name) -> SocketFile {
         SocketFile::Missing
+    }
+
+    fn start_reset_trace(&mut self) -> std::result::Result<(), String> {
+        if self.trace.is_none() {
+            return Err("the fake has no tracepoint".into());
+        }
+        if self.dumps > 0 {
+            return Err("the fake's trace started after the first sample".into());
+        }
+        self.tracing = true;
+        Ok(())
+    }
+
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, String> {
+        if !std::mem::take(&mut self.tracing) {
+            return Err("no reset trace was started".into());
+        }
+        Ok(self.trace.clone().unwrap_or_default())
+    }
+
+    fn listening_sockets(&mut self) -> Vec<u64> {
+        self.sockets.clone()
     }
 
     fn netns_of(&mut self, pid: u32) -> Option<u64> {

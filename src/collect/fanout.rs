@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use super::Sources;
 use crate::error::{Error, Result};
-use crate::model::{Gap, Netns, Snapshot};
+use crate::model::{Gap, Identity, Netns, Snapshot};
 use crate::source::netns::{self, Member, Which};
-use crate::source::pods::{self, Identity};
+use crate::source::pods;
 
 /// Which namespaces a collection covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The collection layer: the only code that drives the kernel sources over time, said once.
 //! Every command that reads a live namespace goes through it:
 //! - `Sources` is everything a recording reads — namespace entry, the header (kernel, host,
-//!   namespace, sysctls), listener dumps, counters, the processes holding sockets. `Kernel` is
-//!   the real one; tests hand in fakes, so every loop runs without a kernel.
+//!   namespace, sysctls), listener dumps, counters, the processes holding sockets, the resets
+//!   the host sends (`--trace`, tied to the namespace by `traced_resets`). `Kernel` is the real
+//!   one; tests hand in fakes, so every loop runs without a kernel.
 //! - `Recorder` owns a recording's header, its `Sampler` (when to count request sockets,
 //!   whether a sample changed) and the samples it keeps; `record` drives one over a window.
 //!   `doctor`, `snapshot`, `watch`, `lab` and every namespace of a fan-out use it.
@@ -24,6 +25,7 @@ mod sampler;
 mod scrape;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
@@ -33,8 +35,9 @@ pub use sampler::{SYN_RECV_EVERY, Sampled};
 pub use scrape::{Collector, NsScrape, Scrape};
 
 use crate::error::Result;
-use crate::model::{Counters, Gap, Name, Netns, Owner, SocketFile, Sysctls};
+use crate::model::{Counters, Gap, Name, Netns, Owner, SocketFile, Sysctls, Traced};
 use crate::source::netns::Which;
+use crate::source::trace::{self, ResetTrace};
 use crate::source::{diag, netns, netstat, procs, sysctl};
 
 /// Everything a recording reads. Implemented by `Kernel`, and by fakes in tests.
@@ -57,6 +60,14 @@ pub trait Sources {
     fn netns_of(&mut self, pid: u32) -> Option<u64>;
     /// What a Unix target's path is now (following symlinks, as a client's connect() does).
     fn socket_file(&mut self, path: &Name) -> SocketFile;
+    /// Starts tracing every RST the host sends (`doctor --trace`), before the first sample.
+    /// Err: why it cannot, in words that say what would fix it.
+    fn start_reset_trace(&mut self) -> std::result::Result<(), String>;
+    /// Stops the trace `start_reset_trace` began and returns what its buffer holds (the
+    /// tracefs `trace` text).
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, String>;
+    /// The `sk` pointers of the namespace's listening TCP sockets, which a traced RST names.
+    fn listening_sockets(&mut self) -> Vec<u64>;
 }
 
 /// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
@@ -64,6 +75,8 @@ pub trait Sources {
 #[derive(Default)]
 pub struct Kernel {
     diag: Option<diag::Diag>,
+    /// `doctor --trace`'s, while it runs; dropping it removes its tracefs instance.
+    trace: Option<ResetTrace>,
 }
 
 impl Kernel {
@@ -72,6 +85,7 @@ impl Kernel {
     pub fn open() -> Result<Kernel> {
         Ok(Kernel {
             diag: Some(diag::Diag::open()?),
+            trace: None,
         })
     }
 }
@@ -125,6 +139,43 @@ impl Sources for Kernel {
     fn socket_file(&mut self, path: &Name) -> SocketFile {
         sysctl::socket_file(path.bytes())
     }
+
+    fn start_reset_trace(&mut self) -> std::result::Result<(), String> {
+        self.trace = Some(ResetTrace::start()?);
+        Ok(())
+    }
+
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, String> {
+        match self.trace.take() {
+            Some(t) => t.finish(),
+            None => Err("no reset trace was started".into()),
+        }
+    }
+
+    fn listening_sockets(&mut self) -> Vec<u64> {
+        trace::listening_here()
+    }
+}
+
+/// `doctor --trace`'s end: stops the trace and keeps the resets of the namespace `sources`
+/// read, inode `netns` — sent by one of its tasks or listening sockets, or from an address
+/// one of its listeners takes (`listens_at`) when the task has exited since.
+pub fn traced_resets<S: Sources>(
+    sources: &mut S,
+    netns: Option<u64>,
+    listens_at: impl Fn(SocketAddr) -> bool,
+) -> std::result::Result<Traced, String> {
+    let text = sources.finish_reset_trace()?;
+    let (events, lost) = trace::parse(&text);
+    let sockets = sources.listening_sockets();
+    Ok(trace::attribute(
+        &events,
+        lost,
+        netns.unwrap_or(0),
+        &sockets,
+        listens_at,
+        |tid| sources.netns_of(tid),
+    ))
 }
 
 /// Where and when a recording is made, read once at its start.

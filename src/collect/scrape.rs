@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{Deadline, Kernel, Namespaces, NsDone, OwnerCache, Sampling, Sources, fan_out, record};
 use crate::error::{Error, Result};
-use crate::model::{Scope, Snapshot};
+use crate::model::{Scope, Scraped, ScrapedNs, Snapshot};
 
 /// One namespace of a scrape: its single sample, with owners.
 pub type NsScrape = NsDone<Snapshot>;
@@ -31,6 +31,25 @@ impl Scrape {
         match self.namespaces.into_iter().find_map(|n| n.error) {
             Some(e) => Err(e),
             None => Err(Error::BadInput("no network namespace to read".into())),
+        }
+    }
+}
+
+/// What the metrics write: every namespace's sample and who it belongs to, without the
+/// collection's errors and processes.
+impl From<Scrape> for Scraped {
+    fn from(s: Scrape) -> Scraped {
+        Scraped {
+            namespaces: s
+                .namespaces
+                .into_iter()
+                .map(|n| ScrapedNs {
+                    inode: n.inode,
+                    identity: n.identity,
+                    snapshot: n.value,
+                })
+                .collect(),
+            duration: s.duration,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 use crate::Status;
 use crate::collect::Collector;
 use crate::error::{Error, Result};
+use crate::model::Scraped;
 use crate::options::Metrics;
 use crate::render;
 
@@ -17,9 +18,10 @@ pub fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
         .as_deref()
         .map(crate::store::AtomicFile::create)
         .transpose()?;
-    let scrape = Collector::new(o.namespaces, o.scope, DEADLINE)
+    let scrape: Scraped = Collector::new(o.namespaces, o.scope, DEADLINE)
         .scrape()?
-        .into_only_error()?;
+        .into_only_error()?
+        .into();
     match file.as_mut() {
         Some(f) => {
             let path = o.path.clone().unwrap_or_default();

@@ -18,7 +18,8 @@ use serde::Serialize;
 use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
 use crate::catalogue::Sysctl;
-use crate::model::{Local, Netns, Owner, Sysctls};
+pub use crate::model::Where;
+use crate::model::{Local, Netns, NetnsLabel, Owner, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -64,53 +65,8 @@ impl Serialize for Knob {
     }
 }
 
-/// The network namespace a command must run in, as far as it can be told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Where {
-    /// The host's initial namespace.
-    Host,
-    /// A namespace with a name under /run/netns (`ip netns add`).
-    Named(String),
-    /// An nsfs path, such as /proc/PID/ns/net or /var/run/docker/netns/ID.
-    Path(String),
-    /// The namespace of a process (a container's, when `container`).
-    Pid { pid: u32, container: bool },
-    /// Not the host's or not known to be, and no way to enter it was recorded.
-    Unknown,
-}
-
+/// The commands of a step, run in the listener's network namespace and only there.
 impl Where {
-    /// Chooses how to reach the namespace of `netns`: by name, as the host, or by the PID or
-    /// path it was entered by. `netns.pid` is also set by the recorder to a process checked to
-    /// live in the namespace (holding a socket does not prove it: descriptors travel).
-    pub fn of(netns: &Netns) -> Where {
-        if let Some(name) = netns.names.first() {
-            return Where::Named(name.clone());
-        }
-        if netns.initial == Some(true) {
-            return Where::Host;
-        }
-        let container = netns.initial == Some(false);
-        if let Some(pid) = netns.pid {
-            return Where::Pid { pid, container };
-        }
-        match &netns.path {
-            Some(path) => Where::Path(path.clone()),
-            None => Where::Unknown,
-        }
-    }
-
-    /// How reports name it: `host`, `bpy`, `pid 4242`, `/proc/4242/ns/net`, `unknown`.
-    pub fn label(&self) -> String {
-        match self {
-            Where::Host => "host".into(),
-            Where::Named(n) => n.clone(),
-            Where::Path(p) => p.clone(),
-            Where::Pid { pid, .. } => format!("pid {pid}"),
-            Where::Unknown => "unknown".into(),
-        }
-    }
-
     /// The command that sets `knob` to `value` in this namespace, and only there. None when
     /// the namespace cannot be entered by a command (a host command would change the host's).
     pub fn sysctl(&self, knob: Knob, value: u32) -> Option<String> {
@@ -313,7 +269,7 @@ impl Step {
             text: String::new(),
             command,
             persist,
-            namespace: at.label(),
+            namespace: at.label(NetnsLabel::Short),
             conditional: matches!(
                 action,
                 Action::Sysctl {

@@ -12,7 +12,7 @@ use super::{
     Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, TracedLine, Whose,
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
-use crate::model::{Local, Snapshot, UnixName, window_length};
+use crate::model::{Local, NetnsLabel, Snapshot, UnixName, window_length};
 
 const SOMAXCONN: &str = Sysctl::Somaxconn.name();
 const MAX_SYN_BACKLOG: &str = Sysctl::TcpMaxSynBacklog.name();
@@ -110,8 +110,13 @@ fn place(at: &Where) -> String {
     match at {
         Where::Host => "on the host".to_string(),
         Where::Unknown => "in the listener's network namespace".to_string(),
-        Where::Pid { .. } => format!("in the network namespace of {}", at.label()),
-        Where::Named(_) | Where::Path(_) => format!("in the network namespace {}", at.label()),
+        Where::Pid { .. } => format!(
+            "in the network namespace of {}",
+            at.label(NetnsLabel::Short)
+        ),
+        Where::Named(_) | Where::Path(_) => {
+            format!("in the network namespace {}", at.label(NetnsLabel::Short))
+        }
     }
 }
 

@@ -424,8 +424,8 @@ fn metrics(server: &Server, gzip: bool) -> Response {
         .collector
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let scrape = match collector.scrape() {
-        Ok(s) => s,
+    let scrape: crate::model::Scraped = match collector.scrape() {
+        Ok(s) => s.into(),
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "backlogctl exporter: scrape failed: {e}");
             return Response::text(500, "Internal Server Error", format!("error: {e}\n"));

@@ -11,18 +11,20 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::Sysctl;
 
 mod local;
+mod netns;
 mod scope;
 mod spelled;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
+pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 #[cfg(test)]
 pub(crate) use spelled::assert_spelled_once;
 pub(crate) use spelled::spelled;
 pub use traced::{Traced, TracedResets};
-pub(crate) use window::window_length;
 pub use window::{QueuePeak, process_label};
+pub(crate) use window::{printable, window_length};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions. 2: a
 /// listener's `local` may be a Unix-domain name (an object); version 1 files read as they are.

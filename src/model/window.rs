@@ -1,7 +1,7 @@
 //! One listener's accept queue at its fullest over a window, and the name of the processes
 //! holding it: the one definition of the queue's capacity, "full", the fill percentage, the
-//! 80% mark, the process label and the window's length in words, read by doctor, watch, lab
-//! and the renderers.
+//! 80% mark, the process label (and the process names it is made of, made printable) and the
+//! window's length in words, read by doctor, watch, lab and the renderers.
 
 use super::Owner;
 
@@ -144,9 +144,31 @@ fn ranges(pids: &[u32]) -> String {
     out.join(",")
 }
 
+/// A name any process may set (prctl PR_SET_NAME), made safe to print and to put in XML or a
+/// label: control characters (an escape sequence that clears the terminal, bytes XML forbids)
+/// become `\xNN`. Applied where names enter: read from /proc, or loaded from a file.
+pub(crate) fn printable(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_control_characters_are_made_printable() {
+        assert_eq!(printable("nginx"), "nginx");
+        assert_eq!(printable("\u{1b}[2J大x\u{1}"), "\\x1b[2J大x\\x01");
+        assert_eq!(printable("a\u{7f}\u{9b}b"), "a\\x7f\\x9bb");
+    }
 
     #[test]
     fn capacity_is_backlog_plus_one_and_never_overflows() {

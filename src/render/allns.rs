@@ -6,6 +6,7 @@ use std::io::Write;
 use super::Style;
 use crate::allns::{AllReport, Entry};
 use crate::error::{Error, Result};
+use crate::model::{NetnsLabel, Where};
 
 pub fn json(out: &mut dyn Write, all: &AllReport) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, all).map_err(|e| Error::Output(e.into()))?;
@@ -52,11 +53,12 @@ pub fn text(out: &mut dyn Write, all: &AllReport, style: Style) -> Result<()> {
 
 /// `network namespace 4026532177 "blue": nginx[123], sleep[456] (container 3f2a9c1b0d4e)`.
 fn describe(ns: &Entry) -> String {
-    let mut s = super::netns_label(&crate::model::Netns {
+    let netns = crate::model::Netns {
         inode: ns.inode,
         names: ns.names.clone(),
         ..Default::default()
-    });
+    };
+    let mut s = Where::of(&netns).label(NetnsLabel::Heading(ns.inode));
     let procs: Vec<String> = ns
         .processes
         .iter()

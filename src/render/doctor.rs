@@ -9,7 +9,7 @@ use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, pr
 use super::{Style, paint, severity_word, wrap};
 use crate::doctor::{Finding, ListenerView, Report, RuleId, Severity};
 use crate::error::{Error, Result};
-use crate::model::window_length;
+use crate::model::{NetnsLabel, Where, window_length};
 
 /// Findings of one rule printed in full before the rest are only listed.
 const FULL_PER_RULE: usize = 5;
@@ -65,7 +65,7 @@ fn heading(r: &Report, color: bool) -> String {
         },
         r.listeners.len(),
         r.kernel.as_deref().unwrap_or("unknown"),
-        super::netns_label(&r.netns),
+        Where::of(&r.netns).label(NetnsLabel::Heading(r.netns.inode)),
     )
 }
 

@@ -14,8 +14,7 @@ use std::fmt::Display;
 use std::io::{self, Write};
 
 use crate::catalogue::{self, Sysctl};
-use crate::collect::{NsScrape, Scrape};
-use crate::model::{Listener, Local, Owner};
+use crate::model::{Listener, Local, Owner, Scraped, ScrapedNs};
 
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
@@ -34,17 +33,21 @@ struct Row<'a> {
 
 /// A namespace, ready to be written.
 struct Ns<'a> {
-    scrape: &'a NsScrape,
+    scrape: &'a ScrapedNs,
     /// `netns="INODE"`.
     label: String,
     rows: Vec<Row<'a>>,
 }
 
 impl<'a> Ns<'a> {
-    fn new(scrape: &'a NsScrape) -> Ns<'a> {
+    fn new(scrape: &'a ScrapedNs) -> Ns<'a> {
         let netns = scrape.inode.map(|i| i.to_string()).unwrap_or_default();
         let mut rows = Vec::new();
-        if let Some((snap, sample)) = scrape.value.as_ref().and_then(|s| s.last().map(|l| (s, l))) {
+        if let Some((snap, sample)) = scrape
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.last().map(|l| (s, l)))
+        {
             // SO_REUSEPORT groups share an address and port, a stale Unix listener and its
             // successor a path: only they need the inode.
             let mut per_address: HashMap<&Local, usize> = HashMap::new();
@@ -152,7 +155,7 @@ const LISTENER_FAMILIES: [(&str, &str, &str, Get); 4] = [
 
 /// Writes every family of the collection, each once with the samples of every namespace (as
 /// the format requires), straight into `w`; with `exporter`, its own metrics too.
-pub fn write(w: &mut dyn Write, scrape: &Scrape, exporter: Option<&Exporter>) -> io::Result<()> {
+pub fn write(w: &mut dyn Write, scrape: &Scraped, exporter: Option<&Exporter>) -> io::Result<()> {
     let nss: Vec<Ns> = scrape.namespaces.iter().map(Ns::new).collect();
     namespace_families(w, &nss)?;
     listener_families(w, &nss)?;
@@ -190,7 +193,7 @@ fn namespace_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
         "gauge",
         "Whether the namespace could be read in this scrape (0: it failed, vanished or was late).",
         nss.iter()
-            .map(|ns| (&ns.label, u8::from(ns.scrape.value.is_some()))),
+            .map(|ns| (&ns.label, u8::from(ns.scrape.snapshot.is_some()))),
     )
 }
 
@@ -235,7 +238,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
             "counter",
             help,
             nss.iter().filter_map(|ns| {
-                let snap = ns.scrape.value.as_ref()?;
+                let snap = ns.scrape.snapshot.as_ref()?;
                 let v = snap.last()?.counters.as_ref()?.get(key)?;
                 Some((&ns.label, *v))
             }),
@@ -247,7 +250,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
         "gauge",
         "Listen-queue sysctls of the network namespace.",
         nss.iter().flat_map(|ns| {
-            let s = ns.scrape.value.as_ref().map(|s| &s.sysctls);
+            let s = ns.scrape.snapshot.as_ref().map(|s| &s.sysctls);
             Sysctl::ALL.into_iter().filter_map(move |key| {
                 let v = s?.get(key)?;
                 Some((format!("{},name=\"{}\"", ns.label, key.name()), v))
@@ -257,7 +260,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
 }
 
 /// What only the exporter says about itself: how long the scrape took, which build it is.
-fn exporter_families(w: &mut dyn Write, scrape: &Scrape, e: &Exporter) -> io::Result<()> {
+fn exporter_families(w: &mut dyn Write, scrape: &Scraped, e: &Exporter) -> io::Result<()> {
     family(
         w,
         "scrape_duration_seconds",

@@ -21,7 +21,7 @@ pub use doctor::{json, text};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
-    /// Columns prose is wrapped to.
+    /// Columns prose is wrapped to, measured by the options (COLUMNS, the terminal), never here.
     pub width: usize,
     /// Also what could not be observed without changing the verdict.
     pub verbose: bool,
@@ -125,50 +125,6 @@ fn visible_len(s: &str) -> usize {
         }
     }
     n
-}
-
-/// The width of the output: COLUMNS when set, else the terminal's, else 100 (files, pipes);
-/// never below MIN_WIDTH, so that prose stays readable.
-pub fn output_width(is_terminal: bool) -> usize {
-    let columns = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse::<usize>().ok())
-        .filter(|c| *c > 0);
-    let measured = columns.or_else(|| {
-        is_terminal
-            .then(|| terminal_size().map(|(_, c)| c))
-            .flatten()
-    });
-    measured.unwrap_or(Style::PLAIN.width).max(MIN_WIDTH)
-}
-
-/// Prose narrower than this is hard to read; a narrower terminal wraps it itself.
-pub const MIN_WIDTH: usize = 60;
-
-/// Rows and columns of the terminal on stdout (TIOCGWINSZ); None when it is not one.
-pub fn terminal_size() -> Option<(usize, usize)> {
-    use nix::libc;
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills the winsize we own; stdout's fd stays open for the call.
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0 && ws.ws_row > 0 && ws.ws_col > 0)
-        .then_some((usize::from(ws.ws_row), usize::from(ws.ws_col)))
-}
-
-/// How every page names a network namespace: `host network namespace`, `network namespace
-/// blue (4026532177)`, `network namespace 4026532177`.
-pub(crate) fn netns_label(ns: &crate::model::Netns) -> String {
-    match (ns.initial, ns.names.first()) {
-        (_, Some(name)) => format!(
-            "network namespace {name}{}",
-            ns.inode.map(|i| format!(" ({i})")).unwrap_or_default()
-        ),
-        (Some(true), None) => "host network namespace".to_string(),
-        (_, None) => match ns.inode {
-            Some(i) => format!("network namespace {i}"),
-            None => "network namespace unknown".to_string(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -12,23 +12,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::model::Identity;
 use crate::source::netns::Member;
 
 /// Where kubelet keeps pod logs.
 pub const POD_LOGS: &str = "/var/log/pods";
-
-/// What a namespace is, for people: every field empty when unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// `host` for the initial namespace, else its /run/netns names joined by `,`.
-    pub name: String,
-    /// The container holding the namespace (for a pod: its sandbox, whose process is the
-    /// namespace's oldest).
-    pub container_id: String,
-    pub pod_namespace: String,
-    pub pod: String,
-    pub pod_uid: String,
-}
 
 /// A pod UID in a cgroup path, in its usual dashed form.
 pub fn pod_uid(cgroup: &str) -> Option<String> {

@@ -31,7 +31,7 @@ use nix::sys::stat::Mode;
 use procfs::ProcError;
 use procfs::process::Process;
 
-use crate::model::{Gap, Owner};
+use crate::model::{Gap, Owner, printable};
 
 /// Descriptors per process read in the first phase (see the module comment).
 const HEAD_FDS: usize = 32;
@@ -301,21 +301,6 @@ pub(crate) fn comm(p: &Process) -> Result<String, Unread> {
     Ok(printable(&String::from_utf8_lossy(name)))
 }
 
-/// A name any process may set (prctl PR_SET_NAME), made safe to print and to put in XML or a
-/// label: control characters (an escape sequence that clears the terminal, bytes XML forbids)
-/// become `\xNN`.
-pub(crate) fn printable(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `/proc/PID/cmdline`, arguments joined by spaces; empty for kernel threads and zombies.
 /// Not `Process::cmdline()`: it reads into a `String` and fails on an argument that is not
 /// UTF-8 (a Latin-1 file name), which `ps` shows and so do we, lossily.
@@ -529,13 +514,6 @@ fn socket_inode(link: &OsStr) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_with_control_characters_are_made_printable() {
-        assert_eq!(printable("nginx"), "nginx");
-        assert_eq!(printable("\u{1b}[2J大x\u{1}"), "\\x1b[2J大x\\x01");
-        assert_eq!(printable("a\u{7f}\u{9b}b"), "a\\x7f\\x9bb");
-    }
 
     #[test]
     fn socket_links() {

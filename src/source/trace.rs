@@ -5,8 +5,9 @@
 //! by a process that was killed is removed by the next run. The tracepoint is host-wide: which
 //! events belong to the diagnosed namespace is decided by the caller (`attribute`).
 //!
-//! Parsing (`parse`) is pure; `attribute` reads /proc for the namespace of each event's task
-//! and the namespace's listening sockets.
+//! Parsing (`parse`) and attribution (`attribute`) are pure: the collection layer hands them
+//! what `Sources` read — the buffer, the namespace's listening sockets (`listening_here`) and
+//! the namespace of each event's task — so `--trace` runs on a fake too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -225,27 +226,14 @@ pub fn attribute(
     }
 }
 
-/// `attribute` for the namespace of the calling thread, inode `netns`: its tasks from
-/// /proc/TID/ns/net, its listening sockets from /proc/thread-self/net/tcp and tcp6.
-pub fn attribute_here(
-    text: &str,
-    netns: Option<u64>,
-    listens_at: impl Fn(SocketAddr) -> bool,
-) -> Traced {
-    let (events, lost) = parse(text);
-    let sockets: Vec<u64> = ["tcp", "tcp6"]
+/// The `sk` pointers of the listening sockets of the calling thread's namespace, from
+/// /proc/thread-self/net/tcp and tcp6 (a file that cannot be read adds none).
+pub fn listening_here() -> Vec<u64> {
+    ["tcp", "tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(format!("/proc/thread-self/net/{f}")).ok())
         .flat_map(|t| listening_sockets(&t))
-        .collect();
-    attribute(
-        &events,
-        lost,
-        netns.unwrap_or(0),
-        &sockets,
-        listens_at,
-        |tid| super::netns::ns_inode(&format!("/proc/{tid}/ns/net")),
-    )
+        .collect()
 }
 
 /// The `sk` pointers of the listening sockets in a /proc/net/tcp or tcp6 text.

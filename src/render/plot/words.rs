@@ -3,6 +3,7 @@
 //! drawing here, and no decision: what is said was decided in `plot`.
 
 use crate::lab::{LabReport, Outcome};
+use crate::model::NetnsLabel;
 use crate::plot::{
     Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline,
 };
@@ -59,7 +60,7 @@ pub(super) fn subtitle(r: &Recording) -> String {
     format!(
         "kernel {} · network namespace {} · {window} · recorded {}",
         r.kernel.as_deref().unwrap_or("unknown"),
-        r.netns.label(),
+        r.netns.label(NetnsLabel::Short),
         crate::model::rfc3339(r.started_unix_ms)
     )
 }
