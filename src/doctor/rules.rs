@@ -179,28 +179,9 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
     if !ctx.windowed {
         return;
     }
-    let secs = ctx.snap.window_us() as f64 / 1e6;
-    let rate = |n: u64| (n as f64 / secs * 10.0).round() / 10.0;
-    let rise = |key: &'static str, n: u64| {
-        [
-            ev(key, json!(n), "/proc/net, rise in this namespace"),
-            ev(
-                format!("{} per second", crate::catalogue::short(key)),
-                json!(rate(n)),
-                "/proc/net, over the window",
-            ),
-        ]
-    };
-    let context = |f: &mut Finding| {
-        for key in [OUT_RSTS, ESTAB_RESETS] {
-            if let Some(n) = ctx.delta(key) {
-                f.evidence.push(ev(
-                    key,
-                    json!(n),
-                    "/proc/net, rise in this namespace, both ends counted",
-                ));
-            }
-        }
+    let w = ResetWindow {
+        ctx,
+        secs: ctx.snap.window_us() as f64 / 1e6,
     };
     // None once a cause's counter is missing (an older file): the rest cannot be told.
     let mut attributed = Some(0u64);
@@ -211,10 +192,63 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             continue;
         };
         attributed = attributed.map(|a| a.saturating_add(n));
-        if n == 0 {
-            continue;
+        if n > 0 {
+            out.push(w.cause(key, cause, id, n, &candidates));
         }
-        let lines = traced(ctx.snap, |r| cause_of(r) == Some(cause));
+    }
+    if let Some((out_rsts, unexplained)) = w.unexplained(queue_finding, attributed) {
+        out.push(w.unexplained_finding(views, out_rsts, unexplained));
+    }
+}
+
+/// The window the reset findings measure: their rates and the counters' rises over it.
+struct ResetWindow<'a> {
+    ctx: &'a Ctx<'a>,
+    /// Its length in seconds.
+    secs: f64,
+}
+
+impl ResetWindow<'_> {
+    /// Per second over the window, to one decimal.
+    fn rate(&self, n: u64) -> f64 {
+        (n as f64 / self.secs * 10.0).round() / 10.0
+    }
+
+    /// A counter's rise over the window, and its rate.
+    fn rise(&self, key: &'static str, n: u64) -> [Evidence; 2] {
+        [
+            ev(key, json!(n), "/proc/net, rise in this namespace"),
+            ev(
+                format!("{} per second", crate::catalogue::short(key)),
+                json!(self.rate(n)),
+                "/proc/net, over the window",
+            ),
+        ]
+    }
+
+    /// OutRsts and EstabResets beside a cause's own counter, when recorded.
+    fn context(&self, f: &mut Finding) {
+        for key in [OUT_RSTS, ESTAB_RESETS] {
+            if let Some(n) = self.ctx.delta(key) {
+                f.evidence.push(ev(
+                    key,
+                    json!(n),
+                    "/proc/net, rise in this namespace, both ends counted",
+                ));
+            }
+        }
+    }
+
+    /// The finding of one cause whose counter `key` rose by `n`.
+    fn cause(
+        &self,
+        key: &'static str,
+        cause: ResetCause,
+        id: RuleId,
+        n: u64,
+        candidates: &Candidates,
+    ) -> Finding {
+        let lines = traced(self.ctx.snap, |r| cause_of(r) == Some(cause));
         let mut f = finding(
             id,
             Severity::Warning,
@@ -222,7 +256,7 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             Fact::Resets {
                 cause,
                 count: n,
-                per_sec: rate(n),
+                per_sec: self.rate(n),
                 candidates: Candidates {
                     traced: lines.clone(),
                     ..candidates.clone()
@@ -241,82 +275,103 @@ fn resets(ctx: &Ctx, views: &[ListenerView], queue_finding: bool, out: &mut Vec<
             "listeners seen with connections queued in the window; with targets, the namespace's \
              other TCP listeners: the counter names no socket",
         ));
-        f.evidence.extend(rise(key, n));
-        context(&mut f);
-        f.fix.steps.push(ctx.step(match cause {
+        f.evidence.extend(self.rise(key, n));
+        self.context(&mut f);
+        f.fix.steps.push(self.ctx.step(match cause {
             ResetCause::UnreadClose => Action::ReadBeforeClose,
             ResetCause::LingerAbort => Action::DropLingerZero,
             ResetCause::Timeout => Action::CheckTimeouts,
             ResetCause::Memory => Action::CheckTcpMemory,
         }));
-        out.push(f);
+        f
     }
-    let Some(out_rsts) = ctx.delta(OUT_RSTS).filter(|n| *n > 0) else {
-        return;
-    };
-    // Resets of the listen queue (abort-on-overflow, ACKs for dropped requests) are explained
-    // by its findings; without one, they are part of the unexplained rest.
-    if queue_finding {
-        for key in [EMBRYONIC_RSTS, SYNCOOKIES_FAILED] {
-            attributed = match (attributed, ctx.delta(key)) {
-                (Some(a), Some(n)) => Some(a.saturating_add(n)),
-                _ => None,
-            };
+
+    /// OutRsts and the part of it no cause explains (None: could not be told), when that part
+    /// is worth a finding; `attributed` is the causes' counters summed (None: one missing).
+    fn unexplained(
+        &self,
+        queue_finding: bool,
+        attributed: Option<u64>,
+    ) -> Option<(u64, Option<u64>)> {
+        let ctx = self.ctx;
+        let out_rsts = ctx.delta(OUT_RSTS).filter(|n| *n > 0)?;
+        let mut attributed = attributed;
+        // Resets of the listen queue (abort-on-overflow, ACKs for dropped requests) are explained
+        // by its findings; without one, they are part of the unexplained rest.
+        if queue_finding {
+            for key in [EMBRYONIC_RSTS, SYNCOOKIES_FAILED] {
+                attributed = match (attributed, ctx.delta(key)) {
+                    (Some(a), Some(n)) => Some(a.saturating_add(n)),
+                    _ => None,
+                };
+            }
         }
+        let unexplained = attributed.map(|a| out_rsts.saturating_sub(a));
+        // After an abortive close (unread data, SO_LINGER {1,0}) the peer's segments already in
+        // flight meet no socket and are answered with RST, counted in OutRsts alone: a rest of at
+        // most one in ten of those aborts is theirs (observed: 51 RSTs for 50 unread closes).
+        let aborts = [ABORT_ON_CLOSE, ABORT_ON_DATA]
+            .iter()
+            .filter_map(|k| ctx.delta(k))
+            .fold(0u64, u64::saturating_add);
+        // Counters are whatever a file says: arithmetic on them saturates.
+        if unexplained.is_some_and(|u| u == 0 || (aborts > 0 && u.saturating_mul(10) <= aborts)) {
+            return None;
+        }
+        Some((out_rsts, unexplained))
     }
-    let unexplained = attributed.map(|a| out_rsts.saturating_sub(a));
-    // After an abortive close (unread data, SO_LINGER {1,0}) the peer's segments already in
-    // flight meet no socket and are answered with RST, counted in OutRsts alone: a rest of at
-    // most one in ten of those aborts is theirs (observed: 51 RSTs for 50 unread closes).
-    let aborts = [ABORT_ON_CLOSE, ABORT_ON_DATA]
-        .iter()
-        .filter_map(|k| ctx.delta(k))
-        .fold(0u64, u64::saturating_add);
-    // Counters are whatever a file says: arithmetic on them saturates.
-    if unexplained.is_some_and(|u| u == 0 || (aborts > 0 && u.saturating_mul(10) <= aborts)) {
-        return;
-    }
-    let mut listeners: Vec<String> = views
-        .iter()
-        .filter(|v| !v.local.is_unix())
-        .map(|v| v.local.to_string())
-        .collect();
-    listeners.dedup();
-    let lines = traced(ctx.snap, |r| cause_of(r).is_none());
-    let mut f = finding(
-        RuleId::ResetsUnexplained,
-        Severity::Warning,
-        None,
-        Fact::ResetsUnexplained {
-            unexplained,
-            out_rsts,
-            per_sec: rate(unexplained.unwrap_or(out_rsts)),
-            listeners,
-            traced: lines.clone(),
-        },
-    );
-    f.evidence.extend(lines.map(traced_evidence));
-    f.evidence.extend(rise(OUT_RSTS, out_rsts));
-    f.evidence.push(ev(
-        "unexplained",
-        json!(unexplained),
-        "OutRsts minus the causes' counters (the listen queue's with a listen-queue finding); \
-         null: could not be told",
-    ));
-    for key in [
-        EMBRYONIC_RSTS,
-        SYNCOOKIES_FAILED,
-        ESTAB_RESETS,
-        ATTEMPT_FAILS,
-    ] {
+
+    /// resets-unexplained: the RSTs no cause's counter accounts for, with the TCP listeners
+    /// they may belong to.
+    fn unexplained_finding(
+        &self,
+        views: &[ListenerView],
+        out_rsts: u64,
+        unexplained: Option<u64>,
+    ) -> Finding {
+        let ctx = self.ctx;
+        let mut listeners: Vec<String> = views
+            .iter()
+            .filter(|v| !v.local.is_unix())
+            .map(|v| v.local.to_string())
+            .collect();
+        listeners.dedup();
+        let lines = traced(ctx.snap, |r| cause_of(r).is_none());
+        let mut f = finding(
+            RuleId::ResetsUnexplained,
+            Severity::Warning,
+            None,
+            Fact::ResetsUnexplained {
+                unexplained,
+                out_rsts,
+                per_sec: self.rate(unexplained.unwrap_or(out_rsts)),
+                listeners,
+                traced: lines.clone(),
+            },
+        );
+        f.evidence.extend(lines.map(traced_evidence));
+        f.evidence.extend(self.rise(OUT_RSTS, out_rsts));
         f.evidence.push(ev(
-            key,
-            json!(ctx.delta(key)),
-            "/proc/net, rise in this namespace, both ends counted; null: not recorded",
+            "unexplained",
+            json!(unexplained),
+            "OutRsts minus the causes' counters (the listen queue's with a listen-queue finding); \
+             null: could not be told",
         ));
+        for key in [
+            EMBRYONIC_RSTS,
+            SYNCOOKIES_FAILED,
+            ESTAB_RESETS,
+            ATTEMPT_FAILS,
+        ] {
+            f.evidence.push(ev(
+                key,
+                json!(ctx.delta(key)),
+                "/proc/net, rise in this namespace, both ends counted; null: not recorded",
+            ));
+        }
+        f.fix.steps.push(ctx.step(Action::FindRefusedConnects));
+        f
     }
-    f.fix.steps.push(ctx.step(Action::FindRefusedConnects));
-    out.push(f);
 }
 
 /// The cause a traced reset reason belongs to (`enum sk_rst_reason`); None: no counter of a
