@@ -226,7 +226,6 @@ fn headers(h: Option<BTreeMap<String, String>>) -> Result<Vec<(&'static str, Str
 }
 
 fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
-    let join = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
     let enabled = t.cert.is_some()
         || t.key.is_some()
         || t.cert_file.is_some()
@@ -238,26 +237,7 @@ fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
         // As the toolkit: no certificate, key or client auth means plain HTTP.
         return Ok(None);
     }
-    let source = match (t.cert, t.cert_file, t.key, t.key_file) {
-        (Some(_), Some(_), _, _) => {
-            return Err("tls_server_config: cert and cert_file are both set; keep one".into());
-        }
-        (_, _, Some(_), Some(_)) => {
-            return Err("tls_server_config: key and key_file are both set; keep one".into());
-        }
-        (None, None, _, _) => return Err("tls_server_config: missing cert_file".into()),
-        (_, _, None, None) => return Err("tls_server_config: missing key_file".into()),
-        (Some(cert), None, Some(key), None) => Source::Inline { cert, key },
-        (None, Some(cert), None, Some(key)) => Source::Files {
-            cert: join(cert),
-            key: join(key),
-        },
-        _ => {
-            return Err(
-                "tls_server_config: give cert_file and key_file, or cert and key, not a mix".into(),
-            );
-        }
-    };
+    let source = source(t.cert, t.cert_file, t.key, t.key_file, dir)?;
     let client_auth_name = t.client_auth_type.unwrap_or_default();
     let client_auth = ClientAuth::parse(&client_auth_name).ok_or_else(|| {
         format!(
@@ -266,26 +246,7 @@ fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
              VerifyClientCertIfGiven or RequireAndVerifyClientCert"
         )
     })?;
-    let client_ca = match (t.client_ca, t.client_ca_file) {
-        (Some(_), Some(_)) => {
-            return Err(
-                "tls_server_config: client_ca and client_ca_file are both set; keep one".into(),
-            );
-        }
-        (Some(pem), None) => Some(certs(pem.as_bytes(), "client_ca")?),
-        (None, Some(file)) => {
-            let file = join(file);
-            let pem = std::fs::read(&file).map_err(|e| {
-                format!(
-                    "tls_server_config.client_ca_file: cannot read {}: {}",
-                    file.display(),
-                    reason(&e)
-                )
-            })?;
-            Some(certs(&pem, &format!("client_ca_file {}", file.display()))?)
-        }
-        (None, None) => None,
-    };
+    let client_ca = client_ca(t.client_ca, t.client_ca_file, dir)?;
     if client_ca.is_some() && client_auth == ClientAuth::NoClientCert {
         return Err(
             "tls_server_config: client_ca_file is set but client_auth_type is \
@@ -299,37 +260,8 @@ fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
              certificates and needs client_ca_file"
         ));
     }
-    let allowed_sans = t.client_allowed_sans.unwrap_or_default();
-    if !allowed_sans.is_empty() && !client_auth.requires() {
-        return Err(
-            "tls_server_config: client_allowed_sans needs client_auth_type \
-                    RequireAnyClientCert or RequireAndVerifyClientCert"
-                .into(),
-        );
-    }
-    let allowed_sans = allowed_sans
-        .into_iter()
-        .map(|s| {
-            rustls::pki_types::ServerName::try_from(s.clone()).map_err(|_| {
-                format!(
-                    "tls_server_config.client_allowed_sans: {s:?} is not a DNS name or an IP \
-                     address (e-mail and URI SANs are not supported)"
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let min = version(t.min_version.as_deref().unwrap_or("TLS12"), "min_version")?;
-    let max = version(t.max_version.as_deref().unwrap_or("TLS13"), "max_version")?;
-    if min > max {
-        return Err("tls_server_config: min_version is above max_version".into());
-    }
-    let mut versions = Vec::new();
-    if min <= 12 && max >= 12 {
-        versions.push(&rustls::version::TLS12);
-    }
-    if max >= 13 {
-        versions.push(&rustls::version::TLS13);
-    }
+    let allowed_sans = allowed_sans(t.client_allowed_sans.unwrap_or_default(), client_auth)?;
+    let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())?;
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = t.cipher_suites.filter(|n| !n.is_empty()) {
         provider.cipher_suites = suites(&provider, &names)?;
@@ -346,6 +278,112 @@ fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
         provider: Arc::new(provider),
         prefer_server: t.prefer_server_cipher_suites.unwrap_or(true),
     }))
+}
+
+/// A path of the file, relative to the file's directory unless absolute (`SetDirectory`).
+fn under(dir: &Path, p: PathBuf) -> PathBuf {
+    if p.is_absolute() { p } else { dir.join(p) }
+}
+
+/// The server's certificate and key: both inline or both files.
+fn source(
+    cert: Option<String>,
+    cert_file: Option<PathBuf>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    dir: &Path,
+) -> Result<Source, String> {
+    match (cert, cert_file, key, key_file) {
+        (Some(_), Some(_), _, _) => {
+            Err("tls_server_config: cert and cert_file are both set; keep one".into())
+        }
+        (_, _, Some(_), Some(_)) => {
+            Err("tls_server_config: key and key_file are both set; keep one".into())
+        }
+        (None, None, _, _) => Err("tls_server_config: missing cert_file".into()),
+        (_, _, None, None) => Err("tls_server_config: missing key_file".into()),
+        (Some(cert), None, Some(key), None) => Ok(Source::Inline { cert, key }),
+        (None, Some(cert), None, Some(key)) => Ok(Source::Files {
+            cert: under(dir, cert),
+            key: under(dir, key),
+        }),
+        _ => {
+            Err("tls_server_config: give cert_file and key_file, or cert and key, not a mix".into())
+        }
+    }
+}
+
+/// The client CA's certificates, inline or from a file; None when neither is given.
+fn client_ca(
+    pem: Option<String>,
+    file: Option<PathBuf>,
+    dir: &Path,
+) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
+    match (pem, file) {
+        (Some(_), Some(_)) => {
+            Err("tls_server_config: client_ca and client_ca_file are both set; keep one".into())
+        }
+        (Some(pem), None) => Ok(Some(certs(pem.as_bytes(), "client_ca")?)),
+        (None, Some(file)) => {
+            let file = under(dir, file);
+            let pem = std::fs::read(&file).map_err(|e| {
+                format!(
+                    "tls_server_config.client_ca_file: cannot read {}: {}",
+                    file.display(),
+                    reason(&e)
+                )
+            })?;
+            Ok(Some(certs(
+                &pem,
+                &format!("client_ca_file {}", file.display()),
+            )?))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `client_allowed_sans` as server names; they need a client certificate to check.
+fn allowed_sans(
+    sans: Vec<String>,
+    client_auth: ClientAuth,
+) -> Result<Vec<rustls::pki_types::ServerName<'static>>, String> {
+    if !sans.is_empty() && !client_auth.requires() {
+        return Err(
+            "tls_server_config: client_allowed_sans needs client_auth_type \
+                    RequireAnyClientCert or RequireAndVerifyClientCert"
+                .into(),
+        );
+    }
+    sans.into_iter()
+        .map(|s| {
+            rustls::pki_types::ServerName::try_from(s.clone()).map_err(|_| {
+                format!(
+                    "tls_server_config.client_allowed_sans: {s:?} is not a DNS name or an IP \
+                     address (e-mail and URI SANs are not supported)"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The protocol versions from `min_version` to `max_version` (TLS12 and TLS13 by default).
+fn versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let min = version(min.unwrap_or("TLS12"), "min_version")?;
+    let max = version(max.unwrap_or("TLS13"), "max_version")?;
+    if min > max {
+        return Err("tls_server_config: min_version is above max_version".into());
+    }
+    let mut versions = Vec::new();
+    if min <= 12 && max >= 12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    if max >= 13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    Ok(versions)
 }
 
 /// TLS12 → 12; TLS10 and TLS11 exist in the toolkit but not in rustls.
