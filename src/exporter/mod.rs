@@ -102,15 +102,7 @@ struct Server {
 
 /// Serves until SIGTERM or SIGINT. Writes its address and its end to `log` (stderr).
 pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
-    use nix::sys::signal::{SigSet, Signal};
-    // Before any thread exists, so that every thread inherits the mask and only sigwait sees them.
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals.thread_block().map_err(|e| Error::Io {
-        what: "blocking SIGTERM and SIGINT",
-        source: e.into(),
-    })?;
+    let signals = block_stop_signals()?;
     limit_arenas();
     let listener = TcpListener::bind(o.listen).map_err(|e| {
         Error::BadInput(format!(
@@ -118,37 +110,15 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
             o.listen
         ))
     })?;
-    let io = |what| move |source| Error::Io { what, source };
     let addr = listener
         .local_addr()
         .map_err(io("reading the listening address"))?;
-    let (tls, auth, headers) = match o.web {
-        Some(w) => (w.tls, w.auth, w.headers),
-        None => (None, None, Vec::new()),
+    let server = Arc::new(Server::new(o.collector, o.limits, o.web)?);
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
     };
-    let tls = match tls {
-        // Loaded once more now: the files may have changed since the configuration was read.
-        Some(t) => Some(
-            tls::Reloading::new(t)
-                .map_err(|e| Error::BadInput(format!("--web.config.file: {e}")))?,
-        ),
-        None => None,
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = Arc::new(Server {
-        collector: Mutex::new(o.collector),
-        last_size: AtomicUsize::new(64 * 1024),
-        active: AtomicUsize::new(0),
-        stopping: AtomicBool::new(false),
-        open: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        limits: o.limits,
-        tls,
-        auth,
-        headers,
-        gzipped: AtomicU64::new(0),
-        identity: AtomicU64::new(0),
-    });
     let _ = writeln!(
         log,
         "backlogctl exporter: serving {scheme}://{addr}/metrics"
@@ -168,6 +138,63 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
         what: "waiting for signals",
         source: e.into(),
     })?;
+    stop(&server, &listener, acceptor);
+    let _ = writeln!(log, "backlogctl exporter: stopped on {signal}");
+    Ok(Status::Ok)
+}
+
+/// An `Error::Io` saying `what` was being done.
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+/// SIGTERM and SIGINT blocked, to be taken by `sigwait`. Called before any thread exists, so
+/// that every thread inherits the mask and only sigwait sees them.
+fn block_stop_signals() -> Result<nix::sys::signal::SigSet> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals.thread_block().map_err(|e| Error::Io {
+        what: "blocking SIGTERM and SIGINT",
+        source: e.into(),
+    })?;
+    Ok(signals)
+}
+
+impl Server {
+    fn new(collector: Collector, limits: Limits, web: Option<WebConfig>) -> Result<Server> {
+        let (tls, auth, headers) = match web {
+            Some(w) => (w.tls, w.auth, w.headers),
+            None => (None, None, Vec::new()),
+        };
+        let tls = match tls {
+            // Loaded once more now: the files may have changed since the configuration was read.
+            Some(t) => Some(
+                tls::Reloading::new(t)
+                    .map_err(|e| Error::BadInput(format!("--web.config.file: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Server {
+            collector: Mutex::new(collector),
+            last_size: AtomicUsize::new(64 * 1024),
+            active: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            limits,
+            tls,
+            auth,
+            headers,
+            gzipped: AtomicU64::new(0),
+            identity: AtomicU64::new(0),
+        })
+    }
+}
+
+/// Stops accepting, wakes idle connections and gives responses in flight `GRACE` to finish.
+fn stop(server: &Server, listener: &TcpListener, acceptor: std::thread::JoinHandle<()>) {
     server.stopping.store(true, Ordering::SeqCst);
     // Wakes the accept() blocked on the listener (inet_shutdown disconnects a listener).
     let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
@@ -182,8 +209,6 @@ pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     while server.active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = writeln!(log, "backlogctl exporter: stopped on {signal}");
-    Ok(Status::Ok)
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and keeps what is
