@@ -1,7 +1,9 @@
 //! The shape of `src/`, checked: the top-level modules import each other without a circle;
 //! the options module (clap's flags resolved) and the renderers are imported only by the edge;
-//! no `dead_code` allowance hides unused code; few functions are long. Run with
-//! `cargo test --test architecture -- --nocapture` to print the import graph.
+//! no `dead_code` allowance hides unused code; no function outside a `#[cfg(test)]` item is
+//! longer than 80 lines. And the map of the tests cannot drift: every file under `tests/` is
+//! named in `tests/README.md`. Run with `cargo test --test architecture -- --nocapture` to
+//! print the import graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -175,4 +177,275 @@ fn the_import_reader_reads_groups_and_paths() {
         .map(|(m, d)| (m.to_string(), BTreeSet::from([d.to_string()])))
         .collect();
     assert_eq!(circles(&g), [vec!["a", "b", "c"]]);
+}
+
+/// The most lines a function of `src/` may take, from its `fn` line to its closing brace.
+const MAX_FN_LINES: usize = 80;
+
+/// `text` with the insides of comments, strings and character literals blanked (newlines
+/// kept), so braces and keywords left are code's. Lifetimes (`'a`) are code.
+fn code_only(text: &str) -> String {
+    let c: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |out: &mut String, ch: char| out.push(if ch == '\n' { '\n' } else { ' ' });
+    let ident = |ch: char| ch.is_alphanumeric() || ch == '_';
+    let mut i = 0;
+    while i < c.len() {
+        let prev_ident = i > 0 && ident(c[i - 1]);
+        if c[i] == '/' && c.get(i + 1) == Some(&'/') {
+            while i < c.len() && c[i] != '\n' {
+                blank(&mut out, c[i]);
+                i += 1;
+            }
+        } else if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+            // Block comments nest.
+            let mut depth = 0;
+            while i < c.len() {
+                if c[i] == '/' && c.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if c[i] == '*' && c.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    blank(&mut out, c[i]);
+                    i += 1;
+                }
+            }
+        } else if c[i] == 'r' && !prev_ident && matches!(c.get(i + 1), Some('"' | '#')) {
+            // A raw string, r"…" or r#"…"#: no escapes, ends at a quote and as many hashes.
+            let hashes = c[i + 1..].iter().take_while(|ch| **ch == '#').count();
+            if c.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c[i]);
+                i += 1;
+                continue;
+            }
+            out.push('"');
+            i += 2 + hashes;
+            while i < c.len() {
+                if c[i] == '"'
+                    && c[i + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|ch| **ch == '#')
+                        .count()
+                        == hashes
+                {
+                    i += 1 + hashes;
+                    break;
+                }
+                blank(&mut out, c[i]);
+                i += 1;
+            }
+            out.push('"');
+        } else if c[i] == '"' {
+            out.push('"');
+            i += 1;
+            while i < c.len() && c[i] != '"' {
+                if c[i] == '\\' {
+                    blank(&mut out, c[i]);
+                    i += 1;
+                }
+                if i < c.len() {
+                    blank(&mut out, c[i]);
+                    i += 1;
+                }
+            }
+            out.push('"');
+            i += 1;
+        } else if c[i] == '\'' && (c.get(i + 1) == Some(&'\\') || c.get(i + 2) == Some(&'\'')) {
+            // A character literal, '{' or '\''; a lifetime has no closing quote.
+            out.push('\'');
+            i += 1;
+            if c.get(i) == Some(&'\\') {
+                out.push(' ');
+                i += 1;
+            }
+            while i < c.len() && c[i] != '\'' {
+                blank(&mut out, c[i]);
+                i += 1;
+            }
+            out.push('\'');
+            i += 1;
+        } else {
+            out.push(c[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The index of the brace closing the one at `open`, in code (`code_only`).
+fn closing(code: &[u8], open: usize) -> usize {
+    let mut depth = 0;
+    for (i, b) in code.iter().enumerate().skip(open) {
+        match b {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    code.len()
+}
+
+/// Every function with a body outside `#[cfg(test)]` items: (line of `fn`, name, lines from
+/// the `fn` line to the closing brace).
+fn functions(text: &str) -> Vec<(usize, String, usize)> {
+    let code = code_only(text);
+    let b = code.as_bytes();
+    let line = |i: usize| 1 + b[..i].iter().filter(|c| **c == b'\n').count();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    // A `#[cfg(test)]` item ends at its first `;` (a `use`) or the brace closing its body.
+    let mut tests = Vec::new();
+    for (at, _) in code.match_indices("#[cfg(test)]") {
+        if let Some(end) = code[at..].find(['{', ';']).map(|e| at + e) {
+            tests.push(at..if b[end] == b'{' { closing(b, end) } else { end });
+        }
+    }
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("fn ") {
+        if (at > 0 && ident(b[at - 1])) || tests.iter().any(|t| t.contains(&at)) {
+            continue;
+        }
+        let name: String = code[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue; // a type, `fn(u32) -> u32`
+        }
+        // The body's brace, unless a `;` outside brackets ends a declaration first.
+        let mut depth = 0i32;
+        let mut body = None;
+        for (i, c) in b.iter().enumerate().skip(at) {
+            match c {
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => depth -= 1,
+                b';' if depth == 0 => break,
+                b'{' if depth == 0 => {
+                    body = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if let Some(open) = body {
+            let start = line(at);
+            found.push((start, name, line(closing(b, open)) - start + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_in_src_is_longer_than_the_limit() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    files.sort();
+    let mut long = Vec::new();
+    let mut seen = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read");
+        for (line, name, len) in functions(&text) {
+            seen += 1;
+            if len > MAX_FN_LINES {
+                let f = f.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(f);
+                long.push(format!("{}:{line}: fn {name}, {len} lines", f.display()));
+            }
+        }
+    }
+    assert!(seen > 500, "the functions were not read: {seen}");
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines (split them into named steps):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn the_function_reader_skips_strings_comments_and_tests() {
+    let text = r##"
+fn short(x: [u8; 2]) -> char {
+    let s = "}{ fn not_one() {";
+    let c = '}';
+    /* } /* nested { */ } */
+    // fn neither() {
+    let r = r#"\" fn raw() {"#;
+    let _: fn(u32) -> u32 = |x| x;
+    '{'
+}
+
+trait T<'a> {
+    fn declared(&self) -> &'a str;
+    fn given(&self) -> char {
+        '\''
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn hidden() {}
+}
+"##;
+    let found = functions(text);
+    let found: Vec<(usize, &str, usize)> = found
+        .iter()
+        .map(|(l, n, len)| (*l, n.as_str(), *len))
+        .collect();
+    assert_eq!(found, [(2, "short", 9), (14, "given", 3)]);
+}
+
+#[test]
+fn every_file_under_tests_is_named_in_the_readme() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let readme = std::fs::read_to_string(tests.join("README.md")).expect("tests/README.md");
+    let mut files = Vec::new();
+    all_files(&tests, &mut files);
+    let mut missing = Vec::new();
+    for f in &files {
+        let rel = f
+            .strip_prefix(&tests)
+            .expect("under tests/")
+            .to_string_lossy();
+        if rel != "README.md" && !readme.contains(&format!("`{rel}`")) {
+            missing.push(rel.into_owned());
+        }
+    }
+    assert!(files.len() > 20, "tests/ was not read: {files:?}");
+    assert!(
+        missing.is_empty(),
+        "tests/README.md does not name {missing:?}: give each a row (or a line) saying what it holds"
+    );
+    // And the other way: every file the table names exists.
+    for row in readme.lines().filter_map(|l| l.strip_prefix("| `")) {
+        let name = row.split('`').next().unwrap_or_default();
+        assert!(
+            tests.join(name).is_file(),
+            "tests/README.md names `{name}`, which is not in tests/"
+        );
+    }
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            all_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }
