@@ -1,9 +1,9 @@
 //! The shape of `src/`, checked: the top-level modules import each other without a circle;
 //! the options module (clap's flags resolved) and the renderers are imported only by the edge;
-//! no `dead_code` allowance hides unused code; no function outside a `#[cfg(test)]` item is
-//! longer than 80 lines. And the map of the tests cannot drift: every file under `tests/` is
-//! named in `tests/README.md`. Run with `cargo test --test architecture -- --nocapture` to
-//! print the import graph.
+//! no `dead_code` allowance hides unused code; every module opens with a `//!` line; no
+//! function outside a `#[cfg(test)]` item is longer than 80 lines. And the map of the tests
+//! cannot drift: every file under `tests/` is named in `tests/README.md`. Run with
+//! `cargo test --test architecture -- --nocapture` to print the import graph.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -162,6 +162,27 @@ fn no_dead_code_allowance_hides_unused_code() {
         assert!(
             !text.contains("allow(dead_code") && !text.contains("allow(unused"),
             "{} allows dead code",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn every_module_of_src_opens_with_what_it_owns() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    for f in files {
+        // A `tests.rs` is the test module of its directory's `mod.rs`, which says it all.
+        if f.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("read");
+        assert!(
+            text.starts_with("//!"),
+            "{} does not open with a `//!` line saying what it owns",
             f.display()
         );
     }

@@ -1,3 +1,5 @@
+//! `completions SHELL`: the CLI's clap definitions → clap_complete's script for SHELL, on stdout.
+
 use std::io::Write;
 
 use crate::Status;

@@ -1,3 +1,5 @@
+//! `doctor`: a live window, a recorded file or every namespace → the diagnosis → its text or JSON.
+
 use std::io::Write;
 
 use crate::Status;

@@ -1,3 +1,5 @@
+//! `explain [NAME]`: a catalogue entry and its value here now → its renderer; no NAME: the list.
+
 use std::io::Write;
 
 use crate::Status;

@@ -1,3 +1,5 @@
+//! `exporter`: the namespace and `--web.config.file` checked first → the collector over HTTP.
+
 use std::io::Write;
 
 use crate::Status;

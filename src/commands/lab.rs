@@ -1,3 +1,5 @@
+//! `lab`: the lab's run → its report (text or JSON) and, with `--plot FILE`, its picture.
+
 use std::io::Write;
 
 use super::open_output;

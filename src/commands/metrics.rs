@@ -1,3 +1,5 @@
+//! `metrics`: one scrape of the collector → the Prometheus exposition, on stdout or `-o FILE`.
+
 use std::io::Write;
 use std::time::Duration;
 

@@ -1,3 +1,5 @@
+//! `plot SNAPSHOT`: a recorded file → its diagnosis and timeline → the SVG, on stdout or `-o FILE`.
+
 use std::io::Write;
 
 use super::open_output;

@@ -1,3 +1,5 @@
+//! `snapshot`: a live recording window → its JSON, on stdout or `-o FILE`.
+
 use std::io::Write;
 
 use super::{open_output, warn_unmatched, write_json};

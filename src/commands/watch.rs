@@ -1,3 +1,5 @@
+//! `watch`: the sampling loop → the refreshing view, and with `--record FILE` the recording.
+
 use std::io::Write;
 
 use super::open_output;
