@@ -2,7 +2,7 @@
 //! name (from unix_diag). Everything that shows, groups or matches listeners goes through
 //! `Local`, so a second socket family is one more variant here, not another code path.
 //!
-//! In a snapshot a TCP listener's `local` is the string it always was (`"127.0.0.1:8100"`); a
+//! In a snapshot a TCP listener's `local` is a string in every schema (`"127.0.0.1:8100"`); a
 //! Unix one is an object: `{"path": "/run/php/php8.2-fpm.sock", "type": "stream", "vfs":
 //! {"ino": 1234, "dev": 24}}`, `{"abstract": "name", "type": "seqpacket"}`, or `{"type":
 //! "stream"}` for an unnamed listener. A name that is not UTF-8 is an array of its bytes, so a
