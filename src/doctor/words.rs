@@ -841,11 +841,17 @@ impl Words<'_> {
         let place = place(&s.at);
         let unread = s.no_command == Some(NoCommand::ValueUnread);
         let what = match knob {
-            Knob::Somaxconn if unread => format!(
-                "make sure {key} is at least {value} {place} (it could not be read here, so no command is given: \
-                 check it with `sysctl {key}`)"
-            ),
+            Knob::Somaxconn if unread => format!("make sure {key} is at least {value} {place}"),
             Knob::Somaxconn => format!("raise {key} to {value} {place}"),
+            Knob::Syncookies if unread => format!(
+                "make sure SYN cookies are enabled {place} ({key} at least {value}), so that a full SYN queue \
+                 answers with cookies instead of dropping SYNs"
+            ),
+            // On the host, "back on on the host" would stutter.
+            Knob::Syncookies if matches!(s.at, Where::Host) => format!(
+                "turn the host's SYN cookies back on, so that a full SYN queue answers with cookies instead of \
+                 dropping SYNs ({key}={value})"
+            ),
             Knob::Syncookies => format!(
                 "turn SYN cookies back on {place}, so that a full SYN queue answers with cookies instead of \
                  dropping SYNs ({key}={value})"
@@ -858,9 +864,9 @@ impl Words<'_> {
         };
         let mut text = match (&s.command, s.no_command) {
             (Some(c), _) => format!("{what}: {}", code(c)),
-            (None, Some(NoCommand::ValueUnread)) if knob == Knob::Somaxconn => what,
-            // An unread tcp_syncookies lands here too and is told as an unknown namespace, as it
-            // was before NoCommand: its own words ("could not be read") would change the output.
+            (None, Some(NoCommand::ValueUnread)) => format!(
+                "{what} (it could not be read here, so no command is given: check it with `sysctl {key}`)"
+            ),
             (None, _) => format!(
                 "{what} (backlogctl could not tell which namespace that is, so no command is given: run it with \
                  --netns NAME or --pid PID for the exact one)"
@@ -1040,4 +1046,70 @@ fn check_drops_step(s: &Step, ctx: &StepCtx) -> String {
         "check that the fix held: the drop count{d} never goes down while the socket lives, so \
          {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::remedy::sysctl_step;
+    use crate::model::{Netns, Sysctls};
+
+    /// The words of the step that turns SYN cookies on, with tcp_syncookies `now` in `netns`.
+    fn syncookies_step(now: Option<u32>, netns: Netns) -> String {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"schema_version": 2, "tool": "test", "started_unix_ms": 0, "sysctls": {}, "samples": []}"#,
+        )
+        .expect("a minimal snapshot");
+        let sysctls = Sysctls {
+            tcp_syncookies: now,
+            ..Sysctls::default()
+        };
+        let step = sysctl_step(Knob::Syncookies, 1, &sysctls, &netns);
+        Words { snap: &snap }.sysctl_step(&step, Knob::Syncookies, 1)
+    }
+
+    fn host() -> Netns {
+        Netns {
+            initial: Some(true),
+            ..Netns::default()
+        }
+    }
+
+    #[test]
+    fn unread_syncookies_say_so_and_give_no_command() {
+        assert_eq!(
+            syncookies_step(None, host()),
+            "make sure SYN cookies are enabled on the host (net.ipv4.tcp_syncookies at least 1), so \
+             that a full SYN queue answers with cookies instead of dropping SYNs (it could not be read \
+             here, so no command is given: check it with `sysctl net.ipv4.tcp_syncookies`)"
+        );
+    }
+
+    #[test]
+    fn syncookies_turned_back_on_read_as_one_sentence_wherever_they_are() {
+        assert_eq!(
+            syncookies_step(Some(0), host()),
+            "turn the host's SYN cookies back on, so that a full SYN queue answers with cookies instead \
+             of dropping SYNs (net.ipv4.tcp_syncookies=1): `sysctl -w net.ipv4.tcp_syncookies=1`; to \
+             keep it after a reboot: `echo 'net.ipv4.tcp_syncookies = 1' > \
+             /etc/sysctl.d/90-backlogctl-tcp_syncookies.conf`"
+        );
+        let named = Netns {
+            initial: Some(false),
+            names: vec!["bpy".into()],
+            ..Netns::default()
+        };
+        assert!(
+            syncookies_step(Some(0), named)
+                .starts_with("turn SYN cookies back on in the network namespace bpy, so that")
+        );
+        for text in [
+            syncookies_step(None, host()),
+            syncookies_step(Some(0), host()),
+            syncookies_step(None, Netns::default()),
+            syncookies_step(Some(0), Netns::default()),
+        ] {
+            assert!(!text.contains(" on on "), "{text}");
+        }
+    }
 }
