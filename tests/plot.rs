@@ -20,17 +20,11 @@ use backlogctl::model::{Listener, Sample, Snapshot};
 use backlogctl::plot::{self, Axis, Instead};
 use backlogctl::render::plot::{COLUMNS, WIDTH};
 use backlogctl::{pipeline, render, store};
-use common::{fixture, in_netns, need, run_bin, unix_connect, unix_listener};
+use common::{Scratch, fixture, in_netns, need, run_bin, unix_connect, unix_listener};
 
 use proptest::prelude::*;
 
 const BURST: &str = "snapshots/6.18-slow-acceptor-backlog16-burst150.json";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("backlogctl-plot-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
 
 fn model_of(path: &Path) -> (Snapshot, plot::Timeline) {
     let d = pipeline::from_file(path, &Default::default()).unwrap();
@@ -157,10 +151,11 @@ fn a_quiet_window_says_so_instead_of_drawing_empty_axes() {
 
 #[test]
 fn a_single_sample_is_said_not_drawn_and_no_listener_neither() {
+    let scratch = Scratch::new("plot-one-sample");
     // A real recording cut to its first sample, as `snapshot --window 0` would have stored.
     let mut snap = store::load(&fixture(BURST)).unwrap();
     snap.samples.truncate(1);
-    let path = scratch("one-sample.json");
+    let path = scratch.path("one-sample.json");
     std::fs::write(&path, serde_json::to_string(&snap).unwrap()).unwrap();
     let (code, out, err) = run_bin(&["plot", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -199,21 +194,22 @@ fn named_targets_narrow_the_picture() {
 
 #[test]
 fn errors_are_one_line_and_exit_3() {
-    let missing = scratch("missing.json");
+    let scratch = Scratch::new("plot-errors");
+    let missing = scratch.path("missing.json");
     let (code, out, err) = run_bin(&["plot", missing.to_str().unwrap()]);
     assert_eq!(code, 3);
     assert!(out.is_empty());
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("error: cannot read"), "{err}");
 
-    let corrupt = scratch("corrupt.json");
+    let corrupt = scratch.path("corrupt.json");
     std::fs::write(&corrupt, "{\"schema_version\": 1, \"samples\": [").unwrap();
     let (code, _, err) = run_bin(&["plot", corrupt.to_str().unwrap()]);
     assert_eq!(code, 3);
     assert!(err.starts_with("error: cannot use snapshot"), "{err}");
 
     // An unwritable output fails before anything is read, and leaves no file behind.
-    let dir = scratch("no-such-dir");
+    let dir = scratch.path("no-such-dir");
     let into = dir.join("p.svg");
     let (code, _, err) = run_bin(&[
         "plot",
@@ -229,7 +225,7 @@ fn errors_are_one_line_and_exit_3() {
     assert_eq!(code, 3, "{err}");
 
     // The picture never replaces the recording it is drawn from.
-    let copy = scratch("same.json");
+    let copy = scratch.path("same.json");
     std::fs::copy(fixture(BURST), &copy).unwrap();
     let before = std::fs::read(&copy).unwrap();
     let c = copy.to_str().unwrap();
@@ -243,6 +239,7 @@ fn errors_are_one_line_and_exit_3() {
 /// forbids) in a recording come out printable, and the SVG stays well-formed.
 #[test]
 fn control_characters_in_a_process_name_do_not_break_the_svg() {
+    let scratch = Scratch::new("plot-control");
     let text = std::fs::read_to_string(fixture(BURST)).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let owners = v["owners"].as_array_mut().expect("owners in the fixture");
@@ -250,7 +247,7 @@ fn control_characters_in_a_process_name_do_not_break_the_svg() {
     for o in owners {
         o["comm"] = serde_json::Value::from("a<b>&\"c\u{1}\u{1b}[31m");
     }
-    let path = scratch("control.json");
+    let path = scratch.path("control.json");
     std::fs::write(&path, v.to_string()).unwrap();
     let (code, svg, err) = run_bin(&["plot", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -260,7 +257,8 @@ fn control_characters_in_a_process_name_do_not_break_the_svg() {
 
 #[test]
 fn written_atomically_to_o_or_to_stdout() {
-    let path = scratch("burst.svg");
+    let scratch = Scratch::new("plot-atomic");
+    let path = scratch.path("burst.svg");
     let (code, out, err) = run_bin(&[
         "plot",
         fixture(BURST).to_str().unwrap(),
@@ -291,6 +289,7 @@ fn rsvg_renders_every_fixture() {
     ) {
         return;
     }
+    let scratch = Scratch::new("plot-rsvg");
     let dir = fixture("snapshots");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -301,8 +300,8 @@ fn rsvg_renders_every_fixture() {
         let size = |a: &str| root.attribute(a).unwrap().parse::<u32>().unwrap();
         let (w, h) = (size("width"), size("height"));
         assert_eq!(w, WIDTH);
-        let svg_path = scratch("render.svg");
-        let png_path = scratch("render.png");
+        let svg_path = scratch.path("render.svg");
+        let png_path = scratch.path("render.png");
         std::fs::write(&svg_path, &svg).unwrap();
         let out = Command::new("rsvg-convert")
             .arg(&svg_path)
@@ -437,8 +436,8 @@ fn readme_picture_is_current() {
 #[test]
 fn a_unix_listener_has_no_drops_lane() {
     in_netns("a_unix_listener_has_no_drops_lane", || {
-        let dir = std::env::temp_dir().join(format!("backlogctl-plot-unix-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("plot-unix");
+        let dir = &scratch.dir;
         let sock = dir.join("php-fpm.sock").to_str().unwrap().to_owned();
         let _server = unix_listener(&sock, 4);
         // B = 4 holds 5; the rest are refused at once, and nothing counts them.
@@ -471,6 +470,5 @@ fn a_unix_listener_has_no_drops_lane() {
             !texts.iter().any(|s| s.starts_with("drops / ")),
             "{texts:?}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     });
 }
