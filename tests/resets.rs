@@ -29,9 +29,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use backlogctl::collect::{Cadence, Kernel, Recorder, SYN_RECV_EVERY};
+use backlogctl::collect::{Cadence, Kernel, Recorder, SYN_RECV_EVERY, Sampling, record};
 use backlogctl::doctor::{Fact, Report, RuleId, Severity, diagnose};
-use backlogctl::model::{Counters, Scope, Snapshot};
+use backlogctl::model::{Counters, Scope, Snapshot, Target};
 use common::*;
 
 const CLIENTS: usize = 50;
@@ -679,13 +679,25 @@ fn defer_accept_overflow_with_abort_resets_on_first_data() {
                 s
             };
             let send = |s: &mut TcpStream| s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+            // Recv-Q of :8100 and the bare ACKs the namespace dropped, as the kernel has them now.
+            let now = || {
+                let scope = Scope::new(vec![Target::parse(":8100").unwrap()]);
+                let (s, _) = record(Kernel::default(), &scope, &Sampling::ONCE).ok()?;
+                let last = s.samples.last()?;
+                let dropped = *last.counters.as_ref()?.get("TcpExt:TCPDeferAcceptDrop")?;
+                Some((last.listeners.first()?.recv_q, dropped))
+            };
             let mut ends = Vec::new();
             let (snap, report) = around(|| {
                 let mut first: Vec<TcpStream> = (0..3).map(|_| connect()).collect();
                 first.iter_mut().for_each(send);
-                std::thread::sleep(Duration::from_millis(50));
+                // Their data completed the three handshakes: they wait in the accept queue.
+                let (_, dropped) = wait_for(300, || now().filter(|(q, _)| *q == 3))
+                    .expect("the first three in the accept queue");
                 let mut late: Vec<TcpStream> = (0..4).map(|_| connect()).collect();
-                std::thread::sleep(Duration::from_millis(50));
+                // The four bare ACKs were dropped, so these handshakes wait for data.
+                wait_for(300, || now().filter(|(_, d)| *d >= dropped + 4))
+                    .expect("the late four's bare ACKs deferred");
                 late.iter_mut().for_each(send);
                 for mut s in first.into_iter().chain(late) {
                     let mut buf = [0u8; 64];
