@@ -89,11 +89,21 @@ fn main() {
                     drops,
                     tcp: true,
                     unix: false,
+                    established: false,
                 };
                 measure(&format!("{n} listeners: dump {what}"), 300, || {
                     diag.dump(&q).unwrap();
                 });
             }
+            // The clients' wait: the ESTABLISHED sockets of one port, with tcp_info.
+            let q = Query::established(&[20000]);
+            measure(
+                &format!("{n} listeners: dump ESTABLISHED of one port, tcp_info"),
+                300,
+                || {
+                    diag.dump(&q).unwrap();
+                },
+            );
             measure(
                 &format!("{n} listeners: /proc/net/netstat+snmp"),
                 300,

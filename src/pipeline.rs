@@ -138,6 +138,7 @@ fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
         drops: false,
         tcp: true,
         unix: false,
+        established: false,
     };
     // Best effort: without it the words say only that the counters are per namespace.
     let Ok(dump) = sources.listeners(&q) else {

@@ -214,6 +214,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
             drops: (!unix).then_some(drops),
             syn_recv: syn.filter(|_| !unix),
             v6only: None,
+            wait: None,
         };
         first.push(l(peak.min(1), before));
         last.push(l(peak, before.saturating_add(during)));

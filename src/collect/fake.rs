@@ -37,6 +37,10 @@ pub(crate) struct Fake {
     pub tracing: bool,
     /// The `sk` pointers of the namespace's listening sockets.
     pub sockets: Vec<u64>,
+    /// The ESTABLISHED sockets every wait dump returns, and how many wait dumps were made
+    /// (they are not `dumps`).
+    pub conns: Vec<diag::Conn>,
+    pub wait_dumps: usize,
 }
 
 impl Fake {
@@ -59,6 +63,7 @@ impl Fake {
             drops: Some(0),
             syn_recv,
             v6only: None,
+            wait: None,
         }
     }
 }
@@ -88,6 +93,13 @@ impl Sources for Fake {
     }
 
     fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        if q.established {
+            self.wait_dumps += 1;
+            return Ok(diag::Dump {
+                conns: self.conns.clone(),
+                ..diag::Dump::default()
+            });
+        }
         self.syn_asked.push(q.syn_recv);
         self.dumps += 1;
         let listeners = match self.queues.get(self.dumps - 1).or(self.queues.last()) {
@@ -105,6 +117,7 @@ impl Sources for Fake {
             requests: Vec::new(),
             drops_unknown: 0,
             unix_absent: false,
+            conns: Vec::new(),
         })
     }
 

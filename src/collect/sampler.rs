@@ -17,6 +17,17 @@ use crate::source::diag;
 /// often in between (benches/sample_cost.rs).
 pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 
+/// The clients' wait is read from the ESTABLISHED sockets of the listeners' ports, filtered by
+/// port in the kernel: in the first and last samples and at most this often in between. A
+/// port with many healthy connections makes that dump cost more (about 0.3 us per socket
+/// here, benches/vs_ss.sh), so the interval also stretches to `WAIT_COST_SHARE` times the last
+/// dump's cost: the wait never takes more than 1/20 of the window, whatever the connections.
+pub const WAIT_EVERY: Duration = Duration::from_millis(100);
+const WAIT_COST_SHARE: u32 = 20;
+/// Up to this many ports go into the kernel's bytecode filter; beyond, every ESTABLISHED
+/// socket is dumped and matched here (the filter's cost grows with its ports per socket).
+const WAIT_FILTER_PORTS: usize = 256;
+
 /// Whether any SYN queue of the namespace has ever filled: the only case where counting request
 /// sockets tells more than "fewer than B". Counting walks the kernel's whole established-socket
 /// hash (twice, one dump per family): on a host with 100,000 connections that is tens of
@@ -67,6 +78,11 @@ pub struct Sampler<S> {
     taken: u64,
     drops_unknown: usize,
     counter_problems: Vec<String>,
+    /// When the clients' wait was last read, and what that dump cost.
+    wait_read: Option<Duration>,
+    wait_cost: Duration,
+    /// Why the last attempt to read the wait failed, for the gap.
+    wait_failed: Option<String>,
 }
 
 impl<S: Sources> Sampler<S> {
@@ -91,6 +107,9 @@ impl<S: Sources> Sampler<S> {
             taken: 0,
             drops_unknown: 0,
             counter_problems: Vec::new(),
+            wait_read: None,
+            wait_cost: Duration::ZERO,
+            wait_failed: None,
         }
     }
 
@@ -136,11 +155,12 @@ impl<S: Sources> Sampler<S> {
             drops: true,
             tcp: self.tcp,
             unix: self.unix,
+            established: false,
         })?;
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
-        let (listeners, others): (Vec<Listener>, Vec<Listener>) = dump
+        let (mut listeners, others): (Vec<Listener>, Vec<Listener>) = dump
             .listeners
             .into_iter()
             .partition(|l| self.scope.contains(l));
@@ -154,6 +174,10 @@ impl<S: Sources> Sampler<S> {
                     changed |= self.last_syn.insert(l.key(), n) != Some(n);
                 }
             }
+        }
+        if self.tcp && self.wait_due(full, elapsed) {
+            // A sample that saw clients waiting is kept: the wait is its evidence.
+            changed |= self.read_waits(&mut listeners, elapsed);
         }
         let mut counters = None;
         if changed || full {
@@ -183,6 +207,48 @@ impl<S: Sources> Sampler<S> {
         })
     }
 
+    /// Whether this sample reads the clients' wait (`WAIT_EVERY`, stretched by its cost).
+    fn wait_due(&self, full: bool, elapsed: Duration) -> bool {
+        let every = WAIT_EVERY.max(self.wait_cost * WAIT_COST_SHARE);
+        full || self
+            .wait_read
+            .is_none_or(|t| elapsed.saturating_sub(t) >= every)
+    }
+
+    /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
+    /// wait; true when anyone waits. A failed dump is a gap, not a failed sample.
+    fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+        let mut ports: Vec<u16> = listeners
+            .iter()
+            .filter_map(|l| l.local.inet().map(|a| a.port()))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        if ports.is_empty() {
+            return false;
+        }
+        let filter: &[u16] = if ports.len() > WAIT_FILTER_PORTS {
+            &[]
+        } else {
+            &ports
+        };
+        let began = Instant::now();
+        let dump = self.sources.listeners(&diag::Query::established(filter));
+        self.wait_cost = began.elapsed();
+        self.wait_read = Some(elapsed);
+        match dump {
+            Ok(d) => {
+                self.wait_failed = None;
+                diag::attach_waits(listeners, &d.conns);
+                listeners.iter().any(|l| l.wait.is_some_and(|w| w.any()))
+            }
+            Err(e) => {
+                self.wait_failed = Some(e.to_string());
+                false
+            }
+        }
+    }
+
     /// What this sampler could not observe, and why.
     pub fn gaps(&self) -> Vec<Gap> {
         let mut gaps = Vec::new();
@@ -208,6 +274,12 @@ impl<S: Sources> Sampler<S> {
         }
         for p in &self.counter_problems {
             gaps.push(Gap::new("counters", p.clone()));
+        }
+        if let Some(why) = &self.wait_failed {
+            gaps.push(Gap::new(
+                "clients' wait",
+                format!("the established sockets of the listeners' ports could not be read: {why}"),
+            ));
         }
         gaps
     }

@@ -8,6 +8,7 @@
 pub mod remedy;
 mod rules;
 pub mod runtime;
+pub mod wait;
 mod words;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,8 @@ crate::model::spelled! {
         AcceptQueueOverflow = "accept-queue-overflow",
         AcceptQueueDropped = "accept-queue-dropped",
         AcceptQueueHigh = "accept-queue-high",
+        AcceptQueueStanding = "accept-queue-standing",
+        AcceptedNotServed = "accepted-not-served",
         BacklogCappedBySomaxconn = "backlog-capped-by-somaxconn",
         SomaxconnChangedAfterListen = "somaxconn-changed-after-listen",
         SmallAppBacklog = "small-app-backlog",
@@ -121,6 +124,14 @@ pub enum Fact {
         earlier: u32,
     },
     High,
+    /// Clients waited, in the accept queue or after accept(), longer than a client notices
+    /// (`wait::WAIT_WARNING_MS`), or the accept queue never emptied.
+    Waiting {
+        place: wait::WaitWhere,
+        seen: wait::WaitSeen,
+        /// The listener's runtime, for its concurrency setting.
+        runtime: Option<&'static runtime::Runtime>,
+    },
     Capped {
         somaxconn: u32,
     },
@@ -286,6 +297,9 @@ pub struct ListenerView {
     pub present_at_end: bool,
     pub v6only: Option<bool>,
     pub owners: Vec<Owner>,
+    /// Its clients' wait over the window (TCP, snapshots of schema 4 on).
+    #[serde(skip_serializing_if = "wait::WaitSeen::is_empty")]
+    pub wait: wait::WaitSeen,
 }
 
 impl ListenerView {
@@ -484,6 +498,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                     v.full_seen |= l.accept_queue_full();
                     v.drops = l.drops;
                     v.syn_recv_peak = v.syn_recv_peak.max(l.syn_recv);
+                    v.wait.add(sample.elapsed_us, l);
                 }
                 None => {
                     index.insert(l.key(), out.len());
@@ -501,7 +516,10 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         present_at_end: false,
                         v6only: l.v6only,
                         owners: Vec::new(),
+                        wait: wait::WaitSeen::default(),
                     });
+                    let last = out.len() - 1;
+                    out[last].wait.add(sample.elapsed_us, l);
                 }
             }
         }
@@ -511,6 +529,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
         .map(|s| s.listeners.iter().map(|l| l.key()).collect())
         .unwrap_or_default();
     for (v, first) in out.iter_mut().zip(first_drops) {
+        v.wait.finish();
         v.present_at_end = at_end.contains(&(v.local.clone(), v.inode));
         if snap.windowed() {
             v.drops_delta = match (first, v.drops) {

@@ -150,8 +150,17 @@ pub enum Action {
     /// A pre-forked pool accepts only with a free worker: size the pool (php-fpm's
     /// `pm.max_children`, uWSGI's `--processes`).
     MoreWorkers { runtime: &'static Runtime },
+    /// The server accepts and holds requests it does not answer: its concurrency (workers,
+    /// threads, a connection cap) is what the clients wait for.
+    MoreConcurrency {
+        runtime: Option<&'static Runtime>,
+        /// Requests seen being worked on at once: the concurrency in use.
+        in_progress: Option<u32>,
+    },
     /// Drops never go down while the socket lives: check that they stop growing.
     CheckDropsHeld { listener: Local },
+    /// The clients waited: check during the next burst that the oldest wait stays short.
+    CheckWait { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
     BalanceReuseport,
     /// Look for the listener that overflowed outside the view.
@@ -247,6 +256,11 @@ impl Step {
             Action::FindOverflowingListener => {
                 (at.backlogctl("doctor --window 10s"), None, at.names_pid())
             }
+            Action::CheckWait { listener } => (
+                at.backlogctl(&format!("doctor --window 5s {}", listener.as_target())),
+                None,
+                at.names_pid(),
+            ),
             Action::Relisten {
                 how: Relisten::Reload,
                 pid: Some(pid),
@@ -260,6 +274,7 @@ impl Step {
                 None,
                 Action::Sysctl { .. }
                 | Action::CheckDropsHeld { .. }
+                | Action::CheckWait { .. }
                 | Action::FindOverflowingListener,
             ) => Some(NoCommand::NamespaceUnknown),
             (None, _) => Some(NoCommand::ByHand),
@@ -348,6 +363,10 @@ pub struct Needs {
     pub keep_above_somaxconn: bool,
     /// It has dropped: the count stays, so say how to see that it stopped growing.
     pub dropped: bool,
+    /// Its clients waited in the accept queue: accept() is too slow, whatever the backlog.
+    pub accept_queue_wait: bool,
+    /// Its clients waited after accept(): the server's concurrency is too small.
+    pub serve_faster: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -394,7 +413,7 @@ pub(crate) fn plan(
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
     // A pool's size is a setting the same restart applies: it goes before the restart.
-    let pool = rt.filter(|r| needs.accept_faster && r.worker_pool());
+    let pool = rt.filter(|r| (needs.accept_faster || needs.accept_queue_wait) && r.worker_pool());
     if let Some(n) = target {
         steps.push(backlog_step(rt, n, &at));
     }
@@ -408,9 +427,10 @@ pub(crate) fn plan(
     if target.is_some() {
         steps.push(relisten_step(rt, asked, &v.owners, &at));
     }
-    if needs.accept_faster && pool.is_none() {
+    if (needs.accept_faster || needs.accept_queue_wait) && pool.is_none() {
         steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
     }
+    steps.extend(wait_steps(v, rt, needs, &at));
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(
             StepKind::Check,
@@ -436,6 +456,44 @@ pub(crate) fn plan(
         },
         steps,
     }
+}
+
+/// The clients waited: after accept(), serve more at once; either way check the wait again.
+fn wait_steps(
+    v: &ListenerView,
+    rt: Option<&'static Runtime>,
+    needs: Needs,
+    at: &Where,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if needs.serve_faster {
+        steps.push(Step::new(
+            if rt.is_some_and(|r| {
+                r.concurrency
+                    .as_ref()
+                    .is_some_and(|k| k.set != runtime::SetIn::Code)
+            }) {
+                StepKind::AppSetting
+            } else {
+                StepKind::CodeChange
+            },
+            Action::MoreConcurrency {
+                runtime: rt,
+                in_progress: v.wait.in_progress(),
+            },
+            at,
+        ));
+    }
+    if needs.accept_queue_wait || needs.serve_faster {
+        steps.push(Step::new(
+            StepKind::Check,
+            Action::CheckWait {
+                listener: v.local.clone(),
+            },
+            at,
+        ));
+    }
+    steps
 }
 
 /// Set `knob` to `value` in the namespace `at`, from its value `now`: unread, it may already be

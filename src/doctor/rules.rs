@@ -24,6 +24,7 @@ use serde_json::json;
 
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
 use super::runtime;
+use super::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS, WaitWhere};
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
     RuleId, Severity, TracedLine, Whose,
@@ -48,7 +49,7 @@ pub(super) fn classify_all(snap: &Snapshot, views: &[ListenerView]) -> Vec<Optio
         .iter()
         .map(|v| {
             let class = classify(&ctx, v);
-            let any = class.queue.is_some() || class.backlog.is_some();
+            let any = class.queue.is_some() || class.backlog.is_some() || class.wait.is_some();
             any.then_some(class)
         })
         .collect()
@@ -102,7 +103,10 @@ pub(super) fn run(
     remedy::unify_somaxconn(&mut plans);
     for (class, group) in &groups {
         let plan = &plans[plan_of[&group[0].inode]];
-        for id in [class.queue, class.backlog].into_iter().flatten() {
+        for id in [class.queue, class.backlog, class.wait]
+            .into_iter()
+            .flatten()
+        {
             out.push(group_finding(&ctx, id, group, plan));
         }
     }
@@ -489,6 +493,8 @@ pub(super) struct Class {
     queue: Option<RuleId>,
     /// somaxconn-changed-after-listen, backlog-capped-by-somaxconn or small-app-backlog.
     backlog: Option<RuleId>,
+    /// accept-queue-standing or accepted-not-served: its clients waited.
+    wait: Option<RuleId>,
     /// It has dropped (sk_drops > 0), now or before.
     dropped: bool,
     /// Its peak reached 80% of the queue, whatever else it did (old drops may name the rule).
@@ -515,6 +521,8 @@ impl Class {
             accept_faster: self.queue == Some(RuleId::AcceptQueueOverflow),
             keep_above_somaxconn: self.backlog == Some(RuleId::SomaxconnChangedAfterListen),
             dropped: self.dropped,
+            accept_queue_wait: self.wait == Some(RuleId::AcceptQueueStanding),
+            serve_faster: self.wait == Some(RuleId::AcceptedNotServed),
         }
     }
 }
@@ -525,6 +533,7 @@ fn classify(ctx: &Ctx, v: &ListenerView) -> Class {
     Class {
         queue,
         backlog: backlog_state(ctx, v, in_trouble_now),
+        wait: wait_state(v),
         dropped: v.drops.is_some_and(|d| d > 0),
         nearly_full: v.nearly_full(),
         small: v.send_q < SMALL_BACKLOG,
@@ -672,6 +681,8 @@ fn group_finding(ctx: &Ctx, id: RuleId, group: &[&ListenerView], plan: &Plan) ->
     let v = group[0];
     let mut f = if is_queue_rule(id) {
         accept_queue(ctx, v, id)
+    } else if let Some(place) = wait_place(id) {
+        waiting(v, place)
     } else {
         backlog_size(ctx, v, id)
     };
@@ -714,6 +725,101 @@ fn accept_queue_state(ctx: &Ctx, v: &ListenerView) -> Option<RuleId> {
     } else {
         None
     }
+}
+
+/// Whether a listener's clients waited too long (docs/kernel.md, "The clients' wait"): in the
+/// accept queue (the oldest child waited past `WAIT_WARNING_MS`, or the queue never emptied
+/// over a second or more), else after accept() (an accepted request unanswered that long).
+/// The accept queue comes first: it is where a client waits before the server sees it.
+fn wait_state(v: &ListenerView) -> Option<RuleId> {
+    let w = &v.wait;
+    if w.standing() || w.queued_oldest_max_ms >= WAIT_WARNING_MS {
+        Some(RuleId::AcceptQueueStanding)
+    } else if w.unanswered_oldest_max_ms >= WAIT_WARNING_MS {
+        Some(RuleId::AcceptedNotServed)
+    } else {
+        None
+    }
+}
+
+fn wait_place(id: RuleId) -> Option<WaitWhere> {
+    match id {
+        RuleId::AcceptQueueStanding => Some(WaitWhere::AcceptQueue),
+        RuleId::AcceptedNotServed => Some(WaitWhere::AfterAccept),
+        _ => None,
+    }
+}
+
+/// The finding of clients that waited at `place`: critical once the last in line waits past
+/// common client timeouts (`WAIT_CRITICAL_MS`).
+fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
+    let w = &v.wait;
+    let source = "inet_diag ESTABLISHED sockets of the port, tcp_info tcpi_last_data_sent";
+    let mut evidence = Vec::new();
+    let who = match place {
+        WaitWhere::AcceptQueue => "connections waiting for accept() (inode 0)",
+        WaitWhere::AfterAccept => "accepted connections with their request unanswered",
+    };
+    if w.measured > 0 {
+        evidence.push(ev(
+            format!("{who}, now/peak"),
+            json!([
+                w.waiting_now(place),
+                match place {
+                    WaitWhere::AcceptQueue => w.queued_peak,
+                    WaitWhere::AfterAccept => w.unanswered_peak,
+                }
+            ]),
+            source,
+        ));
+        evidence.push(ev("oldest wait, ms", json!(w.oldest_max_ms(place)), source));
+        evidence.push(ev(
+            "oldest wait over the samples, median ms",
+            json!(w.oldest_p50_ms),
+            source,
+        ));
+    }
+    if place == WaitWhere::AfterAccept {
+        evidence.push(ev(
+            "of them unread / being worked on",
+            json!([w.unread_now(), w.in_progress().unwrap_or(0)]),
+            "socket Recv-Q above 0 / 0, nothing sent back",
+        ));
+    }
+    evidence.push(ev(
+        "Recv-Q now/peak",
+        json!([v.recv_q, v.recv_q_peak]),
+        "inet_diag idiag_rqueue, the accept queue",
+    ));
+    if let Some(rate) = w.drain_per_s(place) {
+        evidence.push(ev(
+            "served per second, at least",
+            json!((rate * 10.0).round() / 10.0),
+            "the waiting's fall between the first and last readings",
+        ));
+    }
+    let severity = if w.expected_ms(place) >= WAIT_CRITICAL_MS {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let fact = Fact::Waiting {
+        place,
+        seen: w.clone(),
+        runtime: runtime::runtime_of(&v.owners),
+    };
+    let mut f = finding(
+        if place == WaitWhere::AcceptQueue {
+            RuleId::AcceptQueueStanding
+        } else {
+            RuleId::AcceptedNotServed
+        },
+        severity,
+        Some(v),
+        fact,
+    );
+    f.evidence = evidence;
+    f
 }
 
 /// The dump a listener's numbers come from.

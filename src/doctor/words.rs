@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
 use super::runtime::{self, Relisten, Runtime};
+use super::wait::{WaitSeen, WaitWhere};
 use super::{
     Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, TracedLine, Whose,
 };
@@ -155,6 +156,11 @@ impl Words<'_> {
                 l.cap,
                 l.v.map(|v| v.peak_fill_pct()).unwrap_or_default()
             ),
+            Fact::Waiting {
+                place,
+                seen,
+                runtime,
+            } => self.waiting(*place, seen, *runtime, l),
             Fact::Capped { somaxconn } => capped(*somaxconn, who),
             Fact::ChangedAfterListen { somaxconn } => format!(
                 "{who} has a backlog of {b}, above today's {SOMAXCONN} {somaxconn}: it started listening \
@@ -179,12 +185,7 @@ impl Words<'_> {
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
             Fact::UnixClients { example } => unix_clients(example.as_ref()),
-            Fact::SyncookiesDisabled => format!(
-                "{SYNCOOKIES}=0: a full SYN queue drops SYNs instead of answering with cookies, and \
-                 {MAX_SYN_BACKLOG} ({}) then also limits half-open connections; a burst or a SYN flood \
-                 turns into connect timeouts.",
-                num(self.snap.sysctls.tcp_max_syn_backlog)
-            ),
+            Fact::SyncookiesDisabled => self.syncookies_disabled(),
             Fact::Resets {
                 cause,
                 count,
@@ -777,6 +778,11 @@ impl Words<'_> {
                                      accept() any queue fills"
                 .into(),
             Action::MoreWorkers { runtime } => runtime.pool.unwrap_or_default().into(),
+            Action::MoreConcurrency {
+                runtime,
+                in_progress,
+            } => more_concurrency_step(*runtime, *in_progress, ctx),
+            Action::CheckWait { .. } => check_wait_step(s),
             Action::CheckDropsHeld { listener } if listener.is_unix() => check_unix_queue_step(s),
             Action::CheckDropsHeld { .. } => check_drops_step(s, ctx),
             Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
@@ -885,6 +891,171 @@ fn with_command(s: &Step, text: String) -> String {
         Some(c) => format!("{text}: {}", code(c)),
         None => text,
     }
+}
+
+/// Seconds for prose: `2.9 s`, `12 s`.
+fn secs(ms: u32) -> String {
+    if ms >= 10_000 {
+        format!("{} s", (ms + 500) / 1000)
+    } else {
+        format!("{:.1} s", f64::from(ms) / 1000.0)
+    }
+}
+
+/// What clients see while they wait after a successful connect (docs/kernel.md, "The clients'
+/// wait"): the same whether the wait is in the kernel's queue or the server's.
+const WAITING_CLIENTS: &str = "What clients see: connect() succeeds at once (the kernel completed the \
+    handshake), then no reply for as long as they wait; a client whose read timeout is shorter fails with a \
+    timeout (a proxy in front logs `upstream timed out (110: Connection timed out) while reading response \
+    header from upstream` and answers 504), and a load tester counts the wait in its times.";
+
+impl Words<'_> {
+    fn syncookies_disabled(&self) -> String {
+        format!(
+            "{SYNCOOKIES}=0: a full SYN queue drops SYNs instead of answering with cookies, and \
+             {MAX_SYN_BACKLOG} ({}) then also limits half-open connections; a burst or a SYN flood \
+             turns into connect timeouts.",
+            num(self.snap.sysctls.tcp_max_syn_backlog)
+        )
+    }
+
+    /// The clients of a listener waited at `place` (`Fact::Waiting`).
+    fn waiting(
+        &self,
+        place: WaitWhere,
+        w: &WaitSeen,
+        runtime: Option<&Runtime>,
+        l: &Subject,
+    ) -> String {
+        let Subject { who, b, .. } = l;
+        let recv_q = l.v.map_or(0, |v| v.recv_q);
+        let oldest = w.oldest_max_ms(place);
+        let drain = match (w.drain_per_s(place), w.to_drain_ms(place)) {
+            (Some(rate), Some(left)) if w.waiting_now(place) > 0 => format!(
+                " At the rate they were served ({rate:.0}/s) the {} still waiting take {} more: the last of \
+                 them will have waited about {}.",
+                w.waiting_now(place),
+                secs(left),
+                secs(w.expected_ms(place))
+            ),
+            _ if w.measured > 1 && w.waiting_now(place) > 0 => {
+                " The waiting did not shrink over the window: they are not being served.".into()
+            }
+            _ => String::new(),
+        };
+        let head = match place {
+            WaitWhere::AcceptQueue if w.measured == 0 => format!(
+                "{who}'s accept queue never emptied during the {} window (Recv-Q above 0 in every sample, \
+                 {recv_q} of {b}+1 at the end): its clients wait for accept(), at least that long.",
+                self.window()
+            ),
+            WaitWhere::AcceptQueue => format!(
+                "{who}'s clients wait for accept(): {} connections had completed the handshake and sat in \
+                 the accept queue (Recv-Q {recv_q} of {b}+1), the oldest for {}{}.",
+                w.queued_peak,
+                secs(oldest),
+                if w.standing() {
+                    format!(
+                        "; the queue never emptied during the {} window",
+                        self.window()
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            WaitWhere::AfterAccept => format!(
+                "{who} accepts its clients but does not answer them: {} accepted connections held a request \
+                 with nothing sent back ({} still unread in their socket, {} being worked on), the oldest for \
+                 {}, while its accept queue was at {recv_q} of {b}+1: the clients wait in the server's own \
+                 queue, not the kernel's.",
+                w.waiting_now(place).max(1),
+                w.unread_now(),
+                w.in_progress().unwrap_or(0),
+                secs(oldest)
+            ),
+        };
+        let cause = match place {
+            WaitWhere::AcceptQueue => {
+                " A larger backlog only lets more of them wait: the owner does not \
+                call accept() fast enough."
+                    .to_string()
+            }
+            WaitWhere::AfterAccept => match (
+                w.in_progress(),
+                runtime.and_then(|r| r.concurrency.as_ref()),
+            ) {
+                (Some(n), Some(k)) => format!(
+                    " {n} requests worked on at once is the server's concurrency: {}'s {}.",
+                    runtime.map_or("", |r| r.name),
+                    code(k.name)
+                ),
+                (Some(n), None) => format!(
+                    " {n} requests worked on at once is the server's concurrency: its workers or threads."
+                ),
+                _ => " Its workers, threads or connection cap are all taken.".into(),
+            },
+        };
+        format!("{head}{drain}{cause} {WAITING_CLIENTS}")
+    }
+}
+
+/// A burst like the one seen should be served within this: half the wait a client notices
+/// (`WAIT_WARNING_MS`), since the readings may begin after the burst did.
+const SERVE_WITHIN_MS: u32 = crate::doctor::wait::WAIT_WARNING_MS / 2;
+
+/// Serve more at once (`Action::MoreConcurrency`): enough to serve a burst like the one seen
+/// within `SERVE_WITHIN_MS`, at the time each request took.
+fn more_concurrency_step(
+    runtime: Option<&Runtime>,
+    in_progress: Option<u32>,
+    ctx: &StepCtx,
+) -> String {
+    let w = ctx.view.map(|v| &v.wait);
+    let rate = w.and_then(|w| w.drain_per_s(WaitWhere::AfterAccept));
+    let peak = w.map_or(0, |w| w.unanswered_peak);
+    let sized = match (in_progress, rate) {
+        (Some(n), Some(rate)) if rate > 0.0 => {
+            let each_ms = f64::from(n) / rate * 1000.0;
+            let want = (f64::from(peak) * each_ms / f64::from(SERVE_WITHIN_MS))
+                .ceil()
+                .max(f64::from(n) * 2.0) as u32;
+            Some((n, each_ms, want))
+        }
+        _ => None,
+    };
+    let how = match (runtime.and_then(|r| r.concurrency.as_ref()), sized) {
+        (Some(k), Some((_, _, want))) => format!(": {}", k.how.replace("{n}", &want.to_string())),
+        (Some(k), None) => format!(": raise {}", code(k.name)),
+        (None, Some((_, _, want))) => format!(
+            ": a fixed pool of threads or workers is sized in the code or its configuration, e.g. {want}"
+        ),
+        (None, None) => {
+            ": the size of its pool of workers or threads, in the code or its configuration".into()
+        }
+    };
+    let why = match sized {
+        Some((n, each_ms, want)) => format!(
+            " ({n} at once took about {each_ms:.0} ms per request, so serving a burst of {peak} within half \
+             a second takes about {want} at once; as far as memory and the backends allow)"
+        ),
+        None => String::new(),
+    };
+    format!(
+        "serve more requests at once, or make each one faster{how}{why}; a backlog does not help: the \
+         clients are already accepted"
+    )
+}
+
+/// The clients waited: the next burst must not make them wait a second.
+fn check_wait_step(s: &Step) -> String {
+    let how = match &s.command {
+        Some(c) => code(c),
+        None => "`backlogctl doctor --window 5s`, run in that namespace".into(),
+    };
+    format!(
+        "check that the fix held: during the next burst run {how}: it must report no client waiting a \
+         second or more (the oldest wait, in the accept queue or after accept())"
+    )
 }
 
 /// How a sysctl set by a step lasts: a file on the host, the namespace's own setup, or the

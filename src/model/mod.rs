@@ -29,7 +29,8 @@ pub(crate) use window::{printable, window_length};
 /// Version of the JSON layout written by this build. Readers reject newer versions. 2: a
 /// listener's `local` may be a Unix-domain name (an object); version 1 files read as they are.
 /// 3: a gap stores its kind; older files have it told from their words as they are read.
-pub const SCHEMA_VERSION: u32 = GAP_KINDS_STORED;
+/// 4: a TCP listener's sample may carry its clients' `wait`; older files have none.
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Derived as `Snapshot::serialize`/`deserialize`, which the trait impls below `Gap` wrap: a file
@@ -239,6 +240,43 @@ pub struct Listener {
     /// IPV6_V6ONLY of an IPv6 listener; None for IPv4 or when not reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v6only: Option<bool>,
+    /// How long its clients have waited, from its port's established sockets; absent when this
+    /// sample did not measure it (Unix listeners, older snapshots, samples between two
+    /// measurements).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
+}
+
+/// What a TCP listener's clients wait through at one sample, read from the ESTABLISHED sockets
+/// of its port (docs/kernel.md, "The clients' wait"). A child the kernel completed but nobody
+/// accepted yet has inode 0; once accepted it has one. `tcpi_last_data_sent` of either counts
+/// the milliseconds since the SYN-ACK when nothing was sent after it: the client's wait so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wait {
+    /// Connections in the accept queue (ESTABLISHED, inode 0).
+    pub queued: u32,
+    /// How long the oldest of them has waited for accept(), ms (0 when none).
+    pub queued_oldest_ms: u32,
+    /// Accepted connections whose client sent a request and got nothing back yet (no data
+    /// sent, the client quiet since): waiting inside the server, in its own queue or workers.
+    pub unanswered: u32,
+    /// How long the oldest of them has waited since its handshake, ms (0 when none).
+    pub unanswered_oldest_ms: u32,
+    /// Of `unanswered`, those whose request is still unread (socket Recv-Q above 0): queued in
+    /// the server's own pool rather than being worked on.
+    pub unread: u32,
+}
+
+impl Wait {
+    /// The longest any client of the listener has waited, queued or accepted, ms.
+    pub fn oldest_ms(&self) -> u32 {
+        self.queued_oldest_ms.max(self.unanswered_oldest_ms)
+    }
+
+    /// Whether anyone waits at all.
+    pub fn any(&self) -> bool {
+        self.queued > 0 || self.unanswered > 0
+    }
 }
 
 impl Listener {

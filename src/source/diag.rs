@@ -36,7 +36,7 @@ use netlink_packet_sock_diag::inet::{
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
 use crate::error::{Error, Result};
-use crate::model::{Listener, Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
+use crate::model::{Listener, Local, Name, UnixKind, UnixLocal, UnixName, Vfs, Wait};
 
 const NLMSG_ERROR: u16 = 2;
 /// The inet_diag request older than SOCK_DIAG_BY_FAMILY (`include/uapi/linux/inet_diag.h`).
@@ -49,6 +49,9 @@ const NLMSG_DONE: u16 = 3;
 /// Request sockets are dumped in this state (`include/net/tcp_states.h`); asking for
 /// SYN_RECV includes them (`inet_diag_dump_icsk`, `net/ipv4/inet_diag.c`).
 const TCP_NEW_SYN_RECV: u8 = 12;
+const TCP_ESTABLISHED: u8 = 1;
+/// `INET_DIAG_INFO`: the socket's `struct tcp_info` (`include/uapi/linux/tcp.h`).
+const INET_DIAG_INFO: u16 = 2;
 /// `struct inet_diag_msg` is 72 bytes; attributes follow.
 const DIAG_MSG_LEN: usize = 72;
 /// `SK_MEMINFO_DROPS` (`include/uapi/linux/sock_diag.h`): the 9th u32 of skmeminfo.
@@ -87,6 +90,68 @@ pub struct Dump {
     pub requests: Vec<SocketAddr>,
     /// Listeners whose skmeminfo was missing or too short to hold the drop counter.
     pub drops_unknown: usize,
+    /// With `Query::established`: the ESTABLISHED sockets of the query's ports.
+    pub conns: Vec<Conn>,
+}
+
+/// One ESTABLISHED TCP socket on a listener's port: a client's connection, accepted or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    /// Its local address: the listener's port, v4-mapped addresses unmapped.
+    pub local: SocketAddr,
+    /// 0 until the application accepts it.
+    pub inode: u64,
+    /// Bytes received that the application has not read (`idiag_rqueue` of a full socket).
+    pub recv_q: u32,
+    /// From `INET_DIAG_INFO`; None when the kernel sent none.
+    pub info: Option<ConnInfo>,
+}
+
+/// The few `struct tcp_info` fields the wait needs. Offsets are fixed by the UAPI; a field
+/// beyond what an older kernel sends is None.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// `tcpi_last_data_sent`: ms since it last sent data, or since the SYN-ACK if never.
+    pub last_data_sent_ms: u32,
+    /// `tcpi_last_data_recv`: ms since the client last sent data.
+    pub last_data_recv_ms: u32,
+    /// `tcpi_bytes_received` (4.1).
+    pub bytes_received: Option<u64>,
+    /// `tcpi_bytes_sent` (4.19): data sent, retransmissions included.
+    pub bytes_sent: Option<u64>,
+    /// `tcpi_data_segs_out` (4.6): segments with data sent.
+    pub data_segs_out: Option<u32>,
+}
+
+impl ConnInfo {
+    /// Parses an `INET_DIAG_INFO` payload; None when it is too short for the times.
+    pub fn parse(b: &[u8]) -> Option<ConnInfo> {
+        let u32_at = |at: usize| {
+            b.get(at..at + 4)
+                .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        let u64_at = |at: usize| {
+            b.get(at..at + 8)
+                .map(|x| u64::from_ne_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]))
+        };
+        Some(ConnInfo {
+            last_data_sent_ms: u32_at(44)?,
+            last_data_recv_ms: u32_at(52)?,
+            bytes_received: u64_at(128),
+            bytes_sent: u64_at(200),
+            data_segs_out: u32_at(156),
+        })
+    }
+
+    /// Whether the server has sent the client nothing but its SYN-ACK. Unknown counts as
+    /// sent: without these fields nobody is said to wait.
+    fn nothing_sent(&self) -> bool {
+        match (self.bytes_sent, self.data_segs_out) {
+            (Some(b), _) => b == 0,
+            (None, Some(n)) => n == 0,
+            (None, None) => false,
+        }
+    }
 }
 
 /// What to dump.
@@ -103,6 +168,47 @@ pub struct Query<'a> {
     pub tcp: bool,
     /// Dump Unix-domain listeners (unix_diag); not filtered by port.
     pub unix: bool,
+    /// Dump the ESTABLISHED sockets of `ports` with their tcp_info instead of the listeners
+    /// (`Dump::conns`): what the clients' wait is read from.
+    pub established: bool,
+}
+
+impl Query<'_> {
+    /// The ESTABLISHED sockets of these local ports, with tcp_info, filtered in the kernel.
+    pub fn established(ports: &[u16]) -> Query<'_> {
+        Query {
+            ports,
+            syn_recv: false,
+            drops: false,
+            tcp: true,
+            unix: false,
+            established: true,
+        }
+    }
+
+    /// The state bits of an inet_diag request (`1 << TCP_*`).
+    fn states(&self) -> u32 {
+        if self.established {
+            return 1 << TCP_ESTABLISHED;
+        }
+        // As StateFlags says it; the kernel adds NEW_SYN_RECV to SYN_RECV itself.
+        let mut states = 1u32 << TCP_LISTEN;
+        if self.syn_recv {
+            states |= 1 << TCP_SYN_RECV;
+        }
+        states
+    }
+
+    /// The extension bits (`1 << (INET_DIAG_* - 1)`).
+    fn extensions(&self) -> u8 {
+        if self.established {
+            1 << (INET_DIAG_INFO - 1)
+        } else if self.drops {
+            1 << (INET_DIAG_SKMEMINFO - 1)
+        } else {
+            0
+        }
+    }
 }
 
 /// An open NETLINK_SOCK_DIAG socket with its receive buffer, reused across samples.
@@ -315,19 +421,11 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
     if family == BOTH {
         return build_compat_request(q, seq);
     }
-    let mut states = StateFlags::LISTEN;
-    if q.syn_recv {
-        states |= StateFlags::SYN_RECV;
-    }
     let req = InetRequest {
         family,
         protocol: IPPROTO_TCP,
-        extensions: if q.drops {
-            ExtensionFlags::SKMEMINFO
-        } else {
-            ExtensionFlags::empty()
-        },
-        states,
+        extensions: ExtensionFlags::from_bits_retain(q.extensions()),
+        states: StateFlags::from_bits_retain(q.states()),
         socket_id: if family == AF_INET {
             SocketId::new_v4()
         } else {
@@ -367,16 +465,7 @@ fn dump_request(message_type: u16, total: usize, seq: u32) -> Vec<u8> {
 /// `struct inet_diag_req` (TCPDIAG_GETSOCK): the kernel dumps it with AF_UNSPEC, whatever its
 /// family byte says. Same states, extensions and bytecode as the newer request.
 fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
-    // As StateFlags says it; the kernel adds NEW_SYN_RECV to SYN_RECV itself.
-    let mut states = 1u32 << TCP_LISTEN;
-    if q.syn_recv {
-        states |= 1 << TCP_SYN_RECV;
-    }
-    let ext: u8 = if q.drops {
-        1 << (INET_DIAG_SKMEMINFO - 1)
-    } else {
-        0
-    };
+    let (states, ext) = (q.states(), q.extensions());
     let bytecode = port_filter(q.ports);
     let attr_len = if bytecode.is_empty() {
         0
@@ -465,6 +554,7 @@ fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
         drops: None,
         syn_recv: None,
         v6only: None,
+        wait: None,
     });
     Ok(())
 }
@@ -558,9 +648,22 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
                 } else {
                     None
                 },
+                wait: None,
             });
         }
         TCP_SYN_RECV | TCP_NEW_SYN_RECV => out.requests.push(local),
+        TCP_ESTABLISHED => {
+            let info = NlasIterator::new(&payload[DIAG_MSG_LEN..])
+                .map_while(|nla| nla.ok())
+                .find(|nla| nla.kind() == INET_DIAG_INFO)
+                .and_then(|nla| ConnInfo::parse(nla.value()));
+            out.conns.push(Conn {
+                local,
+                inode: u64::from(header.inode),
+                recv_q: header.recv_queue,
+                info,
+            });
+        }
         _ => {}
     }
     Ok(())
@@ -594,24 +697,75 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
         *per_addr.entry(*r).or_default() += 1;
     }
     for (addr, n) in per_addr {
-        let rank = |l: &Listener| -> Option<u8> {
-            let local = l.local.inet()?;
-            if local.port() != addr.port() || !l.serves(addr.ip()) {
-                None
-            } else if local.ip() == addr.ip() {
-                Some(2)
-            } else if local.is_ipv4() == addr.is_ipv4() {
-                Some(1)
-            } else {
-                Some(0)
-            }
-        };
+        let rank = |l: &Listener| rank(l, addr);
         let Some(best) = listeners.iter().filter_map(rank).max() else {
             continue;
         };
         for l in listeners.iter_mut().filter(|l| rank(l) == Some(best)) {
             l.syn_recv = Some(l.syn_recv.unwrap_or(0) + n);
         }
+    }
+}
+
+/// A client quiet for this long after its request, with nothing sent back, is waiting for the
+/// reply, not streaming: a connection whose client keeps sending (an upload, a log shipper)
+/// reads as busy, not as waiting.
+pub const QUIET_MS: u32 = 100;
+
+/// The clients' wait of each TCP listener, from the ESTABLISHED sockets of their ports: a
+/// socket with inode 0 is in the accept queue; an accepted one whose client sent a request,
+/// went quiet and got nothing back is waiting inside the server. Each socket goes to the most
+/// specific listener of its address, as request sockets do (`attach_syn_recv`): every member
+/// of an SO_REUSEPORT group gets it, since a child does not say which member queued it.
+pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) {
+    for l in listeners.iter_mut().filter(|l| !l.local.is_unix()) {
+        l.wait = Some(Wait::default());
+    }
+    for c in conns {
+        let Some(best) = listeners.iter().filter_map(|l| rank(l, c.local)).max() else {
+            continue;
+        };
+        let info = c.info.as_ref();
+        let waited = info.map_or(0, |i| i.last_data_sent_ms);
+        let queued = c.inode == 0;
+        let unanswered = !queued
+            && info.is_some_and(|i| {
+                i.nothing_sent()
+                    && i.bytes_received.is_some_and(|b| b > 0)
+                    && (c.recv_q > 0 || i.last_data_recv_ms >= QUIET_MS)
+            });
+        if !queued && !unanswered {
+            continue;
+        }
+        for l in listeners
+            .iter_mut()
+            .filter(|l| rank(l, c.local) == Some(best))
+        {
+            let w = l.wait.get_or_insert_with(Wait::default);
+            if queued {
+                w.queued += 1;
+                w.queued_oldest_ms = w.queued_oldest_ms.max(waited);
+            } else {
+                w.unanswered += 1;
+                w.unanswered_oldest_ms = w.unanswered_oldest_ms.max(waited);
+                w.unread += u32::from(c.recv_q > 0);
+            }
+        }
+    }
+}
+
+/// How specifically a TCP listener takes connections to `addr`: 2 its own address, 1 the
+/// wildcard of the family, 0 a dual-stack `[::]` for IPv4; None when it does not.
+fn rank(l: &Listener, addr: SocketAddr) -> Option<u8> {
+    let local = l.local.inet()?;
+    if local.port() != addr.port() || !l.serves(addr.ip()) {
+        None
+    } else if local.ip() == addr.ip() {
+        Some(2)
+    } else if local.is_ipv4() == addr.is_ipv4() {
+        Some(1)
+    } else {
+        Some(0)
     }
 }
 
@@ -645,6 +799,7 @@ mod wire {
         drops: true,
         tcp: true,
         unix: false,
+        established: false,
     };
 
     /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
@@ -683,6 +838,7 @@ mod wire {
             drops: true,
             tcp: true,
             unix: false,
+            established: false,
         };
         let compat = build_request(super::BOTH, &q, 9);
         let v2 = build_request(AF_INET, &q, 9);
@@ -987,6 +1143,7 @@ mod wire {
             drops,
             syn_recv: None,
             v6only: None,
+            wait: None,
         }
     }
 

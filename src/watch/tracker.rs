@@ -430,6 +430,7 @@ mod tests {
             drops,
             syn_recv: None,
             v6only: None,
+            wait: None,
         }
     }
 

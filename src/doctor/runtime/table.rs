@@ -87,6 +87,13 @@ pub const JAVA: Runtime = Runtime {
               default 100); Netty: `.option(ChannelOption.SO_BACKLOG, {n})` (default: somaxconn, \
               read once at start)",
     },
+    concurrency: Some(Knob {
+        name: "newFixedThreadPool(n)",
+        set: SetIn::Code,
+        how: "Java: the size of the pool that runs the requests, `Executors.newFixedThreadPool({n})` or \
+              a `ThreadPoolExecutor`'s maximumPoolSize; Tomcat/Spring Boot: `maxThreads=\"{n}\"` on the \
+              Connector (`server.tomcat.threads.max={n}`)",
+    }),
     quirks: Quirks {
         close_sends_fin: Some("Socket.close()"),
         read_whole_request: Some("read until the blank line rather than one readLine()"),
