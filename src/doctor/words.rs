@@ -945,12 +945,12 @@ impl Words<'_> {
         };
         let head = match place {
             WaitWhere::AcceptQueue if w.measured == 0 => format!(
-                "{who}'s accept queue never emptied during the {} window (Recv-Q above 0 in every sample, \
+                "The accept queue of {who} never emptied during the {} window (Recv-Q above 0 in every sample, \
                  {recv_q} of {b}+1 at the end): its clients wait for accept(), at least that long.",
                 self.window()
             ),
             WaitWhere::AcceptQueue => format!(
-                "{who}'s clients wait for accept(): {} connections had completed the handshake and sat in \
+                "The clients of {who} wait for accept(): {} connections had completed the handshake and sat in \
                  the accept queue (Recv-Q {recv_q} of {b}+1), the oldest for {}{}.",
                 w.queued_peak,
                 secs(oldest),
