@@ -236,6 +236,36 @@ fn a_large_enough_backlog_serves_everyone() {
     );
 }
 
+/// The seed's case after its backlog fix, smaller: a backlog big enough for the burst, too few
+/// workers for it. Nobody is dropped, everybody waits, and both the story and doctor say so.
+#[test]
+fn a_large_backlog_with_few_workers_makes_clients_wait() {
+    let args = [
+        "--clients",
+        "200",
+        "--backlog",
+        "4096",
+        "--workers",
+        "2",
+        "--work",
+        "30ms",
+        "--reply-timeout",
+        "20s",
+    ];
+    let Some(r) = lab("a_large_backlog_with_few_workers_makes_clients_wait", &args) else {
+        return;
+    };
+    assert_eq!(n(&r, "served"), 200, "{}", r["outcomes"]);
+    assert_eq!(r["counters"]["TcpExt:ListenOverflows"].as_u64(), Some(0));
+    let story = r["story"].to_string();
+    assert!(story.contains("The served clients waited"), "{story}");
+    let ids = finding_ids(&r);
+    assert!(
+        ids.iter().any(|i| i == "accept-queue-standing"),
+        "doctor names the wait: {ids:?}"
+    );
+}
+
 fn finding_ids(r: &serde_json::Value) -> Vec<String> {
     r["doctor"]["findings"]
         .as_array()

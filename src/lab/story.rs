@@ -7,7 +7,7 @@ use crate::catalogue::{
     ABORT_ON_CLOSE, EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV,
     SYNCOOKIES_SENT,
 };
-use crate::doctor::runtime;
+use crate::doctor::{RuleId, runtime};
 
 /// What happened, and why.
 pub fn story(r: &LabReport) -> Vec<String> {
@@ -35,6 +35,7 @@ fn unix(f: &Facts) -> Vec<String> {
 fn tcp(f: &Facts) -> Vec<String> {
     [
         all_served(f),
+        served_slowly(f),
         resets(f),
         unread_close(f),
         overshoot(f),
@@ -91,6 +92,50 @@ fn all_served(f: &Facts) -> Option<String> {
             }
         )
     })
+}
+
+/// Served, but late (docs/kernel.md §11): a backlog large enough for the burst turns drops
+/// into waits. Told once the median client waited as long as a client notices.
+fn served_slowly(f: &Facts) -> Option<String> {
+    let served = f.0.served_latency.as_ref()?;
+    let notices = f64::from(crate::doctor::wait::WAIT_WARNING_MS);
+    if served.p50_ms < notices {
+        return None;
+    }
+    let s = &f.0.settings;
+    let per_s = (s.work_ms > 0).then(|| s.workers as f64 * 1000.0 / s.work_ms as f64);
+    let rate = per_s
+        .map(|r| {
+            format!(
+                " {} worker(s) at {} ms a request serve about {r:.0} a second, so {} clients take about {:.1} s.",
+                s.workers,
+                s.work_ms,
+                s.clients,
+                s.clients as f64 / r
+            )
+        })
+        .unwrap_or_default();
+    let said =
+        f.0.doctor
+            .findings
+            .iter()
+            .find(|x| {
+                matches!(
+                    x.id,
+                    RuleId::AcceptQueueStanding | RuleId::AcceptedNotServed
+                )
+            })
+            .map(|x| format!(" doctor, during the burst, says {}.", x.id.as_str()))
+            .unwrap_or_default();
+    Some(format!(
+        "The served clients waited: the median one got its reply after {:.1} s and the slowest after \
+         {:.1} s: with a backlog of {} the burst waited in the accept queue (Recv-Q peaked at {}) instead of being dropped.{rate} A larger backlog \
+         turns drops into waits; only accepting and serving faster shortens them.{said}",
+        served.p50_ms / 1000.0,
+        served.max_ms / 1000.0,
+        f.0.send_q,
+        f.0.peak_recv_q
+    ))
 }
 
 fn resets(f: &Facts) -> Option<String> {
