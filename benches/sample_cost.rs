@@ -90,6 +90,7 @@ fn main() {
                     tcp: true,
                     unix: false,
                     established: false,
+                    pending_of: &[],
                 };
                 measure(&format!("{n} listeners: dump {what}"), 300, || {
                     diag.dump(&q).unwrap();

@@ -139,6 +139,7 @@ fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
         tcp: true,
         unix: false,
         established: false,
+        pending_of: &[],
     };
     // Best effort: without it the words say only that the counters are per namespace.
     let Ok(dump) = sources.listeners(&q) else {

@@ -37,6 +37,19 @@ fn wait_of(s: &Snapshot) -> Wait {
     l[0].wait.expect("a full sample reads the wait")
 }
 
+/// A recording of `window` over `target`, sampled every 10 ms.
+fn window(target: &str, window: std::time::Duration) -> Snapshot {
+    let scope = Scope::new(vec![Target::parse(target).unwrap()]);
+    let sampling = Sampling {
+        window,
+        interval: std::time::Duration::from_millis(10),
+        syn_recv: false,
+    };
+    record(Kernel::default(), &scope, &sampling)
+        .expect("record")
+        .0
+}
+
 fn ids(r: &Report) -> Vec<RuleId> {
     r.findings.iter().map(|f| f.id).collect()
 }
@@ -148,6 +161,45 @@ fn a_server_that_answers_keeps_nobody_waiting() {
         let r = diagnose(&s);
         assert_eq!(r.verdict, Severity::Ok, "{:#?}", r.findings);
     });
+}
+
+/// A Unix listener nobody accepts from: its pending connections carry no timestamp, so the
+/// wait is how long each stays pending across readings (exact requests by inode, never a bulk
+/// dump), a lower bound; over a 1.2 s window it passes a second and the queue stands.
+#[test]
+fn a_unix_queue_nobody_accepts_from_waits_at_least_the_window() {
+    in_netns(
+        "a_unix_queue_nobody_accepts_from_waits_at_least_the_window",
+        || {
+            let _server = unix_listener("@backlogctl-wait-test", 16);
+            let _clients: Vec<_> = (0..3)
+                .map(|_| unix_connect("@backlogctl-wait-test").expect("connect"))
+                .collect();
+            let s = window(
+                "@backlogctl-wait-test",
+                std::time::Duration::from_millis(1200),
+            );
+            let w = wait_of(&s);
+            assert_eq!(w.queued, 3, "{w:?}");
+            assert!(w.at_least, "a lower bound: {w:?}");
+            assert!(
+                w.queued_oldest_ms >= 1000,
+                "seen pending over the window: {w:?}"
+            );
+            let r = diagnose(&s);
+            assert!(
+                ids(&r).contains(&RuleId::AcceptQueueStanding),
+                "{:#?}",
+                r.findings
+            );
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.id == RuleId::AcceptQueueStanding)
+                .unwrap();
+            assert!(f.summary.contains("at least"), "{}", f.summary);
+        },
+    );
 }
 
 fn fixture_report(name: &str) -> Report {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Sources;
 use crate::error::Result;
-use crate::model::{Counters, Gap, Listener, Local, Scope};
+use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
 use crate::source::diag;
 
 /// Counting request sockets (SYN_RECV) makes the kernel walk its whole established-socket hash
@@ -83,6 +83,9 @@ pub struct Sampler<S> {
     wait_cost: Duration,
     /// Why the last attempt to read the wait failed, for the gap.
     wait_failed: Option<String>,
+    /// When each pending connection of a Unix listener (listener inode, client inode) was first
+    /// seen pending: its wait so far is at least the time since.
+    pending_since: HashMap<(u64, u32), Duration>,
 }
 
 impl<S: Sources> Sampler<S> {
@@ -110,6 +113,7 @@ impl<S: Sources> Sampler<S> {
             wait_read: None,
             wait_cost: Duration::ZERO,
             wait_failed: None,
+            pending_since: HashMap::new(),
         }
     }
 
@@ -156,6 +160,7 @@ impl<S: Sources> Sampler<S> {
             tcp: self.tcp,
             unix: self.unix,
             established: false,
+            pending_of: &[],
         })?;
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
@@ -175,7 +180,7 @@ impl<S: Sources> Sampler<S> {
                 }
             }
         }
-        if self.tcp && self.wait_due(full, elapsed) {
+        if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence.
             changed |= self.read_waits(&mut listeners, elapsed);
         }
@@ -218,6 +223,56 @@ impl<S: Sources> Sampler<S> {
     /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
     /// wait; true when anyone waits. A failed dump is a gap, not a failed sample.
     fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+        let began = Instant::now();
+        let unix = self.unix && self.read_unix_pending(listeners, elapsed);
+        let tcp = self.tcp && self.read_tcp_waits(listeners);
+        self.wait_cost = began.elapsed();
+        self.wait_read = Some(elapsed);
+        unix || tcp
+    }
+
+    /// The pending connections of the Unix listeners with a queue, one exact request each: a
+    /// connection seen pending in an earlier reading has waited at least since then.
+    fn read_unix_pending(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+        let inodes: Vec<u64> = listeners
+            .iter()
+            .filter(|l| l.local.is_unix() && l.recv_q > 0)
+            .map(|l| l.inode)
+            .collect();
+        if inodes.is_empty() {
+            self.pending_since.clear();
+            return false;
+        }
+        let pending = match self.sources.listeners(&diag::Query::pending_of(&inodes)) {
+            Ok(d) => d.pending,
+            Err(e) => {
+                self.wait_failed = Some(e.to_string());
+                return false;
+            }
+        };
+        let mut since = HashMap::new();
+        for (listener, clients) in &pending {
+            let Some(l) = listeners.iter_mut().find(|l| l.inode == *listener) else {
+                continue;
+            };
+            let mut oldest = Duration::ZERO;
+            for c in clients {
+                let first = *self.pending_since.get(&(*listener, *c)).unwrap_or(&elapsed);
+                since.insert((*listener, *c), first);
+                oldest = oldest.max(elapsed.saturating_sub(first));
+            }
+            l.wait = Some(Wait {
+                queued: clients.len() as u32,
+                queued_oldest_ms: oldest.as_millis().min(u128::from(u32::MAX)) as u32,
+                at_least: true,
+                ..Wait::default()
+            });
+        }
+        self.pending_since = since;
+        !pending.is_empty()
+    }
+
+    fn read_tcp_waits(&mut self, listeners: &mut [Listener]) -> bool {
         let mut ports: Vec<u16> = listeners
             .iter()
             .filter_map(|l| l.local.inet().map(|a| a.port()))
@@ -232,11 +287,7 @@ impl<S: Sources> Sampler<S> {
         } else {
             &ports
         };
-        let began = Instant::now();
-        let dump = self.sources.listeners(&diag::Query::established(filter));
-        self.wait_cost = began.elapsed();
-        self.wait_read = Some(elapsed);
-        match dump {
+        match self.sources.listeners(&diag::Query::established(filter)) {
             Ok(d) => {
                 self.wait_failed = None;
                 diag::attach_waits(listeners, &d.conns);

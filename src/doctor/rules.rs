@@ -754,9 +754,14 @@ fn wait_place(id: RuleId) -> Option<WaitWhere> {
 /// common client timeouts (`WAIT_CRITICAL_MS`).
 fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
     let w = &v.wait;
-    let source = "inet_diag ESTABLISHED sockets of the port, tcp_info tcpi_last_data_sent";
+    let source = if v.local.is_unix() {
+        "unix_diag UDIAG_SHOW_ICONS by inode, seen pending across readings (a lower bound)"
+    } else {
+        "inet_diag ESTABLISHED sockets of the port, tcp_info tcpi_last_data_sent"
+    };
     let mut evidence = Vec::new();
     let who = match place {
+        WaitWhere::AcceptQueue if v.local.is_unix() => "connections pending on the Unix socket",
         WaitWhere::AcceptQueue => "connections waiting for accept() (inode 0)",
         WaitWhere::AfterAccept => "accepted connections with their request unanswered",
     };

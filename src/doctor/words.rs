@@ -909,6 +909,13 @@ const WAITING_CLIENTS: &str = "What clients see: connect() succeeds at once (the
     timeout (a proxy in front logs `upstream timed out (110: Connection timed out) while reading response \
     header from upstream` and answers 504), and a load tester counts the wait in its times.";
 
+/// The same for a Unix socket's clients (docs/kernel.md §9): a connect that was not refused is
+/// queued, and waits like a TCP one.
+const WAITING_UNIX_CLIENTS: &str = "What clients see: their connect() succeeded (the connection is \
+    queued on the listener), then no reply for as long as they wait; a client whose timeout is shorter \
+    fails with a timeout (a proxy in front reports an upstream read timeout and answers 504). Once the \
+    queue is full, the next non-blocking connect() gets EAGAIN at once.";
+
 impl Words<'_> {
     fn syncookies_disabled(&self) -> String {
         format!(
@@ -948,6 +955,21 @@ impl Words<'_> {
                 "The accept queue of {who} never emptied during the {} window (Recv-Q above 0 in every sample, \
                  {recv_q} of {b}+1 at the end): its clients wait for accept(), at least that long.",
                 self.window()
+            ),
+            WaitWhere::AcceptQueue if is_unix(l) => format!(
+                "The clients of {who} wait for accept(): {} connections were pending on the Unix socket \
+                 (Recv-Q {recv_q} of {b}+1), the oldest seen pending for at least {}{} (Unix sockets carry no \
+                 timestamps: the wait is how long it stayed pending across readings).",
+                w.queued_peak,
+                secs(oldest),
+                if w.standing() {
+                    format!(
+                        "; the queue never emptied during the {} window",
+                        self.window()
+                    )
+                } else {
+                    String::new()
+                }
             ),
             WaitWhere::AcceptQueue => format!(
                 "The clients of {who} wait for accept(): {} connections had completed the handshake and sat in \
@@ -995,7 +1017,12 @@ impl Words<'_> {
                 _ => " Its workers, threads or connection cap are all taken.".into(),
             },
         };
-        format!("{head}{drain}{cause} {WAITING_CLIENTS}")
+        let clients = if is_unix(l) {
+            WAITING_UNIX_CLIENTS
+        } else {
+            WAITING_CLIENTS
+        };
+        format!("{head}{drain}{cause} {clients}")
     }
 }
 

@@ -265,6 +265,10 @@ pub struct Wait {
     /// Of `unanswered`, those whose request is still unread (socket Recv-Q above 0): queued in
     /// the server's own pool rather than being worked on.
     pub unread: u32,
+    /// A Unix listener's: its pending connections carry no timestamp, so `queued_oldest_ms` is
+    /// how long the oldest has been seen pending across readings, a lower bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_least: bool,
 }
 
 impl Wait {

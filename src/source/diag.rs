@@ -13,7 +13,13 @@
 //! Unix-domain listeners come from the same socket (unix_diag, family AF_UNIX): one dump of the
 //! namespace's listening Unix sockets (stream and seqpacket), filtered by state in the kernel,
 //! with their name, socket file and queue lengths. Never with `UDIAG_SHOW_ICONS`: listing each
-//! pending connection made `ss -xle` silently lose listeners with thousands pending.
+//! pending connection made `ss -xle` silently lose listeners with thousands pending. The pending
+//! connections of a Unix listener with a queue are asked for by an exact request for that one
+//! inode (`Query::pending_of`), for the clients' wait.
+//!
+//! The clients' wait of TCP listeners comes from a dump of the ESTABLISHED sockets of their
+//! ports (`Query::established`, the same port bytecode, with `INET_DIAG_INFO`): `attach_waits`
+//! tells the accept queue's children (inode 0) from accepted requests left unanswered.
 //!
 //! The message framing and header decoding come from netlink-packet-core/-sock-diag, but the
 //! attributes are read here: the crate's `MemInfo` rejects a short skmeminfo array, which on
@@ -78,6 +84,10 @@ const UDIAG_SHOW_NAME: u32 = 0x01;
 const UDIAG_SHOW_VFS: u32 = 0x02;
 const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UDIAG_SHOW_UID: u32 = 0x40;
+const UDIAG_SHOW_ICONS: u32 = 0x08;
+const UNIX_DIAG_ICONS: u16 = 3;
+/// `INET_DIAG_NOCOOKIE`: an exact request that does not check the socket's cookie.
+const NO_COOKIE: u32 = !0;
 
 /// What one pass over the families asked for saw.
 #[derive(Debug, Default, Clone)]
@@ -92,6 +102,9 @@ pub struct Dump {
     pub drops_unknown: usize,
     /// With `Query::established`: the ESTABLISHED sockets of the query's ports.
     pub conns: Vec<Conn>,
+    /// With `Query::pending_of`: each Unix listener's pending connections (their clients'
+    /// socket inodes), by listener inode; a listener gone since is left out.
+    pub pending: Vec<(u64, Vec<u32>)>,
 }
 
 /// One ESTABLISHED TCP socket on a listener's port: a client's connection, accepted or not.
@@ -171,6 +184,10 @@ pub struct Query<'a> {
     /// Dump the ESTABLISHED sockets of `ports` with their tcp_info instead of the listeners
     /// (`Dump::conns`): what the clients' wait is read from.
     pub established: bool,
+    /// Instead of any dump: ask for these Unix listeners one by one (an exact request by
+    /// inode) with the inodes of their pending connections (`Dump::pending`). Never in a
+    /// bulk dump: with thousands pending, `ss -xle` lost listeners.
+    pub pending_of: &'a [u64],
 }
 
 impl Query<'_> {
@@ -183,6 +200,20 @@ impl Query<'_> {
             tcp: true,
             unix: false,
             established: true,
+            pending_of: &[],
+        }
+    }
+
+    /// The pending connections of these Unix listeners, asked for one by one.
+    pub fn pending_of(inodes: &[u64]) -> Query<'_> {
+        Query {
+            ports: &[],
+            syn_recv: false,
+            drops: false,
+            tcp: false,
+            unix: false,
+            established: false,
+            pending_of: inodes,
         }
     }
 
@@ -242,6 +273,11 @@ impl Diag {
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let mut out = Dump::default();
+        for &inode in q.pending_of {
+            if let Some(p) = self.pending(inode)? {
+                out.pending.push((inode, p));
+            }
+        }
         if q.tcp {
             self.dump_inet(q, &mut out)?;
         }
@@ -372,6 +408,85 @@ impl Diag {
             }
         }
     }
+}
+
+impl Diag {
+    /// The inodes of one Unix listener's pending connections (`unix_diag_get_exact`, net/unix/
+    /// diag.c: one answer, or an error); None when it is gone.
+    fn pending(&mut self, inode: u64) -> Result<Option<Vec<u32>>> {
+        self.seq = self.seq.wrapping_add(1);
+        let request = build_unix_exact(inode, self.seq);
+        self.socket
+            .send(&request, 0)
+            .map_err(|source| Error::Netlink { op: "send", source })?;
+        loop {
+            let mut chunk = &mut self.buf[..];
+            let n = self
+                .socket
+                .recv(&mut chunk, nix::libc::MSG_TRUNC)
+                .map_err(|source| Error::Netlink { op: "recv", source })?;
+            if n > self.buf.len() {
+                return Err(Error::Protocol(format!(
+                    "a unix_diag answer of {n} bytes exceeds the {RECV_BUF}-byte buffer"
+                )));
+            }
+            let mut data = &self.buf[..n];
+            while !data.is_empty() {
+                let msg = NetlinkBuffer::new_checked(data)
+                    .map_err(|e| Error::Protocol(format!("malformed netlink message: {e}")))?;
+                let len = msg.length() as usize;
+                if msg.sequence_number() == self.seq {
+                    match msg.message_type() {
+                        NLMSG_ERROR => {
+                            return match -errno(msg.payload()) {
+                                0 => Ok(None),
+                                nix::libc::ENOENT => Ok(None),
+                                code => Err(Error::Netlink {
+                                    op: "unix_diag exact request",
+                                    source: io::Error::from_raw_os_error(code),
+                                }),
+                            };
+                        }
+                        SOCK_DIAG_BY_FAMILY => return Ok(Some(parse_icons(msg.payload()))),
+                        _ => {}
+                    }
+                }
+                data = &data[align4(len).min(data.len())..];
+            }
+        }
+    }
+}
+
+/// `struct unix_diag_req` for one socket by inode, with its pending connections' inodes.
+fn build_unix_exact(inode: u64, seq: u32) -> Vec<u8> {
+    let total = 16 + UNIX_REQ_LEN;
+    let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, total, seq);
+    // Not a dump: NLM_F_REQUEST alone makes the kernel look the inode up.
+    NetlinkBuffer::new(&mut buf[..]).set_flags(NLM_F_REQUEST);
+    buf[16] = AF_UNIX;
+    buf[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    buf[24..28].copy_from_slice(&(inode as u32).to_ne_bytes()); // udiag_ino
+    buf[28..32].copy_from_slice(&UDIAG_SHOW_ICONS.to_ne_bytes());
+    buf[32..36].copy_from_slice(&NO_COOKIE.to_ne_bytes());
+    buf[36..40].copy_from_slice(&NO_COOKIE.to_ne_bytes());
+    buf
+}
+
+/// `UNIX_DIAG_ICONS` of one answer: the inodes of the pending connections' clients.
+fn parse_icons(payload: &[u8]) -> Vec<u32> {
+    let Some(attrs) = payload.get(UNIX_MSG_LEN..) else {
+        return Vec::new();
+    };
+    NlasIterator::new(attrs)
+        .map_while(|nla| nla.ok())
+        .find(|nla| nla.kind() == UNIX_DIAG_ICONS)
+        .map(|nla| {
+            nla.value()
+                .chunks_exact(4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The errno an NLMSG_ERROR or NLMSG_DONE payload starts with (0 when too short).
@@ -789,7 +904,8 @@ mod wire {
     };
 
     use super::{
-        Dump, Query, build_request, build_unix_request, parse_diag_msg, parse_unix_msg, port_filter,
+        ConnInfo, Dump, Query, build_request, build_unix_exact, build_unix_request, parse_diag_msg,
+        parse_icons, parse_unix_msg, port_filter,
     };
     use crate::model::Listener;
 
@@ -800,6 +916,7 @@ mod wire {
         tcp: true,
         unix: false,
         established: false,
+        pending_of: &[],
     };
 
     /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
@@ -839,6 +956,7 @@ mod wire {
             tcp: true,
             unix: false,
             established: false,
+            pending_of: &[],
         };
         let compat = build_request(super::BOTH, &q, 9);
         let v2 = build_request(AF_INET, &q, 9);
@@ -1261,6 +1379,62 @@ mod wire {
         // UNIX_DIAG_UID: 33
         0x08, 0x00, 0x07, 0x00, 0x21, 0x00, 0x00, 0x00,
     ];
+
+    /// One Unix listener by inode with its pending connections: not a dump (NLM_F_REQUEST
+    /// alone), UDIAG_SHOW_ICONS, no cookie check.
+    #[test]
+    fn unix_exact_request_and_its_icons_byte_by_byte() {
+        #[rustfmt::skip]
+        let want: [u8; 40] = [
+            40, 0, 0, 0,             // nlmsg_len
+            20, 0,                   // SOCK_DIAG_BY_FAMILY
+            0x01, 0x00,              // NLM_F_REQUEST, no NLM_F_DUMP
+            7, 0, 0, 0,              // seq
+            0, 0, 0, 0,              // pid: the kernel
+            1, 0, 0, 0,              // AF_UNIX, protocol, pad
+            0, 0x04, 0, 0,           // udiag_states: 1 << TCP_LISTEN (10)
+            0x39, 0x30, 0, 0,        // udiag_ino 12345
+            0x08, 0, 0, 0,           // udiag_show: UDIAG_SHOW_ICONS
+            0xff, 0xff, 0xff, 0xff,  // udiag_cookie: INET_DIAG_NOCOOKIE
+            0xff, 0xff, 0xff, 0xff,
+        ];
+        assert_eq!(build_unix_exact(12345, 7), want);
+        #[rustfmt::skip]
+        let answer: [u8; 36] = [
+            1, 1, 10, 0,             // AF_UNIX, SOCK_STREAM, TCP_LISTEN, pad
+            0x39, 0x30, 0, 0,        // udiag_ino
+            0, 0, 0, 0, 0, 0, 0, 0,  // cookie
+            5, 0, 6, 0, 0, 0, 0, 0,  // UNIX_DIAG_SHUTDOWN, always sent
+            12, 0, 3, 0,             // UNIX_DIAG_ICONS: two pending
+            0xe8, 0x03, 0, 0,        // client inode 1000
+            0xe9, 0x03, 0, 0,        // client inode 1001
+        ];
+        assert_eq!(parse_icons(&answer), [1000, 1001]);
+        assert_eq!(
+            parse_icons(&answer[..24]),
+            Vec::<u32>::new(),
+            "no icons: none pending"
+        );
+    }
+
+    /// tcp_info as 6.18 sends it: the times at 44 and 52, bytes_received at 128, bytes_sent at
+    /// 200; an older, shorter struct leaves the later fields unknown.
+    #[test]
+    fn tcp_info_fields_the_wait_reads() {
+        let mut info = vec![0u8; 232];
+        info[44..48].copy_from_slice(&2856u32.to_ne_bytes()); // tcpi_last_data_sent
+        info[52..56].copy_from_slice(&2772u32.to_ne_bytes()); // tcpi_last_data_recv
+        info[128..136].copy_from_slice(&27u64.to_ne_bytes()); // tcpi_bytes_received
+        let i = ConnInfo::parse(&info).expect("long enough");
+        assert_eq!((i.last_data_sent_ms, i.last_data_recv_ms), (2856, 2772));
+        assert_eq!(
+            (i.bytes_received, i.bytes_sent, i.data_segs_out),
+            (Some(27), Some(0), Some(0))
+        );
+        let old = ConnInfo::parse(&info[..104]).expect("the times are there");
+        assert_eq!((old.bytes_received, old.bytes_sent), (None, None));
+        assert_eq!(ConnInfo::parse(&info[..50]), None);
+    }
 
     #[test]
     fn unix_request_and_listener_byte_by_byte() {
