@@ -996,33 +996,38 @@ impl Words<'_> {
                 secs(oldest)
             ),
         };
-        let cause = match place {
-            WaitWhere::AcceptQueue => {
-                " A larger backlog only lets more of them wait: the owner does not \
-                call accept() fast enough."
-                    .to_string()
-            }
-            WaitWhere::AfterAccept => match (
-                w.in_progress(),
-                runtime.and_then(|r| r.concurrency.as_ref()),
-            ) {
-                (Some(n), Some(k)) => format!(
-                    " {n} requests worked on at once is the server's concurrency: {}'s {}.",
-                    runtime.map_or("", |r| r.name),
-                    code(k.name)
-                ),
-                (Some(n), None) => format!(
-                    " {n} requests worked on at once is the server's concurrency: its workers or threads."
-                ),
-                _ => " Its workers, threads or connection cap are all taken.".into(),
-            },
-        };
+        let cause = wait_cause(place, w, runtime);
         let clients = if is_unix(l) {
             WAITING_UNIX_CLIENTS
         } else {
             WAITING_CLIENTS
         };
         format!("{head}{drain}{cause} {clients}")
+    }
+}
+
+/// Why clients wait at `place`, in the runtime's terms where it has a concurrency setting.
+fn wait_cause(place: WaitWhere, w: &WaitSeen, runtime: Option<&Runtime>) -> String {
+    match place {
+        WaitWhere::AcceptQueue => {
+            " A larger backlog only lets more of them wait: the owner does not \
+            call accept() fast enough."
+                .to_string()
+        }
+        WaitWhere::AfterAccept => match (
+            w.in_progress(),
+            runtime.and_then(|r| r.concurrency.as_ref()),
+        ) {
+            (Some(n), Some(k)) => format!(
+                " {n} requests worked on at once is the server's concurrency: {}'s {}.",
+                runtime.map_or("", |r| r.name),
+                code(k.name)
+            ),
+            (Some(n), None) => format!(
+                " {n} requests worked on at once is the server's concurrency: its workers or threads."
+            ),
+            _ => " Its workers, threads or connection cap are all taken.".into(),
+        },
     }
 }
 
