@@ -9,9 +9,10 @@
 # Times `backlogctl doctor --window 0 --no-processes :9000`, the same for every listener (the
 # wait dump then covers both ports), `doctor --window 1s --no-processes :9000` (the wait read
 # again and again, its interval stretched by its cost) against `ss -tnei state established
-# "sport = :9000"`: median of RUNS, with user/system CPU and peak RSS from wait4; the
-# window-0 rows also before the 100,000 exist. Counts the wait readings of `snapshot --window 1s :9000` (samples with a `wait`) and
-# prints doctor's finding ids for :9000. A measurement, not a test.
+# "sport = :9000"`: median of RUNS, with user/system CPU (wait4) and peak RSS (/usr/bin/time);
+# the window-0 rows also before the 100,000 exist. Counts the wait readings of `snapshot
+# --window 1s :9000` (samples with a `wait`) and prints doctor's finding ids for :9000, so the
+# figures are of a run that measured a wait. A measurement, not a test.
 #   usage: benches/wait.sh [RUNS]   (default 7)
 #   BASE=/path/to/an/older/backlogctl benches/wait.sh: also times that binary's doctor rows,
 #   for a before/after in one run.
@@ -102,22 +103,25 @@ PY
 load=$!
 trap 'pkill -P $load 2>/dev/null; kill $load 2>/dev/null; rm -f "$fifo"' EXIT
 measure() {
-    # Median wall time, and the median user/system CPU of the command (wait4's rusage: the
-    # system time is mostly the kernel's dump), with the peak RSS over the runs.
+    # Median wall time and median user/system CPU (wait4's rusage: the system time is mostly
+    # the kernel's dump), then one more run under /usr/bin/time for the peak RSS (wait4's
+    # maxrss would count the forked python3 before exec).
     python3 - "$runs" "$@" <<'PY'
 import os, subprocess, sys, time, statistics, shlex
 runs = int(sys.argv[1]); cmds = sys.argv[2:]
 for cmd in cmds:
     argv = shlex.split(cmd)
-    times, user, system, rss = [], [], [], 0
+    times, user, system = [], [], []
     for _ in range(runs):
         t = time.perf_counter()
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, _, ru = os.wait4(p.pid, 0)
         times.append(time.perf_counter() - t)
-        user.append(ru.ru_utime); system.append(ru.ru_stime); rss = max(rss, ru.ru_maxrss)
+        user.append(ru.ru_utime); system.append(ru.ru_stime)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rss = int(r.stderr.strip().splitlines()[-1])
     m = lambda xs: statistics.median(xs) * 1000
-    print(f"  {cmd.replace(argv[0], argv[0].rsplit('/', 1)[-1]):<62} median {m(times):7.1f} ms  (user {m(user):6.1f}  sys {m(system):6.1f})  peak RSS {rss/1024:5.1f} MiB", flush=True)
+    print(f"  {cmd.replace(argv[0], argv[0].rsplit('/', 1)[-1]):<62} median {m(times):7.1f} ms  (user {m(user):5.1f}  sys {m(system):6.1f})  peak RSS {rss/1024:5.1f} MiB", flush=True)
 PY
 }
 ss_cmd='ss -tnei state established "sport = :9000"'
