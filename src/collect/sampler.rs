@@ -2,7 +2,7 @@
 //! counting (a SYN queue of the namespace has ever filled, or `--syn-recv`) and whether a
 //! sample changed, so that only changes and full samples read the counters and are kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,10 @@ use super::Sources;
 use crate::error::Result;
 use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
 use crate::source::diag;
+
+fn millis(d: Duration) -> u32 {
+    d.as_millis().min(u128::from(u32::MAX)) as u32
+}
 
 /// Counting request sockets (SYN_RECV) makes the kernel walk its whole established-socket hash
 /// (`inet_diag_dump_icsk`), ~3.5 ms of CPU on this kind of machine whatever the filter; queue
@@ -88,6 +92,8 @@ pub struct Sampler<S> {
     /// When each pending connection of a Unix listener (listener inode, client inode) was first
     /// seen pending: its wait so far is at least the time since.
     pending_since: HashMap<(u64, u32), Duration>,
+    /// The TCP clients found waiting at the last reading: those gone at the next have left.
+    tcp_waiting: HashSet<diag::Waiting>,
 }
 
 impl<S: Sources> Sampler<S> {
@@ -116,6 +122,7 @@ impl<S: Sources> Sampler<S> {
             wait_cost: Duration::ZERO,
             wait_failed: None,
             pending_since: HashMap::new(),
+            tcp_waiting: HashSet::new(),
         }
     }
 
@@ -226,8 +233,10 @@ impl<S: Sources> Sampler<S> {
     /// wait; true when anyone waits. A failed dump is a gap, not a failed sample.
     fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
         let began = Instant::now();
-        let unix = self.unix && self.read_unix_pending(listeners, elapsed);
-        let tcp = self.tcp && self.read_tcp_waits(listeners);
+        // The time since the last reading, for the rate at which waiting clients leave.
+        let since = self.wait_read.map(|t| elapsed.saturating_sub(t));
+        let unix = self.unix && self.read_unix_pending(listeners, elapsed, since);
+        let tcp = self.tcp && self.read_tcp_waits(listeners, since);
         self.wait_cost = began.elapsed();
         self.wait_read = Some(elapsed);
         unix || tcp
@@ -235,7 +244,12 @@ impl<S: Sources> Sampler<S> {
 
     /// The pending connections of the Unix listeners with a queue, one exact request each: a
     /// connection seen pending in an earlier reading has waited at least since then.
-    fn read_unix_pending(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+    fn read_unix_pending(
+        &mut self,
+        listeners: &mut [Listener],
+        elapsed: Duration,
+        since: Option<Duration>,
+    ) -> bool {
         let inodes: Vec<u64> = listeners
             .iter()
             .filter(|l| l.local.is_unix() && l.recv_q > 0)
@@ -252,7 +266,7 @@ impl<S: Sources> Sampler<S> {
                 return false;
             }
         };
-        let mut since = HashMap::new();
+        let mut seen = HashMap::new();
         for (listener, clients) in &pending {
             let Some(l) = listeners.iter_mut().find(|l| l.inode == *listener) else {
                 continue;
@@ -260,21 +274,28 @@ impl<S: Sources> Sampler<S> {
             let mut oldest = Duration::ZERO;
             for c in clients {
                 let first = *self.pending_since.get(&(*listener, *c)).unwrap_or(&elapsed);
-                since.insert((*listener, *c), first);
+                seen.insert((*listener, *c), first);
                 oldest = oldest.max(elapsed.saturating_sub(first));
             }
+            let left = self
+                .pending_since
+                .keys()
+                .filter(|(of, c)| of == listener && !clients.contains(c))
+                .count();
             l.wait = Some(Wait {
                 queued: clients.len() as u32,
-                queued_oldest_ms: oldest.as_millis().min(u128::from(u32::MAX)) as u32,
+                queued_oldest_ms: millis(oldest),
                 at_least: true,
+                queued_left: left as u32,
+                since_ms: since.map_or(0, millis),
                 ..Wait::default()
             });
         }
-        self.pending_since = since;
+        self.pending_since = seen;
         !pending.is_empty()
     }
 
-    fn read_tcp_waits(&mut self, listeners: &mut [Listener]) -> bool {
+    fn read_tcp_waits(&mut self, listeners: &mut [Listener], since: Option<Duration>) -> bool {
         let mut ports: Vec<u16> = listeners
             .iter()
             .filter_map(|l| l.local.inet().map(|a| a.port()))
@@ -292,7 +313,25 @@ impl<S: Sources> Sampler<S> {
         match self.sources.listeners(&diag::Query::established(filter)) {
             Ok(d) => {
                 self.wait_failed = None;
-                diag::attach_waits(listeners, &d.conns);
+                let now: HashSet<diag::Waiting> = diag::attach_waits(listeners, &d.conns)
+                    .into_iter()
+                    .collect();
+                if let Some(since) = since {
+                    for l in listeners.iter_mut() {
+                        let Some(w) = l.wait.as_mut() else { continue };
+                        let left = |queued: bool| {
+                            self.tcp_waiting
+                                .iter()
+                                .filter(|x| x.listener == l.inode && x.queued == queued)
+                                .filter(|x| !now.contains(x))
+                                .count() as u32
+                        };
+                        w.queued_left = left(true);
+                        w.unanswered_left = left(false);
+                        w.since_ms = millis(since);
+                    }
+                }
+                self.tcp_waiting = now;
                 listeners.iter().any(|l| l.wait.is_some_and(|w| w.any()))
             }
             Err(e) => {

@@ -798,9 +798,9 @@ fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
     ));
     if let Some(rate) = w.drain_per_s(place) {
         evidence.push(ev(
-            "served per second, at least",
+            "served per second",
             json!((rate * 10.0).round() / 10.0),
-            "the waiting's fall between the first and last readings",
+            "waiting clients gone from one reading to the next",
         ));
     }
     let severity = if w.expected_ms(place) >= WAIT_CRITICAL_MS {

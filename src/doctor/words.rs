@@ -893,6 +893,15 @@ fn with_command(s: &Step, text: String) -> String {
     }
 }
 
+/// A rate for prose: `100`, `3.3`.
+fn rate_words(rate: f64) -> String {
+    if rate >= 10.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate:.1}")
+    }
+}
+
 /// Seconds for prose: `2.9 s`, `12 s`.
 fn secs(ms: u32) -> String {
     if ms >= 10_000 {
@@ -939,14 +948,15 @@ impl Words<'_> {
         let oldest = w.oldest_max_ms(place);
         let drain = match (w.drain_per_s(place), w.to_drain_ms(place)) {
             (Some(rate), Some(left)) if w.waiting_now(place) > 0 => format!(
-                " At the rate they were served ({rate:.0}/s) the {} still waiting take {} more: the last of \
+                " At the rate they were served ({}/s) the {} still waiting take {} more: the last of \
                  them will have waited about {}.",
+                rate_words(rate),
                 w.waiting_now(place),
                 secs(left),
                 secs(w.expected_ms(place))
             ),
-            _ if w.measured > 1 && w.waiting_now(place) > 0 => {
-                " The waiting did not shrink over the window: they are not being served.".into()
+            (Some(rate), _) if rate == 0.0 && w.waiting_now(place) > 0 => {
+                " None of them left over the window: they are not being served.".into()
             }
             _ => String::new(),
         };

@@ -269,6 +269,19 @@ pub struct Wait {
     /// how long the oldest has been seen pending across readings, a lower bound.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub at_least: bool,
+    /// Of the connections waiting at the previous reading, how many no longer wait (accepted,
+    /// answered, or their client gone), in the accept queue and after accept, and how long ago
+    /// that reading was, ms: the rate at which clients are served, exactly, whatever arrives.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queued_left: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unanswered_left: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since_ms: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Wait {

@@ -112,6 +112,8 @@ pub struct Dump {
 pub struct Conn {
     /// Its local address: the listener's port, v4-mapped addresses unmapped.
     pub local: SocketAddr,
+    /// The client's address and port: who it is, from one reading to the next.
+    pub remote: SocketAddr,
     /// 0 until the application accepts it.
     pub inode: u64,
     /// Bytes received that the application has not read (`idiag_rqueue` of a full socket).
@@ -774,6 +776,10 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
                 .and_then(|nla| ConnInfo::parse(nla.value()));
             out.conns.push(Conn {
                 local,
+                remote: SocketAddr::new(
+                    unmap(header.socket_id.destination_address),
+                    header.socket_id.destination_port,
+                ),
                 inode: u64::from(header.inode),
                 recv_q: header.recv_queue,
                 info,
@@ -832,7 +838,8 @@ pub const QUIET_MS: u32 = 100;
 /// went quiet and got nothing back is waiting inside the server. Each socket goes to the most
 /// specific listener of its address, as request sockets do (`attach_syn_recv`): every member
 /// of an SO_REUSEPORT group gets it, since a child does not say which member queued it.
-pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) {
+pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> {
+    let mut waiting = Vec::new();
     for l in listeners.iter_mut().filter(|l| !l.local.is_unix()) {
         l.wait = Some(Wait::default());
     }
@@ -856,6 +863,11 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) {
             .iter_mut()
             .filter(|l| rank(l, c.local) == Some(best))
         {
+            waiting.push(Waiting {
+                listener: l.inode,
+                queued,
+                client: c.remote,
+            });
             let w = l.wait.get_or_insert_with(Wait::default);
             if queued {
                 w.queued += 1;
@@ -867,6 +879,16 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) {
             }
         }
     }
+    waiting
+}
+
+/// One client found waiting by `attach_waits`: on which listener, where, and who.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Waiting {
+    pub listener: u64,
+    /// In the accept queue (else accepted and unanswered).
+    pub queued: bool,
+    pub client: SocketAddr,
 }
 
 /// How specifically a TCP listener takes connections to `addr`: 2 its own address, 1 the
