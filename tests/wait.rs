@@ -266,3 +266,21 @@ fn a_slow_acceptor_keeps_a_standing_queue() {
     );
     assert!(matches!(r.plans[0].steps[0].action, Action::AcceptFaster));
 }
+
+/// Node.js on a Unix socket behind nginx, after its backlog fix (`backlog: 4096`), 300 ms of
+/// synchronous work per request, `ab -n 300 -c 100`: no 502 any more, but ab's median request
+/// took 30.27 s. The queue stands at 98 (nginx sends one for each answered) and doctor gives
+/// the wait from the rate clients leave it.
+#[test]
+fn node_behind_nginx_after_its_backlog_fix_still_keeps_clients_waiting() {
+    let r = fixture_report("6.18-node-unix-backlog4096-behind-nginx-wait.json");
+    assert_eq!(ids(&r), [RuleId::AcceptQueueStanding], "{:#?}", r.findings);
+    assert_eq!(r.verdict, Severity::Critical);
+    let w = &r.listeners[0].wait;
+    assert!(w.standing());
+    close_to(
+        w.expected_ms(WaitWhere::AcceptQueue),
+        30_268,
+        "the wait of ab's median request",
+    );
+}
