@@ -230,6 +230,7 @@ mod tests {
             pid,
             comm: comm.into(),
             cmdline: format!("{comm} -g daemon"),
+            ..Owner::default()
         }
     }
 

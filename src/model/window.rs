@@ -3,7 +3,7 @@
 //! 80% mark, the process label (and the process names it is made of, made printable) and the
 //! window's length in words, read by doctor, watch, lab and the renderers.
 
-use super::Owner;
+use super::{Owner, ProcState};
 
 /// The highest Recv-Q seen over a window against the backlog B.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,22 +55,102 @@ pub(crate) fn window_length(ms: u64) -> String {
 /// The processes holding a socket, in one line: `nginx, pid 12`; `gunicorn, pids 12-15`; with
 /// the roles a pre-fork server writes in its command line, `nginx: master 123, workers
 /// 124-127`; processes of different names apart, `systemd, pid 1; nginx, pid 900`; a name that
-/// could not be read, `pid 7`. None when no process is known.
+/// could not be read, `pid 7`. When only some of the holders are known to serve it (their
+/// epoll sets watch it, `Owner::watches`), they are named after: `nginx: master 123, workers
+/// 124-127, served by worker 125 (stopped)`, with the state of those that cannot accept at all.
+/// None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
+    let all: Vec<&Owner> = owners.iter().collect();
+    let names = names_of(&all);
+    if names.is_empty() {
+        return None;
+    }
+    let label = by_name(&names, &all);
+    Some(match served_by(owners, names.len() > 1) {
+        Some(servers) => format!("{label}, served by {servers}"),
+        None => label,
+    })
+}
+
+/// The distinct process names, in order of first appearance.
+fn names_of<'a>(owners: &[&'a Owner]) -> Vec<&'a str> {
     let mut names: Vec<&str> = Vec::new();
     for o in owners {
         if !names.contains(&o.comm.as_str()) {
             names.push(&o.comm);
         }
     }
-    let labels: Vec<String> = names
+    names
+}
+
+/// One label per name, `; ` between them.
+fn by_name(names: &[&str], owners: &[&Owner]) -> String {
+    names
         .iter()
         .map(|name| {
-            let same: Vec<&Owner> = owners.iter().filter(|o| o.comm == *name).collect();
+            let same: Vec<&Owner> = owners
+                .iter()
+                .copied()
+                .filter(|o| o.comm == *name)
+                .collect();
             label_of(name, &same)
         })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `worker 125 (stopped)`: the holders whose epoll sets watch the socket, when they are some
+/// of the holders but not all (all of them tells nothing); `named`: say their names too (the
+/// holders have several). None when none is known to.
+fn served_by(owners: &[Owner], named: bool) -> Option<String> {
+    let mut all: Vec<u32> = owners.iter().map(|o| o.pid).collect();
+    all.sort_unstable();
+    all.dedup();
+    let servers: Vec<&Owner> = owners.iter().filter(|o| o.watches == Some(true)).collect();
+    let mut pids: Vec<u32> = servers.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() || pids.len() == all.len() {
+        return None;
+    }
+    let who = if named {
+        by_name(&names_of(&servers), &servers)
+    } else {
+        label_of("", &servers)
+    };
+    let mut halted: Vec<(u32, ProcState)> = servers
+        .iter()
+        .filter_map(|o| o.state.filter(|s| s.halted()).map(|s| (o.pid, s)))
         .collect();
-    (!labels.is_empty()).then(|| labels.join("; "))
+    halted.sort_unstable_by_key(|(pid, _)| *pid);
+    halted.dedup_by_key(|(pid, _)| *pid);
+    let states = match halted.as_slice() {
+        [] => String::new(),
+        [(_, s)] if pids.len() == 1 => format!(" ({})", state_word(*s)),
+        many => format!(
+            " ({})",
+            many.iter()
+                .map(|(pid, s)| format!("{pid} {}", state_word(*s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(format!("{who}{states}"))
+}
+
+/// A state as a process label says it: `stopped`, `zombie`.
+fn state_word(s: ProcState) -> &'static str {
+    match s {
+        ProcState::Running => "running",
+        ProcState::Sleeping => "sleeping",
+        ProcState::DiskSleep => "in uninterruptible sleep",
+        ProcState::Stopped => "stopped",
+        ProcState::TracingStop => "stopped by a tracer",
+        ProcState::Zombie => "zombie",
+        ProcState::Dead => "dead",
+        ProcState::Parked => "parked",
+        ProcState::Idle => "idle",
+    }
 }
 
 /// The label of the holders of one name.
@@ -189,6 +269,7 @@ mod tests {
             pid,
             comm: "nginx".into(),
             cmdline: cmdline.into(),
+            ..Owner::default()
         };
         assert_eq!(process_label(&[]), None);
         assert_eq!(
