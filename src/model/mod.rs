@@ -23,7 +23,7 @@ pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub(crate) use spelled::assert_spelled_once;
 pub(crate) use spelled::spelled;
 pub use traced::{Traced, TracedResets};
-pub use window::{QueuePeak, process_label};
+pub use window::{QueuePeak, holders_label, process_label};
 pub(crate) use window::{printable, window_length};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions. 2: a

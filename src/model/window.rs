@@ -60,16 +60,20 @@ pub(crate) fn window_length(ms: u64) -> String {
 /// 124-127, served by worker 125 (stopped)`, with the state of those that cannot accept at all.
 /// None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
-    let all: Vec<&Owner> = owners.iter().collect();
-    let names = names_of(&all);
-    if names.is_empty() {
-        return None;
-    }
-    let label = by_name(&names, &all);
-    Some(match served_by(owners, names.len() > 1) {
+    let label = holders_label(owners)?;
+    let several = names_of(&owners.iter().collect::<Vec<_>>()).len() > 1;
+    Some(match served_by(owners, several) {
         Some(servers) => format!("{label}, served by {servers}"),
         None => label,
     })
+}
+
+/// `process_label` without who serves it: the holders alone, for the sockets of a group that
+/// share their processes but not their servers (SO_REUSEPORT members).
+pub fn holders_label(owners: &[Owner]) -> Option<String> {
+    let all: Vec<&Owner> = owners.iter().collect();
+    let names = names_of(&all);
+    (!names.is_empty()).then(|| by_name(&names, &all))
 }
 
 /// The distinct process names, in order of first appearance.
@@ -88,11 +92,7 @@ fn by_name(names: &[&str], owners: &[&Owner]) -> String {
     names
         .iter()
         .map(|name| {
-            let same: Vec<&Owner> = owners
-                .iter()
-                .copied()
-                .filter(|o| o.comm == *name)
-                .collect();
+            let same: Vec<&Owner> = owners.iter().copied().filter(|o| o.comm == *name).collect();
             label_of(name, &same)
         })
         .collect::<Vec<_>>()
@@ -299,6 +299,64 @@ mod tests {
         assert_eq!(
             process_label(&[systemd, o(900, ""), nameless]).as_deref(),
             Some("systemd, pid 1; nginx, pid 900; pid 7")
+        );
+    }
+
+    #[test]
+    fn the_label_names_the_holders_that_serve_the_socket_when_only_some_do() {
+        let o = |pid, role: &str, watches, state| Owner {
+            inode: 1,
+            pid,
+            comm: "nginx".into(),
+            cmdline: format!("nginx: {role} process"),
+            state,
+            watches,
+        };
+        let (s, t) = (Some(ProcState::Sleeping), Some(ProcState::Stopped));
+        // One SO_REUSEPORT socket of four: every process holds it, one worker's epoll set
+        // watches it, and that worker is stopped.
+        let member = [
+            o(10, "master", Some(false), s),
+            o(11, "worker", Some(false), s),
+            o(12, "worker", Some(true), t),
+            o(13, "worker", Some(false), s),
+        ];
+        assert_eq!(
+            process_label(&member).as_deref(),
+            Some("nginx: master 10, workers 11-13, served by worker 12 (stopped)")
+        );
+        // An ordinary listener: every worker watches it, the master does not; one is stopped.
+        let shared = [
+            o(10, "master", Some(false), s),
+            o(11, "worker", Some(true), s),
+            o(12, "worker", Some(true), t),
+        ];
+        assert_eq!(
+            process_label(&shared).as_deref(),
+            Some("nginx: master 10, workers 11-12, served by workers 11-12 (12 stopped)")
+        );
+        // Every holder serves it, or none is known to: the label says nothing more.
+        let all = [
+            o(11, "worker", Some(true), t),
+            o(12, "worker", Some(true), s),
+        ];
+        assert_eq!(process_label(&all).as_deref(), Some("nginx: workers 11-12"));
+        assert_eq!(
+            holders_label(&member).as_deref(),
+            Some("nginx: master 10, workers 11-13")
+        );
+        let unknown = [o(10, "master", None, t), o(11, "worker", Some(false), s)];
+        assert_eq!(
+            process_label(&unknown).as_deref(),
+            Some("nginx: master 10, worker 11")
+        );
+        // Holders of several names: the servers' names too.
+        let mut init = o(1, "master", Some(false), s);
+        init.comm = "systemd".into();
+        init.cmdline = "/sbin/init".into();
+        assert_eq!(
+            process_label(&[init, o(12, "worker", Some(true), s)]).as_deref(),
+            Some("systemd, pid 1; nginx: worker 12, served by nginx: worker 12")
         );
     }
 }

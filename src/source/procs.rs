@@ -693,7 +693,9 @@ mod tests {
         assert_eq!(epoll_target("ino:\t1038"), None);
         // EPOLLEXCLUSIVE (python3 on 6.18), a truncated line, an unparsable inode.
         assert_eq!(
-            epoll_target("tfd:        3 events: 10000019 data:                3  pos:0 ino:69170 sdev:9"),
+            epoll_target(
+                "tfd:        3 events: 10000019 data:                3  pos:0 ino:69170 sdev:9"
+            ),
             Some(430448)
         );
         assert_eq!(epoll_target("tfd:        3 events: 10000019 data:"), None);
