@@ -155,11 +155,18 @@ fn with_an_overflow_too_the_stuck_member_leads_the_findings_and_its_plan() {
     assert_eq!(overflow.severity, Severity::Critical);
     let plan = &r.plans[overflow.fix.plan.unwrap()];
     assert!(
-        matches!(plan.steps[0].action, Action::UnstickMember { pid: Some(12), .. }),
+        matches!(
+            plan.steps[0].action,
+            Action::UnstickMember { pid: Some(12), .. }
+        ),
         "{:?}",
         plan.steps
     );
-    assert!(plan.steps[1..].iter().any(|s| s.raises()), "{:?}", plan.steps);
+    assert!(
+        plan.steps[1..].iter().any(|s| s.raises()),
+        "{:?}",
+        plan.steps
+    );
     // No other plan resumes a worker that does not stand.
     for p in r.plans.iter().filter(|p| !p.inodes.contains(&STUCK)) {
         assert!(
@@ -187,7 +194,11 @@ fn the_fix_follows_the_servers_state() {
     assert_eq!((t.kind, t.command.as_deref()), (StepKind::Process, None));
     for busy in ["running", "sleeping"] {
         let s = step(busy);
-        assert_eq!((s.kind, s.command.as_deref()), (StepKind::Check, None), "{busy}");
+        assert_eq!(
+            (s.kind, s.command.as_deref()),
+            (StepKind::Check, None),
+            "{busy}"
+        );
     }
 }
 
@@ -207,7 +218,11 @@ fn no_stuck_member_without_a_standing_queue_or_a_member_that_drained() {
     let r = diagnose(&built(4096, &short, "sleeping", 0));
     assert!(imbalance(&r).is_empty(), "{:?}", r.findings);
     // But full at the end while the others are empty: stuck, however short.
-    let full = [(0, [0, 0, 0, 0]), (1600, [3, 17, 2, 1]), (2000, [0, 17, 0, 0])];
+    let full = [
+        (0, [0, 0, 0, 0]),
+        (1600, [3, 17, 2, 1]),
+        (2000, [0, 17, 0, 0]),
+    ];
     let r = diagnose(&built(16, &full, "stopped", 10));
     assert!(!none(&r), "{:?}", r.findings);
     // Every member holds its queue: the others were empty only before it began.
