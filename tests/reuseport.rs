@@ -372,3 +372,27 @@ fn a_group_whose_members_all_hold_their_queues_is_not_one_stuck_process() {
     ));
     assert_eq!(r.findings[0].id, RuleId::AcceptQueueOverflow);
 }
+
+#[test]
+fn an_overflow_that_drained_by_the_end_says_nothing_of_the_others() {
+    // The second socket overflows at 0.3 s and is empty again at the end: whether the others
+    // drained "while it held" cannot be said of a queue that no longer holds.
+    let passed = [
+        (0, [0, 0, 0, 0]),
+        (300, [2, 17, 3, 1]),
+        (1000, [1, 4, 0, 0]),
+        (2000, [0, 0, 0, 0]),
+    ];
+    let r = diagnose(&built(16, &passed, "sleeping", 40));
+    let f = imbalance(&r);
+    assert_eq!(f.len(), 1, "{:?}", r.findings);
+    assert_eq!(f[0].severity, Severity::Warning);
+    assert!(matches!(
+        f[0].fact,
+        Fact::ReuseportImbalance {
+            others_drained: None,
+            stuck: None,
+            ..
+        }
+    ));
+}

@@ -169,8 +169,9 @@ pub enum Fact {
         sockets: usize,
         /// Sockets of the group that stayed below half full.
         roomy: usize,
-        /// Whether another socket of the group emptied its queue while this one held
-        /// connections; None for a single sample, which cannot tell.
+        /// Whether another socket of the group was seen empty while this one held
+        /// connections, up to the window's end; None when this one's queue was empty at the
+        /// end, or for a single sample, which cannot tell.
         others_drained: Option<bool>,
         /// This socket's queue stood while others of the group emptied theirs: one process,
         /// not the backlog, is the cause.

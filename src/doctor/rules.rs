@@ -1400,11 +1400,16 @@ fn reuseport(
         if roomy == 0 && st.is_none() {
             continue;
         }
-        let since = runs.get(&v.inode).and_then(|r| r.held_since);
-        let others_drained = ctx.windowed.then(|| {
+        // Told only of a queue that still held connections at the end of a window.
+        let since = runs
+            .get(&v.inode)
+            .and_then(|r| r.held_since)
+            .filter(|_| ctx.windowed);
+        let others_drained = since.map(|s| {
             group.iter().filter(|o| o.inode != v.inode).any(|o| {
-                let empty = runs.get(&o.inode).and_then(|r| r.last_empty);
-                matches!((empty, since), (Some(e), Some(s)) if e > s)
+                runs.get(&o.inode)
+                    .and_then(|r| r.last_empty)
+                    .is_some_and(|e| e > s)
             })
         });
         let severity = match st {
