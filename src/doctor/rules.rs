@@ -1400,59 +1400,80 @@ fn reuseport(
         if roomy == 0 && st.is_none() {
             continue;
         }
-        // Told only of a queue that still held connections at the end of a window.
-        let since = runs
-            .get(&v.inode)
-            .and_then(|r| r.held_since)
-            .filter(|_| ctx.windowed);
-        let others_drained = since.map(|s| {
-            group.iter().filter(|o| o.inode != v.inode).any(|o| {
-                runs.get(&o.inode)
-                    .and_then(|r| r.last_empty)
-                    .is_some_and(|e| e > s)
-            })
-        });
-        let severity = match st {
-            Some(_) => Severity::Critical,
-            None => Severity::Warning,
-        };
-        let mut f = finding(
-            RuleId::ReuseportImbalance,
-            severity,
-            Some(v),
-            Fact::ReuseportImbalance {
-                sockets: group.len(),
-                roomy,
-                others_drained,
-                stuck: st.cloned(),
-            },
-        );
-        // The socket concerned first, as `listener` says.
-        let mut members = group.clone();
-        if let Some(i) = members.iter().position(|o| o.inode == v.inode) {
-            members[..=i].rotate_right(1);
-        }
-        f.listeners = members.iter().map(|o| o.local.to_string()).collect();
-        f.inodes = members.iter().map(|o| o.inode).collect();
-        for o in group {
-            f.evidence.push(ev(
-                format!("inode {} Recv-Q peak / B", o.inode),
-                json!(format!("{}/{}", o.recv_q_peak, o.send_q)),
-                "inet_diag",
+        let drained = others_drained(ctx, &runs, group, v);
+        out.push(imbalance(ctx, v, group, roomy, drained, st));
+    }
+}
+
+/// Whether another socket of `group` was seen empty after `v` began holding connections; told
+/// only of a queue that still held them at the end of a window.
+fn others_drained(
+    ctx: &Ctx,
+    runs: &HashMap<u64, Run>,
+    group: &[&ListenerView],
+    v: &ListenerView,
+) -> Option<bool> {
+    let since = runs
+        .get(&v.inode)
+        .and_then(|r| r.held_since)
+        .filter(|_| ctx.windowed)?;
+    Some(group.iter().filter(|o| o.inode != v.inode).any(|o| {
+        runs.get(&o.inode)
+            .and_then(|r| r.last_empty)
+            .is_some_and(|e| e > since)
+    }))
+}
+
+/// The finding about `v` in its SO_REUSEPORT `group`: stuck (critical, its server's step) or
+/// unevenly loaded (a warning, the group's step).
+fn imbalance(
+    ctx: &Ctx,
+    v: &ListenerView,
+    group: &[&ListenerView],
+    roomy: usize,
+    others_drained: Option<bool>,
+    st: Option<&Stuck>,
+) -> Finding {
+    let severity = match st {
+        Some(_) => Severity::Critical,
+        None => Severity::Warning,
+    };
+    let mut f = finding(
+        RuleId::ReuseportImbalance,
+        severity,
+        Some(v),
+        Fact::ReuseportImbalance {
+            sockets: group.len(),
+            roomy,
+            others_drained,
+            stuck: st.cloned(),
+        },
+    );
+    // The socket concerned first, as `listener` says.
+    let mut members = group.to_vec();
+    if let Some(i) = members.iter().position(|o| o.inode == v.inode) {
+        members[..=i].rotate_right(1);
+    }
+    f.listeners = members.iter().map(|o| o.local.to_string()).collect();
+    f.inodes = members.iter().map(|o| o.inode).collect();
+    for o in group {
+        f.evidence.push(ev(
+            format!("inode {} Recv-Q peak / B", o.inode),
+            json!(format!("{}/{}", o.recv_q_peak, o.send_q)),
+            "inet_diag",
+        ));
+    }
+    match st {
+        Some(s) => {
+            stuck_evidence(&mut f, v, s);
+            f.fix.steps.push(remedy::unstick_step(
+                unstick(s),
+                &crate::model::Where::of(&ctx.snap.netns),
             ));
         }
-        match st {
-            Some(s) => {
-                stuck_evidence(&mut f, v, s);
-                f.fix.steps.push(remedy::unstick_step(
-                    unstick(s),
-                    &crate::model::Where::of(&ctx.snap.netns),
-                ));
-            }
-            None => f.fix.steps.push(ctx.step(Action::BalanceReuseport)),
-        }
-        out.push(f);
+        None => f.fix.steps.push(ctx.step(Action::BalanceReuseport)),
     }
+    f
 }
 
 /// The standing socket's queue now, how long it stood, and its server's PID and state.

@@ -210,27 +210,40 @@ impl Words<'_> {
             }
             Fact::ReuseportImbalance {
                 sockets,
-                stuck: Some(st),
-                ..
-            } => self.stuck(*sockets, st, l),
-            Fact::ReuseportImbalance {
-                sockets,
                 roomy,
                 others_drained,
-                stuck: None,
-            } => format!(
-                "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
-                 while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
-                 and ports, not by how full each queue is, so a slow or stuck process keeps receiving its share.{}",
-                l.v.map(|v| v.local.to_string()).unwrap_or_default(),
-                match others_drained {
-                    Some(false) =>
-                        " None of the others emptied its queue while this one held connections, so \
-                                    it is not one stuck process: the whole group accepts too slowly for this burst.",
-                    _ => "",
-                }
-            ),
+                stuck,
+            } => self.imbalance(*sockets, *roomy, *others_drained, stuck.as_ref(), l),
         }
+    }
+
+    /// docs/kernel.md §8.3: the sockets of an SO_REUSEPORT group unevenly loaded, or one of
+    /// them stuck.
+    fn imbalance(
+        &self,
+        sockets: usize,
+        roomy: usize,
+        others_drained: Option<bool>,
+        stuck: Option<&Stuck>,
+        l: &Subject,
+    ) -> String {
+        if let Some(st) = stuck {
+            return self.stuck(sockets, st, l);
+        }
+        format!(
+            "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one \
+             overflowed while {roomy} stayed below half full. The kernel spreads connections by a hash \
+             of the addresses and ports, not by how full each queue is, so a slow or stuck process \
+             keeps receiving its share.{}",
+            l.v.map(|v| v.local.to_string()).unwrap_or_default(),
+            match others_drained {
+                Some(false) => {
+                    " None of the others emptied its queue while this one held connections, so it is \
+                     not one stuck process: the whole group accepts too slowly for this burst."
+                }
+                _ => "",
+            }
+        )
     }
 
     /// docs/kernel.md §8.3: one socket of an SO_REUSEPORT group stands while the others
