@@ -278,19 +278,20 @@ const CASES: &[Case] = &[
         ids: &[
             "reuseport-imbalance",
             "accept-queue-overflow",
+            "accept-queue-standing",
             "small-app-backlog",
             "abort-on-overflow",
         ],
-        inode: 760075,
-        pid: 3679,
+        inode: 2795231,
+        pid: 18321,
         recv_q: 17,
         backlog: 16,
     },
     Case {
         file: "6.18-nginx-reuseport-stopped-worker-backlog4096.json",
-        ids: &["reuseport-imbalance"],
-        inode: 768091,
-        pid: 5483,
+        ids: &["reuseport-imbalance", "accept-queue-standing"],
+        inode: 2799320,
+        pid: 19331,
         recv_q: 200,
         backlog: 4096,
     },
@@ -332,6 +333,16 @@ fn nginx_with_a_stopped_worker_names_that_worker_with_and_without_a_large_backlo
             "{}",
             c.file
         );
+        // Every plan for the stuck socket resumes the worker first (the wait's too: the port's
+        // waiting connections are the stuck socket's).
+        for p in r.plans.iter().filter(|p| p.inodes.contains(&c.inode)) {
+            assert!(
+                matches!(p.steps[0].action, Action::UnstickMember { pid: Some(pid), .. } if pid == c.pid),
+                "{}: {:?}",
+                c.file,
+                p.steps
+            );
+        }
         // Each of the other members is served by a worker of its own, none stopped.
         let mut servers: Vec<u32> = r
             .listeners
