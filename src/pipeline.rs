@@ -265,6 +265,7 @@ mod tests {
             pid: 42,
             comm: "nginx".into(),
             cmdline: "nginx: master process /usr/sbin/nginx".into(),
+            ..Owner::default()
         }
     }
 

@@ -197,6 +197,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
                 pid: if shared_owner { 100 } else { 100 + i as u32 },
                 comm: comm.into(),
                 cmdline: cmdline.into(),
+                ..Owner::default()
             });
         }
         // A full SYN queue, or several sockets sharing one count; SYN_RECV may not be counted.
@@ -460,6 +461,7 @@ fn every_runtime_is_drawn() {
                 pid: 1,
                 comm: comm.to_string(),
                 cmdline: cmdline.to_string(),
+                ..Owner::default()
             };
             runtime_of(&[o]).map(|r| r.id)
         })

@@ -102,6 +102,9 @@ impl OwnerCache {
             if self.lean {
                 o.cmdline = String::new();
             }
+            // A process's state is a moment's: kept for minutes it would say "stopped" long
+            // after a SIGCONT. Only a one-shot naming (`name` on a fresh cache) records it.
+            o.state = None;
             self.known
                 .entry(o.inode)
                 .or_insert_with(|| (now, Vec::new()))
@@ -230,6 +233,7 @@ mod tests {
             pid,
             comm: comm.into(),
             cmdline: format!("{comm} -g daemon"),
+            ..Owner::default()
         }
     }
 
@@ -248,15 +252,20 @@ mod tests {
 
     #[test]
     fn owners_are_looked_up_once_per_socket_and_again_when_they_exit_or_age() {
+        let mut held = owner(7, 100, "nginx");
+        held.state = Some(crate::model::ProcState::Stopped);
+        held.watches = Some(true);
         let (mut snap, mut fake) = snapshot(Fake {
-            holders: vec![owner(7, 100, "nginx")],
+            holders: vec![held],
             ..Fake::queues(&[0])
         });
         let mut cache = OwnerCache::lean();
         let t0 = Instant::now();
         cache.fill(&mut fake, &mut [&mut snap], t0);
+        // No command line (lean), and no state: it would go stale in the cache.
         let lean = Owner {
             cmdline: String::new(),
+            watches: Some(true),
             ..owner(7, 100, "nginx")
         };
         assert_eq!(snap.owners, [lean]);
@@ -303,8 +312,10 @@ mod tests {
             initial: Some(false),
             ..Default::default()
         };
+        let mut stopped = owner(7, 300, "java");
+        stopped.state = Some(crate::model::ProcState::Stopped);
         let (mut snap, mut fake) = snapshot(Fake {
-            holders: vec![owner(7, 300, "java"), owner(7, 250, "java")],
+            holders: vec![stopped, owner(7, 250, "java")],
             netns,
             ..Fake::queues(&[0])
         });
@@ -312,6 +323,8 @@ mod tests {
         OwnerCache::default().name(&mut fake, &mut snap, &inodes, Instant::now());
         assert_eq!(snap.owners.len(), 2);
         assert_eq!(snap.owners[0].cmdline, "java -g daemon");
+        // A one-shot naming keeps the state read with the owners.
+        assert_eq!(snap.owners[1].state, Some(crate::model::ProcState::Stopped));
         assert_eq!(snap.netns.pid, Some(250), "the lowest PID in the namespace");
     }
 }

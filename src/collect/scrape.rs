@@ -136,6 +136,7 @@ mod tests {
                 pid: 10,
                 comm: "nginx".into(),
                 cmdline: "nginx: master process".into(),
+                ..Owner::default()
             }],
             ..Fake::queues(&[2])
         };

@@ -164,9 +164,18 @@ pub enum Fact {
         example: Option<Local>,
     },
     SyncookiesDisabled,
+    /// The sockets of an SO_REUSEPORT group are unevenly loaded (docs/kernel.md §8.3).
     ReuseportImbalance {
         sockets: usize,
+        /// Sockets of the group that stayed below half full.
         roomy: usize,
+        /// Whether another socket of the group was seen empty while this one held
+        /// connections, up to the window's end; None when this one's queue was empty at the
+        /// end, or for a single sample, which cannot tell.
+        others_drained: Option<bool>,
+        /// This socket's queue stood while others of the group emptied theirs: one process,
+        /// not the backlog, is the cause.
+        stuck: Option<Stuck>,
     },
     /// Resets of one cause rose in the namespace over the window (docs/kernel.md §10).
     Resets {
@@ -190,6 +199,42 @@ pub enum Fact {
         /// `doctor --trace`: the RSTs of no counted cause, one line per source and reason.
         traced: Option<Vec<TracedLine>>,
     },
+}
+
+/// A socket of an SO_REUSEPORT group whose queue never emptied while others of the group
+/// emptied theirs, and the process behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stuck {
+    /// Recv-Q at the end of the window, and B.
+    pub recv_q: u32,
+    pub backlog: u32,
+    /// How long its queue held connections without emptying, up to the window's end.
+    pub for_ms: u64,
+    /// How many other sockets of the group emptied their queues meanwhile.
+    pub drained: usize,
+    /// The processes that accept from it (their epoll sets watch it), or its only holder;
+    /// empty when which of its holders serves it is unknown.
+    pub servers: Vec<Server>,
+    /// How many processes hold it.
+    pub holders: usize,
+}
+
+/// The process that accepts from a socket, as far as `/proc` tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Server {
+    pub pid: u32,
+    pub state: Option<crate::model::ProcState>,
+    /// Its epoll set watches the socket; false: it is the socket's only holder.
+    pub watches: bool,
+}
+
+impl Fact {
+    /// A finding that names the cause of the others about its listener: at its severity it
+    /// comes first, before the findings whose fixes only soften the effect (a bigger backlog
+    /// makes the clients of a stuck process wait longer, it does not serve them).
+    pub fn leads(&self) -> bool {
+        matches!(self, Fact::ReuseportImbalance { stuck: Some(_), .. })
+    }
 }
 
 /// Resets traced one by one (`doctor --trace`) from one source address, for one reason.
@@ -410,12 +455,19 @@ pub fn diagnose(snap: &Snapshot) -> Report {
 pub struct Triage {
     listeners: Vec<ListenerView>,
     classes: Vec<Option<rules::Class>>,
+    /// SO_REUSEPORT sockets whose queue stood while others of their group emptied theirs.
+    standing: Vec<rules::Standing>,
 }
 
 pub fn triage(snap: &Snapshot) -> Triage {
     let listeners = views(snap);
     let classes = rules::classify_all(snap, &listeners);
-    Triage { listeners, classes }
+    let standing = rules::standing(snap, &listeners);
+    Triage {
+        listeners,
+        classes,
+        standing,
+    }
 }
 
 impl Triage {
@@ -423,11 +475,12 @@ impl Triage {
     /// Inodes of the listeners with something to report, and of the sockets that share an
     /// address with one (an SO_REUSEPORT group's finding names all its members).
     pub fn troubled(&self) -> HashSet<u64> {
+        let standing: HashSet<u64> = self.standing.iter().map(|s| s.inode).collect();
         let troubled = || {
             self.listeners
                 .iter()
                 .zip(&self.classes)
-                .filter(|(_, c)| c.is_some())
+                .filter(|(v, c)| c.is_some() || standing.contains(&v.inode))
                 .map(|(v, _)| v)
         };
         let addresses: HashSet<SocketAddr> = troubled().filter_map(|v| v.local.inet()).collect();
@@ -448,7 +501,7 @@ impl Triage {
                 .unwrap_or_default();
         }
         let listeners = self.listeners;
-        let (mut findings, mut plans) = rules::run(snap, &listeners, &self.classes);
+        let (mut findings, mut plans) = rules::run(snap, &listeners, &self.classes, &self.standing);
         for f in findings.iter_mut().filter(|f| f.listeners.is_empty()) {
             f.listeners.extend(f.listener.clone());
             f.inodes.extend(f.inode);
@@ -457,6 +510,7 @@ impl Triage {
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
+                .then(b.fact.leads().cmp(&a.fact.leads()))
                 .then(a.id.cmp(&b.id))
                 .then(a.listener.cmp(&b.listener))
         });

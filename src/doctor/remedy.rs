@@ -19,7 +19,7 @@ use super::ListenerView;
 use super::runtime::{self, Relisten, Runtime};
 use crate::catalogue::Sysctl;
 pub use crate::model::Where;
-use crate::model::{Local, Netns, NetnsLabel, Owner, Sysctls};
+use crate::model::{Local, Netns, NetnsLabel, Owner, ProcState, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -163,6 +163,16 @@ pub enum Action {
     CheckWait { listener: Local },
     /// Find out why one socket of an SO_REUSEPORT group accepts slowly.
     BalanceReuseport,
+    /// The process that serves a socket whose queue stands while the others of its group
+    /// drain: resume it (stopped), restart it (in uninterruptible sleep, exited), or find out
+    /// why it is slow (running, sleeping), by its state. `pid`: None when which of the
+    /// socket's holders serves it is unknown.
+    UnstickMember {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        state: Option<ProcState>,
+    },
     /// Look for the listener that overflowed outside the view.
     FindOverflowingListener,
     /// Start the server, or point doctor at the address it listens on.
@@ -194,6 +204,8 @@ pub enum StepKind {
     Relisten,
     CodeChange,
     Check,
+    /// Act on one process: resume it, restart it.
+    Process,
 }
 
 /// Why a step gives no command: decided where the step is made, so the words say it and
@@ -266,6 +278,11 @@ impl Step {
                 pid: Some(pid),
                 ..
             } => (Some(format!("kill -HUP {pid}")), None, true),
+            // SIGCONT resumes a process stopped by a signal, not one a tracer holds (`t`).
+            Action::UnstickMember {
+                pid: Some(pid),
+                state: Some(ProcState::Stopped),
+            } => (Some(format!("kill -CONT {pid}")), None, true),
             _ => (None, None, false),
         };
         let no_command = match (&command, &action) {
@@ -367,6 +384,16 @@ pub struct Needs {
     pub accept_queue_wait: bool,
     /// Its clients waited after accept(): the server's concurrency is too small.
     pub serve_faster: bool,
+    /// A socket of it stood while the others of its SO_REUSEPORT group drained: the process
+    /// behind it comes first, before any backlog.
+    pub unstick: Option<Unstick>,
+}
+
+/// The process behind a socket whose queue stood while its group drained (`Action::UnstickMember`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unstick {
+    pub pid: Option<u32>,
+    pub state: Option<ProcState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -409,6 +436,10 @@ pub(crate) fn plan(
     let somaxconn_target = wanted_somaxconn.filter(|n| somaxconn.is_none_or(|s| s < *n));
 
     let mut steps = Vec::new();
+    // A stuck process is the cause: a bigger backlog only makes its clients wait longer.
+    if let Some(u) = needs.unstick {
+        steps.push(unstick_step(u, &at));
+    }
     if let Some(n) = somaxconn_target {
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
@@ -494,6 +525,22 @@ fn wait_steps(
         ));
     }
     steps
+}
+
+/// Resume, restart or look at the process behind a stuck socket, by its state.
+pub(crate) fn unstick_step(u: Unstick, at: &Where) -> Step {
+    let kind = match u.state {
+        Some(s) if s.halted() => StepKind::Process,
+        _ => StepKind::Check,
+    };
+    Step::new(
+        kind,
+        Action::UnstickMember {
+            pid: u.pid,
+            state: u.state,
+        },
+        at,
+    )
 }
 
 /// Set `knob` to `value` in the namespace `at`, from its value `now`: unread, it may already be

@@ -11,7 +11,11 @@
 //!   4096 (§5) or the listener overflowed or came close in the window — never for drops of the
 //!   past alone, which no backlog can undo;
 //! - reuseport imbalance: in a group sharing address and port, one socket overflowed while
-//!   another peaked below half of its capacity.
+//!   another peaked below half of its capacity (a warning); or one socket's queue stood —
+//!   above 0 in every sample for at least half the window up to its end, or full at the end
+//!   — while another emptied its own after that began (critical, and it comes first: the
+//!   process behind that socket does not accept, and a bigger backlog only makes its clients
+//!   wait longer).
 //! - resets (docs/kernel.md §10, TCP views only, windowed only): one finding per TCPAbortOn*
 //!   counter that rose; OutRsts minus those (and the listen queue's own resets when a
 //!   listen-queue finding explains them) above zero is `resets-unexplained`, and with a cause's
@@ -22,12 +26,12 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 
-use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan};
+use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan, Unstick};
 use super::runtime;
 use super::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS, WaitWhere};
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
-    RuleId, Severity, TracedLine, Whose,
+    RuleId, Server, Severity, Stuck, TracedLine, Whose,
 };
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
@@ -55,13 +59,123 @@ pub(super) fn classify_all(snap: &Snapshot, views: &[ListenerView]) -> Vec<Optio
         .collect()
 }
 
-/// Findings and the plans they refer to, from the classification of `classify_all`.
+/// How an SO_REUSEPORT socket's queue went over the window, from the samples: when it last
+/// began holding connections, when it was last seen empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    /// The sample since which Recv-Q stayed above 0 up to this socket's last sample, µs;
+    /// None when it was empty at its last.
+    held_since: Option<u64>,
+    /// The last sample it was seen empty in, µs.
+    last_empty: Option<u64>,
+}
+
+/// Each SO_REUSEPORT socket's `Run`, by inode (sockets alone on their address left out).
+fn runs(snap: &Snapshot, views: &[ListenerView]) -> HashMap<u64, Run> {
+    let mut sharing: HashMap<SocketAddr, usize> = HashMap::new();
+    for v in views {
+        if let Some(a) = v.local.inet() {
+            *sharing.entry(a).or_default() += 1;
+        }
+    }
+    let grouped: HashSet<u64> = views
+        .iter()
+        .filter(|v| v.local.inet().is_some_and(|a| sharing[&a] > 1))
+        .map(|v| v.inode)
+        .collect();
+    let mut runs: HashMap<u64, Run> = HashMap::new();
+    for sample in &snap.samples {
+        for l in sample
+            .listeners
+            .iter()
+            .filter(|l| grouped.contains(&l.inode))
+        {
+            let r = runs.entry(l.inode).or_insert(Run {
+                held_since: None,
+                last_empty: None,
+            });
+            if l.recv_q == 0 {
+                r.held_since = None;
+                r.last_empty = Some(sample.elapsed_us);
+            } else if r.held_since.is_none() {
+                r.held_since = Some(sample.elapsed_us);
+            }
+        }
+    }
+    runs
+}
+
+/// A socket of an SO_REUSEPORT group whose queue stood while another of the group emptied
+/// its own (see the module comment): found from the samples alone, before any process is
+/// named, so that its processes are named too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Standing {
+    pub inode: u64,
+    /// How long its queue held connections without emptying, up to the window's end, µs.
+    for_us: u64,
+    /// The other sockets of its group seen empty meanwhile.
+    drained: usize,
+}
+
+/// The sockets of SO_REUSEPORT groups whose queue stood while another of the group drained.
+/// Windowed recordings only: a single sample cannot tell a queue that stands from one that
+/// passes.
+pub(super) fn standing(snap: &Snapshot, views: &[ListenerView]) -> Vec<Standing> {
+    if !snap.windowed() {
+        return Vec::new();
+    }
+    let runs = runs(snap, views);
+    let (Some(first), Some(last)) = (snap.first(), snap.last()) else {
+        return Vec::new();
+    };
+    let window = last.elapsed_us.saturating_sub(first.elapsed_us);
+    let mut out = Vec::new();
+    for l in &last.listeners {
+        let Some(since) = runs.get(&l.inode).and_then(|r| r.held_since) else {
+            continue;
+        };
+        let for_us = last.elapsed_us.saturating_sub(since);
+        if for_us.saturating_mul(2) < window && !l.accept_queue_full() {
+            continue;
+        }
+        let Some(addr) = l.local.inet() else { continue };
+        // Others of its group seen empty after it began holding: they accept, it does not.
+        let drained = views
+            .iter()
+            .filter(|o| o.inode != l.inode && o.local.inet() == Some(addr))
+            .filter(|o| {
+                runs.get(&o.inode)
+                    .and_then(|r| r.last_empty)
+                    .is_some_and(|t| t > since)
+            })
+            .count();
+        if drained > 0 {
+            out.push(Standing {
+                inode: l.inode,
+                for_us,
+                drained,
+            });
+        }
+    }
+    out
+}
+
+/// Findings and the plans they refer to, from the classification of `classify_all` and the
+/// standing sockets of `standing`.
 pub(super) fn run(
     snap: &Snapshot,
     views: &[ListenerView],
     classes: &[Option<Class>],
+    standing: &[Standing],
 ) -> (Vec<Finding>, Vec<Plan>) {
     let ctx = Ctx::new(snap);
+    let stuck: HashMap<u64, Stuck> = standing
+        .iter()
+        .filter_map(|s| {
+            let v = views.iter().find(|v| v.inode == s.inode)?;
+            Some((s.inode, stuck_of(v, s)))
+        })
+        .collect();
     let mut out = Vec::new();
     let mut plans = Vec::new();
     not_listening(&ctx, views, &mut out);
@@ -88,13 +202,9 @@ pub(super) fn run(
     let mut plan_of: HashMap<u64, usize> = HashMap::new();
     for (class, group) in &mut groups {
         rank(class.queue, group);
-        let plan = remedy::plan(
-            plans.len(),
-            group,
-            class.needs(),
-            &snap.sysctls,
-            &snap.netns,
-        );
+        let mut needs = class.needs();
+        needs.unstick = group.iter().find_map(|v| stuck.get(&v.inode)).map(unstick);
+        let plan = remedy::plan(plans.len(), group, needs, &snap.sysctls, &snap.netns);
         for v in group.iter() {
             plan_of.insert(v.inode, plan.id);
         }
@@ -110,8 +220,53 @@ pub(super) fn run(
             out.push(group_finding(&ctx, id, group, plan));
         }
     }
-    namespace_findings(&ctx, views, overflowing, &mut out);
+    namespace_findings(&ctx, views, overflowing, &stuck, &mut out);
     (out, plans)
+}
+
+/// What a standing socket's finding says: its queue, and who serves it — the holders whose
+/// epoll sets watch it, or its only holder.
+fn stuck_of(v: &ListenerView, s: &Standing) -> Stuck {
+    let mut servers: Vec<Server> = v
+        .owners
+        .iter()
+        .filter(|o| o.watches == Some(true))
+        .map(|o| Server {
+            pid: o.pid,
+            state: o.state,
+            watches: true,
+        })
+        .collect();
+    let pids = v.owner_pids();
+    if servers.is_empty()
+        && let [pid] = pids.as_slice()
+    {
+        servers.push(Server {
+            pid: *pid,
+            state: v.owners.iter().find_map(|o| o.state),
+            watches: false,
+        });
+    }
+    // The one that cannot accept at all first: it is the one to act on.
+    servers.sort_by_key(|s| (!s.state.is_some_and(|st| st.halted()), s.pid));
+    servers.dedup_by_key(|s| s.pid);
+    Stuck {
+        recv_q: v.recv_q,
+        backlog: v.send_q,
+        for_ms: s.for_us / 1000,
+        drained: s.drained,
+        servers,
+        holders: pids.len(),
+    }
+}
+
+/// The plan's first step for a standing socket: its (first) server, by its state.
+fn unstick(s: &Stuck) -> Unstick {
+    let server = s.servers.first();
+    Unstick {
+        pid: server.map(|s| s.pid),
+        state: server.and_then(|s| s.state),
+    }
 }
 
 /// The findings about the namespace and its clients, after the listeners' own: ListenOverflows
@@ -120,6 +275,7 @@ fn namespace_findings<'v>(
     ctx: &Ctx,
     views: &'v [ListenerView],
     overflowing: Vec<&'v ListenerView>,
+    stuck: &HashMap<u64, Stuck>,
     out: &mut Vec<Finding>,
 ) {
     // What TCP's clients see has nothing to do with a Unix socket's, and back.
@@ -149,7 +305,7 @@ fn namespace_findings<'v>(
     if ctx.snap.sysctls.tcp_syncookies == Some(0) && !only_unix {
         out.push(syncookies_disabled(ctx));
     }
-    reuseport(ctx, views, &overflowing, out);
+    reuseport(ctx, views, &overflowing, stuck, out);
     // TCP's reset counters say nothing about Unix sockets.
     if !only_unix {
         resets(ctx, views, accept_overflow || syn_overflow, out);
@@ -523,6 +679,7 @@ impl Class {
             dropped: self.dropped,
             accept_queue_wait: self.wait == Some(RuleId::AcceptQueueStanding),
             serve_faster: self.wait == Some(RuleId::AcceptedNotServed),
+            unstick: None,
         }
     }
 }
@@ -1205,10 +1362,14 @@ fn syncookies_disabled(ctx: &Ctx) -> Finding {
 }
 
 /// docs/kernel.md §8.3: SO_REUSEPORT hashes the 4-tuple and ignores how full each queue is.
+/// A socket whose queue stood while others of its group drained is stuck (critical, one
+/// finding each, naming who serves it); else one overflowing while another had room is
+/// imbalance (a warning).
 fn reuseport(
     ctx: &Ctx,
     views: &[ListenerView],
     overflowing: &[&ListenerView],
+    stuck: &HashMap<u64, Stuck>,
     out: &mut Vec<Finding>,
 ) {
     // SO_REUSEPORT groups are TCP's: two Unix listeners on one path are a stale one and the
@@ -1219,44 +1380,133 @@ fn reuseport(
             groups.entry(a).or_default().push(v);
         }
     }
+    let runs = runs(ctx.snap, views);
     let mut done = HashSet::new();
-    for v in overflowing {
+    let mut reported = HashSet::new();
+    let standing = views.iter().filter(|v| stuck.contains_key(&v.inode));
+    for v in standing.chain(overflowing.iter().copied()) {
         let Some(a) = v.local.inet() else { continue };
-        if !done.insert(a) {
+        let st = stuck.get(&v.inode);
+        // One finding per standing socket; else one per group.
+        if !reported.insert(v.inode) || (st.is_none() && done.contains(&a)) {
             continue;
         }
+        done.insert(a);
         let group = &groups[&a];
         if group.len() < 2 {
             continue;
         }
         let roomy = group.iter().filter(|o| !o.half_full()).count();
-        if roomy == 0 {
+        if roomy == 0 && st.is_none() {
             continue;
         }
-        let mut f = finding(
-            RuleId::ReuseportImbalance,
-            Severity::Warning,
-            Some(v),
-            Fact::ReuseportImbalance {
-                sockets: group.len(),
-                roomy,
-            },
-        );
-        // The overflowing socket first, as `listener` says.
-        let mut members = group.clone();
-        if let Some(i) = members.iter().position(|o| o.inode == v.inode) {
-            members[..=i].rotate_right(1);
-        }
-        f.listeners = members.iter().map(|o| o.local.to_string()).collect();
-        f.inodes = members.iter().map(|o| o.inode).collect();
-        for o in group {
-            f.evidence.push(ev(
-                format!("inode {} Recv-Q peak / B", o.inode),
-                json!(format!("{}/{}", o.recv_q_peak, o.send_q)),
-                "inet_diag",
+        let drained = others_drained(ctx, &runs, group, v);
+        out.push(imbalance(ctx, v, group, roomy, drained, st));
+    }
+}
+
+/// Whether another socket of `group` was seen empty after `v` began holding connections; told
+/// only of a queue that still held them at the end of a window.
+fn others_drained(
+    ctx: &Ctx,
+    runs: &HashMap<u64, Run>,
+    group: &[&ListenerView],
+    v: &ListenerView,
+) -> Option<bool> {
+    let since = runs
+        .get(&v.inode)
+        .and_then(|r| r.held_since)
+        .filter(|_| ctx.windowed)?;
+    Some(group.iter().filter(|o| o.inode != v.inode).any(|o| {
+        runs.get(&o.inode)
+            .and_then(|r| r.last_empty)
+            .is_some_and(|e| e > since)
+    }))
+}
+
+/// The finding about `v` in its SO_REUSEPORT `group`: stuck (critical, its server's step) or
+/// unevenly loaded (a warning, the group's step).
+fn imbalance(
+    ctx: &Ctx,
+    v: &ListenerView,
+    group: &[&ListenerView],
+    roomy: usize,
+    others_drained: Option<bool>,
+    st: Option<&Stuck>,
+) -> Finding {
+    let severity = match st {
+        Some(_) => Severity::Critical,
+        None => Severity::Warning,
+    };
+    let mut f = finding(
+        RuleId::ReuseportImbalance,
+        severity,
+        Some(v),
+        Fact::ReuseportImbalance {
+            sockets: group.len(),
+            roomy,
+            others_drained,
+            stuck: st.cloned(),
+        },
+    );
+    // The socket concerned first, as `listener` says.
+    let mut members = group.to_vec();
+    if let Some(i) = members.iter().position(|o| o.inode == v.inode) {
+        members[..=i].rotate_right(1);
+    }
+    f.listeners = members.iter().map(|o| o.local.to_string()).collect();
+    f.inodes = members.iter().map(|o| o.inode).collect();
+    for o in group {
+        f.evidence.push(ev(
+            format!("inode {} Recv-Q peak / B", o.inode),
+            json!(format!("{}/{}", o.recv_q_peak, o.send_q)),
+            "inet_diag",
+        ));
+    }
+    match st {
+        Some(s) => {
+            stuck_evidence(&mut f, v, s);
+            f.fix.steps.push(remedy::unstick_step(
+                unstick(s),
+                &crate::model::Where::of(&ctx.snap.netns),
             ));
         }
-        f.fix.steps.push(ctx.step(Action::BalanceReuseport));
-        out.push(f);
+        None => f.fix.steps.push(ctx.step(Action::BalanceReuseport)),
+    }
+    f
+}
+
+/// The standing socket's queue now, how long it stood, and its server's PID and state.
+fn stuck_evidence(f: &mut Finding, v: &ListenerView, s: &Stuck) {
+    f.evidence.push(ev(
+        format!("inode {} Recv-Q now / B", v.inode),
+        json!(format!("{}/{}", s.recv_q, s.backlog)),
+        "inet_diag",
+    ));
+    f.evidence.push(ev(
+        "held without emptying (ms)",
+        json!(s.for_ms),
+        "inet_diag, Recv-Q above 0 in every sample up to the window's end",
+    ));
+    f.evidence.push(ev(
+        "other sockets of the group seen empty meanwhile",
+        json!(s.drained),
+        "inet_diag, Recv-Q 0 in a later sample",
+    ));
+    for server in &s.servers {
+        f.evidence.push(ev(
+            "served by pid",
+            json!(server.pid),
+            if server.watches {
+                "/proc/PID/fdinfo of its epoll descriptors (tfd ... ino:)"
+            } else {
+                "/proc/PID/fd, its only holder"
+            },
+        ));
+        f.evidence.push(ev(
+            format!("state of pid {}", server.pid),
+            json!(server.state.map(|st| st.letter().to_string())),
+            "/proc/PID/stat when the processes were named; null: not read",
+        ));
     }
 }

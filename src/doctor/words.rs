@@ -10,10 +10,11 @@ use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step
 use super::runtime::{self, Relisten, Runtime};
 use super::wait::{WaitSeen, WaitWhere};
 use super::{
-    Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, TracedLine, Whose,
+    Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Stuck, TracedLine,
+    Whose,
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
-use crate::model::{Local, NetnsLabel, Snapshot, UnixName, window_length};
+use crate::model::{Local, NetnsLabel, ProcState, Snapshot, UnixName, window_length};
 
 const SOMAXCONN: &str = Sysctl::Somaxconn.name();
 const MAX_SYN_BACKLOG: &str = Sysctl::TcpMaxSynBacklog.name();
@@ -207,13 +208,67 @@ impl Words<'_> {
                     None => text,
                 }
             }
-            Fact::ReuseportImbalance { sockets, roomy } => format!(
-                "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one overflowed \
-                 while {roomy} stayed below half full. The kernel spreads connections by a hash of the addresses \
-                 and ports, not by how full each queue is, so a slow or stuck process keeps receiving its share.",
-                l.v.map(|v| v.local.to_string()).unwrap_or_default()
-            ),
+            Fact::ReuseportImbalance {
+                sockets,
+                roomy,
+                others_drained,
+                stuck,
+            } => self.imbalance(*sockets, *roomy, *others_drained, stuck.as_ref(), l),
         }
+    }
+
+    /// docs/kernel.md §8.3: the sockets of an SO_REUSEPORT group unevenly loaded, or one of
+    /// them stuck.
+    fn imbalance(
+        &self,
+        sockets: usize,
+        roomy: usize,
+        others_drained: Option<bool>,
+        stuck: Option<&Stuck>,
+        l: &Subject,
+    ) -> String {
+        if let Some(st) = stuck {
+            return self.stuck(sockets, st, l);
+        }
+        format!(
+            "{sockets} sockets share {} (SO_REUSEPORT) and they are unevenly loaded: at least one \
+             overflowed while {roomy} stayed below half full. The kernel spreads connections by a hash \
+             of the addresses and ports, not by how full each queue is, so a slow or stuck process \
+             keeps receiving its share.{}",
+            l.v.map(|v| v.local.to_string()).unwrap_or_default(),
+            match others_drained {
+                Some(false) => {
+                    " None of the others emptied its queue while this one held connections, so it is \
+                     not one stuck process: the whole group accepts too slowly for this burst."
+                }
+                _ => "",
+            }
+        )
+    }
+
+    /// docs/kernel.md §8.3: one socket of an SO_REUSEPORT group stands while the others
+    /// drain, and the process behind it.
+    fn stuck(&self, sockets: usize, st: &Stuck, l: &Subject) -> String {
+        let others = match st.drained {
+            1 => {
+                "another socket sharing the address was seen empty: its process accepts".to_string()
+            }
+            n => format!(
+                "{n} other sockets sharing the address were seen empty: their processes accept"
+            ),
+        };
+        format!(
+            "{} is stuck: its accept queue held connections for {} without emptying (Recv-Q {} now, B = \
+             {}) while {others} (SO_REUSEPORT, {sockets} sockets in all). {} The kernel spreads \
+             connections by a hash of the addresses and ports, not by how full each queue is, so this \
+             socket keeps receiving about 1 in {sockets} new connections, which wait or are dropped: a \
+             bigger backlog only makes them wait longer.",
+            l.who,
+            window_length(st.for_ms),
+            st.recv_q,
+            st.backlog,
+            servers_sentence(st)
+        )
     }
 
     fn overflow(&self, seen: QueueSeen, l: &Subject) -> String {
@@ -668,7 +723,11 @@ fn also_alike(f: &Finding, l: &Subject) -> String {
     if !grouped || f.listeners.len() <= 1 {
         return String::new();
     }
-    let whose = match l.v.and_then(|v| v.process().map(|p| (p, v.owners.len()))) {
+    // The holders alone: the listeners alike share their processes, not who serves each.
+    let whose = match l
+        .v
+        .and_then(|v| crate::model::holders_label(&v.owners).map(|p| (p, v.owners.len())))
+    {
         Some((p, 1)) => format!(" of the same process ({p})"),
         Some((p, _)) => format!(" of the same processes ({p})"),
         None => " (their processes are unknown)".to_string(),
@@ -785,6 +844,7 @@ impl Words<'_> {
             Action::CheckWait { .. } => check_wait_step(s),
             Action::CheckDropsHeld { listener } if listener.is_unix() => check_unix_queue_step(s),
             Action::CheckDropsHeld { .. } => check_drops_step(s, ctx),
+            Action::UnstickMember { pid, state } => unstick_step(s, *pid, *state, ctx),
             Action::BalanceReuseport => "find out why the overflowing process accepts slowly (blocked, \
                                          overloaded, stuck); give every socket of the group the same backlog; \
                                          restart or remove a stuck member"
@@ -886,6 +946,116 @@ impl Words<'_> {
 }
 
 /// The step's text, with its command quoted when it has one.
+/// Who accepts from a stuck socket, and what its state says it is doing instead.
+fn servers_sentence(st: &Stuck) -> String {
+    match st.servers.as_slice() {
+        [] if st.holders == 0 => "No process holding it is known.".to_string(),
+        [] => format!(
+            "Which of the {} processes holding it accepts from it could not be told: no epoll set of \
+             theirs was seen watching it.",
+            st.holders
+        ),
+        [one] if !one.watches => format!(
+            "Its only holder, pid {}, {}.",
+            one.pid,
+            state_clause(one.state)
+        ),
+        [one] => format!(
+            "Of the {} processes holding it, pid {} alone watches it in its epoll set, and it {}.",
+            st.holders,
+            one.pid,
+            state_clause(one.state)
+        ),
+        [first, rest @ ..] => format!(
+            "{} processes watch it in their epoll sets; pid {} {}{}.",
+            rest.len() + 1,
+            first.pid,
+            state_clause(first.state),
+            rest.iter()
+                .map(|s| format!("; pid {} {}", s.pid, state_clause(s.state)))
+                .collect::<String>()
+        ),
+    }
+}
+
+/// A process's state, for "pid 12 is ...".
+fn state_clause(state: Option<ProcState>) -> &'static str {
+    match state {
+        Some(ProcState::Stopped) => {
+            "is stopped (T): a signal (SIGSTOP, SIGTSTP) stopped it, and it accepts nothing until it \
+             gets SIGCONT"
+        }
+        Some(ProcState::TracingStop) => {
+            "is stopped by a tracer (t): a debugger or strace holds it, and SIGCONT does not resume it"
+        }
+        Some(ProcState::DiskSleep) => {
+            "is in uninterruptible sleep (D): blocked in the kernel, usually on disk or \
+             network-filesystem I/O, and no signal acts on it until that returns"
+        }
+        Some(ProcState::Zombie) => {
+            "is a zombie (Z): it has exited, and what still holds its descriptors (its other threads) \
+             does not accept"
+        }
+        Some(ProcState::Dead) => "is exiting (X)",
+        Some(ProcState::Running) => {
+            "is running (R): busy on a CPU, it does not get back to accept() fast enough"
+        }
+        Some(ProcState::Sleeping) => {
+            "is sleeping (S): it waits for something other than these clients (a lock, a backend, a \
+             disk read), or has stopped accepting at a connection limit"
+        }
+        Some(ProcState::Idle | ProcState::Parked) => "is idle",
+        None => "is in a state that could not be read",
+    }
+}
+
+/// The step for the process behind a stuck socket, by its state.
+fn unstick_step(s: &Step, pid: Option<u32>, state: Option<ProcState>, ctx: &StepCtx) -> String {
+    // In a plan, it comes before the backlog's steps: say why.
+    let first = match ctx.plan {
+        Some(p) if p.steps.len() > 1 => {
+            "; do this first: while it does not accept, the kernel keeps handing it its share of new \
+             connections, and a bigger backlog only makes them wait longer"
+        }
+        _ => "",
+    };
+    let Some(pid) = pid else {
+        return format!(
+            "find which of the processes holding the stuck socket accepts from it, and why it does \
+             not (stopped, blocked, busy){first}"
+        );
+    };
+    let text = match state {
+        Some(ProcState::Stopped) => format!("resume pid {pid}, which is stopped"),
+        Some(ProcState::TracingStop) => format!(
+            "detach the tracer (a debugger, strace) that holds pid {pid}: its TracerPid is in \
+             /proc/{pid}/status, and SIGCONT does not resume a traced process"
+        ),
+        Some(ProcState::DiskSleep) => format!(
+            "find what pid {pid} waits for in the kernel (/proc/{pid}/stack, /proc/{pid}/wchan: \
+             usually a disk or a network filesystem), then restart that worker; no signal reaches it \
+             before that wait ends"
+        ),
+        Some(ProcState::Zombie | ProcState::Dead) => format!(
+            "restart that worker: pid {pid} has exited, and what is left of it holds the socket \
+             without accepting"
+        ),
+        Some(ProcState::Running) => format!(
+            "find what pid {pid} spends its CPU on between accepts (a slow handler on its event \
+             loop, blocking work on the accept path) and move that work off it, or add workers"
+        ),
+        Some(ProcState::Sleeping | ProcState::Idle | ProcState::Parked) => format!(
+            "find what pid {pid} waits for instead of accepting (a lock, a backend, a disk read, a \
+             connection limit it has reached)"
+        ),
+        None => format!(
+            "find out why pid {pid} does not accept (stopped, blocked, busy): its state could not \
+             be read"
+        ),
+    };
+    format!("{}{first}", with_command(s, text))
+}
+
 fn with_command(s: &Step, text: String) -> String {
     match &s.command {
         Some(c) => format!("{text}: {}", code(c)),

@@ -23,7 +23,7 @@ pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub(crate) use spelled::assert_spelled_once;
 pub(crate) use spelled::spelled;
 pub use traced::{Traced, TracedResets};
-pub use window::{QueuePeak, process_label};
+pub use window::{QueuePeak, holders_label, process_label};
 pub(crate) use window::{printable, window_length};
 
 /// Version of the JSON layout written by this build. Readers reject newer versions. 2: a
@@ -349,7 +349,7 @@ pub fn drops_between(before: u32, after: u32) -> u32 {
 }
 
 /// A process holding a listening socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub inode: u64,
     pub pid: u32,
@@ -358,6 +358,90 @@ pub struct Owner {
     /// `/proc/PID/cmdline`, arguments joined by spaces.
     #[serde(default)]
     pub cmdline: String,
+    /// Its state (`/proc/PID/stat`) when its owners were named. Read only for a socket held by
+    /// more than one process; None otherwise, or when unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ProcState>,
+    /// Whether one of its epoll sets watches this socket (`/proc/PID/fdinfo/N` of its
+    /// `anon_inode:[eventpoll]` descriptors): of a master and its workers, which all hold the
+    /// socket, the ones that accept from it. Some(false): none of its epoll sets does (it may
+    /// still accept in a blocking call). Read only for a socket held by more than one
+    /// process; None otherwise, or when its descriptors could not all be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watches: Option<bool>,
+}
+
+spelled! {
+    /// A process's state, the letter after its name in `/proc/PID/stat` (`task_state_array`,
+    /// fs/proc/array.c): what a process that does not accept is doing instead.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ProcState {
+        /// R: running or runnable: busy on a CPU.
+        Running = "running",
+        /// S: interruptible sleep: waiting for an event (its epoll_wait, a lock, a backend).
+        Sleeping = "sleeping",
+        /// D: uninterruptible sleep, usually disk or network-filesystem I/O; no signal acts
+        /// until it returns.
+        DiskSleep = "disk-sleep",
+        /// T: stopped by a signal (SIGSTOP, SIGTSTP); SIGCONT resumes it.
+        Stopped = "stopped",
+        /// t: stopped by a tracer (a debugger, strace); SIGCONT does not resume it.
+        TracingStop = "tracing-stop",
+        /// Z: exited, not yet reaped; when its threads still run, they hold its descriptors.
+        Zombie = "zombie",
+        /// X: dead (seen only in passing).
+        Dead = "dead",
+        /// P: parked (kernel threads).
+        Parked = "parked",
+        /// I: idle (kernel threads).
+        Idle = "idle",
+    }
+}
+
+impl ProcState {
+    /// The state of a `/proc/PID/stat` letter; None for a letter this build does not know.
+    pub fn from_letter(c: char) -> Option<ProcState> {
+        Some(match c {
+            'R' => ProcState::Running,
+            'S' => ProcState::Sleeping,
+            'D' => ProcState::DiskSleep,
+            'T' => ProcState::Stopped,
+            't' => ProcState::TracingStop,
+            'Z' => ProcState::Zombie,
+            'X' | 'x' => ProcState::Dead,
+            'P' => ProcState::Parked,
+            'I' => ProcState::Idle,
+            _ => return None,
+        })
+    }
+
+    /// Its letter, as `ps` shows it.
+    pub fn letter(self) -> char {
+        match self {
+            ProcState::Running => 'R',
+            ProcState::Sleeping => 'S',
+            ProcState::DiskSleep => 'D',
+            ProcState::Stopped => 'T',
+            ProcState::TracingStop => 't',
+            ProcState::Zombie => 'Z',
+            ProcState::Dead => 'X',
+            ProcState::Parked => 'P',
+            ProcState::Idle => 'I',
+        }
+    }
+
+    /// A state in which the process cannot accept at all, whatever its code does: stopped,
+    /// held by a tracer, in uninterruptible sleep, exited.
+    pub fn halted(self) -> bool {
+        matches!(
+            self,
+            ProcState::Stopped
+                | ProcState::TracingStop
+                | ProcState::DiskSleep
+                | ProcState::Zombie
+                | ProcState::Dead
+        )
+    }
 }
 
 /// Something that could not be observed. Renderers print these so that an absent value is
@@ -774,6 +858,16 @@ mod tests {
                 "schema {schema}"
             );
         }
+    }
+
+    #[test]
+    fn every_process_state_is_spelled_once_and_has_its_letter() {
+        assert_spelled_once(ProcState::ALL, ProcState::as_str);
+        for s in ProcState::ALL {
+            assert_eq!(ProcState::from_letter(s.letter()), Some(*s));
+        }
+        assert_eq!(ProcState::from_letter('?'), None);
+        assert!(ProcState::Stopped.halted() && !ProcState::Running.halted());
     }
 
     #[test]

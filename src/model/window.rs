@@ -3,7 +3,7 @@
 //! 80% mark, the process label (and the process names it is made of, made printable) and the
 //! window's length in words, read by doctor, watch, lab and the renderers.
 
-use super::Owner;
+use super::{Owner, ProcState};
 
 /// The highest Recv-Q seen over a window against the backlog B.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,22 +55,102 @@ pub(crate) fn window_length(ms: u64) -> String {
 /// The processes holding a socket, in one line: `nginx, pid 12`; `gunicorn, pids 12-15`; with
 /// the roles a pre-fork server writes in its command line, `nginx: master 123, workers
 /// 124-127`; processes of different names apart, `systemd, pid 1; nginx, pid 900`; a name that
-/// could not be read, `pid 7`. None when no process is known.
+/// could not be read, `pid 7`. When only some of the holders are known to serve it (their
+/// epoll sets watch it, `Owner::watches`), they are named after: `nginx: master 123, workers
+/// 124-127, served by worker 125 (stopped)`, with the state of those that cannot accept at all.
+/// None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
+    let label = holders_label(owners)?;
+    let several = names_of(&owners.iter().collect::<Vec<_>>()).len() > 1;
+    Some(match served_by(owners, several) {
+        Some(servers) => format!("{label}, served by {servers}"),
+        None => label,
+    })
+}
+
+/// `process_label` without who serves it: the holders alone, for the sockets of a group that
+/// share their processes but not their servers (SO_REUSEPORT members).
+pub fn holders_label(owners: &[Owner]) -> Option<String> {
+    let all: Vec<&Owner> = owners.iter().collect();
+    let names = names_of(&all);
+    (!names.is_empty()).then(|| by_name(&names, &all))
+}
+
+/// The distinct process names, in order of first appearance.
+fn names_of<'a>(owners: &[&'a Owner]) -> Vec<&'a str> {
     let mut names: Vec<&str> = Vec::new();
     for o in owners {
         if !names.contains(&o.comm.as_str()) {
             names.push(&o.comm);
         }
     }
-    let labels: Vec<String> = names
+    names
+}
+
+/// One label per name, `; ` between them.
+fn by_name(names: &[&str], owners: &[&Owner]) -> String {
+    names
         .iter()
         .map(|name| {
-            let same: Vec<&Owner> = owners.iter().filter(|o| o.comm == *name).collect();
+            let same: Vec<&Owner> = owners.iter().copied().filter(|o| o.comm == *name).collect();
             label_of(name, &same)
         })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `worker 125 (stopped)`: the holders whose epoll sets watch the socket, when they are some
+/// of the holders but not all (all of them tells nothing); `named`: say their names too (the
+/// holders have several). None when none is known to.
+fn served_by(owners: &[Owner], named: bool) -> Option<String> {
+    let mut all: Vec<u32> = owners.iter().map(|o| o.pid).collect();
+    all.sort_unstable();
+    all.dedup();
+    let servers: Vec<&Owner> = owners.iter().filter(|o| o.watches == Some(true)).collect();
+    let mut pids: Vec<u32> = servers.iter().map(|o| o.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    if pids.is_empty() || pids.len() == all.len() {
+        return None;
+    }
+    let who = if named {
+        by_name(&names_of(&servers), &servers)
+    } else {
+        label_of("", &servers)
+    };
+    let mut halted: Vec<(u32, ProcState)> = servers
+        .iter()
+        .filter_map(|o| o.state.filter(|s| s.halted()).map(|s| (o.pid, s)))
         .collect();
-    (!labels.is_empty()).then(|| labels.join("; "))
+    halted.sort_unstable_by_key(|(pid, _)| *pid);
+    halted.dedup_by_key(|(pid, _)| *pid);
+    let states = match halted.as_slice() {
+        [] => String::new(),
+        [(_, s)] if pids.len() == 1 => format!(" ({})", state_word(*s)),
+        many => format!(
+            " ({})",
+            many.iter()
+                .map(|(pid, s)| format!("{pid} {}", state_word(*s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(format!("{who}{states}"))
+}
+
+/// A state as a process label says it: `stopped`, `zombie`.
+fn state_word(s: ProcState) -> &'static str {
+    match s {
+        ProcState::Running => "running",
+        ProcState::Sleeping => "sleeping",
+        ProcState::DiskSleep => "in uninterruptible sleep",
+        ProcState::Stopped => "stopped",
+        ProcState::TracingStop => "stopped by a tracer",
+        ProcState::Zombie => "zombie",
+        ProcState::Dead => "dead",
+        ProcState::Parked => "parked",
+        ProcState::Idle => "idle",
+    }
 }
 
 /// The label of the holders of one name.
@@ -189,6 +269,7 @@ mod tests {
             pid,
             comm: "nginx".into(),
             cmdline: cmdline.into(),
+            ..Owner::default()
         };
         assert_eq!(process_label(&[]), None);
         assert_eq!(
@@ -218,6 +299,64 @@ mod tests {
         assert_eq!(
             process_label(&[systemd, o(900, ""), nameless]).as_deref(),
             Some("systemd, pid 1; nginx, pid 900; pid 7")
+        );
+    }
+
+    #[test]
+    fn the_label_names_the_holders_that_serve_the_socket_when_only_some_do() {
+        let o = |pid, role: &str, watches, state| Owner {
+            inode: 1,
+            pid,
+            comm: "nginx".into(),
+            cmdline: format!("nginx: {role} process"),
+            state,
+            watches,
+        };
+        let (s, t) = (Some(ProcState::Sleeping), Some(ProcState::Stopped));
+        // One SO_REUSEPORT socket of four: every process holds it, one worker's epoll set
+        // watches it, and that worker is stopped.
+        let member = [
+            o(10, "master", Some(false), s),
+            o(11, "worker", Some(false), s),
+            o(12, "worker", Some(true), t),
+            o(13, "worker", Some(false), s),
+        ];
+        assert_eq!(
+            process_label(&member).as_deref(),
+            Some("nginx: master 10, workers 11-13, served by worker 12 (stopped)")
+        );
+        // An ordinary listener: every worker watches it, the master does not; one is stopped.
+        let shared = [
+            o(10, "master", Some(false), s),
+            o(11, "worker", Some(true), s),
+            o(12, "worker", Some(true), t),
+        ];
+        assert_eq!(
+            process_label(&shared).as_deref(),
+            Some("nginx: master 10, workers 11-12, served by workers 11-12 (12 stopped)")
+        );
+        // Every holder serves it, or none is known to: the label says nothing more.
+        let all = [
+            o(11, "worker", Some(true), t),
+            o(12, "worker", Some(true), s),
+        ];
+        assert_eq!(process_label(&all).as_deref(), Some("nginx: workers 11-12"));
+        assert_eq!(
+            holders_label(&member).as_deref(),
+            Some("nginx: master 10, workers 11-13")
+        );
+        let unknown = [o(10, "master", None, t), o(11, "worker", Some(false), s)];
+        assert_eq!(
+            process_label(&unknown).as_deref(),
+            Some("nginx: master 10, worker 11")
+        );
+        // Holders of several names: the servers' names too.
+        let mut init = o(1, "master", Some(false), s);
+        init.comm = "systemd".into();
+        init.cmdline = "/sbin/init".into();
+        assert_eq!(
+            process_label(&[init, o(12, "worker", Some(true), s)]).as_deref(),
+            Some("systemd, pid 1; nginx: worker 12, served by nginx: worker 12")
         );
     }
 }

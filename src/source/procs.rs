@@ -17,7 +17,7 @@
 //! and command line through procfs's `Process`, whose typed errors decide: a holder that exited
 //! meanwhile is dropped; one whose name cannot be read stays, nameless, and the gap says why.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -31,7 +31,7 @@ use nix::sys::stat::Mode;
 use procfs::ProcError;
 use procfs::process::Process;
 
-use crate::model::{Gap, Owner, printable};
+use crate::model::{Gap, Owner, ProcState, printable};
 
 /// Descriptors per process read in the first phase (see the module comment).
 const HEAD_FDS: usize = 32;
@@ -56,9 +56,159 @@ pub fn owners(inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {
     let mut scan = Scan::head(inodes, &pids);
     let late = scan.tail();
     scan.same_fds(&late);
-    let named = Named::of(scan.held);
+    let mut named = Named::of(scan.held);
     let gap = named.gap(inodes, scan.denied);
+    serving(&mut named.found);
     (named.found, gap)
+}
+
+/// Who serves a socket held by several processes (a master and its workers all hold every
+/// listener, SO_REUSEPORT ones included): each holder's state and whether one of its epoll
+/// sets watches the socket. Only for sockets with more than one holder: a lone holder is its
+/// server, and each holder costs a read of its descriptor table's head and of its epoll sets.
+fn serving(found: &mut [Owner]) {
+    let mut holders: HashMap<u64, HashSet<u32>> = HashMap::new();
+    for o in found.iter() {
+        holders.entry(o.inode).or_default().insert(o.pid);
+    }
+    let mut wanted: BTreeMap<u32, HashSet<u64>> = BTreeMap::new();
+    for o in found.iter() {
+        if holders[&o.inode].len() > 1 {
+            wanted.entry(o.pid).or_default().insert(o.inode);
+        }
+    }
+    let seen: HashMap<u32, (Option<ProcState>, Watched)> = wanted
+        .into_iter()
+        .map(|(pid, inodes)| (pid, (state_of(pid), watched_by(pid, &inodes))))
+        .collect();
+    for o in found.iter_mut() {
+        let Some((state, watched)) = seen.get(&o.pid) else {
+            continue;
+        };
+        if holders[&o.inode].len() < 2 {
+            continue;
+        }
+        o.state = *state;
+        o.watches = if watched.inodes.contains(&o.inode) {
+            Some(true)
+        } else if watched.complete {
+            Some(false)
+        } else {
+            None
+        };
+    }
+}
+
+/// `pid`'s state from `/proc/PID/stat`; None when it cannot be read.
+fn state_of(pid: u32) -> Option<ProcState> {
+    stat_state(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The state letter of a `/proc/PID/stat` line: the field after the name, which is in
+/// parentheses and may hold spaces and parentheses itself, so it is found from the last `)`.
+fn stat_state(stat: &str) -> Option<ProcState> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    ProcState::from_letter(rest.trim_start().chars().next()?)
+}
+
+/// The wanted sockets some epoll set of a process watches.
+#[derive(Debug, Default)]
+struct Watched {
+    inodes: HashSet<u64>,
+    /// Every descriptor and every epoll set was read: a wanted socket not in `inodes` is
+    /// watched by none of them.
+    complete: bool,
+}
+
+/// Descriptors looked at for epoll sets, at most: a server makes its epoll sets when it
+/// starts, before its connections take the numbers above; a bigger table is read this far,
+/// and what was not found there is unknown, not absent.
+const EPOLL_FDS_AT_MOST: usize = 1024;
+
+/// Which of `wanted` the epoll sets of `pid` watch. Each descriptor below the table's size
+/// (`FDSize` in `/proc/PID/status`, `fdt->max_fds`: every open descriptor is below it), up to
+/// EPOLL_FDS_AT_MOST, is read by number (readlinkat, as the owner scan does); for each one
+/// that is `anon_inode:[eventpoll]`, its fdinfo lists what it watches, one `tfd:` line each
+/// with the target's inode (`ep_show_fdinfo`, fs/eventpoll.c). A worker's epoll set watches
+/// its connections too, so that file is read line by line, stopping once every wanted
+/// socket is found.
+fn watched_by(pid: u32, wanted: &HashSet<u64>) -> Watched {
+    let mut w = Watched::default();
+    let Some(size) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| fd_table_size(&s))
+    else {
+        return w;
+    };
+    let Ok(dir) = fd_dir(format!("/proc/{pid}/fd").as_str()) else {
+        return w;
+    };
+    let mut complete = size <= EPOLL_FDS_AT_MOST;
+    for n in 0..size.min(EPOLL_FDS_AT_MOST) {
+        let name = n.to_string();
+        match readlinkat(&dir, name.as_str()) {
+            Ok(link) if link.as_bytes() == EVENTPOLL => {}
+            Ok(_) | Err(Errno::ENOENT) => continue,
+            Err(_) => {
+                complete = false;
+                continue;
+            }
+        }
+        let Ok(file) = std::fs::File::open(format!("/proc/{pid}/fdinfo/{n}")) else {
+            complete = false;
+            continue;
+        };
+        if epoll_targets(std::io::BufReader::new(file), wanted, &mut w.inodes).is_err() {
+            complete = false;
+        }
+        if w.inodes.len() == wanted.len() {
+            break;
+        }
+    }
+    w.complete = complete;
+    w
+}
+
+/// What an epoll descriptor's `/proc/PID/fd` link reads.
+const EVENTPOLL: &[u8] = b"anon_inode:[eventpoll]";
+
+/// `FDSize:` of `/proc/PID/status`.
+fn fd_table_size(status: &str) -> Option<usize> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Adds to `found` the inodes of `wanted` that an epoll set's fdinfo lists, reading lines
+/// until every wanted one is found.
+fn epoll_targets(
+    r: impl std::io::BufRead,
+    wanted: &HashSet<u64>,
+    found: &mut HashSet<u64>,
+) -> std::io::Result<()> {
+    for line in r.lines() {
+        if let Some(inode) = epoll_target(&line?).filter(|i| wanted.contains(i)) {
+            found.insert(inode);
+            if found.len() == wanted.len() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The target's inode of an epoll fdinfo line, `tfd: 7 events: 19 data: 7  pos:0 ino:69170
+/// sdev:9`, where `ino` is hexadecimal (`%lx`); None for the header lines (`pos:`, `ino:` of
+/// the epoll file itself, in decimal) and anything else.
+fn epoll_target(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("tfd:")?;
+    let hex = rest
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("ino:"))?;
+    u64::from_str_radix(hex, 16).ok()
 }
 
 /// Every PID in `/proc`, in increasing order.
@@ -201,6 +351,7 @@ impl Named {
                     pid,
                     comm: meta.comm.clone(),
                     cmdline: meta.cmdline.clone(),
+                    ..Owner::default()
                 });
             }
         }
@@ -521,6 +672,90 @@ mod tests {
         assert_eq!(socket_inode(OsStr::new("pipe:[4026]")), None);
         assert_eq!(socket_inode(OsStr::new("socket:[]")), None);
         assert_eq!(socket_inode(OsStr::new("/dev/null")), None);
+    }
+
+    /// `/proc/2864/fdinfo/13` of an nginx 1.22.1 worker (`worker_processes 4`, `listen
+    /// 127.0.0.1:8080 reuseport`), kernel 6.18.44: its eventfd, its channel to the master and
+    /// one of the four listeners, inode 543717 = 0x84be5 (`ss -e` ino:543717).
+    const NGINX_WORKER_EPOLL: &str = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n\
+        tfd:       14 events: 80000019 data:     56407e920340  pos:0 ino:40e sdev:10\n\
+        tfd:       12 events:     2019 data:     7f6d10111100  pos:0 ino:84734 sdev:9\n\
+        tfd:        5 events:     2019 data:     7f6d10111010  pos:0 ino:84be5 sdev:9\n";
+
+    #[test]
+    fn an_epoll_sets_targets_are_read_by_inode_in_hex() {
+        let targets: Vec<u64> = NGINX_WORKER_EPOLL
+            .lines()
+            .filter_map(epoll_target)
+            .collect();
+        assert_eq!(targets, [0x40e, 542516, 543717]);
+        // The epoll file's own `ino:` (decimal, a header line) is not a target.
+        assert_eq!(epoll_target("ino:\t1038"), None);
+        // EPOLLEXCLUSIVE (python3 on 6.18), a truncated line, an unparsable inode.
+        assert_eq!(
+            epoll_target(
+                "tfd:        3 events: 10000019 data:                3  pos:0 ino:69170 sdev:9"
+            ),
+            Some(430448)
+        );
+        assert_eq!(epoll_target("tfd:        3 events: 10000019 data:"), None);
+        assert_eq!(epoll_target("tfd: 3 ino:zz sdev:9"), None);
+        assert_eq!(epoll_target(""), None);
+
+        let wanted: HashSet<u64> = [543716, 543717].into();
+        let mut found = HashSet::new();
+        epoll_targets(NGINX_WORKER_EPOLL.as_bytes(), &wanted, &mut found).unwrap();
+        assert_eq!(found, [543717].into());
+    }
+
+    #[test]
+    fn a_process_state_is_the_letter_after_its_name() {
+        // /proc/2864/stat of that worker, then SIGSTOPped (kernel 6.18.44).
+        let worker = "2864 (nginx) S 2861 2861 2861 0 -1 4194624 215 0 0 0 0 0 0 0 20 0 1 0 \
+                      210163 12255232 1004 18446744073709551615";
+        assert_eq!(stat_state(worker), Some(ProcState::Sleeping));
+        assert_eq!(
+            stat_state(&worker.replace(") S ", ") T ")),
+            Some(ProcState::Stopped)
+        );
+        // A name may hold spaces and parentheses (prctl PR_SET_NAME).
+        assert_eq!(
+            stat_state("77 (a) Z (b) D 1 77 77"),
+            Some(ProcState::DiskSleep)
+        );
+        assert_eq!(stat_state("77 (nginx"), None);
+        assert_eq!(stat_state("77 (nginx) "), None);
+        assert_eq!(stat_state("77 (nginx) ? 1"), None);
+        assert_eq!(stat_state(""), None);
+    }
+
+    #[test]
+    fn the_fd_table_size_bounds_the_descriptors_read() {
+        let status = "Name:\tnginx\nUmask:\t0022\nState:\tS (sleeping)\nFDSize:\t256\nGroups:\t0\n";
+        assert_eq!(fd_table_size(status), Some(256));
+        assert_eq!(fd_table_size("Name:\tnginx\n"), None);
+        assert_eq!(fd_table_size("FDSize:\tmany\n"), None);
+    }
+
+    #[test]
+    fn this_process_watches_its_listener_in_its_epoll_set() {
+        use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let other = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let inode = |fd: i32| {
+            let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("fd link");
+            socket_inode(link.as_os_str()).expect("a socket")
+        };
+        let (mine, theirs) = (inode(l.as_raw_fd()), inode(other.as_raw_fd()));
+        let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll");
+        ep.add(&l, EpollEvent::new(EpollFlags::EPOLLIN, 0))
+            .expect("epoll_ctl");
+        let w = watched_by(std::process::id(), &[mine, theirs].into());
+        assert!(w.inodes.contains(&mine), "{w:?}");
+        assert!(!w.inodes.contains(&theirs), "{w:?}");
+        // The main thread's state: running, or sleeping while the test threads run.
+        assert!(state_of(std::process::id()).is_some());
     }
 
     #[test]

@@ -256,6 +256,7 @@ mod tests {
                 pid: 42,
                 comm: "php-fpm".into(),
                 cmdline: String::new(),
+                ..Owner::default()
             }],
             ..Fake::queues(&queues)
         };

@@ -8,6 +8,7 @@ fn owner(comm: &str, cmdline: &str) -> Vec<Owner> {
         pid: 1,
         comm: comm.into(),
         cmdline: cmdline.into(),
+        ..Owner::default()
     }]
 }
 
@@ -114,6 +115,7 @@ fn nginx_reload_goes_to_the_master() {
         pid: 9,
         comm: "nginx".into(),
         cmdline: "nginx: master process nginx -c /etc/nginx/nginx.conf".into(),
+        ..Owner::default()
     });
     assert_eq!(NGINX.reload_pid(&o), Some(9));
     assert_eq!(NGINX.reload_pid(&o[..1]), Some(7));
