@@ -836,8 +836,9 @@ pub const QUIET_MS: u32 = 100;
 /// The clients' wait of each TCP listener, from the ESTABLISHED sockets of their ports: a
 /// socket with inode 0 is in the accept queue; an accepted one whose client sent a request,
 /// went quiet and got nothing back is waiting inside the server. Each socket goes to the most
-/// specific listener of its address, as request sockets do (`attach_syn_recv`): every member
-/// of an SO_REUSEPORT group gets it, since a child does not say which member queued it.
+/// specific listener of its address, as request sockets do (`attach_syn_recv`). A child does
+/// not say which member of an SO_REUSEPORT group queued it: the members holding connections
+/// get the queued ones, every member the accepted ones.
 pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> {
     let mut waiting = Vec::new();
     for l in listeners.iter_mut().filter(|l| !l.local.is_unix()) {
@@ -859,9 +860,21 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> 
         if !queued && !unanswered {
             continue;
         }
+        // A child in the accept queue of an SO_REUSEPORT group is in one member's queue: of
+        // the members, those holding connections (Recv-Q above 0) get it, when any does.
+        let members = listeners
+            .iter()
+            .filter(|l| rank(l, c.local) == Some(best))
+            .count();
+        let busy_only = queued
+            && members > 1
+            && listeners
+                .iter()
+                .any(|l| rank(l, c.local) == Some(best) && l.recv_q > 0);
         for l in listeners
             .iter_mut()
             .filter(|l| rank(l, c.local) == Some(best))
+            .filter(|l| !busy_only || l.recv_q > 0)
         {
             waiting.push(Waiting {
                 listener: l.inode,
