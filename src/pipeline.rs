@@ -240,13 +240,13 @@ mod tests {
     use crate::model::{GapKind, Owner};
     use std::time::Duration;
 
-    /// Two resets of nginx's own thread, one of a thread gone since from the listener's
+    /// Two resets of websrv's own thread, one of a thread gone since from the listener's
     /// address, one of the listening socket in softirq context, one of another namespace's.
     const TRACE: &str = "\
 # entries-in-buffer/entries-written: 5/6   #P:2
-           nginx-42      [000] ..... 100.000001: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000007 src=127.0.0.1:8100 dest=127.0.0.1:40000 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
-           nginx-42      [000] ..... 100.000002: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000008 src=127.0.0.1:8100 dest=127.0.0.1:40002 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
-           nginx-43      [001] ..... 100.000003: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000009 src=127.0.0.1:8100 dest=127.0.0.1:40004 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+           websrv-42      [000] ..... 100.000001: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000007 src=127.0.0.1:8100 dest=127.0.0.1:40000 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+           websrv-42      [000] ..... 100.000002: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000008 src=127.0.0.1:8100 dest=127.0.0.1:40002 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+           websrv-43      [001] ..... 100.000003: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000009 src=127.0.0.1:8100 dest=127.0.0.1:40004 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
           <idle>-0       [001] ..s1. 100.000004: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=ffff888000000001 src=127.0.0.1:8100 dest=127.0.0.1:40006 state=TCP_LISTEN reason=NOT_SPECIFIED
             curl-77      [000] ..s1. 100.000005: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=0000000000000000 src=10.0.0.1:443 dest=10.0.0.2:5000 state=UNKNOWN reason=NO_SOCKET
 ";
@@ -259,12 +259,12 @@ mod tests {
         }
     }
 
-    fn nginx() -> Owner {
+    fn websrv() -> Owner {
         Owner {
             inode: 7,
             pid: 42,
-            comm: "nginx".into(),
-            cmdline: "nginx: master process /usr/sbin/nginx".into(),
+            comm: "websrv".into(),
+            cmdline: "websrv: master process /usr/sbin/websrv".into(),
             ..Owner::default()
         }
     }
@@ -273,19 +273,19 @@ mod tests {
     fn doctor_on_fake_sources_finds_a_full_queue_and_names_its_owner() {
         // B = 5: six waiting is full.
         let fake = Fake {
-            holders: vec![nginx()],
+            holders: vec![websrv()],
             ..Fake::queues(&[0, 6, 6, 2])
         };
         let d = live(fake, &Scope::default(), window(), Owners::All, false).unwrap();
         assert_eq!(d.report.verdict, Severity::Critical);
-        assert_eq!(d.snapshot.owners, [nginx()]);
+        assert_eq!(d.snapshot.owners, [websrv()]);
         assert!(d.report.listeners[0].recv_q_peak >= 6);
     }
 
     #[test]
     fn no_processes_is_a_routine_gap_and_a_queue_with_room_is_not_critical() {
         let fake = Fake {
-            holders: vec![nginx()],
+            holders: vec![websrv()],
             ..Fake::queues(&[0, 1, 0])
         };
         let d = live(fake, &Scope::default(), window(), Owners::None, false).unwrap();
@@ -307,10 +307,10 @@ mod tests {
 
     #[test]
     fn doctor_trace_on_fake_sources_keeps_the_namespace_s_resets() {
-        // nginx (pid 42) lives in namespace 4026532001 and holds the listener whose socket is
+        // websrv (pid 42) lives in namespace 4026532001 and holds the listener whose socket is
         // ffff888000000001; thread 43 and curl are gone by the time the trace is read.
         let fake = Fake {
-            holders: vec![nginx()],
+            holders: vec![websrv()],
             netns: Netns {
                 inode: Some(4026532001),
                 ..Netns::default()
@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(
             resets,
             [
-                ("TCP_ABORT_ON_CLOSE", 3, &["nginx".to_string()][..]),
+                ("TCP_ABORT_ON_CLOSE", 3, &["websrv".to_string()][..]),
                 ("NOT_SPECIFIED", 1, &["<idle>".to_string()][..]),
             ]
         );

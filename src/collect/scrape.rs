@@ -134,8 +134,8 @@ mod tests {
             holders: vec![Owner {
                 inode: 7,
                 pid: 10,
-                comm: "nginx".into(),
-                cmdline: "nginx: master process".into(),
+                comm: "websrv".into(),
+                cmdline: "websrv: master process".into(),
                 ..Owner::default()
             }],
             ..Fake::queues(&[2])
@@ -151,7 +151,7 @@ mod tests {
             let snap = scrape.namespaces[0].value.as_ref().unwrap();
             assert_eq!(snap.samples[0].listeners[0].recv_q, 2);
             assert_eq!(snap.owners.len(), 1);
-            assert_eq!(snap.owners[0].comm, "nginx");
+            assert_eq!(snap.owners[0].comm, "websrv");
             assert!(
                 snap.owners[0].cmdline.is_empty(),
                 "never exported, not kept"

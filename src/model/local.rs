@@ -351,8 +351,11 @@ mod tests {
         assert_eq!(odd.to_string(), "/tmp/a\\x0ab\\xff");
         let json = serde_json::to_string(&odd).unwrap();
         assert!(json.contains("[47,116,109,112,47,97,10,98,255]"), "{json}");
-        let abs = unix(UnixName::Abstract(Name::new(b"uwsgi")), UnixKind::Seqpacket);
-        assert_eq!(abs.to_string(), "@uwsgi (seqpacket)");
+        let abs = unix(
+            UnixName::Abstract(Name::new(b"appsock")),
+            UnixKind::Seqpacket,
+        );
+        assert_eq!(abs.to_string(), "@appsock (seqpacket)");
         assert_eq!(Vfs::kernel_dev(8, 1), 8 << 20 | 1);
     }
 }

@@ -56,13 +56,13 @@ impl Target {
         let name = match name.strip_prefix('@') {
             Some("") => {
                 return Err(Error::BadInput(format!(
-                    "malformed target {s:?}: an abstract name after @, e.g. @uwsgi"
+                    "malformed target {s:?}: an abstract name after @, e.g. @appsock"
                 )));
             }
             Some(abs) => UnixName::Abstract(Name::new(abs.as_bytes())),
             None if name.is_empty() => {
                 return Err(Error::BadInput(format!(
-                    "malformed target {s:?}: a socket path after unix:, e.g. unix:/run/php/php-fpm.sock"
+                    "malformed target {s:?}: a socket path after unix:, e.g. unix:/run/php/appsrv.sock"
                 )));
             }
             None => UnixName::Path(Name::new(name.as_bytes())),
@@ -288,8 +288,8 @@ mod tests {
         assert_eq!(ok("unix:/run/x.sock"), "/run/x.sock");
         assert_eq!(ok("unix:rel.sock"), "unix:rel.sock");
         assert_eq!(ok("./rel.sock"), "unix:./rel.sock");
-        assert_eq!(ok("@uwsgi"), "@uwsgi");
-        assert_eq!(ok("unix:@uwsgi"), "@uwsgi");
+        assert_eq!(ok("@appsock"), "@appsock");
+        assert_eq!(ok("unix:@appsock"), "@appsock");
         // A round trip through the display form gives the same target.
         for s in ["/a.sock", "unix:rel.sock", "@x"] {
             assert_eq!(Target::parse(&ok(s)).unwrap(), Target::parse(s).unwrap());

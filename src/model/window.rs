@@ -52,11 +52,11 @@ pub(crate) fn window_length(ms: u64) -> String {
     }
 }
 
-/// The processes holding a socket, in one line: `nginx, pid 12`; `gunicorn, pids 12-15`; with
-/// the roles a pre-fork server writes in its command line, `nginx: master 123, workers
-/// 124-127`; processes of different names apart, `systemd, pid 1; nginx, pid 900`; a name that
+/// The processes holding a socket, in one line: `websrv, pid 12`; `gunicorn, pids 12-15`; with
+/// the roles a pre-fork server writes in its command line, `websrv: master 123, workers
+/// 124-127`; processes of different names apart, `systemd, pid 1; websrv, pid 900`; a name that
 /// could not be read, `pid 7`. When only some of the holders are known to serve it (their
-/// epoll sets watch it, `Owner::watches`), they are named after: `nginx: master 123, workers
+/// epoll sets watch it, `Owner::watches`), they are named after: `websrv: master 123, workers
 /// 124-127, served by worker 125 (stopped)`, with the state of those that cannot accept at all.
 /// None when no process is known.
 pub fn process_label(owners: &[Owner]) -> Option<String> {
@@ -190,7 +190,7 @@ fn label_of(name: &str, owners: &[&Owner]) -> String {
     }
 }
 
-/// `master` or `worker` from `nginx: master process ...` / `gunicorn: worker [app]`.
+/// `master` or `worker` from `websrv: master process ...` / `gunicorn: worker [app]`.
 fn role(o: &Owner) -> Option<&'static str> {
     let rest = o
         .cmdline
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn names_with_control_characters_are_made_printable() {
-        assert_eq!(printable("nginx"), "nginx");
+        assert_eq!(printable("websrv"), "websrv");
         assert_eq!(printable("\u{1b}[2J大x\u{1}"), "\\x1b[2J大x\\x01");
         assert_eq!(printable("a\u{7f}\u{9b}b"), "a\\x7f\\x9bb");
     }
@@ -267,21 +267,21 @@ mod tests {
         let o = |pid, cmdline: &str| Owner {
             inode: 1,
             pid,
-            comm: "nginx".into(),
+            comm: "websrv".into(),
             cmdline: cmdline.into(),
             ..Owner::default()
         };
         assert_eq!(process_label(&[]), None);
         assert_eq!(
             process_label(&[o(12, "")]).as_deref(),
-            Some("nginx, pid 12")
+            Some("websrv, pid 12")
         );
         assert_eq!(
             process_label(&[o(13, ""), o(12, ""), o(13, ""), o(20, "")]).as_deref(),
-            Some("nginx, pids 12-13,20")
+            Some("websrv, pids 12-13,20")
         );
-        let master = "nginx: master process nginx -c /etc/nginx/nginx.conf";
-        let worker = "nginx: worker process";
+        let master = "websrv: master process websrv -c /etc/websrv/websrv.conf";
+        let worker = "websrv: worker process";
         assert_eq!(
             process_label(&[
                 o(125, worker),
@@ -290,7 +290,7 @@ mod tests {
                 o(127, worker)
             ])
             .as_deref(),
-            Some("nginx: master 123, workers 124-125,127")
+            Some("websrv: master 123, workers 124-125,127")
         );
         let mut systemd = o(1, "/sbin/init");
         systemd.comm = "systemd".into();
@@ -298,7 +298,7 @@ mod tests {
         nameless.comm = String::new();
         assert_eq!(
             process_label(&[systemd, o(900, ""), nameless]).as_deref(),
-            Some("systemd, pid 1; nginx, pid 900; pid 7")
+            Some("systemd, pid 1; websrv, pid 900; pid 7")
         );
     }
 
@@ -307,8 +307,8 @@ mod tests {
         let o = |pid, role: &str, watches, state| Owner {
             inode: 1,
             pid,
-            comm: "nginx".into(),
-            cmdline: format!("nginx: {role} process"),
+            comm: "websrv".into(),
+            cmdline: format!("websrv: {role} process"),
             state,
             watches,
         };
@@ -323,7 +323,7 @@ mod tests {
         ];
         assert_eq!(
             process_label(&member).as_deref(),
-            Some("nginx: master 10, workers 11-13, served by worker 12 (stopped)")
+            Some("websrv: master 10, workers 11-13, served by worker 12 (stopped)")
         );
         // An ordinary listener: every worker watches it, the master does not; one is stopped.
         let shared = [
@@ -333,22 +333,25 @@ mod tests {
         ];
         assert_eq!(
             process_label(&shared).as_deref(),
-            Some("nginx: master 10, workers 11-12, served by workers 11-12 (12 stopped)")
+            Some("websrv: master 10, workers 11-12, served by workers 11-12 (12 stopped)")
         );
         // Every holder serves it, or none is known to: the label says nothing more.
         let all = [
             o(11, "worker", Some(true), t),
             o(12, "worker", Some(true), s),
         ];
-        assert_eq!(process_label(&all).as_deref(), Some("nginx: workers 11-12"));
+        assert_eq!(
+            process_label(&all).as_deref(),
+            Some("websrv: workers 11-12")
+        );
         assert_eq!(
             holders_label(&member).as_deref(),
-            Some("nginx: master 10, workers 11-13")
+            Some("websrv: master 10, workers 11-13")
         );
         let unknown = [o(10, "master", None, t), o(11, "worker", Some(false), s)];
         assert_eq!(
             process_label(&unknown).as_deref(),
-            Some("nginx: master 10, worker 11")
+            Some("websrv: master 10, worker 11")
         );
         // Holders of several names: the servers' names too.
         let mut init = o(1, "master", Some(false), s);
@@ -356,7 +359,7 @@ mod tests {
         init.cmdline = "/sbin/init".into();
         assert_eq!(
             process_label(&[init, o(12, "worker", Some(true), s)]).as_deref(),
-            Some("systemd, pid 1; nginx: worker 12, served by nginx: worker 12")
+            Some("systemd, pid 1; websrv: worker 12, served by websrv: worker 12")
         );
     }
 }

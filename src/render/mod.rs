@@ -139,9 +139,9 @@ mod tests {
 
     #[test]
     fn commands_are_never_broken() {
-        let cmd = "`ip netns exec bnginx sysctl -w net.core.somaxconn=8192`";
+        let cmd = "`ip netns exec bwebsrv sysctl -w net.core.somaxconn=8192`";
         let text = format!(
-            "raise net.core.somaxconn to 8192 in the network namespace bnginx: {cmd}; keep it"
+            "raise net.core.somaxconn to 8192 in the network namespace bwebsrv: {cmd}; keep it"
         );
         for width in [40, 60, 80, 100] {
             let out = wrapped(&text, width);

@@ -1,5 +1,5 @@
 //! Process attribution: which processes hold the listening sockets in scope — all of them,
-//! as `ss -p` shows (nginx's master and workers, gunicorn's arbiter and workers). The kernel
+//! as `ss -p` shows (websrv's master and workers, gunicorn's arbiter and workers). The kernel
 //! keeps no socket → process index, so this reads `/proc/*/fd` links for `socket:[INODE]`,
 //! matching only the inodes asked for, in two phases so that the cost follows the listeners,
 //! not the connections:
@@ -674,7 +674,7 @@ mod tests {
         assert_eq!(socket_inode(OsStr::new("/dev/null")), None);
     }
 
-    /// `/proc/2864/fdinfo/13` of an nginx 1.22.1 worker (`worker_processes 4`, `listen
+    /// `/proc/2864/fdinfo/13` of an websrv 1.22.1 worker (`worker_processes 4`, `listen
     /// 127.0.0.1:8080 reuseport`), kernel 6.18.44: its eventfd, its channel to the master and
     /// one of the four listeners, inode 543717 = 0x84be5 (`ss -e` ino:543717).
     const NGINX_WORKER_EPOLL: &str = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t1038\n\
@@ -711,7 +711,7 @@ mod tests {
     #[test]
     fn a_process_state_is_the_letter_after_its_name() {
         // /proc/2864/stat of that worker, then SIGSTOPped (kernel 6.18.44).
-        let worker = "2864 (nginx) S 2861 2861 2861 0 -1 4194624 215 0 0 0 0 0 0 0 20 0 1 0 \
+        let worker = "2864 (websrv) S 2861 2861 2861 0 -1 4194624 215 0 0 0 0 0 0 0 20 0 1 0 \
                       210163 12255232 1004 18446744073709551615";
         assert_eq!(stat_state(worker), Some(ProcState::Sleeping));
         assert_eq!(
@@ -723,17 +723,18 @@ mod tests {
             stat_state("77 (a) Z (b) D 1 77 77"),
             Some(ProcState::DiskSleep)
         );
-        assert_eq!(stat_state("77 (nginx"), None);
-        assert_eq!(stat_state("77 (nginx) "), None);
-        assert_eq!(stat_state("77 (nginx) ? 1"), None);
+        assert_eq!(stat_state("77 (websrv"), None);
+        assert_eq!(stat_state("77 (websrv) "), None);
+        assert_eq!(stat_state("77 (websrv) ? 1"), None);
         assert_eq!(stat_state(""), None);
     }
 
     #[test]
     fn the_fd_table_size_bounds_the_descriptors_read() {
-        let status = "Name:\tnginx\nUmask:\t0022\nState:\tS (sleeping)\nFDSize:\t256\nGroups:\t0\n";
+        let status =
+            "Name:\twebsrv\nUmask:\t0022\nState:\tS (sleeping)\nFDSize:\t256\nGroups:\t0\n";
         assert_eq!(fd_table_size(status), Some(256));
-        assert_eq!(fd_table_size("Name:\tnginx\n"), None);
+        assert_eq!(fd_table_size("Name:\twebsrv\n"), None);
         assert_eq!(fd_table_size("FDSize:\tmany\n"), None);
     }
 

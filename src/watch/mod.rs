@@ -254,7 +254,7 @@ mod tests {
             holders: vec![Owner {
                 inode: 7,
                 pid: 42,
-                comm: "php-fpm".into(),
+                comm: "appsrv".into(),
                 cmdline: String::new(),
                 ..Owner::default()
             }],
@@ -279,7 +279,7 @@ mod tests {
         assert_eq!(shown.peaks.iter().max(), Some(&6), "{:?}", shown.peaks);
         assert!(snap.samples.iter().any(|s| s.listeners[0].recv_q == 6));
         assert_eq!(snap.owners.len(), 1);
-        assert_eq!(snap.owners[0].comm, "php-fpm");
+        assert_eq!(snap.owners[0].comm, "appsrv");
         assert!(warnings.is_empty());
     }
 }
