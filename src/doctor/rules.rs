@@ -954,11 +954,18 @@ fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
         "inet_diag idiag_rqueue, the accept queue",
     ));
     if let Some(rate) = w.drain_per_s(place) {
-        evidence.push(ev(
-            "served per second",
-            json!((rate * 10.0).round() / 10.0),
-            "waiting clients gone from one reading to the next",
-        ));
+        let (name, source) = if w.rate_counted() {
+            (
+                "served per second",
+                "waiting clients gone from one reading to the next",
+            )
+        } else {
+            (
+                "served per second, at least",
+                "the waiting's fall between the first and last readings",
+            )
+        };
+        evidence.push(ev(name, json!((rate * 10.0).round() / 10.0), source));
     }
     let severity = if w.expected_ms(place) >= WAIT_CRITICAL_MS {
         Severity::Critical

@@ -126,7 +126,7 @@ impl WaitSeen {
     /// readings (a lower bound: arrivals in between only add). None when too short to tell;
     /// 0 when nobody left.
     pub fn drain_per_s(&self, place: WaitWhere) -> Option<f64> {
-        if self.left_over_ms >= 200 {
+        if self.rate_counted() {
             let left = match place {
                 WaitWhere::AcceptQueue => self.queued_left,
                 WaitWhere::AfterAccept => self.unanswered_left,
@@ -137,6 +137,12 @@ impl WaitSeen {
         let dt = t1.saturating_sub(t0) as f64 / 1e6;
         let gone = f64::from(Self::count(&a, place)) - f64::from(Self::count(&b, place));
         (dt >= 0.2 && gone > 0.0).then(|| gone / dt)
+    }
+
+    /// Whether the readings counted who left (over 200 ms or more), rather than only how many
+    /// waited.
+    pub fn rate_counted(&self) -> bool {
+        self.left_over_ms >= 200
     }
 
     /// At the drain rate, how long the clients waiting at the last reading still wait, ms.

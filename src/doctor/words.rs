@@ -1130,6 +1130,14 @@ impl Words<'_> {
             }
             _ => String::new(),
         };
+        let standing = if w.standing() {
+            format!(
+                "; the queue never emptied during the {} window",
+                self.window()
+            )
+        } else {
+            String::new()
+        };
         let head = match place {
             WaitWhere::AcceptQueue if w.measured == 0 => format!(
                 "The accept queue of {who} never emptied during the {} window (Recv-Q above 0 in every sample, \
@@ -1142,28 +1150,14 @@ impl Words<'_> {
                  timestamps: the wait is how long it stayed pending across readings).",
                 w.queued_peak,
                 secs(oldest),
-                if w.standing() {
-                    format!(
-                        "; the queue never emptied during the {} window",
-                        self.window()
-                    )
-                } else {
-                    String::new()
-                }
+                standing
             ),
             WaitWhere::AcceptQueue => format!(
                 "The clients of {who} wait for accept(): {} connections had completed the handshake and sat in \
                  the accept queue (Recv-Q {recv_q} of {b}+1), the oldest for {}{}.",
                 w.queued_peak,
                 secs(oldest),
-                if w.standing() {
-                    format!(
-                        "; the queue never emptied during the {} window",
-                        self.window()
-                    )
-                } else {
-                    String::new()
-                }
+                standing
             ),
             WaitWhere::AfterAccept => format!(
                 "{who} accepts its clients but does not answer them: {} accepted connections held a request \

@@ -356,16 +356,7 @@ impl Diag {
 
         let mut interrupted = false;
         loop {
-            let mut chunk = &mut self.buf[..];
-            let n = self
-                .socket
-                .recv(&mut chunk, nix::libc::MSG_TRUNC)
-                .map_err(|source| Error::Netlink { op: "recv", source })?;
-            if n > self.buf.len() {
-                return Err(Error::Protocol(format!(
-                    "a dump message of {n} bytes exceeds the {RECV_BUF}-byte buffer"
-                )));
-            }
+            let n = self.receive("a dump message")?;
             let mut data = &self.buf[..n];
             while !data.is_empty() {
                 let msg = NetlinkBuffer::new_checked(data)
@@ -413,6 +404,22 @@ impl Diag {
 }
 
 impl Diag {
+    /// Receives the next datagram into the buffer: its length. `what` names it in the error of
+    /// one too large for the buffer (MSG_TRUNC reports its true size).
+    fn receive(&mut self, what: &str) -> Result<usize> {
+        let mut chunk = &mut self.buf[..];
+        let n = self
+            .socket
+            .recv(&mut chunk, nix::libc::MSG_TRUNC)
+            .map_err(|source| Error::Netlink { op: "recv", source })?;
+        if n > self.buf.len() {
+            return Err(Error::Protocol(format!(
+                "{what} of {n} bytes exceeds the {RECV_BUF}-byte buffer"
+            )));
+        }
+        Ok(n)
+    }
+
     /// The inodes of one Unix listener's pending connections (`unix_diag_get_exact`, net/unix/
     /// diag.c: one answer, or an error); None when it is gone.
     fn pending(&mut self, inode: u64) -> Result<Option<Vec<u32>>> {
@@ -422,16 +429,7 @@ impl Diag {
             .send(&request, 0)
             .map_err(|source| Error::Netlink { op: "send", source })?;
         loop {
-            let mut chunk = &mut self.buf[..];
-            let n = self
-                .socket
-                .recv(&mut chunk, nix::libc::MSG_TRUNC)
-                .map_err(|source| Error::Netlink { op: "recv", source })?;
-            if n > self.buf.len() {
-                return Err(Error::Protocol(format!(
-                    "a unix_diag answer of {n} bytes exceeds the {RECV_BUF}-byte buffer"
-                )));
-            }
+            let n = self.receive("a unix_diag answer")?;
             let mut data = &self.buf[..n];
             while !data.is_empty() {
                 let msg = NetlinkBuffer::new_checked(data)
