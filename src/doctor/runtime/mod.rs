@@ -7,6 +7,7 @@
 //! recorded from the real server. Each entry was checked on the real server where it installs
 //! here (see docs/kernel.md, "Runtime defaults").
 
+pub mod settings;
 mod table;
 
 use serde::{Serialize, Serializer};
@@ -45,6 +46,11 @@ pub struct Runtime {
     pub restart_note: &'static str,
     /// The setting that caps how many connections it serves at once, and where it is set.
     pub concurrency: Option<Knob>,
+    /// How that cap follows from its settings or its processes (`doctor::caps` computes it).
+    pub cap: Option<CapSpec>,
+    /// Where its settings are read from its running process: its command line, the
+    /// configuration files that names, its defaults.
+    pub settings: settings::Settings,
     /// A pool of workers whose size is a setting (`concurrency`) accepts only with a free
     /// worker: when all are busy nobody accepts, the usual cause of an overflow, so the plan
     /// says to size the pool rather than to write an acceptor thread. The step's words.
@@ -87,6 +93,39 @@ pub enum Says {
     Word(&'static str),
     /// At its start.
     Prefix(&'static str),
+}
+
+/// How a runtime's cap on what it serves at once follows from what can be read of it.
+#[derive(Debug)]
+pub struct CapSpec {
+    pub counts: Counts,
+    pub how: CapHow,
+}
+
+/// What a cap counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Counts {
+    /// Connections open at once (a proxy's, a database's).
+    Connections,
+    /// Requests worked on at once: one per worker (process or thread).
+    Requests,
+    /// Loops calling accept(): one per process (an event loop).
+    AcceptLoops,
+}
+
+#[derive(Debug)]
+pub enum CapHow {
+    /// The product of these settings (nginx's `worker_processes` × `worker_connections`);
+    /// unknown when one of them is.
+    Product(&'static [&'static str]),
+    /// The lowest of this setting wherever it applies to the socket (HAProxy's global
+    /// `maxconn` and its frontend's).
+    Lowest(&'static str),
+    /// One per process holding the socket (Node.js: one event loop each).
+    Processes,
+    /// Not readable from outside the process: where it is set, in the runtime's terms.
+    Unreadable(&'static str),
 }
 
 /// One setting of a runtime, and how to write it.
