@@ -100,6 +100,19 @@ pub enum Says {
 pub struct CapSpec {
     pub counts: Counts,
     pub how: CapHow,
+    pub at_cap: AtCap,
+}
+
+/// What happens to a connection beyond the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtCap {
+    /// It waits: for accept() in the listen queue (HAProxy stops accepting at `maxconn`, a
+    /// pre-fork worker accepts only when free), or accepted, for a worker of its pool.
+    Waits,
+    /// It is accepted and refused at once, with these words to the client: not a listen-queue
+    /// problem, and no queue shows it.
+    Refused(&'static str),
 }
 
 /// What a cap counts.
@@ -160,8 +173,11 @@ pub struct Derived {
     pub setting: &'static str,
     /// The setting's value for a backlog of at least `n`.
     pub value_for: fn(u32) -> u32,
-    /// The step's words: `{value}` the setting's value, `{n}` the backlog it gives.
+    /// The step's words: `{value}` the setting's value, `{n}` the backlog it gives, `{where}`
+    /// where to set it (`set_in`, unless the running value was read somewhere else).
     pub how: &'static str,
+    /// Where the setting is set when nothing else is known of it, with `{value}`.
+    pub set_in: &'static str,
 }
 
 /// How a reload reaches the process that calls listen() again.
@@ -376,9 +392,11 @@ fn fill(template: &str, n: u32, default: &str) -> String {
 }
 
 impl Derived {
-    /// The step's words for a backlog of at least `n`, the setting at `value`.
-    pub fn words(&self, value: u32, n: u32) -> String {
+    /// The step's words for a backlog of at least `n`, the setting at `value`, set where
+    /// `set_in` says unless `at` says where it must be changed instead.
+    pub fn words(&self, value: u32, n: u32, at: Option<&str>) -> String {
         self.how
+            .replace("{where}", at.unwrap_or(self.set_in))
             .replace("{value}", &value.to_string())
             .replace("{n}", &n.to_string())
     }

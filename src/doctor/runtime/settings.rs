@@ -154,6 +154,12 @@ pub struct OnCommandLine {
     /// Where the command line is written: `where the server is started (its unit, or
     /// \`pg_ctl -o\`)`.
     pub change_at: &'static str,
+    /// What a restart must then be, as a parenthesis after "restart NAME", when its usual one
+    /// (`Runtime::restart_note`) would start it with the old command line again.
+    pub restart: Option<&'static str>,
+    /// What its knob's words say besides where it is set, which still holds (uWSGI refuses a
+    /// backlog above somaxconn).
+    pub also: Option<&'static str>,
 }
 
 /// A configuration file a command line leads to.
@@ -776,14 +782,18 @@ pub fn merge(spec: &Settings, pid: u32, cmdline: Vec<Assignment>, files: &[Read]
     out
 }
 
-/// The settings an older snapshot's owner shows on its command line alone (its files were not
-/// read when it was recorded): what `collect` would have found there.
+/// The settings of an older snapshot's owner, whose files were not read when it was
+/// recorded, from its command line: what `collect` would have found, as far as the command
+/// line tells it. With no configuration file to read, that is all of it, defaults included;
+/// with one, only what the command line sets, which beats any file.
 pub fn of_cmdline(spec: &Settings, pid: u32, cmdline: &str) -> Vec<Setting> {
     let Some(argv) = spec.argv(cmdline) else {
         return Vec::new();
     };
     let mut found = merge(spec, pid, from_cmdline(spec, &argv), &[]);
-    found.retain(Setting::on_command_line);
+    if !config_files(spec, &argv, cmdline).is_empty() {
+        found.retain(Setting::on_command_line);
+    }
     found
 }
 

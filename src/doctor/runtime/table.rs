@@ -7,8 +7,8 @@ use super::settings::{
     Flag, Include, Locate, NONE, OnCommandLine, Pools, Settings, Spelled, Syntax,
 };
 use super::{
-    CapHow, CapSpec, Cmdline, Counts, DefaultBacklog, Derived, Knob, Quirks, Recognise, Relisten,
-    Reload, Runtime, Says, SetIn, UnixRefusal,
+    AtCap, CapHow, CapSpec, Cmdline, Counts, DefaultBacklog, Derived, Knob, Quirks, Recognise,
+    Relisten, Reload, Runtime, Says, SetIn, UnixRefusal,
 };
 
 /// Every runtime we know, in the order of recognition.
@@ -106,6 +106,7 @@ pub const JAVA: Runtime = Runtime {
              `Executors.newFixedThreadPool(N)`; Tomcat's `maxThreads`, `maxConnections` and \
              `acceptCount`; Spring Boot's `server.tomcat.threads.max`)",
         ),
+        at_cap: AtCap::Waits,
     }),
     quirks: Quirks {
         close_sends_fin: Some("Socket.close()"),
@@ -152,6 +153,7 @@ pub const NGINX: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Connections,
         how: CapHow::Product(&["worker_processes", "worker_connections"]),
+        at_cap: AtCap::Waits,
     }),
     // Only the master's title carries the arguments; `worker_processes auto` is one worker
     // per CPU, and the workers running say how many that made.
@@ -209,6 +211,7 @@ pub const NODE: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::AcceptLoops,
         how: CapHow::Processes,
+        at_cap: AtCap::Waits,
     }),
     ..BASE
 };
@@ -248,6 +251,7 @@ pub const PHP_FPM: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Requests,
         how: CapHow::Product(&["pm.max_children"]),
+        at_cap: AtCap::Waits,
     }),
     // The master's title names its configuration; the pool files come from its `include=`.
     settings: Settings {
@@ -281,7 +285,15 @@ pub const PHP_FPM: Runtime = Runtime {
     ..BASE
 };
 
-/// uWSGI's `--listen` is 100, and it refuses to start above somaxconn.
+/// uWSGI's `--listen` is 100, and it refuses to start above somaxconn: said by its knob's
+/// words, wherever the plan says the backlog is set.
+macro_rules! uwsgi_refuses {
+    () => {
+        "uWSGI refuses to start when it is above net.core.somaxconn (\"Listen queue size is \
+         greater than the system max net.core.somaxconn\"), so that must be raised first"
+    };
+}
+
 pub const UWSGI: Runtime = Runtime {
     id: "uwsgi",
     name: "uWSGI",
@@ -303,9 +315,10 @@ pub const UWSGI: Runtime = Runtime {
     tcp: Knob {
         name: "--listen",
         set: SetIn::CommandLine,
-        how: "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); uWSGI refuses \
-              to start when it is above net.core.somaxconn (\"Listen queue size is greater than \
-              the system max net.core.somaxconn\"), so that must be raised first",
+        how: concat!(
+            "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); ",
+            uwsgi_refuses!()
+        ),
     },
     concurrency: Some(Knob {
         name: "--processes",
@@ -315,6 +328,7 @@ pub const UWSGI: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Requests,
         how: CapHow::Product(&["processes", "threads"]),
+        at_cap: AtCap::Waits,
     }),
     settings: Settings {
         flags: &[
@@ -347,6 +361,8 @@ pub const UWSGI: Runtime = Runtime {
         backlog: Some("listen"),
         on_command_line: Some(OnCommandLine {
             overrides: Some("its ini file"),
+            restart: None,
+            also: Some(uwsgi_refuses!()),
             change_at: "where uWSGI is started (its systemd unit, its Emperor's vassal file or a \
                         start script)",
         }),
@@ -395,6 +411,7 @@ pub const GUNICORN: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Requests,
         how: CapHow::Product(&["workers", "threads"]),
+        at_cap: AtCap::Waits,
     }),
     // gunicorn reads ./gunicorn.conf.py when -c names no file, and its command line beats it.
     settings: Settings {
@@ -427,6 +444,8 @@ pub const GUNICORN: Runtime = Runtime {
         backlog: Some("backlog"),
         on_command_line: Some(OnCommandLine {
             overrides: Some("its configuration file"),
+            restart: None,
+            also: None,
             change_at: "where gunicorn is started (its systemd unit, supervisor program or start \
                         script)",
         }),
@@ -466,6 +485,8 @@ pub const UVICORN: Runtime = Runtime {
         backlog: Some("backlog"),
         on_command_line: Some(OnCommandLine {
             overrides: None,
+            restart: None,
+            also: None,
             change_at: "where uvicorn is started (its systemd unit, supervisor program or start \
                         script)",
         }),
@@ -550,6 +571,7 @@ pub const REDIS: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Connections,
         how: CapHow::Product(&["maxclients"]),
+        at_cap: AtCap::Refused("-ERR max number of clients reached"),
     }),
     // Redis rewrites its title (`redis-server 127.0.0.1:6379`): once it runs, its command line
     // shows neither its configuration file nor its flags, and nothing is read.
@@ -574,6 +596,8 @@ pub const REDIS: Runtime = Runtime {
         backlog: Some("tcp-backlog"),
         on_command_line: Some(OnCommandLine {
             overrides: Some("redis.conf"),
+            restart: None,
+            also: None,
             change_at: "where Redis is started (its systemd unit or start script)",
         }),
         ..NONE
@@ -612,10 +636,10 @@ pub const POSTGRES: Runtime = Runtime {
               autovacuum_max_workers + max_worker_processes + max_wal_senders + 1: 244 with the \
               defaults; 2 × max_connections in newer releases), clamped to 10000 up to release \
               15, so somaxconn alone does not change it: set max_connections to {value} for a \
-              backlog of at least {n}, with `ALTER SYSTEM SET max_connections = {value};` or in \
-              postgresql.conf. max_connections also sizes shared memory and lets that many \
-              backends run at once: a pooler such as PgBouncer in front, which absorbs the burst \
-              on its own backlog, is the usual alternative",
+              backlog of at least {n}{where}. max_connections also sizes shared memory and lets \
+              that many backends run at once: a pooler such as PgBouncer in front, which absorbs \
+              the burst on its own backlog, is the usual alternative",
+        set_in: ", with `ALTER SYSTEM SET max_connections = {value};` or in postgresql.conf",
     }),
     max_backlog: Some(POSTGRES_CLAMP),
     restart_note: " (`pg_ctl restart`: a reload does not change max_connections nor the backlog)",
@@ -627,6 +651,7 @@ pub const POSTGRES: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Connections,
         how: CapHow::Product(&["max_connections"]),
+        at_cap: AtCap::Refused("FATAL: sorry, too many clients already"),
     }),
     // postgresql.conf (or -c config_file=), then postgresql.auto.conf (ALTER SYSTEM), both in
     // the data directory; the command line beats both (pg_settings.source = command line).
@@ -672,9 +697,14 @@ pub const POSTGRES: Runtime = Runtime {
         defaults_need_a_file: true,
         on_command_line: Some(OnCommandLine {
             overrides: Some("postgresql.conf and ALTER SYSTEM"),
-            change_at: "where the server is started: its unit, or `pg_ctl restart -o '...'` with \
-                        the new value (`pg_ctl restart` alone starts it again with the options \
-                        of its last start, kept in postmaster.opts)",
+            change_at: "where the server is started (its unit, or `pg_ctl -o`)",
+            also: None,
+            restart: Some(
+                "; start it with the changed options (`pg_ctl restart -o '...'`, or its unit): \
+                 `pg_ctl restart` alone starts it again with the options of its last start, kept \
+                 in postmaster.opts, and a reload changes neither max_connections nor the \
+                 backlog",
+            ),
         }),
         ..NONE
     },
@@ -706,6 +736,7 @@ pub const HAPROXY: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Connections,
         how: CapHow::Lowest("maxconn"),
+        at_cap: AtCap::Waits,
     }),
     settings: Settings {
         flags: &[Flag {
@@ -781,6 +812,7 @@ pub const LIGHTTPD: Runtime = Runtime {
     cap: Some(CapSpec {
         counts: Counts::Connections,
         how: CapHow::Product(&["server.max-connections"]),
+        at_cap: AtCap::Waits,
     }),
     settings: Settings {
         files: &[&[Locate::Flag(Spelled::Short("-f"))]],

@@ -297,12 +297,18 @@ max_connections = 50
     assert_eq!(won[0].value, SettingValue::Number(5));
     assert_eq!(won[0].source, SettingSource::CommandLine);
     assert_eq!(won[0].written, "-c max_connections=5");
-    // Neither: the default.
-    let none = merge(spec, 9, Vec::new(), &[]);
+    // A file read that does not set it: the default.
+    let sample = only(
+        "#max_connections = 100\t\t\t# (change requires restart)\n",
+        "/tmp/rt/pg/postgresql.conf",
+    );
+    let none = merge(spec, 9, Vec::new(), &[sample]);
     assert_eq!(
         (none[0].value, &none[0].source),
         (SettingValue::Number(100), &SettingSource::Default)
     );
+    // No file read at all (started with PGDATA, no -D): not even the default is known.
+    assert!(merge(spec, 9, Vec::new(), &[]).is_empty());
 }
 
 /// Debian 12's haproxy.cfg with the frontend: maxconn 20 globally and on the
