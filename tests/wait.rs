@@ -264,7 +264,10 @@ fn a_slow_acceptor_keeps_a_standing_queue() {
         5_910,
         "the last client's wait",
     );
-    assert!(matches!(r.plans[0].steps[0].action, Action::AcceptFaster { .. }));
+    assert!(matches!(
+        r.plans[0].steps[0].action,
+        Action::AcceptFaster { .. }
+    ));
 }
 
 /// Node.js on a Unix socket behind nginx, after its backlog fix (`backlog: 4096`), 300 ms of

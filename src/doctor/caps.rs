@@ -8,7 +8,7 @@
 //! - `of(snap, &v.local, v.inode) -> Option<Cap>`: the cap of the listener's runtime, None when
 //!   the runtime is unknown or has no cap of its kind (Envoy, Python's own servers). A cap may
 //!   still have no number (`Cap::value` None): a setting could not be read, or it cannot be
-//!   read from outside (Java's pools; the words say where it is set). `Cap::counts` says what
+//!   read from outside (Java's pools; its `concurrency` knob says where it is set). `Cap::counts` says what
 //!   the number counts and `Cap::at_cap` what happens beyond it: connections wait in the listen
 //!   queue (HAProxy's `maxconn`, a pool of workers) or are accepted and refused at once
 //!   (PostgreSQL's "too many clients", which is then not the listen queue's doing).
@@ -60,8 +60,8 @@ pub enum Basis {
     },
     /// One per process holding the socket (Node.js's event loops).
     Processes { pids: Vec<u32> },
-    /// Not readable from outside the process: where it is set.
-    Unreadable { set_in: &'static str },
+    /// Not readable from outside the process (`Runtime::concurrency` says where it is set).
+    Unreadable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,7 +99,7 @@ pub fn of(snap: &Snapshot, local: &Local, inode: u64) -> Option<Cap> {
             pids.dedup();
             (Some(pids.len() as u64), Basis::Processes { pids })
         }
-        CapHow::Unreadable(set_in) => (None, Basis::Unreadable { set_in }),
+        CapHow::Unreadable => (None, Basis::Unreadable),
         CapHow::Product(names) => {
             let (settings, every_section) = applying(settings_of(snap, &owners, rt), local);
             from_settings(

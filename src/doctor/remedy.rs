@@ -475,36 +475,15 @@ pub(crate) fn plan(
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
     // A pool's size is a setting the same restart applies: it goes before the restart.
-    let pool = rt.filter(|r| (needs.accept_faster || needs.accept_queue_wait) && r.worker_pool());
+    let (pool, faster) = accept_steps(rt, needs, running, &at);
     if let Some(n) = target {
         steps.push(backlog_step(rt, n, running.backlog.clone(), &at));
     }
-    if let Some(runtime) = pool {
-        steps.push(Step::new(
-            StepKind::AppSetting,
-            Action::MoreWorkers {
-                runtime,
-                cap: running.cap.clone(),
-            },
-            &at,
-        ));
-    }
+    steps.extend(pool);
     if target.is_some() {
-        let new_command_line = running
-            .backlog
-            .as_ref()
-            .is_some_and(Setting::on_command_line);
-        steps.push(relisten_step(rt, asked, &v.owners, new_command_line, &at));
+        steps.push(relisten_step(rt, asked, &v.owners, running, &at));
     }
-    if (needs.accept_faster || needs.accept_queue_wait) && pool.is_none() {
-        steps.push(Step::new(
-            StepKind::CodeChange,
-            Action::AcceptFaster {
-                cap: running.cap.clone(),
-            },
-            &at,
-        ));
-    }
+    steps.extend(faster);
     steps.extend(wait_steps(v, rt, needs, &at));
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(
@@ -602,6 +581,38 @@ pub(crate) fn sysctl_step(knob: Knob, value: u32, sysctls: &Sysctls, netns: &Net
     set_sysctl(knob, value, sysctls.get(knob.sysctl()), &Where::of(netns))
 }
 
+/// When accept() does not keep up: size the pool of a runtime whose workers are one (the first),
+/// else accept faster (the second); either names the cap read from the owner's settings.
+fn accept_steps(
+    rt: Option<&'static Runtime>,
+    needs: Needs,
+    running: &Running,
+    at: &Where,
+) -> (Option<Step>, Option<Step>) {
+    if !(needs.accept_faster || needs.accept_queue_wait) {
+        return (None, None);
+    }
+    let cap = running.cap.clone();
+    match rt.filter(|r| r.worker_pool()) {
+        Some(runtime) => (
+            Some(Step::new(
+                StepKind::AppSetting,
+                Action::MoreWorkers { runtime, cap },
+                at,
+            )),
+            None,
+        ),
+        None => (
+            None,
+            Some(Step::new(
+                StepKind::CodeChange,
+                Action::AcceptFaster { cap },
+                at,
+            )),
+        ),
+    }
+}
+
 /// Make the application ask listen() for `n`, by its runtime's setting or in its code, where
 /// the running value `now` comes from when it is known.
 fn backlog_step(rt: Option<&'static Runtime>, n: u32, now: Option<Setting>, at: &Where) -> Step {
@@ -640,9 +651,13 @@ fn relisten_step(
     rt: Option<&'static Runtime>,
     asked: Asked,
     owners: &[Owner],
-    new_command_line: bool,
+    running: &Running,
     at: &Where,
 ) -> Step {
+    let new_command_line = running
+        .backlog
+        .as_ref()
+        .is_some_and(Setting::on_command_line);
     let how = match rt.map(|r| r.relisten) {
         // A reload re-listens only when the backlog value in the configuration changed: when
         // B is capped the configuration may already say N, and only a restart calls listen()

@@ -27,12 +27,12 @@ use std::net::SocketAddr;
 use serde_json::json;
 
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan, Unstick};
-use super::{caps, runtime};
 use super::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS, WaitWhere};
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
     RuleId, Server, Severity, Stuck, TracedLine, Whose,
 };
+use super::{caps, runtime};
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
 use crate::catalogue::{

@@ -843,20 +843,9 @@ impl Words<'_> {
                 now,
                 ..
             } => derived_step(runtime, *value, now.as_ref(), ctx),
-            Action::Relisten {
-                runtime,
-                how,
-                pid,
-                new_command_line,
-            } => relisten_step(s, *runtime, *how, *pid, *new_command_line, ctx),
+            Action::Relisten { .. } => relisten_step(s, ctx),
             Action::AcceptFaster { cap } => accept_faster_step(cap.as_ref()),
-            Action::MoreWorkers { runtime, cap } => {
-                let pool = runtime.pool.unwrap_or_default();
-                match cap {
-                    Some(c) => format!("{pool}; as it runs, {}", self::cap(c)),
-                    None => pool.into(),
-                }
-            }
+            Action::MoreWorkers { runtime, cap } => more_workers_step(runtime, cap.as_ref()),
             Action::MoreConcurrency {
                 runtime,
                 in_progress,
@@ -1406,6 +1395,15 @@ fn derived_step(runtime: &Runtime, value: u32, now: Option<&Setting>, ctx: &Step
         .unwrap_or_default()
 }
 
+/// Size the pool; with the owner's cap read from its settings, say what it is now.
+fn more_workers_step(runtime: &Runtime, cap: Option<&Cap>) -> String {
+    let pool = runtime.pool.unwrap_or_default();
+    match cap {
+        Some(c) => format!("{pool}; as it runs, {}", self::cap(c)),
+        None => pool.into(),
+    }
+}
+
 /// Accept faster; with the owner's cap read from its settings, that cap is what to raise when
 /// connections wait for it.
 fn accept_faster_step(cap: Option<&Cap>) -> String {
@@ -1453,7 +1451,7 @@ fn upper_first(s: &str) -> String {
 }
 
 /// A cap in words: `gunicorn serves at most 2 requests at once: `--workers 2` (its command
-/// line) × `threads 1` (its default)`.
+/// line) × threads 1 (its default)`.
 pub(super) fn cap(c: &Cap) -> String {
     let rt = c.runtime.name;
     let counts = match c.counts {
@@ -1472,9 +1470,14 @@ pub(super) fn cap(c: &Cap) -> String {
                 .join(", "),
             pids.len()
         ),
-        Basis::Unreadable { set_in } => {
-            format!("{rt}'s cap on {counts} at once cannot be read from outside it: {set_in}")
-        }
+        Basis::Unreadable => format!(
+            "{rt}'s cap on {counts} at once cannot be read from outside it{}",
+            c.runtime
+                .concurrency
+                .as_ref()
+                .map(|k| format!(": {}", k.how.replace("{n}", "N")))
+                .unwrap_or_default()
+        ),
         Basis::Settings {
             combine,
             settings,
@@ -1482,30 +1485,10 @@ pub(super) fn cap(c: &Cap) -> String {
             workers_running,
             every_section,
         } => {
-            let factor = |s: &Setting| {
-                let written = if s.written.is_empty() {
-                    format!("{} {}", s.name, s.value)
-                } else {
-                    code(&s.written)
-                };
-                let section = s
-                    .section
-                    .as_ref()
-                    .map(|sec| format!("{}, ", sec.name))
-                    .unwrap_or_default();
-                let from = match &s.source {
-                    SettingSource::CommandLine => "its command line".to_string(),
-                    SettingSource::ConfigFile { path, line } => format!("{path} line {line}"),
-                    SettingSource::Default => "its default".to_string(),
-                };
-                let auto = match (s.number(), workers_running) {
-                    (None, Some(n)) => format!(": {n} workers running"),
-                    (None, None) => ": how many it made is not known".to_string(),
-                    _ => String::new(),
-                };
-                format!("{written} ({section}{from}{auto})")
-            };
-            let factors: Vec<String> = settings.iter().map(factor).collect();
+            let factors: Vec<String> = settings
+                .iter()
+                .map(|s| factor(s, *workers_running))
+                .collect();
             let joined = match combine {
                 Combine::Product => factors.join(" × "),
                 Combine::Lowest if factors.len() > 1 => {
@@ -1537,14 +1520,42 @@ pub(super) fn cap(c: &Cap) -> String {
     }
 }
 
-fn relisten_step(
-    s: &Step,
-    runtime: Option<&Runtime>,
-    how: Relisten,
-    pid: Option<u32>,
-    new_command_line: bool,
-    ctx: &StepCtx,
-) -> String {
+/// One setting of a cap: as written, and where (`` `maxconn 20` (frontend fe, /etc/haproxy/
+/// haproxy.cfg line 12) ``); `auto` with the workers it made.
+fn factor(s: &Setting, workers_running: Option<u64>) -> String {
+    let written = if s.written.is_empty() {
+        format!("{} {}", s.name, s.value)
+    } else {
+        code(&s.written)
+    };
+    let section = s
+        .section
+        .as_ref()
+        .map(|sec| format!("{}, ", sec.name))
+        .unwrap_or_default();
+    let from = match &s.source {
+        SettingSource::CommandLine => "its command line".to_string(),
+        SettingSource::ConfigFile { path, line } => format!("{path} line {line}"),
+        SettingSource::Default => "its default".to_string(),
+    };
+    let auto = match (s.number(), workers_running) {
+        (None, Some(n)) => format!(": {n} workers running"),
+        (None, None) => ": how many it made is not known".to_string(),
+        _ => String::new(),
+    };
+    format!("{written} ({section}{from}{auto})")
+}
+
+fn relisten_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::Relisten {
+        runtime,
+        how,
+        pid,
+        new_command_line,
+    } = s.action
+    else {
+        return String::new();
+    };
     let after = ctx.plan.is_some_and(|p| {
         p.steps
             .iter()

@@ -137,8 +137,8 @@ pub enum CapHow {
     Lowest(&'static str),
     /// One per process holding the socket (Node.js: one event loop each).
     Processes,
-    /// Not readable from outside the process: where it is set, in the runtime's terms.
-    Unreadable(&'static str),
+    /// Not readable from outside the process: `Runtime::concurrency` says where it is set.
+    Unreadable,
 }
 
 /// One setting of a runtime, and how to write it.

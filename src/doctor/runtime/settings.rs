@@ -410,6 +410,7 @@ pub fn parse(spec: &Settings, text: &str) -> Vec<Item> {
 }
 
 /// A line as it was read: its key, value and where it is.
+#[derive(Clone)]
 struct Raw {
     key: String,
     value: String,
@@ -538,97 +539,108 @@ fn directives(text: &str) -> Vec<Raw> {
         .collect()
 }
 
+/// Where a HAProxy line is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum In {
+    Global,
+    Defaults,
+    Proxy,
+    Other,
+}
+
+impl In {
+    /// The section a keyword opens, if it opens one.
+    fn opened_by(key: &str) -> Option<In> {
+        Some(match key {
+            "global" => In::Global,
+            "defaults" => In::Defaults,
+            "frontend" | "listen" => In::Proxy,
+            "backend" | "peers" | "resolvers" | "userlist" | "cache" | "program" | "ring"
+            | "mailers" | "http-errors" | "crt-store" | "log-forward" => In::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// A HAProxy frontend (or listen section) being read.
+struct Proxy {
+    /// `frontend fe`.
+    name: String,
+    /// What its `bind` lines (or its `listen NAME ADDR` line) name.
+    binds: Vec<String>,
+    own: Vec<Raw>,
+}
+
+impl Proxy {
+    /// Its lines, and those of the `defaults` before it that it does not set itself, each in
+    /// its section.
+    fn close(mut self, defaults: &[Raw], out: &mut Vec<Raw>) {
+        for d in defaults {
+            if !self.own.iter().any(|o| o.key == d.key) {
+                self.own.push(d.clone());
+            }
+        }
+        for mut r in self.own {
+            r.section = Some(Section {
+                name: self.name.clone(),
+                listen: self.binds.clone(),
+            });
+            out.push(r);
+        }
+    }
+}
+
 /// HAProxy's sections (see `Syntax::Haproxy`).
 fn haproxy(text: &str) -> Vec<Raw> {
-    #[derive(PartialEq)]
-    enum In {
-        Global,
-        Defaults,
-        Proxy,
-        Other,
-    }
     let mut out: Vec<Raw> = Vec::new();
     let mut at = In::Other;
     // The `defaults` section's lines, which a frontend without its own takes.
     let mut defaults: Vec<Raw> = Vec::new();
-    // The proxy being read: its name, what it binds, its own lines.
-    let mut proxy: Option<(String, Vec<String>, Vec<Raw>)> = None;
-    let close = |proxy: &mut Option<(String, Vec<String>, Vec<Raw>)>,
-                 defaults: &[Raw],
-                 out: &mut Vec<Raw>| {
-        let Some((name, binds, mut own)) = proxy.take() else {
-            return;
-        };
-        for d in defaults {
-            if !own.iter().any(|o| o.key == d.key) {
-                own.push(Raw {
-                    key: d.key.clone(),
-                    value: d.value.clone(),
-                    written: d.written.clone(),
-                    line: d.line,
-                    section: None,
-                });
-            }
-        }
-        for mut r in own {
-            r.section = Some(Section {
-                name: name.clone(),
-                listen: binds.clone(),
-            });
-            out.push(r);
-        }
-    };
+    let mut proxy: Option<Proxy> = None;
     for (n, line) in text.lines().enumerate() {
         let line = uncommented(line.trim());
         let mut words = line.split_whitespace();
         let Some(key) = words.next() else { continue };
         let args: Vec<&str> = words.collect();
-        let section = match key {
-            "global" => Some(In::Global),
-            "defaults" => Some(In::Defaults),
-            "frontend" | "listen" => Some(In::Proxy),
-            "backend" | "peers" | "resolvers" | "userlist" | "cache" | "program" | "ring"
-            | "mailers" | "http-errors" | "crt-store" | "log-forward" => Some(In::Other),
-            _ => None,
-        };
-        if let Some(s) = section {
-            close(&mut proxy, &defaults, &mut out);
+        if let Some(s) = In::opened_by(key) {
+            if let Some(p) = proxy.take() {
+                p.close(&defaults, &mut out);
+            }
             if s == In::Defaults {
                 defaults.clear();
             }
             if s == In::Proxy {
                 let name = format!("{key} {}", args.first().copied().unwrap_or(""));
-                // `listen NAME ADDR`, the old way of binding in the section's line.
-                let binds = args.get(1).map(|a| vec![a.to_string()]).unwrap_or_default();
-                proxy = Some((name.trim_end().to_string(), binds, Vec::new()));
+                proxy = Some(Proxy {
+                    name: name.trim_end().to_string(),
+                    // `listen NAME ADDR`, the old way of binding in the section's line.
+                    binds: args.get(1).map(|a| vec![a.to_string()]).unwrap_or_default(),
+                    own: Vec::new(),
+                });
             }
             at = s;
             continue;
         }
-        let value = args.first().copied().unwrap_or("").to_string();
         let raw = Raw {
             key: key.to_string(),
-            value,
+            value: args.first().copied().unwrap_or("").to_string(),
             written: line.to_string(),
             line: n as u32 + 1,
             section: None,
         };
-        match at {
-            In::Global => out.push(raw),
-            In::Defaults => defaults.push(raw),
-            In::Proxy => {
-                if let Some((_, binds, own)) = &mut proxy {
-                    if key == "bind" {
-                        binds.extend(args.first().map(|a| a.to_string()));
-                    } else {
-                        own.push(raw);
-                    }
-                }
+        match (at, &mut proxy) {
+            (In::Global, _) => out.push(raw),
+            (In::Defaults, _) => defaults.push(raw),
+            (In::Proxy, Some(p)) if key == "bind" => {
+                p.binds.extend(args.first().map(|a| a.to_string()));
             }
-            In::Other => {}
+            (In::Proxy, Some(p)) => p.own.push(raw),
+            _ => {}
         }
     }
-    close(&mut proxy, &defaults, &mut out);
+    if let Some(p) = proxy {
+        p.close(&defaults, &mut out);
+    }
     out
 }
 

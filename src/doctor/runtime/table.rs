@@ -101,11 +101,7 @@ pub const JAVA: Runtime = Runtime {
     }),
     cap: Some(CapSpec {
         counts: Counts::Requests,
-        how: CapHow::Unreadable(
-            "its threads are sized in its code or its server's configuration (a fixed pool's \
-             `Executors.newFixedThreadPool(N)`; Tomcat's `maxThreads`, `maxConnections` and \
-             `acceptCount`; Spring Boot's `server.tomcat.threads.max`)",
-        ),
+        how: CapHow::Unreadable,
         at_cap: AtCap::Waits,
     }),
     quirks: Quirks {
