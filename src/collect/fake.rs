@@ -45,6 +45,8 @@ pub(crate) struct Fake {
     pub files: BTreeMap<String, String>,
     /// Each file read, with the process it was read for.
     pub files_read: Vec<(u32, String)>,
+    /// Every process's environment.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Fake {
@@ -213,6 +215,10 @@ impl Sources for Fake {
             return Err(std::io::ErrorKind::NotFound.into());
         }
         Ok(names)
+    }
+
+    fn process_env(&mut self, _: u32, var: &str) -> Option<String> {
+        self.env.get(var).cloned()
     }
 
     fn netns_of(&mut self, pid: u32) -> Option<u64> {

@@ -76,6 +76,9 @@ pub trait Sources {
     fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String>;
     /// The names in a directory as process `pid` sees it, for an include's pattern.
     fn process_dir(&mut self, pid: u32, dir: &str) -> std::io::Result<Vec<String>>;
+    /// A variable of process `pid`'s environment (PostgreSQL's PGDATA); None when unset or
+    /// unreadable.
+    fn process_env(&mut self, pid: u32, var: &str) -> Option<String>;
 }
 
 /// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
@@ -170,6 +173,10 @@ impl Sources for Kernel {
 
     fn process_dir(&mut self, pid: u32, dir: &str) -> std::io::Result<Vec<String>> {
         files::list(pid, dir)
+    }
+
+    fn process_env(&mut self, pid: u32, var: &str) -> Option<String> {
+        files::env_var(pid, var)
     }
 }
 

@@ -1383,7 +1383,8 @@ fn derived_step(runtime: &Runtime, value: u32, now: Option<&Setting>, ctx: &Step
     let at = now.and_then(|s| match &s.source {
         SettingSource::CommandLine => Some(format!(": {}", on_command_line(runtime, s, value))),
         SettingSource::ConfigFile { path, line } => Some(format!(
-            ", where it is set now: {path} line {line} says {}, the assignment that wins",
+            ", where it is set now: {path} line {line} says {}, the assignment that wins: change \
+             that one",
             code(&s.written)
         )),
         SettingSource::Default => None,

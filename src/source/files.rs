@@ -1,6 +1,7 @@
 //! Files as another process sees them: a configuration file its command line names, and the
 //! directories its includes list. Through `/proc/PID/root`, so a container's own file is read,
-//! not the host's at the same path; a relative path from `/proc/PID/cwd`. Each open is an
+//! not the host's at the same path; a relative path from `/proc/PID/cwd`; and a variable of
+//! its environment (`/proc/PID/environ`) that names its data directory. Each open is an
 //! openat2() that resolves inside that root (`RESOLVE_IN_ROOT`: an absolute symlink in a
 //! container stays in the container) or, for a relative path, beneath that directory
 //! (`RESOLVE_BENEATH`), and never through a magic link. Only regular files are read, and at
@@ -42,6 +43,16 @@ pub fn list(pid: u32, dir: &str) -> io::Result<Vec<String>> {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     Ok(names)
+}
+
+/// A variable of process `pid`'s environment as it started (`/proc/PID/environ`), read as
+/// bytes, invalid UTF-8 replaced.
+pub fn env_var(pid: u32, var: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{var}=");
+    raw.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Opens `path` as process `pid` would resolve it (see the module comment).
@@ -101,6 +112,11 @@ mod tests {
             io::ErrorKind::NotFound
         );
         assert!(read(me, dir.to_str().unwrap()).is_err(), "a directory");
+        // Our own environment, as /proc shows it.
+        assert_eq!(env_var(me, "BACKLOGCTL_NO_SUCH_VAR"), None);
+        if let Ok(path) = std::env::var("PATH") {
+            assert_eq!(env_var(me, "PATH"), Some(path));
+        }
         // Relative: from our working directory, never above it.
         assert!(read(me, "../../../../../../../../etc/hostname").is_err());
         std::fs::remove_dir_all(&dir).unwrap();

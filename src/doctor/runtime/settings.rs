@@ -99,6 +99,12 @@ pub enum Locate {
     /// A file in the directory a flag names: PostgreSQL's `-D DATADIR` and its
     /// `postgresql.auto.conf`.
     InDir { flag: Spelled, file: &'static str },
+    /// A file in the directory an environment variable of the process names (PostgreSQL's
+    /// PGDATA, with which `pg_ctl restart -o` and the Docker image start it without -D).
+    EnvDir {
+        var: &'static str,
+        file: &'static str,
+    },
     /// Between the parentheses of a rewritten title: `php-fpm: master process (PATH)`.
     Parenthesised,
     /// The first argument after the program, when it is not a flag (`redis-server FILE`).
@@ -340,8 +346,14 @@ fn inline_values(argv: &[&str], flag: Spelled) -> Vec<(usize, String)> {
     out
 }
 
-/// The configuration files a command line leads to, in the order they are read.
-pub fn config_files(spec: &Settings, argv: &[&str], cmdline: &str) -> Vec<ConfigFile> {
+/// The configuration files a command line (and the process's environment, `env`) leads to,
+/// in the order they are read.
+pub fn config_files(
+    spec: &Settings,
+    argv: &[&str],
+    cmdline: &str,
+    env: &mut dyn FnMut(&str) -> Option<String>,
+) -> Vec<ConfigFile> {
     let mut out = Vec::new();
     for ways in spec.files {
         for way in *ways {
@@ -357,6 +369,14 @@ pub fn config_files(spec: &Settings, argv: &[&str], cmdline: &str) -> Vec<Config
                     .into_iter()
                     .last()
                     .map(|(_, dir, _)| ConfigFile {
+                        path: format!("{}/{file}", dir.trim_end_matches('/')),
+                        optional: false,
+                    })
+                    .into_iter()
+                    .collect(),
+                Locate::EnvDir { var, file } => env(var)
+                    .filter(|dir| !dir.is_empty())
+                    .map(|dir| ConfigFile {
                         path: format!("{}/{file}", dir.trim_end_matches('/')),
                         optional: false,
                     })
@@ -797,13 +817,14 @@ pub fn merge(spec: &Settings, pid: u32, cmdline: Vec<Assignment>, files: &[Read]
 /// The settings of an older snapshot's owner, whose files were not read when it was
 /// recorded, from its command line: what `collect` would have found, as far as the command
 /// line tells it. With no configuration file to read, that is all of it, defaults included;
-/// with one, only what the command line sets, which beats any file.
+/// with one, only what the command line sets, which beats any file. (Its environment was not
+/// recorded: a file only it names is not known, and neither are defaults that need one.)
 pub fn of_cmdline(spec: &Settings, pid: u32, cmdline: &str) -> Vec<Setting> {
     let Some(argv) = spec.argv(cmdline) else {
         return Vec::new();
     };
     let mut found = merge(spec, pid, from_cmdline(spec, &argv), &[]);
-    if !config_files(spec, &argv, cmdline).is_empty() {
+    if !config_files(spec, &argv, cmdline, &mut |_| None).is_empty() {
         found.retain(Setting::on_command_line);
     }
     found

@@ -650,7 +650,8 @@ pub const POSTGRES: Runtime = Runtime {
         at_cap: AtCap::Refused("FATAL: sorry, too many clients already"),
     }),
     // postgresql.conf (or -c config_file=), then postgresql.auto.conf (ALTER SYSTEM), both in
-    // the data directory; the command line beats both (pg_settings.source = command line).
+    // the data directory (-D, else PGDATA); the command line beats both (pg_settings.source =
+    // command line).
     settings: Settings {
         flags: &[Flag {
             setting: "max_connections",
@@ -676,11 +677,21 @@ pub const POSTGRES: Runtime = Runtime {
                     flag: Spelled::Short("-D"),
                     file: "postgresql.conf",
                 },
+                Locate::EnvDir {
+                    var: "PGDATA",
+                    file: "postgresql.conf",
+                },
             ],
-            &[Locate::InDir {
-                flag: Spelled::Short("-D"),
-                file: "postgresql.auto.conf",
-            }],
+            &[
+                Locate::InDir {
+                    flag: Spelled::Short("-D"),
+                    file: "postgresql.auto.conf",
+                },
+                Locate::EnvDir {
+                    var: "PGDATA",
+                    file: "postgresql.auto.conf",
+                },
+            ],
         ],
         syntax: Syntax::KeyValue,
         keys: &[("max_connections", "max_connections")],

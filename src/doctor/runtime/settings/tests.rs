@@ -39,7 +39,12 @@ fn postgres_command_lines() {
             "-c max_connections=5".into()
         )]
     );
-    let files = config_files(&POSTGRES.settings, &POSTGRES.settings.argv(pg).unwrap(), pg);
+    let files = config_files(
+        &POSTGRES.settings,
+        &POSTGRES.settings.argv(pg).unwrap(),
+        pg,
+        &mut |_| None,
+    );
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -55,6 +60,7 @@ fn postgres_command_lines() {
         &POSTGRES.settings,
         &POSTGRES.settings.argv(debian).unwrap(),
         debian,
+        &mut |_| None,
     );
     assert_eq!(files[0].path, "/etc/postgresql/15/main/postgresql.conf");
     assert_eq!(
@@ -62,6 +68,23 @@ fn postgres_command_lines() {
         "/var/lib/postgresql/15/main/postgresql.auto.conf"
     );
     assert!(files.iter().all(|f| !f.optional));
+    // `pg_ctl restart -o ...` (and the Docker image) start it with PGDATA and no -D.
+    let restarted = "/usr/lib/postgresql/15/bin/postgres -c listen_addresses=127.0.0.1 -p 5440";
+    let argv = POSTGRES.settings.argv(restarted).unwrap();
+    let paths: Vec<String> = config_files(&POSTGRES.settings, &argv, restarted, &mut |v| {
+        (v == "PGDATA").then(|| "/tmp/cap/pg".to_string())
+    })
+    .into_iter()
+    .map(|f| f.path)
+    .collect();
+    assert_eq!(
+        paths,
+        [
+            "/tmp/cap/pg/postgresql.conf",
+            "/tmp/cap/pg/postgresql.auto.conf"
+        ]
+    );
+    assert!(config_files(&POSTGRES.settings, &argv, restarted, &mut |_| None).is_empty());
     // Other spellings PostgreSQL takes; the last one given wins.
     assert_eq!(
         cmdline(
@@ -97,7 +120,7 @@ fn gunicorn_and_uwsgi_command_lines() {
     );
     let argv = GUNICORN.settings.argv(short).unwrap();
     assert_eq!(
-        config_files(&GUNICORN.settings, &argv, short),
+        config_files(&GUNICORN.settings, &argv, short, &mut |_| None),
         [ConfigFile {
             path: "conf.py".into(),
             optional: false
@@ -106,7 +129,7 @@ fn gunicorn_and_uwsgi_command_lines() {
     // Without -c, ./gunicorn.conf.py, which may not exist.
     let argv = GUNICORN.settings.argv(gunicorn).unwrap();
     assert_eq!(
-        config_files(&GUNICORN.settings, &argv, gunicorn),
+        config_files(&GUNICORN.settings, &argv, gunicorn, &mut |_| None),
         [ConfigFile {
             path: "gunicorn.conf.py".into(),
             optional: true
@@ -132,7 +155,7 @@ fn haproxy_and_nginx_command_lines() {
                    /run/haproxy-master.sock";
     let argv = HAPROXY.settings.argv(haproxy).unwrap();
     assert_eq!(
-        config_files(&HAPROXY.settings, &argv, haproxy)[0].path,
+        config_files(&HAPROXY.settings, &argv, haproxy, &mut |_| None)[0].path,
         "/etc/haproxy/haproxy.cfg"
     );
     assert!(cmdline(&HAPROXY.settings, haproxy).is_empty());
@@ -145,14 +168,14 @@ fn haproxy_and_nginx_command_lines() {
     let master = "nginx: master process nginx -c /tmp/rt/nginx.conf";
     let argv = NGINX.settings.argv(master).unwrap();
     assert_eq!(
-        config_files(&NGINX.settings, &argv, master)[0].path,
+        config_files(&NGINX.settings, &argv, master, &mut |_| None)[0].path,
         "/tmp/rt/nginx.conf"
     );
     assert_eq!(NGINX.settings.argv("nginx: worker process"), None);
     let debian = "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;";
     let argv = NGINX.settings.argv(debian).unwrap();
     assert_eq!(
-        config_files(&NGINX.settings, &argv, debian),
+        config_files(&NGINX.settings, &argv, debian, &mut |_| None),
         [ConfigFile {
             path: "/etc/nginx/nginx.conf".into(),
             optional: true
@@ -178,23 +201,23 @@ fn php_fpm_and_redis_command_lines() {
     let fpm = "php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)";
     let argv = PHP_FPM.settings.argv(fpm).unwrap();
     assert_eq!(
-        config_files(&PHP_FPM.settings, &argv, fpm)[0].path,
+        config_files(&PHP_FPM.settings, &argv, fpm, &mut |_| None)[0].path,
         "/etc/php/8.2/fpm/php-fpm.conf"
     );
     let child = "php-fpm: pool www";
     let argv = PHP_FPM.settings.argv(child).unwrap();
-    assert!(config_files(&PHP_FPM.settings, &argv, child).is_empty());
+    assert!(config_files(&PHP_FPM.settings, &argv, child, &mut |_| None).is_empty());
 
     // Redis's title hides its arguments once it runs; started by hand they are there.
     for title in ["redis-server 127.0.0.1:6390", "redis-server *:6379"] {
         let argv = REDIS.settings.argv(title).unwrap();
-        assert!(config_files(&REDIS.settings, &argv, title).is_empty());
+        assert!(config_files(&REDIS.settings, &argv, title, &mut |_| None).is_empty());
         assert!(cmdline(&REDIS.settings, title).is_empty());
     }
     let by_hand = "redis-server /etc/redis/redis.conf --maxclients 20 --tcp-backlog 16";
     let argv = REDIS.settings.argv(by_hand).unwrap();
     assert_eq!(
-        config_files(&REDIS.settings, &argv, by_hand)[0].path,
+        config_files(&REDIS.settings, &argv, by_hand, &mut |_| None)[0].path,
         "/etc/redis/redis.conf"
     );
     assert_eq!(cmdline(&REDIS.settings, by_hand).len(), 2);
@@ -598,7 +621,7 @@ fn nothing_here_panics_on_odd_input() {
         ] {
             if let Some(argv) = spec.argv(cmd) {
                 let _ = from_cmdline(spec, &argv);
-                let _ = config_files(spec, &argv, cmd);
+                let _ = config_files(spec, &argv, cmd, &mut |_| None);
             }
         }
     }
