@@ -43,6 +43,7 @@ pub(super) fn fill(
         let texts: Vec<String> = plan.steps.iter().map(|s| w.step(s, &ctx)).collect();
         for (s, t) in plan.steps.iter_mut().zip(texts) {
             s.text = t;
+            word_cap(&mut s.action);
         }
     }
     for f in findings.iter_mut() {
@@ -51,6 +52,7 @@ pub(super) fn fill(
         let plan = f.fix.plan.map(|i| &plans[i]);
         let ctx = StepCtx { plan, view };
         for s in f.fix.steps.iter_mut() {
+            word_cap(&mut s.action);
             // Steps of the plan already have their words: copy them, never rewrite them.
             let planned = plan.and_then(|p| p.steps.iter().find(|ps| ps.action == s.action));
             s.text = match planned {
@@ -59,6 +61,14 @@ pub(super) fn fill(
             };
         }
         f.fix.text = f.fix.steps.iter().map(|s| s.text.clone()).collect();
+    }
+}
+
+/// The words of a cap a step carries, for JSON as for the listener's own.
+fn word_cap(action: &mut Action) {
+    if let Action::AcceptFaster { cap: Some(c) } | Action::MoreWorkers { cap: Some(c), .. } = action
+    {
+        c.text = cap(c);
     }
 }
 
