@@ -135,6 +135,13 @@ fn each_real_server_gets_its_own_knob() {
             Restart,
         ),
         (
+            "6.18-haproxy-maxconn20-backlog16-burst.json",
+            "bfx-haproxy",
+            "`backlog 4096` in the frontend",
+            AppSetting,
+            Restart,
+        ),
+        (
             "6.18-lighttpd-backlog16-burst.json",
             "bfx-lighttpd",
             "server.listen-backlog = 4096",
@@ -207,6 +214,71 @@ fn postgres_started_with_max_connections_on_its_command_line_is_changed_there() 
     assert_eq!(
         json["plans"][0]["steps"][0]["action"]["now"]["source"]["kind"],
         "command-line"
+    );
+}
+
+/// HAProxy at `maxconn 20` (global and frontend) with `backlog 16`, under 100 clients of a
+/// 200 ms backend: the plan changes the backlog on the file's line that sets it, and says that
+/// beyond 20 connections HAProxy accepts no more, naming both maxconn lines it read.
+#[test]
+fn haproxy_s_maxconn_is_named_where_it_is_set() {
+    use backlogctl::doctor::caps::Combine;
+    use backlogctl::model::SettingSource;
+    let r = report("6.18-haproxy-maxconn20-backlog16-burst.json");
+    let steps = &r.plans[0].steps;
+    let file = |line| SettingSource::ConfigFile {
+        path: "/tmp/cap/hx/haproxy.cfg".into(),
+        line,
+    };
+    let Action::AppBacklog { now: Some(now), .. } = &steps[0].action else {
+        panic!("{:?}", steps[0].action)
+    };
+    assert_eq!(
+        (now.written.as_str(), &now.source),
+        ("backlog 16", &file(15))
+    );
+    assert!(
+        steps[0]
+            .text
+            .contains("/tmp/cap/hx/haproxy.cfg line 15 (`backlog 16`)"),
+        "{}",
+        steps[0].text
+    );
+    let faster = steps
+        .iter()
+        .find(|s| matches!(s.action, Action::AcceptFaster { .. }))
+        .expect("accept faster");
+    let Action::AcceptFaster { cap: Some(cap) } = &faster.action else {
+        panic!("no cap: {:?}", faster.action)
+    };
+    assert_eq!(cap.value, Some(20));
+    let read: Vec<(&SettingSource, Option<&str>)> = cap
+        .settings()
+        .iter()
+        .map(|s| (&s.source, s.section.as_ref().map(|x| x.name.as_str())))
+        .collect();
+    assert_eq!(read, [(&file(2), None), (&file(14), Some("frontend fe"))]);
+    assert!(matches!(
+        cap.basis,
+        backlogctl::doctor::caps::Basis::Settings {
+            combine: Combine::Lowest,
+            ..
+        }
+    ));
+    assert!(
+        faster
+            .text
+            .contains("HAProxy serves at most 20 connections at once")
+            && faster
+                .text
+                .contains("`maxconn N` in the global section and the frontend"),
+        "{}",
+        faster.text
+    );
+    assert_eq!(
+        r.listeners[0].cap.as_ref(),
+        Some(cap),
+        "the listener shows it too"
     );
 }
 
