@@ -842,17 +842,8 @@ impl Words<'_> {
     fn step(&self, s: &Step, ctx: &StepCtx) -> String {
         match &s.action {
             Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value),
-            Action::AppBacklog {
-                runtime,
-                value,
-                now,
-            } => app_backlog_step(*runtime, *value, now.as_ref(), ctx),
-            Action::DerivedBacklog {
-                runtime,
-                value,
-                now,
-                ..
-            } => derived_step(runtime, *value, now.as_ref(), ctx),
+            Action::AppBacklog { .. } => app_backlog_step(s, ctx),
+            Action::DerivedBacklog { .. } => derived_step(s, ctx),
             Action::Relisten { .. } => relisten_step(s, ctx),
             Action::AcceptFaster { cap } => accept_faster_step(cap.as_ref()),
             Action::MoreWorkers { runtime, cap } => more_workers_step(runtime, cap.as_ref()),
@@ -1321,12 +1312,16 @@ fn keep_note(s: &Step, knob: Knob, value: u32) -> Option<String> {
     }
 }
 
-fn app_backlog_step(
-    runtime: Option<&Runtime>,
-    value: u32,
-    now: Option<&Setting>,
-    ctx: &StepCtx,
-) -> String {
+fn app_backlog_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::AppBacklog {
+        runtime,
+        value,
+        ref now,
+    } = s.action
+    else {
+        return String::new();
+    };
+    let now = now.as_ref();
     // What it asked for is inferred, never known: say what the socket has.
     let has = match ctx.plan.map(|p| p.backlog.asked) {
         Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
@@ -1388,7 +1383,17 @@ fn on_command_line(rt: &Runtime, s: &Setting, value: u32) -> String {
 
 /// A runtime whose backlog follows a setting that sizes other things too (`Runtime::derived`),
 /// set where the running value comes from when that is known.
-fn derived_step(runtime: &Runtime, value: u32, now: Option<&Setting>, ctx: &StepCtx) -> String {
+fn derived_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::DerivedBacklog {
+        runtime,
+        value,
+        ref now,
+        ..
+    } = s.action
+    else {
+        return String::new();
+    };
+    let now = now.as_ref();
     let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
     let at = now.and_then(|s| match &s.source {
         SettingSource::CommandLine => Some(format!(": {}", on_command_line(runtime, s, value))),
