@@ -100,7 +100,9 @@ fn each_real_server_gets_its_own_knob() {
         (
             "6.18-postgres-maxconn5-burst.json",
             "bfx-postgres",
-            "max_connections to 2048",
+            // Started with -c max_connections=5: ALTER SYSTEM would change nothing.
+            "change it there, where the server is started (its unit, or `pg_ctl -o`), to \
+             `-c max_connections=2048`",
             AppSetting,
             Restart,
         ),
@@ -133,6 +135,13 @@ fn each_real_server_gets_its_own_knob() {
             Restart,
         ),
         (
+            "6.18-haproxy-maxconn20-backlog16-burst.json",
+            "bfx-haproxy",
+            "`backlog 4096` in the frontend",
+            AppSetting,
+            Restart,
+        ),
+        (
             "6.18-lighttpd-backlog16-burst.json",
             "bfx-lighttpd",
             "server.listen-backlog = 4096",
@@ -143,6 +152,134 @@ fn each_real_server_gets_its_own_knob() {
     for (name, ns, knob, kind, how) in cases {
         burst_plan(name, ns, knob, kind, how);
     }
+}
+
+/// PostgreSQL started with `-c max_connections=5` (its owner's command line in the fixture):
+/// the command line beats postgresql.conf and ALTER SYSTEM (pg_settings.source = command line)
+/// and `pg_ctl restart` replays it from postmaster.opts, so the plan changes the command line,
+/// restarts with the new one, and never offers ALTER SYSTEM.
+#[test]
+fn postgres_started_with_max_connections_on_its_command_line_is_changed_there() {
+    let r = report("6.18-postgres-maxconn5-burst.json");
+    let plan = &r.plans[0];
+    let derived = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::DerivedBacklog { .. }))
+        .expect("a max_connections step");
+    let Action::DerivedBacklog {
+        value,
+        now: Some(now),
+        ..
+    } = &derived.action
+    else {
+        panic!("the running value is known: {:?}", derived.action)
+    };
+    assert_eq!(*value, 2048);
+    assert!(now.on_command_line(), "{now:?}");
+    assert_eq!(now.written, "-c max_connections=5");
+    assert!(
+        derived.text.contains(
+            "its command line says `-c max_connections=5`, which overrides \
+                               postgresql.conf and ALTER SYSTEM"
+        ),
+        "{}",
+        derived.text
+    );
+    assert!(
+        !derived.text.contains("ALTER SYSTEM SET"),
+        "{}",
+        derived.text
+    );
+    let restart = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Relisten { .. }))
+        .expect("a restart");
+    assert!(matches!(
+        restart.action,
+        Action::Relisten {
+            new_command_line: true,
+            ..
+        }
+    ));
+    assert!(restart.text.contains("postmaster.opts"), "{}", restart.text);
+    // Its cap, from the same command line: 5 connections, beyond which it refuses after accept.
+    let cap = r.listeners[0]
+        .cap
+        .as_ref()
+        .expect("a cap read from its settings");
+    assert_eq!(cap.value, Some(5));
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["plans"][0]["steps"][0]["action"]["now"]["source"]["kind"],
+        "command-line"
+    );
+}
+
+/// HAProxy at `maxconn 20` (global and frontend) with `backlog 16`, under 100 clients of a
+/// 200 ms backend: the plan changes the backlog on the file's line that sets it, and says that
+/// beyond 20 connections HAProxy accepts no more, naming both maxconn lines it read.
+#[test]
+fn haproxy_s_maxconn_is_named_where_it_is_set() {
+    use backlogctl::doctor::caps::Combine;
+    use backlogctl::model::SettingSource;
+    let r = report("6.18-haproxy-maxconn20-backlog16-burst.json");
+    let steps = &r.plans[0].steps;
+    let file = |line| SettingSource::ConfigFile {
+        path: "/tmp/cap/hx/haproxy.cfg".into(),
+        line,
+    };
+    let Action::AppBacklog { now: Some(now), .. } = &steps[0].action else {
+        panic!("{:?}", steps[0].action)
+    };
+    assert_eq!(
+        (now.written.as_str(), &now.source),
+        ("backlog 16", &file(15))
+    );
+    assert!(
+        steps[0]
+            .text
+            .contains("/tmp/cap/hx/haproxy.cfg line 15 (`backlog 16`)"),
+        "{}",
+        steps[0].text
+    );
+    let faster = steps
+        .iter()
+        .find(|s| matches!(s.action, Action::AcceptFaster { .. }))
+        .expect("accept faster");
+    let Action::AcceptFaster { cap: Some(cap) } = &faster.action else {
+        panic!("no cap: {:?}", faster.action)
+    };
+    assert_eq!(cap.value, Some(20));
+    let read: Vec<(&SettingSource, Option<&str>)> = cap
+        .settings()
+        .iter()
+        .map(|s| (&s.source, s.section.as_ref().map(|x| x.name.as_str())))
+        .collect();
+    assert_eq!(read, [(&file(2), None), (&file(14), Some("frontend fe"))]);
+    assert!(matches!(
+        cap.basis,
+        backlogctl::doctor::caps::Basis::Settings {
+            combine: Combine::Lowest,
+            ..
+        }
+    ));
+    assert!(
+        faster
+            .text
+            .contains("HAProxy serves at most 20 connections at once")
+            && faster
+                .text
+                .contains("`maxconn N` in the global section and the frontend"),
+        "{}",
+        faster.text
+    );
+    assert_eq!(
+        r.listeners[0].cap.as_ref(),
+        Some(cap),
+        "the listener shows it too"
+    );
 }
 
 /// nginx reloads with a new backlog= re-listen on the same socket: the reload goes to the

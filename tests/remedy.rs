@@ -251,6 +251,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
             tcp_synack_retries: rng.pick(&[Some(5), Some(1), None]),
         },
         owners,
+        settings: Vec::new(),
         samples: if single {
             vec![Sample {
                 elapsed_us: 0,

@@ -41,6 +41,12 @@ pub(crate) struct Fake {
     /// (they are not `dumps`).
     pub conns: Vec<diag::Conn>,
     pub wait_dumps: usize,
+    /// Files as every process sees them, by path.
+    pub files: BTreeMap<String, String>,
+    /// Each file read, with the process it was read for.
+    pub files_read: Vec<(u32, String)>,
+    /// Every process's environment.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Fake {
@@ -186,6 +192,33 @@ impl Sources for Fake {
 
     fn listening_sockets(&mut self) -> Vec<u64> {
         self.sockets.clone()
+    }
+
+    fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String> {
+        self.files_read.push((pid, path.to_string()));
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn process_dir(&mut self, _: u32, dir: &str) -> std::io::Result<Vec<String>> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let names: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(&prefix))
+            .filter(|rest| !rest.contains('/'))
+            .map(str::to_string)
+            .collect();
+        if names.is_empty() {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        Ok(names)
+    }
+
+    fn process_env(&mut self, _: u32, var: &str) -> Option<String> {
+        self.env.get(var).cloned()
     }
 
     fn netns_of(&mut self, pid: u32) -> Option<u64> {

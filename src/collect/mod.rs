@@ -8,7 +8,9 @@
 //!   whether a sample changed) and the samples it keeps; `record` drives one over a window.
 //!   `doctor`, `snapshot`, `watch`, `lab` and every namespace of a fan-out use it.
 //! - `OwnerCache` names the processes holding listeners, keyed by socket inode and refreshed
-//!   when an owner exits or grows old: one cache for `doctor`, `watch` and the exporter.
+//!   when an owner exits or grows old: one cache for `doctor`, `watch` and the exporter. A
+//!   recording's owners come with their settings (`settings`): command line, the
+//!   configuration files it names, defaults.
 //! - `fan_out` visits namespaces (`--all-netns`, `--netns`, the exporter's scrapes) on a few
 //!   worker threads, each entering namespace after namespace, under one deadline, with who
 //!   each namespace belongs to (pod identity).
@@ -23,6 +25,7 @@ mod owners;
 mod recorder;
 mod sampler;
 mod scrape;
+mod settings;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -38,7 +41,7 @@ use crate::error::Result;
 use crate::model::{Counters, Gap, Name, Netns, Owner, SocketFile, Sysctls, Traced};
 use crate::source::netns::Which;
 use crate::source::trace::{self, ResetTrace};
-use crate::source::{diag, netns, netstat, procs, sysctl};
+use crate::source::{diag, files, netns, netstat, procs, sysctl};
 
 /// Everything a recording reads. Implemented by `Kernel`, and by fakes in tests.
 pub trait Sources {
@@ -68,6 +71,14 @@ pub trait Sources {
     fn finish_reset_trace(&mut self) -> std::result::Result<String, String>;
     /// The `sk` pointers of the namespace's listening TCP sockets, which a traced RST names.
     fn listening_sockets(&mut self) -> Vec<u64>;
+    /// A file as process `pid` sees it (a configuration file its command line names): an
+    /// absolute path inside its root, a relative one from its working directory.
+    fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String>;
+    /// The names in a directory as process `pid` sees it, for an include's pattern.
+    fn process_dir(&mut self, pid: u32, dir: &str) -> std::io::Result<Vec<String>>;
+    /// A variable of process `pid`'s environment (PostgreSQL's PGDATA); None when unset or
+    /// unreadable.
+    fn process_env(&mut self, pid: u32, var: &str) -> Option<String>;
 }
 
 /// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
@@ -154,6 +165,18 @@ impl Sources for Kernel {
 
     fn listening_sockets(&mut self) -> Vec<u64> {
         trace::listening_here()
+    }
+
+    fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String> {
+        files::read(pid, path)
+    }
+
+    fn process_dir(&mut self, pid: u32, dir: &str) -> std::io::Result<Vec<String>> {
+        files::list(pid, dir)
+    }
+
+    fn process_env(&mut self, pid: u32, var: &str) -> Option<String> {
+        files::env_var(pid, var)
     }
 }
 

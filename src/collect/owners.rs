@@ -166,7 +166,8 @@ impl OwnerCache {
         gap
     }
 
-    /// Names the holders of `inodes` in one recording, with a gap for those that cannot be;
+    /// Names the holders of `inodes` in one recording, with a gap for those that cannot be,
+    /// and reads their settings (`settings::read`);
     /// the last use of a cache (a one-shot `doctor`, the end of `watch`), so the owners move
     /// into the snapshot instead of being copied: with 10,000 listeners and their command
     /// lines, a copy is megabytes. For a namespace with no name and no PID to enter it by,
@@ -197,6 +198,9 @@ impl OwnerCache {
             gap
         };
         snap.owners[start..].sort_by_key(|o| (o.inode, o.pid));
+        snap.gaps.extend(gap);
+        let (settings, gap) = super::settings::read(sources, &snap.owners[start..]);
+        snap.settings.extend(settings);
         snap.gaps.extend(gap);
         let ns = &snap.netns;
         if ns.pid.is_none() && ns.path.is_none() && ns.names.is_empty() && ns.initial != Some(true)

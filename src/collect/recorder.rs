@@ -67,6 +67,7 @@ impl<S: Sources> Recorder<S> {
                 samples_taken: 0,
                 sysctls: header.sysctls,
                 owners: Vec::new(),
+                settings: Vec::new(),
                 samples: Vec::new(),
                 gaps: header.gaps,
                 other_addresses: Vec::new(),

@@ -2,9 +2,10 @@
 //! environment: a live run and `doctor --from FILE` give equal findings for equal data, and
 //! every rule is testable from a recorded fixture. Four steps, four homes: classification and
 //! grouping (`rules.rs`), the remedy plan (`remedy.rs`, with `runtime.rs`), and the words
-//! (`words.rs`). Kernel facts behind each rule are in docs/kernel.md; the rules cite the
+//! (`words.rs`). What an owner serves at once, from its settings, is `caps.rs`'s. Kernel facts behind each rule are in docs/kernel.md; the rules cite the
 //! section they rest on.
 
+pub mod caps;
 pub mod remedy;
 mod rules;
 pub mod runtime;
@@ -345,6 +346,11 @@ pub struct ListenerView {
     /// Its clients' wait over the window (TCP, snapshots of schema 4 on).
     #[serde(skip_serializing_if = "wait::WaitSeen::is_empty")]
     pub wait: wait::WaitSeen,
+    /// What its owner serves at once, when read from its settings (`caps::of`; the cap of a
+    /// runtime whose number is not a setting, Node.js's processes, Java's unreadable pools, is
+    /// for the rules to word where it matters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<caps::Cap>,
 }
 
 impl ListenerView {
@@ -499,6 +505,12 @@ impl Triage {
                 .get(&v.inode)
                 .map(|os| os.iter().map(|o| (*o).clone()).collect())
                 .unwrap_or_default();
+            v.cap = caps::of(snap, &v.local, v.inode)
+                .filter(caps::Cap::read_from_settings)
+                .map(|mut c| {
+                    c.text = words::cap(&c);
+                    c
+                });
         }
         let listeners = self.listeners;
         let (mut findings, mut plans) = rules::run(snap, &listeners, &self.classes, &self.standing);
@@ -571,6 +583,7 @@ fn views(snap: &Snapshot) -> Vec<ListenerView> {
                         v6only: l.v6only,
                         owners: Vec::new(),
                         wait: wait::WaitSeen::default(),
+                        cap: None,
                     });
                     let last = out.len() - 1;
                     out[last].wait.add(sample.elapsed_us, l);

@@ -16,10 +16,11 @@
 use serde::Serialize;
 
 use super::ListenerView;
+use super::caps::Cap;
 use super::runtime::{self, Relisten, Runtime};
 use crate::catalogue::Sysctl;
 pub use crate::model::Where;
-use crate::model::{Local, Netns, NetnsLabel, Owner, ProcState, Sysctls};
+use crate::model::{Local, Netns, NetnsLabel, Owner, ProcState, Setting, Sysctls};
 
 /// The modern default of net.core.somaxconn (5.4 and later): the smallest backlog a plan
 /// recommends.
@@ -130,6 +131,10 @@ pub enum Action {
     AppBacklog {
         runtime: Option<&'static Runtime>,
         value: u32,
+        /// The setting as the process runs with it, where it was read (its command line, a
+        /// file): the change goes there, since on the command line it beats every file.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        now: Option<Setting>,
     },
     /// Set the runtime's setting that sizes its backlog among other things
     /// (`Runtime::derived`: PostgreSQL's max_connections) to `value`.
@@ -137,6 +142,9 @@ pub enum Action {
         runtime: &'static Runtime,
         setting: &'static str,
         value: u32,
+        /// As `AppBacklog::now`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        now: Option<Setting>,
     },
     /// Make the socket call listen() again; `pid` gets the reload signal.
     Relisten {
@@ -144,12 +152,24 @@ pub enum Action {
         how: Relisten,
         #[serde(skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
+        /// The backlog's setting is on the command line: the restart must start the process
+        /// with the changed one.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        new_command_line: bool,
     },
-    /// Accept faster: the queue only absorbs bursts.
-    AcceptFaster,
+    /// Accept faster: the queue only absorbs bursts. `cap`: what the owner serves at once, as
+    /// read from its settings (`doctor::caps`), when it was.
+    AcceptFaster {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cap: Option<Cap>,
+    },
     /// A pre-forked pool accepts only with a free worker: size the pool (php-fpm's
-    /// `pm.max_children`, uWSGI's `--processes`).
-    MoreWorkers { runtime: &'static Runtime },
+    /// `pm.max_children`, uWSGI's `--processes`), from `cap` when it was read.
+    MoreWorkers {
+        runtime: &'static Runtime,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cap: Option<Cap>,
+    },
     /// The server accepts and holds requests it does not answer: its concurrency (workers,
     /// threads, a connection cap) is what the clients wait for.
     MoreConcurrency {
@@ -408,6 +428,16 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
+/// What the owner of a group's first listener runs with, as read from it (`doctor::caps`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Running {
+    /// Its concurrency cap, when it rests on settings that were read.
+    pub cap: Option<Cap>,
+    /// Its backlog setting (or the setting it derives from), when the command line or a file
+    /// set it.
+    pub backlog: Option<Setting>,
+}
+
 /// The plan for a group of alike listeners (same backlog and processes), from its first: the
 /// steps in the order of docs/kernel.md §8.
 pub(crate) fn plan(
@@ -416,6 +446,7 @@ pub(crate) fn plan(
     needs: Needs,
     sysctls: &Sysctls,
     netns: &Netns,
+    running: &Running,
 ) -> Plan {
     let v = group[0];
     let rt = runtime::runtime_of(&v.owners);
@@ -444,23 +475,15 @@ pub(crate) fn plan(
         steps.push(set_sysctl(Knob::Somaxconn, n, somaxconn, &at));
     }
     // A pool's size is a setting the same restart applies: it goes before the restart.
-    let pool = rt.filter(|r| (needs.accept_faster || needs.accept_queue_wait) && r.worker_pool());
+    let (pool, faster) = accept_steps(rt, needs, running, &at);
     if let Some(n) = target {
-        steps.push(backlog_step(rt, n, &at));
+        steps.push(backlog_step(rt, n, running.backlog.clone(), &at));
     }
-    if let Some(runtime) = pool {
-        steps.push(Step::new(
-            StepKind::AppSetting,
-            Action::MoreWorkers { runtime },
-            &at,
-        ));
-    }
+    steps.extend(pool);
     if target.is_some() {
-        steps.push(relisten_step(rt, asked, &v.owners, &at));
+        steps.push(relisten_step(rt, asked, &v.owners, running, &at));
     }
-    if (needs.accept_faster || needs.accept_queue_wait) && pool.is_none() {
-        steps.push(Step::new(StepKind::CodeChange, Action::AcceptFaster, &at));
-    }
+    steps.extend(faster);
     steps.extend(wait_steps(v, rt, needs, &at));
     if needs.dropped || needs.accept_faster {
         steps.push(Step::new(
@@ -558,8 +581,41 @@ pub(crate) fn sysctl_step(knob: Knob, value: u32, sysctls: &Sysctls, netns: &Net
     set_sysctl(knob, value, sysctls.get(knob.sysctl()), &Where::of(netns))
 }
 
-/// Make the application ask listen() for `n`, by its runtime's setting or in its code.
-fn backlog_step(rt: Option<&'static Runtime>, n: u32, at: &Where) -> Step {
+/// When accept() does not keep up: size the pool of a runtime whose workers are one (the first),
+/// else accept faster (the second); either names the cap read from the owner's settings.
+fn accept_steps(
+    rt: Option<&'static Runtime>,
+    needs: Needs,
+    running: &Running,
+    at: &Where,
+) -> (Option<Step>, Option<Step>) {
+    if !(needs.accept_faster || needs.accept_queue_wait) {
+        return (None, None);
+    }
+    let cap = running.cap.clone();
+    match rt.filter(|r| r.worker_pool()) {
+        Some(runtime) => (
+            Some(Step::new(
+                StepKind::AppSetting,
+                Action::MoreWorkers { runtime, cap },
+                at,
+            )),
+            None,
+        ),
+        None => (
+            None,
+            Some(Step::new(
+                StepKind::CodeChange,
+                Action::AcceptFaster { cap },
+                at,
+            )),
+        ),
+    }
+}
+
+/// Make the application ask listen() for `n`, by its runtime's setting or in its code, where
+/// the running value `now` comes from when it is known.
+fn backlog_step(rt: Option<&'static Runtime>, n: u32, now: Option<Setting>, at: &Where) -> Step {
     match rt.and_then(|r| r.derived.as_ref().map(|d| (r, d))) {
         Some((runtime, derived)) => Step::new(
             StepKind::AppSetting,
@@ -567,6 +623,7 @@ fn backlog_step(rt: Option<&'static Runtime>, n: u32, at: &Where) -> Step {
                 runtime,
                 setting: derived.setting,
                 value: (derived.value_for)(n),
+                now,
             },
             at,
         ),
@@ -581,6 +638,7 @@ fn backlog_step(rt: Option<&'static Runtime>, n: u32, at: &Where) -> Step {
             Action::AppBacklog {
                 runtime: rt,
                 value: n,
+                now,
             },
             at,
         ),
@@ -589,7 +647,17 @@ fn backlog_step(rt: Option<&'static Runtime>, n: u32, at: &Where) -> Step {
 
 /// Have the socket call listen() again: a reload where the runtime takes the new backlog so,
 /// else a restart.
-fn relisten_step(rt: Option<&'static Runtime>, asked: Asked, owners: &[Owner], at: &Where) -> Step {
+fn relisten_step(
+    rt: Option<&'static Runtime>,
+    asked: Asked,
+    owners: &[Owner],
+    running: &Running,
+    at: &Where,
+) -> Step {
+    let new_command_line = running
+        .backlog
+        .as_ref()
+        .is_some_and(Setting::on_command_line);
     let how = match rt.map(|r| r.relisten) {
         // A reload re-listens only when the backlog value in the configuration changed: when
         // B is capped the configuration may already say N, and only a restart calls listen()
@@ -605,6 +673,7 @@ fn relisten_step(rt: Option<&'static Runtime>, asked: Asked, owners: &[Owner], a
             pid: rt
                 .filter(|_| how == Relisten::Reload)
                 .and_then(|r| r.reload_pid(owners)),
+            new_command_line,
         },
         at,
     )

@@ -27,12 +27,12 @@ use std::net::SocketAddr;
 use serde_json::json;
 
 use super::remedy::{self, Action, Knob, MODERN_SOMAXCONN, Needs, Plan, Unstick};
-use super::runtime;
 use super::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS, WaitWhere};
 use super::{
     Candidates, Evidence, Fact, Finding, Fix, ListenerView, PathState, QueueSeen, ResetCause,
     RuleId, Server, Severity, Stuck, TracedLine, Whose,
 };
+use super::{caps, runtime};
 use crate::model::{Snapshot, SocketFile, Target, UnixName, UnixTarget};
 
 use crate::catalogue::{
@@ -204,7 +204,14 @@ pub(super) fn run(
         rank(class.queue, group);
         let mut needs = class.needs();
         needs.unstick = group.iter().find_map(|v| stuck.get(&v.inode)).map(unstick);
-        let plan = remedy::plan(plans.len(), group, needs, &snap.sysctls, &snap.netns);
+        let plan = remedy::plan(
+            plans.len(),
+            group,
+            needs,
+            &snap.sysctls,
+            &snap.netns,
+            &running(snap, group[0]),
+        );
         for v in group.iter() {
             plan_of.insert(v.inode, plan.id);
         }
@@ -266,6 +273,15 @@ fn unstick(s: &Stuck) -> Unstick {
     Unstick {
         pid: server.map(|s| s.pid),
         state: server.and_then(|s| s.state),
+    }
+}
+
+/// What the owner of `v` runs with, as read from it: its cap when read from its settings, its
+/// backlog setting when set somewhere.
+fn running(snap: &Snapshot, v: &ListenerView) -> remedy::Running {
+    remedy::Running {
+        cap: caps::of(snap, &v.local, v.inode).filter(caps::Cap::read_from_settings),
+        backlog: caps::backlog_setting(snap, &v.local, v.inode),
     }
 }
 

@@ -6,15 +6,18 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
+use super::caps::{Basis, Cap, Combine};
 use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step, Where};
-use super::runtime::{self, Relisten, Runtime};
+use super::runtime::{self, AtCap, Counts, Relisten, Runtime};
 use super::wait::{WaitSeen, WaitWhere};
 use super::{
     Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Stuck, TracedLine,
     Whose,
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
-use crate::model::{Local, NetnsLabel, ProcState, Snapshot, UnixName, window_length};
+use crate::model::{
+    Local, NetnsLabel, ProcState, Setting, SettingSource, Snapshot, UnixName, window_length,
+};
 
 const SOMAXCONN: &str = Sysctl::Somaxconn.name();
 const MAX_SYN_BACKLOG: &str = Sysctl::TcpMaxSynBacklog.name();
@@ -40,6 +43,7 @@ pub(super) fn fill(
         let texts: Vec<String> = plan.steps.iter().map(|s| w.step(s, &ctx)).collect();
         for (s, t) in plan.steps.iter_mut().zip(texts) {
             s.text = t;
+            word_cap(&mut s.action);
         }
     }
     for f in findings.iter_mut() {
@@ -48,6 +52,7 @@ pub(super) fn fill(
         let plan = f.fix.plan.map(|i| &plans[i]);
         let ctx = StepCtx { plan, view };
         for s in f.fix.steps.iter_mut() {
+            word_cap(&mut s.action);
             // Steps of the plan already have their words: copy them, never rewrite them.
             let planned = plan.and_then(|p| p.steps.iter().find(|ps| ps.action == s.action));
             s.text = match planned {
@@ -56,6 +61,14 @@ pub(super) fn fill(
             };
         }
         f.fix.text = f.fix.steps.iter().map(|s| s.text.clone()).collect();
+    }
+}
+
+/// The words of a cap a step carries, for JSON as for the listener's own.
+fn word_cap(action: &mut Action) {
+    if let Action::AcceptFaster { cap: Some(c) } | Action::MoreWorkers { cap: Some(c), .. } = action
+    {
+        c.text = cap(c);
     }
 }
 
@@ -829,14 +842,11 @@ impl Words<'_> {
     fn step(&self, s: &Step, ctx: &StepCtx) -> String {
         match &s.action {
             Action::Sysctl { knob, value } => self.sysctl_step(s, *knob, *value),
-            Action::AppBacklog { runtime, value } => app_backlog_step(*runtime, *value, ctx),
-            Action::DerivedBacklog { runtime, value, .. } => derived_step(runtime, *value, ctx),
-            Action::Relisten { runtime, how, pid } => relisten_step(s, *runtime, *how, *pid, ctx),
-            Action::AcceptFaster => "make accept() keep up: a dedicated acceptor thread, no work on the accept \
-                                     path, enough workers; a backlog only absorbs bursts, and if arrivals outrun \
-                                     accept() any queue fills"
-                .into(),
-            Action::MoreWorkers { runtime } => runtime.pool.unwrap_or_default().into(),
+            Action::AppBacklog { .. } => app_backlog_step(s, ctx),
+            Action::DerivedBacklog { .. } => derived_step(s, ctx),
+            Action::Relisten { .. } => relisten_step(s, ctx),
+            Action::AcceptFaster { cap } => accept_faster_step(cap.as_ref()),
+            Action::MoreWorkers { runtime, cap } => more_workers_step(runtime, cap.as_ref()),
             Action::MoreConcurrency {
                 runtime,
                 in_progress,
@@ -1296,9 +1306,18 @@ fn keep_note(s: &Step, knob: Knob, value: u32) -> Option<String> {
     }
 }
 
-fn app_backlog_step(runtime: Option<&Runtime>, value: u32, ctx: &StepCtx) -> String {
+fn app_backlog_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::AppBacklog {
+        runtime,
+        value,
+        ref now,
+    } = s.action
+    else {
+        return String::new();
+    };
+    let now = now.as_ref();
     // What it asked for is inferred, never known: say what the socket has.
-    let now = match ctx.plan.map(|p| p.backlog.asked) {
+    let has = match ctx.plan.map(|p| p.backlog.asked) {
         Some(Asked::Exactly(b)) => format!(" (the socket has {b})"),
         Some(Asked::AtLeast(b)) => format!(
             " (the socket has {b}, somaxconn's value when it listened: the request may have \
@@ -1306,33 +1325,247 @@ fn app_backlog_step(runtime: Option<&Runtime>, value: u32, ctx: &StepCtx) -> Str
         ),
         _ => String::new(),
     };
-    format!(
-        "have the application ask listen() for a backlog of {value}{now}: {}",
-        runtime::how_to_set(
-            runtime,
-            matches!(ctx.view.map(|v| &v.local), Some(Local::Unix(_))),
-            value
-        )
-    )
+    let how = match (runtime, now) {
+        (Some(rt), Some(s)) if s.on_command_line() => {
+            let also = rt
+                .settings
+                .on_command_line
+                .as_ref()
+                .and_then(|o| o.also)
+                .map(|a| format!("; {a}"))
+                .unwrap_or_default();
+            format!("{}{also}", on_command_line(rt, s, value))
+        }
+        (rt, now) => {
+            let unix = matches!(ctx.view.map(|v| &v.local), Some(Local::Unix(_)));
+            let how = runtime::how_to_set(rt, unix, value);
+            match now.map(|s| (&s.source, s)) {
+                Some((SettingSource::ConfigFile { path, line }, s)) => format!(
+                    "{how}; it is set now at {path} line {line} ({}), the assignment that wins: \
+                     change that one",
+                    code(&s.written)
+                ),
+                _ => how,
+            }
+        }
+    };
+    format!("have the application ask listen() for a backlog of {value}{has}: {how}")
 }
 
-/// A runtime whose backlog follows a setting that sizes other things too (`Runtime::derived`).
-fn derived_step(runtime: &Runtime, value: u32, ctx: &StepCtx) -> String {
+/// A setting the running process got on its command line, which beats its files: change it
+/// where the command line is written, to `value`.
+fn on_command_line(rt: &Runtime, s: &Setting, value: u32) -> String {
+    let says = format!("its command line says {}", code(&s.written));
+    let overrides = rt
+        .settings
+        .on_command_line
+        .as_ref()
+        .and_then(|o| o.overrides)
+        .map(|o| format!(", which overrides {o}"))
+        .unwrap_or_default();
+    let at = rt
+        .settings
+        .on_command_line
+        .as_ref()
+        .map_or("where the process is started", |o| o.change_at);
+    let to = s
+        .written_with(u64::from(value))
+        .map(|w| format!(", to {}", code(&w)))
+        .unwrap_or_default();
+    format!("{says}{overrides}: change it there, {at}{to}")
+}
+
+/// A runtime whose backlog follows a setting that sizes other things too (`Runtime::derived`),
+/// set where the running value comes from when that is known.
+fn derived_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::DerivedBacklog {
+        runtime,
+        value,
+        ref now,
+        ..
+    } = s.action
+    else {
+        return String::new();
+    };
+    let now = now.as_ref();
     let n = ctx.plan.and_then(|p| p.backlog.target).unwrap_or(value * 2);
+    let at = now.and_then(|s| match &s.source {
+        SettingSource::CommandLine => Some(format!(": {}", on_command_line(runtime, s, value))),
+        SettingSource::ConfigFile { path, line } => Some(format!(
+            ", where it is set now: {path} line {line} says {}, the assignment that wins: change \
+             that one",
+            code(&s.written)
+        )),
+        SettingSource::Default => None,
+    });
     runtime
         .derived
         .as_ref()
-        .map(|d| d.words(value, n))
+        .map(|d| d.words(value, n, at.as_deref()))
         .unwrap_or_default()
 }
 
-fn relisten_step(
-    s: &Step,
-    runtime: Option<&Runtime>,
-    how: Relisten,
-    pid: Option<u32>,
-    ctx: &StepCtx,
-) -> String {
+/// Size the pool; with the owner's cap read from its settings, say what it is now.
+fn more_workers_step(runtime: &Runtime, cap: Option<&Cap>) -> String {
+    let pool = runtime.pool.unwrap_or_default();
+    match cap {
+        Some(c) => format!("{pool}; as it runs, {}", self::cap(c)),
+        None => pool.into(),
+    }
+}
+
+/// Accept faster; with the owner's cap read from its settings, that cap is what to raise when
+/// connections wait for it.
+fn accept_faster_step(cap: Option<&Cap>) -> String {
+    const GENERIC: &str = "make accept() keep up: a dedicated acceptor thread, no work on the \
+                           accept path, enough workers; a backlog only absorbs bursts, and if \
+                           arrivals outrun accept() any queue fills";
+    let Some(c) = cap else {
+        return GENERIC.into();
+    };
+    match c.at_cap {
+        AtCap::Waits => {
+            let raise = c
+                .runtime
+                .concurrency
+                .as_ref()
+                .map(|k| format!(": {},", k.how.replace("{n}", "N")))
+                .unwrap_or_default();
+            let beyond = if c.value.is_some() {
+                "that many"
+            } else {
+                "its cap"
+            };
+            format!(
+                "make accept() keep up: {}. Beyond {beyond}, connections wait in this queue, \
+                 however large its backlog: raise the cap{raise} as far as memory and what it \
+                 serves allow, or make each one shorter; a backlog only absorbs bursts, and if \
+                 arrivals outrun accept() any queue fills",
+                self::cap(c)
+            )
+        }
+        AtCap::Refused(says) => format!(
+            "{GENERIC}. {}; beyond that many it accepts and refuses at once (its clients read \
+             \"{says}\"), which no listen queue shows and no backlog changes",
+            upper_first(&self::cap(c))
+        ),
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A cap in words: `gunicorn serves at most 2 requests at once: `--workers 2` (its command
+/// line) × threads 1 (its default)`.
+pub(super) fn cap(c: &Cap) -> String {
+    let rt = c.runtime.name;
+    let counts = match c.counts {
+        Counts::Connections => "connections",
+        Counts::Requests => "requests",
+        Counts::AcceptLoops => "accept() loops",
+    };
+    match &c.basis {
+        Basis::Processes { pids } => format!(
+            "{rt} runs one event loop per process, and {} process(es) hold this socket (PID {}): \
+             at most {} accept() loops",
+            pids.len(),
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            pids.len()
+        ),
+        Basis::Unreadable => format!(
+            "{rt}'s cap on {counts} at once cannot be read from outside it{}",
+            c.runtime
+                .concurrency
+                .as_ref()
+                .map(|k| format!(": {}", k.how.replace("{n}", "N")))
+                .unwrap_or_default()
+        ),
+        Basis::Settings {
+            combine,
+            settings,
+            unknown,
+            workers_running,
+            every_section,
+        } => {
+            let factors: Vec<String> = settings
+                .iter()
+                .map(|s| factor(s, *workers_running))
+                .collect();
+            let joined = match combine {
+                Combine::Product => factors.join(" × "),
+                Combine::Lowest if factors.len() > 1 => {
+                    format!("the lowest of {}", factors.join(", "))
+                }
+                Combine::Lowest => factors.join(""),
+            };
+            let unread = if unknown.is_empty() {
+                String::new()
+            } else {
+                format!("; {} not read", unknown.join(", "))
+            };
+            let sections = if *every_section {
+                "; no section of its configuration names this socket: these are every \
+                 section's, one of them its own"
+            } else {
+                ""
+            };
+            match c.value {
+                Some(v) => format!("{rt} serves at most {v} {counts} at once: {joined}{sections}"),
+                None if settings.is_empty() => {
+                    format!("{rt}'s cap on {counts} at once is not known{unread}")
+                }
+                None => format!(
+                    "{rt}'s cap on {counts} at once is not known: {joined}{unread}{sections}"
+                ),
+            }
+        }
+    }
+}
+
+/// One setting of a cap: as written, and where (`` `maxconn 20` (frontend fe, /etc/haproxy/
+/// haproxy.cfg line 12) ``); `auto` with the workers it made.
+fn factor(s: &Setting, workers_running: Option<u64>) -> String {
+    let written = if s.written.is_empty() {
+        format!("{} {}", s.name, s.value)
+    } else {
+        code(&s.written)
+    };
+    let section = s
+        .section
+        .as_ref()
+        .map(|sec| format!("{}, ", sec.name))
+        .unwrap_or_default();
+    let from = match &s.source {
+        SettingSource::CommandLine => "its command line".to_string(),
+        SettingSource::ConfigFile { path, line } => format!("{path} line {line}"),
+        SettingSource::Default => "its default".to_string(),
+    };
+    let auto = match (s.number(), workers_running) {
+        (None, Some(n)) => format!(": {n} workers running"),
+        (None, None) => ": how many it made is not known".to_string(),
+        _ => String::new(),
+    };
+    format!("{written} ({section}{from}{auto})")
+}
+
+fn relisten_step(s: &Step, ctx: &StepCtx) -> String {
+    let Action::Relisten {
+        runtime,
+        how,
+        pid,
+        new_command_line,
+    } = s.action
+    else {
+        return String::new();
+    };
     let after = ctx.plan.is_some_and(|p| {
         p.steps
             .iter()
@@ -1366,7 +1599,11 @@ fn relisten_step(
             "{after}restart {server}: the backlog, and somaxconn's cap on it, are fixed when listen() is \
              called, so no change reaches a socket that is already listening; connections still \
              queued at that moment are reset{}",
-            runtime::restart_note(runtime)
+            runtime
+                .and_then(|r| r.settings.on_command_line.as_ref())
+                .and_then(|o| o.restart)
+                .filter(|_| new_command_line)
+                .unwrap_or(runtime::restart_note(runtime))
         ),
     }
 }

@@ -13,12 +13,14 @@ use crate::catalogue::Sysctl;
 mod local;
 mod netns;
 mod scope;
+mod settings;
 mod spelled;
 mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
+pub use settings::{Section, Setting, SettingSource, SettingValue};
 #[cfg(test)]
 pub(crate) use spelled::assert_spelled_once;
 pub(crate) use spelled::spelled;
@@ -63,6 +65,11 @@ pub struct Snapshot {
     /// Processes holding the listeners in scope (one entry per process and socket).
     #[serde(default)]
     pub owners: Vec<Owner>,
+    /// The settings of those processes that decide their backlog and how many connections they
+    /// serve at once, read from their command lines and the configuration files these name
+    /// (recorded with the owners, at most once per process; absent when unreadable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<Setting>,
     /// In time order; the first and the last carry counters. A sample identical to the one
     /// before it (same queues, drops and SYN_RECV counts) is not stored.
     pub samples: Vec<Sample>,

@@ -106,6 +106,23 @@ fn listeners(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
             r.listeners.len() - shown.len()
         )?;
     }
+    caps(w, &shown, style)
+}
+
+/// What the owners of the listeners shown serve at once, read from their settings.
+fn caps(w: &mut dyn Write, shown: &[&ListenerView], style: Style) -> io::Result<()> {
+    let capped: Vec<(&ListenerView, &str)> = shown
+        .iter()
+        .filter_map(|v| Some((*v, v.cap.as_ref()?.text.as_str())))
+        .collect();
+    if capped.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(w, "Concurrency caps, read from the running processes:")?;
+    for (v, text) in capped {
+        wrap(w, style.width, &format!("- {}: {text}", v.local), "  ")?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! for `model`; everything downstream works the same on a recorded snapshot.
 
 pub mod diag;
+pub mod files;
 pub mod netns;
 pub mod netstat;
 pub mod pods;

@@ -7,6 +7,7 @@
 //! recorded from the real server. Each entry was checked on the real server where it installs
 //! here (see docs/kernel.md, "Runtime defaults").
 
+pub mod settings;
 mod table;
 
 use serde::{Serialize, Serializer};
@@ -45,6 +46,11 @@ pub struct Runtime {
     pub restart_note: &'static str,
     /// The setting that caps how many connections it serves at once, and where it is set.
     pub concurrency: Option<Knob>,
+    /// How that cap follows from its settings or its processes (`doctor::caps` computes it).
+    pub cap: Option<CapSpec>,
+    /// Where its settings are read from its running process: its command line, the
+    /// configuration files that names, its defaults.
+    pub settings: settings::Settings,
     /// A pool of workers whose size is a setting (`concurrency`) accepts only with a free
     /// worker: when all are busy nobody accepts, the usual cause of an overflow, so the plan
     /// says to size the pool rather than to write an acceptor thread. The step's words.
@@ -89,6 +95,52 @@ pub enum Says {
     Prefix(&'static str),
 }
 
+/// How a runtime's cap on what it serves at once follows from what can be read of it.
+#[derive(Debug)]
+pub struct CapSpec {
+    pub counts: Counts,
+    pub how: CapHow,
+    pub at_cap: AtCap,
+}
+
+/// What happens to a connection beyond the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtCap {
+    /// It waits: for accept() in the listen queue (HAProxy stops accepting at `maxconn`, a
+    /// pre-fork worker accepts only when free), or accepted, for a worker of its pool.
+    Waits,
+    /// It is accepted and refused at once, with these words to the client: not a listen-queue
+    /// problem, and no queue shows it.
+    Refused(&'static str),
+}
+
+/// What a cap counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Counts {
+    /// Connections open at once (a proxy's, a database's).
+    Connections,
+    /// Requests worked on at once: one per worker (process or thread).
+    Requests,
+    /// Loops calling accept(): one per process (an event loop).
+    AcceptLoops,
+}
+
+#[derive(Debug)]
+pub enum CapHow {
+    /// The product of these settings (nginx's `worker_processes` × `worker_connections`);
+    /// unknown when one of them is.
+    Product(&'static [&'static str]),
+    /// The lowest of this setting wherever it applies to the socket (HAProxy's global
+    /// `maxconn` and its frontend's).
+    Lowest(&'static str),
+    /// One per process holding the socket (Node.js: one event loop each).
+    Processes,
+    /// Not readable from outside the process: `Runtime::concurrency` says where it is set.
+    Unreadable,
+}
+
 /// One setting of a runtime, and how to write it.
 #[derive(Debug)]
 pub struct Knob {
@@ -121,8 +173,11 @@ pub struct Derived {
     pub setting: &'static str,
     /// The setting's value for a backlog of at least `n`.
     pub value_for: fn(u32) -> u32,
-    /// The step's words: `{value}` the setting's value, `{n}` the backlog it gives.
+    /// The step's words: `{value}` the setting's value, `{n}` the backlog it gives, `{where}`
+    /// where to set it (`set_in`, unless the running value was read somewhere else).
     pub how: &'static str,
+    /// Where the setting is set when nothing else is known of it, with `{value}`.
+    pub set_in: &'static str,
 }
 
 /// How a reload reaches the process that calls listen() again.
@@ -337,9 +392,11 @@ fn fill(template: &str, n: u32, default: &str) -> String {
 }
 
 impl Derived {
-    /// The step's words for a backlog of at least `n`, the setting at `value`.
-    pub fn words(&self, value: u32, n: u32) -> String {
+    /// The step's words for a backlog of at least `n`, the setting at `value`, set where
+    /// `set_in` says unless `at` says where it must be changed instead.
+    pub fn words(&self, value: u32, n: u32, at: Option<&str>) -> String {
         self.how
+            .replace("{where}", at.unwrap_or(self.set_in))
             .replace("{value}", &value.to_string())
             .replace("{n}", &n.to_string())
     }

@@ -3,9 +3,12 @@
 //! the words list the Unix path settings in this order. Adding a runtime: one value here, one
 //! line in `RUNTIMES`, one fixture recorded from the real server (fixtures/README.md).
 
+use super::settings::{
+    Flag, Include, Locate, NONE, OnCommandLine, Pools, Settings, Spelled, Syntax,
+};
 use super::{
-    Cmdline, DefaultBacklog, Derived, Knob, Quirks, Recognise, Relisten, Reload, Runtime, Says,
-    SetIn, UnixRefusal,
+    AtCap, CapHow, CapSpec, Cmdline, Counts, DefaultBacklog, Derived, Knob, Quirks, Recognise,
+    Relisten, Reload, Runtime, Says, SetIn, UnixRefusal,
 };
 
 /// Every runtime we know, in the order of recognition.
@@ -51,6 +54,8 @@ const BASE: Runtime = Runtime {
     reload: None,
     restart_note: "",
     concurrency: None,
+    cap: None,
+    settings: NONE,
     pool: None,
     unix_path_setting: None,
     holds_for_others: false,
@@ -94,6 +99,11 @@ pub const JAVA: Runtime = Runtime {
               a `ThreadPoolExecutor`'s maximumPoolSize; Tomcat/Spring Boot: `maxThreads=\"{n}\"` on the \
               Connector (`server.tomcat.threads.max={n}`)",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Requests,
+        how: CapHow::Unreadable,
+        at_cap: AtCap::Waits,
+    }),
     quirks: Quirks {
         close_sends_fin: Some("Socket.close()"),
         read_whole_request: Some("read until the blank line rather than one readLine()"),
@@ -136,6 +146,32 @@ pub const NGINX: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`worker_connections {n};` in the events block, times `worker_processes`",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Connections,
+        how: CapHow::Product(&["worker_processes", "worker_connections"]),
+        at_cap: AtCap::Waits,
+    }),
+    // Only the master's title carries the arguments; `worker_processes auto` is one worker
+    // per CPU, and the workers running say how many that made.
+    settings: Settings {
+        argv_after: Some("nginx: master process "),
+        worker: Some("nginx: worker process"),
+        inline: Some(Spelled::Short("-g")),
+        // A relative -c is relative to nginx's prefix, which the command line does not show
+        // unless -p gives it: read as relative to its working directory, it may be missed.
+        files: &[&[
+            Locate::Flag(Spelled::Short("-c")),
+            Locate::Default("/etc/nginx/nginx.conf"),
+        ]],
+        syntax: Syntax::Nginx,
+        keys: &[
+            ("worker_processes", "worker_processes"),
+            ("worker_connections", "worker_connections"),
+        ],
+        includes: &[("include", Include::Glob)],
+        defaults: &[("worker_processes", 1), ("worker_connections", 512)],
+        ..NONE
+    },
     quirks: Quirks {
         unix_refusal: Some(UnixRefusal {
             log: "connect() to {upstream} failed (11: Resource temporarily unavailable) while \
@@ -167,6 +203,11 @@ pub const NODE: Runtime = Runtime {
         name: "backlog",
         set: SetIn::Code,
         how: "Node.js: `server.listen({ path, backlog: {n} })` ({default})",
+    }),
+    cap: Some(CapSpec {
+        counts: Counts::AcceptLoops,
+        how: CapHow::Processes,
+        at_cap: AtCap::Waits,
     }),
     ..BASE
 };
@@ -203,6 +244,31 @@ pub const PHP_FPM: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`pm.max_children = {n}` in the pool file",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Requests,
+        how: CapHow::Product(&["pm.max_children"]),
+        at_cap: AtCap::Waits,
+    }),
+    // The master's title names its configuration; the pool files come from its `include=`.
+    settings: Settings {
+        files: &[&[
+            Locate::Parenthesised,
+            Locate::Flag(Spelled::Short("-y")),
+            Locate::Flag(Spelled::Long("--fpm-config")),
+        ]],
+        syntax: Syntax::KeyValue,
+        keys: &[
+            ("pm.max_children", "pm.max_children"),
+            ("listen.backlog", "listen.backlog"),
+        ],
+        includes: &[("include", Include::Glob)],
+        pools: Some(Pools {
+            global: "global",
+            listen: "listen",
+        }),
+        backlog: Some("listen.backlog"),
+        ..NONE
+    },
     pool: Some(
         "size the pool, the usual cause: php-fpm accepts a connection only when a child is free, \
          so while all `pm.max_children` are busy connections wait here (its log says \"server \
@@ -215,7 +281,15 @@ pub const PHP_FPM: Runtime = Runtime {
     ..BASE
 };
 
-/// uWSGI's `--listen` is 100, and it refuses to start above somaxconn.
+/// uWSGI's `--listen` is 100, and it refuses to start above somaxconn: said by its knob's
+/// words, wherever the plan says the backlog is set.
+macro_rules! uwsgi_refuses {
+    () => {
+        "uWSGI refuses to start when it is above net.core.somaxconn (\"Listen queue size is \
+         greater than the system max net.core.somaxconn\"), so that must be raised first"
+    };
+}
+
 pub const UWSGI: Runtime = Runtime {
     id: "uwsgi",
     name: "uWSGI",
@@ -237,15 +311,59 @@ pub const UWSGI: Runtime = Runtime {
     tcp: Knob {
         name: "--listen",
         set: SetIn::CommandLine,
-        how: "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); uWSGI refuses \
-              to start when it is above net.core.somaxconn (\"Listen queue size is greater than \
-              the system max net.core.somaxconn\"), so that must be raised first",
+        how: concat!(
+            "uWSGI: `--listen {n}` (or `listen = {n}` in its ini file; {default}); ",
+            uwsgi_refuses!()
+        ),
     },
     concurrency: Some(Knob {
         name: "--processes",
         set: SetIn::CommandLine,
         how: "`--processes {n}` (or `processes = {n}` in its ini file)",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Requests,
+        how: CapHow::Product(&["processes", "threads"]),
+        at_cap: AtCap::Waits,
+    }),
+    settings: Settings {
+        flags: &[
+            Flag {
+                setting: "processes",
+                spelled: &[
+                    Spelled::Short("-p"),
+                    Spelled::Long("--processes"),
+                    Spelled::Long("--workers"),
+                ],
+            },
+            Flag {
+                setting: "threads",
+                spelled: &[Spelled::Long("--threads")],
+            },
+            Flag {
+                setting: "listen",
+                spelled: &[Spelled::Short("-l"), Spelled::Long("--listen")],
+            },
+        ],
+        files: &[&[Locate::Flag(Spelled::Long("--ini"))]],
+        syntax: Syntax::KeyValue,
+        keys: &[
+            ("processes", "processes"),
+            ("workers", "processes"),
+            ("threads", "threads"),
+            ("listen", "listen"),
+        ],
+        defaults: &[("processes", 1), ("threads", 1), ("listen", 100)],
+        backlog: Some("listen"),
+        on_command_line: Some(OnCommandLine {
+            overrides: Some("its ini file"),
+            restart: None,
+            also: Some(uwsgi_refuses!()),
+            change_at: "where uWSGI is started (its systemd unit, its Emperor's vassal file or a \
+                        start script)",
+        }),
+        ..NONE
+    },
     pool: Some(
         "size the pool, the usual cause: uWSGI accepts a connection only when a worker is free, \
          so while all are busy connections wait here: raise `--processes` (or `--threads`) as \
@@ -286,6 +404,49 @@ pub const GUNICORN: Runtime = Runtime {
         set: SetIn::CommandLine,
         how: "`--workers {n}` (or `--threads`)",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Requests,
+        how: CapHow::Product(&["workers", "threads"]),
+        at_cap: AtCap::Waits,
+    }),
+    // gunicorn reads ./gunicorn.conf.py when -c names no file, and its command line beats it.
+    settings: Settings {
+        flags: &[
+            Flag {
+                setting: "workers",
+                spelled: &[Spelled::Short("-w"), Spelled::Long("--workers")],
+            },
+            Flag {
+                setting: "threads",
+                spelled: &[Spelled::Long("--threads")],
+            },
+            Flag {
+                setting: "backlog",
+                spelled: &[Spelled::Long("--backlog")],
+            },
+        ],
+        files: &[&[
+            Locate::Flag(Spelled::Short("-c")),
+            Locate::Flag(Spelled::Long("--config")),
+            Locate::Default("gunicorn.conf.py"),
+        ]],
+        syntax: Syntax::KeyValue,
+        keys: &[
+            ("workers", "workers"),
+            ("threads", "threads"),
+            ("backlog", "backlog"),
+        ],
+        defaults: &[("workers", 1), ("threads", 1), ("backlog", 2048)],
+        backlog: Some("backlog"),
+        on_command_line: Some(OnCommandLine {
+            overrides: Some("its configuration file"),
+            restart: None,
+            also: None,
+            change_at: "where gunicorn is started (its systemd unit, supervisor program or start \
+                        script)",
+        }),
+        ..NONE
+    },
     unix_path_setting: Some("`--bind unix:`"),
     ..BASE
 };
@@ -312,6 +473,21 @@ pub const UVICORN: Runtime = Runtime {
         set: SetIn::CommandLine,
         how: "uvicorn: `--uds PATH --backlog {n}` ({default})",
     }),
+    settings: Settings {
+        flags: &[Flag {
+            setting: "backlog",
+            spelled: &[Spelled::Long("--backlog")],
+        }],
+        backlog: Some("backlog"),
+        on_command_line: Some(OnCommandLine {
+            overrides: None,
+            restart: None,
+            also: None,
+            change_at: "where uvicorn is started (its systemd unit, supervisor program or start \
+                        script)",
+        }),
+        ..NONE
+    },
     unix_path_setting: Some("`--uds`"),
     ..BASE
 };
@@ -388,6 +564,40 @@ pub const REDIS: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`maxclients {n}` in redis.conf",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Connections,
+        how: CapHow::Product(&["maxclients"]),
+        at_cap: AtCap::Refused("-ERR max number of clients reached"),
+    }),
+    // Redis rewrites its title (`redis-server 127.0.0.1:6379`): once it runs, its command line
+    // shows neither its configuration file nor its flags, and nothing is read.
+    settings: Settings {
+        flags: &[
+            Flag {
+                setting: "maxclients",
+                spelled: &[Spelled::Long("--maxclients")],
+            },
+            Flag {
+                setting: "tcp-backlog",
+                spelled: &[Spelled::Long("--tcp-backlog")],
+            },
+        ],
+        files: &[&[Locate::FirstArg]],
+        syntax: Syntax::Directives,
+        keys: &[("maxclients", "maxclients"), ("tcp-backlog", "tcp-backlog")],
+        includes: &[("include", Include::File)],
+        // Redis lowers maxclients to what its file descriptor limit allows, and says so in its log.
+        defaults: &[("maxclients", 10_000), ("tcp-backlog", 511)],
+        defaults_need_a_file: true,
+        backlog: Some("tcp-backlog"),
+        on_command_line: Some(OnCommandLine {
+            overrides: Some("redis.conf"),
+            restart: None,
+            also: None,
+            change_at: "where Redis is started (its systemd unit or start script)",
+        }),
+        ..NONE
+    },
     ..BASE
 };
 
@@ -422,10 +632,10 @@ pub const POSTGRES: Runtime = Runtime {
               autovacuum_max_workers + max_worker_processes + max_wal_senders + 1: 244 with the \
               defaults; 2 × max_connections in newer releases), clamped to 10000 up to release \
               15, so somaxconn alone does not change it: set max_connections to {value} for a \
-              backlog of at least {n}, with `ALTER SYSTEM SET max_connections = {value};` or in \
-              postgresql.conf. max_connections also sizes shared memory and lets that many \
-              backends run at once: a pooler such as PgBouncer in front, which absorbs the burst \
-              on its own backlog, is the usual alternative",
+              backlog of at least {n}{where}. max_connections also sizes shared memory and lets \
+              that many backends run at once: a pooler such as PgBouncer in front, which absorbs \
+              the burst on its own backlog, is the usual alternative",
+        set_in: ", with `ALTER SYSTEM SET max_connections = {value};` or in postgresql.conf",
     }),
     max_backlog: Some(POSTGRES_CLAMP),
     restart_note: " (`pg_ctl restart`: a reload does not change max_connections nor the backlog)",
@@ -434,6 +644,77 @@ pub const POSTGRES: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`max_connections = {n}` in postgresql.conf",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Connections,
+        how: CapHow::Product(&["max_connections"]),
+        at_cap: AtCap::Refused("FATAL: sorry, too many clients already"),
+    }),
+    // postgresql.conf (or -c config_file=), then postgresql.auto.conf (ALTER SYSTEM), both in
+    // the data directory (-D, else PGDATA); the command line beats both (pg_settings.source =
+    // command line).
+    settings: Settings {
+        flags: &[Flag {
+            setting: "max_connections",
+            spelled: &[
+                Spelled::Assign {
+                    flag: "-c",
+                    key: "max_connections",
+                },
+                Spelled::Long("--max_connections"),
+                Spelled::Long("--max-connections"),
+                Spelled::Short("-N"),
+            ],
+        }],
+        files: &[
+            &[
+                Locate::Flag(Spelled::Assign {
+                    flag: "-c",
+                    key: "config_file",
+                }),
+                Locate::Flag(Spelled::Long("--config_file")),
+                Locate::Flag(Spelled::Long("--config-file")),
+                Locate::InDir {
+                    flag: Spelled::Short("-D"),
+                    file: "postgresql.conf",
+                },
+                Locate::EnvDir {
+                    var: "PGDATA",
+                    file: "postgresql.conf",
+                },
+            ],
+            &[
+                Locate::InDir {
+                    flag: Spelled::Short("-D"),
+                    file: "postgresql.auto.conf",
+                },
+                Locate::EnvDir {
+                    var: "PGDATA",
+                    file: "postgresql.auto.conf",
+                },
+            ],
+        ],
+        syntax: Syntax::KeyValue,
+        keys: &[("max_connections", "max_connections")],
+        includes: &[
+            ("include", Include::File),
+            ("include_if_exists", Include::IfExists),
+            ("include_dir", Include::Dir),
+        ],
+        defaults: &[("max_connections", 100)],
+        defaults_need_a_file: true,
+        on_command_line: Some(OnCommandLine {
+            overrides: Some("postgresql.conf and ALTER SYSTEM"),
+            change_at: "where the server is started (its unit, or `pg_ctl -o`)",
+            also: None,
+            restart: Some(
+                "; start it with the changed options (`pg_ctl restart -o '...'`, or its unit): \
+                 `pg_ctl restart` alone starts it again with the options of its last start, kept \
+                 in postmaster.opts, and a reload changes neither max_connections nor the \
+                 backlog",
+            ),
+        }),
+        ..NONE
+    },
     ..BASE
 };
 
@@ -456,6 +737,25 @@ pub const HAPROXY: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`maxconn {n}` in the global section and the frontend",
     }),
+    // A frontend's maxconn is its own, else its defaults section's, else the global one (its
+    // configuration manual: "When this value is set to zero, which is the default, the global
+    // maxconn value is used"); without a global maxconn it follows `ulimit -n`.
+    cap: Some(CapSpec {
+        counts: Counts::Connections,
+        how: CapHow::Lowest("maxconn"),
+        at_cap: AtCap::Waits,
+    }),
+    settings: Settings {
+        flags: &[Flag {
+            setting: "maxconn",
+            spelled: &[Spelled::Short("-n")],
+        }],
+        files: &[&[Locate::Flag(Spelled::Short("-f"))]],
+        syntax: Syntax::Haproxy,
+        keys: &[("maxconn", "maxconn"), ("backlog", "backlog")],
+        backlog: Some("backlog"),
+        ..NONE
+    },
     ..BASE
 };
 
@@ -516,6 +816,22 @@ pub const LIGHTTPD: Runtime = Runtime {
         set: SetIn::ConfigFile,
         how: "`server.max-connections = {n}` in lighttpd.conf",
     }),
+    cap: Some(CapSpec {
+        counts: Counts::Connections,
+        how: CapHow::Product(&["server.max-connections"]),
+        at_cap: AtCap::Waits,
+    }),
+    settings: Settings {
+        files: &[&[Locate::Flag(Spelled::Short("-f"))]],
+        syntax: Syntax::KeyValue,
+        keys: &[
+            ("server.max-connections", "server.max-connections"),
+            ("server.listen-backlog", "server.listen-backlog"),
+        ],
+        includes: &[("include", Include::Glob)],
+        backlog: Some("server.listen-backlog"),
+        ..NONE
+    },
     ..BASE
 };
 

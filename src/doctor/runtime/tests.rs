@@ -101,8 +101,8 @@ fn postgres_lever_reaches_the_target() {
     assert_eq!((derived.value_for)(4096), 2048);
     assert!(
         derived
-            .words(2048, 4096)
-            .contains("max_connections = 2048;")
+            .words(2048, 4096, None)
+            .contains("with `ALTER SYSTEM SET max_connections = 2048;` or in postgresql.conf.")
     );
 }
 
