@@ -47,6 +47,8 @@ const FAMILIES: &[&str] = &[
     "backlogctl_listen_backlog",
     "backlogctl_listen_drops_total",
     "backlogctl_listen_owner_info",
+    "backlogctl_listen_waiting",
+    "backlogctl_listen_oldest_wait_seconds",
     "backlogctl_tcp_listen_overflows_total",
     "backlogctl_tcp_listen_drops_total",
     "backlogctl_tcp_reqq_full_drop_total",
