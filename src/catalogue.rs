@@ -476,6 +476,60 @@ pub const ENTRIES: &[Entry] = &[
         reference: "§1, §2",
         metric: None,
     },
+    Entry {
+        name: "wait",
+        aliases: &[
+            "oldest-wait",
+            "oldest_wait",
+            "waiting",
+            "queued",
+            "queued_oldest_ms",
+            "lastsnd",
+            "tcpi_last_data_sent",
+            "backlogctl_listen_waiting",
+            "backlogctl_listen_oldest_wait_seconds",
+        ],
+        kind: Kind::Field,
+        text: "How many clients of a TCP listener wait and how long the oldest has waited so far, read at a \
+               sample from the ESTABLISHED sockets of the listener's port (one inet_diag dump, filtered by port \
+               in the kernel, with tcp_info). A connection whose handshake completed and that nobody has \
+               accept()ed yet is a full socket with inode 0 (`ss -tnei state established` shows `ino:0`): it \
+               waits in the accept queue (`queued`, about Recv-Q). Once accepted it has an inode; one whose \
+               client sent a request and got nothing back waits inside the server (`unanswered`). Each one's \
+               wait is tcpi_last_data_sent (ss `lastsnd`): ms since the server last sent data, which for these \
+               is its SYN-ACK. A Unix listener's pending connections carry no timestamp: one seen pending \
+               across readings has waited at least that long, a lower bound (`≥` in watch). What clients \
+               see: connect() succeeds at once, then no reply for as long as they \
+               wait; one whose timeout is shorter fails (a proxy in front logs `upstream timed out` and answers \
+               504). No counter moves and a larger backlog only lets more of them wait. doctor: \
+               accept-queue-standing from 1 s, critical from 5 s; watch: WAITING and WAIT; metrics (TCP): \
+               backlogctl_listen_waiting and backlogctl_listen_oldest_wait_seconds, place=\"accept_queue\" or \
+               \"after_accept\".",
+        reference: "§11",
+        metric: None,
+    },
+    Entry {
+        name: "unanswered",
+        aliases: &[
+            "after-accept",
+            "after_accept",
+            "unanswered_oldest_ms",
+            "unread",
+        ],
+        kind: Kind::Field,
+        text: "Clients a TCP server has accept()ed that sent a request and got nothing back yet: sockets of the \
+               listener's port with an inode, bytes received (tcpi_bytes_received above 0), nothing sent but \
+               the SYN-ACK (tcpi_bytes_sent 0; before Linux 4.19 tcpi_data_segs_out 0), and either the request \
+               still unread in the socket (its Recv-Q above 0: `unread`, queued in the server's own pool) or \
+               the client quiet for 100 ms (read, being worked on). Their wait is tcpi_last_data_sent, ms since \
+               the SYN-ACK. A server that accepts in one thread and hands sockets to a fixed pool keeps its \
+               listener at Recv-Q 0 while they wait: only this shows it. What clients see: connect() and the \
+               request succeed, then no reply; a timeout shorter than the wait fails them. The fix is more \
+               requests served at once (workers, threads, a connection cap) or faster ones, never a backlog. \
+               doctor: accepted-not-served; metrics: place=\"after_accept\".",
+        reference: "§11",
+        metric: None,
+    },
 ];
 
 /// The entry for `name` (case-insensitive; `TcpExt:`/`net.` prefixes and aliases accepted).
@@ -525,5 +579,27 @@ mod tests {
             "tcp_abort_on_overflow"
         );
         assert_eq!(closest("TCPReqQFullDrops"), "TCPReqQFullDrop");
+        assert_eq!(find("oldest-wait").unwrap().name, "wait");
+        assert_eq!(find("backlogctl_listen_waiting").unwrap().name, "wait");
+        assert_eq!(find("after_accept").unwrap().name, "unanswered");
+        assert_eq!(closest("oldest-waits"), "wait");
+    }
+
+    /// The wait's entries say the thresholds the code uses.
+    #[test]
+    fn the_wait_entries_say_the_code_s_numbers() {
+        use crate::doctor::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS};
+        let wait = find("wait").unwrap().text;
+        let (warn, crit) = (WAIT_WARNING_MS / 1000, WAIT_CRITICAL_MS / 1000);
+        assert!(
+            wait.contains(&format!("from {warn} s, critical from {crit} s")),
+            "{wait}"
+        );
+        let unanswered = find("unanswered").unwrap().text;
+        let quiet = crate::source::diag::QUIET_MS;
+        assert!(
+            unanswered.contains(&format!("quiet for {quiet} ms")),
+            "{unanswered}"
+        );
     }
 }

@@ -428,6 +428,9 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
         return Err(Error::BadInput("--count must be at least 1".into()));
     }
     let sample_interval = duration("--sample-interval", &a.sample_interval)?;
+    let scope = scope(&a.targets, a.families)?;
+    // TCP listeners' clients' wait is read at every refresh: the table has columns for it.
+    let wait = scope.wants_tcp();
     let format = if a.json {
         Format::Json
     } else if io::stdout().is_terminal() {
@@ -441,14 +444,15 @@ fn watch(a: cli::WatchArgs, color: Color) -> Result<Watch> {
             // Refreshes come every --interval, or every sample when that is longer.
             history: watch::HistoryShape::minute(
                 interval.max(sample_interval),
-                crate::render::watch::history_room(tty.width),
+                crate::render::watch::history_room(tty.width, wait),
             ),
+            wait,
         }
     } else {
         Format::Lines
     };
     Ok(Watch {
-        scope: scope(&a.targets, a.families)?,
+        scope,
         run: watch::Options {
             interval,
             sample_interval,

@@ -1,6 +1,7 @@
 //! What a timeline picture shows, computed from a `Snapshot` and doctor's `Report` on it: the
 //! time axis, each listener's accept queue against its capacity B+1, drops per column,
-//! SYN_RECV where it was counted, the namespace's overflow counters as rates, the facts the
+//! SYN_RECV where it was counted, its clients' oldest wait where it was read, the namespace's
+//! overflow counters as rates, the facts the
 //! heading states, and why the axes are left out when there is nothing to draw. Pure and
 //! wordless: no I/O, no clock, no pixels, no sentences — numbers and typed facts only, so
 //! tests read what a picture carries here; `render::plot` lays it out, colours it and says it.
@@ -8,7 +9,7 @@
 //! Downsampling: a series is cut into `columns` buckets (the renderer asks for one per pixel
 //! column of its plot area). The queue and SYN_RECV keep each bucket's maximum (so no peak,
 //! however short, disappears) and its last value (so the level held after a spike is drawn at
-//! its true height). Drops are summed per bucket: "drops per column" then adds up to the
+//! its true height); so does the oldest wait. Drops are summed per bucket: "drops per column" then adds up to the
 //! drops of the window, which a maximum would not. The namespace's counters are drawn as
 //! rates: each rise over the sampling interval in which it happened, the highest per column,
 //! so a peak rate does not depend on the window's length.
@@ -22,7 +23,7 @@
 use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
 use crate::doctor::{ListenerView, Report, RuleId, Severity};
 use crate::lab::Outcome;
-use crate::model::{Listener, Local, Owner, Snapshot, Target, Where};
+use crate::model::{Listener, Local, Owner, Snapshot, Target, Wait, Where};
 
 /// Listeners drawn when none is named: the most troubled first.
 const MOST_TROUBLED: usize = 3;
@@ -198,8 +199,33 @@ pub struct ListenerPlot {
     pub drops_ever: Option<u32>,
     /// SYN_RECV where it was counted; None when no sample counted it.
     pub syn_recv: Option<Vec<Column<u64>>>,
+    /// Its clients' wait where samples read it; None when none did (a Unix listener, a
+    /// snapshot older than schema 4): the picture is then as it was before the wait was read.
+    pub wait: Option<WaitPlot>,
     /// doctor's problems for this listener, in the report's order.
     pub findings: Vec<(Severity, RuleId)>,
+}
+
+/// A TCP listener's clients' wait over the window, from the samples that read it
+/// (docs/kernel.md, "The clients' wait"): per place, the oldest wait so far, in seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitPlot {
+    /// In the accept queue: connected, not yet accept()ed. A sample that did not read the
+    /// wait but saw Recv-Q 0 counts as 0 here: nobody was in the queue.
+    pub accept_queue: Vec<Column<f64>>,
+    /// After accept(): the request in, nothing sent back.
+    pub after_accept: Vec<Column<f64>>,
+    /// Samples of the listener that read the wait.
+    pub readings: usize,
+    /// The longest wait read at either place, seconds, and the first time it was read (µs
+    /// since the first sample).
+    pub longest_s: f64,
+    pub longest_t_us: u64,
+    /// The last reading.
+    pub last: Wait,
+    /// The readings are lower bounds (a Unix listener's pending connections carry no
+    /// timestamp: each has waited at least since it was first seen pending).
+    pub at_least: bool,
 }
 
 /// A listener's drops in the window, or why there are none to draw: a lane of zeros would
@@ -324,6 +350,7 @@ fn instead(
             && l.syn_recv
                 .as_ref()
                 .is_none_or(|s| s.iter().all(|c| c.max == 0))
+            && l.wait.as_ref().is_none_or(|w| w.longest_s == 0.0)
     }) && rates.iter().all(|r| r.total == 0);
     // "Nothing dropped" only where drops were counted.
     quiet.then(|| Instead::Quiet {
@@ -367,8 +394,51 @@ fn listener_plot(snap: &Snapshot, report: &Report, v: &ListenerView, axis: &Axis
         drops: drops(&v.local, &seen, axis),
         drops_ever: v.drops,
         syn_recv: (!syn_points.is_empty()).then(|| downsample_max(&syn_points, axis)),
+        wait: wait_plot(&seen, axis),
         findings,
     }
+}
+
+/// The wait lane of a listener seen in `seen`: None when no sample read the wait.
+fn wait_plot(seen: &[(u64, &Listener)], axis: &Axis) -> Option<WaitPlot> {
+    let readings: Vec<(u64, &Listener, Wait)> = seen
+        .iter()
+        .filter_map(|(t, l)| l.wait.map(|w| (*t, *l, w)))
+        .collect();
+    let last = readings.last()?.2;
+    let secs = |ms: u32| f64::from(ms) / 1000.0;
+    // Recv-Q counts this socket's accept queue: at 0 nobody waits in it, read or not (a Unix
+    // listener's is read only while it holds connections; a recording made before children
+    // went only to the SO_REUSEPORT members holding some told every member of them).
+    let queue_ms = |l: &Listener, w: Option<Wait>| match (l.recv_q, w) {
+        (0, _) => Some(0),
+        (_, w) => w.map(|w| w.queued_oldest_ms),
+    };
+    let queued: Vec<(u64, f64)> = seen
+        .iter()
+        .filter_map(|(t, l)| Some((*t, secs(queue_ms(l, l.wait)?))))
+        .collect();
+    let after: Vec<(u64, f64)> = readings
+        .iter()
+        .map(|(t, _, w)| (*t, secs(w.unanswered_oldest_ms)))
+        .collect();
+    let (longest_t, longest) = readings
+        .iter()
+        .fold((axis.origin_us, 0), |(bt, bv), (t, l, w)| {
+            let oldest = queue_ms(l, Some(*w))
+                .unwrap_or(0)
+                .max(w.unanswered_oldest_ms);
+            if oldest > bv { (*t, oldest) } else { (bt, bv) }
+        });
+    Some(WaitPlot {
+        accept_queue: downsample_max(&queued, axis),
+        after_accept: downsample_max(&after, axis),
+        readings: readings.len(),
+        longest_s: secs(longest),
+        longest_t_us: longest_t.saturating_sub(axis.origin_us),
+        last,
+        at_least: readings.iter().any(|(_, _, w)| w.at_least),
+    })
 }
 
 /// The drops lane of a listener seen in `seen`.
@@ -525,6 +595,99 @@ mod tests {
         assert_eq!((cols[2].column, cols[2].max, cols[2].last), (9, 5, 5));
         let sums = downsample_sum(&[(10, 2), (20, 3), (500, 0), (999, 7)], &axis);
         assert_eq!(sums, vec![(0, 5), (900, 7)]);
+    }
+
+    #[test]
+    fn the_wait_lane_keeps_each_place_s_readings_and_the_longest() {
+        let listener = |wait: Option<Wait>| Listener {
+            local: Local::Inet("127.0.0.1:8100".parse().unwrap()),
+            inode: 7,
+            uid: 0,
+            recv_q: 2,
+            send_q: 4096,
+            drops: Some(0),
+            syn_recv: None,
+            v6only: None,
+            wait,
+        };
+        let after = |n, ms| {
+            Some(Wait {
+                unanswered: n,
+                unanswered_oldest_ms: ms,
+                ..Wait::default()
+            })
+        };
+        // Read at 0, 0.1 and 0.3 s (0.2 s is a sample that did not read it), then served.
+        let ls = [
+            listener(after(5, 0)),
+            listener(after(5, 100)),
+            listener(None),
+            listener(after(3, 2_900)),
+            listener(after(0, 0)),
+        ];
+        let seen: Vec<(u64, &Listener)> = [0, 100_000, 200_000, 300_000, 400_000]
+            .into_iter()
+            .zip(&ls)
+            .collect();
+        let axis = Axis::new(0, 400_000, 4);
+        let w = wait_plot(&seen, &axis).expect("read");
+        assert_eq!((w.readings, w.longest_s, w.longest_t_us), (4, 2.9, 300_000));
+        let after: Vec<(usize, f64, f64)> = w
+            .after_accept
+            .iter()
+            .map(|c| (c.column, c.max, c.last))
+            .collect();
+        assert_eq!(after, [(0, 0.0, 0.0), (1, 0.1, 0.1), (3, 2.9, 0.0)]);
+        assert!(w.accept_queue.iter().all(|c| c.max == 0.0));
+        assert_eq!(w.last, Wait::default());
+        assert!(!w.at_least);
+        // A Unix listener: read while its queue held connections (a lower bound), not once it
+        // emptied, when Recv-Q 0 says nobody waits in it.
+        let pending = |recv_q, wait| Listener {
+            recv_q,
+            local: Local::Unix(crate::model::UnixLocal {
+                name: crate::model::UnixName::Path(crate::model::Name::new(b"/run/a.sock")),
+                kind: crate::model::UnixKind::Stream,
+                vfs: None,
+            }),
+            ..listener(wait)
+        };
+        let queued = |ms| {
+            Some(Wait {
+                queued: 2,
+                queued_oldest_ms: ms,
+                at_least: true,
+                ..Wait::default()
+            })
+        };
+        let ls = [
+            pending(2, queued(0)),
+            pending(2, queued(1_500)),
+            pending(0, None),
+        ];
+        let seen: Vec<(u64, &Listener)> = [0, 200_000, 400_000].into_iter().zip(&ls).collect();
+        let w = wait_plot(&seen, &axis).expect("read");
+        let queue: Vec<(usize, f64)> = w.accept_queue.iter().map(|c| (c.column, c.max)).collect();
+        assert_eq!(queue, [(0, 0.0), (2, 1.5), (3, 0.0)]);
+        assert!(w.at_least && w.readings == 2);
+        // A member of an SO_REUSEPORT group told of its group's queued children while its own
+        // queue was empty (recordings before they went to the members holding some).
+        let told = [
+            Listener {
+                recv_q: 0,
+                ..listener(queued(1_500))
+            },
+            listener(queued(1_600)),
+        ];
+        let seen: Vec<(u64, &Listener)> = [0, 400_000].into_iter().zip(&told).collect();
+        let w = wait_plot(&seen, &axis).expect("read");
+        let queue: Vec<(usize, f64)> = w.accept_queue.iter().map(|c| (c.column, c.max)).collect();
+        assert_eq!(queue, [(0, 0.0), (3, 1.6)]);
+        assert_eq!((w.longest_s, w.longest_t_us), (1.6, 400_000));
+        // No sample read it: no lane.
+        let unread = [listener(None), listener(None)];
+        let seen: Vec<(u64, &Listener)> = [0, 1].into_iter().zip(&unread).collect();
+        assert_eq!(wait_plot(&seen, &axis), None);
     }
 
     #[test]

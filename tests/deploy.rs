@@ -47,6 +47,8 @@ const FAMILIES: &[&str] = &[
     "backlogctl_listen_backlog",
     "backlogctl_listen_drops_total",
     "backlogctl_listen_owner_info",
+    "backlogctl_listen_waiting",
+    "backlogctl_listen_oldest_wait_seconds",
     "backlogctl_tcp_listen_overflows_total",
     "backlogctl_tcp_listen_drops_total",
     "backlogctl_tcp_reqq_full_drop_total",
@@ -157,7 +159,7 @@ fn alert_rules_pass_promtool_check() {
     let said = said(&out);
     assert!(out.status.success(), "promtool check rules:\n{said}");
     assert!(
-        said.contains("SUCCESS: 6 rules found"),
+        said.contains("SUCCESS: 7 rules found"),
         "promtool said:\n{said}"
     );
 }
@@ -196,6 +198,7 @@ fn every_alert_names_who_and_points_to_doctor() {
         [
             "BacklogctlListenerDropping",
             "BacklogctlAcceptQueueNearlyFull",
+            "BacklogctlClientsWaiting",
             "BacklogctlSomaxconnCapsBacklog",
             "BacklogctlResetsSent",
             "BacklogctlExporterDown",
@@ -846,7 +849,7 @@ fn plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "promtool check config:\n{said}");
     assert!(
-        said.contains("SUCCESS: 6 rules found"),
+        said.contains("SUCCESS: 7 rules found"),
         "the alerts were not loaded:\n{said}"
     );
 }
@@ -979,6 +982,8 @@ fn dashboard_queries_are_promql_over_exporter_families() {
         "backlogctl_listen_drops_total",
         "backlogctl_listen_queue_length",
         "backlogctl_listen_backlog",
+        "backlogctl_listen_oldest_wait_seconds",
+        "backlogctl_listen_waiting",
         "backlogctl_tcp_listen_overflows_total",
     ] {
         assert!(

@@ -141,6 +141,19 @@ fn metrics_of_an_overflowing_listener_pass_promtool() {
                 != "0"
         );
         assert!(text.contains("name=\"net.core.somaxconn\"} 5"));
+        // The six queued wait for accept(), none after it; the oldest since its handshake.
+        let waiting = |place: &str| {
+            let labels = format!("address=\"127.0.0.1\",port=\"8100\",place=\"{place}\"}}");
+            text.lines()
+                .find(|l| l.starts_with("backlogctl_listen_waiting{") && l.contains(&labels))
+                .unwrap_or_else(|| panic!("no {place} series: {text}"))
+        };
+        assert!(waiting("accept_queue").ends_with(" 6"), "{text}");
+        assert!(waiting("after_accept").ends_with(" 0"), "{text}");
+        assert!(
+            text.contains("# TYPE backlogctl_listen_oldest_wait_seconds gauge"),
+            "{text}"
+        );
         // The main holder in one info series per listener; no family declared without samples.
         let me = format!("pid=\"{}\"", std::process::id());
         let owner = line("backlogctl_listen_owner_info{");

@@ -4,8 +4,10 @@
 //! picture is current.
 //!
 //! `rsvg_renders_every_fixture` needs rsvg-convert (Debian package librsvg2-bin), and
-//! `a_unix_listener_has_no_drops_lane` root (it records a real Unix listener in a private
-//! network namespace); skipped with the reason without them, failed under CI=true.
+//! `a_unix_listener_has_no_drops_lane` and `clients_left_waiting_get_a_wait_lane` root (they
+//! record real listeners in a private network namespace); skipped with the reason without
+//! them, failed under CI=true. Snapshots without wait readings get no wait lane; the recorded
+//! waits are drawn at their place.
 
 mod common;
 
@@ -471,4 +473,120 @@ fn a_unix_listener_has_no_drops_lane() {
             "{texts:?}"
         );
     });
+}
+
+/// Every fixture predates the clients' wait (schema < 4, or no reading): no wait lane, so the
+/// pictures are what they were.
+#[test]
+fn snapshots_without_wait_readings_have_no_wait_lane() {
+    for entry in std::fs::read_dir(fixture("snapshots")).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = store::load(&path).unwrap();
+        if raw
+            .samples
+            .iter()
+            .any(|s| s.listeners.iter().any(|l| l.wait.is_some()))
+        {
+            continue;
+        }
+        let (_, t) = model_of(&path);
+        assert!(
+            t.listeners.iter().all(|l| l.wait.is_none()),
+            "{}",
+            path.display()
+        );
+        let texts = texts(&svg_of(&t));
+        assert!(
+            !texts.iter().any(|s| s.contains("the clients' wait")),
+            "{}: {texts:?}",
+            path.display()
+        );
+    }
+}
+
+/// A listener that never accepts, three clients connected before the recording: every reading
+/// sees them in the accept queue, and the picture gets a lane with their oldest wait.
+#[test]
+fn clients_left_waiting_get_a_wait_lane() {
+    in_netns("clients_left_waiting_get_a_wait_lane", || {
+        let scratch = Scratch::new("plot-wait");
+        let _server = common::listener("127.0.0.1:8600", 16);
+        let _clients: Vec<_> = (0..3)
+            .map(|_| common::start_connect("127.0.0.1:8600"))
+            .collect();
+        common::wait_for(300, || {
+            (common::scenarios::queue_of(":8600")? == 3).then_some(())
+        })
+        .expect("3 queued");
+        let rec = scratch.path("wait.json");
+        let rec_s = rec.to_str().unwrap();
+        let (code, _, err) = run_bin(&["snapshot", "-w", "300ms", "-o", rec_s, ":8600"]);
+        assert_eq!(code, 0, "{err}");
+        let (_, t) = model_of(&rec);
+        assert_eq!(t.instead, None, "a standing queue is drawn");
+        let w = t.listeners[0].wait.as_ref().expect("a wait lane");
+        // Read in the first and last samples at least; all three queued at each.
+        assert!(w.readings >= 2, "{w:?}");
+        assert_eq!((w.last.queued, w.last.unanswered), (3, 0), "{w:?}");
+        assert!(w.longest_s > 0.0 && w.after_accept.iter().all(|c| c.max == 0.0));
+        let texts = texts(&svg_of(&t));
+        assert!(
+            texts
+                .iter()
+                .any(|s| s.starts_with("the clients' wait, read ")),
+            "{texts:?}"
+        );
+        assert!(
+            texts
+                .iter()
+                .any(|s| s == "oldest in the accept queue (connected, not accept()ed)"),
+            "{texts:?}"
+        );
+        assert!(
+            !texts.iter().any(|s| s.starts_with("oldest after accept()")),
+            "nobody waited after accept: {texts:?}"
+        );
+    });
+}
+
+/// The recorded waits (the seed's Java pool of 10, a server accepting every 200 ms): the lane
+/// draws each at its place, and its longest is the recording's own.
+#[test]
+fn recorded_waits_are_drawn_at_their_place() {
+    for (rel, after_accept) in [
+        ("snapshots/6.18-java-pool10-1000-clients-wait.json", true),
+        (
+            "snapshots/6.18-slow-server-accepts-every-200ms-wait.json",
+            false,
+        ),
+    ] {
+        let raw = store::load(&fixture(rel)).unwrap();
+        let longest = raw
+            .samples
+            .iter()
+            .flat_map(|s| &s.listeners)
+            .filter_map(|l| l.wait)
+            .map(|w| w.oldest_ms())
+            .max()
+            .unwrap();
+        let (_, t) = model_of(&fixture(rel));
+        let w = t.listeners[0].wait.as_ref().expect("a wait lane");
+        assert_eq!(w.longest_s, f64::from(longest) / 1000.0, "{rel}");
+        let (drawn, flat) = match after_accept {
+            true => (&w.after_accept, &w.accept_queue),
+            false => (&w.accept_queue, &w.after_accept),
+        };
+        assert_eq!(
+            drawn.iter().map(|c| c.max).fold(0.0, f64::max),
+            w.longest_s,
+            "{rel}"
+        );
+        assert!(flat.iter().all(|c| c.max == 0.0), "{rel}");
+        let texts = texts(&svg_of(&t));
+        let legend = match after_accept {
+            true => "oldest after accept() (request in, nothing sent back)",
+            false => "oldest in the accept queue (connected, not accept()ed)",
+        };
+        assert!(texts.iter().any(|s| s == legend), "{rel}: {texts:?}");
+    }
 }

@@ -1,8 +1,9 @@
 //! `watch` against the real kernel, in a private network namespace: a burst drained between
 //! two refreshes still shows as a peak of B+1 with drops, a listener that closes mid-run is
 //! reported as gone, SIGTERM ends the run with a last refresh and the summary, `--record` feeds
-//! `doctor --from`, on a terminal each listener gets a sparkline of its last minute, and a full
-//! Unix listener shows its peak with drops not counted (`n/a`, null in JSON).
+//! `doctor --from`, on a terminal each listener gets a sparkline of its last minute, a full
+//! Unix listener shows its peak with drops not counted (`n/a`, null in JSON), and clients left
+//! waiting (in the accept queue and after accept) show in watch's rows and in `metrics`.
 //!
 //! Needs root for the namespaces (skipped otherwise, failed under CI=true); bad options are
 //! checked everywhere. No test depends on how fast the machine is: the burst waits for watch's
@@ -377,4 +378,69 @@ fn bad_watch_options_exit_3() {
             "{err}"
         );
     }
+}
+
+/// A listener that never serves: three clients wait in its accept queue, a fourth was
+/// accepted and its request left unanswered. Polled (bounded) until a reading has seen every
+/// one of them wait at least a millisecond, watch's JSON row and the metrics both carry the
+/// wait, by place; counts are asserted, durations only as "some".
+#[test]
+fn clients_left_waiting_show_in_watch_and_metrics() {
+    in_netns("clients_left_waiting_show_in_watch_and_metrics", || {
+        let server = listener("127.0.0.1:8650", 16);
+        let clients: Vec<_> = (0..4).map(|_| start_connect("127.0.0.1:8650")).collect();
+        wait_for(300, || (scenarios::queue_of(":8650")? == 4).then_some(())).expect("4 queued");
+        // Every handshake is complete (Recv-Q counts only those): each sends its request.
+        for c in &clients {
+            let sent = nix::unistd::write(c, b"GET / HTTP/1.0\r\n\r\n").expect("send the request");
+            assert_eq!(sent, 18);
+        }
+        let accepted = nix::sys::socket::accept(&server).expect("accept one");
+        wait_for(300, || (scenarios::queue_of(":8650")? == 3).then_some(())).expect("3 left");
+        // watch --json, one refresh: its one sample is full and reads the wait.
+        let row = wait_for(300, || {
+            let (code, out, err) = run_bin(&["watch", "--json", "--count", "1", ":8650"]);
+            assert_eq!(code, 0, "{err}");
+            let (refs, summary) = refreshes(&out);
+            let row = refs[0]["listeners"][0].clone();
+            let w = &row["wait"];
+            let all = w["queued"] == 3 && w["unanswered"] == 1 && w["unread"] == 1;
+            let some = |f: &str| w[f].as_u64().is_some_and(|ms| ms > 0);
+            (all && some("queued_oldest_ms") && some("unanswered_oldest_ms"))
+                .then_some((row, summary))
+        });
+        let (row, summary) = row.expect("a reading with 3 queued and 1 unanswered, each waiting");
+        assert_eq!(row["recv_q"], 3, "{row}");
+        let longest = summary["listeners"][0]["longest_wait_ms"].as_u64().unwrap();
+        assert!(longest > 0, "{summary}");
+        // The same in the lines: waiting counts both places.
+        let (code, text, err) = run_bin(&["watch", "--count", "1", ":8650"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(text.contains(" waiting=4 after_accept=1 wait="), "{text}");
+        // metrics: one series per place, from the scrape's one full sample.
+        let series = |text: &str, family: &str, place: &str| -> Option<f64> {
+            let labels = format!("address=\"127.0.0.1\",port=\"8650\",place=\"{place}\"}} ");
+            let line = text.lines().find(|l| {
+                l.starts_with(&format!("backlogctl_{family}{{")) && l.contains(&labels)
+            })?;
+            line.rsplit(' ').next()?.parse().ok()
+        };
+        let (code, text, err) = run_bin(&["metrics", ":8650"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            series(&text, "listen_waiting", "accept_queue"),
+            Some(3.0),
+            "{text}"
+        );
+        assert_eq!(
+            series(&text, "listen_waiting", "after_accept"),
+            Some(1.0),
+            "{text}"
+        );
+        for place in ["accept_queue", "after_accept"] {
+            let oldest = series(&text, "listen_oldest_wait_seconds", place);
+            assert!(oldest.is_some_and(|s| s > 0.0), "{place}: {text}");
+        }
+        drop((accepted, clients));
+    });
 }

@@ -94,6 +94,8 @@ pub struct Sampler<S> {
     pending_since: HashMap<(u64, u32), Duration>,
     /// The TCP clients found waiting at the last reading: those gone at the next have left.
     tcp_waiting: HashSet<diag::Waiting>,
+    /// The last reading saw clients waiting.
+    waited: bool,
 }
 
 impl<S: Sources> Sampler<S> {
@@ -123,6 +125,7 @@ impl<S: Sources> Sampler<S> {
             wait_failed: None,
             pending_since: HashMap::new(),
             tcp_waiting: HashSet::new(),
+            waited: false,
         }
     }
 
@@ -190,7 +193,8 @@ impl<S: Sources> Sampler<S> {
             }
         }
         if self.wait_due(full, elapsed) {
-            // A sample that saw clients waiting is kept: the wait is its evidence.
+            // A sample that saw clients waiting is kept: the wait is its evidence; so is the
+            // one that sees them gone, or a timeline would hold the last wait to the end.
             changed |= self.read_waits(&mut listeners, elapsed);
         }
         let mut counters = None;
@@ -230,7 +234,8 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
-    /// wait; true when anyone waits. A failed dump is a gap, not a failed sample.
+    /// wait; true when anyone waits, or nobody does any more. A failed dump is a gap, not a
+    /// failed sample.
     fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
         let began = Instant::now();
         // The time since the last reading, for the rate at which waiting clients leave.
@@ -239,7 +244,8 @@ impl<S: Sources> Sampler<S> {
         let tcp = self.tcp && self.read_tcp_waits(listeners, since);
         self.wait_cost = began.elapsed();
         self.wait_read = Some(elapsed);
-        unix || tcp
+        let was = std::mem::replace(&mut self.waited, unix || tcp);
+        unix || tcp || was
     }
 
     /// The pending connections of the Unix listeners with a queue, one exact request each: a
@@ -457,5 +463,43 @@ mod tests {
             s.sample_at(false, ms(t)).unwrap();
         }
         assert_eq!(s.sources().syn_asked, [false, false, false, true, true]);
+    }
+
+    #[test]
+    fn the_reading_that_sees_the_wait_end_is_kept() {
+        use crate::source::diag::{Conn, ConnInfo};
+        let queued = Conn {
+            local: "127.0.0.1:8100".parse().unwrap(),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            inode: 0,
+            recv_q: 0,
+            info: Some(ConnInfo {
+                last_data_sent_ms: 1_200,
+                last_data_recv_ms: 1_200,
+                bytes_received: Some(0),
+                bytes_sent: Some(0),
+                data_segs_out: Some(0),
+            }),
+        };
+        // The queue stays at 1 throughout: only the readings can make a sample worth keeping.
+        let mut s = sampler(Fake::queues(&[1]), false);
+        let mut kept = Vec::new();
+        for (t, conns) in [
+            (0, true),
+            (100, true),
+            (200, false),
+            (300, false),
+            (400, false),
+        ] {
+            s.sources().conns = if conns {
+                vec![queued.clone()]
+            } else {
+                Vec::new()
+            };
+            kept.push(s.sample_at(false, ms(t)).unwrap().counters.is_some());
+        }
+        assert_eq!(s.sources().wait_dumps, 5);
+        // The first, one that saw a wait, the one that saw it end; not the quiet ones after.
+        assert_eq!(kept, [true, true, true, false, false]);
     }
 }

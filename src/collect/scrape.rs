@@ -158,4 +158,36 @@ mod tests {
             );
         }
     }
+
+    /// `metrics` and the exporter take one sample: a full one, so it reads the clients' wait.
+    #[test]
+    fn a_scrape_reads_the_clients_wait() {
+        use crate::source::diag::{Conn, ConnInfo};
+        let fake = || Fake {
+            conns: vec![Conn {
+                local: "127.0.0.1:8100".parse().unwrap(),
+                remote: "127.0.0.1:40000".parse().unwrap(),
+                inode: 0,
+                recv_q: 0,
+                info: Some(ConnInfo {
+                    last_data_sent_ms: 2_500,
+                    last_data_recv_ms: 2_500,
+                    bytes_received: Some(0),
+                    bytes_sent: Some(0),
+                    data_segs_out: Some(0),
+                }),
+            }],
+            ..Fake::queues(&[1])
+        };
+        let mut c = Collector::with_sources(
+            Namespaces::Current,
+            Scope::default(),
+            Duration::from_secs(5),
+            Arc::new(fake),
+        );
+        let scrape = c.scrape().unwrap().into_only_error().unwrap();
+        let snap = scrape.namespaces[0].value.as_ref().unwrap();
+        let w = snap.samples[0].listeners[0].wait.expect("read");
+        assert_eq!((w.queued, w.queued_oldest_ms), (1, 2_500));
+    }
 }

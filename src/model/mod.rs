@@ -301,6 +301,11 @@ impl Wait {
     pub fn any(&self) -> bool {
         self.queued > 0 || self.unanswered > 0
     }
+
+    /// How many clients wait, in the accept queue and after accept().
+    pub fn waiting(&self) -> u32 {
+        self.queued.saturating_add(self.unanswered)
+    }
 }
 
 impl Listener {

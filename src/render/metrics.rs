@@ -1,6 +1,7 @@
 //! The Prometheus text exposition format (0.0.4) of a collection, for `metrics` (node_exporter's
 //! textfile collector) and `exporter` (scraped): one code path. Per listener its queue length,
-//! backlog and drops, its main process in an info series; per namespace the listen-related
+//! backlog and drops, for a TCP one how many clients wait and how long the oldest has (by
+//! `place`), its main process in an info series; per namespace the listen-related
 //! counters, the sysctls, who it belongs to and whether it could be read. node_exporter has
 //! no per-listener drop metric and no per-namespace counters.
 //!
@@ -14,7 +15,7 @@ use std::fmt::Display;
 use std::io::{self, Write};
 
 use crate::catalogue::{self, Sysctl};
-use crate::model::{Listener, Local, Owner, Scraped, ScrapedNs};
+use crate::model::{Listener, Local, Owner, Scraped, ScrapedNs, Wait};
 
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
@@ -153,6 +154,17 @@ const LISTENER_FAMILIES: [(&str, &str, &str, Get); 4] = [
     ),
 ];
 
+/// How many wait at one place, and the oldest one's wait so far (ms).
+type Place = fn(&Wait) -> (u32, u32);
+
+/// Where a TCP listener's clients wait, as the `place` label says it, and how to read it from
+/// a `Wait` (docs/kernel.md, "The clients' wait"): handshake done and not yet accept()ed, or
+/// accepted with the request in and nothing sent back.
+const PLACES: [(&str, Place); 2] = [
+    ("accept_queue", |w| (w.queued, w.queued_oldest_ms)),
+    ("after_accept", |w| (w.unanswered, w.unanswered_oldest_ms)),
+];
+
 /// Writes every family of the collection, each once with the samples of every namespace (as
 /// the format requires), straight into `w`; with `exporter`, its own metrics too.
 pub fn write(w: &mut dyn Write, scrape: &Scraped, exporter: Option<&Exporter>) -> io::Result<()> {
@@ -197,7 +209,8 @@ fn namespace_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     )
 }
 
-/// Per listener: its queue, backlog, drops and SYN_RECV, and its main process.
+/// Per listener: its queue, backlog, drops and SYN_RECV, its clients' wait, and its main
+/// process.
 fn listener_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
     for (name, kind, help, get) in LISTENER_FAMILIES {
@@ -209,6 +222,36 @@ fn listener_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
             rows().filter_map(|r| get(r.listener).map(|v| (&r.labels, v))),
         )?;
     }
+    // TCP listeners, where the sample read it: a failed dump of the established sockets
+    // leaves no series (absent, not 0). A Unix listener's wait is read only while its queue
+    // holds connections, and then as a lower bound: a series that would come and go, so its
+    // queue length stands for it.
+    let places = || {
+        rows().flat_map(|r| {
+            let wait = r
+                .listener
+                .wait
+                .filter(|_| r.listener.local.inet().is_some());
+            PLACES.iter().filter_map(move |(place, get)| {
+                let (n, ms) = get(&wait?);
+                Some((format!("{},place=\"{place}\"", r.labels), n, ms))
+            })
+        })
+    };
+    family(
+        w,
+        "listen_waiting",
+        "gauge",
+        "Clients of a TCP listener waiting, by place: accept_queue (handshake done, not yet accept()ed) or after_accept (accepted, request received, nothing sent back).",
+        places().map(|(labels, n, _)| (labels, n)),
+    )?;
+    family(
+        w,
+        "listen_oldest_wait_seconds",
+        "gauge",
+        "How long the longest-waiting client of a TCP listener has waited so far, by place (0 when none waits).",
+        places().map(|(labels, _, ms)| (labels, f64::from(ms) / 1000.0)),
+    )?;
     family(
         w,
         "listen_owner_info",
@@ -290,4 +333,89 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Identity, Snapshot};
+
+    /// One namespace's single sample: a TCP listener whose clients wait in both places, one
+    /// read with nobody waiting, one not read, and a Unix listener with a lower bound.
+    fn scraped() -> Scraped {
+        let snap: Snapshot = serde_json::from_value(serde_json::json!({
+            "schema_version": 4, "tool": "backlogctl test", "started_unix_ms": 0,
+            "sysctls": {}, "samples": [{"elapsed_us": 0, "listeners": [
+                {"local": "127.0.0.1:8100", "inode": 1, "uid": 0, "recv_q": 3, "send_q": 4096,
+                 "wait": {"queued": 3, "queued_oldest_ms": 2904, "unanswered": 20,
+                          "unanswered_oldest_ms": 12000, "unread": 10}},
+                {"local": "127.0.0.1:8200", "inode": 2, "uid": 0, "recv_q": 0, "send_q": 4096,
+                 "wait": {"queued": 0, "queued_oldest_ms": 0, "unanswered": 0,
+                          "unanswered_oldest_ms": 0, "unread": 0}},
+                {"local": "127.0.0.1:8300", "inode": 3, "uid": 0, "recv_q": 0, "send_q": 4096},
+                {"local": {"path": "/run/app.sock", "type": "stream"}, "inode": 4, "uid": 0,
+                 "recv_q": 2, "send_q": 8, "wait": {"queued": 2, "queued_oldest_ms": 1500,
+                 "unanswered": 0, "unanswered_oldest_ms": 0, "unread": 0, "at_least": true}}
+            ]}]
+        }))
+        .expect("a snapshot");
+        Scraped {
+            namespaces: vec![ScrapedNs {
+                inode: Some(4026531840),
+                identity: Identity::default(),
+                snapshot: Some(snap),
+            }],
+            duration: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_wait_is_two_families_by_place_where_it_was_read() {
+        let mut out = Vec::new();
+        write(&mut out, &scraped(), None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let of = |family: &str| -> Vec<&str> {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("backlogctl_{family}{{")))
+                .collect()
+        };
+        let expect = |family: &str, values: [(u16, &str, &str); 4]| {
+            let want: Vec<String> = values
+                .iter()
+                .map(|(port, place, v)| {
+                    format!(
+                        "backlogctl_{family}{{netns=\"4026531840\",address=\"127.0.0.1\",\
+                         port=\"{port}\",place=\"{place}\"}} {v}"
+                    )
+                })
+                .collect();
+            assert_eq!(of(family), want, "{text}");
+        };
+        expect(
+            "listen_waiting",
+            [
+                (8100, "accept_queue", "3"),
+                (8100, "after_accept", "20"),
+                (8200, "accept_queue", "0"),
+                (8200, "after_accept", "0"),
+            ],
+        );
+        expect(
+            "listen_oldest_wait_seconds",
+            [
+                (8100, "accept_queue", "2.904"),
+                (8100, "after_accept", "12"),
+                (8200, "accept_queue", "0"),
+                (8200, "after_accept", "0"),
+            ],
+        );
+        for family in ["listen_waiting", "listen_oldest_wait_seconds"] {
+            assert_eq!(
+                text.matches(&format!("# TYPE backlogctl_{family} gauge\n"))
+                    .count(),
+                1,
+                "{text}"
+            );
+        }
+    }
 }

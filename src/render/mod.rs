@@ -56,6 +56,24 @@ pub(crate) fn paint(text: &str, s: Severity, color: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
+/// A client's wait so far, in four characters up to 99 hours, cut down (a client shown `2.9s` has
+/// waited at least that): `0s`, `0.4s`, `2.9s`, `38s`, `12m`, `3h`. watch's cells and lines
+/// and its summary say a wait this way.
+pub(crate) fn wait_short(ms: u32) -> String {
+    let tenths = ms / 100;
+    if ms == 0 {
+        "0s".into()
+    } else if tenths < 100 {
+        format!("{}.{}s", tenths / 10, tenths % 10)
+    } else if ms < 100_000 {
+        format!("{}s", ms / 1000)
+    } else if ms < 6_000_000 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}h", ms / 3_600_000)
+    }
+}
+
 /// Greedy word wrap at `width` columns; continuation lines get `indent` plus two spaces.
 fn wrap(w: &mut dyn Write, width: usize, text: &str, indent: &str) -> io::Result<()> {
     wrap_block(w, width, text, indent, &format!("{indent}  "))
@@ -130,6 +148,21 @@ fn visible_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_fits_four_characters_and_never_rounds_up() {
+        let said: Vec<String> = [0, 50, 450, 2_999, 9_999, 10_000, 99_999, 100_000, 5_999_999]
+            .into_iter()
+            .chain([6_000_000, u32::MAX])
+            .map(wait_short)
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "0s", "0.0s", "0.4s", "2.9s", "9.9s", "10s", "99s", "1m", "99m", "1h", "1193h"
+            ]
+        );
+    }
 
     fn wrapped(text: &str, width: usize) -> String {
         let mut out = Vec::new();

@@ -3,8 +3,10 @@
 
 use std::io::Write;
 
+use super::wait_short;
 use crate::catalogue::{RESET_RATES, WATCH_RATES, short};
-use crate::model::QueuePeak;
+use crate::doctor::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS};
+use crate::model::{QueuePeak, Wait};
 use crate::watch::{HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, View};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,9 @@ pub enum Format {
         /// The locale's character set is UTF-8: block characters; otherwise ASCII.
         utf8: bool,
         history: HistoryShape,
+        /// The scope takes TCP listeners, whose clients' wait is read: the WAITING and WAIT
+        /// columns, where the width has room for them (`WAIT_MIN_WIDTH`).
+        wait: bool,
     },
     /// One line per listener per refresh.
     Lines,
@@ -80,16 +85,24 @@ pub(crate) fn refresh(out: &mut dyn Write, r: &Refresh, format: Format) -> std::
             width,
             utf8,
             history,
+            wait,
         } => {
             let table = Table {
                 color,
                 utf8,
                 history,
-                lay: Layout::new(width, history),
+                lay: Layout::new(width, history, wait),
             };
             table.draw(out, r, rows, width)
         }
     }
+}
+
+/// The oldest wait in the WAIT column: `≥` before a lower bound (a Unix listener's pending
+/// connections carry no timestamp), five characters up to 99 hours.
+fn wait_cell(w: &Wait) -> String {
+    let bound = if w.at_least { "≥" } else { "" };
+    format!("{bound}{}", wait_short(w.oldest_ms()))
 }
 
 /// A count, or `-` when unknown.
@@ -122,7 +135,7 @@ fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
     for l in &r.listeners {
         writeln!(
             out,
-            "{} {} recv_q={} peak={} send_q={} fill={}% drops/s={} syn_recv={}{}{}",
+            "{} {} recv_q={} peak={} send_q={} fill={}% drops/s={} syn_recv={}{}{}{}",
             r.time,
             l.local,
             l.recv_q,
@@ -131,6 +144,16 @@ fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
             l.fill_pct,
             drops_cell(l),
             opt(l.syn_recv),
+            // Only where it was read: absent is unknown, not nobody.
+            l.wait
+                .map(|w| format!(
+                    " waiting={} after_accept={} wait{}={}",
+                    w.waiting(),
+                    w.unanswered,
+                    if w.at_least { "_at_least" } else { "" },
+                    wait_short(w.oldest_ms())
+                ))
+                .unwrap_or_default(),
             l.process
                 .as_ref()
                 // Quoted: the label has spaces ("nginx, pids 12-15").
@@ -187,9 +210,13 @@ impl Table {
             let span = self.history.slot_time.saturating_mul(self.lay.slots as u32);
             format!(" LAST {}", span_label(span))
         };
+        let wait = match self.lay.wait {
+            true => format!(" {:>7} {:>5}", "WAITING", "WAIT"),
+            false => String::new(),
+        };
         writeln!(
             out,
-            "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}{last}",
+            "{:<lw$}{} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}{wait}{last}",
             "LISTENER",
             self.process("PROCESS"),
             "RECV-Q",
@@ -205,8 +232,13 @@ impl Table {
     /// event and sparkline.
     fn row(&self, out: &mut dyn Write, l: &Row) -> std::io::Result<()> {
         let lw = self.lay.listener;
+        let wait = match (self.lay.wait, l.wait) {
+            (false, _) => String::new(),
+            (true, Some(w)) => format!(" {:>7} {:>5}", w.waiting(), wait_cell(&w)),
+            (true, None) => format!(" {:>7} {:>5}", "-", "-"),
+        };
         let line = format!(
-            "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}",
+            "{:<lw$}{} {:>7} {:>7} {:>7} {:>5}% {:>8} {:>8}{wait}",
             fit(&l.local.to_string(), lw),
             self.process(l.process.as_deref().unwrap_or("?")),
             l.recv_q,
@@ -220,10 +252,12 @@ impl Table {
             peak: l.peak,
             backlog: l.send_q,
         };
-        let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full();
+        // doctor's thresholds: a wait clients notice, and one past common client timeouts.
+        let oldest = l.wait.map_or(0, |w| w.oldest_ms());
+        let hot = l.drops_per_s.is_some_and(|d| d > 0.0) || q.full() || oldest >= WAIT_CRITICAL_MS;
         if self.color && hot {
             write!(out, "\x1b[1;31m{line}\x1b[0m")?;
-        } else if self.color && q.nearly_full() {
+        } else if self.color && (q.nearly_full() || oldest >= WAIT_WARNING_MS) {
             write!(out, "\x1b[33m{line}\x1b[0m")?;
         } else {
             write!(out, "{line}")?;
@@ -285,14 +319,31 @@ const LISTENER_MIN: usize = 16;
 /// The last column holds the sparkline, or at least an event: `new`, `gone`.
 const EVENT: usize = 4;
 
-/// Columns the sparkline may take on a row `width` wide: what the numbers and a listener
-/// column of LISTENER_MIN leave. The options shape the history with it.
-pub(crate) fn history_room(width: usize) -> usize {
-    width.saturating_sub(NUMBERS + 1 + LISTENER_MIN)
+/// Columns of the clients' wait, spaces before them included: how many wait (accept queue
+/// and after accept) and the oldest wait (`wait_short`, at most 4 characters).
+const WAIT: usize = 8 + 6;
+
+/// The wait columns are shown on a row at least this wide: the numbers, the wait, a listener
+/// column of LISTENER_MIN and the shortest sparkline. Narrower, the table is as it was before
+/// the wait was read (the lines and JSON always carry it).
+const WAIT_MIN_WIDTH: usize = NUMBERS + WAIT + 1 + LISTENER_MIN + MIN_SLOTS;
+
+/// Whether a row `width` wide shows the wait columns, for a scope whose wait is read.
+fn wait_shown(width: usize, wait: bool) -> bool {
+    wait && width >= WAIT_MIN_WIDTH
 }
 
-/// How a terminal row `width` wide is shared. The numbers keep their columns; then the
-/// listener gets LISTENER_MIN, the sparkline what it needs of the rest, and the listener
+/// Columns the sparkline may take on a row `width` wide: what the numbers, the wait columns
+/// when shown and a listener column of LISTENER_MIN leave. The options shape the history with
+/// it.
+pub(crate) fn history_room(width: usize, wait: bool) -> usize {
+    let wait = if wait_shown(width, wait) { WAIT } else { 0 };
+    width.saturating_sub(NUMBERS + wait + 1 + LISTENER_MIN)
+}
+
+/// How a terminal row `width` wide is shared. The numbers keep their columns, and the wait's
+/// from WAIT_MIN_WIDTH on; then the listener gets LISTENER_MIN, the sparkline what it needs of
+/// the rest, and the listener
 /// (up to 22) and process (6 to 18, else none) columns what is left, an address cut with "…"
 /// rather than pushing the row past the width. A row never exceeds `width` (at least 60, the
 /// CLI's narrowest): a terminal would wrap it and the redraw would scroll.
@@ -305,14 +356,17 @@ struct Layout {
     slots: usize,
     /// Width of the last column: sparkline or event.
     last: usize,
+    /// The wait columns are shown.
+    wait: bool,
 }
 
 impl Layout {
-    fn new(width: usize, history: HistoryShape) -> Layout {
-        let slots = history.slots.min(history_room(width));
+    fn new(width: usize, history: HistoryShape, wait: bool) -> Layout {
+        let wait = wait_shown(width, wait);
+        let slots = history.slots.min(history_room(width, wait));
         let slots = if slots < MIN_SLOTS { 0 } else { slots };
         let last = slots.max(EVENT);
-        let avail = width.saturating_sub(NUMBERS + 1 + last);
+        let avail = width.saturating_sub(NUMBERS + if wait { WAIT } else { 0 } + 1 + last);
         let listener = if avail >= 30 {
             22.min(avail - 12)
         } else {
@@ -324,6 +378,7 @@ impl Layout {
             process: if process < 6 { 0 } else { process },
             slots,
             last,
+            wait,
         }
     }
 
@@ -445,12 +500,14 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
     let busy: Vec<&ListenerSummary> = s
         .listeners
         .iter()
-        .filter(|l| l.peak > 0 || l.drops.is_some_and(|d| d > 0))
+        .filter(|l| {
+            l.peak > 0 || l.drops.is_some_and(|d| d > 0) || l.longest_wait_ms.is_some_and(|w| w > 0)
+        })
         .collect();
     for l in &busy {
         writeln!(
             out,
-            "  {} (inode {}): peak Recv-Q {} of {} at {}, drops {}",
+            "  {} (inode {}): peak Recv-Q {} of {} at {}, drops {}{}",
             l.local,
             l.inode,
             l.peak,
@@ -460,6 +517,18 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
                 (false, _) => format!("{NOT_COUNTED} (no counter for Unix listeners)"),
                 (true, Some(d)) => d.to_string(),
                 (true, None) => "unknown".into(),
+            },
+            match l.longest_wait_ms {
+                Some(ms) if ms > 0 => format!(
+                    ", longest wait {}{}",
+                    if l.longest_wait_at_least {
+                        "at least "
+                    } else {
+                        ""
+                    },
+                    wait_short(ms)
+                ),
+                _ => String::new(),
             }
         )?;
     }
@@ -496,6 +565,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::model::Wait;
 
     fn q(peak: u32, backlog: u32) -> QueuePeak {
         QueuePeak { peak, backlog }
@@ -577,6 +647,7 @@ mod tests {
             drops_per_s: Some(1_234_567.0),
             drops_delta: Some(1),
             syn_recv: Some(99_999_999),
+            wait: None,
             event,
             history: history.to_vec(),
         };
@@ -637,6 +708,18 @@ mod tests {
     }
 
     fn render(width: usize, utf8: bool, color: bool) -> String {
+        render_rows(width, utf8, color, false, rows())
+    }
+
+    /// The table of `listeners` on a terminal `width` wide, for a scope whose wait is read
+    /// (`wait`) or not.
+    fn render_rows(
+        width: usize,
+        utf8: bool,
+        color: bool,
+        wait: bool,
+        listeners: Vec<Row>,
+    ) -> String {
         let r = Refresh {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
@@ -645,15 +728,16 @@ mod tests {
                 .iter()
                 .map(|k| (short(k).to_string(), 123_456.0))
                 .collect(),
-            listeners: rows(),
+            listeners,
         };
-        let history = HistoryShape::minute(Duration::from_secs(1), history_room(width));
+        let history = HistoryShape::minute(Duration::from_secs(1), history_room(width, wait));
         let format = Format::Tty {
             color,
             rows: 40,
             width,
             utf8,
             history,
+            wait,
         };
         let mut out = Vec::new();
         refresh(&mut out, &r, format).unwrap();
@@ -662,14 +746,15 @@ mod tests {
 
     #[test]
     fn rows_never_exceed_the_width() {
-        for width in [60, 70, 80, 100, 120, 160, 200] {
-            for (utf8, color) in [(true, true), (true, false), (false, true), (false, false)] {
-                let out = render(width, utf8, color);
+        for width in [60, 70, 80, 89, 90, 100, 120, 160, 200] {
+            let cases = [(true, true), (true, false), (false, true), (false, false)];
+            for ((utf8, color), wait) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+                let out = render_rows(width, utf8, color, wait, waiting_rows());
                 for line in out.lines() {
                     let line = line.trim_start_matches("\x1b[H\x1b[2J");
                     assert!(
                         super::super::visible_len(line) <= width,
-                        "width {width}, utf8 {utf8}, color {color}: {} columns\n{line}\n{out}",
+                        "width {width}, utf8 {utf8}, color {color}, wait {wait}: {} columns\n{line}\n{out}",
                         super::super::visible_len(line)
                     );
                 }
@@ -723,9 +808,205 @@ mod tests {
             width: 120,
             utf8: true,
             history: HistoryShape::default(),
+            wait: false,
         };
         refresh(&mut out, &r, format).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("LAST") && !out.contains('▁'), "{out}");
+    }
+
+    /// `rows()` with waits: the widest counts and waits, one read with nobody waiting, and
+    /// the Unix one and the gone one without.
+    fn waiting_rows() -> Vec<Row> {
+        let mut rows = rows();
+        rows[0].wait = Some(Wait {
+            queued: 9_999_999,
+            queued_oldest_ms: u32::MAX,
+            ..Wait::default()
+        });
+        rows[1].wait = Some(Wait {
+            queued: 3,
+            queued_oldest_ms: 400,
+            unanswered: 20,
+            unanswered_oldest_ms: 2_950,
+            unread: 10,
+            ..Wait::default()
+        });
+        rows[2].wait = Some(Wait::default());
+        // The Unix listener: pending connections seen across readings, a lower bound.
+        rows[4].wait = Some(Wait {
+            queued: 5,
+            queued_oldest_ms: 1_250,
+            at_least: true,
+            ..Wait::default()
+        });
+        rows
+    }
+
+    #[test]
+    fn the_wait_has_two_columns_from_90_wide_on() {
+        let listeners = waiting_rows()[1..].to_vec();
+        let table = render_rows(120, true, false, true, listeners.clone());
+        let header = table.lines().find(|l| l.starts_with("LISTENER")).unwrap();
+        assert!(
+            header.contains(" SYN_RECV WAITING  WAIT LAST 60s"),
+            "{table}"
+        );
+        let row = |t: &str, at: &str| t.lines().find(|l| l.starts_with(at)).unwrap().to_string();
+        // 3 in the accept queue and 20 after accept; the oldest of them 2.95 s, cut to 2.9s.
+        assert!(
+            row(&table, "[2001").contains(" 99999999      23  2.9s "),
+            "{table}"
+        );
+        assert!(
+            row(&table, "10.0.0.1").contains(" 99999999       0    0s "),
+            "{table}"
+        );
+        // A Unix listener's is a lower bound; not read (a gone listener): unknown, not zero.
+        assert!(
+            row(&table, "/run/php").contains(" n/a        -       5 ≥1.2s "),
+            "{table}"
+        );
+        assert!(
+            row(&table, "10.0.0.2").contains(" 99999999       -     - gone"),
+            "{table}"
+        );
+        // One column short of the wait and the shortest sparkline: the table as it was.
+        let narrow = render_rows(89, true, false, true, listeners.clone());
+        assert_eq!(
+            narrow,
+            render_rows(89, true, false, false, listeners.clone())
+        );
+        assert!(!narrow.contains("WAITING"), "{narrow}");
+        assert!(render_rows(90, true, false, true, listeners.clone()).contains("WAITING"));
+        // A scope without TCP listeners has no wait columns, however wide.
+        assert!(!render_rows(200, true, false, false, listeners).contains("WAITING"));
+    }
+
+    #[test]
+    fn the_wait_columns_take_their_room_from_the_sparkline() {
+        let spark = |width| {
+            let out = render_rows(width, true, false, true, rows());
+            let row = out
+                .lines()
+                .find(|l| l.starts_with("127.0"))
+                .unwrap()
+                .to_string();
+            row.rsplit(' ').next().unwrap().chars().count()
+        };
+        // 200 and 120 keep theirs; 100 has 20 (was 30), 90 the shortest, 10.
+        assert_eq!(
+            [spark(200), spark(120), spark(100), spark(90)],
+            [60, 30, 20, 10]
+        );
+    }
+
+    #[test]
+    fn a_wait_clients_notice_is_yellow_and_one_past_timeouts_red() {
+        let colour = |ms: u32| {
+            let mut row = rows()[2].clone();
+            (row.peak, row.fill_pct, row.drops_per_s) = (0, 0, Some(0.0));
+            row.wait = Some(Wait {
+                unanswered: 1,
+                unanswered_oldest_ms: ms,
+                ..Wait::default()
+            });
+            let out = render_rows(120, true, true, true, vec![row]);
+            let row = out
+                .lines()
+                .find(|l| l.contains("10.0.0.1"))
+                .unwrap()
+                .to_string();
+            row.get(..7).unwrap_or_default().to_string()
+        };
+        assert!(!colour(999).starts_with("\x1b["), "{:?}", colour(999));
+        assert!(colour(1_000).starts_with("\x1b[33m"));
+        assert!(colour(5_000).starts_with("\x1b[1;31m"));
+    }
+
+    #[test]
+    fn lines_and_json_carry_the_wait_where_it_was_read() {
+        let r = Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: Default::default(),
+            listeners: waiting_rows()[1..].to_vec(),
+        };
+        let mut out = Vec::new();
+        refresh(&mut out, &r, Format::Lines).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[1].contains(" syn_recv=99999999 waiting=23 after_accept=20 wait=2.9s process="),
+            "{out}"
+        );
+        assert!(
+            lines[2].ends_with(" waiting=0 after_accept=0 wait=0s new"),
+            "{out}"
+        );
+        assert!(
+            lines[4].contains(" syn_recv=- waiting=5 after_accept=0 wait_at_least=1.2s process="),
+            "a Unix listener's lower bound: {out}"
+        );
+        assert!(!lines[3].contains("wait"), "a gone listener: {out}");
+        let mut json = Vec::new();
+        refresh(&mut json, &r, Format::Json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let wait = &json["listeners"][0]["wait"];
+        assert_eq!(
+            (
+                &wait["queued"],
+                &wait["unanswered"],
+                &wait["unanswered_oldest_ms"],
+                &wait["unread"]
+            ),
+            (&3.into(), &20.into(), &2950.into(), &10.into()),
+            "{json}"
+        );
+        assert!(json["listeners"][2].get("wait").is_none(), "{json}");
+        assert_eq!(json["listeners"][3]["wait"]["at_least"], true, "{json}");
+    }
+
+    #[test]
+    fn the_summary_names_the_longest_wait() {
+        let listener = |local: &str, peak, longest_wait_ms| ListenerSummary {
+            local: local.parse::<SocketAddr>().unwrap().into(),
+            inode: 7,
+            send_q: 4096,
+            peak,
+            peak_time: "2026-11-30T12:00:01.000Z".into(),
+            drops: Some(0),
+            longest_wait_ms,
+            longest_wait_at_least: false,
+        };
+        let s = Summary {
+            refreshes: 3,
+            samples: 30,
+            elapsed_ms: 3_000,
+            listeners: vec![
+                listener("127.0.0.1:8100", 0, Some(12_345)),
+                listener("127.0.0.1:8200", 0, Some(0)),
+                listener("127.0.0.1:8300", 2, None),
+                ListenerSummary {
+                    longest_wait_at_least: true,
+                    ..listener("127.0.0.1:8400", 3, Some(1_250))
+                },
+            ],
+            ..Summary::default()
+        };
+        let mut out = Vec::new();
+        summary(&mut out, &s, Format::Lines).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("  127.0.0.1:8100 (inode 7): peak Recv-Q 0 of 4097 at 2026-11-30T12:00:01.000Z, drops 0, longest wait 12s\n"),
+            "{out}"
+        );
+        assert!(out.contains("  127.0.0.1:8300 (inode 7): peak Recv-Q 2 of 4097 at 2026-11-30T12:00:01.000Z, drops 0\n"), "{out}");
+        assert!(
+            out.contains(" drops 0, longest wait at least 1.2s\n"),
+            "{out}"
+        );
+        assert!(out.contains("  1 listener(s) stayed empty"), "{out}");
     }
 }

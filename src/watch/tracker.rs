@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::catalogue::{LISTEN_DROPS, RESET_RATES, WATCH_RATES, short};
-use crate::model::{Counters, Listener, Local, Owner, QueuePeak};
+use crate::model::{Counters, Listener, Local, Owner, QueuePeak, Wait};
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +27,11 @@ pub struct Row {
     pub drops_per_s: Option<f64>,
     pub drops_delta: Option<u32>,
     pub syn_recv: Option<u32>,
+    /// Its clients' wait at the refresh (a refresh is a full sample, which reads it): how many
+    /// wait in the accept queue and after accept(), and the oldest of each. Absent for a Unix
+    /// listener, a listener that is gone, or when the established sockets could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Wait>,
     /// `new` in the first refresh it appears in (after the first), `gone` when it disappeared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
@@ -124,6 +129,14 @@ pub struct ListenerSummary {
     pub peak_time: String,
     /// sk_drops accumulated while watching; None when unknown.
     pub drops: Option<u64>,
+    /// The longest any client waited (accept queue or after accept) in any sample that read
+    /// the wait, ms; absent when none did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longest_wait_ms: Option<u32>,
+    /// That longest wait is a lower bound (a Unix listener's pending connections carry no
+    /// timestamp).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub longest_wait_at_least: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -149,6 +162,9 @@ pub struct Worst {
 pub struct Tracker {
     /// Peak Recv-Q per listener since the last refresh.
     peaks: BTreeMap<(Local, u64), u32>,
+    /// The longest wait per listener read since the last refresh, ms, and whether it is a
+    /// lower bound (for the summary).
+    longest_waits: BTreeMap<(Local, u64), (u32, bool)>,
     /// State at the previous refresh: drops, and the listeners present.
     prev_drops: BTreeMap<(Local, u64), Option<u32>>,
     prev_counters: Option<Counters>,
@@ -197,6 +213,12 @@ impl Tracker {
         for l in listeners {
             let p = self.peaks.entry(l.key()).or_default();
             *p = (*p).max(l.recv_q);
+            if let Some(w) = l.wait {
+                let m = self.longest_waits.entry(l.key()).or_default();
+                if w.oldest_ms() >= m.0 {
+                    *m = (w.oldest_ms(), w.at_least);
+                }
+            }
         }
     }
 
@@ -230,12 +252,14 @@ impl Tracker {
             self.history.retain(|k, _| seen.contains(k));
         }
         let rates = self.rates(counters, secs);
-        // Trouble first: dropping, then fullest, then by address.
+        // Trouble first: dropping, then fullest, then the longest wait, then by address.
         rows.sort_by(|a, b| {
             let da = a.drops_per_s.unwrap_or(0.0);
             let db = b.drops_per_s.unwrap_or(0.0);
+            let wait = |r: &Row| r.wait.map_or(0, |w| w.oldest_ms());
             db.total_cmp(&da)
                 .then(b.fill_pct.cmp(&a.fill_pct))
+                .then(wait(b).cmp(&wait(a)))
                 .then(a.local.cmp(&b.local))
         });
         if self.refreshes > 0 {
@@ -271,6 +295,7 @@ impl Tracker {
                 dropped: drops_delta.is_some_and(|d| d > 0),
             },
         );
+        let longest = self.longest_waits.get(&key).copied();
         let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
             local: l.local.clone(),
             inode: l.inode,
@@ -278,8 +303,15 @@ impl Tracker {
             peak: 0,
             peak_time: String::new(),
             drops: None,
+            longest_wait_ms: None,
+            longest_wait_at_least: false,
         });
         s.send_q = l.send_q;
+        if let Some((ms, at_least)) = longest
+            && s.longest_wait_ms.is_none_or(|before| ms >= before)
+        {
+            (s.longest_wait_ms, s.longest_wait_at_least) = (Some(ms), at_least);
+        }
         if peak > s.peak || s.peak_time.is_empty() {
             s.peak = peak;
             s.peak_time = time.to_string();
@@ -302,6 +334,7 @@ impl Tracker {
                 .map(|d| f64::from(d) / secs),
             drops_delta,
             syn_recv: l.syn_recv,
+            wait: l.wait,
             event: (prev.is_none() && self.refreshes > 0).then_some("new"),
             history,
         }
@@ -323,6 +356,7 @@ impl Tracker {
                 drops_per_s: None,
                 drops_delta: None,
                 syn_recv: None,
+                wait: None,
                 event: Some("gone"),
                 history: Vec::new(),
             })
@@ -382,6 +416,7 @@ impl Tracker {
     /// This refresh becomes the previous one.
     fn advance(&mut self, listeners: &[Listener], counters: Option<&Counters>, elapsed: Duration) {
         self.peaks.clear();
+        self.longest_waits.clear();
         self.prev_drops = listeners.iter().map(|l| (l.key(), l.drops)).collect();
         if counters.is_some() {
             self.prev_counters = counters.cloned();
@@ -466,6 +501,52 @@ mod tests {
         );
         let s = t.summary(2, Duration::from_secs(2));
         assert_eq!((s.totals["TCPAbortOnClose"], s.totals["OutRsts"]), (20, 30));
+    }
+
+    #[test]
+    fn a_row_has_the_refresh_s_wait_and_the_summary_the_longest_read() {
+        let waiting = |unanswered, ms| Listener {
+            wait: Some(Wait {
+                unanswered,
+                unanswered_oldest_ms: ms,
+                ..Wait::default()
+            }),
+            ..l(80, 1, 0, Some(0))
+        };
+        let mut t = Tracker::default();
+        let r = t.refresh(&[waiting(0, 0)], None, Duration::ZERO, "t0".into(), &[]);
+        assert_eq!(
+            r.listeners[0].wait,
+            Some(Wait::default()),
+            "read, nobody waits"
+        );
+        // Between refreshes a client waited 4.2 s; at the refresh two wait, the oldest 1.5 s.
+        t.observe(&[waiting(1, 4_200)]);
+        let r = t.refresh(
+            &[waiting(2, 1_500)],
+            None,
+            Duration::from_secs(1),
+            "t1".into(),
+            &[],
+        );
+        let w = r.listeners[0].wait.unwrap();
+        assert_eq!(
+            (w.unanswered, w.unanswered_oldest_ms),
+            (2, 1_500),
+            "now, not the peak"
+        );
+        // Unix listeners and samples that did not read it: no wait, no longest.
+        let r = t.refresh(
+            &[l(81, 2, 0, None)],
+            None,
+            Duration::from_secs(2),
+            "t2".into(),
+            &[],
+        );
+        assert_eq!(r.listeners[0].wait, None);
+        let s = t.summary(4, Duration::from_secs(2));
+        let longest: Vec<Option<u32>> = s.listeners.iter().map(|l| l.longest_wait_ms).collect();
+        assert_eq!(longest, [Some(4_200), None]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The timeline's charts, one under the other: per listener its accept queue against the
-//! ceiling B+1 and its drops per column, then the namespace's counters as rates. Pixels and
-//! colours; the words come from `words`.
+//! ceiling B+1, its drops per column and, where it was read, its clients' oldest wait; then the
+//! namespace's counters as rates. Pixels and colours; the words come from `words`.
 
 use std::io;
 
@@ -9,13 +9,18 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    Area, COLUMNS, DROPS_H, GREY, LEFT, QUEUE_COLOR, QUEUE_H, RATES_H, RIGHT, fail, text, words,
+    Area, COLUMNS, DROPS_H, GREY, LEFT, QUEUE_COLOR, QUEUE_H, RATES_H, RIGHT, WAIT_H, fail, text,
+    words,
 };
-use crate::plot::{Axis, Column, Drops, ListenerPlot, RatePlot, Timeline};
+use crate::doctor::wait::WAIT_WARNING_MS;
+use crate::plot::{Axis, Column, Drops, ListenerPlot, RatePlot, Timeline, WaitPlot};
 
 const CAPACITY_COLOR: RGBColor = RGBColor(200, 30, 30);
 const DROPS_COLOR: RGBColor = RGBColor(200, 30, 30);
 const SYN_COLOR: RGBColor = RGBColor(230, 140, 0);
+/// The wait after accept(); the wait in the accept queue is the queue's colour.
+const AFTER_ACCEPT_COLOR: RGBColor = RGBColor(120, 60, 170);
+const NOTICE_COLOR: RGBColor = RGBColor(230, 140, 0);
 const RATE_COLORS: [RGBColor; 3] = [
     RGBColor(200, 30, 30),
     RGBColor(120, 60, 170),
@@ -37,6 +42,11 @@ pub(super) fn draw(area: &Area, t: &Timeline) -> io::Result<()> {
         rest = below;
         queue(&queue_area, l, end_s)?;
         drops(&drops_area, l, &t.axis, end_s)?;
+        if let Some(w) = &l.wait {
+            let (wait_area, below) = rest.split_vertically(WAIT_H);
+            rest = below;
+            wait(&wait_area, w, end_s)?;
+        }
     }
     if !t.rates.is_empty() {
         let (rates_area, _) = rest.split_vertically(RATES_H);
@@ -201,6 +211,68 @@ fn drops(area: &Area, l: &ListenerPlot, axis: &Axis, end_s: f64) -> io::Result<(
         .map_err(fail)?;
     let note = words::drops_note(total);
     text(area, &note, (LEFT as i32 + 10, 4), 14, &DROPS_COLOR)
+}
+
+/// A listener's clients' oldest wait per place, on a scale of its own in seconds, with the
+/// wait clients notice (doctor's warning) marked when the scale reaches it.
+fn wait(area: &Area, w: &WaitPlot, end_s: f64) -> io::Result<()> {
+    let notice_s = f64::from(WAIT_WARNING_MS) / 1000.0;
+    // Head room above the longest wait for the legend, so it never hides the line's end.
+    let top = (w.longest_s * 2.2).max(notice_s * 0.5);
+    let mut chart = ChartBuilder::on(area)
+        .margin_right(RIGHT)
+        .margin_top(22)
+        .x_label_area_size(26)
+        .y_label_area_size(LEFT)
+        .build_cartesian_2d(0f64..end_s, 0f64..top)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .y_labels(4)
+        .y_desc(words::WAIT_AXIS)
+        .x_label_formatter(&|x| words::time_label(*x, end_s))
+        .y_label_formatter(&|y| words::amount(*y, top))
+        .draw()
+        .map_err(fail)?;
+    text(area, &words::wait_note(w), (LEFT as i32 + 10, 4), 14, &GREY)?;
+    if w.longest_s == 0.0 {
+        return Ok(());
+    }
+    if notice_s <= top {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, notice_s), (end_s, notice_s)],
+                NOTICE_COLOR.stroke_width(1),
+            ))
+            .map_err(fail)?
+            .label(words::wait_notice_legend(WAIT_WARNING_MS))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], NOTICE_COLOR));
+    }
+    let places = [
+        (
+            &w.accept_queue,
+            QUEUE_COLOR,
+            words::accept_queue_wait_legend(w),
+        ),
+        (
+            &w.after_accept,
+            AFTER_ACCEPT_COLOR,
+            words::AFTER_ACCEPT_WAIT_LEGEND,
+        ),
+    ];
+    // A place where nobody waited draws nothing: a line along zero would hide the other.
+    for (cols, color, label) in places {
+        if cols.iter().all(|c| c.max == 0.0) {
+            continue;
+        }
+        chart
+            .draw_series(LineSeries::new(steps(cols, end_s), color.stroke_width(2)))
+            .map_err(fail)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    legend(&mut chart)
 }
 
 /// The namespace's counters as rates: spikes along zero, one per column that rose.

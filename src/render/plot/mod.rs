@@ -30,6 +30,8 @@ pub const COLUMNS: usize = (WIDTH - LEFT - RIGHT) as usize;
 const TITLE_H: u32 = 86;
 const QUEUE_H: u32 = 230;
 const DROPS_H: u32 = 120;
+/// The clients' wait lane, for a listener whose wait was read.
+const WAIT_H: u32 = 160;
 const RATES_H: u32 = 180;
 const MESSAGE_LINE_H: u32 = 24;
 const CLIENTS_H: u32 = 300;
@@ -61,7 +63,10 @@ fn height(t: &Timeline, said: Option<&[String]>, lab: bool) -> u32 {
     let body = match said {
         Some(lines) => MESSAGE_LINE_H * (lines.len() as u32 + 2),
         None => {
-            t.listeners.len() as u32 * (QUEUE_H + DROPS_H)
+            t.listeners
+                .iter()
+                .map(|l| QUEUE_H + DROPS_H + if l.wait.is_some() { WAIT_H } else { 0 })
+                .sum::<u32>()
                 + if t.rates.is_empty() { 0 } else { RATES_H }
         }
     };

@@ -5,7 +5,7 @@
 use crate::lab::{LabReport, Outcome};
 use crate::model::NetnsLabel;
 use crate::plot::{
-    Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline,
+    Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline, WaitPlot,
 };
 use crate::render::severity_word;
 
@@ -118,13 +118,24 @@ fn no_listener(unmatched: &[crate::model::Target]) -> Vec<String> {
 fn one_sample(listeners: &[ListenerPlot]) -> Vec<String> {
     let at_instant = |l: &ListenerPlot| {
         format!(
-            "{}: Recv-Q {} of B+1 = {}{}{}.",
+            "{}: Recv-Q {} of B+1 = {}{}{}{}.",
             listener(&l.id),
             l.peak,
             l.capacity,
             if l.full { " (full)" } else { "" },
             l.drops_ever
                 .map(|d| format!(", {d} drops since the socket was created"))
+                .unwrap_or_default(),
+            l.wait
+                .as_ref()
+                .map(|w| w.last)
+                .filter(|w| w.any())
+                .map(|w| format!(
+                    ", {} clients waiting ({} after accept), the oldest for {}",
+                    w.waiting(),
+                    w.unanswered,
+                    duration(f64::from(w.oldest_ms()))
+                ))
                 .unwrap_or_default()
         )
     };
@@ -149,13 +160,17 @@ fn quiet(t: &Timeline, drops_counted: bool) -> Vec<String> {
     )];
     m.extend(t.listeners.iter().map(|l| {
         format!(
-            "{}: Recv-Q 0 throughout, of B+1 = {}; drops {}.",
+            "{}: Recv-Q 0 throughout, of B+1 = {}; drops {}{}.",
             listener(&l.id),
             l.capacity,
             match l.drops {
                 Drops::Counted { .. } => "+0",
                 Drops::Unreported => "unknown",
                 Drops::NotCounted => "not counted (Unix listener)",
+            },
+            match l.wait {
+                Some(_) => "; no client waited",
+                None => "",
             }
         )
     }));
@@ -222,6 +237,39 @@ pub(super) fn drops_note(total: u64) -> String {
         0 => "no segment dropped at this listener in the window".to_string(),
         n => format!(
             "{n} segments dropped at this listener (sk_drops, SYN retransmits included: not clients)"
+        ),
+    }
+}
+
+pub(super) const WAIT_AXIS: &str = "waited (s)";
+/// The accept queue's line: exact for TCP, a lower bound for a Unix listener.
+pub(super) fn accept_queue_wait_legend(w: &WaitPlot) -> &'static str {
+    match w.at_least {
+        false => "oldest in the accept queue (connected, not accept()ed)",
+        true => "oldest pending connection, at least (seen pending across readings)",
+    }
+}
+pub(super) const AFTER_ACCEPT_WAIT_LEGEND: &str =
+    "oldest after accept() (request in, nothing sent back)";
+
+/// The line at the wait clients notice.
+pub(super) fn wait_notice_legend(ms: u32) -> String {
+    format!("{}: clients notice (doctor warns)", duration(f64::from(ms)))
+}
+
+/// What the wait lane shows, in its corner: the longest wait and when, or that none waited.
+pub(super) fn wait_note(w: &WaitPlot) -> String {
+    match w.longest_s {
+        0.0 => format!(
+            "the clients' wait: no client waited at any of the {} readings",
+            w.readings
+        ),
+        s => format!(
+            "the clients' wait, read {} times: the longest {}{}, read at {:.2} s",
+            w.readings,
+            if w.at_least { "at least " } else { "" },
+            duration(s * 1000.0),
+            w.longest_t_us as f64 / 1e6
         ),
     }
 }
