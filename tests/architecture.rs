@@ -470,3 +470,124 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// The server programs whose knowledge lives in `src/doctor/runtime/` alone (STYLE §8): no
+/// string literal of shipped code elsewhere in `src/` names one. Test modules may: their data
+/// are real servers' command lines and configuration files.
+const RUNTIME_NAMES: &[&str] = &[
+    "nginx", "php-fpm", "gunicorn", "uwsgi", "uvicorn", "haproxy", "postgres", "redis", "tomcat",
+    "envoy", "apache", "node.js", "java", "lighttpd",
+];
+
+/// The contents of every string literal of `text` (plain, byte and raw strings), each with its
+/// line; comments, character literals and lifetimes skipped.
+fn string_literals(text: &str) -> Vec<(usize, String)> {
+    let b = text.as_bytes();
+    let (mut out, mut i, mut line) = (Vec::new(), 0, 1);
+    while i < b.len() {
+        match b[i] {
+            b'\n' => line += 1,
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    line += usize::from(b[i] == b'\n');
+                    i += 1;
+                }
+                i += 2;
+                continue;
+            }
+            // A character literal ('x', '\n', '"'), not a lifetime ('a).
+            b'\'' if b.get(i + 2) == Some(&b'\'') || b.get(i + 1) == Some(&b'\\') => {
+                i += 2;
+                while i < b.len() && b[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            b'r' if matches!(b.get(i + 1), Some(b'#' | b'"'))
+                && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) =>
+            {
+                let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
+                if b.get(i + 1 + hashes) == Some(&b'"') {
+                    let start = i + 2 + hashes;
+                    let close = format!("\"{}", "#".repeat(hashes));
+                    let end = text[start..].find(&close).map_or(b.len(), |e| start + e);
+                    out.push((line, text[start..end].to_string()));
+                    line += text[start..end].matches('\n').count();
+                    i = end + close.len();
+                    continue;
+                }
+            }
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let s = &text[start..i.min(b.len())];
+                out.push((line, s.to_string()));
+                line += s.matches('\n').count();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn no_runtime_is_named_outside_the_runtime_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    let shipped = |f: &&PathBuf| {
+        !f.starts_with(src.join("doctor/runtime"))
+            && f.file_name().is_none_or(|n| n != "tests.rs")
+            && !f.components().any(|c| c.as_os_str() == "tests")
+    };
+    for f in files.iter().filter(shipped) {
+        let text = std::fs::read_to_string(f).expect("read");
+        let tests = test_lines(&text);
+        for (line, s) in string_literals(&text) {
+            if tests.iter().any(|t| t.contains(&line)) {
+                continue;
+            }
+            let lower = s.to_lowercase();
+            for name in RUNTIME_NAMES.iter().filter(|n| lower.contains(**n)) {
+                found.push(format!("{}:{line}: {name} in {s:?}", f.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "runtime knowledge belongs to src/doctor/runtime/ (one value per runtime):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The lines of every `#[cfg(test)]` item: to its first `;` (a `use`, a `mod x;`) or the brace
+/// closing its body.
+fn test_lines(text: &str) -> Vec<std::ops::RangeInclusive<usize>> {
+    let code = code_only(text);
+    let b = code.as_bytes();
+    let line = |i: usize| 1 + b[..i].iter().filter(|c| **c == b'\n').count();
+    code.match_indices("#[cfg(test)]")
+        .filter_map(|(at, _)| {
+            let end = code[at..].find(['{', ';']).map(|e| at + e)?;
+            let end = if b[end] == b'{' { closing(b, end) } else { end };
+            Some(line(at)..=line(end))
+        })
+        .collect()
+}
+
+#[test]
+fn the_string_reader_finds_literals_and_skips_the_rest() {
+    let code = "// \"nginx\" in a comment\nlet a = 'x'; let b: &'a str = \"one \\\"q\\\"\";\n/* \"no\" */ let c = r#\"raw \"two\"\"#; let d = '\"';";
+    let got: Vec<String> = string_literals(code).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(got, ["one \\\"q\\\"", "raw \"two\""]);
+}

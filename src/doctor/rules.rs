@@ -925,7 +925,8 @@ fn wait_place(id: RuleId) -> Option<WaitWhere> {
 
 /// The finding of clients that waited at `place`: critical once the last in line waits past
 /// common client timeouts (`WAIT_CRITICAL_MS`).
-fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
+/// The numbers a wait finding rests on.
+fn wait_evidence(v: &ListenerView, place: WaitWhere) -> Vec<Evidence> {
     let w = &v.wait;
     let source = if v.local.is_unix() {
         "unix_diag UDIAG_SHOW_ICONS by inode, seen pending across readings (a lower bound)"
@@ -983,6 +984,12 @@ fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
         };
         evidence.push(ev(name, json!((rate * 10.0).round() / 10.0), source));
     }
+    evidence
+}
+
+fn waiting(v: &ListenerView, place: WaitWhere) -> Finding {
+    let w = &v.wait;
+    let evidence = wait_evidence(v, place);
     let severity = if w.expected_ms(place) >= WAIT_CRITICAL_MS {
         Severity::Critical
     } else {
