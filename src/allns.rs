@@ -52,7 +52,7 @@ pub struct AllReport {
     pub gaps: Vec<Gap>,
 }
 
-pub fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<AllReport> {
+pub(crate) fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Result<AllReport> {
     let scope = scope.clone();
     let (mut done, gaps) = fan_out(
         &Namespaces::All,

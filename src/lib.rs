@@ -14,6 +14,8 @@
 //!   error type. This file only dispatches. Nothing prints on its own, so a closed stdout is an
 //!   error value that `main` turns into a quiet exit.
 
+#![warn(unreachable_pub)]
+
 mod allns;
 pub mod catalogue;
 pub mod cli;

@@ -19,7 +19,7 @@ use crate::watch;
 
 /// How a report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Output {
+pub(crate) struct Output {
     pub json: bool,
     /// ANSI colour: only on a terminal, never with NO_COLOR (https://no-color.org).
     pub color: bool,
@@ -29,7 +29,7 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn style(&self) -> crate::render::Style {
+    pub(crate) fn style(&self) -> crate::render::Style {
         crate::render::Style {
             color: self.color,
             width: self.width,
@@ -87,7 +87,7 @@ fn terminal_size() -> Option<(usize, usize)> {
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Color {
+pub(crate) enum Color {
     Auto,
     Always,
     Never,
@@ -95,18 +95,18 @@ pub enum Color {
 
 /// Up to this many listeners, doctor names the process of each; beyond, only of those with
 /// findings: reading /proc/*/fd costs about 2.5 us per descriptor (benches/sample_cost.rs).
-pub const NAME_ALL_UP_TO: usize = 64;
+pub(crate) const NAME_ALL_UP_TO: usize = 64;
 
 /// Where a diagnosis reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     Live(Sampling),
     File(PathBuf),
     AllNamespaces(Sampling),
 }
 
 #[derive(Debug, Clone)]
-pub struct Doctor {
+pub(crate) struct Doctor {
     pub scope: Scope,
     pub input: Input,
     /// `--trace`: every RST of the window from the kernel's tracepoint (live only).
@@ -116,7 +116,7 @@ pub struct Doctor {
 }
 
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub scope: Scope,
     pub sampling: Sampling,
     pub owners: Owners,
@@ -125,7 +125,7 @@ pub struct Snapshot {
     pub compact: bool,
 }
 
-pub struct Watch {
+pub(crate) struct Watch {
     pub scope: Scope,
     pub run: watch::Options,
     pub format: Format,
@@ -133,25 +133,25 @@ pub struct Watch {
     pub record: Option<PathBuf>,
 }
 
-pub struct Lab {
+pub(crate) struct Lab {
     pub lab: LabOptions,
     pub output: Output,
     /// `--plot FILE`: the burst drawn as SVG, written atomically.
     pub plot: Option<PathBuf>,
 }
 
-pub struct Explain {
+pub(crate) struct Explain {
     pub name: Option<String>,
     pub style: crate::render::Style,
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub scope: Scope,
     pub namespaces: Namespaces,
     pub path: Option<PathBuf>,
 }
 
-pub struct Exporter {
+pub(crate) struct Exporter {
     pub listen: std::net::SocketAddr,
     pub namespaces: Namespaces,
     pub scope: Scope,
@@ -162,14 +162,14 @@ pub struct Exporter {
 }
 
 /// `plot SNAPSHOT [TARGET...] [-o FILE]`.
-pub struct Plot {
+pub(crate) struct Plot {
     pub snapshot: PathBuf,
     pub scope: Scope,
     /// Written atomically; None = stdout.
     pub path: Option<PathBuf>,
 }
 
-pub struct Completions {
+pub(crate) struct Completions {
     pub shell: clap_complete::Shell,
 }
 
@@ -184,7 +184,7 @@ fn shell(name: &str) -> Result<clap_complete::Shell> {
     }
 }
 
-pub enum Command {
+pub(crate) enum Command {
     Doctor(Doctor),
     Snapshot(Snapshot),
     Watch(Watch),
@@ -197,7 +197,7 @@ pub enum Command {
 }
 
 /// A command line, resolved: the namespace to enter first, and the command.
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub namespace: Option<Which>,
     pub command: Command,
 }
@@ -230,7 +230,7 @@ fn sampling(window: &str, interval: &str, syn_recv: bool) -> Result<Sampling> {
     })
 }
 
-pub fn resolve(cli: Cli) -> Result<Resolved> {
+pub(crate) fn resolve(cli: Cli) -> Result<Resolved> {
     let namespace = namespace(&cli)?;
     let color = match cli.color.as_str() {
         "always" => Color::Always,
@@ -479,7 +479,7 @@ fn locale_env() -> [Option<String>; 3] {
 /// Whether the terminal takes UTF-8 (block characters) or only ASCII: the first of LC_ALL,
 /// LC_CTYPE, LANG that is set and not empty decides, as setlocale(3) does; UTF-8 when it names
 /// it (`en_US.UTF-8`, `C.utf8`). Nothing set is the C locale: ASCII.
-pub fn utf8_locale(vars: &[Option<String>; 3]) -> bool {
+pub(crate) fn utf8_locale(vars: &[Option<String>; 3]) -> bool {
     vars.iter()
         .flatten()
         .find(|v| !v.is_empty())

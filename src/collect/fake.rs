@@ -51,7 +51,7 @@ pub(crate) struct Fake {
 
 impl Fake {
     /// A listener whose queue follows `queues`, counters with no SYN queue ever full.
-    pub fn queues(queues: &[u32]) -> Fake {
+    pub(crate) fn queues(queues: &[u32]) -> Fake {
         Fake {
             queues: queues.to_vec(),
             cookies: vec![Some(0)],
@@ -59,7 +59,7 @@ impl Fake {
         }
     }
 
-    pub fn listener(recv_q: u32, syn_recv: Option<u32>) -> Listener {
+    pub(crate) fn listener(recv_q: u32, syn_recv: Option<u32>) -> Listener {
         Listener {
             local: "127.0.0.1:8100".parse().expect("literal address"),
             inode: 7,

@@ -28,7 +28,7 @@ pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 /// connections makes each reading cost more, and the interval stretches to `WAIT_COST_SHARE`
 /// times the last reading's cost: between the first and last samples the wait takes at most
 /// 1/20 of the window, whatever the connections.
-pub const WAIT_EVERY: Duration = Duration::from_millis(100);
+pub(super) const WAIT_EVERY: Duration = Duration::from_millis(100);
 const WAIT_COST_SHARE: u32 = 20;
 /// Up to this many ports go into the kernel's bytecode filter; beyond, every ESTABLISHED
 /// socket is dumped and matched here (the filter's cost grows with its ports per socket).
@@ -61,7 +61,7 @@ pub struct Sampled {
 /// skmeminfo for the drops); request sockets are counted only when a SYN queue of the namespace
 /// has ever filled (or when forced), in full samples and at most every `syn_every`; counters
 /// are read in full samples and whenever the listeners changed.
-pub struct Sampler<S> {
+pub(super) struct Sampler<S> {
     sources: S,
     scope: Scope,
     ports: Vec<u16>,
@@ -101,7 +101,7 @@ pub struct Sampler<S> {
 impl<S: Sources> Sampler<S> {
     /// `syn_every`: how often to count request sockets (SYN_RECV_EVERY); `syn_forced`: count
     /// them even when no SYN queue has ever filled (`--syn-recv`).
-    pub fn new(sources: S, scope: Scope, syn_every: Duration, syn_forced: bool) -> Self {
+    pub(super) fn new(sources: S, scope: Scope, syn_every: Duration, syn_forced: bool) -> Self {
         let (tcp, unix) = (scope.wants_tcp(), scope.wants_unix());
         Sampler {
             ports: scope.ports(),
@@ -129,26 +129,26 @@ impl<S: Sources> Sampler<S> {
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(super) fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
 
     /// Samples taken so far, stored or not.
-    pub fn taken(&self) -> u64 {
+    pub(super) fn taken(&self) -> u64 {
         self.taken
     }
 
-    pub fn sources(&mut self) -> &mut S {
+    pub(super) fn sources(&mut self) -> &mut S {
         &mut self.sources
     }
 
-    pub fn into_sources(self) -> S {
+    pub(super) fn into_sources(self) -> S {
         self.sources
     }
 
     /// Takes one sample at `elapsed` (the recorder's clock; tests drive it). A `full` one
     /// always counts SYN_RECV (when wanted) and reads the counters.
-    pub fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
+    pub(super) fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
         // The first sample reads its counters before the dump: they decide whether this dump
         // counts SYN_RECV.
         let mut early = None;
@@ -348,7 +348,7 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// What this sampler could not observe, and why.
-    pub fn gaps(&self) -> Vec<Gap> {
+    pub(super) fn gaps(&self) -> Vec<Gap> {
         let mut gaps = Vec::new();
         if !self.syn_wanted && !self.syn_forced {
             gaps.push(Gap::syn_recv_not_counted());

@@ -23,7 +23,7 @@ const MAX_DEPTH: usize = 10;
 const MAX_FILES: usize = 64;
 
 /// The settings of `owners`' processes, and a gap for the files that could not be read.
-pub fn read<S: Sources>(sources: &mut S, owners: &[Owner]) -> (Vec<Setting>, Option<Gap>) {
+pub(super) fn read<S: Sources>(sources: &mut S, owners: &[Owner]) -> (Vec<Setting>, Option<Gap>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (pid, rt, cmdline) in to_read(owners) {

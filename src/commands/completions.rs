@@ -7,7 +7,7 @@ use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::options::Completions;
 
-pub fn completions(o: Completions, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn completions(o: Completions, out: &mut dyn Write) -> Result<Status> {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
     clap_complete::generate(o.shell, &mut cmd, "backlogctl", out);

@@ -10,7 +10,7 @@ use crate::options::{Doctor, Input};
 use crate::pipeline;
 use crate::render;
 
-pub fn doctor(o: Doctor, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn doctor(o: Doctor, out: &mut dyn Write) -> Result<Status> {
     let style = o.output.style();
     let verdict = match &o.input {
         Input::AllNamespaces(sampling) => {

@@ -9,7 +9,7 @@ use crate::options::Explain;
 use crate::render;
 use crate::source;
 
-pub fn explain(o: Explain, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn explain(o: Explain, out: &mut dyn Write) -> Result<Status> {
     let Some(name) = o.name else {
         render::explain::list(out).map_err(Error::Output)?;
         return Ok(Status::Ok);

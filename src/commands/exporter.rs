@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::exporter::{self, http::Limits};
 use crate::options::Exporter;
 
-pub fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
+pub(crate) fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
     // A mistyped --netns or --pid fails now, not as a failed namespace at every scrape.
     if let Namespaces::One(which) = &o.namespaces {
         crate::source::netns::check(which)?;

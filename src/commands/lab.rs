@@ -9,7 +9,7 @@ use crate::lab::{LabFamily, LabReport, Outcome};
 use crate::options::Lab;
 use crate::{plot, render};
 
-pub fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
     // The picture's file first: an unwritable path fails before the burst, not after it.
     let picture = open_output(&o.plot)?;
     let report = crate::lab::run(&o.lab)?;

@@ -14,7 +14,7 @@ use crate::render;
 /// written as failed (`backlogctl_netns_scrape_success` 0).
 const DEADLINE: Duration = Duration::from_secs(30);
 
-pub fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn metrics(o: Metrics, out: &mut dyn Write) -> Result<Status> {
     let mut file = o
         .path
         .as_deref()

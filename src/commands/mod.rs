@@ -11,15 +11,15 @@ mod plot;
 mod snapshot;
 mod watch;
 
-pub use completions::completions;
-pub use doctor::doctor;
-pub use explain::explain;
-pub use exporter::exporter;
-pub use lab::lab;
-pub use metrics::metrics;
-pub use plot::plot;
-pub use snapshot::snapshot;
-pub use watch::watch;
+pub(crate) use completions::completions;
+pub(crate) use doctor::doctor;
+pub(crate) use explain::explain;
+pub(crate) use exporter::exporter;
+pub(crate) use lab::lab;
+pub(crate) use metrics::metrics;
+pub(crate) use plot::plot;
+pub(crate) use snapshot::snapshot;
+pub(crate) use watch::watch;
 
 use std::io::Write;
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::options::Plot;
 use crate::{pipeline, plot, render};
 
-pub fn plot(o: Plot, out: &mut dyn Write) -> Result<Status> {
+pub(crate) fn plot(o: Plot, out: &mut dyn Write) -> Result<Status> {
     // Writing the picture over the recording it is drawn from would lose the recording.
     if let Some(out_path) = &o.path
         && same_file(out_path, &o.snapshot)

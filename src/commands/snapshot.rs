@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::options::Snapshot;
 use crate::pipeline;
 
-pub fn snapshot(o: Snapshot, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
+pub(crate) fn snapshot(o: Snapshot, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
     // Open the output first: an unwritable path should fail before a long window, not after.
     let file = open_output(&o.path)?;
     let snap = pipeline::record(Kernel::open()?, &o.scope, o.sampling, o.owners)?;

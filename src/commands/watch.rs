@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::options::Watch;
 use crate::render::watch::Printer;
 
-pub fn watch(o: Watch, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
+pub(crate) fn watch(o: Watch, out: &mut dyn Write, err: &mut dyn Write) -> Result<Status> {
     // The recording's file first: an unwritable path fails before the run, not after it.
     let file = open_output(&o.record)?;
     let mut view = Printer {

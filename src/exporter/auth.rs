@@ -17,10 +17,10 @@ const REMEMBERED: usize = 64;
 
 /// Users and their bcrypt hashes, every hash checked to be one.
 #[derive(Debug)]
-pub struct Users(BTreeMap<String, String>);
+pub(crate) struct Users(BTreeMap<String, String>);
 
 impl Users {
-    pub fn new(users: BTreeMap<String, String>) -> Result<Users, String> {
+    pub(crate) fn new(users: BTreeMap<String, String>) -> Result<Users, String> {
         for (user, hash) in &users {
             if !is_bcrypt(hash) {
                 return Err(format!(
@@ -50,7 +50,7 @@ fn is_bcrypt(h: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/')
 }
 
-pub struct BasicAuth {
+pub(crate) struct BasicAuth {
     users: Users,
     /// Paths served without credentials (`basic_auth_excluded_paths`), matched exactly.
     excluded: Vec<String>,
@@ -63,7 +63,7 @@ pub struct BasicAuth {
 }
 
 impl BasicAuth {
-    pub fn new(users: Users, excluded: Vec<String>) -> BasicAuth {
+    pub(crate) fn new(users: Users, excluded: Vec<String>) -> BasicAuth {
         BasicAuth {
             users,
             excluded,
@@ -74,7 +74,7 @@ impl BasicAuth {
     }
 
     /// Whether a request for `path` with this `Authorization` header value may be served.
-    pub fn allows(&self, path: &str, authorization: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, path: &str, authorization: Option<&str>) -> bool {
         if self.excluded.iter().any(|p| p == path) {
             return true;
         }
@@ -135,7 +135,7 @@ fn key(user: &str, hash: &str, password: &str) -> [u8; 32] {
 }
 
 /// `Basic dXNlcjpwYXNz` → ("user", "pass"). The scheme is case-insensitive (RFC 9110 §11.1).
-pub fn credentials(value: &str) -> Option<(String, String)> {
+pub(crate) fn credentials(value: &str) -> Option<(String, String)> {
     let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

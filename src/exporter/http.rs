@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// What a client may send and how long it may take.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Request line plus headers.
     pub head_bytes: usize,
     pub headers: usize,
@@ -33,7 +33,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// The path, without the query string.
     pub path: String,
@@ -47,14 +47,14 @@ pub struct Request {
 
 /// Why a request could not be read: the status to answer with (then close), or nothing to say.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The client closed, went idle or was too slow: close without a word.
     Gone,
     Answer(u16, &'static str),
 }
 
 /// A stream whose blocking reads can be bounded in time.
-pub trait Timed: Read + Write {
+pub(crate) trait Timed: Read + Write {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
     /// Sends FIN: the peer sees the end of the response.
@@ -84,7 +84,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 const LINGER_TIME: Duration = Duration::from_millis(500);
 
 /// Reads requests off one connection; bytes past a head (a pipelined request) are kept.
-pub struct Connection<S> {
+pub(crate) struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     limits: Limits,
@@ -97,7 +97,7 @@ pub struct Connection<S> {
 }
 
 impl<S: Timed> Connection<S> {
-    pub fn new(stream: S, limits: Limits) -> Self {
+    pub(crate) fn new(stream: S, limits: Limits) -> Self {
         Connection {
             stream,
             buf: Vec::with_capacity(1024),
@@ -108,7 +108,10 @@ impl<S: Timed> Connection<S> {
     }
 
     /// Keeps `flag` set while this connection waits for a request to begin.
-    pub fn with_idle_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+    pub(crate) fn with_idle_flag(
+        mut self,
+        flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
         self.idle = Some(flag);
         self
     }
@@ -120,7 +123,7 @@ impl<S: Timed> Connection<S> {
     }
 
     /// The next request's head.
-    pub fn read_request(&mut self) -> Result<Request, Refusal> {
+    pub(crate) fn read_request(&mut self) -> Result<Request, Refusal> {
         let end = self.read_head();
         self.set_idle(false);
         let end = end?;
@@ -180,13 +183,13 @@ impl<S: Timed> Connection<S> {
 
     /// Ends the connection after a response: FIN first, then what the client still sends is
     /// drained (bounded in bytes and time) so that the close does not turn into a reset.
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         let _ = self.stream.close_notify();
         linger(&mut self.stream);
     }
 
     /// Writes one response; HEAD gets the headers only.
-    pub fn respond(&mut self, head_only: bool, r: &Response) -> io::Result<()> {
+    pub(crate) fn respond(&mut self, head_only: bool, r: &Response) -> io::Result<()> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             r.status,
@@ -232,7 +235,7 @@ impl<S: Timed> Connection<S> {
 
 /// Sends FIN, then reads and drops what the peer still sends (bounded in bytes and time), so
 /// that the close does not turn into a reset that destroys the response.
-pub fn linger<S: Timed>(stream: &mut S) {
+pub(crate) fn linger<S: Timed>(stream: &mut S) {
     if stream.shutdown_write().is_err() {
         return;
     }
@@ -254,7 +257,7 @@ pub fn linger<S: Timed>(stream: &mut S) {
 /// Whether an Accept-Encoding value (every such header of a request, joined by commas) takes
 /// gzip: `gzip` (or `x-gzip`) with a q-value above 0, or else `*` above 0 (RFC 9110 §12.5.3).
 /// `gzip;q=0` refuses it even after a `*`; an element with a malformed q-value is ignored.
-pub fn accepts_gzip(value: &str) -> bool {
+pub(crate) fn accepts_gzip(value: &str) -> bool {
     let mut gzip = None;
     let mut star = None;
     for element in value.split(',') {
@@ -291,7 +294,7 @@ fn qvalue(v: &str) -> Option<bool> {
 
 /// A response with a body of known length.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub reason: &'static str,
     pub content_type: &'static str,
@@ -302,7 +305,7 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn text(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn text(status: u16, reason: &'static str, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
             reason,

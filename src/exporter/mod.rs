@@ -13,10 +13,10 @@
 //! the connection's thread, under the cap and the head deadline) and requests need basic auth
 //! (`auth`); the HTTP code is the same over both streams (`http::Connection<S: Timed>`).
 
-pub mod auth;
-pub mod http;
-pub mod tls;
-pub mod web_config;
+pub(crate) mod auth;
+pub(crate) mod http;
+pub(crate) mod tls;
+pub(crate) mod web_config;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,7 +33,7 @@ use crate::render;
 use http::{Connection, Limits, Refusal, Response, Timed};
 use web_config::WebConfig;
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Stack of a connection thread. The thread that takes a scrape also walks /proc and renders
 /// (namespaces are recorded on the collector's own workers); only touched pages cost memory.
@@ -50,7 +50,7 @@ const GZIP_FROM: usize = 1024;
 /// where the default level (6) gets 118 kB (32×) for about 21 ms more and a p50 15–21% slower.
 const GZIP_LEVEL: u32 = 1;
 
-pub struct Options {
+pub(crate) struct Options {
     pub listen: SocketAddr,
     pub collector: Collector,
     pub max_connections: usize,
@@ -101,7 +101,7 @@ struct Server {
 }
 
 /// Serves until SIGTERM or SIGINT. Writes its address and its end to `log` (stderr).
-pub fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
+pub(crate) fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     let signals = block_stop_signals()?;
     limit_arenas();
     let listener = TcpListener::bind(o.listen).map_err(|e| {

@@ -22,7 +22,7 @@ use super::http::Timed;
 use super::web_config::TlsSettings;
 
 /// A TLS stream over TCP, as the HTTP layer reads and writes it.
-pub type TlsStream = StreamOwned<ServerConnection, TcpStream>;
+pub(crate) type TlsStream = StreamOwned<ServerConnection, TcpStream>;
 
 impl Timed for TlsStream {
     fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
@@ -44,7 +44,7 @@ impl Timed for TlsStream {
 }
 
 /// The server configuration in use, and what it was loaded from.
-pub struct Reloading {
+pub(crate) struct Reloading {
     settings: TlsSettings,
     current: Mutex<Loaded>,
 }
@@ -65,7 +65,7 @@ fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
 
 impl Reloading {
     /// Loads the certificate and key now; the error is the file's problem, for one line.
-    pub fn new(settings: TlsSettings) -> Result<Reloading, String> {
+    pub(crate) fn new(settings: TlsSettings) -> Result<Reloading, String> {
         let stamps = stamps(&settings.files());
         let config = settings.build()?;
         Ok(Reloading {
@@ -79,7 +79,7 @@ impl Reloading {
     }
 
     /// The configuration for a new connection: reloaded first when the files changed.
-    pub fn config(&self, log: &mut dyn Write) -> Arc<ServerConfig> {
+    pub(crate) fn config(&self, log: &mut dyn Write) -> Arc<ServerConfig> {
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let files = self.settings.files();
         if !files.is_empty() {
@@ -109,7 +109,7 @@ impl Reloading {
 }
 
 /// What became of a connection's handshake.
-pub enum Handshake {
+pub(crate) enum Handshake {
     Done(Box<TlsStream>),
     /// Plain HTTP on the TLS port: answered with a 400 in clear, then closed.
     PlainHttp,
@@ -123,7 +123,7 @@ charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTP
 
 /// Completes the TLS handshake on `sock` by `deadline`. `waiting` is told while no byte has
 /// come yet (such a connection may be closed to make room at the cap).
-pub fn handshake(
+pub(crate) fn handshake(
     sock: TcpStream,
     config: Arc<ServerConfig>,
     deadline: Instant,

@@ -84,7 +84,7 @@ const HEADERS: [(&str, Option<&[&str]>); 5] = [
 
 /// The toolkit's `client_auth_type` values (Go's `tls.ClientAuthType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     NoClientCert,
     RequestClientCert,
     RequireAnyClientCert,
@@ -122,14 +122,14 @@ impl ClientAuth {
 
 /// Where the server's certificate and key come from: files are re-read when they change.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     Files { cert: PathBuf, key: PathBuf },
     Inline { cert: String, key: String },
 }
 
 /// Everything but the certificate and key, which `TlsSettings::build` loads each time.
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     pub source: Source,
     client_auth: ClientAuth,
     /// The client CA's certificates (DER), loaded once.
@@ -141,7 +141,7 @@ pub struct TlsSettings {
 }
 
 /// The whole configuration, checked.
-pub struct WebConfig {
+pub(crate) struct WebConfig {
     pub tls: Option<TlsSettings>,
     pub auth: Option<BasicAuth>,
     /// Extra response headers from `http_server_config.headers`, in the toolkit's spelling.
@@ -149,7 +149,7 @@ pub struct WebConfig {
 }
 
 /// Reads and checks `path`; the error is the reason, for `--web.config.file PATH: REASON`.
-pub fn load(path: &Path) -> Result<WebConfig, String> {
+pub(crate) fn load(path: &Path) -> Result<WebConfig, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {}", reason(&e)))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -157,7 +157,7 @@ pub fn load(path: &Path) -> Result<WebConfig, String> {
 }
 
 /// `load` on text, with relative paths taken from `dir`.
-pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
+pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
     // An empty file is a valid, empty configuration (plain HTTP, no auth), as in the toolkit.
     let file: File = if text.trim().is_empty() {
         File::default()
@@ -485,7 +485,7 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String>
 impl TlsSettings {
     /// A server configuration with the certificate and key as they are now (read again from
     /// their files, when they are files).
-    pub fn build(&self) -> Result<Arc<ServerConfig>, String> {
+    pub(crate) fn build(&self) -> Result<Arc<ServerConfig>, String> {
         let (cert_pem, key_pem, cert_name, key_name) = match &self.source {
             Source::Files { cert, key } => (
                 std::fs::read(cert).map_err(|e| {
@@ -535,7 +535,7 @@ impl TlsSettings {
     }
 
     /// The files to watch for a change; none for an inline certificate.
-    pub fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         match &self.source {
             Source::Files { cert, key } => vec![cert.clone(), key.clone()],
             Source::Inline { .. } => Vec::new(),

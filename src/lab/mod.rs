@@ -32,10 +32,10 @@ use crate::error::{Error, Result};
 use crate::model::{Scope, Snapshot, Target};
 use crate::pipeline;
 
-pub use story::story;
+pub(crate) use story::story;
 
 #[derive(Debug, Clone)]
-pub struct LabOptions {
+pub(crate) struct LabOptions {
     pub somaxconn: u32,
     pub backlog: i32,
     pub workers: usize,
@@ -56,7 +56,7 @@ pub struct LabOptions {
 /// The socket family of the lab's server and clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LabFamily {
+pub(crate) enum LabFamily {
     /// 127.0.0.1 on a port the kernel picks.
     Tcp,
     /// A Unix stream socket on an abstract name: per network namespace, so nothing outside
@@ -68,7 +68,7 @@ crate::model::spelled! {
     /// How one client's attempt ended. Its name (`Outcome::as_str`) is the same in the counts,
     /// the story and the JSON.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-    pub enum Outcome {
+    pub(crate) enum Outcome {
         /// Got the server's reply.
         Served = "served",
         /// ECONNRESET, at connect, write or read, before any reply: "Connection reset by peer".
@@ -92,7 +92,7 @@ crate::model::spelled! {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
@@ -100,7 +100,7 @@ pub struct Percentiles {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LabReport {
+pub(crate) struct LabReport {
     pub settings: Settings,
     /// Every class, in this order, 0 when nobody fell in it: a consumer never has to guess a
     /// missing key.
@@ -129,7 +129,7 @@ pub struct LabReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub family: LabFamily,
     pub somaxconn: u32,
     pub backlog: i32,
@@ -147,7 +147,7 @@ pub struct Settings {
 }
 
 /// Runs the lab: stage, server, recorder, burst, teardown, report.
-pub fn run(o: &LabOptions) -> Result<LabReport> {
+pub(crate) fn run(o: &LabOptions) -> Result<LabReport> {
     let user_namespace = setup::stage(o)?;
     let reads = match o.unread_close {
         true => setup::Reads::First64,

@@ -98,7 +98,7 @@ pub(super) struct Server {
 }
 
 impl Server {
-    pub fn start(
+    pub(super) fn start(
         family: LabFamily,
         backlog: i32,
         workers: usize,
@@ -136,7 +136,7 @@ impl Server {
         })
     }
 
-    pub fn stop(self) {
+    pub(super) fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers {
             let _ = w.join();
@@ -198,7 +198,7 @@ fn local_addr(fd: &OwnedFd) -> Result<SocketAddr> {
 
 /// How much of a request the lab's server reads before replying and closing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reads {
+pub(super) enum Reads {
     /// The head and the body its Content-Length announces: a clean close (FIN).
     Whole,
     /// One read of at most 64 bytes, the rest left unread: close() answers with RST

@@ -10,7 +10,7 @@ use crate::catalogue::{
 use crate::doctor::{RuleId, runtime};
 
 /// What happened, and why.
-pub fn story(r: &LabReport) -> Vec<String> {
+pub(crate) fn story(r: &LabReport) -> Vec<String> {
     let f = Facts(r);
     match r.settings.family {
         LabFamily::Tcp => tcp(&f),

@@ -10,7 +10,7 @@ const CPU_BUDGET: f64 = 0.016; // 2% with a margin for wake-ups, refresh output 
 /// kernel time per listener in scope (benches/sample_cost.rs), so with many listeners the
 /// sampling period stretches: from each queue sample's CPU time, corrected once per refresh by
 /// the CPU the thread really used (refreshes count SYN_RECV, read counters and print).
-pub struct Budget {
+pub(crate) struct Budget {
     floor: Duration,
     /// Moving average of one queue sample's CPU time, seconds.
     cost: f64,
@@ -21,7 +21,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(floor: Duration) -> Self {
+    pub(crate) fn new(floor: Duration) -> Self {
         Budget {
             floor,
             cost: 0.0,
@@ -31,7 +31,7 @@ impl Budget {
         }
     }
 
-    pub fn sampled(&mut self, cpu: Duration) {
+    pub(crate) fn sampled(&mut self, cpu: Duration) {
         self.cost = if self.cost == 0.0 {
             cpu.as_secs_f64()
         } else {
@@ -43,7 +43,7 @@ impl Budget {
     }
 
     /// At a refresh: compares the CPU used since the previous one with the budget.
-    pub fn refreshed(&mut self, cpu: Duration, wall: Duration) {
+    pub(crate) fn refreshed(&mut self, cpu: Duration, wall: Duration) {
         if let Some((cpu0, wall0)) = self.last {
             let dw = wall.saturating_sub(wall0).as_secs_f64();
             if dw > 0.0 && self.cost > 0.0 {
@@ -56,7 +56,7 @@ impl Budget {
 }
 
 /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanosecond precision.
-pub fn thread_cpu() -> Duration {
+pub(super) fn thread_cpu() -> Duration {
     use nix::libc;
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -15,9 +15,9 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use budget::Budget;
+pub(crate) use budget::Budget;
 use budget::thread_cpu;
-pub use tracker::{
+pub(crate) use tracker::{
     HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker,
 };
 
@@ -25,7 +25,7 @@ use crate::collect::{Cadence, OwnerCache, Recorder, Sampled, Sources};
 use crate::error::{Error, Result};
 use crate::model::{Owner, Scope, Snapshot, rfc3339};
 
-pub struct Options {
+pub(crate) struct Options {
     pub interval: Duration,
     pub sample_interval: Duration,
     pub count: Option<u64>,
@@ -37,7 +37,7 @@ pub struct Options {
 }
 
 /// Where the refreshes go: the edge hands in a renderer, tests a fake.
-pub trait View {
+pub(crate) trait View {
     /// Before the first refresh (a terminal hides its cursor).
     fn begin(&mut self) -> io::Result<()>;
     fn refresh(&mut self, r: &Refresh) -> io::Result<()>;
@@ -69,7 +69,7 @@ fn catch_signals() {
 /// Runs the watch loop until `--count`/`--duration` or a signal, writing refreshes and the
 /// summary to `view` and warnings to `warn`. Returns the recording when `opts.record`, its
 /// listeners' processes named.
-pub fn run<S: Sources, V: View>(
+pub(crate) fn run<S: Sources, V: View>(
     sources: S,
     scope: &Scope,
     opts: &Options,

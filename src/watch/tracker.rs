@@ -12,7 +12,7 @@ use crate::model::{Counters, Listener, Local, Owner, QueuePeak, Wait};
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub local: Local,
     pub inode: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +44,7 @@ pub struct Row {
 /// One slot of a listener's history: one refresh, or several merged when a minute of refreshes
 /// would not fit the terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Point {
+pub(crate) struct Point {
     /// The fullest peak of the slot's refreshes, against the backlog it had then.
     pub fill: QueuePeak,
     /// sk_drops rose in one of the slot's refreshes; false when it did not or is unknown.
@@ -73,7 +73,7 @@ pub struct HistoryShape {
 }
 
 /// A sparkline shorter than this says too little to be worth its columns.
-pub const MIN_SLOTS: usize = 10;
+pub(crate) const MIN_SLOTS: usize = 10;
 
 impl HistoryShape {
     /// The last minute of refreshes at `interval` — or the last MIN_SLOTS refreshes when fewer
@@ -107,7 +107,7 @@ struct History {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Refresh {
+pub(crate) struct Refresh {
     /// RFC 3339, UTC.
     pub time: String,
     pub elapsed_ms: u64,
@@ -120,7 +120,7 @@ pub struct Refresh {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ListenerSummary {
+pub(crate) struct ListenerSummary {
     pub local: Local,
     pub inode: u64,
     pub send_q: u32,
@@ -140,7 +140,7 @@ pub struct ListenerSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub refreshes: u64,
     pub samples: u64,
     pub elapsed_ms: u64,
@@ -152,14 +152,14 @@ pub struct Summary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Worst {
+pub(crate) struct Worst {
     pub time: String,
     pub what: String,
 }
 
 /// Peak-hold and deltas between refreshes. Pure: fed samples, it returns refreshes.
 #[derive(Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     /// Peak Recv-Q per listener since the last refresh.
     peaks: BTreeMap<(Local, u64), u32>,
     /// The longest wait per listener read since the last refresh, ms, and whether it is a
@@ -181,7 +181,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker that also keeps a history of each listener's peaks, shaped by `shape`.
-    pub fn with_history(shape: HistoryShape) -> Tracker {
+    pub(crate) fn with_history(shape: HistoryShape) -> Tracker {
         Tracker {
             shape,
             ..Tracker::default()
@@ -209,7 +209,7 @@ impl Tracker {
     }
 
     /// A queue sample between refreshes.
-    pub fn observe(&mut self, listeners: &[Listener]) {
+    pub(crate) fn observe(&mut self, listeners: &[Listener]) {
         for l in listeners {
             let p = self.peaks.entry(l.key()).or_default();
             *p = (*p).max(l.recv_q);
@@ -223,7 +223,7 @@ impl Tracker {
     }
 
     /// A full sample at a refresh: returns the refresh to show.
-    pub fn refresh(
+    pub(crate) fn refresh(
         &mut self,
         listeners: &[Listener],
         counters: Option<&Counters>,
@@ -429,7 +429,7 @@ impl Tracker {
         self.refreshes += 1;
     }
 
-    pub fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
+    pub(crate) fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
         let mut totals = BTreeMap::new();
         if let (Some(a), Some(b)) = (&self.first_counters, &self.last_counters) {
             for key in WATCH_RATES.iter().chain(&RESET_RATES) {
