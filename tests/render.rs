@@ -438,3 +438,24 @@ fn the_table_fits_60_columns_and_never_cuts_a_path_or_an_address() {
         "{out}"
     );
 }
+
+/// PostgreSQL's backlog is 2 × MaxBackends: small with a small max_connections, but raising
+/// max_connections also sizes shared memory and the backends that may run at once, so a queue
+/// that never came near full is no reason to advise it. Any other server with the same small
+/// backlog still gets small-app-backlog.
+#[test]
+fn a_small_postgres_backlog_that_never_filled_is_no_finding() {
+    let with = |comm: &str| {
+        store::parse(&format!(
+            r#"{{"schema_version": 1, "tool": "test", "started_unix_ms": 0, "sysctls": {{"somaxconn": 4096}},
+                "owners": [{{"inode": 1, "pid": 7, "comm": "{comm}", "cmdline": "{comm} -D /x -c max_connections=5"}}],
+                "samples": [{{"elapsed_us": 0, "listeners": [{{"local": "127.0.0.1:5432", "inode": 1, "uid": 0, "recv_q": 0, "send_q": 54}}]}}]}}"#
+        ))
+        .unwrap()
+    };
+    let pg = doctor::diagnose(&with("postgres"));
+    assert!(pg.findings.is_empty(), "{:#?}", pg.findings);
+    assert_eq!(pg.verdict, doctor::Severity::Ok);
+    let other = doctor::diagnose(&with("myserver"));
+    assert_eq!(ids(&other), ["small-app-backlog"]);
+}

@@ -53,8 +53,7 @@ pub(super) fn classify_all(snap: &Snapshot, views: &[ListenerView]) -> Vec<Optio
         .iter()
         .map(|v| {
             let class = classify(&ctx, v);
-            let any = class.queue.is_some() || class.backlog.is_some() || class.wait.is_some();
-            any.then_some(class)
+            class.any().then_some(class)
         })
         .collect()
 }
@@ -184,7 +183,9 @@ pub(super) fn run(
     let mut groups: Vec<(Class, Vec<&ListenerView>)> = Vec::new();
     let mut index: HashMap<(Class, u32, Option<u32>), usize> = HashMap::new();
     for (v, class) in views.iter().zip(classes) {
-        let Some(class) = *class else { continue };
+        let Some(class) = class.and_then(|c| c.for_runtime(v)) else {
+            continue;
+        };
         if class.queue == Some(RuleId::AcceptQueueOverflow) {
             overflowing.push(v);
         }
@@ -676,6 +677,29 @@ pub(super) struct Class {
 }
 
 impl Class {
+    /// Whether there is anything left to report.
+    fn any(&self) -> bool {
+        self.queue.is_some() || self.backlog.is_some() || self.wait.is_some()
+    }
+
+    /// The classification once the owners are known. A backlog derived from a setting that
+    /// sizes other things too (PostgreSQL's, from max_connections, which also sizes shared
+    /// memory and the backends that may run) is not worth raising for its size alone: only a
+    /// queue that filled or came close says so.
+    fn for_runtime(self, v: &ListenerView) -> Option<Class> {
+        let derived = runtime::runtime_of(&v.owners).is_some_and(|r| r.derived.is_some());
+        let mut c = self;
+        if derived
+            && c.queue.is_none()
+            && !c.nearly_full
+            && c.backlog == Some(RuleId::SmallAppBacklog)
+        {
+            c.backlog = None;
+            c.small = false;
+        }
+        c.any().then_some(c)
+    }
+
     fn needs(&self) -> Needs {
         Needs {
             // A full SYN queue alone raises nothing: SYN cookies absorb it (docs/kernel.md
