@@ -845,7 +845,9 @@ impl Words<'_> {
             Action::AppBacklog { .. } => app_backlog_step(s, ctx),
             Action::DerivedBacklog { .. } => derived_step(s, ctx),
             Action::Relisten { .. } => relisten_step(s, ctx),
-            Action::AcceptFaster { cap } => accept_faster_step(cap.as_ref()),
+            Action::AcceptFaster { cap } => {
+                accept_faster_step(cap.as_ref(), ctx.plan.and_then(|p| p.runtime))
+            }
             Action::MoreWorkers { runtime, cap } => more_workers_step(runtime, cap.as_ref()),
             Action::MoreConcurrency {
                 runtime,
@@ -1416,12 +1418,25 @@ fn more_workers_step(runtime: &Runtime, cap: Option<&Cap>) -> String {
 
 /// Accept faster; with the owner's cap read from its settings, that cap is what to raise when
 /// connections wait for it.
-fn accept_faster_step(cap: Option<&Cap>) -> String {
+/// Without a cap read, a runtime that accepts in its one event loop per process (Node.js) is
+/// told how to have more of them, after the generic advice.
+fn accept_faster_step(cap: Option<&Cap>, runtime: Option<&Runtime>) -> String {
     const GENERIC: &str = "make accept() keep up: a dedicated acceptor thread, no work on the \
                            accept path, enough workers; a backlog only absorbs bursts, and if \
                            arrivals outrun accept() any queue fills";
     let Some(c) = cap else {
-        return GENERIC.into();
+        // A runtime whose accept loop is its one event loop per process (Node.js): more of them.
+        let loops = runtime
+            .filter(|r| {
+                r.cap
+                    .as_ref()
+                    .is_some_and(|c| c.counts == Counts::AcceptLoops)
+            })
+            .and_then(|r| r.concurrency.as_ref());
+        return match loops {
+            Some(k) => format!("{GENERIC}. {}", k.how.replace("{n}", "more")),
+            None => GENERIC.into(),
+        };
     };
     match c.at_cap {
         AtCap::Waits => {

@@ -204,6 +204,14 @@ pub const NODE: Runtime = Runtime {
         set: SetIn::Code,
         how: "Node.js: `server.listen({ path, backlog: {n} })` ({default})",
     }),
+    // One event loop per process accepts and serves: synchronous work blocks both.
+    concurrency: Some(Knob {
+        name: "cluster",
+        set: SetIn::Code,
+        how: "Node.js: one event loop per process accepts and serves, and synchronous work \
+              blocks both: run {n} processes with `cluster` (one per CPU), or move the work off \
+              the loop (`worker_threads`)",
+    }),
     cap: Some(CapSpec {
         counts: Counts::AcceptLoops,
         how: CapHow::Processes,
