@@ -43,7 +43,10 @@ fn is_bcrypt(h: &str) -> bool {
         && b[1] == b'2'
         && matches!(b[2], b'a' | b'b' | b'x' | b'y')
         && b[3] == b'$'
-        && h[4..6].parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+        // Bytes, not `h[4..6]`: a non-ASCII character there is no char boundary to slice at.
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && (4..=31).contains(&(u32::from(b[4] - b'0') * 10 + u32::from(b[5] - b'0')))
         && b[6] == b'$'
         && b[7..]
             .iter()
@@ -213,6 +216,9 @@ mod tests {
             &ok.replace("$2y", "$3y"),
             &ok[..59],
             &ok.replace('.', "!"),
+            // A non-ASCII character in the cost (60 bytes in all) once panicked on a slice
+            // that was no char boundary (issue 31).
+            &format!("$2y$1é{}", &ok[7..]),
         ] {
             let users = BTreeMap::from([("alice".to_string(), bad.to_string())]);
             let err = Users::new(users).unwrap_err();
