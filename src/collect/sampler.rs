@@ -277,6 +277,7 @@ impl<S: Sources> Sampler<S> {
             let Some(l) = listeners.iter_mut().find(|l| l.inode == *listener) else {
                 continue;
             };
+            let pending: HashSet<u32> = clients.iter().copied().collect();
             let mut oldest = Duration::ZERO;
             for c in clients {
                 let first = *self.pending_since.get(&(*listener, *c)).unwrap_or(&elapsed);
@@ -286,7 +287,7 @@ impl<S: Sources> Sampler<S> {
             let left = self
                 .pending_since
                 .keys()
-                .filter(|(of, c)| of == listener && !clients.contains(c))
+                .filter(|(of, c)| of == listener && !pending.contains(c))
                 .count();
             l.wait = Some(Wait {
                 queued: clients.len() as u32,
@@ -323,17 +324,17 @@ impl<S: Sources> Sampler<S> {
                     .into_iter()
                     .collect();
                 if let Some(since) = since {
+                    // One pass over those waiting before: who left, per listener and place.
+                    let mut left: HashMap<(u64, bool), u32> = HashMap::new();
+                    for x in self.tcp_waiting.iter().filter(|x| !now.contains(x)) {
+                        *left.entry((x.listener, x.queued)).or_default() += 1;
+                    }
+                    let left_of = |l: u64, queued| left.get(&(l, queued)).copied().unwrap_or(0);
                     for l in listeners.iter_mut() {
+                        let inode = l.inode;
                         let Some(w) = l.wait.as_mut() else { continue };
-                        let left = |queued: bool| {
-                            self.tcp_waiting
-                                .iter()
-                                .filter(|x| x.listener == l.inode && x.queued == queued)
-                                .filter(|x| !now.contains(x))
-                                .count() as u32
-                        };
-                        w.queued_left = left(true);
-                        w.unanswered_left = left(false);
+                        w.queued_left = left_of(inode, true);
+                        w.unanswered_left = left_of(inode, false);
                         w.since_ms = millis(since);
                     }
                 }

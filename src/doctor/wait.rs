@@ -154,14 +154,9 @@ impl WaitSeen {
     /// What the last client in line will have waited when served: the oldest wait so far plus
     /// the time to drain the rest, ms; the oldest wait alone when the rate is unknown.
     pub fn expected_ms(&self, place: WaitWhere) -> u32 {
-        let so_far = self
-            .last
-            .map_or(0, |(_, w)| match place {
-                WaitWhere::AcceptQueue => w.queued_oldest_ms,
-                WaitWhere::AfterAccept => w.unanswered_oldest_ms,
-            })
-            .max(self.oldest_max_ms(place));
-        so_far.saturating_add(self.to_drain_ms(place).unwrap_or(0))
+        // The longest wait seen already counts the last reading's.
+        self.oldest_max_ms(place)
+            .saturating_add(self.to_drain_ms(place).unwrap_or(0))
     }
 
     /// Accepted requests being worked on at the last reading (unanswered, already read): how

@@ -839,15 +839,17 @@ pub const QUIET_MS: u32 = 100;
 /// get the queued ones, every member the accepted ones.
 pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> {
     let mut waiting = Vec::new();
-    for l in listeners.iter_mut().filter(|l| !l.local.is_unix()) {
-        l.wait = Some(Wait::default());
+    // The TCP listeners of each port: a reading may hold 100,000 sockets, most of them healthy,
+    // and a scope 10,000 listeners; each socket looks only at its port's.
+    let mut by_port: HashMap<u16, Vec<usize>> = HashMap::new();
+    for (i, l) in listeners.iter_mut().enumerate() {
+        if let Some(a) = l.local.inet() {
+            l.wait = Some(Wait::default());
+            by_port.entry(a.port()).or_default().push(i);
+        }
     }
     for c in conns {
-        let Some(best) = listeners.iter().filter_map(|l| rank(l, c.local)).max() else {
-            continue;
-        };
         let info = c.info.as_ref();
-        let waited = info.map_or(0, |i| i.last_data_sent_ms);
         let queued = c.inode == 0;
         let unanswered = !queued
             && info.is_some_and(|i| {
@@ -858,22 +860,29 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> 
         if !queued && !unanswered {
             continue;
         }
+        let Some(on_port) = by_port.get(&c.local.port()) else {
+            continue;
+        };
+        let Some(best) = on_port
+            .iter()
+            .filter_map(|&i| rank(&listeners[i], c.local))
+            .max()
+        else {
+            continue;
+        };
+        let mut members: Vec<usize> = on_port
+            .iter()
+            .copied()
+            .filter(|&i| rank(&listeners[i], c.local) == Some(best))
+            .collect();
         // A child in the accept queue of an SO_REUSEPORT group is in one member's queue: of
         // the members, those holding connections (Recv-Q above 0) get it, when any does.
-        let members = listeners
-            .iter()
-            .filter(|l| rank(l, c.local) == Some(best))
-            .count();
-        let busy_only = queued
-            && members > 1
-            && listeners
-                .iter()
-                .any(|l| rank(l, c.local) == Some(best) && l.recv_q > 0);
-        for l in listeners
-            .iter_mut()
-            .filter(|l| rank(l, c.local) == Some(best))
-            .filter(|l| !busy_only || l.recv_q > 0)
-        {
+        if queued && members.len() > 1 && members.iter().any(|&i| listeners[i].recv_q > 0) {
+            members.retain(|&i| listeners[i].recv_q > 0);
+        }
+        let waited = info.map_or(0, |i| i.last_data_sent_ms);
+        for i in members {
+            let l = &mut listeners[i];
             waiting.push(Waiting {
                 listener: l.inode,
                 queued,
