@@ -91,6 +91,7 @@ fn main() {
                     unix: false,
                     established: false,
                     pending_of: &[],
+                    outgoing: None,
                 };
                 measure(&format!("{n} listeners: dump {what}"), 300, || {
                     diag.dump(&q).unwrap();

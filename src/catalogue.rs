@@ -14,6 +14,12 @@ pub enum Kind {
     Field,
 }
 
+/// `net.ipv4.ip_local_port_range`: two numbers, read apart from the others.
+pub const IP_LOCAL_PORT_RANGE: &str = "net.ipv4.ip_local_port_range";
+/// Connection tracking's table size and use, present only where it is loaded.
+pub const NF_CONNTRACK_MAX: &str = "net.netfilter.nf_conntrack_max";
+pub const NF_CONNTRACK_COUNT: &str = "net.netfilter.nf_conntrack_count";
+
 /// The listen-queue sysctls backlogctl reads, each once: its dotted name (as `sysctl` and the
 /// reports spell it), its file under /proc/sys, and (`model::Sysctls::get`) the field that
 /// holds its value in a snapshot.
@@ -24,16 +30,20 @@ pub(crate) enum Sysctl {
     TcpSyncookies,
     TcpAbortOnOverflow,
     TcpSynackRetries,
+    TcpSynRetries,
+    TcpTwReuse,
 }
 
 impl Sysctl {
     /// Every one, in the order snapshots and metrics list them.
-    pub(crate) const ALL: [Sysctl; 5] = [
+    pub(crate) const ALL: [Sysctl; 7] = [
         Sysctl::Somaxconn,
         Sysctl::TcpMaxSynBacklog,
         Sysctl::TcpSyncookies,
         Sysctl::TcpAbortOnOverflow,
         Sysctl::TcpSynackRetries,
+        Sysctl::TcpSynRetries,
+        Sysctl::TcpTwReuse,
     ];
 
     /// `net.core.somaxconn`.
@@ -44,6 +54,8 @@ impl Sysctl {
             Sysctl::TcpSyncookies => "net.ipv4.tcp_syncookies",
             Sysctl::TcpAbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
             Sysctl::TcpSynackRetries => "net.ipv4.tcp_synack_retries",
+            Sysctl::TcpSynRetries => "net.ipv4.tcp_syn_retries",
+            Sysctl::TcpTwReuse => "net.ipv4.tcp_tw_reuse",
         }
     }
 
@@ -86,6 +98,26 @@ pub const EMBRYONIC_RSTS: &str = "TcpExt:EmbryonicRsts";
 pub const OUT_RSTS: &str = "Tcp:OutRsts";
 pub const ATTEMPT_FAILS: &str = "Tcp:AttemptFails";
 pub const ESTAB_RESETS: &str = "Tcp:EstabResets";
+pub const RETRANS_SEGS: &str = "Tcp:RetransSegs";
+pub const SYN_RETRANS: &str = "TcpExt:TCPSynRetrans";
+pub const TCP_TIMEOUTS: &str = "TcpExt:TCPTimeouts";
+/// `/proc/net/stat/nf_conntrack`, summed over CPUs, under a `Conntrack:` section: new flows
+/// dropped for a full table, entries evicted to make room, insertions that lost a race.
+pub const CONNTRACK_DROP: &str = "Conntrack:drop";
+pub const CONNTRACK_EARLY_DROP: &str = "Conntrack:early_drop";
+pub const CONNTRACK_INSERT_FAILED: &str = "Conntrack:insert_failed";
+
+/// The counters the connecting side's findings read (docs/kernel.md, "The client's side").
+pub const CLIENT: [&str; 8] = [
+    SYN_RETRANS,
+    ATTEMPT_FAILS,
+    ESTAB_RESETS,
+    RETRANS_SEGS,
+    TCP_TIMEOUTS,
+    CONNTRACK_DROP,
+    CONNTRACK_EARLY_DROP,
+    CONNTRACK_INSERT_FAILED,
+];
 pub const SYNCOOKIES_FAILED: &str = "TcpExt:SyncookiesFailed";
 pub const DEFER_ACCEPT_DROP: &str = "TcpExt:TCPDeferAcceptDrop";
 pub const ABORT_ON_CLOSE: &str = "TcpExt:TCPAbortOnClose";

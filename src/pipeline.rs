@@ -140,6 +140,7 @@ fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
         unix: false,
         established: false,
         pending_of: &[],
+        outgoing: None,
     };
     // Best effort: without it the words say only that the counters are per namespace.
     let Ok(dump) = sources.listeners(&q) else {

@@ -347,6 +347,7 @@ fn ten_minutes_at_100_hz_is_small() {
                 elapsed_us: i * 10_000,
                 counters: c,
                 listeners: vec![l],
+                outgoing: None,
             }
         })
         .collect();

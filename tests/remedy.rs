@@ -249,6 +249,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
             tcp_syncookies: cookies,
             tcp_abort_on_overflow: rng.pick(&[Some(0), Some(1), None]),
             tcp_synack_retries: rng.pick(&[Some(5), Some(1), None]),
+            ..Sysctls::default()
         },
         owners,
         settings: Vec::new(),
@@ -257,6 +258,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
                 elapsed_us: 0,
                 counters: Some(counters(1000 + overflows, reqq)),
                 listeners: last,
+                outgoing: None,
             }]
         } else {
             vec![
@@ -264,11 +266,13 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
                     elapsed_us: 0,
                     counters: Some(counters(1000, 0)),
                     listeners: first,
+                    outgoing: None,
                 },
                 Sample {
                     elapsed_us: 500_000,
                     counters: Some(counters(1000 + overflows, reqq)),
                     listeners: last,
+                    outgoing: None,
                 },
             ]
         },
@@ -277,6 +281,9 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
         other_listeners: None,
         resets_traced: None,
         socket_files: Default::default(),
+        local_addresses: None,
+        resolved: Vec::new(),
+        client_traced: None,
         set_aside: Vec::new(),
     };
     (snap, gens, somaxconn_now)

@@ -1,6 +1,7 @@
 //! Scripted sources for tests: every loop of the crate runs on these without a kernel.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{Header, Sources};
@@ -47,6 +48,15 @@ pub(crate) struct Fake {
     pub files_read: Vec<(u32, String)>,
     /// Every process's environment.
     pub env: BTreeMap<String, String>,
+    /// The outgoing sockets every outgoing dump returns, and what each dump asked for
+    /// (established, closing).
+    pub outgoing: Vec<diag::OutSock>,
+    pub outgoing_asked: Vec<(bool, bool)>,
+    /// RetransSegs at each look (indexed like `cookies` by counter reads; the last repeats).
+    pub retrans: Vec<u64>,
+    pub time_wait: Option<u64>,
+    /// The namespace's interface addresses.
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Fake {
@@ -103,6 +113,13 @@ impl Sources for Fake {
             self.wait_dumps += 1;
             return Ok(diag::Dump::default());
         }
+        if let Some(o) = q.outgoing {
+            self.outgoing_asked.push((o.established, o.closing));
+            return Ok(diag::Dump {
+                outgoing: self.outgoing.clone(),
+                ..diag::Dump::default()
+            });
+        }
         if q.established {
             self.wait_dumps += 1;
             return Ok(diag::Dump {
@@ -129,6 +146,7 @@ impl Sources for Fake {
             unix_absent: false,
             conns: Vec::new(),
             pending: Vec::new(),
+            outgoing: Vec::new(),
         })
     }
 
@@ -149,6 +167,21 @@ impl Sources for Fake {
             None => c.remove(crate::catalogue::REQQ_FULL_DO_COOKIES),
         };
         Ok((c, Vec::new()))
+    }
+
+    fn retrans_segs(&mut self) -> Option<u64> {
+        self.retrans
+            .get(self.reads)
+            .or(self.retrans.last())
+            .copied()
+    }
+
+    fn time_wait_count(&mut self) -> Option<u64> {
+        self.time_wait
+    }
+
+    fn local_addresses(&mut self) -> Option<Vec<IpAddr>> {
+        Some(self.addresses.clone())
     }
 
     fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {

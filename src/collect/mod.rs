@@ -21,6 +21,7 @@
 #[cfg(test)]
 pub(crate) mod fake;
 mod fanout;
+mod outgoing;
 mod owners;
 mod recorder;
 mod sampler;
@@ -28,10 +29,11 @@ mod scrape;
 mod settings;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
+pub use outgoing::is_local;
 pub use owners::{OwnerCache, Owners, listener_inodes};
 pub use recorder::{Cadence, Recorder, record};
 pub use sampler::{SYN_RECV_EVERY, Sampled};
@@ -55,6 +57,12 @@ pub trait Sources {
     fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump>;
     /// The namespace's TcpExt/Tcp counters, and problems met while parsing them.
     fn counters(&mut self) -> Result<(Counters, Vec<String>)>;
+    /// `Tcp:RetransSegs` alone; None when unreadable.
+    fn retrans_segs(&mut self) -> Option<u64>;
+    /// TIME_WAIT sockets of the namespace (`/proc/net/sockstat`); None when unreadable.
+    fn time_wait_count(&mut self) -> Option<u64>;
+    /// The addresses of the namespace's interfaces; None when they cannot be listed.
+    fn local_addresses(&mut self) -> Option<Vec<IpAddr>>;
     /// The processes holding these sockets, and a gap for those that cannot be named.
     fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>);
     /// Whether a process still runs (an owner that exited is looked up again).
@@ -133,6 +141,18 @@ impl Sources for Kernel {
 
     fn counters(&mut self) -> Result<(Counters, Vec<String>)> {
         netstat::read()
+    }
+
+    fn retrans_segs(&mut self) -> Option<u64> {
+        netstat::retrans_segs()
+    }
+
+    fn time_wait_count(&mut self) -> Option<u64> {
+        netstat::time_wait_count()
+    }
+
+    fn local_addresses(&mut self) -> Option<Vec<IpAddr>> {
+        netns::local_addresses()
     }
 
     fn owners(&mut self, inodes: &HashSet<u64>) -> (Vec<Owner>, Option<Gap>) {

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use super::outgoing::{OutgoingScope, is_local};
 use super::sampler::Sampler;
 use super::{SYN_RECV_EVERY, Sampled, Sampling, Sources};
 use crate::error::Result;
@@ -48,12 +51,34 @@ impl<S: Sources> Recorder<S> {
                 socket_files.insert(Target::Unix(u.clone()).to_string(), file);
             }
         }
+        // Targets at none of this namespace's addresses are servers it connects to.
+        let local_addresses = if scope.families.tcp {
+            sources.local_addresses()
+        } else {
+            None
+        };
+        let servers: Vec<SocketAddr> = scope
+            .targets
+            .iter()
+            .filter_map(|t| match (t, &local_addresses) {
+                (Target::Inet { ip: Some(ip), port }, Some(mine)) if !is_local(*ip, mine) => {
+                    Some(SocketAddr::new(*ip, *port))
+                }
+                _ => None,
+            })
+            .collect();
+        let outgoing = OutgoingScope {
+            all: scope.targets.is_empty() && scope.families.tcp && local_addresses.is_some(),
+            servers,
+            range: header.sysctls.ip_local_port_range,
+        };
         Recorder {
-            sampler: Sampler::new(
+            sampler: Sampler::with_outgoing(
                 sources,
                 scope.clone(),
                 cadence.syn_every,
                 cadence.syn_forced,
+                outgoing,
             ),
             snap: Snapshot {
                 schema_version: SCHEMA_VERSION,
@@ -74,6 +99,9 @@ impl<S: Sources> Recorder<S> {
                 other_listeners: None,
                 resets_traced: None,
                 socket_files,
+                local_addresses,
+                resolved: Vec::new(),
+                client_traced: None,
                 set_aside: Vec::new(),
             },
             keep: cadence.keep,
@@ -97,6 +125,7 @@ impl<S: Sources> Recorder<S> {
                 elapsed_us: s.elapsed.as_micros() as u64,
                 counters: Some(c.clone()),
                 listeners: s.listeners.clone(),
+                outgoing: s.outgoing.clone(),
             });
         }
         Ok(s)

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Sources;
+use super::outgoing::{OutgoingReader, OutgoingScope};
 use crate::error::Result;
 use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
 use crate::source::diag;
@@ -55,6 +56,8 @@ pub struct Sampled {
     pub counters: Option<Counters>,
     /// First sample only: listeners on a target's port at an address no target matches.
     pub others: Vec<SocketAddr>,
+    /// The connecting side, at the samples that read it.
+    pub outgoing: Option<crate::model::Outgoing>,
 }
 
 /// Takes samples of the listeners in scope. Queue samples are cheap (one LISTEN dump with
@@ -96,12 +99,34 @@ pub(super) struct Sampler<S> {
     tcp_waiting: HashSet<diag::Waiting>,
     /// The last reading saw clients waiting.
     waited: bool,
+    /// The connecting side's readings, with the wait's.
+    outgoing: OutgoingReader,
+    /// The last reading listed a server.
+    out_seen: bool,
 }
 
 impl<S: Sources> Sampler<S> {
     /// `syn_every`: how often to count request sockets (SYN_RECV_EVERY); `syn_forced`: count
     /// them even when no SYN queue has ever filled (`--syn-recv`).
+    #[cfg(test)]
     pub(super) fn new(sources: S, scope: Scope, syn_every: Duration, syn_forced: bool) -> Self {
+        Sampler::with_outgoing(
+            sources,
+            scope,
+            syn_every,
+            syn_forced,
+            OutgoingScope::default(),
+        )
+    }
+
+    /// `new`, reading the connecting side as `outgoing` says.
+    pub(super) fn with_outgoing(
+        sources: S,
+        scope: Scope,
+        syn_every: Duration,
+        syn_forced: bool,
+        outgoing: OutgoingScope,
+    ) -> Self {
         let (tcp, unix) = (scope.wants_tcp(), scope.wants_unix());
         Sampler {
             ports: scope.ports(),
@@ -126,6 +151,8 @@ impl<S: Sources> Sampler<S> {
             pending_since: HashMap::new(),
             tcp_waiting: HashSet::new(),
             waited: false,
+            outgoing: OutgoingReader::new(outgoing),
+            out_seen: false,
         }
     }
 
@@ -173,6 +200,7 @@ impl<S: Sources> Sampler<S> {
             unix: self.unix,
             established: false,
             pending_of: &[],
+            outgoing: None,
         })?;
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
@@ -192,10 +220,12 @@ impl<S: Sources> Sampler<S> {
                 }
             }
         }
+        let mut outgoing = None;
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
             changed |= self.read_waits(&mut listeners, elapsed);
+            changed |= self.read_outgoing(&mut outgoing);
         }
         let mut counters = None;
         if changed || full {
@@ -216,6 +246,7 @@ impl<S: Sources> Sampler<S> {
             elapsed,
             listeners,
             counters,
+            outgoing,
             // The kernel filtered by port: the rest listen on a target's port elsewhere.
             others: if self.taken == 1 {
                 others.iter().filter_map(|l| l.local.inet()).collect()
@@ -223,6 +254,13 @@ impl<S: Sources> Sampler<S> {
                 Vec::new()
             },
         })
+    }
+
+    /// The connecting side, into `out`; true when it lists a server, or the last one did.
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>) -> bool {
+        *out = self.outgoing.read(&mut self.sources);
+        let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
+        seen || std::mem::replace(&mut self.out_seen, seen)
     }
 
     /// Whether this sample reads the clients' wait (`WAIT_EVERY`, stretched by its cost).
@@ -373,6 +411,12 @@ impl<S: Sources> Sampler<S> {
         }
         for p in &self.counter_problems {
             gaps.push(Gap::new("counters", p.clone()));
+        }
+        if let Some(why) = &self.outgoing.failed {
+            gaps.push(Gap::new(
+                "outgoing connections",
+                format!("this namespace's connections to servers could not be read: {why}"),
+            ));
         }
         if let Some(why) = &self.wait_failed {
             gaps.push(Gap::new(

@@ -12,6 +12,7 @@ use crate::catalogue::Sysctl;
 
 mod local;
 mod netns;
+mod remote;
 mod scope;
 mod settings;
 mod spelled;
@@ -19,6 +20,9 @@ mod traced;
 mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
+pub use remote::{
+    ClientTraced, ConnectErrors, Outgoing, Percentiles, PortRange, Remote, Resolved, TracedRemote,
+};
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub use settings::{Section, Setting, SettingSource, SettingValue};
 #[cfg(test)]
@@ -32,7 +36,10 @@ pub(crate) use window::{printable, window_length};
 /// listener's `local` may be a Unix-domain name (an object); version 1 files read as they are.
 /// 3: a gap stores its kind; older files have it told from their words as they are read.
 /// 4: a TCP listener's sample may carry its clients' `wait`; older files have none.
-pub const SCHEMA_VERSION: u32 = 4;
+/// 5: the connecting side: a sample may carry the namespace's `outgoing` connections, the
+/// snapshot its `local_addresses`, `resolved` host names and `client_traced`; older files
+/// have none, and every target of theirs is taken for a local one.
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Derived as `Snapshot::serialize`/`deserialize`, which the trait impls below `Gap` wrap: a file
@@ -93,6 +100,18 @@ pub struct Snapshot {
     /// socket file no listener holds is stale (clients get ECONNREFUSED).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub socket_files: BTreeMap<String, SocketFile>,
+    /// The addresses of this namespace's interfaces when the recording started: a target at
+    /// any other address is a server this namespace connects to, not one of its listeners.
+    /// None: not read (files before schema 5), every target taken for a local one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_addresses: Option<Vec<IpAddr>>,
+    /// Host name targets, resolved once when the recording started, with every address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<Resolved>,
+    /// `doctor --trace`: this namespace's connections as the kernel's events saw them. None:
+    /// not traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_traced: Option<ClientTraced>,
     /// Listeners whose values could not be (see `set_aside_implausible`): not diagnosed, but
     /// listening. Not part of the file.
     #[serde(skip)]
@@ -181,6 +200,22 @@ pub struct Sysctls {
     /// net.ipv4.tcp_synack_retries: request-socket lifetime.
     #[serde(default)]
     pub tcp_synack_retries: Option<u32>,
+    /// net.ipv4.tcp_syn_retries: how often a client sends its SYN again before connect()
+    /// fails with ETIMEDOUT (6: after about 127 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_syn_retries: Option<u32>,
+    /// net.ipv4.tcp_tw_reuse: 1 lets connect() reuse a TIME_WAIT port, 2 only on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_tw_reuse: Option<u32>,
+    /// net.ipv4.ip_local_port_range: the local ports connect() picks from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_local_port_range: Option<PortRange>,
+    /// net.netfilter.nf_conntrack_max; None also where connection tracking is not loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nf_conntrack_max: Option<u32>,
+    /// net.netfilter.nf_conntrack_count: flows tracked now (a gauge, read at the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nf_conntrack_count: Option<u32>,
 }
 
 impl Sysctls {
@@ -192,6 +227,8 @@ impl Sysctls {
             Sysctl::TcpSyncookies => self.tcp_syncookies,
             Sysctl::TcpAbortOnOverflow => self.tcp_abort_on_overflow,
             Sysctl::TcpSynackRetries => self.tcp_synack_retries,
+            Sysctl::TcpSynRetries => self.tcp_syn_retries,
+            Sysctl::TcpTwReuse => self.tcp_tw_reuse,
         }
     }
 
@@ -202,6 +239,8 @@ impl Sysctls {
             Sysctl::TcpSyncookies => &mut self.tcp_syncookies,
             Sysctl::TcpAbortOnOverflow => &mut self.tcp_abort_on_overflow,
             Sysctl::TcpSynackRetries => &mut self.tcp_synack_retries,
+            Sysctl::TcpSynRetries => &mut self.tcp_syn_retries,
+            Sysctl::TcpTwReuse => &mut self.tcp_tw_reuse,
         };
         *field = value;
     }
@@ -216,6 +255,10 @@ pub struct Sample {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counters: Option<Counters>,
     pub listeners: Vec<Listener>,
+    /// This namespace's connections to servers, at the samples that read them (with the
+    /// clients' wait); None at the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<Outgoing>,
 }
 
 pub type Counters = BTreeMap<String, u64>;

@@ -102,6 +102,8 @@ pub struct Dump {
     pub drops_unknown: usize,
     /// With `Query::established`: the ESTABLISHED sockets of the query's ports.
     pub conns: Vec<Conn>,
+    /// With `Query::outgoing`: the namespace's connections to servers.
+    pub outgoing: Vec<OutSock>,
     /// With `Query::pending_of`: each Unix listener's pending connections (their clients'
     /// socket inodes), by listener inode; a listener gone since is left out.
     pub pending: Vec<(u64, Vec<u32>)>,
@@ -190,6 +192,85 @@ pub struct Query<'a> {
     /// inode) with the inodes of their pending connections (`Dump::pending`). Never in a
     /// bulk dump: with thousands pending, `ss -xle` lost listeners.
     pub pending_of: &'a [u64],
+    /// Instead of listeners: this namespace's own connections to servers (`Dump::outgoing`).
+    pub outgoing: Option<Outbound<'a>>,
+}
+
+/// Which of the namespace's outgoing connections to dump: those whose local port the kernel
+/// chose (`INET_DIAG_BC_AUTO`, so accepted sockets never cross), in SYN_SENT always.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    /// ESTABLISHED ones too.
+    pub established: bool,
+    /// TIME_WAIT and the closing states too (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING).
+    pub closing: bool,
+    /// Servers' ports, filtered in the kernel; empty = every port.
+    pub ports: &'a [u16],
+    /// With tcp_info (`bytes_acked`): only for targets, whose sockets are few.
+    pub info: bool,
+}
+
+/// One outgoing connection as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutSock {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// `TCP_*` (`include/net/tcp_states.h`): 1 ESTABLISHED, 2 SYN_SENT, 6 TIME_WAIT, ...
+    pub state: u8,
+    /// Bytes sent and not acknowledged (`idiag_wqueue`: `write_seq - snd_una`).
+    pub send_q: u32,
+    /// The retransmission timer runs (`idiag_timer` 1, or 4 for a zero-window probe no).
+    pub retransmitting: bool,
+    /// `idiag_retrans`: for SYN_SENT the SYN's retransmissions, else the current backoff's.
+    pub retrans: u8,
+    /// tcp_info `tcpi_bytes_acked` (4.1); None when not asked or not sent.
+    pub bytes_acked: Option<u64>,
+}
+
+/// TCP states of the connecting side (`include/net/tcp_states.h`).
+pub const TCP_SYN_SENT: u8 = 2;
+pub const TCP_TIME_WAIT: u8 = 6;
+const CLOSING_STATES: [u8; 5] = [4, 5, 8, 9, 11]; // FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING
+/// `INET_DIAG_BC_AUTO`: the socket's local port was chosen by the kernel.
+const INET_DIAG_BC_AUTO: u8 = 6;
+const INET_DIAG_BC_D_GE: u8 = 4;
+const INET_DIAG_BC_D_LE: u8 = 5;
+
+impl Outbound<'_> {
+    fn states(&self) -> u32 {
+        let mut states = 1u32 << TCP_SYN_SENT;
+        if self.established {
+            states |= 1 << TCP_ESTABLISHED;
+        }
+        if self.closing {
+            states |= 1 << TCP_TIME_WAIT;
+            for s in CLOSING_STATES {
+                states |= 1 << s;
+            }
+        }
+        states
+    }
+
+    fn extensions(&self) -> u8 {
+        if self.info {
+            1 << (INET_DIAG_INFO - 1)
+        } else {
+            0
+        }
+    }
+
+    /// `AUTO` first (failing it rejects), then the servers' ports as `port_filter` does for
+    /// local ones.
+    fn bytecode(&self) -> Vec<u8> {
+        let ports = port_filter_on(self.ports, INET_DIAG_BC_D_GE, INET_DIAG_BC_D_LE);
+        let total = 4 + ports.len();
+        let mut bc = Vec::with_capacity(total);
+        bc.push(INET_DIAG_BC_AUTO);
+        bc.push(4);
+        bc.extend_from_slice(&((total + 4) as u16).to_ne_bytes());
+        bc.extend_from_slice(&ports);
+        bc
+    }
 }
 
 impl Query<'_> {
@@ -203,6 +284,7 @@ impl Query<'_> {
             unix: false,
             established: true,
             pending_of: &[],
+            outgoing: None,
         }
     }
 
@@ -216,11 +298,15 @@ impl Query<'_> {
             unix: false,
             established: false,
             pending_of: inodes,
+            outgoing: None,
         }
     }
 
     /// The state bits of an inet_diag request (`1 << TCP_*`).
     fn states(&self) -> u32 {
+        if let Some(o) = &self.outgoing {
+            return o.states();
+        }
         if self.established {
             return 1 << TCP_ESTABLISHED;
         }
@@ -232,8 +318,19 @@ impl Query<'_> {
         states
     }
 
+    /// The bytecode filter: the local ports, or what `Outbound` keeps.
+    fn bytecode(&self) -> Vec<u8> {
+        match &self.outgoing {
+            Some(o) => o.bytecode(),
+            None => port_filter(self.ports),
+        }
+    }
+
     /// The extension bits (`1 << (INET_DIAG_* - 1)`).
     fn extensions(&self) -> u8 {
+        if let Some(o) = &self.outgoing {
+            return o.extensions();
+        }
         if self.established {
             1 << (INET_DIAG_INFO - 1)
         } else if self.drops {
@@ -392,6 +489,9 @@ impl Diag {
                         }
                     }
                     SOCK_DIAG_BY_FAMILY if family == AF_UNIX => parse_unix_msg(msg.payload(), out)?,
+                    SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK if q.outgoing.is_some() => {
+                        parse_outgoing(msg.payload(), out)?
+                    }
                     SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                         parse_diag_msg(msg.payload(), q.drops, out)?
                     }
@@ -547,7 +647,7 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
             SocketId::new_v6()
         },
     };
-    let bytecode = port_filter(q.ports);
+    let bytecode = q.bytecode();
     let attr_len = if bytecode.is_empty() {
         0
     } else {
@@ -581,7 +681,7 @@ fn dump_request(message_type: u16, total: usize, seq: u32) -> Vec<u8> {
 /// family byte says. Same states, extensions and bytecode as the newer request.
 fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
     let (states, ext) = (q.states(), q.extensions());
-    let bytecode = port_filter(q.ports);
+    let bytecode = q.bytecode();
     let attr_len = if bytecode.is_empty() {
         0
     } else {
@@ -692,6 +792,12 @@ fn unix_name(v: &[u8]) -> UnixName {
 /// `S_GE p; S_LE p; JMP end`, failures falling through to the next block; a final JMP rejects.
 /// Only GE/LE are used (S_EQ is newer). Empty for no ports: no filter.
 pub fn port_filter(ports: &[u16]) -> Vec<u8> {
+    port_filter_on(ports, INET_DIAG_BC_S_GE, INET_DIAG_BC_S_LE)
+}
+
+/// `port_filter` with the comparisons given: the local port's (S_GE/S_LE) or the remote's
+/// (D_GE/D_LE).
+fn port_filter_on(ports: &[u16], ge: u8, le: u8) -> Vec<u8> {
     let mut ports: Vec<u16> = ports.to_vec();
     ports.sort_unstable();
     ports.dedup();
@@ -708,9 +814,9 @@ pub fn port_filter(ports: &[u16]) -> Vec<u8> {
     };
     for (i, &port) in ports.iter().enumerate() {
         // offsets inside the block: 0 S_GE, 4 arg, 8 S_LE, 12 arg, 16 JMP
-        op(&mut bc, INET_DIAG_BC_S_GE, 8, 20);
+        op(&mut bc, ge, 8, 20);
         op(&mut bc, 0, 0, port);
-        op(&mut bc, INET_DIAG_BC_S_LE, 8, 12);
+        op(&mut bc, le, 8, 12);
         op(&mut bc, 0, 0, port);
         let to_end = (total - (20 * i + 16)) as u16;
         // JMP always takes `no`; `yes` must still be a valid length for the verifier.
@@ -785,6 +891,53 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// One outgoing connection: its addresses, state, Send-Q and retransmission timer from the
+/// header, `bytes_acked` from tcp_info when sent. TIME_WAIT sockets come as the same header
+/// (`inet_twsk_diag_fill`), queues and timer aside.
+fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
+    if payload.len() < DIAG_MSG_LEN {
+        return Err(Error::Protocol(format!(
+            "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
+            payload.len()
+        )));
+    }
+    // Read by hand: the crate's header parser turns a timer it does not know into an error.
+    let (state, timer, retrans) = (payload[1], payload[2], payload[3]);
+    let header = InetResponseHeader::parse(&payload[..DIAG_MSG_LEN]).ok();
+    let Some(header) = header else {
+        return Ok(());
+    };
+    let bytes_acked = NlasIterator::new(&payload[DIAG_MSG_LEN..])
+        .map_while(|nla| nla.ok())
+        .find(|nla| nla.kind() == INET_DIAG_INFO)
+        .and_then(|nla| {
+            nla.value()
+                .get(120..128)
+                .map(|b| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        });
+    out.outgoing.push(OutSock {
+        local: SocketAddr::new(
+            unmap(header.socket_id.source_address),
+            header.socket_id.source_port,
+        ),
+        remote: SocketAddr::new(
+            unmap(header.socket_id.destination_address),
+            header.socket_id.destination_port,
+        ),
+        state,
+        send_q: if state == TCP_TIME_WAIT {
+            0
+        } else {
+            header.send_queue
+        },
+        // ICSK_TIME_RETRANS (1); 2 is the zero-window probe timer, 4 a TLP probe.
+        retransmitting: state != TCP_TIME_WAIT && timer == 1,
+        retrans: if state == TCP_TIME_WAIT { 0 } else { retrans },
+        bytes_acked,
+    });
     Ok(())
 }
 
@@ -959,6 +1112,7 @@ mod wire {
         unix: false,
         established: false,
         pending_of: &[],
+        outgoing: None,
     };
 
     /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
@@ -999,6 +1153,7 @@ mod wire {
             unix: false,
             established: false,
             pending_of: &[],
+            outgoing: None,
         };
         let compat = build_request(super::BOTH, &q, 9);
         let v2 = build_request(AF_INET, &q, 9);

@@ -329,6 +329,25 @@ fn initial_from(
     init().or_else(|| kthreadd().and_then(|(comm, inode)| (comm == "kthreadd").then_some(inode)))
 }
 
+/// The addresses of the calling thread's namespace's interfaces (`getifaddrs`, a netlink
+/// dump opened now, so in this thread's namespace); None when they cannot be listed.
+pub fn local_addresses() -> Option<Vec<std::net::IpAddr>> {
+    let mut out: Vec<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter_map(|i| {
+            let a = i.address?;
+            if let Some(v4) = a.as_sockaddr_in() {
+                Some(std::net::IpAddr::V4(v4.ip()))
+            } else {
+                a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+            }
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
 /// Inode of the calling thread's network namespace, and whether it is the initial (host) one.
 pub fn current() -> Netns {
     let inode = ns_inode("/proc/thread-self/ns/net");

@@ -102,7 +102,71 @@ pub fn read_from(netstat: &Path, snmp: &Path) -> Result<(Counters, Vec<String>)>
         Ok(text) => problems.extend(parse_into(&text, &mut counters)),
         Err(e) => problems.push(format!("cannot read {}: {e}", snmp.display())),
     }
+    // Only where connection tracking is loaded: absent is not a problem.
+    if let Ok(text) = std::fs::read_to_string(CONNTRACK) {
+        parse_conntrack(&text, &mut counters);
+    }
     Ok((counters, problems))
+}
+
+/// Connection tracking's statistics, one line per CPU in hexadecimal under a header line.
+pub const CONNTRACK: &str = "/proc/thread-self/net/stat/nf_conntrack";
+
+/// The `drop`, `early_drop` and `insert_failed` columns of `/proc/net/stat/nf_conntrack`,
+/// summed over the CPUs, as `Conntrack:NAME`. A line that does not parse is skipped; a file
+/// without the columns adds nothing.
+pub fn parse_conntrack(text: &str, counters: &mut Counters) {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else { return };
+    let names: Vec<&str> = header.split_whitespace().collect();
+    let wanted = ["drop", "early_drop", "insert_failed"];
+    let mut sums = [None::<u64>; 3];
+    for line in lines {
+        let values: Vec<Option<u64>> = line
+            .split_whitespace()
+            .map(|v| u64::from_str_radix(v, 16).ok())
+            .collect();
+        if values.len() != names.len() {
+            continue;
+        }
+        for (i, w) in wanted.iter().enumerate() {
+            if let Some(Some(v)) = names.iter().position(|n| n == w).map(|at| values[at]) {
+                sums[i] = Some(sums[i].unwrap_or(0).saturating_add(v));
+            }
+        }
+    }
+    for (w, sum) in wanted.iter().zip(sums) {
+        if let Some(v) = sum {
+            counters.insert(format!("Conntrack:{w}"), v);
+        }
+    }
+}
+
+/// `Tcp:RetransSegs` alone, from `/proc/net/snmp`: whether anything was sent again since the
+/// last look decides whether established connections are worth dumping.
+pub fn retrans_segs() -> Option<u64> {
+    let text = std::fs::read_to_string(SNMP).ok()?;
+    let mut counters = Counters::new();
+    parse_into(&text, &mut counters);
+    counters.get(crate::catalogue::RETRANS_SEGS).copied()
+}
+
+/// TIME_WAIT sockets of the namespace (`tw` on the `TCP:` line of `/proc/net/sockstat`).
+pub fn time_wait_count() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/sockstat").ok()?;
+    parse_sockstat_tw(&text)
+}
+
+/// `TCP: inuse 5 orphan 0 tw 12 alloc 7 mem 1` → 12.
+pub fn parse_sockstat_tw(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "tw" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
 }
 
 fn split_tag(line: &str) -> Option<(&str, &str)> {
@@ -124,5 +188,36 @@ fn truncate(s: &str) -> &str {
     match s.char_indices().nth(60) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conntrack_columns_are_summed_over_cpus_in_hex() {
+        let text = "entries  clashres  found  new  invalid  ignore  delete  chainlength  insert  insert_failed  drop  early_drop  icmp_error  expect_new  expect_create  expect_delete  search_restart\n\
+            00000010  00000000  00000000  00000000  00000000  00000000  00000000  00000000  00000000  00000001  0000000a  00000002  00000000  00000000  00000000  00000000  00000000\n\
+            00000010  00000000  00000000  00000000  00000000  00000000  00000000  00000000  00000000  00000000  00000006  00000000  00000000  00000000  00000000  00000000  00000000\n\
+            garbage\n";
+        let mut c = Counters::new();
+        parse_conntrack(text, &mut c);
+        assert_eq!(c.get("Conntrack:drop"), Some(&16));
+        assert_eq!(c.get("Conntrack:early_drop"), Some(&2));
+        assert_eq!(c.get("Conntrack:insert_failed"), Some(&1));
+        let mut none = Counters::new();
+        parse_conntrack("", &mut none);
+        parse_conntrack("entries found\n0 0\n", &mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn sockstat_gives_the_time_wait_count() {
+        let text =
+            "sockets: used 5\nTCP: inuse 5 orphan 0 tw 12 alloc 7 mem 1\nUDP: inuse 0 mem 0\n";
+        assert_eq!(parse_sockstat_tw(text), Some(12));
+        assert_eq!(parse_sockstat_tw("TCP: inuse 5 tw\n"), None);
+        assert_eq!(parse_sockstat_tw(""), None);
     }
 }

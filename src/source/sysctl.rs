@@ -2,8 +2,10 @@
 //! (unlike `/proc/net`) already follows the calling thread's network namespace. Each value is
 //! an `Option`: unreadable or unparsable means unknown, recorded as a gap, never a default.
 
-use crate::catalogue::{Sysctl, sysctl_path};
-use crate::model::{Gap, SocketFile, Sysctls, Vfs};
+use crate::catalogue::{
+    IP_LOCAL_PORT_RANGE, NF_CONNTRACK_COUNT, NF_CONNTRACK_MAX, Sysctl, sysctl_path,
+};
+use crate::model::{Gap, PortRange, SocketFile, Sysctls, Vfs};
 
 const ROOT: &str = "/proc/sys";
 
@@ -13,6 +15,28 @@ pub(crate) fn read(gaps: &mut Vec<Gap>) -> Sysctls {
     for key in Sysctl::ALL {
         sysctls.set(key, read_one(key, gaps));
     }
+    let range = sysctl_path(IP_LOCAL_PORT_RANGE);
+    match std::fs::read_to_string(&range) {
+        Ok(text) => match PortRange::parse(&text) {
+            Some(r) => sysctls.ip_local_port_range = Some(r),
+            None => gaps.push(Gap::new(
+                IP_LOCAL_PORT_RANGE,
+                format!("{range} holds {:?}, not two ports", text.trim()),
+            )),
+        },
+        Err(e) => gaps.push(Gap::new(
+            IP_LOCAL_PORT_RANGE,
+            format!("cannot read {range}: {e}"),
+        )),
+    }
+    // Present only where connection tracking is loaded: absent is no gap.
+    let number = |name: &str| {
+        std::fs::read_to_string(sysctl_path(name))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    sysctls.nf_conntrack_max = number(NF_CONNTRACK_MAX);
+    sysctls.nf_conntrack_count = number(NF_CONNTRACK_COUNT);
     sysctls
 }
 
