@@ -91,6 +91,7 @@ impl OutgoingReader {
                 closing: time_wait_read,
                 ports: &ports,
                 info: !self.scope.all,
+                local_ports: self.scope.range.and_then(ports_of),
             }),
         };
         match sources.listeners(&q) {
@@ -201,6 +202,11 @@ fn count(r: &mut Remote, s: &OutSock, info: bool) {
         TCP_TIME_WAIT => *r.time_wait.get_or_insert(0) += 1,
         _ => r.closing += 1,
     }
+}
+
+/// A port range as the bytecode compares ports.
+fn ports_of(r: PortRange) -> Option<(u16, u16)> {
+    Some((u16::try_from(r.low).ok()?, u16::try_from(r.high).ok()?))
 }
 
 /// Whether a connection to `addr` is one to the server a target names (its address, or any

@@ -208,6 +208,14 @@ pub struct Outbound<'a> {
     pub ports: &'a [u16],
     /// With tcp_info (`bytes_acked`): only for targets, whose sockets are few.
     pub info: bool,
+    /// With `closing`: the namespace's `ip_local_port_range`, low and high. A TIME_WAIT socket
+    /// is no full socket, and `inet_diag_bc_sk` (net/ipv4/inet_diag.c) gives `AUTO` the bind
+    /// lock of full sockets only, so every TIME_WAIT passes it, a server's own (on its
+    /// listening port) included: measured, a server namespace closing first had its 52
+    /// TIME_WAIT sockets to its clients dumped. A connecting socket's port is picked from this
+    /// range, so only local ports in it are kept (a socket connected before the range was
+    /// narrowed is then missed). None: no such filter.
+    pub local_ports: Option<(u16, u16)>,
 }
 
 /// One outgoing connection as the kernel reports it.
@@ -219,7 +227,9 @@ pub struct OutSock {
     pub state: u8,
     /// Bytes sent and not acknowledged (`idiag_wqueue`: `write_seq - snd_una`).
     pub send_q: u32,
-    /// The retransmission timer runs (`idiag_timer` 1, or 4 for a zero-window probe no).
+    /// The retransmission timer runs (`idiag_timer` 1: a retransmission, reordering or loss
+    /// probe timeout is pending, `inet_sk_diag_fill`); not 4 (a zero-window probe), 2
+    /// (keepalive) or 3 (TIME_WAIT).
     pub retransmitting: bool,
     /// `idiag_retrans`: for SYN_SENT the SYN's retransmissions, else the current backoff's.
     pub retrans: u8,
@@ -259,15 +269,29 @@ impl Outbound<'_> {
         }
     }
 
-    /// `AUTO` first (failing it rejects), then the servers' ports as `port_filter` does for
-    /// local ones.
+    /// `AUTO` first, then (with `closing` and a range) the local port within the range,
+    /// each failing test a rejection (a jump 4 bytes past the end); then the servers' ports
+    /// as `port_filter` does for local ones.
     fn bytecode(&self) -> Vec<u8> {
         let ports = port_filter_on(self.ports, INET_DIAG_BC_D_GE, INET_DIAG_BC_D_LE);
-        let total = 4 + ports.len();
+        let range = self.local_ports.filter(|_| self.closing);
+        let total = 4 + if range.is_some() { 16 } else { 0 } + ports.len();
         let mut bc = Vec::with_capacity(total);
-        bc.push(INET_DIAG_BC_AUTO);
-        bc.push(4);
-        bc.extend_from_slice(&((total + 4) as u16).to_ne_bytes());
+        // `no` of the op at `at`: 4 bytes past the end, relative to it.
+        let reject = |at: usize| ((total - at) + 4) as u16;
+        let op = |bc: &mut Vec<u8>, code: u8, yes: u8, no: u16| {
+            bc.push(code);
+            bc.push(yes);
+            bc.extend_from_slice(&no.to_ne_bytes());
+        };
+        op(&mut bc, INET_DIAG_BC_AUTO, 4, reject(0));
+        if let Some((low, high)) = range {
+            // A port comparison's argument is the `no` of the op after it, skipped by `yes`.
+            op(&mut bc, INET_DIAG_BC_S_GE, 8, reject(4));
+            op(&mut bc, 0, 0, low);
+            op(&mut bc, INET_DIAG_BC_S_LE, 8, reject(12));
+            op(&mut bc, 0, 0, high);
+        }
         bc.extend_from_slice(&ports);
         bc
     }
@@ -933,7 +957,8 @@ fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
         } else {
             header.send_queue
         },
-        // ICSK_TIME_RETRANS (1); 2 is the zero-window probe timer, 4 a TLP probe.
+        // 1: ICSK_TIME_RETRANS, REO_TIMEOUT or LOSS_PROBE (`inet_sk_diag_fill`); 2 is
+        // keepalive, 3 TIME_WAIT's timer, 4 the zero-window probe.
         retransmitting: state != TCP_TIME_WAIT && timer == 1,
         retrans: if state == TCP_TIME_WAIT { 0 } else { retrans },
         bytes_acked,
@@ -1275,6 +1300,13 @@ mod wire {
 
     /// inet_diag_bc_run for the ops port_filter uses, on a socket bound to `sport`.
     fn bc_run(bc: &[u8], sport: u16) -> bool {
+        bc_run_on(bc, sport, 0, false)
+    }
+
+    /// inet_diag_bc_run for the ops port_filter and `Outbound` use, on a socket from `sport`
+    /// to `dport` whose local port is auto-bound or not (`inet_diag_bc_sk` says so for full
+    /// sockets only: a TIME_WAIT socket is always `auto`).
+    fn bc_run_on(bc: &[u8], sport: u16, dport: u16, auto: bool) -> bool {
         let mut at = 0usize;
         let mut len = bc.len() as isize;
         while len > 0 {
@@ -1284,7 +1316,10 @@ mod wire {
                 super::INET_DIAG_BC_JMP => false,
                 super::INET_DIAG_BC_S_GE => sport >= arg(),
                 super::INET_DIAG_BC_S_LE => sport <= arg(),
-                code => panic!("op {code} at {at} is not one port_filter emits"),
+                super::INET_DIAG_BC_D_GE => dport >= arg(),
+                super::INET_DIAG_BC_D_LE => dport <= arg(),
+                super::INET_DIAG_BC_AUTO => auto,
+                code => panic!("op {code} at {at} is not one we emit"),
             };
             let step = if yes {
                 usize::from(op[1])
@@ -1324,8 +1359,11 @@ mod wire {
         }
         while len > 0 {
             let min_len = match bc[at] {
-                super::INET_DIAG_BC_JMP => 4,
-                super::INET_DIAG_BC_S_GE | super::INET_DIAG_BC_S_LE => 8,
+                super::INET_DIAG_BC_JMP | super::INET_DIAG_BC_AUTO => 4,
+                super::INET_DIAG_BC_S_GE
+                | super::INET_DIAG_BC_S_LE
+                | super::INET_DIAG_BC_D_GE
+                | super::INET_DIAG_BC_D_LE => 8,
                 _ => return false,
             };
             if len < min_len {
@@ -1616,6 +1654,170 @@ mod wire {
 
     /// tcp_info as 6.18 sends it: the times at 44 and 52, bytes_received at 128, bytes_sent at
     /// 200; an older, shorter struct leaves the later fields unknown.
+    fn outbound(closing: bool, ports: &[u16], local_ports: Option<(u16, u16)>) -> Vec<u8> {
+        super::Outbound {
+            established: true,
+            closing,
+            ports,
+            info: false,
+            local_ports,
+        }
+        .bytecode()
+    }
+
+    /// `Outbound` with the port range (TIME_WAIT read) and one server port, byte by byte.
+    #[rustfmt::skip]
+    const BC_OUT_RANGE_9000: [u8; 44] = [
+        0x06, 0x04, 0x30, 0x00, //  0: AUTO; yes 4: on; no 48: 4 past the end (44): reject
+        0x02, 0x08, 0x2c, 0x00, //  4: S_GE; yes 8: to the S_LE; no 44: 4 + 44 = 48: reject
+        0x00, 0x00, 0x40, 0x9c, //  8: port 40000 (0x9c40) in `no`
+        0x03, 0x08, 0x24, 0x00, // 12: S_LE; yes 8: to the port block; no 36: 12 + 36 = 48: reject
+        0x00, 0x00, 0x49, 0x9c, // 16: port 40009 (0x9c49)
+        0x04, 0x08, 0x14, 0x00, // 20: D_GE; yes 8; no 20: the final reject at 40
+        0x00, 0x00, 0x28, 0x23, // 24: port 9000 (0x2328)
+        0x05, 0x08, 0x0c, 0x00, // 28: D_LE; yes 8; no 12: 40, the reject
+        0x00, 0x00, 0x28, 0x23, // 32: port 9000
+        0x01, 0x04, 0x08, 0x00, // 36: JMP; no 8: 44, the end: accept
+        0x01, 0x04, 0x08, 0x00, // 40: JMP; no 8: 48, past the end: reject
+    ];
+
+    #[test]
+    fn outbound_filter_keeps_auto_bound_sockets_in_the_port_range_to_the_servers_ports() {
+        let bc = outbound(true, &[9000], Some((40000, 40009)));
+        assert_eq!(bc, BC_OUT_RANGE_9000);
+        assert!(bc_audit(&bc));
+        for (sport, dport, auto, keep) in [
+            (40003, 9000, true, true),   // a client's connection, in any state
+            (40003, 9001, true, false),  // to another server's port
+            (9000, 40003, true, false),  // the server's own TIME_WAIT (no bind lock to test)
+            (40003, 9000, false, false), // bound by the application (an accepted socket)
+            (39999, 9000, true, false),
+            (40010, 9000, true, false),
+            (40009, 9000, true, true),
+        ] {
+            assert_eq!(
+                bc_run_on(&bc, sport, dport, auto),
+                keep,
+                "{sport} -> {dport} {auto}"
+            );
+        }
+    }
+
+    #[test]
+    fn outbound_filter_without_closing_states_or_ports_is_auto_alone() {
+        // Without TIME_WAIT read, the range is not tested (SYN_SENT and ESTABLISHED sockets
+        // carry their bind lock); without ports, every server.
+        let bc = outbound(false, &[], Some((40000, 40009)));
+        assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
+        assert!(bc_audit(&bc));
+        assert!(bc_run_on(&bc, 9000, 1, true));
+        assert!(!bc_run_on(&bc, 40000, 1, false));
+        let bc = outbound(true, &[], None);
+        assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
+        let bc = outbound(true, &[], Some((32768, 60999)));
+        assert!(bc_audit(&bc));
+        assert!(bc_run_on(&bc, 32768, 80, true) && bc_run_on(&bc, 60999, 80, true));
+        assert!(!bc_run_on(&bc, 8080, 50000, true));
+    }
+
+    #[test]
+    fn outbound_request_states_and_extensions() {
+        let q = |closing: bool, info: bool| Query {
+            ports: &[],
+            syn_recv: false,
+            drops: false,
+            tcp: true,
+            unix: false,
+            established: false,
+            pending_of: &[],
+            outgoing: Some(super::Outbound {
+                established: !closing,
+                closing,
+                ports: &[],
+                info,
+                local_ports: None,
+            }),
+        };
+        // SYN_SENT (2) and ESTABLISHED (1); TIME_WAIT (6) with FIN_WAIT1/2 (4, 5), CLOSE_WAIT
+        // (8), LAST_ACK (9), CLOSING (11).
+        assert_eq!(q(false, true).states(), 0b110);
+        assert_eq!(q(true, false).states(), 0b1011_0111_0100);
+        assert_eq!(
+            q(false, true).extensions(),
+            0x02,
+            "1 << (INET_DIAG_INFO - 1)"
+        );
+        assert_eq!(q(true, false).extensions(), 0);
+    }
+
+    /// An `inet_diag_msg` for a connect from 10.200.0.2:40003 to 10.200.0.1:9000: SYN_SENT, its
+    /// SYN sent again twice, as `ss -tno state syn-sent` shows it: `timer:(on,1.5sec,2)`.
+    #[rustfmt::skip]
+    const RESP_V4_SYN_SENT: [u8; 72] = [
+        0x02,                   // idiag_family: AF_INET
+        0x02,                   // idiag_state: TCP_SYN_SENT (2)
+        0x01,                   // idiag_timer: 1, retransmission
+        0x02,                   // idiag_retrans: 2 (icsk_retransmits)
+        0x9c, 0x43,             // idiag_sport: 40003, network order
+        0x23, 0x28,             // idiag_dport: 9000
+        0x0a, 0xc8, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, // idiag_src: 10.200.0.2
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x0a, 0xc8, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, // idiag_dst: 10.200.0.1
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, // idiag_if
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // idiag_cookie
+        0xdc, 0x05, 0x00, 0x00, // idiag_expires: 1500 ms
+        0x00, 0x00, 0x00, 0x00, // idiag_rqueue
+        0x00, 0x00, 0x00, 0x00, // idiag_wqueue: the SYN is no data
+        0x00, 0x00, 0x00, 0x00, // idiag_uid
+        0x2a, 0x00, 0x00, 0x00, // idiag_inode
+    ];
+
+    #[test]
+    fn response_syn_sent_time_wait_and_unacknowledged() {
+        let mut out = Dump::default();
+        super::parse_outgoing(&RESP_V4_SYN_SENT, &mut out).unwrap();
+        let s = out.outgoing[0];
+        assert_eq!(s.local, "10.200.0.2:40003".parse::<SocketAddr>().unwrap());
+        assert_eq!(s.remote, "10.200.0.1:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!((s.state, s.retrans, s.retransmitting), (2, 2, true));
+        assert_eq!((s.send_q, s.bytes_acked), (0, None));
+
+        // ESTABLISHED with the 18-byte request unacknowledged, sent again once, and tcp_info
+        // long enough for tcpi_bytes_acked (offset 120): 1, the SYN's sequence number only.
+        let mut est = RESP_V4_SYN_SENT.to_vec();
+        est[1] = 1;
+        est[3] = 1;
+        est[60..64].copy_from_slice(&18u32.to_ne_bytes());
+        let mut info = vec![0u8; 4 + 128];
+        info[..2].copy_from_slice(&132u16.to_ne_bytes()); // nla_len
+        info[2..4].copy_from_slice(&2u16.to_ne_bytes()); // INET_DIAG_INFO
+        info[4 + 120..4 + 128].copy_from_slice(&1u64.to_ne_bytes());
+        est.extend_from_slice(&info);
+        super::parse_outgoing(&est, &mut out).unwrap();
+        let e = out.outgoing[1];
+        assert_eq!(
+            (e.state, e.send_q, e.retrans, e.bytes_acked),
+            (1, 18, 1, Some(1))
+        );
+
+        // TIME_WAIT (`inet_twsk_diag_fill`): timer 3, no queues; nothing retransmits.
+        let mut tw = RESP_V4_SYN_SENT.to_vec();
+        tw[1] = 6;
+        tw[2] = 3;
+        tw[3] = 0;
+        super::parse_outgoing(&tw, &mut out).unwrap();
+        let t = out.outgoing[2];
+        assert_eq!((t.state, t.retransmitting, t.send_q), (6, false, 0));
+
+        // A zero-window probe (timer 4) is not a retransmission.
+        let mut probe = est.clone();
+        probe[2] = 4;
+        super::parse_outgoing(&probe, &mut out).unwrap();
+        assert!(!out.outgoing[3].retransmitting);
+        assert!(super::parse_outgoing(&RESP_V4_SYN_SENT[..71], &mut out).is_err());
+    }
+
     #[test]
     fn tcp_info_fields_the_wait_reads() {
         let mut info = vec![0u8; 232];
