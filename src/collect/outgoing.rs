@@ -12,9 +12,10 @@
 //! a server's accepted connections never cross into user space.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::Sources;
+pub use crate::model::is_local;
 use crate::model::{Outgoing, PortRange, Remote};
 use crate::source::diag::{self, OutSock, Outbound, TCP_SYN_SENT, TCP_TIME_WAIT};
 
@@ -215,15 +216,10 @@ fn serves(target: SocketAddr, addr: SocketAddr) -> bool {
     target.port() == addr.port() && (target.ip().is_unspecified() || target.ip() == addr.ip())
 }
 
-/// Whether `ip` is one of this namespace's own: a loopback address, the unspecified one, or one
-/// of `local` (its interfaces' addresses).
-pub fn is_local(ip: IpAddr, local: &[IpAddr]) -> bool {
-    ip.is_loopback() || ip.is_unspecified() || local.contains(&ip)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn sock(remote: &str, state: u8, send_q: u32, retrans: u8, acked: Option<u64>) -> OutSock {
         OutSock {

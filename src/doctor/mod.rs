@@ -6,6 +6,7 @@
 //! section they rest on.
 
 pub mod caps;
+pub mod client;
 pub mod remedy;
 mod rules;
 pub mod runtime;
@@ -52,6 +53,12 @@ crate::model::spelled! {
         ResetsTimeout = "resets-timeout",
         ResetsMemory = "resets-memory",
         ResetsUnexplained = "resets-unexplained",
+        ConnectsUnanswered = "connects-unanswered",
+        RequestsUnacknowledged = "requests-unacknowledged",
+        ResetsFromServer = "resets-from-server",
+        ConnectsRefused = "connects-refused",
+        LocalPortsExhausted = "local-ports-exhausted",
+        ConntrackFull = "conntrack-full",
     }
 }
 
@@ -76,6 +83,10 @@ pub struct Finding {
     /// `not-listening`: the TARGET nothing listens on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The connecting side's findings: the server (address and port) this namespace's
+    /// connections go to; None for a listener's finding, or one about several servers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     /// Every listener the finding covers, `listener` first: listeners alike (same rule, backlog
     /// and processes) share one finding. Empty when it concerns no listener.
     pub listeners: Vec<String>,
@@ -87,6 +98,9 @@ pub struct Finding {
     /// What the rule found, typed; `summary` is its words.
     #[serde(skip)]
     pub fact: Fact,
+    /// What a connecting-side rule found, typed (`client::ClientFact`); None for the others.
+    #[serde(skip)]
+    pub client: Option<client::ClientFact>,
 }
 
 /// What to do about a finding: the steps of the listener's plan (the same for every finding
@@ -428,6 +442,13 @@ pub struct Report {
     /// refer to them by index (`fix.plan`).
     pub plans: Vec<remedy::Plan>,
     pub listeners: Vec<ListenerView>,
+    /// The servers this namespace connects to that the window showed: the targets at other
+    /// addresses, and those in trouble (`client::servers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<client::ServerView>,
+    /// Host name targets and the addresses they resolved to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<crate::model::Resolved>,
     pub targets: Vec<crate::model::Target>,
     /// Length of the observation, ms; 0 for a single sample (no deltas).
     pub window_ms: u64,
@@ -519,12 +540,15 @@ impl Triage {
             f.inodes.extend(f.inode);
         }
         words::fill(snap, &listeners, &mut findings, &mut plans);
+        let servers = client::servers(snap);
+        findings.extend(client::findings(snap, &servers));
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
                 .then(b.fact.leads().cmp(&a.fact.leads()))
                 .then(a.id.cmp(&b.id))
                 .then(a.listener.cmp(&b.listener))
+                .then(a.remote.cmp(&b.remote))
         });
         let verdict = findings
             .iter()
@@ -536,6 +560,8 @@ impl Triage {
             findings,
             plans,
             listeners,
+            servers,
+            resolved: snap.resolved.clone(),
             targets: snap.targets.clone(),
             window_ms: snap.window_us() / 1000,
             samples_taken: snap.samples_taken.max(snap.samples.len() as u64),

@@ -13,12 +13,14 @@
 //! `tests/remedy.rs` proves it over generated snapshots. Pure: no I/O; step texts are filled by
 //! `words.rs`.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 
 use super::ListenerView;
 use super::caps::Cap;
 use super::runtime::{self, Relisten, Runtime};
-use crate::catalogue::Sysctl;
+use crate::catalogue::{IP_LOCAL_PORT_RANGE, NF_CONNTRACK_MAX, Sysctl};
 pub use crate::model::Where;
 use crate::model::{Local, Netns, NetnsLabel, Owner, ProcState, Setting, Sysctls};
 
@@ -89,6 +91,30 @@ impl Where {
                 "echo '{} = {value}' > /etc/sysctl.d/90-backlogctl-{}.conf",
                 knob.key(),
                 knob.sysctl().short()
+            )),
+            _ => None,
+        }
+    }
+
+    /// `sysctl -w NAME=VALUE` in this namespace, for a sysctl that is no `Knob` (the
+    /// connecting side's); VALUE as the shell needs it. None when it cannot be entered.
+    pub fn sysctl_raw(&self, name: &str, value: &str) -> Option<String> {
+        let set = format!("sysctl -w {name}={value}");
+        Some(match self {
+            Where::Host => set,
+            Where::Named(n) => format!("ip netns exec {n} {set}"),
+            Where::Path(p) => format!("nsenter --net={p} {set}"),
+            Where::Pid { pid, .. } => format!("nsenter -t {pid} -n {set}"),
+            Where::Unknown => return None,
+        })
+    }
+
+    /// `persist` for `sysctl_raw`'s: the host's /etc/sysctl.d only.
+    pub fn persist_raw(&self, name: &str, value: &str) -> Option<String> {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        match self {
+            Where::Host => Some(format!(
+                "echo '{name} = {value}' > /etc/sysctl.d/90-backlogctl-{short}.conf"
             )),
             _ => None,
         }
@@ -213,6 +239,22 @@ pub enum Action {
     CheckTcpMemory,
     /// RSTs no cause explains: most often connects to a port nothing listens on.
     FindRefusedConnects,
+    /// The connecting side: diagnose the server's listener on its own host, if it is yours.
+    DiagnoseServer { server: SocketAddr },
+    /// The connecting side: connect timeouts above the SYN retry steps, retries with jitter,
+    /// bounded concurrency, a read timeout. `syn_retries`: the namespace's, when read.
+    ClientTimeouts {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        syn_retries: Option<u32>,
+    },
+    /// The connecting side: reuse connections (a pool, keep-alive) instead of one per request.
+    ReuseConnections,
+    /// Widen `net.ipv4.ip_local_port_range` to these ports.
+    WidenPortRange { low: u32, high: u32 },
+    /// Let connect() reuse ports in TIME_WAIT (`net.ipv4.tcp_tw_reuse=1`).
+    TwReuse,
+    /// Raise the host's `net.netfilter.nf_conntrack_max` (writable only in the host's namespace).
+    ConntrackMax { value: u32 },
 }
 
 /// The kind of a step, as the issue tracker of an operator would sort it.
@@ -271,6 +313,35 @@ pub struct Step {
     pub(crate) names_pid: bool,
 }
 
+/// The connecting side's commands: (command, persisting command, names a PID).
+fn client_command(action: &Action, at: &Where) -> (Option<String>, Option<String>, bool) {
+    match action {
+        // Run on the server's own host, in its namespace: nothing here reaches it.
+        Action::DiagnoseServer { server } => (
+            Some(format!("backlogctl doctor --window 10s :{}", server.port())),
+            None,
+            false,
+        ),
+        Action::WidenPortRange { low, high } => (
+            at.sysctl_raw(IP_LOCAL_PORT_RANGE, &format!("\"{low} {high}\"")),
+            at.persist_raw(IP_LOCAL_PORT_RANGE, &format!("{low} {high}")),
+            at.names_pid(),
+        ),
+        Action::TwReuse => (
+            at.sysctl_raw(Sysctl::TcpTwReuse.name(), "1"),
+            at.persist_raw(Sysctl::TcpTwReuse.name(), "1"),
+            at.names_pid(),
+        ),
+        // The table is the host's: set there, whichever namespace is diagnosed.
+        Action::ConntrackMax { value } => (
+            Where::Host.sysctl_raw(NF_CONNTRACK_MAX, &value.to_string()),
+            Where::Host.persist_raw(NF_CONNTRACK_MAX, &value.to_string()),
+            false,
+        ),
+        _ => (None, None, false),
+    }
+}
+
 impl Step {
     fn new(kind: StepKind, action: Action, at: &Where) -> Step {
         let (command, persist, names_pid) = match &action {
@@ -303,7 +374,7 @@ impl Step {
                 pid: Some(pid),
                 state: Some(ProcState::Stopped),
             } => (Some(format!("kill -CONT {pid}")), None, true),
-            _ => (None, None, false),
+            _ => client_command(&action, at),
         };
         let no_command = match (&command, &action) {
             (Some(_), _) => None,
@@ -312,7 +383,9 @@ impl Step {
                 Action::Sysctl { .. }
                 | Action::CheckDropsHeld { .. }
                 | Action::CheckWait { .. }
-                | Action::FindOverflowingListener,
+                | Action::FindOverflowingListener
+                | Action::WidenPortRange { .. }
+                | Action::TwReuse,
             ) => Some(NoCommand::NamespaceUnknown),
             (None, _) => Some(NoCommand::ByHand),
         };
@@ -327,7 +400,7 @@ impl Step {
                 Action::Sysctl {
                     knob: Knob::AbortOnOverflow,
                     ..
-                }
+                } | Action::TwReuse
             ),
             action,
             at: at.clone(),
@@ -737,16 +810,30 @@ pub fn target_backlog(b: u32, ceiling: u32) -> Option<u32> {
     (n > b).then_some(n)
 }
 
-/// A step for the whole namespace that sets no sysctl (a look for a hidden listener, ...).
+/// A step for the whole namespace that sets no listen-queue sysctl (a look for a hidden
+/// listener, the connecting side's steps, ...).
 pub fn namespace_step(action: Action, netns: &Netns) -> Step {
     let kind = match action {
-        Action::Sysctl { .. } => StepKind::Sysctl,
-        Action::BalanceReuseport | Action::ReadBeforeClose | Action::DropLingerZero => {
-            StepKind::CodeChange
-        }
+        Action::Sysctl { .. }
+        | Action::WidenPortRange { .. }
+        | Action::TwReuse
+        | Action::ConntrackMax { .. } => StepKind::Sysctl,
+        Action::BalanceReuseport
+        | Action::ReadBeforeClose
+        | Action::DropLingerZero
+        | Action::ClientTimeouts { .. }
+        | Action::ReuseConnections => StepKind::CodeChange,
         _ => StepKind::Check,
     };
-    Step::new(kind, action, &Where::of(netns))
+    let mut step = Step::new(kind, action, &Where::of(netns));
+    // Run where the server is, not here.
+    if matches!(step.action, Action::DiagnoseServer { .. }) {
+        step.namespace = "the server's".into();
+    }
+    if matches!(step.action, Action::ConntrackMax { .. }) {
+        step.namespace = "host".into();
+    }
+    step
 }
 
 #[cfg(test)]

@@ -752,12 +752,14 @@ fn finding(id: RuleId, severity: Severity, v: Option<&ListenerView>, fact: Fact)
         listener: v.map(|v| v.local.to_string()),
         inode: v.map(|v| v.inode),
         target: None,
+        remote: None,
         listeners: Vec::new(),
         inodes: Vec::new(),
         summary: String::new(),
         evidence: Vec::new(),
         fix: Fix::default(),
         fact,
+        client: None,
     }
 }
 

@@ -903,6 +903,12 @@ impl Words<'_> {
                                        or net.ipv4.tcp_max_orphans, or leave fewer sockets closed with data \
                                        pending"
                 .into(),
+            Action::DiagnoseServer { .. }
+            | Action::ClientTimeouts { .. }
+            | Action::ReuseConnections
+            | Action::WidenPortRange { .. }
+            | Action::TwReuse
+            | Action::ConntrackMax { .. } => super::client::step_words(s),
             Action::FindRefusedConnects => "find the clients connecting where nothing listens (their logs say \
                                             \"Connection refused\"): fix their address or port, or start the \
                                             server they expect"

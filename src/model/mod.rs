@@ -22,6 +22,7 @@ pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use remote::{
     ClientTraced, ConnectErrors, Outgoing, Percentiles, PortRange, Remote, Resolved, TracedRemote,
+    is_local,
 };
 pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
 pub use settings::{Section, Setting, SettingSource, SettingValue};
@@ -769,10 +770,35 @@ impl Snapshot {
         }
     }
 
-    /// Targets that no listener of any sample serves: nothing listens on them here.
-    pub fn unmatched_targets(&self) -> Vec<Target> {
+    /// The targets at none of this namespace's addresses: servers it connects to, not its own
+    /// listeners. None of them in a file without `local_addresses` (before schema 5).
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        let Some(mine) = &self.local_addresses else {
+            return Vec::new();
+        };
         self.targets
             .iter()
+            .filter_map(|t| match t {
+                Target::Inet { ip: Some(ip), port } if !is_local(*ip, mine) => {
+                    Some(SocketAddr::new(*ip, *port))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Targets that no listener of any sample serves: nothing listens on them here. A server
+    /// this namespace connects to (`servers`) is never one.
+    pub fn unmatched_targets(&self) -> Vec<Target> {
+        let servers = self.servers();
+        self.targets
+            .iter()
+            .filter(|t| match t {
+                Target::Inet { ip: Some(ip), port } => {
+                    !servers.contains(&SocketAddr::new(*ip, *port))
+                }
+                _ => true,
+            })
             .filter(|t| {
                 !self
                     .samples

@@ -143,6 +143,12 @@ impl PortRange {
     }
 }
 
+/// Whether `ip` is one of this namespace's own: a loopback address, the unspecified one, or one
+/// of `local` (its interfaces' addresses).
+pub fn is_local(ip: IpAddr, local: &[IpAddr]) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || local.contains(&ip)
+}
+
 /// A host name target resolved once, with every address it gave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {

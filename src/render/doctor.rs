@@ -34,6 +34,7 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     wrap(w, style.width, &heading(r, style.color), "")?;
     writeln!(w)?;
     listeners(w, r, style)?;
+    servers(w, r, style)?;
     findings(w, r, style)?;
     gaps(w, r, style)
 }
@@ -55,8 +56,12 @@ fn heading(r: &Report, color: bool) -> String {
             r.samples_taken
         )
     };
+    let servers = match r.servers.len() {
+        0 => String::new(),
+        n => format!(" and {n} server(s) it connects to"),
+    };
     format!(
-        "{}: {} on {} listener(s) ({window}; kernel {}; {})",
+        "{}: {} on {} listener(s){servers} ({window}; kernel {}; {})",
         paint(severity_word(r.verdict), r.verdict, color),
         match problems {
             0 => "no problem found".to_string(),
@@ -107,6 +112,62 @@ fn listeners(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
         )?;
     }
     caps(w, &shown, style)
+}
+
+/// The servers this namespace connects to: what its own connections to each showed.
+fn servers(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
+    if r.servers.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(w, "Connections from this namespace to servers:")?;
+    for v in &r.servers {
+        let parts = server_parts(v);
+        let named = if v.named { "" } else { " (in trouble)" };
+        wrap(
+            w,
+            style.width,
+            &format!("- {}{named}: {parts}", v.label()),
+            "  ",
+        )?;
+    }
+    Ok(())
+}
+
+/// One server's line: what was seen of its connections at the peaks, zeros left out.
+fn server_parts(v: &crate::doctor::client::ServerView) -> String {
+    let mut parts = Vec::new();
+    if v.syn_sent_peak > 0 {
+        parts.push(format!("{} connecting", v.syn_sent_peak));
+        if v.syn_retried_peak > 0 {
+            parts.push(format!(
+                "{} of them sent again (up to {}x)",
+                v.syn_retried_peak, v.syn_retrans_max
+            ));
+        }
+    }
+    match v.established_peak {
+        Some(n) if n > 0 => parts.push(format!("{n} established")),
+        _ => {}
+    }
+    if v.completed_late > 0 {
+        parts.push(format!("{} completed late", v.completed_late));
+    }
+    if v.unacked_peak > 0 {
+        parts.push(format!("{} unacknowledged", v.unacked_peak));
+    }
+    if v.time_wait_peak.is_some_and(|n| n > 0) {
+        parts.push(format!("{} local ports held", v.ports_held_peak));
+    }
+    if parts.is_empty() {
+        return "no connection in trouble seen in the window".into();
+    }
+    let unread = if v.established_peak.is_none() {
+        "; established ones not read: nothing was sent again"
+    } else {
+        ""
+    };
+    format!("{} (peaks{unread})", parts.join(", "))
 }
 
 /// What the owners of the listeners shown serve at once, read from their settings.
@@ -338,6 +399,7 @@ fn finding(
         .as_deref()
         .or(f.target.as_deref())
         .map(|l| format!("  {}", name(l, f.inode)))
+        .or_else(|| f.remote.as_deref().map(|s| format!("  server {s}")))
         .unwrap_or_default();
     writeln!(
         w,
