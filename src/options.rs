@@ -12,7 +12,7 @@ use crate::cli::{self, Cli};
 use crate::collect::{Namespaces, Owners, Sampling};
 use crate::error::{Error, Result};
 use crate::lab::{LabFamily, LabOptions};
-use crate::model::{Families, Scope, parse_targets};
+use crate::model::{Families, Scope, Target, host_port, parse_targets};
 use crate::render::watch::Format;
 use crate::source::netns::Which;
 use crate::watch;
@@ -215,7 +215,47 @@ fn scope(targets: &[String], f: cli::FamilyArgs) -> Result<Scope> {
         },
         _ => Families::default(),
     };
-    Ok(Scope::new(parse_targets(targets)?).only(families))
+    let mut scope = resolve_hosts(targets)?;
+    scope.families = families;
+    Ok(scope)
+}
+
+/// The targets, host names resolved once here (before any namespace is entered, with this
+/// host's resolver): every address a name gives is a target, and the name is kept for the
+/// words. A name that does not resolve is an error that says so.
+fn resolve_hosts(raw: &[String]) -> Result<Scope> {
+    use std::net::ToSocketAddrs;
+    let mut targets = Vec::new();
+    let mut resolved = Vec::new();
+    for t in raw {
+        let Some((host, port)) = host_port(t).filter(|_| Target::parse(t).is_err()) else {
+            targets.push(Target::parse(t)?);
+            continue;
+        };
+        let addrs = (host, port).to_socket_addrs().map_err(|e| {
+            Error::BadInput(format!(
+                "cannot resolve the host name in target {t:?}: {e}; check the name, or give \
+                 its address (e.g. 10.0.0.5:{port})"
+            ))
+        })?;
+        let mut ips: Vec<std::net::IpAddr> = Vec::new();
+        for a in addrs {
+            if !ips.contains(&a.ip()) {
+                ips.push(a.ip());
+                targets.push(Target::Inet {
+                    ip: Some(a.ip()),
+                    port,
+                });
+            }
+        }
+        resolved.push(crate::model::Resolved {
+            name: t.trim().to_string(),
+            addrs: ips,
+        });
+    }
+    let mut scope = Scope::new(targets);
+    scope.resolved = resolved;
+    Ok(scope)
 }
 
 fn duration(what: &str, s: &str) -> Result<Duration> {

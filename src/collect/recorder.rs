@@ -100,7 +100,7 @@ impl<S: Sources> Recorder<S> {
                 resets_traced: None,
                 socket_files,
                 local_addresses,
-                resolved: Vec::new(),
+                resolved: scope.resolved.clone(),
                 client_traced: None,
                 set_aside: Vec::new(),
             },

@@ -24,7 +24,7 @@ pub use remote::{
     ClientTraced, ConnectErrors, Outgoing, Percentiles, PortRange, Remote, Resolved, TracedRemote,
     is_local,
 };
-pub use scope::{Families, Scope, Target, UnixTarget, parse_targets};
+pub use scope::{Families, Scope, Target, UnixTarget, host_port, parse_targets};
 pub use settings::{Section, Setting, SettingSource, SettingValue};
 #[cfg(test)]
 pub(crate) use spelled::assert_spelled_once;

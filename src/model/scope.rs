@@ -115,9 +115,7 @@ impl Target {
             }
             Some((_, p)) => {
                 port_of(p)?;
-                Err(bad(
-                    "the address must be numeric (host names are not resolved)",
-                ))
+                Err(bad("neither an address nor a host name"))
             }
             None => Err(bad("no port")),
         }
@@ -177,6 +175,20 @@ impl<'de> Deserialize<'de> for Target {
     }
 }
 
+/// `db.internal:5432` as a host name and a port, when it is one (letters, digits, `-` and `.`,
+/// not all digits, and a port); None for anything else, which `Target::parse` judges.
+pub fn host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.trim().rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    let name = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.bytes().all(name)
+        && host.bytes().any(|b| b.is_ascii_alphabetic())
+        && !host.starts_with(['-', '.']);
+    ok.then_some((host, port))
+}
+
 /// Every target in `raw`, or the first malformed one's error.
 pub fn parse_targets(raw: &[String]) -> Result<Vec<Target>> {
     raw.iter().map(|s| Target::parse(s)).collect()
@@ -204,6 +216,8 @@ impl Default for Families {
 pub struct Scope {
     pub targets: Vec<Target>,
     pub families: Families,
+    /// Host name targets, resolved once: each address is a target of its own.
+    pub resolved: Vec<super::Resolved>,
 }
 
 impl Scope {
@@ -211,6 +225,7 @@ impl Scope {
         Scope {
             targets,
             families: Families::default(),
+            resolved: Vec::new(),
         }
     }
 

@@ -121,6 +121,11 @@ fn servers(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     }
     writeln!(w)?;
     writeln!(w, "Connections from this namespace to servers:")?;
+    for n in &r.resolved {
+        let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
+        let line = format!("- {} resolved to {}", n.name, addrs.join(", "));
+        wrap(w, style.width, &line, "  ")?;
+    }
     for v in &r.servers {
         let parts = server_parts(v);
         let named = if v.named { "" } else { " (in trouble)" };

@@ -21,7 +21,7 @@ use super::remedy::{self, Action};
 use super::{Evidence, Finding, Fix, RuleId, Severity};
 use crate::catalogue::{
     ATTEMPT_FAILS, CONNTRACK_DROP, CONNTRACK_EARLY_DROP, CONNTRACK_INSERT_FAILED, ESTAB_RESETS,
-    RETRANS_SEGS, SYN_RETRANS, TCP_TIMEOUTS,
+    OUT_RSTS, RETRANS_SEGS, SYN_RETRANS, TCP_TIMEOUTS,
 };
 use crate::model::{Snapshot, TracedRemote, is_local};
 
@@ -490,7 +490,13 @@ fn resets(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
 }
 
 fn refused(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
-    let count = snap.counter_delta(ATTEMPT_FAILS).filter(|n| *n > 0)?;
+    // A refusal this namespace sent itself (a connect to its own closed port) is its own RST,
+    // which the reset findings explain from the sending side: only the rest came from afar.
+    let sent = snap.counter_delta(OUT_RSTS).unwrap_or(0);
+    let count = snap
+        .counter_delta(ATTEMPT_FAILS)
+        .map(|n| n.saturating_sub(sent))
+        .filter(|n| *n > 0)?;
     let retried = snap.counter_delta(SYN_RETRANS).unwrap_or(0);
     let traced_any = theirs.iter().any(|v| v.traced.is_some());
     // Untraced, AttemptFails also counts connects abandoned after SYN retransmissions: only
@@ -513,7 +519,7 @@ fn refused(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
         traced,
     };
     let mut f = finding(RuleId::ConnectsRefused, severity, None, fact);
-    counter_evidence(snap, &mut f, &[ATTEMPT_FAILS, SYN_RETRANS]);
+    counter_evidence(snap, &mut f, &[ATTEMPT_FAILS, OUT_RSTS, SYN_RETRANS]);
     if let Some(ClientFact::Refused { from, .. }) = &f.client {
         f.remote = (from.len() == 1).then(|| from[0].0.clone());
     }
