@@ -25,12 +25,20 @@ fn assert_one_error_line(stderr: &str, contains: &str) {
 
 #[test]
 fn malformed_targets_exit_3_with_one_line() {
-    for bad in ["localhost:80", ":0", "::1:80", "abc", "[::1]", ":99999"] {
+    for bad in ["foo_bar:80", ":0", "::1:80", "abc", "[::1]", ":99999"] {
         let (code, stdout, stderr) = run(&["snapshot", bad]);
         assert_eq!(code, 3, "{bad}: {stderr}");
         assert!(stdout.is_empty());
         assert_one_error_line(&stderr, "malformed target");
     }
+}
+
+#[test]
+fn a_host_name_that_does_not_resolve_exits_3_with_one_line() {
+    let (code, stdout, stderr) = run(&["doctor", "no-such-host.invalid:80"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+    assert_one_error_line(&stderr, "cannot resolve the host name");
 }
 
 #[test]

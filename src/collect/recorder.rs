@@ -67,6 +67,7 @@ impl<S: Sources> Recorder<S> {
                 _ => None,
             })
             .collect();
+        scope.servers = servers.clone();
         let outgoing = OutgoingScope {
             all: scope.targets.is_empty() && scope.families.tcp && local_addresses.is_some(),
             servers,

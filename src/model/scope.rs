@@ -218,6 +218,9 @@ pub struct Scope {
     pub families: Families,
     /// Host name targets, resolved once: each address is a target of its own.
     pub resolved: Vec<super::Resolved>,
+    /// The targets that are servers this namespace connects to (at none of its addresses):
+    /// no listener of its own is theirs. Set when the namespace's addresses are known.
+    pub servers: Vec<SocketAddr>,
 }
 
 impl Scope {
@@ -226,6 +229,7 @@ impl Scope {
             targets,
             families: Families::default(),
             resolved: Vec::new(),
+            servers: Vec::new(),
         }
     }
 
@@ -235,15 +239,28 @@ impl Scope {
         self
     }
 
-    /// Ports for the kernel-side filter; empty = all.
-    pub fn ports(&self) -> Vec<u16> {
-        self.targets.iter().filter_map(Target::inet_port).collect()
+    /// The targets that name listeners of this namespace: all but the servers.
+    fn listener_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter().filter(|t| match t {
+            Target::Inet { ip: Some(ip), port } => {
+                !self.servers.contains(&SocketAddr::new(*ip, *port))
+            }
+            _ => true,
+        })
     }
 
-    /// Whether TCP listeners are dumped at all: no target names a port and some name a socket.
+    /// Ports for the kernel-side filter; empty = all.
+    pub fn ports(&self) -> Vec<u16> {
+        self.listener_targets()
+            .filter_map(Target::inet_port)
+            .collect()
+    }
+
+    /// Whether TCP listeners are dumped at all: no target names a port and some name a socket,
+    /// or every port named is a server's.
     pub fn wants_tcp(&self) -> bool {
         self.families.tcp
-            && (self.targets.is_empty() || self.targets.iter().any(|t| t.inet_port().is_some()))
+            && (self.targets.is_empty() || self.listener_targets().any(|t| t.inet_port().is_some()))
     }
 
     /// Whether Unix listeners are dumped.
@@ -259,13 +276,45 @@ impl Scope {
         } else {
             self.families.tcp
         };
-        family && (self.targets.is_empty() || self.targets.iter().any(|t| t.matches(l)))
+        family && (self.targets.is_empty() || self.listener_targets().any(|t| t.matches(l)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_target_names_no_listener_of_ours() {
+        let mut scope = Scope::new(vec![Target::parse("10.200.0.1:9000").unwrap()]);
+        assert_eq!(scope.ports(), vec![9000]);
+        scope.servers = vec!["10.200.0.1:9000".parse().unwrap()];
+        assert_eq!(scope.ports(), Vec::<u16>::new());
+        assert!(!scope.wants_tcp(), "no listener named: none dumped");
+        scope.targets.push(Target::port(80));
+        assert_eq!(scope.ports(), vec![80]);
+        assert!(scope.wants_tcp());
+    }
+
+    #[test]
+    fn host_names_are_told_from_addresses_and_garbage() {
+        assert_eq!(host_port("db.internal:5432"), Some(("db.internal", 5432)));
+        assert_eq!(host_port("localhost:80"), Some(("localhost", 80)));
+        for not in [
+            "10.0.0.1:80",
+            "1234:80",
+            "db:0",
+            "db:",
+            "db",
+            "foo_bar:80",
+            "-x:80",
+            ":80",
+            "[::1]:80",
+            "db:99999",
+        ] {
+            assert_eq!(host_port(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn targets() {
