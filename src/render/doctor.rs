@@ -33,7 +33,9 @@ pub fn text(w: &mut dyn Write, report: &Report, style: Style) -> Result<()> {
 fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     wrap(w, style.width, &heading(r, style.color), "")?;
     writeln!(w)?;
-    listeners(w, r, style)?;
+    if !only_servers(r) {
+        listeners(w, r, style)?;
+    }
     servers(w, r, style)?;
     findings(w, r, style)?;
     gaps(w, r, style)
@@ -56,26 +58,34 @@ fn heading(r: &Report, color: bool) -> String {
             r.samples_taken
         )
     };
-    let servers = match r.servers.len() {
-        0 => String::new(),
-        n => format!(" and {n} server(s) it connects to"),
+    let scope = match (r.servers.len(), only_servers(r)) {
+        (0, _) => format!("{} listener(s)", r.listeners.len()),
+        (n, true) => format!("{n} server(s) this namespace connects to"),
+        (n, false) => format!(
+            "{} listener(s) and {n} server(s) it connects to",
+            r.listeners.len()
+        ),
     };
     format!(
-        "{}: {} on {} listener(s){servers} ({window}; kernel {}; {})",
+        "{}: {} on {scope} ({window}; kernel {}; {})",
         paint(severity_word(r.verdict), r.verdict, color),
         match problems {
             0 => "no problem found".to_string(),
             1 => "1 problem".to_string(),
             n => format!("{n} problems"),
         },
-        r.listeners.len(),
         r.kernel.as_deref().unwrap_or("unknown"),
         Where::of(&r.netns).label(NetnsLabel::Heading(r.netns.inode)),
     )
 }
 
-/// `host network namespace`, `network namespace bpy (4026532177)`, `network namespace
-/// 4026532177`, `network namespace unknown`.
+/// Every target is a server this namespace connects to: no listener of its own was asked for.
+fn only_servers(r: &Report) -> bool {
+    r.listeners.is_empty()
+        && !r.targets.is_empty()
+        && r.servers.iter().filter(|v| v.named).count() == r.targets.len()
+}
+
 /// The listener table, or a line saying there is none.
 fn listeners(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     if r.listeners.is_empty() {
@@ -119,7 +129,9 @@ fn servers(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     if r.servers.is_empty() {
         return Ok(());
     }
-    writeln!(w)?;
+    if !only_servers(r) {
+        writeln!(w)?;
+    }
     writeln!(w, "Connections from this namespace to servers:")?;
     for n in &r.resolved {
         let addrs: Vec<String> = n.addrs.iter().map(|a| a.to_string()).collect();
