@@ -894,6 +894,26 @@ mod tests {
         assert!(missing.is_empty(), "{missing:#?}");
     }
 
+    /// Each entry's reference names sections docs/kernel.md has (`§4.2` is in `## 4.`).
+    #[test]
+    fn references_are_sections_of_the_kernel_page() {
+        let page = include_str!("../docs/kernel.md");
+        for e in ENTRIES {
+            for r in e.reference.split(", ") {
+                let top = r
+                    .trim_start_matches('§')
+                    .split(['.', '-'])
+                    .next()
+                    .unwrap_or("");
+                assert!(
+                    !top.is_empty() && page.contains(&format!("\n## {top}. ")),
+                    "{}: {r} is no section of docs/kernel.md",
+                    e.name
+                );
+            }
+        }
+    }
+
     /// The wait's entries say the thresholds the code uses.
     #[test]
     fn the_wait_entries_say_the_code_s_numbers() {
