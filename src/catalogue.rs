@@ -811,6 +811,14 @@ mod tests {
         assert_eq!(find("backlogctl_listen_waiting").unwrap().name, "wait");
         assert_eq!(find("after_accept").unwrap().name, "unanswered");
         assert_eq!(closest("oldest-waits"), "wait");
+        assert_eq!(find("TCPSynRetrans").unwrap().name, "TCPSynRetrans");
+        assert_eq!(closest("TCPSynRetran"), "TCPSynRetrans");
+        assert_eq!(closest("tcp_syn_retry"), "tcp_syn_retries");
+        assert_eq!(find("early_drop").unwrap().name, "Conntrack:early_drop");
+        assert_eq!(
+            find("net.ipv4.ip_local_port_range").unwrap().name,
+            "ip_local_port_range"
+        );
     }
 
     /// Every `pub const NAME: &str = "…";` of this file: the counter keys and sysctl names the
