@@ -106,6 +106,15 @@ pub const TCP_TIMEOUTS: &str = "TcpExt:TCPTimeouts";
 pub const CONNTRACK_DROP: &str = "Conntrack:drop";
 pub const CONNTRACK_EARLY_DROP: &str = "Conntrack:early_drop";
 pub const CONNTRACK_INSERT_FAILED: &str = "Conntrack:insert_failed";
+/// The `Conntrack:` counters, in the order `source::netstat::parse_conntrack` takes them from
+/// the file's columns (named after the part behind the colon).
+pub const CONNTRACK: [&str; 3] = [
+    CONNTRACK_DROP,
+    CONNTRACK_EARLY_DROP,
+    CONNTRACK_INSERT_FAILED,
+];
+/// connect()s that sent their first SYN: what TCPSynRetrans and AttemptFails are set against.
+pub const ACTIVE_OPENS: &str = "Tcp:ActiveOpens";
 
 /// The counters the connecting side's findings read (docs/kernel.md, "The client's side").
 pub const CLIENT: [&str; 8] = [
@@ -365,10 +374,17 @@ pub const ENTRIES: &[Entry] = &[
         name: "EstabResets",
         aliases: &["Tcp:EstabResets"],
         kind: Kind::Counter(ESTAB_RESETS),
-        text: "Connections in ESTABLISHED or CLOSE_WAIT that went straight to CLOSED: a reset received or sent, \
-               or a timeout. Counts both ends when client and server share the namespace, so it is not a count of \
+        text: "Connections that went from ESTABLISHED or CLOSE_WAIT straight to CLOSED (tcp_set_state): a reset \
+               received (tcp_reset; the owner reads ECONNRESET, or EPIPE in CLOSE_WAIT), an abortive close of its \
+               own (close() with unread data, SO_LINGER {1,0}), or a connection given up on retransmission or \
+               keepalive timeouts (tcp_write_err). On a client: servers reset connections they had completed, \
+               for example a full accept queue with net.ipv4.tcp_abort_on_overflow=1, where the client reads \
+               ECONNRESET at connect() when the reset arrives before connect() returns, otherwise at its first \
+               read or write. On a server: its own aborts and its clients' resets. It says neither who sent the \
+               reset nor to which peer (doctor --trace names the peer from inet_sk_error_report, error 104), \
+               and it counts both ends when client and server share the namespace, so it is not a count of \
                RSTs sent.",
-        reference: "§10",
+        reference: "§10, §12",
         metric: Some((
             "estab_resets_total",
             "Established connections reset, sent or received, or timed out (Tcp EstabResets); both ends count in one namespace.",
@@ -397,10 +413,125 @@ pub const ENTRIES: &[Entry] = &[
         name: "AttemptFails",
         aliases: &["Tcp:AttemptFails"],
         kind: Kind::Counter("Tcp:AttemptFails"),
-        text: "Connection attempts that failed: a socket in SYN_SENT or SYN_RECV went to CLOSED (a reset or an \
-               expired handshake), on either side: a connect() refused by RST (ECONNREFUSED, nothing listening) counts \
-               here on the client's side. lab reads it for its clients' failures.",
-        reference: "§4",
+        text: "connect()s that failed: a socket still in SYN_SENT was closed by tcp_done, because an RST \
+               answered its SYN (tcp_reset: ECONNREFUSED \"Connection refused\", nothing listens on the port) or \
+               its SYN retries ran out (tcp_write_err: ETIMEDOUT, about 2 minutes of TCPSynRetrans). Set against \
+               ActiveOpens it is the share of connects that failed. It is a client's counter: a listener's \
+               half-open connections are request sockets, which never pass through tcp_done (only a TCP Fast \
+               Open child in SYN_RECV counts here), so an expired or reset handshake on a server is \
+               EmbryonicRsts or nothing. It tells neither which server nor which of the two causes (a refusal \
+               comes at once, a timeout after the retries), and a connect that failed before its first SYN, \
+               such as EADDRNOTAVAIL for want of a local port, is not counted. lab reads it for its clients' \
+               failures.",
+        reference: "§10, §12",
+        metric: None,
+    },
+    Entry {
+        name: "ActiveOpens",
+        aliases: &["Tcp:ActiveOpens", "TCP_MIB_ACTIVEOPENS"],
+        kind: Kind::Counter(ACTIVE_OPENS),
+        text: "connect()s that sent their first SYN (tcp_connect), one per attempt, not per resend. The rate of \
+               new outgoing connections: TCPSynRetrans over it is the resends per connect, AttemptFails over it \
+               the share that failed. Many per second to one server is also what fills the local port range \
+               with TIME_WAIT (ip_local_port_range). A connect that failed before its SYN, such as \
+               EADDRNOTAVAIL, is not counted. A server's accepted connections count in Tcp PassiveOpens, not \
+               here. Per network namespace; it names no destination.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "TCPSynRetrans",
+        aliases: &["TcpExt:TCPSynRetrans", "LINUX_MIB_TCPSYNRETRANS"],
+        kind: Kind::Counter(SYN_RETRANS),
+        text: "SYNs and SYN-ACKs sent again: a connecting socket's SYN (__tcp_retransmit_skb) and a listener's \
+               SYN-ACK (tcp_rtx_synack); both count in RetransSegs too. On a client, each rise is one more \
+               resend of an unanswered SYN, on the schedule of net.ipv4.tcp_syn_retries (n): 1 s, 3 s, 7 s … \
+               after the first SYN, connect() failing with ETIMEDOUT about 2^(n+1)-1 s after it, 127 s at the \
+               default 6 (kernels with net.ipv4.tcp_syn_linear_timeouts: 1, 2, 3, 4, 5, 7 … s, about 131 s). So \
+               a connect that timed out at the defaults added 6 (10 with linear timeouts), one answered on its \
+               second SYN added 1; over ActiveOpens it is the resends per connect. A server whose accept queue is full \
+               drops SYNs without a word, but so do a full SYN queue without cookies, a firewall, a full \
+               conntrack table and a lossy path: the counter cannot tell them apart. Connects to the same \
+               server that do complete after 1 s or 3 s point at its queue. On a server, each rise is a \
+               SYN-ACK resent for a handshake whose final ACK did not arrive or was dropped, which a full accept \
+               queue with tcp_abort_on_overflow=0 produces (resent at 1, 3, 7, 15, 31 s). In a namespace that \
+               is both, the two mix. It names no destination: `ss -tn state syn-sent` (timer:(on,…,N)) or \
+               doctor's connecting-side findings say which server.",
+        reference: "§4.2, §12",
+        metric: None,
+    },
+    Entry {
+        name: "RetransSegs",
+        aliases: &["Tcp:RetransSegs", "TCP_MIB_RETRANSSEGS"],
+        kind: Kind::Counter(RETRANS_SEGS),
+        text: "Segments sent again, of every kind: data, SYNs (also TCPSynRetrans), SYN-ACKs, FINs \
+               (__tcp_retransmit_skb, tcp_rtx_synack), after a timeout or by fast retransmit. On a client whose \
+               server is slow to take connections from a full accept queue (tcp_abort_on_overflow=0), the \
+               connection is ESTABLISHED for the client but not for the server, which dropped the final ACK: \
+               the request is never acknowledged and goes out again on the timer (`ss -ti`: unacked:1, Send-Q \
+               the request's size; TCPTimeouts rises with it). Without a target, doctor dumps \
+               established connections only while this rises. On a server: SYN-ACKs resent, and ordinary loss. It names no connection and no peer, \
+               and does not tell a lossy path from a peer that does not acknowledge.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "TCPTimeouts",
+        aliases: &["TcpExt:TCPTimeouts", "LINUX_MIB_TCPTIMEOUTS"],
+        kind: Kind::Counter(TCP_TIMEOUTS),
+        text: "Retransmission timers that expired: each time a socket's RTO fires with a SYN, data or a FIN \
+               unacknowledged (tcp_retransmit_timer), and each time a listener's half-open connection's \
+               SYN-ACK timer fires (tcp_syn_ack_timeout). Unlike RetransSegs it leaves out fast retransmits: it \
+               is the part where nothing came back for a whole timeout. On a client: SYNs unanswered (SYN_SENT) \
+               and requests unacknowledged on connections a full server queue has not taken in (ESTABLISHED, \
+               unacked); 300 clients against a listen(8) server accepting one connection per 200 ms raised it \
+               by about 1900. On a server: SYN-ACK timers of handshakes not completed. It names no peer, and a \
+               lossy path raises it too.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "Conntrack:drop",
+        aliases: &["conntrack_drop", "nf_conntrack drop"],
+        kind: Kind::Counter(CONNTRACK_DROP),
+        text: "Packets connection tracking dropped (nf_conntrack_in), above all the first packet of a new \
+               flow that found this namespace's table full, past net.netfilter.nf_conntrack_max, with no \
+               half-open entry near it to evict (__nf_conntrack_alloc; the kernel logs \"nf_conntrack: table \
+               full, dropping packet\"), but also packets the TCP tracker rejects and clashes on insertion \
+               (insert_failed). From /proc/net/stat/nf_conntrack, one line per CPU, summed; absent where \
+               conntrack is not loaded. On a client whose own namespace tracks connections (NAT, a stateful \
+               firewall, service rules), a dropped SYN is resent like one the server ignored: TCPSynRetrans \
+               rises, connects are slow or time out, and the server is fine. On a server: new clients turned \
+               away before TCP sees them, with no listener counter moving. It counts packets, not flows, and \
+               names neither.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "Conntrack:early_drop",
+        aliases: &["early_drop", "conntrack_early_drop"],
+        kind: Kind::Counter(CONNTRACK_EARLY_DROP),
+        text: "Connection-tracking entries evicted to make room for a new flow when the table was full \
+               (early_drop, from __nf_conntrack_alloc): only entries not yet assured (no answer seen, such as \
+               a SYN never answered), from the buckets next to the new flow's. A rise means \
+               net.netfilter.nf_conntrack_count reached nf_conntrack_max and new flows got in by pushing out \
+               half-open ones; when none can be pushed out, the packet is dropped (Conntrack:drop). The same on \
+               a client and a server. The flows evicted were mostly failing already, so it is a warning more \
+               than a failure of its own.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "Conntrack:insert_failed",
+        aliases: &["insert_failed", "conntrack_insert_failed"],
+        kind: Kind::Counter(CONNTRACK_INSERT_FAILED),
+        text: "New connection-tracking entries that could not be put in the table because one with the same \
+               addresses and ports got there first (__nf_conntrack_confirm): two packets of one new flow \
+               racing on two CPUs, or two flows that NAT mapped to one tuple. The packet may be dropped (then \
+               Conntrack:drop rises too). Typical of parallel UDP queries over one socket (DNS) and of heavy \
+               source NAT; for a TCP connect it costs one SYN, resent after 1 s. It does not mean the table \
+               is full.",
+        reference: "§12",
         metric: None,
     },
     Entry {
@@ -456,11 +587,76 @@ pub const ENTRIES: &[Entry] = &[
     },
     Entry {
         name: "tcp_syn_retries",
-        aliases: &["net.ipv4.tcp_syn_retries"],
-        kind: Kind::Sysctl("net.ipv4.tcp_syn_retries"),
-        text: "Client side: how often connect() resends an unanswered SYN (default 6) before ETIMEDOUT, about \
-               2 minutes.",
-        reference: "§4",
+        aliases: &[Sysctl::TcpSynRetries.name()],
+        kind: Kind::Sysctl(Sysctl::TcpSynRetries.name()),
+        text: "Client side: how often connect() resends an unanswered SYN (default 6; a socket's TCP_SYNCNT \
+               overrides it) before it fails with ETIMEDOUT (tcp_write_timeout). Call it n: the resends follow \
+               the first SYN after 1 s, 3 s, 7 s … (each wait twice the last), and connect() gives up about \
+               2^(n+1)-1 s after the first SYN, 127 s at 6. Kernels with net.ipv4.tcp_syn_linear_timeouts \
+               (default 4) space the first four resends 1 s apart and allow n + 4 of them: 1, 2, 3, 4, 5, 7, 11, \
+               19, 35, 67 s, giving up at about 131 s. Every resend is one TCPSynRetrans, so a connect that \
+               timed out at the defaults added 6 (10 with linear timeouts), one answered on the second SYN \
+               added 1. Per network namespace. It does not touch a server's SYN-ACKs (tcp_synack_retries).",
+        reference: "§4.2, §5, §12",
+        metric: None,
+    },
+    Entry {
+        name: "tcp_tw_reuse",
+        aliases: &[Sysctl::TcpTwReuse.name()],
+        kind: Kind::Sysctl(Sysctl::TcpTwReuse.name()),
+        text: "Whether connect() may take a local port still held by a TIME_WAIT connection to the same server \
+               (tcp_twsk_unique, asked by __inet_check_established while __inet_hash_connect looks for a \
+               port): 0 never, 1 yes, 2 only to or from a loopback address. Even then only when the old \
+               connection used TCP timestamps and about a second has passed since its last segment. It is a client's knob: it \
+               lets a client that closes first and connects to one server again and again reuse ports instead \
+               of failing with EADDRNOTAVAIL. It does nothing for a server's queues, nor for ports held by \
+               connections that are still open. Per network namespace.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "ip_local_port_range",
+        aliases: &[IP_LOCAL_PORT_RANGE, "ephemeral ports", "local ports"],
+        kind: Kind::Sysctl(IP_LOCAL_PORT_RANGE),
+        text: "The local ports connect() picks from for a socket not bound to one (__inet_hash_connect), \
+               32768-60999 by default. A port can serve connections to different servers at once, so the limit \
+               is per server (its address and port, from one local address): when every port of the range is \
+               held by a connection to that server, TIME_WAIT ones included (the side that closes first keeps \
+               each for 60 s), connect() fails at once with EADDRNOTAVAIL \"Cannot assign requested address\". No counter \
+               counts that failure and ActiveOpens does not rise: the evidence is TIME_WAIT sockets to one server \
+               about as many as the range, which doctor counts when the namespace's TIME_WAIT total reaches half \
+               the range. Fixes on the client: reuse connections (pooling, keep-alive), fewer at once, a wider \
+               range, net.ipv4.tcp_tw_reuse; or let the server close first. Per network namespace.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "nf_conntrack_max",
+        aliases: &[NF_CONNTRACK_MAX, "conntrack table"],
+        kind: Kind::Sysctl(NF_CONNTRACK_MAX),
+        text: "The most connection-tracking entries a network namespace may hold: a new flow that finds \
+               nf_conntrack_count past it evicts a half-open entry (Conntrack:early_drop) or is dropped \
+               (Conntrack:drop; \"nf_conntrack: table full, dropping packet\" in the kernel log) \
+               (__nf_conntrack_alloc). A dropped SYN looks to the client like a server that does not answer: \
+               SYN resends, slow connects, timeouts. One value for the whole machine: only the host's initial \
+               namespace can change it, and it is read-only inside a container (nf_conntrack_standalone.c). \
+               Present only where connection tracking is loaded. Fix: raise it on the host (with \
+               net.netfilter.nf_conntrack_buckets), open fewer short connections, or exempt traffic that needs \
+               no tracking.",
+        reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "nf_conntrack_count",
+        aliases: &[NF_CONNTRACK_COUNT],
+        kind: Kind::Sysctl(NF_CONNTRACK_COUNT),
+        text: "Connection-tracking entries this network namespace holds now: a level, not a counter, which \
+               falls as entries expire. Near net.netfilter.nf_conntrack_max new flows start to be evicted or \
+               dropped (Conntrack:early_drop, Conntrack:drop). A finished TCP connection keeps its entry for a \
+               while (nf_conntrack_tcp_timeout_time_wait, 120 s by default), so a client opening many short \
+               connections fills the table faster than its open connections suggest. Present only where \
+               connection tracking is loaded.",
+        reference: "§12",
         metric: None,
     },
     Entry {
@@ -615,6 +811,115 @@ mod tests {
         assert_eq!(find("backlogctl_listen_waiting").unwrap().name, "wait");
         assert_eq!(find("after_accept").unwrap().name, "unanswered");
         assert_eq!(closest("oldest-waits"), "wait");
+        assert_eq!(find("TCPSynRetrans").unwrap().name, "TCPSynRetrans");
+        assert_eq!(closest("TCPSynRetran"), "TCPSynRetrans");
+        assert_eq!(closest("tcp_syn_retry"), "tcp_syn_retries");
+        assert_eq!(find("early_drop").unwrap().name, "Conntrack:early_drop");
+        assert_eq!(
+            find("net.ipv4.ip_local_port_range").unwrap().name,
+            "ip_local_port_range"
+        );
+    }
+
+    /// Every `pub const NAME: &str = "…";` of this file: the counter keys and sysctl names the
+    /// collectors and rules are given, whether or not one of the lists holds them.
+    fn declared() -> Vec<&'static str> {
+        include_str!("catalogue.rs")
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("pub const ")?
+                    .split_once(": &str = \"")?
+                    .1
+                    .strip_suffix("\";")
+            })
+            .collect()
+    }
+
+    /// The entry of a counter key or sysctl name: one whose kind carries it, that `find` gives
+    /// for the full name, and that the short name (`TCPSynRetrans`, `tcp_syn_retries`) gives
+    /// too or, when it names nothing (`drop`), at least does not give another entry for.
+    fn explained(full: &str, kind: Kind) -> Result<(), String> {
+        let Some(e) = ENTRIES.iter().find(|e| e.kind == kind) else {
+            return Err(format!("{full}: no explain entry of kind {kind:?}"));
+        };
+        if find(full).map(|f| f.name) != Some(e.name) {
+            return Err(format!("explain {full} does not find {}", e.name));
+        }
+        let short = full.rsplit([':', '.']).next().unwrap_or(full);
+        match find(short) {
+            Some(f) if f.name != e.name => Err(format!("explain {short} finds {}", f.name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `explain` knows every counter and sysctl backlogctl reads: the keys come from the lists
+    /// and consts the collectors and rules read them by (so one added without an entry fails
+    /// here), and from the conntrack parser's own output.
+    #[test]
+    fn every_counter_and_sysctl_read_has_an_entry() {
+        let lists = [
+            &CLIENT[..],
+            &WATCH_RATES,
+            &RESET_RATES,
+            &LAB,
+            &SYN_QUEUE_USED,
+            &CONNTRACK,
+        ];
+        let mut counters: Vec<&str> = lists.concat();
+        let mut sysctls: Vec<&str> = Sysctl::ALL.iter().map(|s| s.name()).collect();
+        sysctls.extend([IP_LOCAL_PORT_RANGE, NF_CONNTRACK_MAX, NF_CONNTRACK_COUNT]);
+        let consts = declared();
+        assert!(consts.len() > 20, "the scan of this file broke: {consts:?}");
+        for key in consts {
+            match key.split_once(':') {
+                Some(_) => counters.push(key),
+                None if key.starts_with("net.") => sysctls.push(key),
+                None => panic!("{key}: neither a counter key nor a sysctl"),
+            }
+        }
+        // What the conntrack parser produces from a file with every column it knows.
+        let header: Vec<&str> = CONNTRACK.iter().map(|k| short(k)).collect();
+        let text = format!("entries {}\n0 {}\n", header.join(" "), ["1"; 3].join(" "));
+        let mut parsed = crate::model::Counters::new();
+        crate::source::netstat::parse_conntrack(&text, &mut parsed);
+        let parsed: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        let mut wanted = CONNTRACK.to_vec();
+        wanted.sort();
+        assert_eq!(
+            parsed, wanted,
+            "the parser's keys are the catalogue's, checked below"
+        );
+        let mut missing: Vec<String> = Vec::new();
+        for key in counters {
+            missing.extend(explained(key, Kind::Counter(key)).err());
+        }
+        for name in sysctls {
+            missing.extend(explained(name, Kind::Sysctl(name)).err());
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    /// Each entry's reference names sections docs/kernel.md has (`§4.2` is in `## 4.`).
+    #[test]
+    fn references_are_sections_of_the_kernel_page() {
+        let page = include_str!("../docs/kernel.md");
+        for e in ENTRIES {
+            for r in e.reference.split(", ") {
+                let top = r
+                    .trim_start_matches('§')
+                    .split(['.', '-'])
+                    .next()
+                    .unwrap_or("");
+                assert!(
+                    !top.is_empty() && page.contains(&format!("\n## {top}. ")),
+                    "{}: {r} is no section of docs/kernel.md",
+                    e.name
+                );
+            }
+        }
     }
 
     /// The wait's entries say the thresholds the code uses.

@@ -24,7 +24,8 @@ pub(crate) fn explain(o: Explain, out: &mut dyn Write) -> Result<Status> {
     let value = render::explain::now(entry, counters.as_ref(), |sysctl| {
         std::fs::read_to_string(source::sysctl::path_of(sysctl))
             .ok()
-            .map(|v| v.trim().to_string())
+            // One line: ip_local_port_range holds two numbers apart by a tab.
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
     });
     render::explain::entry(out, entry, value.as_deref(), o.style).map_err(Error::Output)?;
     Ok(Status::Ok)

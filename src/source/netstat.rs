@@ -119,8 +119,10 @@ pub fn parse_conntrack(text: &str, counters: &mut Counters) {
     let mut lines = text.lines();
     let Some(header) = lines.next() else { return };
     let names: Vec<&str> = header.split_whitespace().collect();
-    let wanted = ["drop", "early_drop", "insert_failed"];
-    let mut sums = [None::<u64>; 3];
+    // The catalogue's keys name the columns: `Conntrack:drop` is the `drop` column.
+    let keys = crate::catalogue::CONNTRACK;
+    let wanted = keys.map(crate::catalogue::short);
+    let mut sums = [None::<u64>; crate::catalogue::CONNTRACK.len()];
     for line in lines {
         let values: Vec<Option<u64>> = line
             .split_whitespace()
@@ -135,9 +137,9 @@ pub fn parse_conntrack(text: &str, counters: &mut Counters) {
             }
         }
     }
-    for (w, sum) in wanted.iter().zip(sums) {
+    for (key, sum) in keys.iter().zip(sums) {
         if let Some(v) = sum {
-            counters.insert(format!("Conntrack:{w}"), v);
+            counters.insert(key.to_string(), v);
         }
     }
 }
