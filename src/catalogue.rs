@@ -83,7 +83,8 @@ pub struct Entry {
     pub kind: Kind,
     pub text: &'static str,
     pub reference: &'static str,
-    /// Prometheus metric (`backlogctl_tcp_` + this) and its help line, for exported counters.
+    /// Prometheus metric (`backlogctl_` + its section's prefix, `metric_prefix`, + this) and
+    /// its help line, for exported counters.
     pub metric: Option<(&'static str, &'static str)>,
 }
 
@@ -144,6 +145,11 @@ pub const RESET_RATES: [&str; 5] = [
     OUT_RSTS,
 ];
 
+/// The connecting side's counters `watch` shows as rates beside the listen counters: in JSON
+/// always, in text when they rose. EstabResets + AttemptFails is the resets/s of its outgoing
+/// rows (both count the namespace's two ends when client and server share it).
+pub const CLIENT_RATES: [&str; 3] = [SYN_RETRANS, ESTAB_RESETS, ATTEMPT_FAILS];
+
 /// The counters whose rise `lab` reports.
 pub const LAB: [&str; 10] = [
     LISTEN_OVERFLOWS,
@@ -166,10 +172,21 @@ pub fn short(key: &str) -> &str {
     key.split_once(':').map(|(_, n)| n).unwrap_or(key)
 }
 
-/// Counters exported to Prometheus: (key, metric name, help).
-pub fn exported() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+/// The part of a counter's metric name its section gives: `tcp_` for the TcpExt and Tcp
+/// counters, `conntrack_` for connection tracking's (`backlogctl_conntrack_drop_total`).
+pub fn metric_prefix(key: &str) -> &'static str {
+    match key.split_once(':') {
+        Some(("Conntrack", _)) => "conntrack_",
+        _ => "tcp_",
+    }
+}
+
+/// Counters exported to Prometheus: (key, metric name after `backlogctl_`, help).
+pub fn exported() -> impl Iterator<Item = (&'static str, String, &'static str)> {
     ENTRIES.iter().filter_map(|e| match (e.kind, e.metric) {
-        (Kind::Counter(key), Some((name, help))) => Some((key, name, help)),
+        (Kind::Counter(key), Some((name, help))) => {
+            Some((key, format!("{}{name}", metric_prefix(key)), help))
+        }
         _ => None,
     })
 }
@@ -401,7 +418,99 @@ pub const ENTRIES: &[Entry] = &[
                expired handshake), on either side: a connect() refused by RST (ECONNREFUSED, nothing listening) counts \
                here on the client's side. lab reads it for its clients' failures.",
         reference: "§4",
-        metric: None,
+        metric: Some((
+            "attempt_fails_total",
+            "Connection attempts that failed, SYN_SENT or SYN_RECV to CLOSED: connects refused (ECONNREFUSED) or reset (Tcp AttemptFails).",
+        )),
+    },
+    Entry {
+        name: "TCPSynRetrans",
+        aliases: &["TcpExt:TCPSynRetrans", "LINUX_MIB_TCPSYNRETRANS"],
+        kind: Kind::Counter(SYN_RETRANS),
+        text: "SYNs this namespace sent again because no SYN-ACK came back within the retransmission \
+               timeout (tcp_retransmit_skb on a SYN_SENT socket): the connecting side's own evidence that a \
+               server does not answer, after 1, 3, 7, 15 s ... up to net.ipv4.tcp_syn_retries times (6: about \
+               127 s), then connect() fails with ETIMEDOUT. Since Linux 4.10 a SYN that meets a full accept \
+               queue is dropped, so a server that accepts too slowly shows here on its clients; so do a full \
+               SYN queue without cookies, a firewall and loss, which the client alone cannot tell apart. A \
+               server's SYN-ACKs sent again count too (tcp_rtx_synack), so in a namespace that also serves, \
+               part of it is the server's. Per network namespace.",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "syn_retrans_total",
+            "SYNs (and SYN-ACKs) sent again for want of an answer (TcpExt TCPSynRetrans): connects waiting for a server that does not answer.",
+        )),
+    },
+    Entry {
+        name: "RetransSegs",
+        aliases: &["Tcp:RetransSegs"],
+        kind: Kind::Counter(RETRANS_SEGS),
+        text: "Every segment this namespace sent again: SYNs, SYN-ACKs and data. A healthy connection \
+               rarely sends anything twice, so a rise means loss or a peer that does not acknowledge: a \
+               client whose request sits unacknowledged (the server's accept queue was full when the \
+               handshake's last ACK came) sends it again at each timeout. backlogctl reads the namespace's \
+               ESTABLISHED connections only while this rises. `netstat -s`: \"segments retransmitted\".",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "retrans_segs_total",
+            "Segments sent again: SYNs, SYN-ACKs and data (Tcp RetransSegs).",
+        )),
+    },
+    Entry {
+        name: "TCPTimeouts",
+        aliases: &["TcpExt:TCPTimeouts", "LINUX_MIB_TCPTIMEOUTS"],
+        kind: Kind::Counter(TCP_TIMEOUTS),
+        text: "Retransmission timeouts: the timer fired with data (or a SYN) still unacknowledged, and \
+               it was sent again after a backoff. On a client, requests that reached a connected socket \
+               the server never accepted, and connects waiting for a SYN-ACK, count here at each step; \
+               the client sees a connect() or a request that hangs. Per network namespace.",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "timeouts_total",
+            "Retransmission timeouts, data or SYN unacknowledged (TcpExt TCPTimeouts).",
+        )),
+    },
+    Entry {
+        name: "drop",
+        aliases: &["Conntrack:drop", "nf_conntrack drop"],
+        kind: Kind::Counter(CONNTRACK_DROP),
+        text: "Connection tracking dropped a new flow's first packet because its table was full \
+               (net.netfilter.nf_conntrack_count at nf_conntrack_max) and no entry could be evicted: a \
+               client's SYN vanishes and it sends it again (TCPSynRetrans), with nothing on the server's \
+               side. Summed over the CPUs of /proc/net/stat/nf_conntrack; present only where conntrack is \
+               loaded. Raise nf_conntrack_max, or track fewer flows.",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "drop_total",
+            "New flows dropped because the connection tracking table was full (/proc/net/stat/nf_conntrack drop).",
+        )),
+    },
+    Entry {
+        name: "early_drop",
+        aliases: &["Conntrack:early_drop"],
+        kind: Kind::Counter(CONNTRACK_EARLY_DROP),
+        text: "Connection tracking evicted an entry not yet assured to make room for a new flow: the \
+               table is full, and the flows evicted lose their state. Summed over the CPUs of \
+               /proc/net/stat/nf_conntrack; present only where conntrack is loaded.",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "early_drop_total",
+            "Connection tracking entries evicted to make room in a full table (/proc/net/stat/nf_conntrack early_drop).",
+        )),
+    },
+    Entry {
+        name: "insert_failed",
+        aliases: &["Conntrack:insert_failed"],
+        kind: Kind::Counter(CONNTRACK_INSERT_FAILED),
+        text: "A packet was dropped because its new connection tracking entry could not be inserted: \
+               another CPU inserted the same flow first (parallel DNS queries from one socket are the \
+               classic case). The client retries after its timeout. Summed over the CPUs of \
+               /proc/net/stat/nf_conntrack; present only where conntrack is loaded.",
+        reference: "\"The client's side\"",
+        metric: Some((
+            "insert_failed_total",
+            "Packets dropped because their connection tracking entry lost an insertion race (/proc/net/stat/nf_conntrack insert_failed).",
+        )),
     },
     Entry {
         name: "somaxconn",

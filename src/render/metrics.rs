@@ -277,7 +277,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     for (key, name, help) in catalogue::exported() {
         family(
             w,
-            &format!("tcp_{name}"),
+            &name,
             "counter",
             help,
             nss.iter().filter_map(|ns| {
