@@ -311,7 +311,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
 pub const TOP_REMOTES: usize = 10;
 
 /// What the HELP of the client families says of their bound (docs/fleet.md says it too).
-const BOUND: &str = "Servers in trouble only (connects sent again, data unacknowledged, or many local ports held; 64 at most a reading), the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\".";
+const BOUND: &str = "Servers in trouble only (connects sent again, data unacknowledged, or many local ports held), the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\" (a reading keeps 64 servers: past them, other is a lower bound).";
 
 /// One server's series: its `remote` label, its SYN_SENT, and of them those retried.
 struct RemoteSeries {
