@@ -83,7 +83,8 @@ pub struct Entry {
     pub kind: Kind,
     pub text: &'static str,
     pub reference: &'static str,
-    /// Prometheus metric (`backlogctl_tcp_` + this) and its help line, for exported counters.
+    /// Prometheus metric (`backlogctl_` + its section's prefix, `metric_prefix`, + this) and
+    /// its help line, for exported counters.
     pub metric: Option<(&'static str, &'static str)>,
 }
 
@@ -153,6 +154,11 @@ pub const RESET_RATES: [&str; 5] = [
     OUT_RSTS,
 ];
 
+/// The connecting side's counters `watch` shows as rates beside the listen counters: in JSON
+/// always, in text when they rose. EstabResets + AttemptFails is the resets/s of its outgoing
+/// rows (both count the namespace's two ends when client and server share it).
+pub const CLIENT_RATES: [&str; 3] = [SYN_RETRANS, ESTAB_RESETS, ATTEMPT_FAILS];
+
 /// The counters whose rise `lab` reports.
 pub const LAB: [&str; 10] = [
     LISTEN_OVERFLOWS,
@@ -175,10 +181,21 @@ pub fn short(key: &str) -> &str {
     key.split_once(':').map(|(_, n)| n).unwrap_or(key)
 }
 
-/// Counters exported to Prometheus: (key, metric name, help).
-pub fn exported() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+/// The part of a counter's metric name its section gives: `tcp_` for the TcpExt and Tcp
+/// counters, `conntrack_` for connection tracking's (`backlogctl_conntrack_drop_total`).
+pub fn metric_prefix(key: &str) -> &'static str {
+    match key.split_once(':') {
+        Some(("Conntrack", _)) => "conntrack_",
+        _ => "tcp_",
+    }
+}
+
+/// Counters exported to Prometheus: (key, metric name after `backlogctl_`, help).
+pub fn exported() -> impl Iterator<Item = (&'static str, String, &'static str)> {
     ENTRIES.iter().filter_map(|e| match (e.kind, e.metric) {
-        (Kind::Counter(key), Some((name, help))) => Some((key, name, help)),
+        (Kind::Counter(key), Some((name, help))) => {
+            Some((key, format!("{}{name}", metric_prefix(key)), help))
+        }
         _ => None,
     })
 }
@@ -424,7 +441,10 @@ pub const ENTRIES: &[Entry] = &[
                such as EADDRNOTAVAIL for want of a local port, is not counted. lab reads it for its clients' \
                failures.",
         reference: "§10, §12",
-        metric: None,
+        metric: Some((
+            "attempt_fails_total",
+            "Connects that failed: refused (ECONNREFUSED) or timed out after their SYN retries (Tcp AttemptFails).",
+        )),
     },
     Entry {
         name: "ActiveOpens",
@@ -458,7 +478,10 @@ pub const ENTRIES: &[Entry] = &[
                is both, the two mix. It names no destination: `ss -tn state syn-sent` (timer:(on,…,N)) or \
                doctor's connecting-side findings say which server.",
         reference: "§4.2, §12",
-        metric: None,
+        metric: Some((
+            "syn_retrans_total",
+            "SYNs (and SYN-ACKs) sent again for want of an answer (TcpExt TCPSynRetrans): connects waiting for a server that does not answer.",
+        )),
     },
     Entry {
         name: "RetransSegs",
@@ -473,7 +496,10 @@ pub const ENTRIES: &[Entry] = &[
                established connections only while this rises. On a server: SYN-ACKs resent, and ordinary loss. It names no connection and no peer, \
                and does not tell a lossy path from a peer that does not acknowledge.",
         reference: "§12",
-        metric: None,
+        metric: Some((
+            "retrans_segs_total",
+            "Segments sent again: SYNs, SYN-ACKs and data (Tcp RetransSegs).",
+        )),
     },
     Entry {
         name: "TCPTimeouts",
@@ -488,7 +514,10 @@ pub const ENTRIES: &[Entry] = &[
                by about 1900. On a server: SYN-ACK timers of handshakes not completed. It names no peer, and a \
                lossy path raises it too.",
         reference: "§12",
-        metric: None,
+        metric: Some((
+            "timeouts_total",
+            "Retransmission timeouts, data or SYN unacknowledged (TcpExt TCPTimeouts).",
+        )),
     },
     Entry {
         name: "Conntrack:drop",
@@ -505,7 +534,10 @@ pub const ENTRIES: &[Entry] = &[
                away before TCP sees them, with no listener counter moving. It counts packets, not flows, and \
                names neither.",
         reference: "§12",
-        metric: None,
+        metric: Some((
+            "drop_total",
+            "New flows dropped because the connection tracking table was full (/proc/net/stat/nf_conntrack drop).",
+        )),
     },
     Entry {
         name: "Conntrack:early_drop",
@@ -519,7 +551,10 @@ pub const ENTRIES: &[Entry] = &[
                a client and a server. The flows evicted were mostly failing already, so it is a warning more \
                than a failure of its own.",
         reference: "§12",
-        metric: None,
+        metric: Some((
+            "early_drop_total",
+            "Connection tracking entries evicted to make room in a full table (/proc/net/stat/nf_conntrack early_drop).",
+        )),
     },
     Entry {
         name: "Conntrack:insert_failed",
@@ -532,7 +567,10 @@ pub const ENTRIES: &[Entry] = &[
                source NAT; for a TCP connect it costs one SYN, resent after 1 s. It does not mean the table \
                is full.",
         reference: "§12",
-        metric: None,
+        metric: Some((
+            "insert_failed_total",
+            "Packets dropped because their connection tracking entry lost an insertion race (/proc/net/stat/nf_conntrack insert_failed).",
+        )),
     },
     Entry {
         name: "somaxconn",

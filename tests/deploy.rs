@@ -63,6 +63,15 @@ const FAMILIES: &[&str] = &[
     "backlogctl_tcp_abort_on_timeout_total",
     "backlogctl_tcp_abort_on_memory_total",
     "backlogctl_tcp_estab_resets_total",
+    "backlogctl_tcp_attempt_fails_total",
+    "backlogctl_tcp_syn_retrans_total",
+    "backlogctl_tcp_retrans_segs_total",
+    "backlogctl_tcp_timeouts_total",
+    "backlogctl_conntrack_drop_total",
+    "backlogctl_conntrack_early_drop_total",
+    "backlogctl_conntrack_insert_failed_total",
+    "backlogctl_client_syn_sent",
+    "backlogctl_client_syn_retried",
     "backlogctl_sysctl",
     "backlogctl_netns_info",
     "backlogctl_netns_scrape_success",
@@ -159,7 +168,7 @@ fn alert_rules_pass_promtool_check() {
     let said = said(&out);
     assert!(out.status.success(), "promtool check rules:\n{said}");
     assert!(
-        said.contains("SUCCESS: 7 rules found"),
+        said.contains("SUCCESS: 8 rules found"),
         "promtool said:\n{said}"
     );
 }
@@ -201,6 +210,7 @@ fn every_alert_names_who_and_points_to_doctor() {
             "BacklogctlClientsWaiting",
             "BacklogctlSomaxconnCapsBacklog",
             "BacklogctlResetsSent",
+            "BacklogctlConnectsRetrying",
             "BacklogctlExporterDown",
             "BacklogctlNamespaceScrapeFailing",
         ]
@@ -849,7 +859,7 @@ fn plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "promtool check config:\n{said}");
     assert!(
-        said.contains("SUCCESS: 7 rules found"),
+        said.contains("SUCCESS: 8 rules found"),
         "the alerts were not loaded:\n{said}"
     );
 }

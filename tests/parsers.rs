@@ -203,6 +203,60 @@ mod snapshot_files {
         assert_eq!(back.gaps, s.gaps);
         assert_eq!(back, s);
     }
+
+    /// Schema 5 added the connecting side. Every fixture of an older schema still reads, with
+    /// no outgoing connections and no local addresses (unknown, not none); a schema 5 file's
+    /// servers survive the file, counts not read staying absent.
+    #[test]
+    fn older_files_read_without_the_connecting_side_and_schema_5_keeps_it() {
+        use backlogctl::model::{Outgoing, Remote, SCHEMA_VERSION};
+        let mut older = 0;
+        for entry in std::fs::read_dir(super::fixture("snapshots")).unwrap() {
+            let path = entry.unwrap().path();
+            let s = backlogctl::store::load(&path).unwrap();
+            if s.schema_version < 5 {
+                older += 1;
+                assert!(s.samples.iter().all(|x| x.outgoing.is_none()), "{path:?}");
+                assert_eq!(s.local_addresses, None, "{}", path.display());
+            }
+        }
+        assert!(older > 0, "no fixture of an older schema");
+        let path = super::fixture("snapshots/6.18-gunicorn-backlog16-burst.json");
+        let mut s = backlogctl::store::load(&path).unwrap();
+        s.schema_version = SCHEMA_VERSION;
+        s.local_addresses = Some(vec!["10.200.0.2".parse().unwrap()]);
+        s.samples[0].outgoing = Some(Outgoing {
+            remotes: vec![
+                Remote {
+                    syn_sent: 30,
+                    syn_retried: 29,
+                    syn_retrans_max: 2,
+                    ..Remote::new("10.200.0.1:9000".parse().unwrap())
+                },
+                Remote {
+                    established: Some(801),
+                    unacked: 800,
+                    unacked_retrans_max: 4,
+                    never_acked: Some(790),
+                    time_wait: Some(3),
+                    ..Remote::new("[2001:db8::1]:443".parse().unwrap())
+                },
+            ],
+            more: 7,
+            established_read: true,
+            time_wait_read: true,
+        });
+        let text = serde_json::to_string(&s).unwrap();
+        let back = parse(&text).unwrap();
+        assert_eq!(back.samples[0].outgoing, s.samples[0].outgoing);
+        assert_eq!(back, s);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let first = &v["samples"][0]["outgoing"]["remotes"][0];
+        assert!(
+            first.get("established").is_none(),
+            "not read: absent, {first}"
+        );
+    }
 }
 
 /// Counters a kernel lacks are absent, never 0. The 6.18 counters that the 5.10 capture lacks,

@@ -3,7 +3,9 @@
 //! reported as gone, SIGTERM ends the run with a last refresh and the summary, `--record` feeds
 //! `doctor --from`, on a terminal each listener gets a sparkline of its last minute, a full
 //! Unix listener shows its peak with drops not counted (`n/a`, null in JSON), and clients left
-//! waiting (in the accept queue and after accept) show in watch's rows and in `metrics`.
+//! waiting (in the accept queue and after accept) show in watch's rows and in `metrics`, and
+//! connects to a server that never answers show as its outgoing row, in `metrics` by server
+//! and in `snapshot`.
 //!
 //! Needs root for the namespaces (skipped otherwise, failed under CI=true); bad options are
 //! checked everywhere. No test depends on how fast the machine is: the burst waits for watch's
@@ -442,5 +444,101 @@ fn clients_left_waiting_show_in_watch_and_metrics() {
             assert!(oldest.is_some_and(|s| s > 0.0), "{place}: {text}");
         }
         drop((accepted, clients));
+    });
+}
+
+/// A server that never answers, reached over a veth: the SYN leaves for a neighbour that
+/// exists only as a permanent entry (a MAC nobody has), so it is dropped without an ICMP and
+/// the connects retransmit as against a full accept queue. Once the kernel has sent every SYN
+/// again (≥ 1 s, the first retransmission timeout), `watch` (JSON and lines), `metrics` and
+/// `snapshot` name the server with its 3 connects, all retried; `doctor --from` reads the
+/// snapshot back. A connect to a local listener that answers is no server in trouble.
+#[test]
+fn connects_to_a_silent_server_show_in_watch_metrics_and_snapshot() {
+    let test = "connects_to_a_silent_server_show_in_watch_metrics_and_snapshot";
+    if !need(test, "ip", "-V", "iproute2") {
+        return;
+    }
+    in_netns(test, || {
+        let ip = |args: &str| {
+            let out = Command::new("ip")
+                .args(args.split(' '))
+                .output()
+                .expect("run ip");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "ip {args}: {err}");
+        };
+        ip("link add bc0 type veth peer name bc1");
+        ip("addr add 10.77.0.2/24 dev bc0");
+        ip("link set bc0 up");
+        ip("link set bc1 up");
+        ip("neigh add 10.77.0.1 lladdr 02:00:00:00:00:01 dev bc0 nud permanent");
+        // A healthy local pair, for contrast: its connect completes at once.
+        let server = listener("127.0.0.1:8660", 8);
+        let healthy = start_connect("127.0.0.1:8660");
+        let silent: Vec<_> = (0..3).map(|_| start_connect("10.77.0.1:9000")).collect();
+        let remote = wait_for(500, || {
+            let (code, out, err) = run_bin(&["watch", "--json", "--count", "1"]);
+            assert_eq!(code, 0, "{err}");
+            let (refs, _) = refreshes(&out);
+            let rows = refs[0]["outgoing"]["remotes"].as_array()?.clone();
+            (rows.len() == 1 && rows[0]["syn_retried"] == 3).then(|| rows[0].clone())
+        })
+        .expect("watch lists the silent server with its 3 connects retried");
+        assert_eq!(remote["remote"], "10.77.0.1:9000", "{remote}");
+        assert_eq!(remote["syn_sent"], 3, "{remote}");
+        assert!(remote["syn_retrans_max"].as_u64() >= Some(1), "{remote}");
+        let (code, text, err) = run_bin(&["watch", "--count", "1"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            text.contains(" remote 10.77.0.1:9000 syn_sent=3 peak=3 retried=3 "),
+            "{text}"
+        );
+        assert!(!text.contains("127.0.0.1:8660 syn_sent"), "{text}");
+        // metrics: the server by name, nothing else to sum, and the namespace's SYN retransmits.
+        let (code, text, err) = run_bin(&["metrics"]);
+        assert_eq!(code, 0, "{err}");
+        let value = |family: &str, remote: &str| -> Option<f64> {
+            let line = text.lines().find(|l| {
+                l.starts_with(&format!("backlogctl_{family}{{"))
+                    && l.contains(&format!(",remote=\"{remote}\"}} "))
+            })?;
+            line.rsplit(' ').next()?.parse().ok()
+        };
+        assert_eq!(
+            value("client_syn_sent", "10.77.0.1:9000"),
+            Some(3.0),
+            "{text}"
+        );
+        assert_eq!(
+            value("client_syn_retried", "10.77.0.1:9000"),
+            Some(3.0),
+            "{text}"
+        );
+        assert_eq!(value("client_syn_sent", "other"), Some(0.0), "{text}");
+        let retrans = text
+            .lines()
+            .find(|l| l.starts_with("backlogctl_tcp_syn_retrans_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(retrans >= Some(3), "{text}");
+        // snapshot keeps the server; doctor reads the file back.
+        let dir = std::env::temp_dir().join(format!("backlogctl-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("snap.json");
+        let (code, _, err) = run_bin(&["snapshot", "-o", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let snap: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(snap["schema_version"], 5);
+        let kept = &snap["samples"][0]["outgoing"]["remotes"][0];
+        assert_eq!(
+            (&kept["addr"], &kept["syn_sent"], &kept["syn_retried"]),
+            (&"10.77.0.1:9000".into(), &3.into(), &3.into()),
+            "{snap}"
+        );
+        let (code, _, err) = run_bin(&["doctor", "--from", file.to_str().unwrap()]);
+        assert_ne!(code, 3, "doctor --from reads it: {err}");
+        let _ = std::fs::remove_dir_all(&dir);
+        drop((silent, healthy, server));
     });
 }

@@ -56,6 +56,12 @@ impl OutgoingReader {
         }
     }
 
+    /// RetransSegs as a reading before this recording saw it (a scrape before): the first
+    /// reading then compares with it, as later ones compare with the one before.
+    pub(super) fn retrans_before(&mut self, value: u64) {
+        self.last_retrans.get_or_insert(value);
+    }
+
     /// One reading; None when nothing is wanted or the dump failed (`failed` says why).
     pub(super) fn read<S: Sources>(&mut self, sources: &mut S) -> Option<Outgoing> {
         if !self.scope.wanted() {

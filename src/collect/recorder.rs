@@ -147,6 +147,21 @@ impl<S: Sources> Recorder<S> {
         &self.snap.targets
     }
 
+    /// The targets at none of this namespace's addresses: servers it connects to.
+    pub fn servers(&self) -> &[SocketAddr] {
+        self.sampler.servers()
+    }
+
+    /// The namespace this recording reads (its inode), from the header.
+    pub fn netns_inode(&self) -> Option<u64> {
+        self.snap.netns.inode
+    }
+
+    /// See `Sampler::retrans_before`; before the first sample.
+    pub fn retrans_before(&mut self, value: u64) {
+        self.sampler.retrans_before(value);
+    }
+
     pub fn started_unix_ms(&self) -> u64 {
         self.snap.started_unix_ms
     }

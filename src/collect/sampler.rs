@@ -160,6 +160,17 @@ impl<S: Sources> Sampler<S> {
         self.start.elapsed()
     }
 
+    /// The targets that are servers this namespace connects to.
+    pub(super) fn servers(&self) -> &[SocketAddr] {
+        &self.outgoing.scope.servers
+    }
+
+    /// The namespace's RetransSegs at a reading before this recording (the exporter's last
+    /// scrape): the first reading then dumps ESTABLISHED when it rose since.
+    pub(super) fn retrans_before(&mut self, value: u64) {
+        self.outgoing.retrans_before(value);
+    }
+
     /// Samples taken so far, stored or not.
     pub(super) fn taken(&self) -> u64 {
         self.taken

@@ -1,12 +1,19 @@
 //! One collection of the namespaces in scope, for `exporter` (at every scrape) and `metrics`
 //! (once): a single sample of each namespace's listeners, counters and sysctls (`fan_out` of
 //! `record`), the processes holding the listeners (one `OwnerCache` kept across scrapes), and
-//! who each namespace belongs to. Nothing polls in the background.
+//! who each namespace belongs to. Nothing polls in the background; what one scrape keeps for
+//! the next is each namespace's RetransSegs, so that a scrape reads the namespace's
+//! ESTABLISHED connections (unacknowledged requests) only when it retransmitted since.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Deadline, Kernel, Namespaces, NsDone, OwnerCache, Sampling, Sources, fan_out, record};
+use super::{
+    Cadence, Deadline, Kernel, Namespaces, NsDone, OwnerCache, Recorder, SYN_RECV_EVERY, Sources,
+    fan_out,
+};
+use crate::catalogue::RETRANS_SEGS;
 use crate::error::{Error, Result};
 use crate::model::{Scope, Scraped, ScrapedNs, Snapshot};
 
@@ -61,6 +68,42 @@ pub struct Collector<S = Kernel> {
     deadline: Duration,
     sources: Arc<dyn Fn() -> S + Send + Sync>,
     owners: OwnerCache,
+    /// RetransSegs per namespace inode at the last scrape.
+    retrans: Arc<Mutex<HashMap<u64, u64>>>,
+}
+
+/// The RetransSegs map, also after a worker panicked holding it (it holds plain numbers).
+fn lock(m: &Mutex<HashMap<u64, u64>>) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One full sample of the namespace `sources` reads, its connecting side compared with the
+/// RetransSegs the scrape before saw there (`seen`), which it then updates.
+fn once<S: Sources>(
+    sources: S,
+    scope: &Scope,
+    seen: &Mutex<HashMap<u64, u64>>,
+) -> Result<Snapshot> {
+    let cadence = Cadence {
+        syn_every: SYN_RECV_EVERY,
+        syn_forced: false,
+        sample_interval: Duration::ZERO,
+        keep: true,
+    };
+    let mut rec = Recorder::start(sources, scope, cadence);
+    let inode = rec.netns_inode();
+    if let Some(before) = inode.and_then(|i| lock(seen).get(&i).copied()) {
+        rec.retrans_before(before);
+    }
+    rec.sample(true)?;
+    let (snap, _) = rec.finish();
+    let now = snap
+        .last()
+        .and_then(|s| s.counters.as_ref()?.get(RETRANS_SEGS));
+    if let (Some(i), Some(v)) = (inode, now) {
+        lock(seen).insert(i, *v);
+    }
+    Ok(snap)
 }
 
 /// Namespace workers per scrape: recording is mostly system calls, a little above the cores.
@@ -88,6 +131,7 @@ impl<S: Sources + 'static> Collector<S> {
             deadline,
             sources,
             owners: OwnerCache::lean(),
+            retrans: Arc::default(),
         }
     }
 
@@ -96,6 +140,7 @@ impl<S: Sources + 'static> Collector<S> {
     pub fn scrape(&mut self) -> Result<Scrape> {
         let started = Instant::now();
         let scope = self.scope.clone();
+        let seen = self.retrans.clone();
         // What could not be read while listing namespaces and naming owners is not exported:
         // a namespace that fails says so in its own series.
         let (mut namespaces, _) = fan_out(
@@ -106,8 +151,10 @@ impl<S: Sources + 'static> Collector<S> {
             },
             workers(),
             self.sources.clone(),
-            Arc::new(move |s: S| Ok(record(s, &scope, &Sampling::ONCE)?.0)),
+            Arc::new(move |s: S| once(s, &scope, &seen)),
         )?;
+        // Namespaces gone since are forgotten.
+        lock(&self.retrans).retain(|i, _| namespaces.iter().any(|n| n.inode == Some(*i)));
         let mut snaps: Vec<&mut Snapshot> = namespaces
             .iter_mut()
             .filter_map(|n| n.value.as_mut())

@@ -2,20 +2,23 @@
 //! textfile collector) and `exporter` (scraped): one code path. Per listener its queue length,
 //! backlog and drops, for a TCP one how many clients wait and how long the oldest has (by
 //! `place`), its main process in an info series; per namespace the listen-related
-//! counters, the sysctls, who it belongs to and whether it could be read. node_exporter has
-//! no per-listener drop metric and no per-namespace counters.
+//! counters, the sysctls, who it belongs to and whether it could be read; per namespace and
+//! server it connects to, the connects waiting for that server's SYN-ACK (the client's side).
+//! node_exporter has no per-listener drop metric and no per-namespace counters.
 //!
 //! Labels are kept few and stable: a listener is (netns, address, port), plus its inode only
 //! where SO_REUSEPORT sockets share the address; processes live in an info series, with the
-//! command name only, never the command line (it may hold secrets). A value we do not have is
-//! left out, never written as 0. Pure: formats into a writer.
+//! command name only, never the command line (it may hold secrets). A server a namespace
+//! connects to is one `remote` label, and at most `TOP_REMOTES` of them per namespace, the rest
+//! summed into `remote="other"`: how many servers a client talks to is not ours to bound. A
+//! value we do not have is left out, never written as 0. Pure: formats into a writer.
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::{self, Write};
 
 use crate::catalogue::{self, Sysctl};
-use crate::model::{Listener, Local, Owner, Scraped, ScrapedNs, Wait};
+use crate::model::{Listener, Local, Outgoing, Owner, Remote, Scraped, ScrapedNs, Wait};
 
 /// What only the exporter says about itself.
 pub struct Exporter<'a> {
@@ -172,6 +175,7 @@ pub fn write(w: &mut dyn Write, scrape: &Scraped, exporter: Option<&Exporter>) -
     namespace_families(w, &nss)?;
     listener_families(w, &nss)?;
     counter_families(w, &nss)?;
+    client_families(w, &nss)?;
     if let Some(e) = exporter {
         exporter_families(w, scrape, e)?;
     }
@@ -277,7 +281,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
     for (key, name, help) in catalogue::exported() {
         family(
             w,
-            &format!("tcp_{name}"),
+            &name,
             "counter",
             help,
             nss.iter().filter_map(|ns| {
@@ -299,6 +303,84 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
                 Some((format!("{},name=\"{}\"", ns.label, key.name()), v))
             })
         }),
+    )
+}
+
+/// Servers per namespace with a series of their own in the client families; the rest are
+/// summed into one `remote="other"` series, so a namespace has at most `TOP_REMOTES + 1`.
+pub const TOP_REMOTES: usize = 10;
+
+/// What the HELP of the client families says of their bound (docs/fleet.md says it too).
+const BOUND: &str = "Servers in trouble only (connects sent again, data unacknowledged, or many local ports held), the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\" (a reading keeps 64 servers: past them, other is a lower bound).";
+
+/// One server's series: its `remote` label, its SYN_SENT, and of them those retried.
+struct RemoteSeries {
+    remote: String,
+    syn_sent: u32,
+    retried: u32,
+}
+
+/// A namespace's server series, the top
+/// `TOP_REMOTES` by SYN_SENT then by name, then `other` (always, 0 when none: the connecting
+/// side was read). Servers with nothing in SYN_SENT have no series of their own.
+fn remote_series(o: &Outgoing) -> Vec<RemoteSeries> {
+    let mut by: Vec<&Remote> = o.remotes.iter().filter(|r| r.syn_sent > 0).collect();
+    by.sort_by(|a, b| {
+        (b.syn_sent, b.syn_retried)
+            .cmp(&(a.syn_sent, a.syn_retried))
+            .then(a.addr.cmp(&b.addr))
+    });
+    let rest = by.split_off(by.len().min(TOP_REMOTES));
+    let mut series: Vec<RemoteSeries> = by
+        .iter()
+        .map(|r| RemoteSeries {
+            remote: r.addr.to_string(),
+            syn_sent: r.syn_sent,
+            retried: r.syn_retried,
+        })
+        .collect();
+    let sum = |f: fn(&Remote) -> u32| rest.iter().map(|r| f(r)).fold(0u32, u32::saturating_add);
+    series.push(RemoteSeries {
+        remote: "other".into(),
+        syn_sent: sum(|r| r.syn_sent),
+        retried: sum(|r| r.syn_retried),
+    });
+    series
+}
+
+/// Per namespace and server it connects to, where the scrape read the connecting side: the
+/// connects waiting for a SYN-ACK, and those whose SYN was already sent again.
+fn client_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
+    let series: Vec<(&str, Vec<RemoteSeries>)> = nss
+        .iter()
+        .filter_map(|ns| {
+            let o = ns.scrape.snapshot.as_ref()?.last()?.outgoing.as_ref()?;
+            Some((ns.label.as_str(), remote_series(o)))
+        })
+        .collect();
+    let labelled = |pick: fn(&RemoteSeries) -> u32| {
+        series.iter().flat_map(move |(ns, rows)| {
+            rows.iter()
+                .map(move |r| (format!("{ns},remote=\"{}\"", escape(&r.remote)), pick(r)))
+        })
+    };
+    family(
+        w,
+        "client_syn_sent",
+        "gauge",
+        &format!(
+            "Connects of the namespace waiting for a server's SYN-ACK (SYN_SENT), by server. {BOUND}"
+        ),
+        labelled(|r| r.syn_sent),
+    )?;
+    family(
+        w,
+        "client_syn_retried",
+        "gauge",
+        &format!(
+            "Of them, connects whose SYN was sent again (unanswered for a retransmission timeout, 1 s at first), by server. {BOUND}"
+        ),
+        labelled(|r| r.retried),
     )
 }
 
@@ -367,6 +449,101 @@ mod tests {
             }],
             duration: Default::default(),
         }
+    }
+
+    /// A schema 5 namespace whose connects go to 13 servers in trouble, 12 of them with
+    /// connects waiting (two tied at the cut), one with only unacknowledged data; and its
+    /// client counters.
+    fn client_scraped() -> Scraped {
+        let mut remotes: Vec<serde_json::Value> = (1..=12u32)
+            .map(|i| {
+                let n = match i {
+                    11 => 2,
+                    12 => 10,
+                    _ => 20 - i,
+                };
+                serde_json::json!({"addr": format!("10.0.0.{i}:5432"), "syn_sent": n,
+                                   "syn_retried": n / 2, "syn_retrans_max": 1})
+            })
+            .collect();
+        remotes.push(
+            serde_json::json!({"addr": "[2001:db8::1]:443", "syn_sent": 0,
+            "syn_retried": 0, "syn_retrans_max": 0, "established": 9, "unacked": 9}),
+        );
+        let snap: Snapshot = serde_json::from_value(serde_json::json!({
+            "schema_version": 5, "tool": "backlogctl test", "started_unix_ms": 0,
+            "sysctls": {}, "samples": [{"elapsed_us": 0, "listeners": [],
+                "counters": {"TcpExt:TCPSynRetrans": 77, "Tcp:AttemptFails": 3,
+                             "Tcp:EstabResets": 4, "Tcp:RetransSegs": 900,
+                             "TcpExt:TCPTimeouts": 55, "Conntrack:drop": 6},
+                "outgoing": {"remotes": remotes, "more": 2, "established_read": true,
+                             "time_wait_read": false}}]
+        }))
+        .expect("a snapshot");
+        let mut s = scraped();
+        s.namespaces.push(ScrapedNs {
+            inode: Some(4026532999),
+            identity: Identity::default(),
+            snapshot: Some(snap),
+        });
+        s
+    }
+
+    #[test]
+    fn servers_are_ten_series_and_other_and_client_counters_per_namespace() {
+        let mut out = Vec::new();
+        write(&mut out, &client_scraped(), None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let of = |family: &str| -> Vec<(String, String)> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(&format!("backlogctl_{family}{{")))
+                .map(|l| {
+                    let (labels, v) = l.rsplit_once("} ").unwrap();
+                    (labels.to_string(), v.to_string())
+                })
+                .collect()
+        };
+        let sent = of("client_syn_sent");
+        // Only the namespace that read its connecting side; 10 by name, most first, the tie at
+        // the cut (10.0.0.10 and 10.0.0.12, 10 each) broken by address.
+        assert_eq!(sent.len(), TOP_REMOTES + 1, "{text}");
+        let named: Vec<&str> = sent.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(named[0], "netns=\"4026532999\",remote=\"10.0.0.1:5432\"");
+        assert_eq!(named[9], "netns=\"4026532999\",remote=\"10.0.0.10:5432\"");
+        assert_eq!(sent[0].1, "19");
+        // The rest: 10.0.0.12 (10) and 10.0.0.11 (2); the IPv6 one has no SYN_SENT.
+        assert_eq!(
+            sent[10],
+            (
+                "netns=\"4026532999\",remote=\"other\"".to_string(),
+                "12".to_string()
+            )
+        );
+        let retried = of("client_syn_retried");
+        assert_eq!(retried[10].1, "6", "5 + 1: {text}");
+        assert!(!text.contains("2001:db8"), "{text}");
+        assert!(
+            text.contains(
+                "the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\""
+            ),
+            "the HELP says the bound: {text}"
+        );
+        for (family, v) in [
+            ("tcp_syn_retrans_total", "77"),
+            ("tcp_attempt_fails_total", "3"),
+            ("tcp_estab_resets_total", "4"),
+            ("tcp_retrans_segs_total", "900"),
+            ("tcp_timeouts_total", "55"),
+            ("conntrack_drop_total", "6"),
+        ] {
+            assert_eq!(
+                of(family),
+                [("netns=\"4026532999\"".to_string(), v.to_string())],
+                "{family}: {text}"
+            );
+        }
+        // Not read by the kernel there: no series, not 0.
+        assert!(of("conntrack_early_drop_total").is_empty(), "{text}");
     }
 
     #[test]

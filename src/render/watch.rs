@@ -4,10 +4,13 @@
 use std::io::Write;
 
 use super::wait_short;
-use crate::catalogue::{RESET_RATES, WATCH_RATES, short};
+use crate::catalogue::{CLIENT_RATES, RESET_RATES, WATCH_RATES, short};
 use crate::doctor::wait::{WAIT_CRITICAL_MS, WAIT_WARNING_MS};
 use crate::model::{QueuePeak, Wait};
-use crate::watch::{HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, View};
+use crate::watch::{
+    HistoryShape, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
+    Summary, View,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -162,7 +165,48 @@ fn lines(out: &mut dyn Write, r: &Refresh) -> std::io::Result<()> {
             l.event.map(|e| format!(" {e}")).unwrap_or_default(),
         )?;
     }
+    if let Some(o) = &r.outgoing {
+        outgoing_lines(out, &r.time, o)?;
+    }
     out.flush()
+}
+
+/// `Format::Lines`: the connecting side, a line for the namespace (its resets a second, which
+/// no counter names a server for), then one per server. A count not read at this refresh is
+/// left out: absent is unknown, not none.
+fn outgoing_lines(out: &mut dyn Write, time: &str, o: &OutgoingRows) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{time} outgoing servers={}{} resets/s={}",
+        o.remotes.len(),
+        if o.more > 0 {
+            format!(" more={}", o.more)
+        } else {
+            String::new()
+        },
+        dps(o.resets_per_s)
+    )?;
+    for s in &o.remotes {
+        let mut read = String::new();
+        if let (Some(e), Some(u)) = (s.established, s.unacked) {
+            read.push_str(&format!(" established={e} unacked={u}"));
+            if let Some(m) = s.unacked_retrans_max.filter(|m| *m > 0) {
+                read.push_str(&format!(" unacked_retrans_max={m}"));
+            }
+        }
+        if let Some(n) = s.never_acked {
+            read.push_str(&format!(" never_acked={n}"));
+        }
+        if let Some(n) = s.time_wait {
+            read.push_str(&format!(" time_wait={n}"));
+        }
+        writeln!(
+            out,
+            "{time} remote {} syn_sent={} peak={} retried={} retrans_max={}{read}",
+            s.remote, s.syn_sent, s.syn_sent_peak, s.syn_retried, s.syn_retrans_max
+        )?;
+    }
+    Ok(())
 }
 
 /// `Format::Tty`: the table redrawn in place.
@@ -187,7 +231,12 @@ impl Table {
         write!(out, "\x1b[H\x1b[2J")?;
         let header_lines = title(out, r, width)?;
         self.header(out)?;
-        let room = rows.saturating_sub(3 + header_lines).max(1);
+        let remotes = r.outgoing.as_ref().map_or(0, |o| o.remotes.len());
+        let (room, remote_room) = split_room(
+            rows.saturating_sub(3 + header_lines).max(1),
+            r.listeners.len(),
+            remotes,
+        );
         for l in r.listeners.iter().take(room) {
             self.row(out, l)?;
         }
@@ -198,7 +247,60 @@ impl Table {
                 r.listeners.len() - room
             )?;
         }
+        if let Some(o) = &r.outgoing {
+            self.remotes(out, o, remote_room, width)?;
+        }
         out.flush()
+    }
+
+    /// The connecting side under the listeners: the servers in trouble (or named), most
+    /// troubled first, `room` of them; red when connects or data were sent again.
+    fn remotes(
+        &self,
+        out: &mut dyn Write,
+        o: &OutgoingRows,
+        room: usize,
+        width: usize,
+    ) -> std::io::Result<()> {
+        let (rw, wide) = remote_width(width);
+        let tail = |estab: &str, tw: &str| match wide {
+            true => format!(" {estab:>6} {tw:>9}"),
+            false => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<rw$} {:>8} {:>5} {:>7} {:>7}{}",
+            "REMOTE",
+            "SYN_SENT",
+            "PEAK",
+            "RETRIED",
+            "UNACKED",
+            tail("ESTAB", "TIME_WAIT")
+        )?;
+        for s in o.remotes.iter().take(room) {
+            let line = format!(
+                "{:<rw$} {:>8} {:>5} {:>7} {:>7}{}",
+                fit(&s.remote.to_string(), rw),
+                s.syn_sent,
+                s.syn_sent_peak,
+                s.syn_retried,
+                opt(s.unacked),
+                tail(&opt(s.established), &opt(s.time_wait)),
+            );
+            if self.color && remote_troubled(s) {
+                writeln!(out, "\x1b[1;31m{line}\x1b[0m")?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+        let hidden = o.remotes.len().saturating_sub(room) + o.more as usize;
+        if hidden > 0 {
+            writeln!(
+                out,
+                "... {hidden} more server(s) not shown (less troubled ones)"
+            )?;
+        }
+        Ok(())
     }
 
     /// The column headers, with the span of the sparkline when there is one.
@@ -296,6 +398,39 @@ fn title(out: &mut dyn Write, r: &Refresh, width: usize) -> std::io::Result<usiz
         out.write_all(&lines)?;
         Ok(1 + lines.iter().filter(|b| **b == b'\n').count())
     }
+}
+
+/// Screen rows for listeners and for servers out of `room`: with servers to show, their
+/// header and "more" line take two rows and they get a third of the room (all of it in a
+/// namespace without listeners), at least one row each.
+fn split_room(room: usize, listeners: usize, remotes: usize) -> (usize, usize) {
+    if remotes == 0 {
+        return (room, 0);
+    }
+    let share = if listeners == 0 { room } else { room / 3 };
+    let k = remotes.min(share.saturating_sub(2)).max(1);
+    (room.saturating_sub(k + 2).max(1), k)
+}
+
+/// Columns of a server row's numbers, spaces before them included: SYN_SENT, its peak,
+/// retried, unacknowledged; then established and TIME_WAIT, where there is room.
+const REMOTE_NUMBERS: usize = 9 + 6 + 8 + 8;
+const REMOTE_MORE: usize = 7 + 10;
+
+/// The longest IPv4 server with its port, `255.255.255.255:65535`: always whole.
+const REMOTE_MIN: usize = 21;
+
+/// The server column (what the numbers leave, up to a bracketed IPv6 address with its port)
+/// and whether ESTAB and TIME_WAIT fit beside a whole IPv4 server.
+fn remote_width(width: usize) -> (usize, bool) {
+    let wide = width >= REMOTE_NUMBERS + REMOTE_MORE + REMOTE_MIN;
+    let numbers = REMOTE_NUMBERS + if wide { REMOTE_MORE } else { 0 };
+    (width.saturating_sub(numbers).min(47), wide)
+}
+
+/// A server whose connects or data were sent again: the row is red.
+fn remote_troubled(s: &RemoteRow) -> bool {
+    s.syn_retried > 0 || s.unacked.is_some_and(|u| u > 0)
 }
 
 /// `s` in at most `w` columns, cut with "…" when longer.
@@ -466,7 +601,7 @@ fn namespace_rates(r: &Refresh, sep: &str) -> String {
         })
         .collect();
     // Resets by cause only when they rose: a quiet namespace keeps its one-line header.
-    parts.extend(RESET_RATES.iter().filter_map(|k| {
+    parts.extend(RESET_RATES.iter().chain(&CLIENT_RATES).filter_map(|k| {
         let name = short(k);
         let v = r.rates.get(name).filter(|v| **v >= 0.5)?;
         Some(format!("{name}{sep}{v:.0}/s"))
@@ -540,7 +675,11 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
         )?;
     }
     // The listen counters always; resets by cause only when they rose (the JSON has all).
-    let resets: Vec<&str> = RESET_RATES.iter().map(|k| short(k)).collect();
+    let resets: Vec<&str> = RESET_RATES
+        .iter()
+        .chain(&CLIENT_RATES)
+        .map(|k| short(k))
+        .collect();
     let t: Vec<String> = s
         .totals
         .iter()
@@ -551,12 +690,25 @@ pub(crate) fn summary(out: &mut dyn Write, s: &Summary, format: Format) -> std::
         writeln!(out, "  namespace: {}", t.join(", "))?;
     }
     match &s.worst {
-        Some(w) => writeln!(out, "  worst moment: {}: {}", w.time, w.what),
+        Some(w) => writeln!(out, "  worst moment: {}: {}", w.time, w.what)?,
         None => writeln!(
             out,
             "  worst moment: none, no listener filled up or dropped"
-        ),
+        )?,
     }
+    remotes_summary(out, s)
+}
+
+/// The summary's servers seen in trouble, one line each.
+fn remotes_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
+    for r in &s.remotes {
+        writeln!(
+            out,
+            "  server {}: peak SYN_SENT {}, a SYN sent again up to {} time(s), peak unacknowledged {}",
+            r.remote, r.syn_sent_peak, r.syn_retrans_max, r.unacked_peak
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -581,6 +733,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v))
                 .into(),
             listeners: Vec::new(),
+            outgoing: None,
         };
         assert!(!namespace_rates(&r, "=").contains("TCPAbortOnClose"));
         r.rates.insert("TCPAbortOnClose".into(), 12.0);
@@ -692,6 +845,7 @@ mod tests {
             sample_interval_us: 10_000,
             rates: Default::default(),
             listeners: rows()[4..].to_vec(),
+            outgoing: None,
         };
         let mut out = Vec::new();
         refresh(&mut out, &r, Format::Lines).unwrap();
@@ -729,6 +883,7 @@ mod tests {
                 .map(|k| (short(k).to_string(), 123_456.0))
                 .collect(),
             listeners,
+            outgoing: None,
         };
         let history = HistoryShape::minute(Duration::from_secs(1), history_room(width, wait));
         let format = Format::Tty {
@@ -800,6 +955,7 @@ mod tests {
             sample_interval_us: 10_000,
             rates: Default::default(),
             listeners: rows()[..1].to_vec(),
+            outgoing: None,
         };
         let mut out = Vec::new();
         let format = Format::Tty {
@@ -932,6 +1088,7 @@ mod tests {
             sample_interval_us: 10_000,
             rates: Default::default(),
             listeners: waiting_rows()[1..].to_vec(),
+            outgoing: None,
         };
         let mut out = Vec::new();
         refresh(&mut out, &r, Format::Lines).unwrap();
@@ -966,6 +1123,161 @@ mod tests {
         );
         assert!(json["listeners"][2].get("wait").is_none(), "{json}");
         assert_eq!(json["listeners"][3]["wait"]["at_least"], true, "{json}");
+    }
+
+    /// Two servers: one whose connects are sent again (ESTABLISHED not read), one with data
+    /// unacknowledged, an IPv6 one with a long address; one more left out by the reading.
+    fn outgoing_rows() -> OutgoingRows {
+        let row = |remote: &str, syn_sent, peak, retried, unacked: Option<u32>| RemoteRow {
+            remote: remote.parse().unwrap(),
+            syn_sent,
+            syn_sent_peak: peak,
+            syn_retried: retried,
+            syn_retrans_max: 3,
+            established: unacked.map(|u| u + 1),
+            unacked,
+            unacked_retrans_max: unacked.map(|_| 2),
+            never_acked: None,
+            time_wait: None,
+        };
+        OutgoingRows {
+            remotes: vec![
+                row("10.200.0.1:9000", 30, 31, 29, None),
+                row("10.200.0.9:443", 0, 0, 0, Some(800)),
+                row(
+                    "[2001:db8:ffff:ffff:ffff:ffff:ffff:1]:65535",
+                    9_999_999,
+                    9_999,
+                    9,
+                    None,
+                ),
+            ],
+            more: 1,
+            resets_per_s: Some(6.0),
+        }
+    }
+
+    fn outgoing_refresh(listeners: Vec<Row>) -> Refresh {
+        Refresh {
+            time: "2026-11-30T12:00:00.000Z".into(),
+            elapsed_ms: 0,
+            sample_interval_us: 10_000,
+            rates: [("TCPSynRetrans", 12.0), ("EstabResets", 0.0)]
+                .map(|(k, v)| (k.to_string(), v))
+                .into(),
+            listeners,
+            outgoing: Some(outgoing_rows()),
+        }
+    }
+
+    #[test]
+    fn servers_in_trouble_have_lines_and_json_absent_counts_left_out() {
+        let r = outgoing_refresh(Vec::new());
+        let mut out = Vec::new();
+        refresh(&mut out, &r, Format::Lines).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains(" TCPSynRetrans=12/s "), "rose: {out}");
+        assert!(!lines[0].contains("EstabResets"), "did not: {out}");
+        assert_eq!(
+            lines[1],
+            "2026-11-30T12:00:00.000Z outgoing servers=3 more=1 resets/s=6"
+        );
+        assert!(
+            lines[2]
+                .ends_with(" remote 10.200.0.1:9000 syn_sent=30 peak=31 retried=29 retrans_max=3"),
+            "ESTABLISHED not read: nothing said of it: {out}"
+        );
+        assert!(
+            lines[3].ends_with(" established=801 unacked=800 unacked_retrans_max=2"),
+            "{out}"
+        );
+        let mut json = Vec::new();
+        refresh(&mut json, &r, Format::Json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let o = &json["outgoing"];
+        assert_eq!(o["remotes"][0]["remote"], "10.200.0.1:9000", "{json}");
+        assert_eq!(o["remotes"][0]["syn_retried"], 29, "{json}");
+        assert!(o["remotes"][0].get("unacked").is_none(), "{json}");
+        assert_eq!(o["remotes"][1]["unacked"], 800, "{json}");
+        assert_eq!((&o["more"], &o["resets_per_s"]), (&1.into(), &6.0.into()));
+    }
+
+    #[test]
+    fn the_table_shows_servers_under_the_listeners_within_the_width_and_rows() {
+        for width in [60, 80, 120, 200] {
+            for listeners in [Vec::new(), rows()] {
+                let r = outgoing_refresh(listeners.clone());
+                let format = |rows| Format::Tty {
+                    color: true,
+                    rows,
+                    width,
+                    utf8: true,
+                    history: HistoryShape::minute(
+                        Duration::from_secs(1),
+                        history_room(width, false),
+                    ),
+                    wait: false,
+                };
+                let mut out = Vec::new();
+                refresh(&mut out, &r, format(40)).unwrap();
+                let out = String::from_utf8(out).unwrap();
+                for line in out.lines() {
+                    let line = line.trim_start_matches("\x1b[H\x1b[2J");
+                    assert!(
+                        super::super::visible_len(line) <= width,
+                        "{width}: {line}\n{out}"
+                    );
+                }
+                let header = out
+                    .lines()
+                    .position(|l| l.starts_with("REMOTE"))
+                    .expect(&out);
+                let next: Vec<&str> = out.lines().skip(header + 1).collect();
+                assert!(
+                    next[0].starts_with("\x1b[1;31m10.200.0.1:9000 "),
+                    "red: {out}"
+                );
+                assert!(next[1].contains("       0     800"), "{out}");
+                assert_eq!(
+                    next[3],
+                    "... 1 more server(s) not shown (less troubled ones)"
+                );
+                // Ten rows: the servers get a third beside listeners, and the screen holds.
+                let mut out = Vec::new();
+                refresh(&mut out, &r, format(10)).unwrap();
+                let out = String::from_utf8(out).unwrap();
+                assert!(out.lines().count() <= 10, "{out}");
+                assert!(out.contains("REMOTE"), "{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_servers_seen_in_trouble() {
+        use crate::model::{Outgoing, Remote};
+        let mut t = crate::watch::Tracker::default();
+        t.observe_outgoing(&Outgoing {
+            remotes: vec![Remote {
+                syn_sent: 30,
+                syn_retried: 30,
+                syn_retrans_max: 3,
+                ..Remote::new("10.200.0.1:9000".parse().unwrap())
+            }],
+            ..Outgoing::default()
+        });
+        let mut out = Vec::new();
+        summary(
+            &mut out,
+            &t.summary(1, Duration::from_secs(1)),
+            Format::Lines,
+        )
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("\n  server 10.200.0.1:9000: peak SYN_SENT 30, a SYN sent again up to 3 time(s), peak unacknowledged 0\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 pub(crate) use budget::Budget;
 use budget::thread_cpu;
 pub(crate) use tracker::{
-    HistoryShape, ListenerSummary, MIN_SLOTS, Point, Refresh, Row, Summary, Tracker,
+    HistoryShape, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
+    Summary, Tracker,
 };
 
 use crate::collect::{Cadence, OwnerCache, Recorder, Sampled, Sources};
@@ -141,7 +142,11 @@ impl<'o, S: Sources> Watch<'o, S> {
             let cpu_before = thread_cpu();
             let sampled = self.rec.sample(at_refresh)?;
             if self.rec.taken() == 1 {
-                warn_unmatched(warn, self.rec.targets(), &sampled);
+                warn_unmatched(warn, self.rec.targets(), self.rec.servers(), &sampled);
+            }
+            // The samples that read the clients' wait read the connecting side too.
+            if let Some(o) = &sampled.outgoing {
+                self.tracker.observe_outgoing(o);
             }
             if at_refresh {
                 self.refresh(sampled, view)?;
@@ -197,11 +202,23 @@ impl<'o, S: Sources> Watch<'o, S> {
     }
 }
 
-/// Said once, on stderr: the view itself stays as it is.
-fn warn_unmatched(warn: &mut dyn Write, targets: &[crate::model::Target], sampled: &Sampled) {
+/// Said once, on stderr: the view itself stays as it is. A target at none of the namespace's
+/// addresses is a server it connects to (`servers`): its row is under the outgoing ones.
+fn warn_unmatched(
+    warn: &mut dyn Write,
+    targets: &[crate::model::Target],
+    servers: &[std::net::SocketAddr],
+    sampled: &Sampled,
+) {
+    let remote = |t: &crate::model::Target| match t {
+        crate::model::Target::Inet { ip: Some(ip), port } => {
+            servers.contains(&std::net::SocketAddr::new(*ip, *port))
+        }
+        _ => false,
+    };
     for t in targets
         .iter()
-        .filter(|t| !sampled.listeners.iter().any(|l| t.matches(l)))
+        .filter(|t| !remote(t) && !sampled.listeners.iter().any(|l| t.matches(l)))
     {
         let _ = writeln!(
             warn,

@@ -3,12 +3,15 @@
 //! summary at the end. Pure: no clock, no I/O.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalogue::{LISTEN_DROPS, RESET_RATES, WATCH_RATES, short};
-use crate::model::{Counters, Listener, Local, Owner, QueuePeak, Wait};
+use crate::catalogue::{
+    ATTEMPT_FAILS, CLIENT_RATES, ESTAB_RESETS, LISTEN_DROPS, RESET_RATES, WATCH_RATES, short,
+};
+use crate::model::{Counters, Listener, Local, Outgoing, Owner, QueuePeak, Remote, Wait};
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +120,102 @@ pub(crate) struct Refresh {
     /// Namespace counters per second since the previous refresh; absent when the kernel lacks them.
     pub rates: BTreeMap<String, f64>,
     pub listeners: Vec<Row>,
+    /// The servers this namespace connects to that are in trouble (or named as targets), at
+    /// the refresh's reading; absent when there are none (a quiet client) or they could not
+    /// be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<OutgoingRows>,
+}
+
+/// The connecting side in one refresh: one row per server, most troubled first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct OutgoingRows {
+    pub remotes: Vec<RemoteRow>,
+    /// Servers in trouble the reading left out (it keeps `Outgoing::KEPT`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more: u32,
+    /// The namespace's EstabResets + AttemptFails per second since the previous refresh:
+    /// connections reset and connects refused or reset. The counters name no socket, so this
+    /// is the whole namespace's (both ends when client and server share it); absent when the
+    /// kernel lacks them or there is no previous refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_per_s: Option<f64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One server in one refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct RemoteRow {
+    /// The server's address and port.
+    pub remote: SocketAddr,
+    /// Connects waiting for its SYN-ACK (SYN_SENT) at the refresh.
+    pub syn_sent: u32,
+    /// The most seen at the readings since the previous refresh (every ~100 ms).
+    pub syn_sent_peak: u32,
+    /// Of `syn_sent`, those whose SYN was sent again at least once.
+    pub syn_retried: u32,
+    /// The most times one of them has sent its SYN again (after N, it has waited at least
+    /// 1, 3, 7 … s).
+    pub syn_retrans_max: u8,
+    /// ESTABLISHED connections to it; absent when not read at this refresh (only while the
+    /// namespace retransmits, or for a target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub established: Option<u32>,
+    /// Of them, those with data unacknowledged and sent again; absent when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unacked: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unacked_retrans_max: Option<u8>,
+    /// Of `unacked`, those the server never acknowledged a byte of (targets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_acked: Option<u32>,
+    /// TIME_WAIT sockets to it, each holding a local port; absent when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_wait: Option<u32>,
+}
+
+impl RemoteRow {
+    fn new(r: &Remote, peak: u32) -> RemoteRow {
+        let read = r.established.is_some();
+        RemoteRow {
+            remote: r.addr,
+            syn_sent: r.syn_sent,
+            syn_sent_peak: peak.max(r.syn_sent),
+            syn_retried: r.syn_retried,
+            syn_retrans_max: r.syn_retrans_max,
+            established: r.established,
+            unacked: read.then_some(r.unacked),
+            unacked_retrans_max: read.then_some(r.unacked_retrans_max),
+            never_acked: r.never_acked,
+            time_wait: r.time_wait,
+        }
+    }
+
+    /// How much trouble, for the order of the rows: connects waiting plus requests waiting.
+    pub(crate) fn weight(&self) -> u64 {
+        u64::from(self.syn_sent_peak) + u64::from(self.unacked.unwrap_or(0))
+    }
+}
+
+/// One server over the whole run, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct RemoteSummary {
+    pub remote: SocketAddr,
+    /// The most connects seen waiting for its SYN-ACK at one reading.
+    pub syn_sent_peak: u32,
+    /// The most times one SYN to it was sent again.
+    pub syn_retrans_max: u8,
+    /// The most connections seen with data unacknowledged at one reading.
+    pub unacked_peak: u32,
+}
+
+impl RemoteSummary {
+    fn weight(&self) -> u64 {
+        u64::from(self.syn_sent_peak) + u64::from(self.unacked_peak)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,6 +248,9 @@ pub(crate) struct Summary {
     pub totals: BTreeMap<String, u64>,
     /// The refresh with the most drops (or the fullest queue when nothing dropped).
     pub worst: Option<Worst>,
+    /// The servers seen in trouble, most troubled first, `Outgoing::KEPT` at most.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +279,12 @@ pub(crate) struct Tracker {
     shape: HistoryShape,
     /// Per listener present at the last refresh; a listener that is gone loses its history.
     history: HashMap<(Local, u64), History>,
+    /// The latest reading of the connecting side since the last refresh.
+    outgoing: Option<Outgoing>,
+    /// The most SYN_SENT per server at the readings since the last refresh.
+    syn_peaks: HashMap<SocketAddr, u32>,
+    /// Per server over the run, `Outgoing::KEPT` at most (the least troubled make room).
+    remotes: HashMap<SocketAddr, RemoteSummary>,
 }
 
 impl Tracker {
@@ -206,6 +314,65 @@ impl Tracker {
             }
         }
         h.points.iter().copied().collect()
+    }
+
+    /// A reading of the connecting side (every ~100 ms, and at every refresh): its peaks are
+    /// held until the next refresh, which shows the latest reading.
+    pub(crate) fn observe_outgoing(&mut self, o: &Outgoing) {
+        for r in &o.remotes {
+            let p = self.syn_peaks.entry(r.addr).or_default();
+            *p = (*p).max(r.syn_sent);
+            if !r.troubled() && !self.remotes.contains_key(&r.addr) {
+                continue;
+            }
+            let s = self.remotes.entry(r.addr).or_insert(RemoteSummary {
+                remote: r.addr,
+                syn_sent_peak: 0,
+                syn_retrans_max: 0,
+                unacked_peak: 0,
+            });
+            s.syn_sent_peak = s.syn_sent_peak.max(r.syn_sent);
+            s.syn_retrans_max = s.syn_retrans_max.max(r.syn_retrans_max);
+            s.unacked_peak = s.unacked_peak.max(r.unacked);
+        }
+        // One reading may bring up to `KEPT` new servers: evict until the bound holds.
+        while self.remotes.len() > Outgoing::KEPT {
+            let least = self
+                .remotes
+                .values()
+                .min_by_key(|s| (s.weight(), std::cmp::Reverse(s.remote)))
+                .map(|s| s.remote);
+            match least {
+                Some(addr) => self.remotes.remove(&addr),
+                None => break,
+            };
+        }
+        self.outgoing = Some(o.clone());
+    }
+
+    /// The rows of the latest reading since the last refresh, most troubled first; None when
+    /// it listed no server.
+    fn outgoing_rows(&mut self, rates: &BTreeMap<String, f64>) -> Option<OutgoingRows> {
+        let o = self.outgoing.take()?;
+        let peaks = std::mem::take(&mut self.syn_peaks);
+        if o.remotes.is_empty() {
+            return None;
+        }
+        let mut remotes: Vec<RemoteRow> = o
+            .remotes
+            .iter()
+            .map(|r| RemoteRow::new(r, peaks.get(&r.addr).copied().unwrap_or(0)))
+            .collect();
+        remotes.sort_by(|a, b| b.weight().cmp(&a.weight()).then(a.remote.cmp(&b.remote)));
+        let resets = [ESTAB_RESETS, ATTEMPT_FAILS].map(|k| rates.get(short(k)).copied());
+        Some(OutgoingRows {
+            remotes,
+            more: o.more,
+            resets_per_s: match resets {
+                [Some(a), Some(b)] => Some(a + b),
+                _ => None,
+            },
+        })
     }
 
     /// A queue sample between refreshes.
@@ -265,6 +432,7 @@ impl Tracker {
         if self.refreshes > 0 {
             self.note_worst(&rows, &rates, &time);
         }
+        let outgoing = self.outgoing_rows(&rates);
         self.advance(listeners, counters, elapsed);
         Refresh {
             time,
@@ -272,6 +440,7 @@ impl Tracker {
             sample_interval_us: 0,
             rates,
             listeners: rows,
+            outgoing,
         }
     }
 
@@ -369,7 +538,7 @@ impl Tracker {
         if let (Some(prev), Some(now)) = (&self.prev_counters, counters)
             && secs > 0.0
         {
-            for key in WATCH_RATES.iter().chain(&RESET_RATES) {
+            for key in WATCH_RATES.iter().chain(&RESET_RATES).chain(&CLIENT_RATES) {
                 if let (Some(a), Some(b)) = (prev.get(*key), now.get(*key)) {
                     rates.insert(short(key).to_string(), b.saturating_sub(*a) as f64 / secs);
                 }
@@ -432,12 +601,14 @@ impl Tracker {
     pub(crate) fn summary(&self, samples: u64, elapsed: Duration) -> Summary {
         let mut totals = BTreeMap::new();
         if let (Some(a), Some(b)) = (&self.first_counters, &self.last_counters) {
-            for key in WATCH_RATES.iter().chain(&RESET_RATES) {
+            for key in WATCH_RATES.iter().chain(&RESET_RATES).chain(&CLIENT_RATES) {
                 if let (Some(x), Some(y)) = (a.get(*key), b.get(*key)) {
                     totals.insert(short(key).to_string(), y.saturating_sub(*x));
                 }
             }
         }
+        let mut remotes: Vec<RemoteSummary> = self.remotes.values().cloned().collect();
+        remotes.sort_by(|a, b| b.weight().cmp(&a.weight()).then(a.remote.cmp(&b.remote)));
         Summary {
             refreshes: self.refreshes,
             samples,
@@ -445,6 +616,7 @@ impl Tracker {
             listeners: self.summary.values().cloned().collect(),
             totals,
             worst: self.worst.as_ref().map(|(_, _, w)| w.clone()),
+            remotes,
         }
     }
 }
@@ -501,6 +673,110 @@ mod tests {
         );
         let s = t.summary(2, Duration::from_secs(2));
         assert_eq!((s.totals["TCPAbortOnClose"], s.totals["OutRsts"]), (20, 30));
+    }
+
+    fn remote(addr: &str, syn_sent: u32, syn_retried: u32, unacked: Option<u32>) -> Remote {
+        Remote {
+            syn_sent,
+            syn_retried,
+            syn_retrans_max: u8::from(syn_retried > 0) * 2,
+            established: unacked.map(|u| u + 5),
+            unacked: unacked.unwrap_or(0),
+            ..Remote::new(addr.parse().unwrap())
+        }
+    }
+
+    fn outgoing(remotes: Vec<Remote>) -> Outgoing {
+        Outgoing {
+            remotes,
+            ..Outgoing::default()
+        }
+    }
+
+    #[test]
+    fn remote_rows_hold_the_syn_sent_peak_and_sum_the_namespace_resets() {
+        let c = |estab: u64, fails: u64, syn: u64| {
+            Counters::from([
+                (ESTAB_RESETS.to_string(), estab),
+                (ATTEMPT_FAILS.to_string(), fails),
+                ("TcpExt:TCPSynRetrans".to_string(), syn),
+            ])
+        };
+        let mut t = Tracker::default();
+        t.refresh(&[], Some(&c(0, 0, 0)), Duration::ZERO, "t0".into(), &[]);
+        // Between refreshes 30 connects waited for 10.200.0.1; at the refresh 4 still do, 3
+        // of them sent again; 10.200.0.9 only has unacknowledged data.
+        t.observe_outgoing(&outgoing(vec![remote("10.200.0.1:9000", 30, 30, None)]));
+        t.observe_outgoing(&outgoing(vec![
+            remote("10.200.0.9:443", 0, 0, Some(50)),
+            remote("10.200.0.1:9000", 4, 3, Some(0)),
+        ]));
+        let r = t.refresh(
+            &[],
+            Some(&c(6, 4, 40)),
+            Duration::from_secs(2),
+            "t1".into(),
+            &[],
+        );
+        let o = r.outgoing.expect("servers in trouble");
+        assert_eq!(o.resets_per_s, Some(5.0), "(6 + 4) / 2 s");
+        assert_eq!(r.rates["TCPSynRetrans"], 20.0);
+        let rows: Vec<(String, u32, u32, u32, Option<u32>)> = o
+            .remotes
+            .iter()
+            .map(|s| {
+                let a = s.remote.to_string();
+                (a, s.syn_sent, s.syn_sent_peak, s.syn_retried, s.unacked)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("10.200.0.9:443".into(), 0, 0, 0, Some(50)),
+                ("10.200.0.1:9000".into(), 4, 30, 3, Some(0)),
+            ],
+            "most troubled first; unacked read, so 0 is none"
+        );
+        // No reading since: no rows (not the old ones again); the summary keeps the peaks.
+        let r = t.refresh(&[], None, Duration::from_secs(3), "t2".into(), &[]);
+        assert_eq!(r.outgoing, None);
+        let s = t.summary(3, Duration::from_secs(3));
+        let peaks: Vec<(u32, u8, u32)> = s
+            .remotes
+            .iter()
+            .map(|r| (r.syn_sent_peak, r.syn_retrans_max, r.unacked_peak))
+            .collect();
+        assert_eq!(peaks, [(0, 0, 50), (30, 2, 0)], "50 waiting outweigh 30");
+        assert_eq!(s.totals["EstabResets"], 6);
+    }
+
+    #[test]
+    fn a_quiet_client_has_no_remote_rows_and_the_summary_stays_bounded() {
+        let mut t = Tracker::default();
+        t.observe_outgoing(&Outgoing::default());
+        assert_eq!(
+            t.refresh(&[], None, Duration::ZERO, "t0".into(), &[])
+                .outgoing,
+            None
+        );
+        // A named server that is fine has a row but no place in the summary.
+        t.observe_outgoing(&outgoing(vec![remote("10.0.0.1:80", 1, 0, Some(0))]));
+        let r = t.refresh(&[], None, Duration::from_secs(1), "t1".into(), &[]);
+        assert_eq!(r.outgoing.map(|o| o.remotes.len()), Some(1));
+        // Three readings of 64 different troubled servers each: 64 kept, the most troubled.
+        for round in 0..3u32 {
+            let many = (0..64u32)
+                .map(|i| {
+                    let n = round * 64 + i;
+                    remote(&format!("10.1.{}.{}:80", n / 256, n % 256), n + 1, 1, None)
+                })
+                .collect();
+            t.observe_outgoing(&outgoing(many));
+        }
+        let s = t.summary(4, Duration::from_secs(4));
+        assert_eq!(s.remotes.len(), Outgoing::KEPT);
+        assert_eq!(s.remotes[0].syn_sent_peak, 192);
+        assert_eq!(s.remotes.last().map(|r| r.syn_sent_peak), Some(129));
     }
 
     #[test]
