@@ -199,9 +199,7 @@ impl Words<'_> {
                 num(l.v.and_then(|v| v.syn_recv_peak))
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
-            Fact::UnixClients { example, refused } => {
-                unix_clients(example.as_ref(), refused.as_deref())
-            }
+            Fact::UnixClients { example, refused } => unix_clients(example, refused),
             Fact::SyncookiesDisabled => self.syncookies_disabled(),
             Fact::Resets {
                 cause,
@@ -595,9 +593,9 @@ fn unix_high(l: &Subject) -> String {
 
 /// docs/kernel.md §9: what the clients of a full Unix listener see, a proxy's log among them
 /// (`Quirks::unix_refusal`).
-fn unix_clients(example: Option<&Local>, refused: Option<&[ConnectErrors]>) -> String {
-    let text = unix_clients_seen(example);
-    match refused {
+fn unix_clients(example: &Option<Local>, refused: &Option<Vec<ConnectErrors>>) -> String {
+    let text = unix_clients_seen(example.as_ref());
+    match refused.as_deref() {
         None => text,
         Some([]) => format!(
             "{text} Traced over the window: no process of this namespace had a connect() refused with \
