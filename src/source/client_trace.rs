@@ -929,6 +929,18 @@ mod tests {
         ));
         // Without record-tgid there is no tgid.
         assert_eq!(e[2].tgid, None);
+        // The text mode (a kernel without `fields`), as captured: no socket pointer.
+        let text = "         python3-6656    [001] ..... 19384.732580: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=40006 dport=9000 saddr=10.231.0.2 daddr=10.231.0.1 saddrv6=::ffff:10.231.0.2 daddrv6=::ffff:10.231.0.1 oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED";
+        assert_eq!(
+            parse_line(text).map(|e| e.kind),
+            Some(Kind::State {
+                skaddr: 0,
+                old: SYN_SENT,
+                new: ESTABLISHED,
+                local: Some(sa("10.231.0.2:40006")),
+                remote: Some(sa("10.231.0.1:9000"))
+            })
+        );
     }
 
     #[test]
