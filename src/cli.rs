@@ -330,7 +330,10 @@ pub struct DoctorArgs {
     /// Also trace every RST sent during the window (the kernel's tcp:tcp_send_reset
     /// tracepoint, in a private tracefs instance removed on exit): each reset's listener and
     /// reason, e.g. TCP_ABORT_ON_CLOSE on 127.0.0.1:8080, or NO_SOCKET on the port clients
-    /// were refused on. Root, tracefs and Linux 6.10+; otherwise the counters alone are used
+    /// were refused on. Root, tracefs and Linux 6.10+; otherwise the counters alone are used.
+    /// The namespace's own connections are traced too: per server the errnos its sockets got,
+    /// SYNs sent again, resets received and connect latency, and connect() calls refused with
+    /// EAGAIN (a full Unix listener) or EADDRNOTAVAIL, per process
     #[arg(long, conflicts_with_all = ["from", "all_netns"])]
     pub trace: bool,
 }

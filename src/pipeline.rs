@@ -60,9 +60,11 @@ fn skipped_owners(snap: &mut Snapshot) {
 /// processes of those with something to report are named: the rules classify before the
 /// owners are read, and run once.
 ///
-/// With `trace` (`doctor --trace`), every RST of the window is also traced one by one: the
-/// trace starts before the first sample and stops after the last. Without the tracepoint or
-/// the privilege, a gap says why and the counters alone tell the causes.
+/// With `trace` (`doctor --trace`), every RST of the window is also traced one by one, and
+/// the namespace's own connections by their events (errnos, SYNs sent again, resets received,
+/// connect latency, connect() refused): the traces start before the first sample and stop
+/// after the last. Without the tracepoints or the privilege, a gap says why and the counters
+/// alone tell the causes.
 pub fn live<S: Sources>(
     mut sources: S,
     scope: &Scope,
@@ -71,6 +73,7 @@ pub fn live<S: Sources>(
     trace: bool,
 ) -> Result<Diagnosis> {
     let tracing = trace.then(|| sources.start_reset_trace());
+    let client = trace.then(|| sources.start_client_trace());
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
     let traced = tracing.map(|started| {
         started.and_then(|()| {
@@ -85,7 +88,35 @@ pub fn live<S: Sources>(
             format!("{why}; the resets' causes come from the counters alone"),
         )),
     }
+    if let Some(started) = client {
+        traced_clients(&mut sources, &mut snap, started);
+    }
     Ok(diagnose_recorded(&mut sources, snap, owners))
+}
+
+/// The connecting side's trace into the snapshot; what it could not trace becomes gaps
+/// (`client-trace`), each saying which events are missing and what that leaves out.
+fn traced_clients<S: Sources>(
+    sources: &mut S,
+    snap: &mut Snapshot,
+    started: std::result::Result<Vec<String>, String>,
+) {
+    let gap = |why: String| Gap::new("client-trace", why);
+    match started.and_then(|notes| Ok((notes, collect::traced_clients(sources, snap)?))) {
+        Ok((notes, (traced, untied))) => {
+            snap.gaps.extend(notes.into_iter().map(gap));
+            if untied > 0 {
+                snap.gaps.push(gap(format!(
+                    "{untied} connect() call(s) refused with EAGAIN or EADDRNOTAVAIL by tasks that \
+                     exited before they could be tied to a namespace: not counted"
+                )));
+            }
+            snap.client_traced = Some(traced);
+        }
+        Err(why) => snap.gaps.push(gap(format!(
+            "{why}; the connecting side comes from its sockets and counters alone"
+        ))),
+    }
 }
 
 /// The second half of `live`, for a recording made another way (lab's, during its burst):

@@ -809,7 +809,12 @@ fn trace_names_the_listener_and_reason_of_each_unread_close() {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let pid = name.strip_prefix("backlogctl-")?.to_string();
+            // `backlogctl-PID`, or with a suffix (`backlogctl-PID-client`).
+            let pid = name
+                .strip_prefix("backlogctl-")?
+                .split('-')
+                .next()?
+                .to_string();
             (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(name)
         })
         .collect();

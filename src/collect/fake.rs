@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Header, Sources};
 use crate::error::{Error, Result};
 use crate::model::{Counters, Gap, Listener, Name, Netns, Owner, SocketFile};
+use crate::source::client_trace::{Capture, Task};
 use crate::source::diag;
 use crate::source::netns::Which;
 
@@ -57,6 +58,11 @@ pub(crate) struct Fake {
     pub time_wait: Option<u64>,
     /// The namespace's interface addresses.
     pub addresses: Vec<IpAddr>,
+    /// What the client trace gathers, as tracefs prints it, and the namespace of each task
+    /// in it; None: the host cannot trace.
+    pub client_trace: Option<String>,
+    pub task_netns: BTreeMap<u32, u64>,
+    pub client_tracing: bool,
 }
 
 impl Fake {
@@ -225,6 +231,31 @@ impl Sources for Fake {
 
     fn listening_sockets(&mut self) -> Vec<u64> {
         self.sockets.clone()
+    }
+
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String> {
+        if self.client_trace.is_none() {
+            return Err("the fake has no tracepoints".into());
+        }
+        if self.dumps > 0 {
+            return Err("the fake's client trace started after the first sample".into());
+        }
+        self.client_tracing = true;
+        Ok(Vec::new())
+    }
+
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String> {
+        if !std::mem::take(&mut self.client_tracing) {
+            return Err("no client trace was started".into());
+        }
+        let ns = &self.task_netns;
+        Ok(Capture::of_text(
+            self.client_trace.as_deref().unwrap_or_default(),
+            |tid, tgid| Task {
+                netns: ns.get(&tid).copied(),
+                tgid,
+            },
+        ))
     }
 
     fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String> {

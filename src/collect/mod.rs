@@ -2,8 +2,9 @@
 //! Every command that reads a live namespace goes through it:
 //! - `Sources` is everything a recording reads — namespace entry, the header (kernel, host,
 //!   namespace, sysctls), listener dumps, counters, the processes holding sockets, the resets
-//!   the host sends (`--trace`, tied to the namespace by `traced_resets`). `Kernel` is the real
-//!   one; tests hand in fakes, so every loop runs without a kernel.
+//!   the host sends (`--trace`, tied to the namespace by `traced_resets`) and its own
+//!   connections' events (`--trace`, `traced_clients`). `Kernel` is the real one; tests hand
+//!   in fakes, so every loop runs without a kernel.
 //! - `Recorder` owns a recording's header, its `Sampler` (when to count request sockets,
 //!   whether a sample changed) and the samples it keeps; `record` drives one over a window.
 //!   `doctor`, `snapshot`, `watch`, `lab` and every namespace of a fan-out use it.
@@ -40,7 +41,11 @@ pub use sampler::{SYN_RECV_EVERY, Sampled};
 pub use scrape::{Collector, NsScrape, Scrape};
 
 use crate::error::Result;
-use crate::model::{Counters, Gap, Name, Netns, Owner, SocketFile, Sysctls, Traced};
+use crate::model::{
+    ClientTraced, Counters, Gap, Name, Netns, Owner, PortRange, Snapshot, SocketFile, Sysctls,
+    Traced,
+};
+use crate::source::client_trace::{self, Capture, ClientTrace, Here};
 use crate::source::netns::Which;
 use crate::source::trace::{self, ResetTrace};
 use crate::source::{diag, files, netns, netstat, procs, sysctl};
@@ -79,6 +84,11 @@ pub trait Sources {
     fn finish_reset_trace(&mut self) -> std::result::Result<String, String>;
     /// The `sk` pointers of the namespace's listening TCP sockets, which a traced RST names.
     fn listening_sockets(&mut self) -> Vec<u64>;
+    /// Starts tracing the connecting side's events (`doctor --trace`), before the first
+    /// sample: Ok with a note for each event this kernel cannot trace; Err when none can be.
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String>;
+    /// Stops the trace `start_client_trace` began and returns what it gathered.
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String>;
     /// A file as process `pid` sees it (a configuration file its command line names): an
     /// absolute path inside its root, a relative one from its working directory.
     fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String>;
@@ -96,6 +106,8 @@ pub struct Kernel {
     diag: Option<diag::Diag>,
     /// `doctor --trace`'s, while it runs; dropping it removes its tracefs instance.
     trace: Option<ResetTrace>,
+    /// The connecting side's trace, likewise.
+    client: Option<ClientTrace>,
 }
 
 impl Kernel {
@@ -105,6 +117,7 @@ impl Kernel {
         Ok(Kernel {
             diag: Some(diag::Diag::open()?),
             trace: None,
+            client: None,
         })
     }
 }
@@ -187,6 +200,24 @@ impl Sources for Kernel {
         trace::listening_here()
     }
 
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String> {
+        // The calling thread is in the namespace by now: its local ports come from here.
+        let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| PortRange::parse(&t))
+            .map(|r| (r.low, r.high));
+        let (trace, notes) = ClientTrace::start(ports)?;
+        self.client = Some(trace);
+        Ok(notes)
+    }
+
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String> {
+        match self.client.take() {
+            Some(t) => t.finish(),
+            None => Err("no client trace was started".into()),
+        }
+    }
+
     fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String> {
         files::read(pid, path)
     }
@@ -219,6 +250,25 @@ pub fn traced_resets<S: Sources>(
         listens_at,
         |tid| sources.netns_of(tid),
     ))
+}
+
+/// `doctor --trace`'s end on the connecting side: stops the trace and keeps the events of the
+/// namespace `snap` recorded — its tasks' connects and sockets, its own addresses' sockets —
+/// leaving out the sockets of its listeners. Also: how many connect() failures could be tied
+/// to no namespace (their tasks gone too soon).
+pub fn traced_clients<S: Sources>(
+    sources: &mut S,
+    snap: &Snapshot,
+) -> std::result::Result<(ClientTraced, u64), String> {
+    let capture = sources.finish_client_trace()?;
+    let addresses = snap.local_addresses.clone().unwrap_or_default();
+    let listens_at = |a: SocketAddr| snap.listens_at(a);
+    let here = Here {
+        netns: snap.netns.inode.unwrap_or(0),
+        addresses: &addresses,
+        listens_at: &listens_at,
+    };
+    Ok(client_trace::attribute(&capture, &here))
 }
 
 /// Where and when a recording is made, read once at its start.

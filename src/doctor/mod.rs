@@ -177,6 +177,9 @@ pub enum Fact {
     /// listener names the socket in nginx's log line.
     UnixClients {
         example: Option<Local>,
+        /// `doctor --trace`: this namespace's connect() calls refused with EAGAIN over the
+        /// window, per process, most first (`syscalls:sys_exit_connect`); None: not traced.
+        refused: Option<Vec<crate::model::ConnectErrors>>,
     },
     SyncookiesDisabled,
     /// The sockets of an SO_REUSEPORT group are unevenly loaded (docs/kernel.md §8.3).
@@ -457,6 +460,10 @@ pub struct Report {
     pub netns: Netns,
     pub sysctls: Sysctls,
     pub gaps: Vec<Gap>,
+    /// `doctor --trace`: the namespace's own connections as the kernel's events saw them, by
+    /// server, and its connect() calls refused at once; None: not traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_traced: Option<crate::model::ClientTraced>,
 }
 
 impl Report {
@@ -569,6 +576,7 @@ impl Triage {
             netns: snap.netns.clone(),
             sysctls: snap.sysctls.clone(),
             gaps: snap.gaps.clone(),
+            client_traced: snap.client_traced.clone(),
         }
     }
 }

@@ -317,7 +317,7 @@ fn namespace_findings<'v>(
         out.push(what_clients_see(ctx, &overflowing, accept_overflow));
     }
     if !unix.is_empty() {
-        out.push(unix_clients(&unix));
+        out.push(unix_clients(ctx.snap, &unix));
     }
     if ctx.snap.sysctls.tcp_syncookies == Some(0) && !only_unix {
         out.push(syncookies_disabled(ctx));
@@ -1381,8 +1381,16 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
 }
 
 /// docs/kernel.md §9: what the clients of overflowing Unix listeners see. No setting changes
-/// it, so no step: the listeners' own plans are the fix.
-fn unix_clients(overflowing: &[&ListenerView]) -> Finding {
+/// it, so no step: the listeners' own plans are the fix. No counter counts the refusals; only a
+/// trace of the connecting processes' connect() exits does (§11), exactly, per process.
+fn unix_clients(snap: &Snapshot, overflowing: &[&ListenerView]) -> Finding {
+    let refused = snap.client_traced.as_ref().map(|t| {
+        t.connect_errors
+            .iter()
+            .filter(|c| c.errno == EAGAIN)
+            .cloned()
+            .collect::<Vec<_>>()
+    });
     let mut f = finding(
         RuleId::UnixClients,
         Severity::Ok,
@@ -1392,17 +1400,31 @@ fn unix_clients(overflowing: &[&ListenerView]) -> Finding {
         },
         Fact::UnixClients {
             example: overflowing.first().map(|v| v.local.clone()),
+            refused: refused.clone(),
         },
     );
     f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
     f.inodes = overflowing.iter().map(|v| v.inode).collect();
-    f.evidence.push(ev(
-        "refused connects",
-        serde_json::Value::Null,
-        "no kernel counter counts them for Unix sockets",
-    ));
+    f.evidence.push(match refused {
+        None => ev(
+            "refused connects",
+            serde_json::Value::Null,
+            "no kernel counter counts them for Unix sockets",
+        ),
+        Some(by) => ev(
+            "refused connects",
+            json!({
+                "total": by.iter().map(|c| c.count).sum::<u64>(),
+                "by_process": by.iter().map(|c| json!({"pid": c.pid, "comm": c.comm, "count": c.count})).collect::<Vec<_>>(),
+            }),
+            "syscalls:sys_exit_connect, ret == -11 (EAGAIN), this namespace's processes, traced",
+        ),
+    });
     f
 }
+
+/// connect()'s errno for a full Unix listener (`unix_stream_connect`).
+const EAGAIN: i32 = 11;
 
 fn syncookies_disabled(ctx: &Ctx) -> Finding {
     let mut f = finding(

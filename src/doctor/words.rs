@@ -16,7 +16,8 @@ use super::{
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{
-    Local, NetnsLabel, ProcState, Setting, SettingSource, Snapshot, UnixName, window_length,
+    ConnectErrors, Local, NetnsLabel, ProcState, Setting, SettingSource, Snapshot, UnixName,
+    window_length,
 };
 
 const SOMAXCONN: &str = Sysctl::Somaxconn.name();
@@ -198,7 +199,7 @@ impl Words<'_> {
                 num(l.v.and_then(|v| v.syn_recv_peak))
             ),
             Fact::Clients { accept_overflow } => self.clients(*accept_overflow),
-            Fact::UnixClients { example } => unix_clients(example.as_ref()),
+            Fact::UnixClients { example, refused } => unix_clients(example, refused),
             Fact::SyncookiesDisabled => self.syncookies_disabled(),
             Fact::Resets {
                 cause,
@@ -592,7 +593,30 @@ fn unix_high(l: &Subject) -> String {
 
 /// docs/kernel.md §9: what the clients of a full Unix listener see, a proxy's log among them
 /// (`Quirks::unix_refusal`).
-fn unix_clients(example: Option<&Local>) -> String {
+fn unix_clients(example: &Option<Local>, refused: &Option<Vec<ConnectErrors>>) -> String {
+    let text = unix_clients_seen(example.as_ref());
+    match refused.as_deref() {
+        None => text,
+        Some([]) => format!(
+            "{text} Traced over the window: no process of this namespace had a connect() refused with \
+             EAGAIN (its clients may run in another namespace that sees the socket's path)."
+        ),
+        Some(by) => {
+            let total: u64 = by.iter().map(|c| c.count).sum();
+            let each = by
+                .iter()
+                .map(|c| format!("{} (pid {}) {}", c.comm, c.pid, c.count))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "{text} Traced over the window: {total} connect() call(s) of this namespace refused with \
+                 EAGAIN, exactly: {each}."
+            )
+        }
+    }
+}
+
+fn unix_clients_seen(example: Option<&Local>) -> String {
     let proxies = runtime::having(|r| r.quirks.unix_refusal.as_ref())
         .map(|(r, refusal)| {
             let upstream = match example.and_then(Local::unix).map(|u| &u.name) {

@@ -22,7 +22,8 @@ pub struct ResetTrace {
     dir: PathBuf,
 }
 
-const PREFIX: &str = "backlogctl-";
+/// Every instance backlogctl makes is named `backlogctl-<pid>`, maybe with a `-suffix`.
+pub(crate) const PREFIX: &str = "backlogctl-";
 const EVENT: &str = "events/tcp/tcp_send_reset";
 
 impl ResetTrace {
@@ -84,7 +85,7 @@ impl Drop for ResetTrace {
 }
 
 /// Where tracefs is mounted: its own mount, or under debugfs.
-fn tracefs() -> Option<PathBuf> {
+pub(crate) fn tracefs() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut debugfs = None;
     for line in mounts.lines() {
@@ -99,8 +100,9 @@ fn tracefs() -> Option<PathBuf> {
     debugfs.filter(|d| d.join("instances").is_dir())
 }
 
-/// Removes the instances of backlogctl processes that no longer exist.
-fn remove_stale(instances: &Path) {
+/// Removes the instances of backlogctl processes that no longer exist (`backlogctl-<pid>` and
+/// `backlogctl-<pid>-<suffix>`).
+pub(crate) fn remove_stale(instances: &Path) {
     let Ok(entries) = std::fs::read_dir(instances) else {
         return;
     };
@@ -109,7 +111,7 @@ fn remove_stale(instances: &Path) {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|p| p.split('-').next()?.parse::<u32>().ok())
         else {
             continue;
         };
