@@ -19,6 +19,7 @@ const SERVER: &str = "10.200.0.1:9000";
 struct Run {
     kind: &'static str,
     target: bool,
+    traced: bool,
     report: Value,
     clients: Value,
 }
@@ -74,9 +75,10 @@ impl std::fmt::Display for Run {
         } else {
             "no target"
         };
+        let traced = if self.traced { ", traced" } else { "" };
         write!(
             f,
-            "{} ({with}), clients {}, findings {:?}",
+            "{} ({with}{traced}), clients {}, findings {:?}",
             self.kind,
             self.clients,
             self.ids()
@@ -85,8 +87,8 @@ impl std::fmt::Display for Run {
 }
 
 /// Runs the recipe: 4 s client timeout, the window covering the clients' whole run.
-fn run(kind: &'static str, target: bool, dir: &Path) -> Run {
-    let tag = format!("{kind}-{target}");
+fn run(kind: &'static str, target: bool, traced: bool, dir: &Path) -> Run {
+    let tag = format!("{kind}-{target}-{traced}");
     let (out, clients) = (
         dir.join(format!("{tag}.json")),
         dir.join(format!("{tag}.c.json")),
@@ -99,7 +101,8 @@ fn run(kind: &'static str, target: bool, dir: &Path) -> Run {
         .env("BACKLOGCTL", common::bin())
         .env("DOCTOR", "1")
         .env("WINDOW", "6s")
-        .env("TIMEOUT", "4");
+        .env("TIMEOUT", "4")
+        .env("DOCTOR_ARGS", if traced { "--trace" } else { "" });
     let status = cmd
         .stdout(std::process::Stdio::null())
         .status()
@@ -112,6 +115,7 @@ fn run(kind: &'static str, target: bool, dir: &Path) -> Run {
     Run {
         kind,
         target,
+        traced,
         report: read(&out),
         clients: read(&clients),
     }
@@ -127,15 +131,15 @@ fn ready(test: &str) -> bool {
 }
 
 /// Every scenario, three at a time (each is mostly waiting).
-fn run_all(cases: &[(&'static str, bool)]) -> Vec<Run> {
-    let scratch = common::Scratch::new("client");
+fn run_all(test: &str, cases: &[(&'static str, bool, bool)]) -> Vec<Run> {
+    let scratch = common::Scratch::new(test);
     let mut runs = Vec::new();
     for chunk in cases.chunks(3) {
         let dir = &scratch.dir;
         let done: Vec<Run> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(k, t)| s.spawn(move || run(k, *t, dir)))
+                .map(|(k, t, tr)| s.spawn(move || run(k, *t, *tr, dir)))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -145,21 +149,25 @@ fn run_all(cases: &[(&'static str, bool)]) -> Vec<Run> {
 }
 
 #[test]
-fn from_the_client_alone_doctor_names_the_server_the_cause_and_what_the_clients_saw() {
+fn from_the_client_alone_doctor_names_the_server_the_cause_and_what_the_clients_saw_and_traced_their_errnos()
+ {
     if !ready("client") {
         return;
     }
-    let runs = run_all(&[
-        ("slow-abort0", false),
-        ("slow-abort1", true),
-        ("closed-port", true),
-        ("stopped", false),
-        ("ports10", false),
-        ("healthy", false),
-        ("healthy", true),
-        ("quiet", false),
-        ("closed-port", false),
-    ]);
+    let runs = run_all(
+        "client",
+        &[
+            ("slow-abort0", false, false),
+            ("slow-abort1", true, false),
+            ("closed-port", true, false),
+            ("stopped", false, false),
+            ("ports10", false, false),
+            ("healthy", false, false),
+            ("healthy", true, false),
+            ("quiet", false, false),
+            ("closed-port", false, false),
+        ],
+    );
     for r in &runs {
         assert!(r.findings("not-listening").is_empty(), "{r}");
         match (r.kind, r.target) {
@@ -204,6 +212,21 @@ fn from_the_client_alone_doctor_names_the_server_the_cause_and_what_the_clients_
             _ => unreachable!(),
         }
     }
+    // --trace, one run at a time: the events are the host's, and two client namespaces with
+    // the same addresses at once could share a pair of ends.
+    if !Path::new("/sys/kernel/tracing/instances").is_dir() {
+        common::skip(
+            "client",
+            "part: no tracefs at /sys/kernel/tracing, --trace not run",
+        );
+        return;
+    }
+    for case in [("closed-port", false, true), ("ports10", false, true)] {
+        for r in run_all("client-traced", &[case]) {
+            assert!(r.findings("not-listening").is_empty(), "{r}");
+            traced(&r);
+        }
+    }
 }
 
 /// A server that accepts one connection every 200 ms, abort_on_overflow 0.
@@ -236,4 +259,36 @@ fn resets(r: &Run) {
     let f = r.one("resets-from-server");
     assert_eq!(r.evidence(f, "Tcp:EstabResets"), Some(reset), "{r}");
     r.one("connects-unanswered");
+}
+
+/// With `--trace`, the server is named without a target and the errnos are the clients' own.
+fn traced(r: &Run) {
+    match r.kind {
+        "closed-port" => {
+            let f = r.one("connects-refused");
+            let summary = f["summary"].as_str().unwrap();
+            let refused = r.count("refused");
+            assert!(
+                summary.contains(&format!("{SERVER} ({refused})")),
+                "{r}: {summary}"
+            );
+        }
+        "ports10" => {
+            let f = r.one("local-ports-exhausted");
+            let by_process = f["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "connect_eaddrnotavail")
+                .unwrap_or_else(|| panic!("{r}: traced EADDRNOTAVAIL"));
+            let total: u64 = by_process["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["count"].as_u64().unwrap())
+                .sum();
+            assert_eq!(total, r.count("addrnotavail"), "{r}");
+        }
+        _ => unreachable!("{r}"),
+    }
 }

@@ -407,13 +407,16 @@ pub fn attribute(capture: &Capture, here: &Here) -> (ClientTraced, u64) {
         Some(netns) => Some(netns == here.netns),
         None => by_address.contains(&tid).then_some(true),
     };
-    let tuples = sockets(&events, here, &ours_task, &mut by);
+    let (tuples, theirs) = sockets(&events, here, &ours_task, &mut by);
     for e in &events {
         let (local, remote) = match &e.kind {
             Kind::Error { local, remote, .. } | Kind::Reset { local, remote } => (local, remote),
             _ => continue,
         };
-        let ours = tuples.contains(&(*local, *remote)) || here.by_address(*local);
+        // Two namespaces may use the same addresses (each its own 10.0.0.2): the address
+        // tells only for a pair of ends no other namespace's socket was seen with.
+        let pair = (*local, *remote);
+        let ours = tuples.contains(&pair) || (!theirs.contains(&pair) && here.by_address(*local));
         if !ours || (here.listens_at)(*local) {
             continue;
         }
@@ -435,19 +438,24 @@ pub fn attribute(capture: &Capture, here: &Here) -> (ClientTraced, u64) {
     (traced, untied)
 }
 
+/// The two ends of the sockets seen: the namespace's, and those of tasks known to be another's.
+type Pairs = HashSet<(SocketAddr, SocketAddr)>;
+
 /// The events that name a socket, in time order: who owns each pointer (set when it enters
 /// SYN_SENT), connects completed and their latency, SYNs sent again. Returns the two ends of
-/// every socket of the namespace seen, to tie the events that name none.
+/// every socket of the namespace seen, to tie the events that name none, and of every socket
+/// known to be another namespace's.
 fn sockets(
     events: &[&Event],
     here: &Here,
     ours_task: &dyn Fn(u32) -> Option<bool>,
     by: &mut BTreeMap<SocketAddr, Tally>,
-) -> HashSet<(SocketAddr, SocketAddr)> {
+) -> (Pairs, Pairs) {
     // Whose each socket is (None: its task was gone before it could be looked up), and when
     // it entered SYN_SENT.
     let mut owner: HashMap<u64, (Option<bool>, Option<u64>)> = HashMap::new();
     let mut tuples = HashSet::new();
+    let mut theirs = HashSet::new();
     for e in events {
         match e.kind {
             Kind::State {
@@ -466,6 +474,9 @@ fn sockets(
                     Some((ours, since)) => (*ours, since.take()),
                     None => (None, None),
                 };
+                if ours == Some(false) {
+                    theirs.insert((local, remote));
+                }
                 let ours = ours.unwrap_or_else(|| here.by_address(local));
                 if !ours || (here.listens_at)(local) {
                     continue;
@@ -483,10 +494,11 @@ fn sockets(
                 local,
                 remote,
             } => {
-                let ours = owner
-                    .get(&skaddr)
-                    .and_then(|o| o.0)
-                    .unwrap_or_else(|| here.by_address(local));
+                let known = owner.get(&skaddr).and_then(|o| o.0);
+                if known == Some(false) {
+                    theirs.insert((local, remote));
+                }
+                let ours = known.unwrap_or_else(|| here.by_address(local));
                 if ours && !(here.listens_at)(local) {
                     tuples.insert((local, remote));
                     by.entry(remote).or_default().syn_retransmits += 1;
@@ -495,7 +507,7 @@ fn sockets(
             _ => {}
         }
     }
-    tuples
+    (tuples, theirs)
 }
 
 fn remote(addr: SocketAddr, mut t: Tally) -> TracedRemote {
@@ -1033,6 +1045,38 @@ mod tests {
                     count: 1
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn another_namespace_with_the_same_address_sees_none_of_it() {
+        // Namespace 7 has 10.231.0.2 too (two client namespaces alike on one host): the
+        // sockets are known to be namespace 5's, so their errors and resets are not 7's.
+        let addresses = [IpAddr::V4(Ipv4Addr::new(10, 231, 0, 2))];
+        let here = Here {
+            netns: 7,
+            addresses: &addresses,
+            listens_at: &|_| false,
+        };
+        // The refused socket's states, as the states instance has them (stitched: its pointer
+        // and times set to this capture's).
+        const REFUSED: &str = "\
+         python3-6656    (   6656) [001] ..... 19384.732300: inet_sock_set_state: skaddr=0xffff8883a1e3b800 (-131376038561792) oldstate=0x7 (7) newstate=0x2 (2) sport=0x0 (0) dport=0x2329 (9001) family=0x2 (2) protocol=0x6 (6) saddr=0x2e70a (190218) daddr=0x1e70a (124682) saddr_v6=<INVALID-SIZE> daddr_v6=<INVALID-SIZE>
+         python3-6656    (   6656) [001] ..s1. 19384.732380: inet_sock_set_state: skaddr=0xffff8883a1e3b800 (-131376038561792) oldstate=0x2 (2) newstate=0x7 (7) sport=0x9c42 (40002) dport=0x2329 (9001) family=0x2 (2) protocol=0x6 (6) saddr=0x200e70a (33613578) daddr=0x100e70a (16836362) saddr_v6=<INVALID-SIZE> daddr_v6=<INVALID-SIZE>
+";
+        let capture = Capture::of_text(&format!("{CLIENT}{STATES}{REFUSED}"), |tid, tgid| Task {
+            netns: match tgid.unwrap_or(tid) {
+                6656 | 18059 => Some(5),
+                _ => None,
+            },
+            tgid,
+        });
+        let (t, _) = attribute(&capture, &here);
+        assert!(
+            t.remotes
+                .iter()
+                .all(|r| r.errors.is_empty() && r.resets_received == 0 && r.connected == 0),
+            "{t:?}"
         );
     }
 

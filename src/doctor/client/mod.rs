@@ -31,6 +31,7 @@ const PORTS_WARNING_PCT: u64 = 80;
 /// A conntrack table this full drops new flows at the next burst.
 const CONNTRACK_WARNING_PCT: u64 = 90;
 /// errnos as `inet_sk_error_report` gives them.
+pub(crate) const EADDRNOTAVAIL: i32 = 99;
 pub(crate) const ECONNRESET: i32 = 104;
 pub(crate) const ETIMEDOUT: i32 = 110;
 pub(crate) const ECONNREFUSED: i32 = 111;
@@ -105,7 +106,9 @@ impl ServerView {
     /// Some connects to it completed while others were being sent again: the server answers
     /// SYNs, late. Connections established before the trouble began do not count.
     pub fn got_through_late(&self) -> bool {
-        self.completed_late > 0 || self.traced.as_ref().is_some_and(|t| t.connected > 0)
+        // Traced, a connect that took a second or more waited out a SYN sent again.
+        let slow = |t: &TracedRemote| t.connect_ms.is_some_and(|p| p.max >= 1000);
+        self.completed_late > 0 || self.traced.as_ref().is_some_and(slow)
     }
 
     fn traced_errors(&self, errno: i32) -> u64 {
@@ -145,6 +148,9 @@ pub enum ClientFact {
         range: u32,
         low: u32,
         high: u32,
+        /// `--trace`: connect()s that failed with EADDRNOTAVAIL, per process (they name no
+        /// server: the namespace's ports are short, for every server alike).
+        addrnotavail: Vec<crate::model::ConnectErrors>,
     },
     /// The connection-tracking table is full or dropping.
     ConntrackFull {
@@ -239,14 +245,20 @@ pub fn findings(snap: &Snapshot, servers: &[ServerView]) -> Vec<Finding> {
         .filter(|v| !own_listener(snap, v.addr))
         .collect();
     let mut out = Vec::new();
+    let most_ports = theirs
+        .iter()
+        .filter(|v| v.ports_held_peak > 0)
+        .max_by_key(|v| v.ports_held_peak)
+        .map(|v| v.addr);
     for v in &theirs {
-        if v.syn_retried_peak > 0 {
+        let traced_syn = v.traced.as_ref().is_some_and(|t| t.syn_retransmits > 0);
+        if v.syn_retried_peak > 0 || traced_syn {
             out.push(unanswered(snap, v));
         }
         if v.unacked_peak > 0 {
             out.push(unacknowledged(snap, v));
         }
-        if let Some(f) = ports_exhausted(snap, v) {
+        if let Some(f) = ports_exhausted(snap, v, most_ports == Some(v.addr)) {
             out.push(f);
         }
     }
@@ -384,14 +396,32 @@ fn unacknowledged(snap: &Snapshot, v: &ServerView) -> Finding {
     f
 }
 
-fn ports_exhausted(snap: &Snapshot, v: &ServerView) -> Option<Finding> {
+/// connect()s traced failing with `errno`, per process.
+fn connect_errors(snap: &Snapshot, errno: i32) -> Vec<crate::model::ConnectErrors> {
+    let Some(t) = &snap.client_traced else {
+        return Vec::new();
+    };
+    t.connect_errors
+        .iter()
+        .filter(|e| e.errno == errno && e.count > 0)
+        .cloned()
+        .collect()
+}
+
+/// `ports_held` of the server holding the most local ports: traced EADDRNOTAVAIL is put
+/// on it, as the counter names none.
+fn ports_exhausted(snap: &Snapshot, v: &ServerView, most: bool) -> Option<Finding> {
     let range = snap.sysctls.ip_local_port_range?;
     let size = u64::from(range.size());
     let held = u64::from(v.ports_held_peak);
-    if held * 100 < size * PORTS_WARNING_PCT {
+    let addrnotavail = match most {
+        true => connect_errors(snap, EADDRNOTAVAIL),
+        false => Vec::new(),
+    };
+    if held * 100 < size * PORTS_WARNING_PCT && addrnotavail.is_empty() {
         return None;
     }
-    let severity = if held >= size {
+    let severity = if held >= size || !addrnotavail.is_empty() {
         Severity::Critical
     } else {
         Severity::Warning
@@ -401,10 +431,18 @@ fn ports_exhausted(snap: &Snapshot, v: &ServerView) -> Option<Finding> {
         range: range.size(),
         low: range.low,
         high: range.high,
+        addrnotavail: addrnotavail.clone(),
     };
     let mut f = finding(RuleId::LocalPortsExhausted, severity, Some(v), fact);
     f.evidence
         .push(ev("ports_held", json!(v.ports_held_peak), OUTGOING));
+    if !addrnotavail.is_empty() {
+        f.evidence.push(ev(
+            "connect_eaddrnotavail",
+            serde_json::to_value(&addrnotavail).unwrap_or_default(),
+            "tracefs, connect() returns in this namespace",
+        ));
+    }
     if let Some(tw) = v.time_wait_peak {
         f.evidence.push(ev("time_wait", json!(tw), OUTGOING));
     }

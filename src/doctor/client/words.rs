@@ -29,7 +29,8 @@ pub(super) fn summary(fact: &Option<ClientFact>) -> String {
             range,
             low,
             high,
-        }) => ports(server, *range, *low, *high),
+            addrnotavail,
+        }) => ports(server, *range, *low, *high, addrnotavail),
         Some(ClientFact::ConntrackFull {
             count,
             max,
@@ -68,6 +69,12 @@ fn traced_connects(v: &ServerView) -> String {
         }
         s.push('.');
     }
+    if t.syn_retransmits > 0 {
+        s.push_str(&format!(
+            " Traced: {} SYN(s) sent again.",
+            t.syn_retransmits
+        ));
+    }
     let timed_out = t.errors.get(&ETIMEDOUT).copied().unwrap_or(0);
     if timed_out > 0 {
         s.push_str(&format!(
@@ -81,11 +88,13 @@ fn unanswered(v: &ServerView, syn_retries: Option<u32>) -> String {
     let waited = (1u64 << u32::from(v.syn_retrans_max).min(16)) - 1;
     let cause = if v.got_through_late() {
         let n = match &v.traced {
-            Some(t) if t.connected > 0 => format!("{} connects", t.connected),
-            _ => format!("at least {} connects", v.completed_late),
+            Some(t) if t.connect_ms.is_some_and(|p| p.max >= 1000) => {
+                "connects to it that had sent their SYN again".to_string()
+            }
+            _ => format!("at least {} connects to it", v.completed_late),
         };
         format!(
-            "Meanwhile {n} to it completed: the server answers, but drops the SYNs that meet \
+            "Meanwhile {n} completed: the server answers, but drops the SYNs that meet \
              its full accept queue, so the likeliest cause is that queue (a server that accepts \
              too slowly for the burst)."
         )
@@ -208,7 +217,20 @@ fn refused(count: u64, from: &[(String, Option<u64>)], traced: bool) -> String {
     )
 }
 
-fn ports(v: &ServerView, range: u32, low: u32, high: u32) -> String {
+fn ports(
+    v: &ServerView,
+    range: u32,
+    low: u32,
+    high: u32,
+    failed: &[crate::model::ConnectErrors],
+) -> String {
+    let traced = match failed.iter().map(|e| e.count).sum::<u64>() {
+        0 => "No counter counts these failures; `doctor --trace` counts them per process.".into(),
+        n => format!(
+            "Traced: connect() failed with EADDRNOTAVAIL {n} time(s) in the window ({}).",
+            by_process(failed)
+        ),
+    };
     let tw = match v.time_wait_peak {
         Some(n) if n > 0 => format!(", {n} of them in TIME_WAIT (this side closed first)"),
         _ => String::new(),
@@ -218,7 +240,7 @@ fn ports(v: &ServerView, range: u32, low: u32, high: u32) -> String {
          net.ipv4.ip_local_port_range ({low}-{high}) gives{tw}. A local port serves one \
          connection to one server at a time, TIME_WAIT included (60 s), so once they are all \
          held, what the client's code sees: connect() fails at once with EADDRNOTAVAIL \
-         (\"Cannot assign requested address\"). No counter counts these failures.",
+         (\"Cannot assign requested address\"). {traced}",
         v.label(),
         v.ports_held_peak
     )
@@ -239,6 +261,21 @@ fn conntrack(count: Option<u32>, max: Option<u32>, dropped: u64) -> String {
          without a word: what the client's code sees is a connect that waits for a SYN-ACK \
          and times out, as with a server that does not answer."
     )
+}
+
+/// `python3 4242 ×20, curl 77 ×1`, the biggest first, five at most.
+fn by_process(errors: &[crate::model::ConnectErrors]) -> String {
+    let mut sorted: Vec<&crate::model::ConnectErrors> = errors.iter().collect();
+    sorted.sort_by_key(|e| (std::cmp::Reverse(e.count), e.pid));
+    let mut parts: Vec<String> = sorted
+        .iter()
+        .take(5)
+        .map(|e| format!("{} {} ×{}", e.comm, e.pid, e.count))
+        .collect();
+    if sorted.len() > 5 {
+        parts.push(format!("{} more process(es)", sorted.len() - 5));
+    }
+    parts.join(", ")
 }
 
 /// A step's sentence.
