@@ -31,18 +31,20 @@ pub(crate) enum Sysctl {
     TcpAbortOnOverflow,
     TcpSynackRetries,
     TcpSynRetries,
+    TcpSynLinearTimeouts,
     TcpTwReuse,
 }
 
 impl Sysctl {
     /// Every one, in the order snapshots and metrics list them.
-    pub(crate) const ALL: [Sysctl; 7] = [
+    pub(crate) const ALL: [Sysctl; 8] = [
         Sysctl::Somaxconn,
         Sysctl::TcpMaxSynBacklog,
         Sysctl::TcpSyncookies,
         Sysctl::TcpAbortOnOverflow,
         Sysctl::TcpSynackRetries,
         Sysctl::TcpSynRetries,
+        Sysctl::TcpSynLinearTimeouts,
         Sysctl::TcpTwReuse,
     ];
 
@@ -55,6 +57,7 @@ impl Sysctl {
             Sysctl::TcpAbortOnOverflow => "net.ipv4.tcp_abort_on_overflow",
             Sysctl::TcpSynackRetries => "net.ipv4.tcp_synack_retries",
             Sysctl::TcpSynRetries => "net.ipv4.tcp_syn_retries",
+            Sysctl::TcpSynLinearTimeouts => "net.ipv4.tcp_syn_linear_timeouts",
             Sysctl::TcpTwReuse => "net.ipv4.tcp_tw_reuse",
         }
     }
@@ -621,6 +624,19 @@ pub const ENTRIES: &[Entry] = &[
         text: "How often a SYN-ACK is retransmitted (default 5: after 1, 3, 7, 15, 31 s), hence how long a half-open \
                connection lives (about 63 s). When it expires, the client's next segment gets a late RST.",
         reference: "§3, §4",
+        metric: None,
+    },
+    Entry {
+        name: "tcp_syn_linear_timeouts",
+        aliases: &[Sysctl::TcpSynLinearTimeouts.name()],
+        kind: Kind::Sysctl(Sysctl::TcpSynLinearTimeouts.name()),
+        text: "Client side, on kernels that have it (6.5 and later; default 4): how many of a connect's SYN \
+               resends keep the initial timeout of 1 s before it starts doubling, and how many resends it adds \
+               to net.ipv4.tcp_syn_retries (tcp_write_timeout, retransmits_timed_out). With 6 and 4 the SYN is \
+               sent again 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s after the first, and connect() fails with \
+               ETIMEDOUT at about 131 s; with 0 (or on older kernels) at 1, 3, 7, 15, 31 and 63 s, giving up \
+               at about 127 s. doctor's connecting-side words follow the value it read. Per network namespace.",
+        reference: "§12",
         metric: None,
     },
     Entry {

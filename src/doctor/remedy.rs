@@ -242,10 +242,10 @@ pub enum Action {
     /// The connecting side: diagnose the server's listener on its own host, if it is yours.
     DiagnoseServer { server: SocketAddr },
     /// The connecting side: connect timeouts above the SYN retry steps, retries with jitter,
-    /// bounded concurrency, a read timeout. `syn_retries`: the namespace's, when read.
+    /// bounded concurrency, a read timeout, on the namespace's SYN schedule.
     ClientTimeouts {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        syn_retries: Option<u32>,
+        #[serde(flatten)]
+        schedule: super::client::SynSchedule,
     },
     /// The connecting side: reuse connections (a pool, keep-alive) instead of one per request.
     ReuseConnections,

@@ -205,6 +205,10 @@ pub struct Sysctls {
     /// fails with ETIMEDOUT (6: after about 127 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_syn_retries: Option<u32>,
+    /// net.ipv4.tcp_syn_linear_timeouts (6.5+): the first resends 1 s apart, and as many more
+    /// resends; None on kernels without it (as 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_syn_linear_timeouts: Option<u32>,
     /// net.ipv4.tcp_tw_reuse: 1 lets connect() reuse a TIME_WAIT port, 2 only on loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_tw_reuse: Option<u32>,
@@ -229,6 +233,7 @@ impl Sysctls {
             Sysctl::TcpAbortOnOverflow => self.tcp_abort_on_overflow,
             Sysctl::TcpSynackRetries => self.tcp_synack_retries,
             Sysctl::TcpSynRetries => self.tcp_syn_retries,
+            Sysctl::TcpSynLinearTimeouts => self.tcp_syn_linear_timeouts,
             Sysctl::TcpTwReuse => self.tcp_tw_reuse,
         }
     }
@@ -241,6 +246,7 @@ impl Sysctls {
             Sysctl::TcpAbortOnOverflow => &mut self.tcp_abort_on_overflow,
             Sysctl::TcpSynackRetries => &mut self.tcp_synack_retries,
             Sysctl::TcpSynRetries => &mut self.tcp_syn_retries,
+            Sysctl::TcpSynLinearTimeouts => &mut self.tcp_syn_linear_timeouts,
             Sysctl::TcpTwReuse => &mut self.tcp_tw_reuse,
         };
         *field = value;

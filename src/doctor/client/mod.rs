@@ -125,7 +125,7 @@ pub enum ClientFact {
     /// Connects to the server were sent again for want of a SYN-ACK.
     Unanswered {
         server: ServerView,
-        syn_retries: Option<u32>,
+        schedule: SynSchedule,
     },
     /// Connected, the request sent, and the server's kernel did not acknowledge it.
     Unacknowledged { server: ServerView },
@@ -158,6 +158,52 @@ pub enum ClientFact {
         max: Option<u32>,
         dropped: u64,
     },
+}
+
+/// When a connect sends its SYN again and when it gives up, from the namespace's
+/// `tcp_syn_retries` (n) and `tcp_syn_linear_timeouts` (l; 0 where the kernel lacks it): the
+/// first l + 1 waits are the initial timeout of 1 s, then each doubles, n + l resends in all
+/// (tcp_write_timeout). None read: the defaults, 6 and no linear timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct SynSchedule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_linear_timeouts: Option<u32>,
+}
+
+impl SynSchedule {
+    pub fn of(s: &crate::model::Sysctls) -> SynSchedule {
+        SynSchedule {
+            syn_retries: s.tcp_syn_retries,
+            syn_linear_timeouts: s.tcp_syn_linear_timeouts,
+        }
+    }
+
+    /// Seconds from the first SYN to each resend, then to the give-up.
+    fn times(self) -> Vec<u64> {
+        let n = self.syn_retries.unwrap_or(6).min(32);
+        let l = self.syn_linear_timeouts.unwrap_or(0).min(32);
+        let mut at = 0u64;
+        (0..=n + l)
+            .map(|i| {
+                at += if i <= l { 1 } else { 1u64 << (i - l).min(40) };
+                at
+            })
+            .collect()
+    }
+
+    /// Seconds from the first SYN to each resend.
+    pub fn resends(self) -> Vec<u64> {
+        let mut t = self.times();
+        t.pop();
+        t
+    }
+
+    /// Seconds from the first SYN to connect()'s ETIMEDOUT.
+    pub fn gives_up(self) -> u64 {
+        self.times().last().copied().unwrap_or(0)
+    }
 }
 
 /// A connecting-side step's sentence (the listener words ask for it).
@@ -355,7 +401,7 @@ fn server_steps(snap: &Snapshot, v: &ServerView, f: &mut Finding) {
         .steps
         .push(step(Action::DiagnoseServer { server: v.addr }));
     f.fix.steps.push(step(Action::ClientTimeouts {
-        syn_retries: snap.sysctls.tcp_syn_retries,
+        schedule: SynSchedule::of(&snap.sysctls),
     }));
     f.fix.steps.push(step(Action::ReuseConnections));
 }
@@ -363,7 +409,7 @@ fn server_steps(snap: &Snapshot, v: &ServerView, f: &mut Finding) {
 fn unanswered(snap: &Snapshot, v: &ServerView) -> Finding {
     let fact = ClientFact::Unanswered {
         server: v.clone(),
-        syn_retries: snap.sysctls.tcp_syn_retries,
+        schedule: SynSchedule::of(&snap.sysctls),
     };
     let mut f = finding(
         RuleId::ConnectsUnanswered,
@@ -522,7 +568,7 @@ fn resets(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
             .push(step(Action::DiagnoseServer { server: v.addr }));
     }
     f.fix.steps.push(step(Action::ClientTimeouts {
-        syn_retries: snap.sysctls.tcp_syn_retries,
+        schedule: SynSchedule::of(&snap.sysctls),
     }));
     Some(f)
 }

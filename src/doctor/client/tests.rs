@@ -228,3 +228,23 @@ fn a_full_conntrack_table_is_a_finding_and_room_in_it_is_not() {
     snap.sysctls.nf_conntrack_count = Some(10);
     assert!(!ids(&snap).iter().any(|f| f.0 == RuleId::ConntrackFull));
 }
+
+#[test]
+fn the_syn_schedule_follows_retries_and_linear_timeouts() {
+    let at = |r, l| SynSchedule {
+        syn_retries: r,
+        syn_linear_timeouts: l,
+    };
+    assert_eq!(at(Some(6), None).resends(), [1, 3, 7, 15, 31, 63]);
+    assert_eq!(at(Some(6), None).gives_up(), 127);
+    assert_eq!(at(None, Some(0)).gives_up(), 127);
+    assert_eq!(
+        at(Some(6), Some(4)).resends(),
+        [1, 2, 3, 4, 5, 7, 11, 19, 35, 67]
+    );
+    assert_eq!(at(Some(6), Some(4)).gives_up(), 131);
+    assert_eq!(at(Some(0), None).resends(), Vec::<u64>::new());
+    assert_eq!(at(Some(0), None).gives_up(), 1);
+    // Absurd values stay bounded.
+    assert!(at(Some(u32::MAX), Some(u32::MAX)).gives_up() > 0);
+}

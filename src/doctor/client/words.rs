@@ -2,17 +2,14 @@
 //! client's code got for it (the errno and the wait), what the evidence can and cannot tell,
 //! and each step as a sentence. Facts in, text out.
 
-use super::{ClientFact, ECONNREFUSED, ECONNRESET, ETIMEDOUT, ServerView};
+use super::{ClientFact, ECONNREFUSED, ECONNRESET, ETIMEDOUT, ServerView, SynSchedule};
 use crate::doctor::remedy::{Action, Step};
 
 /// The finding's sentence.
 pub(super) fn summary(fact: &Option<ClientFact>) -> String {
     match fact {
         None => String::new(),
-        Some(ClientFact::Unanswered {
-            server,
-            syn_retries,
-        }) => unanswered(server, *syn_retries),
+        Some(ClientFact::Unanswered { server, schedule }) => unanswered(server, *schedule),
         Some(ClientFact::Unacknowledged { server }) => unacknowledged(server),
         Some(ClientFact::Resets {
             count,
@@ -39,19 +36,27 @@ pub(super) fn summary(fact: &Option<ClientFact>) -> String {
     }
 }
 
-/// `1 s, 3 s, 7 s` … : when a connect sends its SYN again, from the first SYN, with the
-/// initial timeout of 1 s doubling each time.
-fn retry_steps(n: u32) -> String {
-    let steps: Vec<String> = (1..=n.min(4))
-        .map(|i| format!("{} s", (1u64 << i) - 1))
-        .collect();
-    let more = if n > 4 { " …" } else { "" };
+/// `1 s, 3 s, 7 s …`: the first resends, from the first SYN.
+fn retry_steps(schedule: SynSchedule, n: usize) -> String {
+    let all = schedule.resends();
+    let steps: Vec<String> = all.iter().take(n).map(|t| format!("{t} s")).collect();
+    let more = if all.len() > n { " …" } else { "" };
     format!("{}{more}", steps.join(", "))
 }
 
-/// When connect() gives up with ETIMEDOUT after `retries` retransmissions: 2^(r+1) − 1 s.
-fn gives_up_s(retries: u32) -> u64 {
-    (1u64 << (retries.min(16) + 1)) - 1
+/// `net.ipv4.tcp_syn_retries = 6, tcp_syn_linear_timeouts = 4`, as read.
+fn schedule_read(s: SynSchedule) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = s.syn_retries {
+        parts.push(format!("net.ipv4.tcp_syn_retries = {r}"));
+    }
+    if let Some(l) = s.syn_linear_timeouts {
+        parts.push(format!("tcp_syn_linear_timeouts = {l}"));
+    }
+    match parts.is_empty() {
+        true => "not read here: the defaults".into(),
+        false => parts.join(", "),
+    }
 }
 
 fn traced_connects(v: &ServerView) -> String {
@@ -84,8 +89,10 @@ fn traced_connects(v: &ServerView) -> String {
     s
 }
 
-fn unanswered(v: &ServerView, syn_retries: Option<u32>) -> String {
-    let waited = (1u64 << u32::from(v.syn_retrans_max).min(16)) - 1;
+fn unanswered(v: &ServerView, schedule: SynSchedule) -> String {
+    let resends = schedule.resends();
+    let nth = usize::from(v.syn_retrans_max).clamp(1, resends.len().max(1));
+    let waited = resends.get(nth - 1).copied().unwrap_or(1);
     let cause = if v.got_through_late() {
         let n = match &v.traced {
             Some(t) if t.connect_ms.is_some_and(|p| p.max >= 1000) => {
@@ -113,16 +120,11 @@ fn unanswered(v: &ServerView, syn_retries: Option<u32>) -> String {
              a firewall or the network drops them."
         )
     };
-    let gives_up = match syn_retries {
-        Some(r) => format!(
-            "without a connect timeout, connect() fails with ETIMEDOUT after about {} s \
-             (net.ipv4.tcp_syn_retries = {r})",
-            gives_up_s(r)
-        ),
-        None => "without a connect timeout, connect() waits until tcp_syn_retries runs out \
-                 (about 127 s by default) and fails with ETIMEDOUT"
-            .to_string(),
-    };
+    let gives_up = format!(
+        "without a connect timeout, connect() fails with ETIMEDOUT after about {} s ({})",
+        schedule.gives_up(),
+        schedule_read(schedule)
+    );
     format!(
         "Connects from this namespace to {} go unanswered: {} waited for a SYN-ACK at once, {} \
          of them sent their SYN again, up to {} time(s) each, {waited} s or more of waiting. \
@@ -134,7 +136,7 @@ fn unanswered(v: &ServerView, syn_retries: Option<u32>) -> String {
         v.syn_sent_peak,
         v.syn_retried_peak,
         v.syn_retrans_max,
-        retry_steps(u32::from(v.syn_retrans_max).max(3)),
+        retry_steps(schedule, usize::from(v.syn_retrans_max).max(3)),
         traced_connects(v)
     )
 }
@@ -289,14 +291,16 @@ pub(super) fn step(s: &Step) -> String {
             "on the server, if it is yours, diagnose its listener on port {} during a burst",
             server.port()
         )),
-        Action::ClientTimeouts { syn_retries } => {
-            let retries = syn_retries.unwrap_or(6);
+        Action::ClientTimeouts { schedule } => {
+            let r = schedule.resends();
+            let second = r.get(1).copied().unwrap_or(3);
             format!(
-                "in the client: give connects a timeout between the SYN retry steps (3.5 s waits \
-                 out two retransmissions; without one connect() waits about {} s), retry a \
+                "in the client: give connects a timeout between the SYN retry steps ({second}.5 s waits \
+                 out two resends, at {}; without one connect() waits about {} s), retry a \
                  failed connect with exponential backoff and jitter, bound the connects in \
                  flight to one server, and give reads a timeout",
-                gives_up_s(retries)
+                retry_steps(*schedule, 2),
+                schedule.gives_up()
             )
         }
         Action::ReuseConnections => "in the client: reuse connections (a connection pool, HTTP \
