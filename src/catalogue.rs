@@ -101,6 +101,7 @@ pub const ESTAB_RESETS: &str = "Tcp:EstabResets";
 pub const RETRANS_SEGS: &str = "Tcp:RetransSegs";
 pub const SYN_RETRANS: &str = "TcpExt:TCPSynRetrans";
 pub const TCP_TIMEOUTS: &str = "TcpExt:TCPTimeouts";
+pub const ACTIVE_OPENS: &str = "Tcp:ActiveOpens";
 /// `/proc/net/stat/nf_conntrack`, summed over CPUs, under a `Conntrack:` section: new flows
 /// dropped for a full table, entries evicted to make room, insertions that lost a race.
 pub const CONNTRACK_DROP: &str = "Conntrack:drop";
@@ -155,6 +156,17 @@ pub const LAB: [&str; 10] = [
     EMBRYONIC_RSTS,
     ABORT_ON_CLOSE,
     OUT_RSTS,
+    ATTEMPT_FAILS,
+];
+
+/// The counters whose rise `lab --veth` reports for the clients' own namespace, beside what
+/// the clients recorded of themselves.
+pub const LAB_CLIENT: [&str; 6] = [
+    ACTIVE_OPENS,
+    SYN_RETRANS,
+    RETRANS_SEGS,
+    TCP_TIMEOUTS,
+    ESTAB_RESETS,
     ATTEMPT_FAILS,
 ];
 
@@ -400,6 +412,16 @@ pub const ENTRIES: &[Entry] = &[
         text: "Connection attempts that failed: a socket in SYN_SENT or SYN_RECV went to CLOSED (a reset or an \
                expired handshake), on either side: a connect() refused by RST (ECONNREFUSED, nothing listening) counts \
                here on the client's side. lab reads it for its clients' failures.",
+        reference: "§4",
+        metric: None,
+    },
+    Entry {
+        name: "ActiveOpens",
+        aliases: &["Tcp:ActiveOpens"],
+        kind: Kind::Counter(ACTIVE_OPENS),
+        text: "connect() calls that sent a SYN (tcp_connect): one per connection this namespace opened as a client, \
+               whether it then succeeded or not. `lab --veth` reads it in the clients' namespace, where it equals the \
+               connects the clients made.",
         reference: "§4",
         metric: None,
     },

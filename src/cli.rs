@@ -410,6 +410,12 @@ pub struct LabArgs {
     /// backlog settings, so both failures show side by side
     #[arg(long, conflicts_with = "unix")]
     pub unread_close: bool,
+    /// Put the clients in a second private network namespace, joined to the server's by a
+    /// veth pair (server 10.200.0.1, clients 10.200.0.2), and record the burst in both: the
+    /// report adds the clients' side (their own counts beside their kernel's: SYNs resent,
+    /// requests unacknowledged, resets) and doctor's verdict in their namespace
+    #[arg(long, conflicts_with = "unix")]
+    pub veth: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
