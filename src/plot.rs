@@ -653,6 +653,44 @@ pub(crate) fn clients(
 mod tests {
     use super::*;
 
+    /// A recording from a client's namespace (fixtures/snapshots), drawn on an axis of its
+    /// own and then half a window later, as `lab --veth` draws the clients' recording on the
+    /// server's clock.
+    #[test]
+    fn the_clients_side_is_drawn_on_the_servers_clock() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/snapshots/6.18-client-slow-abort0-target.json"
+        );
+        let snap = crate::store::load(std::path::Path::new(path)).expect("fixture loads");
+        let report = crate::doctor::diagnose(&snap);
+        let server: SocketAddr = "10.200.0.1:9000".parse().unwrap();
+        let (first, last) = (snap.first().unwrap(), snap.last().unwrap());
+        let axis = Axis::new(first.elapsed_us, last.elapsed_us, 100);
+        let same = remote_plot(&snap, &report, server, 0, &axis);
+        let view = report.servers.iter().find(|v| v.addr == server).unwrap();
+        assert!(same.readings > 0);
+        assert_eq!(
+            same.peak,
+            u64::from(view.syn_sent_peak.max(view.unacked_peak))
+        );
+        assert_eq!(
+            same.syn_sent.iter().map(|c| c.max).max(),
+            Some(u64::from(view.syn_sent_peak))
+        );
+        let half = (axis.span_us / 2) as i64;
+        let later = remote_plot(&snap, &report, server, half, &axis);
+        assert_eq!(later.readings, same.readings);
+        let first_column = |p: &RemotePlot| p.syn_sent.first().map(|c| c.column).unwrap();
+        assert!(
+            first_column(&later) >= first_column(&same) + 49,
+            "{later:?}"
+        );
+        // A reading before the server's first sample is kept, in the first column.
+        let earlier = remote_plot(&snap, &report, server, -(axis.span_us as i64), &axis);
+        assert_eq!(first_column(&earlier), 0);
+    }
+
     #[test]
     fn buckets_keep_max_and_last_and_sums_add_up() {
         let axis = Axis::new(0, 1000, 10);

@@ -157,8 +157,15 @@ pub(crate) struct Agreement {
 }
 
 impl Agreement {
-    pub(super) fn of(server: &Report, clients: &Report, at: SocketAddr) -> Agreement {
-        let listener = at.to_string();
+    /// `server` diagnosed at its `listener`, `clients` diagnosed dialling it at `remote` (the
+    /// same address in the lab).
+    pub(super) fn of(
+        server: &Report,
+        listener: SocketAddr,
+        clients: &Report,
+        remote: SocketAddr,
+    ) -> Agreement {
+        let (listener, remote) = (listener.to_string(), remote.to_string());
         let server: Vec<RuleId> = server
             .findings
             .iter()
@@ -173,7 +180,7 @@ impl Agreement {
             .filter(|f| f.severity > Severity::Ok)
             // Resets are counted for the namespace, naming no server: the lab's clients dial
             // only this one.
-            .filter(|f| f.remote.is_none() || f.remote.as_ref() == Some(&listener))
+            .filter(|f| f.remote.is_none() || f.remote.as_ref() == Some(&remote))
             .filter(|f| CLIENT_BURST.contains(&f.id))
             .map(|f| f.id)
             .collect();
@@ -239,6 +246,61 @@ mod tests {
                 unread: 1,
                 resets: 0,
             }
+        );
+    }
+
+    /// Server-side and client-side recordings of 6.18 (fixtures/snapshots): a slow acceptor's
+    /// burst on 127.0.0.1:8090, clients of a slow server on 10.200.0.1:9000, quiet clients,
+    /// an idle server on 127.0.0.1:8100.
+    fn report(name: &str) -> Report {
+        let path = format!(
+            "{}/fixtures/snapshots/6.18-{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let snap = crate::store::load(std::path::Path::new(&path)).expect("fixture loads");
+        crate::doctor::diagnose(&snap)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn both_doctors_agree_when_both_or_neither_name_the_burst() {
+        let burst = report("slow-acceptor-backlog16-burst150");
+        let idle = report("healthy-backlog511-idle");
+        let slow = report("client-slow-abort1-target");
+        let quiet = report("client-quiet-target");
+        let (at, server) = (addr("127.0.0.1:8090"), addr("10.200.0.1:9000"));
+        let both = Agreement::of(&burst, at, &slow, server);
+        assert!(
+            both.server.contains(&RuleId::AcceptQueueOverflow),
+            "{both:?}"
+        );
+        assert!(
+            both.clients.contains(&RuleId::ConnectsUnanswered)
+                || both.clients.contains(&RuleId::RequestsUnacknowledged),
+            "{both:?}"
+        );
+        assert!(both.agree);
+        let only_server = Agreement::of(&burst, at, &quiet, server);
+        assert!(
+            only_server.clients.is_empty() && !only_server.agree,
+            "{only_server:?}"
+        );
+        let only_clients = Agreement::of(&idle, addr("127.0.0.1:8100"), &slow, server);
+        assert!(only_clients.server.is_empty() && !only_clients.agree);
+        let neither = Agreement::of(&idle, addr("127.0.0.1:8100"), &quiet, server);
+        assert!(neither.agree && neither.server.is_empty() && neither.clients.is_empty());
+        // Another listener's overflow, another server's trouble: not this burst.
+        let elsewhere = Agreement::of(&burst, addr("127.0.0.1:1"), &slow, addr("10.0.0.9:1"));
+        assert!(elsewhere.server.is_empty(), "{elsewhere:?}");
+        assert!(
+            elsewhere
+                .clients
+                .iter()
+                .all(|i| *i == RuleId::ResetsFromServer),
+            "only the namespace-wide resets remain: {elsewhere:?}"
         );
     }
 }

@@ -278,7 +278,7 @@ fn report(o: &LabOptions, run: Run, server: Diagnosis, remote: Option<Remote>) -
             .iter()
             .find(|v| v.addr == r.addr)
             .cloned(),
-        agreement: client_side::Agreement::of(&server.report, &r.recorded.report, r.addr),
+        agreement: client_side::Agreement::of(&server.report, r.addr, &r.recorded.report, r.addr),
         doctor: r.recorded.report,
         recording: r.recorded.snapshot,
         offset_us: r.offset_us,
