@@ -391,7 +391,7 @@ _backlogctl() {
             return 0
             ;;
         backlogctl__subcmd__lab)
-            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --unix --unread-close --json --plot --color --help"
+            opts="-h --somaxconn --backlog --workers --work --clients --abort-on-overflow --syncookies --connect-timeout --reply-timeout --ack-delay --ramp --unix --unread-close --veth --json --plot --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

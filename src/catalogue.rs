@@ -176,6 +176,17 @@ pub const LAB: [&str; 10] = [
     ATTEMPT_FAILS,
 ];
 
+/// The counters whose rise `lab --veth` reports for the clients' own namespace, beside what
+/// the clients recorded of themselves.
+pub const LAB_CLIENT: [&str; 6] = [
+    ACTIVE_OPENS,
+    SYN_RETRANS,
+    RETRANS_SEGS,
+    TCP_TIMEOUTS,
+    ESTAB_RESETS,
+    ATTEMPT_FAILS,
+];
+
 /// The counters whose rise shows that a SYN queue of the namespace has filled.
 pub const SYN_QUEUE_USED: [&str; 3] = [REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP, SYNCOOKIES_SENT];
 

@@ -47,7 +47,8 @@ macro_rules! examples {
     (lab) => {
         "  backlogctl lab                          the seed: 1000 clients, 10 workers, backlog 50
   backlogctl lab --abort-on-overflow 1    the same, resetting overflowing handshakes
-  backlogctl lab --backlog 4096           a backlog large enough for the burst"
+  backlogctl lab --backlog 4096           a backlog large enough for the burst
+  backlogctl lab --veth                   the burst seen from a clients' namespace too"
     };
     (plot) => {
         "  backlogctl plot rec.json -o burst.svg   the recording's timeline as an SVG picture
@@ -413,6 +414,14 @@ pub struct LabArgs {
     /// backlog settings, so both failures show side by side
     #[arg(long, conflicts_with = "unix")]
     pub unread_close: bool,
+    /// Put the clients in a second private network namespace, joined to the server's by a
+    /// veth pair (server 10.200.0.1, clients 10.200.0.2), and record the burst in both: the
+    /// report adds the clients' side (their own counts beside their kernel's: connects, SYNs
+    /// resent, resets; their connections to the server at the worst reading), doctor's
+    /// findings in their namespace and whether they name the burst the server side names;
+    /// --plot draws those connections on the server's time axis
+    #[arg(long, conflicts_with = "unix")]
+    pub veth: bool,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,

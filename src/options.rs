@@ -561,6 +561,7 @@ fn lab(a: cli::LabArgs, color: Color) -> Result<Lab> {
                 LabFamily::Tcp
             },
             unread_close: a.unread_close,
+            veth: a.veth,
         },
         output: Output::new(a.json, color),
         plot: a.plot,

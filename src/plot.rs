@@ -1,8 +1,8 @@
 //! What a timeline picture shows, computed from a `Snapshot` and doctor's `Report` on it: the
 //! time axis, each listener's accept queue against its capacity B+1, drops per column,
 //! SYN_RECV where it was counted, its clients' oldest wait where it was read, the namespace's
-//! overflow counters as rates, the facts the
-//! heading states, and why the axes are left out when there is nothing to draw. Pure and
+//! overflow counters as rates, with `lab --veth` the clients' namespace's connections to the
+//! server on the same axis, the facts the heading states, and why the axes are left out when there is nothing to draw. Pure and
 //! wordless: no I/O, no clock, no pixels, no sentences — numbers and typed facts only, so
 //! tests read what a picture carries here; `render::plot` lays it out, colours it and says it.
 //!
@@ -23,7 +23,9 @@
 use crate::catalogue::{LISTEN_OVERFLOWS, REQQ_FULL_DO_COOKIES, REQQ_FULL_DROP};
 use crate::doctor::{ListenerView, Report, RuleId, Severity};
 use crate::lab::Outcome;
-use crate::model::{Listener, Local, Owner, Snapshot, Target, Wait, Where};
+use std::net::SocketAddr;
+
+use crate::model::{Listener, Local, Owner, Remote, Snapshot, Target, Wait, Where};
 
 /// Listeners drawn when none is named: the most troubled first.
 const MOST_TROUBLED: usize = 3;
@@ -522,6 +524,73 @@ fn rate_plot(snap: &Snapshot, key: &'static str, axis: &Axis) -> Option<RatePlot
     })
 }
 
+/// `lab --veth`: the clients' namespace's connections to the lab's server over the burst, on
+/// the server recording's time axis, and doctor's problems there.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RemotePlot {
+    pub server: SocketAddr,
+    /// Connects waiting for a SYN-ACK, and of them those that sent their SYN again.
+    pub syn_sent: Vec<Column<u64>>,
+    pub syn_retried: Vec<Column<u64>>,
+    /// Established connections whose request waits unacknowledged, sent again.
+    pub unacked: Vec<Column<u64>>,
+    /// The highest of the three at any reading.
+    pub peak: u64,
+    /// Readings of the server's connections (the clients' namespace reads them about every
+    /// 100 ms, less often than the server's listener).
+    pub readings: usize,
+    pub verdict: Severity,
+    pub problems: Vec<RuleId>,
+}
+
+/// The clients' side of `lab --veth`: `snap` recorded in their namespace, diagnosed as
+/// `report`, its clock `offset_us` after the server recording's, whose `axis` it is drawn on.
+pub(crate) fn remote_plot(
+    snap: &Snapshot,
+    report: &Report,
+    server: SocketAddr,
+    offset_us: i64,
+    axis: &Axis,
+) -> RemotePlot {
+    let readings: Vec<(u64, &Remote)> = snap
+        .samples
+        .iter()
+        .filter_map(|s| {
+            let r = s.outgoing.as_ref()?.get(server)?;
+            // On the server's clock; a reading before its first sample falls in the first column.
+            let t = (s.elapsed_us as i64).saturating_add(offset_us).max(0) as u64;
+            Some((t, r))
+        })
+        .collect();
+    let series = |f: fn(&Remote) -> u32| -> Vec<(u64, u64)> {
+        readings
+            .iter()
+            .map(|(t, r)| (*t, u64::from(f(r))))
+            .collect()
+    };
+    let (syn_sent, syn_retried, unacked) = (
+        series(|r| r.syn_sent),
+        series(|r| r.syn_retried),
+        series(|r| r.unacked),
+    );
+    let peak = syn_sent
+        .iter()
+        .chain(&unacked)
+        .map(|p| p.1)
+        .max()
+        .unwrap_or(0);
+    RemotePlot {
+        server,
+        syn_sent: downsample_max(&syn_sent, axis),
+        syn_retried: downsample_max(&syn_retried, axis),
+        unacked: downsample_max(&unacked, axis),
+        peak,
+        readings: readings.len(),
+        verdict: report.verdict,
+        problems: problems(report),
+    }
+}
+
 /// Counts of the lab's clients per outcome, and their connect latencies.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Clients {
@@ -583,6 +652,44 @@ pub(crate) fn clients(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recording from a client's namespace (fixtures/snapshots), drawn on an axis of its
+    /// own and then half a window later, as `lab --veth` draws the clients' recording on the
+    /// server's clock.
+    #[test]
+    fn the_clients_side_is_drawn_on_the_servers_clock() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/snapshots/6.18-client-slow-abort0-target.json"
+        );
+        let snap = crate::store::load(std::path::Path::new(path)).expect("fixture loads");
+        let report = crate::doctor::diagnose(&snap);
+        let server: SocketAddr = "10.200.0.1:9000".parse().unwrap();
+        let (first, last) = (snap.first().unwrap(), snap.last().unwrap());
+        let axis = Axis::new(first.elapsed_us, last.elapsed_us, 100);
+        let same = remote_plot(&snap, &report, server, 0, &axis);
+        let view = report.servers.iter().find(|v| v.addr == server).unwrap();
+        assert!(same.readings > 0);
+        assert_eq!(
+            same.peak,
+            u64::from(view.syn_sent_peak.max(view.unacked_peak))
+        );
+        assert_eq!(
+            same.syn_sent.iter().map(|c| c.max).max(),
+            Some(u64::from(view.syn_sent_peak))
+        );
+        let half = (axis.span_us / 2) as i64;
+        let later = remote_plot(&snap, &report, server, half, &axis);
+        assert_eq!(later.readings, same.readings);
+        let first_column = |p: &RemotePlot| p.syn_sent.first().map(|c| c.column).unwrap();
+        assert!(
+            first_column(&later) >= first_column(&same) + 49,
+            "{later:?}"
+        );
+        // A reading before the server's first sample is kept, in the first column.
+        let earlier = remote_plot(&snap, &report, server, -(axis.span_us as i64), &axis);
+        assert_eq!(first_column(&earlier), 0);
+    }
 
     #[test]
     fn buckets_keep_max_and_last_and_sums_add_up() {

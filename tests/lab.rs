@@ -2,7 +2,9 @@
 //! tcp_abort_on_overflow=1 clients are reset at once, each reset a request-socket RST; the same
 //! run with 0 resets none and shows stalls instead (and draws its picture); a large enough
 //! backlog serves everyone; against a Unix listener (`--unix`) non-blocking clients get EAGAIN
-//! at once and no counter moves. Also: bad settings are one-line errors.
+//! at once and no counter moves. With `--veth` (clients in a namespace of their own on a
+//! veth) doctor on each side names the same burst, and the clients' own counts are their
+//! kernel's. Also: bad settings are one-line errors.
 //!
 //! `lab` makes its own private network namespace, so these need root (or unprivileged user
 //! namespaces); when unshare(2) is refused they say `skipped: ...`, and fail under CI=true.
@@ -10,7 +12,9 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{bin, skip};
 
@@ -409,4 +413,248 @@ fn unix_listener_refuses_with_eagain_and_counts_nothing() {
         story.contains("EAGAIN") && story.contains("No counter moved"),
         "{story}"
     );
+}
+
+/// `lab ARGS --veth` within `limit`: its exit code and output; None (after saying why) when
+/// this process may not create the namespaces. A run past `limit` is killed and fails the
+/// test. The clients' namespace and the veth pair belong to the lab process alone (nothing
+/// on the host holds them), so they go with it, however it ends.
+fn veth_lab(test: &str, args: &[&str], limit: Duration) -> Option<String> {
+    let mut child = Command::new(bin())
+        .arg("lab")
+        .arg("--veth")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run lab --veth");
+    // Read while it runs: a report larger than a pipe's buffer would otherwise block it.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for lab") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{test}: lab --veth ran past {limit:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    if status.code() == Some(3) && unshare_refused(&stderr) {
+        skip(test, stderr.trim());
+        return None;
+    }
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // Nothing of it is left on the host, where this test runs.
+    for end in ["lab-server", "lab-clients"] {
+        assert!(
+            !std::path::Path::new("/sys/class/net").join(end).exists(),
+            "{end} left on the host"
+        );
+    }
+    Some(stdout)
+}
+
+/// The burst of `BURST`, with a connect timeout between the SYN retransmissions at 2 s and
+/// 3 s (linear at first, docs/kernel.md §4): a client gives up with no retransmission due,
+/// so what its socket counted is all its kernel counts.
+fn veth_burst(abort: &'static str) -> Vec<&'static str> {
+    let mut args = BURST.to_vec();
+    let at = args.iter().position(|a| *a == "--connect-timeout").unwrap();
+    args[at + 1] = "2500ms";
+    args.extend(["--abort-on-overflow", abort]);
+    args
+}
+
+fn ids_of(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "ok")
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn evidence(report: &serde_json::Value, id: &str, name: &str) -> Option<u64> {
+    report["findings"]
+        .as_array()?
+        .iter()
+        .find(|f| f["id"] == id)?["evidence"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_u64()
+}
+
+/// `--veth` with tcp_abort_on_overflow=1: both doctors name the burst, and the clients'
+/// counts of themselves are their kernel's counts exactly — one ActiveOpens per connect(),
+/// one TCPSynRetrans per SYN a client's socket resent, one EstabResets per client reset once
+/// connected — and doctor's client-side evidence carries those counts.
+#[test]
+fn veth_both_sides_name_the_same_burst_and_the_counts_agree() {
+    let test = "veth_both_sides_name_the_same_burst_and_the_counts_agree";
+    let args = [veth_burst("1"), vec!["--json"]].concat();
+    let Some(out) = veth_lab(test, &args, Duration::from_secs(90)) else {
+        return;
+    };
+    let r: serde_json::Value = serde_json::from_str(&out).expect("lab JSON");
+    let c = &r["client_side"];
+    let server = c["server"].as_str().unwrap();
+    assert!(server.starts_with("10.200.0.1:"), "{server}");
+    assert_eq!(r["settings"]["veth"], true);
+    // Both sides name the burst.
+    let server_ids = ids_of(&r["doctor"]);
+    assert!(
+        server_ids.contains(&"accept-queue-overflow".into()),
+        "{server_ids:?}"
+    );
+    let client_ids = ids_of(&c["doctor"]);
+    assert!(
+        client_ids.contains(&"connects-unanswered".into())
+            || client_ids.contains(&"requests-unacknowledged".into()),
+        "{client_ids:?}"
+    );
+    assert_eq!(c["agreement"]["agree"], true, "{}", c["agreement"]);
+    // The clients' own counts are their kernel's.
+    let rec = &c["recorded"];
+    let counter = |k: &str| c["counters"][k].as_u64();
+    assert_eq!(rec["connects"].as_u64(), Some(120));
+    assert_eq!(rec["unread"].as_u64(), Some(0));
+    assert_eq!(counter("Tcp:ActiveOpens"), Some(120));
+    assert_eq!(
+        counter("TcpExt:TCPSynRetrans"),
+        rec["syns_resent"].as_u64(),
+        "{c}"
+    );
+    let resets = n(&r, "reset") + n(&r, "reset-after-reply");
+    assert!(resets > 0, "clients reset, got none: {}", r["outcomes"]);
+    assert_eq!(rec["resets"].as_u64(), Some(resets));
+    assert_eq!(counter("Tcp:EstabResets"), Some(resets), "{c}");
+    assert!(
+        client_ids.contains(&"resets-from-server".into()),
+        "{client_ids:?}"
+    );
+    assert_eq!(
+        evidence(&c["doctor"], "resets-from-server", "Tcp:EstabResets"),
+        Some(resets)
+    );
+    // Every reset the clients got, the server sent.
+    assert!(r["counters"]["Tcp:OutRsts"].as_u64().unwrap() >= resets);
+    // The clients that gave up connecting were, all at once, connects waiting with their SYN
+    // sent again: they started within the 300 ms ramp, resent at 1 s and gave up at 2.5 s, and
+    // the clients' namespace read its connections about every 100 ms in between.
+    let timeouts = n(&r, "connect-timeout");
+    let seen = &c["seen"];
+    assert!(
+        seen["syn_sent_peak"].as_u64().unwrap() >= timeouts,
+        "{seen} {timeouts}"
+    );
+    assert!(
+        seen["syn_retried_peak"].as_u64().unwrap() >= timeouts,
+        "{seen} {timeouts}"
+    );
+    if client_ids.contains(&"connects-unanswered".into()) {
+        assert_eq!(
+            evidence(&c["doctor"], "connects-unanswered", "syn_sent"),
+            seen["syn_sent_peak"].as_u64()
+        );
+    }
+    let story = r["story"].to_string();
+    assert!(story.contains("their kernel counted the same"), "{story}");
+    assert!(
+        story.contains("doctor run in each namespace names the same burst"),
+        "{story}"
+    );
+}
+
+/// `--veth` with tcp_abort_on_overflow=0, as a person reads it: the text report has the
+/// clients' namespace and both doctors, and the picture its lane.
+#[test]
+fn veth_text_and_picture_show_the_clients_side() {
+    let test = "veth_text_and_picture_show_the_clients_side";
+    let picture =
+        std::env::temp_dir().join(format!("backlogctl-lab-veth-{}.svg", std::process::id()));
+    let args = [veth_burst("0"), vec!["--plot", picture.to_str().unwrap()]].concat();
+    let Some(text) = veth_lab(test, &args, Duration::from_secs(90)) else {
+        return;
+    };
+    let svg = std::fs::read_to_string(&picture).expect("lab --plot wrote its picture");
+    std::fs::remove_file(&picture).unwrap();
+    for line in [
+        "Kernel (the server's namespace):",
+        "Clients' namespace (10.200.0.2 -> 10.200.0.1:",
+        "Tcp:ActiveOpens +120",
+        "doctor in the server's namespace: CRITICAL: accept-queue-overflow",
+        "doctor in the clients' namespace: CRITICAL:",
+        "the two agree on the burst",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(str::trim))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("The clients' namespace: its connections to 10.200.0.1:")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"SYN_SENT: connects waiting for a SYN-ACK"),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("doctor there: CRITICAL")),
+        "{texts:?}"
+    );
+}
+
+/// `--veth` with room for the burst: neither doctor names anything, so they agree, and no
+/// client resent a SYN — as their kernel counted.
+#[test]
+fn veth_quiet_clients_stay_ok_on_both_sides() {
+    let test = "veth_quiet_clients_stay_ok_on_both_sides";
+    let args = [
+        "--json",
+        "--clients",
+        "60",
+        "--backlog",
+        "128",
+        "--workers",
+        "4",
+        "--work",
+        "5ms",
+    ];
+    let Some(out) = veth_lab(test, &args, Duration::from_secs(60)) else {
+        return;
+    };
+    let r: serde_json::Value = serde_json::from_str(&out).expect("lab JSON");
+    assert_eq!(n(&r, "served"), 60, "{}", r["outcomes"]);
+    let c = &r["client_side"];
+    assert_eq!(c["doctor"]["verdict"], "ok", "{}", c["doctor"]);
+    assert_eq!(c["agreement"]["agree"], true);
+    assert_eq!(c["agreement"]["clients"], serde_json::json!([]));
+    assert_eq!(c["recorded"]["syns_resent"].as_u64(), Some(0));
+    assert_eq!(c["counters"]["TcpExt:TCPSynRetrans"].as_u64(), Some(0));
+    assert_eq!(c["counters"]["Tcp:ActiveOpens"].as_u64(), Some(60));
 }

@@ -27,7 +27,8 @@ pub(crate) fn lab(o: Lab, out: &mut dyn Write) -> Result<Status> {
     Ok(Status::Ok)
 }
 
-/// The lab's picture: the clients' side, then the server's timeline.
+/// The lab's picture: the clients' side, then (with `--veth`) their namespace's connections
+/// on the server's time axis, then the server's timeline.
 fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     let s = &r.settings;
     // In the lab's order (served first).
@@ -41,5 +42,14 @@ fn draw(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
     // A Unix connect is never retried: no whole-second steps to mark.
     clients.syn_retries = s.family == LabFamily::Tcp;
     let timeline = plot::timeline(&r.recording, &r.doctor, render::plot::COLUMNS);
-    render::plot::lab(w, &timeline, &clients, r)
+    let remote = r.client_side.as_ref().map(|c| {
+        plot::remote_plot(
+            &c.recording,
+            &c.doctor,
+            c.server,
+            c.offset_us,
+            &timeline.axis,
+        )
+    });
+    render::plot::lab(w, &timeline, &clients, remote.as_ref(), r)
 }

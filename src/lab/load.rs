@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,61 @@ use super::setup::LabAddr;
 use super::{LabOptions, Outcome, Percentiles};
 use crate::error::{Error, Result};
 
-/// One client's end: its outcome, connect latency and time to reply.
-pub(super) type Attempt = (Outcome, Option<Duration>, Option<Duration>);
+/// One client's end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Attempt {
+    pub outcome: Outcome,
+    /// How long connect() took, when it completed.
+    pub connect: Option<Duration>,
+    /// From the start to the first byte of the reply, when one came.
+    pub replied: Option<Duration>,
+    /// What the client's own TCP socket said of itself (TCP_INFO); None for a Unix client or
+    /// one that never called connect().
+    pub own: Option<Own>,
+}
+
+impl Attempt {
+    fn ended(outcome: Outcome) -> Attempt {
+        Attempt {
+            outcome,
+            connect: None,
+            replied: None,
+            own: None,
+        }
+    }
+}
+
+/// A TCP client's own record of its socket, read with TCP_INFO: the clients' count, to put
+/// beside what their namespace's kernel counted (`lab --veth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Own {
+    /// SYNs sent again before connect() completed or was given up (`tcpi_total_retrans` then:
+    /// only the SYN had been sent, and each resend counts once in TcpExt TCPSynRetrans,
+    /// `__tcp_retransmit_skb`). None when TCP_INFO could not be read.
+    pub syn_resent: Option<u32>,
+    /// For a client that gave up waiting for the reply: whether nothing of its request had
+    /// been acknowledged (`tcpi_bytes_acked` ≤ 1, the SYN only). None for the others.
+    pub request_unacked: Option<bool>,
+}
+
+/// TCP_INFO of a socket; None when it cannot be read.
+fn tcp_info(fd: &impl AsRawFd) -> Option<nix::libc::tcp_info> {
+    use nix::libc;
+    // SAFETY: tcp_info is plain old data; zeroes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info)
+}
 
 /// How a Unix client connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +114,14 @@ pub(super) fn burst(addr: &LabAddr, o: &LabOptions) -> Result<Vec<Attempt>> {
         .collect::<Result<_>>()?;
     Ok(clients
         .into_iter()
-        .map(|h| h.join().unwrap_or((Outcome::Failed, None, None)))
+        .map(|h| h.join().unwrap_or(Attempt::ended(Outcome::Failed)))
         .collect())
 }
 
-/// A client: connect (bounded), send the request after `ack_delay`, wait for the reply.
-/// Returns the outcome, connect latency and time to reply.
+/// A client: connect (bounded), send the request after `ack_delay`, wait for the reply; its
+/// socket's own record of SYNs resent, and of a request left unacknowledged when it gives up.
 fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
-    use nix::errno::Errno;
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::*;
-    use std::os::fd::AsFd;
     let start = Instant::now();
     let Ok(fd) = socket(
         AddressFamily::Inet,
@@ -79,7 +129,7 @@ fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     ) else {
-        return (Outcome::Failed, None, None);
+        return Attempt::ended(Outcome::Failed);
     };
     if !o.ack_delay.is_zero() {
         // Pingpong mode: the handshake's final ACK waits for our first data (see module doc).
@@ -95,34 +145,62 @@ fn client(addr: SocketAddr, o: &LabOptions) -> Attempt {
             );
         }
     }
-    let sa = SockaddrStorage::from(addr);
-    match connect(fd.as_raw_fd(), &sa) {
-        Ok(()) | Err(Errno::EINPROGRESS) => {}
-        Err(Errno::ECONNREFUSED) => return (Outcome::Refused, None, None),
-        Err(_) => return (Outcome::Failed, None, None),
-    }
-    let ms = o.connect_timeout.as_millis().min(60_000) as u16;
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
-    match poll(&mut fds, PollTimeout::from(ms)) {
-        Ok(0) => return (Outcome::ConnectTimeout, None, None),
-        Ok(_) => {}
-        Err(_) => return (Outcome::Failed, None, None),
-    }
-    match getsockopt(&fd, sockopt::SocketError) {
-        Ok(0) => {}
-        Ok(e) if e == nix::libc::ECONNRESET => return (Outcome::Reset, None, None),
-        Ok(e) if e == nix::libc::ECONNREFUSED => return (Outcome::Refused, None, None),
-        Ok(e) if e == nix::libc::ETIMEDOUT => return (Outcome::ConnectTimeout, None, None),
-        _ => return (Outcome::Failed, None, None),
+    let connected = connect_within(&fd, addr, o.connect_timeout);
+    // Read now: after the handshake nothing else has been sent, so every resend was a SYN.
+    let mut own = Own {
+        syn_resent: tcp_info(&fd).map(|i| i.tcpi_total_retrans),
+        request_unacked: None,
+    };
+    if let Err(outcome) = connected {
+        return Attempt {
+            own: Some(own),
+            ..Attempt::ended(outcome)
+        };
     }
     let connected = start.elapsed();
-    let stream = TcpStream::from(fd);
+    let mut stream = TcpStream::from(fd);
     let _ = stream.set_nonblocking(false);
     std::thread::sleep(o.ack_delay);
     let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
     let _ = stream.set_write_timeout(left);
     let _ = stream.set_read_timeout(left);
-    exchange(stream, start, connected, &request(o))
+    let attempt = exchange(&mut stream, start, connected, &request(o));
+    if attempt.outcome == Outcome::ReplyTimeout {
+        own.request_unacked = tcp_info(&stream).map(|i| i.tcpi_bytes_acked <= 1);
+    }
+    Attempt {
+        own: Some(own),
+        ..attempt
+    }
+}
+
+/// A non-blocking connect() to `addr`, waited for up to `timeout`: Ok once connected, else
+/// how the client ended.
+fn connect_within(fd: &OwnedFd, addr: SocketAddr, timeout: Duration) -> Result<(), Outcome> {
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::socket::*;
+    use std::os::fd::AsFd;
+    let sa = SockaddrStorage::from(addr);
+    match connect(fd.as_raw_fd(), &sa) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(Errno::ECONNREFUSED) => return Err(Outcome::Refused),
+        Err(_) => return Err(Outcome::Failed),
+    }
+    let ms = timeout.as_millis().min(60_000) as u16;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(0) => return Err(Outcome::ConnectTimeout),
+        Ok(_) => {}
+        Err(_) => return Err(Outcome::Failed),
+    }
+    match getsockopt(fd, sockopt::SocketError) {
+        Ok(0) => Ok(()),
+        Ok(e) if e == nix::libc::ECONNRESET => Err(Outcome::Reset),
+        Ok(e) if e == nix::libc::ECONNREFUSED => Err(Outcome::Refused),
+        Ok(e) if e == nix::libc::ETIMEDOUT => Err(Outcome::ConnectTimeout),
+        _ => Err(Outcome::Failed),
+    }
 }
 
 /// A client of the Unix listener `@name`: connect as `how` says, then the same request and
@@ -136,31 +214,31 @@ fn unix_client(name: &str, how: UnixConnect, o: &LabOptions) -> Attempt {
         UnixConnect::Blocking => SockFlag::SOCK_CLOEXEC,
     };
     let Ok(fd) = socket(AddressFamily::Unix, SockType::Stream, flags, None) else {
-        return (Outcome::Failed, None, None);
+        return Attempt::ended(Outcome::Failed);
     };
     let wait = nix::sys::time::TimeVal::from(libc_timeval(o.connect_timeout));
     if how == UnixConnect::Blocking && setsockopt(&fd, sockopt::SendTimeout, &wait).is_err() {
-        return (Outcome::Failed, None, None);
+        return Attempt::ended(Outcome::Failed);
     }
     let Ok(sa) = UnixAddr::new_abstract(name.as_bytes()) else {
-        return (Outcome::Failed, None, None);
+        return Attempt::ended(Outcome::Failed);
     };
     match (connect(fd.as_raw_fd(), &sa), how) {
         (Ok(()), _) => {}
-        (Err(Errno::EAGAIN), UnixConnect::NonBlocking) => return (Outcome::Eagain, None, None),
+        (Err(Errno::EAGAIN), UnixConnect::NonBlocking) => return Attempt::ended(Outcome::Eagain),
         (Err(Errno::EAGAIN), UnixConnect::Blocking) => {
-            return (Outcome::ConnectTimeout, None, None);
+            return Attempt::ended(Outcome::ConnectTimeout);
         }
-        (Err(Errno::ECONNREFUSED), _) => return (Outcome::Refused, None, None),
-        (Err(_), _) => return (Outcome::Failed, None, None),
+        (Err(Errno::ECONNREFUSED), _) => return Attempt::ended(Outcome::Refused),
+        (Err(_), _) => return Attempt::ended(Outcome::Failed),
     }
     let connected = start.elapsed();
-    let stream = UnixStream::from(fd);
+    let mut stream = UnixStream::from(fd);
     let _ = stream.set_nonblocking(false);
     let left = Some(o.reply_timeout.max(Duration::from_millis(1)));
     let _ = stream.set_write_timeout(left);
     let _ = stream.set_read_timeout(left);
-    exchange(stream, start, connected, &request(o))
+    exchange(&mut stream, start, connected, &request(o))
 }
 
 fn libc_timeval(d: Duration) -> nix::libc::timeval {
@@ -188,7 +266,7 @@ const UNREAD_BODY: usize = 16 * 1024;
 /// Sends the request on a connected stream and reads the reply to its end (timeouts already
 /// set): the close that follows the reply is part of what the client sees.
 fn exchange(
-    mut stream: impl Read + Write,
+    stream: &mut (impl Read + Write),
     start: Instant,
     connected: Duration,
     request: &[u8],
@@ -198,8 +276,14 @@ fn exchange(
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::ReplyTimeout,
         _ => Outcome::Failed,
     };
+    let ended = |outcome, replied| Attempt {
+        outcome,
+        connect: Some(connected),
+        replied,
+        own: None,
+    };
     if let Err(e) = stream.write_all(request) {
-        return (classify(&e), Some(connected), None);
+        return ended(classify(&e), None);
     }
     let mut buf = [0u8; 64];
     let mut replied = None;
@@ -208,8 +292,8 @@ fn exchange(
             Ok(n) if n > 0 => {
                 replied.get_or_insert_with(|| start.elapsed());
             }
-            Ok(_) if replied.is_some() => return (Outcome::Served, Some(connected), replied),
-            Ok(_) => return (Outcome::Failed, Some(connected), None),
+            Ok(_) if replied.is_some() => return ended(Outcome::Served, replied),
+            Ok(_) => return ended(Outcome::Failed, None),
             Err(e) => {
                 let outcome = match (classify(&e), replied) {
                     (Outcome::Reset, Some(_)) => Outcome::ResetAfterReply,
@@ -217,7 +301,7 @@ fn exchange(
                     (Outcome::ReplyTimeout, Some(_)) => Outcome::Served,
                     (outcome, _) => outcome,
                 };
-                return (outcome, Some(connected), replied);
+                return ended(outcome, replied);
             }
         }
     }

@@ -3,8 +3,12 @@
 //! sets the sysctls there, brings up `lo`, starts a server with `--workers` threads that each
 //! accept() and spend `--work` per request, and fires `--clients` concurrent clients at it.
 //! Nothing outside the namespace is touched; every client has a timeout, so the run ends by
-//! itself. Three parts: `setup` (the namespace and the server), `load` (the clients) and
-//! `story` (what happened, in words); this file runs them and records the server's side.
+//! itself. With `--veth` the clients get a private namespace of their own, joined to the
+//! server's by a veth pair (`veth`), and the burst is recorded in both, so each side's kernel
+//! shows its own half (docs/kernel.md §13). The parts: `setup` (the namespace and the server),
+//! `veth` (the clients' namespace), `load` (the clients), `record` (a recording per
+//! namespace), `client_side` (the clients' own counts beside their kernel's) and `story` (what
+//! happened, in words); this file runs them and counts the outcomes.
 //!
 //! The reset path of docs/kernel.md §3 needs a client's final ACK to arrive after the accept queue
 //! filled, as it does across a real network. On loopback the handshake completes in
@@ -13,26 +17,27 @@
 //! in `net/ipv4/tcp_input.c`, pingpong mode) but with the first data, which the client sends
 //! `--ack-delay` later (at most 200 ms, TCP_DELACK_MAX, when a bare ACK goes out anyway).
 
+mod client_side;
 mod load;
+mod record;
 mod setup;
 mod story;
+mod veth;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::collect::{Cadence, Kernel, Owners, Recorder};
 use crate::doctor::Report;
-use crate::error::{Error, Result};
-use crate::model::{Scope, Snapshot, Target};
-use crate::pipeline;
+use crate::error::Result;
+use crate::model::{Snapshot, Target};
+use crate::pipeline::Diagnosis;
+use record::Recording;
 
-pub(crate) use story::story;
+pub(crate) use client_side::ClientSide;
+pub(crate) use story::{counted, story};
 
 #[derive(Debug, Clone)]
 pub(crate) struct LabOptions {
@@ -51,6 +56,8 @@ pub(crate) struct LabOptions {
     pub family: LabFamily,
     /// The server reads only the first 64 bytes of each (16 KB) request, replies and closes.
     pub unread_close: bool,
+    /// The clients in a namespace of their own, joined to the server's by a veth pair.
+    pub veth: bool,
 }
 
 /// The socket family of the lab's server and clients.
@@ -117,6 +124,9 @@ pub(crate) struct LabReport {
     /// What happened and why, in words.
     pub story: Vec<String>,
     pub doctor: Report,
+    /// `--veth`: the same burst from the clients' namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_side: Option<ClientSide>,
     pub elapsed_ms: u64,
     /// The server side recorded during the burst, as diagnosed (`lab --plot` draws it; not in
     /// the JSON).
@@ -143,48 +153,138 @@ pub(crate) struct Settings {
     pub connect_timeout_ms: u64,
     pub reply_timeout_ms: u64,
     pub unread_close: bool,
+    /// The clients had a namespace of their own, on a veth (`client_side` has their side).
+    pub veth: bool,
     pub user_namespace: bool,
 }
 
-/// Runs the lab: stage, server, recorder, burst, teardown, report.
+/// Runs the lab: stage, server, recorders, burst, teardown, report.
 pub(crate) fn run(o: &LabOptions) -> Result<LabReport> {
     let user_namespace = setup::stage(o)?;
+    let clients = match o.veth {
+        true => Some(veth::Clients::join()?),
+        false => None,
+    };
     let reads = match o.unread_close {
         true => setup::Reads::First64,
         false => setup::Reads::Whole,
     };
-    let server = setup::Server::start(o.family, o.backlog, o.workers, o.work, reads)?;
-    let recording = Recording::start(server.addr.target()?)?;
+    let at = match clients {
+        Some(_) => veth::SERVER_IP,
+        None => Ipv4Addr::LOCALHOST,
+    };
+    let server = setup::Server::start(o.family, o.backlog, o.workers, o.work, reads, at)?;
+    let recording = Recording::start(server.addr.target()?, None)?;
+    // The clients' namespace sees the server as a remote address: its outgoing readings.
+    let remote = match (&clients, &server.addr) {
+        (Some(c), setup::LabAddr::Inet(a)) => {
+            Some((*a, Recording::start(remote(*a), Some(c.clone()))?))
+        }
+        _ => None,
+    };
     let started = Instant::now();
-    let results = load::burst(&server.addr, o)?;
+    let results = match &clients {
+        None => load::burst(&server.addr, o)?,
+        Some(c) => {
+            let (addr, o) = (server.addr.clone(), o.clone());
+            c.within(move || load::burst(&addr, &o))??
+        }
+    };
     let elapsed = started.elapsed();
-    let (snap, mut kernel) = recording.stop()?;
+    let clock = recording.started;
+    let server_side = recording.stop()?;
+    let client_side = match remote {
+        Some((addr, r)) => {
+            let offset_us = micros_between(clock, r.started);
+            Some(Remote {
+                addr,
+                offset_us,
+                recorded: r.stop()?,
+            })
+        }
+        None => None,
+    };
     server.stop();
+    let run = Run {
+        results,
+        elapsed,
+        user_namespace,
+    };
+    Ok(report(o, run, server_side, client_side))
+}
 
-    let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|o| (*o, 0)).collect();
-    for (kind, _, _) in &results {
-        *outcomes.entry(*kind).or_default() += 1;
+/// A burst's raw results, before they are counted.
+struct Run {
+    results: Vec<load::Attempt>,
+    elapsed: Duration,
+    user_namespace: bool,
+}
+
+/// The clients' side as recorded: the server they dialled, their recording's clock against
+/// the server's, and doctor's diagnosis there.
+struct Remote {
+    addr: SocketAddr,
+    offset_us: i64,
+    recorded: Diagnosis,
+}
+
+/// The target the clients' namespace records: the server's address, not one of its own.
+fn remote(a: SocketAddr) -> Target {
+    Target::Inet {
+        ip: Some(a.ip()),
+        port: a.port(),
     }
-    let connect: Vec<Duration> = results.iter().filter_map(|r| r.1).collect();
+}
+
+/// `later - earlier` in µs, negative when `later` came first.
+fn micros_between(earlier: Instant, later: Instant) -> i64 {
+    match later.checked_duration_since(earlier) {
+        Some(d) => d.as_micros() as i64,
+        None => -(earlier.duration_since(later).as_micros() as i64),
+    }
+}
+
+/// The lab's report: the clients' outcomes counted, the server's side as diagnosed, the
+/// clients' side when they had a namespace of their own, and the story of it all.
+fn report(o: &LabOptions, run: Run, server: Diagnosis, remote: Option<Remote>) -> LabReport {
+    let results = &run.results;
+    let mut outcomes: BTreeMap<Outcome, usize> = Outcome::ALL.iter().map(|o| (*o, 0)).collect();
+    for a in results {
+        *outcomes.entry(a.outcome).or_default() += 1;
+    }
+    let connect: Vec<Duration> = results.iter().filter_map(|a| a.connect).collect();
     let served: Vec<Duration> = results
         .iter()
-        .filter(|r| r.0 == Outcome::Served)
-        .filter_map(|r| r.2)
+        .filter(|a| a.outcome == Outcome::Served)
+        .filter_map(|a| a.replied)
         .collect();
-    let counters: BTreeMap<String, u64> = crate::catalogue::LAB
-        .iter()
-        .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
-        .collect();
+    let counters = deltas(&server.snapshot, &crate::catalogue::LAB);
     let connect_ms: Vec<f64> = connect.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-    let diagnosis = pipeline::diagnose_recorded(&mut kernel, snap, Owners::All);
-    let report = diagnosis.report;
-    let (peak_recv_q, peak_syn_recv, send_q) = report
+    let (peak_recv_q, peak_syn_recv, send_q) = server
+        .report
         .listeners
         .first()
         .map(|l| (l.recv_q_peak, l.syn_recv_peak, l.send_q))
         .unwrap_or_default();
+    let client_side = remote.map(|r| ClientSide {
+        server: r.addr,
+        address: IpAddr::V4(veth::CLIENTS_IP),
+        recorded: client_side::Recorded::of(results),
+        counters: deltas(&r.recorded.snapshot, &crate::catalogue::LAB_CLIENT),
+        seen: r
+            .recorded
+            .report
+            .servers
+            .iter()
+            .find(|v| v.addr == r.addr)
+            .cloned(),
+        agreement: client_side::Agreement::of(&server.report, r.addr, &r.recorded.report, r.addr),
+        doctor: r.recorded.report,
+        recording: r.recorded.snapshot,
+        offset_us: r.offset_us,
+    });
     let mut lab = LabReport {
-        settings: Settings::of(o, user_namespace),
+        settings: Settings::of(o, run.user_namespace),
         outcomes,
         connect_latency: load::percentiles(connect),
         served_latency: load::percentiles(served),
@@ -193,13 +293,21 @@ pub(crate) fn run(o: &LabOptions) -> Result<LabReport> {
         peak_syn_recv,
         send_q,
         story: Vec::new(),
-        doctor: report,
-        elapsed_ms: elapsed.as_millis() as u64,
-        recording: diagnosis.snapshot,
+        doctor: server.report,
+        client_side,
+        elapsed_ms: run.elapsed.as_millis() as u64,
+        recording: server.snapshot,
         connect_ms,
     };
     lab.story = story(&lab);
-    Ok(lab)
+    lab
+}
+
+/// The rise of each of `keys` over a recording; a counter the kernel lacks is left out.
+fn deltas(snap: &Snapshot, keys: &[&str]) -> BTreeMap<String, u64> {
+    keys.iter()
+        .filter_map(|k| snap.counter_delta(k).map(|d| (k.to_string(), d)))
+        .collect()
 }
 
 impl Settings {
@@ -218,58 +326,9 @@ impl Settings {
             connect_timeout_ms: o.connect_timeout.as_millis() as u64,
             reply_timeout_ms: o.reply_timeout.as_millis() as u64,
             unread_close: o.unread_close,
+            veth: o.veth,
             user_namespace,
         }
-    }
-}
-
-/// The server's side, recorded from a thread of its own for the whole burst.
-struct Recording {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<(Snapshot, Kernel)>>,
-}
-
-impl Recording {
-    /// Starts recording the lab's listener; returns once the first sample is taken, so that
-    /// the burst starts after it.
-    fn start(target: Target) -> Result<Recording> {
-        let scope = Scope::new(vec![target]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready, first) = mpsc::channel();
-        let stopped = stop.clone();
-        let thread = std::thread::Builder::new()
-            .spawn(move || {
-                // Held-back ACKs keep handshakes half-open for only --ack-delay: count them often.
-                let cadence = Cadence {
-                    syn_every: Duration::from_millis(20),
-                    syn_forced: true,
-                    sample_interval: Duration::from_millis(5),
-                    keep: true,
-                };
-                let mut rec = Recorder::start(Kernel::open()?, &scope, cadence);
-                rec.sample(true)?;
-                let _ = ready.send(());
-                while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(5));
-                    rec.sample(false)?;
-                }
-                rec.sample(true)?;
-                Ok(rec.finish())
-            })
-            .map_err(|source| Error::Io {
-                what: "starting the lab recorder",
-                source,
-            })?;
-        // A recorder that failed before its first sample says why when joined.
-        let _ = first.recv();
-        Ok(Recording { stop, thread })
-    }
-
-    fn stop(self) -> Result<(Snapshot, Kernel)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .join()
-            .map_err(|_| Error::Protocol("lab recorder thread failed".into()))?
     }
 }
 

@@ -1,10 +1,11 @@
 //! The lab's stage: a private network namespace (a user namespace too when not root) with
 //! `lo` up and the listen-queue sysctls set, and the server — a listener with the backlog
-//! asked for (TCP on 127.0.0.1, or Unix on an abstract name) and `--workers` threads that each
-//! accept(), read the request, spend `--work` and reply.
+//! asked for (TCP on 127.0.0.1, or with `--veth` on the veth's server address; Unix on an
+//! abstract name) and `--workers` threads that each accept(), read the request, spend
+//! `--work` and reply.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -104,10 +105,11 @@ impl Server {
         workers: usize,
         work: Duration,
         reads: Reads,
+        at: Ipv4Addr,
     ) -> Result<Server> {
         let (listener, addr) = match family {
             LabFamily::Tcp => {
-                let fd = server_socket(backlog)?;
+                let fd = server_socket(at, backlog)?;
                 let addr = local_addr(&fd)?;
                 (fd, LabAddr::Inet(addr))
             }
@@ -144,7 +146,9 @@ impl Server {
     }
 }
 
-fn server_socket(backlog: i32) -> Result<OwnedFd> {
+/// A TCP listener on `at` (127.0.0.1, or the veth's server address), on a port the kernel
+/// picks.
+fn server_socket(at: Ipv4Addr, backlog: i32) -> Result<OwnedFd> {
     use nix::sys::socket::*;
     let fail = |e: nix::Error| Error::Io {
         what: "starting the lab server",
@@ -157,7 +161,8 @@ fn server_socket(backlog: i32) -> Result<OwnedFd> {
         None,
     )
     .map_err(fail)?;
-    let sa = SockaddrIn::new(127, 0, 0, 1, 0);
+    let [a, b, c, d] = at.octets();
+    let sa = SockaddrIn::new(a, b, c, d, 0);
     bind(fd.as_raw_fd(), &sa).map_err(fail)?;
     // The backlog exactly as given (clamped by somaxconn in the kernel), like listen(2).
     let b = Backlog::new(backlog.clamp(0, i32::MAX)).map_err(fail)?;

@@ -2,7 +2,8 @@
 //! counters (docs/kernel.md §3). One paragraph per thing that can have happened, in the order
 //! a reader asks. Pure.
 
-use super::{LabFamily, LabReport, Outcome};
+use super::client_side::{Counted, Tally};
+use super::{ClientSide, LabFamily, LabReport, Outcome};
 use crate::catalogue::{
     ABORT_ON_CLOSE, EMBRYONIC_RSTS, LISTEN_OVERFLOWS, REQQ_FULL_DROP, SYNCOOKIES_RECV,
     SYNCOOKIES_SENT,
@@ -12,10 +13,134 @@ use crate::doctor::{RuleId, runtime};
 /// What happened, and why.
 pub(crate) fn story(r: &LabReport) -> Vec<String> {
     let f = Facts(r);
-    match r.settings.family {
+    let mut story = match r.settings.family {
         LabFamily::Tcp => tcp(&f),
         LabFamily::Unix => unix(&f),
+    };
+    if let Some(c) = &r.client_side {
+        story.extend(from_the_clients(c));
     }
+    story
+}
+
+/// `--veth`: the same burst from the clients' namespace — what they counted against what
+/// their kernel counted, what their kernel held at its worst, and whether doctor there names
+/// the burst doctor names on the server's side.
+fn from_the_clients(c: &ClientSide) -> Vec<String> {
+    [clients_counted(c), clients_held(c), both_doctors(c)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// What a tally counts, in words (the text report's too).
+pub(crate) fn counted(c: Counted) -> &'static str {
+    match c {
+        Counted::Connects => "connect()s",
+        Counted::SynsResent => "SYNs sent again",
+        Counted::Resets => "resets once connected",
+    }
+}
+
+/// A tally in words: "120 connect()s (Tcp:ActiveOpens +120)".
+fn tally(t: &Tally) -> String {
+    let what = counted(t.what);
+    let kernel = t
+        .kernel
+        .map(|k| format!("+{k}"))
+        .unwrap_or_else(|| "unknown".into());
+    format!("{} {what} ({} {kernel})", t.own, t.counter)
+}
+
+fn clients_counted(c: &ClientSide) -> Option<String> {
+    let tallies = c.tallies();
+    let all: Vec<String> = tallies.iter().map(tally).collect();
+    let verdict = if tallies.iter().all(Tally::agrees) {
+        "their kernel counted the same, since in a namespace of their own the clients' connections \
+         are all it sees and it counts each of these events once"
+            .to_string()
+    } else {
+        let off: Vec<&str> = tallies
+            .iter()
+            .filter(|t| !t.agrees())
+            .map(|t| t.counter)
+            .collect();
+        format!(
+            "not the same for {}: a counter this kernel lacks, or a client whose socket could not be \
+             read ({} of them), counts differently",
+            off.join(", "),
+            c.recorded.unread
+        )
+    };
+    Some(format!(
+        "From the clients' namespace ({} → {} over a veth) the clients counted of themselves {}: {verdict}.",
+        c.address,
+        c.server,
+        all.join(", ")
+    ))
+}
+
+fn clients_held(c: &ClientSide) -> Option<String> {
+    let v = c.seen.as_ref()?;
+    if v.syn_retried_peak == 0 && v.unacked_peak == 0 {
+        return Some(format!(
+            "Their kernel never held a connect to {} sent again, nor a request unacknowledged: from \
+             the clients' side the server kept up.",
+            c.server
+        ));
+    }
+    let never = v
+        .never_acked_peak
+        .map(|n| format!(", {n} of them never acknowledged a byte"))
+        .unwrap_or_default();
+    Some(format!(
+        "At its worst reading their kernel held {} connect(s) to {} waiting for a SYN-ACK ({} with the SYN \
+         sent again, up to {} time(s)) and {} established connection(s) with the request \
+         unacknowledged{never}: the server's full queue seen from the other end, SYNs it dropped and \
+         final ACKs it dropped.{}",
+        v.syn_sent_peak,
+        c.server,
+        v.syn_retried_peak,
+        v.syn_retrans_max,
+        v.unacked_peak,
+        match c.recorded.gave_up_unacked {
+            0 => String::new(),
+            n => format!(" {n} client(s) gave up waiting for a reply with nothing acknowledged."),
+        }
+    ))
+}
+
+fn both_doctors(c: &ClientSide) -> Option<String> {
+    let a = &c.agreement;
+    let ids = |v: &[RuleId]| v.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ");
+    let port = c.server.port();
+    Some(match (a.server.is_empty(), a.clients.is_empty()) {
+        (false, false) => format!(
+            "doctor run in each namespace names the same burst: in the server's, {} on :{port}; in the \
+             clients', {} for {}.",
+            ids(&a.server),
+            ids(&a.clients),
+            c.server
+        ),
+        (true, true) => format!(
+            "doctor in neither namespace names an overflow: the server's saw no full accept queue \
+             on :{port}, the clients' no trouble reaching {}.",
+            c.server
+        ),
+        (false, true) => format!(
+            "doctor does not agree across the veth: the server's side names {} on :{port}, the \
+             clients' side nothing for {}: its connections are read about every 100 ms, so a burst \
+             shorter than that can pass between two readings.",
+            ids(&a.server),
+            c.server
+        ),
+        (true, false) => format!(
+            "doctor does not agree across the veth: the clients' side names {} for {}, the server's \
+             side no full accept queue on :{port}: the clients' trouble came from elsewhere.",
+            ids(&a.clients),
+            c.server
+        ),
+    })
 }
 
 /// A Unix listener: no handshake, no retry, no counter; only outcomes and the queue depth.

@@ -1,9 +1,10 @@
 //! lab's report into a writer: the settings, what every client saw, the kernel's side, the
-//! story, and doctor's findings during the burst.
+//! story, and doctor's findings during the burst; with `--veth`, the clients' namespace too.
 
 use std::io::Write;
 
-use crate::lab::{LabFamily, LabReport};
+use crate::doctor::Report;
+use crate::lab::{ClientSide, LabFamily, LabReport, counted};
 
 pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
     settings(w, r, style)?;
@@ -12,6 +13,10 @@ pub(crate) fn text(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std
     writeln!(w)?;
     kernel(w, r, style)?;
     writeln!(w)?;
+    if let Some(c) = &r.client_side {
+        clients_namespace(w, c, style)?;
+        writeln!(w)?;
+    }
     writeln!(w, "What happened:")?;
     for line in &r.story {
         super::wrap_block(w, style.width, line, "  - ", "    ")?;
@@ -77,7 +82,15 @@ fn clients(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
 
 /// The kernel's side: the queues' peaks and the counters that moved.
 fn kernel(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Result<()> {
-    writeln!(w, "Kernel (lab namespace):")?;
+    writeln!(
+        w,
+        "Kernel ({}):",
+        if r.client_side.is_some() {
+            "the server's namespace"
+        } else {
+            "lab namespace"
+        }
+    )?;
     writeln!(
         w,
         "  accept queue peak {} of {} (B+1){}, SYN_RECV peak {}",
@@ -100,11 +113,80 @@ fn kernel(w: &mut dyn Write, r: &LabReport, style: super::Style) -> std::io::Res
     super::wrap_block(w, style.width, &counters.join(", "), "  ", "    ")
 }
 
-/// doctor's verdict during the burst, and the ids of its findings.
+/// `--veth`: the clients' namespace — their own counts beside their kernel's, its highest
+/// readings of their connections to the server, the other counters that moved there.
+fn clients_namespace(
+    w: &mut dyn Write,
+    c: &ClientSide,
+    style: super::Style,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "Clients' namespace ({} -> {} over a veth):",
+        c.address, c.server
+    )?;
+    writeln!(
+        w,
+        "  {:<28} {:>6}   their kernel",
+        "the clients counted", ""
+    )?;
+    for t in c.tallies() {
+        let what = counted(t.what);
+        let kernel = t
+            .kernel
+            .map(|k| format!("+{k}"))
+            .unwrap_or("unknown".into());
+        writeln!(w, "  {what:<28} {:>6}   {} {kernel}", t.own, t.counter)?;
+    }
+    if let Some(v) = &c.seen {
+        writeln!(
+            w,
+            "  peaks: SYN_SENT {} ({} sent again), established {}, request unacknowledged {}{}",
+            v.syn_sent_peak,
+            v.syn_retried_peak,
+            v.established_peak
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "not read".into()),
+            v.unacked_peak,
+            v.never_acked_peak
+                .map(|n| format!(" ({n} never acknowledged)"))
+                .unwrap_or_default()
+        )?;
+    }
+    let shown: Vec<&str> = c.tallies().iter().map(|t| t.counter).collect();
+    let others: Vec<String> = c
+        .counters
+        .iter()
+        .filter(|(k, _)| !shown.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k} +{v}"))
+        .collect();
+    super::wrap_block(w, style.width, &others.join(", "), "  ", "    ")
+}
+
+/// doctor's verdict during the burst, and the ids of its findings; with `--veth`, in each
+/// namespace.
 fn doctor(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
+    match &r.client_side {
+        None => verdict(w, "doctor during the burst", &r.doctor),
+        Some(c) => {
+            verdict(w, "doctor in the server's namespace", &r.doctor)?;
+            verdict(w, "doctor in the clients' namespace", &c.doctor)?;
+            writeln!(
+                w,
+                "the two {} on the burst",
+                if c.agreement.agree {
+                    "agree"
+                } else {
+                    "disagree"
+                }
+            )
+        }
+    }
+}
+
+fn verdict(w: &mut dyn Write, label: &str, report: &Report) -> std::io::Result<()> {
     // Problems only: an OK finding (what clients see) is not one.
-    let ids: Vec<&str> = r
-        .doctor
+    let ids: Vec<&str> = report
         .findings
         .iter()
         .filter(|f| f.severity > crate::doctor::Severity::Ok)
@@ -112,8 +194,8 @@ fn doctor(w: &mut dyn Write, r: &LabReport) -> std::io::Result<()> {
         .collect();
     writeln!(
         w,
-        "doctor during the burst: {}: {}",
-        super::severity_word(r.doctor.verdict),
+        "{label}: {}: {}",
+        super::severity_word(report.verdict),
         if ids.is_empty() {
             "no findings".into()
         } else {

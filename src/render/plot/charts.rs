@@ -1,6 +1,7 @@
 //! The timeline's charts, one under the other: per listener its accept queue against the
 //! ceiling B+1, its drops per column and, where it was read, its clients' oldest wait; then the
-//! namespace's counters as rates. Pixels and colours; the words come from `words`.
+//! namespace's counters as rates; with `lab --veth`, the clients' connections to the server
+//! above them all. Pixels and colours; the words come from `words`.
 
 use std::io;
 
@@ -9,11 +10,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    Area, COLUMNS, DROPS_H, GREY, LEFT, QUEUE_COLOR, QUEUE_H, RATES_H, RIGHT, WAIT_H, fail, text,
-    words,
+    Area, COLUMNS, DROPS_H, GREY, LEFT, QUEUE_COLOR, QUEUE_H, RATES_H, REMOTE_H, RIGHT, WAIT_H,
+    fail, text, words,
 };
 use crate::doctor::wait::WAIT_WARNING_MS;
-use crate::plot::{Axis, Column, Drops, ListenerPlot, RatePlot, Timeline, WaitPlot};
+use crate::plot::{Axis, Column, Drops, ListenerPlot, RatePlot, RemotePlot, Timeline, WaitPlot};
 
 const CAPACITY_COLOR: RGBColor = RGBColor(200, 30, 30);
 const DROPS_COLOR: RGBColor = RGBColor(200, 30, 30);
@@ -32,10 +33,15 @@ const MIN_BAR_PX: f64 = 3.0;
 /// A chart with a time axis and a value axis, both in f64.
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// Every chart of the timeline, from the top of `area`.
-pub(super) fn draw(area: &Area, t: &Timeline) -> io::Result<()> {
+/// Every chart of the timeline, from the top of `area`; the clients' side first when given.
+pub(super) fn draw(area: &Area, t: &Timeline, clients: Option<&RemotePlot>) -> io::Result<()> {
     let end_s = seconds(t.axis.span_us);
     let mut rest = area.clone();
+    if let Some(r) = clients {
+        let (remote_area, below) = rest.split_vertically(REMOTE_H);
+        rest = below;
+        remote(&remote_area, r, end_s)?;
+    }
     for l in &t.listeners {
         let (queue_area, below) = rest.split_vertically(QUEUE_H);
         let (drops_area, below) = below.split_vertically(DROPS_H);
@@ -272,6 +278,53 @@ fn wait(area: &Area, w: &WaitPlot, end_s: f64) -> io::Result<()> {
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
     }
+    legend(&mut chart)
+}
+
+/// `lab --veth`: the clients' namespace's connections to the server, on the server's time
+/// axis, so a SYN dropped at the full queue below shows here as a connect waiting, resent.
+pub(super) fn remote(area: &Area, r: &RemotePlot, end_s: f64) -> io::Result<()> {
+    let top = (r.peak as f64 * 1.7).max(4.0);
+    let mut chart = ChartBuilder::on(area)
+        .margin_right(RIGHT)
+        .margin_top(6)
+        .caption(words::remote_caption(r), ("sans-serif", 17))
+        .x_label_area_size(26)
+        .y_label_area_size(LEFT)
+        .build_cartesian_2d(0f64..end_s, 0f64..top)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .y_desc(words::QUEUE_AXIS)
+        .x_label_formatter(&|x| words::time_label(*x, end_s))
+        .y_label_formatter(&|y| words::amount(*y, top))
+        .draw()
+        .map_err(fail)?;
+    let series = [
+        (&r.syn_sent, SYN_COLOR, 2, words::SYN_SENT_LEGEND),
+        (&r.syn_retried, CAPACITY_COLOR, 1, words::SYN_RETRIED_LEGEND),
+        (&r.unacked, AFTER_ACCEPT_COLOR, 2, words::UNACKED_LEGEND),
+    ];
+    for (cols, color, width, label) in series {
+        chart
+            .draw_series(LineSeries::new(
+                steps(cols, end_s),
+                color.stroke_width(width),
+            ))
+            .map_err(fail)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 18, y)], color.stroke_width(width))
+            });
+    }
+    text(
+        area,
+        &words::remote_verdict(r),
+        (LEFT as i32 + 10, 26),
+        14,
+        &GREY,
+    )?;
     legend(&mut chart)
 }
 

@@ -17,7 +17,7 @@ use plotters::prelude::*;
 
 use crate::doctor::Severity;
 use crate::lab::LabReport;
-use crate::plot::{Clients, Timeline};
+use crate::plot::{Clients, RemotePlot, Timeline};
 
 /// The picture's width in pixels; the plot area is what remains after the label areas.
 pub const WIDTH: u32 = 1000;
@@ -35,6 +35,8 @@ const WAIT_H: u32 = 160;
 const RATES_H: u32 = 180;
 const MESSAGE_LINE_H: u32 = 24;
 const CLIENTS_H: u32 = 300;
+/// `lab --veth`: the clients' namespace's connections to the server.
+const REMOTE_H: u32 = 230;
 const BOTTOM_H: u32 = 34;
 
 /// The queue, and the latency histogram's bars.
@@ -45,13 +47,20 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// The timeline of a snapshot, as SVG.
 pub fn timeline(w: &mut dyn Write, t: &Timeline) -> io::Result<()> {
-    let svg = svg(t, None)?;
+    let svg = svg(t, None, None)?;
     w.write_all(svg.as_bytes())
 }
 
 /// A lab run: the clients' side on top, then the server's timeline.
-pub(crate) fn lab(w: &mut dyn Write, t: &Timeline, c: &Clients, r: &LabReport) -> io::Result<()> {
-    let svg = svg(t, Some((c, r)))?;
+/// With `--veth`, the clients' namespace's connections (`remote`) sit above the server's.
+pub(crate) fn lab(
+    w: &mut dyn Write,
+    t: &Timeline,
+    c: &Clients,
+    remote: Option<&RemotePlot>,
+    r: &LabReport,
+) -> io::Result<()> {
+    let svg = svg(t, Some((c, r)), remote)?;
     w.write_all(svg.as_bytes())
 }
 
@@ -59,7 +68,7 @@ fn fail<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("drawing the plot: {e}"))
 }
 
-fn height(t: &Timeline, said: Option<&[String]>, lab: bool) -> u32 {
+fn height(t: &Timeline, said: Option<&[String]>, lab: bool, remote: bool) -> u32 {
     let body = match said {
         Some(lines) => MESSAGE_LINE_H * (lines.len() as u32 + 2),
         None => {
@@ -68,16 +77,24 @@ fn height(t: &Timeline, said: Option<&[String]>, lab: bool) -> u32 {
                 .map(|l| QUEUE_H + DROPS_H + if l.wait.is_some() { WAIT_H } else { 0 })
                 .sum::<u32>()
                 + if t.rates.is_empty() { 0 } else { RATES_H }
+                + if remote { REMOTE_H } else { 0 }
         }
     };
     TITLE_H + body + if lab { CLIENTS_H } else { 0 } + BOTTOM_H
 }
 
-fn svg(t: &Timeline, lab: Option<(&Clients, &LabReport)>) -> io::Result<String> {
+fn svg(
+    t: &Timeline,
+    lab: Option<(&Clients, &LabReport)>,
+    remote: Option<&RemotePlot>,
+) -> io::Result<String> {
     let said = words::instead(t);
     let mut out = String::new();
     {
-        let size = (WIDTH, height(t, said.as_deref(), lab.is_some()));
+        let size = (
+            WIDTH,
+            height(t, said.as_deref(), lab.is_some(), remote.is_some()),
+        );
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
         let (top, rest) = root.split_vertically(TITLE_H);
@@ -92,7 +109,7 @@ fn svg(t: &Timeline, lab: Option<(&Clients, &LabReport)>) -> io::Result<String> 
         };
         match &said {
             Some(lines) => message(&rest, lines)?,
-            None => charts::draw(&rest, t)?,
+            None => charts::draw(&rest, t, remote)?,
         }
         root.present().map_err(fail)?;
     }

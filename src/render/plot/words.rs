@@ -5,7 +5,8 @@
 use crate::lab::{LabReport, Outcome};
 use crate::model::NetnsLabel;
 use crate::plot::{
-    Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, Timeline, WaitPlot,
+    Clients, Drops, Instead, ListenerId, ListenerPlot, RatePlot, Recording, RemotePlot, Timeline,
+    WaitPlot,
 };
 use crate::render::severity_word;
 
@@ -348,3 +349,29 @@ pub(super) fn latency_caption(c: &Clients) -> String {
 pub(super) const LATENCY_COUNT_AXIS: &str = "clients";
 pub(super) const LATENCY_AXIS: &str = "connect latency (log scale)";
 pub(super) const SYN_RETRANSMITS: &str = "SYN dropped, resent after 1 s (then 1 s apart) →";
+
+/// `lab --veth`: the clients' namespace's lane.
+pub(super) fn remote_caption(r: &RemotePlot) -> String {
+    format!(
+        "The clients' namespace: its connections to {} ({} readings)",
+        r.server, r.readings
+    )
+}
+
+pub(super) const SYN_SENT_LEGEND: &str = "SYN_SENT: connects waiting for a SYN-ACK";
+pub(super) const SYN_RETRIED_LEGEND: &str = "of them, SYN sent again";
+pub(super) const UNACKED_LEGEND: &str = "established, request unacknowledged";
+
+/// doctor's verdict in the clients' namespace, and its problems.
+pub(super) fn remote_verdict(r: &RemotePlot) -> String {
+    let ids: Vec<&str> = r.problems.iter().map(|i| i.as_str()).collect();
+    format!(
+        "doctor there: {}{}",
+        severity_word(r.verdict),
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", ids.join(", "))
+        }
+    )
+}
