@@ -62,12 +62,6 @@ impl Sysctl {
         }
     }
 
-    /// `somaxconn`: the last part of the name (a file name, a short label).
-    pub(crate) fn short(self) -> &'static str {
-        let name = self.name();
-        name.rsplit('.').next().unwrap_or(name)
-    }
-
     /// `/proc/sys/net/core/somaxconn`.
     pub(crate) fn path(self) -> String {
         sysctl_path(self.name())

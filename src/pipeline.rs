@@ -163,16 +163,7 @@ fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
     if !tcp_targets || !sent_resets {
         return;
     }
-    let q = Query {
-        ports: &[],
-        syn_recv: false,
-        drops: false,
-        tcp: true,
-        unix: false,
-        established: false,
-        pending_of: &[],
-        outgoing: None,
-    };
+    let q = Query::TCP;
     // Best effort: without it the words say only that the counters are per namespace.
     let Ok(dump) = sources.listeners(&q) else {
         return;

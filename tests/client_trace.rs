@@ -20,25 +20,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The namespaces and the processes in them, gone when dropped.
-struct Pair {
-    names: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // The veth goes with its namespace.
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
 fn ip(args: &[&str]) -> Result<(), String> {
     let st = Command::new("ip")
         .args(args)
@@ -51,9 +32,9 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 /// Server and client namespaces on a veth, `NET.1` and `NET.2`.
-fn pair(tag: u32, net: &str) -> Result<Pair, String> {
+fn pair(tag: u32, net: &str) -> Result<Namespaces, String> {
     let (srv, cli) = (format!("bct-s{tag}"), format!("bct-c{tag}"));
-    let mut p = Pair {
+    let mut p = Namespaces {
         names: Vec::new(),
         children: Vec::new(),
     };

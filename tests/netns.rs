@@ -10,27 +10,10 @@
 mod common;
 
 use std::os::fd::OwnedFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use backlogctl::source::netns::{Which, enter};
 use common::*;
-
-struct Namespaces {
-    names: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
 
 /// Creates the named namespaces, or says why it cannot.
 fn make(names: &[String]) -> Result<Namespaces, String> {

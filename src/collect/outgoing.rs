@@ -85,22 +85,13 @@ impl OutgoingReader {
         if self.scope.all {
             ports.clear();
         }
-        let q = diag::Query {
-            ports: &[],
-            syn_recv: false,
-            drops: false,
-            tcp: true,
-            unix: false,
-            established: false,
-            pending_of: &[],
-            outgoing: Some(Outbound {
-                established,
-                closing: time_wait_read,
-                ports: &ports,
-                info: !self.scope.all,
-                local_ports: self.scope.range.and_then(ports_of),
-            }),
-        };
+        let q = diag::Query::outgoing(Outbound {
+            established,
+            closing: time_wait_read,
+            ports: &ports,
+            info: !self.scope.all,
+            local_ports: self.scope.range.and_then(ports_of),
+        });
         match sources.listeners(&q) {
             Ok(d) => {
                 self.failed = None;

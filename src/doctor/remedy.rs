@@ -73,31 +73,17 @@ impl Where {
     /// The command that sets `knob` to `value` in this namespace, and only there. None when
     /// the namespace cannot be entered by a command (a host command would change the host's).
     pub fn sysctl(&self, knob: Knob, value: u32) -> Option<String> {
-        let set = format!("sysctl -w {}={value}", knob.key());
-        Some(match self {
-            Where::Host => set,
-            Where::Named(n) => format!("ip netns exec {n} {set}"),
-            Where::Path(p) => format!("nsenter --net={p} {set}"),
-            Where::Pid { pid, .. } => format!("nsenter -t {pid} -n {set}"),
-            Where::Unknown => return None,
-        })
+        self.sysctl_raw(knob.key(), &value.to_string())
     }
 
     /// The command that keeps the value across reboots, where one file does it (the host's
     /// /etc/sysctl.d). Containers and named namespaces are set up by something else.
     pub fn persist(&self, knob: Knob, value: u32) -> Option<String> {
-        match self {
-            Where::Host => Some(format!(
-                "echo '{} = {value}' > /etc/sysctl.d/90-backlogctl-{}.conf",
-                knob.key(),
-                knob.sysctl().short()
-            )),
-            _ => None,
-        }
+        self.persist_raw(knob.key(), &value.to_string())
     }
 
-    /// `sysctl -w NAME=VALUE` in this namespace, for a sysctl that is no `Knob` (the
-    /// connecting side's); VALUE as the shell needs it. None when it cannot be entered.
+    /// `sysctl -w NAME=VALUE` in this namespace (a `Knob`'s, or the connecting side's); VALUE
+    /// as the shell needs it. None when it cannot be entered.
     pub fn sysctl_raw(&self, name: &str, value: &str) -> Option<String> {
         let set = format!("sysctl -w {name}={value}");
         Some(match self {

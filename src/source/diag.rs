@@ -297,32 +297,42 @@ impl Outbound<'_> {
     }
 }
 
-impl Query<'_> {
+impl<'a> Query<'a> {
+    /// Every TCP listener, nothing else: the base the other queries change.
+    pub const TCP: Query<'static> = Query {
+        ports: &[],
+        syn_recv: false,
+        drops: false,
+        tcp: true,
+        unix: false,
+        established: false,
+        pending_of: &[],
+        outgoing: None,
+    };
+
     /// The ESTABLISHED sockets of these local ports, with tcp_info, filtered in the kernel.
-    pub fn established(ports: &[u16]) -> Query<'_> {
+    pub fn established(ports: &'a [u16]) -> Query<'a> {
         Query {
             ports,
-            syn_recv: false,
-            drops: false,
-            tcp: true,
-            unix: false,
             established: true,
-            pending_of: &[],
-            outgoing: None,
+            ..Query::TCP
         }
     }
 
     /// The pending connections of these Unix listeners, asked for one by one.
-    pub fn pending_of(inodes: &[u64]) -> Query<'_> {
+    pub fn pending_of(inodes: &'a [u64]) -> Query<'a> {
         Query {
-            ports: &[],
-            syn_recv: false,
-            drops: false,
             tcp: false,
-            unix: false,
-            established: false,
             pending_of: inodes,
-            outgoing: None,
+            ..Query::TCP
+        }
+    }
+
+    /// This namespace's own connections to servers.
+    pub fn outgoing(o: Outbound<'a>) -> Query<'a> {
+        Query {
+            outgoing: Some(o),
+            ..Query::TCP
         }
     }
 
@@ -1723,13 +1733,6 @@ mod wire {
     #[test]
     fn outbound_request_states_and_extensions() {
         let q = |closing: bool, info: bool| Query {
-            ports: &[],
-            syn_recv: false,
-            drops: false,
-            tcp: true,
-            unix: false,
-            established: false,
-            pending_of: &[],
             outgoing: Some(super::Outbound {
                 established: !closing,
                 closing,
@@ -1737,6 +1740,7 @@ mod wire {
                 info,
                 local_ports: None,
             }),
+            ..Query::TCP
         };
         // SYN_SENT (2) and ESTABLISHED (1); TIME_WAIT (6) with FIN_WAIT1/2 (4, 5), CLOSE_WAIT
         // (8), LAST_ACK (9), CLOSING (11).

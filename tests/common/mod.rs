@@ -369,3 +369,25 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Named network namespaces (`ip netns add`) and the processes started in them: the
+/// processes killed and the namespaces deleted when dropped (a veth goes with its namespace),
+/// at the end of a test and when it fails too.
+pub struct Namespaces {
+    pub names: Vec<String>,
+    pub children: Vec<std::process::Child>,
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .status();
+        }
+    }
+}

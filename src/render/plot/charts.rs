@@ -33,6 +33,32 @@ const MIN_BAR_PX: f64 = 3.0;
 /// A chart with a time axis and a value axis, both in f64.
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// A chart of connection counts over time, its mesh drawn: the queue's and the clients'.
+fn counts_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    end_s: f64,
+    top: f64,
+) -> io::Result<Chart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_right(RIGHT)
+        .margin_top(6)
+        .caption(caption, ("sans-serif", 17))
+        .x_label_area_size(26)
+        .y_label_area_size(LEFT)
+        .build_cartesian_2d(0f64..end_s, 0f64..top)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .y_desc(words::QUEUE_AXIS)
+        .x_label_formatter(&|x| words::time_label(*x, end_s))
+        .y_label_formatter(&|y| words::amount(*y, top))
+        .draw()
+        .map_err(fail)?;
+    Ok(chart)
+}
+
 /// Every chart of the timeline, from the top of `area`; the clients' side first when given.
 pub(super) fn draw(area: &Area, t: &Timeline, clients: Option<&RemotePlot>) -> io::Result<()> {
     let end_s = seconds(t.axis.span_us);
@@ -86,22 +112,7 @@ fn queue(area: &Area, l: &ListenerPlot, end_s: f64) -> io::Result<()> {
         .unwrap_or(0);
     // Head room above B+1 for the legend, so it never hides the ceiling.
     let top = (l.capacity.max(l.peak).max(syn_max) as f64 * 1.7).max(4.0);
-    let mut chart = ChartBuilder::on(area)
-        .margin_right(RIGHT)
-        .margin_top(6)
-        .caption(words::queue_caption(l), ("sans-serif", 17))
-        .x_label_area_size(26)
-        .y_label_area_size(LEFT)
-        .build_cartesian_2d(0f64..end_s, 0f64..top)
-        .map_err(fail)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .y_desc(words::QUEUE_AXIS)
-        .x_label_formatter(&|x| words::time_label(*x, end_s))
-        .y_label_formatter(&|y| words::amount(*y, top))
-        .draw()
-        .map_err(fail)?;
+    let mut chart = counts_chart(area, &words::queue_caption(l), end_s, top)?;
     let cap = l.capacity as f64;
     chart
         .draw_series(LineSeries::new(
@@ -285,22 +296,7 @@ fn wait(area: &Area, w: &WaitPlot, end_s: f64) -> io::Result<()> {
 /// axis, so a SYN dropped at the full queue below shows here as a connect waiting, resent.
 pub(super) fn remote(area: &Area, r: &RemotePlot, end_s: f64) -> io::Result<()> {
     let top = (r.peak as f64 * 1.7).max(4.0);
-    let mut chart = ChartBuilder::on(area)
-        .margin_right(RIGHT)
-        .margin_top(6)
-        .caption(words::remote_caption(r), ("sans-serif", 17))
-        .x_label_area_size(26)
-        .y_label_area_size(LEFT)
-        .build_cartesian_2d(0f64..end_s, 0f64..top)
-        .map_err(fail)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .y_desc(words::QUEUE_AXIS)
-        .x_label_formatter(&|x| words::time_label(*x, end_s))
-        .y_label_formatter(&|y| words::amount(*y, top))
-        .draw()
-        .map_err(fail)?;
+    let mut chart = counts_chart(area, &words::remote_caption(r), end_s, top)?;
     let series = [
         (&r.syn_sent, SYN_COLOR, 2, words::SYN_SENT_LEGEND),
         (&r.syn_retried, CAPACITY_COLOR, 1, words::SYN_RETRIED_LEGEND),
