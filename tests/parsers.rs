@@ -243,6 +243,8 @@ mod snapshot_files {
                 },
             ],
             more: 7,
+            more_syn_sent: 12,
+            more_syn_retried: 5,
             established_read: true,
             time_wait_read: true,
         });

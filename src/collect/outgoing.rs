@@ -166,12 +166,15 @@ pub(super) fn group(
     });
     let room = Outgoing::KEPT.saturating_sub(kept.len());
     let more = others.len().saturating_sub(room) as u32;
-    others.truncate(room);
+    let left = others.split_off(room.min(others.len()));
+    let sum = |f: fn(&Remote) -> u32| left.iter().map(f).fold(0u32, u32::saturating_add);
     kept.sort_by_key(|r| r.addr);
     kept.extend(others);
     Outgoing {
         remotes: kept,
         more,
+        more_syn_sent: sum(|r| r.syn_sent),
+        more_syn_retried: sum(|r| r.syn_retried),
         established_read: established,
         time_wait_read,
     }
@@ -297,6 +300,11 @@ mod tests {
         let out = group(&socks, &scope, false, true, false);
         assert_eq!(out.remotes.len(), Outgoing::KEPT);
         assert_eq!(out.more as usize, 101 - Outgoing::KEPT);
+        // What is left out still counts in the totals: every connect is one SYN_SENT, sent
+        // again, once in the servers kept or once in the sums.
+        let kept: u32 = out.remotes.iter().map(|r| r.syn_sent).sum();
+        assert_eq!(kept + out.more_syn_sent, 100);
+        assert_eq!(out.more_syn_retried, out.more_syn_sent);
         let out = group(&socks[..6], &scope, false, true, false);
         assert_eq!(out.remotes[0].time_wait, Some(6));
     }

@@ -103,6 +103,12 @@ pub struct Outgoing {
     /// Servers in trouble left out beyond `KEPT`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub more: u32,
+    /// Their connects waiting for a SYN-ACK, and of them sent again, summed: what the left-out
+    /// servers add to a total (the exporter's `remote="other"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_syn_sent: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub more_syn_retried: u32,
     /// Whether ESTABLISHED sockets were read at this reading (for targets always; otherwise
     /// only while the namespace's RetransSegs rose since the reading before, since healthy
     /// connections never retransmit).

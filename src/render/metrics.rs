@@ -311,7 +311,7 @@ fn counter_families(w: &mut dyn Write, nss: &[Ns]) -> io::Result<()> {
 pub const TOP_REMOTES: usize = 10;
 
 /// What the HELP of the client families says of their bound (docs/fleet.md says it too).
-const BOUND: &str = "Servers in trouble only (connects sent again, data unacknowledged, or many local ports held), the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\" (a reading keeps 64 servers: past them, other is a lower bound).";
+const BOUND: &str = "Servers in trouble only (connects sent again, data unacknowledged, or many local ports held), the 10 with the most SYN_SENT by name, the rest summed in remote=\"other\" (the servers a reading leaves out beyond 64 included).";
 
 /// One server's series: its `remote` label, its SYN_SENT, and of them those retried.
 struct RemoteSeries {
@@ -342,8 +342,8 @@ fn remote_series(o: &Outgoing) -> Vec<RemoteSeries> {
     let sum = |f: fn(&Remote) -> u32| rest.iter().map(|r| f(r)).fold(0u32, u32::saturating_add);
     series.push(RemoteSeries {
         remote: "other".into(),
-        syn_sent: sum(|r| r.syn_sent),
-        retried: sum(|r| r.syn_retried),
+        syn_sent: sum(|r| r.syn_sent).saturating_add(o.more_syn_sent),
+        retried: sum(|r| r.syn_retried).saturating_add(o.more_syn_retried),
     });
     series
 }

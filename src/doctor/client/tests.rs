@@ -194,6 +194,8 @@ fn a_server_that_is_our_own_listener_is_left_to_the_listener_findings() {
         Some(Outgoing {
             remotes: vec![r.clone()],
             more: 0,
+            more_syn_sent: 0,
+            more_syn_retried: 0,
             established_read: true,
             time_wait_read: false,
         })
