@@ -472,6 +472,24 @@ impl ResetWindow<'_> {
     ) -> Option<(u64, Option<u64>)> {
         let ctx = self.ctx;
         let out_rsts = ctx.delta(OUT_RSTS).filter(|n| *n > 0)?;
+        // A namespace that only connects (no TCP listener of its own in the window) while its
+        // connections to a server are in trouble sends its RSTs on those: answers to a
+        // server's late SYN-ACKs and segments for connections its clients gave up. Nobody
+        // here reads them as an error; the connecting side's findings say what went wrong.
+        let listens = ctx
+            .snap
+            .samples
+            .iter()
+            .any(|s| s.listeners.iter().any(|l| !l.local.is_unix()));
+        let connecting = ctx
+            .snap
+            .samples
+            .iter()
+            .filter_map(|s| s.outgoing.as_ref())
+            .any(|o| o.remotes.iter().any(|r| r.troubled()));
+        if !listens && connecting {
+            return None;
+        }
         let mut attributed = attributed;
         // Resets of the listen queue (abort-on-overflow, ACKs for dropped requests) are explained
         // by its findings; without one, they are part of the unexplained rest.

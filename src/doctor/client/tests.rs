@@ -250,3 +250,24 @@ fn the_syn_schedule_follows_retries_and_linear_timeouts() {
     // Absurd values stay bounded.
     assert!(at(Some(u32::MAX), Some(u32::MAX)).gives_up() > 0);
 }
+
+#[test]
+fn rsts_a_connecting_namespace_sends_on_its_troubled_connections_are_no_listener_finding() {
+    // The clients' namespace of a slow server sent 12 RSTs (lab --veth saw it: answers to late
+    // SYN-ACKs, segments for connections given up): no listener of its own, nothing to blame.
+    let mut snap = fixture("slow-abort0");
+    let last = snap.samples.iter_mut().rev().find(|s| s.counters.is_some());
+    let counters = last.unwrap().counters.as_mut().unwrap();
+    *counters
+        .entry(crate::catalogue::OUT_RSTS.to_string())
+        .or_default() += 12;
+    let found = ids(&snap);
+    assert!(
+        !found.iter().any(|f| f.0 == RuleId::ResetsUnexplained),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|f| f.0 == RuleId::ConnectsUnanswered),
+        "{found:?}"
+    );
+}
