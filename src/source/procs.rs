@@ -368,7 +368,11 @@ impl Named {
             why.push(if denied > 0 {
                 format!(
                     "{missing} listener(s) without a known process: /proc/PID/fd of {denied} \
-                     process(es) could not be read; run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to see them"
+                     process(es) could not be read; {}",
+                    fd_hint(
+                        nix::unistd::geteuid().is_root(),
+                        effective_caps()
+                    )
                 )
             } else if gone > 0 {
                 format!(
@@ -662,9 +666,64 @@ fn socket_inode(link: &OsStr) -> Option<u64> {
         .ok()
 }
 
+/// Capabilities that open another process's /proc/PID/fd: CAP_DAC_READ_SEARCH (2) and
+/// CAP_SYS_PTRACE (19), as `proc_fd_access_allowed` asks ptrace_may_access().
+const FD_CAPS: [(u32, &str); 2] = [(2, "CAP_DAC_READ_SEARCH"), (19, "CAP_SYS_PTRACE")];
+
+/// This thread's effective capability set (`CapEff:` of /proc/thread-self/status).
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// What to do about descriptors that could not be read, by what actually refused: no
+/// privilege (become root), a root without the capabilities (the container runtime dropped
+/// them), or one with both (a security module, or processes of a parent user namespace).
+fn fd_hint(root: bool, caps: Option<u64>) -> String {
+    let lacking: Vec<&str> = match caps {
+        Some(c) => FD_CAPS
+            .iter()
+            .filter(|(bit, _)| c & (1 << bit) == 0)
+            .map(|(_, name)| *name)
+            .collect(),
+        None => FD_CAPS.iter().map(|(_, name)| *name).collect(),
+    };
+    match (root, lacking.is_empty()) {
+        (false, false) => {
+            "run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to see them".into()
+        }
+        (true, false) => format!(
+            "this root process lacks {}: the container runtime or a parent user namespace took \
+             it away (add it, e.g. `--cap-add SYS_PTRACE`, to see them)",
+            lacking.join(" and ")
+        ),
+        (_, true) => "refused even with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE: a security module \
+                      (AppArmor, SELinux, Yama ptrace_scope 3) or processes of a parent user \
+                      namespace keep them hidden"
+            .into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_descriptor_hint_says_what_refused() {
+        let all = (1u64 << 2) | (1 << 19);
+        assert!(fd_hint(false, Some(0)).starts_with("run as root"));
+        let dropped = fd_hint(true, Some(1 << 2));
+        assert!(dropped.contains("lacks CAP_SYS_PTRACE:"), "{dropped}");
+        assert!(!dropped.contains("run as root"), "{dropped}");
+        for root in [true, false] {
+            let full = fd_hint(root, Some(all));
+            assert!(full.contains("security module"), "{full}");
+        }
+        // The capability set unread: as if none were held.
+        assert!(fd_hint(true, None).contains("lacks CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"));
+        assert!(effective_caps().is_some(), "CapEff of this thread");
+    }
 
     #[test]
     fn socket_links() {
