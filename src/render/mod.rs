@@ -93,6 +93,19 @@ pub fn wrap_block(
     let mut empty = true;
     for word in tokens(text) {
         let long = visible_len(&word);
+        // A command too long for the indent gets a line of its own, indented less (down to
+        // none), so that it can still be copied whole from one line.
+        let indent = visible_len(cont);
+        if indent + long > width && visible_len(&line) + 1 + long > width {
+            if !empty || visible_len(&line) > indent {
+                writeln!(w, "{}", line.trim_end())?;
+            }
+            let room = width.saturating_sub(long).min(indent);
+            writeln!(w, "{}{word}", " ".repeat(room))?;
+            line = cont.to_string();
+            empty = true;
+            continue;
+        }
         if !empty && visible_len(&line) + 1 + long > width {
             writeln!(w, "{line}")?;
             line = cont.to_string();
@@ -103,6 +116,9 @@ pub fn wrap_block(
         }
         line.push_str(&word);
         empty = false;
+    }
+    if empty && visible_len(&line) == visible_len(cont) && line == cont {
+        return Ok(());
     }
     writeln!(w, "{line}")
 }
@@ -168,6 +184,27 @@ mod tests {
         let mut out = Vec::new();
         wrap_block(&mut out, width, text, "  ", "    ").unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_command_too_wide_for_its_indent_is_indented_less_to_fit() {
+        // 58 columns: it fits at 60 only with an indent of 2 or less.
+        let cmd = "`nsenter -t 12345 -n sysctl -w net.core.somaxconn=4096abc`";
+        assert_eq!(cmd.chars().count(), 58);
+        let out = wrapped(&format!("raise it: {cmd}; then check"), 60);
+        assert!(out.lines().all(|l| l.chars().count() <= 60), "{out}");
+        assert!(
+            out.lines().any(|l| l.trim_start().starts_with(cmd)),
+            "{out}"
+        );
+        // One that fits nowhere starts its line and stays whole.
+        let long = format!("`{}`", "x".repeat(70));
+        let out = wrapped(&format!("run {long} now"), 60);
+        assert!(out.lines().any(|l| l == long), "{out}");
+        assert!(
+            out.lines().all(|l| !l.trim().is_empty()),
+            "no empty line: {out}"
+        );
     }
 
     #[test]
