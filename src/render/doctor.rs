@@ -511,6 +511,58 @@ fn plain(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "unknown".into(),
+        other => capped(other),
+    }
+}
+
+/// Entries of a list the text shows; the rest are counted (JSON keeps them all).
+const LIST_SHOWN: usize = 4;
+
+/// A value as compact JSON, every list past `LIST_SHOWN` entries cut and counted: one
+/// evidence line never carries an unbounded list.
+fn capped(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Array(items) if items.len() > LIST_SHOWN => {
+            let shown: Vec<String> = items[..LIST_SHOWN].iter().map(capped).collect();
+            format!(
+                "[{} entries: {}, … {} more (--json lists all)]",
+                items.len(),
+                shown.join(", "),
+                items.len() - LIST_SHOWN
+            )
+        }
+        Value::Array(items) => {
+            let all: Vec<String> = items.iter().map(capped).collect();
+            format!("[{}]", all.join(","))
+        }
+        Value::Object(map) => {
+            let all: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), capped(v)))
+                .collect();
+            format!("{{{}}}", all.join(","))
+        }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evidence_lists_are_cut_and_counted_and_short_values_kept_as_json() {
+        let short =
+            json!({"busy": [{"listener": "127.0.0.1:8090", "recv_q_peak": 17}], "quiet": 0});
+        assert_eq!(plain(&short), short.to_string());
+        let events: Vec<serde_json::Value> = (0..162)
+            .map(|i| json!({"remote": format!("127.0.0.1:{}", 9000 + i % 3)}))
+            .collect();
+        let text = plain(&json!({"events": events}));
+        assert!(text.contains("162 entries: "), "{text}");
+        assert!(text.contains("… 158 more (--json lists all)"), "{text}");
+        assert!(text.len() < 250, "{} characters: {text}", text.len());
     }
 }
