@@ -172,7 +172,8 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
             let landing = e.get("/");
             assert!(landing.status == 200 && landing.body.contains("href=\"/metrics\""));
             assert_eq!(e.get("/metricz").status, 404);
-            let post = e.exchange(b"POST /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let post =
+                e.exchange(b"POST /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
             assert_eq!(
                 (post.status, post.header("allow")),
                 (405, Some("GET, HEAD"))
@@ -181,10 +182,13 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
             assert!(head.status == 200 && head.body.is_empty(), "{}", head.head);
 
             // Too large a head, a body, garbage: a status and a closed connection, never a hang.
-            let big = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+            let big = format!(
+                "GET /metrics HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+                "a".repeat(20_000)
+            );
             assert_eq!(e.exchange(big.as_bytes()).status, 431);
             assert_eq!(
-                e.exchange(b"GET / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789")
+                e.exchange(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789")
                     .status,
                 413
             );
@@ -193,7 +197,7 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
             // Two requests on one kept-alive connection.
             let mut s = e.connect();
             s.write_all(
-                b"GET /healthz HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
             )
             .unwrap();
             let mut both = String::new();
@@ -207,8 +211,10 @@ fn exporter_answers_prometheus_and_refuses_bad_clients() {
                     std::thread::spawn(move || {
                         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
                         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-                        s.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
-                            .unwrap();
+                        s.write_all(
+                            b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                        )
+                        .unwrap();
                         let mut bytes = Vec::new();
                         s.read_to_end(&mut bytes).unwrap();
                         Response::parse(&bytes)
@@ -685,8 +691,10 @@ fn gzip_is_negotiated_by_accept_encoding_and_decompresses_to_the_identity_body()
         let e = Exporter::start(&[]);
         let get = |accept: &str, method: &str| {
             e.exchange(
-                format!("{method} /metrics HTTP/1.1\r\n{accept}Connection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "{method} /metrics HTTP/1.1\r\nHost: t\r\n{accept}Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
             )
         };
         let identity = get("", "GET");
@@ -745,12 +753,12 @@ fn gzip_is_negotiated_by_accept_encoding_and_decompresses_to_the_identity_body()
 
         // Small bodies and errors stay as they were.
         let health = e.exchange(
-            b"GET /healthz HTTP/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
         );
         assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
         assert_eq!(health.header("content-encoding"), None);
         let missing = e.exchange(
-            b"GET /nothing HTTP/1.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            b"GET /nothing HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(missing.status, 404);
         assert!(missing.header("content-encoding").is_none() && missing.header("vary").is_none());

@@ -1,7 +1,8 @@
-//! The HTTP/1.1 the exporter needs, on `std::net`: request heads read under a size limit, a
-//! header-count limit and one deadline for the whole head (a client sending a byte every few
-//! seconds is cut off, not waited for), keep-alive, and fixed-length responses. No bodies are
-//! accepted: every endpoint is a GET. Generic over the stream so tests drive it from memory.
+//! The HTTP/1.1 the exporter needs, on `std::net`: request heads (their syntax checked by
+//! httparse) read under a size limit, a header-count limit and one deadline for the whole head
+//! (a client sending a byte every few seconds is cut off, not waited for), keep-alive, and
+//! fixed-length responses. No bodies are accepted: every endpoint is a GET. Generic over the
+//! stream so tests drive it from memory.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -338,42 +339,42 @@ fn skip_leading_newlines(buf: &mut Vec<u8>) {
     buf.drain(..n);
 }
 
+/// The request's head, its syntax checked by httparse (RFC 9112 §3: a token method, one
+/// space each side of the target, `HTTP/1.0` or `HTTP/1.1`, token header names), its meaning
+/// here: a Host exactly once on HTTP/1.1 (§3.2), one Authorization, no body, and the target in
+/// origin form or, as a server must take it, absolute form (§3.2.2).
 fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
     const BAD: Refusal = Refusal::Answer(400, "Bad Request");
-    let text = std::str::from_utf8(head).map_err(|_| BAD)?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let mut first = lines.next().ok_or(BAD)?.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (first.next(), first.next(), first.next(), first.next())
-    else {
-        return Err(BAD);
-    };
-    let http11 = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        v if v.starts_with("HTTP/") => {
-            return Err(Refusal::Answer(505, "HTTP Version Not Supported"));
-        }
-        _ => return Err(BAD),
-    };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(BAD);
-    }
-    let mut keep_alive = http11;
-    let mut accept_encoding = String::new();
-    let mut authorization = None;
-    let mut count = 0;
-    for line in lines.filter(|l| !l.is_empty()) {
-        count += 1;
-        if count > max_headers {
+    std::str::from_utf8(head).map_err(|_| BAD)?;
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(BAD),
+        Err(httparse::Error::TooManyHeaders) => {
             return Err(Refusal::Answer(431, "Request Header Fields Too Large"));
         }
-        let (name, value) = line.split_once(':').ok_or(BAD)?;
-        if name.is_empty() || name.ends_with(' ') || name.starts_with(' ') {
-            return Err(BAD);
+        Err(httparse::Error::Version) if names_http_version(head) => {
+            return Err(Refusal::Answer(505, "HTTP Version Not Supported"));
         }
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("connection") {
+        Err(_) => return Err(BAD),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(BAD);
+    };
+    if !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(BAD);
+    }
+    let mut keep_alive = minor == 1;
+    let mut accept_encoding = String::new();
+    let mut authorization = None;
+    let mut hosts = 0;
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| BAD)?.trim();
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     keep_alive = false;
@@ -386,7 +387,10 @@ fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
             accept_encoding.push(',');
             accept_encoding.push_str(value);
         } else if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(value.to_string());
+            // Two sets of credentials: which one would be checked is not for us to guess.
+            if authorization.replace(value.to_string()).is_some() {
+                return Err(BAD);
+            }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || (name.eq_ignore_ascii_case("content-length") && value != "0")
         {
@@ -394,18 +398,47 @@ fn parse(head: &[u8], max_headers: usize) -> Result<Request, Refusal> {
             return Err(Refusal::Answer(413, "Content Too Large"));
         }
     }
-    let path = if target.starts_with('/') {
-        target.split(['?', '#']).next().unwrap_or("/")
-    } else {
+    if (minor == 1 && hosts != 1) || hosts > 1 {
         return Err(BAD);
-    };
+    }
     Ok(Request {
         method: method.to_string(),
-        path: path.to_string(),
+        path: target_path(target).ok_or(BAD)?.to_string(),
         keep_alive,
         gzip: accepts_gzip(&accept_encoding),
         authorization,
     })
+}
+
+/// The path of a request target, without its query: `/metrics?x` (origin form) or
+/// `http://host:9100/metrics` (absolute form, `/` when it has no path); None for the other
+/// forms (`*`, `host:port`), which no endpoint here takes.
+fn target_path(target: &str) -> Option<&str> {
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        let scheme = target.find("://")?;
+        let name = &target[..scheme];
+        if !name.eq_ignore_ascii_case("http") && !name.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        let rest = &target[scheme + 3..];
+        if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+            return None;
+        }
+        rest.find(['/', '?', '#']).map_or("/", |i| &rest[i..])
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    Some(if path.is_empty() { "/" } else { path })
+}
+
+/// Whether the request line ends in `HTTP/x.y`, of a version httparse does not take.
+fn names_http_version(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.rsplit(|b| *b == b' ')
+        .next()
+        .is_some_and(|v| v.starts_with(b"HTTP/") && v.len() > 5)
 }
 
 #[cfg(test)]
@@ -494,22 +527,36 @@ mod tests {
     fn blank_lines_between_requests_and_mixed_terminators() {
         // A CRLF after a request, then the next one; a bare-LF head before a CRLF one.
         let mut c = conn(vec![Some(
-            b"GET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\n\nGET /c HTTP/1.1\r\n\r\n",
+            b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n\r\nGET /b HTTP/1.1\nHost: a\n\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n",
         )]);
         for path in ["/a", "/b", "/c"] {
             assert_eq!(c.read_request().unwrap().path, path);
         }
         // A trailing CRLF alone is not the start of a request: the connection stays idle.
-        let mut idle = conn(vec![Some(b"GET / HTTP/1.1\r\n\r\n\r\n"), None]);
+        let mut idle = conn(vec![Some(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\n"), None]);
         idle.read_request().unwrap();
         assert_eq!(idle.read_request(), Err(Refusal::Gone));
+    }
+
+    #[test]
+    fn absolute_form_targets_are_taken_as_rfc_9112_says() {
+        for (target, path) in [
+            ("http://x:9100/metrics?a=1", "/metrics"),
+            ("HTTP://x", "/"),
+            ("https://x?q", "/"),
+            ("/healthz#f", "/healthz"),
+        ] {
+            let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let got = conn(vec![Some(head.as_bytes())]).read_request();
+            assert_eq!(got.map(|r| r.path), Ok(path.to_string()), "{target}");
+        }
     }
 
     #[test]
     fn heads_arriving_in_pieces_are_assembled() {
         let mut c = conn(vec![
             Some(b"GE"),
-            Some(b"T /healthz HTTP/1.1\r\nConnection: close\r"),
+            Some(b"T /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r"),
             Some(b"\n\r\n"),
         ]);
         let r = c.read_request().unwrap();
@@ -522,16 +569,25 @@ mod tests {
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
         let many: String = (0..100).map(|i| format!("H{i}: v\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        let cases: [(&[u8], u16); 9] = [
+        let cases: [(&[u8], u16); 16] = [
             (big.as_bytes(), 431),
             (many.as_bytes(), 431),
             (b"GET /\r\n\r\n", 400),
             (b"GET / HTTP/2.0\r\n\r\n", 505),
             (b"get / HTTP/1.1\r\n\r\n", 400),
-            (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
-            (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
-            (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 413),
-            (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 413),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 413),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 413),
+            // RFC 9112 §3.2: HTTP/1.1 needs exactly one Host.
+            (b"GET / HTTP/1.1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n", 400),
+            // Two sets of credentials, and a header name that is no token.
+            (b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic YTpi\r\nAuthorization: Basic Yjpj\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nX\x01: x\r\n\r\n", 400),
+            (b"GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
         ];
         for (input, status) in cases {
             let got = conn(vec![Some(input)]).read_request();
@@ -608,8 +664,8 @@ mod tests {
     #[test]
     fn repeated_accept_encoding_headers_are_one_list_and_authorization_is_kept() {
         let mut c = conn(vec![Some(
-            b"GET / HTTP/1.1\r\nAccept-Encoding: br\r\naccept-encoding: gzip;q=0.8\r\n\
-              Authorization: Basic YTpi\r\n\r\nGET / HTTP/1.1\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br\r\naccept-encoding: gzip;q=0.8\r\n\
+              Authorization: Basic YTpi\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip;q=0\r\n\r\n",
         )]);
         let r = c.read_request().unwrap();
         assert!(r.gzip);
