@@ -338,4 +338,16 @@ fn a_traced_unix_refusal_is_counted_per_connecting_process() {
     assert_eq!(value["by_process"].as_array().unwrap().len(), 2);
     assert!(summary.contains("42 connect()"), "{summary}");
     assert!(summary.contains("proxy (pid 12) 40"), "{summary}");
+    // The overflow finding on the listener carries the same count.
+    let report = backlogctl::doctor::diagnose(&snap);
+    let overflow = report
+        .findings
+        .iter()
+        .find(|f| f.id == backlogctl::doctor::RuleId::AcceptQueueOverflow)
+        .expect("accept-queue-overflow");
+    let e = overflow
+        .evidence
+        .iter()
+        .find(|e| e.name == "refused connects");
+    assert_eq!(e.expect("refused connects").value["total"], 42);
 }

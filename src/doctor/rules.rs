@@ -1069,7 +1069,7 @@ fn dump_of(v: &ListenerView) -> &'static str {
 
 /// docs/kernel.md §9: a Unix listener's queue is its pending connections (UNIX_DIAG_RQLEN),
 /// and nothing counts the connects it refuses: no drop counter, no TcpExt counter.
-fn unix_queue_evidence(v: &ListenerView) -> Vec<Evidence> {
+fn unix_queue_evidence(snap: &Snapshot, v: &ListenerView) -> Vec<Evidence> {
     vec![
         ev(
             "Recv-Q peak",
@@ -1081,12 +1081,38 @@ fn unix_queue_evidence(v: &ListenerView) -> Vec<Evidence> {
             json!(v.send_q),
             "unix_diag UNIX_DIAG_RQLEN, the effective backlog",
         ),
-        ev(
+        refused_evidence(refused(snap).as_deref()),
+    ]
+}
+
+/// The connect()s refused with EAGAIN in the window, per process: with `--trace` only (no
+/// counter counts them). They name no listener: all of this namespace's full Unix listeners'.
+fn refused(snap: &Snapshot) -> Option<Vec<crate::model::ConnectErrors>> {
+    snap.client_traced.as_ref().map(|t| {
+        t.connect_errors
+            .iter()
+            .filter(|c| c.errno == EAGAIN)
+            .cloned()
+            .collect()
+    })
+}
+
+fn refused_evidence(by: Option<&[crate::model::ConnectErrors]>) -> Evidence {
+    match by {
+        None => ev(
             "refused connects",
             serde_json::Value::Null,
             "no kernel counter counts them for Unix sockets",
         ),
-    ]
+        Some(by) => ev(
+            "refused connects",
+            json!({
+                "total": by.iter().map(|c| c.count).sum::<u64>(),
+                "by_process": by.iter().map(|c| json!({"pid": c.pid, "comm": c.comm, "count": c.count})).collect::<Vec<_>>(),
+            }),
+            "syscalls:sys_exit_connect, ret == -11 (EAGAIN), this namespace's processes, traced",
+        ),
+    }
 }
 
 fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
@@ -1106,7 +1132,7 @@ fn accept_queue(ctx: &Ctx, v: &ListenerView, id: RuleId) -> Finding {
             _ => Severity::Warning,
         };
         let mut f = finding(id, severity, Some(v), fact);
-        f.evidence = unix_queue_evidence(v);
+        f.evidence = unix_queue_evidence(ctx.snap, v);
         return f;
     }
     let mut evidence = vec![
@@ -1402,13 +1428,7 @@ fn what_clients_see(ctx: &Ctx, overflowing: &[&ListenerView], accept_overflow: b
 /// it, so no step: the listeners' own plans are the fix. No counter counts the refusals; only a
 /// trace of the connecting processes' connect() exits does (§11), exactly, per process.
 fn unix_clients(snap: &Snapshot, overflowing: &[&ListenerView]) -> Finding {
-    let refused = snap.client_traced.as_ref().map(|t| {
-        t.connect_errors
-            .iter()
-            .filter(|c| c.errno == EAGAIN)
-            .cloned()
-            .collect::<Vec<_>>()
-    });
+    let refused = refused(snap);
     let mut f = finding(
         RuleId::UnixClients,
         Severity::Ok,
@@ -1423,21 +1443,7 @@ fn unix_clients(snap: &Snapshot, overflowing: &[&ListenerView]) -> Finding {
     );
     f.listeners = overflowing.iter().map(|v| v.local.to_string()).collect();
     f.inodes = overflowing.iter().map(|v| v.inode).collect();
-    f.evidence.push(match refused {
-        None => ev(
-            "refused connects",
-            serde_json::Value::Null,
-            "no kernel counter counts them for Unix sockets",
-        ),
-        Some(by) => ev(
-            "refused connects",
-            json!({
-                "total": by.iter().map(|c| c.count).sum::<u64>(),
-                "by_process": by.iter().map(|c| json!({"pid": c.pid, "comm": c.comm, "count": c.count})).collect::<Vec<_>>(),
-            }),
-            "syscalls:sys_exit_connect, ret == -11 (EAGAIN), this namespace's processes, traced",
-        ),
-    });
+    f.evidence.push(refused_evidence(refused.as_deref()));
     f
 }
 

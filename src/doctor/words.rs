@@ -340,7 +340,10 @@ impl Words<'_> {
             ),
         };
         format!(
-            "{who} refuses connections: {how}. With B = {b}, {cap} connections can wait for accept();              every further connect() fails or waits until one is accepted. No kernel counter counts refused              Unix connects, so how many there were is unknown, and the queue may have been full between              samples too."
+            "{who} refuses connections: {how}. With B = {b}, {cap} connections can wait for \
+             accept(); every further connect() fails or waits until one is accepted. No kernel \
+             counter counts refused Unix connects, so without `--trace` how many there were is \
+             unknown, and the queue may have been full between samples too."
         )
     }
 
