@@ -99,7 +99,7 @@ pub fn live<S: Sources>(
 fn traced_clients<S: Sources>(
     sources: &mut S,
     snap: &mut Snapshot,
-    started: std::result::Result<Vec<String>, String>,
+    started: std::result::Result<Vec<String>, crate::source::trace::TraceError>,
 ) {
     let gap = |why: String| Gap::new("client-trace", why);
     match started.and_then(|notes| Ok((notes, collect::traced_clients(sources, snap)?))) {

@@ -10,6 +10,7 @@ use crate::model::{Counters, Gap, Listener, Name, Netns, Owner, SocketFile};
 use crate::source::client_trace::{Capture, Task};
 use crate::source::diag;
 use crate::source::netns::Which;
+use crate::source::trace::TraceError;
 
 /// One listener (inode 7, 127.0.0.1:8100, B=5) whose queue, SYN_RECV count, counters and
 /// reset trace follow a script; what was asked is recorded.
@@ -211,20 +212,24 @@ impl Sources for Fake {
         SocketFile::Missing
     }
 
-    fn start_reset_trace(&mut self) -> std::result::Result<(), String> {
+    fn start_reset_trace(&mut self) -> std::result::Result<(), TraceError> {
         if self.trace.is_none() {
-            return Err("the fake has no tracepoint".into());
+            return Err(TraceError::Unavailable {
+                why: "the fake has no tracepoint",
+            });
         }
         if self.dumps > 0 {
-            return Err("the fake's trace started after the first sample".into());
+            return Err(TraceError::Unavailable {
+                why: "the fake's trace started after the first sample",
+            });
         }
         self.tracing = true;
         Ok(())
     }
 
-    fn finish_reset_trace(&mut self) -> std::result::Result<String, String> {
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, TraceError> {
         if !std::mem::take(&mut self.tracing) {
-            return Err("no reset trace was started".into());
+            return Err(TraceError::NotStarted { trace: "reset" });
         }
         Ok(self.trace.clone().unwrap_or_default())
     }
@@ -233,20 +238,24 @@ impl Sources for Fake {
         self.sockets.clone()
     }
 
-    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String> {
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, TraceError> {
         if self.client_trace.is_none() {
-            return Err("the fake has no tracepoints".into());
+            return Err(TraceError::Unavailable {
+                why: "the fake has no tracepoints",
+            });
         }
         if self.dumps > 0 {
-            return Err("the fake's client trace started after the first sample".into());
+            return Err(TraceError::Unavailable {
+                why: "the fake's client trace started after the first sample",
+            });
         }
         self.client_tracing = true;
         Ok(Vec::new())
     }
 
-    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String> {
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, TraceError> {
         if !std::mem::take(&mut self.client_tracing) {
-            return Err("no client trace was started".into());
+            return Err(TraceError::NotStarted { trace: "client" });
         }
         let ns = &self.task_netns;
         Ok(Capture::of_text(

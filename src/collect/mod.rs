@@ -47,7 +47,7 @@ use crate::model::{
 };
 use crate::source::client_trace::{self, Capture, ClientTrace, Here};
 use crate::source::netns::Which;
-use crate::source::trace::{self, ResetTrace};
+use crate::source::trace::{self, ResetTrace, TraceError};
 use crate::source::{diag, files, netns, netstat, procs, sysctl};
 
 /// Everything a recording reads. Implemented by `Kernel`, and by fakes in tests.
@@ -78,17 +78,17 @@ pub trait Sources {
     fn socket_file(&mut self, path: &Name) -> SocketFile;
     /// Starts tracing every RST the host sends (`doctor --trace`), before the first sample.
     /// Err: why it cannot, in words that say what would fix it.
-    fn start_reset_trace(&mut self) -> std::result::Result<(), String>;
+    fn start_reset_trace(&mut self) -> std::result::Result<(), TraceError>;
     /// Stops the trace `start_reset_trace` began and returns what its buffer holds (the
     /// tracefs `trace` text).
-    fn finish_reset_trace(&mut self) -> std::result::Result<String, String>;
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, TraceError>;
     /// The `sk` pointers of the namespace's listening TCP sockets, which a traced RST names.
     fn listening_sockets(&mut self) -> Vec<u64>;
     /// Starts tracing the connecting side's events (`doctor --trace`), before the first
     /// sample: Ok with a note for each event this kernel cannot trace; Err when none can be.
-    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String>;
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, TraceError>;
     /// Stops the trace `start_client_trace` began and returns what it gathered.
-    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String>;
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, TraceError>;
     /// A file as process `pid` sees it (a configuration file its command line names): an
     /// absolute path inside its root, a relative one from its working directory.
     fn process_file(&mut self, pid: u32, path: &str) -> std::io::Result<String>;
@@ -184,15 +184,15 @@ impl Sources for Kernel {
         sysctl::socket_file(path.bytes())
     }
 
-    fn start_reset_trace(&mut self) -> std::result::Result<(), String> {
+    fn start_reset_trace(&mut self) -> std::result::Result<(), TraceError> {
         self.trace = Some(ResetTrace::start()?);
         Ok(())
     }
 
-    fn finish_reset_trace(&mut self) -> std::result::Result<String, String> {
+    fn finish_reset_trace(&mut self) -> std::result::Result<String, TraceError> {
         match self.trace.take() {
             Some(t) => t.finish(),
-            None => Err("no reset trace was started".into()),
+            None => Err(TraceError::NotStarted { trace: "reset" }),
         }
     }
 
@@ -200,7 +200,7 @@ impl Sources for Kernel {
         trace::listening_here()
     }
 
-    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, String> {
+    fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, TraceError> {
         // The calling thread is in the namespace by now: its local ports come from here.
         let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
             .ok()
@@ -211,10 +211,10 @@ impl Sources for Kernel {
         Ok(notes)
     }
 
-    fn finish_client_trace(&mut self) -> std::result::Result<Capture, String> {
+    fn finish_client_trace(&mut self) -> std::result::Result<Capture, TraceError> {
         match self.client.take() {
             Some(t) => t.finish(),
-            None => Err("no client trace was started".into()),
+            None => Err(TraceError::NotStarted { trace: "client" }),
         }
     }
 
@@ -238,7 +238,7 @@ pub fn traced_resets<S: Sources>(
     sources: &mut S,
     netns: Option<u64>,
     listens_at: impl Fn(SocketAddr) -> bool,
-) -> std::result::Result<Traced, String> {
+) -> std::result::Result<Traced, TraceError> {
     let text = sources.finish_reset_trace()?;
     let (events, lost) = trace::parse(&text);
     let sockets = sources.listening_sockets();
@@ -259,7 +259,7 @@ pub fn traced_resets<S: Sources>(
 pub fn traced_clients<S: Sources>(
     sources: &mut S,
     snap: &Snapshot,
-) -> std::result::Result<(ClientTraced, u64), String> {
+) -> std::result::Result<(ClientTraced, u64), TraceError> {
     let capture = sources.finish_client_trace()?;
     let addresses = snap.local_addresses.clone().unwrap_or_default();
     let listens_at = |a: SocketAddr| snap.listens_at(a);

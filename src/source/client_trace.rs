@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::model::{ClientTraced, ConnectErrors, Percentiles, TracedRemote};
-use crate::source::trace::{PREFIX, remove_stale, tracefs};
+use crate::source::trace::{PREFIX, TraceError, file_error, remove_stale, tracefs};
 
 /// TCP states as the kernel numbers them (`include/net/tcp_states.h`).
 const ESTABLISHED: u8 = 1;
@@ -637,37 +637,41 @@ struct Instance {
 }
 
 impl Instance {
-    fn create(root: &Path, suffix: &str, fields: bool) -> Result<Instance, String> {
+    fn create(root: &Path, suffix: &str, fields: bool) -> Result<Instance, TraceError> {
         let dir = root
             .join("instances")
             .join(format!("{PREFIX}{}-{suffix}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("creating the tracefs instance {}: {e}", dir.display()))?;
+        std::fs::create_dir(&dir).map_err(file_error("creating the tracefs instance", &dir))?;
         let i = Instance {
             dir,
             enabled: Vec::new(),
         };
         // Raw socket pointers, to tie one socket's events across both instances; one clock
         // for both, monotonic across CPUs; a bounded buffer per CPU.
-        i.write("options/hash-ptr", "0")?;
-        i.write("trace_clock", "mono")?;
-        i.write("buffer_size_kb", &BUFFER_KB.to_string())?;
+        i.set("options/hash-ptr", "0")?;
+        i.set("trace_clock", "mono")?;
+        i.set("buffer_size_kb", &BUFFER_KB.to_string())?;
         // The tgid beside the tid: a thread that exits is still tied by its process.
         let _ = i.write("options/record-tgid", "1");
         if fields {
-            i.write("options/fields", "1")?;
+            i.set("options/fields", "1")?;
         }
         Ok(i)
     }
 
-    fn write(&self, rel: &str, value: &str) -> Result<(), String> {
-        let path = self.dir.join(rel);
-        std::fs::write(&path, value).map_err(|e| format!("writing {}: {e}", path.display()))
+    fn write(&self, rel: &str, value: &str) -> io::Result<()> {
+        std::fs::write(self.dir.join(rel), value)
     }
 
-    /// Enables an event with its filter; Err: a note saying what is missing and why.
-    fn enable(&mut self, w: &Wanted) -> Result<(), String> {
-        let name = w.event.replace('/', ":");
+    /// `write`, its failure the instance's.
+    fn set(&self, rel: &str, value: &str) -> Result<(), TraceError> {
+        self.write(rel, value)
+            .map_err(file_error("writing", &self.dir.join(rel)))
+    }
+
+    /// Enables an event with its filter; Err: what is missing and why (a note).
+    fn enable(&mut self, w: &Wanted) -> Result<(), TraceError> {
+        let event = w.event.replace('/', ":");
         if !self
             .dir
             .join("events")
@@ -675,14 +679,27 @@ impl Instance {
             .join("format")
             .exists()
         {
-            return Err(format!("this kernel has no {name} event: {}", w.without));
+            return Err(TraceError::NoEvent {
+                event,
+                since: None,
+                without: w.without,
+            });
         }
         if let Some(f) = &w.filter {
             self.write(&format!("events/{}/filter", w.event), f)
-                .map_err(|e| format!("{name} takes no filter `{f}` ({e}): {}", w.without))?;
+                .map_err(|source| TraceError::Filter {
+                    event: event.clone(),
+                    filter: f.clone(),
+                    source,
+                    without: w.without,
+                })?;
         }
         self.write(&format!("events/{}/enable", w.event), "1")
-            .map_err(|e| format!("{e}: {}", w.without))?;
+            .map_err(|source| TraceError::Enable {
+                event,
+                source,
+                without: w.without,
+            })?;
         self.enabled.push(w.event);
         Ok(())
     }
@@ -734,16 +751,14 @@ pub struct ClientTrace {
 
 impl ClientTrace {
     /// Starts tracing, with the notes of what this kernel cannot trace. Err: nothing can be.
-    pub fn start(ports: Option<(u32, u32)>) -> Result<(ClientTrace, Vec<String>), String> {
-        let root = tracefs().ok_or(
-            "tracefs is not mounted here (as root: mount -t tracefs nodev /sys/kernel/tracing)",
-        )?;
+    pub fn start(ports: Option<(u32, u32)>) -> Result<(ClientTrace, Vec<String>), TraceError> {
+        let root = tracefs().ok_or(TraceError::NotMounted { netns_exec: false })?;
         remove_stale(&root.join("instances"));
         let mut notes = Vec::new();
         let mut client = Instance::create(&root, "client", false)?;
         for w in client_events(ports) {
             if let Err(note) = client.enable(&w) {
-                notes.push(note);
+                notes.push(note.to_string());
             }
         }
         let mut instances = vec![client];
@@ -752,16 +767,13 @@ impl ClientTrace {
             let mut states = Instance::create(&root, "states", true)?;
             match states.enable(&states_event()) {
                 Ok(()) => instances.push(states),
-                Err(note) => notes.push(note),
+                Err(note) => notes.push(note.to_string()),
             }
         } else {
             notes.push("this kernel's tracefs has no `fields` option, which alone prints a socket's pointer with its state: no connect latency".into());
         }
         if instances.iter().all(|i| i.enabled.is_empty()) {
-            return Err(format!(
-                "none of the connecting side's events can be traced: {}",
-                notes.join("; ")
-            ));
+            return Err(TraceError::Nothing { notes });
         }
         let pipes = instances
             .iter()
@@ -772,15 +784,15 @@ impl ClientTrace {
                     .read(true)
                     .custom_flags(nix::libc::O_NONBLOCK)
                     .open(&path)
-                    .map_err(|e| format!("opening {}: {e}", path.display()))
+                    .map_err(file_error("opening", &path))
             })
-            .collect::<Result<Vec<File>, String>>()?;
+            .collect::<Result<Vec<File>, TraceError>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let reader = std::thread::Builder::new()
             .name("client-trace".into())
             .spawn(move || read_until(pipes, &flag))
-            .map_err(|e| format!("starting the trace reader: {e}"))?;
+            .map_err(|e| TraceError::Reader { source: Some(e) })?;
         let trace = ClientTrace {
             instances,
             stop,
@@ -790,7 +802,7 @@ impl ClientTrace {
     }
 
     /// Stops the events, drains what is left and returns it (the instances go with `self`).
-    pub fn finish(mut self) -> Result<Capture, String> {
+    pub fn finish(mut self) -> Result<Capture, TraceError> {
         for i in &mut self.instances {
             i.stop();
         }
@@ -798,9 +810,9 @@ impl ClientTrace {
         let mut capture = self
             .reader
             .take()
-            .ok_or("the trace reader is gone")?
+            .ok_or(TraceError::Reader { source: None })?
             .join()
-            .map_err(|_| "the trace reader failed".to_string())?;
+            .map_err(|_| TraceError::Reader { source: None })?;
         capture.lost += self.instances.iter().map(Instance::lost).sum::<u64>();
         Ok(capture)
     }

@@ -16,6 +16,143 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{Traced, TracedResets};
 
+/// Why a trace could not be started or read: each says what failed and what would fix it.
+#[derive(Debug)]
+pub enum TraceError {
+    /// No tracefs mount in this mount namespace; `netns_exec`: say that `ip netns exec`
+    /// remounts /sys without it.
+    NotMounted { netns_exec: bool },
+    /// This kernel has no such event (`tcp:tcp_send_reset`), known since `since`; `without`:
+    /// what is not traced without it.
+    NoEvent {
+        event: String,
+        since: Option<&'static str>,
+        without: &'static str,
+    },
+    /// The event is there but lacks a field (the reset's reason, Linux 6.10+).
+    NoField {
+        event: &'static str,
+        field: &'static str,
+        since: &'static str,
+    },
+    /// A tracefs file that could not be created, read, written or opened.
+    File {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// The kernel refused an event's filter.
+    Filter {
+        event: String,
+        filter: String,
+        source: io::Error,
+        without: &'static str,
+    },
+    /// Enabling an event failed.
+    Enable {
+        event: String,
+        source: io::Error,
+        without: &'static str,
+    },
+    /// Not one of the events wanted can be traced; each note says why.
+    Nothing { notes: Vec<String> },
+    /// The thread that reads the buffers could not start, or ended by panicking.
+    Reader { source: Option<io::Error> },
+    /// Finished without being started (a caller's mistake, said rather than hidden).
+    NotStarted { trace: &'static str },
+    /// Tracing cannot be had here, for this reason (a source without tracepoints).
+    Unavailable { why: &'static str },
+}
+
+impl std::fmt::Display for TraceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TraceError::NotMounted { netns_exec } => {
+                f.write_str("tracefs is not mounted here (as root: mount -t tracefs nodev /sys/kernel/tracing")?;
+                if *netns_exec {
+                    f.write_str("; `ip netns exec` remounts /sys without it: use `backlogctl doctor --netns NAME`")?;
+                }
+                f.write_str(")")
+            }
+            TraceError::NoEvent {
+                event,
+                since,
+                without,
+            } => {
+                write!(f, "this kernel has no {event} event")?;
+                if let Some(since) = since {
+                    write!(f, " ({since})")?;
+                }
+                match without.is_empty() {
+                    true => Ok(()),
+                    false => write!(f, ": {without}"),
+                }
+            }
+            TraceError::NoField {
+                event,
+                field,
+                since,
+            } => {
+                write!(f, "this kernel's {event} has no {field} ({since})")
+            }
+            TraceError::File { op, path, source } => {
+                let root = match source.kind() {
+                    io::ErrorKind::PermissionDenied => " (needs root)",
+                    _ => "",
+                };
+                write!(f, "{op} {}: {source}{root}", path.display())
+            }
+            TraceError::Filter {
+                event,
+                filter,
+                source,
+                without,
+            } => {
+                write!(
+                    f,
+                    "{event} takes no filter `{filter}` ({source}): {without}"
+                )
+            }
+            TraceError::Enable {
+                event,
+                source,
+                without,
+            } => {
+                write!(f, "enabling {event}: {source}: {without}")
+            }
+            TraceError::Nothing { notes } => write!(
+                f,
+                "none of the connecting side's events can be traced: {}",
+                notes.join("; ")
+            ),
+            TraceError::Reader { source: Some(e) } => write!(f, "starting the trace reader: {e}"),
+            TraceError::Reader { source: None } => {
+                f.write_str("the trace reader failed (it panicked)")
+            }
+            TraceError::NotStarted { trace } => write!(f, "no {trace} trace was started"),
+            TraceError::Unavailable { why } => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TraceError::File { source, .. }
+            | TraceError::Filter { source, .. }
+            | TraceError::Enable { source, .. } => Some(source),
+            TraceError::Reader { source: Some(e) } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A tracefs file's operation, failed.
+pub(crate) fn file_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> TraceError {
+    let path = path.to_path_buf();
+    move |source| TraceError::File { op, path, source }
+}
+
 /// A running trace. Dropping it stops the event and removes the instance.
 #[derive(Debug)]
 pub struct ResetTrace {
@@ -28,35 +165,29 @@ const EVENT: &str = "events/tcp/tcp_send_reset";
 
 impl ResetTrace {
     /// Starts recording resets. Err: why it cannot, in words that say what would fix it.
-    pub fn start() -> Result<ResetTrace, String> {
-        let root = tracefs().ok_or(
-            "tracefs is not mounted here (as root: mount -t tracefs nodev /sys/kernel/tracing; \
-             `ip netns exec` remounts /sys without it: use `backlogctl doctor --netns NAME`)",
-        )?;
-        let format =
-            std::fs::read_to_string(root.join(EVENT).join("format")).map_err(|e| {
-                match e.kind() {
-                    io::ErrorKind::NotFound => {
-                        "this kernel has no tcp:tcp_send_reset tracepoint (Linux 4.15+)".to_string()
-                    }
-                    _ => format!("reading the tcp:tcp_send_reset tracepoint: {e} (needs root)"),
-                }
-            })?;
+    pub fn start() -> Result<ResetTrace, TraceError> {
+        let root = tracefs().ok_or(TraceError::NotMounted { netns_exec: true })?;
+        let format_path = root.join(EVENT).join("format");
+        let format = std::fs::read_to_string(&format_path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => TraceError::NoEvent {
+                event: "tcp:tcp_send_reset".into(),
+                since: Some("Linux 4.15+"),
+                without: "",
+            },
+            _ => file_error("reading", &format_path)(e),
+        })?;
         if !format.contains("reason") {
-            return Err(
-                "this kernel's tcp:tcp_send_reset has no reset reason (Linux 6.10+)".to_string(),
-            );
+            return Err(TraceError::NoField {
+                event: "tcp:tcp_send_reset",
+                field: "reset reason",
+                since: "Linux 6.10+",
+            });
         }
         remove_stale(&root.join("instances"));
         let dir = root
             .join("instances")
             .join(format!("{PREFIX}{}", std::process::id()));
-        std::fs::create_dir(&dir).map_err(|e| {
-            format!(
-                "creating the tracefs instance {}: {e} (needs root)",
-                dir.display()
-            )
-        })?;
+        std::fs::create_dir(&dir).map_err(file_error("creating the tracefs instance", &dir))?;
         let trace = ResetTrace { dir };
         // Socket pointers as they are, to compare with /proc/net/tcp's `sk` column.
         trace.write("options/hash-ptr", "0")?;
@@ -64,16 +195,16 @@ impl ResetTrace {
         Ok(trace)
     }
 
-    fn write(&self, rel: &str, value: &str) -> Result<(), String> {
+    fn write(&self, rel: &str, value: &str) -> Result<(), TraceError> {
         let path = self.dir.join(rel);
-        std::fs::write(&path, value).map_err(|e| format!("writing {}: {e}", path.display()))
+        std::fs::write(&path, value).map_err(file_error("writing", &path))
     }
 
     /// Stops recording and returns what the buffer holds (the instance goes with `self`).
-    pub fn finish(self) -> Result<String, String> {
+    pub fn finish(self) -> Result<String, TraceError> {
         self.write(&format!("{EVENT}/enable"), "0")?;
         let path = self.dir.join("trace");
-        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+        std::fs::read_to_string(&path).map_err(file_error("reading", &path))
     }
 }
 
