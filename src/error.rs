@@ -22,7 +22,10 @@ pub enum Error {
     /// The kernel answered something we cannot decode.
     Protocol(String),
     /// A recorded snapshot that cannot be used.
-    Snapshot { path: PathBuf, reason: String },
+    Snapshot {
+        path: PathBuf,
+        reason: SnapshotError,
+    },
     /// Missing privilege for something the user asked for explicitly.
     Permission { what: String, hint: String },
     /// The tool's own machinery failed: a thread, a signal mask, a socket of its own.
@@ -34,6 +37,57 @@ pub enum Error {
     Deadline(String),
     /// Something read went away while it was being read (a namespace, a process).
     Vanished(String),
+}
+
+/// Why a snapshot's text cannot be used.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// Not JSON at all (or nested past serde_json's limit).
+    NotJson(serde_json::Error),
+    /// JSON without a `schema_version` number: not a backlogctl snapshot.
+    NoSchema,
+    /// Written by a newer backlogctl than this one, which reads up to `supported`.
+    Newer {
+        version: u64,
+        supported: u32,
+    },
+    /// A field of the right schema that does not hold what it must.
+    Invalid(serde_json::Error),
+    NoSamples,
+    /// Samples out of time order: `after` comes after `before`.
+    OutOfOrder {
+        before: u64,
+        after: u64,
+    },
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::NotJson(e) => write!(f, "not valid JSON ({e})"),
+            SnapshotError::NoSchema => f.write_str("no schema_version: not a backlogctl snapshot"),
+            SnapshotError::Newer { version, supported } => write!(
+                f,
+                "schema_version {version} is newer than this backlogctl understands \
+                 ({supported}); upgrade backlogctl"
+            ),
+            SnapshotError::Invalid(e) => write!(f, "invalid snapshot: {e}"),
+            SnapshotError::NoSamples => f.write_str("it holds no samples"),
+            SnapshotError::OutOfOrder { before, after } => write!(
+                f,
+                "samples out of time order (elapsed_us {after} after {before})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SnapshotError::NotJson(e) | SnapshotError::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,6 +151,7 @@ impl std::error::Error for Error {
             | Error::Netlink { source, .. }
             | Error::Io { source, .. }
             | Error::Output(source) => Some(source),
+            Error::Snapshot { reason, .. } => Some(reason),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SnapshotError};
 use crate::model::{SCHEMA_VERSION, Snapshot, printable};
 
 /// Reads and checks a snapshot written by `backlogctl snapshot` (or by hand, per
@@ -18,29 +18,28 @@ pub fn load(path: &Path) -> Result<Snapshot> {
     })
 }
 
-pub fn parse(text: &str) -> Result<Snapshot, String> {
+pub fn parse(text: &str) -> Result<Snapshot, SnapshotError> {
     // Look at the version first, so a newer layout is reported as such rather than as
     // whichever field happens not to parse.
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(SnapshotError::NotJson)?;
     let version = value
         .get("schema_version")
         .and_then(|v| v.as_u64())
-        .ok_or("no schema_version: not a backlogctl snapshot")?;
+        .ok_or(SnapshotError::NoSchema)?;
     if version > u64::from(SCHEMA_VERSION) {
-        return Err(format!(
-            "schema_version {version} is newer than this backlogctl understands ({SCHEMA_VERSION}); upgrade backlogctl"
-        ));
+        return Err(SnapshotError::Newer {
+            version,
+            supported: SCHEMA_VERSION,
+        });
     }
-    let mut snap: Snapshot =
-        serde_json::from_value(value).map_err(|e| format!("invalid snapshot: {e}"))?;
+    let mut snap: Snapshot = serde_json::from_value(value).map_err(SnapshotError::Invalid)?;
     // Process names come from anyone (prctl): a file may carry what a live read would clean.
     for o in &mut snap.owners {
         o.comm = printable(&o.comm);
         o.cmdline = printable(&o.cmdline);
     }
     if snap.samples.is_empty() {
-        return Err("it holds no samples".into());
+        return Err(SnapshotError::NoSamples);
     }
     snap.resolve_socket_files();
     // Every reader (windows, rates, the plot's time axis) takes samples in time order.
@@ -49,10 +48,10 @@ pub fn parse(text: &str) -> Result<Snapshot, String> {
         .windows(2)
         .find(|w| w[1].elapsed_us < w[0].elapsed_us)
     {
-        return Err(format!(
-            "samples out of time order (elapsed_us {} after {})",
-            w[1].elapsed_us, w[0].elapsed_us
-        ));
+        return Err(SnapshotError::OutOfOrder {
+            before: w[0].elapsed_us,
+            after: w[1].elapsed_us,
+        });
     }
     Ok(snap)
 }

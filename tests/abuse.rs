@@ -159,7 +159,7 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
         // Truncations: an error (rarely a valid prefix), never a panic.
         for _ in 0..300 {
             let cut = rng.below(text.len());
-            if let Err(e) = store::parse(&text[..cut]) {
+            if let Err(e) = store::parse(&text[..cut]).map_err(|e| e.to_string()) {
                 assert!(!e.is_empty() && !e.contains('\n'), "{e:?}");
             }
         }
@@ -185,7 +185,7 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
         (serde_json::json!(1.5), "no schema_version"),
     ] {
         v["schema_version"] = version.clone();
-        let e = store::parse(&v.to_string()).unwrap_err();
+        let e = store::parse(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains(want), "{version}: {e}");
     }
     v["schema_version"] = serde_json::json!(1);
@@ -193,12 +193,14 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
     assert!(
         store::parse(&v.to_string())
             .unwrap_err()
+            .to_string()
             .contains("invalid snapshot")
     );
     v["samples"] = serde_json::json!([{"elapsed_us": 0, "listeners": [{"local": "not an address", "inode": 1, "uid": 0, "recv_q": 1, "send_q": 1}]}]);
     assert!(
         store::parse(&v.to_string())
             .unwrap_err()
+            .to_string()
             .contains("invalid snapshot")
     );
     // Samples are in time order, or the file is refused.
@@ -206,14 +208,19 @@ fn snapshot_loader_gives_clear_errors_for_corrupt_files() {
         {"elapsed_us": 900, "listeners": []},
         {"elapsed_us": 100, "listeners": []}
     ]);
-    let e = store::parse(&v.to_string()).unwrap_err();
+    let e = store::parse(&v.to_string()).unwrap_err().to_string();
     assert!(
         e.contains("out of time order (elapsed_us 100 after 900)"),
         "{e}"
     );
     // Deep nesting stops at serde_json's recursion limit, not the stack.
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(store::parse(&deep).unwrap_err().contains("not valid JSON"));
+    assert!(
+        store::parse(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON")
+    );
 }
 
 /// A key repeated in one object: the last occurrence wins, at every level (docs/snapshot.md).
@@ -266,7 +273,9 @@ fn duplicate_keys_in_a_snapshot_keep_the_last_value() {
     }
     // The version check sees the last schema_version too.
     let version = |twice: &str| store::parse(&plain.replacen(r#""schema_version":1"#, twice, 1));
-    let e = version(&format!(r#""schema_version":1,"schema_version":{NEWER}"#)).unwrap_err();
+    let e = version(&format!(r#""schema_version":1,"schema_version":{NEWER}"#))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("newer than this backlogctl"), "{e}");
     let s = version(&format!(r#""schema_version":{NEWER},"schema_version":1"#)).unwrap();
     assert_eq!(s.schema_version, 1);

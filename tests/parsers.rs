@@ -126,7 +126,7 @@ mod snapshot_files {
             ("{\"schema_version\": 1}", "invalid snapshot"),
         ];
         for (text, want) in cases {
-            let e = parse(text).unwrap_err();
+            let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
     }
@@ -149,7 +149,7 @@ mod snapshot_files {
         );
         assert!(l.accept_queue_full());
         assert_eq!(s.sysctls.tcp_syncookies, None, "absent stays unknown");
-        assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err(), "it holds no samples");
+        assert_eq!(parse("{\"schema_version\":1,\"tool\":\"x\",\"started_unix_ms\":0,\"sysctls\":{},\"samples\":[]}").unwrap_err().to_string(), "it holds no samples");
     }
 
     /// A fixture recorded before stored gap kinds (schemas 1 and 2) gets each gap's kind as
