@@ -755,7 +755,11 @@ fn classify(ctx: &Ctx, v: &ListenerView) -> Class {
     }
 }
 
-fn ev(name: impl Into<String>, value: serde_json::Value, source: &'static str) -> Evidence {
+pub(super) fn ev(
+    name: impl Into<String>,
+    value: serde_json::Value,
+    source: &'static str,
+) -> Evidence {
     Evidence {
         name: name.into(),
         value,
@@ -1088,13 +1092,9 @@ fn unix_queue_evidence(snap: &Snapshot, v: &ListenerView) -> Vec<Evidence> {
 /// The connect()s refused with EAGAIN in the window, per process: with `--trace` only (no
 /// counter counts them). They name no listener: all of this namespace's full Unix listeners'.
 fn refused(snap: &Snapshot) -> Option<Vec<crate::model::ConnectErrors>> {
-    snap.client_traced.as_ref().map(|t| {
-        t.connect_errors
-            .iter()
-            .filter(|c| c.errno == EAGAIN)
-            .cloned()
-            .collect()
-    })
+    snap.client_traced
+        .as_ref()
+        .map(|t| t.connect_errors_of(EAGAIN))
 }
 
 fn refused_evidence(by: Option<&[crate::model::ConnectErrors]>) -> Evidence {

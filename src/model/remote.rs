@@ -176,6 +176,18 @@ pub struct ClientTraced {
     pub lost: u64,
 }
 
+impl ClientTraced {
+    /// The connect() failures with this errno, per process (EAGAIN: refusals by a full Unix
+    /// listener; EADDRNOTAVAIL: no local port left).
+    pub fn connect_errors_of(&self, errno: i32) -> Vec<ConnectErrors> {
+        self.connect_errors
+            .iter()
+            .filter(|e| e.errno == errno && e.count > 0)
+            .cloned()
+            .collect()
+    }
+}
+
 /// One server's connections as the events saw them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracedRemote {

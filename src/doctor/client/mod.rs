@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::remedy::{self, Action};
-use super::{Evidence, Finding, Fix, RuleId, Severity};
+use super::rules::ev;
+use super::{Finding, Fix, RuleId, Severity};
 use crate::catalogue::{
     ATTEMPT_FAILS, CONNTRACK_DROP, CONNTRACK_EARLY_DROP, CONNTRACK_INSERT_FAILED, ESTAB_RESETS,
     OUT_RSTS, RETRANS_SEGS, SYN_RETRANS, TCP_TIMEOUTS,
@@ -109,6 +110,11 @@ impl ServerView {
         // Traced, a connect that took a second or more waited out a SYN sent again.
         let slow = |t: &TracedRemote| t.connect_ms.is_some_and(|p| p.max >= 1000);
         self.completed_late > 0 || self.traced.as_ref().is_some_and(slow)
+    }
+
+    /// Its connects were sent again or its requests went unacknowledged.
+    fn troubled(&self) -> bool {
+        self.syn_retried_peak > 0 || self.unacked_peak > 0
     }
 
     fn traced_errors(&self, errno: i32) -> u64 {
@@ -321,14 +327,6 @@ pub fn findings(snap: &Snapshot, servers: &[ServerView]) -> Vec<Finding> {
     out
 }
 
-fn ev(name: impl Into<String>, value: serde_json::Value, source: &'static str) -> Evidence {
-    Evidence {
-        name: name.into(),
-        value,
-        source,
-    }
-}
-
 fn finding(
     id: RuleId,
     severity: Severity,
@@ -442,18 +440,6 @@ fn unacknowledged(snap: &Snapshot, v: &ServerView) -> Finding {
     f
 }
 
-/// connect()s traced failing with `errno`, per process.
-fn connect_errors(snap: &Snapshot, errno: i32) -> Vec<crate::model::ConnectErrors> {
-    let Some(t) = &snap.client_traced else {
-        return Vec::new();
-    };
-    t.connect_errors
-        .iter()
-        .filter(|e| e.errno == errno && e.count > 0)
-        .cloned()
-        .collect()
-}
-
 /// `ports_held` of the server holding the most local ports: traced EADDRNOTAVAIL is put
 /// on it, as the counter names none.
 fn ports_exhausted(snap: &Snapshot, v: &ServerView, most: bool) -> Option<Finding> {
@@ -461,7 +447,11 @@ fn ports_exhausted(snap: &Snapshot, v: &ServerView, most: bool) -> Option<Findin
     let size = u64::from(range.size());
     let held = u64::from(v.ports_held_peak);
     let addrnotavail = match most {
-        true => connect_errors(snap, EADDRNOTAVAIL),
+        true => snap
+            .client_traced
+            .as_ref()
+            .map(|t| t.connect_errors_of(EADDRNOTAVAIL))
+            .unwrap_or_default(),
         false => Vec::new(),
     };
     if held * 100 < size * PORTS_WARNING_PCT && addrnotavail.is_empty() {
@@ -541,9 +531,7 @@ fn sources(
 
 fn resets(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
     let count = snap.counter_delta(ESTAB_RESETS).filter(|n| *n > 0)?;
-    let (from, traced) = sources(theirs, ECONNRESET, |v| {
-        v.syn_retried_peak > 0 || v.unacked_peak > 0
-    });
+    let (from, traced) = sources(theirs, ECONNRESET, ServerView::troubled);
     // Without a server of ours in view, the resets may be a listener's clients': not ours to say.
     if from.is_empty() {
         return None;
@@ -559,10 +547,7 @@ fn resets(snap: &Snapshot, theirs: &[&ServerView]) -> Option<Finding> {
         f.remote = (from.len() == 1).then(|| from[0].0.clone());
     }
     let step = |a| remedy::namespace_step(a, &snap.netns);
-    if let Some(v) = theirs
-        .iter()
-        .find(|v| v.syn_retried_peak > 0 || v.unacked_peak > 0)
-    {
+    if let Some(v) = theirs.iter().find(|v| v.troubled()) {
         f.fix
             .steps
             .push(step(Action::DiagnoseServer { server: v.addr }));
