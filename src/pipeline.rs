@@ -210,7 +210,10 @@ fn own_connections<S: Sources>(sources: &mut S, snap: &mut Snapshot, name: bool)
     };
     let mut servers = collect::own_servers(&dump.outgoing);
     if name {
-        let inodes: HashSet<u64> = servers.iter().flat_map(|(_, i)| i.iter().copied()).collect();
+        let inodes: HashSet<u64> = servers
+            .iter()
+            .flat_map(|(_, i)| i.iter().copied())
+            .collect();
         let (owners, _) = sources.owners(&inodes);
         for (server, inodes) in &mut servers {
             let mut names: Vec<String> = owners

@@ -704,12 +704,19 @@ fn resets_of_a_namespace_with_its_own_connections_name_them() {
     let r = diagnose(&snap);
     assert_eq!(ids(&r), ["resets-abort-on-data"]);
     let s = &r.findings[0].summary;
-    for part in ["opened 1000 connection(s) of its own", "10.0.0.2:8080 (12 socket(s), held by haproxy)", "--trace"] {
+    for part in [
+        "opened 1000 connection(s) of its own",
+        "10.0.0.2:8080 (12 socket(s), held by haproxy)",
+        "--trace",
+    ] {
         assert!(s.contains(part), "{part:?} in {s}");
     }
     // No SO_LINGER advice without the evidence: the step is to trace.
     let step = &r.findings[0].fix.steps[0];
-    assert!(matches!(step.action, backlogctl::doctor::remedy::Action::TraceResets), "{step:?}");
+    assert!(
+        matches!(step.action, backlogctl::doctor::remedy::Action::TraceResets),
+        "{step:?}"
+    );
 }
 
 /// Traced: resets sent from ports connect() chose are the namespace's own connections'. When
@@ -743,7 +750,11 @@ fn traced_resets_on_own_connections_are_not_the_clients() {
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
     assert_eq!(notes(&r), ["resets-linger-abort"]);
     let n = &r.notes[0];
-    assert!(n.summary.contains("100 to 127.0.0.1:9000 (TCP_STATE)"), "{}", n.summary);
+    assert!(
+        n.summary.contains("100 to 127.0.0.1:9000 (TCP_STATE)"),
+        "{}",
+        n.summary
+    );
     assert!(n.summary.contains("sent by haproxy"), "{}", n.summary);
     // Half of them at the listener's clients instead: a finding counting those, which says
     // where the other half went.
@@ -767,9 +778,21 @@ fn traced_resets_on_own_connections_are_not_the_clients() {
     let r = diagnose(&snap);
     assert_eq!(ids(&r), ["resets-linger-abort"]);
     let f = &r.findings[0];
-    assert!(matches!(f.fact, Fact::Resets { count: 50, .. }), "{:?}", f.fact);
-    assert!(f.summary.contains("Besides, 50 were on this namespace's own outgoing connections"), "{}", f.summary);
-    assert!(matches!(f.fix.steps[0].action, backlogctl::doctor::remedy::Action::DropLingerZero));
+    assert!(
+        matches!(f.fact, Fact::Resets { count: 50, .. }),
+        "{:?}",
+        f.fact
+    );
+    assert!(
+        f.summary
+            .contains("Besides, 50 were on this namespace's own outgoing connections"),
+        "{}",
+        f.summary
+    );
+    assert!(matches!(
+        f.fix.steps[0].action,
+        backlogctl::doctor::remedy::Action::DropLingerZero
+    ));
 }
 
 #[test]

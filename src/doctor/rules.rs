@@ -357,7 +357,8 @@ pub(super) const RESETS_SHARE_PERCENT: u64 = 1;
 /// Whether `n` resets are enough for a finding, given the connections opened and accepted.
 fn enough(n: u64, connections: Option<u64>) -> bool {
     n >= RESETS_MIN
-        && connections.is_none_or(|c| n.saturating_mul(100) >= c.saturating_mul(RESETS_SHARE_PERCENT))
+        && connections
+            .is_none_or(|c| n.saturating_mul(100) >= c.saturating_mul(RESETS_SHARE_PERCENT))
 }
 
 /// Warning, not critical: a reset loses one connection an application chose (or failed) to

@@ -12,8 +12,7 @@ use super::runtime::{self, AtCap, Counts, Relisten, Runtime};
 use super::wait::{WaitSeen, WaitWhere};
 use super::{
     Candidates, Fact, Finding, ListenerView, OwnSide, PathState, QueueSeen, ResetCause, Stuck,
-    TracedLine,
-    Whose,
+    TracedLine, Whose,
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{
@@ -448,13 +447,20 @@ impl Words<'_> {
     }
 
     /// A note: resets too few for a finding, with the thresholds.
-    fn resets_few(&self, cause: Option<ResetCause>, count: u64, connections: Option<u64>) -> String {
+    fn resets_few(
+        &self,
+        cause: Option<ResetCause>,
+        count: u64,
+        connections: Option<u64>,
+    ) -> String {
         let what = match cause {
             Some(c) => format!("{} ({})", cause_name(c), cause_counter(c)),
             None => "with no counted cause (OutRsts)".into(),
         };
         let of = match connections {
-            Some(c) => format!(" for {c} connection(s) opened and accepted (ActiveOpens + PassiveOpens)"),
+            Some(c) => {
+                format!(" for {c} connection(s) opened and accepted (ActiveOpens + PassiveOpens)")
+            }
             None => String::new(),
         };
         format!(
@@ -574,7 +580,12 @@ fn own_sentence(own: &OwnSide) -> String {
                 .take(3)
                 .map(|s| match s.processes.as_slice() {
                     [] => format!("{} ({} socket(s))", s.addr, s.sockets),
-                    p => format!("{} ({} socket(s), held by {})", s.addr, s.sockets, p.join(", ")),
+                    p => format!(
+                        "{} ({} socket(s), held by {})",
+                        s.addr,
+                        s.sockets,
+                        p.join(", ")
+                    ),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -946,8 +957,12 @@ impl Words<'_> {
         match abort {
             Some(1) => format!(
                 "What clients see, with {ABORT_ON_OVERFLOW}=1: a client whose final ACK finds the accept \
-                 queue full is answered with RST at once, so connect() succeeds and its first read or write fails \
-                 with \"Connection reset by peer\" (ECONNRESET). {syn_part}{cookie_part}"
+                 queue full is answered with RST at once: \"Connection reset by peer\" (ECONNRESET). Where the client's \
+                 code sees it depends on how soon the RST follows its SYN-ACK: from another host, a round trip later, \
+                 connect() has returned and the first read or write fails; on this host (loopback, a veth) the RST \
+                 is back before a blocking connect() wakes, so connect() itself fails, as does a nonblocking \
+                 connect's SO_ERROR read after the reset (measured over a veth: 65 of 72 in connect(); with the RST \
+                 tens of ms behind, 46 of 46 at the first read). {syn_part}{cookie_part}"
             ),
             _ => format!(
                 "What clients see, with {ABORT_ON_OVERFLOW}={}: no immediate resets{}. {syn_part} \

@@ -21,8 +21,8 @@ mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use remote::{
-    ClientTraced, ConnectErrors, Outgoing, OwnServer, Percentiles, PortRange, Remote, Resolved, TracedRemote,
-    is_local,
+    ClientTraced, ConnectErrors, Outgoing, OwnServer, Percentiles, PortRange, Remote, Resolved,
+    TracedRemote, is_local,
 };
 pub use scope::{Families, Scope, Target, UnixTarget, host_port, parse_targets};
 pub use settings::{Section, Setting, SettingSource, SettingValue};

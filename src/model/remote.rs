@@ -167,7 +167,10 @@ impl PortRange {
 
     /// Low and high as ports; None for a range beyond them (a file's garbage).
     pub fn ports(&self) -> Option<(u16, u16)> {
-        Some((u16::try_from(self.low).ok()?, u16::try_from(self.high).ok()?))
+        Some((
+            u16::try_from(self.low).ok()?,
+            u16::try_from(self.high).ok()?,
+        ))
     }
 
     /// `40000 40009`, as the file holds it.

@@ -50,11 +50,19 @@ fn notes(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     writeln!(w)?;
     if !style.verbose {
         let n = r.notes.len();
-        return writeln!(w, "{n} note(s) below a finding's bar: --verbose shows them.");
+        return writeln!(
+            w,
+            "{n} note(s) below a finding's bar: --verbose shows them."
+        );
     }
     writeln!(w, "Notes (below a finding's bar):")?;
     for n in &r.notes {
-        wrap(w, style.width, &format!("- {}: {}", n.id.as_str(), n.summary), "  ")?;
+        wrap(
+            w,
+            style.width,
+            &format!("- {}: {}", n.id.as_str(), n.summary),
+            "  ",
+        )?;
     }
     Ok(())
 }

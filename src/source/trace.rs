@@ -363,7 +363,8 @@ pub fn attribute<L: Fn(SocketAddr) -> bool>(
     let (mut elsewhere, mut by_address) = (0, 0);
     for e in events {
         let ns = *seen.entry(e.tid).or_insert_with(|| netns_of(e.tid));
-        let ours = ns == Some(netns) || (e.skaddr != 0 && ends.sockets.iter().any(|s| s.sk == e.skaddr));
+        let ours =
+            ns == Some(netns) || (e.skaddr != 0 && ends.sockets.iter().any(|s| s.sk == e.skaddr));
         if !ours {
             if ns.is_none() && (ends.listens_at)(e.src) {
                 by_address += 1;
@@ -562,7 +563,14 @@ mod tests {
                 )
             })
             .collect();
-        let own = |to: &str, n| ("10.0.0.1:0".to_string(), Some(to.to_string()), "TCP_STATE", n);
+        let own = |to: &str, n| {
+            (
+                "10.0.0.1:0".to_string(),
+                Some(to.to_string()),
+                "TCP_STATE",
+                n,
+            )
+        };
         assert_eq!(
             got,
             [
