@@ -182,9 +182,11 @@ fn from_the_client_alone_doctor_names_the_server_the_cause_and_what_the_clients_
             }
             ("slow-abort1-far", _) => {
                 resets(r);
-                // Held some milliseconds, as a network would: connect() has succeeded.
-                assert_eq!(r.count("reset_connect"), 0, "{r}");
+                // Held some milliseconds, as a network would: connect() has succeeded, and
+                // only a client that reads its nonblocking connect's result after the RST
+                // (measured: 1 in 113) sees it there.
                 assert!(r.count("reset_read") > 0, "{r}");
+                assert!(r.count("reset_read") > 4 * r.count("reset_connect"), "{r}");
             }
             ("closed-port", true) => {
                 let f = r.one("connects-refused");

@@ -269,6 +269,11 @@ impl Fact {
     /// A finding that names the cause of the others about its listener: at its severity it
     /// comes first, before the findings whose fixes only soften the effect (a bigger backlog
     /// makes the clients of a stuck process wait longer, it does not serve them).
+    /// What was seen and is below a finding's bar: a note (`Report::notes`).
+    pub fn is_note(&self) -> bool {
+        matches!(self, Fact::ResetsFew { .. } | Fact::ResetsOwnOnly { .. })
+    }
+
     pub fn leads(&self) -> bool {
         matches!(self, Fact::ReuseportImbalance { stuck: Some(_), .. })
     }
@@ -597,10 +602,8 @@ impl Triage {
         words::fill(snap, &listeners, &mut findings, &mut plans);
         let servers = client::servers(snap);
         findings.extend(client::findings(snap, &servers));
-        // Severity Ok is a note: what was seen and is below a finding's bar.
-        let (notes, mut findings): (Vec<Finding>, Vec<Finding>) = findings
-            .into_iter()
-            .partition(|f| f.severity == Severity::Ok);
+        let (notes, mut findings): (Vec<Finding>, Vec<Finding>) =
+            findings.into_iter().partition(|f| f.fact.is_note());
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)

@@ -207,23 +207,7 @@ impl Words<'_> {
                 per_sec,
                 candidates,
             } => self.resets(*cause, *count, *per_sec, candidates),
-            Fact::ResetsUnexplained {
-                unexplained,
-                out_rsts,
-                per_sec,
-                listeners,
-                traced,
-                own,
-            } => {
-                let text = self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners);
-                let text = match traced {
-                    Some(lines) => {
-                        format!("{text}. {}{}", traced_sentence(lines), self.trace_caveats())
-                    }
-                    None => text,
-                };
-                format!("{text}{}", own_sentence(own))
-            }
+            Fact::ResetsUnexplained { .. } => self.unexplained_fact(fact),
             Fact::ResetsFew {
                 cause,
                 count,
@@ -237,6 +221,28 @@ impl Words<'_> {
                 stuck,
             } => self.imbalance(*sockets, *roomy, *others_drained, stuck.as_ref(), l),
         }
+    }
+
+    /// The words of `Fact::ResetsUnexplained`: the counters, what `--trace` saw, and the
+    /// namespace's own connections the resets may be on.
+    fn unexplained_fact(&self, fact: &Fact) -> String {
+        let Fact::ResetsUnexplained {
+            unexplained,
+            out_rsts,
+            per_sec,
+            listeners,
+            traced,
+            own,
+        } = fact
+        else {
+            return String::new();
+        };
+        let text = self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners);
+        let text = match traced {
+            Some(lines) => format!("{text}. {}{}", traced_sentence(lines), self.trace_caveats()),
+            None => text,
+        };
+        format!("{}{}", sentence(text), own_sentence(own))
     }
 
     /// docs/kernel.md §8.3: the sockets of an SO_REUSEPORT group unevenly loaded, or one of
@@ -439,9 +445,8 @@ impl Words<'_> {
         format!(
             "{count} connection(s) reset in this network namespace over {window} ({per_sec}/s, {counter}): {what}. \
              Clients see {clients}. The counter is per namespace and names no socket; if clients run in the same \
-             namespace, their own resets count here too. Unix sockets are not concerned. {}{}{}",
-            candidates(c),
-            self.trace_caveats(),
+             namespace, their own resets count here too. Unix sockets are not concerned. {}{}",
+            sentence(format!("{}{}", candidates(c), self.trace_caveats())),
             own_sentence(&c.own)
         )
     }
@@ -529,6 +534,14 @@ impl Words<'_> {
                  ECONNRESET or ECONNREFUSED; {existing}"
             ),
         }
+    }
+}
+
+/// `text` ending with a full stop.
+fn sentence(text: String) -> String {
+    match text.ends_with('.') {
+        true => text,
+        false => text + ".",
     }
 }
 
@@ -1039,25 +1052,8 @@ impl Words<'_> {
                                     diagnose inside that container's network namespace (--pid PID)"
                 .into(),
             Action::StartUnixServer { path } => start_unix_server_step(*path),
-            Action::KeepAbortOnOverflow => match self.snap.sysctls.tcp_abort_on_overflow {
-                Some(a) => format!(
-                    "nothing to change here: {ABORT_ON_OVERFLOW}={a} lets clients recover from a \
-                     dropped final ACK; setting it to 1 would only turn these stalls into resets. The queue's own \
-                     plan is the fix"
-                ),
-                None => format!(
-                    "{ABORT_ON_OVERFLOW} could not be read: at 0 (its default) clients recover \
-                     from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
-                ),
-            },
-            Action::ReadBeforeClose => format!(
-                "read the whole request before closing (HTTP: the headers up to the blank line, then the \
-                 body per Content-Length), or shutdown(SHUT_WR), read until EOF, then close; {}a reply \
-                 without reading costs the client its reply",
-                runtime::having(|r| r.quirks.read_whole_request)
-                    .map(|(r, how)| format!("{}: {how}; ", r.name))
-                    .collect::<String>()
-            ),
+            Action::KeepAbortOnOverflow => self.keep_abort_step(),
+            Action::ReadBeforeClose => read_before_close_step(),
             Action::TraceResets => "run `backlogctl doctor --trace --window 10s` while it happens: each reset's \
                                     reason tells SO_LINGER {1,0} (TCP_STATE: drop it, close normally) from \
                                     data arriving after close (TCP_ABORT_ON_DATA: read the request whole, or \
@@ -1089,6 +1085,21 @@ impl Words<'_> {
                                            handshakes: raise the listener's backlog only if these are real \
                                            clients rather than a flood (its accept-queue findings give the plan)"
                 .into(),
+        }
+    }
+
+    /// `Action::KeepAbortOnOverflow`: the stalls are recoverable; the queue's plan is the fix.
+    fn keep_abort_step(&self) -> String {
+        match self.snap.sysctls.tcp_abort_on_overflow {
+            Some(a) => format!(
+                "nothing to change here: {ABORT_ON_OVERFLOW}={a} lets clients recover from a \
+                 dropped final ACK; setting it to 1 would only turn these stalls into resets. The queue's own \
+                 plan is the fix"
+            ),
+            None => format!(
+                "{ABORT_ON_OVERFLOW} could not be read: at 0 (its default) clients recover \
+                 from a dropped final ACK, at 1 they are reset; either way the queue's own plan is the fix"
+            ),
         }
     }
 
@@ -1852,6 +1863,19 @@ fn check_drops_step(s: &Step, ctx: &StepCtx) -> String {
     format!(
         "check that the fix held: the drop count{d} never goes down while the socket lives, so \
          {how}, or compare the drops of two `backlogctl doctor` runs: they must stop growing"
+    )
+}
+
+/// `Action::ReadBeforeClose`: read the request whole (or shut down and drain) before closing,
+/// with the runtimes' own ways of doing so.
+fn read_before_close_step() -> String {
+    format!(
+        "read the whole request before closing (HTTP: the headers up to the blank line, then the \
+         body per Content-Length), or shutdown(SHUT_WR), read until EOF, then close; {}a reply \
+         without reading costs the client its reply",
+        runtime::having(|r| r.quirks.read_whole_request)
+            .map(|(r, how)| format!("{}: {how}; ", r.name))
+            .collect::<String>()
     )
 }
 

@@ -202,15 +202,47 @@ fn server_parts(v: &crate::doctor::client::ServerView) -> String {
     if v.time_wait_peak.is_some_and(|n| n > 0) {
         parts.push(format!("{} local ports held", v.ports_held_peak));
     }
+    let traced = v.traced.as_ref().map(traced_parts).unwrap_or_default();
     if parts.is_empty() {
-        return "no connection in trouble seen in the window".into();
+        return match traced.is_empty() {
+            true => "no connection in trouble seen in the window".into(),
+            false => format!("traced: {}", traced.join(", ")),
+        };
     }
+    let traced = match traced.is_empty() {
+        true => String::new(),
+        false => format!("; traced: {}", traced.join(", ")),
+    };
     let unread = if v.established_peak.is_none() {
         "; established ones not read: nothing was sent again"
     } else {
         ""
     };
-    format!("{} (peaks{unread})", parts.join(", "))
+    format!("{} (peaks{unread}){traced}", parts.join(", "))
+}
+
+/// What `--trace` saw of one server's connections: connects, resets, errors by name.
+fn traced_parts(t: &crate::model::TracedRemote) -> Vec<String> {
+    let mut parts = Vec::new();
+    if t.connected > 0 {
+        parts.push(format!("{} connected", t.connected));
+    }
+    if t.syn_retransmits > 0 {
+        parts.push(format!("{} SYNs sent again", t.syn_retransmits));
+    }
+    if t.resets_received > 0 {
+        parts.push(format!("{} reset by it", t.resets_received));
+    }
+    for (errno, n) in &t.errors {
+        let name = match *errno {
+            104 => "ECONNRESET".to_string(),
+            110 => "ETIMEDOUT".to_string(),
+            111 => "ECONNREFUSED".to_string(),
+            e => format!("errno {e}"),
+        };
+        parts.push(format!("{n} {name} to their owners"));
+    }
+    parts
 }
 
 /// What the owners of the listeners shown serve at once, read from their settings.

@@ -381,7 +381,8 @@ pub fn attribute<L: Fn(SocketAddr) -> bool>(
         };
         let entry = by.entry((local, remote, e.reason.clone())).or_default();
         entry.0 += 1;
-        if !entry.1.contains(&e.comm) && entry.1.len() < 5 {
+        // `<...>`: tracefs had no name for the task; it names nobody.
+        if e.comm != "<...>" && !entry.1.contains(&e.comm) && entry.1.len() < 5 {
             entry.1.push(e.comm.clone());
         }
     }
