@@ -44,7 +44,7 @@ struct File {
     basic_auth_users: Option<BTreeMap<String, String>>,
     #[serde(alias = "auth_excluded_paths")]
     basic_auth_excluded_paths: Option<Vec<String>>,
-    rate_limit: Option<serde_yaml::Value>,
+    rate_limit: Option<yaml_serde::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,7 +162,7 @@ pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
     let file: File = if text.trim().is_empty() {
         File::default()
     } else {
-        serde_yaml::from_str(text).map_err(|e| one_line(&e.to_string()))?
+        yaml_serde::from_str(text).map_err(|e| one_line(&e.to_string()))?
     };
     if file.rate_limit.is_some() {
         return Err(
@@ -705,7 +705,7 @@ fn reason(e: &std::io::Error) -> String {
     }
 }
 
-/// serde_yaml's messages may span lines; the error is one line.
+/// yaml_serde's messages may span lines; the error is one line.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
