@@ -3,9 +3,13 @@
 //! Partial data (a counter this kernel lacks, process names hidden by permissions) is never an
 //! error: it is recorded as a `Gap` in the snapshot instead.
 
+mod web_config;
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+pub use web_config::{Place, WebConfigError};
 
 #[derive(Debug)]
 pub enum Error {
@@ -25,6 +29,12 @@ pub enum Error {
     Snapshot {
         path: PathBuf,
         reason: SnapshotError,
+    },
+    /// A `--web.config.file` that cannot be used: the file and why (boxed: most of the
+    /// library's results never hold one).
+    WebConfig {
+        path: PathBuf,
+        reason: Box<WebConfigError>,
     },
     /// Missing privilege for something the user asked for explicitly.
     Permission { what: String, hint: String },
@@ -100,6 +110,13 @@ impl Error {
         }
     }
 
+    pub fn web_config(path: impl Into<PathBuf>, reason: WebConfigError) -> Self {
+        Error::WebConfig {
+            path: path.into(),
+            reason: Box::new(reason),
+        }
+    }
+
     /// True when the error is stdout going away under us (`backlogctl ... | head`): that is a
     /// normal end of the program, not a failure.
     pub fn is_broken_pipe(&self) -> bool {
@@ -136,6 +153,9 @@ impl fmt::Display for Error {
             Error::Snapshot { path, reason } => {
                 write!(f, "cannot use snapshot {}: {reason}", path.display())
             }
+            Error::WebConfig { path, reason } => {
+                write!(f, "--web.config.file {}: {reason}", path.display())
+            }
             Error::Permission { what, hint } => write!(f, "{what}: permission denied ({hint})"),
             Error::Io { what, source } => write!(f, "{what} failed: {}", io_reason(source)),
             Error::Deadline(msg) | Error::Vanished(msg) => f.write_str(msg),
@@ -152,16 +172,22 @@ impl std::error::Error for Error {
             | Error::Io { source, .. }
             | Error::Output(source) => Some(source),
             Error::Snapshot { reason, .. } => Some(reason),
+            Error::WebConfig { reason, .. } => Some(reason.as_ref()),
             _ => None,
         }
     }
 }
 
 /// `io::Error`'s Display appends "(os error N)", which reads as noise in a one-line message.
-fn io_reason(e: &io::Error) -> String {
+pub(crate) fn io_reason(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// A message that may span lines (a YAML error's), on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

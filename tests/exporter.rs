@@ -1038,7 +1038,7 @@ fn bad_web_config_files_are_one_error_line_and_exit_3() {
                 "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    \
                  Authorization: x\n"
             ),
-            "can not be configured",
+            "http_server_config.headers: unknown field `Authorization`, expected one of",
         ),
     ];
     for (i, (yaml, says)) in cases.iter().enumerate() {
