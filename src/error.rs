@@ -7,6 +7,7 @@ mod web_config;
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use web_config::{Place, WebConfigError};
@@ -36,6 +37,8 @@ pub enum Error {
         path: PathBuf,
         reason: Box<WebConfigError>,
     },
+    /// The exporter's `--listen` address could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
     /// Missing privilege for something the user asked for explicitly.
     Permission { what: String, hint: String },
     /// The tool's own machinery failed: a thread, a signal mask, a socket of its own.
@@ -156,6 +159,10 @@ impl fmt::Display for Error {
             Error::WebConfig { path, reason } => {
                 write!(f, "--web.config.file {}: {reason}", path.display())
             }
+            Error::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {}; ", io_reason(source))?;
+                f.write_str(&bind_hint(*addr, source))
+            }
             Error::Permission { what, hint } => write!(f, "{what}: permission denied ({hint})"),
             Error::Io { what, source } => write!(f, "{what} failed: {}", io_reason(source)),
             Error::Deadline(msg) | Error::Vanished(msg) => f.write_str(msg),
@@ -170,6 +177,7 @@ impl std::error::Error for Error {
             | Error::Write { source, .. }
             | Error::Netlink { source, .. }
             | Error::Io { source, .. }
+            | Error::Bind { source, .. }
             | Error::Output(source) => Some(source),
             Error::Snapshot { reason, .. } => Some(reason),
             Error::WebConfig { reason, .. } => Some(reason.as_ref()),
@@ -184,6 +192,30 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+/// What to do when `addr` cannot be bound, by the reason.
+fn bind_hint(addr: SocketAddr, e: &io::Error) -> String {
+    let port = addr.port();
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "another socket holds it (`ss -ltnp 'sport = :{port}'` names its process); stop \
+             that one or choose another address with --listen"
+        ),
+        // inet_bind refuses a port below ip_unprivileged_port_start (1024) without
+        // CAP_NET_BIND_SERVICE (`inet_port_requires_bind_service`, net/ipv4/af_inet.c).
+        io::ErrorKind::PermissionDenied if port < 1024 => format!(
+            "port {port} is below 1024 and needs CAP_NET_BIND_SERVICE (root, or \
+             AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit); or choose a port of \
+             1024 or above with --listen"
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "no interface of this network namespace has {}; choose an address it has, or \
+             0.0.0.0, with --listen",
+            addr.ip()
+        ),
+        _ => "choose another address with --listen".to_string(),
     }
 }
 

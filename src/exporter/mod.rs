@@ -104,11 +104,9 @@ struct Server {
 pub(crate) fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     let signals = block_stop_signals()?;
     limit_arenas();
-    let listener = TcpListener::bind(o.listen).map_err(|e| {
-        Error::BadInput(format!(
-            "cannot listen on {}: {e}; choose another address with --listen",
-            o.listen
-        ))
+    let listener = TcpListener::bind(o.listen).map_err(|source| Error::Bind {
+        addr: o.listen,
+        source,
     })?;
     let addr = listener
         .local_addr()
