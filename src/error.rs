@@ -46,6 +46,12 @@ pub enum Error {
         what: &'static str,
         source: io::Error,
     },
+    /// A thread of the tool's own panicked: a bug, reported as such rather than as what the
+    /// thread was doing failing. `message` is the panic's, when it was a string.
+    Panicked {
+        what: &'static str,
+        message: Option<String>,
+    },
     /// Work that did not finish in the time it was given (a namespace of a scrape).
     Deadline(String),
     /// Something read went away while it was being read (a namespace, a process).
@@ -120,6 +126,15 @@ impl Error {
         }
     }
 
+    /// `Panicked` from what `JoinHandle::join` (or `catch_unwind`) gave back.
+    pub fn panicked(what: &'static str, payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = match payload.downcast::<String>() {
+            Ok(s) => Some(*s),
+            Err(payload) => payload.downcast_ref::<&str>().map(|s| s.to_string()),
+        };
+        Error::Panicked { what, message }
+    }
+
     /// True when the error is stdout going away under us (`backlogctl ... | head`): that is a
     /// normal end of the program, not a failure.
     pub fn is_broken_pipe(&self) -> bool {
@@ -165,6 +180,13 @@ impl fmt::Display for Error {
             }
             Error::Permission { what, hint } => write!(f, "{what}: permission denied ({hint})"),
             Error::Io { what, source } => write!(f, "{what} failed: {}", io_reason(source)),
+            Error::Panicked { what, message } => {
+                write!(f, "{what} panicked")?;
+                if let Some(m) = message {
+                    write!(f, " ({})", one_line(m))?;
+                }
+                f.write_str(": a bug in backlogctl; please report it with the command line")
+            }
             Error::Deadline(msg) | Error::Vanished(msg) => f.write_str(msg),
         }
     }

@@ -77,9 +77,7 @@ impl Clients {
                 source,
             })?
             .join()
-            .map_err(|_| {
-                Error::Protocol("a thread in the lab's clients' namespace failed".into())
-            })?
+            .map_err(|p| Error::panicked("a thread in the lab's clients' namespace", p))?
     }
 }
 
@@ -108,7 +106,7 @@ fn new_namespace() -> Result<OwnedFd> {
             source,
         })?;
     made.join()
-        .map_err(|_| Error::Protocol("the thread making the clients' namespace failed".into()))?
+        .map_err(|p| Error::panicked("the thread making the clients' namespace", p))?
 }
 
 // rtnetlink numbers (include/uapi/linux/rtnetlink.h, if_link.h, veth.h).
