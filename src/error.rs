@@ -24,8 +24,15 @@ pub enum Error {
     Output(io::Error),
     /// A netlink conversation with the kernel failed.
     Netlink { op: &'static str, source: io::Error },
-    /// The kernel answered something we cannot decode.
+    /// The kernel answered something we cannot use (a dump interrupted again and again, a
+    /// message shorter than its struct, an attribute missing).
     Protocol(String),
+    /// A netlink message that does not decode: what was being decoded, and the decoder's
+    /// error.
+    Decode {
+        what: &'static str,
+        source: netlink_packet_core::DecodeError,
+    },
     /// A recorded snapshot that cannot be used.
     Snapshot {
         path: PathBuf,
@@ -36,6 +43,12 @@ pub enum Error {
     WebConfig {
         path: PathBuf,
         reason: Box<WebConfigError>,
+    },
+    /// A host name in a TARGET that the resolver could not turn into an address.
+    Resolve {
+        target: String,
+        port: u16,
+        source: io::Error,
     },
     /// The exporter's `--listen` address could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
@@ -52,7 +65,8 @@ pub enum Error {
         what: &'static str,
         message: Option<String>,
     },
-    /// Work that did not finish in the time it was given (a namespace of a scrape).
+    /// Work that did not finish in the time it was given (a namespace of a scrape, the lab's
+    /// veth coming up).
     Deadline(String),
     /// Something read went away while it was being read (a namespace, a process).
     Vanished(String),
@@ -168,6 +182,19 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Protocol(msg) => write!(f, "unexpected answer from the kernel: {msg}"),
+            Error::Decode { what, source } => {
+                write!(f, "unexpected answer from the kernel: {what}: {source}")
+            }
+            Error::Resolve {
+                target,
+                port,
+                source,
+            } => write!(
+                f,
+                "cannot resolve the host name in target {target:?}: {}; check the name, or give \
+                 its address (e.g. 10.0.0.5:{port})",
+                io_reason(source)
+            ),
             Error::Snapshot { path, reason } => {
                 write!(f, "cannot use snapshot {}: {reason}", path.display())
             }
@@ -200,7 +227,9 @@ impl std::error::Error for Error {
             | Error::Netlink { source, .. }
             | Error::Io { source, .. }
             | Error::Bind { source, .. }
+            | Error::Resolve { source, .. }
             | Error::Output(source) => Some(source),
+            Error::Decode { source, .. } => Some(source),
             Error::Snapshot { reason, .. } => Some(reason),
             Error::WebConfig { reason, .. } => Some(reason.as_ref()),
             _ => None,

@@ -296,7 +296,7 @@ fn wait_running(ifname: &str) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(Error::Protocol(format!(
+    Err(Error::Deadline(format!(
         "the lab's veth end {ifname} did not come up within 2 s"
     )))
 }
@@ -325,7 +325,7 @@ fn resolve_server() -> Result<()> {
             _ => continue,
         }
     }
-    Err(Error::Protocol(
+    Err(Error::Deadline(
         "the lab's server address did not answer over the veth within 4 s".into(),
     ))
 }
