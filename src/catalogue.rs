@@ -113,6 +113,7 @@ pub const CONNTRACK: [&str; 3] = [
 ];
 /// connect()s that sent their first SYN: what TCPSynRetrans and AttemptFails are set against.
 pub const ACTIVE_OPENS: &str = "Tcp:ActiveOpens";
+pub const PASSIVE_OPENS: &str = "Tcp:PassiveOpens";
 
 /// The counters the connecting side's findings read (docs/kernel.md, "The client's side").
 pub const CLIENT: [&str; 8] = [
@@ -463,8 +464,23 @@ pub const ENTRIES: &[Entry] = &[
                the share that failed. Many per second to one server is also what fills the local port range \
                with TIME_WAIT (ip_local_port_range). A connect that failed before its SYN, such as \
                EADDRNOTAVAIL, is not counted. A server's accepted connections count in Tcp PassiveOpens, not \
-               here. Per network namespace; it names no destination.",
+               here. Per network namespace; it names no destination. doctor reads it beside the reset \
+               counters: a namespace that opens connections of its own (a proxy to its upstreams) resets \
+               them as well as its clients, and the counters count both.",
         reference: "§12",
+        metric: None,
+    },
+    Entry {
+        name: "PassiveOpens",
+        aliases: &["Tcp:PassiveOpens", "TCP_MIB_PASSIVEOPENS"],
+        kind: Kind::Counter(PASSIVE_OPENS),
+        text: "connections a listener accepted into its queue: a handshake completed and a child socket made \
+               (tcp_create_openreq_child), before accept() takes it. With ActiveOpens, the connections the \
+               namespace handled in a window: doctor makes a reset finding only when the resets reach 10 and \
+               1 in 100 of those, since a stray reset now and then (a client gone mid-request) is no \
+               client's experience; fewer are a note in --verbose. Per network namespace; it names no \
+               listener.",
+        reference: "§10",
         metric: None,
     },
     Entry {

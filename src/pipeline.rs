@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::catalogue::OUT_RSTS;
+use crate::catalogue::{ACTIVE_OPENS, OUT_RSTS};
 use crate::collect::{self, OwnerCache, Owners, Recorded, Sampling, Sources, listener_inodes};
 use crate::doctor::{self, Report};
 use crate::error::Result;
 use crate::model::{Gap, Netns, Scope, Snapshot, Target};
-use crate::source::diag::Query;
+use crate::source::diag::{Outbound, Query};
 use crate::store;
 
 /// A diagnosis and the snapshot it was made from.
@@ -38,6 +38,7 @@ pub fn record<S: Sources>(
 ) -> Result<Snapshot> {
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
     other_listeners(&mut sources, &mut snap);
+    own_connections(&mut sources, &mut snap, owners != Owners::None);
     match owners {
         Owners::None => skipped_owners(&mut snap),
         Owners::All | Owners::TroubledBeyond(_) => {
@@ -77,7 +78,12 @@ pub fn live<S: Sources>(
     let (mut snap, mut sources) = collect::record(sources, scope, &sampling)?;
     let traced = tracing.map(|started| {
         started.and_then(|()| {
-            collect::traced_resets(&mut sources, snap.netns.inode, |a| snap.listens_at(a))
+            collect::traced_resets(
+                &mut sources,
+                snap.netns.inode,
+                |a| snap.listens_at(a),
+                snap.sysctls.ip_local_port_range,
+            )
         })
     });
     match traced {
@@ -127,6 +133,7 @@ pub fn diagnose_recorded<S: Sources>(
     owners: Owners,
 ) -> Diagnosis {
     other_listeners(sources, &mut snap);
+    own_connections(sources, &mut snap, owners != Owners::None);
     let triage = doctor::triage(&snap);
     match owners {
         Owners::None => skipped_owners(&mut snap),
@@ -177,6 +184,49 @@ fn other_listeners<S: Sources>(sources: &mut S, snap: &mut Snapshot) {
     others.sort();
     others.dedup();
     snap.other_listeners = Some(others);
+}
+
+/// After a window in which the namespace sent RSTs and opened connections of its own
+/// (ActiveOpens rose): the servers those connections go to, and with `name` the processes
+/// holding them. The reset counters count a proxy's resets of its upstream connections as
+/// much as its listeners' of their clients; this says that there is such a side, and whose.
+/// One dump, kept in the kernel to sockets whose local port connect() chose, so accepted
+/// connections never cross; best effort, like `other_listeners`.
+fn own_connections<S: Sources>(sources: &mut S, snap: &mut Snapshot, name: bool) {
+    let rose = |key| snap.counter_delta(key).is_some_and(|n| n > 0);
+    if !snap.windowed() || !rose(OUT_RSTS) || !rose(ACTIVE_OPENS) {
+        return;
+    }
+    let range = snap.sysctls.ip_local_port_range;
+    let q = Query::outgoing(Outbound {
+        established: true,
+        closing: true,
+        ports: &[],
+        info: false,
+        local_ports: range.and_then(|r| r.ports()),
+    });
+    let Ok(dump) = sources.listeners(&q) else {
+        return;
+    };
+    let mut servers = collect::own_servers(&dump.outgoing);
+    if name {
+        let inodes: HashSet<u64> = servers
+            .iter()
+            .flat_map(|(_, i)| i.iter().copied())
+            .collect();
+        let (owners, _) = sources.owners(&inodes);
+        for (server, inodes) in &mut servers {
+            let mut names: Vec<String> = owners
+                .iter()
+                .filter(|o| inodes.contains(&o.inode))
+                .map(|o| o.comm.clone())
+                .collect();
+            names.sort();
+            names.dedup();
+            server.processes = names;
+        }
+    }
+    snap.own_connections = Some(servers.into_iter().map(|(s, _)| s).collect());
 }
 
 /// Loads a recorded snapshot, narrowed to `scope` as if it had been recorded with it, and
@@ -339,7 +389,10 @@ mod tests {
                 ..Netns::default()
             },
             trace: Some(TRACE.into()),
-            sockets: vec![0xffff888000000001],
+            sockets: vec![crate::source::trace::ListeningSocket {
+                sk: 0xffff888000000001,
+                port: 8100,
+            }],
             ..Fake::queues(&[0, 1, 0])
         };
         let d = live(fake, &Scope::default(), window(), Owners::All, true).unwrap();

@@ -279,6 +279,7 @@ fn generate(rng: &mut Rng, unix: bool) -> (Snapshot, Vec<Gen>, u32) {
         gaps: Vec::new(),
         other_addresses: Vec::new(),
         other_listeners: None,
+        own_connections: None,
         resets_traced: None,
         socket_files: Default::default(),
         local_addresses: None,

@@ -4,7 +4,8 @@
 //! recorder (one sample before the load, one after) and diagnosed in process:
 //! - a server that reads 64 bytes of a 16 KB request, replies and closes: the clients get the
 //!   reply, then ECONNRESET; TCPAbortOnClose rises; `resets-unread-close`;
-//! - a server that closes with SO_LINGER {1,0}: TCPAbortOnData; `resets-linger-abort`;
+//! - a server that closes with SO_LINGER {1,0}: TCPAbortOnData; `resets-abort-on-data`
+//!   (traced: `resets-linger-abort`, the reset's reason TCP_STATE);
 //! - connects to a port nothing listens on: ECONNREFUSED, OutRsts alone rises;
 //!   `resets-unexplained`, naming the listener that does exist;
 //! - the same load against a server that reads the whole request: OK;
@@ -251,7 +252,22 @@ fn linger_zero_is_abort_on_data() {
         return;
     };
     every_client_reset_after_the_reply(&o, &snap, "TcpExt:TCPAbortOnData");
-    assert!(ids(&r).contains(&"resets-linger-abort"), "{:?}", ids(&r));
+    // Untraced, the counter cannot tell SO_LINGER {1,0} from data after close: the finding
+    // says both and its step is to trace (`trace_of_linger_zero` names it).
+    assert!(ids(&r).contains(&"resets-abort-on-data"), "{:?}", ids(&r));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.id == RuleId::ResetsAbortOnData)
+        .unwrap();
+    assert!(
+        matches!(
+            f.fix.steps[0].action,
+            backlogctl::doctor::remedy::Action::TraceResets
+        ),
+        "{:?}",
+        f.fix.steps
+    );
     assert!(!ids(&r).contains(&"resets-unread-close"), "{:?}", ids(&r));
     assert!(!ids(&r).contains(&"resets-unexplained"), "{:?}", ids(&r));
 }
@@ -481,19 +497,19 @@ fn quiet_namespace_is_ok() {
 }
 
 /// A few RSTs beyond the aborts answer the peers' segments already in flight (51 for 50 unread
-/// closes seen here): not unexplained; ten in a hundred beyond them are.
+/// closes seen here): not unexplained; more than ten in a hundred beyond them are.
 #[test]
 fn in_flight_answers_to_aborts_are_not_unexplained_resets() {
     let ids_for = |out: u64| {
         let after = with(
             &ALL_ZERO,
-            &[("Tcp:OutRsts", out), ("TcpExt:TCPAbortOnClose", 50)],
+            &[("Tcp:OutRsts", out), ("TcpExt:TCPAbortOnClose", 500)],
         );
         ids(&diagnose(&built(&ALL_ZERO, &after)))
     };
-    assert_eq!(ids_for(51), ["resets-unread-close"]);
-    assert_eq!(ids_for(55), ["resets-unread-close"]);
-    let mut more = ids_for(56);
+    assert_eq!(ids_for(510), ["resets-unread-close"]);
+    assert_eq!(ids_for(550), ["resets-unread-close"]);
+    let mut more = ids_for(560);
     more.sort();
     assert_eq!(more, ["resets-unexplained", "resets-unread-close"]);
 }
@@ -503,20 +519,21 @@ fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
     let after = with(
         &ALL_ZERO,
         &[
-            ("Tcp:OutRsts", 30),
-            ("TcpExt:TCPAbortOnClose", 10),
-            ("TcpExt:TCPAbortOnData", 5),
-            ("TcpExt:TCPAbortOnTimeout", 2),
-            ("TcpExt:TCPAbortOnMemory", 1),
+            ("Tcp:OutRsts", 300),
+            ("TcpExt:TCPAbortOnClose", 100),
+            ("TcpExt:TCPAbortOnData", 50),
+            ("TcpExt:TCPAbortOnTimeout", 20),
+            ("TcpExt:TCPAbortOnMemory", 10),
         ],
     );
     let r = diagnose(&built(&ALL_ZERO, &after));
     let mut got = ids(&r);
     got.sort();
+    // Untraced, TCPAbortOnData is SO_LINGER {1,0} or data after close: it says not which.
     assert_eq!(
         got,
         [
-            "resets-linger-abort",
+            "resets-abort-on-data",
             "resets-memory",
             "resets-timeout",
             "resets-unexplained",
@@ -532,7 +549,7 @@ fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
             _ => None,
         })
         .expect("unexplained");
-    assert_eq!(unexplained, Some(12), "30 - 10 - 5 - 2 - 1");
+    assert_eq!(unexplained, Some(120), "300 - 100 - 50 - 20 - 10");
     let close = r
         .findings
         .iter()
@@ -543,14 +560,15 @@ fn each_cause_is_its_own_finding_and_the_rest_unexplained() {
         close.fact,
         Fact::Resets {
             cause: backlogctl::doctor::ResetCause::UnreadClose,
-            count: 10,
-            per_sec: 10.0,
+            count: 100,
+            per_sec: 100.0,
             candidates: backlogctl::doctor::Candidates {
                 targets: vec![":8100".into()],
                 busy: Vec::new(),
                 quiet: 1,
                 others: None,
                 traced: None,
+                own: backlogctl::doctor::OwnSide::default(),
             },
         }
     );
@@ -564,7 +582,7 @@ fn resets_without_cause_counters_are_unknown_not_zero() {
         .copied()
         .filter(|(k, _)| !k.contains("TCPAbortOn"))
         .collect();
-    let after = with(&old, &[("Tcp:OutRsts", 7)]);
+    let after = with(&old, &[("Tcp:OutRsts", 70)]);
     let r = diagnose(&built(&old, &after));
     assert_eq!(ids(&r), ["resets-unexplained"]);
     let f = &r.findings[0];
@@ -572,7 +590,7 @@ fn resets_without_cause_counters_are_unknown_not_zero() {
         f.fact,
         Fact::ResetsUnexplained {
             unexplained: None,
-            out_rsts: 7,
+            out_rsts: 70,
             ..
         }
     ));
@@ -580,6 +598,201 @@ fn resets_without_cause_counters_are_unknown_not_zero() {
     // Nor quiet ones: no OutRsts rise, nothing to say.
     let r = diagnose(&built(&old, &old));
     assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+}
+
+/// The connections a namespace opened and accepted, beside the reset counters.
+const OPENS_ZERO: [(&str, u64); 10] = [
+    ("Tcp:OutRsts", 0),
+    ("Tcp:EstabResets", 0),
+    ("Tcp:AttemptFails", 0),
+    ("TcpExt:TCPAbortOnClose", 0),
+    ("TcpExt:TCPAbortOnData", 0),
+    ("TcpExt:TCPAbortOnTimeout", 0),
+    ("TcpExt:TCPAbortOnMemory", 0),
+    ("TcpExt:EmbryonicRsts", 0),
+    ("Tcp:ActiveOpens", 0),
+    ("Tcp:PassiveOpens", 0),
+];
+
+fn notes(r: &Report) -> Vec<&'static str> {
+    r.notes.iter().map(|n| n.id.as_str()).collect()
+}
+
+/// Measured on real servers: nginx under `ab` with no failed request sent 2 RSTs nothing
+/// explains; a Python server that never sets SO_LINGER counted one TCPAbortOnData. Neither is
+/// a client's experience: a note (shown with --verbose), not a finding, and the verdict OK.
+#[test]
+fn a_handful_of_resets_is_a_note_not_a_finding() {
+    let after = with(
+        &OPENS_ZERO,
+        &[
+            ("Tcp:OutRsts", 3),
+            ("TcpExt:TCPAbortOnData", 1),
+            ("Tcp:ActiveOpens", 10_000),
+            ("Tcp:PassiveOpens", 10_000),
+        ],
+    );
+    let r = diagnose(&built(&OPENS_ZERO, &after));
+    assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+    assert!(ids(&r).is_empty(), "{:?}", ids(&r));
+    let mut got = notes(&r);
+    got.sort();
+    assert_eq!(got, ["resets-abort-on-data", "resets-unexplained"]);
+    let n = r
+        .notes
+        .iter()
+        .find(|n| n.id == RuleId::ResetsUnexplained)
+        .unwrap();
+    assert!(
+        matches!(
+            n.fact,
+            Fact::ResetsFew {
+                cause: None,
+                count: 2,
+                connections: Some(20_000)
+            }
+        ),
+        "{:?}",
+        n.fact
+    );
+    assert_eq!(n.severity, Severity::Ok);
+    assert!(n.summary.contains("Noted, not a finding"), "{}", n.summary);
+}
+
+/// Ten resets or more, but fewer than 1 in 100 of the connections opened and accepted, are a
+/// note; the same count over fewer connections is a finding.
+#[test]
+fn resets_are_weighed_against_the_connections_handled() {
+    let run = |opens: u64| {
+        let after = with(
+            &OPENS_ZERO,
+            &[
+                ("Tcp:OutRsts", 50),
+                ("TcpExt:TCPAbortOnClose", 50),
+                ("Tcp:PassiveOpens", opens),
+            ],
+        );
+        diagnose(&built(&OPENS_ZERO, &after))
+    };
+    let many = run(10_000);
+    assert!(ids(&many).is_empty(), "{:?}", ids(&many));
+    assert_eq!(notes(&many), ["resets-unread-close"]);
+    let few = run(5_000);
+    assert_eq!(ids(&few), ["resets-unread-close"]);
+    assert!(notes(&few).is_empty());
+}
+
+/// Untraced, a namespace that also opened connections of its own (a proxy to its upstreams)
+/// is told that the resets may be on those, with the servers they go to and who holds them.
+#[test]
+fn resets_of_a_namespace_with_its_own_connections_name_them() {
+    let after = with(
+        &OPENS_ZERO,
+        &[
+            ("Tcp:OutRsts", 200),
+            ("TcpExt:TCPAbortOnData", 200),
+            ("Tcp:ActiveOpens", 1000),
+            ("Tcp:PassiveOpens", 1000),
+        ],
+    );
+    let mut snap = built(&OPENS_ZERO, &after);
+    snap.own_connections = Some(vec![backlogctl::model::OwnServer {
+        addr: "10.0.0.2:8080".parse().unwrap(),
+        sockets: 12,
+        processes: vec!["haproxy".into()],
+    }]);
+    let r = diagnose(&snap);
+    assert_eq!(ids(&r), ["resets-abort-on-data"]);
+    let s = &r.findings[0].summary;
+    for part in [
+        "opened 1000 connection(s) of its own",
+        "10.0.0.2:8080 (12 socket(s), held by haproxy)",
+        "--trace",
+    ] {
+        assert!(s.contains(part), "{part:?} in {s}");
+    }
+    // No SO_LINGER advice without the evidence: the step is to trace.
+    let step = &r.findings[0].fix.steps[0];
+    assert!(
+        matches!(step.action, backlogctl::doctor::remedy::Action::TraceResets),
+        "{step:?}"
+    );
+}
+
+/// Traced: resets sent from ports connect() chose are the namespace's own connections'. When
+/// all are, a note names the server they went to and the verdict stays OK; the listener's
+/// own are a finding about its clients.
+#[test]
+fn traced_resets_on_own_connections_are_not_the_clients() {
+    use backlogctl::model::{Traced, TracedResets};
+    let after = with(
+        &OPENS_ZERO,
+        &[
+            ("Tcp:OutRsts", 100),
+            ("TcpExt:TCPAbortOnData", 100),
+            ("Tcp:ActiveOpens", 100),
+            ("Tcp:PassiveOpens", 100),
+        ],
+    );
+    let mut snap = built(&OPENS_ZERO, &after);
+    let upstream = TracedResets {
+        local: "127.0.0.1:0".parse().unwrap(),
+        remote: Some("127.0.0.1:9000".parse().unwrap()),
+        reason: "TCP_STATE".into(),
+        count: 100,
+        tasks: vec!["haproxy".into()],
+    };
+    snap.resets_traced = Some(Traced {
+        resets: vec![upstream.clone()],
+        ..Traced::default()
+    });
+    let r = diagnose(&snap);
+    assert_eq!(r.verdict, Severity::Ok, "{:?}", ids(&r));
+    assert_eq!(notes(&r), ["resets-linger-abort"]);
+    let n = &r.notes[0];
+    assert!(
+        n.summary.contains("100 to 127.0.0.1:9000 (TCP_STATE)"),
+        "{}",
+        n.summary
+    );
+    assert!(n.summary.contains("sent by haproxy"), "{}", n.summary);
+    // Half of them at the listener's clients instead: a finding counting those, which says
+    // where the other half went.
+    let clients = TracedResets {
+        local: "0.0.0.0:8100".parse().unwrap(),
+        remote: None,
+        reason: "TCP_STATE".into(),
+        count: 50,
+        tasks: vec!["websrv".into()],
+    };
+    snap.resets_traced = Some(Traced {
+        resets: vec![
+            TracedResets {
+                count: 50,
+                ..upstream
+            },
+            clients,
+        ],
+        ..Traced::default()
+    });
+    let r = diagnose(&snap);
+    assert_eq!(ids(&r), ["resets-linger-abort"]);
+    let f = &r.findings[0];
+    assert!(
+        matches!(f.fact, Fact::Resets { count: 50, .. }),
+        "{:?}",
+        f.fact
+    );
+    assert!(
+        f.summary
+            .contains("Besides, 50 were on this namespace's own outgoing connections"),
+        "{}",
+        f.summary
+    );
+    assert!(matches!(
+        f.fix.steps[0].action,
+        backlogctl::doctor::remedy::Action::DropLingerZero
+    ));
 }
 
 #[test]

@@ -38,8 +38,8 @@ pub(crate) struct Fake {
     pub trace: Option<String>,
     /// Whether the trace runs. It must start before the first dump, as `--trace` promises.
     pub tracing: bool,
-    /// The `sk` pointers of the namespace's listening sockets.
-    pub sockets: Vec<u64>,
+    /// The namespace's listening sockets.
+    pub sockets: Vec<crate::source::trace::ListeningSocket>,
     /// The ESTABLISHED sockets every wait dump returns, and how many wait dumps were made
     /// (they are not `dumps`).
     pub conns: Vec<diag::Conn>,
@@ -235,7 +235,7 @@ impl Sources for Fake {
         Ok(self.trace.clone().unwrap_or_default())
     }
 
-    fn listening_sockets(&mut self) -> Vec<u64> {
+    fn listening_sockets(&mut self) -> Vec<crate::source::trace::ListeningSocket> {
         self.sockets.clone()
     }
 

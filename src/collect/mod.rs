@@ -34,7 +34,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
-pub use outgoing::is_local;
+pub use outgoing::{is_local, own_servers};
 pub use owners::{OwnerCache, Owners, listener_inodes};
 pub use recorder::{Cadence, Recorder, record};
 pub use sampler::{SYN_RECV_EVERY, Sampled};
@@ -82,8 +82,8 @@ pub trait Sources {
     /// Stops the trace `start_reset_trace` began and returns what its buffer holds (the
     /// tracefs `trace` text).
     fn finish_reset_trace(&mut self) -> std::result::Result<String, TraceError>;
-    /// The `sk` pointers of the namespace's listening TCP sockets, which a traced RST names.
-    fn listening_sockets(&mut self) -> Vec<u64>;
+    /// The namespace's listening TCP sockets (`sk` pointer, which a traced RST names, and port).
+    fn listening_sockets(&mut self) -> Vec<trace::ListeningSocket>;
     /// Starts tracing the connecting side's events (`doctor --trace`), before the first
     /// sample: Ok with a note for each event this kernel cannot trace; Err when none can be.
     fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, TraceError>;
@@ -196,7 +196,7 @@ impl Sources for Kernel {
         }
     }
 
-    fn listening_sockets(&mut self) -> Vec<u64> {
+    fn listening_sockets(&mut self) -> Vec<trace::ListeningSocket> {
         trace::listening_here()
     }
 
@@ -238,16 +238,21 @@ pub fn traced_resets<S: Sources>(
     sources: &mut S,
     netns: Option<u64>,
     listens_at: impl Fn(SocketAddr) -> bool,
+    ephemeral: Option<PortRange>,
 ) -> std::result::Result<Traced, TraceError> {
     let text = sources.finish_reset_trace()?;
     let (events, lost) = trace::parse(&text);
     let sockets = sources.listening_sockets();
+    let ends = trace::Ends {
+        sockets: &sockets,
+        listens_at,
+        ephemeral: ephemeral.unwrap_or(PortRange::DEFAULT),
+    };
     Ok(trace::attribute(
         &events,
         lost,
         netns.unwrap_or(0),
-        &sockets,
-        listens_at,
+        &ends,
         |tid| sources.netns_of(tid),
     ))
 }

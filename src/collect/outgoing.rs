@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 
 use super::Sources;
 pub use crate::model::is_local;
-use crate::model::{Outgoing, PortRange, Remote};
+use crate::model::{Outgoing, OwnServer, PortRange, Remote};
 use crate::source::diag::{self, OutSock, Outbound, TCP_SYN_SENT, TCP_TIME_WAIT};
 
 const TCP_ESTABLISHED: u8 = 1;
@@ -90,7 +90,7 @@ impl OutgoingReader {
             closing: time_wait_read,
             ports: &ports,
             info: !self.scope.all,
-            local_ports: self.scope.range.and_then(ports_of),
+            local_ports: self.scope.range.and_then(|r| r.ports()),
         });
         match sources.listeners(&q) {
             Ok(d) => {
@@ -180,6 +180,35 @@ pub(super) fn group(
     }
 }
 
+/// The namespace's own connections (`socks`, all states) folded by server, the most sockets
+/// first, `OwnServer::KEPT` at most; each with the inodes of up to `INODES` of its sockets
+/// (TIME_WAIT has none), to name who holds them without naming thousands.
+pub fn own_servers(socks: &[OutSock]) -> Vec<(OwnServer, Vec<u64>)> {
+    const INODES: usize = 4;
+    let mut by: HashMap<SocketAddr, (u32, Vec<u64>)> = HashMap::new();
+    for s in socks {
+        let (n, inodes) = by.entry(s.remote).or_default();
+        *n = n.saturating_add(1);
+        if s.inode != 0 && inodes.len() < INODES {
+            inodes.push(s.inode);
+        }
+    }
+    let mut servers: Vec<(OwnServer, Vec<u64>)> = by
+        .into_iter()
+        .map(|(addr, (sockets, inodes))| {
+            let server = OwnServer {
+                addr,
+                sockets,
+                processes: Vec::new(),
+            };
+            (server, inodes)
+        })
+        .collect();
+    servers.sort_by_key(|(s, _)| (std::cmp::Reverse(s.sockets), s.addr));
+    servers.truncate(OwnServer::KEPT);
+    servers
+}
+
 /// One socket into its server's line.
 fn count(r: &mut Remote, s: &OutSock, info: bool) {
     match s.state {
@@ -206,10 +235,6 @@ fn count(r: &mut Remote, s: &OutSock, info: bool) {
 }
 
 /// A port range as the bytecode compares ports.
-fn ports_of(r: PortRange) -> Option<(u16, u16)> {
-    Some((u16::try_from(r.low).ok()?, u16::try_from(r.high).ok()?))
-}
-
 /// Whether a connection to `addr` is one to the server a target names (its address, or any
 /// address when the target's is unspecified).
 fn serves(target: SocketAddr, addr: SocketAddr) -> bool {
@@ -230,6 +255,7 @@ mod tests {
             retransmitting: retrans > 0,
             retrans,
             bytes_acked: acked,
+            inode: 0,
         }
     }
 

@@ -98,6 +98,7 @@ impl<S: Sources> Recorder<S> {
                 gaps: header.gaps,
                 other_addresses: Vec::new(),
                 other_listeners: None,
+                own_connections: None,
                 resets_traced: None,
                 socket_files,
                 local_addresses,

@@ -50,6 +50,8 @@ crate::model::spelled! {
         UnixClients = "unix-clients",
         ResetsUnreadClose = "resets-unread-close",
         ResetsLingerAbort = "resets-linger-abort",
+        ResetsDataAfterClose = "resets-data-after-close",
+        ResetsAbortOnData = "resets-abort-on-data",
         ResetsTimeout = "resets-timeout",
         ResetsMemory = "resets-memory",
         ResetsUnexplained = "resets-unexplained",
@@ -216,6 +218,23 @@ pub enum Fact {
         listeners: Vec<String>,
         /// `doctor --trace`: the RSTs of no counted cause, one line per source and reason.
         traced: Option<Vec<TracedLine>>,
+        /// The namespace's own outgoing connections, which OutRsts counts too.
+        own: OwnSide,
+    },
+    /// A note, not a finding (severity Ok, shown with `--verbose`): resets of one cause, or
+    /// unexplained (`cause` None), too few for a finding (`rules::RESETS_MIN`, `RESETS_SHARE`).
+    ResetsFew {
+        cause: Option<ResetCause>,
+        count: u64,
+        /// Connections the namespace opened and accepted in the window (ActiveOpens +
+        /// PassiveOpens); None: not recorded.
+        connections: Option<u64>,
+    },
+    /// A note: `--trace` put every reset of this cause (None: of no counted cause) on the
+    /// namespace's own outgoing connections, none on its listeners' clients.
+    ResetsOwnOnly {
+        cause: Option<ResetCause>,
+        lines: Vec<TracedLine>,
     },
 }
 
@@ -267,6 +286,23 @@ pub struct TracedLine {
     pub tasks: Vec<String>,
     /// Whether a listener in view holds that address and port.
     pub listening: bool,
+    /// Resets on the namespace's own outgoing connections (sent from a port connect() chose):
+    /// the server they went to. `source` then has port 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// The namespace's own outgoing connections, which its reset counters count as much as its
+/// listeners' (a proxy's to its upstreams).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnSide {
+    /// Connections it opened in the window (Tcp ActiveOpens); None: not recorded.
+    pub opened: Option<u64>,
+    /// The servers they go to, read after the window (`Snapshot::own_connections`); empty
+    /// when not read.
+    pub servers: Vec<crate::model::OwnServer>,
+    /// `doctor --trace`: the resets on them, one line per server and reason; None: not traced.
+    pub traced: Option<Vec<TracedLine>>,
 }
 
 /// The sockets a namespace's resets can belong to. The counters are per namespace and name no
@@ -283,8 +319,11 @@ pub struct Candidates {
     /// With targets: the namespace's other TCP listeners (`Snapshot::other_listeners`); None
     /// when they were not read.
     pub others: Option<Vec<String>>,
-    /// `doctor --trace`: the resets of this cause, one line per source; None: not traced.
+    /// `doctor --trace`: the resets of this cause sent to clients of the namespace's
+    /// listeners, or from closed ports, one line per source; None: not traced.
     pub traced: Option<Vec<TracedLine>>,
+    /// The namespace's own outgoing connections, which the counter counts too.
+    pub own: OwnSide,
 }
 
 /// Why a namespace sent resets, by the counter that tells it (docs/kernel.md §10).
@@ -292,8 +331,13 @@ pub struct Candidates {
 pub enum ResetCause {
     /// close() with unread data: TCPAbortOnClose.
     UnreadClose,
-    /// SO_LINGER {1,0}: TCPAbortOnData.
+    /// SO_LINGER {1,0}: TCPAbortOnData, traced with reason TCP_STATE (`tcp_disconnect`).
     LingerAbort,
+    /// Data arriving after the application closed: TCPAbortOnData, traced with reason
+    /// TCP_ABORT_ON_DATA (`tcp_rcv_state_process` in FIN_WAIT1/2).
+    DataAfterClose,
+    /// TCPAbortOnData without a trace to tell the two above apart.
+    AbortOnData,
     /// Keepalive or retransmission timeout: TCPAbortOnTimeout.
     Timeout,
     /// tcp_mem / tcp_max_orphans: TCPAbortOnMemory.
@@ -441,6 +485,10 @@ impl ListenerView {
 pub struct Report {
     pub verdict: Severity,
     pub findings: Vec<Finding>,
+    /// What a rule saw that is below its finding's bar (resets too few, or all on the
+    /// namespace's own connections): shown with `--verbose`, always in JSON. Severity Ok.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<Finding>,
     /// One remedy plan per listener (or group of alike listeners) with a finding; findings
     /// refer to them by index (`fix.plan`).
     pub plans: Vec<remedy::Plan>,
@@ -549,6 +597,10 @@ impl Triage {
         words::fill(snap, &listeners, &mut findings, &mut plans);
         let servers = client::servers(snap);
         findings.extend(client::findings(snap, &servers));
+        // Severity Ok is a note: what was seen and is below a finding's bar.
+        let (notes, mut findings): (Vec<Finding>, Vec<Finding>) = findings
+            .into_iter()
+            .partition(|f| f.severity == Severity::Ok);
         findings.sort_by(|a, b| {
             b.severity
                 .cmp(&a.severity)
@@ -565,6 +617,7 @@ impl Triage {
         Report {
             verdict,
             findings,
+            notes,
             plans,
             listeners,
             servers,

@@ -219,6 +219,8 @@ pub enum Action {
     ReadBeforeClose,
     /// Resets from SO_LINGER {1,0}: close normally.
     DropLingerZero,
+    /// TCPAbortOnData counts two causes: trace the resets to tell which (`doctor --trace`).
+    TraceResets,
     /// Resets from timers: keepalive and timeouts, and the peers' reachability.
     CheckTimeouts,
     /// Resets from TCP memory or orphan limits: tcp_mem, tcp_max_orphans.
@@ -807,6 +809,7 @@ pub fn namespace_step(action: Action, netns: &Netns) -> Step {
         Action::BalanceReuseport
         | Action::ReadBeforeClose
         | Action::DropLingerZero
+        | Action::TraceResets
         | Action::ClientTimeouts { .. }
         | Action::ReuseConnections => StepKind::CodeChange,
         _ => StepKind::Check,

@@ -11,8 +11,8 @@ use super::remedy::{Action, Asked, Knob, MODERN_SOMAXCONN, NoCommand, Plan, Step
 use super::runtime::{self, AtCap, Counts, Relisten, Runtime};
 use super::wait::{WaitSeen, WaitWhere};
 use super::{
-    Candidates, Fact, Finding, ListenerView, PathState, QueueSeen, ResetCause, Stuck, TracedLine,
-    Whose,
+    Candidates, Fact, Finding, ListenerView, OwnSide, PathState, QueueSeen, ResetCause, Stuck,
+    TracedLine, Whose,
 };
 use crate::catalogue::{LISTEN_OVERFLOWS, Sysctl};
 use crate::model::{
@@ -213,15 +213,23 @@ impl Words<'_> {
                 per_sec,
                 listeners,
                 traced,
+                own,
             } => {
                 let text = self.resets_unexplained(*unexplained, *out_rsts, *per_sec, listeners);
-                match traced {
+                let text = match traced {
                     Some(lines) => {
                         format!("{text}. {}{}", traced_sentence(lines), self.trace_caveats())
                     }
                     None => text,
-                }
+                };
+                format!("{text}{}", own_sentence(own))
             }
+            Fact::ResetsFew {
+                cause,
+                count,
+                connections,
+            } => self.resets_few(*cause, *count, *connections),
+            Fact::ResetsOwnOnly { cause, lines } => resets_own_only(*cause, lines),
             Fact::ReuseportImbalance {
                 sockets,
                 roomy,
@@ -399,8 +407,20 @@ impl Words<'_> {
                 )
             }
             ResetCause::LingerAbort => (
+                "TCPAbortOnData, traced as TCP_STATE",
+                "sockets were closed with SO_LINGER {on, 0}, which aborts the connection with RST instead of FIN",
+                "what had arrived, then ECONNRESET \"Connection reset by peer\"",
+            ),
+            ResetCause::DataAfterClose => (
+                "TCPAbortOnData, traced as TCP_ABORT_ON_DATA",
+                "data arrived on connections the application had already closed: the peer was still sending \
+                 (a next request on a connection the server closed, a request body the server did not wait for)",
+                "the reply, then ECONNRESET on their next write or read",
+            ),
+            ResetCause::AbortOnData => (
                 "TCPAbortOnData",
-                "a socket was closed with SO_LINGER {on, 0} (or with data still in flight), which aborts it with RST",
+                "either sockets were closed with SO_LINGER {on, 0}, or data arrived on connections the \
+                 application had already closed (the peer still sending); the counter does not say which",
                 "what had arrived, then ECONNRESET \"Connection reset by peer\"",
             ),
             ResetCause::Timeout => (
@@ -419,9 +439,36 @@ impl Words<'_> {
         format!(
             "{count} connection(s) reset in this network namespace over {window} ({per_sec}/s, {counter}): {what}. \
              Clients see {clients}. The counter is per namespace and names no socket; if clients run in the same \
-             namespace, their own resets count here too. Unix sockets are not concerned. {}{}",
+             namespace, their own resets count here too. Unix sockets are not concerned. {}{}{}",
             candidates(c),
-            self.trace_caveats()
+            self.trace_caveats(),
+            own_sentence(&c.own)
+        )
+    }
+
+    /// A note: resets too few for a finding, with the thresholds.
+    fn resets_few(
+        &self,
+        cause: Option<ResetCause>,
+        count: u64,
+        connections: Option<u64>,
+    ) -> String {
+        let what = match cause {
+            Some(c) => format!("{} ({})", cause_name(c), cause_counter(c)),
+            None => "with no counted cause (OutRsts)".into(),
+        };
+        let of = match connections {
+            Some(c) => {
+                format!(" for {c} connection(s) opened and accepted (ActiveOpens + PassiveOpens)")
+            }
+            None => String::new(),
+        };
+        format!(
+            "{count} reset(s) {what} over {}{of}: below a finding's {} resets and 1 in {}, so no \
+             client's experience is theirs (a client gone mid-request, a stray segment). Noted, not a finding.",
+            self.window(),
+            super::rules::RESETS_MIN,
+            100 / super::rules::RESETS_SHARE_PERCENT,
         )
     }
 
@@ -485,11 +532,100 @@ impl Words<'_> {
     }
 }
 
+/// What a cause is, in a few words.
+fn cause_name(c: ResetCause) -> &'static str {
+    match c {
+        ResetCause::UnreadClose => "closing with unread data",
+        ResetCause::LingerAbort => "closing with SO_LINGER {1,0}",
+        ResetCause::DataAfterClose => "data after close",
+        ResetCause::AbortOnData => "SO_LINGER {1,0} or data after close",
+        ResetCause::Timeout => "timeouts",
+        ResetCause::Memory => "TCP memory",
+    }
+}
+
+fn cause_counter(c: ResetCause) -> &'static str {
+    match c {
+        ResetCause::UnreadClose => "TCPAbortOnClose",
+        ResetCause::LingerAbort | ResetCause::DataAfterClose | ResetCause::AbortOnData => {
+            "TCPAbortOnData"
+        }
+        ResetCause::Timeout => "TCPAbortOnTimeout",
+        ResetCause::Memory => "TCPAbortOnMemory",
+    }
+}
+
+/// The namespace's own outgoing connections, which the reset counters count too: what the
+/// trace put on them, or, untraced, that there are such and where they go.
+fn own_sentence(own: &OwnSide) -> String {
+    if let Some(lines) = own.traced.as_deref() {
+        return match lines {
+            [] => String::new(),
+            l => format!(
+                " Besides, {} were on this namespace's own outgoing connections: {}; those are for the \
+                 servers at the other end to see, not for this namespace's clients.",
+                l.iter().map(|l| l.count).sum::<u64>(),
+                traced_list(l)
+            ),
+        };
+    }
+    let Some(opened) = own.opened.filter(|n| *n > 0) else {
+        return String::new();
+    };
+    let to = match own.servers.as_slice() {
+        [] => String::new(),
+        s => format!(
+            ", to {}",
+            s.iter()
+                .take(3)
+                .map(|s| match s.processes.as_slice() {
+                    [] => format!("{} ({} socket(s))", s.addr, s.sockets),
+                    p => format!(
+                        "{} ({} socket(s), held by {})",
+                        s.addr,
+                        s.sockets,
+                        p.join(", ")
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &match s.len() {
+                    0..=3 => String::new(),
+                    n => format!(" and {} more", n - 3),
+                }
+        ),
+    };
+    format!(
+        " This namespace also opened {opened} connection(s) of its own in the window (ActiveOpens){to}: \
+         the counters count their resets too, so some or all of these may be on those (a proxy's to its \
+         upstreams) rather than on the clients of its listeners; `backlogctl doctor --trace` tells which \
+         side each was on."
+    )
+}
+
+/// A note: `--trace` put every reset of a cause on the namespace's own connections.
+fn resets_own_only(cause: Option<ResetCause>, lines: &[TracedLine]) -> String {
+    let what = match cause {
+        Some(c) => format!("{} ({})", cause_name(c), cause_counter(c)),
+        None => "with no counted cause".into(),
+    };
+    format!(
+        "Every traced reset {what} was on this namespace's own outgoing connections, none on its \
+         listeners' clients: {}. Its clients are not reset by them; a server there that reports \
+         resets from this host is seeing these, and is the place to look (for a proxy, its upstream). \
+         Noted, not a finding.",
+        traced_list(lines)
+    )
+}
+
 /// The traced lines, most first: "200 from 127.0.0.1:8400 (python3)".
 fn traced_list(lines: &[TracedLine]) -> String {
     let one = |l: &TracedLine| {
-        let what = match l.reason.as_str() {
-            "NO_SOCKET" => format!("{} refused at {}, where nothing listens", l.count, l.source),
+        let what = match (l.reason.as_str(), &l.remote) {
+            (reason, Some(to)) => format!("{} to {to} ({reason})", l.count),
+            ("NO_SOCKET", None) => {
+                format!("{} refused at {}, where nothing listens", l.count, l.source)
+            }
             _ if l.listening => format!("{} from {}", l.count, l.source),
             _ => format!("{} from {} ({})", l.count, l.source, l.reason),
         };
@@ -821,8 +957,12 @@ impl Words<'_> {
         match abort {
             Some(1) => format!(
                 "What clients see, with {ABORT_ON_OVERFLOW}=1: a client whose final ACK finds the accept \
-                 queue full is answered with RST at once, so connect() succeeds and its first read or write fails \
-                 with \"Connection reset by peer\" (ECONNRESET). {syn_part}{cookie_part}"
+                 queue full is answered with RST at once: \"Connection reset by peer\" (ECONNRESET). Where the client's \
+                 code sees it depends on how soon the RST follows its SYN-ACK: from another host, a round trip later, \
+                 connect() has returned and the first read or write fails; on this host (loopback, a veth) the RST \
+                 is back before a blocking connect() wakes, so connect() itself fails, as does a nonblocking \
+                 connect's SO_ERROR read after the reset (measured over a veth: 65 of 72 in connect(); with the RST \
+                 tens of ms behind, 46 of 46 at the first read). {syn_part}{cookie_part}"
             ),
             _ => format!(
                 "What clients see, with {ABORT_ON_OVERFLOW}={}: no immediate resets{}. {syn_part} \
@@ -918,6 +1058,11 @@ impl Words<'_> {
                     .map(|(r, how)| format!("{}: {how}; ", r.name))
                     .collect::<String>()
             ),
+            Action::TraceResets => "run `backlogctl doctor --trace --window 10s` while it happens: each reset's \
+                                    reason tells SO_LINGER {1,0} (TCP_STATE: drop it, close normally) from \
+                                    data arriving after close (TCP_ABORT_ON_DATA: read the request whole, or \
+                                    shut down, drain, then close), and its port which side it was on"
+                .into(),
             Action::DropLingerZero => "drop SO_LINGER {1,0} (l_onoff=1, l_linger=0) and close normally: it \
                                        turns every close into a reset; a TIME_WAIT problem is better solved by \
                                        the client closing first or by reusing connections"

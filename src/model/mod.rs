@@ -21,8 +21,8 @@ mod window;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use remote::{
-    ClientTraced, ConnectErrors, Outgoing, Percentiles, PortRange, Remote, Resolved, TracedRemote,
-    is_local,
+    ClientTraced, ConnectErrors, Outgoing, OwnServer, Percentiles, PortRange, Remote, Resolved,
+    TracedRemote, is_local,
 };
 pub use scope::{Families, Scope, Target, UnixTarget, host_port, parse_targets};
 pub use settings::{Section, Setting, SettingSource, SettingValue};
@@ -93,6 +93,11 @@ pub struct Snapshot {
     /// these are the other sockets the resets can belong to. None: not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other_listeners: Option<Vec<SocketAddr>>,
+    /// The servers the namespace's own connections go to (local ports connect() chose), read
+    /// once at the end of a window in which it sent RSTs and opened connections of its own
+    /// (ActiveOpens rose): the counters count those connections' resets too. None: not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_connections: Option<Vec<OwnServer>>,
     /// `doctor --trace`: the namespace's RSTs over the window, one by one from the kernel's
     /// tracepoint. None: not traced (why, when it was asked for, is a gap).
     #[serde(default, skip_serializing_if = "Option::is_none")]

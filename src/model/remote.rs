@@ -128,6 +128,24 @@ impl Outgoing {
     }
 }
 
+/// A server this namespace's own connections go to, read after a window in which it sent RSTs
+/// and opened connections (`Snapshot::own_connections`): the resets can be on these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnServer {
+    pub addr: SocketAddr,
+    /// Sockets to it whose local port connect() chose, in every state, TIME_WAIT included.
+    pub sockets: u32,
+    /// The processes holding them, by name; empty when none could be named (TIME_WAIT
+    /// sockets belong to no process, names were not looked up or were hidden).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<String>,
+}
+
+impl OwnServer {
+    /// The most servers kept.
+    pub const KEPT: usize = 8;
+}
+
 /// `net.ipv4.ip_local_port_range`: the local ports connect() picks from, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortRange {
@@ -136,9 +154,23 @@ pub struct PortRange {
 }
 
 impl PortRange {
+    /// Linux's default, `32768 60999`: what connect() chooses from when the range is unknown.
+    pub const DEFAULT: PortRange = PortRange {
+        low: 32768,
+        high: 60999,
+    };
+
     /// How many ports: what one server's connections can hold at most from one local address.
     pub fn size(&self) -> u32 {
         self.high.saturating_sub(self.low).saturating_add(1)
+    }
+
+    /// Low and high as ports; None for a range beyond them (a file's garbage).
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        Some((
+            u16::try_from(self.low).ok()?,
+            u16::try_from(self.high).ok()?,
+        ))
     }
 
     /// `40000 40009`, as the file holds it.

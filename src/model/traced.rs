@@ -21,8 +21,15 @@ pub struct Traced {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TracedResets {
-    /// The RST's source: a listener's address, or one nothing listens on (NO_SOCKET).
+    /// The RST's source: a listener's address, or one nothing listens on (NO_SOCKET); for
+    /// resets on the namespace's own connections (`remote`), the local address with port 0,
+    /// standing for the ports connect() chose.
     pub local: SocketAddr,
+    /// Resets on this namespace's own outgoing connections (sent from a port of
+    /// `ip_local_port_range` that no listener takes): the server they went to. None: sent by a
+    /// listener's port to its clients, or from a port nothing listens on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<SocketAddr>,
     /// The kernel's `sk_rst_reason`, e.g. TCP_ABORT_ON_CLOSE, NO_SOCKET.
     pub reason: String,
     pub count: u64,

@@ -38,7 +38,33 @@ fn write_text(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     }
     servers(w, r, style)?;
     findings(w, r, style)?;
+    notes(w, r, style)?;
     gaps(w, r, style)
+}
+
+/// What was seen below a finding's bar: in full with --verbose, else counted in one line.
+fn notes(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
+    if r.notes.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    if !style.verbose {
+        let n = r.notes.len();
+        return writeln!(
+            w,
+            "{n} note(s) below a finding's bar: --verbose shows them."
+        );
+    }
+    writeln!(w, "Notes (below a finding's bar):")?;
+    for n in &r.notes {
+        wrap(
+            w,
+            style.width,
+            &format!("- {}: {}", n.id.as_str(), n.summary),
+            "  ",
+        )?;
+    }
+    Ok(())
 }
 
 /// `CRITICAL: 2 problems on 1 listener(s) (700 ms window, 71 samples; kernel 6.18; host network

@@ -235,6 +235,8 @@ pub struct OutSock {
     pub retrans: u8,
     /// tcp_info `tcpi_bytes_acked` (4.1); None when not asked or not sent.
     pub bytes_acked: Option<u64>,
+    /// The socket's inode, which names the process holding it; 0 for TIME_WAIT.
+    pub inode: u64,
 }
 
 /// TCP states of the connecting side (`include/net/tcp_states.h`).
@@ -979,6 +981,7 @@ fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
         retransmitting: state != TCP_TIME_WAIT && timer == 1,
         retrans: if state == TCP_TIME_WAIT { 0 } else { retrans },
         bytes_acked,
+        inode: u64::from(header.inode),
     });
     Ok(())
 }

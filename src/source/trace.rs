@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Traced, TracedResets};
+use crate::model::{PortRange, Traced, TracedResets};
 
 /// Why a trace could not be started or read: each says what failed and what would fix it.
 #[derive(Debug)]
@@ -262,6 +262,8 @@ pub struct Event {
     pub skaddr: u64,
     /// The RST's source: the local address and port of the connection it ends.
     pub src: SocketAddr,
+    /// Where it went: the connection's other end (0.0.0.0:0 when a listener sent it).
+    pub dest: SocketAddr,
     pub state: String,
     pub reason: String,
 }
@@ -303,39 +305,81 @@ fn parse_line(line: &str) -> Option<Event> {
         comm: comm.to_string(),
         skaddr,
         src: field("src")?.parse().ok()?,
+        dest: field("dest")?.parse().ok()?,
         state: field("state")?.to_string(),
         reason: field("reason")?.to_string(),
     })
 }
 
+/// A listening TCP socket of a namespace, from its /proc/net/tcp: the `sk` pointer a traced
+/// RST names, and its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListeningSocket {
+    pub sk: u64,
+    pub port: u16,
+}
+
+/// What decides whose connection a kept RST was on, by its source port: a port one of the
+/// namespace's listeners takes (`sockets`, or `listens_at` for the listeners recorded) is a
+/// listener's, sent to its clients; a port of `ephemeral` (`ip_local_port_range`) that none
+/// takes is one connect() chose, so the RST ended this namespace's own connection to `dest`;
+/// any other is a port nothing listens on (NO_SOCKET: a refused connect).
+pub struct Ends<'a, L: Fn(SocketAddr) -> bool> {
+    pub sockets: &'a [ListeningSocket],
+    pub listens_at: L,
+    pub ephemeral: PortRange,
+}
+
+impl<L: Fn(SocketAddr) -> bool> Ends<'_, L> {
+    fn listening(&self, src: SocketAddr) -> bool {
+        (self.listens_at)(src) || self.sockets.iter().any(|s| s.port == src.port())
+    }
+
+    /// The server a reset on this namespace's own connection went to; None for a listener's
+    /// or a closed port's.
+    fn own_connection(&self, e: &Event) -> Option<SocketAddr> {
+        let port = u32::from(e.src.port());
+        let chosen = (self.ephemeral.low..=self.ephemeral.high).contains(&port);
+        (chosen && !self.listening(e.src)).then_some(e.dest)
+    }
+}
+
 /// Keeps the events of the namespace with inode `netns`: sent by one of its tasks, or by one
-/// of its listening sockets (`sockets`, from its /proc/net/tcp `sk` column), or, when the task
-/// has exited since (a thread per connection), from an address one of its listeners takes
-/// (`listens_at`; counted in `by_address`: another namespace can have the same address).
-/// `netns_of` says a task's namespace, None when it is gone.
-pub fn attribute(
+/// of its listening sockets (`ends.sockets`), or, when the task has exited since (a thread per
+/// connection), from an address one of its listeners takes (counted in `by_address`: another
+/// namespace can have the same address). `netns_of` says a task's namespace, None when it is
+/// gone. The kept ones are counted by source and reason, those on the namespace's own
+/// connections (`Ends`) by the server they went to, whatever local port each had.
+pub fn attribute<L: Fn(SocketAddr) -> bool>(
     events: &[Event],
     lost: u64,
     netns: u64,
-    sockets: &[u64],
-    listens_at: impl Fn(SocketAddr) -> bool,
+    ends: &Ends<'_, L>,
     mut netns_of: impl FnMut(u32) -> Option<u64>,
 ) -> Traced {
     let mut seen: HashMap<u32, Option<u64>> = HashMap::new();
-    let mut by: BTreeMap<(SocketAddr, String), (u64, Vec<String>)> = BTreeMap::new();
+    type Key = (SocketAddr, Option<SocketAddr>, String);
+    let mut by: BTreeMap<Key, (u64, Vec<String>)> = BTreeMap::new();
     let (mut elsewhere, mut by_address) = (0, 0);
     for e in events {
         let ns = *seen.entry(e.tid).or_insert_with(|| netns_of(e.tid));
-        let ours = ns == Some(netns) || (e.skaddr != 0 && sockets.contains(&e.skaddr));
+        let ours =
+            ns == Some(netns) || (e.skaddr != 0 && ends.sockets.iter().any(|s| s.sk == e.skaddr));
         if !ours {
-            if ns.is_none() && listens_at(e.src) {
+            if ns.is_none() && (ends.listens_at)(e.src) {
                 by_address += 1;
             } else {
                 elsewhere += 1;
                 continue;
             }
         }
-        let entry = by.entry((e.src, e.reason.clone())).or_default();
+        let remote = ends.own_connection(e);
+        // The local port of an own connection is any of thousands: 0 stands for them all.
+        let local = match remote {
+            Some(_) => SocketAddr::new(e.src.ip(), 0),
+            None => e.src,
+        };
+        let entry = by.entry((local, remote, e.reason.clone())).or_default();
         entry.0 += 1;
         if !entry.1.contains(&e.comm) && entry.1.len() < 5 {
             entry.1.push(e.comm.clone());
@@ -343,8 +387,9 @@ pub fn attribute(
     }
     let mut resets: Vec<TracedResets> = by
         .into_iter()
-        .map(|((local, reason), (count, tasks))| TracedResets {
+        .map(|((local, remote, reason), (count, tasks))| TracedResets {
             local,
+            remote,
             reason,
             count,
             tasks,
@@ -359,9 +404,9 @@ pub fn attribute(
     }
 }
 
-/// The `sk` pointers of the listening sockets of the calling thread's namespace, from
-/// /proc/thread-self/net/tcp and tcp6 (a file that cannot be read adds none).
-pub fn listening_here() -> Vec<u64> {
+/// The listening sockets of the calling thread's namespace, from /proc/thread-self/net/tcp
+/// and tcp6 (a file that cannot be read adds none).
+pub fn listening_here() -> Vec<ListeningSocket> {
     ["tcp", "tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(format!("/proc/thread-self/net/{f}")).ok())
@@ -369,16 +414,22 @@ pub fn listening_here() -> Vec<u64> {
         .collect()
 }
 
-/// The `sk` pointers of the listening sockets in a /proc/net/tcp or tcp6 text.
-pub fn listening_sockets(text: &str) -> Vec<u64> {
+/// The listening sockets in a /proc/net/tcp or tcp6 text.
+pub fn listening_sockets(text: &str) -> Vec<ListeningSocket> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             // sl local rem st tx:rx tr:when retrnsmt uid timeout inode refcnt sk ...
-            (f.get(3) == Some(&"0A"))
-                .then(|| f.get(11).and_then(|p| u64::from_str_radix(p, 16).ok()))
-                .flatten()
+            if f.get(3) != Some(&"0A") {
+                return None;
+            }
+            // local: the address in hex, a colon, the port in hex.
+            let port = f.get(1)?.rsplit_once(':')?.1;
+            Some(ListeningSocket {
+                sk: u64::from_str_radix(f.get(11)?, 16).ok()?,
+                port: u16::from_str_radix(port, 16).ok()?,
+            })
         })
         .collect()
 }
@@ -424,12 +475,15 @@ mod tests {
     fn only_the_namespace_s_tasks_and_sockets_count() {
         let (events, lost) = parse(TRACE);
         // python3 and the listener at ffff888000000001 are ours; the browser thread is not.
+        let sockets = [ListeningSocket {
+            sk: 0xffff888000000001,
+            port: 443,
+        }];
         let t = attribute(
             &events,
             lost,
             7,
-            &[0xffff888000000001],
-            |_| false,
+            &ends(&sockets, |_| false),
             |tid| match tid {
                 14057 => Some(7),
                 _ => Some(9),
@@ -449,7 +503,7 @@ mod tests {
     fn a_gone_task_s_resets_are_tied_by_the_listener_s_address() {
         let (events, _) = parse(TRACE);
         // Every task gone: only the resets from a port we listen on (0.0.0.0:8400) are kept.
-        let t = attribute(&events, 0, 7, &[], |a| a.port() == 8400, |_| None);
+        let t = attribute(&events, 0, 7, &ends(&[], |a| a.port() == 8400), |_| None);
         assert_eq!(t.by_address, 2);
         assert_eq!(t.elsewhere, 2);
         assert_eq!(t.resets.len(), 1);
@@ -461,6 +515,70 @@ mod tests {
         let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 0100007F:20D0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 18450 1 ffff88849f6f9280 100 0 0 10 0\n\
    1: 0100007F:20D0 0100007F:9A3E 01 00000000:00000000 00:00000000 00000000     0        0 18451 1 ffff88849f6fae40 20 4 30 10 -1\n";
-        assert_eq!(listening_sockets(text), [0xffff88849f6f9280]);
+        assert_eq!(
+            listening_sockets(text),
+            [ListeningSocket {
+                sk: 0xffff88849f6f9280,
+                port: 8400
+            }]
+        );
+    }
+
+    fn ends<L: Fn(SocketAddr) -> bool>(sockets: &[ListeningSocket], listens_at: L) -> Ends<'_, L> {
+        Ends {
+            sockets,
+            listens_at,
+            ephemeral: PortRange::DEFAULT,
+        }
+    }
+
+    /// A proxy (haproxy, pid 900) resetting its connections to two backends from ports
+    /// connect() chose, a refused connect to a closed port, and one to its clients from its
+    /// listener's port.
+    const PROXY: &str = "\
+         haproxy-900     [000] ..... 100.000001: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000010 src=10.0.0.1:40001 dest=10.0.0.2:8080 state=TCP_CLOSE reason=TCP_STATE
+         haproxy-900     [000] ..... 100.000002: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000011 src=10.0.0.1:40002 dest=10.0.0.2:8080 state=TCP_CLOSE reason=TCP_STATE
+         haproxy-900     [000] ..... 100.000003: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000012 src=10.0.0.1:40003 dest=10.0.0.3:8080 state=TCP_CLOSE reason=TCP_STATE
+         haproxy-900     [000] ..... 100.000004: tcp_send_reset: skbaddr=0000000000000000 skaddr=ffff888000000013 src=10.0.0.1:80 dest=10.0.0.9:51000 state=TCP_CLOSE reason=TCP_ABORT_ON_CLOSE
+          <idle>-0       [001] ..s1. 100.000005: tcp_send_reset: skbaddr=ffff88810a061ce0 skaddr=0000000000000000 src=10.0.0.1:9999 dest=10.0.0.9:51002 state=UNKNOWN reason=NO_SOCKET
+";
+
+    #[test]
+    fn each_reset_is_on_the_end_its_local_port_says() {
+        let (events, _) = parse(PROXY);
+        let sockets = [ListeningSocket {
+            sk: 0xffff888000000099,
+            port: 80,
+        }];
+        let t = attribute(&events, 0, 7, &ends(&sockets, |_| false), |_| Some(7));
+        let got: Vec<(String, Option<String>, &str, u64)> = t
+            .resets
+            .iter()
+            .map(|r| {
+                (
+                    r.local.to_string(),
+                    r.remote.map(|a| a.to_string()),
+                    r.reason.as_str(),
+                    r.count,
+                )
+            })
+            .collect();
+        let own = |to: &str, n| {
+            (
+                "10.0.0.1:0".to_string(),
+                Some(to.to_string()),
+                "TCP_STATE",
+                n,
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                own("10.0.0.2:8080", 2),
+                own("10.0.0.3:8080", 1),
+                ("10.0.0.1:80".into(), None, "TCP_ABORT_ON_CLOSE", 1),
+                ("10.0.0.1:9999".into(), None, "NO_SOCKET", 1),
+            ]
+        );
     }
 }
