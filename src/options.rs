@@ -232,12 +232,13 @@ fn resolve_hosts(raw: &[String]) -> Result<Scope> {
             targets.push(Target::parse(t)?);
             continue;
         };
-        let addrs = (host, port).to_socket_addrs().map_err(|e| {
-            Error::BadInput(format!(
-                "cannot resolve the host name in target {t:?}: {e}; check the name, or give \
-                 its address (e.g. 10.0.0.5:{port})"
-            ))
-        })?;
+        let addrs = (host, port)
+            .to_socket_addrs()
+            .map_err(|source| Error::Resolve {
+                target: t.clone(),
+                port,
+                source,
+            })?;
         let mut ips: Vec<std::net::IpAddr> = Vec::new();
         for a in addrs {
             if !ips.contains(&a.ip()) {

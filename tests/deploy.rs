@@ -38,7 +38,7 @@ use backlogctl::cli::Cli;
 use clap::Parser;
 use common::skip;
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// The metric families of the exporter's contract (issue 16, `backlogctl exporter`). Nothing
 /// under deploy/ may query another `backlogctl_*` name.
@@ -196,7 +196,7 @@ fn alert_rules_query_only_exporter_families() {
 
 #[test]
 fn every_alert_names_who_and_points_to_doctor() {
-    let rules: serde_yaml::Value = serde_yaml::from_str(&read("prometheus/alerts.yml")).unwrap();
+    let rules: yaml_serde::Value = yaml_serde::from_str(&read("prometheus/alerts.yml")).unwrap();
     let groups = rules["groups"].as_sequence().expect("groups");
     assert_eq!(groups.len(), 1, "one rule group");
     assert_eq!(groups[0]["name"], "backlogctl");
@@ -260,7 +260,7 @@ fn manifests() -> Vec<(String, Value)> {
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in yaml_serde::Deserializer::from_str(&text) {
             let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: not YAML: {e}"));
             if !value.is_null() {
                 docs.push((name.clone(), value));
@@ -737,7 +737,7 @@ fn secrets_are_named_alike_and_made_as_documented() {
 #[test]
 fn plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool() {
     let test = "plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool";
-    let config: Value = serde_yaml::from_str(&read("prometheus/scrape.yml")).unwrap();
+    let config: Value = yaml_serde::from_str(&read("prometheus/scrape.yml")).unwrap();
     let jobs = config["scrape_configs"]
         .as_sequence()
         .expect("scrape_configs");
@@ -850,9 +850,9 @@ fn plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool() {
         job.remove("kubernetes_sd_configs");
         job.insert(
             "static_configs".into(),
-            serde_yaml::from_str(&format!("[{{targets: ['node-a:{PORT}']}}]")).unwrap(),
+            yaml_serde::from_str(&format!("[{{targets: ['node-a:{PORT}']}}]")).unwrap(),
         );
-        std::fs::write(&file, serde_yaml::to_string(&stand_in).unwrap()).unwrap();
+        std::fs::write(&file, yaml_serde::to_string(&stand_in).unwrap()).unwrap();
         out = check(&file).expect("promtool ran a moment ago");
     }
     let said = said(&out);
@@ -868,7 +868,7 @@ fn plain_scrape_config_scrapes_the_pods_over_https_and_passes_promtool() {
 fn prometheusrule_carries_exactly_the_alert_groups() {
     let rule = kind(&manifests(), "PrometheusRule");
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
-    let alerts: Value = serde_yaml::from_str(&read("prometheus/alerts.yml")).unwrap();
+    let alerts: Value = yaml_serde::from_str(&read("prometheus/alerts.yml")).unwrap();
     assert!(
         alerts["groups"]
             .as_sequence()
@@ -972,7 +972,7 @@ fn dashboard_queries_are_promql_over_exporter_families() {
                 "panel {title:?} {ref_id}: ${var} is not a dashboard variable"
             );
         }
-        let mut rule = serde_yaml::Mapping::new();
+        let mut rule = yaml_serde::Mapping::new();
         rule.insert("record".into(), format!("dashboard:query_{i}").into());
         rule.insert("expr".into(), as_promql(expr, &defined).into());
         rules.push(Value::Mapping(rule));
@@ -1009,9 +1009,9 @@ fn dashboard_queries_are_promql_over_exporter_families() {
     // promtool parses each query as a recording rule; a bad one is named by its index.
     let dir = scratch(test);
     let file = dir.join("dashboard.rules.yml");
-    let mut doc: Value = serde_yaml::from_str("groups: [{name: dashboard}]").unwrap();
+    let mut doc: Value = yaml_serde::from_str("groups: [{name: dashboard}]").unwrap();
     doc["groups"][0]["rules"] = Value::Sequence(rules);
-    let doc = serde_yaml::to_string(&doc).unwrap();
+    let doc = yaml_serde::to_string(&doc).unwrap();
     std::fs::write(&file, doc).unwrap();
     let Some(out) = run(
         test,
@@ -1267,7 +1267,7 @@ const TOOLKIT_HEADERS: &[&str] = &[
 #[test]
 fn web_config_example_and_the_units_dropin_agree() {
     let example: Value =
-        serde_yaml::from_str(&read("systemd/web-config.yml.example")).expect("example: YAML");
+        yaml_serde::from_str(&read("systemd/web-config.yml.example")).expect("example: YAML");
     let top = example.as_mapping().expect("a mapping");
     for key in top.keys() {
         let key = key.as_str().unwrap_or("?");

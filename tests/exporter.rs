@@ -334,6 +334,22 @@ fn bad_exporter_options_are_one_line_errors() {
     }
 }
 
+#[test]
+fn an_address_in_use_says_so_and_what_to_do() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = held.local_addr().expect("its address");
+    let (code, _, err) = run_bin(&["exporter", "--listen", &addr.to_string()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot listen on {addr}: Address already in use; "
+        )) && err.contains(&format!("ss -ltnp 'sport = :{}'", addr.port()))
+            && err.contains("--listen")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
 /// A named namespace made with `ip netns add`, removed (with its sleeper) when dropped.
 struct Named {
     name: String,
@@ -1038,7 +1054,7 @@ fn bad_web_config_files_are_one_error_line_and_exit_3() {
                 "basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    \
                  Authorization: x\n"
             ),
-            "can not be configured",
+            "http_server_config.headers: unknown field `Authorization`, expected one of",
         ),
     ];
     for (i, (yaml, says)) in cases.iter().enumerate() {

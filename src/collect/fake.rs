@@ -98,7 +98,8 @@ impl Sources for Fake {
         };
         match name.as_str() {
             "slow" => std::thread::sleep(Duration::from_secs(2)),
-            "bad" => return Err(Error::BadInput("vanished".into())),
+            "bad" => return Err(Error::Vanished("vanished".into())),
+            "panics" => panic!("the fake panics"),
             _ => {}
         }
         if let Some(inode) = name.strip_prefix("ns:").and_then(|n| n.parse().ok()) {

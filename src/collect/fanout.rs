@@ -182,6 +182,35 @@ fn jobs(which: &Namespaces, gaps: &mut Vec<Gap>) -> Result<Vec<Job>> {
 /// Jobs not yet taken by a worker: (index, namespace to enter).
 type Queue = Arc<Mutex<Vec<(usize, Option<Which>)>>>;
 
+/// A worker: takes jobs until the queue is empty or nobody waits for its results.
+fn worker<S, T>(
+    queue: &Queue,
+    tx: &mpsc::Sender<(usize, Result<T>)>,
+    sources: &dyn Fn() -> S,
+    work: &dyn Fn(S) -> Result<T>,
+) where
+    S: Sources,
+{
+    loop {
+        let job = queue.lock().map(|mut q| q.pop()).ok().flatten();
+        let Some((i, which)) = job else { break };
+        // A panic is reported as one for its namespace, not left to read as a namespace the
+        // deadline cut off. The next job enters its own namespace, as after any other.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut s = sources();
+            match &which {
+                Some(w) => s.enter(w).and_then(|()| work(s)),
+                None => work(s),
+            }
+        }))
+        .unwrap_or_else(|p| Err(Error::panicked("reading a network namespace", p)));
+        // A receiver gone (deadline passed) ends the worker.
+        if tx.send((i, result)).is_err() {
+            break;
+        }
+    }
+}
+
 /// Runs every job on `workers` threads. A job without a result by `until` fails with a
 /// deadline error.
 fn run<S, T>(
@@ -210,21 +239,7 @@ where
         let spawned = std::thread::Builder::new()
             .name("backlogctl-ns".into())
             .stack_size(WORKER_STACK)
-            .spawn(move || {
-                loop {
-                    let job = queue.lock().map(|mut q| q.pop()).ok().flatten();
-                    let Some((i, which)) = job else { break };
-                    let mut s = sources();
-                    let result = match &which {
-                        Some(w) => s.enter(w).and_then(|()| work(s)),
-                        None => work(s),
-                    };
-                    // A receiver gone (deadline passed) ends the worker.
-                    if tx.send((i, result)).is_err() {
-                        break;
-                    }
-                }
-            });
+            .spawn(move || worker(&queue, &tx, &*sources, &*work));
         match spawned {
             Ok(_) => started += 1,
             Err(e) => {
@@ -308,6 +323,33 @@ mod tests {
                 "ok Some(4)"
             ]
         );
+    }
+
+    #[test]
+    fn a_namespace_whose_reading_panics_is_told_so_and_the_next_is_read() {
+        let jobs: Vec<Job> = ["panics", "ns:2"]
+            .iter()
+            .map(|n| Job {
+                which: Some(Which::Named(n.to_string())),
+                ..Job::default()
+            })
+            .collect();
+        // One worker: the one that panicked reads the next namespace too.
+        let until = Instant::now() + Duration::from_secs(5);
+        let results = run(
+            &jobs,
+            until,
+            1,
+            Arc::new(Fake::default),
+            Arc::new(snapshot_of),
+        );
+        assert!(
+            matches!(&results[0], Err(Error::Panicked { what: "reading a network namespace", message: Some(m) })
+                if m == "the fake panics"),
+            "{:?}",
+            results[0].as_ref().err()
+        );
+        assert!(matches!(&results[1], Ok(s) if s.netns.inode == Some(2)));
     }
 
     #[test]

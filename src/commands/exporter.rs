@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::Status;
 use crate::collect::{Collector, Namespaces};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exporter::{self, http::Limits};
 use crate::options::Exporter;
 
@@ -15,13 +15,10 @@ pub(crate) fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
     }
     // The whole file is checked before anything listens: a bad one is one error, never a
     // server that starts without the TLS or the auth it asked for.
-    let web =
-        match &o.web_config_file {
-            Some(path) => Some(exporter::web_config::load(path).map_err(|e| {
-                Error::BadInput(format!("--web.config.file {}: {e}", path.display()))
-            })?),
-            None => None,
-        };
+    let web = match &o.web_config_file {
+        Some(path) => Some(exporter::web_config::load(path)?),
+        None => None,
+    };
     exporter::run(
         exporter::Options {
             listen: o.listen,

@@ -12,6 +12,8 @@ use std::sync::Mutex;
 
 use base64::Engine;
 
+use crate::error::WebConfigError;
+
 /// How many successful credentials are remembered; past that the memory starts over.
 const REMEMBERED: usize = 64;
 
@@ -20,15 +22,9 @@ const REMEMBERED: usize = 64;
 pub(crate) struct Users(BTreeMap<String, String>);
 
 impl Users {
-    pub(crate) fn new(users: BTreeMap<String, String>) -> Result<Users, String> {
-        for (user, hash) in &users {
-            if !is_bcrypt(hash) {
-                return Err(format!(
-                    "basic_auth_users: the password of {user:?} is not a bcrypt hash \
-                     ($2y$10$ followed by 53 characters; make one with `htpasswd -nBC 10 \"\" \
-                     | tr -d ':\\n'`)"
-                ));
-            }
+    pub(crate) fn new(users: BTreeMap<String, String>) -> Result<Users, WebConfigError> {
+        if let Some((user, _)) = users.iter().find(|(_, hash)| !is_bcrypt(hash)) {
+            return Err(WebConfigError::NotBcrypt { user: user.clone() });
         }
         Ok(Users(users))
     }
@@ -222,7 +218,14 @@ mod tests {
         ] {
             let users = BTreeMap::from([("alice".to_string(), bad.to_string())]);
             let err = Users::new(users).unwrap_err();
-            assert!(err.contains("\"alice\" is not a bcrypt hash"), "{err}");
+            assert!(
+                matches!(&err, WebConfigError::NotBcrypt { user } if user == "alice"),
+                "{err}"
+            );
+            assert!(
+                err.to_string().contains("\"alice\" is not a bcrypt hash"),
+                "{err}"
+            );
         }
     }
 

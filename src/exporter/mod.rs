@@ -104,11 +104,9 @@ struct Server {
 pub(crate) fn run(o: Options, log: &mut dyn Write) -> Result<Status> {
     let signals = block_stop_signals()?;
     limit_arenas();
-    let listener = TcpListener::bind(o.listen).map_err(|e| {
-        Error::BadInput(format!(
-            "cannot listen on {}: {e}; choose another address with --listen",
-            o.listen
-        ))
+    let listener = TcpListener::bind(o.listen).map_err(|source| Error::Bind {
+        addr: o.listen,
+        source,
     })?;
     let addr = listener
         .local_addr()
@@ -164,16 +162,15 @@ fn block_stop_signals() -> Result<nix::sys::signal::SigSet> {
 
 impl Server {
     fn new(collector: Collector, limits: Limits, web: Option<WebConfig>) -> Result<Server> {
-        let (tls, auth, headers) = match web {
-            Some(w) => (w.tls, w.auth, w.headers),
-            None => (None, None, Vec::new()),
+        let (path, tls, auth, headers) = match web {
+            Some(w) => (w.path, w.tls, w.auth, w.headers),
+            None => (Default::default(), None, None, Vec::new()),
         };
         let tls = match tls {
             // Loaded once more now: the files may have changed since the configuration was read.
-            Some(t) => Some(
-                tls::Reloading::new(t)
-                    .map_err(|e| Error::BadInput(format!("--web.config.file: {e}")))?,
-            ),
+            Some(t) => {
+                Some(tls::Reloading::new(t).map_err(|reason| Error::web_config(path, reason))?)
+            }
             None => None,
         };
         Ok(Server {

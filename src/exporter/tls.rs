@@ -20,6 +20,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::http::Timed;
 use super::web_config::TlsSettings;
+use crate::error::WebConfigError;
 
 /// A TLS stream over TCP, as the HTTP layer reads and writes it.
 pub(crate) type TlsStream = StreamOwned<ServerConnection, TcpStream>;
@@ -64,8 +65,8 @@ fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
 }
 
 impl Reloading {
-    /// Loads the certificate and key now; the error is the file's problem, for one line.
-    pub(crate) fn new(settings: TlsSettings) -> Result<Reloading, String> {
+    /// Loads the certificate and key now; the error is the file's problem.
+    pub(crate) fn new(settings: TlsSettings) -> Result<Reloading, WebConfigError> {
         let stamps = stamps(&settings.files());
         let config = settings.build()?;
         Ok(Reloading {
@@ -93,6 +94,7 @@ impl Reloading {
                         let _ = writeln!(log, "backlogctl exporter: TLS certificate reloaded");
                     }
                     Err(e) => {
+                        let e = e.to_string();
                         if current.failed.as_deref() != Some(e.as_str()) {
                             let _ = writeln!(
                                 log,

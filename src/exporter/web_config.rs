@@ -2,8 +2,14 @@
 //! Prometheus and most exporters take), read strictly — an unknown key is an error, as the
 //! toolkit's `yaml.UnmarshalStrict` makes it — and checked whole before the server starts: the
 //! certificate and key load and match, the CA loads, every password hash is bcrypt, every
-//! header is one the toolkit allows. A file that fails any check is one error, never a server
-//! that starts half-configured.
+//! header is one the toolkit allows. A file that fails any check is one `WebConfigError`, never
+//! a server that starts half-configured.
+//!
+//! The file's shape is serde's to check: the keys are structs that deny unknown fields, and the
+//! toolkit's names (`client_auth_type`, `min_version`/`max_version`, `curve_preferences`, the
+//! headers and their fixed values) are enums spelt as the toolkit spells them, so a wrong one
+//! is a YAML error with its line and column; what is left here is what serde cannot say (two
+//! keys that exclude each other, a value rustls has not).
 //!
 //! What the toolkit reads and what happens to it here:
 //! - `tls_server_config`: served with rustls (ring). `cert_file`/`key_file` or inline
@@ -34,6 +40,9 @@ use rustls::{DistinguishedName, RootCertStore};
 use serde::Deserialize;
 
 use super::auth::{BasicAuth, Users};
+use crate::error::{Error, Place, WebConfigError};
+
+type Result<T, E = WebConfigError> = std::result::Result<T, E>;
 
 /// The file as written: every key the toolkit knows, nothing else.
 #[derive(Debug, Default, Deserialize)]
@@ -44,7 +53,7 @@ struct File {
     basic_auth_users: Option<BTreeMap<String, String>>,
     #[serde(alias = "auth_excluded_paths")]
     basic_auth_excluded_paths: Option<Vec<String>>,
-    rate_limit: Option<serde_yaml::Value>,
+    rate_limit: Option<yaml_serde::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,54 +64,77 @@ struct TlsFile {
     client_ca: Option<String>,
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
-    client_auth_type: Option<String>,
+    client_auth_type: Option<ClientAuth>,
     client_ca_file: Option<PathBuf>,
     client_allowed_sans: Option<Vec<String>>,
-    min_version: Option<String>,
-    max_version: Option<String>,
+    min_version: Option<TlsVersion>,
+    max_version: Option<TlsVersion>,
     cipher_suites: Option<Vec<String>>,
     prefer_server_cipher_suites: Option<bool>,
-    curve_preferences: Option<Vec<String>>,
+    curve_preferences: Option<Vec<Curve>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpFile {
     http2: Option<bool>,
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<Headers>,
 }
 
-/// The headers the toolkit lets a file add, with the values it accepts (None: any). Others,
-/// such as Authorization or Content-Type, it refuses: so do we.
-const HEADERS: [(&str, Option<&[&str]>); 5] = [
-    ("Strict-Transport-Security", None),
-    ("X-Content-Type-Options", Some(&["nosniff"])),
-    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
-    ("X-XSS-Protection", None),
-    ("Content-Security-Policy", None),
-];
+/// The headers the toolkit lets a file add (its `extraHTTPHeaders`), two with fixed values.
+/// Others, such as Authorization or Content-Type, it refuses: so do we.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Headers {
+    #[serde(rename = "Strict-Transport-Security")]
+    strict_transport_security: Option<String>,
+    #[serde(rename = "X-Content-Type-Options")]
+    x_content_type_options: Option<ContentTypeOptions>,
+    #[serde(rename = "X-Frame-Options")]
+    x_frame_options: Option<FrameOptions>,
+    #[serde(rename = "X-XSS-Protection")]
+    x_xss_protection: Option<String>,
+    #[serde(rename = "Content-Security-Policy")]
+    content_security_policy: Option<String>,
+}
 
-/// The toolkit's `client_auth_type` values (Go's `tls.ClientAuthType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum ContentTypeOptions {
+    #[serde(rename = "nosniff")]
+    NoSniff,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum FrameOptions {
+    #[serde(rename = "deny")]
+    Deny,
+    #[serde(rename = "sameorigin")]
+    SameOrigin,
+}
+
+/// The toolkit's `client_auth_type` values (Go's `tls.ClientAuthType`), spelt as it parses
+/// them: blank is NoClientCert, and RequireClientCert its old name for RequireAnyClientCert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub(crate) enum ClientAuth {
+    #[default]
+    #[serde(alias = "")]
     NoClientCert,
     RequestClientCert,
+    #[serde(alias = "RequireClientCert")]
     RequireAnyClientCert,
     VerifyClientCertIfGiven,
     RequireAndVerifyClientCert,
 }
 
 impl ClientAuth {
-    fn parse(s: &str) -> Option<ClientAuth> {
-        Some(match s {
-            "" | "NoClientCert" => ClientAuth::NoClientCert,
-            "RequestClientCert" => ClientAuth::RequestClientCert,
-            // The toolkit keeps the old name for compatibility.
-            "RequireAnyClientCert" | "RequireClientCert" => ClientAuth::RequireAnyClientCert,
-            "VerifyClientCertIfGiven" => ClientAuth::VerifyClientCertIfGiven,
-            "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerifyClientCert,
-            _ => return None,
-        })
+    fn name(self) -> &'static str {
+        match self {
+            ClientAuth::NoClientCert => "NoClientCert",
+            ClientAuth::RequestClientCert => "RequestClientCert",
+            ClientAuth::RequireAnyClientCert => "RequireAnyClientCert",
+            ClientAuth::VerifyClientCertIfGiven => "VerifyClientCertIfGiven",
+            ClientAuth::RequireAndVerifyClientCert => "RequireAndVerifyClientCert",
+        }
     }
 
     fn verifies(self) -> bool {
@@ -118,6 +150,40 @@ impl ClientAuth {
             ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
         )
     }
+}
+
+/// The toolkit's `min_version`/`max_version` names (its `tlsVersions`); rustls has only the
+/// last two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+enum TlsVersion {
+    #[serde(rename = "TLS10")]
+    Tls10,
+    #[serde(rename = "TLS11")]
+    Tls11,
+    #[serde(rename = "TLS12")]
+    Tls12,
+    #[serde(rename = "TLS13")]
+    Tls13,
+}
+
+impl TlsVersion {
+    fn name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls10 => "TLS10",
+            TlsVersion::Tls11 => "TLS11",
+            TlsVersion::Tls12 => "TLS12",
+            TlsVersion::Tls13 => "TLS13",
+        }
+    }
+}
+
+/// The toolkit's `curve_preferences` names (its `curves`, Go's `tls.CurveID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum Curve {
+    CurveP256,
+    CurveP384,
+    CurveP521,
+    X25519,
 }
 
 /// Where the server's certificate and key come from: files are re-read when they change.
@@ -142,34 +208,38 @@ pub(crate) struct TlsSettings {
 
 /// The whole configuration, checked.
 pub(crate) struct WebConfig {
+    /// The file it was read from, which names it in the errors of a later load (`load` sets
+    /// it; empty for text given to `parse`).
+    pub path: PathBuf,
     pub tls: Option<TlsSettings>,
     pub auth: Option<BasicAuth>,
     /// Extra response headers from `http_server_config.headers`, in the toolkit's spelling.
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// Reads and checks `path`; the error is the reason, for `--web.config.file PATH: REASON`.
-pub(crate) fn load(path: &Path) -> Result<WebConfig, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {}", reason(&e)))?;
+/// Reads and checks `path`: `Error::WebConfig` with the file's path and why.
+pub(crate) fn load(path: &Path) -> crate::error::Result<WebConfig> {
+    let failed = |reason| Error::web_config(path, reason);
+    let text = std::fs::read_to_string(path).map_err(|e| failed(WebConfigError::Read(e)))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, dir)
+    let mut config = parse(&text, dir).map_err(failed)?;
+    config.path = path.to_path_buf();
+    Ok(config)
 }
 
 /// `load` on text, with relative paths taken from `dir`.
-pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
+pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig> {
     // An empty file is a valid, empty configuration (plain HTTP, no auth), as in the toolkit.
     let file: File = if text.trim().is_empty() {
         File::default()
     } else {
-        serde_yaml::from_str(text).map_err(|e| one_line(&e.to_string()))?
+        yaml_serde::from_str(text)?
     };
     if file.rate_limit.is_some() {
-        return Err(
-            "rate_limit is not supported by backlogctl exporter (scrapes are \
-                    serialised already); remove it"
-                .into(),
-        );
+        return Err(WebConfigError::NotSupported {
+            key: "rate_limit",
+            why: "backlogctl exporter serialises scrapes already",
+        });
     }
     let headers = headers(file.http_server_config.and_then(|h| {
         // http2: accepted and ignored; this server speaks HTTP/1.1 (documented).
@@ -191,41 +261,52 @@ pub(crate) fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
         // Load once now: a missing, unreadable or mismatched certificate fails the start.
         t.build()?;
     }
-    Ok(WebConfig { tls, auth, headers })
+    Ok(WebConfig {
+        path: PathBuf::new(),
+        tls,
+        auth,
+        headers,
+    })
 }
 
-fn headers(h: Option<BTreeMap<String, String>>) -> Result<Vec<(&'static str, String)>, String> {
+/// The headers to add, in the toolkit's spelling and in name order. Blank values are unset,
+/// as the toolkit documents; the fixed ones were checked by serde.
+fn headers(h: Option<Headers>) -> Result<Vec<(&'static str, String)>> {
+    let h = h.unwrap_or_default();
+    let fixed = |v: Option<&'static str>| v.map(str::to_string);
+    let all = [
+        ("Content-Security-Policy", h.content_security_policy),
+        ("Strict-Transport-Security", h.strict_transport_security),
+        (
+            "X-Content-Type-Options",
+            fixed(
+                h.x_content_type_options
+                    .map(|ContentTypeOptions::NoSniff| "nosniff"),
+            ),
+        ),
+        (
+            "X-Frame-Options",
+            fixed(h.x_frame_options.map(|o| match o {
+                FrameOptions::Deny => "deny",
+                FrameOptions::SameOrigin => "sameorigin",
+            })),
+        ),
+        ("X-XSS-Protection", h.x_xss_protection),
+    ];
     let mut out = Vec::new();
-    for (name, value) in h.unwrap_or_default() {
-        let Some((known, allowed)) = HEADERS.iter().find(|(k, _)| *k == name) else {
-            return Err(format!(
-                "http_server_config.headers: HTTP header {name:?} can not be configured \
-                 (allowed: {})",
-                HEADERS.map(|(k, _)| k).join(", ")
-            ));
+    for (name, value) in all {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
         };
-        if let Some(allowed) = allowed
-            && !allowed.contains(&value.as_str())
-        {
-            return Err(format!(
-                "http_server_config.headers: invalid value for {name}: {value:?}; expected one \
-                 of {allowed:?}"
-            ));
-        }
         if value.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(format!(
-                "http_server_config.headers: {name} has a line break"
-            ));
+            return Err(WebConfigError::HeaderLineBreak { name });
         }
-        // Blank: unset, as the toolkit documents.
-        if !value.is_empty() {
-            out.push((*known, value));
-        }
+        out.push((name, value));
     }
     Ok(out)
 }
 
-fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
+fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>> {
     let enabled = t.cert.is_some()
         || t.key.is_some()
         || t.cert_file.is_some()
@@ -238,36 +319,24 @@ fn tls(t: TlsFile, dir: &Path) -> Result<Option<TlsSettings>, String> {
         return Ok(None);
     }
     let source = source(t.cert, t.cert_file, t.key, t.key_file, dir)?;
-    let client_auth_name = t.client_auth_type.unwrap_or_default();
-    let client_auth = ClientAuth::parse(&client_auth_name).ok_or_else(|| {
-        format!(
-            "tls_server_config.client_auth_type: invalid ClientAuth {client_auth_name:?}; \
-             expected NoClientCert, RequestClientCert, RequireAnyClientCert, \
-             VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-        )
-    })?;
+    let client_auth = t.client_auth_type.unwrap_or_default();
     let client_ca = client_ca(t.client_ca, t.client_ca_file, dir)?;
     if client_ca.is_some() && client_auth == ClientAuth::NoClientCert {
-        return Err(
-            "tls_server_config: client_ca_file is set but client_auth_type is \
-                    NoClientCert; set client_auth_type: RequireAndVerifyClientCert"
-                .into(),
-        );
+        return Err(WebConfigError::CaWithoutClientAuth);
     }
     if client_auth.verifies() && client_ca.is_none() {
-        return Err(format!(
-            "tls_server_config: client_auth_type {client_auth_name} verifies client \
-             certificates and needs client_ca_file"
-        ));
+        return Err(WebConfigError::NoClientCa {
+            client_auth: client_auth.name(),
+        });
     }
     let allowed_sans = allowed_sans(t.client_allowed_sans.unwrap_or_default(), client_auth)?;
-    let versions = versions(t.min_version.as_deref(), t.max_version.as_deref())?;
+    let versions = versions(t.min_version, t.max_version)?;
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = t.cipher_suites.filter(|n| !n.is_empty()) {
         provider.cipher_suites = suites(&provider, &names)?;
     }
-    if let Some(names) = t.curve_preferences.filter(|n| !n.is_empty()) {
-        provider.kx_groups = curves(&provider, &names)?;
+    if let Some(curves_given) = t.curve_preferences.filter(|n| !n.is_empty()) {
+        provider.kx_groups = curves(&provider, &curves_given)?;
     }
     Ok(Some(TlsSettings {
         source,
@@ -292,25 +361,35 @@ fn source(
     key: Option<String>,
     key_file: Option<PathBuf>,
     dir: &Path,
-) -> Result<Source, String> {
+) -> Result<Source> {
+    use WebConfigError::{BothSet, Missing, Mixed};
     match (cert, cert_file, key, key_file) {
-        (Some(_), Some(_), _, _) => {
-            Err("tls_server_config: cert and cert_file are both set; keep one".into())
-        }
-        (_, _, Some(_), Some(_)) => {
-            Err("tls_server_config: key and key_file are both set; keep one".into())
-        }
-        (None, None, _, _) => Err("tls_server_config: missing cert_file".into()),
-        (_, _, None, None) => Err("tls_server_config: missing key_file".into()),
+        (Some(_), Some(_), _, _) => Err(BothSet {
+            inline: "cert",
+            file: "cert_file",
+        }),
+        (_, _, Some(_), Some(_)) => Err(BothSet {
+            inline: "key",
+            file: "key_file",
+        }),
+        (None, None, _, _) => Err(Missing { key: "cert_file" }),
+        (_, _, None, None) => Err(Missing { key: "key_file" }),
         (Some(cert), None, Some(key), None) => Ok(Source::Inline { cert, key }),
         (None, Some(cert), None, Some(key)) => Ok(Source::Files {
             cert: under(dir, cert),
             key: under(dir, key),
         }),
-        _ => {
-            Err("tls_server_config: give cert_file and key_file, or cert and key, not a mix".into())
-        }
+        _ => Err(Mixed),
     }
+}
+
+/// `key` of the file read as bytes, or why not.
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| WebConfigError::ReadFile {
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The client CA's certificates, inline or from a file; None when neither is given.
@@ -318,25 +397,27 @@ fn client_ca(
     pem: Option<String>,
     file: Option<PathBuf>,
     dir: &Path,
-) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
+) -> Result<Option<Vec<CertificateDer<'static>>>> {
     match (pem, file) {
-        (Some(_), Some(_)) => {
-            Err("tls_server_config: client_ca and client_ca_file are both set; keep one".into())
-        }
-        (Some(pem), None) => Ok(Some(certs(pem.as_bytes(), "client_ca")?)),
+        (Some(_), Some(_)) => Err(WebConfigError::BothSet {
+            inline: "client_ca",
+            file: "client_ca_file",
+        }),
+        (Some(pem), None) => Ok(Some(certs(
+            pem.as_bytes(),
+            Place {
+                key: "client_ca",
+                file: None,
+            },
+        )?)),
         (None, Some(file)) => {
             let file = under(dir, file);
-            let pem = std::fs::read(&file).map_err(|e| {
-                format!(
-                    "tls_server_config.client_ca_file: cannot read {}: {}",
-                    file.display(),
-                    reason(&e)
-                )
-            })?;
-            Ok(Some(certs(
-                &pem,
-                &format!("client_ca_file {}", file.display()),
-            )?))
+            let pem = read("client_ca_file", &file)?;
+            let place = Place {
+                key: "client_ca_file",
+                file: Some(file),
+            };
+            Ok(Some(certs(&pem, place)?))
         }
         (None, None) => Ok(None),
     }
@@ -346,58 +427,51 @@ fn client_ca(
 fn allowed_sans(
     sans: Vec<String>,
     client_auth: ClientAuth,
-) -> Result<Vec<rustls::pki_types::ServerName<'static>>, String> {
+) -> Result<Vec<rustls::pki_types::ServerName<'static>>> {
     if !sans.is_empty() && !client_auth.requires() {
-        return Err(
-            "tls_server_config: client_allowed_sans needs client_auth_type \
-                    RequireAnyClientCert or RequireAndVerifyClientCert"
-                .into(),
-        );
+        return Err(WebConfigError::SansWithoutCert);
     }
     sans.into_iter()
-        .map(|s| {
-            rustls::pki_types::ServerName::try_from(s.clone()).map_err(|_| {
-                format!(
-                    "tls_server_config.client_allowed_sans: {s:?} is not a DNS name or an IP \
-                     address (e-mail and URI SANs are not supported)"
-                )
-            })
+        .map(|san| {
+            rustls::pki_types::ServerName::try_from(san.clone())
+                .map_err(|_| WebConfigError::BadSan { san })
         })
         .collect()
 }
 
 /// The protocol versions from `min_version` to `max_version` (TLS12 and TLS13 by default).
 fn versions(
-    min: Option<&str>,
-    max: Option<&str>,
-) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
-    let min = version(min.unwrap_or("TLS12"), "min_version")?;
-    let max = version(max.unwrap_or("TLS13"), "max_version")?;
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>> {
+    let min = spoken(min.unwrap_or(TlsVersion::Tls12), "min_version")?;
+    let max = spoken(max.unwrap_or(TlsVersion::Tls13), "max_version")?;
     if min > max {
-        return Err("tls_server_config: min_version is above max_version".into());
+        return Err(WebConfigError::VersionOrder {
+            min: min.name(),
+            max: max.name(),
+        });
     }
     let mut versions = Vec::new();
-    if min <= 12 && max >= 12 {
+    if min <= TlsVersion::Tls12 && max >= TlsVersion::Tls12 {
         versions.push(&rustls::version::TLS12);
     }
-    if max >= 13 {
+    if max >= TlsVersion::Tls13 {
         versions.push(&rustls::version::TLS13);
     }
     Ok(versions)
 }
 
-/// TLS12 → 12; TLS10 and TLS11 exist in the toolkit but not in rustls.
-fn version(s: &str, key: &str) -> Result<u8, String> {
-    match s {
-        "TLS12" => Ok(12),
-        "TLS13" => Ok(13),
-        "TLS10" | "TLS11" => Err(format!(
-            "tls_server_config.{key}: {s} is not supported (rustls speaks TLS 1.2 and 1.3 only); \
-             use TLS12"
-        )),
-        _ => Err(format!(
-            "tls_server_config.{key}: unknown TLS version {s:?}; expected TLS12 or TLS13"
-        )),
+/// `v` when rustls speaks it: TLS10 and TLS11 exist in the toolkit but not in rustls.
+fn spoken(v: TlsVersion, key: &'static str) -> Result<TlsVersion> {
+    match v {
+        TlsVersion::Tls10 | TlsVersion::Tls11 => Err(WebConfigError::Unsupported {
+            key,
+            value: v.name().to_string(),
+            why: "rustls speaks TLS 1.2 and 1.3 only",
+            instead: "TLS12".to_string(),
+        }),
+        TlsVersion::Tls12 | TlsVersion::Tls13 => Ok(v),
     }
 }
 
@@ -406,7 +480,7 @@ fn version(s: &str, key: &str) -> Result<u8, String> {
 fn suites(
     provider: &CryptoProvider,
     names: &[String],
-) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
+) -> Result<Vec<rustls::SupportedCipherSuite>> {
     let mut out: Vec<_> = provider
         .cipher_suites
         .iter()
@@ -428,11 +502,12 @@ fn suites(
                     .filter(|s| s.tls13().is_none())
                     .filter_map(|s| s.suite().as_str())
                     .collect();
-                return Err(format!(
-                    "tls_server_config.cipher_suites: {name:?} is not supported; TLS 1.2 suites \
-                     here: {}",
-                    known.join(", ")
-                ));
+                return Err(WebConfigError::Unsupported {
+                    key: "cipher_suites",
+                    value: name.clone(),
+                    why: "not a TLS 1.2 suite of this build; TLS 1.3 suites are always on",
+                    instead: format!("one of {}", known.join(", ")),
+                });
             }
         }
     }
@@ -441,43 +516,40 @@ fn suites(
 
 fn curves(
     provider: &CryptoProvider,
-    names: &[String],
-) -> Result<Vec<&'static dyn rustls::crypto::SupportedKxGroup>, String> {
-    names
+    curves: &[Curve],
+) -> Result<Vec<&'static dyn rustls::crypto::SupportedKxGroup>> {
+    let unsupported = |curve: Curve, why| WebConfigError::Unsupported {
+        key: "curve_preferences",
+        value: format!("{curve:?}"),
+        why,
+        instead: "CurveP256, CurveP384 or X25519".to_string(),
+    };
+    curves
         .iter()
-        .map(|name| {
-            let group = match name.as_str() {
-                "CurveP256" => rustls::NamedGroup::secp256r1,
-                "CurveP384" => rustls::NamedGroup::secp384r1,
-                "X25519" => rustls::NamedGroup::X25519,
-                "CurveP521" => {
-                    return Err("tls_server_config.curve_preferences: CurveP521 is not \
-                                supported here; use CurveP256, CurveP384 or X25519"
-                        .to_string());
-                }
-                _ => {
-                    return Err(format!(
-                        "tls_server_config.curve_preferences: unknown curve {name:?}; expected \
-                         CurveP256, CurveP384 or X25519"
-                    ));
-                }
+        .map(|&curve| {
+            let group = match curve {
+                Curve::CurveP256 => rustls::NamedGroup::secp256r1,
+                Curve::CurveP384 => rustls::NamedGroup::secp384r1,
+                Curve::X25519 => rustls::NamedGroup::X25519,
+                Curve::CurveP521 => return Err(unsupported(curve, "ring has no P-521")),
             };
             provider
                 .kx_groups
                 .iter()
                 .find(|g| g.name() == group)
                 .copied()
-                .ok_or_else(|| format!("tls_server_config.curve_preferences: {name} unavailable"))
+                .ok_or_else(|| unsupported(curve, "not in this build's TLS provider"))
         })
         .collect()
 }
 
-fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what}: not PEM certificates: {e}"))?;
+fn certs(pem: &[u8], place: Place) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) => certs,
+        Err(source) => return Err(WebConfigError::Pem { place, source }),
+    };
     if certs.is_empty() {
-        return Err(format!("{what}: no PEM certificate in it"));
+        return Err(WebConfigError::NoCertificate { place });
     }
     Ok(certs)
 }
@@ -485,49 +557,56 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String>
 impl TlsSettings {
     /// A server configuration with the certificate and key as they are now (read again from
     /// their files, when they are files).
-    pub(crate) fn build(&self) -> Result<Arc<ServerConfig>, String> {
-        let (cert_pem, key_pem, cert_name, key_name) = match &self.source {
+    pub(crate) fn build(&self) -> Result<Arc<ServerConfig>> {
+        let (cert_pem, key_pem, cert_at, key_at) = match &self.source {
             Source::Files { cert, key } => (
-                std::fs::read(cert).map_err(|e| {
-                    format!(
-                        "tls_server_config.cert_file: cannot read {}: {}",
-                        cert.display(),
-                        reason(&e)
-                    )
-                })?,
-                std::fs::read(key).map_err(|e| {
-                    format!(
-                        "tls_server_config.key_file: cannot read {}: {}",
-                        key.display(),
-                        reason(&e)
-                    )
-                })?,
-                format!("cert_file {}", cert.display()),
-                format!("key_file {}", key.display()),
+                read("cert_file", cert)?,
+                read("key_file", key)?,
+                Place {
+                    key: "cert_file",
+                    file: Some(cert.clone()),
+                },
+                Place {
+                    key: "key_file",
+                    file: Some(key.clone()),
+                },
             ),
             Source::Inline { cert, key } => (
                 cert.clone().into_bytes(),
                 key.clone().into_bytes(),
-                "cert".to_string(),
-                "key".to_string(),
+                Place {
+                    key: "cert",
+                    file: None,
+                },
+                Place {
+                    key: "key",
+                    file: None,
+                },
             ),
         };
-        let chain = certs(&cert_pem, &format!("tls_server_config.{cert_name}"))?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-            format!("tls_server_config.{key_name}: no usable PEM private key in it: {e}")
-        })?;
+        let chain = certs(&cert_pem, cert_at.clone())?;
+        let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+            Ok(key) => key,
+            Err(source) => {
+                return Err(WebConfigError::Key {
+                    place: key_at,
+                    source,
+                });
+            }
+        };
         let verifier = self.verifier()?;
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&self.versions)
-            .map_err(|e| format!("tls_server_config: {e}"))?
+            .map_err(|source| WebConfigError::Tls {
+                what: "the protocol versions",
+                source,
+            })?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
-            .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => format!(
-                    "tls_server_config: the private key in {key_name} does not match the \
-                     certificate in {cert_name}"
-                ),
-                e => format!("tls_server_config: {cert_name} and {key_name}: {e}"),
+            .map_err(|source| WebConfigError::KeyPair {
+                cert: cert_at,
+                key: key_at,
+                source: Box::new(source),
             })?;
         config.ignore_client_order = self.prefer_server;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -542,7 +621,7 @@ impl TlsSettings {
         }
     }
 
-    fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    fn verifier(&self) -> Result<Arc<dyn ClientCertVerifier>> {
         let inner: Arc<dyn ClientCertVerifier> = match self.client_auth {
             ClientAuth::NoClientCert => return Ok(WebPkiClientVerifier::no_client_auth()),
             ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert => Arc::new(AnyCert {
@@ -552,8 +631,9 @@ impl TlsSettings {
             ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
                 let mut roots = RootCertStore::empty();
                 for c in &self.client_ca {
-                    roots.add(c.clone()).map_err(|e| {
-                        format!("tls_server_config: a client CA certificate is unusable: {e}")
+                    roots.add(c.clone()).map_err(|source| WebConfigError::Tls {
+                        what: "a client CA certificate is unusable",
+                        source,
                     })?;
                 }
                 let builder = WebPkiClientVerifier::builder_with_provider(
@@ -565,9 +645,7 @@ impl TlsSettings {
                 } else {
                     builder.allow_unauthenticated()
                 };
-                builder
-                    .build()
-                    .map_err(|e| format!("tls_server_config: client verification: {e}"))?
+                builder.build().map_err(WebConfigError::Verifier)?
             }
         };
         if self.allowed_sans.is_empty() {
@@ -696,27 +774,13 @@ impl ClientCertVerifier for AllowedSans {
     }
 }
 
-/// `io::Error` without its "(os error N)".
-fn reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
-
-/// serde_yaml's messages may span lines; the error is one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const HASH: &str = "$2y$10$mDwo.lAisC94iLAyP81MCesa29IzH37oigHC/42V2pdJlUprsJPze";
 
-    fn err(yaml: &str) -> String {
+    fn err(yaml: &str) -> WebConfigError {
         match parse(yaml, Path::new("/nonexistent-dir")) {
             Ok(_) => panic!("accepted: {yaml}"),
             Err(e) => e,
@@ -762,21 +826,21 @@ mod tests {
             ),
             (
                 "http_server_config:\n  headers:\n    Authorization: x\n",
-                "\"Authorization\" can not be configured",
+                "http_server_config.headers: unknown field `Authorization`",
             ),
             (
                 "http_server_config:\n  headers:\n    Content-Type: x\n",
-                "\"Content-Type\" can not be configured",
+                "unknown field `Content-Type`, expected one of `Strict-Transport-Security`",
             ),
             (
                 "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
-                "invalid value for X-Frame-Options",
+                "X-Frame-Options: unknown variant `allow`, expected `deny` or `sameorigin` at line 3",
             ),
             ("tls_server_config:\n  key_file: k\n", "missing cert_file"),
             ("tls_server_config:\n  cert_file: c\n", "missing key_file"),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_auth_type: Sometimes\n",
-                "invalid ClientAuth \"Sometimes\"",
+                "client_auth_type: unknown variant `Sometimes`, expected one of",
             ),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  \
@@ -798,17 +862,17 @@ mod tests {
             ),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  max_version: TLS14\n",
-                "unknown TLS version \"TLS14\"",
+                "max_version: unknown variant `TLS14`, expected one of `TLS10`",
             ),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  min_version: TLS13\n  \
                  max_version: TLS12\n",
-                "min_version is above max_version",
+                "min_version TLS13 is above max_version TLS12",
             ),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  \
                  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
-                "\"TLS_RSA_WITH_AES_128_CBC_SHA\" is not supported",
+                "cipher_suites: TLS_RSA_WITH_AES_128_CBC_SHA is not supported",
             ),
             (
                 "tls_server_config:\n  cert_file: c\n  key_file: k\n  curve_preferences: [CurveP521]\n",
@@ -833,9 +897,109 @@ mod tests {
             ),
         ];
         for (yaml, says) in cases {
-            let e = err(yaml);
+            let e = err(yaml).to_string();
             assert!(e.contains(says) && !e.contains('\n'), "{yaml:?}: {e}");
         }
+    }
+
+    #[test]
+    fn every_spelling_the_toolkit_takes_is_read() {
+        let auth = |v: &str| {
+            yaml_serde::from_str::<TlsFile>(&format!("client_auth_type: {v}\n"))
+                .unwrap()
+                .client_auth_type
+        };
+        for (spelt, is) in [
+            ("\"\"", ClientAuth::NoClientCert),
+            ("NoClientCert", ClientAuth::NoClientCert),
+            ("RequestClientCert", ClientAuth::RequestClientCert),
+            ("RequireAnyClientCert", ClientAuth::RequireAnyClientCert),
+            ("RequireClientCert", ClientAuth::RequireAnyClientCert),
+            (
+                "VerifyClientCertIfGiven",
+                ClientAuth::VerifyClientCertIfGiven,
+            ),
+            (
+                "RequireAndVerifyClientCert",
+                ClientAuth::RequireAndVerifyClientCert,
+            ),
+        ] {
+            assert_eq!(auth(spelt), Some(is), "{spelt}");
+        }
+        let t: TlsFile = yaml_serde::from_str(
+            "min_version: TLS10\nmax_version: TLS13\n\
+             curve_preferences: [CurveP256, CurveP384, CurveP521, X25519]\n",
+        )
+        .unwrap();
+        assert_eq!(t.min_version, Some(TlsVersion::Tls10));
+        assert_eq!(t.max_version, Some(TlsVersion::Tls13));
+        assert_eq!(
+            t.curve_preferences.unwrap(),
+            [
+                Curve::CurveP256,
+                Curve::CurveP384,
+                Curve::CurveP521,
+                Curve::X25519
+            ]
+        );
+        assert_eq!(
+            versions(Some(TlsVersion::Tls13), None).unwrap(),
+            [&rustls::version::TLS13]
+        );
+        let c = parse(
+            "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n    \
+             X-Frame-Options: sameorigin\n    Strict-Transport-Security: max-age=31536000\n    \
+             X-XSS-Protection: \"1; mode=block\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            c.headers,
+            [
+                ("Strict-Transport-Security", "max-age=31536000".to_string()),
+                ("X-Content-Type-Options", "nosniff".to_string()),
+                ("X-Frame-Options", "sameorigin".to_string()),
+                ("X-XSS-Protection", "1; mode=block".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_keep_what_they_come_from() {
+        use std::error::Error as _;
+        // The YAML error, with its place.
+        let WebConfigError::Yaml(e) = err("tls_server_config:\n  client_auth_type: Sometimes\n")
+        else {
+            panic!("not a YAML error");
+        };
+        let at = e.location().expect("a location");
+        assert_eq!((at.line(), at.column()), (2, 21));
+        // A certificate file's io::Error.
+        let e = err("tls_server_config:\n  cert_file: c\n  key_file: k\n");
+        assert!(
+            matches!(&e, WebConfigError::ReadFile { key: "cert_file", path, source }
+                if path == Path::new("/nonexistent-dir/c")
+                    && source.kind() == std::io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(e.source().is_some());
+        // The file's own, under Error::WebConfig with its path.
+        let e = load(Path::new("/nonexistent-dir/web.yml"))
+            .err()
+            .expect("no such file");
+        assert!(
+            matches!(&e, Error::WebConfig { path, reason }
+                if path == Path::new("/nonexistent-dir/web.yml")
+                    && matches!(reason.as_ref(), WebConfigError::Read(io)
+                        if io.kind() == std::io::ErrorKind::NotFound)),
+            "{e:?}"
+        );
+        let reason = e.source().expect("the reason");
+        assert!(reason.source().is_some(), "and its io::Error");
+        assert_eq!(
+            e.to_string(),
+            "--web.config.file /nonexistent-dir/web.yml: cannot read it: No such file or directory"
+        );
     }
 
     #[test]
@@ -850,7 +1014,7 @@ mod tests {
             Some("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")
         );
         assert!(picked.iter().any(|s| s.tls13().is_some()));
-        let groups = curves(&p, &["X25519".into(), "CurveP256".into()]).unwrap();
+        let groups = curves(&p, &[Curve::X25519, Curve::CurveP256]).unwrap();
         assert_eq!(groups[0].name(), rustls::NamedGroup::X25519);
     }
 }

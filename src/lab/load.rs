@@ -112,10 +112,15 @@ pub(super) fn burst(addr: &LabAddr, o: &LabOptions) -> Result<Vec<Attempt>> {
                 })
         })
         .collect::<Result<_>>()?;
-    Ok(clients
+    // A client that panicked is a bug, not a client that failed: counting it as one would put
+    // it in the lab's figures.
+    clients
         .into_iter()
-        .map(|h| h.join().unwrap_or(Attempt::ended(Outcome::Failed)))
-        .collect())
+        .map(|h| {
+            h.join()
+                .map_err(|p| Error::panicked("a lab client thread", p))
+        })
+        .collect()
 }
 
 /// A client: connect (bounded), send the request after `ack_delay`, wait for the reply; its

@@ -75,6 +75,6 @@ impl Recording {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .join()
-            .map_err(|_| Error::Protocol("lab recorder thread failed".into()))?
+            .map_err(|p| Error::panicked("the lab's recorder thread", p))?
     }
 }

@@ -77,9 +77,7 @@ impl Clients {
                 source,
             })?
             .join()
-            .map_err(|_| {
-                Error::Protocol("a thread in the lab's clients' namespace failed".into())
-            })?
+            .map_err(|p| Error::panicked("a thread in the lab's clients' namespace", p))?
     }
 }
 
@@ -108,7 +106,7 @@ fn new_namespace() -> Result<OwnedFd> {
             source,
         })?;
     made.join()
-        .map_err(|_| Error::Protocol("the thread making the clients' namespace failed".into()))?
+        .map_err(|p| Error::panicked("the thread making the clients' namespace", p))?
 }
 
 // rtnetlink numbers (include/uapi/linux/rtnetlink.h, if_link.h, veth.h).
@@ -298,7 +296,7 @@ fn wait_running(ifname: &str) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(Error::Protocol(format!(
+    Err(Error::Deadline(format!(
         "the lab's veth end {ifname} did not come up within 2 s"
     )))
 }
@@ -327,7 +325,7 @@ fn resolve_server() -> Result<()> {
             _ => continue,
         }
     }
-    Err(Error::Protocol(
+    Err(Error::Deadline(
         "the lab's server address did not answer over the veth within 4 s".into(),
     ))
 }

@@ -492,8 +492,10 @@ impl Diag {
             let n = self.receive("a dump message")?;
             let mut data = &self.buf[..n];
             while !data.is_empty() {
-                let msg = NetlinkBuffer::new_checked(data)
-                    .map_err(|e| Error::Protocol(format!("malformed netlink message: {e}")))?;
+                let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
+                    what: "malformed netlink message",
+                    source,
+                })?;
                 let len = msg.length() as usize;
                 if msg.sequence_number() != self.seq {
                     // A leftover of an earlier, abandoned conversation.
@@ -568,8 +570,10 @@ impl Diag {
             let n = self.receive("a unix_diag answer")?;
             let mut data = &self.buf[..n];
             while !data.is_empty() {
-                let msg = NetlinkBuffer::new_checked(data)
-                    .map_err(|e| Error::Protocol(format!("malformed netlink message: {e}")))?;
+                let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
+                    what: "malformed netlink message",
+                    source,
+                })?;
                 let len = msg.length() as usize;
                 if msg.sequence_number() == self.seq {
                     match msg.message_type() {
@@ -869,8 +873,11 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
             payload.len()
         )));
     }
-    let header = InetResponseHeader::parse(&payload[..DIAG_MSG_LEN])
-        .map_err(|e| Error::Protocol(format!("inet_diag header: {e}")))?;
+    let header =
+        InetResponseHeader::parse(&payload[..DIAG_MSG_LEN]).map_err(|source| Error::Decode {
+            what: "inet_diag header",
+            source,
+        })?;
     let local = SocketAddr::new(
         unmap(header.socket_id.source_address),
         header.socket_id.source_port,

@@ -633,7 +633,13 @@ impl<'a> FdTable<'a> {
                 }
             }
             for h in handles {
-                found.extend(h.join().unwrap_or_default());
+                // A panic stays one, as it would have been on this thread: taken for "none of
+                // these descriptors is a socket", it would leave listeners unattributed
+                // without a gap saying why.
+                match h.join() {
+                    Ok(hits) => found.extend(hits),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
             found
         })
