@@ -607,7 +607,7 @@ fn build_unix_exact(inode: u64, seq: u32) -> Vec<u8> {
 }
 
 /// `UNIX_DIAG_ICONS` of one answer: the inodes of the pending connections' clients.
-fn parse_icons(payload: &[u8]) -> Vec<u32> {
+pub(crate) fn parse_icons(payload: &[u8]) -> Vec<u32> {
     let Some(attrs) = payload.get(UNIX_MSG_LEN..) else {
         return Vec::new();
     };
@@ -749,7 +749,7 @@ fn build_unix_request(seq: u32) -> Vec<u8> {
 }
 
 /// One `struct unix_diag_msg` (family, type, state, pad, ino, cookie[2]) and its attributes.
-fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
     if payload.len() < UNIX_MSG_LEN {
         return Err(Error::Protocol(format!(
             "unix_diag message of {} bytes, expected at least {UNIX_MSG_LEN}",
@@ -860,7 +860,7 @@ fn port_filter_on(ports: &[u16], ge: u8, le: u8) -> Vec<u8> {
     bc
 }
 
-fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<()> {
     if payload.len() < DIAG_MSG_LEN {
         return Err(Error::Protocol(format!(
             "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
@@ -931,7 +931,7 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
 /// One outgoing connection: its addresses, state, Send-Q and retransmission timer from the
 /// header, `bytes_acked` from tcp_info when sent. TIME_WAIT sockets come as the same header
 /// (`inet_twsk_diag_fill`), queues and timer aside.
-fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
     if payload.len() < DIAG_MSG_LEN {
         return Err(Error::Protocol(format!(
             "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
