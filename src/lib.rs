@@ -24,6 +24,8 @@ mod commands;
 pub mod doctor;
 pub mod error;
 pub(crate) mod exporter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod lab;
 pub mod model;
 pub(crate) mod options;

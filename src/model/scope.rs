@@ -161,10 +161,28 @@ impl FromStr for Target {
     }
 }
 
-/// Stored as the user typed it (`:8100`, `127.0.0.1:8100`).
+impl Target {
+    /// The target as a user types it: what `Target::parse` reads back as this target. Not the
+    /// display form, which escapes a name's backslashes and control characters for a terminal
+    /// (`\\`, `\x18`): read back, those would name another socket.
+    fn typed(&self) -> String {
+        let raw = |n: &Name| String::from_utf8_lossy(n.bytes()).into_owned();
+        match self {
+            Target::Inet { .. } => self.to_string(),
+            Target::Unix(u) => match &u.name {
+                UnixName::Path(p) if p.bytes().starts_with(b"/") => raw(p),
+                UnixName::Path(p) => format!("unix:{}", raw(p)),
+                UnixName::Abstract(n) => format!("@{}", raw(n)),
+                UnixName::Unnamed => "unix:".to_string(),
+            },
+        }
+    }
+}
+
+/// Stored as the user typed it (`:8100`, `127.0.0.1:8100`, `/run/app.sock`).
 impl Serialize for Target {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(&self.typed())
     }
 }
 
@@ -358,5 +376,28 @@ mod tests {
         for s in ["/a.sock", "unix:rel.sock", "@x"] {
             assert_eq!(Target::parse(&ok(s)).unwrap(), Target::parse(s).unwrap());
         }
+    }
+
+    /// Found by fuzzing (fuzz/regressions/targets/): a name with a control character or a
+    /// backslash was stored in its escaped display form, and read back as another name.
+    #[test]
+    fn targets_with_escaped_characters_are_stored_as_typed() {
+        for typed in [
+            "/run/php/php\u{18}.2-fpm.sock",
+            "unix:a\\b.sock",
+            "@x\ty",
+            "/a\\x41",
+        ] {
+            let t = Target::parse(typed).unwrap();
+            let stored = serde_json::to_string(&t).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Target>(&stored).unwrap(),
+                t,
+                "{stored}"
+            );
+        }
+        let t = Target::parse("/a\\b").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#""/a\\b""#);
+        assert_eq!(t.to_string(), "/a\\\\b", "the display form still escapes");
     }
 }

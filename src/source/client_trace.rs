@@ -730,7 +730,7 @@ impl Drop for Instance {
 }
 
 /// `overrun:` plus `dropped events:` of a per-CPU `stats` file.
-fn stats_lost(stats: &str) -> u64 {
+pub(crate) fn stats_lost(stats: &str) -> u64 {
     stats
         .lines()
         .filter_map(|l| {

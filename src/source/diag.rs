@@ -613,7 +613,7 @@ fn build_unix_exact(inode: u64, seq: u32) -> Vec<u8> {
 }
 
 /// `UNIX_DIAG_ICONS` of one answer: the inodes of the pending connections' clients.
-fn parse_icons(payload: &[u8]) -> Vec<u32> {
+pub(crate) fn parse_icons(payload: &[u8]) -> Vec<u32> {
     let Some(attrs) = payload.get(UNIX_MSG_LEN..) else {
         return Vec::new();
     };
@@ -755,7 +755,7 @@ fn build_unix_request(seq: u32) -> Vec<u8> {
 }
 
 /// One `struct unix_diag_msg` (family, type, state, pad, ino, cookie[2]) and its attributes.
-fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_unix_msg(payload: &[u8], out: &mut Dump) -> Result<()> {
     if payload.len() < UNIX_MSG_LEN {
         return Err(Error::Protocol(format!(
             "unix_diag message of {} bytes, expected at least {UNIX_MSG_LEN}",
@@ -866,7 +866,7 @@ fn port_filter_on(ports: &[u16], ge: u8, le: u8) -> Vec<u8> {
     bc
 }
 
-fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<()> {
     if payload.len() < DIAG_MSG_LEN {
         return Err(Error::Protocol(format!(
             "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
@@ -940,7 +940,7 @@ fn parse_diag_msg(payload: &[u8], asked_drops: bool, out: &mut Dump) -> Result<(
 /// One outgoing connection: its addresses, state, Send-Q and retransmission timer from the
 /// header, `bytes_acked` from tcp_info when sent. TIME_WAIT sockets come as the same header
 /// (`inet_twsk_diag_fill`), queues and timer aside.
-fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
+pub(crate) fn parse_outgoing(payload: &[u8], out: &mut Dump) -> Result<()> {
     if payload.len() < DIAG_MSG_LEN {
         return Err(Error::Protocol(format!(
             "inet_diag message of {} bytes, expected at least {DIAG_MSG_LEN}",
@@ -1879,5 +1879,228 @@ mod wire {
         parse_unix_msg(&connected, &mut out).unwrap();
         assert_eq!(out.listeners.len(), 2);
         assert!(parse_unix_msg(&MSG_UNIX[..10], &mut out).is_err());
+    }
+
+    /// Writes fuzz seeds (`fuzz/seed` runs it, as root): the payload of every message this
+    /// kernel answers the dumps with, for sockets of each kind made in a private network
+    /// namespace, as `DIR/inet_diag/NAME-N` and `DIR/unix_diag/NAME-N`; and this module's
+    /// own byte arrays. `RECORD_FUZZ_SEEDS=DIR cargo test --lib record_fuzz_seeds -- --ignored`
+    #[test]
+    #[ignore = "writes fuzz seeds: RECORD_FUZZ_SEEDS=DIR, as root"]
+    fn record_fuzz_seeds() {
+        let dir = std::path::PathBuf::from(std::env::var("RECORD_FUZZ_SEEDS").expect("a dir"));
+        let (inet, unix) = (dir.join("inet_diag"), dir.join("unix_diag"));
+        for d in [&inet, &unix] {
+            std::fs::create_dir_all(d).expect("seed dir");
+        }
+        for (name, bytes) in [
+            ("test-listener", &RESP_V4_LISTENER[..]),
+            ("test-syn-sent", &RESP_V4_SYN_SENT[..]),
+        ] {
+            std::fs::write(inet.join(name), bytes).expect("write");
+        }
+        std::fs::write(unix.join("test-listener"), MSG_UNIX).expect("write");
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare: run as root");
+        crate::source::netns::loopback_up().expect("lo up");
+        let path =
+            std::env::temp_dir().join(format!("backlogctl-seed-{}.sock", std::process::id()));
+        let (tcp_port, _sockets) = sockets_of_every_kind(&path);
+        let mut diag = super::Diag::open().expect("netlink");
+        record_inet(&mut diag, &inet, tcp_port);
+        record_unix(&mut diag, &unix);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Listeners of both families, one dual-stack, one with a client queued and one with a
+    /// client accepted that has sent data (tcp_info); one that is full (SYN_SENT clients), one
+    /// that defers accept (a SYN_RECV request socket); a TIME_WAIT client. Unix listeners: a
+    /// path with a client pending, an abstract name, a seqpacket one. The first listener's
+    /// port, and every socket.
+    fn sockets_of_every_kind(path: &std::path::Path) -> (u16, Vec<std::os::fd::OwnedFd>) {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let v4 = TcpListener::bind("127.0.0.1:0").expect("v4");
+        let v6 = TcpListener::bind("[::1]:0").expect("v6");
+        let dual = TcpListener::bind("[::]:0").expect("dual");
+        let port = v4.local_addr().unwrap().port();
+        let queued = TcpStream::connect(("127.0.0.1", port)).expect("queued");
+        let mut sent = TcpStream::connect(v6.local_addr().unwrap()).expect("sent");
+        let (served, _) = v6.accept().expect("accept");
+        sent.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("send");
+        let mapped = TcpStream::connect(("127.0.0.1", dual.local_addr().unwrap().port()));
+        let mut fds = vec![
+            queued.into(),
+            sent.into(),
+            served.into(),
+            mapped.expect("mapped").into(),
+            listen_raw("127.0.0.2:7001", 0, false),
+            listen_raw("127.0.0.3:7002", 8, true),
+        ];
+        for _ in 0..3 {
+            fds.push(connect_raw("127.0.0.2:7001"));
+        }
+        fds.push(
+            TcpStream::connect("127.0.0.3:7002")
+                .expect("deferred")
+                .into(),
+        );
+        drop(TcpStream::connect(("127.0.0.1", port)).expect("to close"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = std::fs::remove_file(path);
+        let by_path = UnixListener::bind(path).expect("unix path");
+        fds.push(UnixStream::connect(path).expect("unix connect").into());
+        let abs = std::os::unix::net::SocketAddr::from_abstract_name(b"backlogctl-seed").unwrap();
+        fds.push(UnixListener::bind_addr(&abs).expect("abstract").into());
+        fds.push(unix_seqpacket());
+        fds.extend([by_path.into(), v4.into(), v6.into(), dual.into()]);
+        (port, fds)
+    }
+
+    /// The listener dumps (both families in one, each alone, with and without skmeminfo), the
+    /// established sockets of `port` and of every port, the outgoing connections.
+    fn record_inet(diag: &mut super::Diag, inet: &std::path::Path, port: u16) {
+        use super::{BOTH, Outbound};
+        use netlink_packet_sock_diag::constants::AF_INET6;
+        let out = Outbound {
+            established: true,
+            closing: true,
+            ports: &[],
+            info: true,
+            local_ports: None,
+        };
+        let listeners = Query {
+            syn_recv: true,
+            drops: true,
+            ..Query::TCP
+        };
+        let v6only = Query {
+            drops: false,
+            ..listeners
+        };
+        for (name, family, q) in [
+            ("listeners-both", BOTH, &listeners),
+            ("listeners-v4", AF_INET, &listeners),
+            ("listeners-v6", AF_INET6, &v6only),
+            ("established", AF_INET, &Query::established(&[port])),
+            ("established-v6", AF_INET6, &Query::established(&[])),
+            ("outgoing", AF_INET, &Query::outgoing(out)),
+        ] {
+            let request = build_request(family, q, 100);
+            record_answers(diag, &request, &inet.join(name), false);
+        }
+    }
+
+    /// The Unix listener dump, then each listener's pending connections by an exact request.
+    fn record_unix(diag: &mut super::Diag, unix: &std::path::Path) {
+        let listeners = unix.join("listeners");
+        record_answers(diag, &build_unix_request(101), &listeners, false);
+        let unix_only = Query {
+            tcp: false,
+            unix: true,
+            ..Query::TCP
+        };
+        let dump = diag.dump(&unix_only).expect("unix dump");
+        assert!(!dump.listeners.is_empty(), "a Unix listener was dumped");
+        for l in &dump.listeners {
+            let exact = build_unix_exact(l.inode, 102);
+            let name = unix.join(format!("icons-{}", l.inode));
+            record_answers(diag, &exact, &name, true);
+        }
+    }
+
+    /// Sends `request` and writes the payload of each socket's message it is answered with as
+    /// `PREFIX-N`: to the end of the dump, or the first one for an exact request.
+    fn record_answers(
+        diag: &mut super::Diag,
+        request: &[u8],
+        prefix: &std::path::Path,
+        once: bool,
+    ) {
+        use super::{NLMSG_DONE, NLMSG_ERROR, align4};
+        diag.socket.send(request, 0).expect("send");
+        let mut n = 0;
+        loop {
+            let len = diag.receive("an answer").expect("receive");
+            let mut data = &diag.buf[..len];
+            while !data.is_empty() {
+                let msg = NetlinkBuffer::new_checked(data).expect("a netlink message");
+                let size = msg.length() as usize;
+                match msg.message_type() {
+                    NLMSG_DONE | NLMSG_ERROR => return,
+                    _ => {
+                        let name = format!("{}-{n}", prefix.display());
+                        std::fs::write(name, msg.payload()).expect("write");
+                        n += 1;
+                        if once {
+                            return;
+                        }
+                    }
+                }
+                data = &data[align4(size).min(data.len())..];
+            }
+        }
+    }
+
+    fn listen_raw(addr: &str, backlog: i32, defer: bool) -> std::os::fd::OwnedFd {
+        use nix::sys::socket::*;
+        use std::os::fd::AsRawFd;
+        let sa: SocketAddr = addr.parse().unwrap();
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrStorage::from(sa),
+        )
+        .expect("bind");
+        if defer {
+            let secs: nix::libc::c_int = 30;
+            // SAFETY: setsockopt on a valid fd with a c_int that outlives the call.
+            let rc = unsafe {
+                nix::libc::setsockopt(
+                    fd.as_raw_fd(),
+                    nix::libc::IPPROTO_TCP,
+                    nix::libc::TCP_DEFER_ACCEPT,
+                    (&secs as *const nix::libc::c_int).cast(),
+                    std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "TCP_DEFER_ACCEPT");
+        }
+        listen(&fd, Backlog::new(backlog).unwrap()).expect("listen");
+        fd
+    }
+
+    fn connect_raw(addr: &str) -> std::os::fd::OwnedFd {
+        use nix::sys::socket::*;
+        let sa: SocketAddr = addr.parse().unwrap();
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None).expect("socket");
+        let _ = connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrStorage::from(sa),
+        );
+        fd
+    }
+
+    fn unix_seqpacket() -> std::os::fd::OwnedFd {
+        use nix::sys::socket::*;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        let addr = UnixAddr::new_abstract(b"backlogctl-seed-seqpacket").expect("name");
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("bind");
+        listen(&fd, Backlog::new(4).unwrap()).expect("listen");
+        fd
     }
 }

@@ -452,9 +452,13 @@ pub fn ns_inode(link: &str) -> Option<u64> {
 }
 
 fn ns_inode_of(link: &str, kind: &str) -> Option<u64> {
-    let target = std::fs::read_link(link).ok()?;
-    let s = target.to_str()?;
-    s.strip_prefix(kind)?
+    link_inode(std::fs::read_link(link).ok()?.to_str()?, kind)
+}
+
+/// The inode a namespace link's text names: `net:[4026531840]` of kind `net` → 4026531840.
+pub(crate) fn link_inode(target: &str, kind: &str) -> Option<u64> {
+    target
+        .strip_prefix(kind)?
         .strip_prefix(":[")?
         .strip_suffix(']')?
         .parse()

@@ -106,7 +106,7 @@ fn state_of(pid: u32) -> Option<ProcState> {
 
 /// The state letter of a `/proc/PID/stat` line: the field after the name, which is in
 /// parentheses and may hold spaces and parentheses itself, so it is found from the last `)`.
-fn stat_state(stat: &str) -> Option<ProcState> {
+pub(crate) fn stat_state(stat: &str) -> Option<ProcState> {
     let rest = &stat[stat.rfind(')')? + 1..];
     ProcState::from_letter(rest.trim_start().chars().next()?)
 }
@@ -173,7 +173,7 @@ fn watched_by(pid: u32, wanted: &HashSet<u64>) -> Watched {
 const EVENTPOLL: &[u8] = b"anon_inode:[eventpoll]";
 
 /// `FDSize:` of `/proc/PID/status`.
-fn fd_table_size(status: &str) -> Option<usize> {
+pub(crate) fn fd_table_size(status: &str) -> Option<usize> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("FDSize:"))?
@@ -203,7 +203,7 @@ fn epoll_targets(
 /// The target's inode of an epoll fdinfo line, `tfd: 7 events: 19 data: 7  pos:0 ino:69170
 /// sdev:9`, where `ino` is hexadecimal (`%lx`); None for the header lines (`pos:`, `ino:` of
 /// the epoll file itself, in decimal) and anything else.
-fn epoll_target(line: &str) -> Option<u64> {
+pub(crate) fn epoll_target(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("tfd:")?;
     let hex = rest
         .split_whitespace()
@@ -460,13 +460,17 @@ pub(crate) fn comm(p: &Process) -> Result<String, Unread> {
 /// Not `Process::cmdline()`: it reads into a `String` and fails on an argument that is not
 /// UTF-8 (a Latin-1 file name), which `ps` shows and so do we, lossily.
 fn cmdline(p: &Process) -> Result<String, Unread> {
-    let raw = read_bytes(p, "cmdline")?;
-    Ok(raw
-        .split(|b| *b == 0)
+    Ok(joined_args(&read_bytes(p, "cmdline")?))
+}
+
+/// The text of `/proc/PID/cmdline`: its NUL-separated arguments, each made printable, joined
+/// by spaces.
+pub(crate) fn joined_args(raw: &[u8]) -> String {
+    raw.split(|b| *b == 0)
         .filter(|a| !a.is_empty())
         .map(|a| printable(&String::from_utf8_lossy(a)))
         .collect::<Vec<_>>()
-        .join(" "))
+        .join(" ")
 }
 
 /// A whole file under the process's `/proc/PID`, opened relative to it.
@@ -663,7 +667,7 @@ fn same_fds(pid: u32, hits: &[&Hit]) -> Vec<u64> {
 }
 
 /// `socket:[12345]` → 12345.
-fn socket_inode(link: &OsStr) -> Option<u64> {
+pub(crate) fn socket_inode(link: &OsStr) -> Option<u64> {
     std::str::from_utf8(link.as_bytes())
         .ok()?
         .strip_prefix("socket:[")?
