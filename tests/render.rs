@@ -459,3 +459,39 @@ fn a_small_postgres_backlog_that_never_filled_is_no_finding() {
     let other = doctor::diagnose(&with("myserver"));
     assert_eq!(ids(&other), ["small-app-backlog"]);
 }
+
+/// Every recorded snapshot's report at 60 columns: no line is wider, except a backticked
+/// command or log line longer than the width itself, which stays whole (so that it can be
+/// copied) on a line of its own, from the first column.
+#[test]
+fn every_fixture_report_fits_60_columns_but_for_a_command_too_long_for_any_line() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/snapshots");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() > 20,
+        "{} fixtures in {}",
+        files.len(),
+        dir.display()
+    );
+    for path in files {
+        let snap = store::load(&path).unwrap();
+        let report = doctor::diagnose(&snap);
+        let out = text_at(&report, 60);
+        for line in out.lines().filter(|l| l.chars().count() > 60) {
+            let whole = line.starts_with('`')
+                && line.trim_end_matches([':', ',', ';', '.']).ends_with('`')
+                && line.matches('`').count() == 2;
+            assert!(
+                whole,
+                "{}: a line of {} columns: {line}\n{out}",
+                path.display(),
+                line.chars().count()
+            );
+        }
+    }
+}

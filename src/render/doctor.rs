@@ -401,7 +401,7 @@ fn stacked_table(w: &mut dyn Write, listeners: &[&ListenerView], width: usize) -
             writeln!(w, " {local}  {process}")?;
         } else {
             writeln!(w, " {local}")?;
-            writeln!(w, "   {process}")?;
+            super::wrap_block(w, width, process, "   ", "     ")?;
         }
         writeln!(w, "  {numbers}")?;
     }
@@ -476,12 +476,15 @@ fn finding(
         .map(|l| format!("  {}", name(l, f.inode)))
         .or_else(|| f.remote.as_deref().map(|s| format!("  server {s}")))
         .unwrap_or_default();
-    writeln!(
-        w,
-        "{} {}{whom}",
-        paint(&label, f.severity, style.color),
-        f.id.as_str()
-    )?;
+    let head = format!("{label} {}{whom}", f.id.as_str());
+    let painted = paint(&label, f.severity, style.color);
+    if head.chars().count() <= style.width || whom.is_empty() {
+        writeln!(w, "{painted} {}{whom}", f.id.as_str())?;
+    } else {
+        // Too wide for one line: the listener goes under its finding's name.
+        writeln!(w, "{painted} {}", f.id.as_str())?;
+        wrap(w, style.width, whom.trim_start(), "  ")?;
+    }
     wrap(w, style.width, &f.summary, "  ")?;
     if f.listeners.len() > 1 {
         let named: Vec<String> = f
@@ -576,33 +579,62 @@ fn plain(v: &serde_json::Value) -> String {
 /// Entries of a list the text shows; the rest are counted (JSON keeps them all).
 const LIST_SHOWN: usize = 4;
 
-/// A value as compact JSON, every list past `LIST_SHOWN` entries cut and counted: one
-/// evidence line never carries an unbounded list.
+/// A value as JSON with a space after each comma and colon (so that it wraps), every list
+/// past `LIST_SHOWN` entries summarised: its length, its most frequent entries with their
+/// counts (`127.0.0.1:9100 ×150`), how many more. One evidence line never carries an
+/// unbounded list.
 fn capped(v: &serde_json::Value) -> String {
     use serde_json::Value;
     match v {
-        Value::Array(items) if items.len() > LIST_SHOWN => {
-            let shown: Vec<String> = items[..LIST_SHOWN].iter().map(capped).collect();
-            format!(
-                "[{} entries: {}, … {} more (--json lists all)]",
-                items.len(),
-                shown.join(", "),
-                items.len() - LIST_SHOWN
-            )
-        }
+        Value::Array(items) if items.len() > LIST_SHOWN => summarised(items),
         Value::Array(items) => {
             let all: Vec<String> = items.iter().map(capped).collect();
-            format!("[{}]", all.join(","))
+            format!("[{}]", all.join(", "))
         }
         Value::Object(map) => {
             let all: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), capped(v)))
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), capped(v)))
                 .collect();
-            format!("{{{}}}", all.join(","))
+            format!("{{{}}}", all.join(", "))
         }
         other => other.to_string(),
     }
+}
+
+/// A long list as its length and its entries by frequency, equal ones counted once with
+/// `×N`, the most frequent first (ties in the list's order).
+fn summarised(items: &[serde_json::Value]) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for text in items.iter().map(capped) {
+        match at.get(&text) {
+            Some(&i) => groups[i].1 += 1,
+            None => {
+                at.insert(text.clone(), groups.len());
+                groups.push((text, 1));
+            }
+        }
+    }
+    groups.sort_by(|a, b| b.1.cmp(&a.1));
+    let shown: Vec<String> = groups
+        .iter()
+        .take(LIST_SHOWN)
+        .map(|(text, n)| match n {
+            1 => text.clone(),
+            n => format!("{text} ×{n}"),
+        })
+        .collect();
+    let rest: usize = groups.iter().skip(LIST_SHOWN).map(|g| g.1).sum();
+    let more = match rest {
+        0 => String::new(),
+        n => format!(", … {n} more"),
+    };
+    format!(
+        "[{} entries: {}{more} (--json lists all)]",
+        items.len(),
+        shown.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -614,13 +646,30 @@ mod tests {
     fn evidence_lists_are_cut_and_counted_and_short_values_kept_as_json() {
         let short =
             json!({"busy": [{"listener": "127.0.0.1:8090", "recv_q_peak": 17}], "quiet": 0});
-        assert_eq!(plain(&short), short.to_string());
+        assert_eq!(
+            plain(&short),
+            r#"{"busy": [{"listener": "127.0.0.1:8090", "recv_q_peak": 17}], "quiet": 0}"#
+        );
         let events: Vec<serde_json::Value> = (0..162)
-            .map(|i| json!({"remote": format!("127.0.0.1:{}", 9000 + i % 3)}))
+            .map(|i| {
+                json!(format!(
+                    "127.0.0.1:{}",
+                    if i < 150 { 9100 } else { 9000 + i }
+                ))
+            })
             .collect();
         let text = plain(&json!({"events": events}));
-        assert!(text.contains("162 entries: "), "{text}");
-        assert!(text.contains("… 158 more (--json lists all)"), "{text}");
-        assert!(text.len() < 250, "{} characters: {text}", text.len());
+        assert!(
+            text.starts_with(
+                r#"{"events": [162 entries: "127.0.0.1:9100" ×150, "127.0.0.1:9150", "#
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with(", … 9 more (--json lists all)]}"), "{text}");
+        let few: Vec<serde_json::Value> = (0..6).map(|i| json!(i % 2)).collect();
+        assert_eq!(
+            capped(&json!(few)),
+            "[6 entries: 0 ×3, 1 ×3 (--json lists all)]"
+        );
     }
 }
