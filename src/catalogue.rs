@@ -346,14 +346,18 @@ pub const ENTRIES: &[Entry] = &[
         name: "TCPAbortOnData",
         aliases: &["TcpExt:TCPAbortOnData", "LINUX_MIB_TCPABORTONDATA"],
         kind: Kind::Counter(ABORT_ON_DATA),
-        text: "A socket was aborted with RST by close() while data was still in flight, above all SO_LINGER \
-               {on, 0} (tcp_close -> tcp_disconnect); not TCPAbortOnLinger, which only counts a negative \
-               TCP_LINGER2 in FIN_WAIT2. The client reads what arrived, then gets ECONNRESET \"Connection reset \
-               by peer\". Fix: drop SO_LINGER {1,0} and close normally. Per network namespace.",
+        text: "A socket was aborted with RST for one of two reasons: close() with SO_LINGER {on, 0} \
+               (tcp_close -> tcp_disconnect; reset reason TCP_STATE), or data arriving on a socket already \
+               closed (FIN_WAIT1/FIN_WAIT2, tcp_rcv_state_process; reason TCP_ABORT_ON_DATA: the peer sent \
+               more of its request after the server closed). Not TCPAbortOnLinger, which only counts a negative \
+               TCP_LINGER2 in FIN_WAIT2. The peer reads what arrived, then gets ECONNRESET \"Connection reset \
+               by peer\". `doctor --trace` tells the two apart by the reason. Fix: drop SO_LINGER {1,0}; or read \
+               the request whole (or shut down, drain, then close) before closing. Per network namespace. Also \
+               counts this namespace's own outgoing connections.",
         reference: "§10",
         metric: Some((
             "abort_on_data_total",
-            "RST sent by an abortive close, SO_LINGER {1,0} (TcpExt TCPAbortOnData).",
+            "RST sent by an abortive close (SO_LINGER {1,0}) or for data arriving after close (TcpExt TCPAbortOnData).",
         )),
     },
     Entry {
