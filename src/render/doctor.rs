@@ -616,7 +616,7 @@ fn summarised(items: &[serde_json::Value]) -> String {
             }
         }
     }
-    groups.sort_by(|a, b| b.1.cmp(&a.1));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1));
     let shown: Vec<String> = groups
         .iter()
         .take(LIST_SHOWN)
