@@ -559,13 +559,7 @@ impl ResetWindow<'_> {
             },
         );
         f.evidence.extend(theirs.map(traced_evidence));
-        f.evidence.extend(own.filter(|o| !o.is_empty()).map(|o| {
-            ev(
-                "traced_own",
-                json!(o),
-                "tcp:tcp_send_reset over the window: this namespace's own outgoing connections, by server",
-            )
-        }));
+        f.evidence.extend(own_evidence(own));
         f.evidence.push(ev(
             "candidates",
             json!({
@@ -706,13 +700,7 @@ impl ResetWindow<'_> {
             },
         );
         f.evidence.extend(theirs.map(traced_evidence));
-        f.evidence.extend(own.filter(|o| !o.is_empty()).map(|o| {
-            ev(
-                "traced_own",
-                json!(o),
-                "tcp:tcp_send_reset over the window: this namespace's own outgoing connections, by server",
-            )
-        }));
+        f.evidence.extend(own_evidence(own));
         f.evidence.extend(self.rise(OUT_RSTS, out_rsts));
         f.evidence.push(ev(
             "unexplained",
@@ -766,6 +754,17 @@ fn cause_of(reason: &str) -> Option<ResetCause> {
         "TCP_ABORT_ON_MEMORY" => Some(ResetCause::Memory),
         _ => None,
     }
+}
+
+/// The traced resets on this namespace's own outgoing connections, when there were any.
+fn own_evidence(own: Option<Vec<TracedLine>>) -> Option<Evidence> {
+    own.filter(|o| !o.is_empty()).map(|o| {
+        ev(
+            "traced_own",
+            json!(o),
+            "tcp:tcp_send_reset over the window: this namespace's own outgoing connections, by server",
+        )
+    })
 }
 
 fn traced_evidence(lines: Vec<TracedLine>) -> Evidence {
