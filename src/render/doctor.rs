@@ -166,7 +166,12 @@ fn servers(w: &mut dyn Write, r: &Report, style: Style) -> io::Result<()> {
     }
     for v in &r.servers {
         let parts = server_parts(v);
-        let named = if v.named { "" } else { " (in trouble)" };
+        // A server no target named is listed for its trouble, or because --trace saw it.
+        let named = if !v.named && v.in_trouble() {
+            " (in trouble)"
+        } else {
+            ""
+        };
         wrap(
             w,
             style.width,

@@ -117,6 +117,15 @@ impl ServerView {
         self.syn_retried_peak > 0 || self.unacked_peak > 0
     }
 
+    /// Troubled, or `--trace` saw its connects sent again, reset or failed: what earns a
+    /// server the report's "(in trouble)" when no target named it.
+    pub fn in_trouble(&self) -> bool {
+        let traced = |t: &TracedRemote| {
+            t.syn_retransmits > 0 || t.resets_received > 0 || !t.errors.is_empty()
+        };
+        self.troubled() || self.traced.as_ref().is_some_and(traced)
+    }
+
     fn traced_errors(&self, errno: i32) -> u64 {
         self.traced
             .as_ref()

@@ -271,3 +271,22 @@ fn rsts_a_connecting_namespace_sends_on_its_troubled_connections_are_no_listener
         "{found:?}"
     );
 }
+
+#[test]
+fn a_server_traced_only_connecting_is_not_in_trouble() {
+    let mut v = ServerView::new("127.0.0.1:9000".parse().unwrap());
+    assert!(!v.in_trouble());
+    let mut t = TracedRemote {
+        addr: v.addr,
+        errors: Default::default(),
+        syn_retransmits: 0,
+        resets_received: 0,
+        connected: 4000,
+        connect_ms: None,
+    };
+    v.traced = Some(t.clone());
+    assert!(!v.in_trouble(), "4000 connects, nothing else");
+    t.resets_received = 551;
+    v.traced = Some(t);
+    assert!(v.in_trouble());
+}
