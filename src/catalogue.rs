@@ -335,7 +335,7 @@ pub const ENTRIES: &[Entry] = &[
                already sent, then gets ECONNRESET \"Connection reset by peer\"; if it was still sending, EPIPE or \
                ECONNRESET on write. Fix in the application: read the whole request (HTTP: headers, then the body \
                per Content-Length) before closing, or shutdown(SHUT_WR), drain, then close. Per network namespace; \
-               both ends count in it.",
+               only the closing end counts it (the reset peer shows in EstabResets).",
         reference: "§10",
         metric: Some((
             "abort_on_close_total",
@@ -348,8 +348,9 @@ pub const ENTRIES: &[Entry] = &[
         kind: Kind::Counter(ABORT_ON_DATA),
         text: "A socket was aborted with RST for one of two reasons: close() with SO_LINGER {on, 0} \
                (tcp_close -> tcp_disconnect; reset reason TCP_STATE), or data arriving on a socket already \
-               closed (FIN_WAIT1/FIN_WAIT2, tcp_rcv_state_process; reason TCP_ABORT_ON_DATA: the peer sent \
-               more of its request after the server closed). Not TCPAbortOnLinger, which only counts a negative \
+               closed whose FIN is not yet acknowledged (FIN_WAIT1, tcp_rcv_state_process; reason \
+               TCP_ABORT_ON_DATA: the peer sent more of its request after the server closed). Later, once an \
+               orphan is a TIME_WAIT socket, such data gets an RST counted in OutRsts alone. Not TCPAbortOnLinger, which only counts a negative \
                TCP_LINGER2 in FIN_WAIT2. The peer reads what arrived, then gets ECONNRESET \"Connection reset \
                by peer\". `doctor --trace` tells the two apart by the reason. Fix: drop SO_LINGER {1,0}; or read \
                the request whole (or shut down, drain, then close) before closing. Per network namespace. Also \

@@ -421,7 +421,8 @@ impl Words<'_> {
                 "TCPAbortOnData, traced as TCP_ABORT_ON_DATA",
                 "data arrived on connections the application had already closed: the peer was still sending \
                  (a next request on a connection the server closed, a request body the server did not wait for)",
-                "the reply, then ECONNRESET on their next write or read",
+                "the reply, if it was sent, then an error on their next write or read: ECONNRESET, or EPIPE \
+                 once the server's FIN had arrived",
             ),
             ResetCause::AbortOnData => (
                 "TCPAbortOnData",
@@ -469,8 +470,9 @@ impl Words<'_> {
             None => String::new(),
         };
         format!(
-            "{count} reset(s) {what} over {}{of}: below a finding's {} resets and 1 in {}, so no \
-             client's experience is theirs (a client gone mid-request, a stray segment). Noted, not a finding.",
+            "{count} reset(s) {what} over {}{of}: below a finding's {} resets and 1 in {}, too few to show \
+             a cause (a client gone mid-request, a stray segment do this; a real cause resets most of the \
+             connections it touches). Noted, not a finding.",
             self.window(),
             super::rules::RESETS_MIN,
             100 / super::rules::RESETS_SHARE_PERCENT,
@@ -491,8 +493,8 @@ impl Words<'_> {
         }
         if t.by_address > 0 {
             notes.push(format!(
-                "{} were tied to this namespace by their listener's address alone (the thread that sent \
-                 them had exited)",
+                "{} were tied to this namespace by their listener's address alone, the thread that sent \
+                 them having exited",
                 t.by_address
             ));
         }
@@ -525,7 +527,9 @@ impl Words<'_> {
                  counted cause (OutRsts minus TCPAbortOnClose, TCPAbortOnData, TCPAbortOnTimeout, \
                  TCPAbortOnMemory and the listen queue's resets). Usually a connect to a port nothing listens on: \
                  the client gets ECONNREFUSED \"Connection refused\" at connect(); else segments for a connection \
-                 that no longer exists. Check the clients' address and port against {existing}. Counters are per \
+                 that no longer exists here: data after close reaching a TIME_WAIT socket (the client reads EOF, a \
+                 later write fails), an ACK for a handshake the listener dropped, a listener closed with \
+                 connections still queued. Check the clients' address and port against {existing}. Counters are per \
                  namespace: both ends count when the clients run here"
             ),
             None => format!(
@@ -624,9 +628,11 @@ fn resets_own_only(cause: Option<ResetCause>, lines: &[TracedLine]) -> String {
     };
     format!(
         "Every traced reset {what} was on this namespace's own outgoing connections, none on its \
-         listeners' clients: {}. Its clients are not reset by them; a server there that reports \
-         resets from this host is seeing these, and is the place to look (for a proxy, its upstream). \
-         Noted, not a finding.",
+         listeners' clients: {}. Its clients are not reset by them. The servers at the other end see \
+         these as resets from this host, sent by the process named: a proxy aborting an upstream \
+         connection its client gave up on, or closing with SO_LINGER {{1,0}} to spare itself TIME_WAIT, \
+         does so by design; if such a server reports resets from this host, it is this process's \
+         setting to look at. Noted, not a finding.",
         traced_list(lines)
     )
 }
@@ -690,7 +696,8 @@ fn counted_candidates(c: &Candidates) -> String {
                  at once leaves none): any of them can be the one"
             ),
             (b, _) => format!(
-                "Listeners seen with connections queued in the window, the likeliest candidates: {}",
+                "Listeners seen with connections queued in the window (busy, which does not make them the \
+                 senders; the counters name no socket): {}",
                 busy(b)
             ),
         };
