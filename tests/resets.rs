@@ -268,6 +268,16 @@ fn linger_zero_is_abort_on_data() {
         "{:?}",
         f.fix.steps
     );
+    // Scoped to the namespace like every other step's command; this test's namespace has no
+    // name to give, so the words say how to scope it.
+    let step = &f.fix.steps[0];
+    match step.command.as_deref() {
+        Some(c) => assert!(
+            c.starts_with("backlogctl") && c.contains("doctor --trace"),
+            "{c}"
+        ),
+        None => assert!(step.text.contains("--netns NAME or --pid PID"), "{step:?}"),
+    }
     assert!(!ids(&r).contains(&"resets-unread-close"), "{:?}", ids(&r));
     assert!(!ids(&r).contains(&"resets-unexplained"), "{:?}", ids(&r));
 }

@@ -347,6 +347,11 @@ impl Step {
             Action::FindOverflowingListener => {
                 (at.backlogctl("doctor --window 10s"), None, at.names_pid())
             }
+            Action::TraceResets => (
+                at.backlogctl("doctor --trace --window 10s"),
+                None,
+                at.names_pid(),
+            ),
             Action::CheckWait { listener } => (
                 at.backlogctl(&format!("doctor --window 5s {}", listener.as_target())),
                 None,
@@ -372,6 +377,7 @@ impl Step {
                 | Action::CheckDropsHeld { .. }
                 | Action::CheckWait { .. }
                 | Action::FindOverflowingListener
+                | Action::TraceResets
                 | Action::WidenPortRange { .. }
                 | Action::TwReuse,
             ) => Some(NoCommand::NamespaceUnknown),

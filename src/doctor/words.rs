@@ -1061,11 +1061,7 @@ impl Words<'_> {
             Action::StartUnixServer { path } => start_unix_server_step(*path),
             Action::KeepAbortOnOverflow => self.keep_abort_step(),
             Action::ReadBeforeClose => read_before_close_step(),
-            Action::TraceResets => "run `backlogctl doctor --trace --window 10s` while it happens: each reset's \
-                                    reason tells SO_LINGER {1,0} (TCP_STATE: drop it, close normally) from \
-                                    data arriving after close (TCP_ABORT_ON_DATA: read the request whole, or \
-                                    shut down, drain, then close), and its port which side it was on"
-                .into(),
+            Action::TraceResets => trace_resets_step(s),
             Action::DropLingerZero => "drop SO_LINGER {1,0} (l_onoff=1, l_linger=0) and close normally: it \
                                        turns every close into a reset; a TIME_WAIT problem is better solved by \
                                        the client closing first or by reusing connections"
@@ -1262,6 +1258,20 @@ fn unstick_step(s: &Step, pid: Option<u32>, state: Option<ProcState>, ctx: &Step
         ),
     };
     format!("{}{first}", with_command(s, text))
+}
+
+/// `Action::TraceResets`: the command scoped to the namespace, or, that unknown, how to scope it.
+fn trace_resets_step(s: &Step) -> String {
+    let what = "trace the resets while they happen: each reset's reason tells SO_LINGER {1,0} \
+                (TCP_STATE: drop it, close normally) from data arriving after close (TCP_ABORT_ON_DATA: \
+                read the request whole, or shut down, drain, then close), and its port which side it was on";
+    match &s.command {
+        Some(_) => with_command(s, what.into()),
+        None => format!(
+            "{what}: `backlogctl doctor --trace --window 10s` with --netns NAME or --pid PID for the \
+             namespace it happened in (backlogctl could not tell which that is)"
+        ),
+    }
 }
 
 fn with_command(s: &Step, text: String) -> String {
