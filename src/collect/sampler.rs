@@ -31,8 +31,9 @@ pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 /// 1/20 of the window, whatever the connections.
 pub(super) const WAIT_EVERY: Duration = Duration::from_millis(100);
 const WAIT_COST_SHARE: u32 = 20;
-/// Up to this many ports go into the kernel's bytecode filter; beyond, every ESTABLISHED
-/// socket is dumped and matched here (the filter's cost grows with its ports per socket).
+/// Up to this many runs of consecutive ports (`diag::port_ranges`) go into the kernel's
+/// bytecode filter; beyond, every ESTABLISHED socket is dumped and matched here (the filter's
+/// cost grows with its blocks per socket).
 const WAIT_FILTER_PORTS: usize = 256;
 
 /// Whether any SYN queue of the namespace has ever filled: the only case where counting request
@@ -361,7 +362,7 @@ impl<S: Sources> Sampler<S> {
         if ports.is_empty() {
             return false;
         }
-        let filter: &[u16] = if ports.len() > WAIT_FILTER_PORTS {
+        let filter: &[u16] = if diag::port_ranges(&ports).len() > WAIT_FILTER_PORTS {
             &[]
         } else {
             &ports
