@@ -44,6 +44,8 @@ pub(crate) struct Fake {
     /// (they are not `dumps`).
     pub conns: Vec<diag::Conn>,
     pub wait_dumps: usize,
+    /// `Tcp:CurrEstab` in every counter read; None: absent.
+    pub curr_estab: Option<u64>,
     /// Files as every process sees them, by path.
     pub files: BTreeMap<String, String>,
     /// Each file read, with the process it was read for.
@@ -174,6 +176,9 @@ impl Sources for Fake {
             Some(v) => c.insert(crate::catalogue::REQQ_FULL_DO_COOKIES.into(), v),
             None => c.remove(crate::catalogue::REQQ_FULL_DO_COOKIES),
         };
+        if let Some(n) = self.curr_estab {
+            c.insert(super::sampler::CURR_ESTAB.into(), n);
+        }
         Ok((c, Vec::new()))
     }
 

@@ -47,6 +47,16 @@ fn syn_queue_used(c: &Counters) -> bool {
         .any(|k| c.get(*k).is_none_or(|v| *v > 0))
 }
 
+/// A gauge of `/proc/net/snmp`, not a counter (so not in the catalogue): the ESTABLISHED and
+/// CLOSE_WAIT sockets of the namespace now.
+pub(super) const CURR_ESTAB: &str = "Tcp:CurrEstab";
+
+/// `Tcp:CurrEstab` is 0: the namespace holds no ESTABLISHED (nor CLOSE_WAIT) socket
+/// (`tcp_set_state` counts every socket entering ESTABLISHED, per namespace). Absent: unknown.
+fn no_established(c: &Counters) -> bool {
+    c.get(CURR_ESTAB) == Some(&0)
+}
+
 /// One sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sampled {
@@ -196,6 +206,9 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted = syn_queue_used(&read.0);
             early = Some(read);
         }
+        // Counters read just now with no ESTABLISHED socket in the namespace: nobody waits,
+        // and the wait dump (a walk of the host's whole established hash) can be skipped.
+        let none_established = early.as_ref().is_some_and(|(c, _)| no_established(c));
         let due = full
             || self
                 .syn_counted
@@ -236,7 +249,7 @@ impl<S: Sources> Sampler<S> {
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
-            changed |= self.read_waits(&mut listeners, elapsed);
+            changed |= self.read_waits(&mut listeners, elapsed, none_established);
             changed |= self.read_outgoing(&mut outgoing);
         }
         let mut counters = None;
@@ -286,12 +299,17 @@ impl<S: Sources> Sampler<S> {
     /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
     /// wait; true when anyone waits, or nobody does any more. A failed dump is a gap, not a
     /// failed sample.
-    fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+    fn read_waits(
+        &mut self,
+        listeners: &mut [Listener],
+        elapsed: Duration,
+        none_established: bool,
+    ) -> bool {
         let began = Instant::now();
         // The time since the last reading, for the rate at which waiting clients leave.
         let since = self.wait_read.map(|t| elapsed.saturating_sub(t));
         let unix = self.unix && self.read_unix_pending(listeners, elapsed, since);
-        let tcp = self.tcp && self.read_tcp_waits(listeners, since);
+        let tcp = self.tcp && self.read_tcp_waits(listeners, since, none_established);
         self.wait_cost = began.elapsed();
         self.wait_read = Some(elapsed);
         let was = std::mem::replace(&mut self.waited, unix || tcp);
@@ -352,7 +370,13 @@ impl<S: Sources> Sampler<S> {
         !pending.is_empty()
     }
 
-    fn read_tcp_waits(&mut self, listeners: &mut [Listener], since: Option<Duration>) -> bool {
+    /// `none_established`: the namespace has no ESTABLISHED socket, so no dump is needed.
+    fn read_tcp_waits(
+        &mut self,
+        listeners: &mut [Listener],
+        since: Option<Duration>,
+        none_established: bool,
+    ) -> bool {
         let mut ports: Vec<u16> = listeners
             .iter()
             .filter_map(|l| l.local.inet().map(|a| a.port()))
@@ -367,7 +391,12 @@ impl<S: Sources> Sampler<S> {
         } else {
             &ports
         };
-        match self.sources.listeners(&diag::Query::established(filter)) {
+        let dump = if none_established {
+            Ok(diag::Dump::default())
+        } else {
+            self.sources.listeners(&diag::Query::established(filter))
+        };
+        match dump {
             Ok(d) => {
                 self.wait_failed = None;
                 let now: HashSet<diag::Waiting> = diag::attach_waits(listeners, &d.conns)
@@ -558,5 +587,36 @@ mod tests {
         assert_eq!(s.sources().wait_dumps, 5);
         // The first, one that saw a wait, the one that saw it end; not the quiet ones after.
         assert_eq!(kept, [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn no_established_socket_in_the_first_reading_skips_the_wait_dump() {
+        // Tcp:CurrEstab 0 when the first sample reads its counters: nobody can wait, no dump,
+        // and the listener still says so (a wait of zero, not an unmeasured one).
+        let mut s = sampler(
+            Fake {
+                curr_estab: Some(0),
+                ..Fake::queues(&[0])
+            },
+            false,
+        );
+        let first = s.sample_at(false, ms(0)).unwrap();
+        assert_eq!(s.sources().wait_dumps, 0);
+        assert_eq!(first.listeners[0].wait, Some(Wait::default()));
+        // Later samples read their counters after the dump, too late to tell: they dump.
+        s.sample_at(true, ms(100)).unwrap();
+        assert_eq!(s.sources().wait_dumps, 1);
+        // Some ESTABLISHED socket, or a kernel without the gauge: the dump is made.
+        for curr_estab in [Some(3), None] {
+            let mut s = sampler(
+                Fake {
+                    curr_estab,
+                    ..Fake::queues(&[0])
+                },
+                false,
+            );
+            s.sample_at(false, ms(0)).unwrap();
+            assert_eq!(s.sources().wait_dumps, 1, "{curr_estab:?}");
+        }
     }
 }
