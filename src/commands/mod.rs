@@ -43,7 +43,7 @@ fn write_json<T: serde::Serialize>(
         let res = if compact {
             serde_json::to_writer(&mut w, value)
         } else {
-            serde_json::to_writer_pretty(&mut w, value)
+            crate::render::pretty::to_writer(&mut w, value)
         };
         res.map_err(std::io::Error::from)?;
         w.write_all(b"\n")?;
