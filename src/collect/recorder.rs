@@ -126,8 +126,11 @@ impl<S: Sources> Recorder<S> {
     }
 
     /// `sample` for a caller that only records (`record`, lab): the sample moves into the
-    /// snapshot instead of being copied there and returned.
-    pub fn record_sample(&mut self, full: bool) -> Result<()> {
+    /// snapshot instead of being copied there and returned. `last`: no sample follows.
+    pub fn record_sample(&mut self, full: bool, last: bool) -> Result<()> {
+        if last {
+            self.sampler.last_sample_next();
+        }
         let now = self.sampler.elapsed();
         let s = self.sampler.sample_at(full, now)?;
         self.store(s);
@@ -216,7 +219,7 @@ pub fn record<S: Sources>(sources: S, scope: &Scope, sampling: &Sampling) -> Res
     let mut tick = 0u32;
     loop {
         let last = rec.elapsed() >= sampling.window;
-        rec.record_sample(last)?;
+        rec.record_sample(last, last)?;
         if last {
             break;
         }

@@ -88,6 +88,8 @@ pub(super) struct Sampler<S> {
     /// changes are measured against it, so a SYN_RECV count that rose while the queues stayed
     /// put is stored when next counted.
     previous: Option<Vec<Listener>>,
+    /// No sample follows the next (`last_sample_next`): `previous` is not needed.
+    last: bool,
     /// The last SYN_RECV count of each listener, from the last sample that counted them.
     last_syn: HashMap<(Local, u64), u32>,
     /// The families the scope covers: a dump skips the other.
@@ -149,6 +151,7 @@ impl<S: Sources> Sampler<S> {
             syn_wanted: false,
             syn_counted: None,
             previous: None,
+            last: false,
             last_syn: HashMap::new(),
             tcp,
             unix,
@@ -230,10 +233,7 @@ impl<S: Sources> Sampler<S> {
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
-        let (mut listeners, others): (Vec<Listener>, Vec<Listener>) = dump
-            .listeners
-            .into_iter()
-            .partition(|l| self.scope.contains(l));
+        let (mut listeners, others) = self.split_scope(dump.listeners);
         let mut changed = self.previous.as_ref().is_none_or(|prev| {
             prev.len() != listeners.len()
                 || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
@@ -264,7 +264,7 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted |= syn_queue_used(&c);
             counters = Some(c);
         }
-        if counters.is_some() {
+        if counters.is_some() && !self.last {
             self.previous = Some(listeners.clone());
         }
         Ok(Sampled {
@@ -279,6 +279,20 @@ impl<S: Sources> Sampler<S> {
                 Vec::new()
             },
         })
+    }
+
+    /// The dump's listeners in scope, and the others (on a target's port elsewhere). When all
+    /// are in scope (no target), they stay where they are: 20,000 listeners are 2.8 MB to copy.
+    fn split_scope(&self, all: Vec<Listener>) -> (Vec<Listener>, Vec<Listener>) {
+        if all.iter().all(|l| self.scope.contains(l)) {
+            return (all, Vec::new());
+        }
+        all.into_iter().partition(|l| self.scope.contains(l))
+    }
+
+    /// The next sample is the last: nothing will be compared with it, so it is not kept.
+    pub(super) fn last_sample_next(&mut self) {
+        self.last = true;
     }
 
     /// The connecting side, into `out`; true when it lists a server, or the last one did.

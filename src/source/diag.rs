@@ -1071,7 +1071,10 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> 
     for (i, l) in listeners.iter_mut().enumerate() {
         if let Some(a) = l.local.inet() {
             l.wait = Some(Wait::default());
-            by_port.entry(a.port()).or_default().push(i);
+            // No socket, no lookup: 10,000 ports' lists are 10,000 allocations.
+            if !conns.is_empty() {
+                by_port.entry(a.port()).or_default().push(i);
+            }
         }
     }
     for c in conns {
