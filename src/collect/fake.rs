@@ -46,6 +46,8 @@ pub(crate) struct Fake {
     pub wait_dumps: usize,
     /// `Tcp:CurrEstab` in every counter read; None: absent.
     pub curr_estab: Option<u64>,
+    /// `Tcp:ActiveOpens` in every counter read; None: absent.
+    pub active_opens: Option<u64>,
     /// Files as every process sees them, by path.
     pub files: BTreeMap<String, String>,
     /// Each file read, with the process it was read for.
@@ -178,6 +180,9 @@ impl Sources for Fake {
         };
         if let Some(n) = self.curr_estab {
             c.insert(super::sampler::CURR_ESTAB.into(), n);
+        }
+        if let Some(n) = self.active_opens {
+            c.insert(crate::catalogue::ACTIVE_OPENS.into(), n);
         }
         Ok((c, Vec::new()))
     }

@@ -51,10 +51,25 @@ fn syn_queue_used(c: &Counters) -> bool {
 /// CLOSE_WAIT sockets of the namespace now.
 pub(super) const CURR_ESTAB: &str = "Tcp:CurrEstab";
 
-/// `Tcp:CurrEstab` is 0: the namespace holds no ESTABLISHED (nor CLOSE_WAIT) socket
-/// (`tcp_set_state` counts every socket entering ESTABLISHED, per namespace). Absent: unknown.
-fn no_established(c: &Counters) -> bool {
-    c.get(CURR_ESTAB) == Some(&0)
+/// What counters read just before a sample's dumps rule out; a counter absent rules nothing out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quiet {
+    /// `Tcp:CurrEstab` is 0: the namespace holds no ESTABLISHED (nor CLOSE_WAIT) socket
+    /// (`tcp_set_state` counts every socket entering ESTABLISHED, per namespace).
+    no_established: bool,
+    /// `Tcp:ActiveOpens` is 0: the namespace never called connect() (`tcp_connect` counts each
+    /// SYN it sends first), so it holds no SYN_SENT socket.
+    never_connected: bool,
+}
+
+impl Quiet {
+    fn of(counters: Option<&Counters>) -> Quiet {
+        let zero = |key: &str| counters.is_some_and(|c| c.get(key) == Some(&0));
+        Quiet {
+            no_established: zero(CURR_ESTAB),
+            never_connected: zero(crate::catalogue::ACTIVE_OPENS),
+        }
+    }
 }
 
 /// One sample.
@@ -209,9 +224,8 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted = syn_queue_used(&read.0);
             early = Some(read);
         }
-        // Counters read just now with no ESTABLISHED socket in the namespace: nobody waits,
-        // and the wait dump (a walk of the host's whole established hash) can be skipped.
-        let none_established = early.as_ref().is_some_and(|(c, _)| no_established(c));
+        // Counters read just now can rule dumps out (each a walk of the host's established hash).
+        let quiet = Quiet::of(early.as_ref().map(|(c, _)| c));
         let due = full
             || self
                 .syn_counted
@@ -249,8 +263,8 @@ impl<S: Sources> Sampler<S> {
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
-            changed |= self.read_waits(&mut listeners, elapsed, none_established);
-            changed |= self.read_outgoing(&mut outgoing);
+            changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
+            changed |= self.read_outgoing(&mut outgoing, quiet.never_connected);
         }
         let mut counters = None;
         if changed || full {
@@ -296,8 +310,8 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// The connecting side, into `out`; true when it lists a server, or the last one did.
-    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>) -> bool {
-        *out = self.outgoing.read(&mut self.sources);
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, never: bool) -> bool {
+        *out = self.outgoing.read(&mut self.sources, never);
         let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
         seen || std::mem::replace(&mut self.out_seen, seen)
     }
@@ -631,6 +645,28 @@ mod tests {
             );
             s.sample_at(false, ms(0)).unwrap();
             assert_eq!(s.sources().wait_dumps, 1, "{curr_estab:?}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_that_never_connected_has_no_syn_sent_dump() {
+        // Tcp:ActiveOpens 0 in the first sample's counters: the connecting side is read as
+        // empty without a dump; later samples, or any connect() ever made, dump.
+        let all = || OutgoingScope {
+            all: true,
+            ..OutgoingScope::default()
+        };
+        for (active_opens, dumps) in [(Some(0), 1), (Some(5), 2), (None, 2)] {
+            let fake = Fake {
+                active_opens,
+                retrans: vec![7],
+                ..Fake::queues(&[0])
+            };
+            let mut s = Sampler::with_outgoing(fake, Scope::default(), ms(100), false, all());
+            let first = s.sample_at(false, ms(0)).unwrap();
+            assert!(first.outgoing.is_some_and(|o| o.remotes.is_empty()));
+            s.sample_at(true, ms(100)).unwrap();
+            assert_eq!(s.sources().outgoing_asked.len(), dumps, "{active_opens:?}");
         }
     }
 }
