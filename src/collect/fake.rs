@@ -44,6 +44,10 @@ pub(crate) struct Fake {
     /// (they are not `dumps`).
     pub conns: Vec<diag::Conn>,
     pub wait_dumps: usize,
+    /// `Tcp:CurrEstab` in every counter read; None: absent.
+    pub curr_estab: Option<u64>,
+    /// `Tcp:ActiveOpens` in every counter read; None: absent.
+    pub active_opens: Option<u64>,
     /// Files as every process sees them, by path.
     pub files: BTreeMap<String, String>,
     /// Each file read, with the process it was read for.
@@ -174,6 +178,12 @@ impl Sources for Fake {
             Some(v) => c.insert(crate::catalogue::REQQ_FULL_DO_COOKIES.into(), v),
             None => c.remove(crate::catalogue::REQQ_FULL_DO_COOKIES),
         };
+        if let Some(n) = self.curr_estab {
+            c.insert(super::sampler::CURR_ESTAB.into(), n);
+        }
+        if let Some(n) = self.active_opens {
+            c.insert(crate::catalogue::ACTIVE_OPENS.into(), n);
+        }
         Ok((c, Vec::new()))
     }
 

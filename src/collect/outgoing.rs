@@ -63,7 +63,13 @@ impl OutgoingReader {
     }
 
     /// One reading; None when nothing is wanted or the dump failed (`failed` says why).
-    pub(super) fn read<S: Sources>(&mut self, sources: &mut S) -> Option<Outgoing> {
+    /// `never_connected`: the namespace's counters, read just before, say it never called
+    /// connect(), so a reading of SYN_SENT alone would find nothing.
+    pub(super) fn read<S: Sources>(
+        &mut self,
+        sources: &mut S,
+        never_connected: bool,
+    ) -> Option<Outgoing> {
         if !self.scope.wanted() {
             return None;
         }
@@ -92,7 +98,13 @@ impl OutgoingReader {
             info: !self.scope.all,
             local_ports: self.scope.range.and_then(|r| r.ports()),
         });
-        match sources.listeners(&q) {
+        // That dump walks the host's whole established hash, connections or not.
+        let dump = if never_connected && !established && !time_wait_read {
+            Ok(diag::Dump::default())
+        } else {
+            sources.listeners(&q)
+        };
+        match dump {
             Ok(d) => {
                 self.failed = None;
                 Some(group(

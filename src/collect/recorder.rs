@@ -119,18 +119,38 @@ impl<S: Sources> Recorder<S> {
     /// `sample`, at a time the caller gives (tests drive the clock).
     pub fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
         let s = self.sampler.sample_at(full, elapsed)?;
-        if !s.others.is_empty() {
-            self.snap.other_addresses = s.others.clone();
-        }
-        if let (true, Some(c)) = (self.keep, &s.counters) {
-            self.snap.samples.push(Sample {
-                elapsed_us: s.elapsed.as_micros() as u64,
-                counters: Some(c.clone()),
-                listeners: s.listeners.clone(),
-                outgoing: s.outgoing.clone(),
-            });
+        if !s.others.is_empty() || (self.keep && s.counters.is_some()) {
+            self.store(s.clone());
         }
         Ok(s)
+    }
+
+    /// `sample` for a caller that only records (`record`, lab): the sample moves into the
+    /// snapshot instead of being copied there and returned. `last`: no sample follows.
+    pub fn record_sample(&mut self, full: bool, last: bool) -> Result<()> {
+        if last {
+            self.sampler.last_sample_next();
+        }
+        let now = self.sampler.elapsed();
+        let s = self.sampler.sample_at(full, now)?;
+        self.store(s);
+        Ok(())
+    }
+
+    /// Keeps what a sample adds to the snapshot: its other addresses, and the sample itself
+    /// when it carries counters.
+    fn store(&mut self, s: Sampled) {
+        if !s.others.is_empty() {
+            self.snap.other_addresses = s.others;
+        }
+        if let (true, Some(c)) = (self.keep, s.counters) {
+            self.snap.samples.push(Sample {
+                elapsed_us: s.elapsed.as_micros() as u64,
+                counters: Some(c),
+                listeners: s.listeners,
+                outgoing: s.outgoing,
+            });
+        }
     }
 
     /// Since the recording started.
@@ -199,7 +219,7 @@ pub fn record<S: Sources>(sources: S, scope: &Scope, sampling: &Sampling) -> Res
     let mut tick = 0u32;
     loop {
         let last = rec.elapsed() >= sampling.window;
-        rec.sample(last)?;
+        rec.record_sample(last, last)?;
         if last {
             break;
         }

@@ -31,8 +31,9 @@ pub const SYN_RECV_EVERY: Duration = Duration::from_millis(100);
 /// 1/20 of the window, whatever the connections.
 pub(super) const WAIT_EVERY: Duration = Duration::from_millis(100);
 const WAIT_COST_SHARE: u32 = 20;
-/// Up to this many ports go into the kernel's bytecode filter; beyond, every ESTABLISHED
-/// socket is dumped and matched here (the filter's cost grows with its ports per socket).
+/// Up to this many runs of consecutive ports (`diag::port_ranges`) go into the kernel's
+/// bytecode filter; beyond, every ESTABLISHED socket is dumped and matched here (the filter's
+/// cost grows with its blocks per socket).
 const WAIT_FILTER_PORTS: usize = 256;
 
 /// Whether any SYN queue of the namespace has ever filled: the only case where counting request
@@ -44,6 +45,31 @@ fn syn_queue_used(c: &Counters) -> bool {
     crate::catalogue::SYN_QUEUE_USED
         .iter()
         .any(|k| c.get(*k).is_none_or(|v| *v > 0))
+}
+
+/// A gauge of `/proc/net/snmp`, not a counter (so not in the catalogue): the ESTABLISHED and
+/// CLOSE_WAIT sockets of the namespace now.
+pub(super) const CURR_ESTAB: &str = "Tcp:CurrEstab";
+
+/// What counters read just before a sample's dumps rule out; a counter absent rules nothing out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quiet {
+    /// `Tcp:CurrEstab` is 0: the namespace holds no ESTABLISHED (nor CLOSE_WAIT) socket
+    /// (`tcp_set_state` counts every socket entering ESTABLISHED, per namespace).
+    no_established: bool,
+    /// `Tcp:ActiveOpens` is 0: the namespace never called connect() (`tcp_connect` counts each
+    /// SYN it sends first), so it holds no SYN_SENT socket.
+    never_connected: bool,
+}
+
+impl Quiet {
+    fn of(counters: Option<&Counters>) -> Quiet {
+        let zero = |key: &str| counters.is_some_and(|c| c.get(key) == Some(&0));
+        Quiet {
+            no_established: zero(CURR_ESTAB),
+            never_connected: zero(crate::catalogue::ACTIVE_OPENS),
+        }
+    }
 }
 
 /// One sample.
@@ -77,6 +103,8 @@ pub(super) struct Sampler<S> {
     /// changes are measured against it, so a SYN_RECV count that rose while the queues stayed
     /// put is stored when next counted.
     previous: Option<Vec<Listener>>,
+    /// No sample follows the next (`last_sample_next`): `previous` is not needed.
+    last: bool,
     /// The last SYN_RECV count of each listener, from the last sample that counted them.
     last_syn: HashMap<(Local, u64), u32>,
     /// The families the scope covers: a dump skips the other.
@@ -138,6 +166,7 @@ impl<S: Sources> Sampler<S> {
             syn_wanted: false,
             syn_counted: None,
             previous: None,
+            last: false,
             last_syn: HashMap::new(),
             tcp,
             unix,
@@ -195,6 +224,8 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted = syn_queue_used(&read.0);
             early = Some(read);
         }
+        // Counters read just now can rule dumps out (each a walk of the host's established hash).
+        let quiet = Quiet::of(early.as_ref().map(|(c, _)| c));
         let due = full
             || self
                 .syn_counted
@@ -216,10 +247,7 @@ impl<S: Sources> Sampler<S> {
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
-        let (mut listeners, others): (Vec<Listener>, Vec<Listener>) = dump
-            .listeners
-            .into_iter()
-            .partition(|l| self.scope.contains(l));
+        let (mut listeners, others) = self.split_scope(dump.listeners);
         let mut changed = self.previous.as_ref().is_none_or(|prev| {
             prev.len() != listeners.len()
                 || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
@@ -235,8 +263,8 @@ impl<S: Sources> Sampler<S> {
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
-            changed |= self.read_waits(&mut listeners, elapsed);
-            changed |= self.read_outgoing(&mut outgoing);
+            changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
+            changed |= self.read_outgoing(&mut outgoing, quiet.never_connected);
         }
         let mut counters = None;
         if changed || full {
@@ -250,7 +278,7 @@ impl<S: Sources> Sampler<S> {
             self.syn_wanted |= syn_queue_used(&c);
             counters = Some(c);
         }
-        if counters.is_some() {
+        if counters.is_some() && !self.last {
             self.previous = Some(listeners.clone());
         }
         Ok(Sampled {
@@ -267,9 +295,23 @@ impl<S: Sources> Sampler<S> {
         })
     }
 
+    /// The dump's listeners in scope, and the others (on a target's port elsewhere). When all
+    /// are in scope (no target), they stay where they are: 20,000 listeners are 2.8 MB to copy.
+    fn split_scope(&self, all: Vec<Listener>) -> (Vec<Listener>, Vec<Listener>) {
+        if all.iter().all(|l| self.scope.contains(l)) {
+            return (all, Vec::new());
+        }
+        all.into_iter().partition(|l| self.scope.contains(l))
+    }
+
+    /// The next sample is the last: nothing will be compared with it, so it is not kept.
+    pub(super) fn last_sample_next(&mut self) {
+        self.last = true;
+    }
+
     /// The connecting side, into `out`; true when it lists a server, or the last one did.
-    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>) -> bool {
-        *out = self.outgoing.read(&mut self.sources);
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, never: bool) -> bool {
+        *out = self.outgoing.read(&mut self.sources, never);
         let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
         seen || std::mem::replace(&mut self.out_seen, seen)
     }
@@ -285,12 +327,17 @@ impl<S: Sources> Sampler<S> {
     /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
     /// wait; true when anyone waits, or nobody does any more. A failed dump is a gap, not a
     /// failed sample.
-    fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration) -> bool {
+    fn read_waits(
+        &mut self,
+        listeners: &mut [Listener],
+        elapsed: Duration,
+        none_established: bool,
+    ) -> bool {
         let began = Instant::now();
         // The time since the last reading, for the rate at which waiting clients leave.
         let since = self.wait_read.map(|t| elapsed.saturating_sub(t));
         let unix = self.unix && self.read_unix_pending(listeners, elapsed, since);
-        let tcp = self.tcp && self.read_tcp_waits(listeners, since);
+        let tcp = self.tcp && self.read_tcp_waits(listeners, since, none_established);
         self.wait_cost = began.elapsed();
         self.wait_read = Some(elapsed);
         let was = std::mem::replace(&mut self.waited, unix || tcp);
@@ -351,7 +398,13 @@ impl<S: Sources> Sampler<S> {
         !pending.is_empty()
     }
 
-    fn read_tcp_waits(&mut self, listeners: &mut [Listener], since: Option<Duration>) -> bool {
+    /// `none_established`: the namespace has no ESTABLISHED socket, so no dump is needed.
+    fn read_tcp_waits(
+        &mut self,
+        listeners: &mut [Listener],
+        since: Option<Duration>,
+        none_established: bool,
+    ) -> bool {
         let mut ports: Vec<u16> = listeners
             .iter()
             .filter_map(|l| l.local.inet().map(|a| a.port()))
@@ -361,12 +414,17 @@ impl<S: Sources> Sampler<S> {
         if ports.is_empty() {
             return false;
         }
-        let filter: &[u16] = if ports.len() > WAIT_FILTER_PORTS {
+        let filter: &[u16] = if diag::port_ranges(&ports).len() > WAIT_FILTER_PORTS {
             &[]
         } else {
             &ports
         };
-        match self.sources.listeners(&diag::Query::established(filter)) {
+        let dump = if none_established {
+            Ok(diag::Dump::default())
+        } else {
+            self.sources.listeners(&diag::Query::established(filter))
+        };
+        match dump {
             Ok(d) => {
                 self.wait_failed = None;
                 let now: HashSet<diag::Waiting> = diag::attach_waits(listeners, &d.conns)
@@ -557,5 +615,58 @@ mod tests {
         assert_eq!(s.sources().wait_dumps, 5);
         // The first, one that saw a wait, the one that saw it end; not the quiet ones after.
         assert_eq!(kept, [true, true, true, false, false]);
+    }
+
+    #[test]
+    fn no_established_socket_in_the_first_reading_skips_the_wait_dump() {
+        // Tcp:CurrEstab 0 when the first sample reads its counters: nobody can wait, no dump,
+        // and the listener still says so (a wait of zero, not an unmeasured one).
+        let mut s = sampler(
+            Fake {
+                curr_estab: Some(0),
+                ..Fake::queues(&[0])
+            },
+            false,
+        );
+        let first = s.sample_at(false, ms(0)).unwrap();
+        assert_eq!(s.sources().wait_dumps, 0);
+        assert_eq!(first.listeners[0].wait, Some(Wait::default()));
+        // Later samples read their counters after the dump, too late to tell: they dump.
+        s.sample_at(true, ms(100)).unwrap();
+        assert_eq!(s.sources().wait_dumps, 1);
+        // Some ESTABLISHED socket, or a kernel without the gauge: the dump is made.
+        for curr_estab in [Some(3), None] {
+            let mut s = sampler(
+                Fake {
+                    curr_estab,
+                    ..Fake::queues(&[0])
+                },
+                false,
+            );
+            s.sample_at(false, ms(0)).unwrap();
+            assert_eq!(s.sources().wait_dumps, 1, "{curr_estab:?}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_that_never_connected_has_no_syn_sent_dump() {
+        // Tcp:ActiveOpens 0 in the first sample's counters: the connecting side is read as
+        // empty without a dump; later samples, or any connect() ever made, dump.
+        let all = || OutgoingScope {
+            all: true,
+            ..OutgoingScope::default()
+        };
+        for (active_opens, dumps) in [(Some(0), 1), (Some(5), 2), (None, 2)] {
+            let fake = Fake {
+                active_opens,
+                retrans: vec![7],
+                ..Fake::queues(&[0])
+            };
+            let mut s = Sampler::with_outgoing(fake, Scope::default(), ms(100), false, all());
+            let first = s.sample_at(false, ms(0)).unwrap();
+            assert!(first.outgoing.is_some_and(|o| o.remotes.is_empty()));
+            s.sample_at(true, ms(100)).unwrap();
+            assert_eq!(s.sources().outgoing_asked.len(), dumps, "{active_opens:?}");
+        }
     }
 }

@@ -47,13 +47,13 @@ impl Recording {
                 let mut rec = Recorder::start(Kernel::open()?, &scope, cadence);
                 // The recorder's clock started at the end of `start`.
                 let started = Instant::now();
-                rec.sample(true)?;
+                rec.record_sample(true, false)?;
                 let _ = ready.send(started);
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(5));
-                    rec.sample(false)?;
+                    rec.record_sample(false, false)?;
                 }
-                rec.sample(true)?;
+                rec.record_sample(true, true)?;
                 let (snap, mut kernel) = rec.finish();
                 Ok(pipeline::diagnose_recorded(&mut kernel, snap, Owners::All))
             })

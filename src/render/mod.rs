@@ -9,6 +9,7 @@ pub mod explain;
 pub mod lab;
 pub mod metrics;
 pub mod plot;
+pub mod pretty;
 pub mod watch;
 
 use std::io::{self, Write};

@@ -419,16 +419,29 @@ impl Diag {
         if q.unix {
             self.dump_family(AF_UNIX, q, &mut out)?;
         }
-        // A dump spans several messages, and a listener closing or opening between two of them
-        // can make the kernel's resume point (bucket, index) repeat a socket; keep each once.
-        let mut seen = std::collections::HashSet::new();
-        out.listeners.retain(|l| seen.insert(l.key()));
+        once_each(&mut out.listeners);
         if q.syn_recv {
             attach_syn_recv(&mut out.listeners, &out.requests);
         }
         Ok(out)
     }
+}
 
+/// A dump spans several messages, and a listener closing or opening between two of them can
+/// make the kernel's resume point (bucket, index) repeat a socket: keeps each once. A socket
+/// seen twice has its inode twice, so when every inode differs (nearly always) no key is
+/// hashed: sorting 20,000 inodes costs a tenth of hashing 20,000 keys.
+fn once_each(listeners: &mut Vec<Listener>) {
+    let mut inodes: Vec<u64> = listeners.iter().map(|l| l.inode).collect();
+    inodes.sort_unstable();
+    if inodes.windows(2).all(|w| w[0] != w[1]) {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    listeners.retain(|l| seen.insert(l.key()));
+}
+
+impl Diag {
     /// Both IP families: one walk of the listening hash where the kernel takes it.
     fn dump_inet(&mut self, q: &Query, out: &mut Dump) -> Result<()> {
         let one_walk = self.compat && {
@@ -828,23 +841,38 @@ fn unix_name(v: &[u8]) -> UnixName {
 
 /// inet_diag bytecode accepting a socket whose local port is any of `ports`
 /// (`inet_diag_bc_run`, `net/ipv4/inet_diag.c`): the program accepts when it runs off its end
-/// exactly, and rejects by jumping 4 bytes past it. Per port, a 20-byte block
-/// `S_GE p; S_LE p; JMP end`, failures falling through to the next block; a final JMP rejects.
+/// exactly, and rejects by jumping 4 bytes past it. Per run of consecutive ports `lo..=hi`
+/// (`port_ranges`), a 20-byte block `S_GE lo; S_LE hi; JMP end`, failures falling through to
+/// the next block; a final JMP rejects. The kernel runs the blocks one after the other for
+/// every socket, so 10,000 listeners on consecutive ports cost one block, not 10,000.
 /// Only GE/LE are used (S_EQ is newer). Empty for no ports: no filter.
 pub fn port_filter(ports: &[u16]) -> Vec<u8> {
     port_filter_on(ports, INET_DIAG_BC_S_GE, INET_DIAG_BC_S_LE)
 }
 
+/// `ports` sorted, without duplicates, as runs of consecutive ports `(lo, hi)`: the blocks of
+/// `port_filter`.
+pub fn port_ranges(ports: &[u16]) -> Vec<(u16, u16)> {
+    let mut ports: Vec<u16> = ports.to_vec();
+    ports.sort_unstable();
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for p in ports {
+        match ranges.last_mut() {
+            Some((_, hi)) if p <= hi.saturating_add(1) => *hi = (*hi).max(p),
+            _ => ranges.push((p, p)),
+        }
+    }
+    ranges
+}
+
 /// `port_filter` with the comparisons given: the local port's (S_GE/S_LE) or the remote's
 /// (D_GE/D_LE).
 fn port_filter_on(ports: &[u16], ge: u8, le: u8) -> Vec<u8> {
-    let mut ports: Vec<u16> = ports.to_vec();
-    ports.sort_unstable();
-    ports.dedup();
-    if ports.is_empty() {
+    let ranges = port_ranges(ports);
+    if ranges.is_empty() {
         return Vec::new();
     }
-    let n = ports.len();
+    let n = ranges.len();
     let total = 20 * n + 4;
     let mut bc = Vec::with_capacity(total);
     let op = |bc: &mut Vec<u8>, code: u8, yes: u8, no: u16| {
@@ -852,12 +880,12 @@ fn port_filter_on(ports: &[u16], ge: u8, le: u8) -> Vec<u8> {
         bc.push(yes);
         bc.extend_from_slice(&no.to_ne_bytes());
     };
-    for (i, &port) in ports.iter().enumerate() {
+    for (i, &(lo, hi)) in ranges.iter().enumerate() {
         // offsets inside the block: 0 S_GE, 4 arg, 8 S_LE, 12 arg, 16 JMP
         op(&mut bc, ge, 8, 20);
-        op(&mut bc, 0, 0, port);
+        op(&mut bc, 0, 0, lo);
         op(&mut bc, le, 8, 12);
-        op(&mut bc, 0, 0, port);
+        op(&mut bc, 0, 0, hi);
         let to_end = (total - (20 * i + 16)) as u16;
         // JMP always takes `no`; `yes` must still be a valid length for the verifier.
         op(&mut bc, INET_DIAG_BC_JMP, 4, to_end);
@@ -1043,7 +1071,10 @@ pub fn attach_waits(listeners: &mut [Listener], conns: &[Conn]) -> Vec<Waiting> 
     for (i, l) in listeners.iter_mut().enumerate() {
         if let Some(a) = l.local.inet() {
             l.wait = Some(Wait::default());
-            by_port.entry(a.port()).or_default().push(i);
+            // No socket, no lookup: 10,000 ports' lists are 10,000 allocations.
+            if !conns.is_empty() {
+                by_port.entry(a.port()).or_default().push(i);
+            }
         }
     }
     for c in conns {
@@ -1121,6 +1152,36 @@ fn rank(l: &Listener, addr: SocketAddr) -> Option<u8> {
         Some(1)
     } else {
         Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::once_each;
+    use crate::model::Listener;
+
+    #[test]
+    fn a_socket_repeated_by_the_dump_is_kept_once_in_order() {
+        let l = |inode, recv_q| Listener {
+            local: "127.0.0.1:8100".parse().unwrap(),
+            inode,
+            uid: 0,
+            recv_q,
+            send_q: 5,
+            drops: Some(0),
+            syn_recv: None,
+            v6only: None,
+            wait: None,
+        };
+        let mut all = vec![l(3, 0), l(1, 0), l(2, 0)];
+        once_each(&mut all);
+        assert_eq!(all.iter().map(|l| l.inode).collect::<Vec<_>>(), [3, 1, 2]);
+        // The same socket twice (its first reading kept); one inode at two addresses stays.
+        let mut other = l(1, 0);
+        other.local = "127.0.0.1:9000".parse().unwrap();
+        let mut all = vec![l(3, 0), l(1, 0), l(3, 4), other.clone(), l(2, 0)];
+        once_each(&mut all);
+        assert_eq!(all, [l(3, 0), l(1, 0), other, l(2, 0)]);
     }
 }
 
@@ -1438,6 +1499,30 @@ mod wire {
             assert_eq!(bc_run(&BC_80_443, port), keep, "port {port}");
         }
         assert!(port_filter(&[]).is_empty(), "no ports: no filter at all");
+    }
+
+    /// Consecutive ports are one block: `S_GE lo; S_LE hi`, the same 20 bytes as one port's.
+    #[test]
+    fn port_filter_for_consecutive_ports_is_one_block_per_run() {
+        let ports: Vec<u16> = (20000..30000)
+            .chain([80, 8100, 8101, 65535, 65534])
+            .collect();
+        assert_eq!(
+            super::port_ranges(&ports),
+            [(80, 80), (8100, 8101), (20000, 29999), (65534, 65535)]
+        );
+        let bc = port_filter(&ports);
+        assert_eq!(bc.len(), 4 * 20 + 4);
+        assert!(bc_audit(&bc));
+        let mut one = BC_8100;
+        one[12 + 2..12 + 4].copy_from_slice(&8101u16.to_ne_bytes()); // S_LE's port: the run's end
+        assert_eq!(port_filter(&[8101, 8100, 8101]), one);
+        for port in [0, 79, 81, 8099, 8102, 19999, 30000, 65533] {
+            assert!(!bc_run(&bc, port), "port {port}");
+        }
+        for port in [80, 8100, 8101, 20000, 25000, 29999, 65534, 65535] {
+            assert!(bc_run(&bc, port), "port {port}");
+        }
     }
 
     #[test]
