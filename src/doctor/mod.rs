@@ -266,14 +266,14 @@ pub struct Server {
 }
 
 impl Fact {
-    /// A finding that names the cause of the others about its listener: at its severity it
-    /// comes first, before the findings whose fixes only soften the effect (a bigger backlog
-    /// makes the clients of a stuck process wait longer, it does not serve them).
     /// What was seen and is below a finding's bar: a note (`Report::notes`).
     pub fn is_note(&self) -> bool {
         matches!(self, Fact::ResetsFew { .. } | Fact::ResetsOwnOnly { .. })
     }
 
+    /// A finding that names the cause of the others about its listener: at its severity it
+    /// comes first, before the findings whose fixes only soften the effect (a bigger backlog
+    /// makes the clients of a stuck process wait longer, it does not serve them).
     pub fn leads(&self) -> bool {
         matches!(self, Fact::ReuseportImbalance { stuck: Some(_), .. })
     }

@@ -330,6 +330,9 @@ fn client_command(action: &Action, at: &Where) -> (Option<String>, Option<String
     }
 }
 
+/// The arguments of `Action::TraceResets`'s command, before the namespace is known.
+pub(crate) const TRACE_RESETS: &str = "doctor --trace --window 10s";
+
 impl Step {
     fn new(kind: StepKind, action: Action, at: &Where) -> Step {
         let (command, persist, names_pid) = match &action {
@@ -347,11 +350,7 @@ impl Step {
             Action::FindOverflowingListener => {
                 (at.backlogctl("doctor --window 10s"), None, at.names_pid())
             }
-            Action::TraceResets => (
-                at.backlogctl("doctor --trace --window 10s"),
-                None,
-                at.names_pid(),
-            ),
+            Action::TraceResets => (at.backlogctl(TRACE_RESETS), None, at.names_pid()),
             Action::CheckWait { listener } => (
                 at.backlogctl(&format!("doctor --window 5s {}", listener.as_target())),
                 None,

@@ -1268,8 +1268,9 @@ fn trace_resets_step(s: &Step) -> String {
     match &s.command {
         Some(_) => with_command(s, what.into()),
         None => format!(
-            "{what}: `backlogctl doctor --trace --window 10s` with --netns NAME or --pid PID for the \
-             namespace it happened in (backlogctl could not tell which that is)"
+            "{what}: `backlogctl {}` with --netns NAME or --pid PID for the namespace it happened in \
+             (backlogctl could not tell which that is)",
+            super::remedy::TRACE_RESETS
         ),
     }
 }
