@@ -89,6 +89,8 @@ fn main() {
                     drops,
                     tcp: true,
                     unix: false,
+                    unix_only: None,
+                    tcp_exact: &[],
                     established: false,
                     pending_of: &[],
                     outgoing: None,

@@ -5,7 +5,8 @@
 //! Unix listener shows its peak with drops not counted (`n/a`, null in JSON), and clients left
 //! waiting (in the accept queue and after accept) show in watch's rows and in `metrics`, and
 //! connects to a server that never answers show as its outgoing row, in `metrics` by server
-//! and in `snapshot`.
+//! and in `snapshot`. Among 2,000 listeners a burst makes its listener hot (sampled alone,
+//! more often) and shows at its peak; a Unix target among 1,000 is sampled alone.
 //!
 //! Needs root for the namespaces (skipped otherwise, failed under CI=true); bad options are
 //! checked everywhere. No test depends on how fast the machine is: the burst waits for watch's
@@ -362,6 +363,116 @@ fn a_terminal_shows_the_last_minute_per_listener() {
             }
         }
         drop(clients);
+    });
+}
+
+/// Runs `watch --json --interval 1h --sample-interval 10ms ARGS`, lets `during` act once the
+/// first refresh is out (it gets watch's pid), then SIGTERM: the last refresh (the one the
+/// signal asks for) and stderr.
+fn watch_around(args: &[&str], during: impl FnOnce(u32)) -> (serde_json::Value, String) {
+    let mut child = Command::new(bin())
+        .args([
+            "watch",
+            "--json",
+            "--interval",
+            "1h",
+            "--sample-interval",
+            "10ms",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut early = String::new();
+    stdout.read_line(&mut early).expect("read a refresh");
+    assert!(early.ends_with('\n'), "watch ended early: {early}");
+    during(child.id());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("read the rest");
+    let out = child.wait_with_output().expect("watch ends on SIGTERM");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (mut refs, _) = refreshes(&(early + &rest));
+    (refs.pop().expect("the last refresh"), stderr)
+}
+
+/// The row of the listener whose `local` (an address, or a Unix name's JSON) contains `name`.
+fn row_of<'a>(refresh: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    refresh["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["local"].to_string().contains(name))
+        .unwrap_or_else(|| panic!("no row of {name} in {refresh}"))
+}
+
+/// Among 1,000 TCP and 1,000 Unix listeners: a burst on one, seen by a dump of the whole
+/// namespace, makes it hot, sampled alone by exact requests between the dumps (more samples
+/// than an idle listener gets), and the refresh shows its peak of B+1; a Unix target among
+/// the 1,000 is sampled alone at every sample (pinned), the namespace dumped only at
+/// refreshes. Counts of watch's own samples (`wait_for_samples`), not time, pace the test.
+#[test]
+fn a_burst_among_2000_listeners_is_sampled_hot_at_its_peak() {
+    let test = "a_burst_among_2000_listeners_is_sampled_hot_at_its_peak";
+    in_netns(test, || {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+        if soft < 3000 {
+            if hard < 3000 {
+                return skip(test, &format!("RLIMIT_NOFILE hard limit {hard} < 3000"));
+            }
+            setrlimit(Resource::RLIMIT_NOFILE, 3000, hard).expect("raise RLIMIT_NOFILE");
+        }
+        let _tcp: Vec<_> = (0..1000)
+            .map(|i| listener(&format!("127.0.0.1:{}", 30000 + i), 64))
+            .collect();
+        let _unix: Vec<_> = (0..1000)
+            .map(|i| unix_listener(&format!("@hot-{i}"), 64))
+            .collect();
+        let server = listener("127.0.0.1:8100", 16);
+        let (last, _) = watch_around(&[], |pid| {
+            let clients: Vec<_> = (0..40).map(|_| start_connect("127.0.0.1:8100")).collect();
+            wait_for(300, || (scenarios::queue_of(":8100")? == 17).then_some(()))
+                .expect("B+1 = 17 queued");
+            for _ in 0..10 {
+                wait_for_samples(pid).expect("watch samples");
+            }
+            nix::fcntl::fcntl(
+                &server,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .unwrap();
+            while nix::sys::socket::accept(&server).is_ok() {}
+            drop(clients);
+        });
+        let (hot, idle) = (
+            row_of(&last, "127.0.0.1:8100"),
+            row_of(&last, "127.0.0.1:30000"),
+        );
+        assert_eq!(hot["peak"], 17, "{hot}");
+        assert!(last["hot"].as_u64().unwrap() >= 1, "{last}");
+        assert!(
+            hot["samples"].as_u64().unwrap() > idle["samples"].as_u64().unwrap(),
+            "{hot} {idle}"
+        );
+        let (last, stderr) = watch_around(&["@hot-500"], |pid| {
+            for _ in 0..10 {
+                wait_for_samples(pid).expect("watch samples");
+            }
+        });
+        assert!(stderr.is_empty(), "{stderr}");
+        assert_eq!(last["listeners"].as_array().unwrap().len(), 1, "{last}");
+        assert_eq!(last["hot"], 1, "{last}");
+        // Ten whole samples since the first refresh, all of the target alone; the refresh's.
+        let samples = row_of(&last, "hot-500")["samples"].as_u64().unwrap();
+        assert!(samples >= 11, "{last}");
     });
 }
 

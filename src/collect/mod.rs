@@ -22,6 +22,7 @@
 #[cfg(test)]
 pub(crate) mod fake;
 mod fanout;
+mod hot;
 mod outgoing;
 mod owners;
 mod recorder;

@@ -125,6 +125,34 @@ impl<S: Sources> Recorder<S> {
         Ok(s)
     }
 
+    /// Keeps a hot set (`watch`, see `Sampler::hot_sampling`); the wait is read at most every
+    /// `refresh`.
+    pub fn hot_sampling(&mut self, refresh: Duration) {
+        self.sampler.hot_sampling(refresh, self.keep);
+    }
+
+    /// How many listeners are hot now.
+    pub fn hot_len(&self) -> usize {
+        self.sampler.hot_len()
+    }
+
+    /// One sample of the hot listeners alone (`Sampler::sample_hot_at`). A recording keeps it,
+    /// when it changed, as a sample of the whole scope: the hot listeners as they are now, the
+    /// others as the last sample of the scope saw them.
+    pub fn sample_hot(&mut self) -> Result<Sampled> {
+        let now = self.sampler.elapsed();
+        let s = self.sampler.sample_hot_at(now)?;
+        if let (true, Some(c), Some(all)) = (self.keep, &s.counters, self.sampler.previous()) {
+            self.snap.samples.push(Sample {
+                elapsed_us: s.elapsed.as_micros() as u64,
+                counters: Some(c.clone()),
+                listeners: all.to_vec(),
+                outgoing: None,
+            });
+        }
+        Ok(s)
+    }
+
     /// `sample` for a caller that only records (`record`, lab): the sample moves into the
     /// snapshot instead of being copied there and returned. `last`: no sample follows.
     pub fn record_sample(&mut self, full: bool, last: bool) -> Result<()> {

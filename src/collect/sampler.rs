@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Sources;
+use super::hot::{ByInode, HotSet};
 use super::outgoing::{OutgoingReader, OutgoingScope};
 use crate::error::Result;
 use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
@@ -84,6 +85,8 @@ pub struct Sampled {
     pub others: Vec<SocketAddr>,
     /// The connecting side, at the samples that read it.
     pub outgoing: Option<crate::model::Outgoing>,
+    /// A sample of the hot listeners alone (`Sampler::sample_hot_at`), not of the whole scope.
+    pub partial: bool,
 }
 
 /// Takes samples of the listeners in scope. Queue samples are cheap (one LISTEN dump with
@@ -103,6 +106,15 @@ pub(super) struct Sampler<S> {
     /// changes are measured against it, so a SYN_RECV count that rose while the queues stayed
     /// put is stored when next counted.
     previous: Option<Vec<Listener>>,
+    /// Where each listener of `previous` is, by inode: built when a hot sample needs it.
+    prev_index: Option<ByInode<usize>>,
+    /// `watch`'s hot set (`hot_sampling`): None for every other recorder.
+    hot: Option<HotSet>,
+    /// A sample that changed reads the counters (so that a recorder can keep it); without it
+    /// only full samples do (`watch` without `--record` shows counters at refreshes only).
+    counters_on_change: bool,
+    /// How often the clients' wait may be read between full samples (`WAIT_EVERY`).
+    wait_every: Duration,
     /// No sample follows the next (`last_sample_next`): `previous` is not needed.
     last: bool,
     /// The last SYN_RECV count of each listener, from the last sample that counted them.
@@ -166,6 +178,10 @@ impl<S: Sources> Sampler<S> {
             syn_wanted: false,
             syn_counted: None,
             previous: None,
+            prev_index: None,
+            hot: None,
+            counters_on_change: true,
+            wait_every: WAIT_EVERY,
             last: false,
             last_syn: HashMap::new(),
             tcp,
@@ -240,6 +256,8 @@ impl<S: Sources> Sampler<S> {
             drops: true,
             tcp: self.tcp,
             unix: self.unix,
+            unix_only: None,
+            tcp_exact: &[],
             established: false,
             pending_of: &[],
             outgoing: None,
@@ -266,8 +284,11 @@ impl<S: Sources> Sampler<S> {
             changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
             changed |= self.read_outgoing(&mut outgoing, quiet.never_connected);
         }
+        if let Some(hot) = &mut self.hot {
+            hot.scope_seen(&listeners, elapsed);
+        }
         let mut counters = None;
-        if changed || full {
+        if (changed && self.counters_on_change) || full {
             let (c, problems) = match early {
                 Some(read) => read,
                 None => self.sources.counters()?,
@@ -280,6 +301,7 @@ impl<S: Sources> Sampler<S> {
         }
         if counters.is_some() && !self.last {
             self.previous = Some(listeners.clone());
+            self.prev_index = None;
         }
         Ok(Sampled {
             elapsed,
@@ -292,6 +314,7 @@ impl<S: Sources> Sampler<S> {
             } else {
                 Vec::new()
             },
+            partial: false,
         })
     }
 
@@ -302,6 +325,89 @@ impl<S: Sources> Sampler<S> {
             return (all, Vec::new());
         }
         all.into_iter().partition(|l| self.scope.contains(l))
+    }
+
+    /// Keeps a hot set (`watch`): `sample_hot_at` then samples its listeners alone. The wait is
+    /// read at most every `wait_every` (the refresh: each reading walks the host's established
+    /// hash), and counters only in full samples unless `keep` (a recording keeps the changes).
+    pub(super) fn hot_sampling(&mut self, wait_every: Duration, keep: bool) {
+        self.hot = Some(HotSet::new(!self.scope.targets.is_empty()));
+        self.wait_every = wait_every;
+        self.counters_on_change = keep;
+    }
+
+    /// How many listeners are hot now (0 without a hot set).
+    pub(super) fn hot_len(&self) -> usize {
+        self.hot.as_ref().map_or(0, HotSet::len)
+    }
+
+    /// The listeners of the last sample that read counters, with a hot sample's merged in:
+    /// what a recording keeps of a hot sample.
+    pub(super) fn previous(&self) -> Option<&[Listener]> {
+        self.previous.as_deref()
+    }
+
+    /// One sample of the hot listeners alone: the Unix ones by inode, the TCP ones by address
+    /// (`diag::Query::unix_only`, `tcp_exact`) or, where that lookup misses them, by port;
+    /// `partial` is set. It reads
+    /// counters only when a hot listener changed and changes are kept (`hot_sampling`).
+    pub(super) fn sample_hot_at(&mut self, elapsed: Duration) -> Result<Sampled> {
+        let Some(hot) = &self.hot else {
+            return self.sample_at(false, elapsed);
+        };
+        let dump = self.sources.listeners(&diag::Query {
+            ports: hot.ports(),
+            drops: true,
+            tcp: self.tcp && !hot.ports().is_empty(),
+            tcp_exact: hot.exact(),
+            unix: self.unix && !hot.unix().is_empty(),
+            unix_only: Some(hot.unix()),
+            ..diag::Query::TCP
+        })?;
+        self.taken += 1;
+        self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
+        let mut listeners = dump.listeners;
+        listeners.retain(|l| hot.contains(l.inode));
+        if let Some(hot) = &mut self.hot {
+            hot.hot_seen(&listeners, elapsed);
+        }
+        let mut counters = None;
+        if self.counters_on_change && self.merge_hot(&listeners) {
+            let (c, _) = self.sources.counters()?;
+            self.syn_wanted |= syn_queue_used(&c);
+            counters = Some(c);
+        }
+        Ok(Sampled {
+            elapsed,
+            listeners,
+            counters,
+            others: Vec::new(),
+            outgoing: None,
+            partial: true,
+        })
+    }
+
+    /// Puts a hot sample's listeners into `previous` in place of their earlier state: true
+    /// when one changed (or is not there to compare with).
+    fn merge_hot(&mut self, hot: &[Listener]) -> bool {
+        let Some(prev) = self.previous.as_mut() else {
+            return true;
+        };
+        let index = self
+            .prev_index
+            .get_or_insert_with(|| prev.iter().enumerate().map(|(i, l)| (l.inode, i)).collect());
+        let mut changed = false;
+        for l in hot {
+            match index.get(&l.inode) {
+                Some(&i) if prev[i].same_state(l) => {}
+                Some(&i) => {
+                    prev[i] = l.clone();
+                    changed = true;
+                }
+                None => changed = true,
+            }
+        }
+        changed
     }
 
     /// The next sample is the last: nothing will be compared with it, so it is not kept.
@@ -318,7 +424,7 @@ impl<S: Sources> Sampler<S> {
 
     /// Whether this sample reads the clients' wait (`WAIT_EVERY`, stretched by its cost).
     fn wait_due(&self, full: bool, elapsed: Duration) -> bool {
-        let every = WAIT_EVERY.max(self.wait_cost * WAIT_COST_SHARE);
+        let every = self.wait_every.max(self.wait_cost * WAIT_COST_SHARE);
         full || self
             .wait_read
             .is_none_or(|t| elapsed.saturating_sub(t) >= every)

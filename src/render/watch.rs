@@ -607,6 +607,9 @@ fn namespace_rates(r: &Refresh, sep: &str) -> String {
         Some(format!("{name}{sep}{v:.0}/s"))
     }));
     parts.push(format!("sampling{sep}{}", period(r.sample_interval_us)));
+    if r.hot > 0 {
+        parts.push(format!("hot{sep}{}/{}", r.hot, period(r.hot_interval_us)));
+    }
     parts.join(if sep == "=" { " " } else { "  " })
 }
 
@@ -729,6 +732,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: [("ListenDrops", 0.0), ("TCPAbortOnClose", 0.0)]
                 .map(|(k, v)| (k.to_string(), v))
                 .into(),
@@ -795,6 +801,7 @@ mod tests {
             process: process.map(str::to_string),
             recv_q: 1_000_000,
             peak: 4_000_000,
+            samples: 100,
             send_q: 4_096,
             fill_pct: 97_000,
             drops_per_s: Some(1_234_567.0),
@@ -843,6 +850,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: Default::default(),
             listeners: rows()[4..].to_vec(),
             outgoing: None,
@@ -878,6 +888,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: WATCH_RATES
                 .iter()
                 .map(|k| (short(k).to_string(), 123_456.0))
@@ -953,6 +966,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: Default::default(),
             listeners: rows()[..1].to_vec(),
             outgoing: None,
@@ -1086,6 +1102,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: Default::default(),
             listeners: waiting_rows()[1..].to_vec(),
             outgoing: None,
@@ -1162,6 +1181,9 @@ mod tests {
             time: "2026-11-30T12:00:00.000Z".into(),
             elapsed_ms: 0,
             sample_interval_us: 10_000,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates: [("TCPSynRetrans", 12.0), ("EstabResets", 0.0)]
                 .map(|(k, v)| (k.to_string(), v))
                 .into(),

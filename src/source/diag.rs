@@ -86,6 +86,12 @@ const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UDIAG_SHOW_UID: u32 = 0x40;
 const UDIAG_SHOW_ICONS: u32 = 0x08;
 const UNIX_DIAG_ICONS: u16 = 3;
+/// What a Unix listener is dumped and asked for with: name, socket file, queues, owner uid.
+const UNIX_SHOW: u32 = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
+/// Exact requests sent in one message: their answers (a few hundred bytes each with the
+/// kernel's overhead) must fit the socket's receive buffer together, or the kernel drops the
+/// ones that do not (`netlink_unicast` does not wait) and the answer never comes.
+const EXACT_BATCH: usize = 64;
 /// `INET_DIAG_NOCOOKIE`: an exact request that does not check the socket's cookie.
 const NO_COOKIE: u32 = !0;
 
@@ -185,6 +191,13 @@ pub struct Query<'a> {
     pub tcp: bool,
     /// Dump Unix-domain listeners (unix_diag); not filtered by port.
     pub unix: bool,
+    /// With `unix`: instead of the dump, only these Unix listeners, each asked for by inode
+    /// (`unix_diag_get_exact`), all the requests in one message. A dump formats every listener
+    /// of the namespace; this formats the ones asked for (`watch`'s hot set).
+    pub unix_only: Option<&'a [u64]>,
+    /// Before any dump: the TCP listeners at these addresses, each asked for exactly (a hash
+    /// lookup by address and port: `watch`'s hot set).
+    pub tcp_exact: &'a [SocketAddr],
     /// Dump the ESTABLISHED sockets of `ports` with their tcp_info instead of the listeners
     /// (`Dump::conns`): what the clients' wait is read from.
     pub established: bool,
@@ -307,6 +320,8 @@ impl<'a> Query<'a> {
         drops: false,
         tcp: true,
         unix: false,
+        unix_only: None,
+        tcp_exact: &[],
         established: false,
         pending_of: &[],
         outgoing: None,
@@ -408,16 +423,21 @@ impl Diag {
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let mut out = Dump::default();
-        for &inode in q.pending_of {
-            if let Some(p) = self.pending(inode)? {
-                out.pending.push((inode, p));
-            }
-        }
+        let pending = &mut out.pending;
+        self.unix_exact(q.pending_of, UDIAG_SHOW_ICONS, |inode, answer| {
+            pending.push((inode, parse_icons(answer)));
+            Ok(())
+        })?;
+        self.tcp_exact(q.tcp_exact, &mut out)?;
         if q.tcp {
             self.dump_inet(q, &mut out)?;
         }
-        if q.unix {
-            self.dump_family(AF_UNIX, q, &mut out)?;
+        match q.unix_only {
+            Some(inodes) if q.unix => self.unix_exact(inodes, UNIX_SHOW, |_, answer| {
+                parse_unix_msg(answer, &mut out)
+            })?,
+            _ if q.unix => self.dump_family(AF_UNIX, q, &mut out)?,
+            _ => {}
         }
         once_each(&mut out.listeners);
         if q.syn_recv {
@@ -571,47 +591,96 @@ impl Diag {
         Ok(n)
     }
 
-    /// The inodes of one Unix listener's pending connections (`unix_diag_get_exact`, net/unix/
-    /// diag.c: one answer, or an error); None when it is gone.
-    fn pending(&mut self, inode: u64) -> Result<Option<Vec<u32>>> {
-        self.seq = self.seq.wrapping_add(1);
-        let request = build_unix_exact(inode, self.seq);
-        self.socket
-            .send(&request, 0)
-            .map_err(|source| Error::Netlink { op: "send", source })?;
-        loop {
-            let n = self.receive("a unix_diag answer")?;
-            let mut data = &self.buf[..n];
-            while !data.is_empty() {
-                let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
-                    what: "malformed netlink message",
-                    source,
-                })?;
-                let len = msg.length() as usize;
-                if msg.sequence_number() == self.seq {
-                    match msg.message_type() {
-                        NLMSG_ERROR => {
-                            return match -errno(msg.payload()) {
-                                0 => Ok(None),
-                                nix::libc::ENOENT => Ok(None),
-                                code => Err(Error::Netlink {
-                                    op: "unix_diag exact request",
-                                    source: io::Error::from_raw_os_error(code),
-                                }),
-                            };
-                        }
-                        SOCK_DIAG_BY_FAMILY => return Ok(Some(parse_icons(msg.payload()))),
-                        _ => {}
+    /// Asks for each Unix socket of `inodes` by inode (`unix_diag_get_exact`, net/unix/diag.c:
+    /// one answer or an error each), `EXACT_BATCH` requests to a message, and hands each
+    /// answer to `found` with the inode it was asked for; a socket that is gone (ENOENT) gets
+    /// none.
+    fn unix_exact(
+        &mut self,
+        inodes: &[u64],
+        show: u32,
+        mut found: impl FnMut(u64, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let build = |inode: &u64, seq| build_unix_exact(*inode, show, seq);
+        self.exact(inodes, build, "unix_diag exact request", |i, a| {
+            found(inodes[i], a)
+        })
+    }
+
+    /// The TCP listeners at these addresses, each asked for by its address and port
+    /// (`inet_diag_find_one_icsk`: a lookup in the listening hash, as for an incoming SYN,
+    /// not a walk of every listener of every namespace as a dump is); to `out`. Of an
+    /// SO_REUSEPORT group only the member the lookup picks answers.
+    fn tcp_exact(&mut self, addrs: &[SocketAddr], out: &mut Dump) -> Result<()> {
+        self.exact(
+            addrs,
+            |a, seq| build_inet_exact(*a, seq),
+            "inet_diag exact request",
+            |_, a| parse_diag_msg(a, true, out),
+        )
+    }
+
+    /// Sends one exact request for each of `items` (`build` makes it with its sequence
+    /// number), `EXACT_BATCH` to a message, and hands each answer to `found` with the index
+    /// of the item asked for; a socket that is gone (ENOENT) gets none.
+    fn exact<T>(
+        &mut self,
+        items: &[T],
+        build: impl Fn(&T, u32) -> Vec<u8>,
+        op: &'static str,
+        mut found: impl FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for (b, batch) in items.chunks(EXACT_BATCH).enumerate() {
+            let first = self.seq.wrapping_add(1);
+            let mut request = Vec::new();
+            for (i, item) in batch.iter().enumerate() {
+                request.extend(build(item, first.wrapping_add(i as u32)));
+            }
+            self.seq = first.wrapping_add(batch.len() as u32 - 1);
+            self.socket
+                .send(&request, 0)
+                .map_err(|source| Error::Netlink { op: "send", source })?;
+            let mut answered = vec![false; batch.len()];
+            let mut left = batch.len();
+            while left > 0 {
+                let n = self.receive("a unix_diag answer")?;
+                let mut data = &self.buf[..n];
+                while !data.is_empty() {
+                    let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
+                        what: "malformed netlink message",
+                        source,
+                    })?;
+                    let len = msg.length() as usize;
+                    data = &data[align4(len).min(data.len())..];
+                    // Another number is a leftover of an earlier, abandoned conversation.
+                    let i = msg.sequence_number().wrapping_sub(first) as usize;
+                    if i >= batch.len() || answered[i] {
+                        continue;
                     }
+                    match msg.message_type() {
+                        NLMSG_ERROR => match -errno(msg.payload()) {
+                            0 | nix::libc::ENOENT => {}
+                            code => {
+                                return Err(Error::Netlink {
+                                    op,
+                                    source: io::Error::from_raw_os_error(code),
+                                });
+                            }
+                        },
+                        SOCK_DIAG_BY_FAMILY => found(b * EXACT_BATCH + i, msg.payload())?,
+                        _ => continue,
+                    }
+                    answered[i] = true;
+                    left -= 1;
                 }
-                data = &data[align4(len).min(data.len())..];
             }
         }
+        Ok(())
     }
 }
 
-/// `struct unix_diag_req` for one socket by inode, with its pending connections' inodes.
-fn build_unix_exact(inode: u64, seq: u32) -> Vec<u8> {
+/// `struct unix_diag_req` for one socket by inode, with the attributes `show` asks for.
+fn build_unix_exact(inode: u64, show: u32, seq: u32) -> Vec<u8> {
     let total = 16 + UNIX_REQ_LEN;
     let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, total, seq);
     // Not a dump: NLM_F_REQUEST alone makes the kernel look the inode up.
@@ -619,9 +688,28 @@ fn build_unix_exact(inode: u64, seq: u32) -> Vec<u8> {
     buf[16] = AF_UNIX;
     buf[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
     buf[24..28].copy_from_slice(&(inode as u32).to_ne_bytes()); // udiag_ino
-    buf[28..32].copy_from_slice(&UDIAG_SHOW_ICONS.to_ne_bytes());
+    buf[28..32].copy_from_slice(&show.to_ne_bytes());
     buf[32..36].copy_from_slice(&NO_COOKIE.to_ne_bytes());
     buf[36..40].copy_from_slice(&NO_COOKIE.to_ne_bytes());
+    buf
+}
+
+/// `struct inet_diag_req_v2` for the TCP listener at `addr`: not a dump, the local address
+/// and port in the socket id, no cookie check, skmeminfo for the drops.
+fn build_inet_exact(addr: SocketAddr, seq: u32) -> Vec<u8> {
+    let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, 16 + 56, seq);
+    NetlinkBuffer::new(&mut buf[..]).set_flags(NLM_F_REQUEST);
+    buf[16] = if addr.is_ipv4() { AF_INET } else { AF_INET6 };
+    buf[17] = IPPROTO_TCP;
+    buf[18] = 1 << (INET_DIAG_SKMEMINFO - 1);
+    buf[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    buf[24..26].copy_from_slice(&addr.port().to_be_bytes()); // idiag_sport
+    match addr.ip() {
+        IpAddr::V4(ip) => buf[28..32].copy_from_slice(&ip.octets()), // idiag_src[0]
+        IpAddr::V6(ip) => buf[28..44].copy_from_slice(&ip.octets()),
+    }
+    buf[64..68].copy_from_slice(&NO_COOKIE.to_ne_bytes()); // idiag_cookie
+    buf[68..72].copy_from_slice(&NO_COOKIE.to_ne_bytes());
     buf
 }
 
@@ -761,7 +849,7 @@ fn build_unix_request(seq: u32) -> Vec<u8> {
     let mut buf = dump_request(SOCK_DIAG_BY_FAMILY, total, seq);
     buf[16] = AF_UNIX; // sdiag_family; sdiag_protocol 0
     let states = 1u32 << TCP_LISTEN; // udiag_states: the kernel skips the rest
-    let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
+    let show = UNIX_SHOW;
     buf[20..24].copy_from_slice(&states.to_ne_bytes());
     buf[28..32].copy_from_slice(&show.to_ne_bytes()); // udiag_ino (24..28) 0: every socket
     buf
@@ -1216,6 +1304,8 @@ mod wire {
         drops: true,
         tcp: true,
         unix: false,
+        unix_only: None,
+        tcp_exact: &[],
         established: false,
         pending_of: &[],
         outgoing: None,
@@ -1257,6 +1347,8 @@ mod wire {
             drops: true,
             tcp: true,
             unix: false,
+            unix_only: None,
+            tcp_exact: &[],
             established: false,
             pending_of: &[],
             outgoing: None,
@@ -1738,7 +1830,7 @@ mod wire {
             0xff, 0xff, 0xff, 0xff,  // udiag_cookie: INET_DIAG_NOCOOKIE
             0xff, 0xff, 0xff, 0xff,
         ];
-        assert_eq!(build_unix_exact(12345, 7), want);
+        assert_eq!(build_unix_exact(12345, super::UDIAG_SHOW_ICONS, 7), want);
         #[rustfmt::skip]
         let answer: [u8; 36] = [
             1, 1, 10, 0,             // AF_UNIX, SOCK_STREAM, TCP_LISTEN, pad
@@ -2089,7 +2181,7 @@ mod wire {
         let dump = diag.dump(&unix_only).expect("unix dump");
         assert!(!dump.listeners.is_empty(), "a Unix listener was dumped");
         for l in &dump.listeners {
-            let exact = build_unix_exact(l.inode, 102);
+            let exact = build_unix_exact(l.inode, super::UDIAG_SHOW_ICONS, 102);
             let name = unix.join(format!("icons-{}", l.inode));
             record_answers(diag, &exact, &name, true);
         }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) use budget::Budget;
-use budget::thread_cpu;
+use budget::{Kind, thread_cpu};
 pub(crate) use tracker::{
     HistoryShape, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
     Summary, Tracker,
@@ -102,6 +102,10 @@ struct Watch<'o, S> {
     opts: &'o Options,
     interval: Duration,
     next_refresh: Duration,
+    /// When the next sample of the whole scope is due.
+    next_scope: Duration,
+    /// The scope names targets: their listeners are always hot.
+    pinned: bool,
 }
 
 impl<'o, S: Sources> Watch<'o, S> {
@@ -114,8 +118,10 @@ impl<'o, S: Sources> Watch<'o, S> {
             sample_interval: opts.sample_interval,
             keep: opts.record,
         };
+        let mut rec = Recorder::start(sources, scope, cadence);
+        rec.hot_sampling(opts.interval);
         Watch {
-            rec: Recorder::start(sources, scope, cadence),
+            rec,
             tracker: opts
                 .history
                 .map_or_else(Tracker::default, Tracker::with_history),
@@ -125,10 +131,14 @@ impl<'o, S: Sources> Watch<'o, S> {
             opts,
             interval: opts.interval.max(sample_every),
             next_refresh: Duration::ZERO,
+            next_scope: Duration::ZERO,
+            pinned: !scope.targets.is_empty(),
         }
     }
 
-    /// Samples, refreshes and sleeps until the run's bound or a signal.
+    /// Samples, refreshes and sleeps until the run's bound or a signal. Each wake-up takes
+    /// one sample: a full one at a refresh, one of the whole scope when its period is due (or
+    /// nothing is hot), else one of the hot listeners alone.
     fn until_stopped<V: View>(&mut self, view: &mut V, warn: &mut dyn Write) -> Result<()> {
         loop {
             let elapsed = self.rec.elapsed();
@@ -138,9 +148,16 @@ impl<'o, S: Sources> Watch<'o, S> {
                 });
             let stopping = stop_after || STOP.load(Ordering::Relaxed);
             let at_refresh = elapsed >= self.next_refresh || stopping;
-            let started = self.rec.elapsed();
+            let kind = if at_refresh || elapsed >= self.next_scope || self.rec.hot_len() == 0 {
+                Kind::Scope
+            } else {
+                Kind::Hot
+            };
             let cpu_before = thread_cpu();
-            let sampled = self.rec.sample(at_refresh)?;
+            let sampled = match kind {
+                Kind::Scope => self.rec.sample(at_refresh)?,
+                Kind::Hot => self.rec.sample_hot()?,
+            };
             if self.rec.taken() == 1 {
                 warn_unmatched(warn, self.rec.targets(), self.rec.servers(), &sampled);
             }
@@ -149,15 +166,22 @@ impl<'o, S: Sources> Watch<'o, S> {
                 self.tracker.observe_outgoing(o);
             }
             if at_refresh {
-                self.refresh(sampled, view)?;
+                self.refresh(sampled, view, cpu_before)?;
                 if stopping {
                     return Ok(());
                 }
             } else {
-                self.budget.sampled(thread_cpu().saturating_sub(cpu_before));
-                self.tracker.observe(&sampled.listeners);
+                let cpu = thread_cpu().saturating_sub(cpu_before);
+                self.budget.sampled(kind, cpu, self.rec.hot_len());
+                self.tracker.observe(&sampled.listeners, sampled.partial);
             }
-            let next = (started + self.budget.every).min(self.next_refresh);
+            if kind == Kind::Scope {
+                self.next_scope = elapsed + self.scope_every();
+            }
+            let mut next = self.next_scope.min(self.next_refresh);
+            if self.rec.hot_len() > 0 {
+                next = next.min(elapsed + self.budget.hot_every);
+            }
             if let Some(wait) = next.checked_sub(self.rec.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -165,7 +189,13 @@ impl<'o, S: Sources> Watch<'o, S> {
     }
 
     /// One refresh: the owners of new listeners, the tracker's rows, the view.
-    fn refresh<V: View>(&mut self, sampled: Sampled, view: &mut V) -> Result<()> {
+    /// `cpu_before`: the thread's CPU time before the refresh's sample, for its accounting.
+    fn refresh<V: View>(
+        &mut self,
+        sampled: Sampled,
+        view: &mut V,
+        cpu_before: Duration,
+    ) -> Result<()> {
         let live: HashSet<u64> = sampled.listeners.iter().map(|l| l.inode).collect();
         self.owners.retain(&live);
         self.owners
@@ -185,11 +215,26 @@ impl<'o, S: Sources> Watch<'o, S> {
             time,
             owners,
         );
-        refresh.sample_interval_us = self.budget.every.as_micros() as u64;
+        refresh.sample_interval_us = self.scope_every().as_micros() as u64;
+        refresh.hot = self.rec.hot_len() as u32;
+        refresh.hot_interval_us = self.budget.hot_every.as_micros() as u64;
+        refresh.refresh_cpu_us = self.budget.refresh_cpu.as_micros() as u64;
         view.refresh(&refresh).map_err(Error::Output)?;
-        self.budget.refreshed(thread_cpu(), self.rec.elapsed());
+        self.budget
+            .refreshed(thread_cpu().saturating_sub(cpu_before));
         self.next_refresh = self.interval * (self.tracker.refreshes as u32);
         Ok(())
+    }
+
+    /// How often the whole scope is dumped: as the budget allows, and when the scope names
+    /// targets that are all hot (sampled at every interval by exact requests), only at the
+    /// refreshes, which find a restarted server's new socket.
+    fn scope_every(&self) -> Duration {
+        if self.pinned && self.rec.hot_len() > 0 {
+            self.interval
+        } else {
+            self.budget.scope_every
+        }
     }
 
     /// The recording, named like a snapshot's: `doctor --from` on it gives the runtime's fix.

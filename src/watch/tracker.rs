@@ -23,6 +23,9 @@ pub(crate) struct Row {
     pub recv_q: u32,
     /// Highest Recv-Q in the samples since the previous refresh.
     pub peak: u32,
+    /// The samples that saw it since the previous refresh, this one's included: those of the
+    /// whole scope, and a hot listener's own (one per `hot_interval_us`).
+    pub samples: u32,
     pub send_q: u32,
     /// peak / (B+1), percent.
     pub fill_pct: u32,
@@ -114,9 +117,17 @@ pub(crate) struct Refresh {
     /// RFC 3339, UTC.
     pub time: String,
     pub elapsed_ms: u64,
-    /// Period of the queue samples behind the peaks, microseconds: --sample-interval, or longer
-    /// when sampling that often would cost more than 2% of a core.
+    /// Period of the samples of the whole scope, microseconds: every listener is seen at least
+    /// this often. --sample-interval, or longer when dumping every listener that often would
+    /// cost more than the budget (`watch::Budget`).
     pub sample_interval_us: u64,
+    /// Listeners hot now (a queue or drops in the last seconds, or the targets): sampled alone
+    /// every `hot_interval_us`, by exact requests.
+    pub hot: u32,
+    pub hot_interval_us: u64,
+    /// CPU time this refresh took (its full sample, the owners, the rows written), accounted
+    /// apart from sampling's budget.
+    pub refresh_cpu_us: u64,
     /// Namespace counters per second since the previous refresh; absent when the kernel lacks them.
     pub rates: BTreeMap<String, f64>,
     pub listeners: Vec<Row>,
@@ -262,8 +273,11 @@ pub(crate) struct Worst {
 /// Peak-hold and deltas between refreshes. Pure: fed samples, it returns refreshes.
 #[derive(Default)]
 pub(crate) struct Tracker {
-    /// Peak Recv-Q per listener since the last refresh.
-    peaks: BTreeMap<(Local, u64), u32>,
+    /// Peak Recv-Q per listener since the last refresh (those that had a queue, or were hot),
+    /// and the hot samples that saw it.
+    peaks: HashMap<(Local, u64), (u32, u32)>,
+    /// Samples of the whole scope since the last refresh.
+    scope_samples: u32,
     /// The longest wait per listener read since the last refresh, ms, and whether it is a
     /// lower bound (for the summary).
     longest_waits: BTreeMap<(Local, u64), (u32, bool)>,
@@ -375,11 +389,18 @@ impl Tracker {
         })
     }
 
-    /// A queue sample between refreshes.
-    pub(crate) fn observe(&mut self, listeners: &[Listener]) {
+    /// A queue sample between refreshes: of the whole scope, or of the hot listeners alone
+    /// (`partial`). Only a listener with a queue, or a hot one, costs a map entry: a sample of
+    /// 2,000 idle listeners only counts itself.
+    pub(crate) fn observe(&mut self, listeners: &[Listener], partial: bool) {
+        if !partial {
+            self.scope_samples += 1;
+        }
         for l in listeners {
-            let p = self.peaks.entry(l.key()).or_default();
-            *p = (*p).max(l.recv_q);
+            if partial || l.recv_q > 0 {
+                let p = self.peaks.entry(l.key()).or_default();
+                *p = (p.0.max(l.recv_q), p.1 + u32::from(partial));
+            }
             if let Some(w) = l.wait {
                 let m = self.longest_waits.entry(l.key()).or_default();
                 if w.oldest_ms() >= m.0 {
@@ -398,7 +419,7 @@ impl Tracker {
         time: String,
         owners: &[Owner],
     ) -> Refresh {
-        self.observe(listeners);
+        self.observe(listeners, false);
         let secs = elapsed.saturating_sub(self.prev_elapsed).as_secs_f64();
         let mut owner_of: HashMap<u64, Vec<Owner>> = HashMap::new();
         for o in owners {
@@ -438,6 +459,9 @@ impl Tracker {
             time,
             elapsed_ms: elapsed.as_millis() as u64,
             sample_interval_us: 0,
+            hot: 0,
+            hot_interval_us: 0,
+            refresh_cpu_us: 0,
             rates,
             listeners: rows,
             outgoing,
@@ -447,7 +471,8 @@ impl Tracker {
     /// One present listener's row, remembered in its history and its summary.
     fn row(&mut self, l: &Listener, process: Option<String>, secs: f64, time: &str) -> Row {
         let key = l.key();
-        let peak = self.peaks.get(&key).copied().unwrap_or(l.recv_q);
+        let (peak, hot) = self.peaks.get(&key).copied().unwrap_or((l.recv_q, 0));
+        let samples = self.scope_samples + hot;
         let prev = self.prev_drops.get(&key).copied();
         let drops_delta = match (prev.flatten(), l.drops) {
             (Some(a), Some(b)) => Some(crate::model::drops_between(a, b)),
@@ -496,6 +521,7 @@ impl Tracker {
             process,
             recv_q: l.recv_q,
             peak,
+            samples,
             send_q: l.send_q,
             fill_pct: fill.fill_pct(),
             drops_per_s: drops_delta
@@ -519,7 +545,8 @@ impl Tracker {
                 inode: key.1,
                 process: None,
                 recv_q: 0,
-                peak: self.peaks.get(key).copied().unwrap_or(0),
+                peak: self.peaks.get(key).map_or(0, |p| p.0),
+                samples: self.peaks.get(key).map_or(0, |p| p.1),
                 send_q: 0,
                 fill_pct: 0,
                 drops_per_s: None,
@@ -585,6 +612,7 @@ impl Tracker {
     /// This refresh becomes the previous one.
     fn advance(&mut self, listeners: &[Listener], counters: Option<&Counters>, elapsed: Duration) {
         self.peaks.clear();
+        self.scope_samples = 0;
         self.longest_waits.clear();
         self.prev_drops = listeners.iter().map(|l| (l.key(), l.drops)).collect();
         if counters.is_some() {
@@ -797,7 +825,7 @@ mod tests {
             "read, nobody waits"
         );
         // Between refreshes a client waited 4.2 s; at the refresh two wait, the oldest 1.5 s.
-        t.observe(&[waiting(1, 4_200)]);
+        t.observe(&[waiting(1, 4_200)], false);
         let r = t.refresh(
             &[waiting(2, 1_500)],
             None,
@@ -836,7 +864,7 @@ mod tests {
             "t0".into(),
             &[],
         );
-        t.observe(&[l(80, 1, 6, Some(3))]); // a burst between refreshes
+        t.observe(&[l(80, 1, 6, Some(3))], false); // a burst between refreshes
         let r = t.refresh(
             &[l(80, 1, 0, Some(10))],
             Some(&c(20)),
@@ -921,7 +949,7 @@ mod tests {
         assert_eq!(peaks(&h[&80]), [7, 8, 9], "the newest three");
         assert_eq!(t.history[&l(80, 1, 0, None).key()].points.len(), 3);
         // A burst between refreshes is the refresh's point, against B+1.
-        t.observe(&[l(80, 1, 6, Some(0))]);
+        t.observe(&[l(80, 1, 6, Some(0))], false);
         let h = feed(&mut t, &[&[l(80, 1, 0, Some(2))]]);
         let last = h[&80][2];
         assert_eq!(
