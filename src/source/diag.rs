@@ -18,8 +18,9 @@
 //! inode (`Query::pending_of`), for the clients' wait.
 //!
 //! The clients' wait of TCP listeners comes from a dump of the ESTABLISHED sockets of their
-//! ports (`Query::established`, the same port bytecode, with `INET_DIAG_INFO`): `attach_waits`
-//! tells the accept queue's children (inode 0) from accepted requests left unanswered.
+//! ports (`Query::established`, the same port bytecode, or the request's own `idiag_sport` for
+//! one port, with `INET_DIAG_INFO`): `attach_waits` tells the accept queue's children (inode 0)
+//! from accepted requests left unanswered.
 //!
 //! The message framing and header decoding come from netlink-packet-core/-sock-diag, but the
 //! attributes are read here: the crate's `MemInfo` rejects a short skmeminfo array, which on
@@ -354,11 +355,26 @@ impl<'a> Query<'a> {
         states
     }
 
-    /// The bytecode filter: the local ports, or what `Outbound` keeps.
+    /// The bytecode filter: the local ports, or what `Outbound` keeps; none for a wait dump of
+    /// one port (`sport`).
     fn bytecode(&self) -> Vec<u8> {
         match &self.outgoing {
             Some(o) => o.bytecode(),
+            None if self.sport() != 0 => Vec::new(),
             None => port_filter(self.ports),
+        }
+    }
+
+    /// A wait dump's one local port, put in the request's socket id (`idiag_sport`) instead of
+    /// the bytecode: `inet_diag_dump_icsk` (net/ipv4/inet_diag.c) compares it with each
+    /// socket's port right after its state, from the same cache line, where the bytecode
+    /// (`inet_diag_bc_sk`) first gathers mark, cgroup and bind locks from the rest of the
+    /// socket. The walk meets every socket of the host's established hash, so on a host with
+    /// many connections elsewhere that is most of the dump. 0: no such port.
+    fn sport(&self) -> u16 {
+        match port_ranges(self.ports).as_slice() {
+            [(lo, hi)] if self.established && lo == hi => *lo,
+            _ => 0,
         }
     }
 
@@ -694,10 +710,13 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
         protocol: IPPROTO_TCP,
         extensions: ExtensionFlags::from_bits_retain(q.extensions()),
         states: StateFlags::from_bits_retain(q.states()),
-        socket_id: if family == AF_INET {
-            SocketId::new_v4()
-        } else {
-            SocketId::new_v6()
+        socket_id: SocketId {
+            source_port: q.sport(),
+            ..if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            }
         },
     };
     let bytecode = q.bytecode();
@@ -743,7 +762,8 @@ fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
     let total = 16 + COMPAT_REQ_LEN + attr_len;
     let mut buf = dump_request(TCPDIAG_GETSOCK, total, seq);
     buf[16] = AF_INET; // idiag_family: not read by the dump
-    buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid stay zero
+    buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid but its sport stay zero
+    buf[20..22].copy_from_slice(&q.sport().to_be_bytes()); // id.idiag_sport, network order
     buf[16 + 52..16 + 56].copy_from_slice(&states.to_ne_bytes()); // idiag_states
     let body = 16 + COMPAT_REQ_LEN;
     if !bytecode.is_empty() {
@@ -1538,6 +1558,48 @@ mod wire {
         assert_eq!(build_request(AF_INET, &q, 7), want);
         let hdr = NetlinkBuffer::new_checked(&want[..]).unwrap();
         assert_eq!(hdr.length() as usize, want.len());
+    }
+
+    #[test]
+    fn a_wait_dump_of_one_port_names_it_in_the_socket_id_instead_of_bytecode() {
+        let q = Query::established(&[8100]);
+        // TCPDIAG_GETSOCK: inet_diag_req's sockid starts at byte 4, idiag_sport first.
+        let compat = build_request(super::BOTH, &q, 3);
+        assert_eq!(compat.len(), 16 + 60, "no bytecode attribute");
+        assert_eq!(compat[16 + 3], 1 << 1, "idiag_ext: INET_DIAG_INFO");
+        assert_eq!(
+            compat[16 + 4..16 + 6],
+            [0x1f, 0xa4],
+            "idiag_sport 8100, network order"
+        );
+        assert!(
+            compat[16 + 6..16 + 52].iter().all(|b| *b == 0),
+            "rest of the sockid"
+        );
+        assert_eq!(
+            compat[16 + 52..16 + 56],
+            2u32.to_ne_bytes(),
+            "ESTABLISHED only"
+        );
+        // inet_diag_req_v2: the sockid starts at byte 8.
+        let v2 = build_request(AF_INET, &q, 3);
+        assert_eq!(v2.len(), 16 + 56);
+        assert_eq!(v2[16 + 8..16 + 10], [0x1f, 0xa4]);
+        // Two ports, a run of them, or a listener dump: the bytecode, and no sport.
+        for (ports, established) in [
+            (&[8100u16, 8200][..], true),
+            (&[8100, 8101][..], true),
+            (&[8100][..], false),
+        ] {
+            let q = Query {
+                ports,
+                established,
+                ..NO_PORTS
+            };
+            let req = build_request(super::BOTH, &q, 3);
+            assert_eq!(req[16 + 4..16 + 6], [0, 0], "{ports:?}");
+            assert_eq!(req[16 + 60 + 4..], port_filter(ports), "{ports:?}");
+        }
     }
 
     /// An `inet_diag_msg` for a listener on 127.0.0.1:8100 with 6 connections waiting for
