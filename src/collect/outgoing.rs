@@ -8,8 +8,10 @@
 //! - TIME_WAIT and the closing states only while `/proc/net/sockstat` counts at least half the
 //!   local port range of TIME_WAIT sockets: the fewest with which one server can run out.
 //!
-//! Every dump keeps only sockets whose local port the kernel chose (`INET_DIAG_BC_AUTO`), so
-//! a server's accepted connections never cross into user space.
+//! Every dump keeps only sockets whose local port the kernel chose (`INET_DIAG_BC_AUTO`) and,
+//! beyond SYN_SENT, that lies in `ip_local_port_range` (an accepted connection passes `AUTO`:
+//! see `Outbound::local_ports`), so a server's accepted connections do not cross into user
+//! space unless it listens inside that range.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -209,13 +209,16 @@ pub struct Outbound<'a> {
     pub ports: &'a [u16],
     /// With tcp_info (`bytes_acked`): only for targets, whose sockets are few.
     pub info: bool,
-    /// With `closing`: the namespace's `ip_local_port_range`, low and high. A TIME_WAIT socket
-    /// is no full socket, and `inet_diag_bc_sk` (net/ipv4/inet_diag.c) gives `AUTO` the bind
-    /// lock of full sockets only, so every TIME_WAIT passes it, a server's own (on its
-    /// listening port) included: measured, a server namespace closing first had its 52
-    /// TIME_WAIT sockets to its clients dumped. A connecting socket's port is picked from this
-    /// range, so only local ports in it are kept (a socket connected before the range was
-    /// narrowed is then missed). None: no such filter.
+    /// With `closing` or `established`: the namespace's `ip_local_port_range`, low and high.
+    /// `AUTO` alone lets a server's sockets through in both: a TIME_WAIT socket is no full
+    /// socket, and `inet_diag_bc_sk` (net/ipv4/inet_diag.c) gives `AUTO` the bind lock of full
+    /// sockets only (measured, a server namespace closing first had its 52 TIME_WAIT sockets
+    /// to its clients dumped); an accepted connection is a clone of its listener that drops
+    /// the port's bind lock (`sk_clone_lock`, net/core/sock.c), so it passes too (measured,
+    /// 20,000 accepted ones beside 20,000 clients). A connecting socket's port is picked from
+    /// this range, so only local ports in it are kept (a socket connected before the range
+    /// was narrowed is then missed, and so is a server listening inside it). None: no such
+    /// filter.
     pub local_ports: Option<(u16, u16)>,
 }
 
@@ -272,12 +275,15 @@ impl Outbound<'_> {
         }
     }
 
-    /// `AUTO` first, then (with `closing` and a range) the local port within the range,
+    /// `AUTO` first, then (with `closing` or `established`, and a range) the local port within
+    /// the range,
     /// each failing test a rejection (a jump 4 bytes past the end); then the servers' ports
     /// as `port_filter` does for local ones.
     fn bytecode(&self) -> Vec<u8> {
         let ports = port_filter_on(self.ports, INET_DIAG_BC_D_GE, INET_DIAG_BC_D_LE);
-        let range = self.local_ports.filter(|_| self.closing);
+        let range = self
+            .local_ports
+            .filter(|_| self.closing || self.established);
         let total = 4 + if range.is_some() { 16 } else { 0 } + ports.len();
         let mut bc = Vec::with_capacity(total);
         // `no` of the op at `at`: 4 bytes past the end, relative to it.
@@ -1857,7 +1863,8 @@ mod wire {
             (40003, 9000, true, true),   // a client's connection, in any state
             (40003, 9001, true, false),  // to another server's port
             (9000, 40003, true, false),  // the server's own TIME_WAIT (no bind lock to test)
-            (40003, 9000, false, false), // bound by the application (an accepted socket)
+            (40003, 9000, false, false), // bound by the application
+            (9000, 40003, true, false),  // accepted: a clone without the bind lock
             (39999, 9000, true, false),
             (40010, 9000, true, false),
             (40009, 9000, true, true),
@@ -1871,14 +1878,26 @@ mod wire {
     }
 
     #[test]
-    fn outbound_filter_without_closing_states_or_ports_is_auto_alone() {
-        // Without TIME_WAIT read, the range is not tested (SYN_SENT and ESTABLISHED sockets
-        // carry their bind lock); without ports, every server.
-        let bc = outbound(false, &[], Some((40000, 40009)));
+    fn outbound_filter_of_syn_sent_alone_or_without_ports_is_auto_alone() {
+        // SYN_SENT alone: no server socket is in that state, the range is not tested;
+        // without ports, every server.
+        let bc = super::Outbound {
+            established: false,
+            closing: false,
+            ports: &[],
+            info: false,
+            local_ports: Some((40000, 40009)),
+        }
+        .bytecode();
         assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
         assert!(bc_audit(&bc));
         assert!(bc_run_on(&bc, 9000, 1, true));
         assert!(!bc_run_on(&bc, 40000, 1, false));
+        // ESTABLISHED without TIME_WAIT: the range is tested, accepted sockets stay out.
+        let bc = outbound(false, &[], Some((40000, 40009)));
+        assert!(bc_audit(&bc));
+        assert!(bc_run_on(&bc, 40000, 9000, true));
+        assert!(!bc_run_on(&bc, 9000, 40000, true));
         let bc = outbound(true, &[], None);
         assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
         let bc = outbound(true, &[], Some((32768, 60999)));
