@@ -1,6 +1,7 @@
 //! Cost of one sample (the inet_diag dump of both families, and the counters read) with N
 //! listeners, measured in a private network namespace: CPU time per sample, and the share of
-//! one core that sampling at 100 Hz takes. Run as root: `cargo bench --bench sample_cost`.
+//! one core that sampling at 100 Hz takes; and `watch`'s exact requests (one TCP listener by
+//! address, one Unix listener by inode) beside the dumps they replace. Run as root: `cargo bench --bench sample_cost`.
 //! Prints figures; asserts nothing (speed is measured here, never in tests).
 
 use std::os::fd::OwnedFd;
@@ -40,6 +41,21 @@ fn listeners(n: u16) -> Vec<OwnedFd> {
             fd
         })
         .collect()
+}
+
+/// An abstract Unix listener (per namespace, no file to remove).
+fn unix_listener(i: u16) -> OwnedFd {
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let name = UnixAddr::new_abstract(format!("sample-cost-{i}").as_bytes()).unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &name).unwrap();
+    listen(&fd, Backlog::new(128).unwrap()).unwrap();
+    fd
 }
 
 fn measure(label: &str, iters: u32, mut f: impl FnMut()) {
@@ -99,6 +115,35 @@ fn main() {
                     diag.dump(&q).unwrap();
                 });
             }
+            // `watch`'s hot set: one listener asked for exactly, against the dump of them all.
+            let addr: std::net::SocketAddr = "127.0.0.1:20000".parse().unwrap();
+            let exact = Query {
+                tcp: false,
+                tcp_exact: &[addr],
+                drops: true,
+                ..Query::TCP
+            };
+            measure(&format!("{n} listeners: one TCP listener by address"), 300, || {
+                assert_eq!(diag.dump(&exact).unwrap().listeners.len(), 1);
+            });
+            let unix: Vec<OwnedFd> = (0..n).map(unix_listener).collect();
+            let all_unix = Query {
+                tcp: false,
+                unix: true,
+                ..Query::TCP
+            };
+            measure(&format!("{n} listeners: dump every Unix listener"), 300, || {
+                diag.dump(&all_unix).unwrap();
+            });
+            let one = [nix::sys::stat::fstat(&unix[0]).expect("fstat").st_ino];
+            let by_inode = Query {
+                unix_only: Some(&one),
+                ..all_unix
+            };
+            measure(&format!("{n} listeners: one Unix listener by inode"), 300, || {
+                assert_eq!(diag.dump(&by_inode).unwrap().listeners.len(), 1);
+            });
+            drop(unix);
             // The clients' wait: the ESTABLISHED sockets of one port, with tcp_info.
             let q = Query::established(&[20000]);
             measure(

@@ -48,6 +48,8 @@ pub(crate) struct Fake {
     pub curr_estab: Option<u64>,
     /// `Tcp:ActiveOpens` in every counter read; None: absent.
     pub active_opens: Option<u64>,
+    /// `TcpExt:TCPTimeouts` in every counter read; None: absent.
+    pub timeouts: Option<u64>,
     /// Files as every process sees them, by path.
     pub files: BTreeMap<String, String>,
     /// Each file read, with the process it was read for.
@@ -183,6 +185,9 @@ impl Sources for Fake {
         }
         if let Some(n) = self.active_opens {
             c.insert(crate::catalogue::ACTIVE_OPENS.into(), n);
+        }
+        if let Some(n) = self.timeouts {
+            c.insert(crate::catalogue::TCP_TIMEOUTS.into(), n);
         }
         Ok((c, Vec::new()))
     }

@@ -8,8 +8,10 @@
 //! - TIME_WAIT and the closing states only while `/proc/net/sockstat` counts at least half the
 //!   local port range of TIME_WAIT sockets: the fewest with which one server can run out.
 //!
-//! Every dump keeps only sockets whose local port the kernel chose (`INET_DIAG_BC_AUTO`), so
-//! a server's accepted connections never cross into user space.
+//! Every dump keeps only sockets whose local port the kernel chose (`INET_DIAG_BC_AUTO`) and,
+//! beyond SYN_SENT, that lies in `ip_local_port_range` (an accepted connection passes `AUTO`:
+//! see `Outbound::local_ports`), so a server's accepted connections do not cross into user
+//! space unless it listens inside that range.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,6 +40,20 @@ impl OutgoingScope {
     }
 }
 
+/// What the namespace's counters, read just before a reading, rule out; a counter the kernel
+/// lacks rules nothing out.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ruled {
+    /// `Tcp:ActiveOpens` is 0: the namespace never called connect() (`tcp_connect` counts each
+    /// first SYN), so it holds no SYN_SENT socket.
+    pub never_connected: bool,
+    /// `TcpExt:TCPTimeouts` is 0: no retransmission timer of the namespace ever fired, so no
+    /// SYN_SENT socket has `idiag_retrans` above 0 (its `icsk_retransmits` rises only in
+    /// `tcp_retransmit_timer`, net/ipv4/tcp_timer.c, after that counter; TCPSynRetrans comes
+    /// later, after the resend, and a resend that fails locally skips it).
+    pub no_timeouts: bool,
+}
+
 /// The readings' state between two of them.
 #[derive(Debug, Default)]
 pub(super) struct OutgoingReader {
@@ -63,13 +79,9 @@ impl OutgoingReader {
     }
 
     /// One reading; None when nothing is wanted or the dump failed (`failed` says why).
-    /// `never_connected`: the namespace's counters, read just before, say it never called
-    /// connect(), so a reading of SYN_SENT alone would find nothing.
-    pub(super) fn read<S: Sources>(
-        &mut self,
-        sources: &mut S,
-        never_connected: bool,
-    ) -> Option<Outgoing> {
+    /// `ruled`: what the namespace's counters, read just before, say a reading of SYN_SENT
+    /// alone would find.
+    pub(super) fn read<S: Sources>(&mut self, sources: &mut S, ruled: Ruled) -> Option<Outgoing> {
         if !self.scope.wanted() {
             return None;
         }
@@ -98,8 +110,14 @@ impl OutgoingReader {
             info: !self.scope.all,
             local_ports: self.scope.range.and_then(|r| r.ports()),
         });
-        // That dump walks the host's whole established hash, connections or not.
-        let dump = if never_connected && !established && !time_wait_read {
+        // That dump walks the host's whole established hash, connections or not, so it is
+        // skipped when SYN_SENT alone is asked for and cannot list anyone: the namespace never
+        // connected, or no server is named and none of its SYNs was ever sent again (without a
+        // target a server with SYN_SENT sockets alone is listed only once one retried,
+        // `Remote::troubled`; `group` of nothing is then the same reading).
+        let lists_nobody =
+            ruled.never_connected || (ruled.no_timeouts && self.scope.servers.is_empty());
+        let dump = if lists_nobody && !established && !time_wait_read {
             Ok(diag::Dump::default())
         } else {
             sources.listeners(&q)

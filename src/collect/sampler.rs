@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Sources;
 use super::hot::{ByInode, HotSet};
-use super::outgoing::{OutgoingReader, OutgoingScope};
+use super::outgoing::{OutgoingReader, OutgoingScope, Ruled};
 use crate::error::Result;
 use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
 use crate::source::diag;
@@ -58,9 +58,8 @@ struct Quiet {
     /// `Tcp:CurrEstab` is 0: the namespace holds no ESTABLISHED (nor CLOSE_WAIT) socket
     /// (`tcp_set_state` counts every socket entering ESTABLISHED, per namespace).
     no_established: bool,
-    /// `Tcp:ActiveOpens` is 0: the namespace never called connect() (`tcp_connect` counts each
-    /// SYN it sends first), so it holds no SYN_SENT socket.
-    never_connected: bool,
+    /// What rules out the connecting side's dump (`Ruled`).
+    outgoing: Ruled,
 }
 
 impl Quiet {
@@ -68,7 +67,10 @@ impl Quiet {
         let zero = |key: &str| counters.is_some_and(|c| c.get(key) == Some(&0));
         Quiet {
             no_established: zero(CURR_ESTAB),
-            never_connected: zero(crate::catalogue::ACTIVE_OPENS),
+            outgoing: Ruled {
+                never_connected: zero(crate::catalogue::ACTIVE_OPENS),
+                no_timeouts: zero(crate::catalogue::TCP_TIMEOUTS),
+            },
         }
     }
 }
@@ -282,7 +284,7 @@ impl<S: Sources> Sampler<S> {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
             changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
-            changed |= self.read_outgoing(&mut outgoing, quiet.never_connected);
+            changed |= self.read_outgoing(&mut outgoing, quiet.outgoing);
         }
         if let Some(hot) = &mut self.hot {
             hot.scope_seen(&listeners, elapsed);
@@ -416,8 +418,8 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// The connecting side, into `out`; true when it lists a server, or the last one did.
-    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, never: bool) -> bool {
-        *out = self.outgoing.read(&mut self.sources, never);
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, ruled: Ruled) -> bool {
+        *out = self.outgoing.read(&mut self.sources, ruled);
         let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
         seen || std::mem::replace(&mut self.out_seen, seen)
     }
@@ -773,6 +775,50 @@ mod tests {
             assert!(first.outgoing.is_some_and(|o| o.remotes.is_empty()));
             s.sample_at(true, ms(100)).unwrap();
             assert_eq!(s.sources().outgoing_asked.len(), dumps, "{active_opens:?}");
+        }
+    }
+
+    #[test]
+    fn no_retransmission_timeout_skips_the_syn_sent_dump_without_a_target() {
+        // TCPTimeouts 0 in the first sample's counters: no SYN_SENT socket has retried, and
+        // without a target only retried ones are listed, so the first reading is made empty
+        // without a dump; a timeout ever, an absent counter or a named server dumps.
+        use crate::source::diag::{OutSock, TCP_SYN_SENT};
+        let fresh = OutSock {
+            local: "10.0.0.2:40000".parse().unwrap(),
+            remote: "10.0.0.1:9000".parse().unwrap(),
+            state: TCP_SYN_SENT,
+            send_q: 0,
+            retransmitting: false,
+            retrans: 0,
+            bytes_acked: None,
+            inode: 7,
+        };
+        let server: SocketAddr = "10.0.0.1:9000".parse().unwrap();
+        for (timeouts, servers, dumps) in [
+            (Some(0), vec![], 1),
+            (Some(2), vec![], 2),
+            (None, vec![], 2),
+            (Some(0), vec![server], 2),
+        ] {
+            let fake = Fake {
+                active_opens: Some(5),
+                timeouts,
+                retrans: vec![7],
+                outgoing: vec![fresh],
+                ..Fake::queues(&[0])
+            };
+            let scope = OutgoingScope {
+                all: servers.is_empty(),
+                servers,
+                ..OutgoingScope::default()
+            };
+            let mut s = Sampler::with_outgoing(fake, Scope::default(), ms(100), false, scope);
+            let first = s.sample_at(false, ms(0)).unwrap().outgoing.unwrap();
+            let second = s.sample_at(true, ms(100)).unwrap().outgoing.unwrap();
+            assert_eq!(s.sources().outgoing_asked.len(), dumps, "{timeouts:?}");
+            // Skipped or not, the first reading says what the dump says.
+            assert_eq!(first, second, "{timeouts:?}");
         }
     }
 }

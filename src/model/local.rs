@@ -257,8 +257,45 @@ enum LocalRepr {
     Unix(UnixRepr),
 }
 
+/// `a.b.c.d:port` exactly as `SocketAddrV4`'s `Display` writes it (and serde, through it), with
+/// the digits written here: over 10,000 listeners, formatting them through `core::fmt` was 4%
+/// of a whole `snapshot -t`. 21 bytes hold the longest, `255.255.255.255:65535`.
+fn v4_text(a: std::net::SocketAddrV4, buf: &mut [u8; 21]) -> &str {
+    fn put(buf: &mut [u8; 21], at: &mut usize, mut v: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        buf[*at..*at + d.len()].copy_from_slice(d);
+        *at += d.len();
+    }
+    let mut at = 0;
+    for (k, octet) in a.ip().octets().into_iter().enumerate() {
+        if k > 0 {
+            buf[at] = b'.';
+            at += 1;
+        }
+        put(buf, &mut at, u16::from(octet));
+    }
+    buf[at] = b':';
+    at += 1;
+    put(buf, &mut at, a.port());
+    // Digits, dots and a colon: always UTF-8.
+    std::str::from_utf8(&buf[..at]).unwrap_or_default()
+}
+
 impl Serialize for Local {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let (Local::Inet(SocketAddr::V4(a)), true) = (self, s.is_human_readable()) {
+            return s.serialize_str(v4_text(*a, &mut [0; 21]));
+        }
         let repr = match self {
             Local::Inet(a) => LocalRepr::Inet(*a),
             Local::Unix(u) => {
@@ -314,6 +351,38 @@ mod tests {
             kind,
             vfs: Some(Vfs { ino: 7, dev: 24 }),
         })
+    }
+
+    #[test]
+    fn an_ipv4_listener_is_written_as_display_writes_it() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut addrs: Vec<std::net::SocketAddrV4> = ["0.0.0.0:0", "255.255.255.255:65535"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        for _ in 0..2000 {
+            // xorshift: every octet and port length, reproducibly.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let b = seed.to_le_bytes();
+            let ip = std::net::Ipv4Addr::new(b[0] >> (b[4] % 8), b[1], b[2] % 10, b[3]);
+            addrs.push(std::net::SocketAddrV4::new(
+                ip,
+                u16::from_le_bytes([b[5], b[6]]) >> (b[7] % 16),
+            ));
+        }
+        for a in addrs {
+            let json = serde_json::to_string(&Local::Inet(SocketAddr::V4(a))).unwrap();
+            assert_eq!(json, format!("\"{a}\""));
+            let back: Local = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, Local::Inet(SocketAddr::V4(a)));
+        }
+        let v6: SocketAddr = "[::1]:8100".parse().unwrap();
+        assert_eq!(
+            serde_json::to_string(&Local::Inet(v6)).unwrap(),
+            "\"[::1]:8100\""
+        );
     }
 
     #[test]

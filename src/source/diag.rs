@@ -18,8 +18,9 @@
 //! inode (`Query::pending_of`), for the clients' wait.
 //!
 //! The clients' wait of TCP listeners comes from a dump of the ESTABLISHED sockets of their
-//! ports (`Query::established`, the same port bytecode, with `INET_DIAG_INFO`): `attach_waits`
-//! tells the accept queue's children (inode 0) from accepted requests left unanswered.
+//! ports (`Query::established`, the same port bytecode, or the request's own `idiag_sport` for
+//! one port, with `INET_DIAG_INFO`): `attach_waits` tells the accept queue's children (inode 0)
+//! from accepted requests left unanswered.
 //!
 //! The message framing and header decoding come from netlink-packet-core/-sock-diag, but the
 //! attributes are read here: the crate's `MemInfo` rejects a short skmeminfo array, which on
@@ -221,13 +222,16 @@ pub struct Outbound<'a> {
     pub ports: &'a [u16],
     /// With tcp_info (`bytes_acked`): only for targets, whose sockets are few.
     pub info: bool,
-    /// With `closing`: the namespace's `ip_local_port_range`, low and high. A TIME_WAIT socket
-    /// is no full socket, and `inet_diag_bc_sk` (net/ipv4/inet_diag.c) gives `AUTO` the bind
-    /// lock of full sockets only, so every TIME_WAIT passes it, a server's own (on its
-    /// listening port) included: measured, a server namespace closing first had its 52
-    /// TIME_WAIT sockets to its clients dumped. A connecting socket's port is picked from this
-    /// range, so only local ports in it are kept (a socket connected before the range was
-    /// narrowed is then missed). None: no such filter.
+    /// With `closing` or `established`: the namespace's `ip_local_port_range`, low and high.
+    /// `AUTO` alone lets a server's sockets through in both: a TIME_WAIT socket is no full
+    /// socket, and `inet_diag_bc_sk` (net/ipv4/inet_diag.c) gives `AUTO` the bind lock of full
+    /// sockets only (measured, a server namespace closing first had its 52 TIME_WAIT sockets
+    /// to its clients dumped); an accepted connection is a clone of its listener that drops
+    /// the port's bind lock (`sk_clone_lock`, net/core/sock.c), so it passes too (measured,
+    /// 20,000 accepted ones beside 20,000 clients). A connecting socket's port is picked from
+    /// this range, so only local ports in it are kept (a socket connected before the range
+    /// was narrowed is then missed, and so is a server listening inside it). None: no such
+    /// filter.
     pub local_ports: Option<(u16, u16)>,
 }
 
@@ -284,12 +288,15 @@ impl Outbound<'_> {
         }
     }
 
-    /// `AUTO` first, then (with `closing` and a range) the local port within the range,
+    /// `AUTO` first, then (with `closing` or `established`, and a range) the local port within
+    /// the range,
     /// each failing test a rejection (a jump 4 bytes past the end); then the servers' ports
     /// as `port_filter` does for local ones.
     fn bytecode(&self) -> Vec<u8> {
         let ports = port_filter_on(self.ports, INET_DIAG_BC_D_GE, INET_DIAG_BC_D_LE);
-        let range = self.local_ports.filter(|_| self.closing);
+        let range = self
+            .local_ports
+            .filter(|_| self.closing || self.established);
         let total = 4 + if range.is_some() { 16 } else { 0 } + ports.len();
         let mut bc = Vec::with_capacity(total);
         // `no` of the op at `at`: 4 bytes past the end, relative to it.
@@ -369,11 +376,26 @@ impl<'a> Query<'a> {
         states
     }
 
-    /// The bytecode filter: the local ports, or what `Outbound` keeps.
+    /// The bytecode filter: the local ports, or what `Outbound` keeps; none for a wait dump of
+    /// one port (`sport`).
     fn bytecode(&self) -> Vec<u8> {
         match &self.outgoing {
             Some(o) => o.bytecode(),
+            None if self.sport() != 0 => Vec::new(),
             None => port_filter(self.ports),
+        }
+    }
+
+    /// A wait dump's one local port, put in the request's socket id (`idiag_sport`) instead of
+    /// the bytecode: `inet_diag_dump_icsk` (net/ipv4/inet_diag.c) compares it with each
+    /// socket's port right after its state, from the same cache line, where the bytecode
+    /// (`inet_diag_bc_sk`) first gathers mark, cgroup and bind locks from the rest of the
+    /// socket. The walk meets every socket of the host's established hash, so on a host with
+    /// many connections elsewhere that is most of the dump. 0: no such port.
+    fn sport(&self) -> u16 {
+        match port_ranges(self.ports).as_slice() {
+            [(lo, hi)] if self.established && lo == hi => *lo,
+            _ => 0,
         }
     }
 
@@ -782,10 +804,13 @@ fn build_request(family: u8, q: &Query, seq: u32) -> Vec<u8> {
         protocol: IPPROTO_TCP,
         extensions: ExtensionFlags::from_bits_retain(q.extensions()),
         states: StateFlags::from_bits_retain(q.states()),
-        socket_id: if family == AF_INET {
-            SocketId::new_v4()
-        } else {
-            SocketId::new_v6()
+        socket_id: SocketId {
+            source_port: q.sport(),
+            ..if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            }
         },
     };
     let bytecode = q.bytecode();
@@ -831,7 +856,8 @@ fn build_compat_request(q: &Query, seq: u32) -> Vec<u8> {
     let total = 16 + COMPAT_REQ_LEN + attr_len;
     let mut buf = dump_request(TCPDIAG_GETSOCK, total, seq);
     buf[16] = AF_INET; // idiag_family: not read by the dump
-    buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid stay zero
+    buf[19] = ext; // idiag_ext; src_len, dst_len and the sockid but its sport stay zero
+    buf[20..22].copy_from_slice(&q.sport().to_be_bytes()); // id.idiag_sport, network order
     buf[16 + 52..16 + 56].copy_from_slice(&states.to_ne_bytes()); // idiag_states
     let body = 16 + COMPAT_REQ_LEN;
     if !bytecode.is_empty() {
@@ -1632,6 +1658,48 @@ mod wire {
         assert_eq!(hdr.length() as usize, want.len());
     }
 
+    #[test]
+    fn a_wait_dump_of_one_port_names_it_in_the_socket_id_instead_of_bytecode() {
+        let q = Query::established(&[8100]);
+        // TCPDIAG_GETSOCK: inet_diag_req's sockid starts at byte 4, idiag_sport first.
+        let compat = build_request(super::BOTH, &q, 3);
+        assert_eq!(compat.len(), 16 + 60, "no bytecode attribute");
+        assert_eq!(compat[16 + 3], 1 << 1, "idiag_ext: INET_DIAG_INFO");
+        assert_eq!(
+            compat[16 + 4..16 + 6],
+            [0x1f, 0xa4],
+            "idiag_sport 8100, network order"
+        );
+        assert!(
+            compat[16 + 6..16 + 52].iter().all(|b| *b == 0),
+            "rest of the sockid"
+        );
+        assert_eq!(
+            compat[16 + 52..16 + 56],
+            2u32.to_ne_bytes(),
+            "ESTABLISHED only"
+        );
+        // inet_diag_req_v2: the sockid starts at byte 8.
+        let v2 = build_request(AF_INET, &q, 3);
+        assert_eq!(v2.len(), 16 + 56);
+        assert_eq!(v2[16 + 8..16 + 10], [0x1f, 0xa4]);
+        // Two ports, a run of them, or a listener dump: the bytecode, and no sport.
+        for (ports, established) in [
+            (&[8100u16, 8200][..], true),
+            (&[8100, 8101][..], true),
+            (&[8100][..], false),
+        ] {
+            let q = Query {
+                ports,
+                established,
+                ..NO_PORTS
+            };
+            let req = build_request(super::BOTH, &q, 3);
+            assert_eq!(req[16 + 4..16 + 6], [0, 0], "{ports:?}");
+            assert_eq!(req[16 + 60 + 4..], port_filter(ports), "{ports:?}");
+        }
+    }
+
     /// An `inet_diag_msg` for a listener on 127.0.0.1:8100 with 6 connections waiting for
     /// accept() and a backlog of 5, followed by an attribute we do not read, the skmeminfo
     /// array, and an attribute no kernel sends today. Payload of one SOCK_DIAG_BY_FAMILY
@@ -1887,7 +1955,8 @@ mod wire {
             (40003, 9000, true, true),   // a client's connection, in any state
             (40003, 9001, true, false),  // to another server's port
             (9000, 40003, true, false),  // the server's own TIME_WAIT (no bind lock to test)
-            (40003, 9000, false, false), // bound by the application (an accepted socket)
+            (40003, 9000, false, false), // bound by the application
+            (9000, 40003, true, false),  // accepted: a clone without the bind lock
             (39999, 9000, true, false),
             (40010, 9000, true, false),
             (40009, 9000, true, true),
@@ -1901,14 +1970,26 @@ mod wire {
     }
 
     #[test]
-    fn outbound_filter_without_closing_states_or_ports_is_auto_alone() {
-        // Without TIME_WAIT read, the range is not tested (SYN_SENT and ESTABLISHED sockets
-        // carry their bind lock); without ports, every server.
-        let bc = outbound(false, &[], Some((40000, 40009)));
+    fn outbound_filter_of_syn_sent_alone_or_without_ports_is_auto_alone() {
+        // SYN_SENT alone: no server socket is in that state, the range is not tested;
+        // without ports, every server.
+        let bc = super::Outbound {
+            established: false,
+            closing: false,
+            ports: &[],
+            info: false,
+            local_ports: Some((40000, 40009)),
+        }
+        .bytecode();
         assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
         assert!(bc_audit(&bc));
         assert!(bc_run_on(&bc, 9000, 1, true));
         assert!(!bc_run_on(&bc, 40000, 1, false));
+        // ESTABLISHED without TIME_WAIT: the range is tested, accepted sockets stay out.
+        let bc = outbound(false, &[], Some((40000, 40009)));
+        assert!(bc_audit(&bc));
+        assert!(bc_run_on(&bc, 40000, 9000, true));
+        assert!(!bc_run_on(&bc, 9000, 40000, true));
         let bc = outbound(true, &[], None);
         assert_eq!(bc, [0x06, 0x04, 0x08, 0x00]);
         let bc = outbound(true, &[], Some((32768, 60999)));
