@@ -73,10 +73,14 @@ impl OwnerCache {
         {
             self.checked = Some(now);
             let before = self.known.len();
+            // One look per process: a server holding 2,000 listeners is one pid.
+            let mut alive: HashMap<u32, bool> = HashMap::new();
             self.known.retain(|i, (at, owners)| {
                 !inodes.contains(i)
                     || (now.duration_since(*at) < OWNERS_REFRESH
-                        && owners.iter().all(|o| sources.alive(o.pid)))
+                        && owners
+                            .iter()
+                            .all(|o| *alive.entry(o.pid).or_insert_with(|| sources.alive(o.pid))))
             });
             if self.known.len() != before {
                 self.generation += 1;

@@ -235,11 +235,13 @@ impl<S: Sources> Sampler<S> {
     /// always counts SYN_RECV (when wanted) and reads the counters.
     pub(super) fn sample_at(&mut self, full: bool, elapsed: Duration) -> Result<Sampled> {
         // The first sample reads its counters before the dump: they decide whether this dump
-        // counts SYN_RECV.
+        // counts SYN_RECV. So does every full one, which reads them anyway: then they can rule
+        // out its walks of the established hash too (a refresh of `watch` in a namespace
+        // without connections dumps only its listeners).
         let mut early = None;
-        if self.taken == 0 {
+        if self.taken == 0 || full {
             let read = self.sources.counters()?;
-            self.syn_wanted = syn_queue_used(&read.0);
+            self.syn_wanted |= syn_queue_used(&read.0);
             early = Some(read);
         }
         // Counters read just now can rule dumps out (each a walk of the host's established hash).
@@ -739,8 +741,11 @@ mod tests {
         let first = s.sample_at(false, ms(0)).unwrap();
         assert_eq!(s.sources().wait_dumps, 0);
         assert_eq!(first.listeners[0].wait, Some(Wait::default()));
-        // Later samples read their counters after the dump, too late to tell: they dump.
+        // A full sample reads its counters first too: no dump. The others read them after the
+        // dump, too late to tell: they dump.
         s.sample_at(true, ms(100)).unwrap();
+        assert_eq!(s.sources().wait_dumps, 0);
+        s.sample_at(false, ms(200)).unwrap();
         assert_eq!(s.sources().wait_dumps, 1);
         // Some ESTABLISHED socket, or a kernel without the gauge: the dump is made.
         for curr_estab in [Some(3), None] {
@@ -773,7 +778,7 @@ mod tests {
             let mut s = Sampler::with_outgoing(fake, Scope::default(), ms(100), false, all());
             let first = s.sample_at(false, ms(0)).unwrap();
             assert!(first.outgoing.is_some_and(|o| o.remotes.is_empty()));
-            s.sample_at(true, ms(100)).unwrap();
+            s.sample_at(false, ms(100)).unwrap();
             assert_eq!(s.sources().outgoing_asked.len(), dumps, "{active_opens:?}");
         }
     }
@@ -815,7 +820,7 @@ mod tests {
             };
             let mut s = Sampler::with_outgoing(fake, Scope::default(), ms(100), false, scope);
             let first = s.sample_at(false, ms(0)).unwrap().outgoing.unwrap();
-            let second = s.sample_at(true, ms(100)).unwrap().outgoing.unwrap();
+            let second = s.sample_at(false, ms(100)).unwrap().outgoing.unwrap();
             assert_eq!(s.sources().outgoing_asked.len(), dumps, "{timeouts:?}");
             // Skipped or not, the first reading says what the dump says.
             assert_eq!(first, second, "{timeouts:?}");

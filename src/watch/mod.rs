@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 pub(crate) use budget::Budget;
 use budget::{Kind, thread_cpu};
 pub(crate) use tracker::{
-    HistoryShape, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
+    HistoryShape, Labels, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
     Summary, Tracker,
 };
 
 use crate::collect::{Cadence, OwnerCache, Recorder, Sampled, Sources};
 use crate::error::{Error, Result};
-use crate::model::{Owner, Scope, Snapshot, rfc3339};
+use crate::model::{Scope, Snapshot, rfc3339};
 
 pub(crate) struct Options {
     pub interval: Duration,
@@ -97,7 +97,7 @@ struct Watch<'o, S> {
     tracker: Tracker,
     owners: OwnerCache,
     /// The owners of the listeners of the last refresh, and the cache generation they are of.
-    shown: (u64, Vec<Owner>),
+    shown: (u64, Labels),
     budget: Budget,
     opts: &'o Options,
     interval: Duration,
@@ -126,7 +126,7 @@ impl<'o, S: Sources> Watch<'o, S> {
                 .history
                 .map_or_else(Tracker::default, Tracker::with_history),
             owners: OwnerCache::default(),
-            shown: (u64::MAX, Vec::new()),
+            shown: (u64::MAX, Labels::new()),
             budget: Budget::new(sample_every),
             opts,
             interval: opts.interval.max(sample_every),
@@ -203,7 +203,8 @@ impl<'o, S: Sources> Watch<'o, S> {
         // Copied out only when they changed: a refresh of 1,000 listeners would otherwise
         // clone 1,000 command lines, and the CPU budget counts it against sampling.
         if self.shown.0 != self.owners.generation() {
-            self.shown = (self.owners.generation(), self.owners.owners_of(&live));
+            let owners = self.owners.owners_of(&live);
+            self.shown = (self.owners.generation(), tracker::labels(&owners));
         }
         let owners = &self.shown.1;
         let elapsed = sampled.elapsed;
@@ -276,6 +277,7 @@ fn warn_unmatched(
 mod tests {
     use super::*;
     use crate::collect::fake::Fake;
+    use crate::model::Owner;
 
     /// A view that keeps what it was shown.
     #[derive(Default)]

@@ -270,6 +270,22 @@ pub(crate) struct Worst {
     pub what: String,
 }
 
+/// Each listener's process label (`model::process_label`) by inode: made once per change of
+/// the owners, not at every refresh.
+pub(crate) type Labels = HashMap<u64, String>;
+
+/// The labels of the listeners `owners` hold.
+pub(crate) fn labels(owners: &[Owner]) -> Labels {
+    let mut owner_of: HashMap<u64, Vec<Owner>> = HashMap::new();
+    for o in owners {
+        owner_of.entry(o.inode).or_default().push(o.clone());
+    }
+    owner_of
+        .into_iter()
+        .filter_map(|(inode, os)| Some((inode, crate::model::process_label(&os)?)))
+        .collect()
+}
+
 /// Peak-hold and deltas between refreshes. Pure: fed samples, it returns refreshes.
 #[derive(Default)]
 pub(crate) struct Tracker {
@@ -417,20 +433,14 @@ impl Tracker {
         counters: Option<&Counters>,
         elapsed: Duration,
         time: String,
-        owners: &[Owner],
+        labels: &Labels,
     ) -> Refresh {
         self.observe(listeners, false);
         let secs = elapsed.saturating_sub(self.prev_elapsed).as_secs_f64();
-        let mut owner_of: HashMap<u64, Vec<Owner>> = HashMap::new();
-        for o in owners {
-            owner_of.entry(o.inode).or_default().push(o.clone());
-        }
         let mut rows: Vec<Row> = listeners
             .iter()
             .map(|l| {
-                let process = owner_of
-                    .get(&l.inode)
-                    .and_then(|os| crate::model::process_label(os));
+                let process = labels.get(&l.inode).cloned();
                 self.row(l, process, secs, &time)
             })
             .collect();
@@ -685,13 +695,19 @@ mod tests {
                 ("Tcp:OutRsts".to_string(), out),
             ])
         };
-        t.refresh(&[], Some(&c(0, 0)), Duration::ZERO, "t0".into(), &[]);
+        t.refresh(
+            &[],
+            Some(&c(0, 0)),
+            Duration::ZERO,
+            "t0".into(),
+            &Labels::new(),
+        );
         let r = t.refresh(
             &[],
             Some(&c(20, 30)),
             Duration::from_secs(2),
             "t1".into(),
-            &[],
+            &Labels::new(),
         );
         assert_eq!(r.rates["TCPAbortOnClose"], 10.0);
         assert_eq!(r.rates["OutRsts"], 15.0);
@@ -731,7 +747,13 @@ mod tests {
             ])
         };
         let mut t = Tracker::default();
-        t.refresh(&[], Some(&c(0, 0, 0)), Duration::ZERO, "t0".into(), &[]);
+        t.refresh(
+            &[],
+            Some(&c(0, 0, 0)),
+            Duration::ZERO,
+            "t0".into(),
+            &Labels::new(),
+        );
         // Between refreshes 30 connects waited for 10.200.0.1; at the refresh 4 still do, 3
         // of them sent again; 10.200.0.9 only has unacknowledged data.
         t.observe_outgoing(&outgoing(vec![remote("10.200.0.1:9000", 30, 30, None)]));
@@ -744,7 +766,7 @@ mod tests {
             Some(&c(6, 4, 40)),
             Duration::from_secs(2),
             "t1".into(),
-            &[],
+            &Labels::new(),
         );
         let o = r.outgoing.expect("servers in trouble");
         assert_eq!(o.resets_per_s, Some(5.0), "(6 + 4) / 2 s");
@@ -766,7 +788,13 @@ mod tests {
             "most troubled first; unacked read, so 0 is none"
         );
         // No reading since: no rows (not the old ones again); the summary keeps the peaks.
-        let r = t.refresh(&[], None, Duration::from_secs(3), "t2".into(), &[]);
+        let r = t.refresh(
+            &[],
+            None,
+            Duration::from_secs(3),
+            "t2".into(),
+            &Labels::new(),
+        );
         assert_eq!(r.outgoing, None);
         let s = t.summary(3, Duration::from_secs(3));
         let peaks: Vec<(u32, u8, u32)> = s
@@ -783,13 +811,19 @@ mod tests {
         let mut t = Tracker::default();
         t.observe_outgoing(&Outgoing::default());
         assert_eq!(
-            t.refresh(&[], None, Duration::ZERO, "t0".into(), &[])
+            t.refresh(&[], None, Duration::ZERO, "t0".into(), &Labels::new())
                 .outgoing,
             None
         );
         // A named server that is fine has a row but no place in the summary.
         t.observe_outgoing(&outgoing(vec![remote("10.0.0.1:80", 1, 0, Some(0))]));
-        let r = t.refresh(&[], None, Duration::from_secs(1), "t1".into(), &[]);
+        let r = t.refresh(
+            &[],
+            None,
+            Duration::from_secs(1),
+            "t1".into(),
+            &Labels::new(),
+        );
         assert_eq!(r.outgoing.map(|o| o.remotes.len()), Some(1));
         // Three readings of 64 different troubled servers each: 64 kept, the most troubled.
         for round in 0..3u32 {
@@ -818,7 +852,13 @@ mod tests {
             ..l(80, 1, 0, Some(0))
         };
         let mut t = Tracker::default();
-        let r = t.refresh(&[waiting(0, 0)], None, Duration::ZERO, "t0".into(), &[]);
+        let r = t.refresh(
+            &[waiting(0, 0)],
+            None,
+            Duration::ZERO,
+            "t0".into(),
+            &Labels::new(),
+        );
         assert_eq!(
             r.listeners[0].wait,
             Some(Wait::default()),
@@ -831,7 +871,7 @@ mod tests {
             None,
             Duration::from_secs(1),
             "t1".into(),
-            &[],
+            &Labels::new(),
         );
         let w = r.listeners[0].wait.unwrap();
         assert_eq!(
@@ -845,7 +885,7 @@ mod tests {
             None,
             Duration::from_secs(2),
             "t2".into(),
-            &[],
+            &Labels::new(),
         );
         assert_eq!(r.listeners[0].wait, None);
         let s = t.summary(4, Duration::from_secs(2));
@@ -862,7 +902,7 @@ mod tests {
             Some(&c(0)),
             Duration::ZERO,
             "t0".into(),
-            &[],
+            &Labels::new(),
         );
         t.observe(&[l(80, 1, 6, Some(3))], false); // a burst between refreshes
         let r = t.refresh(
@@ -870,7 +910,7 @@ mod tests {
             Some(&c(20)),
             Duration::from_secs(2),
             "t1".into(),
-            &[],
+            &Labels::new(),
         );
         assert_eq!(
             (
@@ -882,7 +922,13 @@ mod tests {
         );
         assert_eq!(r.listeners[0].drops_per_s, Some(5.0));
         assert_eq!(r.rates["ListenDrops"], 10.0);
-        let r = t.refresh(&[], Some(&c(20)), Duration::from_secs(3), "t2".into(), &[]);
+        let r = t.refresh(
+            &[],
+            Some(&c(20)),
+            Duration::from_secs(3),
+            "t2".into(),
+            &Labels::new(),
+        );
         assert_eq!(r.listeners[0].event, Some("gone"));
         let s = t.summary(3, Duration::from_secs(3));
         assert_eq!(s.listeners[0].peak, 6);
@@ -895,13 +941,19 @@ mod tests {
     #[test]
     fn new_listeners_are_marked_and_unknown_drops_stay_unknown() {
         let mut t = Tracker::default();
-        t.refresh(&[l(80, 1, 0, None)], None, Duration::ZERO, "t0".into(), &[]);
+        t.refresh(
+            &[l(80, 1, 0, None)],
+            None,
+            Duration::ZERO,
+            "t0".into(),
+            &Labels::new(),
+        );
         let r = t.refresh(
             &[l(80, 1, 0, None), l(81, 2, 0, None)],
             None,
             Duration::from_secs(1),
             "t1".into(),
-            &[],
+            &Labels::new(),
         );
         let new = r.listeners.iter().find(|x| x.inode == 2).unwrap();
         assert_eq!(new.event, Some("new"));
@@ -926,7 +978,7 @@ mod tests {
         let mut last = BTreeMap::new();
         for ls in refreshes {
             let at = Duration::from_secs(t.refreshes);
-            let r = t.refresh(ls, None, at, "t".into(), &[]);
+            let r = t.refresh(ls, None, at, "t".into(), &Labels::new());
             last = r
                 .listeners
                 .into_iter()
