@@ -60,6 +60,9 @@ struct Quiet {
     /// `Tcp:ActiveOpens` is 0: the namespace never called connect() (`tcp_connect` counts each
     /// SYN it sends first), so it holds no SYN_SENT socket.
     never_connected: bool,
+    /// `Tcp:RetransSegs` as they say it: the connecting side's reading needs no reading of
+    /// its own.
+    retrans_segs: Option<u64>,
 }
 
 impl Quiet {
@@ -68,6 +71,7 @@ impl Quiet {
         Quiet {
             no_established: zero(CURR_ESTAB),
             never_connected: zero(crate::catalogue::ACTIVE_OPENS),
+            retrans_segs: counters.and_then(|c| c.get(crate::catalogue::RETRANS_SEGS).copied()),
         }
     }
 }
@@ -264,7 +268,7 @@ impl<S: Sources> Sampler<S> {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
             changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
-            changed |= self.read_outgoing(&mut outgoing, quiet.never_connected);
+            changed |= self.read_outgoing(&mut outgoing, quiet);
         }
         let mut counters = None;
         if changed || full {
@@ -310,8 +314,10 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// The connecting side, into `out`; true when it lists a server, or the last one did.
-    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, never: bool) -> bool {
-        *out = self.outgoing.read(&mut self.sources, never);
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, quiet: Quiet) -> bool {
+        *out = self
+            .outgoing
+            .read(&mut self.sources, quiet.never_connected, quiet.retrans_segs);
         let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
         seen || std::mem::replace(&mut self.out_seen, seen)
     }
