@@ -80,12 +80,18 @@ impl OutgoingReader {
 
     /// One reading; None when nothing is wanted or the dump failed (`failed` says why).
     /// `ruled`: what the namespace's counters, read just before, say a reading of SYN_SENT
-    /// alone would find.
-    pub(super) fn read<S: Sources>(&mut self, sources: &mut S, ruled: Ruled) -> Option<Outgoing> {
+    /// alone would find; `retrans_segs`: their RetransSegs, when they hold it (else
+    /// /proc/net/snmp is read again for it).
+    pub(super) fn read<S: Sources>(
+        &mut self,
+        sources: &mut S,
+        ruled: Ruled,
+        retrans_segs: Option<u64>,
+    ) -> Option<Outgoing> {
         if !self.scope.wanted() {
             return None;
         }
-        let retrans = sources.retrans_segs();
+        let retrans = retrans_segs.or_else(|| sources.retrans_segs());
         let rose = match (self.last_retrans, retrans) {
             (Some(a), Some(b)) => b > a,
             // A kernel without the counter cannot say no.

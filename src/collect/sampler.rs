@@ -60,6 +60,9 @@ struct Quiet {
     no_established: bool,
     /// What rules out the connecting side's dump (`Ruled`).
     outgoing: Ruled,
+    /// `Tcp:RetransSegs` as they say it: the connecting side's reading needs no reading of
+    /// its own.
+    retrans_segs: Option<u64>,
 }
 
 impl Quiet {
@@ -71,6 +74,7 @@ impl Quiet {
                 never_connected: zero(crate::catalogue::ACTIVE_OPENS),
                 no_timeouts: zero(crate::catalogue::TCP_TIMEOUTS),
             },
+            retrans_segs: counters.and_then(|c| c.get(crate::catalogue::RETRANS_SEGS).copied()),
         }
     }
 }
@@ -286,7 +290,7 @@ impl<S: Sources> Sampler<S> {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
             changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
-            changed |= self.read_outgoing(&mut outgoing, quiet.outgoing);
+            changed |= self.read_outgoing(&mut outgoing, quiet);
         }
         if let Some(hot) = &mut self.hot {
             hot.scope_seen(&listeners, elapsed);
@@ -420,8 +424,10 @@ impl<S: Sources> Sampler<S> {
     }
 
     /// The connecting side, into `out`; true when it lists a server, or the last one did.
-    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, ruled: Ruled) -> bool {
-        *out = self.outgoing.read(&mut self.sources, ruled);
+    fn read_outgoing(&mut self, out: &mut Option<crate::model::Outgoing>, quiet: Quiet) -> bool {
+        *out = self
+            .outgoing
+            .read(&mut self.sources, quiet.outgoing, quiet.retrans_segs);
         let seen = out.as_ref().is_some_and(|o| !o.remotes.is_empty());
         seen || std::mem::replace(&mut self.out_seen, seen)
     }

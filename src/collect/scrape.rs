@@ -5,8 +5,8 @@
 //! the next is each namespace's RetransSegs, so that a scrape reads the namespace's
 //! ESTABLISHED connections (unacknowledged requests) only when it retransmitted since.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -96,14 +96,28 @@ fn once<S: Sources>(
         rec.retrans_before(before);
     }
     rec.sample(true)?;
-    let (snap, _) = rec.finish();
+    let (mut snap, _) = rec.finish();
     let now = snap
         .last()
         .and_then(|s| s.counters.as_ref()?.get(RETRANS_SEGS));
     if let (Some(i), Some(v)) = (inode, now) {
         lock(seen).insert(i, *v);
     }
+    // Only the counters the exposition writes are kept until it is written: the 250 or so
+    // that /proc/net/netstat and snmp hold were most of a 1,000-namespace scrape's memory.
+    let keep = exported_keys();
+    for s in &mut snap.samples {
+        if let Some(c) = &mut s.counters {
+            c.retain(|k, _| keep.contains(k.as_str()));
+        }
+    }
     Ok(snap)
+}
+
+/// The catalogue's exported counters (`render::metrics` writes these and no other).
+fn exported_keys() -> &'static HashSet<&'static str> {
+    static KEYS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    KEYS.get_or_init(|| crate::catalogue::exported().map(|(k, _, _)| k).collect())
 }
 
 /// Namespace workers per scrape: recording is mostly system calls, a little above the cores.
@@ -204,6 +218,33 @@ mod tests {
                 "never exported, not kept"
             );
         }
+    }
+
+    #[test]
+    fn a_scrape_keeps_only_the_counters_the_exposition_writes() {
+        // Tcp:CurrEstab decides a dump during the sample, and is no metric.
+        let fake = || Fake {
+            curr_estab: Some(3),
+            ..Fake::queues(&[0])
+        };
+        let mut c = Collector::with_sources(
+            Namespaces::Current,
+            Scope::default(),
+            Duration::from_secs(5),
+            Arc::new(fake),
+        );
+        let scrape = c.scrape().unwrap().into_only_error().unwrap();
+        let counters = scrape.namespaces[0].value.as_ref().unwrap().samples[0]
+            .counters
+            .clone()
+            .unwrap();
+        assert!(counters.contains_key(crate::catalogue::REQQ_FULL_DO_COOKIES));
+        assert!(!counters.contains_key(crate::collect::sampler::CURR_ESTAB));
+        assert!(
+            counters
+                .keys()
+                .all(|k| exported_keys().contains(k.as_str()))
+        );
     }
 
     /// `metrics` and the exporter take one sample: a full one, so it reads the clients' wait.

@@ -66,7 +66,12 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
         for (name, value) in names.iter().zip(values.iter()) {
             match value.parse::<u64>() {
                 Ok(v) => {
-                    if counters.insert(format!("{section}:{name}"), v).is_some() {
+                    // Some 200 counters per namespace: the key is built without `format!`.
+                    let mut key = String::with_capacity(section.len() + 1 + name.len());
+                    key.push_str(section);
+                    key.push(':');
+                    key.push_str(name);
+                    if counters.insert(key, v).is_some() {
                         problems.push(format!(
                             "{section}:{name} appears twice; the last value is kept"
                         ));
