@@ -106,6 +106,7 @@ fn main() {
                     tcp: true,
                     unix: false,
                     unix_only: None,
+                    unix_lean: false,
                     tcp_exact: &[],
                     established: false,
                     pending_of: &[],

@@ -116,6 +116,8 @@ pub(super) struct Sampler<S> {
     prev_index: Option<ByInode<usize>>,
     /// `watch`'s hot set (`hot_sampling`): None for every other recorder.
     hot: Option<HotSet>,
+    /// With a hot set: each Unix listener's socket file and uid, from the last full dump.
+    unix_ids: ByInode<(Option<crate::model::Vfs>, u32)>,
     /// A sample that changed reads the counters (so that a recorder can keep it); without it
     /// only full samples do (`watch` without `--record` shows counters at refreshes only).
     counters_on_change: bool,
@@ -186,6 +188,7 @@ impl<S: Sources> Sampler<S> {
             previous: None,
             prev_index: None,
             hot: None,
+            unix_ids: ByInode::default(),
             counters_on_change: true,
             wait_every: WAIT_EVERY,
             last: false,
@@ -258,13 +261,17 @@ impl<S: Sources> Sampler<S> {
         if count_syn {
             self.syn_counted = Some(elapsed);
         }
-        let dump = self.sources.listeners(&diag::Query {
+        // `watch`'s dumps leave out the Unix listeners' socket files and uids once a dump has
+        // said them (`unix_ids`): a socket's file and owner are fixed when it is made.
+        let lean = self.unix && self.hot.is_some() && !self.unix_ids.is_empty();
+        let mut dump = self.sources.listeners(&diag::Query {
             ports: &self.ports,
             syn_recv: count_syn && self.tcp,
             drops: true,
             tcp: self.tcp,
             unix: self.unix,
             unix_only: None,
+            unix_lean: lean,
             tcp_exact: &[],
             established: false,
             pending_of: &[],
@@ -273,11 +280,23 @@ impl<S: Sources> Sampler<S> {
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
         self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
+        if lean {
+            self.fill_unix_ids(&mut dump.listeners)?;
+            if full {
+                // The ones gone since are forgotten, once a refresh.
+                let live: ByInode<()> = dump.listeners.iter().map(|l| (l.inode, ())).collect();
+                self.unix_ids.retain(|inode, _| live.contains_key(inode));
+            }
+        } else if self.hot.is_some() {
+            self.learn_unix_ids(&dump.listeners);
+        }
         let (mut listeners, others) = self.split_scope(dump.listeners);
-        let mut changed = self.previous.as_ref().is_none_or(|prev| {
-            prev.len() != listeners.len()
-                || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
-        });
+        // Only a sample that may be kept is compared with the last one kept.
+        let mut changed = (self.counters_on_change || full)
+            && self.previous.as_ref().is_none_or(|prev| {
+                prev.len() != listeners.len()
+                    || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
+            });
         if count_syn {
             for l in &listeners {
                 if let Some(n) = l.syn_recv {
@@ -393,6 +412,48 @@ impl<S: Sources> Sampler<S> {
             outgoing: None,
             partial: true,
         })
+    }
+
+    /// Remembers the socket file and uid of each Unix listener of a dump that asked for them.
+    fn learn_unix_ids(&mut self, listeners: &[Listener]) {
+        for l in listeners {
+            if let Local::Unix(u) = &l.local {
+                self.unix_ids.insert(l.inode, (u.vfs, l.uid));
+            }
+        }
+    }
+
+    /// Gives the Unix listeners of a lean dump their socket file and uid: remembered, or for a
+    /// listener new since, asked for by inode.
+    fn fill_unix_ids(&mut self, listeners: &mut [Listener]) -> Result<()> {
+        let mut missing = Vec::new();
+        for l in listeners.iter_mut() {
+            if let Local::Unix(u) = &mut l.local {
+                match self.unix_ids.get(&l.inode) {
+                    Some(&(vfs, uid)) => (u.vfs, l.uid) = (vfs, uid),
+                    None => missing.push(l.inode),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = self
+            .sources
+            .listeners(&diag::Query {
+                tcp: false,
+                unix: true,
+                unix_only: Some(&missing),
+                ..diag::Query::TCP
+            })?
+            .listeners;
+        self.learn_unix_ids(&found);
+        for f in found {
+            if let Some(l) = listeners.iter_mut().find(|l| l.inode == f.inode) {
+                *l = f;
+            }
+        }
+        Ok(())
     }
 
     /// Puts a hot sample's listeners into `previous` in place of their earlier state: true

@@ -11,15 +11,19 @@ const SAMPLING_SHARE: f64 = 0.025;
 /// The most of it the hot samples take. A hot sample costs a few microseconds a listener, so
 /// at 100 Hz a full hot set (HOT_MAX) takes about this much.
 const HOT_SHARE: f64 = 0.01;
-/// The most the dumps of the whole scope take: what the hot samples leave, up to this.
+/// What the dumps of the whole scope take, at least (fewer listeners: less, at the floor).
 const SCOPE_SHARE: f64 = 0.015;
+/// The longest the dumps of the whole scope may leave a listener unseen when the budget
+/// allows: a burst of 100 ms on a listener that is not hot yet is then seen by one of them.
+const FULL_PERIOD: Duration = Duration::from_millis(90);
 
 /// Sets the two periods from each kind's measured CPU time (a moving average):
 /// - hot samples every `max(floor, hot cost / HOT_SHARE)`;
-/// - dumps of the whole scope every `max(floor, scope cost / min(SCOPE_SHARE, SAMPLING_SHARE -
-///   what the hot samples take))`. A dump costs about 0.5 us of CPU per listener in scope
-///   (benches/sample_cost.rs), so this full period grows with the listeners: ~70 ms for 2,000,
-///   ~350 ms for 10,000.
+/// - dumps of the whole scope at 1.5% of a core, or up to what the hot samples leave of 2.5%
+///   when that keeps every listener seen within FULL_PERIOD. A dump of 2,000 listeners costs
+///   about 2 ms of CPU here (kernel and parsing, benches/watch_hot.sh), 10,000 about 10 ms, so
+///   this full period is 90 ms for 2,000 listeners and grows past that with more: ~400 ms
+///   for 10,000 (1 ms of dump per 100 listeners at 2.5%).
 ///
 /// Refreshes (a full sample with SYN_RECV, the clients' wait and counters, the owners, the
 /// rows written) are accounted apart: they do not stretch sampling, whatever the rows cost.
@@ -75,7 +79,11 @@ impl Budget {
         } else {
             0.0
         };
-        self.scope_every = period(self.scope, SCOPE_SHARE.min(SAMPLING_SHARE - hot_share));
+        // SCOPE_SHARE, or more when that would leave a listener unseen for longer than
+        // FULL_PERIOD, up to what the hot samples leave.
+        let wanted = self.scope / FULL_PERIOD.as_secs_f64();
+        let share = wanted.clamp(SCOPE_SHARE, SCOPE_SHARE.max(SAMPLING_SHARE - hot_share));
+        self.scope_every = period(self.scope, share);
     }
 
     /// A refresh took `cpu`: kept apart, not charged to sampling.

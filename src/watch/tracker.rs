@@ -249,6 +249,22 @@ pub(crate) struct ListenerSummary {
     pub longest_wait_at_least: bool,
 }
 
+impl ListenerSummary {
+    /// Before its first refresh.
+    fn of(l: &Listener) -> ListenerSummary {
+        ListenerSummary {
+            local: l.local.clone(),
+            inode: l.inode,
+            send_q: 0,
+            peak: 0,
+            peak_time: String::new(),
+            drops: None,
+            longest_wait_ms: None,
+            longest_wait_at_least: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub(crate) struct Summary {
     pub refreshes: u64,
@@ -500,16 +516,10 @@ impl Tracker {
             },
         );
         let longest = self.longest_waits.get(&key).copied();
-        let s = self.summary.entry(key).or_insert_with(|| ListenerSummary {
-            local: l.local.clone(),
-            inode: l.inode,
-            send_q: 0,
-            peak: 0,
-            peak_time: String::new(),
-            drops: None,
-            longest_wait_ms: None,
-            longest_wait_at_least: false,
-        });
+        if !self.summary.contains_key(&key) {
+            self.summary.insert(key.clone(), ListenerSummary::of(l));
+        }
+        let s = self.summary.get_mut(&key).expect("inserted above");
         s.send_q = l.send_q;
         if let Some((ms, at_least)) = longest
             && s.longest_wait_ms.is_none_or(|before| ms >= before)
