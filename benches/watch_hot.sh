@@ -105,6 +105,9 @@ if rates:
     line += f"; {target} sampled {rates[len(rates)//2]}/s (median of {len(rates)} refreshes)"
 if hot[-1]:
     line += f", hot every {hot[len(hot)//2]/1000:.0f} ms"
+rcpu = sorted(r["refresh_cpu_us"] for r in refreshes[1:] if "refresh_cpu_us" in r)
+if rcpu:
+    line += f"; a refresh {rcpu[len(rcpu)//2]/1000:.1f} ms of CPU (median)"
 print(line)
 PY
 }

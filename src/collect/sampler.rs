@@ -261,49 +261,9 @@ impl<S: Sources> Sampler<S> {
         if count_syn {
             self.syn_counted = Some(elapsed);
         }
-        // `watch`'s dumps leave out the Unix listeners' socket files and uids once a dump has
-        // said them (`unix_ids`): a socket's file and owner are fixed when it is made.
-        let lean = self.unix && self.hot.is_some() && !self.unix_ids.is_empty();
-        let mut dump = self.sources.listeners(&diag::Query {
-            ports: &self.ports,
-            syn_recv: count_syn && self.tcp,
-            drops: true,
-            tcp: self.tcp,
-            unix: self.unix,
-            unix_only: None,
-            unix_lean: lean,
-            tcp_exact: &[],
-            established: false,
-            pending_of: &[],
-            outgoing: None,
-        })?;
-        self.unix_absent |= dump.unix_absent;
-        self.taken += 1;
-        self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
-        if lean {
-            self.fill_unix_ids(&mut dump.listeners)?;
-            if full {
-                // The ones gone since are forgotten, once a refresh.
-                let live: ByInode<()> = dump.listeners.iter().map(|l| (l.inode, ())).collect();
-                self.unix_ids.retain(|inode, _| live.contains_key(inode));
-            }
-        } else if self.hot.is_some() {
-            self.learn_unix_ids(&dump.listeners);
-        }
+        let dump = self.dump_scope(full, count_syn)?;
         let (mut listeners, others) = self.split_scope(dump.listeners);
-        // Only a sample that may be kept is compared with the last one kept.
-        let mut changed = (self.counters_on_change || full)
-            && self.previous.as_ref().is_none_or(|prev| {
-                prev.len() != listeners.len()
-                    || prev.iter().zip(&listeners).any(|(a, b)| !a.same_state(b))
-            });
-        if count_syn {
-            for l in &listeners {
-                if let Some(n) = l.syn_recv {
-                    changed |= self.last_syn.insert(l.key(), n) != Some(n);
-                }
-            }
-        }
+        let mut changed = self.changed(&listeners, full, count_syn);
         let mut outgoing = None;
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
@@ -343,6 +303,58 @@ impl<S: Sources> Sampler<S> {
             },
             partial: false,
         })
+    }
+
+    /// The dump of the whole scope, its Unix listeners' socket files and uids filled in.
+    /// `watch`'s dumps leave those out once a dump has said them (`unix_ids`): a socket's file
+    /// and owner are fixed when it is made.
+    fn dump_scope(&mut self, full: bool, count_syn: bool) -> Result<diag::Dump> {
+        let lean = self.unix && self.hot.is_some() && !self.unix_ids.is_empty();
+        let mut dump = self.sources.listeners(&diag::Query {
+            ports: &self.ports,
+            syn_recv: count_syn && self.tcp,
+            drops: true,
+            tcp: self.tcp,
+            unix: self.unix,
+            unix_only: None,
+            unix_lean: lean,
+            tcp_exact: &[],
+            established: false,
+            pending_of: &[],
+            outgoing: None,
+        })?;
+        self.unix_absent |= dump.unix_absent;
+        self.taken += 1;
+        self.drops_unknown = self.drops_unknown.max(dump.drops_unknown);
+        if lean {
+            self.fill_unix_ids(&mut dump.listeners)?;
+            if full {
+                // The ones gone since are forgotten, once a refresh.
+                let live: ByInode<()> = dump.listeners.iter().map(|l| (l.inode, ())).collect();
+                self.unix_ids.retain(|inode, _| live.contains_key(inode));
+            }
+        } else if self.hot.is_some() {
+            self.learn_unix_ids(&dump.listeners);
+        }
+        Ok(dump)
+    }
+
+    /// Whether the listeners changed since the last sample kept, SYN_RECV counts included.
+    /// Only a sample that may be kept is compared.
+    fn changed(&mut self, listeners: &[Listener], full: bool, count_syn: bool) -> bool {
+        let mut changed = (self.counters_on_change || full)
+            && self.previous.as_ref().is_none_or(|prev| {
+                prev.len() != listeners.len()
+                    || prev.iter().zip(listeners).any(|(a, b)| !a.same_state(b))
+            });
+        if count_syn {
+            for l in listeners {
+                if let Some(n) = l.syn_recv {
+                    changed |= self.last_syn.insert(l.key(), n) != Some(n);
+                }
+            }
+        }
+        changed
     }
 
     /// The dump's listeners in scope, and the others (on a target's port elsewhere). When all
