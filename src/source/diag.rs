@@ -562,14 +562,9 @@ impl Diag {
             let n = self.receive("a dump message")?;
             let mut data = &self.buf[..n];
             while !data.is_empty() {
-                let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
-                    what: "malformed netlink message",
-                    source,
-                })?;
-                let len = msg.length() as usize;
+                let msg = next_message(&mut data)?;
                 if msg.sequence_number() != self.seq {
                     // A leftover of an earlier, abandoned conversation.
-                    data = &data[align4(len).min(data.len())..];
                     continue;
                 }
                 if msg.flags() & NLM_F_DUMP_INTR != 0 {
@@ -605,10 +600,20 @@ impl Diag {
                     }
                     _ => {}
                 }
-                data = &data[align4(len).min(data.len())..];
             }
         }
     }
+}
+
+/// The netlink message `data` starts with; `data` moves past it.
+fn next_message<'a>(data: &mut &'a [u8]) -> Result<NetlinkBuffer<&'a [u8]>> {
+    let msg = NetlinkBuffer::new_checked(*data).map_err(|source| Error::Decode {
+        what: "malformed netlink message",
+        source,
+    })?;
+    let len = align4(msg.length() as usize).min(data.len());
+    *data = &data[len..];
+    Ok(msg)
 }
 
 impl Diag {
@@ -683,12 +688,7 @@ impl Diag {
                 let n = self.receive("a unix_diag answer")?;
                 let mut data = &self.buf[..n];
                 while !data.is_empty() {
-                    let msg = NetlinkBuffer::new_checked(data).map_err(|source| Error::Decode {
-                        what: "malformed netlink message",
-                        source,
-                    })?;
-                    let len = msg.length() as usize;
-                    data = &data[align4(len).min(data.len())..];
+                    let msg = next_message(&mut data)?;
                     // Another number is a leftover of an earlier, abandoned conversation.
                     let i = msg.sequence_number().wrapping_sub(first) as usize;
                     if i >= batch.len() || answered[i] {
