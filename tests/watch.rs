@@ -41,61 +41,30 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
             let rec = dir.join("watch.json");
             // A long interval: after the first refresh, at the start, the only other one is the
             // one SIGTERM asks for, once the burst is over. The burst cannot straddle a refresh.
-            let mut child = Command::new(bin())
-                .args([
-                    "watch",
-                    "--json",
-                    "--interval",
-                    "1h",
-                    "--sample-interval",
-                    "10ms",
-                    "--record",
-                ])
-                .arg(&rec)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn watch");
-            // Wait on watch itself: each refresh is one JSON line, flushed as it is written.
-            let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-            let mut early = String::new();
-            stdout.read_line(&mut early).expect("read a refresh");
-            assert!(early.ends_with('\n'), "watch ended early: {early}");
-            let first: serde_json::Value = serde_json::from_str(&early).expect("a JSON refresh");
-            first["sample_interval_us"]
+            let rec_arg = rec.to_str().expect("a UTF-8 path");
+            let (refs, summary, _, held) = watch_around(&["--record", rec_arg], |pid| {
+                let clients: Vec<_> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
+                wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(()))
+                    .expect("B+1 = 6 queued");
+                // The full queue lasts until watch's sampler has seen it: a whole sample of
+                // watch's, begun after the queue filled, counted through /proc.
+                wait_for_samples(pid).expect("watch sampled the full queue");
+                let mut accepted = Vec::new();
+                nix::fcntl::fcntl(
+                    &server,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                )
+                .unwrap();
+                while let Ok(c) = nix::sys::socket::accept(&server) {
+                    accepted.push(c);
+                }
+                assert_eq!(accepted.len(), 6, "B+1 were queued");
+                drop(closing);
+                (clients, accepted)
+            });
+            refs[0]["sample_interval_us"]
                 .as_u64()
                 .expect("sampling period");
-            let clients: Vec<_> = (0..20).map(|_| start_connect("127.0.0.1:8100")).collect();
-            wait_for(300, || (scenarios::queue_of(":8100")? == 6).then_some(()))
-                .expect("B+1 = 6 queued");
-            // The full queue lasts until watch's sampler has seen it: a whole sample of watch's,
-            // begun after the queue filled, counted through /proc (`wait_for_samples`).
-            wait_for_samples(child.id()).expect("watch sampled the full queue");
-            let mut accepted = Vec::new();
-            nix::fcntl::fcntl(
-                &server,
-                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-            )
-            .unwrap();
-            while let Ok(c) = nix::sys::socket::accept(&server) {
-                accepted.push(c);
-            }
-            assert_eq!(accepted.len(), 6, "B+1 were queued");
-            drop(closing);
-            // Ctrl-C or SIGTERM: one last refresh, then the summary. Watch has slept since its
-            // first refresh (above), so the signal cannot cut that one short and end the run
-            // without a refresh of the burst.
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            )
-            .unwrap();
-            let mut rest = String::new();
-            stdout.read_to_string(&mut rest).expect("read the rest");
-            let out = child.wait_with_output().expect("watch ends on SIGTERM");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(0), "{stderr}");
-            let (refs, summary) = refreshes(&(early + &rest));
             assert_eq!(refs.len(), 2, "the first refresh and SIGTERM's");
             let rows = |r: &serde_json::Value, port: &str| -> Vec<serde_json::Value> {
                 r["listeners"]
@@ -163,7 +132,7 @@ fn short_burst_is_caught_between_refreshes_and_recorded() {
                     .any(|f| f["id"] == "accept-queue-overflow")
             );
             std::fs::remove_dir_all(&dir).unwrap();
-            drop(clients);
+            drop(held);
         },
     );
 }
@@ -367,9 +336,13 @@ fn a_terminal_shows_the_last_minute_per_listener() {
 }
 
 /// Runs `watch --json --interval 1h --sample-interval 10ms ARGS`, lets `during` act once the
-/// first refresh is out (it gets watch's pid), then SIGTERM: the last refresh (the one the
-/// signal asks for) and stderr.
-fn watch_around(args: &[&str], during: impl FnOnce(u32)) -> (serde_json::Value, String) {
+/// first refresh is out (it gets watch's pid), then SIGTERM (Ctrl-C likewise): one last
+/// refresh, then the summary. Watch sleeps after its first refresh, so the signal cannot cut
+/// that one short. Returns the refreshes, the summary, stderr and what `during` returned.
+fn watch_around<T>(
+    args: &[&str],
+    during: impl FnOnce(u32) -> T,
+) -> (Vec<serde_json::Value>, serde_json::Value, String, T) {
     let mut child = Command::new(bin())
         .args([
             "watch",
@@ -388,7 +361,7 @@ fn watch_around(args: &[&str], during: impl FnOnce(u32)) -> (serde_json::Value, 
     let mut early = String::new();
     stdout.read_line(&mut early).expect("read a refresh");
     assert!(early.ends_with('\n'), "watch ended early: {early}");
-    during(child.id());
+    let held = during(child.id());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -399,8 +372,8 @@ fn watch_around(args: &[&str], during: impl FnOnce(u32)) -> (serde_json::Value, 
     let out = child.wait_with_output().expect("watch ends on SIGTERM");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let (mut refs, _) = refreshes(&(early + &rest));
-    (refs.pop().expect("the last refresh"), stderr)
+    let (refs, summary) = refreshes(&(early + &rest));
+    (refs, summary, stderr, held)
 }
 
 /// The row of the listener whose `local` (an address, or a Unix name's JSON) contains `name`.
@@ -437,7 +410,7 @@ fn a_burst_among_2000_listeners_is_sampled_hot_at_its_peak() {
             .map(|i| unix_listener(&format!("@hot-{i}"), 64))
             .collect();
         let server = listener("127.0.0.1:8100", 16);
-        let (last, _) = watch_around(&[], |pid| {
+        let (refs, _, _, ()) = watch_around(&[], |pid| {
             let clients: Vec<_> = (0..40).map(|_| start_connect("127.0.0.1:8100")).collect();
             wait_for(300, || (scenarios::queue_of(":8100")? == 17).then_some(()))
                 .expect("B+1 = 17 queued");
@@ -452,9 +425,10 @@ fn a_burst_among_2000_listeners_is_sampled_hot_at_its_peak() {
             while nix::sys::socket::accept(&server).is_ok() {}
             drop(clients);
         });
+        let last = refs.last().expect("the last refresh");
         let (hot, idle) = (
-            row_of(&last, "127.0.0.1:8100"),
-            row_of(&last, "127.0.0.1:30000"),
+            row_of(last, "127.0.0.1:8100"),
+            row_of(last, "127.0.0.1:30000"),
         );
         assert_eq!(hot["peak"], 17, "{hot}");
         assert!(last["hot"].as_u64().unwrap() >= 1, "{last}");
@@ -462,16 +436,17 @@ fn a_burst_among_2000_listeners_is_sampled_hot_at_its_peak() {
             hot["samples"].as_u64().unwrap() > idle["samples"].as_u64().unwrap(),
             "{hot} {idle}"
         );
-        let (last, stderr) = watch_around(&["@hot-500"], |pid| {
+        let (refs, _, stderr, ()) = watch_around(&["@hot-500"], |pid| {
             for _ in 0..10 {
                 wait_for_samples(pid).expect("watch samples");
             }
         });
         assert!(stderr.is_empty(), "{stderr}");
+        let last = refs.last().expect("the last refresh");
         assert_eq!(last["listeners"].as_array().unwrap().len(), 1, "{last}");
         assert_eq!(last["hot"], 1, "{last}");
         // Ten whole samples since the first refresh, all of the target alone; the refresh's.
-        let samples = row_of(&last, "hot-500")["samples"].as_u64().unwrap();
+        let samples = row_of(last, "hot-500")["samples"].as_u64().unwrap();
         assert!(samples >= 11, "{last}");
     });
 }
