@@ -145,50 +145,20 @@ fn a_unix_listener_shows_its_peak_and_no_drops_column() {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app.sock").to_str().unwrap().to_owned();
         let _server = unix_listener(&path, 4);
-        let mut child = Command::new(bin())
-            .args([
-                "watch",
-                "--json",
-                "--interval",
-                "1h",
-                "--sample-interval",
-                "10ms",
-                &path,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn watch");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut early = String::new();
-        stdout.read_line(&mut early).expect("read a refresh");
-        assert!(early.ends_with('\n'), "watch ended early: {early}");
-        // B = 4 holds 5; the other 15 non-blocking connects get EAGAIN at once.
-        let (mut queued, mut refused) = (Vec::new(), 0);
-        for _ in 0..20 {
-            match unix_connect(&path) {
-                Ok(fd) => queued.push(fd),
-                Err(nix::errno::Errno::EAGAIN) => refused += 1,
-                Err(e) => panic!("connect {path}: {e}"),
+        let (refs, summary, _, queued) = watch_around(&[&path], |pid| {
+            // B = 4 holds 5; the other 15 non-blocking connects get EAGAIN at once.
+            let (mut queued, mut refused) = (Vec::new(), 0);
+            for _ in 0..20 {
+                match unix_connect(&path) {
+                    Ok(fd) => queued.push(fd),
+                    Err(nix::errno::Errno::EAGAIN) => refused += 1,
+                    Err(e) => panic!("connect {path}: {e}"),
+                }
             }
-        }
-        assert_eq!((queued.len(), refused), (5, 15));
-        wait_for_samples(child.id()).expect("watch sampled the full queue");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let mut rest = String::new();
-        stdout.read_to_string(&mut rest).expect("read the rest");
-        let out = child.wait_with_output().expect("watch ends on SIGTERM");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (refs, summary) = refreshes(&(early + &rest));
+            assert_eq!((queued.len(), refused), (5, 15));
+            wait_for_samples(pid).expect("watch sampled the full queue");
+            queued
+        });
         let last = &refs.last().expect("SIGTERM's refresh")["listeners"][0];
         assert_eq!(last["local"]["path"], path.as_str(), "{last}");
         assert_eq!(
