@@ -141,11 +141,14 @@ impl HotSet {
     /// not found is asked for by port from now on; one not found by port or inode is gone (a
     /// restarted server's new socket is found by the next dump of the scope).
     pub(super) fn hot_seen(&mut self, listeners: &[Listener], now: Duration) {
-        let before = self.entries.clone();
+        // What is asked for changes only when an entry leaves or is asked for another way;
+        // a renewal (every hot sample of a troubled listener) changes nothing to rebuild.
+        let mut moved = false;
         self.entries.retain(|inode, e| {
             if listeners.iter().any(|l| l.inode == *inode) {
                 return true;
             }
+            moved = true;
             if let Ask::Exact(a) = e.ask {
                 e.ask = Ask::Port(a.port());
                 return true;
@@ -160,7 +163,7 @@ impl HotSet {
                 e.until = Some(now + HOT_FOR);
             }
         }
-        if self.entries != before {
+        if moved {
             self.rebuild();
         }
     }
