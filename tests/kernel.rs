@@ -196,6 +196,7 @@ fn window_records_several_samples_and_a_queue_rise() {
             syn_forced: false,
             sample_interval: std::time::Duration::from_millis(10),
             keep: true,
+            addresses: true,
         };
         let kernel = Kernel::open().expect("netlink");
         let mut rec = Recorder::start(kernel, &scope, cadence);

@@ -136,6 +136,7 @@ fn around(load: impl FnOnce()) -> (Snapshot, Report) {
         syn_forced: false,
         sample_interval: Duration::from_millis(10),
         keep: true,
+        addresses: true,
     };
     let kernel = Kernel::open().expect("netlink");
     let mut rec = Recorder::start(kernel, &Scope::new(Vec::new()), cadence);

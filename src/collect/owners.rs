@@ -252,6 +252,7 @@ mod tests {
             syn_forced: false,
             sample_interval: Duration::ZERO,
             keep: true,
+            addresses: true,
         };
         let mut r = Recorder::start(fake, &Scope::default(), cadence);
         r.sample(true).unwrap();

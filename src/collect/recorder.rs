@@ -25,6 +25,11 @@ pub struct Cadence {
     /// Keep the samples for the snapshot; a view that only shows them (`watch` without
     /// `--record`) does not, so that a long run does not grow.
     pub keep: bool,
+    /// Read the namespace's addresses: they tell the targets that are servers it connects to,
+    /// and doctor's findings on the connecting side tell its own listeners by them. A scrape,
+    /// which names no target and words no finding, leaves them out (a route dump per
+    /// namespace).
+    pub addresses: bool,
 }
 
 /// One recording of the namespace `S` reads.
@@ -52,7 +57,7 @@ impl<S: Sources> Recorder<S> {
             }
         }
         // Targets at none of this namespace's addresses are servers it connects to.
-        let local_addresses = if scope.families.tcp {
+        let local_addresses = if scope.families.tcp && cadence.addresses {
             sources.local_addresses()
         } else {
             None
@@ -69,7 +74,9 @@ impl<S: Sources> Recorder<S> {
             .collect();
         scope.servers = servers.clone();
         let outgoing = OutgoingScope {
-            all: scope.targets.is_empty() && scope.families.tcp && local_addresses.is_some(),
+            all: scope.targets.is_empty()
+                && scope.families.tcp
+                && (local_addresses.is_some() || !cadence.addresses),
             servers,
             range: header.sysctls.ip_local_port_range,
         };
@@ -242,6 +249,7 @@ pub fn record<S: Sources>(sources: S, scope: &Scope, sampling: &Sampling) -> Res
             interval
         },
         keep: true,
+        addresses: true,
     };
     let mut rec = Recorder::start(sources, scope, cadence);
     let mut tick = 0u32;
@@ -277,6 +285,7 @@ mod tests {
             syn_forced: false,
             sample_interval: ms(10),
             keep: true,
+            addresses: true,
         };
         Recorder::start(fake, &Scope::default(), cadence)
     }
@@ -335,6 +344,7 @@ mod tests {
             syn_forced: false,
             sample_interval: ms(10),
             keep: false,
+            addresses: true,
         };
         let mut r = Recorder::start(fake, &Scope::default(), cadence);
         for t in 0..3 {

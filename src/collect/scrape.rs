@@ -89,6 +89,7 @@ fn once<S: Sources>(
         syn_forced: false,
         sample_interval: Duration::ZERO,
         keep: true,
+        addresses: false,
     };
     let mut rec = Recorder::start(sources, scope, cadence);
     let inode = rec.netns_inode();

@@ -14,6 +14,7 @@
 //! (`auth`); the HTTP code is the same over both streams (`http::Connection<S: Timed>`).
 
 pub(crate) mod auth;
+mod gzip;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod web_config;
@@ -82,8 +83,6 @@ impl Drop for Slot<'_> {
 
 struct Server {
     collector: Mutex<Collector>,
-    /// Size of the last exposition, to allocate the next at once.
-    last_size: AtomicUsize,
     active: AtomicUsize,
     stopping: AtomicBool,
     /// Open connections: to wake their readers at shutdown, and to close an idle one when a
@@ -175,7 +174,6 @@ impl Server {
         };
         Ok(Server {
             collector: Mutex::new(collector),
-            last_size: AtomicUsize::new(64 * 1024),
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             open: Mutex::new(HashMap::new()),
@@ -454,7 +452,6 @@ fn metrics(server: &Server, gzip: bool) -> Response {
         }
     };
     drop(collector);
-    let mut body = Vec::with_capacity(server.last_size.load(Ordering::Relaxed));
     // Counted before it is written, so that a scrape sees itself.
     let counter = if gzip {
         &server.gzipped
@@ -469,12 +466,25 @@ fn metrics(server: &Server, gzip: bool) -> Response {
             ("identity", server.identity.load(Ordering::Relaxed)),
         ],
     };
-    if render::metrics::write(&mut body, &scrape, Some(&exporter)).is_err() {
+    let Ok(parts) = render::metrics::parts(&scrape, Some(&exporter)) else {
         return Response::text(500, "Internal Server Error", "error: rendering failed\n");
-    }
-    server
-        .last_size
-        .store(body.len() + body.len() / 8, Ordering::Relaxed);
+    };
+    let size: usize = parts.iter().map(Vec::len).sum();
+    let mut headers = Vec::new();
+    let body = if gzip && size >= GZIP_FROM {
+        match gzip::gzip(&parts, GZIP_LEVEL) {
+            Ok(z) => {
+                headers.push(("Content-Encoding", "gzip".into()));
+                z
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "backlogctl exporter: gzip failed: {e}");
+                parts.concat()
+            }
+        }
+    } else {
+        parts.concat()
+    };
     let mut r = Response {
         content_type: CONTENT_TYPE,
         ..Response::text(200, "OK", body)
@@ -482,27 +492,6 @@ fn metrics(server: &Server, gzip: bool) -> Response {
     // Caches must not hand a gzipped body to a client that did not ask for one, or the
     // reverse: every /metrics answer varies by Accept-Encoding, compressed or not.
     r.headers.push(("Vary", "Accept-Encoding".into()));
-    if gzip && r.body.len() >= GZIP_FROM {
-        match compress(&r.body) {
-            Ok(z) => {
-                r.body = z;
-                r.headers.push(("Content-Encoding", "gzip".into()));
-            }
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "backlogctl exporter: gzip failed: {e}");
-            }
-        }
-    }
+    r.headers.extend(headers);
     r
-}
-
-fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use flate2::{Compression, write::GzEncoder};
-    // The exposition compresses about tenfold; a twelfth is a fair first guess.
-    let mut z = GzEncoder::new(
-        Vec::with_capacity(body.len() / 12),
-        Compression::new(GZIP_LEVEL),
-    );
-    z.write_all(body)?;
-    z.finish()
 }

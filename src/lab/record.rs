@@ -43,6 +43,7 @@ impl Recording {
                     syn_forced: clients.is_none(),
                     sample_interval: Duration::from_millis(5),
                     keep: true,
+                    addresses: true,
                 };
                 let mut rec = Recorder::start(Kernel::open()?, &scope, cadence);
                 // The recorder's clock started at the end of `start`.

@@ -117,6 +117,7 @@ impl<'o, S: Sources> Watch<'o, S> {
             syn_forced: false,
             sample_interval: opts.sample_interval,
             keep: opts.record,
+            addresses: true,
         };
         let mut rec = Recorder::start(sources, scope, cadence);
         rec.hot_sampling(opts.interval);
