@@ -111,6 +111,7 @@ fn main() {
                     established: false,
                     pending_of: &[],
                     outgoing: None,
+                    parallel: false,
                 };
                 measure(&format!("{n} listeners: dump {what}"), 300, || {
                     diag.dump(&q).unwrap();

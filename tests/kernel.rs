@@ -197,6 +197,7 @@ fn window_records_several_samples_and_a_queue_rise() {
             sample_interval: std::time::Duration::from_millis(10),
             keep: true,
             addresses: true,
+            parallel: false,
         };
         let kernel = Kernel::open().expect("netlink");
         let mut rec = Recorder::start(kernel, &scope, cadence);

@@ -137,6 +137,7 @@ fn around(load: impl FnOnce()) -> (Snapshot, Report) {
         sample_interval: Duration::from_millis(10),
         keep: true,
         addresses: true,
+        parallel: false,
     };
     let kernel = Kernel::open().expect("netlink");
     let mut rec = Recorder::start(kernel, &Scope::new(Vec::new()), cadence);

@@ -253,6 +253,7 @@ mod tests {
             sample_interval: Duration::ZERO,
             keep: true,
             addresses: true,
+            parallel: false,
         };
         let mut r = Recorder::start(fake, &Scope::default(), cadence);
         r.sample(true).unwrap();

@@ -30,6 +30,10 @@ pub struct Cadence {
     /// which names no target and words no finding, leaves them out (a route dump per
     /// namespace).
     pub addresses: bool,
+    /// Dump TCP and Unix listeners at once, on two sockets and threads (`Query::parallel`):
+    /// a single sample's wall time for a thread's start. Not for repeated samples, whose cost
+    /// is CPU, nor where namespaces are read in parallel already.
+    pub parallel: bool,
 }
 
 /// One recording of the namespace `S` reads.
@@ -80,14 +84,18 @@ impl<S: Sources> Recorder<S> {
             servers,
             range: header.sysctls.ip_local_port_range,
         };
+        let mut sampler = Sampler::with_outgoing(
+            sources,
+            scope.clone(),
+            cadence.syn_every,
+            cadence.syn_forced,
+            outgoing,
+        );
+        if cadence.parallel {
+            sampler.parallel_dumps();
+        }
         Recorder {
-            sampler: Sampler::with_outgoing(
-                sources,
-                scope.clone(),
-                cadence.syn_every,
-                cadence.syn_forced,
-                outgoing,
-            ),
+            sampler,
             snap: Snapshot {
                 schema_version: SCHEMA_VERSION,
                 tool: format!("backlogctl {}", env!("CARGO_PKG_VERSION")),
@@ -250,6 +258,7 @@ pub fn record<S: Sources>(sources: S, scope: &Scope, sampling: &Sampling) -> Res
         },
         keep: true,
         addresses: true,
+        parallel: sampling.window.is_zero(),
     };
     let mut rec = Recorder::start(sources, scope, cadence);
     let mut tick = 0u32;
@@ -286,6 +295,7 @@ mod tests {
             sample_interval: ms(10),
             keep: true,
             addresses: true,
+            parallel: false,
         };
         Recorder::start(fake, &Scope::default(), cadence)
     }
@@ -345,6 +355,7 @@ mod tests {
             sample_interval: ms(10),
             keep: false,
             addresses: true,
+            parallel: false,
         };
         let mut r = Recorder::start(fake, &Scope::default(), cadence);
         for t in 0..3 {

@@ -132,6 +132,8 @@ pub(super) struct Sampler<S> {
     unix: bool,
     /// The kernel could not dump Unix listeners (no unix_diag).
     unix_absent: bool,
+    /// Dump the two families at once (`Query::parallel`).
+    parallel: bool,
     taken: u64,
     drops_unknown: usize,
     counter_problems: Vec<String>,
@@ -196,6 +198,7 @@ impl<S: Sources> Sampler<S> {
             tcp,
             unix,
             unix_absent: false,
+            parallel: false,
             taken: 0,
             drops_unknown: 0,
             counter_problems: Vec::new(),
@@ -322,6 +325,7 @@ impl<S: Sources> Sampler<S> {
             established: false,
             pending_of: &[],
             outgoing: None,
+            parallel: self.parallel,
         })?;
         self.unix_absent |= dump.unix_absent;
         self.taken += 1;
@@ -369,6 +373,11 @@ impl<S: Sources> Sampler<S> {
     /// Keeps a hot set (`watch`): `sample_hot_at` then samples its listeners alone. The wait is
     /// read at most every `wait_every` (the refresh: each reading walks the host's established
     /// hash), and counters only in full samples unless `keep` (a recording keeps the changes).
+    /// Dumps TCP and Unix listeners at once, on two threads (`Cadence::parallel`).
+    pub(super) fn parallel_dumps(&mut self) {
+        self.parallel = true;
+    }
+
     pub(super) fn hot_sampling(&mut self, wait_every: Duration, keep: bool) {
         self.hot = Some(HotSet::new(!self.scope.targets.is_empty()));
         self.wait_every = wait_every;

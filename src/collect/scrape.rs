@@ -90,6 +90,7 @@ fn once<S: Sources>(
         sample_interval: Duration::ZERO,
         keep: true,
         addresses: false,
+        parallel: false,
     };
     let mut rec = Recorder::start(sources, scope, cadence);
     let inode = rec.netns_inode();

@@ -44,6 +44,7 @@ impl Recording {
                     sample_interval: Duration::from_millis(5),
                     keep: true,
                     addresses: true,
+                    parallel: false,
                 };
                 let mut rec = Recorder::start(Kernel::open()?, &scope, cadence);
                 // The recorder's clock started at the end of `start`.

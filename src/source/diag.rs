@@ -215,6 +215,10 @@ pub struct Query<'a> {
     pub pending_of: &'a [u64],
     /// Instead of listeners: this namespace's own connections to servers (`Dump::outgoing`).
     pub outgoing: Option<Outbound<'a>>,
+    /// With `tcp` and a whole `unix` dump: the Unix one on a socket and thread of its own,
+    /// while this one dumps TCP. Both are kernel work, each on a core (`snapshot` of 10,000 +
+    /// 10,000 listeners: ~60% of the time).
+    pub parallel: bool,
 }
 
 /// Which of the namespace's outgoing connections to dump: those whose local port the kernel
@@ -340,6 +344,7 @@ impl<'a> Query<'a> {
         established: false,
         pending_of: &[],
         outgoing: None,
+        parallel: false,
     };
 
     /// The ESTABLISHED sockets of these local ports, with tcp_info, filtered in the kernel.
@@ -455,6 +460,10 @@ impl Diag {
 
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
+        let whole_unix = q.unix && q.unix_only.is_none() && q.pending_of.is_empty();
+        if q.parallel && q.tcp && whole_unix && q.tcp_exact.is_empty() {
+            return self.dump_both_at_once(q);
+        }
         let mut out = Dump::default();
         // As many as last time: 2,000 listeners pushed one by one are copied ~11 times over.
         out.listeners.reserve(self.last_len);
@@ -479,6 +488,39 @@ impl Diag {
         if q.syn_recv {
             attach_syn_recv(&mut out.listeners, &out.requests);
         }
+        Ok(out)
+    }
+}
+
+impl Diag {
+    /// `q`'s TCP dump here and its Unix dump on a socket of its own, on another thread (in the
+    /// same network namespace: a thread starts in its creator's). Listeners in the same order
+    /// as one socket gives them: TCP, then Unix.
+    fn dump_both_at_once(&mut self, q: &Query) -> Result<Dump> {
+        let tcp = Query {
+            unix: false,
+            parallel: false,
+            ..*q
+        };
+        let unix = Query {
+            tcp: false,
+            syn_recv: false,
+            parallel: false,
+            ..*q
+        };
+        let (tcp, unix) = std::thread::scope(|s| {
+            let other = s.spawn(|| Diag::open()?.dump(&unix));
+            let tcp = self.dump(&tcp);
+            let unix = other
+                .join()
+                .unwrap_or_else(|p| Err(Error::panicked("dumping Unix listeners", p)));
+            (tcp, unix)
+        });
+        let (mut out, unix) = (tcp?, unix?);
+        out.listeners.extend(unix.listeners);
+        out.unix_absent = unix.unix_absent;
+        out.drops_unknown += unix.drops_unknown;
+        self.last_len = out.listeners.len();
         Ok(out)
     }
 }
@@ -1355,6 +1397,7 @@ mod wire {
         established: false,
         pending_of: &[],
         outgoing: None,
+        parallel: false,
     };
 
     /// `build_request(AF_INET, LISTEN only, SKMEMINFO, no ports, seq 7)`.
@@ -1399,6 +1442,7 @@ mod wire {
             established: false,
             pending_of: &[],
             outgoing: None,
+            parallel: false,
         };
         let compat = build_request(super::BOTH, &q, 9);
         let v2 = build_request(AF_INET, &q, 9);

@@ -118,6 +118,7 @@ impl<'o, S: Sources> Watch<'o, S> {
             sample_interval: opts.sample_interval,
             keep: opts.record,
             addresses: true,
+            parallel: false,
         };
         let mut rec = Recorder::start(sources, scope, cadence);
         rec.hot_sampling(opts.interval);
