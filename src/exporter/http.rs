@@ -196,7 +196,7 @@ impl<S: Timed> Connection<S> {
             r.status,
             r.reason,
             r.content_type,
-            r.body.len()
+            r.body.len() + r.tail.iter().map(Vec::len).sum::<usize>()
         );
         for (k, v) in &r.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -211,7 +211,9 @@ impl<S: Timed> Connection<S> {
         let deadline = Instant::now() + self.limits.write_time;
         self.write_by(head.as_bytes(), deadline)?;
         if !head_only {
-            self.write_by(&r.body, deadline)?;
+            for piece in std::iter::once(&r.body).chain(&r.tail) {
+                self.write_by(piece, deadline)?;
+            }
         }
         self.stream.flush()
     }
@@ -301,6 +303,9 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     pub body: Vec<u8>,
+    /// More of the body, sent after `body` piece by piece: an exposition rendered in parts
+    /// is not copied into one buffer first.
+    pub tail: Vec<Vec<u8>>,
     /// Close the connection after it.
     pub close: bool,
 }
@@ -313,6 +318,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
             body: body.into(),
+            tail: Vec::new(),
             close: false,
         }
     }

@@ -471,22 +471,27 @@ fn metrics(server: &Server, gzip: bool) -> Response {
     };
     let size: usize = parts.iter().map(Vec::len).sum();
     let mut headers = Vec::new();
-    let body = if gzip && size >= GZIP_FROM {
+    let mut zipped = None;
+    if gzip && size >= GZIP_FROM {
         match gzip::gzip(&parts, GZIP_LEVEL) {
             Ok(z) => {
                 headers.push(("Content-Encoding", "gzip".into()));
-                z
+                zipped = Some(z);
             }
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "backlogctl exporter: gzip failed: {e}");
-                parts.concat()
             }
         }
-    } else {
-        parts.concat()
+    }
+    // Sent as rendered, in its parts, when not compressed.
+    let [first, second, third] = parts;
+    let (body, tail) = match zipped {
+        Some(z) => (z, Vec::new()),
+        None => (first, vec![second, third]),
     };
     let mut r = Response {
         content_type: CONTENT_TYPE,
+        tail,
         ..Response::text(200, "OK", body)
     };
     // Caches must not hand a gzipped body to a client that did not ask for one, or the
