@@ -129,6 +129,48 @@ fn listeners_of_both_families_with_owner_and_kernel_port_filter() {
     );
 }
 
+/// A single sample dumps Unix listeners on a socket and thread of their own beside the TCP
+/// dump; a window's samples dump both on one socket. Both see every listener once, with its
+/// backlog, TCP first: 300 of each span many netlink messages.
+#[test]
+fn a_single_sample_dumps_both_families_at_once_and_misses_none() {
+    in_netns(
+        "a_single_sample_dumps_both_families_at_once_and_misses_none",
+        || {
+            let tcp: Vec<_> = (0..300)
+                .map(|i| listener(&format!("127.0.0.1:{}", 9000 + i), 1 + i % 50))
+                .collect();
+            let unix: Vec<_> = (0..300)
+                .map(|i| unix_listener(&format!("@blt-both-{i}"), 2 + i % 40))
+                .collect();
+            let window = Sampling {
+                window: std::time::Duration::from_millis(30),
+                interval: std::time::Duration::from_millis(10),
+                syn_recv: false,
+            };
+            for sampling in [Sampling::ONCE, window] {
+                let (s, _) =
+                    record(Kernel::default(), &Scope::new(Vec::new()), &sampling).expect("record");
+                let seen = &s.samples.last().unwrap().listeners;
+                let mut got: Vec<(String, u32)> = seen
+                    .iter()
+                    .map(|l| (l.local.to_string(), l.send_q))
+                    .collect();
+                let mut want: Vec<(String, u32)> = (0..300)
+                    .map(|i| (format!("127.0.0.1:{}", 9000 + i), 1 + i % 50))
+                    .chain((0..300).map(|i| (format!("@blt-both-{i}"), 2 + i % 40)))
+                    .collect();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "window {:?}", sampling.window);
+                let first_unix = seen.iter().position(|l| l.local.inet().is_none());
+                assert_eq!(first_unix, Some(300), "TCP listeners come first");
+            }
+            drop((tcp, unix));
+        },
+    );
+}
+
 /// Request sockets: TCP_DEFER_ACCEPT keeps a completed handshake in SYN_RECV until data
 /// arrives (tcp_check_req), a deterministic way to fill the SYN queue on loopback. IPv4
 /// clients of a dual-stack [::] listener appear as v4-mapped request sockets.
