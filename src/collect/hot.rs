@@ -20,7 +20,7 @@ pub(super) const HOT_MAX: usize = 64;
 /// Socket inodes are distinct small integers: one multiplication spreads them over a table,
 /// where SipHash costs more than the rest of a 2,000-listener sample's bookkeeping.
 #[derive(Default)]
-pub(super) struct InodeHasher(u64);
+pub(crate) struct InodeHasher(u64);
 
 impl std::hash::Hasher for InodeHasher {
     fn finish(&self) -> u64 {
