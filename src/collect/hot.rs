@@ -20,7 +20,7 @@ pub(super) const HOT_MAX: usize = 64;
 /// Socket inodes are distinct small integers: one multiplication spreads them over a table,
 /// where SipHash costs more than the rest of a 2,000-listener sample's bookkeeping.
 #[derive(Default)]
-pub(super) struct InodeHasher(u64);
+pub(crate) struct InodeHasher(u64);
 
 impl std::hash::Hasher for InodeHasher {
     fn finish(&self) -> u64 {
@@ -106,15 +106,26 @@ impl HotSet {
     }
 
     /// After a sample of the whole scope at `now`: listeners gone leave, troubled ones join.
+    /// A dump without drops (`Sampler::queues_only`) keeps the drops last seen, so the next
+    /// dump with them still sees them rise.
     pub(super) fn scope_seen(&mut self, listeners: &[Listener], now: Duration) {
         let before = self.entries.clone();
         let mut drops = ByInode::with_capacity_and_hasher(self.drops.len(), Default::default());
         let mut joining = Vec::new();
         for l in listeners {
-            let rose = l.drops.is_some_and(|d| {
-                drops.insert(l.inode, d);
-                self.drops.get(&l.inode).is_some_and(|was| *was != d)
-            });
+            let was = self.drops.get(&l.inode).copied();
+            let rose = match l.drops {
+                Some(d) => {
+                    drops.insert(l.inode, d);
+                    was.is_some_and(|was| was != d)
+                }
+                None => {
+                    if let Some(was) = was {
+                        drops.insert(l.inode, was);
+                    }
+                    false
+                }
+            };
             if self.pinned || l.recv_q > 0 || rose {
                 joining.push(l);
             }

@@ -35,6 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
+pub(crate) use hot::InodeHasher;
 pub use outgoing::{is_local, own_servers};
 pub use owners::{OwnerCache, Owners, listener_inodes};
 pub use recorder::{Cadence, Recorder, record};

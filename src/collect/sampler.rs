@@ -10,8 +10,12 @@ use super::Sources;
 use super::hot::{ByInode, HotSet};
 use super::outgoing::{OutgoingReader, OutgoingScope, Ruled};
 use crate::error::Result;
-use crate::model::{Counters, Gap, Listener, Local, Scope, Wait};
+use crate::model::{Counters, Gap, Listener, Local, Scope, UnixName, Wait};
 use crate::source::diag;
+
+/// What a Unix listener's lean dump leaves out (`diag::Query::unix_lean`): its name, socket
+/// file and owner uid.
+type UnixIds = (UnixName, Option<crate::model::Vfs>, u32);
 
 fn millis(d: Duration) -> u32 {
     d.as_millis().min(u128::from(u32::MAX)) as u32
@@ -116,8 +120,9 @@ pub(super) struct Sampler<S> {
     prev_index: Option<ByInode<usize>>,
     /// `watch`'s hot set (`hot_sampling`): None for every other recorder.
     hot: Option<HotSet>,
-    /// With a hot set: each Unix listener's socket file and uid, from the last full dump.
-    unix_ids: ByInode<(Option<crate::model::Vfs>, u32)>,
+    /// With a hot set: each Unix listener's name, socket file and uid, from the dump that
+    /// first said them.
+    unix_ids: ByInode<UnixIds>,
     /// A sample that changed reads the counters (so that a recorder can keep it); without it
     /// only full samples do (`watch` without `--record` shows counters at refreshes only).
     counters_on_change: bool,
@@ -308,15 +313,16 @@ impl<S: Sources> Sampler<S> {
         })
     }
 
-    /// The dump of the whole scope, its Unix listeners' socket files and uids filled in.
-    /// `watch`'s dumps leave those out once a dump has said them (`unix_ids`): a socket's file
-    /// and owner are fixed when it is made.
+    /// The dump of the whole scope, its Unix listeners' names, socket files and uids filled
+    /// in. `watch`'s dumps leave those out once a dump has said them (`unix_ids`): a socket's
+    /// name, file and owner are fixed when it is made. Between refreshes, a `watch` that keeps
+    /// no samples leaves out the TCP listeners' drops too (`queues_only`).
     fn dump_scope(&mut self, full: bool, count_syn: bool) -> Result<diag::Dump> {
         let lean = self.unix && self.hot.is_some() && !self.unix_ids.is_empty();
         let mut dump = self.sources.listeners(&diag::Query {
             ports: &self.ports,
             syn_recv: count_syn && self.tcp,
-            drops: true,
+            drops: full || !self.queues_only(),
             tcp: self.tcp,
             unix: self.unix,
             unix_only: None,
@@ -341,6 +347,16 @@ impl<S: Sources> Sampler<S> {
             self.learn_unix_ids(&dump.listeners);
         }
         Ok(dump)
+    }
+
+    /// Whether the dumps of the whole scope between full samples may leave out the TCP
+    /// listeners' drops (skmeminfo, about a fifth of a TCP listener dump's kernel time:
+    /// `sk_get_meminfo` for every listener): `watch` without `--record`, whose rows take their
+    /// drops from the refreshes (full samples) and whose hot samples ask for them. Such a dump
+    /// only finds a listener by its queue: one whose drops rose is found hot at the next
+    /// refresh, or by its queue first.
+    fn queues_only(&self) -> bool {
+        self.hot.is_some() && !self.counters_on_change
     }
 
     /// Whether the listeners changed since the last sample kept, SYN_RECV counts included.
@@ -435,23 +451,27 @@ impl<S: Sources> Sampler<S> {
         })
     }
 
-    /// Remembers the socket file and uid of each Unix listener of a dump that asked for them.
+    /// Remembers the name, socket file and uid of each Unix listener of a dump that asked for
+    /// them.
     fn learn_unix_ids(&mut self, listeners: &[Listener]) {
         for l in listeners {
             if let Local::Unix(u) = &l.local {
-                self.unix_ids.insert(l.inode, (u.vfs, l.uid));
+                self.unix_ids
+                    .insert(l.inode, (u.name.clone(), u.vfs, l.uid));
             }
         }
     }
 
-    /// Gives the Unix listeners of a lean dump their socket file and uid: remembered, or for a
-    /// listener new since, asked for by inode.
+    /// Gives the Unix listeners of a lean dump their name, socket file and uid: remembered, or
+    /// for a listener new since, asked for by inode.
     fn fill_unix_ids(&mut self, listeners: &mut [Listener]) -> Result<()> {
         let mut missing = Vec::new();
         for l in listeners.iter_mut() {
             if let Local::Unix(u) = &mut l.local {
                 match self.unix_ids.get(&l.inode) {
-                    Some(&(vfs, uid)) => (u.vfs, l.uid) = (vfs, uid),
+                    Some((name, vfs, uid)) => {
+                        (u.name, u.vfs, l.uid) = (name.clone(), *vfs, *uid);
+                    }
                     None => missing.push(l.inode),
                 }
             }

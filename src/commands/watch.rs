@@ -15,6 +15,7 @@ pub(crate) fn watch(o: Watch, out: &mut dyn Write, err: &mut dyn Write) -> Resul
     let mut view = Printer {
         out,
         format: o.format,
+        line: Vec::new(),
     };
     let recording = crate::watch::run(Kernel::open()?, &o.scope, &o.run, &mut view, err)?;
     if let (Some((mut f, path)), Some(snap)) = (file, recording) {

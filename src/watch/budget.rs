@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-/// Share of one core that sampling between refreshes may use: 2.5%, so that with the
-/// refreshes (about 0.3% over 2,000 listeners once a second, benches/watch_hot.sh) the whole
-/// loop keeps within 3%.
+/// Share of one core that sampling between refreshes may use: 2.5%. The refreshes add about
+/// 0.5% over 2,000 listeners once a second (a full sample, the owners, the rows written: ~5 ms
+/// of CPU, benches/watch_hot.sh), so the loop keeps near 3% while nothing is hot. A hot
+/// listener adds more than its samples are charged: each wake-up at 100 Hz costs the kernel
+/// some 40 us besides the sample (the timer, the switches), ~0.4% of a core.
 const SAMPLING_SHARE: f64 = 0.025;
 /// The most of it the hot samples take. A hot sample costs a few microseconds a listener, so
 /// at 100 Hz a full hot set (HOT_MAX) takes about this much.
@@ -21,15 +23,20 @@ const FULL_PERIOD: Duration = Duration::from_millis(90);
 /// - hot samples every `max(floor, hot cost / HOT_SHARE)`;
 /// - dumps of the whole scope at 1.5% of a core, or up to what the hot samples leave of 2.5%
 ///   when that keeps every listener seen within FULL_PERIOD. A dump of 2,000 listeners costs
-///   about 2 ms of CPU here (kernel and parsing, benches/watch_hot.sh), 10,000 about 10 ms, so
-///   this full period is 90 ms for 2,000 listeners and grows past that with more: ~400 ms
-///   for 10,000 (1 ms of dump per 100 listeners at 2.5%).
+///   about 2 ms of CPU here (nearly all of it the kernel's, which walks the listeners of
+///   every namespace of the host: 10,000 others beside the bench's, benches/watch_hot.sh),
+///   10,000 about 10 ms, so this full period is 90 ms for 2,000 listeners and grows past that
+///   with more: ~400 ms for 10,000 (1 ms of dump per 100 listeners at 2.5%).
 ///
+/// A refresh is itself a dump of the whole scope, so the dumps between two refreshes are
+/// spread evenly over the interval: as many as the period allows, each gap no longer than it.
 /// Refreshes (a full sample with SYN_RECV, the clients' wait and counters, the owners, the
 /// rows written) are accounted apart: they do not stretch sampling, whatever the rows cost.
 /// Their CPU is kept so that the refresh can say it.
 pub(crate) struct Budget {
     floor: Duration,
+    /// The refresh interval.
+    interval: Duration,
     /// Moving averages of one sample's CPU time, seconds.
     hot: f64,
     scope: f64,
@@ -55,9 +62,10 @@ fn average(was: f64, now: Duration) -> f64 {
 }
 
 impl Budget {
-    pub(crate) fn new(floor: Duration) -> Self {
+    pub(crate) fn new(floor: Duration, interval: Duration) -> Self {
         Budget {
             floor,
+            interval,
             hot: 0.0,
             scope: 0.0,
             hot_every: floor,
@@ -83,13 +91,25 @@ impl Budget {
         // FULL_PERIOD, up to what the hot samples leave.
         let wanted = self.scope / FULL_PERIOD.as_secs_f64();
         let share = wanted.clamp(SCOPE_SHARE, SCOPE_SHARE.max(SAMPLING_SHARE - hot_share));
-        self.scope_every = period(self.scope, share);
+        self.scope_every = spread(period(self.scope, share), self.interval);
     }
 
     /// A refresh took `cpu`: kept apart, not charged to sampling.
     pub(crate) fn refreshed(&mut self, cpu: Duration) {
         self.refresh_cpu = cpu;
     }
+}
+
+/// The gap between dumps of the whole scope that spreads them evenly between two refreshes
+/// (each itself such a dump): no longer than `every`, and as many dumps per interval.
+/// With 94 ms the dumps at 94, 188, ..., 940 ms leave 60 ms to the refresh; 11 gaps of
+/// 90.9 ms cost the same and leave no listener unseen for 94 ms.
+fn spread(every: Duration, interval: Duration) -> Duration {
+    if every.is_zero() || every >= interval {
+        return every;
+    }
+    let gaps = interval.as_nanos().div_ceil(every.as_nanos());
+    Duration::from_nanos((interval.as_nanos() / gaps) as u64)
 }
 
 /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanosecond precision.
@@ -113,35 +133,47 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const US: Duration = Duration::from_micros(1);
 
-    /// A simulated watch over 60 s: hot samples costing `hot` (when any listener is hot) and
-    /// scope samples costing `scope`, each at the period the budget sets. Returns the periods
-    /// at the end and the share of a core sampling took over the last 10 seconds.
-    fn simulate(hot: Option<Duration>, scope: Duration) -> (Duration, Duration, f64) {
-        let mut b = Budget::new(10 * MS);
-        let (mut t, mut next_hot, mut next_scope) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    /// A simulated watch over 60 s: a refresh every second costing `refresh` (itself a dump
+    /// of the whole scope), hot samples costing `hot` (when any listener is hot) and scope
+    /// samples costing `scope`, each at the period the budget sets. Returns the periods at the
+    /// end and the share of a core the loop took over the last 10 seconds.
+    fn simulate(
+        hot: Option<Duration>,
+        scope: Duration,
+        refresh: Duration,
+    ) -> (Duration, Duration, f64) {
+        let interval = Duration::from_secs(1);
+        let mut b = Budget::new(10 * MS, interval);
+        let (mut t, mut next_hot, mut next_scope, mut next_refresh) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         let mut cpu_last10 = Duration::ZERO;
         let n = usize::from(hot.is_some());
         while t < Duration::from_secs(60) {
-            if t >= next_scope {
+            let cost = if t >= next_refresh {
+                b.refreshed(refresh);
+                next_refresh += interval;
+                next_scope = t + b.scope_every;
+                refresh
+            } else if t >= next_scope {
                 b.sampled(Kind::Scope, scope, n);
-                cpu_last10 += if t >= Duration::from_secs(50) {
-                    scope
-                } else {
-                    Duration::ZERO
-                };
                 next_scope = t + b.scope_every;
                 next_hot = next_hot.max(t + b.hot_every);
+                scope
             } else if let Some(h) = hot.filter(|_| t >= next_hot) {
                 b.sampled(Kind::Hot, h, n);
-                cpu_last10 += if t >= Duration::from_secs(50) {
-                    h
-                } else {
-                    Duration::ZERO
-                };
                 next_hot = t + b.hot_every;
+                h
+            } else {
+                Duration::ZERO
+            };
+            if t >= Duration::from_secs(50) {
+                cpu_last10 += cost;
             }
-            let mut next = next_scope;
+            let mut next = next_scope.min(next_refresh);
             if hot.is_some() {
                 next = next.min(next_hot);
             }
@@ -153,29 +185,48 @@ mod tests {
     #[test]
     fn cheap_samples_run_at_the_requested_period() {
         // 10 listeners: ~20 us a dump; 100 Hz costs 0.2% of a core.
-        let (hot, scope, share) = simulate(Some(10 * US), 20 * US);
+        let (hot, scope, share) = simulate(Some(10 * US), 20 * US, 200 * US);
         assert_eq!((hot, scope), (10 * MS, 10 * MS));
         assert!(share < 0.005, "{share}");
     }
 
     #[test]
     fn many_listeners_stretch_the_scope_and_not_the_hot_ones() {
-        // 2,000 listeners: ~1.1 ms a dump; a hot sample of a few, ~60 us.
-        let (hot, scope, share) = simulate(Some(60 * US), 1100 * US);
+        // 2,000 listeners: ~1.1 ms a dump, a refresh ~3 ms; a hot sample of a few, ~60 us.
+        let (hot, scope, share) = simulate(Some(60 * US), 1100 * US, 3 * MS);
         assert_eq!(hot, 10 * MS);
         assert!(scope > 40 * MS && scope < 100 * MS, "{scope:?}");
-        assert!(share <= SAMPLING_SHARE * 1.05, "{share}");
+        assert!(share <= (SAMPLING_SHARE + 0.005) * 1.05, "{share}");
         // The scope's share is its own: hot samples that fit leave it alone.
-        let (_, alone, _) = simulate(None, 1100 * US);
+        let (_, alone, _) = simulate(None, 1100 * US, 3 * MS);
         assert_eq!(alone, scope);
     }
 
     #[test]
     fn an_expensive_hot_set_is_stretched_too() {
         // 10,000 TCP listeners: each hot sample's port dump walks them all, ~500 us.
-        let (hot, scope, share) = simulate(Some(500 * US), 6 * MS);
+        let (hot, scope, share) = simulate(Some(500 * US), 6 * MS, 6 * MS);
         assert!(hot >= 50 * MS, "{hot:?}");
         assert!(scope > 300 * MS, "{scope:?}");
-        assert!(share <= SAMPLING_SHARE * 1.05, "{share}");
+        assert!(share <= (SAMPLING_SHARE + 0.005) * 1.05, "{share}");
+    }
+
+    #[test]
+    fn refreshes_do_not_stretch_the_dumps() {
+        // 2,000 listeners, ~2.2 ms a dump: every listener is seen within FULL_PERIOD, however
+        // much the refreshes' rows cost.
+        let (_, cheap, _) = simulate(None, 2200 * US, 2200 * US);
+        let (_, dear, _) = simulate(None, 2200 * US, 9 * MS);
+        assert!(cheap <= FULL_PERIOD, "{cheap:?}");
+        assert_eq!(dear, cheap);
+    }
+
+    #[test]
+    fn the_dumps_between_two_refreshes_are_spread_evenly() {
+        let s = Duration::from_secs(1);
+        assert_eq!(spread(94 * MS, s), Duration::from_nanos(1_000_000_000 / 11));
+        assert_eq!(spread(100 * MS, s), 100 * MS);
+        assert_eq!(spread(10 * MS, s), 10 * MS);
+        assert_eq!(spread(3 * s, s), 3 * s);
     }
 }

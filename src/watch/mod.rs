@@ -129,7 +129,7 @@ impl<'o, S: Sources> Watch<'o, S> {
                 .map_or_else(Tracker::default, Tracker::with_history),
             owners: OwnerCache::default(),
             shown: (u64::MAX, Labels::new()),
-            budget: Budget::new(sample_every),
+            budget: Budget::new(sample_every, opts.interval.max(sample_every)),
             opts,
             interval: opts.interval.max(sample_every),
             next_refresh: Duration::ZERO,

@@ -3,6 +3,7 @@
 //! summary at the end. Pure: no clock, no I/O.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,27 @@ use serde::Serialize;
 use crate::catalogue::{
     ATTEMPT_FAILS, CLIENT_RATES, ESTAB_RESETS, LISTEN_DROPS, RESET_RATES, WATCH_RATES, short,
 };
+use crate::collect::InodeHasher;
 use crate::model::{Counters, Listener, Local, Outgoing, Owner, QueuePeak, Remote, Wait};
+
+/// A listener in the tracker's maps: its address and inode, as `Listener::key`, hashed by the
+/// inode alone. The kernel's inodes are distinct while their sockets live, so one
+/// multiplication spreads them (`InodeHasher`); SipHash over a Unix path, or a `BTreeMap`
+/// comparing paths, cost more than the rest of a row in a refresh over 2,000 listeners.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(Local, u64);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.1);
+    }
+}
+
+fn key(l: &Listener) -> Key {
+    Key(l.local.clone(), l.inode)
+}
+
+type ByKey<V> = HashMap<Key, V, BuildHasherDefault<InodeHasher>>;
 
 /// One listener in one refresh.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -307,24 +328,25 @@ pub(crate) fn labels(owners: &[Owner]) -> Labels {
 pub(crate) struct Tracker {
     /// Peak Recv-Q per listener since the last refresh (those that had a queue, or were hot),
     /// and the hot samples that saw it.
-    peaks: HashMap<(Local, u64), (u32, u32)>,
+    peaks: ByKey<(u32, u32)>,
     /// Samples of the whole scope since the last refresh.
     scope_samples: u32,
     /// The longest wait per listener read since the last refresh, ms, and whether it is a
     /// lower bound (for the summary).
-    longest_waits: BTreeMap<(Local, u64), (u32, bool)>,
+    longest_waits: ByKey<(u32, bool)>,
     /// State at the previous refresh: drops, and the listeners present.
-    prev_drops: BTreeMap<(Local, u64), Option<u32>>,
+    prev_drops: ByKey<Option<u32>>,
     prev_counters: Option<Counters>,
     prev_elapsed: Duration,
     first_counters: Option<Counters>,
     last_counters: Option<Counters>,
     pub(crate) refreshes: u64,
-    summary: BTreeMap<(Local, u64), ListenerSummary>,
+    /// Per listener ever seen; in the order of their keys at the end.
+    summary: ByKey<ListenerSummary>,
     worst: Option<(f64, u32, Worst)>,
     shape: HistoryShape,
     /// Per listener present at the last refresh; a listener that is gone loses its history.
-    history: HashMap<(Local, u64), History>,
+    history: ByKey<History>,
     /// The latest reading of the connecting side since the last refresh.
     outgoing: Option<Outgoing>,
     /// The most SYN_SENT per server at the readings since the last refresh.
@@ -343,12 +365,12 @@ impl Tracker {
     }
 
     /// Adds this refresh's peak to the listener's history and returns the history to show.
-    fn remember(&mut self, key: (Local, u64), point: Point) -> Vec<Point> {
+    fn remember(&mut self, key: &Key, point: Point) -> Vec<Point> {
         if self.shape.slots == 0 {
             return Vec::new();
         }
         let slot = self.refreshes / u64::from(self.shape.per_slot.max(1));
-        let h = self.history.entry(key).or_default();
+        let h = self.history.entry(key.clone()).or_default();
         match h.points.back_mut() {
             Some(last) if h.last_slot == slot => last.merge(point),
             _ => {
@@ -430,11 +452,11 @@ impl Tracker {
         }
         for l in listeners {
             if partial || l.recv_q > 0 {
-                let p = self.peaks.entry(l.key()).or_default();
+                let p = self.peaks.entry(key(l)).or_default();
                 *p = (p.0.max(l.recv_q), p.1 + u32::from(partial));
             }
             if let Some(w) = l.wait {
-                let m = self.longest_waits.entry(l.key()).or_default();
+                let m = self.longest_waits.entry(key(l)).or_default();
                 if w.oldest_ms() >= m.0 {
                     *m = (w.oldest_ms(), w.at_least);
                 }
@@ -460,7 +482,8 @@ impl Tracker {
                 self.row(l, process, secs, &time)
             })
             .collect();
-        let seen: HashSet<(Local, u64)> = listeners.iter().map(|l| l.key()).collect();
+        let seen: HashSet<Key, BuildHasherDefault<InodeHasher>> =
+            listeners.iter().map(key).collect();
         rows.extend(self.gone(&seen));
         if self.history.len() > seen.len() {
             self.history.retain(|k, _| seen.contains(k));
@@ -496,7 +519,7 @@ impl Tracker {
 
     /// One present listener's row, remembered in its history and its summary.
     fn row(&mut self, l: &Listener, process: Option<String>, secs: f64, time: &str) -> Row {
-        let key = l.key();
+        let key = key(l);
         let (peak, hot) = self.peaks.get(&key).copied().unwrap_or((l.recv_q, 0));
         let samples = self.scope_samples + hot;
         let prev = self.prev_drops.get(&key).copied();
@@ -509,17 +532,17 @@ impl Tracker {
             backlog: l.send_q,
         };
         let history = self.remember(
-            key.clone(),
+            &key,
             Point {
                 fill,
                 dropped: drops_delta.is_some_and(|d| d > 0),
             },
         );
         let longest = self.longest_waits.get(&key).copied();
-        if !self.summary.contains_key(&key) {
-            self.summary.insert(key.clone(), ListenerSummary::of(l));
-        }
-        let s = self.summary.get_mut(&key).expect("inserted above");
+        let s = self
+            .summary
+            .entry(key)
+            .or_insert_with(|| ListenerSummary::of(l));
         s.send_q = l.send_q;
         if let Some((ms, at_least)) = longest
             && s.longest_wait_ms.is_none_or(|before| ms >= before)
@@ -555,11 +578,16 @@ impl Tracker {
         }
     }
 
-    /// Rows for the listeners of the previous refresh that are not in `seen`.
-    fn gone(&self, seen: &HashSet<(Local, u64)>) -> Vec<Row> {
-        self.prev_drops
+    /// Rows for the listeners of the previous refresh that are not in `seen`, in the order of
+    /// their keys.
+    fn gone(&self, seen: &HashSet<Key, BuildHasherDefault<InodeHasher>>) -> Vec<Row> {
+        let mut gone: Vec<&Key> = self
+            .prev_drops
             .keys()
             .filter(|k| !seen.contains(*k))
+            .collect();
+        gone.sort_unstable();
+        gone.into_iter()
             .map(|key| Row {
                 local: key.0.clone(),
                 inode: key.1,
@@ -634,7 +662,9 @@ impl Tracker {
         self.peaks.clear();
         self.scope_samples = 0;
         self.longest_waits.clear();
-        self.prev_drops = listeners.iter().map(|l| (l.key(), l.drops)).collect();
+        self.prev_drops.clear();
+        self.prev_drops
+            .extend(listeners.iter().map(|l| (key(l), l.drops)));
         if counters.is_some() {
             self.prev_counters = counters.cloned();
             if self.first_counters.is_none() {
@@ -661,7 +691,11 @@ impl Tracker {
             refreshes: self.refreshes,
             samples,
             elapsed_ms: elapsed.as_millis() as u64,
-            listeners: self.summary.values().cloned().collect(),
+            listeners: {
+                let mut all: Vec<(&Key, &ListenerSummary)> = self.summary.iter().collect();
+                all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                all.into_iter().map(|(_, s)| s.clone()).collect()
+            },
             totals,
             worst: self.worst.as_ref().map(|(_, _, w)| w.clone()),
             remotes,
@@ -1009,7 +1043,7 @@ mod tests {
         let refs: Vec<&[Listener]> = rounds.iter().map(Vec::as_slice).collect();
         let h = feed(&mut t, &refs);
         assert_eq!(peaks(&h[&80]), [7, 8, 9], "the newest three");
-        assert_eq!(t.history[&l(80, 1, 0, None).key()].points.len(), 3);
+        assert_eq!(t.history[&key(&l(80, 1, 0, None))].points.len(), 3);
         // A burst between refreshes is the refresh's point, against B+1.
         t.observe(&[l(80, 1, 6, Some(0))], false);
         let h = feed(&mut t, &[&[l(80, 1, 0, Some(2))]]);
