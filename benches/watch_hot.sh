@@ -13,7 +13,8 @@
 #    count per second (`samples`), `hot_interval_us`, and CPU.
 # Then `watch UNIX_TARGET` with the target among the 1,000 Unix listeners: samples per second
 # of the target's row (100 Hz wanted), and CPU.
-# CPU is user+system of the watch process (/usr/bin/time) over its wall time. With BASE=PATH
+# CPU is user+system of the watch process over wall time: steady, from the 3rd second to a
+# second before the end (/proc/PID/stat), and over the whole run (/usr/bin/time). With BASE=PATH
 # (an older backlogctl) every run is repeated with it, in the same namespace, for a
 # side-by-side (an older binary has no `samples`: its rate is 1e6 / sample_interval_us).
 # A measurement, not a test.
@@ -71,13 +72,24 @@ PY
 python3 "$dir/hold.py" 1000 0 "$dir" "$dir/tcp.ready" &
 python3 "$dir/hold.py" 0 1000 "$dir" "$dir/unix.ready" &
 for _ in $(seq 600); do [ -e "$dir/tcp.ready" ] && [ -e "$dir/unix.ready" ] && break; sleep 0.1; done
-# watch BIN SECONDS OUT ARGS...: prints "cpu%"
+# watch BIN SECONDS OUT ARGS...: prints its CPU share, steady (from the 3rd second to a
+# second before the end: /proc/PID/stat) and over the whole run (start-up included: the first
+# refresh names every listener's process).
 watch_run() {
     local b=$1 secs=$2 out=$3; shift 3
-    local t
-    t=$( { /usr/bin/time -f '%U %S %e' "$b" watch --json --sample-interval 10ms --interval 1s \
-        --duration "${secs}s" "$@" > "$out"; } 2>&1 | tail -1)
-    python3 -c "u,s,w=map(float,'$t'.split()); print(f'{100*(u+s)/w:.2f}')"
+    /usr/bin/time -f '%U %S %e' -o "$dir/time" "$b" watch --json --sample-interval 10ms \
+        --interval 1s --duration "${secs}s" "$@" > "$out" &
+    local timer=$! pid c1 c2 t1 t2
+    sleep 3
+    pid=$(pgrep -P "$timer")
+    c1=$(awk '{print $14 + $15}' "/proc/$pid/stat"); t1=$(date +%s.%N)
+    sleep $((secs - 4))
+    c2=$(awk '{print $14 + $15}' "/proc/$pid/stat"); t2=$(date +%s.%N)
+    wait "$timer"
+    python3 -c "
+u, s, w = map(float, open('$dir/time').read().split()[-3:])
+steady = 100 * ($c2 - $c1) / $(getconf CLK_TCK) / ($t2 - $t1)
+print(f'{steady:.2f}% of a core steady ({100 * (u + s) / w:.2f}% over the whole run)')"
 }
 # report LABEL OUT BURSTLOG CPU TARGET: reads watch's JSON.
 report() {
@@ -91,7 +103,7 @@ def row(r):
                  (isinstance(x["local"], dict) and target in json.dumps(x["local"]))), None)
 periods = sorted(r["sample_interval_us"] for r in refreshes[1:]) or [0]
 hot = sorted(r.get("hot_interval_us", 0) for r in refreshes[1:] if r.get("hot", 0)) or [0]
-line = f"{label:<34} cpu {cpu}% of a core; every listener every {periods[len(periods)//2]/1000:.0f} ms (median)"
+line = f"{label:<34} cpu {cpu}; every listener every {periods[len(periods)//2]/1000:.0f} ms (median)"
 if log != "-":
     bursts = [tuple(map(float, l.split())) for l in open(log)]
     seen = 0

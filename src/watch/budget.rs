@@ -13,15 +13,18 @@ const SAMPLING_SHARE: f64 = 0.025;
 /// The most of it the hot samples take. A hot sample costs a few microseconds a listener, so
 /// at 100 Hz a full hot set (HOT_MAX) takes about this much.
 const HOT_SHARE: f64 = 0.01;
-/// What the dumps of the whole scope take, at least (fewer listeners: less, at the floor).
-const SCOPE_SHARE: f64 = 0.015;
+/// What the dumps of the whole scope take, at least (fewer listeners: less, at the floor):
+/// 300 listeners (~0.2 ms a dump) are dumped every 20 ms, 10 at every sample.
+const SCOPE_SHARE: f64 = 0.01;
 /// The longest the dumps of the whole scope may leave a listener unseen when the budget
-/// allows: a burst of 100 ms on a listener that is not hot yet is then seen by one of them.
-const FULL_PERIOD: Duration = Duration::from_millis(90);
+/// allows; spread between two refreshes a second apart, 95 ms make 11 gaps of 90.9 ms, so a
+/// burst of 100 ms on a listener that is not hot yet is seen by one of them. No more dumps
+/// than that are made: 2,000 listeners at 1.5% were dumped every 77–83 ms, for nothing.
+const FULL_PERIOD: Duration = Duration::from_millis(95);
 
 /// Sets the two periods from each kind's measured CPU time (a moving average):
 /// - hot samples every `max(floor, hot cost / HOT_SHARE)`;
-/// - dumps of the whole scope at 1.5% of a core, or up to what the hot samples leave of 2.5%
+/// - dumps of the whole scope at 1% of a core, or up to what the hot samples leave of 2.5%
 ///   when that keeps every listener seen within FULL_PERIOD. A dump of 2,000 listeners costs
 ///   about 2 ms of CPU here (nearly all of it the kernel's, which walks the listeners of
 ///   every namespace of the host: 10,000 others beside the bench's, benches/watch_hot.sh),
