@@ -196,7 +196,7 @@ impl<S: Timed> Connection<S> {
             r.status,
             r.reason,
             r.content_type,
-            r.body.len() + r.tail.iter().map(Vec::len).sum::<usize>()
+            r.body.len()
         );
         for (k, v) in &r.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -211,9 +211,7 @@ impl<S: Timed> Connection<S> {
         let deadline = Instant::now() + self.limits.write_time;
         self.write_by(head.as_bytes(), deadline)?;
         if !head_only {
-            for piece in std::iter::once(&r.body).chain(&r.tail) {
-                self.write_by(piece, deadline)?;
-            }
+            self.write_by(&r.body, deadline)?;
         }
         self.stream.flush()
     }
@@ -303,9 +301,6 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     pub body: Vec<u8>,
-    /// More of the body, sent after `body` piece by piece: an exposition rendered in parts
-    /// is not copied into one buffer first.
-    pub tail: Vec<Vec<u8>>,
     /// Close the connection after it.
     pub close: bool,
 }
@@ -318,7 +313,6 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
             body: body.into(),
-            tail: Vec::new(),
             close: false,
         }
     }

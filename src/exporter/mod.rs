@@ -14,7 +14,6 @@
 //! (`auth`); the HTTP code is the same over both streams (`http::Connection<S: Timed>`).
 
 pub(crate) mod auth;
-mod gzip;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod web_config;
@@ -83,6 +82,8 @@ impl Drop for Slot<'_> {
 
 struct Server {
     collector: Mutex<Collector>,
+    /// Size of the last exposition, to allocate the next at once.
+    last_size: AtomicUsize,
     active: AtomicUsize,
     stopping: AtomicBool,
     /// Open connections: to wake their readers at shutdown, and to close an idle one when a
@@ -174,6 +175,7 @@ impl Server {
         };
         Ok(Server {
             collector: Mutex::new(collector),
+            last_size: AtomicUsize::new(64 * 1024),
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             open: Mutex::new(HashMap::new()),
@@ -452,6 +454,7 @@ fn metrics(server: &Server, gzip: bool) -> Response {
         }
     };
     drop(collector);
+    let mut body = Vec::with_capacity(server.last_size.load(Ordering::Relaxed));
     // Counted before it is written, so that a scrape sees itself.
     let counter = if gzip {
         &server.gzipped
@@ -466,37 +469,40 @@ fn metrics(server: &Server, gzip: bool) -> Response {
             ("identity", server.identity.load(Ordering::Relaxed)),
         ],
     };
-    let Ok(parts) = render::metrics::parts(&scrape, Some(&exporter)) else {
+    if render::metrics::write(&mut body, &scrape, Some(&exporter)).is_err() {
         return Response::text(500, "Internal Server Error", "error: rendering failed\n");
+    }
+    server
+        .last_size
+        .store(body.len() + body.len() / 8, Ordering::Relaxed);
+    let mut r = Response {
+        content_type: CONTENT_TYPE,
+        ..Response::text(200, "OK", body)
     };
-    let size: usize = parts.iter().map(Vec::len).sum();
-    let mut headers = Vec::new();
-    let mut zipped = None;
-    if gzip && size >= GZIP_FROM {
-        match gzip::gzip(&parts, GZIP_LEVEL) {
+    // Caches must not hand a gzipped body to a client that did not ask for one, or the
+    // reverse: every /metrics answer varies by Accept-Encoding, compressed or not.
+    r.headers.push(("Vary", "Accept-Encoding".into()));
+    if gzip && r.body.len() >= GZIP_FROM {
+        match compress(&r.body) {
             Ok(z) => {
-                headers.push(("Content-Encoding", "gzip".into()));
-                zipped = Some(z);
+                r.body = z;
+                r.headers.push(("Content-Encoding", "gzip".into()));
             }
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "backlogctl exporter: gzip failed: {e}");
             }
         }
     }
-    // Sent as rendered, in its parts, when not compressed.
-    let [first, second, third] = parts;
-    let (body, tail) = match zipped {
-        Some(z) => (z, Vec::new()),
-        None => (first, vec![second, third]),
-    };
-    let mut r = Response {
-        content_type: CONTENT_TYPE,
-        tail,
-        ..Response::text(200, "OK", body)
-    };
-    // Caches must not hand a gzipped body to a client that did not ask for one, or the
-    // reverse: every /metrics answer varies by Accept-Encoding, compressed or not.
-    r.headers.push(("Vary", "Accept-Encoding".into()));
-    r.headers.extend(headers);
     r
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use flate2::{Compression, write::GzEncoder};
+    // The exposition compresses about tenfold; a twelfth is a fair first guess.
+    let mut z = GzEncoder::new(
+        Vec::with_capacity(body.len() / 12),
+        Compression::new(GZIP_LEVEL),
+    );
+    z.write_all(body)?;
+    z.finish()
 }

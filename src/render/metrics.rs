@@ -103,12 +103,11 @@ impl<'a> Ns<'a> {
     }
 }
 
-/// The exposition on its way: whole lines gathered in a buffer that goes out in large pieces
-/// to `w`, or, without one, stays whole in the buffer (a part rendered on its own thread).
-/// Formatting some 80,000 lines one `writeln!` at a time into a `dyn Write` was most of a
-/// 100-namespace scrape's rendering (benches/exporter.sh).
+/// The exposition on its way to the writer: whole lines gathered in a buffer that goes out in
+/// large pieces. Formatting some 80,000 lines one `writeln!` at a time into a `dyn Write` was
+/// most of a 100-namespace scrape's rendering (benches/exporter.sh).
 struct Out<'a> {
-    w: Option<&'a mut dyn Write>,
+    w: &'a mut dyn Write,
     buf: Vec<u8>,
 }
 
@@ -124,13 +123,15 @@ impl Out<'_> {
 
     /// Writes what is gathered once it is a chunk.
     fn flush_full(&mut self) -> io::Result<()> {
-        if let Some(w) = &mut self.w
-            && self.buf.len() >= OUT_CHUNK
-        {
-            w.write_all(&self.buf)?;
+        if self.buf.len() >= OUT_CHUNK {
+            self.w.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        self.w.write_all(&self.buf)
     }
 }
 
@@ -297,54 +298,21 @@ const PLACES: [(&str, Place); 2] = [
 ];
 
 /// Writes every family of the collection, each once with the samples of every namespace (as
-/// the format requires), into `w`; with `exporter`, its own metrics too.
+/// the format requires), straight into `w`; with `exporter`, its own metrics too.
 pub fn write(w: &mut dyn Write, scrape: &Scraped, exporter: Option<&Exporter>) -> io::Result<()> {
-    for part in parts(scrape, exporter)? {
-        w.write_all(&part)?;
-    }
-    Ok(())
-}
-
-/// The exposition in three parts, rendered at once on their own threads, to be written one
-/// after the other in this order: the namespaces and the listeners' queue families; the
-/// clients' wait families; owners, counters, sysctls, the connecting side and the exporter's
-/// own. Each holds whole families, about a third of the lines each at fleet scale.
-pub fn parts(scrape: &Scraped, exporter: Option<&Exporter>) -> io::Result<[Vec<u8>; 3]> {
     let nss: Vec<Ns> = scrape.namespaces.iter().map(Ns::new).collect();
-    let nss = &nss;
-    let queues = |w: &mut Out| {
-        namespace_families(w, nss)?;
-        listener_families(w, nss)
-    };
-    let rest = |w: &mut Out| {
-        owner_family(w, nss)?;
-        counter_families(w, nss)?;
-        client_families(w, nss)?;
-        match exporter {
-            Some(e) => exporter_families(w, scrape, e),
-            None => Ok(()),
-        }
-    };
-    std::thread::scope(|s| {
-        let first = s.spawn(move || rendered(queues));
-        let last = s.spawn(move || rendered(rest));
-        let waits = rendered(|w: &mut Out| wait_families(w, nss));
-        let join = |h: std::thread::ScopedJoinHandle<'_, io::Result<Vec<u8>>>| {
-            h.join()
-                .unwrap_or_else(|_| Err(io::Error::other("rendering the metrics panicked")))
-        };
-        Ok([join(first)?, waits?, join(last)?])
-    })
-}
-
-/// What `families` writes, whole in memory.
-fn rendered(families: impl FnOnce(&mut Out) -> io::Result<()>) -> io::Result<Vec<u8>> {
     let mut out = Out {
-        w: None,
-        buf: Vec::with_capacity(OUT_CHUNK),
+        w,
+        buf: Vec::with_capacity(OUT_CHUNK + 4096),
     };
-    families(&mut out)?;
-    Ok(out.buf)
+    namespace_families(&mut out, &nss)?;
+    listener_families(&mut out, &nss)?;
+    counter_families(&mut out, &nss)?;
+    client_families(&mut out, &nss)?;
+    if let Some(e) = exporter {
+        exporter_families(&mut out, scrape, e)?;
+    }
+    out.finish()
 }
 
 /// Who each namespace belongs to, and whether it could be read.
@@ -378,7 +346,8 @@ fn namespace_families(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
     )
 }
 
-/// Per listener: its queue, backlog, drops and SYN_RECV.
+/// Per listener: its queue, backlog, drops and SYN_RECV, its clients' wait, and its main
+/// process.
 fn listener_families(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
     let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
     for (name, kind, help, get) in LISTENER_FAMILIES {
@@ -390,12 +359,6 @@ fn listener_families(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
             rows().filter_map(|r| get(r.listener).map(|v| (&r.labels, v))),
         )?;
     }
-    Ok(())
-}
-
-/// Per TCP listener: its clients' wait, by place.
-fn wait_families(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
-    let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
     // TCP listeners, where the sample read it: a failed dump of the established sockets
     // leaves no series (absent, not 0). A Unix listener's wait is read only while its queue
     // holds connections, and then as a lower bound: a series that would come and go, so its
@@ -425,12 +388,7 @@ fn wait_families(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
         "gauge",
         "How long the longest-waiting client of a TCP listener has waited so far, by place (0 when none waits).",
         places().map(|(labels, _, ms)| (labels, f64::from(ms) / 1000.0)),
-    )
-}
-
-/// Per listener: its main process.
-fn owner_family(w: &mut Out, nss: &[Ns]) -> io::Result<()> {
-    let rows = || nss.iter().flat_map(|ns| ns.rows.iter());
+    )?;
     family(
         w,
         "listen_owner_info",
