@@ -386,14 +386,14 @@ impl<S: Sources> Sampler<S> {
         all.into_iter().partition(|l| self.scope.contains(l))
     }
 
-    /// Keeps a hot set (`watch`): `sample_hot_at` then samples its listeners alone. The wait is
-    /// read at most every `wait_every` (the refresh: each reading walks the host's established
-    /// hash), and counters only in full samples unless `keep` (a recording keeps the changes).
     /// Dumps TCP and Unix listeners at once, on two threads (`Cadence::parallel`).
     pub(super) fn parallel_dumps(&mut self) {
         self.parallel = true;
     }
 
+    /// Keeps a hot set (`watch`): `sample_hot_at` then samples its listeners alone. The wait is
+    /// read at most every `wait_every` (the refresh: each reading walks the host's established
+    /// hash), and counters only in full samples unless `keep` (a recording keeps the changes).
     pub(super) fn hot_sampling(&mut self, wait_every: Duration, keep: bool) {
         self.hot = Some(HotSet::new(!self.scope.targets.is_empty()));
         self.wait_every = wait_every;
