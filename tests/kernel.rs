@@ -278,3 +278,90 @@ fn window_records_several_samples_and_a_queue_rise() {
         assert!(s.counter_delta("TcpExt:ListenOverflows").unwrap() > 0);
     });
 }
+
+/// The exporter's collector holds a namespace between scrapes and reads its listeners by
+/// exact lookups while the namespace's counts prove them the same; every change (a new
+/// listener, one replaced on its port, a closing connection) brings a dump back, and each
+/// scrape holds what a fresh dump of the namespace holds, queue lengths included.
+#[test]
+fn a_held_namespace_is_read_by_lookups_until_its_listeners_change() {
+    use backlogctl::collect::{Collector, Namespaces};
+    use backlogctl::source::netns::Which;
+    use std::sync::Arc;
+    use std::time::Duration;
+    in_netns("a_held_namespace_is_read_by_lookups", || {
+        let path = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+        let one = || Namespaces::One(Which::Named(path.clone()));
+        let deadline = Duration::from_secs(10);
+        // As the exporter does: the pool holds namespaces within the descriptor limit.
+        backlogctl::collect::raise_fd_limit();
+        let mut held = Collector::new(one(), Scope::default(), deadline);
+        let mut fresh =
+            Collector::with_sources(one(), Scope::default(), deadline, Arc::new(Kernel::default));
+        // (address, inode, queue) of each scrape's listeners, in order.
+        let seen = |c: &mut Collector<Kernel>| -> Vec<(String, u64, u32)> {
+            let s = c.scrape().unwrap().into_only_error().unwrap();
+            let snap = s.namespaces[0].value.as_ref().unwrap();
+            let mut l: Vec<(String, u64, u32)> = snap.samples[0]
+                .listeners
+                .iter()
+                .map(|l| (l.local.to_string(), l.inode, l.recv_q))
+                .collect();
+            l.sort();
+            l
+        };
+        let lookups = |c: &Collector<Kernel>| c.held().unwrap().0;
+        let mut step = |what: &str, by_lookups: bool| {
+            let before = lookups(&held);
+            let got = seen(&mut held);
+            assert_eq!(
+                got,
+                seen(&mut fresh),
+                "{what}: the held scrape against a dump"
+            );
+            assert_eq!(
+                lookups(&held) - before,
+                u64::from(by_lookups),
+                "{what}: {got:?}"
+            );
+            got
+        };
+        let a = listener("127.0.0.1:8101", 16);
+        let mut b = listener("127.0.0.1:8102", 16);
+        // sockstat6 counts the IPv6 ones.
+        let six = listener("[::1]:8104", 16);
+        step("first scrape", false);
+        step("nothing changed", true);
+        let c = listener("127.0.0.1:8103", 16);
+        assert_eq!(step("a new listener", false).len(), 4);
+        step("nothing changed since", true);
+        drop(b);
+        b = listener("127.0.0.1:8102", 16);
+        step("a listener replaced on its port", false);
+        // A client in the accept queue: both ends ESTABLISHED, counted by CurrEstab.
+        let client = start_connect("127.0.0.1:8101");
+        wait_for(300, || (scenarios::queue_of(":8101")? == 1).then_some(())).expect("queued");
+        let got = step("a queued connection", true);
+        assert!(
+            got.iter().any(|l| l.0 == "127.0.0.1:8101" && l.2 == 1),
+            "{got:?}"
+        );
+        // The client shuts its side: FIN_WAIT1 or 2 (a full socket still, not orphaned) is in
+        // use beyond CurrEstab, which counts the server's CLOSE_WAIT.
+        nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&client),
+            nix::sys::socket::Shutdown::Write,
+        )
+        .unwrap();
+        step("a closing connection", false);
+        drop(client);
+        // An SO_REUSEPORT group: a lookup finds one member, so dumps answer.
+        let group = [true, true].map(|r| listener_with("127.0.0.1:8105", 16, r));
+        step("an SO_REUSEPORT group", false);
+        step("the group again", false);
+        drop(group);
+        let (_, held_now) = held.held().unwrap();
+        assert_eq!(held_now, 1, "one namespace held");
+        drop((a, b, c, six));
+    });
+}

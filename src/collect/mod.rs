@@ -22,6 +22,7 @@
 #[cfg(test)]
 pub(crate) mod fake;
 mod fanout;
+mod held;
 mod hot;
 mod outgoing;
 mod owners;
@@ -35,6 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use fanout::{Deadline, Namespaces, NsDone, Recorded, fan_out};
+pub use held::raise_fd_limit;
 pub(crate) use hot::InodeHasher;
 pub use outgoing::{is_local, own_servers};
 pub use owners::{OwnerCache, Owners, listener_inodes};
@@ -102,7 +104,9 @@ pub trait Sources {
 }
 
 /// The calling thread's network namespace, as the kernel shows it. The netlink socket opens
-/// at the first dump, so that `enter` can come first.
+/// at the first dump, so that `enter` can come first. A pooled one (the exporter's, `pooled`)
+/// reads a namespace held since an earlier scrape through its kept handles (`held::Held`),
+/// and enters it only for what those cannot read.
 #[derive(Default)]
 pub struct Kernel {
     diag: Option<diag::Diag>,
@@ -110,6 +114,10 @@ pub struct Kernel {
     trace: Option<ResetTrace>,
     /// The connecting side's trace, likewise.
     client: Option<ClientTrace>,
+    /// The namespace's handles, when pooled, and the pool they go back to.
+    slot: held::Slot,
+    /// The namespace `enter` was asked for but, being held, did not enter yet.
+    pending: Option<Which>,
 }
 
 impl Kernel {
@@ -118,9 +126,75 @@ impl Kernel {
     pub fn open() -> Result<Kernel> {
         Ok(Kernel {
             diag: Some(diag::Diag::open()?),
-            trace: None,
-            client: None,
+            ..Kernel::default()
         })
+    }
+
+    /// One that keeps each namespace it enters in `pool` for the next, and reads a namespace
+    /// the pool holds without entering it.
+    pub(crate) fn pooled(pool: held::Pool) -> Kernel {
+        Kernel {
+            slot: held::Slot::new(pool),
+            ..Kernel::default()
+        }
+    }
+
+    /// Enters the namespace `enter` left for later, if any.
+    fn enter_now(&mut self) -> Result<()> {
+        match self.pending.take() {
+            Some(which) => netns::enter(&which),
+            None => Ok(()),
+        }
+    }
+
+    /// The text of a namespace file (`/proc/thread-self/net`, `/proc/sys`): through the held
+    /// descriptor when there is one, else opened here (and held, when pooled).
+    fn read_file(&mut self, path: &str) -> std::io::Result<String> {
+        if let Some(text) = self.slot.held.as_ref().and_then(|h| h.read(path)) {
+            return text;
+        }
+        if self.slot.held.is_none() {
+            return std::fs::read_to_string(path);
+        }
+        self.enter_now().map_err(std::io::Error::other)?;
+        match &mut self.slot.held {
+            Some(h) => h.open(path),
+            None => std::fs::read_to_string(path),
+        }
+    }
+
+    /// The held namespace's listeners: by exact lookups when its counts allow
+    /// (`Held::by_lookups`), else by the dump, whose listeners it learns.
+    fn held_listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        if self.slot.held.as_ref().is_some_and(|h| h.diag.is_none()) {
+            self.enter_now()?;
+            let opened = diag::Diag::open()?;
+            if let Some(h) = &mut self.slot.held {
+                h.diag = Some(opened);
+            }
+        }
+        let in_use = if self.slot.held.as_ref().is_some_and(held::Held::knows) {
+            let v4 = self.read_file(netstat::SOCKSTAT).ok();
+            let v6 = self.read_file(netstat::SOCKSTAT6).ok();
+            v4.and_then(|v4| held::tcp_in_use(&v4, v6.as_deref()))
+        } else {
+            None
+        };
+        let Some(h) = &mut self.slot.held else {
+            return Err(crate::error::Error::Protocol("no held namespace".into()));
+        };
+        if let Some(dump) = h.by_lookups(q, in_use) {
+            if let Some(pool) = self.slot.pool() {
+                pool.looked_up();
+            }
+            return Ok(dump);
+        }
+        let Some(d) = &mut h.diag else {
+            return Err(crate::error::Error::Protocol("no netlink socket".into()));
+        };
+        let dump = d.dump(q)?;
+        h.learn(q, &dump, in_use.is_some());
+        Ok(dump)
     }
 }
 
@@ -128,16 +202,47 @@ impl Sources for Kernel {
     fn enter(&mut self, ns: &Which) -> Result<()> {
         // A socket already open would keep reading the namespace it was opened in.
         self.diag = None;
-        netns::enter(ns)
+        let Some(pool) = self.slot.pool() else {
+            return netns::enter(ns);
+        };
+        let inode = std::fs::metadata(ns.path())
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        if let Some(held) = inode.and_then(|i| pool.take(i)) {
+            self.slot.held = Some(held);
+            self.pending = Some(ns.clone());
+            return Ok(());
+        }
+        let room = pool.room();
+        netns::enter(ns)?;
+        // The namespace entered, whatever the path led to meanwhile.
+        if room {
+            self.slot.held = netns::ns_inode("/proc/thread-self/ns/net").map(held::Held::new);
+        }
+        Ok(())
     }
 
     fn header(&mut self) -> Header {
         let mut gaps = Vec::new();
-        let sysctls = sysctl::read(&mut gaps);
+        let sysctls = match self.slot.held {
+            Some(_) => sysctl::read_through(&mut |path| self.read_file(path), &mut gaps),
+            None => sysctl::read(&mut gaps),
+        };
+        let netns = match self.slot.held.as_ref().and_then(|h| h.netns.clone()) {
+            Some(known) => known,
+            None => {
+                let _ = self.enter_now();
+                let here = netns::current();
+                if let Some(h) = &mut self.slot.held {
+                    h.netns = Some(here.clone());
+                }
+                here
+            }
+        };
         Header {
             kernel: sysctl::kernel_release(),
             hostname: sysctl::hostname(),
-            netns: netns::current(),
+            netns,
             sysctls,
             gaps,
             started_unix_ms: SystemTime::now()
@@ -148,6 +253,9 @@ impl Sources for Kernel {
     }
 
     fn listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        if self.slot.held.is_some() {
+            return self.held_listeners(q);
+        }
         match &mut self.diag {
             Some(d) => d.dump(q),
             None => self.diag.insert(diag::Diag::open()?).dump(q),
@@ -155,18 +263,23 @@ impl Sources for Kernel {
     }
 
     fn counters(&mut self) -> Result<(Counters, Vec<String>)> {
-        netstat::read()
+        let read = netstat::read_through(&mut |path| self.read_file(path))?;
+        if let Some(h) = &mut self.slot.held {
+            h.curr_estab = read.0.get(sampler::CURR_ESTAB).copied();
+        }
+        Ok(read)
     }
 
     fn retrans_segs(&mut self) -> Option<u64> {
-        netstat::retrans_segs()
+        netstat::retrans_segs_of(&self.read_file(netstat::SNMP).ok()?)
     }
 
     fn time_wait_count(&mut self) -> Option<u64> {
-        netstat::time_wait_count()
+        netstat::parse_sockstat_tw(&self.read_file(netstat::SOCKSTAT).ok()?)
     }
 
     fn local_addresses(&mut self) -> Option<Vec<IpAddr>> {
+        self.enter_now().ok()?;
         netns::local_addresses()
     }
 
@@ -199,10 +312,14 @@ impl Sources for Kernel {
     }
 
     fn listening_sockets(&mut self) -> Vec<trace::ListeningSocket> {
+        if self.enter_now().is_err() {
+            return Vec::new();
+        }
         trace::listening_here()
     }
 
     fn start_client_trace(&mut self) -> std::result::Result<Vec<String>, TraceError> {
+        let _ = self.enter_now();
         // The calling thread is in the namespace by now: its local ports come from here.
         let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
             .ok()

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::held::Pool;
 use super::{
     Cadence, Deadline, Kernel, Namespaces, NsDone, OwnerCache, Recorder, SYN_RECV_EVERY, Sources,
     fan_out,
@@ -70,6 +71,9 @@ pub struct Collector<S = Kernel> {
     owners: OwnerCache,
     /// RetransSegs per namespace inode at the last scrape.
     retrans: Arc<Mutex<HashMap<u64, u64>>>,
+    /// The namespaces held between scrapes (`Kernel::pooled`), when the sources are the
+    /// kernel's.
+    held: Option<Pool>,
 }
 
 /// The RetransSegs map, also after a worker panicked holding it (it holds plain numbers).
@@ -129,8 +133,15 @@ fn workers() -> usize {
 }
 
 impl Collector<Kernel> {
+    /// Each namespace read is held for the next scrape (`held`): read again without entering
+    /// it, its listeners by exact lookups while its counts say they are the same.
     pub fn new(namespaces: Namespaces, scope: Scope, deadline: Duration) -> Collector<Kernel> {
-        Collector::with_sources(namespaces, scope, deadline, Arc::new(Kernel::default))
+        let pool = Pool::default();
+        let kept = pool.clone();
+        let sources = Arc::new(move || Kernel::pooled(kept.clone()));
+        let mut c = Collector::with_sources(namespaces, scope, deadline, sources);
+        c.held = Some(pool);
+        c
     }
 }
 
@@ -148,7 +159,14 @@ impl<S: Sources + 'static> Collector<S> {
             sources,
             owners: OwnerCache::lean(),
             retrans: Arc::default(),
+            held: None,
         }
+    }
+
+    /// Of the namespaces read so far, how many had their listeners answered by exact lookups
+    /// (`held`), and how many are held now; None when the sources are not the kernel's.
+    pub fn held(&self) -> Option<(u64, usize)> {
+        self.held.as_ref().map(|p| (p.lookups(), p.len()))
     }
 
     /// One collection. Fails only when the namespaces cannot even be listed; a namespace that
@@ -169,8 +187,12 @@ impl<S: Sources + 'static> Collector<S> {
             self.sources.clone(),
             Arc::new(move |s: S| once(s, &scope, &seen)),
         )?;
-        // Namespaces gone since are forgotten.
-        lock(&self.retrans).retain(|i, _| namespaces.iter().any(|n| n.inode == Some(*i)));
+        // Namespaces gone since are forgotten, and let go of.
+        let listed: HashSet<u64> = namespaces.iter().filter_map(|n| n.inode).collect();
+        lock(&self.retrans).retain(|i, _| listed.contains(i));
+        if let Some(pool) = &self.held {
+            pool.retain(|i| listed.contains(&i));
+        }
         let mut snaps: Vec<&mut Snapshot> = namespaces
             .iter_mut()
             .filter_map(|n| n.value.as_mut())

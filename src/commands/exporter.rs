@@ -19,6 +19,8 @@ pub(crate) fn exporter(o: Exporter, log: &mut dyn Write) -> Result<Status> {
         Some(path) => Some(exporter::web_config::load(path)?),
         None => None,
     };
+    // A few descriptors per namespace stay open between scrapes (collect::held).
+    crate::collect::raise_fd_limit();
     exporter::run(
         exporter::Options {
             listen: o.listen,

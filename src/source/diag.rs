@@ -460,6 +460,12 @@ impl Diag {
         })
     }
 
+    /// Frees the receive buffer until the next dump: a socket kept between the exporter's
+    /// scrapes (one per namespace) keeps none of its 64 KiB.
+    pub fn idle(&mut self) {
+        self.buf = Vec::new();
+    }
+
     /// The listeners (and request sockets) that `q` asks for.
     pub fn dump(&mut self, q: &Query) -> Result<Dump> {
         let whole_unix = q.unix && q.unix_only.is_none() && q.pending_of.is_empty();
@@ -664,6 +670,9 @@ impl Diag {
     /// Receives the next datagram into the buffer: its length. `what` names it in the error of
     /// one too large for the buffer (MSG_TRUNC reports its true size).
     fn receive(&mut self, what: &str) -> Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; RECV_BUF];
+        }
         let mut chunk = &mut self.buf[..];
         let n = self
             .socket

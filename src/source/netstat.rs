@@ -96,19 +96,23 @@ pub fn parse(text: &str) -> (Counters, Vec<String>) {
 /// Reads both files of the calling thread's network namespace. The result is an error only
 /// when neither file can be read; a missing `snmp` alone is reported as a problem.
 pub fn read() -> Result<(Counters, Vec<String>)> {
-    read_from(Path::new(NETSTAT), Path::new(SNMP))
+    read_through(&mut |path| std::fs::read_to_string(path))
 }
 
-pub fn read_from(netstat: &Path, snmp: &Path) -> Result<(Counters, Vec<String>)> {
+/// `read`, each file read by `file` from its path (`NETSTAT`, `SNMP`, `CONNTRACK`): the
+/// exporter's come from descriptors kept open in the namespace.
+pub fn read_through(
+    file: &mut dyn FnMut(&str) -> std::io::Result<String>,
+) -> Result<(Counters, Vec<String>)> {
     let mut counters = Counters::new();
-    let text = std::fs::read_to_string(netstat).map_err(|e| Error::read(netstat, e))?;
+    let text = file(NETSTAT).map_err(|e| Error::read(Path::new(NETSTAT), e))?;
     let mut problems = parse_into(&text, &mut counters);
-    match std::fs::read_to_string(snmp) {
+    match file(SNMP) {
         Ok(text) => problems.extend(parse_into(&text, &mut counters)),
-        Err(e) => problems.push(format!("cannot read {}: {e}", snmp.display())),
+        Err(e) => problems.push(format!("cannot read {SNMP}: {e}")),
     }
     // Only where connection tracking is loaded: absent is not a problem.
-    if let Ok(text) = std::fs::read_to_string(CONNTRACK) {
+    if let Ok(text) = file(CONNTRACK) {
         parse_conntrack(&text, &mut counters);
     }
     Ok((counters, problems))
@@ -152,24 +156,46 @@ pub fn parse_conntrack(text: &str, counters: &mut Counters) {
 /// `Tcp:RetransSegs` alone, from `/proc/net/snmp`: whether anything was sent again since the
 /// last look decides whether established connections are worth dumping.
 pub fn retrans_segs() -> Option<u64> {
-    let text = std::fs::read_to_string(SNMP).ok()?;
+    retrans_segs_of(&std::fs::read_to_string(SNMP).ok()?)
+}
+
+/// `Tcp:RetransSegs` of the text of `/proc/net/snmp`.
+pub fn retrans_segs_of(text: &str) -> Option<u64> {
     let mut counters = Counters::new();
-    parse_into(&text, &mut counters);
+    parse_into(text, &mut counters);
     counters.get(crate::catalogue::RETRANS_SEGS).copied()
 }
 
 /// TIME_WAIT sockets of the namespace (`tw` on the `TCP:` line of `/proc/net/sockstat`).
 pub fn time_wait_count() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/sockstat").ok()?;
+    let text = std::fs::read_to_string(SOCKSTAT).ok()?;
     parse_sockstat_tw(&text)
 }
 
+/// The namespace's socket counts of IPv4 and of IPv6 (`sockstat6`, absent without IPv6).
+pub const SOCKSTAT: &str = "/proc/thread-self/net/sockstat";
+pub const SOCKSTAT6: &str = "/proc/thread-self/net/sockstat6";
+
 /// `TCP: inuse 5 orphan 0 tw 12 alloc 7 mem 1` → 12.
 pub fn parse_sockstat_tw(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    sockstat_field(text, "TCP:", "tw")
+}
+
+/// `inuse` of the `TCP:` line of `sockstat` (`TCP6:` of `sockstat6`): the TCP sockets of the
+/// namespace in its hash tables, listeners and connections (`sock_prot_inuse_add` in
+/// `__inet_hash` and `inet_ehash_nolisten`), request and TIME_WAIT sockets apart.
+pub fn parse_sockstat_inuse(text: &str, tag: &str) -> Option<u64> {
+    sockstat_field(text, tag, "inuse")
+}
+
+/// The number after `field` on the line of `text` that starts with `tag`.
+fn sockstat_field(text: &str, tag: &str, field: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(tag))?;
     let mut words = line.split_whitespace();
     while let Some(w) = words.next() {
-        if w == "tw" {
+        if w == field {
             return words.next()?.parse().ok();
         }
     }

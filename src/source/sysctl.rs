@@ -73,13 +73,22 @@ fn read_small(mut file: std::fs::File) -> std::io::Result<String> {
 
 /// Reads the listen-queue sysctls of the calling thread's network namespace.
 pub(crate) fn read(gaps: &mut Vec<Gap>) -> Sysctls {
-    let mut sysctls = Sysctls::default();
     let mut dirs = Dirs::default();
+    read_through(&mut |path| dirs.read(path), gaps)
+}
+
+/// `read`, each file read by `file` from its absolute path: the exporter's come from
+/// descriptors kept open in the namespace.
+pub(crate) fn read_through(
+    file: &mut dyn FnMut(&str) -> std::io::Result<String>,
+    gaps: &mut Vec<Gap>,
+) -> Sysctls {
+    let mut sysctls = Sysctls::default();
     for key in Sysctl::ALL {
-        sysctls.set(key, read_one(&mut dirs, key, gaps));
+        sysctls.set(key, read_one(file, key, gaps));
     }
     let range = sysctl_path(IP_LOCAL_PORT_RANGE);
-    match dirs.read(&range) {
+    match file(&range) {
         Ok(text) => match PortRange::parse(&text) {
             Some(r) => sysctls.ip_local_port_range = Some(r),
             None => gaps.push(Gap::new(
@@ -94,7 +103,7 @@ pub(crate) fn read(gaps: &mut Vec<Gap>) -> Sysctls {
     }
     // Present only where connection tracking is loaded: absent is no gap.
     let mut number = |name: &str| {
-        dirs.read(&sysctl_path(name))
+        file(&sysctl_path(name))
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok())
     };
@@ -126,10 +135,14 @@ pub fn path_of(name: &str) -> String {
     sysctl_path(name)
 }
 
-fn read_one(dirs: &mut Dirs, key: Sysctl, gaps: &mut Vec<Gap>) -> Option<u32> {
+fn read_one(
+    file: &mut dyn FnMut(&str) -> std::io::Result<String>,
+    key: Sysctl,
+    gaps: &mut Vec<Gap>,
+) -> Option<u32> {
     let name = key.name();
     let path = key.path();
-    match dirs.read(&path) {
+    match file(&path) {
         Ok(text) => match text.trim().parse::<u32>() {
             Ok(v) => Some(v),
             Err(_) => {
