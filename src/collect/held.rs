@@ -18,7 +18,7 @@
 //! its scrape did not list. A hold is renewed after `HELD_FOR`, so that files missing at the
 //! first reading (connection tracking loaded later) are looked for again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
@@ -247,6 +247,8 @@ pub(crate) struct Pool {
     looked_up: Arc<AtomicU64>,
     /// Descriptors it may hold (`FDS_LEFT`).
     budget: usize,
+    /// The counters its readers keep (`Pool::keeping`); None: all.
+    pub(super) counters: Option<&'static HashSet<&'static str>>,
 }
 
 impl Default for Pool {
@@ -257,6 +259,7 @@ impl Default for Pool {
             held: Arc::default(),
             looked_up: Arc::default(),
             budget: usize::try_from(soft.saturating_sub(FDS_LEFT)).unwrap_or(usize::MAX),
+            counters: None,
         }
     }
 }
@@ -273,6 +276,15 @@ pub fn raise_fd_limit() {
 }
 
 impl Pool {
+    /// A pool whose namespaces' counters are parsed only for these keys (the collector's
+    /// metrics and what its sampler reads).
+    pub(super) fn keeping(keys: &'static HashSet<&'static str>) -> Pool {
+        Pool {
+            counters: Some(keys),
+            ..Pool::default()
+        }
+    }
+
     /// Whether one more namespace may be held.
     pub(super) fn room(&self) -> bool {
         let held: usize = self.lock().values().map(Held::fds).sum();

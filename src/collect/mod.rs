@@ -263,7 +263,10 @@ impl Sources for Kernel {
     }
 
     fn counters(&mut self) -> Result<(Counters, Vec<String>)> {
-        let read = netstat::read_through(&mut |path| self.read_file(path))?;
+        let keep = self.slot.pool().and_then(|p| p.counters);
+        let read = netstat::read_through(&mut |path| self.read_file(path), &|key| {
+            keep.is_none_or(|k| k.contains(key))
+        })?;
         if let Some(h) = &mut self.slot.held {
             h.curr_estab = read.0.get(sampler::CURR_ESTAB).copied();
         }

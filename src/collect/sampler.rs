@@ -52,6 +52,13 @@ fn syn_queue_used(c: &Counters) -> bool {
         .any(|k| c.get(*k).is_none_or(|v| *v > 0))
 }
 
+/// Every counter a sample reads to decide its dumps.
+pub(super) fn counters_read() -> impl Iterator<Item = &'static str> {
+    use crate::catalogue::{ACTIVE_OPENS, RETRANS_SEGS, SYN_QUEUE_USED, TCP_TIMEOUTS};
+    let one = [CURR_ESTAB, ACTIVE_OPENS, TCP_TIMEOUTS, RETRANS_SEGS];
+    SYN_QUEUE_USED.iter().copied().chain(one)
+}
+
 /// A gauge of `/proc/net/snmp`, not a counter (so not in the catalogue): the ESTABLISHED and
 /// CLOSE_WAIT sockets of the namespace now.
 pub(super) const CURR_ESTAB: &str = "Tcp:CurrEstab";

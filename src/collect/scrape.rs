@@ -101,7 +101,7 @@ fn once<S: Sources>(
     if let Some(before) = inode.and_then(|i| lock(seen).get(&i).copied()) {
         rec.retrans_before(before);
     }
-    rec.sample(true)?;
+    rec.record_sample(true, true)?;
     let (mut snap, _) = rec.finish();
     let now = snap
         .last()
@@ -126,6 +126,15 @@ fn exported_keys() -> &'static HashSet<&'static str> {
     KEYS.get_or_init(|| crate::catalogue::exported().map(|(k, _, _)| k).collect())
 }
 
+/// The counters a scrape parses: those the exposition writes and those its sample reads.
+fn read_keys() -> &'static HashSet<&'static str> {
+    static KEYS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let exported = exported_keys().iter().copied();
+        exported.chain(super::sampler::counters_read()).collect()
+    })
+}
+
 /// Namespace workers per scrape: recording is mostly system calls, a little above the cores.
 fn workers() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -136,7 +145,7 @@ impl Collector<Kernel> {
     /// Each namespace read is held for the next scrape (`held`): read again without entering
     /// it, its listeners by exact lookups while its counts say they are the same.
     pub fn new(namespaces: Namespaces, scope: Scope, deadline: Duration) -> Collector<Kernel> {
-        let pool = Pool::default();
+        let pool = Pool::keeping(read_keys());
         let kept = pool.clone();
         let sources = Arc::new(move || Kernel::pooled(kept.clone()));
         let mut c = Collector::with_sources(namespaces, scope, deadline, sources);

@@ -19,7 +19,14 @@ pub const SNMP: &str = "/proc/thread-self/net/snmp";
 /// Parses one file into `counters`, returning a description of each line pair it could not use
 /// fully. Never panics, whatever the input.
 pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
+    parse_kept(text, counters, &|_| true)
+}
+
+/// `parse_into`, keeping only the counters `keep` takes (the exporter's: of some 250 per
+/// namespace it writes 30).
+pub fn parse_kept(text: &str, counters: &mut Counters, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
     let mut problems = Vec::new();
+    let mut key = String::new();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut i = 0;
     while i < lines.len() {
@@ -67,11 +74,14 @@ pub fn parse_into(text: &str, counters: &mut Counters) -> Vec<String> {
             match value.parse::<u64>() {
                 Ok(v) => {
                     // Some 200 counters per namespace: the key is built without `format!`.
-                    let mut key = String::with_capacity(section.len() + 1 + name.len());
+                    key.clear();
                     key.push_str(section);
                     key.push(':');
                     key.push_str(name);
-                    if counters.insert(key, v).is_some() {
+                    if !keep(&key) {
+                        continue;
+                    }
+                    if counters.insert(key.clone(), v).is_some() {
                         problems.push(format!(
                             "{section}:{name} appears twice; the last value is kept"
                         ));
@@ -96,19 +106,20 @@ pub fn parse(text: &str) -> (Counters, Vec<String>) {
 /// Reads both files of the calling thread's network namespace. The result is an error only
 /// when neither file can be read; a missing `snmp` alone is reported as a problem.
 pub fn read() -> Result<(Counters, Vec<String>)> {
-    read_through(&mut |path| std::fs::read_to_string(path))
+    read_through(&mut |path| std::fs::read_to_string(path), &|_| true)
 }
 
 /// `read`, each file read by `file` from its path (`NETSTAT`, `SNMP`, `CONNTRACK`): the
 /// exporter's come from descriptors kept open in the namespace.
 pub fn read_through(
     file: &mut dyn FnMut(&str) -> std::io::Result<String>,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<(Counters, Vec<String>)> {
     let mut counters = Counters::new();
     let text = file(NETSTAT).map_err(|e| Error::read(Path::new(NETSTAT), e))?;
-    let mut problems = parse_into(&text, &mut counters);
+    let mut problems = parse_kept(&text, &mut counters, keep);
     match file(SNMP) {
-        Ok(text) => problems.extend(parse_into(&text, &mut counters)),
+        Ok(text) => problems.extend(parse_kept(&text, &mut counters, keep)),
         Err(e) => problems.push(format!("cannot read {SNMP}: {e}")),
     }
     // Only where connection tracking is loaded: absent is not a problem.
