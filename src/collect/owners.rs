@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::Sources;
+use super::hot::ByInode;
 use crate::model::{Gap, Owner, Snapshot};
 
 /// Which listeners get their processes named (reading `/proc/*/fd`).
@@ -38,9 +39,9 @@ const EXIT_CHECK: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct OwnerCache {
     /// The owners found, and when.
-    known: HashMap<u64, (Instant, Vec<Owner>)>,
+    known: ByInode<(Instant, Vec<Owner>)>,
     /// Listeners no holder was found for, and when that was last tried.
-    unowned: HashMap<u64, Instant>,
+    unowned: ByInode<Instant>,
     /// Drop command lines: the exporter never shows them, and they are most of an owner.
     lean: bool,
     /// When known owners were last checked for having exited.
@@ -161,11 +162,12 @@ impl OwnerCache {
         snaps: &mut [&mut Snapshot],
         now: Instant,
     ) -> Option<Gap> {
-        let seen: HashSet<u64> = snaps.iter().flat_map(|s| listener_inodes(s)).collect();
+        let each: Vec<HashSet<u64>> = snaps.iter().map(|s| listener_inodes(s)).collect();
+        let seen: HashSet<u64> = each.iter().flatten().copied().collect();
         self.retain(&seen);
         let gap = self.refresh(sources, &seen, now);
-        for snap in snaps.iter_mut() {
-            snap.owners = self.owners_of(&listener_inodes(snap));
+        for (snap, inodes) in snaps.iter_mut().zip(&each) {
+            snap.owners = self.owners_of(inodes);
         }
         gap
     }

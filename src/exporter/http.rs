@@ -196,7 +196,7 @@ impl<S: Timed> Connection<S> {
             r.status,
             r.reason,
             r.content_type,
-            r.body.len()
+            r.body.iter().map(Vec::len).sum::<usize>()
         );
         for (k, v) in &r.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -211,7 +211,9 @@ impl<S: Timed> Connection<S> {
         let deadline = Instant::now() + self.limits.write_time;
         self.write_by(head.as_bytes(), deadline)?;
         if !head_only {
-            self.write_by(&r.body, deadline)?;
+            for piece in &r.body {
+                self.write_by(piece, deadline)?;
+            }
         }
         self.stream.flush()
     }
@@ -300,7 +302,8 @@ pub(crate) struct Response {
     pub reason: &'static str,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
-    pub body: Vec<u8>,
+    /// Sent one piece after the other (the exposition comes in pieces).
+    pub body: Vec<Vec<u8>>,
     /// Close the connection after it.
     pub close: bool,
 }
@@ -312,7 +315,7 @@ impl Response {
             reason,
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body: body.into(),
+            body: vec![body.into()],
             close: false,
         }
     }

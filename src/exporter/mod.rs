@@ -82,8 +82,6 @@ impl Drop for Slot<'_> {
 
 struct Server {
     collector: Mutex<Collector>,
-    /// Size of the last exposition, to allocate the next at once.
-    last_size: AtomicUsize,
     active: AtomicUsize,
     stopping: AtomicBool,
     /// Open connections: to wake their readers at shutdown, and to close an idle one when a
@@ -175,7 +173,6 @@ impl Server {
         };
         Ok(Server {
             collector: Mutex::new(collector),
-            last_size: AtomicUsize::new(64 * 1024),
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             open: Mutex::new(HashMap::new()),
@@ -454,7 +451,6 @@ fn metrics(server: &Server, gzip: bool) -> Response {
         }
     };
     drop(collector);
-    let mut body = Vec::with_capacity(server.last_size.load(Ordering::Relaxed));
     // Counted before it is written, so that a scrape sees itself.
     let counter = if gzip {
         &server.gzipped
@@ -469,23 +465,18 @@ fn metrics(server: &Server, gzip: bool) -> Response {
             ("identity", server.identity.load(Ordering::Relaxed)),
         ],
     };
-    if render::metrics::write(&mut body, &scrape, Some(&exporter)).is_err() {
-        return Response::text(500, "Internal Server Error", "error: rendering failed\n");
-    }
-    server
-        .last_size
-        .store(body.len() + body.len() / 8, Ordering::Relaxed);
     let mut r = Response {
         content_type: CONTENT_TYPE,
-        ..Response::text(200, "OK", body)
+        body: render::metrics::pieces(&scrape, Some(&exporter)),
+        ..Response::text(200, "OK", "")
     };
     // Caches must not hand a gzipped body to a client that did not ask for one, or the
     // reverse: every /metrics answer varies by Accept-Encoding, compressed or not.
     r.headers.push(("Vary", "Accept-Encoding".into()));
-    if gzip && r.body.len() >= GZIP_FROM {
+    if gzip && r.body.iter().map(Vec::len).sum::<usize>() >= GZIP_FROM {
         match compress(&r.body) {
             Ok(z) => {
-                r.body = z;
+                r.body = vec![z];
                 r.headers.push(("Content-Encoding", "gzip".into()));
             }
             Err(e) => {
@@ -496,13 +487,14 @@ fn metrics(server: &Server, gzip: bool) -> Response {
     r
 }
 
-fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The pieces of a body as one gzip member.
+fn compress(body: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
     use flate2::{Compression, write::GzEncoder};
     // The exposition compresses about tenfold; a twelfth is a fair first guess.
-    let mut z = GzEncoder::new(
-        Vec::with_capacity(body.len() / 12),
-        Compression::new(GZIP_LEVEL),
-    );
-    z.write_all(body)?;
+    let len: usize = body.iter().map(Vec::len).sum();
+    let mut z = GzEncoder::new(Vec::with_capacity(len / 12), Compression::new(GZIP_LEVEL));
+    for piece in body {
+        z.write_all(piece)?;
+    }
     z.finish()
 }
