@@ -132,6 +132,24 @@ fn main() {
                     assert_eq!(diag.dump(&exact).unwrap().listeners.len(), 1);
                 },
             );
+            // The exporter's lookups of a held namespace: up to 100 listeners by address,
+            // against the dump of all of them above.
+            let some: Vec<std::net::SocketAddr> = (0..n.min(100))
+                .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 20000 + i)))
+                .collect();
+            let lookups = Query {
+                tcp: false,
+                tcp_exact: &some,
+                drops: true,
+                ..Query::TCP
+            };
+            measure(
+                &format!("{n} listeners: {} TCP listeners by address", some.len()),
+                300,
+                || {
+                    assert_eq!(diag.dump(&lookups).unwrap().listeners.len(), some.len());
+                },
+            );
             // The clients' wait: the ESTABLISHED sockets of one port, with tcp_info.
             let q = Query::established(&[20000]);
             measure(

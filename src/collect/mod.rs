@@ -166,6 +166,10 @@ impl Kernel {
     /// The held namespace's listeners: by exact lookups when its counts allow
     /// (`Held::by_lookups`), else by the dump, whose listeners it learns.
     fn held_listeners(&mut self, q: &diag::Query) -> Result<diag::Dump> {
+        // Its second socket opens on a thread of its own, in this thread's namespace.
+        if q.parallel {
+            self.enter_now()?;
+        }
         if self.slot.held.as_ref().is_some_and(|h| h.diag.is_none()) {
             self.enter_now()?;
             let opened = diag::Diag::open()?;
