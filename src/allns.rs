@@ -63,6 +63,7 @@ pub(crate) fn diagnose(scope: &Scope, sampling: Sampling, owners: Owners) -> Res
         PARALLEL,
         Arc::new(Kernel::default),
         Arc::new(move |k: Kernel| pipeline::live(k, &scope, sampling, owners, false)),
+        None,
     )?;
     // Not one could be entered (no privilege): that is the error, not a report.
     if done.iter().all(|d| d.value.is_none())

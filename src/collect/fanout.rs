@@ -71,13 +71,15 @@ const WORKER_STACK: usize = 512 * 1024;
 /// Runs `work` in every namespace of `which`, on at most `max_workers` threads, each with
 /// fresh `sources()` that entered the namespace. Fails only when the namespaces cannot even be
 /// listed; a namespace that fails is reported in its `NsDone`. Ordered by inode, with the gaps
-/// met while listing them.
+/// met while listing them. `members`: what an earlier listing learnt of each process, to
+/// read again only what changed (the exporter's scrapes).
 pub fn fan_out<S, T>(
     which: &Namespaces,
     deadline: Deadline,
     max_workers: usize,
     sources: Arc<dyn Fn() -> S + Send + Sync>,
     work: Arc<dyn Fn(S) -> Result<T> + Send + Sync>,
+    members: Option<&mut netns::Members>,
 ) -> Result<(Vec<NsDone<T>>, Vec<Gap>)>
 where
     S: Sources + 'static,
@@ -85,7 +87,7 @@ where
 {
     let started = Instant::now();
     let mut gaps = Vec::new();
-    let jobs = jobs(which, &mut gaps)?;
+    let jobs = jobs(which, &mut gaps, members)?;
     let workers = jobs.len().clamp(1, max_workers.max(1));
     let rounds = jobs.len().div_ceil(workers) as u32;
     let until = started + deadline.base + deadline.per_round * rounds;
@@ -142,7 +144,11 @@ struct Job {
 }
 
 /// The namespaces to visit, with the processes of each for `All` (for pod identity).
-fn jobs(which: &Namespaces, gaps: &mut Vec<Gap>) -> Result<Vec<Job>> {
+fn jobs(
+    which: &Namespaces,
+    gaps: &mut Vec<Gap>,
+    members: Option<&mut netns::Members>,
+) -> Result<Vec<Job>> {
     match which {
         Namespaces::Current => Ok(vec![Job::default()]),
         Namespaces::One(which) => Ok(vec![Job {
@@ -158,7 +164,10 @@ fn jobs(which: &Namespaces, gaps: &mut Vec<Gap>) -> Result<Vec<Job>> {
             processes: Vec::new(),
         }]),
         Namespaces::All => {
-            let (found, found_gaps) = netns::all();
+            let (found, found_gaps) = match members {
+                Some(known) => netns::all_with(known),
+                None => netns::all(),
+            };
             gaps.extend(found_gaps);
             if found.is_empty() {
                 return Err(Error::Permission {
@@ -363,6 +372,7 @@ mod tests {
             4,
             Arc::new(Fake::default),
             Arc::new(snapshot_of),
+            None,
         )
         .unwrap();
         assert!(gaps.is_empty());

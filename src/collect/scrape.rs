@@ -17,6 +17,7 @@ use super::{
 use crate::catalogue::RETRANS_SEGS;
 use crate::error::{Error, Result};
 use crate::model::{Scope, Scraped, ScrapedNs, Snapshot};
+use crate::source::netns::Members;
 
 /// One namespace of a scrape: its single sample, with owners.
 pub type NsScrape = NsDone<Snapshot>;
@@ -74,6 +75,8 @@ pub struct Collector<S = Kernel> {
     /// The namespaces held between scrapes (`Kernel::pooled`), when the sources are the
     /// kernel's.
     held: Option<Pool>,
+    /// The processes of the last listing of namespaces.
+    members: Members,
 }
 
 /// The RetransSegs map, also after a worker panicked holding it (it holds plain numbers).
@@ -169,6 +172,7 @@ impl<S: Sources + 'static> Collector<S> {
             owners: OwnerCache::lean(),
             retrans: Arc::default(),
             held: None,
+            members: Members::default(),
         }
     }
 
@@ -195,6 +199,7 @@ impl<S: Sources + 'static> Collector<S> {
             workers(),
             self.sources.clone(),
             Arc::new(move |s: S| once(s, &scope, &seen)),
+            Some(&mut self.members),
         )?;
         // Namespaces gone since are forgotten, and let go of.
         let listed: HashSet<u64> = namespaces.iter().filter_map(|n| n.inode).collect();

@@ -5,10 +5,11 @@
 //! goes through procfs's `all_processes()`, whose typed errors tell a process that exited (not a
 //! member) from one whose namespace or name we may not read (a gap).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use procfs::process::Process;
 
@@ -120,11 +121,26 @@ pub struct Found {
     pub processes: Vec<Member>,
 }
 
+/// What a walk of `/proc` learnt of each process, for the next walk (the exporter's, at every
+/// scrape): a process whose PID and network namespace are the ones it had is not read again
+/// (its name and cgroup) for `MEMBER_FOR`. On a node of 1,000 processes that is 6,000 system
+/// calls a scrape fewer.
+#[derive(Debug, Default)]
+pub struct Members(HashMap<u32, (u64, Instant, Member)>);
+
+/// How long a process's name and cgroup are taken from the last walk.
+const MEMBER_FOR: Duration = Duration::from_secs(60);
+
 /// Every network namespace that can be seen, and gaps for what could not: processes whose
 /// namespace is hidden from us (another user's without root; PID 1 of some sandboxes even to
 /// root), and members whose name or cgroup could not be read. Processes that exit during the
 /// walk are simply not members.
 pub fn all() -> (Vec<Found>, Vec<Gap>) {
+    all_with(&mut Members::default())
+}
+
+/// `all`, the processes `known` from an earlier walk taken from it, and the walk's kept there.
+pub fn all_with(known: &mut Members) -> (Vec<Found>, Vec<Gap>) {
     let mut by_inode: BTreeMap<u64, Found> = BTreeMap::new();
     let mut gaps = Vec::new();
     fn add(by_inode: &mut BTreeMap<u64, Found>, inode: u64, path: PathBuf) -> &mut Found {
@@ -163,11 +179,13 @@ pub fn all() -> (Vec<Found>, Vec<Gap>) {
     };
     let mut hidden = Tally::default();
     let mut unread = Tally::default();
+    let mut seen = HashSet::new();
     for p in processes {
         let pid = p.as_ref().ok().and_then(|p| u32::try_from(p.pid).ok());
+        seen.extend(pid);
         match p
             .map_err(Unread::from)
-            .and_then(|p| member(&p, &mut unread))
+            .and_then(|p| member(&p, &mut unread, known))
         {
             Ok(Some((inode, m))) => {
                 let path = PathBuf::from(format!("/proc/{}/ns/net", m.pid));
@@ -189,17 +207,29 @@ pub fn all() -> (Vec<Found>, Vec<Gap>) {
     if let Some(why) = unread.said("name or cgroup unread for") {
         gaps.push(Gap::new("netns-members", why));
     }
+    known.0.retain(|pid, _| seen.contains(pid));
     (by_inode.into_values().collect(), gaps)
 }
 
 /// One process of the walk: its network namespace's inode and what it is; None when it exited
 /// meanwhile, Err when its namespace cannot be read. A name or cgroup that cannot be read is
 /// left absent and counted in `unread`.
-fn member(p: &Process, unread: &mut Tally) -> Result<Option<(u64, Member)>, Unread> {
+fn member(
+    p: &Process,
+    unread: &mut Tally,
+    known: &mut Members,
+) -> Result<Option<(u64, Member)>, Unread> {
     let Ok(pid) = u32::try_from(p.pid) else {
         return Err(Unread::Failed(format!("PID {} out of range", p.pid)));
     };
     let inode = net_inode(p)?;
+    if let Some((was, at, m)) = known.0.get(&pid)
+        && *was == inode
+        && at.elapsed() < MEMBER_FOR
+    {
+        return Ok(Some((inode, m.clone())));
+    }
+    let missed = unread.count();
     let comm = match procs::comm(p) {
         Ok(comm) => Some(comm),
         Err(Unread::Gone) => return Ok(None),
@@ -221,15 +251,17 @@ fn member(p: &Process, unread: &mut Tally) -> Result<Option<(u64, Member)>, Unre
         }
     };
     let container = cgroup.as_deref().and_then(container_id);
-    Ok(Some((
-        inode,
-        Member {
-            pid,
-            comm,
-            cgroup,
-            container,
-        },
-    )))
+    let m = Member {
+        pid,
+        comm,
+        cgroup,
+        container,
+    };
+    // What could not be read is read again, and said again, at the next walk.
+    if unread.count() == missed {
+        known.0.insert(pid, (inode, Instant::now(), m.clone()));
+    }
+    Ok(Some((inode, m)))
 }
 
 /// Inode of a process's network namespace: `/proc/PID/ns/net` opened relative to its
@@ -250,6 +282,11 @@ struct Tally {
 }
 
 impl Tally {
+    /// Processes counted so far.
+    fn count(&self) -> usize {
+        self.by_reason.values().map(|(n, _)| n).sum()
+    }
+
     fn add(&mut self, pid: Option<u32>, why: Unread) {
         let (count, pids) = self.by_reason.entry(why.to_string()).or_default();
         *count += 1;
@@ -494,6 +531,40 @@ pub fn loopback_up() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A second walk takes a process whose PID and namespace are unchanged from the first
+    /// (here marked so that it shows), and reads again one whose namespace changed.
+    #[test]
+    fn a_walk_takes_unchanged_processes_from_the_last_one() {
+        let mut known = Members::default();
+        all_with(&mut known);
+        let me = std::process::id();
+        let Some((inode, _, m)) = known.0.get_mut(&me) else {
+            return; // our own /proc/PID/ns/net hidden from us: nothing to take
+        };
+        let (inode, real) = (*inode, m.comm.clone());
+        m.comm = Some("from-the-last-walk".into());
+        let ours = |found: &[Found]| {
+            let m = found
+                .iter()
+                .flat_map(|f| &f.processes)
+                .find(|m| m.pid == me);
+            m.and_then(|m| m.comm.clone())
+        };
+        assert_eq!(
+            ours(&all_with(&mut known).0).as_deref(),
+            Some("from-the-last-walk")
+        );
+        if let Some((was, _, m)) = known.0.get_mut(&me) {
+            m.comm = Some("from-the-last-walk".into());
+            *was = inode.wrapping_add(1);
+        }
+        assert_eq!(
+            ours(&all_with(&mut known).0),
+            real,
+            "namespace changed: read again"
+        );
+    }
 
     #[test]
     fn the_walk_finds_this_process_with_its_name_and_cgroup() {
