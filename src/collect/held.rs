@@ -50,7 +50,7 @@ pub(crate) struct Held {
     pub(super) netns: Option<Netns>,
     pub(super) diag: Option<Diag>,
     /// Each file by path, or the error its opening gave.
-    files: Vec<(String, std::result::Result<File, i32>)>,
+    files: Vec<(&'static str, std::result::Result<File, i32>)>,
     /// The TCP listeners of the last whole dump (address, inode), when each can be looked up
     /// exactly: None after a dump that showed an SO_REUSEPORT group (a lookup finds one member
     /// only) or that lookups were seen to miss.
@@ -81,7 +81,7 @@ impl Held {
     /// The text of the file at `path` from its kept descriptor; None when it was never opened
     /// (the caller enters the namespace, then `open`s it).
     pub(super) fn read(&self, path: &str) -> Option<std::io::Result<String>> {
-        let (_, file) = self.files.iter().find(|(p, _)| p == path)?;
+        let (_, file) = self.files.iter().find(|(p, _)| *p == path)?;
         Some(match file {
             Ok(f) => read_at_start(f),
             Err(code) => Err(std::io::Error::from_raw_os_error(*code)),
@@ -94,7 +94,7 @@ impl Held {
         match File::open(path) {
             Ok(f) => {
                 let text = read_at_start(&f);
-                self.files.push((path.to_string(), Ok(f)));
+                self.files.push((interned(path), Ok(f)));
                 text
             }
             Err(e) => match e.raw_os_error() {
@@ -103,7 +103,7 @@ impl Held {
                     Err(e)
                 }
                 Some(code) => {
-                    self.files.push((path.to_string(), Err(code)));
+                    self.files.push((interned(path), Err(code)));
                     Err(e)
                 }
             },
@@ -182,6 +182,19 @@ fn whole_scope(q: &Query) -> bool {
         && q.outgoing.is_none()
         && q.tcp_exact.is_empty()
         && q.pending_of.is_empty()
+}
+
+/// `path` as a string kept for the process's life: the few paths of a namespace's readings
+/// (some 20), held by every namespace, are not copied into each.
+fn interned(path: &str) -> &'static str {
+    static PATHS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut paths = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = paths.iter().find(|p| **p == path) {
+        return p;
+    }
+    let kept: &'static str = Box::leak(path.to_string().into_boxed_str());
+    paths.push(kept);
+    kept
 }
 
 /// A `/proc` file's text from its start, however many reads it takes.
@@ -315,6 +328,11 @@ impl Pool {
     pub(super) fn put(&self, mut held: Held) {
         if let Some(d) = &mut held.diag {
             d.idle();
+        }
+        // Kept for minutes among a scrape's short-lived allocations: no spare room.
+        held.files.shrink_to_fit();
+        if let Some(k) = &mut held.known {
+            k.shrink_to_fit();
         }
         self.lock().insert(held.inode, held);
     }
