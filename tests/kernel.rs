@@ -3,7 +3,8 @@
 //! (Recv-Q, drops, ListenOverflows); sysctls and counters are the namespace's own; IPv4 and
 //! IPv6 listeners with their owner, filtered by port in the kernel; request sockets (SYN_RECV)
 //! counted per listener, v4-mapped included; a window's samples, driven one by one, catch a
-//! queue's rise and collapse the unchanged ones.
+//! queue's rise and collapse the unchanged ones; the exporter's collector reads a namespace it
+//! holds by exact lookups only while its counts prove its listeners unchanged.
 //!
 //! Needs root (unshare(CLONE_NEWNET)): skipped with the reason without it, failed under
 //! CI=true.
