@@ -18,6 +18,7 @@ mod settings;
 mod spelled;
 mod traced;
 mod window;
+pub(crate) use local::decimal;
 pub use local::{Local, Name, UnixKind, UnixLocal, UnixName, Vfs};
 pub use netns::{Identity, NetnsLabel, Scraped, ScrapedNs, Where};
 pub use remote::{

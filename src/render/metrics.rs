@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use crate::catalogue::{self, Sysctl};
+use crate::model::decimal;
 use crate::model::{Listener, Local, Outgoing, Owner, Remote, Scraped, ScrapedNs, Wait};
 
 /// What only the exporter says about itself.
@@ -204,22 +205,6 @@ impl Value for u64 {
         let (digits, at) = decimal(*self);
         buf.extend_from_slice(&digits[at..]);
     }
-}
-
-/// `n`'s decimal digits, in `digits[at..]`.
-fn decimal(n: u64) -> ([u8; 20], usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut v = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    (digits, at)
 }
 
 impl Value for u32 {
