@@ -440,7 +440,11 @@ fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
     // The host namespace is there too, named.
     assert!(body.contains("name=\"host\""), "{body}");
 
-    // The namespace goes away: its series go with it at the next scrape.
+    // The namespace goes away: its series go with it at the next scrape, and the descriptors
+    // the exporter held it by (its netlink socket and /proc files, some 18) are let go, or
+    // they would keep it alive.
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", e.child.id())).map_or(0, |d| d.count());
+    let holding = fds();
     drop(sockets);
     drop(ns);
     let gone = wait_for(500, || {
@@ -448,6 +452,11 @@ fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
         (!m.body.contains(&netns)).then_some(())
     });
     assert!(gone.is_some(), "series of a deleted namespace disappear");
+    let after = fds();
+    assert!(
+        after + 10 <= holding,
+        "the deleted namespace's descriptors are closed: {holding} before, {after} after"
+    );
 }
 
 /// What the alert rules, the dashboard and docs/fleet.md query is what a live exporter serves:
