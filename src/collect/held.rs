@@ -57,6 +57,8 @@ pub(crate) struct Held {
     known: Option<Vec<(SocketAddr, u64)>>,
     /// `Tcp:CurrEstab` of the counters read just before the next dump; taken by it.
     pub(super) curr_estab: Option<u64>,
+    /// The last lookups found other listeners than those held.
+    missed: bool,
     /// Lookups found other listeners than a dump right after: not tried again.
     lookups_miss: bool,
     /// A file could not be opened for want of descriptors: not kept for the next scrape.
@@ -73,6 +75,7 @@ impl Held {
             files: Vec::new(),
             known: None,
             curr_estab: None,
+            missed: false,
             lookups_miss: false,
             incomplete: false,
         }
@@ -136,12 +139,13 @@ impl Held {
                 .iter()
                 .zip(known)
                 .all(|(l, (_, inode))| l.inode == *inode);
+        self.missed = !same;
         same.then_some(dump)
     }
 
-    /// Learns the TCP listeners of a dump that answered `q`, for the next `by_lookups`;
-    /// `looked_up` says lookups were tried just before it and found other listeners.
-    pub(super) fn learn(&mut self, q: &Query, dump: &Dump, looked_up: bool) {
+    /// Learns the TCP listeners of a dump that answered `q`, for the next `by_lookups`.
+    pub(super) fn learn(&mut self, q: &Query, dump: &Dump) {
+        let looked_up = std::mem::take(&mut self.missed);
         if !whole_scope(q) {
             return;
         }

@@ -197,7 +197,7 @@ impl Kernel {
             return Err(crate::error::Error::Protocol("no netlink socket".into()));
         };
         let dump = d.dump(q)?;
-        h.learn(q, &dump, in_use.is_some());
+        h.learn(q, &dump);
         Ok(dump)
     }
 }

@@ -164,30 +164,21 @@ pub fn parse_conntrack(text: &str, counters: &mut Counters) {
     }
 }
 
-/// `Tcp:RetransSegs` alone, from `/proc/net/snmp`: whether anything was sent again since the
-/// last look decides whether established connections are worth dumping.
-pub fn retrans_segs() -> Option<u64> {
-    retrans_segs_of(&std::fs::read_to_string(SNMP).ok()?)
-}
-
-/// `Tcp:RetransSegs` of the text of `/proc/net/snmp`.
+/// `Tcp:RetransSegs` alone, of the text of `/proc/net/snmp`: whether anything was sent again
+/// since the last look decides whether established connections are worth dumping.
 pub fn retrans_segs_of(text: &str) -> Option<u64> {
     let mut counters = Counters::new();
-    parse_into(text, &mut counters);
+    parse_kept(text, &mut counters, &|k| {
+        k == crate::catalogue::RETRANS_SEGS
+    });
     counters.get(crate::catalogue::RETRANS_SEGS).copied()
-}
-
-/// TIME_WAIT sockets of the namespace (`tw` on the `TCP:` line of `/proc/net/sockstat`).
-pub fn time_wait_count() -> Option<u64> {
-    let text = std::fs::read_to_string(SOCKSTAT).ok()?;
-    parse_sockstat_tw(&text)
 }
 
 /// The namespace's socket counts of IPv4 and of IPv6 (`sockstat6`, absent without IPv6).
 pub const SOCKSTAT: &str = "/proc/thread-self/net/sockstat";
 pub const SOCKSTAT6: &str = "/proc/thread-self/net/sockstat6";
 
-/// `TCP: inuse 5 orphan 0 tw 12 alloc 7 mem 1` → 12.
+/// TIME_WAIT sockets of the namespace: `TCP: inuse 5 orphan 0 tw 12 alloc 7 mem 1` → 12.
 pub fn parse_sockstat_tw(text: &str) -> Option<u64> {
     sockstat_field(text, "TCP:", "tw")
 }
