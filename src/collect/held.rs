@@ -61,7 +61,8 @@ pub(crate) struct Held {
     missed: bool,
     /// Lookups found other listeners than a dump right after: not tried again.
     lookups_miss: bool,
-    /// A file could not be opened for want of descriptors: not kept for the next scrape.
+    /// A file could not be opened for want of descriptors, or a dump failed: not kept for the
+    /// next scrape.
     pub(super) incomplete: bool,
 }
 

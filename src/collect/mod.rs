@@ -196,7 +196,15 @@ impl Kernel {
         let Some(d) = &mut h.diag else {
             return Err(crate::error::Error::Protocol("no netlink socket".into()));
         };
-        let dump = d.dump(q)?;
+        let dump = match d.dump(q) {
+            Ok(dump) => dump,
+            Err(e) => {
+                // A dump given up half-read leaves the socket busy with it (EBUSY for the
+                // next): the next scrape opens a fresh one.
+                h.incomplete = true;
+                return Err(e);
+            }
+        };
         h.learn(q, &dump);
         Ok(dump)
     }
