@@ -32,7 +32,7 @@ use crate::source::netstat;
 
 /// How long a namespace's handles are kept before they are opened afresh, plus up to a minute
 /// by inode, so that namespaces first read together are not all opened again in one scrape.
-pub(super) const HELD_FOR: Duration = Duration::from_secs(300);
+const HELD_FOR: Duration = Duration::from_secs(300);
 
 /// Descriptors the pool leaves to everything else (connections, `/proc` scans): it holds a
 /// namespace only while its descriptors stay under the soft RLIMIT_NOFILE less this.
@@ -170,9 +170,11 @@ impl Held {
         self.files.iter().filter(|(_, f)| f.is_ok()).count() + usize::from(self.diag.is_some())
     }
 
-    /// Whether `learn` knows listeners to look up.
-    pub(super) fn knows(&self) -> bool {
-        self.known.is_some()
+    /// Whether `by_lookups` may answer `q`: it asks for every listener, `learn` knows them,
+    /// and the counters before it said `Tcp:CurrEstab`. Only then are the namespace's socket
+    /// counts worth reading.
+    pub(super) fn may_look_up(&self, q: &Query) -> bool {
+        self.known.is_some() && self.curr_estab.is_some() && whole_scope(q)
     }
 }
 

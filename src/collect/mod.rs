@@ -177,7 +177,7 @@ impl Kernel {
                 h.diag = Some(opened);
             }
         }
-        let in_use = if self.slot.held.as_ref().is_some_and(held::Held::knows) {
+        let in_use = if self.slot.held.as_ref().is_some_and(|h| h.may_look_up(q)) {
             let v4 = self.read_file(netstat::SOCKSTAT).ok();
             let v6 = self.read_file(netstat::SOCKSTAT6).ok();
             v4.and_then(|v4| held::tcp_in_use(&v4, v6.as_deref()))

@@ -219,13 +219,6 @@ impl Value for u8 {
     }
 }
 
-impl Value for f64 {
-    fn put(&self, buf: &mut Vec<u8>) {
-        // Writing into a Vec cannot fail.
-        let _ = write!(buf, "{self}");
-    }
-}
-
 /// A time in milliseconds written in seconds, as `Display` writes `ms as f64 / 1000.0`: the
 /// shortest decimal (12000 is `12`, 2904 is `2.904`, 100 is `0.1`), without `core::fmt`
 /// (20,000 of them in a 10,000-listener scrape).
@@ -434,11 +427,8 @@ pub fn pieces(scrape: &Scraped, exporter: Option<&Exporter>) -> Vec<Vec<u8>> {
         let other = s.spawn(|| families_of(second));
         (families_of(first), other.join())
     });
-    let b = match b {
-        Ok(b) => b,
-        // Never: writing into memory cannot fail; the other half is written here then.
-        Err(_) => families_of(second),
-    };
+    // Writing into memory cannot fail: only a bug panics, and it does so here too.
+    let b = b.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(3 * a.len() + 1);
     for (x, y) in a.into_iter().zip(b) {
         if x.samples.is_empty() && y.samples.is_empty() {
