@@ -444,7 +444,16 @@ fn all_netns_labels_another_namespaces_drops_with_namespace_and_process() {
     // the exporter held it by (its netlink socket and /proc files, some 18) are let go, or
     // they would keep it alive.
     let fds = || std::fs::read_dir(format!("/proc/{}/fd", e.child.id())).map_or(0, |d| d.count());
-    let holding = fds();
+    // Settled first: a namespace read by lookups opens its socket counts at its second
+    // scrape, which on a host with many namespaces outnumbers one namespace's descriptors.
+    let mut holding = fds();
+    for _ in 0..10 {
+        e.get("/metrics");
+        let now = std::mem::replace(&mut holding, fds());
+        if now == holding {
+            break;
+        }
+    }
     drop(sockets);
     drop(ns);
     let gone = wait_for(500, || {

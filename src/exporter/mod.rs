@@ -8,12 +8,14 @@
 //! namespace switches happen only on the collector's own worker threads. SIGTERM or SIGINT:
 //! stop accepting, wake idle connections, let responses in flight finish, exit 0.
 //!
-//! `/metrics` is gzipped for a client whose Accept-Encoding takes it (`http::accepts_gzip`).
+//! `/metrics` is gzipped, on two threads (`gzip`), for a client whose Accept-Encoding takes it
+//! (`http::accepts_gzip`).
 //! With `--web.config.file` (`web_config`), connections may be TLS (`tls`: the handshake on
 //! the connection's thread, under the cap and the head deadline) and requests need basic auth
 //! (`auth`); the HTTP code is the same over both streams (`http::Connection<S: Timed>`).
 
 pub(crate) mod auth;
+mod gzip;
 pub(crate) mod http;
 pub(crate) mod tls;
 pub(crate) mod web_config;
@@ -474,7 +476,7 @@ fn metrics(server: &Server, gzip: bool) -> Response {
     // reverse: every /metrics answer varies by Accept-Encoding, compressed or not.
     r.headers.push(("Vary", "Accept-Encoding".into()));
     if gzip && r.body.iter().map(Vec::len).sum::<usize>() >= GZIP_FROM {
-        match compress(&r.body) {
+        match gzip::gzip(&r.body, GZIP_LEVEL) {
             Ok(z) => {
                 r.body = vec![z];
                 r.headers.push(("Content-Encoding", "gzip".into()));
@@ -485,16 +487,4 @@ fn metrics(server: &Server, gzip: bool) -> Response {
         }
     }
     r
-}
-
-/// The pieces of a body as one gzip member.
-fn compress(body: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
-    use flate2::{Compression, write::GzEncoder};
-    // The exposition compresses about tenfold; a twelfth is a fair first guess.
-    let len: usize = body.iter().map(Vec::len).sum();
-    let mut z = GzEncoder::new(Vec::with_capacity(len / 12), Compression::new(GZIP_LEVEL));
-    for piece in body {
-        z.write_all(piece)?;
-    }
-    z.finish()
 }
