@@ -39,6 +39,9 @@ impl std::hash::Hasher for InodeHasher {
 /// A map keyed by socket inode.
 pub(super) type ByInode<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
 
+/// A set of socket inodes.
+pub(super) type Inodes = HashSet<u64, BuildHasherDefault<InodeHasher>>;
+
 /// How a hot listener is asked for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Ask {
