@@ -87,7 +87,7 @@ impl Held {
     pub(super) fn read(&self, path: &str) -> Option<std::io::Result<String>> {
         let (_, file) = self.files.iter().find(|(p, _)| *p == path)?;
         Some(match file {
-            Ok(f) => read_at_start(f),
+            Ok(f) => read_at_start(f, path),
             Err(code) => Err(std::io::Error::from_raw_os_error(*code)),
         })
     }
@@ -97,7 +97,7 @@ impl Held {
     pub(super) fn open(&mut self, path: &str) -> std::io::Result<String> {
         match File::open(path) {
             Ok(f) => {
-                let text = read_at_start(&f);
+                let text = read_at_start(&f, path);
                 self.files.push((interned(path), Ok(f)));
                 text
             }
@@ -204,14 +204,37 @@ fn interned(path: &str) -> &'static str {
     kept
 }
 
-/// A `/proc` file's text from its start, however many reads it takes.
-fn read_at_start(file: &File) -> std::io::Result<String> {
-    let mut text = Vec::with_capacity(4096);
+/// A `/proc` file's text from its start, however many reads it takes; one for the files
+/// that give their whole text to one read large enough (`One`), whose short read is the
+/// end: a sysctl (`proc_sys_call_handler`), and the namespace files made of one record
+/// (`single_open`: netstat, snmp, sockstat). 2,500 reads of 100 namespaces' ends were a
+/// tenth of reading them, and a sysctl's handler allocates and zeroes a kernel buffer of
+/// the size asked for (`kvzalloc(count + 1)`), 16 kB for a 5-byte value.
+fn read_at_start(file: &File, path: &str) -> std::io::Result<String> {
+    let sysctl = path.starts_with("/proc/sys/");
+    let one = sysctl
+        || [
+            netstat::NETSTAT,
+            netstat::SNMP,
+            netstat::SOCKSTAT,
+            netstat::SOCKSTAT6,
+        ]
+        .contains(&path);
+    let mut text = Vec::new();
     let mut chunk = [0u8; 16384];
+    let mut size = if sysctl { 256 } else { chunk.len() };
     loop {
-        match file.read_at(&mut chunk, text.len() as u64) {
+        match file.read_at(&mut chunk[..size], text.len() as u64) {
             Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            // A longer sysctl than any of ours: a number's handler reads only from 0, so
+            // again from there, all at once.
+            Ok(n) if sysctl && n == size && size < chunk.len() => size = chunk.len(),
+            Ok(n) => {
+                text.extend_from_slice(&chunk[..n]);
+                if one && n < size {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
