@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) use budget::Budget;
-use budget::{Kind, thread_cpu};
+use budget::{Kind, process_cpu, thread_cpu};
 pub(crate) use tracker::{
     HistoryShape, Labels, ListenerSummary, MIN_SLOTS, OutgoingRows, Point, Refresh, RemoteRow, Row,
     Summary, Tracker,
@@ -224,7 +224,7 @@ impl<'o, S: Sources> Watch<'o, S> {
         refresh.refresh_cpu_us = self.budget.refresh_cpu.as_micros() as u64;
         view.refresh(&refresh).map_err(Error::Output)?;
         self.budget
-            .refreshed(thread_cpu().saturating_sub(cpu_before));
+            .refreshed(thread_cpu().saturating_sub(cpu_before), process_cpu());
         self.next_refresh = self.interval * (self.tracker.refreshes as u32);
         Ok(())
     }
