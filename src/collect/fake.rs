@@ -62,6 +62,10 @@ pub(crate) struct Fake {
     pub outgoing_asked: Vec<(bool, bool)>,
     /// RetransSegs at each look (indexed like `cookies` by counter reads; the last repeats).
     pub retrans: Vec<u64>,
+    /// PassiveOpens at each look (the last repeats); none: unreadable.
+    pub passive_opens: Vec<u64>,
+    /// How many times PassiveOpens was read.
+    pub passive_reads: usize,
     pub time_wait: Option<u64>,
     /// The namespace's interface addresses.
     pub addresses: Vec<IpAddr>,
@@ -141,6 +145,10 @@ impl Sources for Fake {
                 ..diag::Dump::default()
             });
         }
+        // Its listener is TCP: a dump of the Unix ones alone has none.
+        if !q.tcp && q.tcp_exact.is_empty() {
+            return Ok(diag::Dump::default());
+        }
         self.syn_asked.push(q.syn_recv);
         self.dumps += 1;
         let listeners = match self.queues.get(self.dumps - 1).or(self.queues.last()) {
@@ -197,6 +205,15 @@ impl Sources for Fake {
             .get(self.reads)
             .or(self.retrans.last())
             .copied()
+    }
+
+    fn passive_opens(&mut self) -> Option<u64> {
+        let v = self
+            .passive_opens
+            .get(self.passive_reads)
+            .or(self.passive_opens.last());
+        self.passive_reads += 1;
+        v.copied()
     }
 
     fn time_wait_count(&mut self) -> Option<u64> {

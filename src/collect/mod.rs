@@ -68,6 +68,9 @@ pub trait Sources {
     fn counters(&mut self) -> Result<(Counters, Vec<String>)>;
     /// `Tcp:RetransSegs` alone; None when unreadable.
     fn retrans_segs(&mut self) -> Option<u64>;
+    /// `Tcp:PassiveOpens` alone, the connections made to the namespace's listeners (a child
+    /// each, `tcp_create_openreq_child`); None when unreadable.
+    fn passive_opens(&mut self) -> Option<u64>;
     /// TIME_WAIT sockets of the namespace (`/proc/net/sockstat`); None when unreadable.
     fn time_wait_count(&mut self) -> Option<u64>;
     /// The addresses of the namespace's interfaces; None when they cannot be listed.
@@ -287,6 +290,11 @@ impl Sources for Kernel {
 
     fn retrans_segs(&mut self) -> Option<u64> {
         netstat::retrans_segs_of(&self.read_file(netstat::SNMP).ok()?)
+    }
+
+    fn passive_opens(&mut self) -> Option<u64> {
+        let text = self.read_file(netstat::SNMP).ok()?;
+        netstat::counter_of(&text, crate::catalogue::PASSIVE_OPENS)
     }
 
     fn time_wait_count(&mut self) -> Option<u64> {

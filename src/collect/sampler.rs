@@ -41,6 +41,22 @@ const WAIT_COST_SHARE: u32 = 20;
 /// cost grows with its blocks per socket).
 const WAIT_FILTER_PORTS: usize = 256;
 
+/// The TCP listeners of a dump when every queue is empty, with `Tcp:PassiveOpens` read before
+/// it: until that counter moves, no connection was made to any of them (each is a child,
+/// counted by `tcp_create_openreq_child`, SYN cookies and Fast Open included), so every queue
+/// is still empty and a dump of them would say the same queues. Between refreshes `watch`
+/// samples queues alone, and on a quiet host a TCP dump, a walk of every listener of every
+/// namespace, was most of its CPU. A listener made since, without connections, or closed
+/// since is seen at the next refresh, which always dumps.
+fn quiet_tcp(opens: u64, listeners: &[Listener]) -> Option<(u64, Vec<Listener>)> {
+    let tcp: Vec<Listener> = listeners
+        .iter()
+        .filter(|l| l.local.inet().is_some())
+        .cloned()
+        .collect();
+    tcp.iter().all(|l| l.recv_q == 0).then_some((opens, tcp))
+}
+
 /// Whether any SYN queue of the namespace has ever filled: the only case where counting request
 /// sockets tells more than "fewer than B". Counting walks the kernel's whole established-socket
 /// hash (twice, one dump per family): on a host with 100,000 connections that is tens of
@@ -130,6 +146,9 @@ pub(super) struct Sampler<S> {
     /// With a hot set: each Unix listener's name, socket file and uid, from the dump that
     /// first said them.
     unix_ids: ByInode<UnixIds>,
+    /// Between refreshes (`queues_only`): the TCP listeners of the last dump of the scope
+    /// when every queue was empty, and `Tcp:PassiveOpens` read before it (`quiet_tcp`).
+    quiet_tcp: Option<(u64, Vec<Listener>)>,
     /// A sample that changed reads the counters (so that a recorder can keep it); without it
     /// only full samples do (`watch` without `--record` shows counters at refreshes only).
     counters_on_change: bool,
@@ -203,6 +222,7 @@ impl<S: Sources> Sampler<S> {
             prev_index: None,
             hot: None,
             unix_ids: ByInode::default(),
+            quiet_tcp: None,
             counters_on_change: true,
             wait_every: WAIT_EVERY,
             last: false,
@@ -326,11 +346,31 @@ impl<S: Sources> Sampler<S> {
     /// no samples leaves out the TCP listeners' drops too (`queues_only`).
     fn dump_scope(&mut self, full: bool, count_syn: bool) -> Result<diag::Dump> {
         let lean = self.unix && self.hot.is_some() && !self.unix_ids.is_empty();
+        let between = !full && !count_syn && self.tcp && self.queues_only();
+        let opens = if between {
+            self.sources.passive_opens()
+        } else {
+            None
+        };
+        let quiet = match (&self.quiet_tcp, opens) {
+            (Some((before, _)), Some(now)) if *before == now => self.quiet_tcp.take(),
+            _ => None,
+        };
+        let tcp = self.tcp && quiet.is_none();
+        if !tcp && !self.unix {
+            let (opens, listeners) = quiet.unwrap_or_default();
+            self.quiet_tcp = Some((opens, listeners.clone()));
+            self.taken += 1;
+            return Ok(diag::Dump {
+                listeners,
+                ..diag::Dump::default()
+            });
+        }
         let mut dump = self.sources.listeners(&diag::Query {
             ports: &self.ports,
             syn_recv: count_syn && self.tcp,
             drops: full || !self.queues_only(),
-            tcp: self.tcp,
+            tcp,
             unix: self.unix,
             unix_only: None,
             unix_lean: lean,
@@ -353,6 +393,15 @@ impl<S: Sources> Sampler<S> {
         } else if self.hot.is_some() {
             self.learn_unix_ids(&dump.listeners);
         }
+        self.quiet_tcp = match quiet {
+            Some((opens, tcp)) => {
+                // Where a dump puts them: first.
+                let unix = std::mem::replace(&mut dump.listeners, tcp.clone());
+                dump.listeners.extend(unix);
+                Some((opens, tcp))
+            }
+            None => opens.and_then(|o| quiet_tcp(o, &dump.listeners)),
+        };
         Ok(dump)
     }
 
@@ -785,6 +834,59 @@ mod tests {
         );
         s.sample_at(false, ms(0)).unwrap();
         assert_eq!(s.sources().syn_asked, [true]);
+    }
+
+    #[test]
+    fn between_refreshes_empty_tcp_queues_are_dumped_again_only_once_a_connection_was_made() {
+        // PassiveOpens 5 until the fourth look between refreshes; the dump after it and every
+        // one from the full sample on see a queue.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0, 0, 3],
+                cookies: vec![Some(0)],
+                passive_opens: vec![5, 5, 5, 6],
+                ..Fake::default()
+            },
+            false,
+        );
+        s.hot_sampling(Duration::from_secs(1), false);
+        let mut seen = Vec::new();
+        for (t, full) in [
+            (0, false),
+            (100, false),
+            (200, false),
+            (300, false),
+            (400, true),
+            (500, false),
+            (600, false),
+        ] {
+            let sampled = s.sample_at(full, ms(t)).unwrap();
+            let queues: Vec<u32> = sampled.listeners.iter().map(|l| l.recv_q).collect();
+            seen.push((s.sources().dumps, queues));
+        }
+        let want: Vec<(usize, Vec<u32>)> = [1, 1, 1, 2, 3, 4, 5]
+            .into_iter()
+            .zip([0, 0, 0, 0, 3, 3, 3])
+            .map(|(d, q)| (d, vec![q]))
+            .collect();
+        assert_eq!(seen, want);
+        // Full samples never look: the four samples between before it and the two after.
+        assert_eq!(s.sources().passive_reads, 6);
+        // A recording's samples are all dumped.
+        let mut s = sampler(
+            Fake {
+                queues: vec![0],
+                cookies: vec![Some(0)],
+                passive_opens: vec![5],
+                ..Fake::default()
+            },
+            false,
+        );
+        s.hot_sampling(Duration::from_secs(1), true);
+        for t in [0, 100, 200] {
+            s.sample_at(false, ms(t)).unwrap();
+        }
+        assert_eq!((s.sources().dumps, s.sources().passive_reads), (3, 0));
     }
 
     #[test]

@@ -172,11 +172,14 @@ pub fn parse_conntrack(text: &str, counters: &mut Counters) {
 /// `Tcp:RetransSegs` alone, of the text of `/proc/net/snmp`: whether anything was sent again
 /// since the last look decides whether established connections are worth dumping.
 pub fn retrans_segs_of(text: &str) -> Option<u64> {
+    counter_of(text, crate::catalogue::RETRANS_SEGS)
+}
+
+/// One counter (`Section:Name`) alone, of the text of `/proc/net/snmp` or `netstat`.
+pub fn counter_of(text: &str, key: &str) -> Option<u64> {
     let mut counters = Counters::new();
-    parse_kept(text, &mut counters, &|k| {
-        k == crate::catalogue::RETRANS_SEGS
-    });
-    counters.get(crate::catalogue::RETRANS_SEGS).copied()
+    parse_kept(text, &mut counters, &|k| k == key);
+    counters.get(key).copied()
 }
 
 /// The namespace's socket counts of IPv4 and of IPv6 (`sockstat6`, absent without IPv6).
