@@ -61,7 +61,7 @@ complete -c backlogctl -n "__fish_backlogctl_using_subcommand doctor" -s h -l he
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l netns -d 'Work inside this network namespace: a name from `ip netns list`, or an nsfs path such as /proc/PID/ns/net (needs CAP_SYS_ADMIN)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l pid -d 'Work inside the network namespace of this process, e.g. a container\'s main process' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s i -l interval -d 'Time between refreshes of the display' -r
-complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l sample-interval -d 'Time between samples of the hot listeners (a queue or drops in the last 5 s, or the targets\'), each asked for alone; bursts shorter than a refresh still show as peaks. The whole scope is dumped as often as 1-2.5% of a core allows' -r
+complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l sample-interval -d 'Time between samples of the hot listeners (a queue or drops in the last 5 s, or the targets\'), each asked for alone; bursts shorter than a refresh still show as peaks. The whole scope is dumped as often as 1-2.2% of a core allows, wake-ups counted (its TCP listeners between refreshes only once a connection was made: Tcp PassiveOpens)' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s n -l count -d 'Stop after N refreshes' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -s d -l duration -d 'Stop after this long' -r
 complete -c backlogctl -n "__fish_backlogctl_using_subcommand watch" -l record -d 'Also write the samples as a snapshot that `doctor --from` can diagnose' -r -F

@@ -352,7 +352,8 @@ pub struct WatchArgs {
     pub interval: String,
     /// Time between samples of the hot listeners (a queue or drops in the last 5 s, or the
     /// targets'), each asked for alone; bursts shorter than a refresh still show as peaks. The
-    /// whole scope is dumped as often as 1-2.5% of a core allows
+    /// whole scope is dumped as often as 1-2.2% of a core allows, wake-ups counted (its TCP
+    /// listeners between refreshes only once a connection was made: Tcp PassiveOpens)
     #[arg(long, value_name = "DUR", default_value = "10ms")]
     pub sample_interval: String,
     /// Stop after N refreshes
