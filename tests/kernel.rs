@@ -280,6 +280,71 @@ fn window_records_several_samples_and_a_queue_rise() {
     });
 }
 
+/// A namespace whose connections were all answered has its clients' wait read without a
+/// dump while no socket entered ESTABLISHED: a new client (a child, counted by PassiveOpens)
+/// brings the dump back and is seen waiting, and so until it is answered.
+#[test]
+fn a_settled_wait_is_read_again_once_a_client_connects() {
+    use backlogctl::collect::{Collector, Namespaces};
+    use backlogctl::source::netns::Which;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+    in_netns(
+        "a_settled_wait_is_read_again_once_a_client_connects",
+        || {
+            let path = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
+            let mut c = Collector::new(
+                Namespaces::One(Which::Named(path)),
+                Scope::default(),
+                Duration::from_secs(10),
+            );
+            let server = TcpListener::bind("127.0.0.1:8105").unwrap();
+            // A client whose request got a reply, or not.
+            let connect = |answer: bool| {
+                let mut client = TcpStream::connect("127.0.0.1:8105").unwrap();
+                let (mut accepted, _) = server.accept().unwrap();
+                client.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut request = [0u8; 18];
+                accepted.read_exact(&mut request).unwrap();
+                if answer {
+                    accepted.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+                    let mut reply = [0u8; 19];
+                    client.read_exact(&mut reply).unwrap();
+                }
+                (client, accepted)
+            };
+            let mut waiting = || -> (u32, usize) {
+                let s = c.scrape().unwrap().into_only_error().unwrap();
+                let snap = s.namespaces[0].value.as_ref().unwrap();
+                let l = snap.samples[0]
+                    .listeners
+                    .iter()
+                    .find(|l| l.local.to_string() == "127.0.0.1:8105")
+                    .expect("the listener");
+                let unanswered = l.wait.expect("read").unanswered;
+                (unanswered, c.settled_waits())
+            };
+            // (unanswered, namespaces whose next wait needs no dump)
+            let _served = connect(true);
+            assert_eq!(waiting(), (0, 1), "served: nobody can wait later");
+            assert_eq!(waiting(), (0, 1), "nothing changed");
+            let (_client, mut accepted) = connect(false);
+            // Quiet for longer than QUIET_MS after its request: waiting for the reply.
+            std::thread::sleep(Duration::from_millis(200));
+            assert_eq!(
+                waiting(),
+                (1, 0),
+                "a new client, unanswered, may wait later"
+            );
+            assert_eq!(waiting(), (1, 0), "still unanswered");
+            accepted.write_all(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(waiting(), (0, 1), "answered");
+        },
+    );
+}
+
 /// The exporter's collector holds a namespace between scrapes and reads its listeners by
 /// exact lookups while the namespace's counts prove them the same; every change (a new
 /// listener, one replaced on its port, a closing connection) brings a dump back, and each

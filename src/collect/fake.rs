@@ -194,6 +194,9 @@ impl Sources for Fake {
         if let Some(n) = self.active_opens {
             c.insert(crate::catalogue::ACTIVE_OPENS.into(), n);
         }
+        if let Some(n) = self.passive_opens.last() {
+            c.insert(crate::catalogue::PASSIVE_OPENS.into(), *n);
+        }
         if let Some(n) = self.timeouts {
             c.insert(crate::catalogue::TCP_TIMEOUTS.into(), n);
         }

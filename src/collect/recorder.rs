@@ -226,6 +226,16 @@ impl<S: Sources> Recorder<S> {
         self.sampler.retrans_before(value);
     }
 
+    /// See `Sampler::wait_quiet`: what an earlier recorder's last wait reading left, before
+    /// the first sample; and what this one's leaves.
+    pub fn wait_quiet_before(&mut self, opens: u64) {
+        self.sampler.wait_quiet_before(opens);
+    }
+
+    pub fn wait_quiet(&self) -> Option<u64> {
+        self.sampler.wait_quiet()
+    }
+
     pub fn started_unix_ms(&self) -> u64 {
         self.snap.started_unix_ms
     }

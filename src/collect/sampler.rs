@@ -70,8 +70,16 @@ fn syn_queue_used(c: &Counters) -> bool {
 
 /// Every counter a sample reads to decide its dumps.
 pub(super) fn counters_read() -> impl Iterator<Item = &'static str> {
-    use crate::catalogue::{ACTIVE_OPENS, RETRANS_SEGS, SYN_QUEUE_USED, TCP_TIMEOUTS};
-    let one = [CURR_ESTAB, ACTIVE_OPENS, TCP_TIMEOUTS, RETRANS_SEGS];
+    use crate::catalogue::{
+        ACTIVE_OPENS, PASSIVE_OPENS, RETRANS_SEGS, SYN_QUEUE_USED, TCP_TIMEOUTS,
+    };
+    let one = [
+        CURR_ESTAB,
+        ACTIVE_OPENS,
+        PASSIVE_OPENS,
+        TCP_TIMEOUTS,
+        RETRANS_SEGS,
+    ];
     SYN_QUEUE_USED.iter().copied().chain(one)
 }
 
@@ -90,6 +98,9 @@ struct Quiet {
     /// `Tcp:RetransSegs` as they say it: the connecting side's reading needs no reading of
     /// its own.
     retrans_segs: Option<u64>,
+    /// `Tcp:PassiveOpens` + `Tcp:ActiveOpens`: every socket that entered ESTABLISHED, a child
+    /// (`tcp_create_openreq_child`) or a connect (`tcp_connect`), moved one of them.
+    opens: Option<u64>,
 }
 
 impl Quiet {
@@ -102,6 +113,10 @@ impl Quiet {
                 no_timeouts: zero(crate::catalogue::TCP_TIMEOUTS),
             },
             retrans_segs: counters.and_then(|c| c.get(crate::catalogue::RETRANS_SEGS).copied()),
+            opens: counters.and_then(|c| {
+                let passive = c.get(crate::catalogue::PASSIVE_OPENS)?;
+                Some(passive.wrapping_add(*c.get(crate::catalogue::ACTIVE_OPENS)?))
+            }),
         }
     }
 }
@@ -149,6 +164,12 @@ pub(super) struct Sampler<S> {
     /// Between refreshes (`queues_only`): the TCP listeners of the last dump of the scope
     /// when every queue was empty, and `Tcp:PassiveOpens` read before it (`quiet_tcp`).
     quiet_tcp: Option<(u64, Vec<Listener>)>,
+    /// The last reading of the clients' wait left nobody who could be waiting later (none
+    /// queued; every accepted connection had sent something, and sending is for good): the
+    /// `Quiet::opens` read before it. While they read the same and no TCP queue holds a
+    /// connection, no socket was made since, so nobody waits, without a walk of the host's
+    /// established hash (`settled_wait`).
+    wait_quiet: Option<u64>,
     /// A sample that changed reads the counters (so that a recorder can keep it); without it
     /// only full samples do (`watch` without `--record` shows counters at refreshes only).
     counters_on_change: bool,
@@ -223,6 +244,7 @@ impl<S: Sources> Sampler<S> {
             hot: None,
             unix_ids: ByInode::default(),
             quiet_tcp: None,
+            wait_quiet: None,
             counters_on_change: true,
             wait_every: WAIT_EVERY,
             last: false,
@@ -303,7 +325,7 @@ impl<S: Sources> Sampler<S> {
         if self.wait_due(full, elapsed) {
             // A sample that saw clients waiting is kept: the wait is its evidence; so is the
             // one that sees them gone, or a timeline would hold the last wait to the end.
-            changed |= self.read_waits(&mut listeners, elapsed, quiet.no_established);
+            changed |= self.read_waits(&mut listeners, elapsed, quiet);
             changed |= self.read_outgoing(&mut outgoing, quiet);
         }
         if let Some(hot) = &mut self.hot {
@@ -601,17 +623,12 @@ impl<S: Sources> Sampler<S> {
     /// Reads the ESTABLISHED sockets of the TCP listeners' ports and attaches each listener's
     /// wait; true when anyone waits, or nobody does any more. A failed dump is a gap, not a
     /// failed sample.
-    fn read_waits(
-        &mut self,
-        listeners: &mut [Listener],
-        elapsed: Duration,
-        none_established: bool,
-    ) -> bool {
+    fn read_waits(&mut self, listeners: &mut [Listener], elapsed: Duration, quiet: Quiet) -> bool {
         let began = Instant::now();
         // The time since the last reading, for the rate at which waiting clients leave.
         let since = self.wait_read.map(|t| elapsed.saturating_sub(t));
         let unix = self.unix && self.read_unix_pending(listeners, elapsed, since);
-        let tcp = self.tcp && self.read_tcp_waits(listeners, since, none_established);
+        let tcp = self.tcp && self.read_tcp_waits(listeners, since, quiet);
         self.wait_cost = began.elapsed();
         self.wait_read = Some(elapsed);
         let was = std::mem::replace(&mut self.waited, unix || tcp);
@@ -672,12 +689,13 @@ impl<S: Sources> Sampler<S> {
         !pending.is_empty()
     }
 
-    /// `none_established`: the namespace has no ESTABLISHED socket, so no dump is needed.
+    /// No dump is needed when the namespace has no ESTABLISHED socket, or when nobody can be
+    /// waiting since the last reading (`settled_wait`).
     fn read_tcp_waits(
         &mut self,
         listeners: &mut [Listener],
         since: Option<Duration>,
-        none_established: bool,
+        quiet: Quiet,
     ) -> bool {
         let mut ports: Vec<u16> = listeners
             .iter()
@@ -693,7 +711,8 @@ impl<S: Sources> Sampler<S> {
         } else {
             &ports
         };
-        let dump = if none_established {
+        let settled = self.settled_wait(listeners, quiet.opens);
+        let dump = if quiet.no_established || settled {
             Ok(diag::Dump::default())
         } else {
             self.sources.listeners(&diag::Query::established(filter))
@@ -701,6 +720,10 @@ impl<S: Sources> Sampler<S> {
         match dump {
             Ok(d) => {
                 self.wait_failed = None;
+                if !settled {
+                    let later = d.conns.iter().any(diag::may_wait_later);
+                    self.wait_quiet = quiet.opens.filter(|_| !later);
+                }
                 let now: HashSet<diag::Waiting> = diag::attach_waits(listeners, &d.conns)
                     .into_iter()
                     .collect();
@@ -724,9 +747,34 @@ impl<S: Sources> Sampler<S> {
             }
             Err(e) => {
                 self.wait_failed = Some(e.to_string());
+                self.wait_quiet = None;
                 false
             }
         }
+    }
+
+    /// Whether nobody can be waiting on the TCP listeners without a dump to say so: the last
+    /// reading left nobody who could wait later (`wait_quiet`), no socket entered ESTABLISHED
+    /// since (`opens`, read before this sample's dumps, is the same), and no queue holds a
+    /// connection (each queued one is a child: a queue can only have shrunk). A namespace
+    /// whose connections were all answered is then read without a walk of the host's whole
+    /// established hash, 1.5 ms for each such namespace of a node with 10,000 connections.
+    fn settled_wait(&self, listeners: &[Listener], opens: Option<u64>) -> bool {
+        opens.is_some()
+            && opens == self.wait_quiet
+            && listeners
+                .iter()
+                .all(|l| l.local.inet().is_none() || l.recv_q == 0)
+    }
+
+    /// See `wait_quiet`: for a caller that keeps it from one sampler to the next (the
+    /// exporter's scrapes).
+    pub(super) fn wait_quiet(&self) -> Option<u64> {
+        self.wait_quiet
+    }
+
+    pub(super) fn wait_quiet_before(&mut self, opens: u64) {
+        self.wait_quiet = Some(opens);
     }
 
     /// What this sampler could not observe, and why.

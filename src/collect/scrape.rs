@@ -70,8 +70,10 @@ pub struct Collector<S = Kernel> {
     deadline: Duration,
     sources: Arc<dyn Fn() -> S + Send + Sync>,
     owners: OwnerCache,
-    /// RetransSegs per namespace inode at the last scrape.
+    /// Per namespace inode at the last scrape: RetransSegs, and what its clients' wait
+    /// reading left (`Sampler::wait_quiet`).
     retrans: Arc<Mutex<HashMap<u64, u64>>>,
+    waits: Arc<Mutex<HashMap<u64, u64>>>,
     /// The namespaces held between scrapes (`Kernel::pooled`), when the sources are the
     /// kernel's.
     held: Option<Pool>,
@@ -85,11 +87,13 @@ fn lock(m: &Mutex<HashMap<u64, u64>>) -> std::sync::MutexGuard<'_, HashMap<u64, 
 }
 
 /// One full sample of the namespace `sources` reads, its connecting side compared with the
-/// RetransSegs the scrape before saw there (`seen`), which it then updates.
+/// RetransSegs the scrape before saw there (`seen`), its clients' wait read only if someone
+/// may be waiting since the scrape before (`waits`); both are then updated.
 fn once<S: Sources>(
     sources: S,
     scope: &Scope,
     seen: &Mutex<HashMap<u64, u64>>,
+    waits: &Mutex<HashMap<u64, u64>>,
 ) -> Result<Snapshot> {
     let cadence = Cadence {
         syn_every: SYN_RECV_EVERY,
@@ -104,7 +108,16 @@ fn once<S: Sources>(
     if let Some(before) = inode.and_then(|i| lock(seen).get(&i).copied()) {
         rec.retrans_before(before);
     }
+    if let Some(before) = inode.and_then(|i| lock(waits).get(&i).copied()) {
+        rec.wait_quiet_before(before);
+    }
     rec.record_sample(true, true)?;
+    if let Some(i) = inode {
+        match rec.wait_quiet() {
+            Some(v) => lock(waits).insert(i, v),
+            None => lock(waits).remove(&i),
+        };
+    }
     let (mut snap, _) = rec.finish();
     let now = snap
         .last()
@@ -171,6 +184,7 @@ impl<S: Sources + 'static> Collector<S> {
             sources,
             owners: OwnerCache::lean(),
             retrans: Arc::default(),
+            waits: Arc::default(),
             held: None,
             members: Members::default(),
         }
@@ -182,12 +196,19 @@ impl<S: Sources + 'static> Collector<S> {
         self.held.as_ref().map(|p| (p.lookups(), p.len()))
     }
 
+    /// How many namespaces' last wait reading left nobody who could wait later: the next
+    /// scrape reads their wait without a dump while no socket entered ESTABLISHED there.
+    pub fn settled_waits(&self) -> usize {
+        lock(&self.waits).len()
+    }
+
     /// One collection. Fails only when the namespaces cannot even be listed; a namespace that
     /// fails is reported in its `NsScrape` (see `Scrape::into_only_error`).
     pub fn scrape(&mut self) -> Result<Scrape> {
         let started = Instant::now();
         let scope = self.scope.clone();
         let seen = self.retrans.clone();
+        let waits = self.waits.clone();
         // What could not be read while listing namespaces and naming owners is not exported:
         // a namespace that fails says so in its own series.
         let (mut namespaces, _) = fan_out(
@@ -198,12 +219,13 @@ impl<S: Sources + 'static> Collector<S> {
             },
             workers(),
             self.sources.clone(),
-            Arc::new(move |s: S| once(s, &scope, &seen)),
+            Arc::new(move |s: S| once(s, &scope, &seen, &waits)),
             Some(&mut self.members),
         )?;
         // Namespaces gone since are forgotten, and let go of.
         let listed: HashSet<u64> = namespaces.iter().filter_map(|n| n.inode).collect();
         lock(&self.retrans).retain(|i, _| listed.contains(i));
+        lock(&self.waits).retain(|i, _| listed.contains(i));
         if let Some(pool) = &self.held {
             pool.retain(|i| listed.contains(&i));
         }
@@ -283,6 +305,65 @@ mod tests {
                 .keys()
                 .all(|k| exported_keys().contains(k.as_str()))
         );
+    }
+
+    /// A namespace whose last reading left nobody who could wait later is not dumped again
+    /// while no socket entered ESTABLISHED (PassiveOpens + ActiveOpens unchanged) and its
+    /// queues are empty. The fake's second world has a waiting client the counters do not
+    /// account for: unseen, since nothing was dumped; once the counters move, it is.
+    #[test]
+    fn the_wait_is_read_again_only_once_a_connection_was_made() {
+        use crate::source::diag::{Conn, ConnInfo};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let conn = |sent: u64| Conn {
+            local: "127.0.0.1:8100".parse().unwrap(),
+            remote: "127.0.0.1:40000".parse().unwrap(),
+            inode: 7,
+            recv_q: 0,
+            info: Some(ConnInfo {
+                last_data_sent_ms: 2_500,
+                last_data_recv_ms: 2_500,
+                bytes_received: Some(100),
+                bytes_sent: Some(sent),
+                data_segs_out: Some(u32::from(sent > 0)),
+            }),
+        };
+        let world = Arc::new(AtomicU64::new(0));
+        let w = world.clone();
+        let fake = move || {
+            let step = w.load(Ordering::SeqCst);
+            Fake {
+                netns: crate::model::Netns {
+                    inode: Some(4026532000),
+                    ..Default::default()
+                },
+                curr_estab: Some(1),
+                active_opens: Some(3),
+                passive_opens: vec![if step < 2 { 10 } else { 11 }],
+                // Served in the first world, waiting in the others.
+                conns: vec![conn(if step == 0 { 500 } else { 0 })],
+                ..Fake::queues(&[0])
+            }
+        };
+        let mut c = Collector::with_sources(
+            Namespaces::Current,
+            Scope::default(),
+            Duration::from_secs(5),
+            Arc::new(fake),
+        );
+        let mut unanswered = Vec::new();
+        for step in 0..4 {
+            world.store(step, Ordering::SeqCst);
+            let scrape = c.scrape().unwrap().into_only_error().unwrap();
+            let snap = scrape.namespaces[0].value.as_ref().unwrap();
+            let w = snap.samples[0].listeners[0]
+                .wait
+                .expect("read, dumped or not");
+            unanswered.push(w.unanswered);
+        }
+        // Served; unchanged counters, not dumped; counters moved, dumped; a waiting client
+        // may still be waiting later, dumped.
+        assert_eq!(unanswered, [0, 0, 1, 1]);
     }
 
     /// `metrics` and the exporter take one sample: a full one, so it reads the clients' wait.

@@ -1243,6 +1243,13 @@ pub fn attach_syn_recv(listeners: &mut [Listener], requests: &[SocketAddr]) {
 /// reads as busy, not as waiting.
 pub const QUIET_MS: u32 = 100;
 
+/// Whether `attach_waits` could say this socket waits, now or later: one in an accept queue,
+/// or an accepted one that has sent nothing yet. One that sent something never will (bytes
+/// sent only grow), nor one without the tcp_info fields to tell.
+pub fn may_wait_later(c: &Conn) -> bool {
+    c.inode == 0 || c.info.as_ref().is_some_and(|i| i.nothing_sent())
+}
+
 /// The clients' wait of each TCP listener, from the ESTABLISHED sockets of their ports: a
 /// socket with inode 0 is in the accept queue; an accepted one whose client sent a request,
 /// went quiet and got nothing back is waiting inside the server. Each socket goes to the most
