@@ -249,6 +249,16 @@ mod tests {
     use crate::collect::fake::Fake;
     use crate::model::Owner;
 
+    /// A collector of the current namespace through `fake`'s sources.
+    fn collector(fake: impl Fn() -> Fake + Send + Sync + 'static) -> Collector<Fake> {
+        Collector::with_sources(
+            Namespaces::Current,
+            Scope::default(),
+            Duration::from_secs(5),
+            Arc::new(fake),
+        )
+    }
+
     #[test]
     fn a_scrape_names_owners_once_across_scrapes() {
         let fake = || Fake {
@@ -261,12 +271,7 @@ mod tests {
             }],
             ..Fake::queues(&[2])
         };
-        let mut c = Collector::with_sources(
-            Namespaces::Current,
-            Scope::default(),
-            Duration::from_secs(5),
-            Arc::new(fake),
-        );
+        let mut c = collector(fake);
         for _ in 0..2 {
             let scrape = c.scrape().unwrap().into_only_error().unwrap();
             let snap = scrape.namespaces[0].value.as_ref().unwrap();
@@ -287,12 +292,7 @@ mod tests {
             curr_estab: Some(3),
             ..Fake::queues(&[0])
         };
-        let mut c = Collector::with_sources(
-            Namespaces::Current,
-            Scope::default(),
-            Duration::from_secs(5),
-            Arc::new(fake),
-        );
+        let mut c = collector(fake);
         let scrape = c.scrape().unwrap().into_only_error().unwrap();
         let counters = scrape.namespaces[0].value.as_ref().unwrap().samples[0]
             .counters
@@ -345,12 +345,7 @@ mod tests {
                 ..Fake::queues(&[0])
             }
         };
-        let mut c = Collector::with_sources(
-            Namespaces::Current,
-            Scope::default(),
-            Duration::from_secs(5),
-            Arc::new(fake),
-        );
+        let mut c = collector(fake);
         let mut unanswered = Vec::new();
         for step in 0..4 {
             world.store(step, Ordering::SeqCst);
@@ -386,12 +381,7 @@ mod tests {
             }],
             ..Fake::queues(&[1])
         };
-        let mut c = Collector::with_sources(
-            Namespaces::Current,
-            Scope::default(),
-            Duration::from_secs(5),
-            Arc::new(fake),
-        );
+        let mut c = collector(fake);
         let scrape = c.scrape().unwrap().into_only_error().unwrap();
         let snap = scrape.namespaces[0].value.as_ref().unwrap();
         let w = snap.samples[0].listeners[0].wait.expect("read");
