@@ -229,6 +229,7 @@ fn from_the_client_alone_doctor_names_the_server_the_cause_and_what_the_clients_
     }
     // --trace, one run at a time: the events are the host's, and two client namespaces with
     // the same addresses at once could share a pair of ends.
+    common::mount_tracefs();
     if !Path::new("/sys/kernel/tracing/instances").is_dir() {
         common::skip(
             "client",

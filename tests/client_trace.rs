@@ -68,13 +68,7 @@ fn traceable(test: &str) -> bool {
         skip(test, "needs root (namespaces, tracefs)");
         return false;
     }
-    let format = "/sys/kernel/tracing/events/sock/inet_sk_error_report/format";
-    if !std::path::Path::new(format).exists() {
-        // Mounting tracefs where the kernel expects it changes nothing else.
-        let _ = Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-            .status();
-    }
+    common::mount_tracefs();
     for event in [
         "sock/inet_sk_error_report",
         "sock/inet_sock_set_state",

@@ -955,12 +955,7 @@ fn defer_accept_overflow_with_abort_resets_on_first_data() {
 /// Whether `doctor --trace` can work here; else says why (a failure under CI=true).
 fn traceable(test: &str) -> bool {
     let format = "/sys/kernel/tracing/events/tcp/tcp_send_reset/format";
-    if !std::path::Path::new(format).exists() {
-        // Mounting tracefs where the kernel expects it changes nothing else.
-        let _ = std::process::Command::new("mount")
-            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
-            .status();
-    }
+    common::mount_tracefs();
     match std::fs::read_to_string(format) {
         Ok(f) if f.contains("reason") => true,
         Ok(_) => {

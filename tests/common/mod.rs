@@ -106,6 +106,16 @@ pub fn in_netns<T: Send + 'static>(
     }
 }
 
+/// Mounts tracefs where the kernel expects it when it is not there (that changes nothing
+/// else), for the tests of `--trace`: a fresh machine may have it unmounted.
+pub fn mount_tracefs() {
+    if !std::path::Path::new("/sys/kernel/tracing/instances").is_dir() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status();
+    }
+}
+
 /// Writes a sysctl of the calling thread's namespace, e.g. ("net.core.somaxconn", 5).
 pub fn set_sysctl(name: &str, value: u32) {
     let path = backlogctl::source::sysctl::path_of(name);
