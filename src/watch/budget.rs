@@ -42,8 +42,8 @@ const FULL_PERIOD: Duration = Duration::from_millis(95);
 /// What a sample's own clock misses is measured too: at each refresh, the process's CPU time
 /// since the last one, less what its samples and refresh were charged, spread over its
 /// wake-ups. At 100 Hz the sleeps and wake-ups (timers, switches) cost about as much as the
-/// hot samples themselves; uncounted, they took a watch with one hot listener to 3.1% of a
-/// core on a host with 10,000 other listeners.
+/// hot samples themselves; uncounted, they took a watch with one hot listener to 3.0–3.1% of
+/// a core on a host with 20,000 other listeners (benches/watch_hot.sh).
 pub(crate) struct Budget {
     floor: Duration,
     /// The refresh interval.
