@@ -205,8 +205,7 @@ fn interned(path: &str) -> &'static str {
 }
 
 /// A `/proc` file's text from its start, however many reads it takes; one for the files
-/// that give their whole text to one read large enough (`One`), whose short read is the
-/// end: a sysctl (`proc_sys_call_handler`), and the namespace files made of one record
+/// that give their whole text to one read large enough, whose short read is the end: a sysctl (`proc_sys_call_handler`), and the namespace files made of one record
 /// (`single_open`: netstat, snmp, sockstat). 2,500 reads of 100 namespaces' ends were a
 /// tenth of reading them, and a sysctl's handler allocates and zeroes a kernel buffer of
 /// the size asked for (`kvzalloc(count + 1)`), 16 kB for a 5-byte value.

@@ -70,9 +70,10 @@ pub struct Collector<S = Kernel> {
     deadline: Duration,
     sources: Arc<dyn Fn() -> S + Send + Sync>,
     owners: OwnerCache,
-    /// Per namespace inode at the last scrape: RetransSegs, and what its clients' wait
-    /// reading left (`Sampler::wait_quiet`).
+    /// RetransSegs per namespace inode at the last scrape.
     retrans: Arc<Mutex<HashMap<u64, u64>>>,
+    /// What each namespace's last clients' wait reading left (`Sampler::wait_quiet`), by
+    /// inode.
     waits: Arc<Mutex<HashMap<u64, u64>>>,
     /// The namespaces held between scrapes (`Kernel::pooled`), when the sources are the
     /// kernel's.

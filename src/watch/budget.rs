@@ -30,7 +30,7 @@ const FULL_PERIOD: Duration = Duration::from_millis(95);
 ///   about 2 ms of CPU here (nearly all of it the kernel's, which walks the listeners of
 ///   every namespace of the host: 10,000 others beside the bench's, benches/watch_hot.sh),
 ///   10,000 about 10 ms, so this full period is 91 ms for 2,000 listeners and grows past that
-///   with more: ~430 ms for 10,000 (1 ms of dump per 100 listeners at 2.2%); while listeners
+///   with more: ~450 ms for 10,000 (1 ms of dump per 100 listeners at 2.2%); while listeners
 ///   are hot, to what their samples leave (about 1.5% with one hot at 100 Hz).
 ///
 /// A refresh is itself a dump of the whole scope, so the dumps between two refreshes are
